@@ -44,7 +44,9 @@ impl Default for Encoder {
 
 impl Encoder {
     pub fn new() -> Self {
-        Self { fbb: FlatBufferBuilder::with_capacity(1024) }
+        Self {
+            fbb: FlatBufferBuilder::with_capacity(1024),
+        }
     }
 
     /// Appends one frame (u32-LE length + Message) to `out`. On error `out` is unchanged.
@@ -57,8 +59,13 @@ impl Encoder {
             Message::Notification(n) => (fb_msg::Body::Notification, build_notification(fbb, n)),
             Message::Log(l) => (fb_msg::Body::Log, build_log(fbb, l)),
         };
-        let root =
-            fb_msg::Message::create(fbb, &fb_msg::MessageArgs { data_type, data: Some(data) });
+        let root = fb_msg::Message::create(
+            fbb,
+            &fb_msg::MessageArgs {
+                data_type,
+                data: Some(data),
+            },
+        );
         // Not `finish_size_prefixed`: the verifier checks alignment relative to the payload, and
         // the payload (not the prefixed buffer) must be the aligned unit.
         fb_msg::finish_message_buffer(fbb, root);
@@ -96,16 +103,23 @@ fn build_request(fbb: &mut Fbb, r: &Request) -> WIPOffset<UnionWIPOffset> {
     let (method, body_type, body) = match &r.body {
         RequestBody::WorkerClose => (fb_req::Method::WORKER_CLOSE, fb_req::Body::NONE, None),
         RequestBody::WorkerDump => (fb_req::Method::WORKER_DUMP, fb_req::Body::NONE, None),
-        RequestBody::WorkerGetResourceUsage => {
-            (fb_req::Method::WORKER_GET_RESOURCE_USAGE, fb_req::Body::NONE, None)
-        }
+        RequestBody::WorkerGetResourceUsage => (
+            fb_req::Method::WORKER_GET_RESOURCE_USAGE,
+            fb_req::Body::NONE,
+            None,
+        ),
         RequestBody::WorkerUpdateSettings(s) => {
             let log_level = s.log_level.map(|l| fbb.create_string(l.as_str()));
-            let log_targets =
-                s.log_targets.as_ref().map(|t| strings(fbb, t.iter().map(String::as_str)));
+            let log_targets = s
+                .log_targets
+                .as_ref()
+                .map(|t| strings(fbb, t.iter().map(String::as_str)));
             let b = fb_worker::UpdateSettingsRequest::create(
                 fbb,
-                &fb_worker::UpdateSettingsRequestArgs { log_level, log_targets },
+                &fb_worker::UpdateSettingsRequestArgs {
+                    log_level,
+                    log_targets,
+                },
             );
             (
                 fb_req::Method::WORKER_UPDATE_SETTINGS,
@@ -130,7 +144,13 @@ fn build_request(fbb: &mut Fbb, r: &Request) -> WIPOffset<UnionWIPOffset> {
     };
     fb_req::Request::create(
         fbb,
-        &fb_req::RequestArgs { id: r.id.0, method, handler_id, body_type, body },
+        &fb_req::RequestArgs {
+            id: r.id.0,
+            method,
+            handler_id,
+            body_type,
+            body,
+        },
     )
     .as_union_value()
 }
@@ -142,7 +162,13 @@ fn build_response(fbb: &mut Fbb, r: &Response) -> WIPOffset<UnionWIPOffset> {
                 ErrorKind::InvalidArgument => fb_resp::ErrorKind::INVALID_ARGUMENT,
                 ErrorKind::Failed => fb_resp::ErrorKind::FAILED,
             };
-            (false, kind, Some(fbb.create_string(&f.reason)), fb_resp::Body::NONE, None)
+            (
+                false,
+                kind,
+                Some(fbb.create_string(&f.reason)),
+                fb_resp::Body::NONE,
+                None,
+            )
         }
         Ok(body) => {
             let (t, b) = match body {
@@ -151,7 +177,11 @@ fn build_response(fbb: &mut Fbb, r: &Response) -> WIPOffset<UnionWIPOffset> {
                     let router_ids = Some(strings(fbb, d.router_ids.iter().map(RouterId::as_str)));
                     let b = fb_worker::DumpResponse::create(
                         fbb,
-                        &fb_worker::DumpResponseArgs { pid: d.pid, core: d.core, router_ids },
+                        &fb_worker::DumpResponseArgs {
+                            pid: d.pid,
+                            core: d.core,
+                            router_ids,
+                        },
                     );
                     (fb_resp::Body::Worker_DumpResponse, Some(b.as_union_value()))
                 }
@@ -170,7 +200,10 @@ fn build_response(fbb: &mut Fbb, r: &Response) -> WIPOffset<UnionWIPOffset> {
                             ru_nivcsw: u.ru_nivcsw,
                         },
                     );
-                    (fb_resp::Body::Worker_ResourceUsageResponse, Some(b.as_union_value()))
+                    (
+                        fb_resp::Body::Worker_ResourceUsageResponse,
+                        Some(b.as_union_value()),
+                    )
                 }
                 ResponseBody::RouterDump(d) => {
                     let id = Some(fbb.create_string(d.id.as_str()));
@@ -188,7 +221,14 @@ fn build_response(fbb: &mut Fbb, r: &Response) -> WIPOffset<UnionWIPOffset> {
     };
     fb_resp::Response::create(
         fbb,
-        &fb_resp::ResponseArgs { id: r.id.0, accepted, error, reason, body_type, body },
+        &fb_resp::ResponseArgs {
+            id: r.id.0,
+            accepted,
+            error,
+            reason,
+            body_type,
+            body,
+        },
     )
     .as_union_value()
 }
@@ -228,7 +268,12 @@ fn build_notification(fbb: &mut Fbb, n: &Notification) -> WIPOffset<UnionWIPOffs
     };
     fb_notif::Notification::create(
         fbb,
-        &fb_notif::NotificationArgs { handler_id, event, body_type, body: Some(body) },
+        &fb_notif::NotificationArgs {
+            handler_id,
+            event,
+            body_type,
+            body: Some(body),
+        },
     )
     .as_union_value()
 }
@@ -243,14 +288,25 @@ fn build_log(fbb: &mut Fbb, l: &LogRecord) -> WIPOffset<UnionWIPOffset> {
         LogLevel::Warn => fb_log::Level::WARN,
         LogLevel::Error => fb_log::Level::ERROR,
     };
-    fb_log::Log::create(fbb, &fb_log::LogArgs { level, target, text }).as_union_value()
+    fb_log::Log::create(
+        fbb,
+        &fb_log::LogArgs {
+            level,
+            target,
+            text,
+        },
+    )
+    .as_union_value()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
 fn err(request_id: Option<RequestId>, reason: impl Into<String>) -> DecodeError {
-    DecodeError { request_id, reason: reason.into() }
+    DecodeError {
+        request_id,
+        reason: reason.into(),
+    }
 }
 
 /// Decodes one frame payload (without its length prefix). Pure; never panics on any input.
@@ -258,16 +314,23 @@ pub fn decode_message(payload: &[u8]) -> Result<Message, DecodeError> {
     let msg = match fb_msg::root_as_message(payload) {
         Ok(m) => m,
         Err(e) => {
-            return Err(err(peek_request_id(payload).map(RequestId), format!("invalid flatbuffer: {e}")));
+            return Err(err(
+                peek_request_id(payload).map(RequestId),
+                format!("invalid flatbuffer: {e}"),
+            ));
         }
     };
     match msg.data_type() {
         fb_msg::Body::Request => {
-            let r = msg.data_as_request().ok_or_else(|| err(None, "request body missing"))?;
+            let r = msg
+                .data_as_request()
+                .ok_or_else(|| err(None, "request body missing"))?;
             decode_request(r).map(Message::Request)
         }
         fb_msg::Body::Response => {
-            let r = msg.data_as_response().ok_or_else(|| err(None, "response body missing"))?;
+            let r = msg
+                .data_as_response()
+                .ok_or_else(|| err(None, "response body missing"))?;
             decode_response(r).map(Message::Response)
         }
         fb_msg::Body::Notification => {
@@ -277,7 +340,9 @@ pub fn decode_message(payload: &[u8]) -> Result<Message, DecodeError> {
             decode_notification(n).map(Message::Notification)
         }
         fb_msg::Body::Log => {
-            let l = msg.data_as_log().ok_or_else(|| err(None, "log body missing"))?;
+            let l = msg
+                .data_as_log()
+                .ok_or_else(|| err(None, "log body missing"))?;
             let level = match l.level() {
                 fb_log::Level::TRACE => LogLevel::Trace,
                 fb_log::Level::DEBUG => LogLevel::Debug,
@@ -311,20 +376,31 @@ fn decode_request(r: fb_req::Request<'_>) -> Result<Request, DecodeError> {
                 None => None,
                 Some(s) => Some(s.parse::<LogLevel>().map_err(|e| err(Some(id), e))?),
             };
-            let log_targets = b.log_targets().map(|v| v.iter().map(str::to_owned).collect());
-            RequestBody::WorkerUpdateSettings(UpdateSettings { log_level, log_targets })
+            let log_targets = b
+                .log_targets()
+                .map(|v| v.iter().map(str::to_owned).collect());
+            RequestBody::WorkerUpdateSettings(UpdateSettings {
+                log_level,
+                log_targets,
+            })
         }
         fb_req::Method::WORKER_CREATE_ROUTER => {
             let b = r
                 .body_as_worker_create_router_request()
                 .ok_or_else(|| missing("worker.create_router"))?;
-            RequestBody::WorkerCreateRouter { router_id: RouterId::new(b.router_id()) }
+            RequestBody::WorkerCreateRouter {
+                router_id: RouterId::new(b.router_id()),
+            }
         }
         fb_req::Method::ROUTER_DUMP => RequestBody::RouterDump,
         fb_req::Method::ROUTER_CLOSE => RequestBody::RouterClose,
         other => return Err(err(Some(id), format!("unknown method {}", other.0))),
     };
-    Ok(Request { id, handler_id: HandlerId::new(r.handler_id()), body })
+    Ok(Request {
+        id,
+        handler_id: HandlerId::new(r.handler_id()),
+        body,
+    })
 }
 
 fn decode_response(r: fb_resp::Response<'_>) -> Result<Response, DecodeError> {
@@ -335,12 +411,17 @@ fn decode_response(r: fb_resp::Response<'_>) -> Result<Response, DecodeError> {
             _ => ErrorKind::Failed,
         };
         let reason = r.reason().unwrap_or_default().to_owned();
-        return Ok(Response { id, result: Err(RequestFailure { kind, reason }) });
+        return Ok(Response {
+            id,
+            result: Err(RequestFailure { kind, reason }),
+        });
     }
     let body = match r.body_type() {
         fb_resp::Body::NONE => ResponseBody::None,
         fb_resp::Body::Worker_DumpResponse => {
-            let d = r.body_as_worker_dump_response().ok_or_else(|| err(None, "dump missing"))?;
+            let d = r
+                .body_as_worker_dump_response()
+                .ok_or_else(|| err(None, "dump missing"))?;
             ResponseBody::WorkerDump(WorkerDump {
                 pid: d.pid(),
                 core: d.core(),
@@ -364,7 +445,9 @@ fn decode_response(r: fb_resp::Response<'_>) -> Result<Response, DecodeError> {
             })
         }
         fb_resp::Body::Router_DumpResponse => {
-            let d = r.body_as_router_dump_response().ok_or_else(|| err(None, "dump missing"))?;
+            let d = r
+                .body_as_router_dump_response()
+                .ok_or_else(|| err(None, "dump missing"))?;
             ResponseBody::RouterDump(RouterDump {
                 id: RouterId::new(d.id()),
                 transport_ids: d.transport_ids().iter().map(str::to_owned).collect(),
@@ -372,7 +455,10 @@ fn decode_response(r: fb_resp::Response<'_>) -> Result<Response, DecodeError> {
         }
         other => return Err(err(None, format!("unknown response body {}", other.0))),
     };
-    Ok(Response { id, result: Ok(body) })
+    Ok(Response {
+        id,
+        result: Ok(body),
+    })
 }
 
 fn decode_notification(n: fb_notif::Notification<'_>) -> Result<Notification, DecodeError> {
@@ -392,11 +478,16 @@ fn decode_notification(n: fb_notif::Notification<'_>) -> Result<Notification, De
             let b = n
                 .body_as_worker_channel_error_notification()
                 .ok_or_else(|| err(None, "worker.channel_error body missing"))?;
-            Event::WorkerChannelError { reason: b.reason().to_owned() }
+            Event::WorkerChannelError {
+                reason: b.reason().to_owned(),
+            }
         }
         other => return Err(err(None, format!("unknown event {}", other.0))),
     };
-    Ok(Notification { handler_id: HandlerId::new(n.handler_id()), event })
+    Ok(Notification {
+        handler_id: HandlerId::new(n.handler_id()),
+        event,
+    })
 }
 
 /// Reads the id of a Request from a payload that failed verification, with every offset bounds

@@ -19,7 +19,9 @@ pub enum Split<'a> {
 /// Looks at the front of `buf`. Pure; never panics.
 pub fn split_frame(buf: &[u8]) -> Split<'_> {
     let Some(header) = buf.first_chunk::<4>() else {
-        return Split::Incomplete { needed: 4 - buf.len() };
+        return Split::Incomplete {
+            needed: 4 - buf.len(),
+        };
     };
     let declared = u32::from_le_bytes(*header);
     let len = declared as usize;
@@ -27,8 +29,13 @@ pub fn split_frame(buf: &[u8]) -> Split<'_> {
         return Split::Oversized { declared };
     }
     match buf.get(4..4 + len) {
-        Some(payload) => Split::Frame { payload, consumed: 4 + len },
-        None => Split::Incomplete { needed: 4 + len - buf.len() },
+        Some(payload) => Split::Frame {
+            payload,
+            consumed: 4 + len,
+        },
+        None => Split::Incomplete {
+            needed: 4 + len - buf.len(),
+        },
     }
 }
 
@@ -39,7 +46,10 @@ pub enum FrameEvent {
     /// A header announced `declared` bytes, over the limit. The bytes buffered at that point
     /// (`discarded`) were dropped: an oversized length cannot be trusted to skip by, so the reader
     /// resynchronises on the next read boundary (writers send whole frames in one write).
-    Oversized { declared: u32, discarded: usize },
+    Oversized {
+        declared: u32,
+        discarded: usize,
+    },
 }
 
 /// Accumulates bytes read from a channel fd and yields frames.
@@ -56,7 +66,9 @@ impl Default for FrameBuffer {
 
 impl FrameBuffer {
     pub fn new() -> Self {
-        Self { buf: BytesMut::with_capacity(64 * 1024) }
+        Self {
+            buf: BytesMut::with_capacity(64 * 1024),
+        }
     }
 
     /// The buffer to read into (e.g. with `AsyncReadExt::read_buf`), after reserving room.
@@ -88,7 +100,10 @@ impl FrameBuffer {
             Split::Oversized { declared } => {
                 let discarded = self.buf.len();
                 self.buf.clear();
-                Some(FrameEvent::Oversized { declared, discarded })
+                Some(FrameEvent::Oversized {
+                    declared,
+                    discarded,
+                })
             }
         }
     }

@@ -33,8 +33,8 @@ pub use frame::{FrameBuffer, FrameEvent, MAX_FRAME_LEN, Split, split_frame};
 pub use ids::{HandlerId, RequestId, RouterId};
 pub use proto::{
     ErrorKind, Event, LogLevel, LogRecord, Message, Method, Notification, Request, RequestBody,
-    RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, UpdateSettings,
-    WorkerDump, WorkerRunning,
+    RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, UpdateSettings, WorkerDump,
+    WorkerRunning,
 };
 
 /// Version of the channel protocol; the worker announces it in `worker.running` and the supervisor

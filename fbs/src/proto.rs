@@ -111,10 +111,16 @@ pub struct RequestFailure {
 
 impl RequestFailure {
     pub fn invalid_argument(reason: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::InvalidArgument, reason: reason.into() }
+        Self {
+            kind: ErrorKind::InvalidArgument,
+            reason: reason.into(),
+        }
     }
     pub fn failed(reason: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Failed, reason: reason.into() }
+        Self {
+            kind: ErrorKind::Failed,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -228,7 +234,9 @@ impl std::str::FromStr for LogLevel {
             "info" => Ok(LogLevel::Info),
             "warn" | "warning" => Ok(LogLevel::Warn),
             "error" => Ok(LogLevel::Error),
-            other => Err(format!("unknown log level {other:?} (trace|debug|info|warn|error)")),
+            other => Err(format!(
+                "unknown log level {other:?} (trace|debug|info|warn|error)"
+            )),
         }
     }
 }

@@ -23,11 +23,19 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
         Just(RequestBody::WorkerClose),
         Just(RequestBody::WorkerDump),
         Just(RequestBody::WorkerGetResourceUsage),
-        (proptest::option::of(level()), proptest::option::of(proptest::collection::vec(text(), 0..4)))
+        (
+            proptest::option::of(level()),
+            proptest::option::of(proptest::collection::vec(text(), 0..4))
+        )
             .prop_map(|(log_level, log_targets)| {
-                RequestBody::WorkerUpdateSettings(UpdateSettings { log_level, log_targets })
+                RequestBody::WorkerUpdateSettings(UpdateSettings {
+                    log_level,
+                    log_targets,
+                })
             }),
-        text().prop_map(|id| RequestBody::WorkerCreateRouter { router_id: RouterId::new(id) }),
+        text().prop_map(|id| RequestBody::WorkerCreateRouter {
+            router_id: RouterId::new(id)
+        }),
         Just(RequestBody::RouterDump),
         Just(RequestBody::RouterClose),
     ]
@@ -36,13 +44,16 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
 fn response_body() -> impl Strategy<Value = ResponseBody> {
     prop_oneof![
         Just(ResponseBody::None),
-        (any::<u32>(), any::<u32>(), proptest::collection::vec(text(), 0..5)).prop_map(
-            |(pid, core, ids)| ResponseBody::WorkerDump(WorkerDump {
+        (
+            any::<u32>(),
+            any::<u32>(),
+            proptest::collection::vec(text(), 0..5)
+        )
+            .prop_map(|(pid, core, ids)| ResponseBody::WorkerDump(WorkerDump {
                 pid,
                 core,
                 router_ids: ids.into_iter().map(RouterId::new).collect(),
-            })
-        ),
+            })),
         proptest::array::uniform9(any::<u64>()).prop_map(|a| {
             ResponseBody::ResourceUsage(ResourceUsage {
                 ru_utime: a[0],
@@ -57,7 +68,10 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
             })
         }),
         (text(), proptest::collection::vec(text(), 0..3)).prop_map(|(id, transport_ids)| {
-            ResponseBody::RouterDump(RouterDump { id: RouterId::new(id), transport_ids })
+            ResponseBody::RouterDump(RouterDump {
+                id: RouterId::new(id),
+                transport_ids,
+            })
         }),
     ]
 }
@@ -65,14 +79,22 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (any::<u32>(), text(), request_body()).prop_map(|(id, h, body)| Message::Request(
-            Request { id: RequestId(id), handler_id: HandlerId::new(h), body }
+            Request {
+                id: RequestId(id),
+                handler_id: HandlerId::new(h),
+                body
+            }
         )),
         (any::<u32>(), response_body()).prop_map(|(id, b)| Message::Response(Response {
             id: RequestId(id),
             result: Ok(b)
         })),
         (any::<u32>(), any::<bool>(), text()).prop_map(|(id, invalid, reason)| {
-            let kind = if invalid { ErrorKind::InvalidArgument } else { ErrorKind::Failed };
+            let kind = if invalid {
+                ErrorKind::InvalidArgument
+            } else {
+                ErrorKind::Failed
+            };
             Message::Response(Response {
                 id: RequestId(id),
                 result: Err(RequestFailure { kind, reason }),
@@ -81,15 +103,23 @@ fn message() -> impl Strategy<Value = Message> {
         (text(), any::<u32>(), any::<u32>(), any::<u32>(), text()).prop_map(
             |(h, pid, core, protocol_version, version)| Message::Notification(Notification {
                 handler_id: HandlerId::new(h),
-                event: Event::WorkerRunning(WorkerRunning { pid, core, protocol_version, version }),
+                event: Event::WorkerRunning(WorkerRunning {
+                    pid,
+                    core,
+                    protocol_version,
+                    version
+                }),
             })
         ),
         text().prop_map(|reason| Message::Notification(Notification {
             handler_id: HandlerId::worker(),
             event: Event::WorkerChannelError { reason },
         })),
-        (level(), text(), text())
-            .prop_map(|(level, target, text)| Message::Log(LogRecord { level, target, text })),
+        (level(), text(), text()).prop_map(|(level, target, text)| Message::Log(LogRecord {
+            level,
+            target,
+            text
+        })),
     ]
 }
 
@@ -201,7 +231,10 @@ fn request_id_is_recovered_from_a_request_with_an_unknown_method() {
             }
         }
     }
-    assert!(found, "changing the method byte must give an error that carries the request id");
+    assert!(
+        found,
+        "changing the method byte must give an error that carries the request id"
+    );
 }
 
 #[test]
@@ -209,7 +242,9 @@ fn request_id_is_peeked_from_a_request_whose_body_fails_verification() {
     let msg = Message::Request(Request {
         id: RequestId(77),
         handler_id: HandlerId::worker(),
-        body: RequestBody::WorkerCreateRouter { router_id: RouterId::new("r1") },
+        body: RequestBody::WorkerCreateRouter {
+            router_id: RouterId::new("r1"),
+        },
     });
     let frame = Encoder::new().frame(&msg).unwrap();
     let payload = &frame[4..];

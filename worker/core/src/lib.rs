@@ -1,1 +1,27 @@
+//! The worker's media engine, sans IO: no sockets, no async runtime, no clock.
+//!
+//! # Drive contract
+//!
+//! The IO shell (the `ferrosfu-worker` binary) owns the channel fds, the sockets and the clock. It
+//! drives a [`WorkerCore`] like this, and nothing else:
+//!
+//! 1. Feed exactly one [`Input`] with [`WorkerCore::handle_input`], passing the current time.
+//! 2. Drain [`WorkerCore::poll_output`] until it returns `None`, acting on each [`Output`]:
+//!    - [`Output::Reply`]: encode the response and write it to the channel;
+//!    - [`Output::Notify`]: encode the notification and write it to the channel;
+//!    - [`Output::Closed`]: the worker was closed by `worker.close`; flush the channel and exit 0.
+//! 3. Sleep until the earliest of: new input, or [`WorkerCore::poll_timeout`] (then feed
+//!    [`Input::Timeout`]).
+//!
+//! Requests that need the operating system (`worker.get_resource_usage`,
+//! `worker.update_settings`) are answered by the shell and never reach the core.
+//!
+//! Errors follow three tiers: peer input is dropped and counted, a bad control request gets a
+//! typed error reply ([`ferrosfu_fbs::ErrorKind`]), a broken invariant panics with the reason so
+//! the supervisor restarts the worker.
 
+mod router;
+mod worker;
+
+pub use router::Router;
+pub use worker::{CoreConfig, Input, Output, WorkerCore};

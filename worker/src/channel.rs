@@ -1,0 +1,258 @@
+//! The IO shell: reads frames from fd 3, feeds the core, writes replies, notifications and logs to
+//! fd 4. All of it on one thread.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Instant;
+
+use anyhow_lite::{Context, Error};
+use ferrosfu_fbs::{
+    DecodeError, Encoder, Event, FrameBuffer, FrameEvent, HandlerId, LogRecord, Message,
+    Notification, PROTOCOL_VERSION, Request, RequestBody, RequestFailure, ResourceUsage, Response,
+    ResponseBody, WorkerRunning, decode_message,
+};
+use ferrosfu_worker_core::{CoreConfig, Input, Output, WorkerCore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+
+use crate::logging::{self, LogControl};
+use crate::settings::Settings;
+
+/// Minimal error type for the shell (the worker keeps its dependency list short).
+mod anyhow_lite {
+    pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+    pub(crate) trait Context<T> {
+        fn context(self, what: &str) -> Result<T, Error>;
+    }
+    impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+        fn context(self, what: &str) -> Result<T, Error> {
+            self.map_err(|e| format!("{what}: {e}").into())
+        }
+    }
+}
+
+const CHANNEL_IN_FD: i32 = 3;
+const CHANNEL_OUT_FD: i32 = 4;
+
+struct Shell {
+    core: WorkerCore,
+    log: LogControl,
+    enc: Encoder,
+    out: Vec<u8>,
+    closing: bool,
+    logs: mpsc::UnboundedReceiver<LogRecord>,
+}
+
+/// Takes ownership of the channel fds. Must run before anything else opens a fd (the runtime's
+/// epoll and eventfd would otherwise land on 3 and 4 when the worker was started without them).
+pub(crate) fn take_fds() -> Result<(OwnedFd, OwnedFd), Error> {
+    for fd in [CHANNEL_IN_FD, CHANNEL_OUT_FD] {
+        // SAFETY: F_GETFD only asks whether the fd is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(
+                format!("channel fd {fd} is not open (workers are spawned by ferrosfu)").into(),
+            );
+        }
+    }
+    // SAFETY: fds 3 and 4 are open (checked above) and are the channel by contract with the
+    // supervisor; nothing else in this process owns them.
+    Ok(unsafe {
+        (
+            OwnedFd::from_raw_fd(CHANNEL_IN_FD),
+            OwnedFd::from_raw_fd(CHANNEL_OUT_FD),
+        )
+    })
+}
+
+pub(crate) async fn run(
+    settings: Settings,
+    (rx_fd, tx_fd): (OwnedFd, OwnedFd),
+) -> Result<(), Error> {
+    let (log_tx, log_rx) = mpsc::unbounded_channel::<LogRecord>();
+    let log = logging::init(settings.log_level, &settings.log_targets, log_tx)
+        .map_err(|e| format!("logging: {e}"))?;
+
+    let mut rx = pipe::Receiver::from_owned_fd(rx_fd).context("channel fd 3 (in)")?;
+    let mut tx = pipe::Sender::from_owned_fd(tx_fd).context("channel fd 4 (out)")?;
+
+    let pid = std::process::id();
+    let core = settings.core.unwrap_or(u32::MAX);
+    let mut shell = Shell {
+        core: WorkerCore::new(CoreConfig { pid, core }),
+        log,
+        enc: Encoder::new(),
+        out: Vec::with_capacity(64 * 1024),
+        closing: false,
+        logs: log_rx,
+    };
+    shell.push(&Message::Notification(Notification {
+        handler_id: HandlerId::worker(),
+        event: Event::WorkerRunning(WorkerRunning {
+            pid,
+            core,
+            protocol_version: PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }),
+    }));
+    tracing::info!(
+        target: "channel",
+        pid,
+        core = settings.core,
+        rtc_ports = ?settings.rtc_ports,
+        "worker running"
+    );
+
+    let mut frames = FrameBuffer::new();
+    loop {
+        shell.flush_logs();
+        if !shell.out.is_empty() {
+            tx.write_all(&shell.out).await.context("channel write")?;
+            shell.out.clear();
+        }
+        if shell.closing {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            n = rx.read_buf(frames.read_target()) => {
+                if n.context("channel read")? == 0 {
+                    // The supervisor closed our input: it is gone or wants us gone.
+                    return Ok(());
+                }
+                let now = Instant::now();
+                while let Some(ev) = frames.next_event() {
+                    shell.on_frame(ev, now);
+                }
+            }
+            Some(record) = shell.logs.recv() => shell.push_log(record),
+        }
+    }
+}
+
+impl Shell {
+    /// Queues a message, after any log lines emitted before it (so logs precede the reply that
+    /// caused them).
+    fn push(&mut self, msg: &Message) {
+        self.flush_logs();
+        self.encode(msg);
+    }
+
+    fn flush_logs(&mut self) {
+        while let Ok(record) = self.logs.try_recv() {
+            self.push_log(record);
+        }
+    }
+
+    fn push_log(&mut self, record: LogRecord) {
+        self.encode(&Message::Log(record));
+    }
+
+    fn encode(&mut self, msg: &Message) {
+        if let Err(e) = self.enc.encode_frame(msg, &mut self.out) {
+            // Only a >4 MiB message could do this; report it instead of sending it.
+            tracing::error!(target: "channel", "dropping outgoing message: {e}");
+        }
+    }
+
+    fn channel_error(&mut self, reason: String) {
+        tracing::error!(target: "channel", "{reason}");
+        self.push(&Message::Notification(Notification {
+            handler_id: HandlerId::worker(),
+            event: Event::WorkerChannelError { reason },
+        }));
+    }
+
+    fn on_frame(&mut self, ev: FrameEvent, now: Instant) {
+        match ev {
+            FrameEvent::Oversized {
+                declared,
+                discarded,
+            } => self.channel_error(format!(
+                "frame of {declared} bytes exceeds the limit; discarded {discarded} buffered bytes"
+            )),
+            FrameEvent::Frame(payload) => match decode_message(&payload) {
+                Ok(Message::Request(req)) => self.on_request(req, now),
+                Ok(other) => self.channel_error(format!(
+                    "unexpected message from the supervisor: {}",
+                    match other {
+                        Message::Response(_) => "response",
+                        Message::Notification(_) => "notification",
+                        Message::Log(_) => "log",
+                        Message::Request(_) => "request",
+                    }
+                )),
+                Err(DecodeError {
+                    request_id: Some(id),
+                    reason,
+                }) => {
+                    tracing::warn!(target: "channel", id = id.0, "bad request: {reason}");
+                    self.push(&Message::Response(Response {
+                        id,
+                        result: Err(RequestFailure::invalid_argument(reason)),
+                    }));
+                }
+                Err(DecodeError {
+                    request_id: None,
+                    reason,
+                }) => self.channel_error(format!(
+                    "undecodable frame of {} bytes: {reason}",
+                    payload.len()
+                )),
+            },
+        }
+    }
+
+    fn on_request(&mut self, req: Request, now: Instant) {
+        let id = req.id;
+        match req.body {
+            RequestBody::WorkerGetResourceUsage => {
+                let result = resource_usage().map(ResponseBody::ResourceUsage);
+                self.push(&Message::Response(Response { id, result }));
+            }
+            RequestBody::WorkerUpdateSettings(s) => {
+                let result = self
+                    .log
+                    .update(s.log_level, s.log_targets)
+                    .map(|()| ResponseBody::None)
+                    .map_err(RequestFailure::invalid_argument);
+                self.push(&Message::Response(Response { id, result }));
+            }
+            _ => {
+                self.core.handle_input(Input::Command(req), now);
+                while let Some(out) = self.core.poll_output() {
+                    match out {
+                        Output::Reply(r) => self.push(&Message::Response(r)),
+                        Output::Notify(n) => self.push(&Message::Notification(n)),
+                        Output::Closed => {
+                            tracing::info!(target: "channel", "worker closed");
+                            self.closing = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn resource_usage() -> Result<ResourceUsage, RequestFailure> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_SELF)
+        .map_err(|e| RequestFailure::failed(format!("getrusage: {e}")))?;
+    let micros = |t: nix::sys::time::TimeVal| {
+        (t.tv_sec() as u64)
+            .saturating_mul(1_000_000)
+            .saturating_add(t.tv_usec() as u64)
+    };
+    let n = |v: libc::c_long| v.max(0) as u64;
+    Ok(ResourceUsage {
+        ru_utime: micros(u.user_time()),
+        ru_stime: micros(u.system_time()),
+        ru_maxrss: n(u.max_rss()),
+        ru_minflt: n(u.minor_page_faults()),
+        ru_majflt: n(u.major_page_faults()),
+        ru_inblock: n(u.block_reads()),
+        ru_oublock: n(u.block_writes()),
+        ru_nvcsw: n(u.voluntary_context_switches()),
+        ru_nivcsw: n(u.involuntary_context_switches()),
+    })
+}
