@@ -1,1 +1,160 @@
+//! The ferrosfu supervisor: everything above the worker channel.
+//!
+//! [`Supervisor::start`] spawns the worker pool (one pinned worker per configured core), binds
+//! the HTTP listener and reports readiness to systemd; [`Supervisor::shutdown`] drains: it stops
+//! accepting work, closes the workers (killing stragglers) and stops the listener. The phases are
+//! observable through [`Supervisor::lifecycle`].
 
+pub mod channel;
+pub mod config;
+mod http;
+pub mod lifecycle;
+pub mod logging;
+mod metrics;
+pub mod pool;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use channel::{Channel, RequestError};
+pub use config::{Cli, Config};
+pub use lifecycle::{Lifecycle, Phase};
+pub use pool::{PoolEvent, RestartPolicy, WorkerInfo, WorkerPool};
+pub use worker::{Router, RouterClosed, SpawnError, Worker, WorkerExit, WorkerSettings};
+
+/// Why the supervisor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("worker on core {core}: {source}")]
+    Worker { core: u32, source: SpawnError },
+    #[error("http listener {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// Configuration problems exit with 2 (systemd will not help by restarting); others with 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            StartError::Worker { source, .. } if source.is_bad_settings() => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A running supervisor.
+#[derive(Debug)]
+pub struct Supervisor {
+    config: Config,
+    pool: WorkerPool,
+    lifecycle: Arc<Lifecycle>,
+    http_addr: SocketAddr,
+    http_stop: tokio::sync::watch::Sender<bool>,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+impl Supervisor {
+    pub async fn start(config: Config) -> Result<Supervisor, StartError> {
+        let lifecycle = Arc::new(Lifecycle::default());
+        if config.dev {
+            tracing::warn!("development mode (--dev): unauthenticated access is allowed");
+        }
+        let cores = config.worker_cores.resolve().map_err(StartError::Config)?;
+        let bin = config.resolve_worker_bin();
+        let settings = WorkerSettings {
+            core: None,
+            log_level: config.worker_log_level,
+            log_targets: config.worker_log_targets.clone(),
+            rtc_ports: (config.rtc_ports.min, config.rtc_ports.max),
+            request_timeout: config.request_timeout,
+            ..WorkerSettings::new(bin.clone())
+        };
+        tracing::info!(?cores, bin = %bin.display(), "starting workers");
+        let pool = WorkerPool::start(settings, &cores, config.restart.clone())
+            .await
+            .map_err(|(core, source)| StartError::Worker { core, source })?;
+
+        let listener = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.http_listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.http_listen,
+            source,
+        })?;
+        let app = http::router(http::AppState {
+            pool: pool.clone(),
+            lifecycle: lifecycle.clone(),
+        });
+        let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let http_task = tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!("http server: {e}");
+            }
+        });
+        tracing::info!(addr = %http_addr, "http listening");
+
+        lifecycle.advance(Phase::Running);
+        notify_systemd(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!("{} workers running", cores.len())),
+        ]);
+        Ok(Supervisor {
+            config,
+            pool,
+            lifecycle,
+            http_addr,
+            http_stop,
+            http_task,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn pool(&self) -> &WorkerPool {
+        &self.pool
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The bound HTTP address (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Drains and stops: no new work, workers closed (stragglers killed), listener stopped.
+    pub async fn shutdown(self) {
+        self.lifecycle.advance(Phase::Draining);
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        self.pool.close().await;
+        self.http_stop.send_replace(true);
+        // In-flight HTTP requests get a moment; the server then stops regardless.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.http_task).await;
+        self.lifecycle.advance(Phase::Stopped);
+        tracing::info!("stopped");
+    }
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!("sd_notify: {e}");
+    }
+}

@@ -1,1 +1,59 @@
-fn main() {}
+//! `ferrosfu`: the supervisor binary. Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT),
+//! 2 for configuration errors, 1 for other startup failures.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrosfu::{Cli, Config, Supervisor};
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrosfu: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = ferrosfu::logging::init(&config.log_level, config.log_format) {
+        eprintln!("ferrosfu: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrosfu: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    // Install the handlers before starting workers so an early SIGTERM still drains.
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("ferrosfu: cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    let sup = match Supervisor::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("startup failed: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received: draining");
+    sup.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,520 @@
+//! The supervisor's end of a worker channel: request/response correlation with per-request
+//! timeouts, notification fan-out, and worker logs re-emitted through `tracing`.
+//!
+//! One reader task decodes frames from the worker; one writer task batches outgoing frames into
+//! as few writes as possible. Callers never touch the fds.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrosfu_fbs::{
+    Encoder, ErrorKind, FrameBuffer, FrameEvent, HandlerId, LogLevel, LogRecord, Message, Method,
+    Notification, Request, RequestBody, RequestFailure, RequestId, Response, ResponseBody,
+    decode_message,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument;
+
+/// Why a request did not get an accepted response.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The worker answered with a typed error.
+    #[error("{method} rejected ({}): {}", failure.kind, failure.reason)]
+    Rejected {
+        method: Method,
+        failure: RequestFailure,
+    },
+    #[error("{method} timed out after {after:?}")]
+    Timeout { method: Method, after: Duration },
+    /// The channel closed (the worker exited or died) before the response arrived.
+    #[error("{method}: channel closed")]
+    ChannelClosed { method: Method },
+    #[error("{method}: {reason}")]
+    Encode { method: Method, reason: String },
+    /// The response body was not the one this method returns.
+    #[error("{method}: unexpected response body")]
+    UnexpectedBody { method: Method },
+}
+
+impl RequestError {
+    /// Whether the caller sent something wrong (as opposed to the operation failing).
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(self, RequestError::Rejected { failure, .. } if failure.kind == ErrorKind::InvalidArgument)
+    }
+}
+
+/// Counters a channel keeps; read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct ChannelStats {
+    pub requests: AtomicU64,
+    pub timeouts: AtomicU64,
+    /// Frames from the worker that could not be decoded, plus errors the worker reported about
+    /// frames it received.
+    pub errors: AtomicU64,
+}
+
+type Pending = Mutex<HashMap<u32, oneshot::Sender<Response>>>;
+
+/// Handle to one worker channel. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    next_id: AtomicU32,
+    pending: Pending,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    notifications: broadcast::Sender<Notification>,
+    closed: AtomicBool,
+    closed_watch: watch::Sender<bool>,
+    stats: ChannelStats,
+}
+
+thread_local! {
+    static ENCODER: std::cell::RefCell<Encoder> = std::cell::RefCell::new(Encoder::new());
+}
+
+impl Channel {
+    /// Starts the reader and writer tasks over `reader` (worker -> supervisor) and `writer`
+    /// (supervisor -> worker). Returns the channel and a notification receiver subscribed before
+    /// the first frame is read, so no notification (such as `worker.running`) can be missed.
+    pub fn start<R, W>(
+        reader: R,
+        writer: W,
+        span: tracing::Span,
+    ) -> (Channel, broadcast::Receiver<Notification>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (notifications, first_rx) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            next_id: AtomicU32::new(1),
+            pending: Mutex::new(HashMap::new()),
+            tx,
+            notifications,
+            closed: AtomicBool::new(false),
+            closed_watch: watch::channel(false).0,
+            stats: ChannelStats::default(),
+        });
+        tokio::spawn(write_loop(writer, rx).instrument(span.clone()));
+        tokio::spawn(read_loop(reader, inner.clone()).instrument(span));
+        (Channel { inner }, first_rx)
+    }
+
+    /// Sends a request and waits for its response, at most `timeout`.
+    pub async fn request(
+        &self,
+        handler_id: HandlerId,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> Result<ResponseBody, RequestError> {
+        let method = body.method();
+        if self.is_closed() {
+            return Err(RequestError::ChannelClosed { method });
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let msg = Message::Request(Request {
+            id: RequestId(id),
+            handler_id,
+            body,
+        });
+        let frame =
+            ENCODER
+                .with(|e| e.borrow_mut().frame(&msg))
+                .map_err(|e| RequestError::Encode {
+                    method,
+                    reason: e.to_string(),
+                })?;
+
+        let (done_tx, done_rx) = oneshot::channel();
+        self.lock_pending().insert(id, done_tx);
+        // Re-check after registering: the reader may have failed all pending requests between
+        // the first check and the insert.
+        if self.is_closed() || self.inner.tx.send(frame).is_err() {
+            self.lock_pending().remove(&id);
+            return Err(RequestError::ChannelClosed { method });
+        }
+        self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+
+        match tokio::time::timeout(timeout, done_rx).await {
+            Ok(Ok(resp)) => resp
+                .result
+                .map_err(|failure| RequestError::Rejected { method, failure }),
+            Ok(Err(_)) => Err(RequestError::ChannelClosed { method }),
+            Err(_) => {
+                self.lock_pending().remove(&id);
+                self.inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(RequestError::Timeout {
+                    method,
+                    after: timeout,
+                })
+            }
+        }
+    }
+
+    /// Writes raw bytes to the worker, bypassing encoding. For tests of the worker's resilience.
+    #[doc(hidden)]
+    pub fn send_raw(&self, bytes: Vec<u8>) -> bool {
+        self.inner.tx.send(bytes).is_ok()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.inner.notifications.subscribe()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the worker's end of the channel is closed (EOF or error).
+    pub async fn wait_closed(&self) {
+        let mut rx = self.inner.closed_watch.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
+
+    pub fn stats(&self) -> &ChannelStats {
+        &self.inner.stats
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn pending(&self) -> usize {
+        self.lock_pending().len()
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, oneshot::Sender<Response>>> {
+        lock(&self.inner.pending)
+    }
+}
+
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashMap<u32, oneshot::Sender<Response>>> {
+    // A panic while holding this lock cannot leave the map inconsistent (single insert/remove).
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        // Coalesce whatever else is queued into one write.
+        while batch.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = writer.write_all(&batch).await {
+            tracing::debug!(target: "channel", "write to worker failed: {e}");
+            return;
+        }
+    }
+    // All senders gone: close our end so the worker sees EOF.
+    let _ = writer.shutdown().await;
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(mut reader: R, inner: Arc<Inner>) {
+    let mut frames = FrameBuffer::new();
+    loop {
+        match reader.read_buf(frames.read_target()).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(target: "channel", "read from worker failed: {e}");
+                break;
+            }
+        }
+        while let Some(ev) = frames.next_event() {
+            match ev {
+                FrameEvent::Frame(payload) => match decode_message(&payload) {
+                    Ok(msg) => dispatch(&inner, msg),
+                    Err(e) => {
+                        inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(target: "channel", "undecodable frame from worker: {e}");
+                    }
+                },
+                FrameEvent::Oversized {
+                    declared,
+                    discarded,
+                } => {
+                    inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        target: "channel",
+                        "oversized frame ({declared} bytes) from worker; discarded {discarded} bytes"
+                    );
+                }
+            }
+        }
+    }
+    inner.closed.store(true, Ordering::Release);
+    // Fail every pending request: dropping the senders wakes the callers with ChannelClosed.
+    lock(&inner.pending).clear();
+    inner.closed_watch.send_replace(true);
+}
+
+fn dispatch(inner: &Inner, msg: Message) {
+    match msg {
+        Message::Response(resp) => {
+            let waiter = lock(&inner.pending).remove(&resp.id.0);
+            match waiter {
+                Some(w) => {
+                    let _ = w.send(resp);
+                }
+                None => tracing::debug!(
+                    target: "channel",
+                    id = resp.id.0,
+                    "response for an unknown or timed-out request"
+                ),
+            }
+        }
+        Message::Notification(n) => {
+            if let ferrosfu_fbs::Event::WorkerChannelError { reason } = &n.event {
+                inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(target: "channel", "worker reports a channel error: {reason}");
+            }
+            let _ = inner.notifications.send(n);
+        }
+        Message::Log(record) => emit_log(&record),
+        Message::Request(r) => {
+            inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(target: "channel", id = r.id.0, "worker sent a request; ignored");
+        }
+    }
+}
+
+/// Re-emits a worker log line under target `worker`, with the worker's own target as a field;
+/// the enclosing span carries the worker's core and pid.
+fn emit_log(r: &LogRecord) {
+    let (t, text) = (r.target.as_str(), r.text.as_str());
+    match r.level {
+        LogLevel::Trace => tracing::trace!(target: "worker", target = t, "{text}"),
+        LogLevel::Debug => tracing::debug!(target: "worker", target = t, "{text}"),
+        LogLevel::Info => tracing::info!(target: "worker", target = t, "{text}"),
+        LogLevel::Warn => tracing::warn!(target: "worker", target = t, "{text}"),
+        LogLevel::Error => tracing::error!(target: "worker", target = t, "{text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Correlation logic against a scripted peer on an in-memory pipe (the real worker is covered
+    //! by the worker tests and the integration tests).
+    use super::*;
+    use ferrosfu_fbs::{RouterId, WorkerDump};
+    use tokio::io::DuplexStream;
+
+    struct Peer {
+        rx: FrameBuffer,
+        io: DuplexStream,
+        enc: Encoder,
+    }
+
+    impl Peer {
+        async fn next_request(&mut self) -> Request {
+            loop {
+                if let Some(FrameEvent::Frame(p)) = self.rx.next_event() {
+                    match decode_message(&p).unwrap() {
+                        Message::Request(r) => return r,
+                        m => panic!("{m:?}"),
+                    }
+                }
+                let n = self.io.read_buf(self.rx.read_target()).await.unwrap();
+                assert!(n > 0, "eof");
+            }
+        }
+        async fn send(&mut self, m: Message) {
+            let f = self.enc.frame(&m).unwrap();
+            self.io.write_all(&f).await.unwrap();
+        }
+    }
+
+    fn pair() -> (Channel, broadcast::Receiver<Notification>, Peer) {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(a);
+        let (ch, notes) = Channel::start(r, w, tracing::Span::none());
+        (
+            ch,
+            notes,
+            Peer {
+                rx: FrameBuffer::new(),
+                io: b,
+                enc: Encoder::new(),
+            },
+        )
+    }
+
+    fn dump(core: u32) -> ResponseBody {
+        ResponseBody::WorkerDump(WorkerDump {
+            pid: 1,
+            core,
+            router_ids: vec![],
+        })
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn responses_answered_out_of_order_reach_their_callers() {
+        let (ch, _n, mut peer) = pair();
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let ch = ch.clone();
+                tokio::spawn(async move {
+                    ch.request(HandlerId::worker(), RequestBody::WorkerDump, T)
+                        .await
+                })
+            })
+            .collect();
+        let mut reqs = Vec::new();
+        for _ in 0..3 {
+            reqs.push(peer.next_request().await);
+        }
+        // Answer in reverse, each with the request id as "core" so callers can tell them apart.
+        for r in reqs.iter().rev() {
+            peer.send(Message::Response(Response {
+                id: r.id,
+                result: Ok(dump(r.id.0)),
+            }))
+            .await;
+        }
+        let mut got = Vec::new();
+        for c in calls {
+            match c.await.unwrap().unwrap() {
+                ResponseBody::WorkerDump(d) => got.push(d.core),
+                b => panic!("{b:?}"),
+            }
+        }
+        got.sort();
+        let mut want: Vec<u32> = reqs.iter().map(|r| r.id.0).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(ch.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn typed_errors_are_returned() {
+        let (ch, _n, mut peer) = pair();
+        let call = tokio::spawn({
+            let ch = ch.clone();
+            async move { ch.request("r".into(), RequestBody::RouterDump, T).await }
+        });
+        let r = peer.next_request().await;
+        assert_eq!(r.handler_id, HandlerId::new("r"));
+        peer.send(Message::Response(Response {
+            id: r.id,
+            result: Err(RequestFailure::invalid_argument("no such router")),
+        }))
+        .await;
+        let err = call.await.unwrap().unwrap_err();
+        assert!(err.is_invalid_argument(), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_without_answer_times_out_and_a_late_answer_is_ignored() {
+        let (ch, _n, mut peer) = pair();
+        let call = tokio::spawn({
+            let ch = ch.clone();
+            async move {
+                ch.request(
+                    HandlerId::worker(),
+                    RequestBody::WorkerDump,
+                    Duration::from_millis(50),
+                )
+                .await
+            }
+        });
+        let r = peer.next_request().await;
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(
+            err,
+            RequestError::Timeout {
+                method: Method::WorkerDump,
+                after: Duration::from_millis(50)
+            }
+        );
+        assert_eq!(ch.pending(), 0);
+        assert_eq!(ch.stats().timeouts.load(Ordering::Relaxed), 1);
+        // The late response is dropped, and the channel still serves the next request.
+        peer.send(Message::Response(Response {
+            id: r.id,
+            result: Ok(ResponseBody::None),
+        }))
+        .await;
+        let call = tokio::spawn({
+            let ch = ch.clone();
+            async move {
+                ch.request(HandlerId::worker(), RequestBody::WorkerDump, T)
+                    .await
+            }
+        });
+        let r2 = peer.next_request().await;
+        assert_ne!(r2.id, r.id);
+        peer.send(Message::Response(Response {
+            id: r2.id,
+            result: Ok(dump(9)),
+        }))
+        .await;
+        assert_eq!(call.await.unwrap().unwrap(), dump(9));
+    }
+
+    #[tokio::test]
+    async fn pending_requests_fail_when_the_worker_goes_away() {
+        let (ch, _n, mut peer) = pair();
+        let call = tokio::spawn({
+            let ch = ch.clone();
+            async move {
+                ch.request(
+                    HandlerId::worker(),
+                    RequestBody::WorkerCreateRouter {
+                        router_id: RouterId::new("x"),
+                    },
+                    T,
+                )
+                .await
+            }
+        });
+        peer.next_request().await;
+        drop(peer);
+        assert_eq!(
+            call.await.unwrap().unwrap_err(),
+            RequestError::ChannelClosed {
+                method: Method::WorkerCreateRouter
+            }
+        );
+        ch.wait_closed().await;
+        assert!(matches!(
+            ch.request(HandlerId::worker(), RequestBody::WorkerDump, T)
+                .await,
+            Err(RequestError::ChannelClosed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn notifications_reach_subscribers_and_garbage_is_counted() {
+        let (ch, mut notes, mut peer) = pair();
+        peer.io
+            .write_all(&[5, 0, 0, 0, 1, 2, 3, 4, 5])
+            .await
+            .unwrap();
+        peer.send(Message::Notification(Notification {
+            handler_id: HandlerId::worker(),
+            event: ferrosfu_fbs::Event::WorkerChannelError { reason: "x".into() },
+        }))
+        .await;
+        let n = notes.recv().await.unwrap();
+        assert!(matches!(
+            n.event,
+            ferrosfu_fbs::Event::WorkerChannelError { .. }
+        ));
+        assert_eq!(ch.stats().errors.load(Ordering::Relaxed), 2);
+    }
+}

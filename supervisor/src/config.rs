@@ -1,0 +1,463 @@
+//! Configuration: built-in defaults < TOML file (`--config`) < environment (`FERROSFU_*`) < CLI
+//! flags. Clap reads flags and environment together; the file fills in what neither gave.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use ferrosfu_fbs::LogLevel;
+use serde::Deserialize;
+
+use crate::pool::RestartPolicy;
+
+/// ferrosfu: a WebRTC SFU. Supervises one pinned media worker per core, serves signaling, REST
+/// and Prometheus metrics.
+///
+/// Every flag can also be set in the environment (FERROSFU_<FLAG>) or in the TOML file given to
+/// --config; flags win over the environment, which wins over the file.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "ferrosfu", version)]
+pub struct Cli {
+    /// TOML configuration file (see config/ferrosfu.toml for every key, commented).
+    #[arg(long, env = "FERROSFU_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the HTTP listener (REST, /metrics, /healthz, signaling). Port 0 picks a free
+    /// port; the bound address is logged as "http listening".
+    #[arg(long, env = "FERROSFU_HTTP_LISTEN", value_name = "ADDR:PORT")]
+    pub http_listen: Option<SocketAddr>,
+
+    /// Cores that run a media worker, one worker per core: "auto" (every core this process may
+    /// use), a list "0,1", a range "6-21", or a mix "0,4-7".
+    #[arg(long, env = "FERROSFU_WORKER_CORES", value_name = "LIST")]
+    pub worker_cores: Option<CoreList>,
+
+    /// Supervisor log filter: a level (trace|debug|info|warn|error) or tracing directives such as
+    /// "info,channel=debug". Worker log lines arrive under target "worker".
+    #[arg(long, env = "FERROSFU_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log output format.
+    #[arg(long, env = "FERROSFU_LOG_FORMAT", value_name = "text|json")]
+    pub log_format: Option<LogFormat>,
+
+    /// UDP/TCP port range for RTC transports, shared by the workers.
+    #[arg(long, env = "FERROSFU_RTC_PORTS", value_name = "MIN-MAX")]
+    pub rtc_ports: Option<PortRange>,
+
+    /// Public IP announced in ICE candidates (when the listen address is private or 0.0.0.0).
+    #[arg(long, env = "FERROSFU_ANNOUNCED_IP", value_name = "IP")]
+    pub announced_ip: Option<IpAddr>,
+
+    /// Database: sqlite://PATH (created on first run) or postgres://USER:PASS@HOST/DB.
+    #[arg(long, env = "FERROSFU_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Directory where recordings are written.
+    #[arg(long, env = "FERROSFU_RECORDINGS_DIR", value_name = "DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
+    /// Development mode: allow unauthenticated access (a warning is logged at startup).
+    #[arg(long, env = "FERROSFU_DEV")]
+    pub dev: bool,
+
+    /// Path of the ferrosfu-worker binary (default: next to this binary, else on PATH).
+    #[arg(long, env = "FERROSFU_WORKER_BIN", value_name = "PATH")]
+    pub worker_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A set of cores, or "auto".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreList {
+    Auto,
+    List(Vec<u32>),
+}
+
+impl FromStr for CoreList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(CoreList::Auto);
+        }
+        let mut cores = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let num = |x: &str| {
+                x.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("bad core {x:?} in {s:?}"))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (num(a)?, num(b)?);
+                    if a > b || b - a > 4096 {
+                        return Err(format!("bad core range {part:?}"));
+                    }
+                    cores.extend(a..=b);
+                }
+                None => cores.push(num(part)?),
+            }
+        }
+        cores.sort_unstable();
+        cores.dedup();
+        if cores.is_empty() {
+            return Err("empty core list".into());
+        }
+        Ok(CoreList::List(cores))
+    }
+}
+
+impl<'de> Deserialize<'de> for CoreList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl CoreList {
+    /// The cores to use, checked against those this process may run on.
+    pub fn resolve(&self) -> Result<Vec<u32>, String> {
+        let available: Vec<u32> = core_ids();
+        match self {
+            CoreList::Auto if available.is_empty() => Err("no cores available".into()),
+            CoreList::Auto => Ok(available),
+            CoreList::List(cores) => {
+                if let Some(c) = cores.iter().find(|c| !available.contains(c)) {
+                    return Err(format!(
+                        "core {c} is not available (this process may use {available:?})"
+                    ));
+                }
+                Ok(cores.clone())
+            }
+        }
+    }
+}
+
+/// Cores in this process's affinity mask.
+fn core_ids() -> Vec<u32> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .map(|i| i as u32)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected MIN-MAX, got {s:?}"))?;
+        let min: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
+        let max: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
+        if min == 0 || min > max {
+            return Err(format!("bad port range {s:?}: need 0 < MIN <= MAX"));
+        }
+        Ok(PortRange { min, max })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The TOML file, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    dev: Option<bool>,
+    http: FileHttp,
+    log: FileLog,
+    workers: FileWorkers,
+    media: FileMedia,
+    store: FileStore,
+    recording: FileRecording,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileHttp {
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileLog {
+    level: Option<String>,
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileWorkers {
+    cores: Option<CoreList>,
+    bin: Option<PathBuf>,
+    log_level: Option<String>,
+    log_targets: Option<Vec<String>>,
+    request_timeout_ms: Option<u64>,
+    max_restarts_per_minute: Option<u32>,
+    close_grace_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileMedia {
+    rtc_ports: Option<PortRange>,
+    announced_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileStore {
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileRecording {
+    dir: Option<PathBuf>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_listen: SocketAddr,
+    pub worker_cores: CoreList,
+    pub worker_bin: Option<PathBuf>,
+    pub worker_log_level: LogLevel,
+    pub worker_log_targets: Vec<String>,
+    pub request_timeout: Duration,
+    pub restart: RestartPolicy,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub rtc_ports: PortRange,
+    pub announced_ip: Option<IpAddr>,
+    pub database_url: String,
+    pub recordings_dir: PathBuf,
+    pub dev: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::merge(Cli::default(), FileConfig::default()).expect("defaults are valid")
+    }
+}
+
+impl Config {
+    /// Reads the file named by `cli.config` (if any) and merges.
+    pub fn load(cli: Cli) -> Result<Config, String> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Config::merge(cli, file)
+    }
+
+    /// Parses a TOML document (for tests and `--config`).
+    pub fn from_toml(cli: Cli, toml_text: &str) -> Result<Config, String> {
+        let file: FileConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        Config::merge(cli, file)
+    }
+
+    fn merge(cli: Cli, f: FileConfig) -> Result<Config, String> {
+        let worker_log_level = match f.workers.log_level {
+            Some(l) => l.parse::<LogLevel>()?,
+            None => LogLevel::Warn,
+        };
+        let defaults = RestartPolicy::default();
+        Ok(Config {
+            http_listen: cli
+                .http_listen
+                .or(f.http.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+            worker_cores: cli
+                .worker_cores
+                .or(f.workers.cores)
+                .unwrap_or(CoreList::Auto),
+            worker_bin: cli.worker_bin.or(f.workers.bin),
+            worker_log_level,
+            worker_log_targets: f.workers.log_targets.unwrap_or_default(),
+            request_timeout: Duration::from_millis(f.workers.request_timeout_ms.unwrap_or(5000)),
+            restart: RestartPolicy {
+                max_per_minute: f
+                    .workers
+                    .max_restarts_per_minute
+                    .unwrap_or(defaults.max_per_minute),
+                close_grace: f
+                    .workers
+                    .close_grace_ms
+                    .map_or(defaults.close_grace, Duration::from_millis),
+                ..defaults
+            },
+            log_level: cli
+                .log_level
+                .or(f.log.level)
+                .unwrap_or_else(|| "info".into()),
+            log_format: cli.log_format.or(f.log.format).unwrap_or_default(),
+            rtc_ports: cli.rtc_ports.or(f.media.rtc_ports).unwrap_or(PortRange {
+                min: 40000,
+                max: 49999,
+            }),
+            announced_ip: cli.announced_ip.or(f.media.announced_ip),
+            database_url: cli
+                .database_url
+                .or(f.store.database_url)
+                .unwrap_or_else(|| "sqlite://data/ferrosfu.db".into()),
+            recordings_dir: cli
+                .recordings_dir
+                .or(f.recording.dir)
+                .unwrap_or_else(|| "recordings".into()),
+            dev: cli.dev || f.dev.unwrap_or(false),
+        })
+    }
+
+    /// The worker binary: configured, else next to the running executable (or one directory up,
+    /// for test binaries in target/*/deps), else `ferrosfu-worker` on PATH.
+    pub fn resolve_worker_bin(&self) -> PathBuf {
+        if let Some(b) = &self.worker_bin {
+            return b.clone();
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors().skip(1).take(2) {
+                let candidate = dir.join("ferrosfu-worker");
+                if candidate.is_file() {
+                    return candidate;
+                }
+            }
+        }
+        PathBuf::from("ferrosfu-worker")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists() {
+        assert_eq!("auto".parse::<CoreList>().unwrap(), CoreList::Auto);
+        assert_eq!(
+            "0,1".parse::<CoreList>().unwrap(),
+            CoreList::List(vec![0, 1])
+        );
+        assert_eq!(
+            "6-9".parse::<CoreList>().unwrap(),
+            CoreList::List(vec![6, 7, 8, 9])
+        );
+        assert_eq!(
+            "3, 0-1,1".parse::<CoreList>().unwrap(),
+            CoreList::List(vec![0, 1, 3])
+        );
+        for bad in ["", "x", "3-1", "1-", "-1", "0,,a"] {
+            assert!(bad.parse::<CoreList>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(
+            "10-20".parse::<PortRange>().unwrap(),
+            PortRange { min: 10, max: 20 }
+        );
+        for bad in ["20-10", "0-5", "5", "a-b", "1-70000"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let toml = r#"
+            [http]
+            listen = "0.0.0.0:8080"
+            [workers]
+            cores = "0-1"
+            [log]
+            level = "debug"
+            format = "json"
+            [media]
+            rtc_ports = "50000-50100"
+        "#;
+        let cli = Cli::try_parse_from([
+            "ferrosfu",
+            "--http-listen",
+            "127.0.0.1:9",
+            "--log-format",
+            "text",
+        ])
+        .unwrap();
+        let c = Config::from_toml(cli, toml).unwrap();
+        assert_eq!(c.http_listen, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.worker_cores, CoreList::List(vec![0, 1]));
+        assert_eq!(
+            c.rtc_ports,
+            PortRange {
+                min: 50000,
+                max: 50100
+            }
+        );
+        assert_eq!(c.database_url, "sqlite://data/ferrosfu.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml(Cli::default(), "[http]\nlisten_typo = 1").is_err());
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses() {
+        let text = include_str!("../../config/ferrosfu.toml");
+        Config::from_toml(Cli::default(), text).unwrap();
+    }
+
+    #[test]
+    fn help_lists_every_documented_flag() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for flag in [
+            "--config",
+            "--http-listen",
+            "--worker-cores",
+            "--log-level",
+            "--log-format",
+            "--rtc-ports",
+            "--announced-ip",
+            "--database-url",
+            "--recordings-dir",
+            "--dev",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+    }
+}

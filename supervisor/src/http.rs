@@ -1,0 +1,128 @@
+//! The operations HTTP API: `/healthz`, `/api/workers`, `/metrics`, and an index page.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use ferrosfu_fbs::ResourceUsage;
+use serde_json::{Value, json};
+
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::pool::{WorkerInfo, WorkerPool};
+
+#[derive(Clone, Debug)]
+pub(crate) struct AppState {
+    pub(crate) pool: WorkerPool,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+}
+
+pub(crate) fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/api/workers", get(workers))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
+}
+
+/// 200 while running with every worker up; 503 otherwise (starting, draining, a worker down).
+async fn healthz(State(s): State<AppState>) -> Response {
+    let phase = s.lifecycle.phase();
+    let snap = s.pool.snapshot();
+    let up = snap.iter().filter(|w| w.worker.is_some()).count();
+    let healthy = phase == Phase::Running && up == snap.len();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "phase": phase.as_str(),
+        "workers": { "up": up, "total": snap.len() },
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Resource usage of every running worker, asked in parallel; a worker that does not answer
+/// within a second is reported without it.
+async fn usage_of(snap: &[WorkerInfo]) -> Vec<Option<ResourceUsage>> {
+    let asks = snap.iter().map(|info| {
+        let worker = info.worker.clone();
+        async move {
+            let w = worker?;
+            tokio::time::timeout(Duration::from_secs(1), w.get_resource_usage())
+                .await
+                .ok()?
+                .ok()
+        }
+    });
+    futures_join_all(asks).await
+}
+
+async fn futures_join_all<F: Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("usage query does not panic"));
+    }
+    out
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+async fn workers(State(s): State<AppState>) -> Json<Vec<Value>> {
+    let snap = s.pool.snapshot();
+    let usage = usage_of(&snap).await;
+    let list = snap
+        .iter()
+        .zip(usage)
+        .map(|(info, u)| {
+            json!({
+                "pid": info.worker.as_ref().map(|w| w.pid()),
+                "core": info.core,
+                "started_at": info.started_at.map(rfc3339),
+                "restarts": info.restarts,
+                "up": info.worker.is_some(),
+                "rusage": u.map(|u| json!({
+                    "ru_utime_us": u.ru_utime,
+                    "ru_stime_us": u.ru_stime,
+                    "ru_maxrss_kib": u.ru_maxrss,
+                    "ru_minflt": u.ru_minflt,
+                    "ru_majflt": u.ru_majflt,
+                    "ru_inblock": u.ru_inblock,
+                    "ru_oublock": u.ru_oublock,
+                    "ru_nvcsw": u.ru_nvcsw,
+                    "ru_nivcsw": u.ru_nivcsw,
+                })),
+            })
+        })
+        .collect();
+    Json(list)
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let snap = s.pool.snapshot();
+    let usage: Vec<_> = snap
+        .iter()
+        .zip(usage_of(&snap).await)
+        .filter_map(|(i, u)| Some((i.core, u?)))
+        .collect();
+    let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
+}

@@ -1,0 +1,336 @@
+//! The worker pool: one pinned worker per configured core, restarted when it dies.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+
+use crate::worker::{SpawnError, Worker, WorkerExit, WorkerSettings};
+
+/// When and how often a dead worker is restarted.
+#[derive(Clone, Debug)]
+pub struct RestartPolicy {
+    /// At most this many restarts per core in any 60 s window; past it the core waits until the
+    /// oldest restart leaves the window.
+    pub max_per_minute: u32,
+    /// Delay before the 2nd restart within the window; doubles for each further one. The first
+    /// restart is immediate.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long `close` waits for a worker to exit before killing it.
+    pub close_grace: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            max_per_minute: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            close_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Delay before a restart, given how many restarts already happened in the window.
+    pub fn backoff(&self, restarts_in_window: u32) -> Duration {
+        if restarts_in_window == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (restarts_in_window - 1).min(16);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Something that happened to the pool's workers.
+#[derive(Clone, Debug)]
+pub enum PoolEvent {
+    /// A worker exited without being asked to. Everything on it (routers...) is gone.
+    WorkerDied {
+        core: u32,
+        pid: u32,
+        exit: WorkerExit,
+    },
+    /// A replacement worker runs on `core`.
+    WorkerRestarted { core: u32, pid: u32, restarts: u32 },
+    /// `core` gave up: its worker cannot start (bad settings).
+    CoreFailed { core: u32, reason: String },
+}
+
+/// What `/api/workers` shows for one core.
+#[derive(Clone, Debug)]
+pub struct WorkerInfo {
+    pub core: u32,
+    /// `None` while the core has no running worker (between a death and its restart).
+    pub worker: Option<Worker>,
+    pub restarts: u32,
+    pub started_at: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    core: u32,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    worker: Option<Worker>,
+    restarts: u32,
+    recent: VecDeque<Instant>,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pool. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WorkerPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
+    slots: Vec<Arc<Slot>>,
+    events: broadcast::Sender<PoolEvent>,
+    stopping: watch::Sender<bool>,
+    supervisors: Mutex<Option<JoinSet<()>>>,
+    policy: RestartPolicy,
+}
+
+impl WorkerPool {
+    /// Spawns one worker per core (in parallel) and returns once all run. `base` gives every
+    /// setting but the core.
+    pub async fn start(
+        base: WorkerSettings,
+        cores: &[u32],
+        policy: RestartPolicy,
+    ) -> Result<WorkerPool, (u32, SpawnError)> {
+        let mut spawns = JoinSet::new();
+        for &core in cores {
+            let mut s = base.clone();
+            s.core = Some(core);
+            spawns.spawn(async move { (core, Worker::spawn(&s).await) });
+        }
+        let mut started = Vec::new();
+        let mut failure = None;
+        while let Some(res) = spawns.join_next().await {
+            let (core, r) = res.expect("spawn task does not panic");
+            match r {
+                Ok(w) => started.push((core, w)),
+                Err(e) => failure = failure.or(Some((core, e))),
+            }
+        }
+        if let Some(f) = failure {
+            for (_, w) in started {
+                w.kill();
+            }
+            return Err(f);
+        }
+        started.sort_by_key(|(c, _)| *c);
+
+        let (events, _) = broadcast::channel(256);
+        let inner = Arc::new(PoolInner {
+            slots: started
+                .iter()
+                .map(|(core, w)| {
+                    Arc::new(Slot {
+                        core: *core,
+                        state: Mutex::new(SlotState {
+                            worker: Some(w.clone()),
+                            ..Default::default()
+                        }),
+                    })
+                })
+                .collect(),
+            events,
+            stopping: watch::channel(false).0,
+            supervisors: Mutex::new(None),
+            policy,
+        });
+        let mut set = JoinSet::new();
+        for slot in &inner.slots {
+            let mut s = base.clone();
+            s.core = Some(slot.core);
+            set.spawn(supervise(inner.clone(), slot.clone(), s));
+        }
+        *inner.supervisors.lock().unwrap_or_else(|e| e.into_inner()) = Some(set);
+        Ok(WorkerPool { inner })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// One entry per core, in core order.
+    pub fn snapshot(&self) -> Vec<WorkerInfo> {
+        self.inner
+            .slots
+            .iter()
+            .map(|slot| {
+                let st = slot.lock();
+                let worker = st.worker.clone().filter(Worker::is_alive);
+                WorkerInfo {
+                    core: slot.core,
+                    started_at: worker.as_ref().map(Worker::started_at),
+                    worker,
+                    restarts: st.restarts,
+                }
+            })
+            .collect()
+    }
+
+    /// Workers currently running.
+    pub fn workers(&self) -> Vec<Worker> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|i| i.worker)
+            .collect()
+    }
+
+    pub fn size(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// Stops restarting, closes every worker (kills those that do not exit within the grace
+    /// period) and waits for all of them to be reaped.
+    pub async fn close(&self) {
+        self.inner.stopping.send_replace(true);
+        let set = self
+            .inner
+            .supervisors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut set) = set {
+            while set.join_next().await.is_some() {}
+        }
+        let grace = self.inner.policy.close_grace;
+        let mut closing = JoinSet::new();
+        for slot in &self.inner.slots {
+            if let Some(w) = slot.lock().worker.clone() {
+                closing.spawn(async move { w.close(grace).await });
+            }
+        }
+        while closing.join_next().await.is_some() {}
+    }
+}
+
+/// Watches one core's worker and replaces it when it dies, until the pool stops.
+async fn supervise(pool: Arc<PoolInner>, slot: Arc<Slot>, settings: WorkerSettings) {
+    let mut stopping = pool.stopping.subscribe();
+    let core = slot.core;
+    loop {
+        let Some(worker) = slot.lock().worker.clone() else {
+            return;
+        };
+        let exit = tokio::select! {
+            e = worker.died() => e,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        tracing::error!(
+            core,
+            pid = worker.pid(),
+            "worker died ({exit}); restarting it"
+        );
+        let _ = pool.events.send(PoolEvent::WorkerDied {
+            core,
+            pid: worker.pid(),
+            exit,
+        });
+
+        // Restart until one runs, or the pool stops, or the settings are hopeless.
+        loop {
+            let wait = {
+                let mut st = slot.lock();
+                let now = Instant::now();
+                while st
+                    .recent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                {
+                    st.recent.pop_front();
+                }
+                let in_window = st.recent.len() as u32;
+                if in_window >= pool.policy.max_per_minute {
+                    let oldest = *st.recent.front().expect("window is not empty");
+                    (oldest + Duration::from_secs(60)).saturating_duration_since(now)
+                } else {
+                    pool.policy.backoff(in_window)
+                }
+            };
+            if !wait.is_zero() {
+                tracing::warn!(core, "restarting worker in {wait:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+            }
+            if *stopping.borrow() {
+                return;
+            }
+            let spawned = Worker::spawn(&settings).await;
+            let mut st = slot.lock();
+            st.recent.push_back(Instant::now());
+            match spawned {
+                Ok(w) => {
+                    st.restarts += 1;
+                    tracing::info!(
+                        core,
+                        pid = w.pid(),
+                        restarts = st.restarts,
+                        "worker restarted"
+                    );
+                    let _ = pool.events.send(PoolEvent::WorkerRestarted {
+                        core,
+                        pid: w.pid(),
+                        restarts: st.restarts,
+                    });
+                    st.worker = Some(w);
+                    if *stopping.borrow() {
+                        // close() may have snapshotted the slot before this worker existed.
+                        if let Some(w) = st.worker.clone() {
+                            w.kill();
+                        }
+                        return;
+                    }
+                    break;
+                }
+                Err(e) if e.is_bad_settings() => {
+                    tracing::error!(core, "worker cannot start: {e}; giving up on this core");
+                    let _ = pool.events.send(PoolEvent::CoreFailed {
+                        core,
+                        reason: e.to_string(),
+                    });
+                    st.worker = None;
+                    return;
+                }
+                Err(e) => tracing::error!(core, "worker restart failed: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_immediate_then_doubles_to_a_cap() {
+        let p = RestartPolicy::default();
+        assert_eq!(p.backoff(0), Duration::ZERO);
+        assert_eq!(p.backoff(1), Duration::from_millis(100));
+        assert_eq!(p.backoff(2), Duration::from_millis(200));
+        assert_eq!(p.backoff(4), Duration::from_millis(800));
+        assert_eq!(p.backoff(9), Duration::from_secs(5));
+        assert_eq!(p.backoff(100), Duration::from_secs(5));
+    }
+}
