@@ -146,6 +146,7 @@ impl Worker {
             .arg(settings.log_targets.join(","))
             .arg("--rtc-ports")
             .arg(format!("{}-{}", settings.rtc_ports.0, settings.rtc_ports.1))
+            .env("FERROSFU_PARENT_PID", std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,8 +1,9 @@
 //! `ferrosfu-worker`: one media worker, pinned to one core, driven by the supervisor over the
 //! channel on fd 3 (requests in) and fd 4 (responses, notifications and logs out).
 //!
-//! Startup order matters: die with the parent (`PR_SET_PDEATHSIG`), pin to the core, and only then
-//! start the single-threaded runtime, so that no thread of this process ever runs elsewhere.
+//! Startup order matters: pin to the core, take the channel fds, die with the parent
+//! (`PR_SET_PDEATHSIG`), and only then start the single-threaded runtime, so that no thread of
+//! this process ever runs elsewhere.
 //!
 //! Exit codes: 0 closed by `worker.close` or the supervisor closed the channel; 42 bad settings
 //! (argv); 1 any other failure (channel fds missing, IO error); 101 a panic (broken invariant).
@@ -24,10 +25,13 @@ fn main() -> ExitCode {
         Err(e) => return e,
     };
 
+    // Pin first: everything this process does from here on runs on its core. A core outside the
+    // machine or outside the allowed cpuset is a settings error (the supervisor gives up on it).
     if let Some(core) = settings.core {
-        let available = core_affinity::get_core_ids().unwrap_or_default();
-        if !available.iter().any(|c| c.id == core as usize) {
-            eprintln!("ferrosfu-worker: core {core} is not available to this process");
+        let pinned = (core as usize) < libc::CPU_SETSIZE as usize
+            && core_affinity::set_for_current(core_affinity::CoreId { id: core as usize });
+        if !pinned {
+            eprintln!("ferrosfu-worker: cannot pin to core {core}: not available to this process");
             return ExitCode::from(EXIT_BAD_SETTINGS);
         }
     }
@@ -45,16 +49,14 @@ fn main() -> ExitCode {
         eprintln!("ferrosfu-worker: prctl(PR_SET_PDEATHSIG) failed: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    if nix::unistd::getppid().as_raw() == 1 {
+    // The supervisor passes its pid; a different parent now means it died before prctl took
+    // effect. (Not `getppid() == 1`: the supervisor may itself be pid 1 in a container.)
+    let expected_parent = std::env::var("FERROSFU_PARENT_PID")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    if expected_parent.is_some_and(|p| p != nix::unistd::getppid().as_raw()) {
         eprintln!("ferrosfu-worker: parent already exited");
         return ExitCode::from(EXIT_FAILURE);
-    }
-
-    if let Some(core) = settings.core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
-            eprintln!("ferrosfu-worker: could not pin to core {core}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
     }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
