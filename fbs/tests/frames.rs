@@ -1,6 +1,8 @@
 //! Property tests: every typed message survives encode -> frame -> decode unchanged, and no byte
 //! sequence (truncated, oversized, garbage) makes the decoder panic.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use ferrosfu_fbs::*;
 use proptest::prelude::*;
 

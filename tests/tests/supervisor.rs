@@ -1,6 +1,8 @@
 //! The real supervisor binary with real workers: pinning, /api/workers, /metrics, restart of a
 //! killed worker on the same core, and a clean SIGTERM drain.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::time::{Duration, Instant};
 
 use ferrosfu_tests::{SupervisorProcess, cpus_allowed, process_alive};

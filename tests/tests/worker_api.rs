@@ -1,6 +1,8 @@
 //! The supervisor's typed API over a real worker process: routers, settings, resource usage,
 //! garbage on the channel, and what a worker's death does to what lives on it.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::time::Duration;
 
 use ferrosfu::{RequestError, Router, RouterClosed, Worker, WorkerSettings};

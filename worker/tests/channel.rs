@@ -1,6 +1,8 @@
 //! The real `ferrosfu-worker` binary, spawned with a channel on fds 3/4, spoken to in raw frames:
 //! the protocol, garbage resistance, and exit codes.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
