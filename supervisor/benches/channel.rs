@@ -7,7 +7,11 @@
 //! - `sequential`: one request in flight (latency-bound: two pipe hops and two wake-ups).
 //! - `pipelined/N`: N requests in flight, as a loaded supervisor issues them; the worker answers
 //!   a whole read's worth of requests with one write.
+//! - `raw_pipe_echo`: the floor for `sequential` measured in the same run: a blocking thread
+//!   pinned to the worker's core echoes a 64-byte message over a pipe pair, no runtime, no
+//!   encoding. `sequential` / `raw_pipe_echo` is the channel's overhead over the kernel's.
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -63,6 +67,35 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("raw_pipe_echo", |b| {
+        let (to_echo_r, to_echo_w) = nix::unistd::pipe().expect("pipe");
+        let (from_echo_r, from_echo_w) = nix::unistd::pipe().expect("pipe");
+        let echo = std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: worker_core });
+            let (mut r, mut w) = (
+                std::fs::File::from(to_echo_r),
+                std::fs::File::from(from_echo_w),
+            );
+            let mut buf = [0u8; 64];
+            while r.read_exact(&mut buf).is_ok() {
+                if w.write_all(&buf).is_err() {
+                    return;
+                }
+            }
+        });
+        let (mut w, mut r) = (
+            std::fs::File::from(to_echo_w),
+            std::fs::File::from(from_echo_r),
+        );
+        let mut buf = [7u8; 64];
+        b.iter(|| {
+            w.write_all(&buf).expect("write");
+            r.read_exact(&mut buf).expect("read");
+        });
+        drop(w);
+        echo.join().expect("echo thread");
+    });
     g.finish();
     rt.block_on(worker.close(Duration::from_secs(3)));
 }

@@ -131,8 +131,9 @@ impl Supervisor {
         &self.pool
     }
 
-    pub fn lifecycle(&self) -> &Lifecycle {
-        &self.lifecycle
+    /// The lifecycle; keep the `Arc` to observe phases after `shutdown` consumed the supervisor.
+    pub fn lifecycle(&self) -> Arc<Lifecycle> {
+        self.lifecycle.clone()
     }
 
     /// The bound HTTP address (useful with port 0).
