@@ -66,6 +66,11 @@ pub struct Cli {
     /// Path of the ferrosfu-worker binary (default: next to this binary, else on PATH).
     #[arg(long, env = "FERROSFU_WORKER_BIN", value_name = "PATH")]
     pub worker_bin: Option<PathBuf>,
+
+    /// Print the effective configuration (defaults, file, environment and flags merged) as JSON
+    /// and exit without starting anything.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -337,6 +342,36 @@ impl Config {
 
     /// The worker binary: configured, else next to the running executable (or one directory up,
     /// for test binaries in target/*/deps), else `ferrosfu-worker` on PATH.
+    /// The effective configuration as JSON (`--print-config`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dev": self.dev,
+            "http": { "listen": self.http_listen.to_string() },
+            "log": {
+                "level": self.log_level,
+                "format": match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
+            },
+            "workers": {
+                "cores": match &self.worker_cores {
+                    CoreList::Auto => serde_json::json!("auto"),
+                    CoreList::List(c) => serde_json::json!(c),
+                },
+                "bin": self.resolve_worker_bin().display().to_string(),
+                "log_level": self.worker_log_level.as_str(),
+                "log_targets": self.worker_log_targets,
+                "request_timeout_ms": self.request_timeout.as_millis() as u64,
+                "max_restarts_per_minute": self.restart.max_per_minute,
+                "close_grace_ms": self.restart.close_grace.as_millis() as u64,
+            },
+            "media": {
+                "rtc_ports": format!("{}-{}", self.rtc_ports.min, self.rtc_ports.max),
+                "announced_ip": self.announced_ip.map(|ip| ip.to_string()),
+            },
+            "store": { "database_url": self.database_url },
+            "recording": { "dir": self.recordings_dir.display().to_string() },
+        })
+    }
+
     pub fn resolve_worker_bin(&self) -> PathBuf {
         if let Some(b) = &self.worker_bin {
             return b.clone();

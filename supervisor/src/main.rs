@@ -9,6 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let print_config = cli.print_config;
     let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -16,6 +17,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if print_config {
+        println!("{:#}", config.to_json());
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = ferrosfu::logging::init(&config.log_level, config.log_format) {
         eprintln!("ferrosfu: {e}");
         return ExitCode::from(2);

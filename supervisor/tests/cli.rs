@@ -50,3 +50,47 @@ fn help_documents_the_flags() {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
 }
+
+/// Defaults < file < environment < flags, observed through `--print-config`.
+#[test]
+fn precedence_is_file_then_environment_then_flags() {
+    let dir = std::env::temp_dir().join(format!("ferrosfu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ferrosfu.toml");
+    std::fs::write(
+        &file,
+        "[http]\nlisten = \"0.0.0.0:7000\"\n[media]\nrtc_ports = \"1000-2000\"\n[log]\nlevel = \"debug\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--print-config",
+            "--http-listen",
+            "127.0.0.1:7001",
+        ])
+        .env("FERROSFU_RTC_PORTS", "3000-4000")
+        .env("FERROSFU_HTTP_LISTEN", "127.0.0.1:7002")
+        .env_remove("FERROSFU_LOG_LEVEL")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["http"]["listen"], "127.0.0.1:7001",
+        "flag beats env and file"
+    );
+    assert_eq!(v["media"]["rtc_ports"], "3000-4000", "env beats file");
+    assert_eq!(v["log"]["level"], "debug", "file beats default");
+    assert_eq!(
+        v["store"]["database_url"], "sqlite://data/ferrosfu.db",
+        "default"
+    );
+    assert_eq!(v["workers"]["cores"], "auto");
+}
