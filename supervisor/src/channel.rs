@@ -362,17 +362,22 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
+    /// Issues a request on a task of its own, so the test can play the worker meanwhile.
+    fn call(
+        ch: &Channel,
+        handler: &str,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> tokio::task::JoinHandle<Result<ResponseBody, RequestError>> {
+        let (ch, handler) = (ch.clone(), HandlerId::new(handler));
+        tokio::spawn(async move { ch.request(handler, body, timeout).await })
+    }
+
     #[tokio::test]
     async fn responses_answered_out_of_order_reach_their_callers() {
         let (ch, _n, mut peer) = pair();
         let calls: Vec<_> = (0..3)
-            .map(|_| {
-                let ch = ch.clone();
-                tokio::spawn(async move {
-                    ch.request(HandlerId::worker(), RequestBody::WorkerDump, T)
-                        .await
-                })
-            })
+            .map(|_| call(&ch, "", RequestBody::WorkerDump, T))
             .collect();
         let mut reqs = Vec::new();
         for _ in 0..3 {
@@ -403,10 +408,7 @@ mod tests {
     #[tokio::test]
     async fn typed_errors_are_returned() {
         let (ch, _n, mut peer) = pair();
-        let call = tokio::spawn({
-            let ch = ch.clone();
-            async move { ch.request("r".into(), RequestBody::RouterDump, T).await }
-        });
+        let call = call(&ch, "r", RequestBody::RouterDump, T);
         let r = peer.next_request().await;
         assert_eq!(r.handler_id, HandlerId::new("r"));
         peer.send(Message::Response(Response {
@@ -421,17 +423,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_without_answer_times_out_and_a_late_answer_is_ignored() {
         let (ch, _n, mut peer) = pair();
-        let call = tokio::spawn({
-            let ch = ch.clone();
-            async move {
-                ch.request(
-                    HandlerId::worker(),
-                    RequestBody::WorkerDump,
-                    Duration::from_millis(50),
-                )
-                .await
-            }
-        });
+        let call = call(&ch, "", RequestBody::WorkerDump, Duration::from_millis(50));
         let r = peer.next_request().await;
         let err = call.await.unwrap().unwrap_err();
         assert_eq!(
@@ -449,13 +441,7 @@ mod tests {
             result: Ok(ResponseBody::None),
         }))
         .await;
-        let call = tokio::spawn({
-            let ch = ch.clone();
-            async move {
-                ch.request(HandlerId::worker(), RequestBody::WorkerDump, T)
-                    .await
-            }
-        });
+        let call = call(&ch, "", RequestBody::WorkerDump, T);
         let r2 = peer.next_request().await;
         assert_ne!(r2.id, r.id);
         peer.send(Message::Response(Response {
@@ -469,19 +455,10 @@ mod tests {
     #[tokio::test]
     async fn pending_requests_fail_when_the_worker_goes_away() {
         let (ch, _n, mut peer) = pair();
-        let call = tokio::spawn({
-            let ch = ch.clone();
-            async move {
-                ch.request(
-                    HandlerId::worker(),
-                    RequestBody::WorkerCreateRouter {
-                        router_id: RouterId::new("x"),
-                    },
-                    T,
-                )
-                .await
-            }
-        });
+        let body = RequestBody::WorkerCreateRouter {
+            router_id: RouterId::new("x"),
+        };
+        let call = call(&ch, "", body, T);
         peer.next_request().await;
         drop(peer);
         assert_eq!(

@@ -24,6 +24,15 @@ async fn workers(http: &reqwest::Client, sup: &SupervisorProcess) -> Vec<Value> 
     v.as_array().expect("array").clone()
 }
 
+async fn metrics(http: &reqwest::Client, sup: &SupervisorProcess) -> String {
+    let resp = http
+        .get(sup.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    resp.text().await.expect("body")
+}
+
 fn entry(list: &[Value], core: u64) -> &Value {
     list.iter()
         .find(|w| w["core"] == core)
@@ -60,14 +69,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
         pids.push(pid);
     }
 
-    let metrics = http
-        .get(sup.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&http, &sup).await;
     assert!(
         metrics.contains("ferrosfu_worker_up{core=\"0\"} 1"),
         "{metrics}"
@@ -104,14 +106,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
     let list = workers(&http, &sup).await;
     assert_eq!(entry(&list, 1)["pid"].as_u64(), Some(u64::from(pids[1])));
     assert_eq!(entry(&list, 1)["restarts"], 0);
-    let metrics = http
-        .get(sup.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&http, &sup).await;
     assert!(
         metrics.contains("ferrosfu_worker_restarts_total{core=\"0\"} 1"),
         "{metrics}"
