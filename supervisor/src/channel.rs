@@ -363,7 +363,7 @@ mod tests {
     const T: Duration = Duration::from_secs(5);
 
     /// Issues a request on a task of its own, so the test can play the worker meanwhile.
-    fn call(
+    fn spawn_request(
         ch: &Channel,
         handler: &str,
         body: RequestBody,
@@ -377,7 +377,7 @@ mod tests {
     async fn responses_answered_out_of_order_reach_their_callers() {
         let (ch, _n, mut peer) = pair();
         let calls: Vec<_> = (0..3)
-            .map(|_| call(&ch, "", RequestBody::WorkerDump, T))
+            .map(|_| spawn_request(&ch, "", RequestBody::WorkerDump, T))
             .collect();
         let mut reqs = Vec::new();
         for _ in 0..3 {
@@ -408,7 +408,7 @@ mod tests {
     #[tokio::test]
     async fn typed_errors_are_returned() {
         let (ch, _n, mut peer) = pair();
-        let call = call(&ch, "r", RequestBody::RouterDump, T);
+        let call = spawn_request(&ch, "r", RequestBody::RouterDump, T);
         let r = peer.next_request().await;
         assert_eq!(r.handler_id, HandlerId::new("r"));
         peer.send(Message::Response(Response {
@@ -423,7 +423,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_without_answer_times_out_and_a_late_answer_is_ignored() {
         let (ch, _n, mut peer) = pair();
-        let call = call(&ch, "", RequestBody::WorkerDump, Duration::from_millis(50));
+        let call = spawn_request(&ch, "", RequestBody::WorkerDump, Duration::from_millis(50));
         let r = peer.next_request().await;
         let err = call.await.unwrap().unwrap_err();
         assert_eq!(
@@ -441,7 +441,7 @@ mod tests {
             result: Ok(ResponseBody::None),
         }))
         .await;
-        let call = call(&ch, "", RequestBody::WorkerDump, T);
+        let call = spawn_request(&ch, "", RequestBody::WorkerDump, T);
         let r2 = peer.next_request().await;
         assert_ne!(r2.id, r.id);
         peer.send(Message::Response(Response {
@@ -458,7 +458,7 @@ mod tests {
         let body = RequestBody::WorkerCreateRouter {
             router_id: RouterId::new("x"),
         };
-        let call = call(&ch, "", body, T);
+        let call = spawn_request(&ch, "", body, T);
         peer.next_request().await;
         drop(peer);
         assert_eq!(

@@ -24,7 +24,7 @@ async fn workers(http: &reqwest::Client, sup: &SupervisorProcess) -> Vec<Value> 
     v.as_array().expect("array").clone()
 }
 
-async fn metrics(http: &reqwest::Client, sup: &SupervisorProcess) -> String {
+async fn get_metrics(http: &reqwest::Client, sup: &SupervisorProcess) -> String {
     let resp = http
         .get(sup.url("/metrics"))
         .send()
@@ -69,7 +69,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
         pids.push(pid);
     }
 
-    let metrics = metrics(&http, &sup).await;
+    let metrics = get_metrics(&http, &sup).await;
     assert!(
         metrics.contains("ferrosfu_worker_up{core=\"0\"} 1"),
         "{metrics}"
@@ -106,7 +106,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
     let list = workers(&http, &sup).await;
     assert_eq!(entry(&list, 1)["pid"].as_u64(), Some(u64::from(pids[1])));
     assert_eq!(entry(&list, 1)["restarts"], 0);
-    let metrics = metrics(&http, &sup).await;
+    let metrics = get_metrics(&http, &sup).await;
     assert!(
         metrics.contains("ferrosfu_worker_restarts_total{core=\"0\"} 1"),
         "{metrics}"
