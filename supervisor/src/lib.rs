@@ -75,11 +75,7 @@ impl Supervisor {
             request_timeout: config.request_timeout,
             ..WorkerSettings::new(bin.clone())
         };
-        tracing::info!(?cores, bin = %bin.display(), "starting workers");
-        let pool = WorkerPool::start(settings, &cores, config.restart.clone())
-            .await
-            .map_err(|(core, source)| StartError::Worker { core, source })?;
-
+        // Bind first: a taken port then fails fast, before any worker exists.
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -90,6 +86,11 @@ impl Supervisor {
             addr: config.http_listen,
             source,
         })?;
+        tracing::info!(?cores, bin = %bin.display(), "starting workers");
+        let pool = WorkerPool::start(settings, &cores, config.restart.clone())
+            .await
+            .map_err(|(core, source)| StartError::Worker { core, source })?;
+
         let app = http::router(http::AppState {
             pool: pool.clone(),
             lifecycle: lifecycle.clone(),
