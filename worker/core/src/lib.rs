@@ -20,8 +20,12 @@
 //! typed error reply ([`ferrosfu_fbs::ErrorKind`]), a broken invariant panics with the reason so
 //! the supervisor restarts the worker.
 
+mod packet;
 mod router;
+mod units;
 mod worker;
 
+pub use packet::{PacketKind, classify};
 pub use router::Router;
+pub use units::{Pt, SeqExtender, SeqNo, Ssrc};
 pub use worker::{CoreConfig, Input, Output, WorkerCore};
