@@ -20,11 +20,16 @@
 //! typed error reply ([`ferrosfu_fbs::ErrorKind`]), a broken invariant panics with the reason so
 //! the supervisor restarts the worker.
 
+mod ice;
 mod packet;
 mod router;
 mod units;
 mod worker;
 
+pub use ice::{
+    CONSENT_TIMEOUT, IceCredentials, IceDrop, IceEvent, IceLite, IceState, IceStats, Protocol,
+    StunOutcome, Tuple,
+};
 pub use packet::{PacketKind, classify};
 pub use router::Router;
 pub use units::{Pt, SeqExtender, SeqNo, Ssrc};
