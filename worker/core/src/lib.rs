@@ -23,6 +23,7 @@
 mod ice;
 mod packet;
 mod router;
+mod srtp;
 mod units;
 mod worker;
 
@@ -32,5 +33,6 @@ pub use ice::{
 };
 pub use packet::{PacketKind, classify};
 pub use router::Router;
+pub use srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
 pub use units::{Pt, SeqExtender, SeqNo, Ssrc};
 pub use worker::{CoreConfig, Input, Output, WorkerCore};
