@@ -23,6 +23,8 @@ pub struct DecodeError {
 pub enum EncodeError {
     #[error("message of {0} bytes exceeds the {MAX_FRAME_LEN} byte frame limit")]
     TooLarge(usize),
+    #[error("{0} has no FlatBuffers encoding yet")]
+    NotEncodable(&'static str),
 }
 
 /// Encodes typed messages into frames, reusing one FlatBuffers builder.
@@ -51,6 +53,9 @@ impl Encoder {
 
     /// Appends one frame (u32-LE length + Message) to `out`. On error `out` is unchanged.
     pub fn encode_frame(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if let Some(what) = not_encodable(msg) {
+            return Err(EncodeError::NotEncodable(what));
+        }
         self.fbb.reset();
         let fbb = &mut self.fbb;
         let (data_type, data) = match msg {
@@ -85,6 +90,31 @@ impl Encoder {
         let mut out = Vec::new();
         self.encode_frame(msg, &mut out)?;
         Ok(out)
+    }
+}
+
+// TEMPORARY: media-plane messages whose schemas are being written.
+fn not_encodable(msg: &Message) -> Option<&'static str> {
+    match msg {
+        Message::Request(r) if r.body.method() as usize > Method::RouterClose as usize => {
+            Some(r.body.method().as_str())
+        }
+        Message::Response(Response { result: Ok(b), .. })
+            if !matches!(
+                b,
+                ResponseBody::None
+                    | ResponseBody::WorkerDump(_)
+                    | ResponseBody::ResourceUsage(_)
+                    | ResponseBody::RouterDump(_)
+            ) =>
+        {
+            Some("media response")
+        }
+        Message::Notification(Notification {
+            event: Event::Media(_),
+            ..
+        }) => Some("media event"),
+        _ => None,
     }
 }
 
@@ -141,6 +171,8 @@ fn build_request(fbb: &mut Fbb, r: &Request) -> WIPOffset<UnionWIPOffset> {
         }
         RequestBody::RouterDump => (fb_req::Method::ROUTER_DUMP, fb_req::Body::NONE, None),
         RequestBody::RouterClose => (fb_req::Method::ROUTER_CLOSE, fb_req::Body::NONE, None),
+        // TEMPORARY (media schemas in progress): refused by `encode_frame` before reaching here.
+        _ => (fb_req::Method::ROUTER_CLOSE, fb_req::Body::NONE, None),
     };
     fb_req::Request::create(
         fbb,
@@ -215,6 +247,7 @@ fn build_response(fbb: &mut Fbb, r: &Response) -> WIPOffset<UnionWIPOffset> {
                     );
                     (fb_resp::Body::Router_DumpResponse, Some(b.as_union_value()))
                 }
+                _ => (fb_resp::Body::NONE, None), // TEMPORARY, see not_encodable
             };
             (true, fb_resp::ErrorKind::NONE, None, t, b)
         }
@@ -255,6 +288,19 @@ fn build_notification(fbb: &mut Fbb, n: &Notification) -> WIPOffset<UnionWIPOffs
         }
         Event::WorkerChannelError { reason } => {
             let reason = Some(fbb.create_string(reason));
+            let b = fb_worker::ChannelErrorNotification::create(
+                fbb,
+                &fb_worker::ChannelErrorNotificationArgs { reason },
+            );
+            (
+                fb_notif::Event::WORKER_CHANNEL_ERROR,
+                fb_notif::Body::Worker_ChannelErrorNotification,
+                b.as_union_value(),
+            )
+        }
+        // TEMPORARY, see not_encodable.
+        Event::Media(_) => {
+            let reason = Some(fbb.create_string(""));
             let b = fb_worker::ChannelErrorNotification::create(
                 fbb,
                 &fb_worker::ChannelErrorNotificationArgs { reason },

@@ -54,6 +54,34 @@ string_id!(
     RouterId
 );
 
+string_id!(
+    /// Transport id (WebRtcTransport or PlainTransport), unique within a worker.
+    TransportId
+);
+string_id!(
+    /// Producer id, unique within a worker.
+    ProducerId
+);
+string_id!(
+    /// Consumer id, unique within a worker.
+    ConsumerId
+);
+string_id!(
+    /// WebRtcServer id, unique within a worker.
+    WebRtcServerId
+);
+
+macro_rules! handler_from {
+    ($($t:ident),*) => {$(
+        impl From<&$t> for HandlerId {
+            fn from(id: &$t) -> Self {
+                Self(id.0.clone())
+            }
+        }
+    )*};
+}
+handler_from!(TransportId, ProducerId, ConsumerId, WebRtcServerId);
+
 impl HandlerId {
     /// The worker itself.
     pub fn worker() -> Self {

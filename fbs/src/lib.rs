@@ -14,6 +14,7 @@
 mod codec;
 mod frame;
 mod ids;
+mod media;
 mod proto;
 
 #[allow(
@@ -30,7 +31,10 @@ mod generated;
 
 pub use codec::{DecodeError, EncodeError, Encoder, decode_message, peek_request_id};
 pub use frame::{FrameBuffer, FrameEvent, MAX_FRAME_LEN, Split, split_frame};
-pub use ids::{HandlerId, RequestId, RouterId};
+pub use ids::{
+    ConsumerId, HandlerId, ProducerId, RequestId, RouterId, TransportId, WebRtcServerId,
+};
+pub use media::*;
 pub use proto::{
     ErrorKind, Event, LogLevel, LogRecord, Message, Method, Notification, Request, RequestBody,
     RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, UpdateSettings, WorkerDump,

@@ -2,6 +2,7 @@
 //! form exists only at the edge (see `codec`).
 
 use crate::ids::{HandlerId, RequestId, RouterId};
+use crate::media::*;
 
 /// One frame's content.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,10 +23,34 @@ pub enum Method {
     WorkerCreateRouter,
     RouterDump,
     RouterClose,
+    WorkerCreateWebRtcServer,
+    WebRtcServerClose,
+    WebRtcServerDump,
+    RouterCreateWebRtcTransport,
+    RouterCreatePlainTransport,
+    TransportClose,
+    TransportDump,
+    TransportGetStats,
+    TransportConnect,
+    TransportRestartIce,
+    TransportSetMaxIncomingBitrate,
+    TransportProduce,
+    TransportConsume,
+    ProducerClose,
+    ProducerDump,
+    ProducerGetStats,
+    ProducerPause,
+    ProducerResume,
+    ConsumerClose,
+    ConsumerDump,
+    ConsumerGetStats,
+    ConsumerPause,
+    ConsumerResume,
+    ConsumerRequestKeyFrame,
 }
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 31] = [
         Method::WorkerClose,
         Method::WorkerDump,
         Method::WorkerGetResourceUsage,
@@ -33,6 +58,30 @@ impl Method {
         Method::WorkerCreateRouter,
         Method::RouterDump,
         Method::RouterClose,
+        Method::WorkerCreateWebRtcServer,
+        Method::WebRtcServerClose,
+        Method::WebRtcServerDump,
+        Method::RouterCreateWebRtcTransport,
+        Method::RouterCreatePlainTransport,
+        Method::TransportClose,
+        Method::TransportDump,
+        Method::TransportGetStats,
+        Method::TransportConnect,
+        Method::TransportRestartIce,
+        Method::TransportSetMaxIncomingBitrate,
+        Method::TransportProduce,
+        Method::TransportConsume,
+        Method::ProducerClose,
+        Method::ProducerDump,
+        Method::ProducerGetStats,
+        Method::ProducerPause,
+        Method::ProducerResume,
+        Method::ConsumerClose,
+        Method::ConsumerDump,
+        Method::ConsumerGetStats,
+        Method::ConsumerPause,
+        Method::ConsumerResume,
+        Method::ConsumerRequestKeyFrame,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +93,30 @@ impl Method {
             Method::WorkerCreateRouter => "worker.create_router",
             Method::RouterDump => "router.dump",
             Method::RouterClose => "router.close",
+            Method::WorkerCreateWebRtcServer => "worker.create_webrtc_server",
+            Method::WebRtcServerClose => "webrtc_server.close",
+            Method::WebRtcServerDump => "webrtc_server.dump",
+            Method::RouterCreateWebRtcTransport => "router.create_webrtc_transport",
+            Method::RouterCreatePlainTransport => "router.create_plain_transport",
+            Method::TransportClose => "transport.close",
+            Method::TransportDump => "transport.dump",
+            Method::TransportGetStats => "transport.get_stats",
+            Method::TransportConnect => "transport.connect",
+            Method::TransportRestartIce => "transport.restart_ice",
+            Method::TransportSetMaxIncomingBitrate => "transport.set_max_incoming_bitrate",
+            Method::TransportProduce => "transport.produce",
+            Method::TransportConsume => "transport.consume",
+            Method::ProducerClose => "producer.close",
+            Method::ProducerDump => "producer.dump",
+            Method::ProducerGetStats => "producer.get_stats",
+            Method::ProducerPause => "producer.pause",
+            Method::ProducerResume => "producer.resume",
+            Method::ConsumerClose => "consumer.close",
+            Method::ConsumerDump => "consumer.dump",
+            Method::ConsumerGetStats => "consumer.get_stats",
+            Method::ConsumerPause => "consumer.pause",
+            Method::ConsumerResume => "consumer.resume",
+            Method::ConsumerRequestKeyFrame => "consumer.request_key_frame",
         }
     }
 }
@@ -72,6 +145,30 @@ pub enum RequestBody {
     WorkerCreateRouter { router_id: RouterId },
     RouterDump,
     RouterClose,
+    WorkerCreateWebRtcServer(WebRtcServerOptions),
+    WebRtcServerClose,
+    WebRtcServerDump,
+    RouterCreateWebRtcTransport(WebRtcTransportOptions),
+    RouterCreatePlainTransport(PlainTransportOptions),
+    TransportClose,
+    TransportDump,
+    TransportGetStats,
+    TransportConnect(ConnectParams),
+    TransportRestartIce,
+    TransportSetMaxIncomingBitrate(u32),
+    TransportProduce(ProduceOptions),
+    TransportConsume(ConsumeOptions),
+    ProducerClose,
+    ProducerDump,
+    ProducerGetStats,
+    ProducerPause,
+    ProducerResume,
+    ConsumerClose,
+    ConsumerDump,
+    ConsumerGetStats,
+    ConsumerPause,
+    ConsumerResume,
+    ConsumerRequestKeyFrame,
 }
 
 impl RequestBody {
@@ -84,6 +181,32 @@ impl RequestBody {
             RequestBody::WorkerCreateRouter { .. } => Method::WorkerCreateRouter,
             RequestBody::RouterDump => Method::RouterDump,
             RequestBody::RouterClose => Method::RouterClose,
+            RequestBody::WorkerCreateWebRtcServer(_) => Method::WorkerCreateWebRtcServer,
+            RequestBody::WebRtcServerClose => Method::WebRtcServerClose,
+            RequestBody::WebRtcServerDump => Method::WebRtcServerDump,
+            RequestBody::RouterCreateWebRtcTransport(_) => Method::RouterCreateWebRtcTransport,
+            RequestBody::RouterCreatePlainTransport(_) => Method::RouterCreatePlainTransport,
+            RequestBody::TransportClose => Method::TransportClose,
+            RequestBody::TransportDump => Method::TransportDump,
+            RequestBody::TransportGetStats => Method::TransportGetStats,
+            RequestBody::TransportConnect(_) => Method::TransportConnect,
+            RequestBody::TransportRestartIce => Method::TransportRestartIce,
+            RequestBody::TransportSetMaxIncomingBitrate(_) => {
+                Method::TransportSetMaxIncomingBitrate
+            }
+            RequestBody::TransportProduce(_) => Method::TransportProduce,
+            RequestBody::TransportConsume(_) => Method::TransportConsume,
+            RequestBody::ProducerClose => Method::ProducerClose,
+            RequestBody::ProducerDump => Method::ProducerDump,
+            RequestBody::ProducerGetStats => Method::ProducerGetStats,
+            RequestBody::ProducerPause => Method::ProducerPause,
+            RequestBody::ProducerResume => Method::ProducerResume,
+            RequestBody::ConsumerClose => Method::ConsumerClose,
+            RequestBody::ConsumerDump => Method::ConsumerDump,
+            RequestBody::ConsumerGetStats => Method::ConsumerGetStats,
+            RequestBody::ConsumerPause => Method::ConsumerPause,
+            RequestBody::ConsumerResume => Method::ConsumerResume,
+            RequestBody::ConsumerRequestKeyFrame => Method::ConsumerRequestKeyFrame,
         }
     }
 }
@@ -152,6 +275,24 @@ pub enum ResponseBody {
     WorkerDump(WorkerDump),
     ResourceUsage(ResourceUsage),
     RouterDump(RouterDump),
+    WebRtcServerDump(WebRtcServerDump),
+    /// `router.create_webrtc_transport`, `transport.dump` of a WebRtcTransport.
+    WebRtcTransportDump(WebRtcTransportDump),
+    /// `router.create_plain_transport`, `transport.connect` / `transport.dump` of a PlainTransport.
+    PlainTransportDump(PlainTransportDump),
+    TransportStats(TransportStats),
+    /// `transport.restart_ice`: the new local ICE parameters.
+    IceParameters(IceParameters),
+    ProducerDump(ProducerDump),
+    /// `producer.get_stats` / `consumer.get_stats`: one entry per stream.
+    RtpStreamStats(Vec<RtpStreamStats>),
+    /// `transport.consume`.
+    Consumed {
+        paused: bool,
+        producer_paused: bool,
+        score: ConsumerScore,
+    },
+    ConsumerDump(ConsumerDump),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -194,6 +335,8 @@ pub enum Event {
     /// The worker received bytes on its channel that it could not decode (no request id could
     /// be read, so there is no response to carry the error).
     WorkerChannelError { reason: String },
+    /// Transport, producer and consumer events (the handler id names the entity).
+    Media(MediaEvent),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

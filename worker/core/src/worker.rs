@@ -123,6 +123,10 @@ impl WorkerCore {
                     req.body.method()
                 )))
             }
+            other => Err(RequestFailure::failed(format!(
+                "{} is not implemented yet",
+                other.method()
+            ))),
         }
     }
 

@@ -1,0 +1,456 @@
+//! Typed media-plane messages: transports, producers, consumers, their parameters, stats and
+//! events. The supervisor resolves everything (ORTC) before it reaches the worker: what travels
+//! here is final — payload types, SSRCs, header-extension ids are the ones to put on the wire.
+
+use crate::ids::{ConsumerId, ProducerId, TransportId, WebRtcServerId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportProtocol {
+    Udp,
+    Tcp,
+}
+
+/// Where a transport (or WebRTC server) listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenInfo {
+    pub protocol: TransportProtocol,
+    /// IP to bind ("0.0.0.0", "127.0.0.1", "::1" …).
+    pub ip: String,
+    /// Address put in ICE candidates / tuples instead of `ip` (NAT, 0.0.0.0 binds). Empty = `ip`.
+    pub announced_address: Option<String>,
+    /// 0 = take one from the worker's RTC port range.
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtcpFeedback {
+    /// "nack", "ccm", "goog-remb", "transport-cc".
+    pub kind: String,
+    /// "" or "pli" / "fir".
+    pub parameter: String,
+}
+
+/// One codec of an RTP stream with its final payload type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpCodecParameters {
+    /// "audio/opus", "video/VP8", "video/rtx" …
+    pub mime_type: String,
+    pub payload_type: u8,
+    pub clock_rate: u32,
+    pub channels: Option<u8>,
+    /// fmtp parameters, e.g. ("apt", "101"), ("profile-id", "2"), in a stable order.
+    pub parameters: Vec<(String, String)>,
+    pub rtcp_feedback: Vec<RtcpFeedback>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpHeaderExtensionParameters {
+    pub uri: String,
+    pub id: u8,
+    pub encrypt: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RtpEncodingParameters {
+    pub ssrc: Option<u32>,
+    pub rid: Option<String>,
+    pub codec_payload_type: Option<u8>,
+    pub rtx_ssrc: Option<u32>,
+    pub max_bitrate: Option<u32>,
+    pub scalability_mode: Option<String>,
+    pub dtx: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RtcpParameters {
+    pub cname: String,
+    pub reduced_size: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RtpParameters {
+    pub mid: Option<String>,
+    pub codecs: Vec<RtpCodecParameters>,
+    pub header_extensions: Vec<RtpHeaderExtensionParameters>,
+    pub encodings: Vec<RtpEncodingParameters>,
+    pub rtcp: RtcpParameters,
+}
+
+/// Producer payload type → the router's payload type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodecMapping {
+    pub payload_type: u8,
+    pub mapped_payload_type: u8,
+}
+
+/// A producer encoding (identified by SSRC or RID) → the router's SSRC for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodingMapping {
+    pub ssrc: Option<u32>,
+    pub rid: Option<String>,
+    pub scalability_mode: Option<String>,
+    pub mapped_ssrc: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RtpMapping {
+    pub codecs: Vec<CodecMapping>,
+    pub encodings: Vec<EncodingMapping>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// `worker.create_webrtc_server`: one UDP and/or TCP port shared by many WebRtcTransports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRtcServerOptions {
+    pub web_rtc_server_id: WebRtcServerId,
+    pub listen_infos: Vec<ListenInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebRtcTransportListen {
+    /// Share the ports of an existing WebRtcServer of this worker.
+    Server(WebRtcServerId),
+    /// Bind ports for this transport alone (port 0 = from the worker's RTC port range).
+    Individual(Vec<ListenInfo>),
+}
+
+/// `router.create_webrtc_transport`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRtcTransportOptions {
+    pub transport_id: TransportId,
+    pub listen: WebRtcTransportListen,
+    pub enable_udp: bool,
+    pub enable_tcp: bool,
+    pub prefer_udp: bool,
+    pub prefer_tcp: bool,
+    /// Consent freshness timeout (RFC 7675) in seconds; 0 = the default 30 s.
+    pub ice_consent_timeout: u8,
+    pub initial_available_outgoing_bitrate: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SrtpCryptoSuite {
+    AeadAes256Gcm,
+    AeadAes128Gcm,
+    AesCm128HmacSha1_80,
+    AesCm128HmacSha1_32,
+}
+
+impl SrtpCryptoSuite {
+    pub const ALL: [SrtpCryptoSuite; 4] = [
+        SrtpCryptoSuite::AeadAes256Gcm,
+        SrtpCryptoSuite::AeadAes128Gcm,
+        SrtpCryptoSuite::AesCm128HmacSha1_80,
+        SrtpCryptoSuite::AesCm128HmacSha1_32,
+    ];
+
+    /// The name used by mediasoup (and SDES): "AEAD_AES_256_GCM" …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpCryptoSuite::AeadAes256Gcm => "AEAD_AES_256_GCM",
+            SrtpCryptoSuite::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            SrtpCryptoSuite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            SrtpCryptoSuite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+}
+
+impl std::str::FromStr for SrtpCryptoSuite {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown SRTP crypto suite {s:?}"))
+    }
+}
+
+/// SDES-style SRTP keying for a PlainTransport: master key followed by master salt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrtpParameters {
+    pub crypto_suite: SrtpCryptoSuite,
+    /// Base64 of key‖salt, as mediasoup's `keyBase64`.
+    pub key_base64: String,
+}
+
+/// `router.create_plain_transport`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlainTransportOptions {
+    pub transport_id: TransportId,
+    pub listen_info: ListenInfo,
+    /// RTCP port when `rtcp_mux` is false (port 0 = from the range).
+    pub rtcp_listen_info: Option<ListenInfo>,
+    pub rtcp_mux: bool,
+    /// Learn the remote tuple from the first packet received.
+    pub comedia: bool,
+    /// Generate local SRTP keys with this suite (returned in the dump).
+    pub srtp_crypto_suite: Option<SrtpCryptoSuite>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DtlsRole {
+    Auto,
+    Client,
+    Server,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtlsFingerprint {
+    /// "sha-256", "sha-384", "sha-512", "sha-1".
+    pub algorithm: String,
+    /// Upper-case hex bytes separated by ':'.
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtlsParameters {
+    pub role: DtlsRole,
+    pub fingerprints: Vec<DtlsFingerprint>,
+}
+
+/// `transport.connect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectParams {
+    WebRtc {
+        dtls_parameters: DtlsParameters,
+    },
+    Plain {
+        ip: Option<String>,
+        port: Option<u16>,
+        rtcp_port: Option<u16>,
+        srtp_parameters: Option<SrtpParameters>,
+    },
+}
+
+/// `transport.produce`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProduceOptions {
+    pub producer_id: ProducerId,
+    pub kind: MediaKind,
+    /// As the endpoint sends it (its own PTs, SSRCs, extension ids).
+    pub rtp_parameters: RtpParameters,
+    pub rtp_mapping: RtpMapping,
+    /// Minimum time between two keyframe requests sent to the publisher, in ms (0 = no limit).
+    pub key_frame_request_delay: u32,
+    pub paused: bool,
+}
+
+/// `transport.consume`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumeOptions {
+    pub consumer_id: ConsumerId,
+    pub producer_id: ProducerId,
+    pub kind: MediaKind,
+    /// As the endpoint receives it (PTs, SSRCs, extension ids to put on the wire).
+    pub rtp_parameters: RtpParameters,
+    /// The producer's encodings in router space (mapped SSRCs), as mediasoup's
+    /// `consumableRtpEncodings`.
+    pub consumable_rtp_encodings: Vec<RtpEncodingParameters>,
+    pub paused: bool,
+    pub ignore_dtx: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses (dumps and stats)
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceParameters {
+    pub username_fragment: String,
+    pub password: String,
+    pub ice_lite: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceCandidate {
+    pub foundation: String,
+    pub priority: u32,
+    pub address: String,
+    pub protocol: TransportProtocol,
+    pub port: u16,
+    /// Always "host" for ICE-lite.
+    pub kind: String,
+    /// "passive" for TCP candidates.
+    pub tcp_type: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IceState {
+    New,
+    Connected,
+    Completed,
+    Disconnected,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DtlsState {
+    New,
+    Connecting,
+    Connected,
+    Failed,
+    Closed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportTuple {
+    pub local_address: String,
+    pub local_port: u16,
+    pub remote_ip: String,
+    pub remote_port: u16,
+    pub protocol: TransportProtocol,
+}
+
+/// Reply of `router.create_webrtc_transport` and `transport.dump` on a WebRtcTransport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRtcTransportDump {
+    pub id: TransportId,
+    pub ice_parameters: IceParameters,
+    pub ice_candidates: Vec<IceCandidate>,
+    pub ice_state: IceState,
+    pub ice_selected_tuple: Option<TransportTuple>,
+    pub dtls_parameters: DtlsParameters,
+    pub dtls_state: DtlsState,
+    pub producer_ids: Vec<ProducerId>,
+    pub consumer_ids: Vec<ConsumerId>,
+}
+
+/// Reply of `router.create_plain_transport`, `transport.connect` and `transport.dump` on a
+/// PlainTransport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlainTransportDump {
+    pub id: TransportId,
+    pub rtcp_mux: bool,
+    pub comedia: bool,
+    /// Local side always set; remote side empty/0 until known.
+    pub tuple: TransportTuple,
+    pub rtcp_tuple: Option<TransportTuple>,
+    pub srtp_parameters: Option<SrtpParameters>,
+    pub producer_ids: Vec<ProducerId>,
+    pub consumer_ids: Vec<ConsumerId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRtcServerDump {
+    pub id: WebRtcServerId,
+    /// Bound (protocol, ip, port), after port-range allocation.
+    pub listen_infos: Vec<ListenInfo>,
+    pub transport_ids: Vec<TransportId>,
+}
+
+/// `transport.get_stats`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TransportStats {
+    pub transport_id: TransportId,
+    /// Milliseconds since the worker started.
+    pub timestamp: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub rtp_packets_received: u64,
+    pub rtp_packets_sent: u64,
+    pub rtcp_packets_received: u64,
+    pub rtcp_packets_sent: u64,
+    pub rtx_packets_sent: u64,
+    /// Packets dropped before reaching a producer: SRTP auth failures, replays, malformed, unknown
+    /// SSRC, STUN errors…
+    pub packets_dropped: u64,
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
+    pub recv_bitrate: u32,
+    pub send_bitrate: u32,
+    /// "new" … as in the dump; None for PlainTransport.
+    pub ice_state: Option<IceState>,
+    pub dtls_state: Option<DtlsState>,
+    pub tuple: Option<TransportTuple>,
+}
+
+/// One stream's stats, used for producers (received) and consumers (sent).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RtpStreamStats {
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+    pub rid: Option<String>,
+    pub mime_type: String,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub packets_lost: u64,
+    /// 0–255, as RTCP.
+    pub fraction_lost: u8,
+    /// In RTP timestamp units.
+    pub jitter: u32,
+    pub bitrate: u32,
+    /// 0–10.
+    pub score: u8,
+    pub nack_count: u64,
+    pub nack_packet_count: u64,
+    pub pli_count: u64,
+    pub fir_count: u64,
+    pub retransmitted_packet_count: u64,
+    /// Milliseconds, from RR (consumers) or 0.
+    pub round_trip_time: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerDump {
+    pub id: ProducerId,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    pub rtp_mapping: RtpMapping,
+    pub paused: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerDump {
+    pub id: ConsumerId,
+    pub producer_id: ProducerId,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    pub paused: bool,
+    pub producer_paused: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ConsumerScore {
+    /// 0–10: what the consumer's remote receives.
+    pub score: u8,
+    /// 0–10: what the producer delivers.
+    pub producer_score: u8,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications (media events)
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaEvent {
+    /// handler = transport id.
+    TransportIceStateChange(IceState),
+    TransportIceSelectedTupleChange(TransportTuple),
+    TransportDtlsStateChange {
+        state: DtlsState,
+        /// Set on `Failed`.
+        reason: Option<String>,
+    },
+    /// PlainTransport with comedia learned its remote tuple (rtcp = false) or RTCP tuple.
+    PlainTransportTuple {
+        tuple: TransportTuple,
+        rtcp: bool,
+    },
+    /// handler = producer id: score of each encoding (ssrc, rid, score 0-10).
+    ProducerScore(Vec<(u32, Option<String>, u8)>),
+    /// handler = consumer id.
+    ConsumerScore(ConsumerScore),
+    ConsumerProducerPause,
+    ConsumerProducerResume,
+    /// The consumer's producer closed: the consumer is gone.
+    ConsumerProducerClose,
+    /// The transport of the consumer closed under it (router/transport close).
+    ConsumerTransportClose,
+    ProducerTransportClose,
+}
