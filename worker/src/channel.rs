@@ -78,7 +78,7 @@ pub(crate) async fn run(
     let pid = std::process::id();
     let core = settings.core.unwrap_or(u32::MAX);
     let mut shell = Shell {
-        core: WorkerCore::new(CoreConfig { pid, core }),
+        core: WorkerCore::new(CoreConfig::new(pid, core)),
         log,
         enc: Encoder::new(),
         out: Vec::with_capacity(64 * 1024),
@@ -223,6 +223,8 @@ impl Shell {
                     match out {
                         Output::Reply(r) => self.push(&Message::Response(r)),
                         Output::Notify(n) => self.push(&Message::Notification(n)),
+                        // TEMPORARY: sockets come with the IO shell for the media plane.
+                        Output::Transmit(_) | Output::ReleaseSockets(_) => {}
                         Output::Closed => {
                             tracing::info!(target: "channel", "worker closed");
                             self.closing = true;

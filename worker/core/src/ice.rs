@@ -110,6 +110,7 @@ pub struct IceLite {
     selected: Option<Tuple>,
     events: VecDeque<IceEvent>,
     stats: IceStats,
+    consent_timeout: Duration,
 }
 
 impl std::fmt::Debug for IceLite {
@@ -133,6 +134,7 @@ impl IceLite {
             selected: None,
             events: VecDeque::new(),
             stats: IceStats::default(),
+            consent_timeout: CONSENT_TIMEOUT,
         }
     }
 
@@ -146,6 +148,11 @@ impl IceLite {
 
     pub fn local_credentials(&self) -> &IceCredentials {
         &self.local
+    }
+
+    /// Overrides the RFC 7675 default of 30 s (`ice_consent_timeout`).
+    pub fn set_consent_timeout(&mut self, timeout: Duration) {
+        self.consent_timeout = timeout;
     }
 
     pub fn stats(&self) -> IceStats {
@@ -171,14 +178,14 @@ impl IceLite {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.tuples
             .iter()
-            .map(|t| t.last_consent + CONSENT_TIMEOUT)
+            .map(|t| t.last_consent + self.consent_timeout)
             .min()
     }
 
     /// Expires tuples whose consent ran out; switches to another valid tuple or disconnects.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.tuples
-            .retain(|t| now < t.last_consent + CONSENT_TIMEOUT);
+        let timeout = self.consent_timeout;
+        self.tuples.retain(|t| now < t.last_consent + timeout);
         if let Some(sel) = self.selected
             && !self.tuples.iter().any(|t| t.tuple == sel)
         {

@@ -20,19 +20,33 @@
 //! typed error reply ([`ferrosfu_fbs::ErrorKind`]), a broken invariant panics with the reason so
 //! the supervisor restarts the worker.
 
+mod consumer;
+mod dtls;
 mod ice;
 mod packet;
+mod producer;
 mod router;
+mod rtcp;
+mod rtp;
 mod srtp;
+mod stream;
+mod transport;
 mod units;
 mod worker;
 
+pub use dtls::{DtlsIdentity, fingerprint};
 pub use ice::{
     CONSENT_TIMEOUT, IceCredentials, IceDrop, IceEvent, IceLite, IceState, IceStats, Protocol,
     StunOutcome, Tuple,
 };
 pub use packet::{PacketKind, classify};
 pub use router::Router;
+pub use rtcp::{ReportBlock, Rtcp, build as build_rtcp, parse as parse_rtcp};
+pub use rtp::{Codec, Rewrite, RtpError, RtpHeader, build_packet, is_keyframe, write_rewritten};
 pub use srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
+pub use stream::{KeyFrameRequester, NtpClock, RecvStream, RetransmitBuffer, SendStream};
+pub use transport::BoundSocket;
 pub use units::{Pt, SeqExtender, SeqNo, Ssrc};
-pub use worker::{CoreConfig, Input, Output, WorkerCore};
+pub use worker::{
+    CoreConfig, CoreStats, Input, Output, SocketRequest, TICK, Transmit, WorkerCore, sockets_needed,
+};

@@ -1,29 +1,41 @@
+use std::collections::HashMap;
+
 use ferrosfu_fbs::{RouterDump, RouterId};
 
-/// A router: the set of transports, producers and consumers that may exchange media. It holds no
-/// transports yet (they arrive with the media plane).
+use crate::transport::Transport;
+
+/// A router: the set of transports (and through them producers and consumers) that may exchange
+/// media. Producers are consumable only by consumers of the same router.
 #[derive(Debug)]
 pub struct Router {
     id: RouterId,
+    pub(crate) transports: Vec<u64>,
 }
 
 impl Router {
     pub(crate) fn new(id: RouterId) -> Self {
-        Self { id }
+        Self {
+            id,
+            transports: Vec::new(),
+        }
     }
 
     pub fn id(&self) -> &RouterId {
         &self.id
     }
 
-    pub(crate) fn dump(&self) -> RouterDump {
+    pub(crate) fn dump(&self, transports: &HashMap<u64, Transport>) -> RouterDump {
         RouterDump {
             id: self.id.clone(),
-            transport_ids: Vec::new(),
+            transport_ids: self
+                .transports
+                .iter()
+                .filter_map(|k| transports.get(k).map(|t| t.id.to_string()))
+                .collect(),
         }
     }
 
-    /// Closes everything the router holds. Called on `router.close` and when the worker closes.
+    /// Called once its transports are closed, on `router.close` and when the worker closes.
     pub(crate) fn close(self) {
         tracing::debug!(target: "router", id = %self.id, "router closed");
     }

@@ -1,0 +1,171 @@
+//! A Consumer: one producer's media sent to one remote endpoint, rewritten into the consumer's
+//! own SSRC, payload types, sequence/timestamp space and header-extension ids.
+
+use std::time::Instant;
+
+use ferrosfu_fbs::{
+    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerScore, MediaKind, ProducerId, RequestFailure,
+    RtpParameters, RtpStreamStats,
+};
+
+use crate::producer::Producer;
+use crate::rtp::Codec;
+use crate::stream::SendStream;
+
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    pub id: ConsumerId,
+    pub producer_id: ProducerId,
+    pub producer: u64,
+    pub transport: u64,
+    pub kind: MediaKind,
+    pub params: RtpParameters,
+    pub paused: bool,
+    pub producer_paused: bool,
+    pub stream: SendStream,
+    /// Producer payload type → our payload type (0 = not forwarded).
+    pub pt_map: [u8; 128],
+    /// Producer extension id → our extension id (0 = dropped).
+    pub ext_map: [u8; 256],
+    #[allow(dead_code)] // used by layer selection (simulcast/SVC) next
+    pub codec: Codec,
+    pub last_score: ConsumerScore,
+}
+
+impl Consumer {
+    pub(crate) fn new(
+        opts: ConsumeOptions,
+        producer_key: u64,
+        producer: &Producer,
+        transport: u64,
+        initial_seq: u16,
+        ts_offset: u32,
+    ) -> Result<Self, RequestFailure> {
+        let p = &opts.rtp_parameters;
+        let enc = p
+            .encodings
+            .first()
+            .ok_or_else(|| RequestFailure::invalid_argument("rtp_parameters has no encodings"))?;
+        let ssrc = enc
+            .ssrc
+            .ok_or_else(|| RequestFailure::invalid_argument("consumer encoding without ssrc"))?;
+        if opts.kind != producer.kind {
+            return Err(RequestFailure::invalid_argument(
+                "consumer kind differs from its producer's",
+            ));
+        }
+        let media = p
+            .codecs
+            .iter()
+            .find(|c| !c.mime_type.to_ascii_lowercase().ends_with("/rtx"))
+            .ok_or_else(|| RequestFailure::invalid_argument("rtp_parameters has no media codec"))?;
+        // Payload types: match the producer's media codecs by mime type and clock rate.
+        let mut pt_map = [0u8; 128];
+        for (ppt, (mime, clock, _)) in &producer.media_pts {
+            if let Some(c) = p
+                .codecs
+                .iter()
+                .find(|c| c.mime_type.eq_ignore_ascii_case(mime) && c.clock_rate == *clock)
+                && c.payload_type < 128
+            {
+                pt_map[*ppt as usize] = c.payload_type;
+            }
+        }
+        if pt_map.iter().all(|&v| v == 0) {
+            return Err(RequestFailure::invalid_argument(
+                "no consumer codec matches the producer's codecs",
+            ));
+        }
+        // Header extensions: by URI.
+        let mut ext_map = [0u8; 256];
+        for pe in &producer.params.header_extensions {
+            if let Some(ce) = p.header_extensions.iter().find(|e| e.uri == pe.uri) {
+                ext_map[pe.id as usize] = ce.id;
+            }
+        }
+        let has_fb = |kind: &str, param: &str| {
+            media
+                .rtcp_feedback
+                .iter()
+                .any(|f| f.kind == kind && f.parameter == param)
+        };
+        let nack = has_fb("nack", "");
+        let rtx = match (
+            enc.rtx_ssrc,
+            p.codecs.iter().find(|c| {
+                c.mime_type.to_ascii_lowercase().ends_with("/rtx")
+                    && c.parameters.iter().any(|(k, v)| {
+                        k == "apt" && v.parse::<u8>().ok() == Some(media.payload_type)
+                    })
+            }),
+        ) {
+            (Some(s), Some(c)) => Some((s, c.payload_type)),
+            _ => None,
+        };
+        let stream = SendStream::new(
+            ssrc,
+            rtx,
+            media.mime_type.clone(),
+            media.clock_rate,
+            nack,
+            initial_seq,
+            ts_offset,
+        );
+        Ok(Self {
+            id: opts.consumer_id,
+            producer_id: opts.producer_id,
+            producer: producer_key,
+            transport,
+            kind: opts.kind,
+            codec: Codec::from_mime(&media.mime_type),
+            params: opts.rtp_parameters,
+            paused: opts.paused,
+            producer_paused: producer.paused,
+            stream,
+            pt_map,
+            ext_map,
+            last_score: ConsumerScore {
+                score: 10,
+                producer_score: producer.score(),
+            },
+        })
+    }
+
+    pub(crate) fn active(&self) -> bool {
+        !self.paused && !self.producer_paused
+    }
+
+    pub(crate) fn stats(&mut self, now: Instant) -> Vec<RtpStreamStats> {
+        let s = &mut self.stream;
+        vec![RtpStreamStats {
+            ssrc: s.ssrc,
+            rtx_ssrc: s.rtx_ssrc,
+            rid: None,
+            mime_type: s.mime_type.clone(),
+            packet_count: s.packets,
+            byte_count: s.bytes,
+            packets_lost: s.packets_lost as u64,
+            fraction_lost: s.fraction_lost,
+            jitter: s.jitter,
+            bitrate: s.rate.bitrate(now),
+            score: s.score,
+            nack_count: s.nack_count,
+            nack_packet_count: s.nack_packet_count,
+            pli_count: s.pli_count,
+            fir_count: s.fir_count,
+            retransmitted_packet_count: s.rtx_packets,
+            round_trip_time: s.rtt.map_or(0, |r| r.as_millis() as u32),
+        }]
+    }
+
+    pub(crate) fn dump(&self) -> ConsumerDump {
+        ConsumerDump {
+            id: self.id.clone(),
+            producer_id: self.producer_id.clone(),
+            kind: self.kind,
+            rtp_parameters: self.params.clone(),
+            paused: self.paused,
+            producer_paused: self.producer_paused,
+        }
+    }
+}

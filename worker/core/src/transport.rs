@@ -1,0 +1,337 @@
+//! Transports: the network side of producers and consumers. A WebRtcTransport runs ICE-lite,
+//! DTLS and SRTP; a PlainTransport sends plain (or SDES-keyed SRTP) RTP/RTCP to a fixed or learned
+//! remote.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ferrosfu_fbs::{
+    ConsumerId, DtlsParameters, DtlsRole, IceCandidate, IceParameters, PlainTransportDump,
+    ProducerId, RouterId, SrtpParameters, TransportId, TransportProtocol, TransportStats,
+    TransportTuple, WebRtcServerId, WebRtcTransportDump,
+};
+
+use crate::dtls::Dtls;
+use crate::ice::{IceLite, IceState, Protocol, Tuple};
+use crate::srtp::{SrtpDrop, SrtpSession};
+use crate::stream::RateMeter;
+
+/// A socket the shell bound for a transport or a WebRtcServer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundSocket {
+    pub protocol: Protocol,
+    pub local: SocketAddr,
+    /// Address to announce in candidates / tuples instead of the bound IP.
+    pub announced: Option<String>,
+}
+
+impl BoundSocket {
+    pub fn announced_ip(&self) -> String {
+        self.announced
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| self.local.ip().to_string())
+    }
+}
+
+pub(crate) fn fbs_protocol(p: Protocol) -> TransportProtocol {
+    match p {
+        Protocol::Udp => TransportProtocol::Udp,
+        Protocol::Tcp => TransportProtocol::Tcp,
+    }
+}
+
+pub(crate) fn fbs_tuple(t: &Tuple) -> TransportTuple {
+    TransportTuple {
+        local_address: t.local.ip().to_string(),
+        local_port: t.local.port(),
+        remote_ip: t.remote.ip().to_string(),
+        remote_port: t.remote.port(),
+        protocol: fbs_protocol(t.protocol),
+    }
+}
+
+pub(crate) fn fbs_ice_state(s: IceState) -> ferrosfu_fbs::IceState {
+    match s {
+        IceState::New => ferrosfu_fbs::IceState::New,
+        IceState::Connected => ferrosfu_fbs::IceState::Connected,
+        IceState::Completed => ferrosfu_fbs::IceState::Completed,
+        IceState::Disconnected => ferrosfu_fbs::IceState::Disconnected,
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct WebRtc {
+    pub ice: IceLite,
+    pub dtls: Dtls,
+    pub srtp: Option<SrtpSession>,
+    pub server: Option<WebRtcServerId>,
+    pub candidates: Vec<IceCandidate>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Plain {
+    pub socket: BoundSocket,
+    pub rtcp_socket: Option<BoundSocket>,
+    pub rtcp_mux: bool,
+    pub comedia: bool,
+    pub remote: Option<SocketAddr>,
+    pub rtcp_remote: Option<SocketAddr>,
+    pub srtp: Option<SrtpSession>,
+    /// Our keys when SRTP is enabled (given to the remote).
+    pub local_srtp: Option<(SrtpParameters, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    WebRtc(Box<WebRtc>),
+    Plain(Box<Plain>),
+}
+
+/// Counters for `transport.get_stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub rtp_received: u64,
+    pub rtp_sent: u64,
+    pub rtcp_received: u64,
+    pub rtcp_sent: u64,
+    pub rtx_sent: u64,
+    pub dropped: u64,
+    pub recv_rate: RateMeter,
+    pub send_rate: RateMeter,
+}
+
+#[derive(Debug)]
+pub(crate) struct Transport {
+    pub id: TransportId,
+    pub router: RouterId,
+    pub kind: Kind,
+    /// Sockets bound for this transport alone (released when it closes).
+    pub own_sockets: Vec<BoundSocket>,
+    pub producers: Vec<u64>,
+    pub consumers: Vec<u64>,
+    /// Inbound SSRC → (producer, encoding index, is RTX).
+    pub ssrc_producers: HashMap<u32, (u64, usize, bool)>,
+    pub mid_producers: HashMap<String, u64>,
+    /// Outbound SSRC (media or RTX) → consumer, for feedback from the receiver.
+    pub ssrc_consumers: HashMap<u32, u64>,
+    pub counters: Counters,
+    /// Sender SSRC of our RTCP (RR and feedback when no consumer stream applies).
+    pub rtcp_ssrc: u32,
+    pub next_rtcp: Instant,
+    pub max_incoming_bitrate: u32,
+}
+
+/// Why an inbound packet did not reach a producer/consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drop {
+    NotConnected,
+    Srtp(SrtpDrop),
+}
+
+pub(crate) const RTCP_INTERVAL: Duration = Duration::from_millis(1000);
+
+impl Transport {
+    pub(crate) fn new(
+        id: TransportId,
+        router: RouterId,
+        kind: Kind,
+        own_sockets: Vec<BoundSocket>,
+        rtcp_ssrc: u32,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            router,
+            kind,
+            own_sockets,
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            ssrc_producers: HashMap::new(),
+            mid_producers: HashMap::new(),
+            ssrc_consumers: HashMap::new(),
+            counters: Counters::default(),
+            rtcp_ssrc,
+            next_rtcp: now + RTCP_INTERVAL,
+            max_incoming_bitrate: 0,
+        }
+    }
+
+    /// Decrypts an inbound RTP (`rtcp = false`) or RTCP packet.
+    pub(crate) fn unprotect(&mut self, data: &[u8], rtcp: bool) -> Result<Vec<u8>, Drop> {
+        let srtp = match &mut self.kind {
+            Kind::WebRtc(w) => match w.srtp.as_mut() {
+                Some(s) => Some(s),
+                None => return Err(Drop::NotConnected),
+            },
+            Kind::Plain(p) => p.srtp.as_mut(),
+        };
+        match srtp {
+            None => Ok(data.to_vec()),
+            Some(s) => {
+                let r = if rtcp {
+                    s.unprotect_rtcp(data)
+                } else {
+                    s.unprotect_rtp(data)
+                };
+                r.map(Vec::from).map_err(Drop::Srtp)
+            }
+        }
+    }
+
+    /// Where to send RTP (`rtcp = false`) or RTCP, if the remote is known.
+    pub(crate) fn send_tuple(&self, rtcp: bool) -> Option<Tuple> {
+        match &self.kind {
+            Kind::WebRtc(w) => w.ice.selected_tuple(),
+            Kind::Plain(p) => {
+                if rtcp && !p.rtcp_mux {
+                    let s = p.rtcp_socket.as_ref()?;
+                    Some(Tuple {
+                        local: s.local,
+                        remote: p.rtcp_remote?,
+                        protocol: s.protocol,
+                    })
+                } else {
+                    Some(Tuple {
+                        local: p.socket.local,
+                        remote: p.remote?,
+                        protocol: p.socket.protocol,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Protects a plaintext RTP/RTCP packet for the wire; `None` when it cannot be sent yet.
+    pub(crate) fn protect(&mut self, plain: &[u8], rtcp: bool) -> Option<Vec<u8>> {
+        let srtp = match &mut self.kind {
+            Kind::WebRtc(w) => Some(w.srtp.as_mut()?),
+            Kind::Plain(p) => p.srtp.as_mut(),
+        };
+        match srtp {
+            None => Some(plain.to_vec()),
+            Some(s) => {
+                let r = if rtcp {
+                    s.protect_rtcp(plain)
+                } else {
+                    s.protect_rtp(plain)
+                };
+                r.ok().map(Vec::from)
+            }
+        }
+    }
+
+    pub(crate) fn ice_parameters(&self) -> Option<IceParameters> {
+        match &self.kind {
+            Kind::WebRtc(w) => {
+                let c = w.ice.local_credentials();
+                Some(IceParameters {
+                    username_fragment: c.ufrag.clone(),
+                    password: c.pwd.clone(),
+                    ice_lite: true,
+                })
+            }
+            Kind::Plain(_) => None,
+        }
+    }
+
+    pub(crate) fn webrtc_dump(
+        &self,
+        producer_ids: Vec<ProducerId>,
+        consumer_ids: Vec<ConsumerId>,
+        fingerprints: &[ferrosfu_fbs::DtlsFingerprint],
+    ) -> Option<WebRtcTransportDump> {
+        let Kind::WebRtc(w) = &self.kind else {
+            return None;
+        };
+        Some(WebRtcTransportDump {
+            id: self.id.clone(),
+            ice_parameters: self.ice_parameters()?,
+            ice_candidates: w.candidates.clone(),
+            ice_state: fbs_ice_state(w.ice.state()),
+            ice_selected_tuple: w.ice.selected_tuple().as_ref().map(fbs_tuple),
+            dtls_parameters: DtlsParameters {
+                role: w.dtls.role().unwrap_or(DtlsRole::Auto),
+                fingerprints: fingerprints.to_vec(),
+            },
+            dtls_state: w.dtls.state(),
+            producer_ids,
+            consumer_ids,
+        })
+    }
+
+    pub(crate) fn plain_dump(
+        &self,
+        producer_ids: Vec<ProducerId>,
+        consumer_ids: Vec<ConsumerId>,
+    ) -> Option<PlainTransportDump> {
+        let Kind::Plain(p) = &self.kind else {
+            return None;
+        };
+        let tuple = |s: &BoundSocket, remote: Option<SocketAddr>| TransportTuple {
+            local_address: s.announced_ip(),
+            local_port: s.local.port(),
+            remote_ip: remote.map(|r| r.ip().to_string()).unwrap_or_default(),
+            remote_port: remote.map_or(0, |r| r.port()),
+            protocol: fbs_protocol(s.protocol),
+        };
+        Some(PlainTransportDump {
+            id: self.id.clone(),
+            rtcp_mux: p.rtcp_mux,
+            comedia: p.comedia,
+            tuple: tuple(&p.socket, p.remote),
+            rtcp_tuple: p.rtcp_socket.as_ref().map(|s| tuple(s, p.rtcp_remote)),
+            srtp_parameters: p.local_srtp.as_ref().map(|(s, _)| s.clone()),
+            producer_ids,
+            consumer_ids,
+        })
+    }
+
+    pub(crate) fn stats(&mut self, now: Instant, timestamp: u64) -> TransportStats {
+        let (ice_state, dtls_state, tuple, srtp) = match &self.kind {
+            Kind::WebRtc(w) => (
+                Some(fbs_ice_state(w.ice.state())),
+                Some(w.dtls.state()),
+                w.ice.selected_tuple().as_ref().map(fbs_tuple),
+                w.srtp.as_ref().map(|s| s.stats()),
+            ),
+            Kind::Plain(p) => (
+                None,
+                None,
+                self.send_tuple(false).as_ref().map(fbs_tuple).or_else(|| {
+                    Some(TransportTuple {
+                        local_address: p.socket.announced_ip(),
+                        local_port: p.socket.local.port(),
+                        remote_ip: String::new(),
+                        remote_port: 0,
+                        protocol: fbs_protocol(p.socket.protocol),
+                    })
+                }),
+                p.srtp.as_ref().map(|s| s.stats()),
+            ),
+        };
+        let c = &mut self.counters;
+        TransportStats {
+            transport_id: self.id.clone(),
+            timestamp,
+            bytes_received: c.bytes_received,
+            bytes_sent: c.bytes_sent,
+            rtp_packets_received: c.rtp_received,
+            rtp_packets_sent: c.rtp_sent,
+            rtcp_packets_received: c.rtcp_received,
+            rtcp_packets_sent: c.rtcp_sent,
+            rtx_packets_sent: c.rtx_sent,
+            packets_dropped: c.dropped,
+            srtp_auth_failures: srtp.map_or(0, |s| s.auth_failed),
+            srtp_replays: srtp.map_or(0, |s| s.replayed),
+            recv_bitrate: c.recv_rate.bitrate(now),
+            send_bitrate: c.send_rate.bitrate(now),
+            ice_state,
+            dtls_state,
+            tuple,
+        }
+    }
+}
