@@ -157,7 +157,7 @@ pub fn build(items: &[Rtcp], sender_ssrc: u32) -> Vec<u8> {
                 profile_extensions: Bytes::new(),
             })),
             Rtcp::Nack { media_ssrc, seqs } => packets.push(Box::new(TransportLayerNack {
-                sender_ssrc: sender_ssrc,
+                sender_ssrc,
                 media_ssrc: *media_ssrc,
                 nacks: nack_pairs_from_sequence_numbers(seqs),
             })),

@@ -338,11 +338,9 @@ impl RecvStream {
         self.expected_prior = expected;
         self.received_prior = received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        self.fraction_lost = if expected_interval == 0 {
-            0
-        } else {
-            ((lost_interval << 8) / expected_interval).min(255) as u8
-        };
+        self.fraction_lost = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .map_or(0, |f| f.min(255) as u8);
         if expected_interval > 0 {
             self.score = score_from_loss(self.fraction_lost);
         }

@@ -1959,9 +1959,7 @@ fn bind_by_mid_rid(
             None => continue,
         };
         if is_rtx {
-            if p.encodings[i].stream.is_none() {
-                return None;
-            }
+            p.encodings[i].stream.as_ref()?;
             if let Some(s) = p.encodings[i].stream.as_mut() {
                 s.rtx_ssrc = Some(hdr.ssrc.0);
             }

@@ -1,0 +1,351 @@
+//! Media behaviours of the worker core over a simulated, seeded, lossy network: real ICE, DTLS
+//! and SRTP on every peer, simulated time, no sockets.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod sim;
+
+use std::time::Duration;
+
+use ferrosfu_fbs::*;
+use ferrosfu_worker_core::Rtcp;
+use sim::*;
+
+const PUB_SSRC: u32 = 0x1111;
+
+/// Sends `count` VP8 packets from peer `p` at 100 packets/s; a keyframe first and whenever the
+/// publisher received a PLI/FIR since the previous packet. Returns the payloads sent.
+fn publish(sim: &mut Sim, p: usize, count: u32, first_seq: u16) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    let mut plis = sim.pli_count(p);
+    for n in 0..count {
+        let now_plis = sim.pli_count(p);
+        let key = n == 0 || now_plis > plis;
+        plis = now_plis;
+        let pkt = vp8_packet(PUB_SSRC, first_seq.wrapping_add(n as u16), n * 900, n, key);
+        let h = ferrosfu_worker_core::RtpHeader::parse(&pkt).unwrap();
+        sent.push(h.payload(&pkt).to_vec());
+        sim.peer_send_rtp(p, pkt);
+        sim.run_for(Duration::from_millis(10));
+    }
+    sent
+}
+
+fn setup(sim: &mut Sim, subscribers: usize, delay_ms: u32) -> (usize, Vec<usize>) {
+    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
+    sim.request(
+        "transport-0",
+        RequestBody::TransportProduce(vp8_producer("prod", PUB_SSRC, delay_ms)),
+    )
+    .unwrap();
+    let mut subs = Vec::new();
+    for k in 0..subscribers {
+        let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80);
+        let tid = sim.peers[s].transport_id.clone();
+        let ssrc = 0x2000 + k as u32;
+        let rtx = 0x3000 + k as u32;
+        let r = sim
+            .request(
+                &tid,
+                RequestBody::TransportConsume(vp8_consumer(
+                    &format!("cons-{k}"),
+                    "prod",
+                    ssrc,
+                    rtx,
+                    false,
+                )),
+            )
+            .unwrap();
+        assert!(
+            matches!(r, ResponseBody::Consumed { paused: false, .. }),
+            "{r:?}"
+        );
+        sim.peers[s].rtx_of.insert(rtx, ssrc);
+        subs.push(s);
+    }
+    (p, subs)
+}
+
+fn delivered(sim: &Sim, sub: usize, sent: &[Vec<u8>]) -> usize {
+    let got = sim.unique_payloads(sub);
+    sent.iter().filter(|p| got.contains(*p)).count()
+}
+
+#[test]
+fn fan_out_1_to_n_delivers_byte_exact_payloads_in_order() {
+    let mut sim = Sim::new(1);
+    let (p, subs) = setup(&mut sim, 5, 0);
+    let sent = publish(&mut sim, p, 300, 65_500); // crosses the sequence wrap
+    sim.run_for(Duration::from_millis(200));
+    for &s in &subs {
+        let rx = &sim.peers[s].rx_rtp;
+        assert_eq!(rx.len(), sent.len(), "subscriber {s}");
+        let mut last_seq = None;
+        for (pkt, want) in rx.iter().zip(&sent) {
+            let h = ferrosfu_worker_core::RtpHeader::parse(pkt).unwrap();
+            assert_eq!(h.payload(pkt), &want[..]);
+            assert_eq!(h.pt.0, CONSUMER_VP8_PT);
+            assert_eq!(h.ssrc.0, 0x2000 + (s as u32 - 1));
+            if let Some(l) = last_seq {
+                assert_eq!(
+                    h.seq,
+                    u16::wrapping_add(l, 1),
+                    "consecutive output sequence"
+                );
+            }
+            last_seq = Some(h.seq);
+        }
+    }
+}
+
+#[test]
+fn nack_recovers_five_percent_random_loss_on_both_legs() {
+    let mut sim = Sim::new(7);
+    let (p, subs) = setup(&mut sim, 3, 0);
+    sim.peers[p].up.loss = 0.05;
+    sim.peers[p].up.latency = Duration::from_millis(20);
+    for &s in &subs {
+        sim.peers[s].down.loss = 0.05;
+        sim.peers[s].down.latency = Duration::from_millis(20);
+    }
+    let sent = publish(&mut sim, p, 2000, 100);
+    sim.run_for(Duration::from_secs(2));
+    for &s in &subs {
+        let got = delivered(&sim, s, &sent);
+        let ratio = got as f64 / sent.len() as f64;
+        assert!(
+            ratio >= 0.999,
+            "subscriber {s}: {got}/{} delivered",
+            sent.len()
+        );
+    }
+    assert!(
+        sim.peers[p].retransmissions_sent > 0,
+        "the SFU NACKed the publisher"
+    );
+    let stats = match sim
+        .request("cons-0", RequestBody::ConsumerGetStats)
+        .unwrap()
+    {
+        ResponseBody::RtpStreamStats(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        stats[0].retransmitted_packet_count > 0,
+        "the SFU answered NACKs with RTX"
+    );
+}
+
+#[test]
+fn nack_recovers_a_20_packet_burst() {
+    let mut sim = Sim::new(11);
+    let (p, subs) = setup(&mut sim, 2, 0);
+    sim.peers[p].up.burst = Some((200, 20));
+    sim.peers[subs[0]].down.burst = Some((500, 20));
+    for i in 0..sim.peers.len() {
+        sim.peers[i].up.latency = Duration::from_millis(15);
+        sim.peers[i].down.latency = Duration::from_millis(15);
+    }
+    let sent = publish(&mut sim, p, 1000, 0);
+    sim.run_for(Duration::from_secs(2));
+    for &s in &subs {
+        let got = delivered(&sim, s, &sent);
+        assert!(
+            got as f64 / sent.len() as f64 >= 0.999,
+            "subscriber {s}: {got}"
+        );
+    }
+}
+
+#[test]
+fn consumer_resume_requests_a_keyframe() {
+    let mut sim = Sim::new(3);
+    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes256Gcm);
+    sim.request(
+        "transport-0",
+        RequestBody::TransportProduce(vp8_producer("prod", PUB_SSRC, 0)),
+    )
+    .unwrap();
+    publish(&mut sim, p, 20, 0);
+    let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_32);
+    sim.request(
+        "transport-1",
+        RequestBody::TransportConsume(vp8_consumer("c", "prod", 0x2000, 0x3000, true)),
+    )
+    .unwrap();
+    publish(&mut sim, p, 20, 20);
+    let before = sim.pli_count(p);
+    assert!(
+        sim.peers[s].rx_rtp.is_empty(),
+        "a paused consumer forwards nothing"
+    );
+    sim.request("c", RequestBody::ConsumerResume).unwrap();
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(
+        sim.pli_count(p),
+        before + 1,
+        "resume asked the publisher for a keyframe"
+    );
+    // The subscriber starts on that keyframe.
+    publish(&mut sim, p, 20, 40);
+    let first = &sim.peers[s].rx_rtp[0];
+    let h = ferrosfu_worker_core::RtpHeader::parse(first).unwrap();
+    assert_eq!(
+        h.payload(first)[1] & 1,
+        0,
+        "first forwarded packet is a keyframe"
+    );
+}
+
+#[test]
+fn a_pli_storm_is_throttled_by_key_frame_request_delay() {
+    let mut sim = Sim::new(5);
+    let (p, subs) = setup(&mut sim, 1, 1000);
+    publish(&mut sim, p, 10, 0);
+    sim.run_for(Duration::from_millis(1100));
+    let before = sim.pli_count(p);
+    // 50 PLIs from the subscriber within 500 ms.
+    for _ in 0..50 {
+        sim.peer_send_rtcp(subs[0], &[Rtcp::Pli { media_ssrc: 0x2000 }]);
+        sim.run_for(Duration::from_millis(10));
+    }
+    let during = sim.pli_count(p) - before;
+    assert_eq!(during, 1, "one request at once, the rest deferred");
+    sim.run_for(Duration::from_millis(600));
+    let after = sim.pli_count(p) - before;
+    assert_eq!(after, 2, "exactly one deferred request when the delay ends");
+}
+
+#[test]
+fn sr_rr_round_trip_yields_the_link_rtt() {
+    let mut sim = Sim::new(9);
+    let (p, subs) = setup(&mut sim, 1, 0);
+    let s = subs[0];
+    sim.peers[s].down.latency = Duration::from_millis(30);
+    sim.peers[s].up.latency = Duration::from_millis(45);
+    publish(&mut sim, p, 400, 0);
+    sim.run_for(Duration::from_secs(3));
+    let stats = match sim
+        .request("cons-0", RequestBody::ConsumerGetStats)
+        .unwrap()
+    {
+        ResponseBody::RtpStreamStats(s) => s,
+        other => panic!("{other:?}"),
+    };
+    let rtt = stats[0].round_trip_time;
+    assert!((74..=76).contains(&rtt), "rtt {rtt} ms, link 30 + 45 ms");
+    // The SR maps NTP to the consumer's RTP timeline: RTP time advances at 90 kHz with NTP.
+    let srs: Vec<(u64, u32)> = sim.peers[s]
+        .rx_rtcp
+        .iter()
+        .filter_map(|r| match r {
+            Rtcp::SenderReport { ntp, rtp, ssrc, .. } if *ssrc == 0x2000 => Some((*ntp, *rtp)),
+            _ => None,
+        })
+        .collect();
+    assert!(srs.len() >= 3, "{srs:?}");
+    let (n0, r0) = srs[0];
+    let (n1, r1) = srs[srs.len() - 1];
+    let secs = (n1 - n0) as f64 / (1u64 << 32) as f64;
+    let ticks = r1.wrapping_sub(r0) as f64;
+    assert!(
+        (ticks / secs - 90_000.0).abs() < 900.0,
+        "{ticks} ticks in {secs} s"
+    );
+}
+
+#[test]
+fn consent_timeout_disconnects() {
+    let mut sim = Sim::new(13);
+    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
+    sim.run_for(Duration::from_secs(5));
+    sim.notifications.clear();
+    sim.peers[p].stun_enabled = false;
+    sim.run_for(Duration::from_secs(29));
+    assert!(
+        !sim.notifications.iter().any(|n| matches!(
+            n.event,
+            Event::Media(MediaEvent::TransportIceStateChange(IceState::Disconnected))
+        )),
+        "consent lasts 30 s"
+    );
+    sim.run_for(Duration::from_secs(2));
+    assert!(
+        sim.notifications
+            .iter()
+            .any(|n| n.handler_id.as_str() == "transport-0"
+                && n.event
+                    == Event::Media(MediaEvent::TransportIceStateChange(IceState::Disconnected)))
+    );
+}
+
+#[test]
+fn wrong_srtp_tag_and_replayed_packets_are_dropped_and_counted() {
+    let mut sim = Sim::new(17);
+    let (p, subs) = setup(&mut sim, 1, 0);
+    sim.peers[p].nack_enabled = false;
+    publish(&mut sim, p, 5, 0);
+    let plain = vp8_packet(PUB_SSRC, 5, 4500, 5, false);
+    let wire = sim.peers[p]
+        .srtp
+        .as_mut()
+        .unwrap()
+        .protect_rtp(&plain)
+        .unwrap()
+        .to_vec();
+    let mut bad = wire.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    sim.peer_send(p, bad);
+    sim.peer_send(p, wire.clone());
+    sim.peer_send(p, wire);
+    sim.run_for(Duration::from_millis(50));
+    let stats = match sim
+        .request("transport-0", RequestBody::TransportGetStats)
+        .unwrap()
+    {
+        ResponseBody::TransportStats(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(stats.srtp_auth_failures, 1);
+    assert_eq!(stats.srtp_replays, 1);
+    assert_eq!(
+        sim.peers[subs[0]].rx_rtp.len(),
+        6,
+        "only the good packet was forwarded"
+    );
+}
+
+#[test]
+fn producer_close_closes_its_consumers_with_a_notification() {
+    let mut sim = Sim::new(19);
+    let (_p, _subs) = setup(&mut sim, 2, 0);
+    sim.notifications.clear();
+    sim.request("prod", RequestBody::ProducerClose).unwrap();
+    let closed: Vec<_> = sim
+        .notifications
+        .iter()
+        .filter(|n| n.event == Event::Media(MediaEvent::ConsumerProducerClose))
+        .map(|n| n.handler_id.as_str().to_owned())
+        .collect();
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    let err = sim
+        .request("cons-0", RequestBody::ConsumerDump)
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn router_close_cascades_and_releases_sockets() {
+    let mut sim = Sim::new(23);
+    setup(&mut sim, 1, 0);
+    sim.request("router-1", RequestBody::RouterClose).unwrap();
+    for id in ["transport-0", "prod", "cons-0"] {
+        let handler_body = match id {
+            "prod" => RequestBody::ProducerDump,
+            "cons-0" => RequestBody::ConsumerDump,
+            _ => RequestBody::TransportDump,
+        };
+        assert!(sim.request(id, handler_body).is_err(), "{id} is gone");
+    }
+}

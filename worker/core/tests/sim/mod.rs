@@ -1,0 +1,772 @@
+//! A simulated network for the worker core: real ICE (STUN from rtc-stun), real DTLS (rtc-dtls)
+//! and real SRTP on every peer, a seeded lossy link per direction, and simulated time. No
+//! sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ferrosfu_fbs::*;
+use ferrosfu_worker_core::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_stun::attributes::{
+    ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
+};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
+use rtc_stun::textattrs::TextAttribute;
+
+pub const VP8_PT: u8 = 96;
+pub const VP8_RTX_PT: u8 = 97;
+pub const OPUS_PT: u8 = 111;
+pub const CONSUMER_VP8_PT: u8 = 101;
+pub const CONSUMER_RTX_PT: u8 = 102;
+pub const CONSUMER_OPUS_PT: u8 = 100;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Link {
+    pub latency: Duration,
+    /// Probability that an RTP packet is lost.
+    pub loss: f64,
+    /// Drop RTP packets number `start .. start + len` (counted on this link).
+    pub burst: Option<(u64, u64)>,
+}
+
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub server: SocketAddr,
+    pub transport_id: String,
+    server_ufrag: String,
+    server_pwd: String,
+    dtls: Endpoint,
+    pub dtls_done: bool,
+    pub srtp: Option<SrtpSession>,
+    pub profile: SrtpProfile,
+    pub up: Link,
+    pub down: Link,
+    up_rtp_count: u64,
+    down_rtp_count: u64,
+    pub stun_enabled: bool,
+    next_stun: Instant,
+    nominated: bool,
+    /// Plaintext RTP received (after RTX unwrap for RTX streams: OSN restored).
+    pub rx_rtp: Vec<Vec<u8>>,
+    pub rx_rtcp: Vec<Rtcp>,
+    /// Plaintext RTP we sent, by (ssrc, seq), to answer NACKs.
+    history: HashMap<(u32, u16), Vec<u8>>,
+    /// NACK generation for what we receive (subscribers), per media SSRC.
+    recv: HashMap<u32, RecvStream>,
+    /// RTX SSRC → media SSRC for unwrapping.
+    pub rtx_of: HashMap<u32, u32>,
+    pub nack_enabled: bool,
+    /// (ntp middle, received at) of the last SR per SSRC, for our RRs.
+    last_sr: HashMap<u32, (u32, Instant)>,
+    next_rr: Instant,
+    pub send_rr: bool,
+    pub nacks_received: u64,
+    pub retransmissions_sent: u64,
+}
+
+pub struct Sim {
+    pub now: Instant,
+    pub start: Instant,
+    pub core: WorkerCore,
+    pub rng: StdRng,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    items: HashMap<u64, (Option<usize>, Tuple, Vec<u8>)>,
+    seq: u64,
+    pub peers: Vec<Peer>,
+    next_req: u32,
+    pub notifications: Vec<Notification>,
+    next_peer_tick: Instant,
+    pub router: RouterId,
+}
+
+fn crypto() -> Arc<dyn rtc_dtls::crypto_provider::RTCCryptoProvider> {
+    rtc_dtls::crypto_provider::default_provider().unwrap()
+}
+
+fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
+    match p {
+        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        SrtpProfile::AesCm128HmacSha1_32 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
+    }
+}
+
+fn is_rtp(data: &[u8]) -> bool {
+    classify(data) == PacketKind::Rtp
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Self {
+        let now = Instant::now();
+        let mut cfg = CoreConfig::new(1, 0);
+        cfg.seed = seed;
+        cfg.ntp = Some(NtpClock {
+            anchor: now,
+            anchor_ntp: 3_900_000_000u64 << 32,
+        });
+        let mut sim = Self {
+            now,
+            start: now,
+            core: WorkerCore::new(cfg),
+            rng: StdRng::seed_from_u64(seed),
+            queue: BinaryHeap::new(),
+            items: HashMap::new(),
+            seq: 0,
+            peers: Vec::new(),
+            next_req: 1,
+            notifications: Vec::new(),
+            next_peer_tick: now,
+            router: RouterId::new("router-1"),
+        };
+        let r = sim.router.clone();
+        sim.request("", RequestBody::WorkerCreateRouter { router_id: r })
+            .unwrap();
+        sim
+    }
+
+    /// Sends a request and returns its result (outputs it caused are processed).
+    pub fn request(
+        &mut self,
+        handler: &str,
+        body: RequestBody,
+    ) -> Result<ResponseBody, RequestFailure> {
+        self.request_with_sockets(handler, body, None)
+    }
+
+    pub fn request_with_sockets(
+        &mut self,
+        handler: &str,
+        body: RequestBody,
+        sockets: Option<Vec<BoundSocket>>,
+    ) -> Result<ResponseBody, RequestFailure> {
+        let id = RequestId(self.next_req);
+        self.next_req += 1;
+        let req = Request {
+            id,
+            handler_id: HandlerId::new(handler),
+            body,
+        };
+        let input = match sockets {
+            Some(s) => Input::CommandWithSockets(req, s),
+            None => Input::Command(req),
+        };
+        self.core.handle_input(input, self.now);
+        let mut result = None;
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Reply(r) if r.id == id => result = Some(r.result),
+                other => self.core_output(other),
+            }
+        }
+        result.expect("every request gets a reply")
+    }
+
+    fn core_output(&mut self, o: Output) {
+        match o {
+            Output::Transmit(t) => {
+                let Some(i) = self.peers.iter().position(|p| p.addr == t.tuple.remote) else {
+                    return;
+                };
+                let p = &mut self.peers[i];
+                let mut link = p.down;
+                if is_rtp(&t.data) {
+                    p.down_rtp_count += 1;
+                    if self.lost(&link, i, false) {
+                        return;
+                    }
+                } else {
+                    link.loss = 0.0;
+                }
+                let at = self.now + link.latency;
+                self.schedule(at, Some(i), t.tuple, t.data);
+            }
+            Output::Notify(n) => self.notifications.push(n),
+            Output::Reply(_) | Output::ReleaseSockets(_) | Output::Closed => {}
+        }
+    }
+
+    fn lost(&mut self, link: &Link, peer: usize, up: bool) -> bool {
+        let count = if up {
+            self.peers[peer].up_rtp_count
+        } else {
+            self.peers[peer].down_rtp_count
+        };
+        if let Some((start, len)) = link.burst
+            && count > start
+            && count <= start + len
+        {
+            return true;
+        }
+        link.loss > 0.0 && self.rng.random_bool(link.loss)
+    }
+
+    fn schedule(&mut self, at: Instant, to: Option<usize>, tuple: Tuple, data: Vec<u8>) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.items.insert(self.seq, (to, tuple, data));
+    }
+
+    /// A peer sends a datagram to its transport.
+    pub fn peer_send(&mut self, i: usize, data: Vec<u8>) {
+        let p = &mut self.peers[i];
+        let tuple = Tuple {
+            local: p.server,
+            remote: p.addr,
+            protocol: Protocol::Udp,
+        };
+        let link = p.up;
+        if is_rtp(&data) {
+            p.up_rtp_count += 1;
+            if self.lost(&link, i, true) {
+                return;
+            }
+        }
+        let at = self.now + link.latency;
+        self.schedule(at, None, tuple, data);
+    }
+
+    /// Creates a WebRtcTransport and a peer connected to it (ICE + DTLS + SRTP done).
+    pub fn add_peer(&mut self, profile: SrtpProfile) -> usize {
+        let i = self.peers.len();
+        let server: SocketAddr = format!("10.0.0.1:{}", 40000 + i).parse().unwrap();
+        let addr: SocketAddr = format!("192.168.1.{}:5000", 10 + i).parse().unwrap();
+        let tid = format!("transport-{i}");
+        let dump = match self
+            .request_with_sockets(
+                self.router.clone().as_str(),
+                RequestBody::RouterCreateWebRtcTransport(WebRtcTransportOptions {
+                    transport_id: TransportId::new(tid.clone()),
+                    listen: WebRtcTransportListen::Individual(vec![ListenInfo {
+                        protocol: TransportProtocol::Udp,
+                        ip: "10.0.0.1".into(),
+                        announced_address: None,
+                        port: server.port(),
+                    }]),
+                    enable_udp: true,
+                    enable_tcp: false,
+                    prefer_udp: true,
+                    prefer_tcp: false,
+                    ice_consent_timeout: 0,
+                    initial_available_outgoing_bitrate: 1_000_000,
+                }),
+                Some(vec![BoundSocket {
+                    protocol: Protocol::Udp,
+                    local: server,
+                    announced: None,
+                }]),
+            )
+            .unwrap()
+        {
+            ResponseBody::WebRtcTransportDump(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(dump.ice_candidates[0].port, server.port());
+        let c = crypto();
+        let cert = Certificate::generate_self_signed(vec!["peer".to_owned()], c.crypto()).unwrap();
+        let fp = fingerprint("sha-256", &cert.certificate[0]).unwrap();
+        let server_fps = dump.dtls_parameters.fingerprints.clone();
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(c.clone())
+            .with_certificates(vec![cert])
+            .with_srtp_protection_profiles(vec![dtls_profile(profile)])
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .with_insecure_skip_verify(true)
+            .with_verify_peer_certificate(Some(Arc::new(move |certs, _| {
+                let got = fingerprint("sha-256", &certs[0]).unwrap();
+                if server_fps.iter().any(|f| f.value == got) {
+                    Ok(())
+                } else {
+                    Err(rtc_shared::error::Error::Other(
+                        "bad server fingerprint".into(),
+                    ))
+                }
+            })))
+            .build(true, None)
+            .unwrap();
+        let mut dtls = Endpoint::new(addr, rtc_shared::TransportProtocol::UDP, None);
+        dtls.connect(self.now, server, Arc::new(config), None)
+            .unwrap();
+        self.peers.push(Peer {
+            addr,
+            server,
+            transport_id: tid.clone(),
+            server_ufrag: dump.ice_parameters.username_fragment.clone(),
+            server_pwd: dump.ice_parameters.password.clone(),
+            dtls,
+            dtls_done: false,
+            srtp: None,
+            profile,
+            up: Link::default(),
+            down: Link::default(),
+            up_rtp_count: 0,
+            down_rtp_count: 0,
+            stun_enabled: true,
+            next_stun: self.now,
+            nominated: false,
+            rx_rtp: Vec::new(),
+            rx_rtcp: Vec::new(),
+            history: HashMap::new(),
+            recv: HashMap::new(),
+            rtx_of: HashMap::new(),
+            nack_enabled: true,
+            last_sr: HashMap::new(),
+            next_rr: self.now + Duration::from_millis(500),
+            send_rr: true,
+            nacks_received: 0,
+            retransmissions_sent: 0,
+        });
+        // We are DTLS client: the SFU is server.
+        self.request(
+            &tid,
+            RequestBody::TransportConnect(ConnectParams::WebRtc {
+                dtls_parameters: DtlsParameters {
+                    role: DtlsRole::Client,
+                    fingerprints: vec![DtlsFingerprint {
+                        algorithm: "sha-256".into(),
+                        value: fp,
+                    }],
+                },
+            }),
+        )
+        .unwrap();
+        let deadline = self.now + Duration::from_secs(5);
+        while self.peers[i].srtp.is_none() {
+            assert!(self.now < deadline, "peer {i} did not connect");
+            self.step(deadline);
+        }
+        i
+    }
+
+    fn stun_request(p: &Peer, nominate: bool) -> Vec<u8> {
+        let c = rtc_stun::crypto::default_provider().unwrap();
+        let mut m = Message::new();
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(TextAttribute::new(
+                ATTR_USERNAME,
+                format!("{}:peer{}", p.server_ufrag, p.addr.port()),
+            )),
+            Box::new(rtc_stun::attributes::RawAttribute {
+                typ: ATTR_PRIORITY,
+                length: 4,
+                value: 1_853_817_087u32.to_be_bytes().to_vec(),
+            }),
+            Box::new(rtc_stun::attributes::RawAttribute {
+                typ: ATTR_ICE_CONTROLLING,
+                length: 8,
+                value: 7u64.to_be_bytes().to_vec(),
+            }),
+        ];
+        if nominate {
+            setters.push(Box::new(rtc_stun::attributes::RawAttribute {
+                typ: ATTR_USE_CANDIDATE,
+                length: 0,
+                value: vec![],
+            }));
+        }
+        m.build(&setters).unwrap();
+        MessageIntegrity::new_short_term_integrity_with_provider(p.server_pwd.clone(), c.crypto())
+            .add_to(&mut m)
+            .unwrap();
+        FINGERPRINT.add_to(&mut m).unwrap();
+        m.raw
+    }
+
+    /// Advances to the next event (not past `limit`) and processes it.
+    pub fn step(&mut self, limit: Instant) {
+        let mut next = limit.min(self.next_peer_tick);
+        if let Some(Reverse((t, _))) = self.queue.peek() {
+            next = next.min(*t);
+        }
+        if let Some(t) = self.core.poll_timeout() {
+            next = next.min(t);
+        }
+        if next > self.now {
+            self.now = next;
+        }
+        // Deliveries due.
+        while let Some(Reverse((t, id))) = self.queue.peek().copied() {
+            if t > self.now {
+                break;
+            }
+            self.queue.pop();
+            let (to, tuple, data) = self.items.remove(&id).unwrap();
+            match to {
+                None => {
+                    self.core.handle_datagram(tuple, &data, self.now);
+                    self.drain();
+                }
+                Some(i) => self.peer_receive(i, data),
+            }
+        }
+        if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.core.handle_input(Input::Timeout, self.now);
+            self.drain();
+        }
+        if self.next_peer_tick <= self.now {
+            self.next_peer_tick = self.now + Duration::from_millis(10);
+            for i in 0..self.peers.len() {
+                self.peer_tick(i);
+            }
+        }
+    }
+
+    pub fn drain(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            self.core_output(o);
+        }
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while self.now < until {
+            self.step(until);
+        }
+    }
+
+    fn peer_tick(&mut self, i: usize) {
+        let now = self.now;
+        // ICE checks: nominate first, then keep consent fresh every second.
+        if self.peers[i].stun_enabled && self.peers[i].next_stun <= now {
+            let nominate = !self.peers[i].nominated;
+            self.peers[i].nominated = true;
+            self.peers[i].next_stun = now + Duration::from_secs(1);
+            let req = Self::stun_request(&self.peers[i], nominate);
+            self.peer_send(i, req);
+        }
+        // DTLS retransmissions.
+        let p = &mut self.peers[i];
+        if !p.dtls_done && p.dtls.poll_timeout(&p.server).is_some_and(|t| t <= now) {
+            let _ = p.dtls.handle_timeout(p.server, now);
+        }
+        self.flush_dtls(i);
+        // NACKs for what we receive.
+        let mut nacks = Vec::new();
+        if self.peers[i].nack_enabled {
+            for (ssrc, s) in &mut self.peers[i].recv {
+                let seqs = s.poll_nacks(now);
+                if !seqs.is_empty() {
+                    nacks.push(Rtcp::Nack {
+                        media_ssrc: *ssrc,
+                        seqs,
+                    });
+                }
+            }
+        }
+        if !nacks.is_empty() {
+            self.peer_send_rtcp(i, &nacks);
+        }
+        // Receiver reports.
+        if self.peers[i].send_rr && self.peers[i].next_rr <= now {
+            self.peers[i].next_rr = now + Duration::from_secs(1);
+            let blocks: Vec<ReportBlock> = self.peers[i]
+                .last_sr
+                .iter()
+                .map(|(ssrc, (lsr, at))| ReportBlock {
+                    ssrc: *ssrc,
+                    lsr: *lsr,
+                    dlsr: (now.duration_since(*at).as_secs_f64() * 65536.0) as u32,
+                    ..Default::default()
+                })
+                .collect();
+            if !blocks.is_empty() {
+                self.peer_send_rtcp(
+                    i,
+                    &[Rtcp::ReceiverReport {
+                        ssrc: 0xDEAD_0000 + i as u32,
+                        reports: blocks,
+                    }],
+                );
+            }
+        }
+    }
+
+    fn flush_dtls(&mut self, i: usize) {
+        let mut out = Vec::new();
+        while let Some(t) = self.peers[i].dtls.poll_transmit() {
+            out.push(t.message.to_vec());
+        }
+        for d in out {
+            self.peer_send(i, d);
+        }
+    }
+
+    pub fn peer_send_rtcp(&mut self, i: usize, items: &[Rtcp]) {
+        let wire = build_rtcp(items, 0xDEAD_0000 + i as u32);
+        let Some(s) = self.peers[i].srtp.as_mut() else {
+            return;
+        };
+        let data = s.protect_rtcp(&wire).unwrap().to_vec();
+        self.peer_send(i, data);
+    }
+
+    /// A peer sends a plaintext RTP packet (SRTP-protected on the way out) and keeps it for
+    /// retransmission.
+    pub fn peer_send_rtp(&mut self, i: usize, plain: Vec<u8>) {
+        let h = RtpHeader::parse(&plain).unwrap();
+        let p = &mut self.peers[i];
+        let data = p
+            .srtp
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&plain)
+            .unwrap()
+            .to_vec();
+        p.history.insert((h.ssrc.0, h.seq), plain);
+        self.peer_send(i, data);
+    }
+
+    fn peer_receive(&mut self, i: usize, data: Vec<u8>) {
+        let now = self.now;
+        match classify(&data) {
+            PacketKind::Dtls => {
+                let p = &mut self.peers[i];
+                let server = p.server;
+                let events = p
+                    .dtls
+                    .read(now, server, None, BytesMut::from(&data[..]))
+                    .unwrap_or_default();
+                if events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete))
+                {
+                    p.dtls_done = true;
+                    let state = p.dtls.get_connection_state(server).unwrap();
+                    let m = state
+                        .export_keying_material(
+                            "EXTRACTOR-dtls_srtp",
+                            &[],
+                            p.profile.keying_material_len(),
+                        )
+                        .unwrap();
+                    p.srtp = Some(
+                        SrtpSession::from_keying_material(
+                            p.profile,
+                            &m.into_bytes(),
+                            true,
+                            &crypto(),
+                        )
+                        .unwrap(),
+                    );
+                }
+                self.flush_dtls(i);
+            }
+            PacketKind::Rtp => {
+                let p = &mut self.peers[i];
+                let Some(s) = p.srtp.as_mut() else { return };
+                let Ok(plain) = s.unprotect_rtp(&data) else {
+                    return;
+                };
+                let mut plain = plain.to_vec();
+                let h = RtpHeader::parse(&plain).unwrap();
+                let mut retrans = false;
+                if let Some(&media) = p.rtx_of.get(&h.ssrc.0) {
+                    // Unwrap RTX: OSN then the original payload.
+                    let payload = h.payload(&plain);
+                    let osn = u16::from_be_bytes([payload[0], payload[1]]);
+                    let mut h2 = h;
+                    h2.payload.0 += 2;
+                    let map: [u8; 256] = std::array::from_fn(|i| i as u8);
+                    let mut out = Vec::new();
+                    write_rewritten(
+                        &mut out,
+                        &plain,
+                        &h2,
+                        &Rewrite {
+                            ssrc: Ssrc(media),
+                            pt: Pt(CONSUMER_VP8_PT),
+                            seq: osn,
+                            timestamp: h.timestamp,
+                            marker: h.marker,
+                            ext_map: &map,
+                        },
+                        &[],
+                    );
+                    plain = out;
+                    retrans = true;
+                }
+                let h = RtpHeader::parse(&plain).unwrap();
+                let stream = p.recv.entry(h.ssrc.0).or_insert_with(|| {
+                    RecvStream::new(h.ssrc.0, None, None, "video/VP8".into(), 90000, true)
+                });
+                let (verdict, _, _) =
+                    stream.on_packet(h.seq, h.timestamp, plain.len(), now, retrans);
+                if verdict == RecvVerdict::Forward {
+                    p.rx_rtp.push(plain);
+                }
+            }
+            PacketKind::Rtcp => {
+                let p = &mut self.peers[i];
+                let Some(s) = p.srtp.as_mut() else { return };
+                let Ok(plain) = s.unprotect_rtcp(&data) else {
+                    return;
+                };
+                let items = parse_rtcp(&plain).unwrap_or_default();
+                let mut resend = Vec::new();
+                for it in &items {
+                    match it {
+                        Rtcp::SenderReport { ssrc, ntp, .. } => {
+                            p.last_sr.insert(*ssrc, ((ntp >> 16) as u32, now));
+                        }
+                        Rtcp::Nack { media_ssrc, seqs } => {
+                            p.nacks_received += 1;
+                            for s in seqs {
+                                if let Some(pkt) = p.history.get(&(*media_ssrc, *s)) {
+                                    resend.push(pkt.clone());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                p.rx_rtcp.extend(items);
+                for pkt in resend {
+                    self.peers[i].retransmissions_sent += 1;
+                    self.peer_send_rtp(i, pkt);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn pli_count(&self, i: usize) -> usize {
+        self.peers[i]
+            .rx_rtcp
+            .iter()
+            .filter(|r| matches!(r, Rtcp::Pli { .. } | Rtcp::Fir { .. }))
+            .count()
+    }
+
+    pub fn unique_payloads(&self, i: usize) -> HashSet<Vec<u8>> {
+        self.peers[i]
+            .rx_rtp
+            .iter()
+            .map(|p| RtpHeader::parse(p).unwrap().payload(p).to_vec())
+            .collect()
+    }
+}
+
+pub fn fb(kind: &str, parameter: &str) -> RtcpFeedback {
+    RtcpFeedback {
+        kind: kind.into(),
+        parameter: parameter.into(),
+    }
+}
+
+pub fn vp8_producer(id: &str, ssrc: u32, delay_ms: u32) -> ProduceOptions {
+    ProduceOptions {
+        producer_id: ProducerId::new(id),
+        kind: MediaKind::Video,
+        rtp_parameters: RtpParameters {
+            mid: Some("0".into()),
+            codecs: vec![RtpCodecParameters {
+                mime_type: "video/VP8".into(),
+                payload_type: VP8_PT,
+                clock_rate: 90000,
+                channels: None,
+                parameters: vec![],
+                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+            }],
+            header_extensions: vec![RtpHeaderExtensionParameters {
+                uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
+                id: 1,
+                encrypt: false,
+            }],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: "pub".into(),
+                reduced_size: true,
+            },
+        },
+        rtp_mapping: RtpMapping {
+            codecs: vec![CodecMapping {
+                payload_type: VP8_PT,
+                mapped_payload_type: 101,
+            }],
+            encodings: vec![EncodingMapping {
+                ssrc: Some(ssrc),
+                rid: None,
+                scalability_mode: None,
+                mapped_ssrc: 0x5000_0000 | ssrc,
+            }],
+        },
+        key_frame_request_delay: delay_ms,
+        paused: false,
+    }
+}
+
+pub fn vp8_consumer(
+    id: &str,
+    producer: &str,
+    ssrc: u32,
+    rtx_ssrc: u32,
+    paused: bool,
+) -> ConsumeOptions {
+    ConsumeOptions {
+        consumer_id: ConsumerId::new(id),
+        producer_id: ProducerId::new(producer),
+        kind: MediaKind::Video,
+        rtp_parameters: RtpParameters {
+            mid: Some("0".into()),
+            codecs: vec![
+                RtpCodecParameters {
+                    mime_type: "video/VP8".into(),
+                    payload_type: CONSUMER_VP8_PT,
+                    clock_rate: 90000,
+                    channels: None,
+                    parameters: vec![],
+                    rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                },
+                RtpCodecParameters {
+                    mime_type: "video/rtx".into(),
+                    payload_type: CONSUMER_RTX_PT,
+                    clock_rate: 90000,
+                    channels: None,
+                    parameters: vec![("apt".into(), CONSUMER_VP8_PT.to_string())],
+                    rtcp_feedback: vec![],
+                },
+            ],
+            header_extensions: vec![],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                rtx_ssrc: Some(rtx_ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: "sub".into(),
+                reduced_size: true,
+            },
+        },
+        consumable_rtp_encodings: vec![],
+        paused,
+        ignore_dtx: false,
+    }
+}
+
+/// A VP8 packet whose payload carries `n` and filler: descriptor S=1, and a keyframe header when
+/// `key`.
+pub fn vp8_packet(ssrc: u32, seq: u16, ts: u32, n: u32, key: bool) -> Vec<u8> {
+    let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
+    payload.extend_from_slice(&n.to_be_bytes());
+    payload.extend((0..1000u32).map(|i| (i.wrapping_mul(31) ^ n) as u8));
+    build_packet(Pt(VP8_PT), seq, ts, Ssrc(ssrc), true, &payload)
+}
