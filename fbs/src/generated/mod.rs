@@ -2,6 +2,13 @@
 // @generated
 pub mod fbs {
   use super::*;
+  pub mod consumer {
+    use super::*;
+    mod consumer_score_generated;
+    pub use self::consumer_score_generated::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+  } // consumer
   pub mod log {
     use super::*;
     mod level_generated;
@@ -25,6 +32,26 @@ pub mod fbs {
     mod notification_generated;
     pub use self::notification_generated::*;
   } // notification
+  pub mod plain_transport {
+    use super::*;
+    mod create_request_generated;
+    pub use self::create_request_generated::*;
+    mod connect_request_generated;
+    pub use self::connect_request_generated::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+    mod tuple_notification_generated;
+    pub use self::tuple_notification_generated::*;
+  } // plain_transport
+  pub mod producer {
+    use super::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+    mod score_generated;
+    pub use self::score_generated::*;
+    mod score_notification_generated;
+    pub use self::score_notification_generated::*;
+  } // producer
   pub mod request {
     use super::*;
     mod method_generated;
@@ -48,6 +75,108 @@ pub mod fbs {
     mod dump_response_generated;
     pub use self::dump_response_generated::*;
   } // router
+  pub mod rtp_parameters {
+    use super::*;
+    mod media_kind_generated;
+    pub use self::media_kind_generated::*;
+    mod parameter_generated;
+    pub use self::parameter_generated::*;
+    mod rtcp_feedback_generated;
+    pub use self::rtcp_feedback_generated::*;
+    mod rtp_codec_parameters_generated;
+    pub use self::rtp_codec_parameters_generated::*;
+    mod rtp_header_extension_parameters_generated;
+    pub use self::rtp_header_extension_parameters_generated::*;
+    mod rtp_encoding_parameters_generated;
+    pub use self::rtp_encoding_parameters_generated::*;
+    mod rtcp_parameters_generated;
+    pub use self::rtcp_parameters_generated::*;
+    mod rtp_parameters_generated;
+    pub use self::rtp_parameters_generated::*;
+    mod codec_mapping_generated;
+    pub use self::codec_mapping_generated::*;
+    mod encoding_mapping_generated;
+    pub use self::encoding_mapping_generated::*;
+    mod rtp_mapping_generated;
+    pub use self::rtp_mapping_generated::*;
+  } // rtp_parameters
+  pub mod rtp_stream {
+    use super::*;
+    mod stats_generated;
+    pub use self::stats_generated::*;
+    mod get_stats_response_generated;
+    pub use self::get_stats_response_generated::*;
+  } // rtp_stream
+  pub mod srtp_parameters {
+    use super::*;
+    mod srtp_crypto_suite_generated;
+    pub use self::srtp_crypto_suite_generated::*;
+    mod srtp_parameters_generated;
+    pub use self::srtp_parameters_generated::*;
+  } // srtp_parameters
+  pub mod transport {
+    use super::*;
+    mod protocol_generated;
+    pub use self::protocol_generated::*;
+    mod ice_state_generated;
+    pub use self::ice_state_generated::*;
+    mod dtls_state_generated;
+    pub use self::dtls_state_generated::*;
+    mod listen_info_generated;
+    pub use self::listen_info_generated::*;
+    mod tuple_generated;
+    pub use self::tuple_generated::*;
+    mod set_max_incoming_bitrate_request_generated;
+    pub use self::set_max_incoming_bitrate_request_generated::*;
+    mod produce_request_generated;
+    pub use self::produce_request_generated::*;
+    mod consume_request_generated;
+    pub use self::consume_request_generated::*;
+    mod consume_response_generated;
+    pub use self::consume_response_generated::*;
+    mod get_stats_response_generated;
+    pub use self::get_stats_response_generated::*;
+  } // transport
+  pub mod web_rtc_server {
+    use super::*;
+    mod create_request_generated;
+    pub use self::create_request_generated::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+  } // web_rtc_server
+  pub mod web_rtc_transport {
+    use super::*;
+    mod dtls_role_generated;
+    pub use self::dtls_role_generated::*;
+    mod listen_generated;
+    pub use self::listen_generated::*;
+    mod ice_parameters_generated;
+    pub use self::ice_parameters_generated::*;
+    mod ice_candidate_generated;
+    pub use self::ice_candidate_generated::*;
+    mod fingerprint_generated;
+    pub use self::fingerprint_generated::*;
+    mod dtls_parameters_generated;
+    pub use self::dtls_parameters_generated::*;
+    mod listen_server_generated;
+    pub use self::listen_server_generated::*;
+    mod listen_individual_generated;
+    pub use self::listen_individual_generated::*;
+    mod create_request_generated;
+    pub use self::create_request_generated::*;
+    mod connect_request_generated;
+    pub use self::connect_request_generated::*;
+    mod restart_ice_response_generated;
+    pub use self::restart_ice_response_generated::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+    mod ice_state_change_notification_generated;
+    pub use self::ice_state_change_notification_generated::*;
+    mod ice_selected_tuple_change_notification_generated;
+    pub use self::ice_selected_tuple_change_notification_generated::*;
+    mod dtls_state_change_notification_generated;
+    pub use self::dtls_state_change_notification_generated::*;
+  } // web_rtc_transport
   pub mod worker {
     use super::*;
     mod dump_response_generated;

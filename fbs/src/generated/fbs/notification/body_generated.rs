@@ -5,13 +5,19 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 2;
+pub const ENUM_MAX_BODY: u8 = 8;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 3] = [
+pub const ENUM_VALUES_BODY: [Body; 9] = [
   Body::NONE,
   Body::Worker_RunningNotification,
   Body::Worker_ChannelErrorNotification,
+  Body::WebRtcTransport_IceStateChangeNotification,
+  Body::WebRtcTransport_IceSelectedTupleChangeNotification,
+  Body::WebRtcTransport_DtlsStateChangeNotification,
+  Body::PlainTransport_TupleNotification,
+  Body::Producer_ScoreNotification,
+  Body::Consumer_ScoreNotification,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -22,13 +28,25 @@ impl Body {
   pub const NONE: Self = Self(0);
   pub const Worker_RunningNotification: Self = Self(1);
   pub const Worker_ChannelErrorNotification: Self = Self(2);
+  pub const WebRtcTransport_IceStateChangeNotification: Self = Self(3);
+  pub const WebRtcTransport_IceSelectedTupleChangeNotification: Self = Self(4);
+  pub const WebRtcTransport_DtlsStateChangeNotification: Self = Self(5);
+  pub const PlainTransport_TupleNotification: Self = Self(6);
+  pub const Producer_ScoreNotification: Self = Self(7);
+  pub const Consumer_ScoreNotification: Self = Self(8);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_MAX: u8 = 8;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_RunningNotification,
     Self::Worker_ChannelErrorNotification,
+    Self::WebRtcTransport_IceStateChangeNotification,
+    Self::WebRtcTransport_IceSelectedTupleChangeNotification,
+    Self::WebRtcTransport_DtlsStateChangeNotification,
+    Self::PlainTransport_TupleNotification,
+    Self::Producer_ScoreNotification,
+    Self::Consumer_ScoreNotification,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -36,6 +54,12 @@ impl Body {
       Self::NONE => Some("NONE"),
       Self::Worker_RunningNotification => Some("Worker_RunningNotification"),
       Self::Worker_ChannelErrorNotification => Some("Worker_ChannelErrorNotification"),
+      Self::WebRtcTransport_IceStateChangeNotification => Some("WebRtcTransport_IceStateChangeNotification"),
+      Self::WebRtcTransport_IceSelectedTupleChangeNotification => Some("WebRtcTransport_IceSelectedTupleChangeNotification"),
+      Self::WebRtcTransport_DtlsStateChangeNotification => Some("WebRtcTransport_DtlsStateChangeNotification"),
+      Self::PlainTransport_TupleNotification => Some("PlainTransport_TupleNotification"),
+      Self::Producer_ScoreNotification => Some("Producer_ScoreNotification"),
+      Self::Consumer_ScoreNotification => Some("Consumer_ScoreNotification"),
       _ => None,
     }
   }

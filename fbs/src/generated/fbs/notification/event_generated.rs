@@ -5,12 +5,23 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_EVENT: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_EVENT: u8 = 1;
+pub const ENUM_MAX_EVENT: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_EVENT: [Event; 2] = [
+pub const ENUM_VALUES_EVENT: [Event; 13] = [
   Event::WORKER_RUNNING,
   Event::WORKER_CHANNEL_ERROR,
+  Event::TRANSPORT_ICE_STATE_CHANGE,
+  Event::TRANSPORT_ICE_SELECTED_TUPLE_CHANGE,
+  Event::TRANSPORT_DTLS_STATE_CHANGE,
+  Event::PLAINTRANSPORT_TUPLE,
+  Event::PRODUCER_SCORE,
+  Event::CONSUMER_SCORE,
+  Event::CONSUMER_PRODUCER_PAUSE,
+  Event::CONSUMER_PRODUCER_RESUME,
+  Event::CONSUMER_PRODUCER_CLOSE,
+  Event::CONSUMER_TRANSPORT_CLOSE,
+  Event::PRODUCER_TRANSPORT_CLOSE,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -20,18 +31,51 @@ pub struct Event(pub u8);
 impl Event {
   pub const WORKER_RUNNING: Self = Self(0);
   pub const WORKER_CHANNEL_ERROR: Self = Self(1);
+  pub const TRANSPORT_ICE_STATE_CHANGE: Self = Self(2);
+  pub const TRANSPORT_ICE_SELECTED_TUPLE_CHANGE: Self = Self(3);
+  pub const TRANSPORT_DTLS_STATE_CHANGE: Self = Self(4);
+  pub const PLAINTRANSPORT_TUPLE: Self = Self(5);
+  pub const PRODUCER_SCORE: Self = Self(6);
+  pub const CONSUMER_SCORE: Self = Self(7);
+  pub const CONSUMER_PRODUCER_PAUSE: Self = Self(8);
+  pub const CONSUMER_PRODUCER_RESUME: Self = Self(9);
+  pub const CONSUMER_PRODUCER_CLOSE: Self = Self(10);
+  pub const CONSUMER_TRANSPORT_CLOSE: Self = Self(11);
+  pub const PRODUCER_TRANSPORT_CLOSE: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 1;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_RUNNING,
     Self::WORKER_CHANNEL_ERROR,
+    Self::TRANSPORT_ICE_STATE_CHANGE,
+    Self::TRANSPORT_ICE_SELECTED_TUPLE_CHANGE,
+    Self::TRANSPORT_DTLS_STATE_CHANGE,
+    Self::PLAINTRANSPORT_TUPLE,
+    Self::PRODUCER_SCORE,
+    Self::CONSUMER_SCORE,
+    Self::CONSUMER_PRODUCER_PAUSE,
+    Self::CONSUMER_PRODUCER_RESUME,
+    Self::CONSUMER_PRODUCER_CLOSE,
+    Self::CONSUMER_TRANSPORT_CLOSE,
+    Self::PRODUCER_TRANSPORT_CLOSE,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
     match self {
       Self::WORKER_RUNNING => Some("WORKER_RUNNING"),
       Self::WORKER_CHANNEL_ERROR => Some("WORKER_CHANNEL_ERROR"),
+      Self::TRANSPORT_ICE_STATE_CHANGE => Some("TRANSPORT_ICE_STATE_CHANGE"),
+      Self::TRANSPORT_ICE_SELECTED_TUPLE_CHANGE => Some("TRANSPORT_ICE_SELECTED_TUPLE_CHANGE"),
+      Self::TRANSPORT_DTLS_STATE_CHANGE => Some("TRANSPORT_DTLS_STATE_CHANGE"),
+      Self::PLAINTRANSPORT_TUPLE => Some("PLAINTRANSPORT_TUPLE"),
+      Self::PRODUCER_SCORE => Some("PRODUCER_SCORE"),
+      Self::CONSUMER_SCORE => Some("CONSUMER_SCORE"),
+      Self::CONSUMER_PRODUCER_PAUSE => Some("CONSUMER_PRODUCER_PAUSE"),
+      Self::CONSUMER_PRODUCER_RESUME => Some("CONSUMER_PRODUCER_RESUME"),
+      Self::CONSUMER_PRODUCER_CLOSE => Some("CONSUMER_PRODUCER_CLOSE"),
+      Self::CONSUMER_TRANSPORT_CLOSE => Some("CONSUMER_TRANSPORT_CLOSE"),
+      Self::PRODUCER_TRANSPORT_CLOSE => Some("PRODUCER_TRANSPORT_CLOSE"),
       _ => None,
     }
   }

@@ -99,6 +99,96 @@ impl<'a> Notification<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_ice_state_change_notification(&self) -> Option<super::web_rtc_transport::IceStateChangeNotification<'a>> {
+    if self.body_type() == Body::WebRtcTransport_IceStateChangeNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::IceStateChangeNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_ice_selected_tuple_change_notification(&self) -> Option<super::web_rtc_transport::IceSelectedTupleChangeNotification<'a>> {
+    if self.body_type() == Body::WebRtcTransport_IceSelectedTupleChangeNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::IceSelectedTupleChangeNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_dtls_state_change_notification(&self) -> Option<super::web_rtc_transport::DtlsStateChangeNotification<'a>> {
+    if self.body_type() == Body::WebRtcTransport_DtlsStateChangeNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::DtlsStateChangeNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_plain_transport_tuple_notification(&self) -> Option<super::plain_transport::TupleNotification<'a>> {
+    if self.body_type() == Body::PlainTransport_TupleNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::plain_transport::TupleNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_producer_score_notification(&self) -> Option<super::producer::ScoreNotification<'a>> {
+    if self.body_type() == Body::Producer_ScoreNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::producer::ScoreNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_consumer_score_notification(&self) -> Option<super::consumer::ConsumerScore<'a>> {
+    if self.body_type() == Body::Consumer_ScoreNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::consumer::ConsumerScore::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Notification<'_> {
@@ -113,6 +203,12 @@ impl ::flatbuffers::Verifiable for Notification<'_> {
         match key {
           Body::Worker_RunningNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::RunningNotification>>("Body::Worker_RunningNotification", pos),
           Body::Worker_ChannelErrorNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::ChannelErrorNotification>>("Body::Worker_ChannelErrorNotification", pos),
+          Body::WebRtcTransport_IceStateChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::IceStateChangeNotification>>("Body::WebRtcTransport_IceStateChangeNotification", pos),
+          Body::WebRtcTransport_IceSelectedTupleChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::IceSelectedTupleChangeNotification>>("Body::WebRtcTransport_IceSelectedTupleChangeNotification", pos),
+          Body::WebRtcTransport_DtlsStateChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::DtlsStateChangeNotification>>("Body::WebRtcTransport_DtlsStateChangeNotification", pos),
+          Body::PlainTransport_TupleNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::plain_transport::TupleNotification>>("Body::PlainTransport_TupleNotification", pos),
+          Body::Producer_ScoreNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::producer::ScoreNotification>>("Body::Producer_ScoreNotification", pos),
+          Body::Consumer_ScoreNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::ConsumerScore>>("Body::Consumer_ScoreNotification", pos),
           _ => Ok(()),
         }
      })?
@@ -191,6 +287,48 @@ impl ::core::fmt::Debug for Notification<'_> {
         },
         Body::Worker_ChannelErrorNotification => {
           if let Some(x) = self.body_as_worker_channel_error_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_IceStateChangeNotification => {
+          if let Some(x) = self.body_as_web_rtc_transport_ice_state_change_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_IceSelectedTupleChangeNotification => {
+          if let Some(x) = self.body_as_web_rtc_transport_ice_selected_tuple_change_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_DtlsStateChangeNotification => {
+          if let Some(x) = self.body_as_web_rtc_transport_dtls_state_change_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::PlainTransport_TupleNotification => {
+          if let Some(x) = self.body_as_plain_transport_tuple_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Producer_ScoreNotification => {
+          if let Some(x) = self.body_as_producer_score_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Consumer_ScoreNotification => {
+          if let Some(x) = self.body_as_consumer_score_notification() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

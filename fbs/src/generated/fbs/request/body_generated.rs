@@ -5,13 +5,21 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 2;
+pub const ENUM_MAX_BODY: u8 = 10;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 3] = [
+pub const ENUM_VALUES_BODY: [Body; 11] = [
   Body::NONE,
   Body::Worker_UpdateSettingsRequest,
   Body::Worker_CreateRouterRequest,
+  Body::WebRtcServer_CreateRequest,
+  Body::WebRtcTransport_CreateRequest,
+  Body::PlainTransport_CreateRequest,
+  Body::WebRtcTransport_ConnectRequest,
+  Body::PlainTransport_ConnectRequest,
+  Body::Transport_SetMaxIncomingBitrateRequest,
+  Body::Transport_ProduceRequest,
+  Body::Transport_ConsumeRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -22,13 +30,29 @@ impl Body {
   pub const NONE: Self = Self(0);
   pub const Worker_UpdateSettingsRequest: Self = Self(1);
   pub const Worker_CreateRouterRequest: Self = Self(2);
+  pub const WebRtcServer_CreateRequest: Self = Self(3);
+  pub const WebRtcTransport_CreateRequest: Self = Self(4);
+  pub const PlainTransport_CreateRequest: Self = Self(5);
+  pub const WebRtcTransport_ConnectRequest: Self = Self(6);
+  pub const PlainTransport_ConnectRequest: Self = Self(7);
+  pub const Transport_SetMaxIncomingBitrateRequest: Self = Self(8);
+  pub const Transport_ProduceRequest: Self = Self(9);
+  pub const Transport_ConsumeRequest: Self = Self(10);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_MAX: u8 = 10;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_UpdateSettingsRequest,
     Self::Worker_CreateRouterRequest,
+    Self::WebRtcServer_CreateRequest,
+    Self::WebRtcTransport_CreateRequest,
+    Self::PlainTransport_CreateRequest,
+    Self::WebRtcTransport_ConnectRequest,
+    Self::PlainTransport_ConnectRequest,
+    Self::Transport_SetMaxIncomingBitrateRequest,
+    Self::Transport_ProduceRequest,
+    Self::Transport_ConsumeRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -36,6 +60,14 @@ impl Body {
       Self::NONE => Some("NONE"),
       Self::Worker_UpdateSettingsRequest => Some("Worker_UpdateSettingsRequest"),
       Self::Worker_CreateRouterRequest => Some("Worker_CreateRouterRequest"),
+      Self::WebRtcServer_CreateRequest => Some("WebRtcServer_CreateRequest"),
+      Self::WebRtcTransport_CreateRequest => Some("WebRtcTransport_CreateRequest"),
+      Self::PlainTransport_CreateRequest => Some("PlainTransport_CreateRequest"),
+      Self::WebRtcTransport_ConnectRequest => Some("WebRtcTransport_ConnectRequest"),
+      Self::PlainTransport_ConnectRequest => Some("PlainTransport_ConnectRequest"),
+      Self::Transport_SetMaxIncomingBitrateRequest => Some("Transport_SetMaxIncomingBitrateRequest"),
+      Self::Transport_ProduceRequest => Some("Transport_ProduceRequest"),
+      Self::Transport_ConsumeRequest => Some("Transport_ConsumeRequest"),
       _ => None,
     }
   }

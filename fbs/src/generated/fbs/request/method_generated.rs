@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_METHOD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_METHOD: u8 = 6;
+pub const ENUM_MAX_METHOD: u8 = 30;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_METHOD: [Method; 7] = [
+pub const ENUM_VALUES_METHOD: [Method; 31] = [
   Method::WORKER_CLOSE,
   Method::WORKER_DUMP,
   Method::WORKER_GET_RESOURCE_USAGE,
@@ -16,6 +16,30 @@ pub const ENUM_VALUES_METHOD: [Method; 7] = [
   Method::WORKER_CREATE_ROUTER,
   Method::ROUTER_DUMP,
   Method::ROUTER_CLOSE,
+  Method::WORKER_CREATE_WEBRTC_SERVER,
+  Method::WEBRTC_SERVER_CLOSE,
+  Method::WEBRTC_SERVER_DUMP,
+  Method::ROUTER_CREATE_WEBRTC_TRANSPORT,
+  Method::ROUTER_CREATE_PLAIN_TRANSPORT,
+  Method::TRANSPORT_CLOSE,
+  Method::TRANSPORT_DUMP,
+  Method::TRANSPORT_GET_STATS,
+  Method::TRANSPORT_CONNECT,
+  Method::TRANSPORT_RESTART_ICE,
+  Method::TRANSPORT_SET_MAX_INCOMING_BITRATE,
+  Method::TRANSPORT_PRODUCE,
+  Method::TRANSPORT_CONSUME,
+  Method::PRODUCER_CLOSE,
+  Method::PRODUCER_DUMP,
+  Method::PRODUCER_GET_STATS,
+  Method::PRODUCER_PAUSE,
+  Method::PRODUCER_RESUME,
+  Method::CONSUMER_CLOSE,
+  Method::CONSUMER_DUMP,
+  Method::CONSUMER_GET_STATS,
+  Method::CONSUMER_PAUSE,
+  Method::CONSUMER_RESUME,
+  Method::CONSUMER_REQUEST_KEY_FRAME,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -30,9 +54,33 @@ impl Method {
   pub const WORKER_CREATE_ROUTER: Self = Self(4);
   pub const ROUTER_DUMP: Self = Self(5);
   pub const ROUTER_CLOSE: Self = Self(6);
+  pub const WORKER_CREATE_WEBRTC_SERVER: Self = Self(7);
+  pub const WEBRTC_SERVER_CLOSE: Self = Self(8);
+  pub const WEBRTC_SERVER_DUMP: Self = Self(9);
+  pub const ROUTER_CREATE_WEBRTC_TRANSPORT: Self = Self(10);
+  pub const ROUTER_CREATE_PLAIN_TRANSPORT: Self = Self(11);
+  pub const TRANSPORT_CLOSE: Self = Self(12);
+  pub const TRANSPORT_DUMP: Self = Self(13);
+  pub const TRANSPORT_GET_STATS: Self = Self(14);
+  pub const TRANSPORT_CONNECT: Self = Self(15);
+  pub const TRANSPORT_RESTART_ICE: Self = Self(16);
+  pub const TRANSPORT_SET_MAX_INCOMING_BITRATE: Self = Self(17);
+  pub const TRANSPORT_PRODUCE: Self = Self(18);
+  pub const TRANSPORT_CONSUME: Self = Self(19);
+  pub const PRODUCER_CLOSE: Self = Self(20);
+  pub const PRODUCER_DUMP: Self = Self(21);
+  pub const PRODUCER_GET_STATS: Self = Self(22);
+  pub const PRODUCER_PAUSE: Self = Self(23);
+  pub const PRODUCER_RESUME: Self = Self(24);
+  pub const CONSUMER_CLOSE: Self = Self(25);
+  pub const CONSUMER_DUMP: Self = Self(26);
+  pub const CONSUMER_GET_STATS: Self = Self(27);
+  pub const CONSUMER_PAUSE: Self = Self(28);
+  pub const CONSUMER_RESUME: Self = Self(29);
+  pub const CONSUMER_REQUEST_KEY_FRAME: Self = Self(30);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_MAX: u8 = 30;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_CLOSE,
     Self::WORKER_DUMP,
@@ -41,6 +89,30 @@ impl Method {
     Self::WORKER_CREATE_ROUTER,
     Self::ROUTER_DUMP,
     Self::ROUTER_CLOSE,
+    Self::WORKER_CREATE_WEBRTC_SERVER,
+    Self::WEBRTC_SERVER_CLOSE,
+    Self::WEBRTC_SERVER_DUMP,
+    Self::ROUTER_CREATE_WEBRTC_TRANSPORT,
+    Self::ROUTER_CREATE_PLAIN_TRANSPORT,
+    Self::TRANSPORT_CLOSE,
+    Self::TRANSPORT_DUMP,
+    Self::TRANSPORT_GET_STATS,
+    Self::TRANSPORT_CONNECT,
+    Self::TRANSPORT_RESTART_ICE,
+    Self::TRANSPORT_SET_MAX_INCOMING_BITRATE,
+    Self::TRANSPORT_PRODUCE,
+    Self::TRANSPORT_CONSUME,
+    Self::PRODUCER_CLOSE,
+    Self::PRODUCER_DUMP,
+    Self::PRODUCER_GET_STATS,
+    Self::PRODUCER_PAUSE,
+    Self::PRODUCER_RESUME,
+    Self::CONSUMER_CLOSE,
+    Self::CONSUMER_DUMP,
+    Self::CONSUMER_GET_STATS,
+    Self::CONSUMER_PAUSE,
+    Self::CONSUMER_RESUME,
+    Self::CONSUMER_REQUEST_KEY_FRAME,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -52,6 +124,30 @@ impl Method {
       Self::WORKER_CREATE_ROUTER => Some("WORKER_CREATE_ROUTER"),
       Self::ROUTER_DUMP => Some("ROUTER_DUMP"),
       Self::ROUTER_CLOSE => Some("ROUTER_CLOSE"),
+      Self::WORKER_CREATE_WEBRTC_SERVER => Some("WORKER_CREATE_WEBRTC_SERVER"),
+      Self::WEBRTC_SERVER_CLOSE => Some("WEBRTC_SERVER_CLOSE"),
+      Self::WEBRTC_SERVER_DUMP => Some("WEBRTC_SERVER_DUMP"),
+      Self::ROUTER_CREATE_WEBRTC_TRANSPORT => Some("ROUTER_CREATE_WEBRTC_TRANSPORT"),
+      Self::ROUTER_CREATE_PLAIN_TRANSPORT => Some("ROUTER_CREATE_PLAIN_TRANSPORT"),
+      Self::TRANSPORT_CLOSE => Some("TRANSPORT_CLOSE"),
+      Self::TRANSPORT_DUMP => Some("TRANSPORT_DUMP"),
+      Self::TRANSPORT_GET_STATS => Some("TRANSPORT_GET_STATS"),
+      Self::TRANSPORT_CONNECT => Some("TRANSPORT_CONNECT"),
+      Self::TRANSPORT_RESTART_ICE => Some("TRANSPORT_RESTART_ICE"),
+      Self::TRANSPORT_SET_MAX_INCOMING_BITRATE => Some("TRANSPORT_SET_MAX_INCOMING_BITRATE"),
+      Self::TRANSPORT_PRODUCE => Some("TRANSPORT_PRODUCE"),
+      Self::TRANSPORT_CONSUME => Some("TRANSPORT_CONSUME"),
+      Self::PRODUCER_CLOSE => Some("PRODUCER_CLOSE"),
+      Self::PRODUCER_DUMP => Some("PRODUCER_DUMP"),
+      Self::PRODUCER_GET_STATS => Some("PRODUCER_GET_STATS"),
+      Self::PRODUCER_PAUSE => Some("PRODUCER_PAUSE"),
+      Self::PRODUCER_RESUME => Some("PRODUCER_RESUME"),
+      Self::CONSUMER_CLOSE => Some("CONSUMER_CLOSE"),
+      Self::CONSUMER_DUMP => Some("CONSUMER_DUMP"),
+      Self::CONSUMER_GET_STATS => Some("CONSUMER_GET_STATS"),
+      Self::CONSUMER_PAUSE => Some("CONSUMER_PAUSE"),
+      Self::CONSUMER_RESUME => Some("CONSUMER_RESUME"),
+      Self::CONSUMER_REQUEST_KEY_FRAME => Some("CONSUMER_REQUEST_KEY_FRAME"),
       _ => None,
     }
   }

@@ -108,6 +108,126 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_server_create_request(&self) -> Option<super::web_rtc_server::CreateRequest<'a>> {
+    if self.body_type() == Body::WebRtcServer_CreateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_server::CreateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_create_request(&self) -> Option<super::web_rtc_transport::CreateRequest<'a>> {
+    if self.body_type() == Body::WebRtcTransport_CreateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::CreateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_plain_transport_create_request(&self) -> Option<super::plain_transport::CreateRequest<'a>> {
+    if self.body_type() == Body::PlainTransport_CreateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::plain_transport::CreateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_connect_request(&self) -> Option<super::web_rtc_transport::ConnectRequest<'a>> {
+    if self.body_type() == Body::WebRtcTransport_ConnectRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::ConnectRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_plain_transport_connect_request(&self) -> Option<super::plain_transport::ConnectRequest<'a>> {
+    if self.body_type() == Body::PlainTransport_ConnectRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::plain_transport::ConnectRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_set_max_incoming_bitrate_request(&self) -> Option<super::transport::SetMaxIncomingBitrateRequest<'a>> {
+    if self.body_type() == Body::Transport_SetMaxIncomingBitrateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::SetMaxIncomingBitrateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_produce_request(&self) -> Option<super::transport::ProduceRequest<'a>> {
+    if self.body_type() == Body::Transport_ProduceRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::ProduceRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_consume_request(&self) -> Option<super::transport::ConsumeRequest<'a>> {
+    if self.body_type() == Body::Transport_ConsumeRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::ConsumeRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -123,6 +243,14 @@ impl ::flatbuffers::Verifiable for Request<'_> {
         match key {
           Body::Worker_UpdateSettingsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::UpdateSettingsRequest>>("Body::Worker_UpdateSettingsRequest", pos),
           Body::Worker_CreateRouterRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::CreateRouterRequest>>("Body::Worker_CreateRouterRequest", pos),
+          Body::WebRtcServer_CreateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_server::CreateRequest>>("Body::WebRtcServer_CreateRequest", pos),
+          Body::WebRtcTransport_CreateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::CreateRequest>>("Body::WebRtcTransport_CreateRequest", pos),
+          Body::PlainTransport_CreateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::plain_transport::CreateRequest>>("Body::PlainTransport_CreateRequest", pos),
+          Body::WebRtcTransport_ConnectRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::ConnectRequest>>("Body::WebRtcTransport_ConnectRequest", pos),
+          Body::PlainTransport_ConnectRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::plain_transport::ConnectRequest>>("Body::PlainTransport_ConnectRequest", pos),
+          Body::Transport_SetMaxIncomingBitrateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::SetMaxIncomingBitrateRequest>>("Body::Transport_SetMaxIncomingBitrateRequest", pos),
+          Body::Transport_ProduceRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ProduceRequest>>("Body::Transport_ProduceRequest", pos),
+          Body::Transport_ConsumeRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeRequest>>("Body::Transport_ConsumeRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -208,6 +336,62 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         Body::Worker_CreateRouterRequest => {
           if let Some(x) = self.body_as_worker_create_router_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcServer_CreateRequest => {
+          if let Some(x) = self.body_as_web_rtc_server_create_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_CreateRequest => {
+          if let Some(x) = self.body_as_web_rtc_transport_create_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::PlainTransport_CreateRequest => {
+          if let Some(x) = self.body_as_plain_transport_create_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_ConnectRequest => {
+          if let Some(x) = self.body_as_web_rtc_transport_connect_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::PlainTransport_ConnectRequest => {
+          if let Some(x) = self.body_as_plain_transport_connect_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_SetMaxIncomingBitrateRequest => {
+          if let Some(x) = self.body_as_transport_set_max_incoming_bitrate_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_ProduceRequest => {
+          if let Some(x) = self.body_as_transport_produce_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_ConsumeRequest => {
+          if let Some(x) = self.body_as_transport_consume_request() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -5,14 +5,23 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 3;
+pub const ENUM_MAX_BODY: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 4] = [
+pub const ENUM_VALUES_BODY: [Body; 13] = [
   Body::NONE,
   Body::Worker_DumpResponse,
   Body::Worker_ResourceUsageResponse,
   Body::Router_DumpResponse,
+  Body::WebRtcServer_DumpResponse,
+  Body::WebRtcTransport_DumpResponse,
+  Body::PlainTransport_DumpResponse,
+  Body::Transport_GetStatsResponse,
+  Body::WebRtcTransport_RestartIceResponse,
+  Body::Producer_DumpResponse,
+  Body::RtpStream_GetStatsResponse,
+  Body::Transport_ConsumeResponse,
+  Body::Consumer_DumpResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -24,14 +33,32 @@ impl Body {
   pub const Worker_DumpResponse: Self = Self(1);
   pub const Worker_ResourceUsageResponse: Self = Self(2);
   pub const Router_DumpResponse: Self = Self(3);
+  pub const WebRtcServer_DumpResponse: Self = Self(4);
+  pub const WebRtcTransport_DumpResponse: Self = Self(5);
+  pub const PlainTransport_DumpResponse: Self = Self(6);
+  pub const Transport_GetStatsResponse: Self = Self(7);
+  pub const WebRtcTransport_RestartIceResponse: Self = Self(8);
+  pub const Producer_DumpResponse: Self = Self(9);
+  pub const RtpStream_GetStatsResponse: Self = Self(10);
+  pub const Transport_ConsumeResponse: Self = Self(11);
+  pub const Consumer_DumpResponse: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_DumpResponse,
     Self::Worker_ResourceUsageResponse,
     Self::Router_DumpResponse,
+    Self::WebRtcServer_DumpResponse,
+    Self::WebRtcTransport_DumpResponse,
+    Self::PlainTransport_DumpResponse,
+    Self::Transport_GetStatsResponse,
+    Self::WebRtcTransport_RestartIceResponse,
+    Self::Producer_DumpResponse,
+    Self::RtpStream_GetStatsResponse,
+    Self::Transport_ConsumeResponse,
+    Self::Consumer_DumpResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -40,6 +67,15 @@ impl Body {
       Self::Worker_DumpResponse => Some("Worker_DumpResponse"),
       Self::Worker_ResourceUsageResponse => Some("Worker_ResourceUsageResponse"),
       Self::Router_DumpResponse => Some("Router_DumpResponse"),
+      Self::WebRtcServer_DumpResponse => Some("WebRtcServer_DumpResponse"),
+      Self::WebRtcTransport_DumpResponse => Some("WebRtcTransport_DumpResponse"),
+      Self::PlainTransport_DumpResponse => Some("PlainTransport_DumpResponse"),
+      Self::Transport_GetStatsResponse => Some("Transport_GetStatsResponse"),
+      Self::WebRtcTransport_RestartIceResponse => Some("WebRtcTransport_RestartIceResponse"),
+      Self::Producer_DumpResponse => Some("Producer_DumpResponse"),
+      Self::RtpStream_GetStatsResponse => Some("RtpStream_GetStatsResponse"),
+      Self::Transport_ConsumeResponse => Some("Transport_ConsumeResponse"),
+      Self::Consumer_DumpResponse => Some("Consumer_DumpResponse"),
       _ => None,
     }
   }

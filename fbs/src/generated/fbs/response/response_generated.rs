@@ -132,6 +132,141 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_server_dump_response(&self) -> Option<super::web_rtc_server::DumpResponse<'a>> {
+    if self.body_type() == Body::WebRtcServer_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_server::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_dump_response(&self) -> Option<super::web_rtc_transport::DumpResponse<'a>> {
+    if self.body_type() == Body::WebRtcTransport_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_plain_transport_dump_response(&self) -> Option<super::plain_transport::DumpResponse<'a>> {
+    if self.body_type() == Body::PlainTransport_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::plain_transport::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_get_stats_response(&self) -> Option<super::transport::GetStatsResponse<'a>> {
+    if self.body_type() == Body::Transport_GetStatsResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::GetStatsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_web_rtc_transport_restart_ice_response(&self) -> Option<super::web_rtc_transport::RestartIceResponse<'a>> {
+    if self.body_type() == Body::WebRtcTransport_RestartIceResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::web_rtc_transport::RestartIceResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_producer_dump_response(&self) -> Option<super::producer::DumpResponse<'a>> {
+    if self.body_type() == Body::Producer_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::producer::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_rtp_stream_get_stats_response(&self) -> Option<super::rtp_stream::GetStatsResponse<'a>> {
+    if self.body_type() == Body::RtpStream_GetStatsResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::rtp_stream::GetStatsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_consume_response(&self) -> Option<super::transport::ConsumeResponse<'a>> {
+    if self.body_type() == Body::Transport_ConsumeResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::ConsumeResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_consumer_dump_response(&self) -> Option<super::consumer::DumpResponse<'a>> {
+    if self.body_type() == Body::Consumer_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::consumer::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -149,6 +284,15 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           Body::Worker_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::DumpResponse>>("Body::Worker_DumpResponse", pos),
           Body::Worker_ResourceUsageResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::ResourceUsageResponse>>("Body::Worker_ResourceUsageResponse", pos),
           Body::Router_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::router::DumpResponse>>("Body::Router_DumpResponse", pos),
+          Body::WebRtcServer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_server::DumpResponse>>("Body::WebRtcServer_DumpResponse", pos),
+          Body::WebRtcTransport_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::DumpResponse>>("Body::WebRtcTransport_DumpResponse", pos),
+          Body::PlainTransport_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::plain_transport::DumpResponse>>("Body::PlainTransport_DumpResponse", pos),
+          Body::Transport_GetStatsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::GetStatsResponse>>("Body::Transport_GetStatsResponse", pos),
+          Body::WebRtcTransport_RestartIceResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::web_rtc_transport::RestartIceResponse>>("Body::WebRtcTransport_RestartIceResponse", pos),
+          Body::Producer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::producer::DumpResponse>>("Body::Producer_DumpResponse", pos),
+          Body::RtpStream_GetStatsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_stream::GetStatsResponse>>("Body::RtpStream_GetStatsResponse", pos),
+          Body::Transport_ConsumeResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeResponse>>("Body::Transport_ConsumeResponse", pos),
+          Body::Consumer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::DumpResponse>>("Body::Consumer_DumpResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -247,6 +391,69 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         Body::Router_DumpResponse => {
           if let Some(x) = self.body_as_router_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcServer_DumpResponse => {
+          if let Some(x) = self.body_as_web_rtc_server_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_DumpResponse => {
+          if let Some(x) = self.body_as_web_rtc_transport_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::PlainTransport_DumpResponse => {
+          if let Some(x) = self.body_as_plain_transport_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_GetStatsResponse => {
+          if let Some(x) = self.body_as_transport_get_stats_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::WebRtcTransport_RestartIceResponse => {
+          if let Some(x) = self.body_as_web_rtc_transport_restart_ice_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Producer_DumpResponse => {
+          if let Some(x) = self.body_as_producer_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::RtpStream_GetStatsResponse => {
+          if let Some(x) = self.body_as_rtp_stream_get_stats_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_ConsumeResponse => {
+          if let Some(x) = self.body_as_transport_consume_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Consumer_DumpResponse => {
+          if let Some(x) = self.body_as_consumer_dump_response() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
