@@ -10,6 +10,7 @@ pub mod config;
 mod http;
 pub mod lifecycle;
 pub mod logging;
+pub mod media;
 mod metrics;
 pub mod pool;
 pub mod worker;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use channel::{Channel, RequestError};
 pub use config::{Cli, Config};
 pub use lifecycle::{Lifecycle, Phase};
+pub use media::{CloseReason, Consumer, Producer, Transport, TransportKind, WebRtcServer};
 pub use pool::{PoolEvent, RestartPolicy, WorkerInfo, WorkerPool};
 pub use worker::{Router, RouterClosed, SpawnError, Worker, WorkerExit, WorkerSettings};
 
