@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod media;
 mod metrics;
+pub mod ortc;
 pub mod pool;
 pub mod worker;
 
