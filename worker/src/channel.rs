@@ -1,7 +1,18 @@
 //! The IO shell: reads frames from fd 3, feeds the core, writes replies, notifications and logs to
-//! fd 4. All of it on one thread.
+//! fd 4; binds the media sockets requests ask for and drives the core's timer. All of it on one
+//! thread.
+//!
+//! Three kinds of task share the [`Shell`] (an `Rc<RefCell<_>>` on the worker's `LocalSet`,
+//! borrowed only between awaits): the channel loop ([`channel_loop`]: read frames, write what is
+//! queued for the supervisor), the timer ([`timer`]: sleep until [`WorkerCore::poll_timeout`],
+//! then [`Input::Timeout`]), and the socket pumps (see `net.rs`). Whoever feeds the core an input
+//! drains its outputs at once, then ends the turn ([`Host::end_turn`]): queued datagrams are
+//! flushed, and the channel loop or the timer is woken if the turn left them something to do.
 
+use std::cell::RefCell;
+use std::future::poll_fn;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow_lite::{Context, Error};
@@ -10,12 +21,16 @@ use ferrosfu_fbs::{
     Notification, PROTOCOL_VERSION, Request, RequestBody, RequestFailure, ResourceUsage, Response,
     ResponseBody, WorkerRunning, decode_message,
 };
-use ferrosfu_worker_core::{CoreConfig, Input, Output, WorkerCore};
+use ferrosfu_worker_core::{
+    BoundSocket, CoreConfig, Input, Output, Tuple, WorkerCore, sockets_needed,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
 use crate::logging::{self, LogControl};
+use crate::net::{Host, Limits, Net, Wake};
+use crate::ports;
 use crate::settings::Settings;
 
 /// Minimal error type for the shell (the worker keeps its dependency list short).
@@ -38,9 +53,40 @@ struct Shell {
     core: WorkerCore,
     log: LogControl,
     enc: Encoder,
+    /// Frames queued for the supervisor (written by the channel loop).
     out: Vec<u8>,
     closing: bool,
     logs: mpsc::UnboundedReceiver<LogRecord>,
+    net: Net,
+    rtc_ports: Option<(u16, u16)>,
+    /// The sockets handed to the core with the request being handled: released again if the
+    /// core's reply is an error (the core did not take them).
+    lent: Option<(ferrosfu_fbs::RequestId, Vec<BoundSocket>)>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
+    wake_channel: Rc<Wake>,
+    wake_timer: Rc<Wake>,
+}
+
+impl Host for Shell {
+    fn net(&mut self) -> &mut Net {
+        &mut self.net
+    }
+
+    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant) {
+        self.core.handle_datagram(tuple, data, now);
+        self.drain();
+    }
+
+    fn end_turn(&mut self) {
+        self.net.flush();
+        if !self.out.is_empty() {
+            self.wake_channel.wake();
+        }
+        if self.core.poll_timeout() != self.armed {
+            self.wake_timer.wake();
+        }
+    }
 }
 
 /// Takes ownership of the channel fds. Must run before anything else opens a fd (the runtime's
@@ -64,10 +110,14 @@ pub(crate) fn take_fds() -> Result<(OwnedFd, OwnedFd), Error> {
     })
 }
 
-pub(crate) async fn run(
-    settings: Settings,
-    (rx_fd, tx_fd): (OwnedFd, OwnedFd),
-) -> Result<(), Error> {
+pub(crate) async fn run(settings: Settings, fds: (OwnedFd, OwnedFd)) -> Result<(), Error> {
+    // Socket pumps and the timer are `spawn_local` tasks; they end with the channel loop.
+    tokio::task::LocalSet::new()
+        .run_until(channel_loop(settings, fds))
+        .await
+}
+
+async fn channel_loop(settings: Settings, (rx_fd, tx_fd): (OwnedFd, OwnedFd)) -> Result<(), Error> {
     let (log_tx, log_rx) = mpsc::unbounded_channel::<LogRecord>();
     let log = logging::init(settings.log_level, &settings.log_targets, log_tx)
         .map_err(|e| format!("logging: {e}"))?;
@@ -77,23 +127,33 @@ pub(crate) async fn run(
 
     let pid = std::process::id();
     let core = settings.core.unwrap_or(u32::MAX);
-    let mut shell = Shell {
+    let wake_channel = Rc::new(Wake::default());
+    let wake_timer = Rc::new(Wake::default());
+    let shell = Rc::new(RefCell::new(Shell {
         core: WorkerCore::new(CoreConfig::new(pid, core)),
         log,
         enc: Encoder::new(),
         out: Vec::with_capacity(64 * 1024),
         closing: false,
         logs: log_rx,
-    };
-    shell.push(&Message::Notification(Notification {
-        handler_id: HandlerId::worker(),
-        event: Event::WorkerRunning(WorkerRunning {
-            pid,
-            core,
-            protocol_version: PROTOCOL_VERSION,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }),
+        net: Net::new(Limits::default()),
+        rtc_ports: Some(settings.rtc_ports),
+        lent: None,
+        armed: None,
+        wake_channel: wake_channel.clone(),
+        wake_timer: wake_timer.clone(),
     }));
+    shell
+        .borrow_mut()
+        .push(&Message::Notification(Notification {
+            handler_id: HandlerId::worker(),
+            event: Event::WorkerRunning(WorkerRunning {
+                pid,
+                core,
+                protocol_version: PROTOCOL_VERSION,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
+        }));
     tracing::info!(
         target: "channel",
         pid,
@@ -101,15 +161,23 @@ pub(crate) async fn run(
         rtc_ports = ?settings.rtc_ports,
         "worker running"
     );
+    tokio::task::spawn_local(timer(shell.clone(), wake_timer));
 
     let mut frames = FrameBuffer::new();
+    let mut spare = Vec::with_capacity(64 * 1024);
     loop {
-        shell.flush_logs();
-        if !shell.out.is_empty() {
-            tx.write_all(&shell.out).await.context("channel write")?;
-            shell.out.clear();
+        let closing = {
+            let mut s = shell.borrow_mut();
+            s.flush_logs();
+            std::mem::swap(&mut s.out, &mut spare);
+            s.closing
+        };
+        // Never borrowed across this await: the other tasks queue more meanwhile.
+        if !spare.is_empty() {
+            tx.write_all(&spare).await.context("channel write")?;
+            spare.clear();
         }
-        if shell.closing {
+        if closing {
             return Ok(());
         }
         tokio::select! {
@@ -120,11 +188,43 @@ pub(crate) async fn run(
                     return Ok(());
                 }
                 let now = Instant::now();
+                let mut s = shell.borrow_mut();
                 while let Some(ev) = frames.next_event() {
-                    shell.on_frame(ev, now);
+                    s.on_frame(ev, now, &shell);
                 }
+                s.end_turn();
             }
-            Some(record) = shell.logs.recv() => shell.push_log(record),
+            Some(record) = poll_fn(|cx| shell.borrow_mut().logs.poll_recv(cx)) => {
+                shell.borrow_mut().push_log(record);
+            }
+            () = wake_channel.wait() => {}
+        }
+    }
+}
+
+/// Feeds [`Input::Timeout`] when [`WorkerCore::poll_timeout`] comes; re-arms whenever a turn
+/// changed the deadline.
+async fn timer(shell: Rc<RefCell<Shell>>, wake: Rc<Wake>) {
+    loop {
+        let deadline = {
+            let mut s = shell.borrow_mut();
+            s.armed = s.core.poll_timeout();
+            s.armed
+        };
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {
+                let mut s = shell.borrow_mut();
+                s.core.handle_input(Input::Timeout, Instant::now());
+                s.drain();
+                s.end_turn();
+            }
+            () = wake.wait() => {}
         }
     }
 }
@@ -162,7 +262,7 @@ impl Shell {
         }));
     }
 
-    fn on_frame(&mut self, ev: FrameEvent, now: Instant) {
+    fn on_frame(&mut self, ev: FrameEvent, now: Instant, this: &Rc<RefCell<Shell>>) {
         match ev {
             FrameEvent::Oversized {
                 declared,
@@ -171,7 +271,7 @@ impl Shell {
                 "frame of {declared} bytes exceeds the limit; discarded {discarded} buffered bytes"
             )),
             FrameEvent::Frame(payload) => match decode_message(&payload) {
-                Ok(Message::Request(req)) => self.on_request(req, now),
+                Ok(Message::Request(req)) => self.on_request(req, now, this),
                 Ok(other) => self.channel_error(format!(
                     "unexpected message from the supervisor: {}",
                     match other {
@@ -202,7 +302,7 @@ impl Shell {
         }
     }
 
-    fn on_request(&mut self, req: Request, now: Instant) {
+    fn on_request(&mut self, req: Request, now: Instant, this: &Rc<RefCell<Shell>>) {
         let id = req.id;
         match req.body {
             RequestBody::WorkerGetResourceUsage => {
@@ -218,18 +318,54 @@ impl Shell {
                 self.push(&Message::Response(Response { id, result }));
             }
             _ => {
-                self.core.handle_input(Input::Command(req), now);
-                while let Some(out) = self.core.poll_output() {
-                    match out {
-                        Output::Reply(r) => self.push(&Message::Response(r)),
-                        Output::Notify(n) => self.push(&Message::Notification(n)),
-                        // TEMPORARY: sockets come with the IO shell for the media plane.
-                        Output::Transmit(_) | Output::ReleaseSockets(_) => {}
-                        Output::Closed => {
-                            tracing::info!(target: "channel", "worker closed");
-                            self.closing = true;
+                let needed = sockets_needed(&req);
+                if needed.is_empty() {
+                    self.core.handle_input(Input::Command(req), now);
+                } else {
+                    let opened = ports::bind_all(&needed, self.rtc_ports).and_then(|bound| {
+                        self.net.open(this, bound).map_err(RequestFailure::failed)
+                    });
+                    match opened {
+                        Ok(sockets) => {
+                            self.lent = Some((id, sockets.clone()));
+                            self.core
+                                .handle_input(Input::CommandWithSockets(req, sockets), now);
+                        }
+                        Err(failure) => {
+                            tracing::debug!(target: "net", id = id.0, "{}", failure.reason);
+                            self.push(&Message::Response(Response {
+                                id,
+                                result: Err(failure),
+                            }));
+                            return;
                         }
                     }
+                }
+                self.drain();
+                self.lent = None;
+            }
+        }
+    }
+
+    /// Acts on every output the core has (the drive contract's step 2).
+    fn drain(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Reply(r) => {
+                    if r.result.is_err()
+                        && let Some((_, sockets)) = self.lent.take_if(|(id, _)| *id == r.id)
+                    {
+                        self.net.release(&sockets);
+                    }
+                    self.push(&Message::Response(r));
+                }
+                Output::Notify(n) => self.push(&Message::Notification(n)),
+                Output::Transmit(t) => self.net.transmit(t),
+                Output::ReleaseSockets(sockets) => self.net.release(&sockets),
+                Output::Closed => {
+                    tracing::debug!(target: "net", stats = ?self.net.stats(), "socket counters");
+                    tracing::info!(target: "channel", "worker closed");
+                    self.closing = true;
                 }
             }
         }

@@ -10,7 +10,11 @@
 
 mod channel;
 mod logging;
+mod net;
+mod ports;
 mod settings;
+mod tcp;
+mod udp;
 
 use std::process::ExitCode;
 

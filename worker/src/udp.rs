@@ -1,0 +1,295 @@
+//! Batched UDP IO on one socket: receive with quinn-udp (`recvmmsg`, GRO), send a queue of
+//! datagrams with GSO for runs to one destination and `sendmmsg` for the rest.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::task::Waker;
+
+use quinn_udp::{BATCH_SIZE, RecvMeta, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use crate::net::NetStats;
+
+/// One receive buffer: the largest UDP datagram, or the largest GRO aggregate (64 KiB).
+const RECV_BUF: usize = 64 * 1024;
+
+/// Datagrams per `sendmmsg` call.
+const SEND_BATCH: usize = 32;
+
+/// Largest GSO super-datagram.
+const GSO_MAX_BYTES: usize = 64_000;
+
+/// Receive buffers shared by every UDP socket of the worker (one socket is read at a time).
+#[derive(Debug)]
+pub(crate) struct RecvArena {
+    buf: Vec<u8>,
+    meta: [RecvMeta; BATCH_SIZE],
+}
+
+impl RecvArena {
+    pub(crate) fn new() -> Box<Self> {
+        Box::new(Self {
+            buf: vec![0; BATCH_SIZE * RECV_BUF],
+            meta: [RecvMeta::default(); BATCH_SIZE],
+        })
+    }
+
+    /// The datagrams of message `i` of the last receive (several when GRO merged them).
+    pub(crate) fn datagrams(&self, i: usize) -> (SocketAddr, std::slice::Chunks<'_, u8>) {
+        let meta = &self.meta[i];
+        let len = meta.len.min(RECV_BUF);
+        let data = &self.buf[i * RECV_BUF..i * RECV_BUF + len];
+        // stride 0 never comes from the kernel; treat it as "one datagram".
+        let stride = if meta.stride == 0 { len } else { meta.stride };
+        (meta.addr, data.chunks(stride.max(1)))
+    }
+}
+
+/// A bound UDP socket with its send queue, owned by the socket tables ([`crate::net::Net`]).
+#[derive(Debug)]
+pub(crate) struct UdpSock {
+    pub(crate) io: UdpSocket,
+    state: UdpSocketState,
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The last send hit `WouldBlock`: the socket's pump waits for writability.
+    pub(crate) blocked: bool,
+    /// Queued for the end-of-turn flush.
+    pub(crate) dirty: bool,
+    /// The socket's pump, woken when the socket is released or becomes blocked.
+    pub(crate) waker: Option<Waker>,
+}
+
+impl UdpSock {
+    /// Registers a bound socket with the runtime (must run inside it).
+    pub(crate) fn new(socket: socket2::Socket) -> io::Result<Self> {
+        let io = UdpSocket::from_std(socket.into())?;
+        let state = UdpSocketState::new((&io).into())?;
+        Ok(Self {
+            io,
+            state,
+            queue: VecDeque::new(),
+            blocked: false,
+            dirty: false,
+            waker: None,
+        })
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn enqueue(&mut self, to: SocketAddr, data: Vec<u8>) {
+        self.queue.push_back((to, data));
+    }
+
+    /// One `recvmmsg` into the arena: the number of messages received.
+    pub(crate) fn recv(&self, arena: &mut RecvArena) -> io::Result<usize> {
+        let RecvArena { buf, meta } = arena;
+        let mut chunks = buf.chunks_exact_mut(RECV_BUF);
+        let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] = std::array::from_fn(|_| {
+            IoSliceMut::new(
+                chunks
+                    .next()
+                    .expect("the arena is BATCH_SIZE buffers of RECV_BUF bytes"),
+            )
+        });
+        self.io.try_io(Interest::READABLE, || {
+            self.state.recv((&self.io).into(), &mut bufs, meta)
+        })
+    }
+
+    /// Sends the queue until it is empty or the socket would block (then `blocked` is set and the
+    /// rest stays queued). Datagrams the kernel refuses are dropped and counted.
+    pub(crate) fn flush(&mut self, scratch: &mut Vec<u8>, stats: &mut NetStats) {
+        while !self.queue.is_empty() {
+            let gso_max = self.state.max_gso_segments();
+            let run = if gso_max > 1 {
+                gso_run(&self.queue, 0, gso_max)
+            } else {
+                1
+            };
+            let result = if run > 1 {
+                self.send_gso(run, scratch).map(|()| run)
+            } else {
+                // Singles up to the next run worth a GSO send.
+                let mut n = 1;
+                while n < SEND_BATCH
+                    && n < self.queue.len()
+                    && (gso_max <= 1 || gso_run(&self.queue, n, gso_max) == 1)
+                {
+                    n += 1;
+                }
+                self.send_many(n)
+            };
+            match result {
+                Ok(0) => {
+                    // Never returned for a non-empty batch; guarantees progress all the same.
+                    stats.udp_send_errors += 1;
+                    self.queue.pop_front();
+                }
+                Ok(sent) => {
+                    stats.udp_sent += sent as u64;
+                    self.queue.drain(..sent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    return;
+                }
+                Err(e) if run > 1 && self.state.max_gso_segments() <= 1 => {
+                    // The kernel refused GSO (quinn-udp turned it off): resend as singles.
+                    tracing::debug!(target: "net", "GSO send failed, falling back: {e}");
+                }
+                Err(e) => {
+                    // Unreachable destination, message too long...: drop what was being sent.
+                    let n = run.max(1);
+                    stats.udp_send_errors += n as u64;
+                    tracing::debug!(target: "net", "dropping {n} datagram(s): {e}");
+                    self.queue.drain(..n);
+                }
+            }
+        }
+        self.blocked = false;
+    }
+
+    /// Sends `run` equal-size datagrams (the last may be shorter) to one destination as one GSO
+    /// super-datagram.
+    fn send_gso(&self, run: usize, scratch: &mut Vec<u8>) -> io::Result<()> {
+        scratch.clear();
+        for (_, d) in self.queue.iter().take(run) {
+            scratch.extend_from_slice(d);
+        }
+        let (dst, first) = &self.queue[0];
+        let t = quinn_udp::Transmit {
+            destination: *dst,
+            ecn: None,
+            contents: scratch,
+            segment_size: Some(first.len()),
+            src_ip: None,
+        };
+        self.io.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.io).into(), &t)
+        })
+    }
+
+    /// Sends the first `n` queued datagrams with as few syscalls as the platform allows; returns
+    /// how many left.
+    fn send_many(&self, n: usize) -> io::Result<usize> {
+        self.io
+            .try_io(Interest::WRITABLE, || sendmmsg(&self.io, &self.queue, n))
+    }
+}
+
+/// How many datagrams from `at` can go in one GSO send: same destination, same length, except
+/// that the last may be shorter.
+fn gso_run(q: &VecDeque<(SocketAddr, Vec<u8>)>, at: usize, max: usize) -> usize {
+    let Some((dst, first)) = q.get(at) else {
+        return 0;
+    };
+    let seg = first.len();
+    if seg == 0 {
+        return 1;
+    }
+    let mut n = 1;
+    let mut bytes = seg;
+    for (d, p) in q.iter().skip(at + 1) {
+        if n >= max || d != dst || p.len() > seg || bytes + p.len() > GSO_MAX_BYTES {
+            break;
+        }
+        n += 1;
+        bytes += p.len();
+        if p.len() < seg {
+            break;
+        }
+    }
+    n
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+
+    let n = n.min(SEND_BATCH).min(q.len());
+    let addrs: [socket2::SockAddr; SEND_BATCH] = std::array::from_fn(|i| {
+        socket2::SockAddr::from(
+            q.get(i)
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |m| m.0),
+        )
+    });
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdrs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, (_, data)) in q.iter().take(n).enumerate() {
+        iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = data.len();
+        let h = &mut hdrs[i].msg_hdr;
+        h.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+        h.msg_namelen = addrs[i].len();
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+    }
+    loop {
+        // SAFETY: `hdrs[..n]` point into `addrs`, `iovs` and the queued buffers, all alive and
+        // unmoved for the duration of the call; the kernel only reads them (and writes msg_len).
+        let r = unsafe { libc::sendmmsg(io.as_raw_fd(), hdrs.as_mut_ptr(), n as _, 0) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io::Result<usize> {
+    let mut sent = 0;
+    for (dst, data) in q.iter().take(n) {
+        match io.try_send_to(data, *dst) {
+            Ok(_) => sent += 1,
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(items: &[(u16, usize)]) -> VecDeque<(SocketAddr, Vec<u8>)> {
+        items
+            .iter()
+            .map(|&(port, len)| (SocketAddr::from(([127, 0, 0, 1], port)), vec![0; len]))
+            .collect()
+    }
+
+    #[test]
+    fn gso_runs_need_one_destination_and_equal_sizes() {
+        let queue = q(&[(1, 100), (1, 100), (1, 100), (1, 60), (1, 100), (2, 100)]);
+        assert_eq!(
+            gso_run(&queue, 0, 64),
+            4,
+            "a shorter last segment ends the run"
+        );
+        assert_eq!(
+            gso_run(&queue, 4, 64),
+            1,
+            "another destination ends the run"
+        );
+        assert_eq!(
+            gso_run(&queue, 0, 2),
+            2,
+            "capped by the kernel's segment limit"
+        );
+        let queue = q(&[(1, 100), (1, 200)]);
+        assert_eq!(gso_run(&queue, 0, 64), 1, "a longer datagram cannot follow");
+        let queue = q(&[(1, 1400); 100]);
+        assert_eq!(gso_run(&queue, 0, 64), GSO_MAX_BYTES / 1400);
+        assert_eq!(gso_run(&queue, 100, 64), 0);
+    }
+}
