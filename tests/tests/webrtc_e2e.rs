@@ -72,7 +72,12 @@ fn mapping(p: &RtpParameters, base: u32) -> RtpMapping {
 
 /// Consumer parameters for a subscriber: the producer's media codec (and RTX for video) under
 /// new payload types and SSRCs, no header extensions.
-fn consumer_params(kind: MediaKind, producer: &RtpParameters, mid: &str, ssrc: u32) -> RtpParameters {
+fn consumer_params(
+    kind: MediaKind,
+    producer: &RtpParameters,
+    mid: &str,
+    ssrc: u32,
+) -> RtpParameters {
     let media = producer
         .codecs
         .iter()
@@ -136,7 +141,12 @@ async fn call(opts: ClientOptions) {
         .await
         .unwrap();
     let mut producers = Vec::new();
-    for (i, (kind, params)) in publisher.producer_parameters().unwrap().into_iter().enumerate() {
+    for (i, (kind, params)) in publisher
+        .producer_parameters()
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
         let id = format!("producer-{i}");
         let p = send_t
             .produce(ProduceOptions {
@@ -151,7 +161,10 @@ async fn call(opts: ClientOptions) {
             .unwrap();
         producers.push((p, kind, params));
     }
-    publisher.wait_connected(Duration::from_secs(10)).await.unwrap();
+    publisher
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
 
     // Subscriber side: consumers created paused, resumed once the client is set up.
     let recv_t = transport(&router, "recv").await;
@@ -177,7 +190,12 @@ async fn call(opts: ClientOptions) {
     }
     let d = recv_t.webrtc().unwrap();
     let client_dtls = subscriber
-        .connect_and_consume(&d.ice_parameters, &d.ice_candidates, &d.dtls_parameters, &remote)
+        .connect_and_consume(
+            &d.ice_parameters,
+            &d.ice_candidates,
+            &d.dtls_parameters,
+            &remote,
+        )
         .await
         .unwrap();
     recv_t.connect_webrtc(client_dtls).await.unwrap();
@@ -221,7 +239,12 @@ async fn call(opts: ClientOptions) {
         }
         let want_pt = if kind == MediaKind::Audio { 100 } else { 101 };
         assert!(got.iter().all(|r| r.payload_type == want_pt));
-        assert!(got.len() * 10 >= sent.len() * 8, "{kind:?}: {}/{}", got.len(), sent.len());
+        assert!(
+            got.len() * 10 >= sent.len() * 8,
+            "{kind:?}: {}/{}",
+            got.len(),
+            sent.len()
+        );
     }
     let stats = recv_t.get_stats().await.unwrap();
     assert!(stats.rtp_packets_sent > 0);
