@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Writes the hand-made regression seeds to regression/<target>/seed-* (checked in; everything else
+the fuzzer adds to corpus/ stays untracked). Deterministic: rerun after changing a target's input
+format and commit the difference.
+
+    python3 worker/core/fuzz/make_seeds.py
+
+core_datagram seeds are op sequences in the encoding of `arbitrary::Unstructured` (1.x) as the
+target reads them: `int_in_range` takes as many big-endian bytes as the range width needs, modulo
+the range; `arbitrary::<uN>()` takes N/8 little-endian bytes; `bytes(n)` takes n bytes.
+"""
+
+import hashlib
+import hmac
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# --- packets ---------------------------------------------------------------------------------
+
+def rtp(pt=96, seq=1000, ts=90000, ssrc=0x1111, marker=False, payload=b"", csrcs=(),
+        ext=None, padding=0):
+    """ext: (profile, body bytes) or None. padding: total padding length incl. count byte."""
+    b0 = 0x80 | len(csrcs)
+    if ext is not None:
+        b0 |= 0x10
+    if padding:
+        b0 |= 0x20
+    v = bytes([b0, (0x80 if marker else 0) | pt]) + struct.pack(">HII", seq, ts, ssrc)
+    for c in csrcs:
+        v += struct.pack(">I", c)
+    if ext is not None:
+        profile, body = ext
+        body += b"\0" * (-len(body) % 4)
+        v += struct.pack(">HH", profile, len(body) // 4) + body
+    v += payload
+    if padding:
+        v += b"\0" * (padding - 1) + bytes([padding])
+    return v
+
+
+def one_byte_ext(elems):
+    return 0xBEDE, b"".join(bytes([(i << 4) | (len(d) - 1)]) + d for i, d in elems)
+
+
+def two_byte_ext(elems):
+    # Padding byte between elements, as RFC 8285 allows.
+    return 0x1000, b"".join(bytes([i, len(d)]) + d + b"\0" for i, d in elems)
+
+
+def vp8_payload(key, n=200):
+    return bytes([0x10, 0x00 if key else 0x01]) + bytes((i * 31) & 0xFF for i in range(n))
+
+
+def rtcp_header(count, pt, body):
+    assert len(body) % 4 == 0
+    return bytes([0x80 | count, pt]) + struct.pack(">H", len(body) // 4) + body
+
+
+def report_block(ssrc, lost=0x01000003, ehsn=70000, jitter=12, lsr=0x33445566, dlsr=65536):
+    return struct.pack(">IIIIII", ssrc, lost, ehsn, jitter, lsr, dlsr)
+
+
+def sr(ssrc, blocks):
+    body = struct.pack(">IQIII", ssrc, 0xE8000000_00000000, 9000, 10, 1000)
+    return rtcp_header(len(blocks), 200, body + b"".join(blocks))
+
+
+def rr(ssrc, blocks):
+    return rtcp_header(len(blocks), 201, struct.pack(">I", ssrc) + b"".join(blocks))
+
+
+def nack(sender, media, pairs):
+    return rtcp_header(1, 205, struct.pack(">II", sender, media)
+                       + b"".join(struct.pack(">HH", p, blp) for p, blp in pairs))
+
+
+def pli(sender, media):
+    return rtcp_header(1, 206, struct.pack(">II", sender, media))
+
+
+def fir(sender, media):
+    return rtcp_header(4, 206, struct.pack(">III", sender, 0, media) + bytes([7, 0, 0, 0]))
+
+
+def remb(sender, bitrate_exp, mantissa, ssrcs):
+    body = struct.pack(">II", sender, 0) + b"REMB" + bytes([len(ssrcs)])
+    body += bytes([(bitrate_exp << 2) | (mantissa >> 16), (mantissa >> 8) & 0xFF, mantissa & 0xFF])
+    body += b"".join(struct.pack(">I", s) for s in ssrcs)
+    return rtcp_header(15, 206, body)
+
+
+def compound():
+    return (sr(0x1111, [report_block(0x3001)]) + rr(0x1111, [report_block(0x3001),
+                                                             report_block(0x4001)])
+            + nack(0x1111, 0x3001, [(10, 0b101), (65535, 0)]) + pli(0x1111, 0x3001))
+
+
+def stun_request(ufrag, pwd, nominate=True, tid=b"\x01" * 12):
+    attrs = b""
+
+    def attr(t, v):
+        return struct.pack(">HH", t, len(v)) + v + b"\0" * (-len(v) % 4)
+
+    attrs += attr(0x0006, f"{ufrag}:peer".encode())
+    attrs += attr(0x0024, struct.pack(">I", 1853817087))
+    attrs += attr(0x802A, struct.pack(">Q", 7))
+    if nominate:
+        attrs += attr(0x0025, b"")
+    # MESSAGE-INTEGRITY over the message with its length covering the integrity attribute.
+    hdr = struct.pack(">HHI", 0x0001, len(attrs) + 24, 0x2112A442) + tid
+    mac = hmac.new(pwd.encode(), hdr + attrs, hashlib.sha1).digest()
+    attrs += attr(0x0008, mac)
+    hdr = struct.pack(">HHI", 0x0001, len(attrs) + 8, 0x2112A442) + tid
+    crc = (zlib.crc32(hdr + attrs) ^ 0x5354554E) & 0xFFFFFFFF
+    attrs += attr(0x8028, struct.pack(">I", crc))
+    return hdr + attrs
+
+
+def dtls_client_hello():
+    exts = b""
+    exts += struct.pack(">HH", 0x000E, 5) + struct.pack(">HH", 2, 0x0007) + b"\0"  # use_srtp
+    exts += struct.pack(">HH", 0x0017, 0)  # extended_master_secret
+    exts += struct.pack(">HHH", 0x000A, 4, 2) + struct.pack(">H", 0x0017)  # groups: P-256
+    exts += struct.pack(">HH", 0x000B, 2) + b"\x01\x00"  # point formats
+    exts += struct.pack(">HHH", 0x000D, 4, 2) + struct.pack(">H", 0x0403)  # ecdsa_secp256r1_sha256
+    body = b"\xfe\xfd" + bytes(range(32)) + b"\x00" + b"\x00"  # random, session id, cookie
+    body += struct.pack(">H", 2) + struct.pack(">H", 0xC02B) + b"\x01\x00"
+    body += struct.pack(">H", len(exts)) + exts
+    n = len(body)
+    hs = bytes([1]) + n.to_bytes(3, "big") + struct.pack(">H", 0) + (0).to_bytes(3, "big") \
+        + n.to_bytes(3, "big") + body
+    return bytes([22, 0xFE, 0xFD]) + struct.pack(">H", 0) + (0).to_bytes(6, "big") \
+        + struct.pack(">H", len(hs)) + hs
+
+
+def dtls_alert():
+    return bytes([21, 0xFE, 0xFD, 0, 1]) + (5).to_bytes(6, "big") + struct.pack(">H", 2) + b"\x02\x28"
+
+
+# --- core_datagram op encoding -----------------------------------------------------------------
+
+def irange(lo, hi, v):
+    """Bytes that make int_in_range(lo..=hi) return v."""
+    assert lo <= v <= hi
+    delta, off, n = hi - lo, v - lo, 0
+    while n < 8 and delta >> (8 * n):
+        n += 1
+    return off.to_bytes(n, "big")
+
+
+def u16(v):
+    return struct.pack("<H", v)
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def boolean(v):
+    return bytes([1 if v else 0])
+
+
+LOCAL = {"server-udp": 0, "server-tcp": 1, "own": 2, "plain": 3, "unknown": 4}
+
+
+def op_datagram(local, remote, data):
+    return irange(0, 9, 0) + irange(0, 4, LOCAL[local]) + irange(0, 3, remote) \
+        + irange(0, 1500, len(data)) + data
+
+
+def op_stun(transport, local, remote, nominate, tid=b"\x02" * 12):
+    return irange(0, 9, 4) + irange(0, 1, transport) + irange(0, 4, LOCAL[local]) \
+        + irange(0, 3, remote) + boolean(nominate) + tid + u32(1853817087) + irange(1, 16, 9)
+
+
+def op_rtp(remote, ssrc_sel, pt_sel, seq, ts, key, payload_len, mid=None, rid=None, ssrc=0):
+    """ssrc_sel: 0 producer, 1 producer RTX, 2 0xA000 + ssrc (0..=3), 3 ssrc as given."""
+    v = irange(0, 9, 5) + irange(0, 3, remote) + irange(0, 3, ssrc_sel)
+    v += {2: irange(0, 3, ssrc) if ssrc_sel == 2 else b"", 3: u32(ssrc)}.get(ssrc_sel, b"")
+    v += irange(0, 3, pt_sel)
+    v += boolean(True) + u16(seq) + u32(ts)
+    v += boolean(mid is not None) + (irange(0, 2, mid) if mid is not None else b"")
+    v += boolean(rid is not None) + (irange(0, 2, rid) if rid is not None else b"")
+    v += boolean(False)  # no RRID
+    v += boolean(key)
+    v += irange(0, 1200, payload_len) + bytes((i * 7) & 0xFF for i in range(payload_len))
+    return v
+
+
+def op_rtcp_nack(remote, consumer, base, offsets):
+    v = irange(0, 9, 6) + irange(0, 3, remote) + irange(1, 4, 1)
+    v += irange(0, 5, 0) + irange(1, 17, len(offsets)) + u16(base)
+    v += b"".join(irange(0, 64, o) for o in offsets)
+    v += irange(0, 7, 0) + irange(0, 2, consumer)
+    return v + u32(0xDEAD0001)
+
+
+def op_advance(ms):
+    if ms > 300:
+        return irange(0, 9, 7) + irange(1, 8, 1) + irange(1000, 40000, ms)
+    return irange(0, 9, 7) + irange(1, 8, 2) + irange(0, 300, ms)
+
+
+def op_control(which, target):
+    return irange(0, 9, 8) + irange(0, 9, which) + bytes([target])
+
+
+# --- seeds -------------------------------------------------------------------------------------
+
+def seeds():
+    rtp_one = rtp(pt=96, seq=65535, marker=True, payload=vp8_payload(True),
+                  ext=one_byte_ext([(1, b"0"), (2, b"r0"), (3, b"\x01\x02\x03")]))
+    rtp_two = rtp(pt=97, seq=7, ssrc=0x2222, payload=b"\x03\xe8" + vp8_payload(False, 100),
+                  csrcs=(0xCAFE,), ext=two_byte_ext([(1, b"0"), (20, b"x" * 20), (5, b"")]),
+                  padding=4)
+    rtp_pad = rtp(pt=111, seq=1, ssrc=0x5678, payload=b"opus", padding=3)
+    rtp_odd = rtp(pt=96, ext=(0xABCD, b"\x11\x22\x33\x44"), payload=b"unknown profile")
+    config = bytes([2, 3, 101, 0b101]) + b"\xAA\xBB\0\0" + struct.pack(">HII", 5, 42, 0x7777)
+    config_drop = bytes([3, 6, 100, 0b010]) + b"\x01\x02\0\0" + struct.pack(">HII", 1, 2, 3)
+    stun_bad_pwd = stun_request("u", "x" * 22)
+    yield "rtp", "one-byte-ext", config + rtp_one
+    yield "rtp", "two-byte-ext-csrc-padding", config_drop + rtp_two
+    yield "rtp", "padding-only", bytes(18) + rtp_pad
+    yield "rtp", "unknown-ext-profile", config + rtp_odd
+    yield "rtcp", "sr-rr-nack-pli", compound()
+    yield "rtcp", "fir-remb", fir(1, 0x3001) + remb(1, 4, 0x3FFFF, [0x1111, 0x2222])
+    yield "rtcp", "rr-empty", rr(0xDEADBEEF, [])
+    yield "ice_stun", "binding-wrong-password", stun_bad_pwd
+    yield "ice_stun", "binding-wrong-ufrag", stun_request("other", "p" * 22, nominate=False)
+    yield "ice_stun", "dtls-client-hello", dtls_client_hello()
+
+    plain = "plain"
+    yield "core_datagram", "plain-rtp-nack-rtx", (
+        op_rtp(0, 0, 0, 100, 0, True, 300, mid=0)
+        + op_rtp(0, 0, 0, 101, 900, False, 300)
+        + op_rtp(0, 0, 0, 104, 1800, False, 300)  # gap: the core NACKs 102, 103
+        + op_advance(40)
+        + op_rtcp_nack(0, 0, 0, [0, 1, 2])  # the subscriber NACKs: RTX out
+        + op_datagram(plain, 0, rtp(pt=97, seq=1, ssrc=0x2222, payload=struct.pack(">H", 102)
+                                    + vp8_payload(False, 50)))
+        + op_advance(1200)
+        + op_datagram(plain, 0, compound())
+        + op_datagram(plain, 0, rtp_two)
+        + op_control(3, 0) + op_control(4, 0)
+        + op_advance(300))
+    yield "core_datagram", "plain-rid-binding", (
+        op_rtp(1, 2, 0, 5000, 0, True, 100, mid=1, rid=0)
+        + op_rtp(1, 2, 0, 5001, 0, False, 100)
+        + op_rtp(1, 3, 0, 7, 0, True, 100, mid=1, rid=1, ssrc=0xB00B)
+        + op_advance(1200)
+        + op_datagram(plain, 1, rtp_one))
+    yield "core_datagram", "webrtc-server-stun-dtls", (
+        op_stun(0, "server-udp", 0, True)
+        + op_datagram("server-udp", 0, dtls_client_hello())
+        + op_advance(200)
+        + op_datagram("server-udp", 0, rtp_one)
+        + op_datagram("server-udp", 0, compound())
+        + op_datagram("server-tcp", 2, stun_request("nobody", "x" * 22))
+        + op_datagram("server-udp", 0, dtls_alert())
+        + op_advance(1200))
+    yield "core_datagram", "webrtc-own-dtls-client-consent", (
+        op_stun(1, "own", 3, False)
+        + op_stun(1, "own", 3, True, tid=b"\x03" * 12)
+        + op_advance(1200)  # ClientHello retransmission
+        + op_datagram("own", 3, dtls_client_hello())
+        + op_control(9, 1)  # ICE restart
+        + op_datagram("unknown", 0, rtp_pad)
+        + op_advance(35000))  # consent expires
+
+
+def main():
+    for target, name, data in seeds():
+        d = os.path.join(HERE, "regression", target)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"seed-{name}"), "wb") as f:
+            f.write(data)
+        print(f"regression/{target}/seed-{name}: {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()
