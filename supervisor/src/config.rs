@@ -51,6 +51,34 @@ pub struct Cli {
     #[arg(long, env = "FERROSFU_ANNOUNCED_IP", value_name = "IP")]
     pub announced_ip: Option<IpAddr>,
 
+    /// IP the RTC transports listen on. 0.0.0.0 (the default) listens everywhere and announces
+    /// --announced-ip, else the first non-loopback IPv4 address of this host, else 127.0.0.1.
+    #[arg(long, env = "FERROSFU_RTC_LISTEN_IP", value_name = "IP")]
+    pub rtc_listen_ip: Option<IpAddr>,
+
+    /// PEM certificate chain for HTTPS/WSS on the HTTP listener (with --tls-key). Without both,
+    /// the listener speaks plain HTTP/WS (for loopback and development).
+    #[arg(long, env = "FERROSFU_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "FERROSFU_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Directory of the demo web app bundle served at /app/ (default: the one built by
+    /// scripts/build-web in the source tree, else /usr/share/ferrosfu/web).
+    #[arg(long, env = "FERROSFU_WEB_DIR", value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Allowed Origin of browser WebSocket and REST requests (repeatable; default: any).
+    #[arg(
+        long = "allowed-origin",
+        env = "FERROSFU_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allowed_origins: Vec<String>,
+
     /// Database: sqlite://PATH (created on first run) or postgres://USER:PASS@HOST/DB.
     #[arg(long, env = "FERROSFU_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
@@ -201,12 +229,23 @@ struct FileConfig {
     media: FileMedia,
     store: FileStore,
     recording: FileRecording,
+    auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileAuth {
+    jwt_secret: Option<String>,
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct FileHttp {
     listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    web_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +272,7 @@ struct FileWorkers {
 struct FileMedia {
     rtc_ports: Option<PortRange>,
     announced_ip: Option<IpAddr>,
+    listen_ip: Option<IpAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,9 +301,17 @@ pub struct Config {
     pub log_format: LogFormat,
     pub rtc_ports: PortRange,
     pub announced_ip: Option<IpAddr>,
+    pub rtc_listen_ip: IpAddr,
     pub database_url: String,
     pub recordings_dir: PathBuf,
     pub dev: bool,
+    /// (certificate chain, key) PEM files: HTTPS/WSS when set.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub web_dir: Option<PathBuf>,
+    /// HS256 secret for signaling and REST tokens (`[auth] jwt_secret`, env FERROSFU_JWT_SECRET).
+    pub jwt_secret: Option<String>,
+    /// Empty: any origin.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -294,7 +342,35 @@ impl Config {
             None => LogLevel::Warn,
         };
         let defaults = RestartPolicy::default();
+        let tls = match (
+            cli.tls_cert.or(f.http.tls_cert),
+            cli.tls_key.or(f.http.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("TLS needs both a certificate (tls_cert) and a key (tls_key)".into()),
+        };
+        let jwt_secret = std::env::var("FERROSFU_JWT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or(f.auth.jwt_secret);
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("auth.jwt_secret must be at least 16 bytes".into());
+        }
+        let allowed_origins = if cli.allowed_origins.is_empty() {
+            f.auth.allowed_origins.unwrap_or_default()
+        } else {
+            cli.allowed_origins
+        };
         Ok(Config {
+            tls,
+            web_dir: cli.web_dir.or(f.http.web_dir),
+            jwt_secret,
+            allowed_origins,
+            rtc_listen_ip: cli
+                .rtc_listen_ip
+                .or(f.media.listen_ip)
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
             http_listen: cli
                 .http_listen
                 .or(f.http.listen)
@@ -346,7 +422,16 @@ impl Config {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "dev": self.dev,
-            "http": { "listen": self.http_listen.to_string() },
+            "http": {
+                "listen": self.http_listen.to_string(),
+                "tls_cert": self.tls.as_ref().map(|t| t.0.display().to_string()),
+                "tls_key": self.tls.as_ref().map(|t| t.1.display().to_string()),
+                "web_dir": self.resolve_web_dir().display().to_string(),
+            },
+            "auth": {
+                "jwt_secret": self.jwt_secret.as_ref().map(|_| "(set)"),
+                "allowed_origins": self.allowed_origins,
+            },
             "log": {
                 "level": self.log_level,
                 "format": match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
@@ -366,10 +451,24 @@ impl Config {
             "media": {
                 "rtc_ports": format!("{}-{}", self.rtc_ports.min, self.rtc_ports.max),
                 "announced_ip": self.announced_ip.map(|ip| ip.to_string()),
+                "listen_ip": self.rtc_listen_ip.to_string(),
             },
             "store": { "database_url": self.database_url },
             "recording": { "dir": self.recordings_dir.display().to_string() },
         })
+    }
+
+    /// The demo app bundle: configured, else the source tree's `supervisor/web/dist` (a build
+    /// from the repository), else `/usr/share/ferrosfu/web` (the package).
+    pub fn resolve_web_dir(&self) -> PathBuf {
+        if let Some(d) = &self.web_dir {
+            return d.clone();
+        }
+        let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist");
+        if tree.is_dir() {
+            return tree;
+        }
+        PathBuf::from("/usr/share/ferrosfu/web")
     }
 
     pub fn resolve_worker_bin(&self) -> PathBuf {

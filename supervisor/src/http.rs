@@ -1,23 +1,29 @@
-//! The operations HTTP API: `/healthz`, `/api/workers`, `/metrics`, and an index page.
+//! The HTTP listener: operations (`/healthz`, `/api/workers`, `/metrics`), the index page, the
+//! protoo WebSocket on `/`, the broadcaster REST API (`/rooms/…`) and the demo app (`/app/`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use std::path::PathBuf;
+
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use ferrosfu_fbs::ResourceUsage;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::pool::{WorkerInfo, WorkerPool};
+use crate::signaling::{self, Signaling};
 
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub(crate) pool: WorkerPool,
     pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) signaling: Signaling,
+    pub(crate) web_dir: Arc<PathBuf>,
 }
 
 pub(crate) fn router(state: AppState) -> axum::Router {
@@ -26,11 +32,68 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/api/workers", get(workers))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .route("/app", get(|| async { Redirect::permanent("/app/") }))
+        .route("/app/", get(app_file))
+        .route("/app/{*path}", get(app_file))
+        .with_state(state.clone())
+        .merge(signaling::routes(state.signaling))
 }
 
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
+/// `GET /`: the protoo WebSocket (`?roomId=…&peerId=…`) when it is an upgrade, else the index.
+async fn index(State(s): State<AppState>, req: Request) -> Response {
+    match signaling::ws_or_none(&s.signaling, req).await {
+        Some(r) => r,
+        None => Html(include_str!("index.html")).into_response(),
+    }
+}
+
+/// The demo app bundle (`scripts/build-web`). Paths are resolved inside the web directory only:
+/// no `..`, no absolute paths, no hidden files.
+async fn app_file(State(s): State<AppState>, path: Option<Path<String>>) -> Response {
+    let rel = path.map(|p| p.0).unwrap_or_default();
+    let rel = if rel.is_empty() {
+        "index.html".to_owned()
+    } else {
+        rel
+    };
+    let safe = rel
+        .split('/')
+        .all(|c| !c.is_empty() && !c.starts_with('.') && !c.contains('\\'));
+    if !safe {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let file = s.web_dir.join(&rel);
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let ct = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("map") | Some("json") => "application/json",
+                Some("svg") => "image/svg+xml",
+                Some("png") => "image/png",
+                Some("ico") => "image/x-icon",
+                _ => "application/octet-stream",
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) if rel == "index.html" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the demo app is not built in {}: run scripts/build-web (or set --web-dir)",
+                s.web_dir.display()
+            ),
+        )
+            .into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// 200 while running with every worker up; 503 otherwise (starting, draining, a worker down).

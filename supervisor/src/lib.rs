@@ -5,6 +5,7 @@
 //! accepting work, closes the workers (killing stragglers) and stops the listener. The phases are
 //! observable through [`Supervisor::lifecycle`].
 
+pub mod auth;
 pub mod channel;
 pub mod config;
 mod http;
@@ -14,6 +15,8 @@ pub mod media;
 mod metrics;
 pub mod ortc;
 pub mod pool;
+pub mod signaling;
+mod tls;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -38,13 +41,15 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 impl StartError {
     /// Configuration problems exit with 2 (systemd will not help by restarting); others with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) => 2,
+            StartError::Config(_) | StartError::Tls(_) => 2,
             StartError::Worker { source, .. } if source.is_bad_settings() => 2,
             _ => 1,
         }
@@ -60,6 +65,7 @@ pub struct Supervisor {
     http_addr: SocketAddr,
     http_stop: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
+    rooms: Arc<signaling::Rooms>,
 }
 
 impl Supervisor {
@@ -78,6 +84,15 @@ impl Supervisor {
             request_timeout: config.request_timeout,
             ..WorkerSettings::new(bin.clone())
         };
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls::server_config(cert, key).map_err(StartError::Tls)?),
+            None => None,
+        };
+        if config.jwt_secret.is_none() && !config.dev {
+            tracing::warn!(
+                "no auth.jwt_secret configured and not in --dev mode: signaling and REST refuse everyone"
+            );
+        }
         // Bind first: a taken port then fails fast, before any worker exists.
         let listener = tokio::net::TcpListener::bind(config.http_listen)
             .await
@@ -94,23 +109,54 @@ impl Supervisor {
             .await
             .map_err(|(core, source)| StartError::Worker { core, source })?;
 
+        let announced = config
+            .announced_ip
+            .map(|ip| ip.to_string())
+            .or_else(|| default_announced_ip(config.rtc_listen_ip));
+        tracing::info!(listen_ip = %config.rtc_listen_ip, announced = ?announced, "rtc transports");
+        let rooms = signaling::Rooms::new(
+            pool.clone(),
+            signaling::MediaSettings {
+                listen_ip: config.rtc_listen_ip,
+                announced,
+            },
+        );
+        let web_dir = config.resolve_web_dir();
         let app = http::router(http::AppState {
             pool: pool.clone(),
             lifecycle: lifecycle.clone(),
+            signaling: signaling::Signaling {
+                rooms: rooms.clone(),
+                auth: Arc::new(auth::Auth::new(
+                    config.jwt_secret.as_deref(),
+                    config.dev,
+                    config.allowed_origins.clone(),
+                )),
+            },
+            web_dir: Arc::new(web_dir),
         });
+        let secure = tls.is_some();
         let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let http_task = tokio::spawn(async move {
             let stop = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
+            let r = match tls {
+                Some(cfg) => match tls::TlsListener::new(listener, cfg) {
+                    Ok(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+            };
+            if let Err(e) = r {
                 tracing::error!("http server: {e}");
             }
         });
-        tracing::info!(addr = %http_addr, "http listening");
+        tracing::info!(addr = %http_addr, tls = secure, "http listening");
 
         lifecycle.advance(Phase::Running);
         notify_systemd(&[
@@ -124,6 +170,7 @@ impl Supervisor {
             http_addr,
             http_stop,
             http_task,
+            rooms,
         })
     }
 
@@ -149,6 +196,7 @@ impl Supervisor {
     pub async fn shutdown(self) {
         self.lifecycle.advance(Phase::Draining);
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        self.rooms.close_all().await;
         self.pool.close().await;
         self.http_stop.send_replace(true);
         // In-flight HTTP requests get a moment; the server then stops regardless.
@@ -156,6 +204,26 @@ impl Supervisor {
         self.lifecycle.advance(Phase::Stopped);
         tracing::info!("stopped");
     }
+}
+
+/// What to announce when listening on an unspecified address and no announced IP is set: the
+/// first IPv4 address of an interface that is up and not loopback, else 127.0.0.1 (a
+/// loopback-only host or network namespace).
+fn default_announced_ip(listen: std::net::IpAddr) -> Option<String> {
+    if !listen.is_unspecified() {
+        return None;
+    }
+    let found = nix::ifaddrs::getifaddrs().ok().and_then(|addrs| {
+        addrs
+            .filter(|a| {
+                a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
+                    && !a
+                        .flags
+                        .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
+            })
+            .find_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip().to_string()))
+    });
+    Some(found.unwrap_or_else(|| "127.0.0.1".to_owned()))
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {

@@ -1,0 +1,202 @@
+//! mediasoup's JSON shapes for what the worker reports: transport parameters (ICE, DTLS, plain
+//! tuples) and stats, plus parsing of the DTLS parameters clients send.
+
+use ferrosfu_fbs::{
+    DtlsFingerprint, DtlsParameters, DtlsRole, DtlsState, IceCandidate, IceParameters, IceState,
+    RtpStreamStats, TransportProtocol, TransportStats, TransportTuple,
+};
+use serde_json::{Value, json};
+
+use super::ProtooError;
+
+fn protocol(p: TransportProtocol) -> &'static str {
+    match p {
+        TransportProtocol::Udp => "udp",
+        TransportProtocol::Tcp => "tcp",
+    }
+}
+
+pub(crate) fn ice_parameters(p: &IceParameters) -> Value {
+    json!({
+        "usernameFragment": p.username_fragment,
+        "password": p.password,
+        "iceLite": p.ice_lite,
+    })
+}
+
+/// Both `address` (mediasoup ≥ 3.13) and `ip` (older clients) are given.
+pub(crate) fn ice_candidates(c: &[IceCandidate]) -> Value {
+    c.iter()
+        .map(|c| {
+            let mut v = json!({
+                "foundation": c.foundation,
+                "priority": c.priority,
+                "address": c.address,
+                "ip": c.address,
+                "protocol": protocol(c.protocol),
+                "port": c.port,
+                "type": c.kind,
+            });
+            if let Some(t) = &c.tcp_type {
+                v["tcpType"] = json!(t);
+            }
+            v
+        })
+        .collect()
+}
+
+fn role(r: DtlsRole) -> &'static str {
+    match r {
+        DtlsRole::Auto => "auto",
+        DtlsRole::Client => "client",
+        DtlsRole::Server => "server",
+    }
+}
+
+pub(crate) fn dtls_parameters(p: &DtlsParameters) -> Value {
+    json!({
+        "role": role(p.role),
+        "fingerprints": p.fingerprints.iter().map(|f| json!({
+            "algorithm": f.algorithm,
+            "value": f.value,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Client DTLS parameters: `{ role?: "auto"|"client"|"server", fingerprints: [{algorithm, value}] }`.
+pub(crate) fn parse_dtls_parameters(v: &Value) -> Result<DtlsParameters, ProtooError> {
+    let bad = |m: &str| ProtooError::bad_request(format!("dtlsParameters: {m}"));
+    let obj = v.as_object().ok_or_else(|| bad("must be an object"))?;
+    let role = match obj.get("role").and_then(Value::as_str) {
+        None | Some("auto") => DtlsRole::Auto,
+        Some("client") => DtlsRole::Client,
+        Some("server") => DtlsRole::Server,
+        Some(other) => return Err(bad(&format!("unknown role {other:?}"))),
+    };
+    let fps = obj
+        .get("fingerprints")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("fingerprints must be an array"))?;
+    let mut fingerprints = Vec::with_capacity(fps.len());
+    for f in fps {
+        let algorithm = f.get("algorithm").and_then(Value::as_str);
+        let value = f.get("value").and_then(Value::as_str);
+        match (algorithm, value) {
+            (Some(a), Some(v)) if !a.is_empty() && !v.is_empty() => {
+                fingerprints.push(DtlsFingerprint {
+                    algorithm: a.to_owned(),
+                    value: v.to_owned(),
+                })
+            }
+            _ => return Err(bad("each fingerprint needs algorithm and value")),
+        }
+    }
+    if fingerprints.is_empty() {
+        return Err(bad("no fingerprint"));
+    }
+    Ok(DtlsParameters { role, fingerprints })
+}
+
+pub(crate) fn tuple(t: &TransportTuple) -> Value {
+    json!({
+        "localAddress": t.local_address,
+        "localIp": t.local_address,
+        "localPort": t.local_port,
+        "remoteIp": t.remote_ip,
+        "remotePort": t.remote_port,
+        "protocol": protocol(t.protocol),
+    })
+}
+
+fn ice_state(s: IceState) -> &'static str {
+    match s {
+        IceState::New => "new",
+        IceState::Connected => "connected",
+        IceState::Completed => "completed",
+        IceState::Disconnected => "disconnected",
+        IceState::Closed => "closed",
+    }
+}
+
+fn dtls_state(s: DtlsState) -> &'static str {
+    match s {
+        DtlsState::New => "new",
+        DtlsState::Connecting => "connecting",
+        DtlsState::Connected => "connected",
+        DtlsState::Failed => "failed",
+        DtlsState::Closed => "closed",
+    }
+}
+
+/// `transport.getStats()`: one object, in an array as mediasoup returns it.
+pub(crate) fn transport_stats(s: &TransportStats) -> Value {
+    let mut v = json!({
+        "type": if s.ice_state.is_some() { "webrtc-transport" } else { "plain-rtp-transport" },
+        "transportId": s.transport_id.as_str(),
+        "timestamp": s.timestamp,
+        "bytesReceived": s.bytes_received,
+        "bytesSent": s.bytes_sent,
+        "recvBitrate": s.recv_bitrate,
+        "sendBitrate": s.send_bitrate,
+        "rtpPacketsReceived": s.rtp_packets_received,
+        "rtpPacketsSent": s.rtp_packets_sent,
+        "rtcpPacketsReceived": s.rtcp_packets_received,
+        "rtcpPacketsSent": s.rtcp_packets_sent,
+        "rtxPacketsSent": s.rtx_packets_sent,
+        "packetsDropped": s.packets_dropped,
+        "srtpAuthFailures": s.srtp_auth_failures,
+        "srtpReplays": s.srtp_replays,
+    });
+    if let Some(st) = s.ice_state {
+        v["iceRole"] = json!("controlled");
+        v["iceState"] = json!(ice_state(st));
+    }
+    if let Some(st) = s.dtls_state {
+        v["dtlsState"] = json!(dtls_state(st));
+    }
+    if let Some(t) = &s.tuple {
+        v[if s.ice_state.is_some() {
+            "iceSelectedTuple"
+        } else {
+            "tuple"
+        }] = tuple(t);
+    }
+    json!([v])
+}
+
+/// One RTP stream's stats as mediasoup's `inbound-rtp` (producer) or `outbound-rtp` (consumer).
+pub(crate) fn rtp_stream_stats(kind: &str, media: &str, s: &RtpStreamStats, now_ms: u64) -> Value {
+    let mut v = json!({
+        "type": kind,
+        "timestamp": now_ms,
+        "ssrc": s.ssrc,
+        "kind": media,
+        "mimeType": s.mime_type,
+        "packetCount": s.packet_count,
+        "byteCount": s.byte_count,
+        "packetsLost": s.packets_lost,
+        "fractionLost": s.fraction_lost,
+        "jitter": s.jitter,
+        "bitrate": s.bitrate,
+        "score": s.score,
+        "nackCount": s.nack_count,
+        "nackPacketCount": s.nack_packet_count,
+        "pliCount": s.pli_count,
+        "firCount": s.fir_count,
+        "packetsRetransmitted": s.retransmitted_packet_count,
+        "roundTripTime": s.round_trip_time,
+    });
+    if let Some(r) = s.rtx_ssrc {
+        v["rtxSsrc"] = json!(r);
+    }
+    if let Some(r) = &s.rid {
+        v["rid"] = json!(r);
+    }
+    v
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,217 @@
+//! Signaling for mediasoup-client applications: protoo over WebSocket
+//! (`ws(s)://HOST:PORT/?roomId=…&peerId=…[&token=…]`, subprotocol `protoo`), the
+//! mediasoup-demo broadcaster REST API (`/rooms/:roomId/…`) and the demo web app (`/app/`), on
+//! the HTTP listener.
+//!
+//! One connection = one peer. Its frames are read by one task: responses to our requests are
+//! resolved at once; its requests are queued and handled one at a time, in order, by a second
+//! task (a client may pipeline; answers keep its order). Bad frames get an error response or
+//! are logged and dropped; they never close the socket.
+
+mod json;
+mod protoo;
+mod rest;
+mod room;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Query, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+pub use protoo::ProtooError;
+pub(crate) use room::{MediaSettings, Rooms};
+
+use crate::auth::{Auth, Role};
+use protoo::{Incoming, OUT_QUEUE, Outgoing, PeerConn};
+
+/// Largest protoo frame accepted (an SDP-sized JSON is a few KiB).
+const MAX_FRAME: usize = 256 * 1024;
+
+/// What the signaling handlers share.
+#[derive(Clone, Debug)]
+pub(crate) struct Signaling {
+    pub rooms: Arc<Rooms>,
+    pub auth: Arc<Auth>,
+}
+
+pub(crate) fn routes(s: Signaling) -> axum::Router {
+    rest::routes(s.clone())
+}
+
+/// `GET /`: a protoo WebSocket when it is an upgrade, otherwise `None` (the caller serves the
+/// index page).
+pub(crate) async fn ws_or_none(s: &Signaling, req: Request) -> Option<Response> {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return None;
+    }
+    let (mut parts, _) = req.into_parts();
+    let query = Query::<HashMap<String, String>>::from_request_parts(&mut parts, &())
+        .await
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let headers = parts.headers.clone();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(e) => return Some(e.into_response()),
+    };
+    let room_id = query.get("roomId").filter(|s| valid_id(s)).cloned();
+    let peer_id = query.get("peerId").filter(|s| valid_id(s)).cloned();
+    let (Some(room_id), Some(peer_id)) = (room_id, peer_id) else {
+        return Some(
+            (
+                StatusCode::BAD_REQUEST,
+                "roomId and peerId query parameters are required (1-128 characters)",
+            )
+                .into_response(),
+        );
+    };
+    if let Err(e) = s.auth.check_origin(&headers) {
+        return Some((e.status(), e.to_string()).into_response());
+    }
+    let role = match s.auth.authorize(
+        query.get("token").map(String::as_str),
+        &room_id,
+        Some(&peer_id),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(room = %room_id, peer = %peer_id, "signaling refused: {e}");
+            return Some((e.status(), e.to_string()).into_response());
+        }
+    };
+    let s = s.clone();
+    Some(
+        ws.protocols(["protoo"])
+            .max_message_size(MAX_FRAME)
+            .on_upgrade(move |socket| session(s, socket, room_id, peer_id, role))
+            .into_response(),
+    )
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+}
+
+/// One connected peer, until its socket closes.
+async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: String, role: Role) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(OUT_QUEUE);
+    let conn = PeerConn::new(out_tx);
+    let writer = tokio::spawn(async move {
+        while let Some(o) = out_rx.recv().await {
+            let r = match o {
+                Outgoing::Text(t) => sink.send(Message::Text(t.into())).await,
+                Outgoing::Close(code, reason) => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+            };
+            if r.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let session = s.rooms.new_session();
+    let room = loop {
+        let room = match s.rooms.get_or_create(&room_id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(room = %room_id, "cannot open the room: {e}");
+                conn.close(1011, &e.reason);
+                let _ = writer.await;
+                return;
+            }
+        };
+        if room
+            .attach(&peer_id, session, Some(conn.clone()), role)
+            .await
+            .is_ok()
+        {
+            break room;
+        }
+    };
+    tracing::info!(room = %room_id, peer = %peer_id, "peer connected");
+
+    // Requests are handled in order by one task.
+    let (req_tx, mut req_rx) = mpsc::channel::<(u64, String, serde_json::Value)>(256);
+    let handler = {
+        let room = room.clone();
+        let conn = conn.clone();
+        let peer_id = peer_id.clone();
+        tokio::spawn(async move {
+            while let Some((id, method, data)) = req_rx.recv().await {
+                let (result, after) = room.handle(&peer_id, &method, data).await;
+                if let Err(e) = &result {
+                    tracing::debug!(peer = %peer_id, %method, "request failed: {e}");
+                }
+                conn.respond(id, result);
+                if let Some(a) = after {
+                    let room = room.clone();
+                    tokio::spawn(async move { room.run_after(a).await });
+                }
+            }
+        })
+    };
+
+    while let Some(msg) = stream.next().await {
+        let text = match msg {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        let m: Incoming = match serde_json::from_str(text.as_str()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(peer = %peer_id, "bad protoo frame dropped: {e}");
+                continue;
+            }
+        };
+        if m.response {
+            conn.resolve(m);
+        } else if m.request {
+            let (Some(id), Some(method)) = (m.id, m.method) else {
+                if let Some(id) = m.id {
+                    conn.respond(
+                        id,
+                        Err(ProtooError::bad_request("request without a method")),
+                    );
+                }
+                continue;
+            };
+            if req_tx.try_send((id, method, m.data)).is_err() {
+                conn.respond(
+                    id,
+                    Err(ProtooError::new(503, "too many requests in flight")),
+                );
+            }
+        } else if m.notification {
+            tracing::debug!(peer = %peer_id, method = ?m.method, "client notification ignored");
+        }
+        if conn.is_closed() {
+            break;
+        }
+    }
+    drop(req_tx);
+    let _ = handler.await;
+    room.detach(&peer_id, session).await;
+    conn.close(1000, "bye");
+    let _ = writer.await;
+    tracing::info!(room = %room_id, peer = %peer_id, "peer disconnected");
+}
