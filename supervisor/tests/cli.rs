@@ -46,6 +46,11 @@ fn help_documents_the_flags() {
         "--database-url",
         "--recordings-dir",
         "--dev",
+        "--tls-cert",
+        "--tls-key",
+        "--web-dir",
+        "--allowed-origin",
+        "--rtc-listen-ip",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
