@@ -1,0 +1,309 @@
+//! Quick checks of the protoo endpoint and the broadcaster REST API against the real binary:
+//! framing, error replies that keep the socket open, peer lifecycle notifications. The full
+//! method coverage with real WebRTC media lives in tests/tests/signaling.rs.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrosfu");
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(ports: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "--dev",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(["--worker-cores", "0", "--rtc-ports", ports])
+        .args(["--rtc-listen-ip", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "http listening" {
+            break v["addr"].as_str().unwrap().parse().unwrap();
+        }
+    };
+    Server { child, addr }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Peer {
+    ws: Ws,
+    next: u64,
+    /// Notifications and server requests seen while waiting for responses.
+    seen: Vec<Value>,
+}
+
+impl Peer {
+    async fn connect(addr: SocketAddr, room: &str, peer: &str) -> Peer {
+        let mut req = format!("ws://{addr}/?roomId={room}&peerId={peer}")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("protoo"));
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        Peer {
+            ws,
+            next: 1,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Value> {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            if m.is_text() {
+                return serde_json::from_str(m.to_text().unwrap()).ok();
+            }
+            if m.is_close() {
+                return None;
+            }
+        }
+    }
+
+    async fn request(&mut self, method: &str, data: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.ws
+            .send(
+                json!({"request": true, "id": id, "method": method, "data": data})
+                    .to_string()
+                    .into(),
+            )
+            .await
+            .unwrap();
+        loop {
+            let v = self.recv().await.expect("response");
+            if v["response"] == true && v["id"] == id {
+                return v;
+            }
+            self.seen.push(v);
+        }
+    }
+
+    async fn wait_for(&mut self, method: &str) -> Value {
+        if let Some(i) = self.seen.iter().position(|v| v["method"] == method) {
+            return self.seen.remove(i);
+        }
+        loop {
+            let v = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("{method} never came"));
+            if v["method"] == method {
+                return v;
+            }
+            self.seen.push(v);
+        }
+    }
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let json = resp
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[tokio::test]
+async fn protoo_errors_keep_the_socket_and_peers_see_each_other() {
+    let server = start("44200-44299");
+    let mut a = Peer::connect(server.addr, "smoke", "alice").await;
+    let caps = a.request("getRouterRtpCapabilities", json!({})).await;
+    assert_eq!(caps["ok"], true);
+    let caps = caps["data"].clone();
+
+    let r = a.request("noSuchMethod", json!({})).await;
+    assert_eq!(
+        (r["ok"].clone(), r["errorCode"].clone()),
+        (json!(false), json!(404))
+    );
+    let r = a
+        .request(
+            "produce",
+            json!({"transportId": "x", "kind": "audio", "rtpParameters": {"codecs": []}}),
+        )
+        .await;
+    assert_eq!(r["errorCode"], 409, "{r}"); // not joined yet
+    let r = a
+        .request("connectWebRtcTransport", json!({"transportId": 5}))
+        .await;
+    assert_eq!(r["errorCode"], 400, "{r}");
+    // Garbage frames are dropped, not fatal.
+    a.ws.send("not json".into()).await.unwrap();
+
+    let t = a
+        .request(
+            "createWebRtcTransport",
+            json!({"forceTcp": false, "producing": true, "consuming": false}),
+        )
+        .await;
+    assert_eq!(t["ok"], true, "{t}");
+    let cands = t["data"]["iceCandidates"].as_array().unwrap();
+    assert!(
+        cands
+            .iter()
+            .any(|c| c["protocol"] == "udp" && c["ip"] == "127.0.0.1"),
+        "{t}"
+    );
+    assert!(
+        cands
+            .iter()
+            .any(|c| c["protocol"] == "tcp" && c["tcpType"] == "passive"),
+        "{t}"
+    );
+    assert_eq!(t["data"]["iceParameters"]["iceLite"], true);
+    let tid = t["data"]["id"].as_str().unwrap().to_owned();
+    let r = a
+        .request("getTransportStats", json!({"transportId": tid}))
+        .await;
+    assert_eq!(r["data"][0]["type"], "webrtc-transport", "{r}");
+    let r = a.request("restartIce", json!({"transportId": tid})).await;
+    assert_ne!(
+        r["data"]["usernameFragment"],
+        t["data"]["iceParameters"]["usernameFragment"]
+    );
+
+    let j = a
+        .request(
+            "join",
+            json!({"displayName": "Alice", "device": {"name": "test"}, "rtpCapabilities": caps}),
+        )
+        .await;
+    assert_eq!(j["data"]["peers"], json!([]), "{j}");
+    let again = a.request("join", json!({"displayName": "Alice"})).await;
+    assert_eq!(again["errorCode"], 409);
+
+    let mut b = Peer::connect(server.addr, "smoke", "bob").await;
+    let j = b
+        .request(
+            "join",
+            json!({"displayName": "Bob", "rtpCapabilities": caps}),
+        )
+        .await;
+    assert_eq!(j["data"]["peers"][0]["id"], "alice", "{j}");
+    let n = a.wait_for("newPeer").await;
+    assert_eq!(n["data"]["displayName"], "Bob");
+
+    b.request("changeDisplayName", json!({"displayName": "Robert"}))
+        .await;
+    let n = a.wait_for("peerDisplayNameChanged").await;
+    assert_eq!(n["data"]["oldDisplayName"], "Bob");
+
+    // A broadcaster joins through REST; alice sees it.
+    let (st, body) = http(
+        server.addr,
+        "POST",
+        "/rooms/smoke/broadcasters",
+        Some(json!({
+            "id": "gst", "displayName": "Broadcaster", "device": {"name": "GStreamer"}
+        })),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["peers"].as_array().unwrap().len(), 2);
+    a.wait_for("newPeer").await;
+    let (st, body) = http(
+        server.addr,
+        "POST",
+        "/rooms/smoke/broadcasters/gst/transports",
+        Some(json!({
+            "type": "plain", "comedia": true, "rtcpMux": false
+        })),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body["port"].as_u64().unwrap() >= 44200 && body["rtcpPort"].is_u64(),
+        "{body}"
+    );
+    let (st, _) = http(
+        server.addr,
+        "POST",
+        "/rooms/smoke/broadcasters/nobody/transports",
+        Some(json!({"type": "plain"})),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = http(
+        server.addr,
+        "POST",
+        "/rooms/smoke/broadcasters",
+        Some(json!({"displayName": "x"})),
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, _) = http(server.addr, "DELETE", "/rooms/smoke/broadcasters/gst", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(a.wait_for("peerClosed").await["data"]["peerId"], "gst");
+
+    // Bob reconnects with the same peerId: the old one is replaced.
+    let mut b2 = Peer::connect(server.addr, "smoke", "bob").await;
+    assert_eq!(a.wait_for("peerClosed").await["data"]["peerId"], "bob");
+    // The old socket drains what was queued for it, then closes.
+    let mut left = 0;
+    while b.recv().await.is_some() {
+        left += 1;
+        assert!(left < 20, "old socket not closed");
+    }
+    b2.request("join", json!({"displayName": "Bob again"}))
+        .await;
+    assert_eq!(
+        a.wait_for("newPeer").await["data"]["displayName"],
+        "Bob again"
+    );
+    drop(b2);
+    assert_eq!(a.wait_for("peerClosed").await["data"]["peerId"], "bob");
+}
