@@ -307,3 +307,47 @@ async fn protoo_errors_keep_the_socket_and_peers_see_each_other() {
     drop(b2);
     assert_eq!(a.wait_for("peerClosed").await["data"]["peerId"], "bob");
 }
+
+#[tokio::test]
+async fn worker_death_disconnects_its_peers_and_the_room_reopens() {
+    let server = start("44300-44399");
+    let mut a = Peer::connect(server.addr, "doomed", "alice").await;
+    a.request("join", json!({"displayName": "Alice"})).await;
+    let (_, workers) = http(server.addr, "GET", "/api/workers", None).await;
+    let pid = workers[0]["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The socket is closed with 1012 (protoo-client reconnects on it).
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), a.ws.next()).await {
+            Ok(Some(Ok(m))) if m.is_close() => {
+                break match m {
+                    tokio_tungstenite::tungstenite::Message::Close(Some(f)) => u16::from(f.code),
+                    _ => 0,
+                };
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 1012);
+    // Once the pool restarted the worker, joining the same room works again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while http(server.addr, "GET", "/healthz", None).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "worker not restarted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        let mut a = Peer::connect(server.addr, "doomed", "alice").await;
+        let r = a.request("getRouterRtpCapabilities", json!({})).await;
+        let j = a.request("join", json!({"displayName": "Alice"})).await;
+        if r["ok"] == true && j["ok"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "room did not reopen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
