@@ -1,0 +1,340 @@
+//! A protoo client for tests (what protoo-client does in a browser): requests with responses,
+//! server notifications and server requests (`newConsumer`), plus conversions between the
+//! mediasoup JSON shapes and the types the webrtc-rs harness (`rtc_client`) uses.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ferrosfu_fbs::{
+    DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
+    RtpParameters, TransportProtocol,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An error response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtooError {
+    pub code: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ProtooError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.reason)
+    }
+}
+
+impl std::error::Error for ProtooError {}
+
+/// A connected protoo peer.
+pub struct ProtooClient {
+    ws: Ws,
+    next_id: u64,
+    /// Notifications and server requests not consumed yet, in arrival order.
+    pub inbox: VecDeque<Value>,
+    /// Answer `newConsumer` requests with ok as they arrive (kept in `inbox` too).
+    pub auto_accept: bool,
+}
+
+impl std::fmt::Debug for ProtooClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtooClient")
+            .field("inbox", &self.inbox.len())
+            .finish()
+    }
+}
+
+/// The HTTP status of a refused upgrade, if that is why `connect` failed.
+pub fn refused_status(e: &anyhow::Error) -> Option<u16> {
+    match e.downcast_ref::<tokio_tungstenite::tungstenite::Error>()? {
+        tokio_tungstenite::tungstenite::Error::Http(r) => Some(r.status().as_u16()),
+        _ => None,
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ProtooClient {
+    pub async fn connect(
+        addr: SocketAddr,
+        room: &str,
+        peer: &str,
+        token: Option<&str>,
+    ) -> Result<ProtooClient> {
+        let mut url = format!("ws://{addr}/?roomId={room}&peerId={peer}");
+        if let Some(t) = token {
+            url.push_str("&token=");
+            url.push_str(t);
+        }
+        let mut req = url.into_client_request()?;
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("protoo"));
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(ProtooClient {
+            ws,
+            next_id: 1,
+            inbox: VecDeque::new(),
+            auto_accept: true,
+        })
+    }
+
+    /// The next frame (None: closed or nothing within the timeout).
+    async fn next_frame(&mut self, timeout: Duration) -> Option<Value> {
+        loop {
+            let m = tokio::time::timeout(timeout, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match m {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str()).ok()?;
+                    if v["request"] == true && v["method"] == "newConsumer" && self.auto_accept {
+                        let id = v["id"].clone();
+                        self.send(json!({"response": true, "id": id, "ok": true, "data": {}}))
+                            .await
+                            .ok()?;
+                    }
+                    return Some(v);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) -> Result<()> {
+        self.ws.send(Message::Text(v.to_string().into())).await?;
+        Ok(())
+    }
+
+    /// Sends a raw text frame (for malformed-input tests).
+    pub async fn send_raw(&mut self, text: &str) -> Result<()> {
+        self.ws.send(Message::Text(text.to_owned().into())).await?;
+        Ok(())
+    }
+
+    /// A request; Ok(data) or Err(ProtooError) for an error response; other failures panic-free
+    /// as `anyhow` errors.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        data: Value,
+    ) -> Result<std::result::Result<Value, ProtooError>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"request": true, "id": id, "method": method, "data": data}))
+            .await?;
+        loop {
+            let v = self
+                .next_frame(TIMEOUT)
+                .await
+                .ok_or_else(|| anyhow!("{method}: no response (socket closed or timeout)"))?;
+            if v["response"] == true && v["id"] == id {
+                return Ok(if v["ok"] == true {
+                    Ok(v["data"].clone())
+                } else {
+                    Err(ProtooError {
+                        code: v["errorCode"].as_u64().unwrap_or(0),
+                        reason: v["errorReason"].as_str().unwrap_or_default().to_owned(),
+                    })
+                });
+            }
+            self.inbox.push_back(v);
+        }
+    }
+
+    /// A request that must succeed.
+    pub async fn ok(&mut self, method: &str, data: Value) -> Result<Value> {
+        self.request(method, data)
+            .await?
+            .map_err(|e| anyhow!("{method} failed: {e}"))
+    }
+
+    /// Waits for a notification or server request named `method` (taken from the inbox first).
+    pub async fn wait_for(&mut self, method: &str) -> Result<Value> {
+        if let Some(i) = self.inbox.iter().position(|v| v["method"] == method) {
+            return Ok(self.inbox.remove(i).expect("index is valid"));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let v = self
+                .next_frame(left)
+                .await
+                .with_context(|| format!("no {method} (closed or timed out)"))?;
+            if v["method"] == method {
+                return Ok(v);
+            }
+            self.inbox.push_back(v);
+        }
+    }
+
+    /// Reads until the server closes the socket; returns how many frames came before.
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut n = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => bail!("socket still open after {timeout:?}"),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return Ok(n),
+                Ok(Some(Ok(_))) => n += 1,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+pub fn ice_parameters(v: &Value) -> Result<IceParameters> {
+    Ok(IceParameters {
+        username_fragment: v["usernameFragment"]
+            .as_str()
+            .context("usernameFragment")?
+            .to_owned(),
+        password: v["password"].as_str().context("password")?.to_owned(),
+        ice_lite: v["iceLite"].as_bool().unwrap_or(true),
+    })
+}
+
+pub fn ice_candidates(v: &Value) -> Result<Vec<IceCandidate>> {
+    v.as_array()
+        .context("iceCandidates must be an array")?
+        .iter()
+        .map(|c| {
+            Ok(IceCandidate {
+                foundation: c["foundation"].as_str().context("foundation")?.to_owned(),
+                priority: c["priority"].as_u64().context("priority")? as u32,
+                address: c["address"]
+                    .as_str()
+                    .or(c["ip"].as_str())
+                    .context("address")?
+                    .to_owned(),
+                protocol: if c["protocol"] == "tcp" {
+                    TransportProtocol::Tcp
+                } else {
+                    TransportProtocol::Udp
+                },
+                port: c["port"].as_u64().context("port")? as u16,
+                kind: c["type"].as_str().unwrap_or("host").to_owned(),
+                tcp_type: c["tcpType"].as_str().map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+pub fn dtls_parameters(v: &Value) -> Result<DtlsParameters> {
+    Ok(DtlsParameters {
+        role: match v["role"].as_str() {
+            Some("client") => DtlsRole::Client,
+            Some("server") => DtlsRole::Server,
+            _ => DtlsRole::Auto,
+        },
+        fingerprints: v["fingerprints"]
+            .as_array()
+            .context("fingerprints")?
+            .iter()
+            .map(|f| DtlsFingerprint {
+                algorithm: f["algorithm"].as_str().unwrap_or_default().to_owned(),
+                value: f["value"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect(),
+    })
+}
+
+pub fn dtls_json(p: &DtlsParameters) -> Value {
+    json!({
+        "role": match p.role {
+            DtlsRole::Auto => "auto",
+            DtlsRole::Client => "client",
+            DtlsRole::Server => "server",
+        },
+        "fingerprints": p.fingerprints.iter()
+            .map(|f| json!({"algorithm": f.algorithm, "value": f.value}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn param_value(v: &str) -> Value {
+    v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n))
+}
+
+/// mediasoup-client's `rtpParameters` for a producer, from the harness's parameters.
+pub fn rtp_parameters_json(p: &RtpParameters) -> Value {
+    let rtx_of: Vec<(Option<u32>, Option<u32>)> =
+        p.encodings.iter().map(|e| (e.ssrc, e.rtx_ssrc)).collect();
+    json!({
+        "mid": p.mid,
+        "codecs": p.codecs.iter().map(|c| {
+            let mut v = json!({
+                "mimeType": c.mime_type,
+                "payloadType": c.payload_type,
+                "clockRate": c.clock_rate,
+                "parameters": c.parameters.iter()
+                    .map(|(k, v)| (k.clone(), param_value(v)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "rtcpFeedback": c.rtcp_feedback.iter()
+                    .map(|f| json!({"type": f.kind, "parameter": f.parameter}))
+                    .collect::<Vec<_>>(),
+            });
+            if let Some(ch) = c.channels {
+                v["channels"] = json!(ch);
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "headerExtensions": p.header_extensions.iter()
+            .map(|h| json!({"uri": h.uri, "id": h.id, "encrypt": h.encrypt}))
+            .collect::<Vec<_>>(),
+        "encodings": rtx_of.iter().map(|(ssrc, rtx)| {
+            let mut e = json!({"ssrc": ssrc});
+            if let Some(r) = rtx {
+                e["rtx"] = json!({"ssrc": r});
+            }
+            e
+        }).collect::<Vec<_>>(),
+        "rtcp": {"cname": p.rtcp.cname, "reducedSize": p.rtcp.reduced_size},
+    })
+}
+
+/// A consumer's `rtpParameters` (mediasoup JSON) as the harness's type.
+pub fn rtp_parameters_from_json(v: &Value) -> Result<RtpParameters> {
+    let p: ferrosfu::ortc::RtpParameters =
+        serde_json::from_value(v.clone()).context("rtpParameters")?;
+    Ok((&p).into())
+}
+
+pub fn kind_of(v: &Value) -> MediaKind {
+    if v == "audio" {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    }
+}
+
+/// An HS256 token as the supervisor expects it.
+pub fn token(secret: &str, room: &str, peer: &str, role: &str, exp_in_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"room": room, "peer": peer, "role": role, "exp": now + exp_in_secs}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token encodes")
+}
