@@ -1322,7 +1322,7 @@ impl WorkerCore {
         }
     }
 
-    fn pump_dtls(&mut self, k: u64, _now: Instant) {
+    fn pump_dtls(&mut self, k: u64, now: Instant) {
         let Some(t) = self.transports.get_mut(&k) else {
             return;
         };
@@ -1370,6 +1370,20 @@ impl WorkerCore {
                             {
                                 tracing::debug!(target: "srtp", transport = %h, profile = ?c.profile, "srtp ready");
                                 w.srtp = Some(s);
+                            }
+                            // What was forwarded before the transport could send is lost: its
+                            // active video consumers need a keyframe now (as mediasoup does
+                            // when a transport connects).
+                            let producers: Vec<u64> = self
+                                .consumers
+                                .values()
+                                .filter(|c| {
+                                    c.transport == k && c.active() && c.kind == MediaKind::Video
+                                })
+                                .map(|c| c.producer)
+                                .collect();
+                            for p in producers {
+                                self.request_key_frame(p, now);
                             }
                         }
                         Err(e) => {
