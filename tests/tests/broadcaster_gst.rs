@@ -95,6 +95,7 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
         "gst"
     );
     let mut ports = Vec::new();
+    let mut producer_ids = Vec::new();
     for (kind, pt, ssrc, codec) in [
         (
             "audio",
@@ -128,6 +129,7 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
         )
         .await;
         assert!(p["id"].is_string(), "{kind} PT {pt}: {p}");
+        producer_ids.push(p["id"].as_str().unwrap().to_owned());
     }
 
     // The viewer accepts both consumers and connects its transport.
@@ -231,6 +233,50 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(gst);
+
+    // A consuming broadcaster (as a REST recorder would be): consume?producerId= answers with
+    // the consumer's parameters; unknown producers are 404.
+    post(
+        &http,
+        base.clone(),
+        json!({"id": "rx", "displayName": "Receiver", "device": {"name": "curl"}, "rtpCapabilities": caps_http}),
+    )
+    .await;
+    let t = post(
+        &http,
+        format!("{base}/rx/transports"),
+        json!({"type": "plain", "comedia": false, "rtcpMux": true}),
+    )
+    .await;
+    let tid = t["id"].as_str().unwrap();
+    post(
+        &http,
+        format!("{base}/rx/transports/{tid}/connect"),
+        json!({"ip": "127.0.0.1", "port": 9}),
+    )
+    .await;
+    let c = post(
+        &http,
+        format!(
+            "{base}/rx/transports/{tid}/consume?producerId={}",
+            producer_ids[1]
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(c["kind"], "video", "{c}");
+    assert_eq!(
+        c["rtpParameters"]["codecs"][0]["mimeType"], "video/VP8",
+        "{c}"
+    );
+    let r = http
+        .post(format!(
+            "{base}/rx/transports/{tid}/consume?producerId=nope"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 
     // DELETE the broadcaster: the viewer is told.
     let r = http.delete(format!("{base}/gst")).send().await.unwrap();

@@ -832,41 +832,13 @@ impl Room {
             t.next_mid += 1;
             (t.t.clone(), caps, conn, mid)
         };
-        let mut ssrc = next_ssrc;
-        let mut params = ortc::get_consumer_rtp_parameters(
-            &producer.consumable,
-            &caps,
-            ConsumerRtpOptions::for_kind(producer.kind),
-            &mut ssrc,
-        )?;
-        params.mid = Some(mid.to_string());
-        let consumer = transport
-            .consume(ConsumeOptions {
-                consumer_id: ConsumerId::new(new_id()),
-                producer_id: producer.p.id().clone(),
-                kind: producer.kind.into(),
-                rtp_parameters: (&params).into(),
-                consumable_rtp_encodings: producer
-                    .consumable
-                    .encodings
-                    .iter()
-                    .map(Into::into)
-                    .collect(),
-                paused: true,
-                ignore_dtx: false,
-            })
-            .await?;
+        let Some((consumer, params)) = self
+            .new_consumer(peer_id, &transport, mid, producer, &caps, true)
+            .await?
+        else {
+            return Ok(());
+        };
         let cid = consumer.id().as_str().to_owned();
-        {
-            let mut st = self.state.lock().await;
-            let Some(peer) = st.peers.get_mut(peer_id) else {
-                drop(st);
-                let _ = consumer.close().await;
-                return Ok(());
-            };
-            peer.consumers.insert(cid.clone(), consumer.clone());
-        }
-        self.watch_consumer(peer_id.to_owned(), consumer.clone());
         let data = json!({
             "peerId": owner,
             "producerId": producer.p.id().as_str(),
@@ -901,6 +873,56 @@ impl Room {
                 ))
             }
         }
+    }
+
+    /// Computes a consumer's parameters for `caps` (mid `mid` on its transport), creates it on
+    /// `transport`, stores it on `peer_id` and watches it. None when the peer left meanwhile
+    /// (the consumer is then closed again).
+    async fn new_consumer(
+        self: &Arc<Self>,
+        peer_id: &str,
+        transport: &Transport,
+        mid: u32,
+        producer: &ProducerEntry,
+        caps: &RtpCapabilities,
+        paused: bool,
+    ) -> Result<Option<(Consumer, RtpParameters)>, ProtooError> {
+        let mut ssrc = next_ssrc;
+        let mut params = ortc::get_consumer_rtp_parameters(
+            &producer.consumable,
+            caps,
+            ConsumerRtpOptions::for_kind(producer.kind),
+            &mut ssrc,
+        )?;
+        params.mid = Some(mid.to_string());
+        let consumer = transport
+            .consume(ConsumeOptions {
+                consumer_id: ConsumerId::new(new_id()),
+                producer_id: producer.p.id().clone(),
+                kind: producer.kind.into(),
+                rtp_parameters: (&params).into(),
+                consumable_rtp_encodings: producer
+                    .consumable
+                    .encodings
+                    .iter()
+                    .map(Into::into)
+                    .collect(),
+                paused,
+                ignore_dtx: false,
+            })
+            .await?;
+        {
+            let mut st = self.state.lock().await;
+            let Some(peer) = st.peers.get_mut(peer_id) else {
+                drop(st);
+                let _ = consumer.close().await;
+                return Ok(None);
+            };
+            peer.consumers
+                .insert(consumer.id().as_str().to_owned(), consumer.clone());
+        }
+        self.watch_consumer(peer_id.to_owned(), consumer.clone());
+        Ok(Some((consumer, params)))
     }
 
     fn watch_consumer(self: &Arc<Self>, peer_id: String, c: Consumer) {
@@ -1302,38 +1324,11 @@ impl Room {
             pt.next_mid += 1;
             pt.next_mid - 1
         };
-        let mut ssrc = next_ssrc;
-        let mut params = ortc::get_consumer_rtp_parameters(
-            &producer.consumable,
-            &caps,
-            ConsumerRtpOptions::for_kind(producer.kind),
-            &mut ssrc,
-        )?;
-        params.mid = Some(mid.to_string());
-        let consumer = t
-            .consume(ConsumeOptions {
-                consumer_id: ConsumerId::new(new_id()),
-                producer_id: producer.p.id().clone(),
-                kind: producer.kind.into(),
-                rtp_parameters: (&params).into(),
-                consumable_rtp_encodings: producer
-                    .consumable
-                    .encodings
-                    .iter()
-                    .map(Into::into)
-                    .collect(),
-                paused: false,
-                ignore_dtx: false,
-            })
-            .await?;
+        let (consumer, params) = self
+            .new_consumer(id, &t, mid, &producer, &caps, false)
+            .await?
+            .ok_or_else(|| ProtooError::conflict("broadcaster is gone"))?;
         let cid = consumer.id().as_str().to_owned();
-        {
-            let mut st = self.state.lock().await;
-            if let Some(p) = st.peers.get_mut(id) {
-                p.consumers.insert(cid.clone(), consumer.clone());
-            }
-        }
-        self.watch_consumer(id.to_owned(), consumer);
         Ok(json!({
             "id": cid,
             "producerId": producer_id,
