@@ -87,6 +87,27 @@ impl Life {
         self.worker.request(self.handler.clone(), body).await
     }
 
+    /// The user's `close()`: marks closed (first reason wins) and tells the worker, once, and
+    /// only while the worker lives.
+    async fn close_by_user(&self, body: RequestBody) -> Result<(), RequestError> {
+        if !self.close(CloseReason::Closed) || !self.worker.is_alive() {
+            return Ok(());
+        }
+        self.worker
+            .request(self.handler.clone(), body)
+            .await
+            .map(drop)
+    }
+
+    /// A `*.get_stats` request answered with RTP stream stats.
+    async fn stream_stats(&self, body: RequestBody) -> Result<Vec<RtpStreamStats>, RequestError> {
+        let method = body.method();
+        match self.request(body).await? {
+            ResponseBody::RtpStreamStats(s) => Ok(s),
+            _ => Err(unexpected(method)),
+        }
+    }
+
     /// Forwards this entity's notifications to `events` and closes it when `parent` closes or a
     /// closing event arrives. Ends when the entity is closed.
     fn watch<F>(self: &Arc<Self>, parent: F, closing: fn(&MediaEvent) -> Option<CloseReason>)
@@ -437,14 +458,10 @@ impl Transport {
 
     /// Closes the transport, its producers and consumers. Closing twice is a no-op.
     pub async fn close(&self) -> Result<(), RequestError> {
-        let life = &self.inner.life;
-        if !life.close(CloseReason::Closed) || !life.worker.is_alive() {
-            return Ok(());
-        }
-        life.worker
-            .request(life.handler.clone(), RequestBody::TransportClose)
+        self.inner
+            .life
+            .close_by_user(RequestBody::TransportClose)
             .await
-            .map(drop)
     }
 
     /// `transport.produce` with fully resolved parameters (see `ortc`).
@@ -601,15 +618,10 @@ impl Producer {
     }
 
     pub async fn get_stats(&self) -> Result<Vec<RtpStreamStats>, RequestError> {
-        match self
-            .inner
+        self.inner
             .life
-            .request(RequestBody::ProducerGetStats)
-            .await?
-        {
-            ResponseBody::RtpStreamStats(s) => Ok(s),
-            _ => Err(unexpected(Method::ProducerGetStats)),
-        }
+            .stream_stats(RequestBody::ProducerGetStats)
+            .await
     }
 
     pub async fn dump(&self) -> Result<ProducerDump, RequestError> {
@@ -621,14 +633,10 @@ impl Producer {
 
     /// Closes the producer; its consumers close with [`CloseReason::ProducerClosed`].
     pub async fn close(&self) -> Result<(), RequestError> {
-        let life = &self.inner.life;
-        if !life.close(CloseReason::Closed) || !life.worker.is_alive() {
-            return Ok(());
-        }
-        life.worker
-            .request(life.handler.clone(), RequestBody::ProducerClose)
+        self.inner
+            .life
+            .close_by_user(RequestBody::ProducerClose)
             .await
-            .map(drop)
     }
 }
 
@@ -724,15 +732,10 @@ impl Consumer {
     }
 
     pub async fn get_stats(&self) -> Result<Vec<RtpStreamStats>, RequestError> {
-        match self
-            .inner
+        self.inner
             .life
-            .request(RequestBody::ConsumerGetStats)
-            .await?
-        {
-            ResponseBody::RtpStreamStats(s) => Ok(s),
-            _ => Err(unexpected(Method::ConsumerGetStats)),
-        }
+            .stream_stats(RequestBody::ConsumerGetStats)
+            .await
     }
 
     pub async fn dump(&self) -> Result<ConsumerDump, RequestError> {
@@ -743,13 +746,9 @@ impl Consumer {
     }
 
     pub async fn close(&self) -> Result<(), RequestError> {
-        let life = &self.inner.life;
-        if !life.close(CloseReason::Closed) || !life.worker.is_alive() {
-            return Ok(());
-        }
-        life.worker
-            .request(life.handler.clone(), RequestBody::ConsumerClose)
+        self.inner
+            .life
+            .close_by_user(RequestBody::ConsumerClose)
             .await
-            .map(drop)
     }
 }

@@ -24,9 +24,7 @@ use super::json as js;
 use super::protoo::{PeerConn, ProtooError};
 use crate::auth::Role;
 use crate::media::{CloseReason, Consumer, Producer, Transport};
-use crate::ortc::{
-    self, ConsumerRtpOptions, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters,
-};
+use crate::ortc::{self, ConsumerRtpOptions, MediaKind, RtpCapabilities, RtpParameters};
 use crate::pool::WorkerPool;
 use crate::worker::{Router, RouterClosed, new_id};
 
@@ -69,7 +67,6 @@ impl MediaSettings {
 pub(crate) struct Rooms {
     pool: WorkerPool,
     media: MediaSettings,
-    media_codecs: Vec<RtpCodecCapability>,
     caps: RtpCapabilities,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
@@ -77,13 +74,11 @@ pub(crate) struct Rooms {
 
 impl Rooms {
     pub(crate) fn new(pool: WorkerPool, media: MediaSettings) -> Arc<Self> {
-        let media_codecs = ortc::default_media_codecs();
-        let caps = ortc::router_rtp_capabilities(&media_codecs)
+        let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs())
             .expect("the default media codecs are valid");
         Arc::new(Self {
             pool,
             media,
-            media_codecs,
             caps,
             rooms: Mutex::default(),
             next_session: AtomicU64::new(1),
@@ -129,7 +124,6 @@ impl Rooms {
             .min_by_key(|w| load.get(&w.pid()).copied().unwrap_or(0))
             .ok_or_else(|| ProtooError::new(503, "no worker is running"))?;
         let router = worker.create_router().await?;
-        let _ = &self.media_codecs;
         let room = Arc::new(Room {
             id: id.to_owned(),
             router: router.clone(),
