@@ -15,7 +15,9 @@ pub mod media;
 mod metrics;
 pub mod ortc;
 pub mod pool;
+pub mod recording;
 pub mod signaling;
+pub mod store;
 mod tls;
 pub mod worker;
 
