@@ -17,6 +17,8 @@ pub enum Role {
     Publish,
     /// Receive only: `produce` is refused.
     Subscribe,
+    /// Operators: the recordings API of the token's room, or of every room with `room: "*"`.
+    Admin,
 }
 
 /// The claims ferrosfu reads. `exp` is required (seconds since the epoch).
@@ -130,6 +132,24 @@ impl Auth {
         Ok(c.role)
     }
 
+    /// Checks an operator token (role `admin`) for `room`, or for every room when `room` is
+    /// None; a token for room `"*"` covers every room. Without a token: allowed in dev mode.
+    pub fn authorize_admin(&self, token: Option<&str>, room: Option<&str>) -> Result<(), AuthError> {
+        if token.is_none_or(str::is_empty) && self.dev {
+            return Ok(());
+        }
+        let scope = room.unwrap_or("*");
+        let role = match self.authorize(token, scope, None) {
+            Err(AuthError::WrongScope) if room.is_some() => self.authorize(token, "*", None)?,
+            r => r?,
+        };
+        if role == Role::Admin {
+            Ok(())
+        } else {
+            Err(AuthError::WrongScope)
+        }
+    }
+
     /// The bearer token of a REST request.
     pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         headers
@@ -206,6 +226,33 @@ mod tests {
         let dev = Auth::new(Some(SECRET), true, vec![]);
         assert_eq!(dev.authorize(None, "r", Some("p")), Ok(Role::Publish));
         assert!(dev.authorize(Some(&forged), "r", Some("p")).is_err());
+    }
+
+    #[test]
+    fn admin_tokens() {
+        let auth = Auth::new(Some(SECRET), false, vec![]);
+        let room = token("r", "ops", Role::Admin, 60);
+        let all = token("*", "ops", Role::Admin, 60);
+        let publisher = token("r", "p", Role::Publish, 60);
+        assert_eq!(auth.authorize_admin(Some(&room), Some("r")), Ok(()));
+        assert_eq!(
+            auth.authorize_admin(Some(&room), Some("other")),
+            Err(AuthError::WrongScope)
+        );
+        assert_eq!(
+            auth.authorize_admin(Some(&room), None),
+            Err(AuthError::WrongScope)
+        );
+        assert_eq!(auth.authorize_admin(Some(&all), Some("r")), Ok(()));
+        assert_eq!(auth.authorize_admin(Some(&all), None), Ok(()));
+        assert_eq!(
+            auth.authorize_admin(Some(&publisher), Some("r")),
+            Err(AuthError::WrongScope)
+        );
+        assert_eq!(auth.authorize_admin(None, None), Err(AuthError::Missing));
+        let dev = Auth::new(Some(SECRET), true, vec![]);
+        assert_eq!(dev.authorize_admin(None, Some("r")), Ok(()));
+        assert!(dev.authorize_admin(Some(&publisher), Some("r")).is_err());
     }
 
     #[test]

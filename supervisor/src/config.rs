@@ -11,6 +11,7 @@ use ferrosfu_fbs::LogLevel;
 use serde::Deserialize;
 
 use crate::pool::RestartPolicy;
+use crate::recording::{Container, ContainerPrefs};
 
 /// ferrosfu: a WebRTC SFU. Supervises one pinned media worker per core, serves signaling, REST
 /// and Prometheus metrics.
@@ -86,6 +87,15 @@ pub struct Cli {
     /// Directory where recordings are written.
     #[arg(long, env = "FERROSFU_RECORDINGS_DIR", value_name = "DIR")]
     pub recordings_dir: Option<PathBuf>,
+
+    /// Cores the gst-launch recorder children are pinned to: "auto" (the cores that run no
+    /// worker, or every core when workers use them all), or a list/range as --worker-cores.
+    #[arg(long, env = "FERROSFU_RECORDING_CORES", value_name = "LIST")]
+    pub recording_cores: Option<CoreList>,
+
+    /// Loopback UDP ports the recorders receive RTP/RTCP on (two per recorded track).
+    #[arg(long, env = "FERROSFU_RECORDING_PORTS", value_name = "MIN-MAX")]
+    pub recording_ports: Option<PortRange>,
 
     /// Development mode: allow unauthenticated access (a warning is logged at startup).
     #[arg(long, env = "FERROSFU_DEV")]
@@ -285,6 +295,12 @@ struct FileStore {
 #[serde(deny_unknown_fields, default)]
 struct FileRecording {
     dir: Option<PathBuf>,
+    cores: Option<CoreList>,
+    ports: Option<PortRange>,
+    gst_launch: Option<PathBuf>,
+    audio_container: Option<Container>,
+    h264_container: Option<Container>,
+    stop_timeout_ms: Option<u64>,
 }
 
 /// The effective configuration.
@@ -304,6 +320,13 @@ pub struct Config {
     pub rtc_listen_ip: IpAddr,
     pub database_url: String,
     pub recordings_dir: PathBuf,
+    /// None: "auto" (cores without a worker, else all).
+    pub recording_cores: Option<CoreList>,
+    pub recording_ports: PortRange,
+    pub gst_launch: PathBuf,
+    pub containers: ContainerPrefs,
+    /// How long a recorder may take to finalize its file after SIGINT before it is killed.
+    pub recording_stop_timeout: Duration,
     pub dev: bool,
     /// (certificate chain, key) PEM files: HTTPS/WSS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -357,6 +380,16 @@ impl Config {
         if jwt_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("auth.jwt_secret must be at least 16 bytes".into());
         }
+        let containers = ContainerPrefs {
+            audio_only: match f.recording.audio_container.unwrap_or(Container::Ogg) {
+                c @ (Container::Ogg | Container::Webm) => c,
+                c => return Err(format!("recording.audio_container {c:?}: use \"ogg\" or \"webm\"")),
+            },
+            h264: match f.recording.h264_container.unwrap_or(Container::Mp4) {
+                c @ (Container::Mp4 | Container::Mkv) => c,
+                c => return Err(format!("recording.h264_container {c:?}: use \"mp4\" or \"mkv\"")),
+            },
+        };
         let allowed_origins = if cli.allowed_origins.is_empty() {
             f.auth.allowed_origins.unwrap_or_default()
         } else {
@@ -412,6 +445,14 @@ impl Config {
                 .recordings_dir
                 .or(f.recording.dir)
                 .unwrap_or_else(|| "recordings".into()),
+            recording_cores: cli.recording_cores.or(f.recording.cores).filter(|c| *c != CoreList::Auto),
+            recording_ports: cli.recording_ports.or(f.recording.ports).unwrap_or(PortRange {
+                min: 50000,
+                max: 50999,
+            }),
+            gst_launch: f.recording.gst_launch.unwrap_or_else(|| "gst-launch-1.0".into()),
+            containers,
+            recording_stop_timeout: Duration::from_millis(f.recording.stop_timeout_ms.unwrap_or(15000)),
             dev: cli.dev || f.dev.unwrap_or(false),
         })
     }
@@ -454,7 +495,19 @@ impl Config {
                 "listen_ip": self.rtc_listen_ip.to_string(),
             },
             "store": { "database_url": self.database_url },
-            "recording": { "dir": self.recordings_dir.display().to_string() },
+            "recording": {
+                "dir": self.recordings_dir.display().to_string(),
+                "cores": match &self.recording_cores {
+                    None => serde_json::json!("auto"),
+                    Some(CoreList::Auto) => serde_json::json!("auto"),
+                    Some(CoreList::List(c)) => serde_json::json!(c),
+                },
+                "ports": format!("{}-{}", self.recording_ports.min, self.recording_ports.max),
+                "gst_launch": self.gst_launch.display().to_string(),
+                "audio_container": self.containers.audio_only.extension(),
+                "h264_container": self.containers.h264.extension(),
+                "stop_timeout_ms": self.recording_stop_timeout.as_millis() as u64,
+            },
         })
     }
 

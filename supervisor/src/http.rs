@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) signaling: Signaling,
     pub(crate) web_dir: Arc<PathBuf>,
+    pub(crate) store: crate::store::Store,
+    pub(crate) recordings: Arc<crate::recording::Recordings>,
 }
 
 pub(crate) fn router(state: AppState) -> axum::Router {
@@ -186,6 +188,11 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         .zip(usage_of(&snap).await)
         .filter_map(|(i, u)| Some((i.core, u?)))
         .collect();
-    let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage);
+    let extras = crate::metrics::Extras {
+        store: s.store.stats(),
+        recordings_active: s.recordings.active_count(),
+        recordings_finished: s.recordings.finished_counts(),
+    };
+    let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }

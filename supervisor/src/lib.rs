@@ -45,6 +45,8 @@ pub enum StartError {
     },
     #[error("tls: {0}")]
     Tls(String),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
 }
 
 impl StartError {
@@ -68,6 +70,8 @@ pub struct Supervisor {
     http_stop: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
     rooms: Arc<signaling::Rooms>,
+    recordings: Arc<recording::Recordings>,
+    store: store::Store,
 }
 
 impl Supervisor {
@@ -77,6 +81,24 @@ impl Supervisor {
             tracing::warn!("development mode (--dev): unauthenticated access is allowed");
         }
         let cores = config.worker_cores.resolve().map_err(StartError::Config)?;
+        let recording_cores = match &config.recording_cores {
+            Some(list) => list.resolve().map_err(StartError::Config)?,
+            None => {
+                let all = config::CoreList::Auto
+                    .resolve()
+                    .map_err(StartError::Config)?;
+                let free: Vec<u32> = all.iter().copied().filter(|c| !cores.contains(c)).collect();
+                if free.is_empty() { all } else { free }
+            }
+        };
+        let recordings_dir = std::path::absolute(&config.recordings_dir)
+            .and_then(|d| std::fs::create_dir_all(&d).map(|()| d))
+            .map_err(|e| {
+                StartError::Config(format!(
+                    "recordings directory {}: {e}",
+                    config.recordings_dir.display()
+                ))
+            })?;
         let bin = config.resolve_worker_bin();
         let settings = WorkerSettings {
             core: None,
@@ -106,6 +128,16 @@ impl Supervisor {
             addr: config.http_listen,
             source,
         })?;
+        // The store before the workers: a database that cannot be reached or migrated stops the
+        // start here (systemd restarts the unit); later outages are retried in the background.
+        let store = store::Store::open(&config.database_url).await?;
+        if store.backend() == store::Backend::Sqlite {
+            // An embedded database belongs to this supervisor alone: meetings an earlier run
+            // left open (it was killed) are over.
+            store.write(store::Write::MeetingsInterrupted {
+                at: chrono::Utc::now(),
+            });
+        }
         tracing::info!(?cores, bin = %bin.display(), "starting workers");
         let pool = WorkerPool::start(settings, &cores, config.restart.clone())
             .await
@@ -122,21 +154,45 @@ impl Supervisor {
                 listen_ip: config.rtc_listen_ip,
                 announced,
             },
+            store.clone(),
         );
+        let auth = Arc::new(auth::Auth::new(
+            config.jwt_secret.as_deref(),
+            config.dev,
+            config.allowed_origins.clone(),
+        ));
+        let recordings = recording::Recordings::new(
+            recording::RecordingSettings {
+                dir: recordings_dir,
+                cores: recording_cores,
+                ports: config.recording_ports,
+                gst_launch: config.gst_launch.clone(),
+                containers: config.containers,
+                stop_timeout: config.recording_stop_timeout,
+            },
+            store.clone(),
+            rooms.clone(),
+        );
+        {
+            let r = recordings.clone();
+            tokio::spawn(async move { r.recover().await });
+        }
         let web_dir = config.resolve_web_dir();
         let app = http::router(http::AppState {
             pool: pool.clone(),
             lifecycle: lifecycle.clone(),
             signaling: signaling::Signaling {
                 rooms: rooms.clone(),
-                auth: Arc::new(auth::Auth::new(
-                    config.jwt_secret.as_deref(),
-                    config.dev,
-                    config.allowed_origins.clone(),
-                )),
+                auth: auth.clone(),
             },
             web_dir: Arc::new(web_dir),
-        });
+            store: store.clone(),
+            recordings: recordings.clone(),
+        })
+        .merge(recording::routes(recording::ApiState {
+            recordings: recordings.clone(),
+            auth,
+        }));
         let secure = tls.is_some();
         let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let http_task = tokio::spawn(async move {
@@ -173,6 +229,8 @@ impl Supervisor {
             http_stop,
             http_task,
             rooms,
+            recordings,
+            store,
         })
     }
 
@@ -194,12 +252,15 @@ impl Supervisor {
         self.http_addr
     }
 
-    /// Drains and stops: no new work, workers closed (stragglers killed), listener stopped.
+    /// Drains and stops: no new work, recordings finalized, rooms closed, workers closed
+    /// (stragglers killed), the store's queued writes flushed, listener stopped.
     pub async fn shutdown(self) {
         self.lifecycle.advance(Phase::Draining);
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        self.recordings.stop_all().await;
         self.rooms.close_all().await;
         self.pool.close().await;
+        self.store.close(std::time::Duration::from_secs(10)).await;
         self.http_stop.send_replace(true);
         // In-flight HTTP requests get a moment; the server then stops regardless.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.http_task).await;

@@ -11,6 +11,16 @@ use prometheus_client::registry::Registry;
 
 use crate::lifecycle::Phase;
 use crate::pool::WorkerInfo;
+use crate::store::StoreStats;
+
+/// Supervisor-side figures beside the workers'.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extras {
+    pub store: StoreStats,
+    pub recordings_active: usize,
+    /// Recordings finished since start: (done, failed).
+    pub recordings_finished: (u64, u64),
+}
 
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -26,6 +36,11 @@ struct CpuLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -36,8 +51,10 @@ pub(crate) fn render(
     phase: Phase,
     workers: &[WorkerInfo],
     usage: &[(u32, ResourceUsage)],
+    extras: &Extras,
 ) -> String {
     let mut reg = Registry::default();
+    register_extras(&mut reg, extras);
 
     let phase_g = Family::<PhaseLabel, Gauge>::default();
     for p in [
@@ -132,6 +149,63 @@ pub(crate) fn render(
     prometheus_client::encoding::text::encode(&mut out, &reg)
         .expect("writing to a String cannot fail");
     out
+}
+
+fn gauge(v: u64) -> Gauge {
+    let g = Gauge::default();
+    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+    g
+}
+
+fn counter(v: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(v);
+    c
+}
+
+fn register_extras(reg: &mut Registry, e: &Extras) {
+    reg.register(
+        "ferrosfu_store_queued_writes",
+        "Database writes waiting in the store's queue",
+        gauge(e.store.queued),
+    );
+    reg.register(
+        "ferrosfu_store_applied_writes",
+        "Database writes applied since start",
+        counter(e.store.applied),
+    );
+    reg.register(
+        "ferrosfu_store_write_retries",
+        "Failed database write attempts (each is retried) since start",
+        counter(e.store.retries),
+    );
+    reg.register(
+        "ferrosfu_store_dropped_writes",
+        "Database writes dropped because the queue was full, since start",
+        counter(e.store.dropped),
+    );
+    reg.register(
+        "ferrosfu_store_failing",
+        "1 while the last database write attempt failed (the database is unreachable)",
+        gauge(u64::from(e.store.failing)),
+    );
+    reg.register(
+        "ferrosfu_recordings_active",
+        "Recordings starting, recording or finalizing",
+        gauge(e.recordings_active as u64),
+    );
+    let finished = Family::<StatusLabel, Counter>::default();
+    finished
+        .get_or_create(&StatusLabel { status: "done" })
+        .inc_by(e.recordings_finished.0);
+    finished
+        .get_or_create(&StatusLabel { status: "failed" })
+        .inc_by(e.recordings_finished.1);
+    reg.register(
+        "ferrosfu_recordings_finished",
+        "Recordings finished since start, by final status",
+        finished,
+    );
 }
 
 fn load(a: &AtomicU64) -> i64 {

@@ -24,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 pub use protoo::ProtooError;
-pub(crate) use room::{MediaSettings, Rooms};
+pub(crate) use room::{MediaSettings, RecordSource, Room, Rooms};
 
 use crate::auth::{Auth, Role};
 use protoo::{Incoming, OUT_QUEUE, Outgoing, PeerConn};
@@ -130,7 +130,7 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
 
     let session = s.rooms.new_session();
     let room = loop {
-        let room = match s.rooms.get_or_create(&room_id).await {
+        let room = match s.rooms.get_or_create(&room_id, &peer_id).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(room = %room_id, "cannot open the room: {e}");

@@ -156,7 +156,7 @@ async fn create_broadcaster(
     let role = check(&s, &headers, &room_id, Some(&id))?;
     let mut tries = 0;
     loop {
-        let room = s.rooms.get_or_create(&room_id).await?;
+        let room = s.rooms.get_or_create(&room_id, &id).await?;
         match room
             .add_broadcaster(&id, &display_name, device.clone(), caps.clone(), role)
             .await

@@ -26,6 +26,7 @@ use crate::auth::Role;
 use crate::media::{CloseReason, Consumer, Producer, Transport};
 use crate::ortc::{self, ConsumerRtpOptions, MediaKind, RtpCapabilities, RtpParameters};
 use crate::pool::WorkerPool;
+use crate::store::{Store, UserRef, Write};
 use crate::worker::{Router, RouterClosed, new_id};
 
 /// How long a client has to accept `newConsumer`.
@@ -68,18 +69,20 @@ pub(crate) struct Rooms {
     pool: WorkerPool,
     media: MediaSettings,
     caps: RtpCapabilities,
+    store: Store,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
 }
 
 impl Rooms {
-    pub(crate) fn new(pool: WorkerPool, media: MediaSettings) -> Arc<Self> {
+    pub(crate) fn new(pool: WorkerPool, media: MediaSettings, store: Store) -> Arc<Self> {
         let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs())
             .expect("the default media codecs are valid");
         Arc::new(Self {
             pool,
             media,
             caps,
+            store,
             rooms: Mutex::default(),
             next_session: AtomicU64::new(1),
         })
@@ -103,10 +106,12 @@ impl Rooms {
             .cloned()
     }
 
-    /// The open room `id`, created (router on the least-loaded worker) when there is none.
+    /// The open room `id`, created (router on the least-loaded worker) when there is none;
+    /// `creator` is the peer or broadcaster that asks (the meeting's creator when it opens).
     pub(crate) async fn get_or_create(
         self: &Arc<Self>,
         id: &str,
+        creator: &str,
     ) -> Result<Arc<Room>, ProtooError> {
         let mut map = self.rooms.lock().await;
         if let Some(r) = map.get(id).filter(|r| !r.is_closed()) {
@@ -129,12 +134,24 @@ impl Rooms {
             router: router.clone(),
             caps: self.caps.clone(),
             media: self.media.clone(),
+            store: self.store.clone(),
             rooms: Arc::downgrade(self),
             state: Mutex::new(RoomState::default()),
             closed: AtomicBool::new(false),
         });
         map.insert(id.to_owned(), room.clone());
         tracing::info!(room = id, router = %router.id().as_str(), worker = worker.pid(), "room opened");
+        // The meeting whose code is the room id (reopened when it existed).
+        self.store.write(Write::MeetingStarted {
+            id: new_id(),
+            code: id.to_owned(),
+            creator: Some(UserRef {
+                id: creator.to_owned(),
+                display_name: creator.to_owned(),
+            }),
+            settings: json!({ "routerId": router.id().as_str(), "workerPid": worker.pid() }),
+            at: chrono::Utc::now(),
+        });
         // A dead worker takes the room with it: its peers are disconnected so they rejoin.
         let weak = Arc::downgrade(&room);
         tokio::spawn(async move {
@@ -170,6 +187,7 @@ pub(crate) struct Room {
     router: Router,
     caps: RtpCapabilities,
     media: MediaSettings,
+    store: Store,
     rooms: Weak<Rooms>,
     state: Mutex<RoomState>,
     closed: AtomicBool,
@@ -194,6 +212,24 @@ struct Peer {
     transports: HashMap<String, PeerTransport>,
     producers: HashMap<String, ProducerEntry>,
     consumers: HashMap<String, Consumer>,
+    /// The participants row of this join (set when the peer joins).
+    participant: Option<Participant>,
+}
+
+#[derive(Debug)]
+struct Participant {
+    id: String,
+    joined: tokio::time::Instant,
+    producers: u32,
+}
+
+/// A producer to record, with what consuming it needs.
+#[derive(Clone, Debug)]
+pub(crate) struct RecordSource {
+    pub producer: Producer,
+    pub kind: MediaKind,
+    pub consumable: RtpParameters,
+    pub peer_id: String,
 }
 
 impl Peer {
@@ -278,6 +314,56 @@ impl Room {
         self.closed.load(Ordering::Acquire)
     }
 
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The producers to record: every open producer of `peer`, or the listed ones (each must
+    /// belong to this room). 404 for an unknown peer or producer, 409 for a peer with nothing
+    /// to record.
+    pub(crate) async fn recording_sources(
+        &self,
+        peer: Option<&str>,
+        producer_ids: &[String],
+    ) -> Result<Vec<RecordSource>, ProtooError> {
+        let st = self.state.lock().await;
+        let source = |owner: &Peer, e: &ProducerEntry| RecordSource {
+            producer: e.p.clone(),
+            kind: e.kind,
+            consumable: e.consumable.clone(),
+            peer_id: owner.id.clone(),
+        };
+        let mut out = Vec::new();
+        if let Some(peer) = peer {
+            let p = st.peers.get(peer).ok_or_else(|| {
+                ProtooError::not_found(format!("peer \"{peer}\" is not in room \"{}\"", self.id))
+            })?;
+            let mut entries: Vec<&ProducerEntry> = p.producers.values().collect();
+            // Audio first, then video, each by id: a stable track order in the file.
+            entries.sort_by(|a, b| {
+                (a.kind.as_str(), a.p.id().as_str()).cmp(&(b.kind.as_str(), b.p.id().as_str()))
+            });
+            out.extend(entries.into_iter().filter(|e| !e.p.is_closed()).map(|e| source(p, e)));
+            if out.is_empty() {
+                return Err(ProtooError::conflict(format!("peer \"{peer}\" has no producer to record")));
+            }
+        }
+        for id in producer_ids {
+            let found = st
+                .peers
+                .values()
+                .find_map(|p| p.producers.get(id).map(|e| (p, e)))
+                .filter(|(_, e)| !e.p.is_closed());
+            let (p, e) = found.ok_or_else(|| {
+                ProtooError::not_found(format!("producer \"{id}\" is not in room \"{}\"", self.id))
+            })?;
+            if !out.iter().any(|s: &RecordSource| s.producer.id() == e.p.id()) {
+                out.push(source(p, e));
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn rtp_capabilities(&self) -> &RtpCapabilities {
         &self.caps
     }
@@ -319,6 +405,7 @@ impl Room {
                 transports: HashMap::new(),
                 producers: HashMap::new(),
                 consumers: HashMap::new(),
+                participant: None,
             },
         );
         Ok(())
@@ -336,9 +423,45 @@ impl Room {
         self.close_if_empty(&st);
     }
 
+    /// Writes the participants row of a peer that joins.
+    fn participant_joined(&self, peer_id: &str, display_name: &str) -> Participant {
+        let id = new_id();
+        self.store.write(Write::ParticipantJoined {
+            id: id.clone(),
+            meeting_code: self.id.clone(),
+            user: UserRef {
+                id: peer_id.to_owned(),
+                display_name: display_name.to_owned(),
+            },
+            display_name: display_name.to_owned(),
+            at: chrono::Utc::now(),
+        });
+        Participant {
+            id,
+            joined: tokio::time::Instant::now(),
+            producers: 0,
+        }
+    }
+
+    /// Ends the participants row of a peer that leaves.
+    fn participant_left(&self, p: &Peer) {
+        if let Some(part) = &p.participant {
+            self.store.write(Write::ParticipantLeft {
+                id: part.id.clone(),
+                at: chrono::Utc::now(),
+                stats: json!({
+                    "durationSeconds": part.joined.elapsed().as_secs_f64(),
+                    "producers": part.producers,
+                    "device": p.device,
+                }),
+            });
+        }
+    }
+
     /// Removes a peer and tells the others (if it had joined).
     fn remove_peer(&self, st: &mut RoomState, peer_id: &str) -> Option<Peer> {
         let p = st.peers.remove(peer_id)?;
+        self.participant_left(&p);
         if p.joined {
             for other in st.peers.values().filter(|o| o.joined) {
                 other.notify("peerClosed", json!({ "peerId": peer_id }));
@@ -358,8 +481,20 @@ impl Room {
         });
     }
 
+    /// Marks the room closed; true for the call that closed it (which ends the meeting).
+    fn mark_closed(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.store.write(Write::MeetingEnded {
+            code: self.id.clone(),
+            at: chrono::Utc::now(),
+        });
+        true
+    }
+
     fn close_if_empty(self: &Arc<Self>, st: &RoomState) {
-        if !st.peers.is_empty() || self.closed.swap(true, Ordering::AcqRel) {
+        if !st.peers.is_empty() || !self.mark_closed() {
             return;
         }
         tracing::info!(room = %self.id, "room closed (last peer left)");
@@ -375,8 +510,9 @@ impl Room {
     /// Disconnects every peer and closes the room (worker death, shutdown).
     async fn close_all(self: &Arc<Self>, code: u16, reason: &str) {
         let mut st = self.state.lock().await;
-        self.closed.store(true, Ordering::Release);
+        self.mark_closed();
         for (_, p) in st.peers.drain() {
+            self.participant_left(&p);
             if let Some(c) = &p.conn {
                 c.close(code, reason);
             }
@@ -463,6 +599,7 @@ impl Room {
                 return Err(ProtooError::conflict("peer already joined"));
             }
             peer.joined = true;
+            peer.participant = Some(self.participant_joined(peer_id, &display_name));
             peer.display_name = display_name;
             peer.device = device;
             peer.rtp_caps = (!caps.codecs.is_empty()).then_some(caps);
@@ -734,6 +871,21 @@ impl Room {
                 return Err(ProtooError::conflict("peer is gone"));
             };
             peer.producers.insert(id.clone(), entry.clone());
+            if let Some(part) = &mut peer.participant {
+                part.producers += 1;
+                self.store.write(Write::MediaTrackCreated {
+                    id: id.clone(),
+                    participant_id: part.id.clone(),
+                    kind: kind.as_str().to_owned(),
+                    codec: params
+                        .codecs
+                        .first()
+                        .map(|c| c.mime_type.clone())
+                        .unwrap_or_default(),
+                    parameters: to_json(&params),
+                    at: chrono::Utc::now(),
+                });
+            }
             st.peers
                 .values()
                 .filter(|o| o.joined && o.id != peer_id && o.conn.is_some())
@@ -1145,6 +1297,7 @@ impl Room {
             transports: HashMap::new(),
             producers: HashMap::new(),
             consumers: HashMap::new(),
+            participant: Some(self.participant_joined(id, display_name)),
         };
         let me = peer.info();
         let mut peers = Vec::new();
