@@ -1631,7 +1631,7 @@ impl WorkerCore {
                         }
                     }
                 }
-                Rtcp::Remb { .. } => {}
+                Rtcp::Remb { .. } | Rtcp::Sdes { .. } => {}
             }
         }
     }
@@ -1851,6 +1851,7 @@ impl WorkerCore {
                 continue;
             }
             let mut items = Vec::new();
+            let mut cnames = Vec::new();
             for &ck in &t.consumers {
                 let Some(c) = self.consumers.get(&ck) else {
                     continue;
@@ -1862,8 +1863,18 @@ impl WorkerCore {
                         .and_then(|s| s.rtp_time_at(now))
                 });
                 if let Some(sr) = c.stream.sender_report(now, &clock, prtp) {
+                    if let Rtcp::SenderReport { ssrc, .. } = &sr
+                        && !c.params.rtcp.cname.is_empty()
+                    {
+                        cnames.push((*ssrc, c.params.rtcp.cname.clone()));
+                    }
                     items.push(sr);
                 }
+            }
+            if !cnames.is_empty() {
+                items.push(Rtcp::Sdes {
+                    cnames: std::mem::take(&mut cnames),
+                });
             }
             let mut blocks = Vec::new();
             let mut ssrcs = Vec::new();
