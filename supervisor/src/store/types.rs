@@ -165,8 +165,11 @@ pub struct StoreStats {
     pub applied: u64,
     /// Failed attempts (each is retried).
     pub retries: u64,
-    /// Writes refused because the queue was full.
+    /// Writes refused because the queue was full (or the store closed).
     pub dropped: u64,
+    /// Writes the database refused on the merits (a constraint violation, e.g. a participant
+    /// of an unknown meeting): logged at error and dropped, not retried.
+    pub rejected: u64,
     /// Whether the last attempt failed (the database is unreachable or refusing).
     pub failing: bool,
 }
