@@ -134,7 +134,11 @@ impl Auth {
 
     /// Checks an operator token (role `admin`) for `room`, or for every room when `room` is
     /// None; a token for room `"*"` covers every room. Without a token: allowed in dev mode.
-    pub fn authorize_admin(&self, token: Option<&str>, room: Option<&str>) -> Result<(), AuthError> {
+    pub fn authorize_admin(
+        &self,
+        token: Option<&str>,
+        room: Option<&str>,
+    ) -> Result<(), AuthError> {
         if token.is_none_or(str::is_empty) && self.dev {
             return Ok(());
         }

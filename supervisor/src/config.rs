@@ -383,11 +383,19 @@ impl Config {
         let containers = ContainerPrefs {
             audio_only: match f.recording.audio_container.unwrap_or(Container::Ogg) {
                 c @ (Container::Ogg | Container::Webm) => c,
-                c => return Err(format!("recording.audio_container {c:?}: use \"ogg\" or \"webm\"")),
+                c => {
+                    return Err(format!(
+                        "recording.audio_container {c:?}: use \"ogg\" or \"webm\""
+                    ));
+                }
             },
             h264: match f.recording.h264_container.unwrap_or(Container::Mp4) {
                 c @ (Container::Mp4 | Container::Mkv) => c,
-                c => return Err(format!("recording.h264_container {c:?}: use \"mp4\" or \"mkv\"")),
+                c => {
+                    return Err(format!(
+                        "recording.h264_container {c:?}: use \"mp4\" or \"mkv\""
+                    ));
+                }
             },
         };
         let allowed_origins = if cli.allowed_origins.is_empty() {
@@ -445,14 +453,25 @@ impl Config {
                 .recordings_dir
                 .or(f.recording.dir)
                 .unwrap_or_else(|| "recordings".into()),
-            recording_cores: cli.recording_cores.or(f.recording.cores).filter(|c| *c != CoreList::Auto),
-            recording_ports: cli.recording_ports.or(f.recording.ports).unwrap_or(PortRange {
-                min: 50000,
-                max: 50999,
-            }),
-            gst_launch: f.recording.gst_launch.unwrap_or_else(|| "gst-launch-1.0".into()),
+            recording_cores: cli
+                .recording_cores
+                .or(f.recording.cores)
+                .filter(|c| *c != CoreList::Auto),
+            recording_ports: cli
+                .recording_ports
+                .or(f.recording.ports)
+                .unwrap_or(PortRange {
+                    min: 50000,
+                    max: 50999,
+                }),
+            gst_launch: f
+                .recording
+                .gst_launch
+                .unwrap_or_else(|| "gst-launch-1.0".into()),
             containers,
-            recording_stop_timeout: Duration::from_millis(f.recording.stop_timeout_ms.unwrap_or(15000)),
+            recording_stop_timeout: Duration::from_millis(
+                f.recording.stop_timeout_ms.unwrap_or(15000),
+            ),
             dev: cli.dev || f.dev.unwrap_or(false),
         })
     }

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: locating the built binaries, starting the supervisor on a
 //! free port and reading what it logs.
 
+pub mod media_source;
+pub mod pg;
 pub mod protoo;
 pub mod rtc_client;
 

@@ -1151,6 +1151,30 @@ impl Publisher {
         Ok(())
     }
 
+    /// Writes a ready RTP packet (from a real encoder, see [`crate::media_source`]) to the track
+    /// of `kind`. The track sets SSRC, payload type and its header extensions; sequence number,
+    /// timestamp, marker and payload are sent as they are. Recorded in [`Publisher::sent`]. Do
+    /// not mix with [`Publisher::send_opus`]/[`Publisher::send_vp8`] on the same track: both
+    /// would number the packets.
+    pub async fn send_rtp(
+        &self,
+        kind: MediaKind,
+        packet: &webrtc::rtp::packet::Packet,
+    ) -> Result<()> {
+        let track = match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        };
+        track.write_rtp(packet).await?;
+        lock(&self.sent).entry(kind).or_default().push(SentPacket {
+            sequence_number: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload: packet.payload.to_vec(),
+        });
+        Ok(())
+    }
+
     /// Every packet sent so far on the track of `kind`, in order.
     pub fn sent(&self, kind: MediaKind) -> Vec<SentPacket> {
         lock(&self.sent).get(&kind).cloned().unwrap_or_default()

@@ -162,7 +162,11 @@ async fn stop(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     visible(&s, &headers, &id).await?;
-    let v = s.recordings.stop(&id).await?.ok_or_else(|| not_found(&id))?;
+    let v = s
+        .recordings
+        .stop(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     Ok(Json(v.to_json()))
 }
 

@@ -354,7 +354,10 @@ impl Recordings {
             )
             .map_err(|e| RecError::new(400, e.to_string()))?;
             let codec = params.codecs.first().ok_or_else(|| {
-                RecError::new(400, format!("producer {} has no codec", s.producer.id().as_str()))
+                RecError::new(
+                    400,
+                    format!("producer {} has no codec", s.producer.id().as_str()),
+                )
             })?;
             let c = Codec::from_mime(&codec.mime_type).ok_or_else(|| {
                 RecError::new(400, format!("{} cannot be recorded", codec.mime_type))
@@ -692,7 +695,9 @@ impl Recordings {
         };
         match end {
             End::Exited(status) => {
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                let status = status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string());
                 let error = with_output(
                     format!("the recorder exited unexpectedly ({status})"),
                     &rec.tail().text(),

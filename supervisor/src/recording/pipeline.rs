@@ -260,7 +260,10 @@ mod tests {
     #[test]
     fn audio_and_video_into_one_webm() {
         let args = launch_args(
-            &[track(Codec::Opus, 100, 50000), track(Codec::Vp8, 101, 50002)],
+            &[
+                track(Codec::Opus, 100, 50000),
+                track(Codec::Vp8, 101, 50002),
+            ],
             Container::Webm,
             Path::new("/rec/a b.webm"),
         )
@@ -271,7 +274,9 @@ mod tests {
         assert!(d.contains(
             "udpsrc address=127.0.0.1 port=50000 reuse=false caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=100\" ! rtpbin.recv_rtp_sink_0"
         ));
-        assert!(d.contains("port=50001 reuse=false caps=\"application/x-rtcp\" ! rtpbin.recv_rtcp_sink_0"));
+        assert!(d.contains(
+            "port=50001 reuse=false caps=\"application/x-rtcp\" ! rtpbin.recv_rtcp_sink_0"
+        ));
         assert!(d.contains("encoding-name=VP8,payload=101\" ! rtpbin.recv_rtp_sink_1"));
         assert!(d.contains("rtpopusdepay ! opusparse ! queue"));
         assert!(d.contains("mux.audio_%u"));

@@ -34,9 +34,8 @@ fn probe_blocking(path: &Path, timeout: Duration) -> Result<Probe, String> {
     gstreamer::init().map_err(|e| format!("GStreamer: {e}"))?;
     let uri = gstreamer::glib::filename_to_uri(path, None)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let timeout = gstreamer::ClockTime::from_nseconds(
-        u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
-    );
+    let timeout =
+        gstreamer::ClockTime::from_nseconds(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
     let discoverer =
         gstreamer_pbutils::Discoverer::new(timeout).map_err(|e| format!("Discoverer: {e}"))?;
     let info = discoverer

@@ -343,9 +343,16 @@ impl Room {
             entries.sort_by(|a, b| {
                 (a.kind.as_str(), a.p.id().as_str()).cmp(&(b.kind.as_str(), b.p.id().as_str()))
             });
-            out.extend(entries.into_iter().filter(|e| !e.p.is_closed()).map(|e| source(p, e)));
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| !e.p.is_closed())
+                    .map(|e| source(p, e)),
+            );
             if out.is_empty() {
-                return Err(ProtooError::conflict(format!("peer \"{peer}\" has no producer to record")));
+                return Err(ProtooError::conflict(format!(
+                    "peer \"{peer}\" has no producer to record"
+                )));
             }
         }
         for id in producer_ids {
@@ -357,7 +364,10 @@ impl Room {
             let (p, e) = found.ok_or_else(|| {
                 ProtooError::not_found(format!("producer \"{id}\" is not in room \"{}\"", self.id))
             })?;
-            if !out.iter().any(|s: &RecordSource| s.producer.id() == e.p.id()) {
+            if !out
+                .iter()
+                .any(|s: &RecordSource| s.producer.id() == e.p.id())
+            {
                 out.push(source(p, e));
             }
         }
