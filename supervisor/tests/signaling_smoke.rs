@@ -40,6 +40,7 @@ fn start(ports: &str) -> Server {
         ])
         .args(["--worker-cores", "0", "--rtc-ports", ports])
         .args(["--rtc-listen-ip", "127.0.0.1"])
+        .current_dir(workdir("smoke"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -350,4 +351,17 @@ async fn worker_death_disconnects_its_peers_and_the_room_reopens() {
         assert!(std::time::Instant::now() < deadline, "room did not reopen");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A fresh working directory for one supervisor (its default `data/` store and `recordings/`
+/// land there, not in the source tree).
+fn workdir(tag: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "ferrosfu-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).expect("create a work dir");
+    d
 }

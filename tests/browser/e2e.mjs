@@ -36,6 +36,8 @@ function startSupervisor() {
     server = spawn(supervisorBin, [
       '--dev', '--http-listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', 'info',
       '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', '127.0.0.1',
+      // The store and recordings of this run stay with its artifacts, out of the source tree.
+      '--database-url', `sqlite://${artifacts}/ferrosfu.db`, '--recordings-dir', `${artifacts}/recordings`,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     const timer = setTimeout(() => reject(new Error('supervisor did not log "http listening"')), 30000);
     server.on('exit', (code) => reject(new Error(`supervisor exited (${code})`)));

@@ -29,9 +29,12 @@ pub fn bin(name: &str) -> PathBuf {
     );
 }
 
-/// A supervisor child process started with `--log-format json` and `--http-listen 127.0.0.1:0`.
+/// A supervisor child process started with `--log-format json` and `--http-listen 127.0.0.1:0`,
+/// in a fresh working directory under the temp dir (so the default `data/` store and
+/// `recordings/` land there, not in the source tree; removed on drop).
 pub struct SupervisorProcess {
     pub child: Child,
+    pub workdir: PathBuf,
     pub http: SocketAddr,
     /// Every stdout line, as it arrives (JSON log lines).
     pub lines: mpsc::Receiver<String>,
@@ -48,7 +51,15 @@ impl std::fmt::Debug for SupervisorProcess {
 
 impl SupervisorProcess {
     pub fn start(extra_args: &[&str]) -> SupervisorProcess {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let workdir = std::env::temp_dir().join(format!(
+            "ferrosfu-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&workdir).expect("create the supervisor's work dir");
         let mut child = Command::new(bin("ferrosfu"))
+            .current_dir(&workdir)
             .args([
                 "--http-listen",
                 "127.0.0.1:0",
@@ -90,7 +101,12 @@ impl SupervisorProcess {
                     .expect("socket addr");
             }
         };
-        SupervisorProcess { child, http, lines }
+        SupervisorProcess {
+            child,
+            workdir,
+            http,
+            lines,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -120,6 +136,7 @@ impl Drop for SupervisorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.workdir);
     }
 }
 

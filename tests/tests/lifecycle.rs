@@ -16,6 +16,16 @@ fn config() -> Config {
         worker_cores: CoreList::List(vec![0]),
         worker_bin: Some(ferrosfu_tests::bin("ferrosfu-worker")),
         dev: true,
+        // Out of the source tree (the defaults are relative to the working directory).
+        database_url: format!(
+            "sqlite://{}/ferrosfu-lifecycle-{}/ferrosfu.db",
+            std::env::temp_dir().display(),
+            std::process::id()
+        ),
+        recordings_dir: std::env::temp_dir().join(format!(
+            "ferrosfu-lifecycle-{}/recordings",
+            std::process::id()
+        )),
         ..Config::default()
     }
 }
