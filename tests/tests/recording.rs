@@ -1026,3 +1026,46 @@ async fn four_concurrent_recordings() {
     }
     terminate(&mut sup, Duration::from_secs(20));
 }
+
+/// Recording one audio producer makes an Ogg file; closing that producer (the peer stops its
+/// microphone) finalizes the recording on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_producer_finalizes_its_recording() {
+    let dir = TempDir::new("producer-close");
+    let sup = start_supervisor(
+        "43900-43949",
+        "44900-44949",
+        &dir.sqlite_url(),
+        &dir.recordings(),
+    );
+    let api = Api::new(&sup);
+    let room = "producer-close-room";
+    let mut alice = join_publisher(&sup, room, "alice", "Alice").await;
+    let source = GstSource::start(vec![Arc::clone(&alice.publisher)])
+        .await
+        .unwrap();
+    // The publisher's first producer is its Opus track.
+    let audio = alice.producer_ids[0].clone();
+    let rec = api.start(room, json!({"producerIds": [audio]})).await;
+    let id = str_of(&rec, "id").to_owned();
+    assert_eq!(rec["container"], "ogg", "{rec}");
+    assert!(str_of(&rec, "path").ends_with(".ogg"), "{rec}");
+    api.wait_status(&id, "recording").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    alice
+        .protoo
+        .ok("closeProducer", json!({ "producerId": audio }))
+        .await
+        .unwrap();
+    let done = api.wait_status(&id, "done").await;
+    assert!(done["recorderPid"].is_null(), "{done}");
+    let p = probe(Path::new(str_of(&done, "path"))).await;
+    assert_eq!((p.audio, p.video), (1, 0), "{p:?}");
+    assert!(p.duration >= Duration::from_millis(1500), "{p:?}");
+    let (s, content_type, _, _) = api.file(&id).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(content_type, "audio/ogg");
+    drop(source);
+    alice.leave().await;
+}
