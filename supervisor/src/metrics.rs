@@ -185,6 +185,11 @@ fn register_extras(reg: &mut Registry, e: &Extras) {
         counter(e.store.dropped),
     );
     reg.register(
+        "ferrosfu_store_rejected_writes",
+        "Database writes the database refused for good (a constraint), logged and dropped",
+        counter(e.store.rejected),
+    );
+    reg.register(
         "ferrosfu_store_failing",
         "1 while the last database write attempt failed (the database is unreachable)",
         gauge(u64::from(e.store.failing)),
