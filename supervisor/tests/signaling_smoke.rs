@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ferrosfu");
 
 struct Server {
@@ -40,7 +42,7 @@ fn start(ports: &str) -> Server {
         ])
         .args(["--worker-cores", "0", "--rtc-ports", ports])
         .args(["--rtc-listen-ip", "127.0.0.1"])
-        .current_dir(workdir("smoke"))
+        .current_dir(common::workdir("smoke"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -351,17 +353,4 @@ async fn worker_death_disconnects_its_peers_and_the_room_reopens() {
         assert!(std::time::Instant::now() < deadline, "room did not reopen");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// A fresh working directory for one supervisor (its default `data/` store and `recordings/`
-/// land there, not in the source tree).
-fn workdir(tag: &str) -> std::path::PathBuf {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ferrosfu-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).expect("create a work dir");
-    d
 }

@@ -18,6 +18,8 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ferrosfu");
 
 struct Server {
@@ -61,7 +63,7 @@ fn start() -> (Server, CertificateDer<'static>) {
         .arg(dir.join("cert.pem"))
         .arg("--tls-key")
         .arg(dir.join("key.pem"))
-        .current_dir(workdir("tls"))
+        .current_dir(common::workdir("tls"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -156,17 +158,4 @@ async fn https_and_wss_when_a_certificate_is_configured() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
     assert!(!buf.starts_with(b"HTTP/1.1 200"));
-}
-
-/// A fresh working directory for one supervisor (its default `data/` store and `recordings/`
-/// land there, not in the source tree).
-fn workdir(tag: &str) -> std::path::PathBuf {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ferrosfu-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).expect("create a work dir");
-    d
 }

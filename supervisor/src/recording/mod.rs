@@ -126,6 +126,17 @@ impl View {
         })
     }
 
+    /// The write that stores this state.
+    fn stored(&self) -> Write {
+        Write::RecordingUpdated {
+            id: self.id.clone(),
+            status: self.status,
+            size_bytes: self.size,
+            duration_seconds: self.duration,
+            metadata: self.metadata(),
+        }
+    }
+
     /// A stored row (a finished recording, or one of an earlier run).
     pub(crate) fn from_row(r: RecordingRow) -> View {
         let m = &r.metadata;
@@ -618,14 +629,8 @@ impl Recordings {
     /// Changes the view and writes the new state.
     fn update(&self, a: &Active, f: impl FnOnce(&mut View)) {
         a.view.send_modify(f);
-        let v = a.view.borrow().clone();
-        self.store.write(Write::RecordingUpdated {
-            id: v.id.clone(),
-            status: v.status,
-            size_bytes: v.size,
-            duration_seconds: v.duration,
-            metadata: v.metadata(),
-        });
+        let w = a.view.borrow().stored();
+        self.store.write(w);
     }
 
     /// The final state: written, and the recording leaves memory once the store has it.
@@ -788,13 +793,7 @@ impl Recordings {
                 }
             }
             tracing::info!(target: "recording", recording = %v.id, status = v.status.as_str(), "unfinished recording settled");
-            self.store.write(Write::RecordingUpdated {
-                id: v.id.clone(),
-                status: v.status,
-                size_bytes: v.size,
-                duration_seconds: v.duration,
-                metadata: v.metadata(),
-            });
+            self.store.write(v.stored());
         }
     }
 }
