@@ -737,6 +737,9 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes.len() as u64, size, "size of {}", path.display());
     let p = probe(&path).await;
+    eprintln!(
+        "recorded {database_url:.8}…: API duration {duration:.3} s, size {size} B; Discoverer: {p:?}"
+    );
     assert!(p.audio >= 1 && p.video >= 1, "{p:?}");
     assert!(
         (4.5..=5.5).contains(&p.duration.as_secs_f64()),
