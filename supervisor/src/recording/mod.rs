@@ -313,18 +313,25 @@ impl Recordings {
     /// Supervisor drain: no new recordings; every running one is finalized.
     pub(crate) async fn stop_all(&self) {
         self.draining.store(true, Ordering::Release);
-        let ids: Vec<String> = self
-            .active
-            .lock()
-            .expect("never held across a panic")
-            .keys()
-            .cloned()
-            .collect();
-        if !ids.is_empty() {
+        // Again until none is left: a start that passed the draining check just before it was
+        // set registers its recording a moment later. (Bounded: a recording whose task is gone
+        // cannot hold the drain.)
+        for _ in 0..3 {
+            let ids: Vec<String> = self
+                .active
+                .lock()
+                .expect("never held across a panic")
+                .iter()
+                .filter(|(_, a)| !a.view.borrow().status.is_final())
+                .map(|(id, _)| id.clone())
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
             tracing::info!(target: "recording", count = ids.len(), "finalizing recordings");
+            let stops = ids.iter().map(|id| self.stop(id));
+            futures_util::future::join_all(stops).await;
         }
-        let stops = ids.iter().map(|id| self.stop(id));
-        futures_util::future::join_all(stops).await;
     }
 
     /// Starts recording `sel` in `room_id`: returns once the recorder listens and the
