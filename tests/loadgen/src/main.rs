@@ -1,7 +1,5 @@
-//! `ferrosfu-loadgen`: see DESIGN-NOTES.md (skeleton; being built).
+//! `ferrosfu-loadgen`: see the library crate and DESIGN-NOTES.md.
 
-mod types;
-
-fn main() {
-    let _ = std::mem::size_of::<types::Results>();
+fn main() -> anyhow::Result<()> {
+    ferrosfu_loadgen::main()
 }

@@ -1,0 +1,1045 @@
+//! One client transport, sans IO: ICE (checks with USE-CANDIDATE when controlling, answers the
+//! remote's checks for full-ICE servers, consent checks every ~5 s), DTLS in the client or server
+//! role (`rtc-dtls` `Endpoint`), then SRTP in and out (`rtc-srtp`) keyed from the exporter.
+//!
+//! # Drive contract
+//!
+//! 1. Feed every datagram from [`Peer::remote_addr`] to [`Peer::handle_datagram`] with the
+//!    current time. STUN and DTLS are consumed; for SRTP/SRTCP it only says which one it is
+//!    ([`Event::Rtp`], [`Event::Rtcp`]) so the caller decides whether to pay for
+//!    [`Peer::unprotect_rtp`] / [`Peer::unprotect_rtcp`].
+//! 2. Drain [`Peer::poll_transmit`]: every datagram goes to [`Peer::remote_addr`].
+//! 3. When [`Peer::poll_timeout`] is due, call [`Peer::handle_timeout`], then drain again.
+//!
+//! Peer input never panics: malformed or unauthenticated datagrams are dropped and counted in
+//! [`PeerStats`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use bytes::BytesMut;
+use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_shared::TransportProtocol;
+use rtc_srtp::context::Context;
+use rtc_srtp::crypto::{RTCCrypto, RTCCryptoProvider};
+use rtc_srtp::protection_profile::ProtectionProfile;
+use rtc_stun::attributes::{
+    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
+};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter, TransactionId};
+use rtc_stun::textattrs::TextAttribute;
+use rtc_stun::xoraddr::XorMappedAddress;
+
+use crate::types::{DtlsRole, LocalTransport, Profile, RemoteTransport};
+
+/// Retransmission interval of connectivity checks until one succeeds.
+const CHECK_RTO: Duration = Duration::from_millis(50);
+/// No successful check for this long: ICE failed.
+const CHECKING_GIVE_UP: Duration = Duration::from_secs(20);
+/// Consent checks once connected (RFC 7675: 4–6 s). ferrosfu expires consent after 30 s.
+const CONSENT_INTERVAL_MS: u64 = 5000;
+/// No consent response for this long: the transport is dead.
+const CONSENT_LOST: Duration = Duration::from_secs(30);
+/// PRIORITY of a host candidate: (126 << 24) | (65535 << 8) | (256 - 1).
+const HOST_PRIORITY: u32 = 2_130_706_431;
+const SRTP_REPLAY_WINDOW: usize = 512;
+const SRTCP_REPLAY_WINDOW: usize = 128;
+/// Transactions remembered for matching responses (the newest ones).
+const TRANSACTIONS: usize = 8;
+
+/// The process-wide DTLS identity and crypto provider (one certificate for every peer, as a
+/// browser uses one per PeerConnection: the handshake cost per peer is the same).
+pub(crate) struct Identity {
+    provider: Arc<dyn RTCCryptoProvider>,
+    certificate: Certificate,
+    fingerprint: String,
+    /// One handshake config per (remote fingerprint, our role, profile): every transport of a
+    /// ferrosfu worker shares its certificate.
+    configs: Mutex<HashMap<(String, bool, u8), Arc<HandshakeConfig>>>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+static IDENTITY: OnceLock<Identity> = OnceLock::new();
+
+impl Identity {
+    /// The identity, generated on first use.
+    pub(crate) fn get() -> Result<&'static Identity> {
+        if let Some(id) = IDENTITY.get() {
+            return Ok(id);
+        }
+        let provider =
+            rtc_srtp::crypto::default_provider().map_err(|e| anyhow!("crypto provider: {e:?}"))?;
+        let certificate =
+            Certificate::generate_self_signed(vec!["loadgen".to_owned()], provider.crypto())
+                .map_err(|e| anyhow!("self-signed certificate: {e}"))?;
+        let der = certificate
+            .certificate
+            .first()
+            .ok_or_else(|| anyhow!("certificate chain is empty"))?;
+        let fingerprint = sha256_fingerprint(der);
+        Ok(IDENTITY.get_or_init(|| Identity {
+            provider,
+            certificate,
+            fingerprint,
+            configs: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Upper-case colon hex SHA-256 of our certificate (what signaling sends as `sha-256`).
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub(crate) fn crypto(&self) -> &dyn RTCCrypto {
+        self.provider.crypto()
+    }
+
+    fn config(
+        &self,
+        remote_fingerprint: &str,
+        is_client: bool,
+        profile: Profile,
+    ) -> Result<Arc<HandshakeConfig>> {
+        let key = (
+            remote_fingerprint.to_ascii_uppercase(),
+            is_client,
+            profile as u8,
+        );
+        let mut cache = self.configs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let expected = key.0.clone();
+        let verify: rtc_dtls::config::VerifyPeerCertificateFn = Arc::new(
+            move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| match certs
+                .first()
+            {
+                Some(der) if sha256_fingerprint(der) == expected => Ok(()),
+                _ => Err(rtc_shared::error::Error::Other(
+                    "remote certificate does not match the signaled fingerprint".into(),
+                )),
+            },
+        );
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(self.provider.clone())
+            .with_certificates(vec![self.certificate.clone()])
+            // One profile only: every system under test runs the same cipher suite.
+            .with_srtp_protection_profiles(vec![dtls_profile(profile)])
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .with_insecure_skip_verify(true)
+            .with_verify_peer_certificate(Some(verify))
+            // Without a server name rtc-dtls logs a warning per client config.
+            .with_server_name("sfu".into())
+            .build(is_client, None)
+            .map_err(|e| anyhow!("dtls config: {e}"))?;
+        let config = Arc::new(config);
+        cache.insert(key, config.clone());
+        Ok(config)
+    }
+}
+
+/// Upper-case colon-separated hex SHA-256 of a DER certificate.
+pub(crate) fn sha256_fingerprint(der: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut s = String::with_capacity(95);
+    for (i, b) in d.as_ref().iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+fn dtls_profile(p: Profile) -> SrtpProtectionProfile {
+    match p {
+        Profile::Cm80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        Profile::Gcm128 => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+    }
+}
+
+pub(crate) fn srtp_profile(p: Profile) -> ProtectionProfile {
+    match p {
+        Profile::Cm80 => ProtectionProfile::Aes128CmHmacSha1_80,
+        Profile::Gcm128 => ProtectionProfile::AeadAes128Gcm,
+    }
+}
+
+/// Random bytes from the system CSPRNG.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    use ring::rand::SecureRandom;
+    let mut v = vec![0; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut v)
+        .expect("the system random source does not fail on Linux");
+    v
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+    random_bytes(len)
+        .into_iter()
+        .map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// Our side of a new transport: fresh ICE credentials (RFC 8445: ufrag ≥ 4, pwd ≥ 22 chars),
+/// the shared socket's address and the process certificate's fingerprint.
+pub(crate) fn local_transport(addr: SocketAddr) -> Result<LocalTransport> {
+    Ok(LocalTransport {
+        addr,
+        ice_ufrag: random_token(8),
+        ice_pwd: random_token(24),
+        fingerprint_sha256: Identity::get()?.fingerprint().to_owned(),
+    })
+}
+
+/// A pre-shared SRTP master key and salt (the raw forwarder has no DTLS).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SrtpKey {
+    pub(crate) key: Vec<u8>,
+    pub(crate) salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SrtpKey(..)")
+    }
+}
+
+impl SrtpKey {
+    pub(crate) fn random(profile: Profile) -> SrtpKey {
+        let p = srtp_profile(profile);
+        SrtpKey {
+            key: random_bytes(p.key_len()),
+            salt: random_bytes(p.salt_len()),
+        }
+    }
+
+    /// An outbound context (no replay window) for this key.
+    pub(crate) fn outbound(&self, profile: Profile) -> Result<Context> {
+        let crypto = Identity::get()?;
+        Context::new(
+            &self.key,
+            &self.salt,
+            srtp_profile(profile),
+            None,
+            None,
+            crypto.crypto(),
+        )
+        .map_err(|e| anyhow!("srtp context: {e}"))
+    }
+
+    /// An inbound context with replay windows.
+    pub(crate) fn inbound(&self, profile: Profile) -> Result<Context> {
+        let crypto = Identity::get()?;
+        Context::new(
+            &self.key,
+            &self.salt,
+            srtp_profile(profile),
+            Some(rtc_srtp::option::srtp_replay_protection(SRTP_REPLAY_WINDOW)),
+            Some(rtc_srtp::option::srtcp_replay_protection(
+                SRTCP_REPLAY_WINDOW,
+            )),
+            crypto.crypto(),
+        )
+        .map_err(|e| anyhow!("srtp context: {e}"))
+    }
+}
+
+/// Our ICE role. ICE-lite servers (ferrosfu) need a controlling client; a full-ICE server
+/// that offers (a Janus subscriber) makes us controlled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code, reason = "Controlled is for SDP targets (Janus)")]
+pub(crate) enum IceRole {
+    Controlling,
+    Controlled,
+}
+
+/// What a datagram (or a timeout) produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A check of ours was answered, or (full-ICE remote) a valid check of the remote arrived.
+    IceConnected,
+    /// DTLS is up and SRTP is keyed.
+    Connected,
+    /// ICE or DTLS gave up; the transport is dead.
+    Failed(String),
+    /// An SRTP packet: unprotect it with [`Peer::unprotect_rtp`] if you want its payload.
+    Rtp,
+    /// An SRTCP packet (RFC 5761 demux on the packet type).
+    Rtcp,
+}
+
+/// Datagrams dropped, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PeerStats {
+    pub(crate) stun_dropped: u64,
+    pub(crate) stun_requests_answered: u64,
+    pub(crate) dtls_errors: u64,
+    pub(crate) srtp_unprotect_failed: u64,
+    pub(crate) other_dropped: u64,
+}
+
+#[derive(Debug)]
+enum IcePhase {
+    /// Sending checks every `CHECK_RTO` since `since`.
+    Checking {
+        since: Instant,
+    },
+    Connected,
+    Failed,
+}
+
+struct Ice {
+    role: IceRole,
+    phase: IcePhase,
+    tie_breaker: u64,
+    /// Outstanding transactions (newest last).
+    transactions: VecDeque<TransactionId>,
+    next_check: Option<Instant>,
+    last_response: Option<Instant>,
+    /// Send our own checks (always for ICE-lite servers; for a controlled full-ICE transport,
+    /// answering the remote's checks is enough but checking too does no harm).
+    send_checks: bool,
+}
+
+struct Srtp {
+    out: Context,
+    inp: Context,
+}
+
+/// One client transport. See the module docs for the drive contract.
+pub(crate) struct Peer {
+    local: LocalTransport,
+    remote: RemoteTransport,
+    profile: Profile,
+    ice: Ice,
+    dtls: Option<Endpoint>,
+    dtls_config: Option<Arc<HandshakeConfig>>,
+    dtls_started: bool,
+    srtp: Option<Srtp>,
+    transmits: VecDeque<Vec<u8>>,
+    stats: PeerStats,
+    failed: bool,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials and keys stay out of logs.
+        f.debug_struct("Peer")
+            .field("remote", &self.remote.addr)
+            .field("ice", &self.ice.phase)
+            .field("connected", &self.srtp.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// A transport to `remote` from `local` (see [`local_transport`]); checks start at `now`.
+    pub(crate) fn new(
+        local: LocalTransport,
+        remote: RemoteTransport,
+        profile: Profile,
+        role: IceRole,
+        now: Instant,
+    ) -> Result<Peer> {
+        if remote.addr.port() == 0 {
+            bail!("remote candidate has port 0");
+        }
+        let id = Identity::get()?;
+        let is_client = remote.our_dtls_role == DtlsRole::Client;
+        let config = id.config(&remote.fingerprint_sha256, is_client, profile)?;
+        let dtls = if is_client {
+            Endpoint::new(local.addr, TransportProtocol::UDP, None)
+        } else {
+            Endpoint::new(local.addr, TransportProtocol::UDP, Some(config.clone()))
+        };
+        let tie = random_bytes(8);
+        let tie_breaker = u64::from_be_bytes(tie.try_into().expect("8 random bytes"));
+        let send_checks = remote.ice_lite || role == IceRole::Controlling;
+        Ok(Peer {
+            local,
+            remote,
+            profile,
+            ice: Ice {
+                role,
+                phase: IcePhase::Checking { since: now },
+                tie_breaker,
+                transactions: VecDeque::with_capacity(TRANSACTIONS),
+                next_check: send_checks.then_some(now),
+                last_response: None,
+                send_checks,
+            },
+            dtls: Some(dtls),
+            dtls_config: Some(config),
+            dtls_started: false,
+            srtp: None,
+            transmits: VecDeque::new(),
+            stats: PeerStats::default(),
+            failed: false,
+        })
+    }
+
+    /// A transport keyed in advance (no ICE, no DTLS): the raw forwarder's peers.
+    pub(crate) fn pre_keyed(
+        local: SocketAddr,
+        remote: SocketAddr,
+        profile: Profile,
+        outbound: &SrtpKey,
+        inbound: &SrtpKey,
+    ) -> Result<Peer> {
+        let fingerprint = Identity::get()?.fingerprint().to_owned();
+        Ok(Peer {
+            local: LocalTransport {
+                addr: local,
+                ice_ufrag: String::new(),
+                ice_pwd: String::new(),
+                fingerprint_sha256: fingerprint.clone(),
+            },
+            remote: RemoteTransport {
+                addr: remote,
+                ice_ufrag: String::new(),
+                ice_pwd: String::new(),
+                ice_lite: true,
+                fingerprint_sha256: fingerprint,
+                our_dtls_role: DtlsRole::Client,
+            },
+            profile,
+            ice: Ice {
+                role: IceRole::Controlling,
+                phase: IcePhase::Connected,
+                tie_breaker: 0,
+                transactions: VecDeque::new(),
+                next_check: None,
+                last_response: None,
+                send_checks: false,
+            },
+            dtls: None,
+            dtls_config: None,
+            dtls_started: true,
+            srtp: Some(Srtp {
+                out: outbound.outbound(profile)?,
+                inp: inbound.inbound(profile)?,
+            }),
+            transmits: VecDeque::new(),
+            stats: PeerStats::default(),
+            failed: false,
+        })
+    }
+
+    pub(crate) fn remote_addr(&self) -> SocketAddr {
+        self.remote.addr
+    }
+
+    /// Our side, for SDP-based signaling (full-ICE targets).
+    #[allow(dead_code, reason = "for SDP targets (Janus)")]
+    pub(crate) fn local(&self) -> &LocalTransport {
+        &self.local
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.srtp.is_some()
+    }
+
+    pub(crate) fn stats(&self) -> PeerStats {
+        self.stats
+    }
+
+    /// A datagram from the remote.
+    pub(crate) fn handle_datagram(&mut self, now: Instant, data: &[u8]) -> Option<Event> {
+        // RFC 7983 demux on the first byte.
+        match data.first()? {
+            0..=3 => self.handle_stun(now, data),
+            20..=63 => self.handle_dtls(now, data),
+            128..=191 => {
+                if self.srtp.is_none() {
+                    self.stats.other_dropped += 1;
+                    return None;
+                }
+                match data.get(1) {
+                    Some(192..=223) => Some(Event::Rtcp),
+                    Some(_) => Some(Event::Rtp),
+                    None => {
+                        self.stats.other_dropped += 1;
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.stats.other_dropped += 1;
+                None
+            }
+        }
+    }
+
+    fn handle_stun(&mut self, now: Instant, data: &[u8]) -> Option<Event> {
+        let mut msg = Message::new();
+        if msg.unmarshal_binary(data).is_err() || FINGERPRINT.check(&msg).is_err() {
+            self.stats.stun_dropped += 1;
+            return None;
+        }
+        let crypto = Identity::get().ok()?;
+        if msg.typ == BINDING_SUCCESS {
+            if !self.ice.transactions.contains(&msg.transaction_id)
+                || MessageIntegrity::check(
+                    &mut msg,
+                    self.remote.ice_pwd.as_bytes(),
+                    crypto.crypto(),
+                )
+                .is_err()
+            {
+                self.stats.stun_dropped += 1;
+                return None;
+            }
+            self.ice.transactions.retain(|t| *t != msg.transaction_id);
+            self.ice.last_response = Some(now);
+            return self.on_ice_success(now);
+        }
+        if msg.typ == BINDING_REQUEST {
+            // A full-ICE remote checks us: authenticate with our password and answer.
+            let user_ok = TextAttribute::get_from_as(&msg, ATTR_USERNAME)
+                .ok()
+                .is_some_and(|u| u.text.split(':').next() == Some(self.local.ice_ufrag.as_str()));
+            if !user_ok
+                || self.local.ice_pwd.is_empty()
+                || MessageIntegrity::check(&mut msg, self.local.ice_pwd.as_bytes(), crypto.crypto())
+                    .is_err()
+            {
+                self.stats.stun_dropped += 1;
+                return None;
+            }
+            let reply = build_stun(
+                crypto.crypto(),
+                &self.local.ice_pwd,
+                vec![
+                    Box::new(msg.transaction_id),
+                    Box::new(BINDING_SUCCESS),
+                    Box::new(XorMappedAddress {
+                        ip: self.remote.addr.ip(),
+                        port: self.remote.addr.port(),
+                    }),
+                ],
+            );
+            match reply {
+                Ok(r) => {
+                    self.transmits.push_back(r);
+                    self.stats.stun_requests_answered += 1;
+                }
+                Err(_) => self.stats.stun_dropped += 1,
+            }
+            // The remote reached us: the path works both ways once we answered.
+            self.ice.last_response = Some(now);
+            return self.on_ice_success(now);
+        }
+        // Indications (libnice keepalives) and errors: nothing to do.
+        self.stats.stun_dropped += 1;
+        None
+    }
+
+    fn on_ice_success(&mut self, now: Instant) -> Option<Event> {
+        if !matches!(self.ice.phase, IcePhase::Checking { .. }) {
+            return None;
+        }
+        self.ice.phase = IcePhase::Connected;
+        self.ice.next_check = self.ice.send_checks.then(|| now + self.consent_interval());
+        self.start_dtls(now);
+        Some(Event::IceConnected)
+    }
+
+    fn consent_interval(&self) -> Duration {
+        // 4–6 s, spread so that 500 peers do not check in lockstep.
+        let jitter = self.ice.tie_breaker % (CONSENT_INTERVAL_MS * 2 / 5);
+        Duration::from_millis(CONSENT_INTERVAL_MS * 4 / 5 + jitter)
+    }
+
+    fn start_dtls(&mut self, now: Instant) {
+        if self.dtls_started {
+            return;
+        }
+        self.dtls_started = true;
+        if self.remote.our_dtls_role != DtlsRole::Client {
+            // Server: the remote's ClientHello creates the association.
+            return;
+        }
+        let (Some(ep), Some(config)) = (self.dtls.as_mut(), self.dtls_config.clone()) else {
+            return;
+        };
+        if let Err(e) = ep.connect(now, self.remote.addr, config, None) {
+            self.fail(format!("dtls connect: {e}"));
+        }
+        self.drain_dtls();
+    }
+
+    fn handle_dtls(&mut self, now: Instant, data: &[u8]) -> Option<Event> {
+        let remote = self.remote.addr;
+        let ep = self.dtls.as_mut()?;
+        let result = ep.read(now, remote, None, BytesMut::from(data));
+        self.drain_dtls();
+        match result {
+            Ok(events) => {
+                let mut out = None;
+                for e in events {
+                    match e {
+                        EndpointEvent::HandshakeComplete => out = self.on_dtls_up(),
+                        EndpointEvent::PeerClosed => {
+                            self.fail("dtls close_notify from the remote".into());
+                            out = Some(Event::Failed("dtls closed by the remote".into()));
+                        }
+                        _ => {}
+                    }
+                }
+                out
+            }
+            Err(e) => {
+                self.stats.dtls_errors += 1;
+                tracing::debug!(target: "dtls", remote = %remote, "dtls record dropped: {e}");
+                None
+            }
+        }
+    }
+
+    fn drain_dtls(&mut self) {
+        if let Some(ep) = self.dtls.as_mut() {
+            while let Some(t) = ep.poll_transmit() {
+                self.transmits.push_back(t.message.to_vec());
+            }
+        }
+    }
+
+    fn on_dtls_up(&mut self) -> Option<Event> {
+        if self.srtp.is_some() {
+            return None;
+        }
+        match self.derive_srtp() {
+            Ok(s) => {
+                self.srtp = Some(s);
+                Some(Event::Connected)
+            }
+            Err(e) => {
+                let msg = format!("srtp keys: {e:#}");
+                self.fail(msg.clone());
+                Some(Event::Failed(msg))
+            }
+        }
+    }
+
+    fn derive_srtp(&self) -> Result<Srtp> {
+        let st = self
+            .dtls
+            .as_ref()
+            .and_then(|ep| ep.get_connection_state(self.remote.addr))
+            .context("no dtls association after the handshake")?;
+        let want = dtls_profile(self.profile);
+        if st.srtp_protection_profile() != want {
+            bail!(
+                "negotiated {:?}, offered only {want:?}",
+                st.srtp_protection_profile()
+            );
+        }
+        let p = srtp_profile(self.profile);
+        let (k, s) = (p.key_len(), p.salt_len());
+        // RFC 5764 §4.2: client key | server key | client salt | server salt.
+        let m = st
+            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (k + s))
+            .map_err(|e| anyhow!("exporter: {e}"))?
+            .into_bytes()
+            .to_vec();
+        if m.len() != 2 * (k + s) {
+            bail!("exporter returned {} bytes", m.len());
+        }
+        let client = SrtpKey {
+            key: m[..k].to_vec(),
+            salt: m[2 * k..2 * k + s].to_vec(),
+        };
+        let server = SrtpKey {
+            key: m[k..2 * k].to_vec(),
+            salt: m[2 * k + s..].to_vec(),
+        };
+        let (local, remote) = if st.is_client() {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        Ok(Srtp {
+            out: local.outbound(self.profile)?,
+            inp: remote.inbound(self.profile)?,
+        })
+    }
+
+    fn fail(&mut self, why: String) {
+        if !self.failed {
+            tracing::debug!(target: "ice", remote = %self.remote.addr, "transport failed: {why}");
+        }
+        self.failed = true;
+        self.ice.phase = IcePhase::Failed;
+        self.ice.next_check = None;
+    }
+
+    /// The next datagram to send to [`Peer::remote_addr`].
+    pub(crate) fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Peer::handle_timeout`] is next needed.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        let dtls = if self.srtp.is_none() {
+            self.dtls
+                .as_ref()
+                .and_then(|ep| ep.poll_timeout(&self.remote.addr))
+        } else {
+            None
+        };
+        match (self.ice.next_check, dtls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Retransmits checks, sends consent checks, drives DTLS retransmissions. Returns
+    /// [`Event::Failed`] when ICE or DTLS gives up.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<Event> {
+        if self.failed {
+            return None;
+        }
+        if let IcePhase::Checking { since } = self.ice.phase
+            && now.saturating_duration_since(since) > CHECKING_GIVE_UP
+        {
+            let why = format!("no ICE response in {CHECKING_GIVE_UP:?}");
+            self.fail(why.clone());
+            return Some(Event::Failed(why));
+        }
+        if matches!(self.ice.phase, IcePhase::Connected)
+            && self.ice.send_checks
+            && let Some(last) = self.ice.last_response
+            && now.saturating_duration_since(last) > CONSENT_LOST
+        {
+            let why = format!("no consent response in {CONSENT_LOST:?}");
+            self.fail(why.clone());
+            return Some(Event::Failed(why));
+        }
+        if let Some(due) = self.ice.next_check
+            && now >= due
+        {
+            self.send_check();
+            self.ice.next_check = Some(match self.ice.phase {
+                IcePhase::Checking { .. } => now + CHECK_RTO,
+                _ => now + self.consent_interval(),
+            });
+        }
+        if self.srtp.is_none() {
+            let remote = self.remote.addr;
+            if let Some(ep) = self.dtls.as_mut()
+                && ep.poll_timeout(&remote).is_some_and(|t| now >= t)
+                && let Err(e) = ep.handle_timeout(remote, now)
+            {
+                self.drain_dtls();
+                let why = format!("dtls handshake: {e}");
+                self.fail(why.clone());
+                return Some(Event::Failed(why));
+            }
+            self.drain_dtls();
+        }
+        None
+    }
+
+    fn send_check(&mut self) {
+        let Ok(id) = Identity::get() else { return };
+        let tid = TransactionId::new();
+        let role_attr = match self.ice.role {
+            IceRole::Controlling => ATTR_ICE_CONTROLLING,
+            IceRole::Controlled => ATTR_ICE_CONTROLLED,
+        };
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(tid),
+            Box::new(BINDING_REQUEST),
+            Box::new(TextAttribute::new(
+                ATTR_USERNAME,
+                format!("{}:{}", self.remote.ice_ufrag, self.local.ice_ufrag),
+            )),
+            Box::new(rtc_stun::attributes::RawAttribute {
+                typ: ATTR_PRIORITY,
+                length: 4,
+                value: HOST_PRIORITY.to_be_bytes().to_vec(),
+            }),
+            Box::new(rtc_stun::attributes::RawAttribute {
+                typ: role_attr,
+                length: 8,
+                value: self.ice.tie_breaker.to_be_bytes().to_vec(),
+            }),
+        ];
+        if self.ice.role == IceRole::Controlling {
+            setters.push(Box::new(rtc_stun::attributes::RawAttribute {
+                typ: ATTR_USE_CANDIDATE,
+                length: 0,
+                value: vec![],
+            }));
+        }
+        match build_stun(id.crypto(), &self.remote.ice_pwd, setters) {
+            Ok(raw) => {
+                if self.ice.transactions.len() == TRANSACTIONS {
+                    self.ice.transactions.pop_front();
+                }
+                self.ice.transactions.push_back(tid);
+                self.transmits.push_back(raw);
+            }
+            Err(e) => tracing::warn!(target: "ice", "building a check: {e:#}"),
+        }
+    }
+
+    /// Protects an RTP packet for the remote. Fails before [`Event::Connected`].
+    pub(crate) fn protect_rtp(&mut self, plain: &[u8]) -> Result<BytesMut> {
+        let s = self.srtp.as_mut().context("srtp not keyed yet")?;
+        s.out
+            .encrypt_rtp(plain)
+            .map_err(|e| anyhow!("protect: {e}"))
+    }
+
+    /// Unprotects (authenticates, decrypts) an SRTP packet from the remote.
+    pub(crate) fn unprotect_rtp(&mut self, data: &[u8]) -> Option<BytesMut> {
+        let s = self.srtp.as_mut()?;
+        match s.inp.decrypt_rtp(data) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.stats.srtp_unprotect_failed += 1;
+                None
+            }
+        }
+    }
+
+    /// Unprotects an SRTCP packet from the remote (PLI/FIR for publishers).
+    pub(crate) fn unprotect_rtcp(&mut self, data: &[u8]) -> Option<BytesMut> {
+        let s = self.srtp.as_mut()?;
+        match s.inp.decrypt_rtcp(data) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.stats.srtp_unprotect_failed += 1;
+                None
+            }
+        }
+    }
+}
+
+fn build_stun(crypto: &dyn RTCCrypto, pwd: &str, setters: Vec<Box<dyn Setter>>) -> Result<Vec<u8>> {
+    let mut m = Message::new();
+    m.build(&setters).map_err(|e| anyhow!("stun: {e}"))?;
+    MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), crypto)
+        .add_to(&mut m)
+        .map_err(|e| anyhow!("stun integrity: {e}"))?;
+    FINGERPRINT
+        .add_to(&mut m)
+        .map_err(|e| anyhow!("stun fingerprint: {e}"))?;
+    Ok(m.raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosfu_worker_core::{IceCredentials, IceLite, IceState, Protocol, StunOutcome, Tuple};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("test address")
+    }
+
+    fn remote(
+        at: SocketAddr,
+        ufrag: &str,
+        pwd: &str,
+        lite: bool,
+        role: DtlsRole,
+    ) -> RemoteTransport {
+        RemoteTransport {
+            addr: at,
+            ice_ufrag: ufrag.into(),
+            ice_pwd: pwd.into(),
+            ice_lite: lite,
+            fingerprint_sha256: Identity::get().expect("identity").fingerprint().to_owned(),
+            our_dtls_role: role,
+        }
+    }
+
+    /// Moves datagrams between `a` and `b` (STUN from `a` goes to `lite` when given) until both
+    /// are connected; time advances 10 ms per round.
+    fn drive(a: &mut Peer, b: &mut Peer, mut lite: Option<&mut IceLite>, a_addr: SocketAddr) {
+        let mut now = Instant::now();
+        for _ in 0..500 {
+            if a.is_connected() && b.is_connected() {
+                return;
+            }
+            for p in [&mut *a, &mut *b] {
+                if p.poll_timeout().is_some_and(|t| t <= now) {
+                    assert!(p.handle_timeout(now).is_none(), "no failure expected");
+                }
+            }
+            while let Some(d) = a.poll_transmit() {
+                match (&mut lite, d[0]) {
+                    (Some(l), 0..=3) => {
+                        let tuple = Tuple {
+                            local: b.local.addr,
+                            remote: a_addr,
+                            protocol: Protocol::Udp,
+                        };
+                        match l.handle_stun(&d, tuple, now) {
+                            StunOutcome::Reply(r) => {
+                                let _ = a.handle_datagram(now, &r);
+                            }
+                            StunOutcome::Drop(why) => panic!("ICE-lite dropped our check: {why:?}"),
+                        }
+                    }
+                    _ => {
+                        let _ = b.handle_datagram(now, &d);
+                    }
+                }
+            }
+            while let Some(d) = b.poll_transmit() {
+                let _ = a.handle_datagram(now, &d);
+            }
+            now += Duration::from_millis(10);
+        }
+        panic!("not connected: {a:?} {b:?}");
+    }
+
+    fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 96];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 1]);
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xab; 100]);
+        p
+    }
+
+    fn media_one_way(from: &mut Peer, to: &mut Peer) {
+        let now = Instant::now();
+        let plain = rtp(7, 1000);
+        let wire = from.protect_rtp(&plain).expect("protect");
+        assert_ne!(&wire[12..], &plain[12..], "payload encrypted");
+        assert_eq!(to.handle_datagram(now, &wire), Some(Event::Rtp));
+        assert_eq!(to.unprotect_rtp(&wire).as_deref(), Some(&plain[..]));
+        assert!(to.unprotect_rtp(&wire).is_none(), "replay refused");
+    }
+
+    fn media_both_ways(a: &mut Peer, b: &mut Peer) {
+        media_one_way(a, b);
+        media_one_way(b, a);
+    }
+
+    #[test]
+    fn checks_pass_the_worker_ice_lite_and_dtls_keys_srtp_both_ways() {
+        for profile in [Profile::Cm80, Profile::Gcm128] {
+            let crypto = rtc_srtp::crypto::default_provider().expect("provider");
+            let creds = IceCredentials {
+                ufrag: "srvufrag".into(),
+                pwd: "server-password-0123456789".into(),
+            };
+            let mut lite = IceLite::new(creds.clone(), crypto);
+            let (a_addr, b_addr) = (addr("127.0.0.1:40000"), addr("127.0.0.1:50000"));
+            let now = Instant::now();
+            // a: the generator's client (controlling, DTLS client); b: a DTLS server standing
+            // in for the worker's DTLS, ICE answered by the worker's IceLite.
+            let mut a = Peer::new(
+                local_transport(a_addr).expect("local"),
+                remote(b_addr, &creds.ufrag, &creds.pwd, true, DtlsRole::Client),
+                profile,
+                IceRole::Controlling,
+                now,
+            )
+            .expect("peer a");
+            let mut b = Peer::new(
+                local_transport(b_addr).expect("local"),
+                remote(
+                    a_addr,
+                    "unused",
+                    "unused-password-0123456789",
+                    false,
+                    DtlsRole::Server,
+                ),
+                profile,
+                IceRole::Controlled,
+                now,
+            )
+            .expect("peer b");
+            drive(&mut a, &mut b, Some(&mut lite), a_addr);
+            assert_eq!(lite.state(), IceState::Completed, "USE-CANDIDATE nominated");
+            media_both_ways(&mut a, &mut b);
+        }
+    }
+
+    #[test]
+    fn a_controlled_full_ice_peer_answers_checks() {
+        let (a_addr, b_addr) = (addr("127.0.0.1:40001"), addr("127.0.0.1:50001"));
+        let now = Instant::now();
+        let la = local_transport(a_addr).expect("local");
+        let lb = local_transport(b_addr).expect("local");
+        let mut a = Peer::new(
+            la.clone(),
+            remote(b_addr, &lb.ice_ufrag, &lb.ice_pwd, false, DtlsRole::Server),
+            Profile::Gcm128,
+            IceRole::Controlling,
+            now,
+        )
+        .expect("peer a");
+        let mut b = Peer::new(
+            lb,
+            remote(a_addr, &la.ice_ufrag, &la.ice_pwd, false, DtlsRole::Client),
+            Profile::Gcm128,
+            IceRole::Controlled,
+            now,
+        )
+        .expect("peer b");
+        drive(&mut a, &mut b, None, a_addr);
+        assert!(b.stats().stun_requests_answered > 0);
+        media_both_ways(&mut a, &mut b);
+    }
+
+    #[test]
+    fn garbage_and_forged_stun_are_dropped() {
+        let now = Instant::now();
+        let la = local_transport(addr("127.0.0.1:40002")).expect("local");
+        let mut a = Peer::new(
+            la,
+            remote(
+                addr("127.0.0.1:50002"),
+                "r",
+                "remote-password-0123456789",
+                true,
+                DtlsRole::Client,
+            ),
+            Profile::Cm80,
+            IceRole::Controlling,
+            now,
+        )
+        .expect("peer");
+        assert!(a.handle_timeout(now).is_none());
+        let check = a.poll_transmit().expect("a first check");
+        // Our own check sent back: wrong ufrag for us.
+        assert_eq!(a.handle_datagram(now, &check), None);
+        for junk in [
+            &[][..],
+            &[0u8, 1, 0, 0][..],
+            &[22u8; 40][..],
+            &[0x80u8, 96, 0][..],
+        ] {
+            assert_eq!(a.handle_datagram(now, junk), None);
+        }
+        assert!(!a.is_connected());
+        assert!(a.stats().stun_dropped >= 2);
+    }
+}
