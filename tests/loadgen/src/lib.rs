@@ -8,9 +8,12 @@
 //! process pinned to `--raw-core`.
 
 mod ferrosfu;
+pub mod janus;
+mod janus_target;
 mod media;
 mod peer;
 mod raw;
+pub mod report;
 mod stats;
 pub mod types;
 
@@ -38,6 +41,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Internal: the raw forwarding loop (started by `run --target raw`).
     RawForward(raw::RawArgs),
+    /// Writes DIR/README.md and the PNG plots from DIR/results.json and prints the markdown.
+    Report { dir: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +144,10 @@ pub fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::RawForward(a) => raw::raw_forward_main(a),
+        Command::Report { dir } => {
+            print!("{}", report::write_report(&dir)?);
+            Ok(())
+        }
         Command::Run(a) => {
             raw::pin(a.core)?;
             raise_nofile();
@@ -197,7 +206,10 @@ async fn run(a: RunArgs) -> Result<()> {
             let t = raw::RawTarget::new(cfg.clone(), handle.clone(), a.raw_core)?;
             run_steps(&a, &cfg, &handle, t).await?
         }
-        types::Target::Janus => bail!("--target janus is not built into this generator yet"),
+        types::Target::Janus => {
+            let t = janus_target::JanusTarget::new(cfg.clone(), handle.clone(), &a.url)?;
+            run_steps(&a, &cfg, &handle, t).await?
+        }
     };
     drop(engine);
     if let Some(out) = &a.out {
@@ -294,6 +306,10 @@ async fn run_steps<T: Target>(
             let g0 = stats::process_cpu();
             let u0 = stats::udp_counters().unwrap_or_default();
             let t0 = Instant::now();
+            eprintln!(
+                "loadgen: measuring n={n} pubs={publishers} for {:.0} s",
+                a.duration
+            );
             engine.start_window().await?;
             tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
             let w = engine.end_window().await?;

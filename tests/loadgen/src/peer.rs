@@ -265,7 +265,6 @@ impl SrtpKey {
 /// Our ICE role. ICE-lite servers (ferrosfu) need a controlling client; a full-ICE server
 /// that offers (a Janus subscriber) makes us controlled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code, reason = "Controlled is for SDP targets (Janus)")]
 pub(crate) enum IceRole {
     Controlling,
     Controlled,
@@ -372,7 +371,9 @@ impl Peer {
         };
         let tie = random_bytes(8);
         let tie_breaker = u64::from_be_bytes(tie.try_into().expect("8 random bytes"));
-        let send_checks = remote.ice_lite || role == IceRole::Controlling;
+        // Always check: an ICE-lite server never does, and a full-ICE server (Janus) may check
+        // before the engine knows this peer; our own checks recover from the ones we dropped.
+        let send_checks = true;
         Ok(Peer {
             local,
             remote,
