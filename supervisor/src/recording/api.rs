@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{RecError, Recordings, Selection, View};
-use crate::auth::{Auth, AuthError};
+use crate::auth::Auth;
+use crate::http::ApiError;
 use crate::store::RecordingStatus;
 
 #[derive(Clone, Debug)]
@@ -41,26 +42,12 @@ pub(crate) fn routes(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
 impl From<RecError> for ApiError {
     fn from(e: RecError) -> Self {
         ApiError(
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             e.reason,
         )
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        ApiError(e.status(), e.to_string())
     }
 }
 

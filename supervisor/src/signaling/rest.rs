@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ProtooError, Signaling};
-use crate::auth::{Auth, AuthError, Role};
+use crate::auth::{Auth, Role};
+use crate::http::ApiError;
 use crate::ortc::RtpCapabilities;
 
 pub(super) fn routes(s: Signaling) -> axum::Router {
@@ -42,26 +43,12 @@ pub(super) fn routes(s: Signaling) -> axum::Router {
         .with_state(s)
 }
 
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
 impl From<ProtooError> for ApiError {
     fn from(e: ProtooError) -> Self {
         ApiError(
             StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             e.reason,
         )
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        ApiError(e.status(), e.to_string())
     }
 }
 

@@ -1,105 +1,29 @@
 //! A real supervisor + worker, the generator binary with 1 publisher → 20 subscribers for 3 s:
 //! everything sent is forwarded, latency is plausible, and the results file parses.
 //!
-//! Needs the `ferrosfu` and `ferrosfu-worker` binaries next to the generator's (`cargo build
-//! -p ferrosfu -p ferrosfu-worker` with the same profile and target dir, or `cargo test
-//! --workspace`).
+//! Needs the `ferrosfu` and `ferrosfu-worker` binaries built in the same target dir (`cargo
+//! test --workspace` builds them; see `ferrosfu_tests::bin`).
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use ferrosfu_loadgen::types::{Results, Scenario, Target};
-
-struct Supervisor {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn sibling(name: &str) -> PathBuf {
-    let gen_bin = Path::new(env!("CARGO_BIN_EXE_ferrosfu-loadgen"));
-    let p = gen_bin.with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} is not built: run `cargo build -p ferrosfu -p ferrosfu-worker` (same profile and \
-         target dir) first",
-        p.display()
-    );
-    p
-}
-
-fn start_supervisor(dir: &Path) -> (Supervisor, SocketAddr) {
-    std::fs::create_dir_all(dir).expect("temp dir");
-    let mut child = Command::new(sibling("ferrosfu"))
-        .current_dir(dir)
-        .args([
-            "--dev",
-            "--worker-cores",
-            "0",
-            "--rtc-listen-ip",
-            "127.0.0.1",
-        ])
-        .args(["--rtc-ports", "45000-45999", "--http-listen", "127.0.0.1:0"])
-        .args(["--log-format", "json", "--log-level", "info"])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("db.sqlite").display()))
-        .arg("--recordings-dir")
-        .arg(dir.join("recordings"))
-        .arg("--worker-bin")
-        .arg(sibling("ferrosfu-worker"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ferrosfu");
-    let out = child.stdout.take().expect("stdout");
-    let sup = Supervisor {
-        child,
-        dir: dir.to_owned(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("supervisor logged 'http listening'");
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v["message"] == "http listening" {
-            let addr = v["addr"].as_str().expect("addr").parse().expect("address");
-            // Keep draining its log so it never blocks on a full pipe.
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (sup, addr);
-        }
-    }
-}
+use ferrosfu_tests::SupervisorProcess;
 
 #[test]
 fn fanout_to_20_subscribers_forwards_everything() {
     let started = Instant::now();
-    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}", std::process::id()));
-    let (_sup, http) = start_supervisor(&dir);
-    let results = dir.join("results.json");
+    let sup = SupervisorProcess::start(&[
+        "--dev",
+        "--worker-cores",
+        "0",
+        "--rtc-listen-ip",
+        "127.0.0.1",
+        "--rtc-ports",
+        "45000-45999",
+    ]);
+    let http = sup.http;
+    let results = sup.workdir.join("results.json");
     // The worker is on core 0; the generator on core 1 when there is one.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let core = if cores > 1 { "1" } else { "0" };
