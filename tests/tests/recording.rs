@@ -318,31 +318,24 @@ impl Db {
     async fn rows(&self, sql: &'static str, binds: &[&str]) -> Result<Rows, String> {
         use sqlx::Row;
         let err = |e: sqlx::Error| format!("{sql}: {e}");
+        // The same code for either pool type.
+        macro_rules! fetch {
+            ($pool:expr) => {{
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_all($pool)
+                    .await
+                    .map_err(err)?
+                    .iter()
+                    .map(|r| (0..r.len()).map(|i| r.try_get(i).map_err(err)).collect())
+                    .collect()
+            }};
+        }
         match self {
-            Db::Sqlite(pool) => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.fetch_all(pool)
-                    .await
-                    .map_err(err)?
-                    .iter()
-                    .map(|r| (0..r.len()).map(|i| r.try_get(i).map_err(err)).collect())
-                    .collect()
-            }
-            Db::Postgres(pool) => {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(*b);
-                }
-                q.fetch_all(pool)
-                    .await
-                    .map_err(err)?
-                    .iter()
-                    .map(|r| (0..r.len()).map(|i| r.try_get(i).map_err(err)).collect())
-                    .collect()
-            }
+            Db::Sqlite(pool) => fetch!(pool),
+            Db::Postgres(pool) => fetch!(pool),
         }
     }
 
