@@ -79,7 +79,10 @@ async function mediaFlows(page) {
   const v1 = sum(b, 'video', 'framesDecoded');
   const a0 = sum(a, 'audio', 'bytesReceived');
   const a1 = sum(b, 'audio', 'bytesReceived');
-  return { ok: v1 > v0 && v0 > 0 && a1 > a0, framesDecoded: v1, audioBytes: a1, streams: b.length };
+  const ok = v1 > v0 && v0 > 0 && a1 > a0;
+  // When media does not flow, say why: transport states, consumers, their stats.
+  const diag = ok ? undefined : await page.evaluate(() => window.ferrosfu.diag());
+  return { ok, framesDecoded: v1, audioBytes: a1, streams: b.length, diag };
 }
 
 async function main() {

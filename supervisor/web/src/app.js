@@ -3,7 +3,7 @@
 // (esbuild) into supervisor/web/dist; served by the supervisor at /app/.
 //
 // URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server).
-// Test hooks: window.ferrosfu = { state, peers, events, leave(), stats() }.
+// Test hooks: window.ferrosfu = { state, peers, events, leave(), stats(), diag() }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
@@ -17,6 +17,7 @@ const hooks = {
   events: [],
   leave: () => leave(),
   stats: () => inboundStats(),
+  diag: () => diagnostics(),
 };
 window.ferrosfu = hooks;
 
@@ -381,6 +382,28 @@ async function inboundStats() {
     });
   }
   return out;
+}
+
+// What a test prints when media does not flow: transport states, consumers, raw inbound stats.
+async function diagnostics() {
+  const list = [];
+  for (const { consumer, peerId } of consumers.values()) {
+    const inbound = [];
+    (await consumer.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' || s.type === 'candidate-pair' || s.type === 'transport') {
+        inbound.push({ type: s.type, state: s.state || s.dtlsState, bytesReceived: s.bytesReceived,
+          packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded, keyFramesDecoded: s.keyFramesDecoded,
+          pliCount: s.pliCount, firCount: s.firCount });
+      }
+    });
+    list.push({ peerId, kind: consumer.kind, paused: consumer.paused, track: consumer.track.readyState, inbound });
+  }
+  return {
+    sendTransport: sendTransport?.connectionState,
+    recvTransport: recvTransport?.connectionState,
+    events: hooks.events.map((e) => e.method),
+    consumers: list,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
