@@ -760,40 +760,51 @@ fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
 /// `sendmmsg` the queue (all of it; what the kernel refuses is dropped and counted).
 fn send_queue(fd: i32, q: &mut Vec<(SocketAddr, BytesMut)>, errors: &mut u64) {
+    *errors += sendmmsg_all(fd, q, |(a, _)| (*a).into(), |(_, d)| d);
+    q.clear();
+}
+
+/// Sends every item with `sendmmsg`, in batches of [`BATCH`]: `dest` and `data` of each.
+/// What the kernel refuses (an unreachable port, a full buffer) is dropped; returns how many.
+pub(crate) fn sendmmsg_all<T>(
+    fd: i32,
+    items: &[T],
+    dest: impl Fn(&T) -> socket2::SockAddr,
+    data: impl Fn(&T) -> &[u8],
+) -> u64 {
+    let mut dropped = 0;
     let mut at = 0;
-    while at < q.len() {
-        let n = (q.len() - at).min(BATCH);
-        let addrs: Vec<socket2::SockAddr> =
-            q[at..at + n].iter().map(|(a, _)| (*a).into()).collect();
+    while at < items.len() {
+        let n = (items.len() - at).min(BATCH);
+        let addrs: Vec<socket2::SockAddr> = items[at..at + n].iter().map(&dest).collect();
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, (_, data)) in q[at..at + n].iter().enumerate() {
-            iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
-            iovs[i].iov_len = data.len();
+        for (i, item) in items[at..at + n].iter().enumerate() {
+            let d = data(item);
+            iovs[i].iov_base = d.as_ptr() as *mut libc::c_void;
+            iovs[i].iov_len = d.len();
             let h = &mut hdrs[i].msg_hdr;
             h.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
             h.msg_namelen = addrs[i].len();
             h.msg_iov = &raw mut iovs[i];
             h.msg_iovlen = 1;
         }
-        // SAFETY: `hdrs[..n]` point into `addrs`, `iovs` and the queued buffers, all alive and
+        // SAFETY: `hdrs[..n]` point into `addrs`, `iovs` and the items' buffers, all alive and
         // unmoved during the call; the kernel only reads them (and writes msg_len).
         let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
         if r > 0 {
             at += r as usize;
         } else {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            // Unreachable port (a closed server transport), buffer full: drop one, go on.
-            *errors += 1;
+            dropped += 1;
             at += 1;
         }
     }
-    q.clear();
+    dropped
 }
 
 struct WindowState {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::LoadConfig;
-use crate::media::{EngineHandle, MediaKind, SendSpec, check_spec, setsockopt_int};
+use crate::media::{EngineHandle, MediaKind, SendSpec, check_spec, sendmmsg_all, setsockopt_int};
 use crate::peer::{Peer, SrtpKey, random_bytes};
 use crate::types::{Profile, Scenario};
 
@@ -263,32 +263,7 @@ fn recv_batch(fd: i32, bufs: &mut [[u8; RX_BUF]], lens: &mut [usize; BATCH]) -> 
 
 /// `sendmmsg` a queue to one destination; what the kernel refuses is dropped.
 fn send_to_one(fd: i32, dest: SocketAddr, q: &mut Vec<BytesMut>) {
-    let addr = socket2::SockAddr::from(dest);
-    let mut at = 0;
-    while at < q.len() {
-        let n = (q.len() - at).min(BATCH);
-        // SAFETY: all-zero is a valid value for these plain C structs.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, data) in q[at..at + n].iter().enumerate() {
-            iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
-            iovs[i].iov_len = data.len();
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = addr.as_ptr() as *mut libc::c_void;
-            h.msg_namelen = addr.len();
-            h.msg_iov = &raw mut iovs[i];
-            h.msg_iovlen = 1;
-        }
-        // SAFETY: the headers point into `addr`, `iovs` and the queued buffers, alive and
-        // unmoved during the call.
-        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
-        if r > 0 {
-            at += r as usize;
-        } else {
-            at += 1;
-        }
-    }
+    let _ = sendmmsg_all(fd, q, |_| dest.into(), |d| d);
     q.clear();
 }
 
