@@ -317,6 +317,41 @@ pub fn rtp_parameters_from_json(v: &Value) -> Result<RtpParameters> {
     Ok((&p).into())
 }
 
+/// The kind and RTP parameters of a `newConsumer` request's data.
+pub fn consumer_of(data: &Value) -> Result<(MediaKind, RtpParameters)> {
+    Ok((
+        kind_of(&data["kind"]),
+        rtp_parameters_from_json(&data["rtpParameters"])?,
+    ))
+}
+
+/// A webrtc-rs [`Subscriber`](crate::rtc_client::Subscriber) for the receive transport `recv`
+/// (the answer to `createWebRtcTransport`) and the consumers `remote`, its transport connected
+/// with `connectWebRtcTransport` on `client`.
+pub async fn connect_subscriber(
+    client: &mut ProtooClient,
+    recv: &Value,
+    remote: &[(MediaKind, RtpParameters)],
+) -> Result<crate::rtc_client::Subscriber> {
+    let subscriber =
+        crate::rtc_client::Subscriber::new(crate::rtc_client::ClientOptions::default()).await?;
+    let dtls = subscriber
+        .connect_and_consume(
+            &ice_parameters(&recv["iceParameters"])?,
+            &ice_candidates(&recv["iceCandidates"])?,
+            &dtls_parameters(&recv["dtlsParameters"])?,
+            remote,
+        )
+        .await?;
+    client
+        .ok(
+            "connectWebRtcTransport",
+            json!({"transportId": recv["id"], "dtlsParameters": dtls_json(&dtls)}),
+        )
+        .await?;
+    Ok(subscriber)
+}
+
 pub fn kind_of(v: &Value) -> MediaKind {
     if v == "audio" {
         MediaKind::Audio

@@ -11,7 +11,6 @@ use std::time::Duration;
 use ferrosfu_fbs::MediaKind;
 use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::{self, ProtooClient};
-use ferrosfu_tests::rtc_client::{ClientOptions, Subscriber};
 use serde_json::{Value, json};
 
 struct Gst(Child);
@@ -137,26 +136,9 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
     for _ in 0..2 {
         let d = viewer.wait_for("newConsumer").await.unwrap()["data"].clone();
         assert_eq!(d["peerId"], "gst");
-        remote.push((
-            protoo::kind_of(&d["kind"]),
-            protoo::rtp_parameters_from_json(&d["rtpParameters"]).unwrap(),
-        ));
+        remote.push(protoo::consumer_of(&d).unwrap());
     }
-    let sub = Subscriber::new(ClientOptions::default()).await.unwrap();
-    let dtls = sub
-        .connect_and_consume(
-            &protoo::ice_parameters(&recv["iceParameters"]).unwrap(),
-            &protoo::ice_candidates(&recv["iceCandidates"]).unwrap(),
-            &protoo::dtls_parameters(&recv["dtlsParameters"]).unwrap(),
-            &remote,
-        )
-        .await
-        .unwrap();
-    viewer
-        .ok(
-            "connectWebRtcTransport",
-            json!({"transportId": recv["id"], "dtlsParameters": protoo::dtls_json(&dtls)}),
-        )
+    let sub = protoo::connect_subscriber(&mut viewer, &recv, &remote)
         .await
         .unwrap();
 

@@ -506,28 +506,11 @@ async fn join_subscriber(
     let mut remote = Vec::new();
     for _ in 0..2 {
         let req = c.wait_for("newConsumer").await.unwrap();
-        let d = &req["data"];
-        remote.push((
-            protoo::kind_of(&d["kind"]),
-            protoo::rtp_parameters_from_json(&d["rtpParameters"]).unwrap(),
-        ));
+        remote.push(protoo::consumer_of(&req["data"]).unwrap());
     }
-    let subscriber = Subscriber::new(ClientOptions::default()).await.unwrap();
-    let dtls = subscriber
-        .connect_and_consume(
-            &protoo::ice_parameters(&recv["iceParameters"]).unwrap(),
-            &protoo::ice_candidates(&recv["iceCandidates"]).unwrap(),
-            &protoo::dtls_parameters(&recv["dtlsParameters"]).unwrap(),
-            &remote,
-        )
+    let subscriber = protoo::connect_subscriber(&mut c, &recv, &remote)
         .await
         .unwrap();
-    c.ok(
-        "connectWebRtcTransport",
-        json!({"transportId": recv["id"], "dtlsParameters": protoo::dtls_json(&dtls)}),
-    )
-    .await
-    .unwrap();
     subscriber
         .wait_connected(Duration::from_secs(10))
         .await

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferrosfu_fbs::MediaKind;
 use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::{self, ProtooClient, refused_status};
-use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, Subscriber, vp8_test_frame};
+use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, vp8_test_frame};
 use serde_json::{Value, json};
 
 fn start(ports: &str, extra: &[&str]) -> SupervisorProcess {
@@ -139,29 +139,13 @@ async fn two_peers_exchange_media_and_every_method_answers() {
         assert_eq!(d["peerId"], "alice");
         assert_eq!(d["type"], "simple");
         assert_eq!(d["appData"]["source"], d["kind"]);
-        let kind = protoo::kind_of(&d["kind"]);
-        remote.push((
-            kind,
-            protoo::rtp_parameters_from_json(&d["rtpParameters"]).unwrap(),
-        ));
+        let (kind, params) = protoo::consumer_of(d).unwrap();
+        remote.push((kind, params));
         consumers.push((kind, d["id"].as_str().unwrap().to_owned()));
     }
-    let subscriber = Subscriber::new(ClientOptions::default()).await.unwrap();
-    let client_dtls = subscriber
-        .connect_and_consume(
-            &protoo::ice_parameters(&recv["iceParameters"]).unwrap(),
-            &protoo::ice_candidates(&recv["iceCandidates"]).unwrap(),
-            &protoo::dtls_parameters(&recv["dtlsParameters"]).unwrap(),
-            &remote,
-        )
+    let subscriber = protoo::connect_subscriber(&mut bob, &recv, &remote)
         .await
         .unwrap();
-    bob.ok(
-        "connectWebRtcTransport",
-        json!({"transportId": recv_tid, "dtlsParameters": protoo::dtls_json(&client_dtls)}),
-    )
-    .await
-    .unwrap();
     publisher
         .wait_connected(Duration::from_secs(10))
         .await
