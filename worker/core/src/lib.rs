@@ -45,7 +45,7 @@ pub use rtcp::{ReportBlock, Rtcp, build as build_rtcp, parse as parse_rtcp};
 pub use rtp::{Codec, Rewrite, RtpError, RtpHeader, build_packet, is_keyframe, write_rewritten};
 pub use srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
 pub use stream::{
-    KeyFrameRequester, NtpClock, RecvStream, RecvVerdict, RetransmitBuffer, SendStream,
+    KeyFrameRequester, NtpClock, PacketStore, RecvStream, RecvVerdict, RetransmitBuffer, SendStream,
 };
 pub use transport::BoundSocket;
 pub use units::{Pt, SeqExtender, SeqNo, Ssrc};

@@ -9,7 +9,7 @@ use ferrosfu_fbs::{
 };
 
 use crate::rtp::Codec;
-use crate::stream::{KeyFrameRequester, RecvStream};
+use crate::stream::{KeyFrameRequester, PacketStore, RecvStream};
 
 pub(crate) const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub(crate) const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -23,6 +23,9 @@ pub(crate) struct Encoding {
     #[allow(dead_code)] // router-space SSRC, used when simulcast consumers select layers
     pub mapped_ssrc: u32,
     pub stream: Option<RecvStream>,
+    /// What this encoding forwarded lately, for its consumers' retransmissions; allocated when
+    /// the first consumer that retransmits (NACK negotiated) is created.
+    pub store: Option<PacketStore>,
 }
 
 #[derive(Debug)]
@@ -131,6 +134,7 @@ impl Producer {
                 rtx_ssrc: e.rtx_ssrc,
                 mapped_ssrc: m.mapped_ssrc,
                 stream: None,
+                store: None,
             };
             if let Some(ssrc) = e.ssrc {
                 enc.stream = Some(RecvStream::new(

@@ -22,7 +22,7 @@ use crate::router::Router;
 use crate::rtcp::{self, Rtcp};
 use crate::rtp::{self, Rewrite, RtpHeader};
 use crate::srtp::{SrtpProfile, SrtpSession};
-use crate::stream::{NtpClock, RecvVerdict};
+use crate::stream::{NtpClock, PacketStore, RecvVerdict};
 use crate::transport::{
     self, BoundSocket, Kind, Plain, RTCP_INTERVAL, Transport, WebRtc, fbs_ice_state, fbs_tuple,
 };
@@ -189,6 +189,8 @@ pub struct WorkerCore {
     ufrag_index: HashMap<String, u64>,
     next_tick: Option<Instant>,
     stats: CoreStats,
+    /// Where each forwarded or retransmitted packet is rewritten before its transport protects it.
+    rewrite_buf: Vec<u8>,
 }
 
 fn failure(e: impl std::fmt::Display) -> RequestFailure {
@@ -244,6 +246,7 @@ impl WorkerCore {
             ufrag_index: HashMap::new(),
             next_tick: None,
             stats: CoreStats::default(),
+            rewrite_buf: Vec::with_capacity(1500),
         }
     }
 
@@ -1013,13 +1016,15 @@ impl WorkerCore {
             score: c.last_score,
         };
         let wants_key = c.active() && c.kind == MediaKind::Video;
+        let retransmits = c.stream.buffer.is_some();
         self.consumer_ids.insert(c.id.clone(), ck);
         self.consumers.insert(ck, c);
-        self.producers
-            .get_mut(&pk)
-            .expect("checked above")
-            .consumers
-            .push(ck);
+        let p = self.producers.get_mut(&pk).expect("checked above");
+        p.consumers.push(ck);
+        if retransmits && let Some(e) = p.encodings.first_mut() {
+            // Simple consumers forward the first encoding.
+            e.store.get_or_insert_with(PacketStore::new);
+        }
         if wants_key {
             self.request_key_frame(pk, now);
         }
@@ -1499,6 +1504,9 @@ impl WorkerCore {
             p.keyframe.on_keyframe();
         }
         let producer_transport = p.transport;
+        if let Some(store) = p.encodings[enc_i].store.as_mut() {
+            store.put(ext_seq, pkt);
+        }
         if !nacks.is_empty() {
             self.send_rtcp(
                 producer_transport,
@@ -1546,10 +1554,11 @@ impl WorkerCore {
                 marker: hdr.marker,
                 ext_map: &c.ext_map,
             };
-            let buf = match c.stream.buffer.as_mut() {
-                Some(b) => b.slot_for(out_seq),
-                None => &mut c.stream.scratch,
-            };
+            if let Some(b) = c.stream.buffer.as_mut() {
+                b.record(out_seq, ext_seq);
+            }
+            // One rewrite buffer for every consumer: it stays in cache across the fan-out.
+            let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, &[]);
             let len = buf.len();
             let Some(t) = self.transports.get_mut(&c.transport) else {
@@ -1665,6 +1674,15 @@ impl WorkerCore {
             .rtt
             .unwrap_or(Duration::from_millis(10))
             .max(Duration::from_millis(10));
+        // Simple consumers forward (and so retransmit) the producer's first encoding.
+        let Some(store) = self
+            .producers
+            .get(&c.producer)
+            .and_then(|p| p.encodings.first())
+            .and_then(|e| e.store.as_ref())
+        else {
+            return;
+        };
         let Some(t) = self.transports.get_mut(&c.transport) else {
             return;
         };
@@ -1672,43 +1690,51 @@ impl WorkerCore {
             return;
         };
         for &seq in seqs {
-            let rtx = c.stream.rtx_ssrc.zip(c.stream.pt_rtx);
-            let rtx_seq = if rtx.is_some() {
-                c.stream.next_rtx_seq()
-            } else {
-                0
-            };
             let Some(buffer) = c.stream.buffer.as_mut() else {
                 return;
             };
-            let Some(stored) = buffer.get_for_resend(seq, now, min_interval) else {
+            let Some(pkt) = buffer
+                .get_for_resend(seq, now, min_interval)
+                .and_then(|in_ext_seq| store.get(in_ext_seq))
+            else {
                 continue;
             };
-            let data = match rtx {
-                Some((rtx_ssrc, rtx_pt)) => {
-                    let Ok(h) = RtpHeader::parse(stored) else {
-                        continue;
-                    };
-                    let mut out = Vec::with_capacity(stored.len() + 2);
-                    rtp::write_rewritten(
-                        &mut out,
-                        stored,
-                        &h,
-                        &Rewrite {
-                            ssrc: Ssrc(rtx_ssrc),
-                            pt: Pt(rtx_pt),
-                            seq: rtx_seq,
-                            timestamp: h.timestamp,
-                            marker: h.marker,
-                            ext_map: &IDENTITY_EXT_MAP,
-                        },
-                        &seq.to_be_bytes(),
-                    );
-                    t.protect(&out, false)
-                }
-                None => t.protect(stored, false),
+            let Ok(hdr) = RtpHeader::parse(pkt) else {
+                continue;
             };
-            if let Some(data) = data {
+            let out_pt = c.pt_map[hdr.pt.0 as usize & 0x7f];
+            if out_pt == 0 {
+                continue;
+            }
+            let timestamp = c.stream.map_ts(hdr.timestamp);
+            // RFC 4588: on the RTX stream, with the original sequence number before the payload.
+            let (rw, osn) = match c.stream.rtx_ssrc.zip(c.stream.pt_rtx) {
+                Some((rtx_ssrc, rtx_pt)) => (
+                    Rewrite {
+                        ssrc: Ssrc(rtx_ssrc),
+                        pt: Pt(rtx_pt),
+                        seq: c.stream.next_rtx_seq(),
+                        timestamp,
+                        marker: hdr.marker,
+                        ext_map: &c.ext_map,
+                    },
+                    Some(seq.to_be_bytes()),
+                ),
+                None => (
+                    Rewrite {
+                        ssrc: Ssrc(c.stream.ssrc),
+                        pt: Pt(out_pt),
+                        seq,
+                        timestamp,
+                        marker: hdr.marker,
+                        ext_map: &c.ext_map,
+                    },
+                    None,
+                ),
+            };
+            let buf = &mut self.rewrite_buf;
+            rtp::write_rewritten(buf, pkt, &hdr, &rw, osn.as_ref().map_or(&[], |o| &o[..]));
+            if let Some(data) = t.protect(buf, false) {
                 c.stream.rtx_packets += 1;
                 t.counters.rtx_sent += 1;
                 t.counters.bytes_sent += data.len() as u64;

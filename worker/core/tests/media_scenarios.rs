@@ -157,6 +157,46 @@ fn nack_recovers_a_20_packet_burst() {
     }
 }
 
+/// Two consumers of one producer, one without RTX (plain retransmission on the media SSRC):
+/// both recover their own losses from the producer's single packet store.
+#[test]
+fn nack_without_rtx_retransmits_on_the_media_stream() {
+    let mut sim = Sim::new(13);
+    let (p, subs) = setup(&mut sim, 1, 0);
+    let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80);
+    let tid = sim.peers[s].transport_id.clone();
+    let mut opts = vp8_consumer("plain", "prod", 0x2100, 0, false);
+    opts.rtp_parameters.codecs.truncate(1);
+    opts.rtp_parameters.encodings[0].rtx_ssrc = None;
+    sim.request(&tid, RequestBody::TransportConsume(opts))
+        .unwrap();
+    for &k in subs.iter().chain([&s]) {
+        sim.peers[k].down.loss = 0.05;
+        sim.peers[k].down.latency = Duration::from_millis(20);
+    }
+    let sent = publish(&mut sim, p, 1000, 40_000);
+    sim.run_for(Duration::from_secs(2));
+    for &k in subs.iter().chain([&s]) {
+        let got = delivered(&sim, k, &sent);
+        assert!(
+            got as f64 / sent.len() as f64 >= 0.999,
+            "subscriber {k}: {got}/{}",
+            sent.len()
+        );
+    }
+    let rx = &sim.peers[s].rx_rtp;
+    assert!(rx.len() > sent.len() * 95 / 100, "{}", rx.len());
+    for pkt in rx {
+        let h = ferrosfu_worker_core::RtpHeader::parse(pkt).unwrap();
+        assert_eq!((h.ssrc.0, h.pt.0), (0x2100, CONSUMER_VP8_PT));
+    }
+    let stats = match sim.request("plain", RequestBody::ConsumerGetStats).unwrap() {
+        ResponseBody::RtpStreamStats(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(stats[0].retransmitted_packet_count > 0, "{stats:?}");
+}
+
 #[test]
 fn consumer_resume_requests_a_keyframe() {
     let mut sim = Sim::new(3);
