@@ -107,10 +107,12 @@ async function main() {
     page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
     await page.goto(`http://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1`);
     pages[name] = page;
-  }
-  for (const [name, page] of Object.entries(pages)) {
-    await waitFor(`${name} joined`, async () => ({
-      ok: (await page.evaluate(() => window.ferrosfu.state)) === 'joined',
+    // Alice publishes camera and microphone before Bob arrives, so Bob (a late joiner) gets
+    // both consumers at join, in the server's order, while Alice gets Bob's as he produces.
+    // (A late joiner once showed the worker forwarding the publisher's MID: Bob's audio went
+    // into his video transceiver whenever the two orders differed.)
+    await waitFor(`${name} joined and publishing`, async () => ({
+      ok: await page.evaluate(() => window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2),
     }), 20000);
   }
   const figures = {};

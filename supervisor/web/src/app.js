@@ -3,7 +3,7 @@
 // (esbuild) into supervisor/web/dist; served by the supervisor at /app/.
 //
 // URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server).
-// Test hooks: window.ferrosfu = { state, peers, events, leave(), stats(), diag() }.
+// Test hooks: window.ferrosfu = { state, peers, events, leave(), producing(), stats(), diag() }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
@@ -16,6 +16,7 @@ const hooks = {
   peers: {},
   events: [],
   leave: () => leave(),
+  producing: () => Object.keys(producers).length,
   stats: () => inboundStats(),
   diag: () => diagnostics(),
 };

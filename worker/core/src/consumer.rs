@@ -8,7 +8,7 @@ use ferrosfu_fbs::{
     RtpParameters, RtpStreamStats,
 };
 
-use crate::producer::Producer;
+use crate::producer::{Producer, URI_MID, URI_RID, URI_RRID};
 use crate::rtp::Codec;
 use crate::stream::SendStream;
 
@@ -27,6 +27,8 @@ pub(crate) struct Consumer {
     pub pt_map: [u8; 128],
     /// Producer extension id → our extension id (0 = dropped).
     pub ext_map: [u8; 256],
+    /// Our MID header extension (id, value), written into every packet we send.
+    pub mid_ext: Option<(u8, Vec<u8>)>,
     #[allow(dead_code)] // used by layer selection (simulcast/SVC) next
     pub codec: Codec,
     pub last_score: ConsumerScore,
@@ -76,13 +78,27 @@ impl Consumer {
                 "no consumer codec matches the producer's codecs",
             ));
         }
-        // Header extensions: by URI.
+        // Header extensions: by URI. The publisher's MID and RID/RRID name its own m-line and
+        // encodings: never forwarded. We write our own MID instead (receivers demultiplex by
+        // MID before SSRC: a forwarded MID lands our media on another transceiver).
         let mut ext_map = [0u8; 256];
         for pe in &producer.params.header_extensions {
+            if [URI_MID, URI_RID, URI_RRID].contains(&pe.uri.as_str()) {
+                continue;
+            }
             if let Some(ce) = p.header_extensions.iter().find(|e| e.uri == pe.uri) {
                 ext_map[pe.id as usize] = ce.id;
             }
         }
+        let mid_ext = match (
+            p.header_extensions.iter().find(|e| e.uri == URI_MID),
+            p.mid.as_deref(),
+        ) {
+            (Some(e), Some(mid)) if (1..=255).contains(&mid.len()) && e.id != 0 => {
+                Some((e.id, mid.as_bytes().to_vec()))
+            }
+            _ => None,
+        };
         let has_fb = |kind: &str, param: &str| {
             media
                 .rtcp_feedback
@@ -124,6 +140,7 @@ impl Consumer {
             stream,
             pt_map,
             ext_map,
+            mid_ext,
             last_score: ConsumerScore {
                 score: 10,
                 producer_score: producer.score(),

@@ -180,12 +180,14 @@ pub struct Rewrite<'a> {
     pub timestamp: u32,
     pub marker: bool,
     pub ext_map: &'a [u8; 256],
+    /// An element the consumer adds itself (id, value): its MID.
+    pub own_ext: Option<(u8, &'a [u8])>,
 }
 
 /// Writes the rewritten packet (`hdr` of `src`) into `out` (cleared first): new SSRC, PT,
 /// sequence, timestamp; CSRCs kept; extensions remapped and re-encoded (one-byte form when all
-/// fit, else two-byte); payload copied; padding dropped. `prefix` bytes (e.g. the RTX OSN) are
-/// inserted before the payload.
+/// fit, else two-byte), `own_ext` added after them; payload copied; padding dropped. `prefix`
+/// bytes (e.g. the RTX OSN) are inserted before the payload.
 pub fn write_rewritten(
     out: &mut Vec<u8>,
     src: &[u8],
@@ -202,49 +204,55 @@ pub fn write_rewritten(
     out[4..8].copy_from_slice(&rw.timestamp.to_be_bytes());
     out[8..12].copy_from_slice(&rw.ssrc.0.to_be_bytes());
 
+    let mut two_byte = false;
+    let mut any = false;
+    let needs_two_byte = |id: u8, len: usize| id > 14 || len > 16 || len == 0;
     if hdr.extension.is_some() {
-        let mut two_byte = false;
-        let mut any = false;
         for (id, data) in hdr.extensions(src) {
             let out_id = rw.ext_map[id as usize];
             if out_id != 0 {
                 any = true;
-                if out_id > 14 || data.len() > 16 || data.is_empty() {
-                    two_byte = true;
-                }
+                two_byte |= needs_two_byte(out_id, data.len());
             }
         }
-        if any {
-            let ext_header = out.len();
-            let profile = if two_byte {
-                TWO_BYTE_PROFILE
+    }
+    if let Some((id, data)) = rw.own_ext {
+        any = true;
+        two_byte |= needs_two_byte(id, data.len());
+    }
+    if any {
+        let ext_header = out.len();
+        let profile = if two_byte {
+            TWO_BYTE_PROFILE
+        } else {
+            ONE_BYTE_PROFILE
+        };
+        out.extend_from_slice(&profile.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        let start = out.len();
+        let mapped = hdr
+            .extension
+            .is_some()
+            .then(|| hdr.extensions(src))
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, data)| Some((rw.ext_map[id as usize], data)).filter(|e| e.0 != 0));
+        for (out_id, data) in mapped.chain(rw.own_ext) {
+            if two_byte {
+                // Values are at most 255 bytes: the parser took the length from one byte.
+                out.push(out_id);
+                out.push(data.len() as u8);
             } else {
-                ONE_BYTE_PROFILE
-            };
-            out.extend_from_slice(&profile.to_be_bytes());
-            out.extend_from_slice(&[0, 0]);
-            let start = out.len();
-            for (id, data) in hdr.extensions(src) {
-                let out_id = rw.ext_map[id as usize];
-                if out_id == 0 {
-                    continue;
-                }
-                if two_byte {
-                    // Values are at most 255 bytes: the parser took the length from one byte.
-                    out.push(out_id);
-                    out.push(data.len() as u8);
-                } else {
-                    out.push((out_id << 4) | (data.len() as u8 - 1));
-                }
-                out.extend_from_slice(data);
+                out.push((out_id << 4) | (data.len() as u8 - 1));
             }
-            while (out.len() - start) % 4 != 0 {
-                out.push(0);
-            }
-            let words = ((out.len() - start) / 4) as u16;
-            out[ext_header + 2..ext_header + 4].copy_from_slice(&words.to_be_bytes());
-            out[0] |= 0x10;
+            out.extend_from_slice(data);
         }
+        while (out.len() - start) % 4 != 0 {
+            out.push(0);
+        }
+        let words = ((out.len() - start) / 4) as u16;
+        out[ext_header + 2..ext_header + 4].copy_from_slice(&words.to_be_bytes());
+        out[0] |= 0x10;
     }
     out.extend_from_slice(prefix);
     out.extend_from_slice(hdr.payload(src));
@@ -416,6 +424,7 @@ mod tests {
                 timestamp: 42,
                 marker: false,
                 ext_map: &map,
+                own_ext: None,
             },
             &[0xAA, 0xBB],
         );
@@ -428,6 +437,50 @@ mod tests {
         let e: Vec<_> = o.extensions(&out).collect();
         assert_eq!(e, vec![(9, &b"ab"[..]), (2, &b"xyz"[..])]);
         assert_eq!(o.payload(&out), b"\xAA\xBBpayload!");
+    }
+
+    #[test]
+    fn rewrite_adds_the_consumers_own_element_in_either_form() {
+        let mut map = [0u8; 256];
+        map[1] = 9;
+        for (src, own, want_two_byte) in [
+            (with_ext(&[(1, b"ab")]), (4u8, &b"7"[..]), false),
+            (
+                build_packet(Pt(96), 1, 2, Ssrc(3), false, b"payload!"),
+                (4, b"12"),
+                false,
+            ),
+            // An id above 14 needs the two-byte form, for the remapped elements too.
+            (with_ext(&[(1, b"ab")]), (20, b"7"), true),
+        ] {
+            let h = RtpHeader::parse(&src).unwrap();
+            let mut out = Vec::new();
+            let rw = Rewrite {
+                ssrc: Ssrc(7),
+                pt: Pt(101),
+                seq: 5,
+                timestamp: 42,
+                marker: false,
+                ext_map: &map,
+                own_ext: Some(own),
+            };
+            write_rewritten(&mut out, &src, &h, &rw, &[]);
+            let o = RtpHeader::parse(&out).unwrap();
+            let profile = if want_two_byte {
+                TWO_BYTE_PROFILE
+            } else {
+                ONE_BYTE_PROFILE
+            };
+            assert_eq!(o.extension.map(|e| e.0), Some(profile));
+            let e: Vec<_> = o.extensions(&out).collect();
+            let mut want = Vec::new();
+            if h.extension.is_some() {
+                want.push((9, &b"ab"[..]));
+            }
+            want.push(own);
+            assert_eq!(e, want);
+            assert_eq!(o.payload(&out), b"payload!");
+        }
     }
 
     #[test]

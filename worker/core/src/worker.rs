@@ -1471,6 +1471,7 @@ impl WorkerCore {
                     timestamp: hdr.timestamp,
                     marker: hdr.marker,
                     ext_map: &IDENTITY_EXT_MAP,
+                    own_ext: None,
                 },
                 &[],
             );
@@ -1553,6 +1554,7 @@ impl WorkerCore {
                 timestamp: out_ts,
                 marker: hdr.marker,
                 ext_map: &c.ext_map,
+                own_ext: c.mid_ext.as_ref().map(|(i, v)| (*i, &v[..])),
             };
             if let Some(b) = c.stream.buffer.as_mut() {
                 b.record(out_seq, ext_seq);
@@ -1717,6 +1719,7 @@ impl WorkerCore {
                         timestamp,
                         marker: hdr.marker,
                         ext_map: &c.ext_map,
+                        own_ext: c.mid_ext.as_ref().map(|(i, v)| (*i, &v[..])),
                     },
                     Some(seq.to_be_bytes()),
                 ),
@@ -1728,6 +1731,7 @@ impl WorkerCore {
                         timestamp,
                         marker: hdr.marker,
                         ext_map: &c.ext_map,
+                        own_ext: c.mid_ext.as_ref().map(|(i, v)| (*i, &v[..])),
                     },
                     None,
                 ),

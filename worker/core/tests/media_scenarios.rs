@@ -197,6 +197,60 @@ fn nack_without_rtx_retransmits_on_the_media_stream() {
     assert!(stats[0].retransmitted_packet_count > 0, "{stats:?}");
 }
 
+/// `vp8_packet` with one one-byte header extension element (RFC 8285) `id` = `value`.
+fn with_extension(pkt: &[u8], id: u8, value: &[u8]) -> Vec<u8> {
+    let mut ext = vec![0xbe, 0xde, 0, 0, (id << 4) | (value.len() as u8 - 1)];
+    ext.extend_from_slice(value);
+    while ext.len() % 4 != 0 {
+        ext.push(0);
+    }
+    let words = (ext.len() / 4 - 1) as u16;
+    ext[2..4].copy_from_slice(&words.to_be_bytes());
+    let mut out = pkt[..12].to_vec();
+    out[0] |= 0x10;
+    out.extend_from_slice(&ext);
+    out.extend_from_slice(&pkt[12..]);
+    out
+}
+
+/// The MID a consumer sends is its own (from its RTP parameters), never the one the publisher
+/// put in its packets: browsers demultiplex by MID first, so a forwarded publisher MID sends a
+/// consumer's media to another transceiver of the subscriber (audio into a video m-line).
+#[test]
+fn consumers_send_their_own_mid_not_the_publishers() {
+    let mut sim = Sim::new(17);
+    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
+    sim.request(
+        "transport-0",
+        RequestBody::TransportProduce(vp8_producer("prod", PUB_SSRC, 0)),
+    )
+    .unwrap();
+    let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80);
+    let tid = sim.peers[s].transport_id.clone();
+    let mut opts = vp8_consumer("cons", "prod", 0x2000, 0x3000, false);
+    opts.rtp_parameters.mid = Some("7".into());
+    opts.rtp_parameters.header_extensions = vec![RtpHeaderExtensionParameters {
+        uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
+        id: 4,
+        encrypt: false,
+    }];
+    sim.request(&tid, RequestBody::TransportConsume(opts))
+        .unwrap();
+    for n in 0..20u32 {
+        let pkt = vp8_packet(PUB_SSRC, 500 + n as u16, n * 900, n, n == 0);
+        sim.peer_send_rtp(p, with_extension(&pkt, 1, b"0"));
+        sim.run_for(Duration::from_millis(10));
+    }
+    sim.run_for(Duration::from_millis(100));
+    let rx = &sim.peers[s].rx_rtp;
+    assert_eq!(rx.len(), 20);
+    for pkt in rx {
+        let h = ferrosfu_worker_core::RtpHeader::parse(pkt).unwrap();
+        let ext: Vec<(u8, Vec<u8>)> = h.extensions(pkt).map(|(i, v)| (i, v.to_vec())).collect();
+        assert_eq!(ext, vec![(4, b"7".to_vec())], "the consumer's MID only");
+    }
+}
+
 #[test]
 fn consumer_resume_requests_a_keyframe() {
     let mut sim = Sim::new(3);

@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
         timestamp: u32::from_be_bytes([c[10], c[11], c[12], c[13]]),
         marker: c[3] & 1 != 0,
         ext_map: &map,
+        own_ext: None,
     };
     let mut out = vec![0xEE; 7]; // stale content: the writer must clear it
     write_rewritten(&mut out, pkt, &h, &rw, prefix);
