@@ -404,6 +404,19 @@ mod tests {
         assert_eq!(h.payload(&p), b"payload!");
     }
 
+    /// SSRC 7, PT 101, seq 5, timestamp 42, no marker.
+    fn rewrite_to_7<'a>(map: &'a [u8; 256], own_ext: Option<(u8, &'a [u8])>) -> Rewrite<'a> {
+        Rewrite {
+            ssrc: Ssrc(7),
+            pt: Pt(101),
+            seq: 5,
+            timestamp: 42,
+            marker: false,
+            ext_map: map,
+            own_ext,
+        }
+    }
+
     #[test]
     fn rewrite_changes_header_and_remaps_extensions_without_touching_the_source() {
         let p = with_ext(&[(1, b"ab"), (3, b"xyz"), (4, b"q")]);
@@ -413,21 +426,7 @@ mod tests {
         map[1] = 9;
         map[3] = 2; // 4 dropped
         let mut out = Vec::new();
-        write_rewritten(
-            &mut out,
-            &p,
-            &h,
-            &Rewrite {
-                ssrc: Ssrc(7),
-                pt: Pt(101),
-                seq: 5,
-                timestamp: 42,
-                marker: false,
-                ext_map: &map,
-                own_ext: None,
-            },
-            &[0xAA, 0xBB],
-        );
+        write_rewritten(&mut out, &p, &h, &rewrite_to_7(&map, None), &[0xAA, 0xBB]);
         assert_eq!(p, before);
         let o = RtpHeader::parse(&out).unwrap();
         assert_eq!(
@@ -455,16 +454,7 @@ mod tests {
         ] {
             let h = RtpHeader::parse(&src).unwrap();
             let mut out = Vec::new();
-            let rw = Rewrite {
-                ssrc: Ssrc(7),
-                pt: Pt(101),
-                seq: 5,
-                timestamp: 42,
-                marker: false,
-                ext_map: &map,
-                own_ext: Some(own),
-            };
-            write_rewritten(&mut out, &src, &h, &rw, &[]);
+            write_rewritten(&mut out, &src, &h, &rewrite_to_7(&map, Some(own)), &[]);
             let o = RtpHeader::parse(&out).unwrap();
             let profile = if want_two_byte {
                 TWO_BYTE_PROFILE
