@@ -8,8 +8,11 @@ use ferrosfu_fbs::{
     RtpParameters, RtpStreamStats,
 };
 
-use crate::producer::{Producer, URI_MID, URI_RID, URI_RRID};
+use crate::producer::{
+    Producer, URI_ABS_SEND_TIME, URI_MID, URI_RID, URI_RRID, URI_TRANSPORT_WIDE_CC,
+};
 use crate::rtp::Codec;
+use crate::rtp::OwnExts;
 use crate::stream::SendStream;
 
 #[derive(Debug)]
@@ -29,12 +32,28 @@ pub(crate) struct Consumer {
     pub ext_map: [u8; 256],
     /// Our MID header extension (id, value), written into every packet we send.
     pub mid_ext: Option<(u8, Vec<u8>)>,
+    /// Our transport-wide-cc and abs-send-time extension ids (0 = not negotiated): written at
+    /// send time from our transport's sequence and our clock.
+    pub twcc_ext: u8,
+    pub abs_send_time_ext: u8,
     #[allow(dead_code)] // used by layer selection (simulcast/SVC) next
     pub codec: Codec,
     pub last_score: ConsumerScore,
 }
 
 impl Consumer {
+    /// The header-extension elements this consumer writes itself into a packet it sends now:
+    /// its MID, the next transport-wide sequence number (from `twcc_seq`, only called when
+    /// negotiated) and the 24-bit abs-send-time of `ntp` (6.18 fixed-point seconds).
+    pub(crate) fn own_exts(&self, twcc_seq: impl FnOnce() -> u16, ntp: u64) -> OwnExts<'_> {
+        OwnExts {
+            mid: self.mid_ext.as_ref().map(|(id, v)| (*id, &v[..])),
+            twcc: (self.twcc_ext != 0).then(|| (self.twcc_ext, twcc_seq())),
+            abs_send_time: (self.abs_send_time_ext != 0)
+                .then_some((self.abs_send_time_ext, ((ntp >> 14) & 0xff_ffff) as u32)),
+        }
+    }
+
     pub(crate) fn new(
         opts: ConsumeOptions,
         producer_key: u64,
@@ -80,10 +99,19 @@ impl Consumer {
         }
         // Header extensions: by URI. The publisher's MID and RID/RRID name its own m-line and
         // encodings: never forwarded. We write our own MID instead (receivers demultiplex by
-        // MID before SSRC: a forwarded MID lands our media on another transceiver).
+        // MID before SSRC: a forwarded MID lands our media on another transceiver). The
+        // publisher's transport-wide sequence and send time describe its leg, not ours: we
+        // write our own at send time (as mediasoup does).
         let mut ext_map = [0u8; 256];
+        let ours = [
+            URI_MID,
+            URI_RID,
+            URI_RRID,
+            URI_TRANSPORT_WIDE_CC,
+            URI_ABS_SEND_TIME,
+        ];
         for pe in &producer.params.header_extensions {
-            if [URI_MID, URI_RID, URI_RRID].contains(&pe.uri.as_str()) {
+            if ours.contains(&pe.uri.as_str()) {
                 continue;
             }
             if let Some(ce) = p.header_extensions.iter().find(|e| e.uri == pe.uri) {
@@ -99,6 +127,14 @@ impl Consumer {
             }
             _ => None,
         };
+        let ext_id = |uri: &str| {
+            p.header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .map_or(0, |e| e.id)
+        };
+        let (twcc_ext, abs_send_time_ext) =
+            (ext_id(URI_TRANSPORT_WIDE_CC), ext_id(URI_ABS_SEND_TIME));
         let has_fb = |kind: &str, param: &str| {
             media
                 .rtcp_feedback
@@ -141,6 +177,8 @@ impl Consumer {
             pt_map,
             ext_map,
             mid_ext,
+            twcc_ext,
+            abs_send_time_ext,
             last_score: ConsumerScore {
                 score: 10,
                 producer_score: producer.score(),

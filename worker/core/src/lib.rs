@@ -42,7 +42,9 @@ pub use ice::{
 pub use packet::{PacketKind, classify};
 pub use router::Router;
 pub use rtcp::{ReportBlock, Rtcp, build as build_rtcp, parse as parse_rtcp};
-pub use rtp::{Codec, Rewrite, RtpError, RtpHeader, build_packet, is_keyframe, write_rewritten};
+pub use rtp::{
+    Codec, OwnExts, Rewrite, RtpError, RtpHeader, build_packet, is_keyframe, write_rewritten,
+};
 pub use srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
 pub use stream::{
     KeyFrameRequester, NtpClock, PacketStore, RecvStream, RecvVerdict, RetransmitBuffer, SendStream,

@@ -14,6 +14,10 @@ use crate::stream::{KeyFrameRequester, PacketStore, RecvStream};
 pub(crate) const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub(crate) const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub(crate) const URI_RRID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+pub(crate) const URI_TRANSPORT_WIDE_CC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub(crate) const URI_ABS_SEND_TIME: &str =
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
 #[derive(Debug)]
 pub(crate) struct Encoding {

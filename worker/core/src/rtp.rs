@@ -180,13 +180,25 @@ pub struct Rewrite<'a> {
     pub timestamp: u32,
     pub marker: bool,
     pub ext_map: &'a [u8; 256],
-    /// An element the consumer adds itself (id, value): its MID.
-    pub own_ext: Option<(u8, &'a [u8])>,
+    /// Elements the consumer writes itself, after the remapped ones.
+    pub own: OwnExts<'a>,
+}
+
+/// Header-extension elements a consumer writes itself (id, value) rather than forwarding the
+/// publisher's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnExts<'a> {
+    /// Its MID.
+    pub mid: Option<(u8, &'a [u8])>,
+    /// Its transport's transport-wide sequence number (2 bytes on the wire).
+    pub twcc: Option<(u8, u16)>,
+    /// abs-send-time, 24 bits (3 bytes on the wire).
+    pub abs_send_time: Option<(u8, u32)>,
 }
 
 /// Writes the rewritten packet (`hdr` of `src`) into `out` (cleared first): new SSRC, PT,
 /// sequence, timestamp; CSRCs kept; extensions remapped and re-encoded (one-byte form when all
-/// fit, else two-byte), `own_ext` added after them; payload copied; padding dropped. `prefix`
+/// fit, else two-byte), the consumer's `own` elements added after them; payload copied; padding dropped. `prefix`
 /// bytes (e.g. the RTX OSN) are inserted before the payload.
 pub fn write_rewritten(
     out: &mut Vec<u8>,
@@ -216,7 +228,18 @@ pub fn write_rewritten(
             }
         }
     }
-    if let Some((id, data)) = rw.own_ext {
+    let twcc = rw.own.twcc.map(|(id, seq)| (id, seq.to_be_bytes()));
+    let abs = rw.own.abs_send_time.map(|(id, t)| {
+        let b = t.to_be_bytes();
+        (id, [b[1], b[2], b[3]])
+    });
+    let own = rw
+        .own
+        .mid
+        .into_iter()
+        .chain(twcc.as_ref().map(|(id, v)| (*id, &v[..])))
+        .chain(abs.as_ref().map(|(id, v)| (*id, &v[..])));
+    for (id, data) in own.clone() {
         any = true;
         two_byte |= needs_two_byte(id, data.len());
     }
@@ -237,7 +260,7 @@ pub fn write_rewritten(
             .into_iter()
             .flatten()
             .filter_map(|(id, data)| Some((rw.ext_map[id as usize], data)).filter(|e| e.0 != 0));
-        for (out_id, data) in mapped.chain(rw.own_ext) {
+        for (out_id, data) in mapped.chain(own) {
             if two_byte {
                 // Values are at most 255 bytes: the parser took the length from one byte.
                 out.push(out_id);
@@ -405,7 +428,7 @@ mod tests {
     }
 
     /// SSRC 7, PT 101, seq 5, timestamp 42, no marker.
-    fn rewrite_to_7<'a>(map: &'a [u8; 256], own_ext: Option<(u8, &'a [u8])>) -> Rewrite<'a> {
+    fn rewrite_to_7<'a>(map: &'a [u8; 256], own: OwnExts<'a>) -> Rewrite<'a> {
         Rewrite {
             ssrc: Ssrc(7),
             pt: Pt(101),
@@ -413,7 +436,7 @@ mod tests {
             timestamp: 42,
             marker: false,
             ext_map: map,
-            own_ext,
+            own,
         }
     }
 
@@ -426,7 +449,13 @@ mod tests {
         map[1] = 9;
         map[3] = 2; // 4 dropped
         let mut out = Vec::new();
-        write_rewritten(&mut out, &p, &h, &rewrite_to_7(&map, None), &[0xAA, 0xBB]);
+        write_rewritten(
+            &mut out,
+            &p,
+            &h,
+            &rewrite_to_7(&map, OwnExts::default()),
+            &[0xAA, 0xBB],
+        );
         assert_eq!(p, before);
         let o = RtpHeader::parse(&out).unwrap();
         assert_eq!(
@@ -439,22 +468,39 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_adds_the_consumers_own_element_in_either_form() {
+    fn rewrite_adds_the_consumers_own_elements_in_either_form() {
         let mut map = [0u8; 256];
         map[1] = 9;
+        let own = OwnExts {
+            mid: Some((4, b"7")),
+            twcc: Some((5, 0x0102)),
+            abs_send_time: Some((6, 0x00ab_cdef)),
+        };
+        let want_own = [
+            (4, &b"7"[..]),
+            (5, &[1, 2][..]),
+            (6, &[0xab, 0xcd, 0xef][..]),
+        ];
         for (src, own, want_two_byte) in [
-            (with_ext(&[(1, b"ab")]), (4u8, &b"7"[..]), false),
+            (with_ext(&[(1, b"ab")]), own, false),
             (
                 build_packet(Pt(96), 1, 2, Ssrc(3), false, b"payload!"),
-                (4, b"12"),
+                own,
                 false,
             ),
             // An id above 14 needs the two-byte form, for the remapped elements too.
-            (with_ext(&[(1, b"ab")]), (20, b"7"), true),
+            (
+                with_ext(&[(1, b"ab")]),
+                OwnExts {
+                    mid: Some((20, b"7")),
+                    ..own
+                },
+                true,
+            ),
         ] {
             let h = RtpHeader::parse(&src).unwrap();
             let mut out = Vec::new();
-            write_rewritten(&mut out, &src, &h, &rewrite_to_7(&map, Some(own)), &[]);
+            write_rewritten(&mut out, &src, &h, &rewrite_to_7(&map, own), &[]);
             let o = RtpHeader::parse(&out).unwrap();
             let profile = if want_two_byte {
                 TWO_BYTE_PROFILE
@@ -467,7 +513,8 @@ mod tests {
             if h.extension.is_some() {
                 want.push((9, &b"ab"[..]));
             }
-            want.push(own);
+            want.push(own.mid.unwrap());
+            want.extend_from_slice(&want_own[1..]);
             assert_eq!(e, want);
             assert_eq!(o.payload(&out), b"payload!");
         }

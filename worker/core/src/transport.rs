@@ -123,6 +123,9 @@ pub(crate) struct Transport {
     pub rtcp_ssrc: u32,
     pub next_rtcp: Instant,
     pub max_incoming_bitrate: u32,
+    /// Transport-wide sequence number of the last RTP packet we sent with the transport-cc
+    /// extension (one sequence across every consumer of this transport).
+    pub twcc_seq: u16,
 }
 
 /// Why an inbound packet did not reach a producer/consumer.
@@ -157,7 +160,14 @@ impl Transport {
             rtcp_ssrc,
             next_rtcp: now + RTCP_INTERVAL,
             max_incoming_bitrate: 0,
+            twcc_seq: 0,
         }
+    }
+
+    /// The transport-wide sequence number for the next RTP packet sent.
+    pub(crate) fn next_twcc_seq(&mut self) -> u16 {
+        self.twcc_seq = self.twcc_seq.wrapping_add(1);
+        self.twcc_seq
     }
 
     /// Decrypts an inbound RTP (`rtcp = false`) or RTCP packet.

@@ -20,7 +20,7 @@ use crate::packet::{PacketKind, classify};
 use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtcp::{self, Rtcp};
-use crate::rtp::{self, Rewrite, RtpHeader};
+use crate::rtp::{self, OwnExts, Rewrite, RtpHeader};
 use crate::srtp::{SrtpProfile, SrtpSession};
 use crate::stream::{NtpClock, PacketStore, RecvVerdict};
 use crate::transport::{
@@ -1471,7 +1471,7 @@ impl WorkerCore {
                     timestamp: hdr.timestamp,
                     marker: hdr.marker,
                     ext_map: &IDENTITY_EXT_MAP,
-                    own_ext: None,
+                    own: OwnExts::default(),
                 },
                 &[],
             );
@@ -1520,6 +1520,7 @@ impl WorkerCore {
         if big_gap {
             self.request_key_frame(pk, now);
         }
+        let ntp = self.clock(now).ntp(now);
         let p = &self.producers[&pk];
         if p.paused || enc_i != 0 {
             // Simple consumers forward the first encoding only.
@@ -1547,6 +1548,15 @@ impl WorkerCore {
                 continue;
             };
             let out_ts = c.stream.map_ts(hdr.timestamp);
+            if let Some(b) = c.stream.buffer.as_mut() {
+                b.record(out_seq, ext_seq);
+            }
+            let Some(t) = self.transports.get_mut(&c.transport) else {
+                continue;
+            };
+            let Some(tuple) = t.send_tuple(false) else {
+                continue;
+            };
             let rw = Rewrite {
                 ssrc: Ssrc(c.stream.ssrc),
                 pt: Pt(out_pt),
@@ -1554,21 +1564,13 @@ impl WorkerCore {
                 timestamp: out_ts,
                 marker: hdr.marker,
                 ext_map: &c.ext_map,
-                own_ext: c.mid_ext.as_ref().map(|(i, v)| (*i, &v[..])),
+                own: c.own_exts(|| t.next_twcc_seq(), ntp),
             };
-            if let Some(b) = c.stream.buffer.as_mut() {
-                b.record(out_seq, ext_seq);
-            }
             // One rewrite buffer for every consumer: it stays in cache across the fan-out.
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, &[]);
             let len = buf.len();
-            let Some(t) = self.transports.get_mut(&c.transport) else {
-                continue;
-            };
-            if let Some(tuple) = t.send_tuple(false)
-                && let Some(data) = t.protect(buf, false)
-            {
+            if let Some(data) = t.protect(buf, false) {
                 t.counters.rtp_sent += 1;
                 t.counters.bytes_sent += data.len() as u64;
                 t.counters.send_rate.add(data.len(), now);
@@ -1666,6 +1668,7 @@ impl WorkerCore {
     }
 
     fn retransmit(&mut self, ck: u64, seqs: &[u16], now: Instant) {
+        let ntp = self.clock(now).ntp(now);
         let Some(c) = self.consumers.get_mut(&ck) else {
             return;
         };
@@ -1710,31 +1713,20 @@ impl WorkerCore {
             }
             let timestamp = c.stream.map_ts(hdr.timestamp);
             // RFC 4588: on the RTX stream, with the original sequence number before the payload.
-            let (rw, osn) = match c.stream.rtx_ssrc.zip(c.stream.pt_rtx) {
-                Some((rtx_ssrc, rtx_pt)) => (
-                    Rewrite {
-                        ssrc: Ssrc(rtx_ssrc),
-                        pt: Pt(rtx_pt),
-                        seq: c.stream.next_rtx_seq(),
-                        timestamp,
-                        marker: hdr.marker,
-                        ext_map: &c.ext_map,
-                        own_ext: c.mid_ext.as_ref().map(|(i, v)| (*i, &v[..])),
-                    },
-                    Some(seq.to_be_bytes()),
-                ),
-                None => (
-                    Rewrite {
-                        ssrc: Ssrc(c.stream.ssrc),
-                        pt: Pt(out_pt),
-                        seq,
-                        timestamp,
-                        marker: hdr.marker,
-                        ext_map: &c.ext_map,
-                        own_ext: c.mid_ext.as_ref().map(|(i, v)| (*i, &v[..])),
-                    },
-                    None,
-                ),
+            let rtx = c.stream.rtx_ssrc.zip(c.stream.pt_rtx);
+            let (ssrc, pt, out_seq) = match rtx {
+                Some((rtx_ssrc, rtx_pt)) => (rtx_ssrc, rtx_pt, c.stream.next_rtx_seq()),
+                None => (c.stream.ssrc, out_pt, seq),
+            };
+            let osn = rtx.map(|_| seq.to_be_bytes());
+            let rw = Rewrite {
+                ssrc: Ssrc(ssrc),
+                pt: Pt(pt),
+                seq: out_seq,
+                timestamp,
+                marker: hdr.marker,
+                ext_map: &c.ext_map,
+                own: c.own_exts(|| t.next_twcc_seq(), ntp),
             };
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, osn.as_ref().map_or(&[], |o| &o[..]));

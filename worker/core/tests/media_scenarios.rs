@@ -197,10 +197,13 @@ fn nack_without_rtx_retransmits_on_the_media_stream() {
     assert!(stats[0].retransmitted_packet_count > 0, "{stats:?}");
 }
 
-/// `vp8_packet` with one one-byte header extension element (RFC 8285) `id` = `value`.
-fn with_extension(pkt: &[u8], id: u8, value: &[u8]) -> Vec<u8> {
-    let mut ext = vec![0xbe, 0xde, 0, 0, (id << 4) | (value.len() as u8 - 1)];
-    ext.extend_from_slice(value);
+/// `pkt` (without extensions) with one-byte header extension elements (RFC 8285).
+fn with_extensions(pkt: &[u8], elements: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut ext = vec![0xbe, 0xde, 0, 0];
+    for (id, value) in elements {
+        ext.push((id << 4) | (value.len() as u8 - 1));
+        ext.extend_from_slice(value);
+    }
     while ext.len() % 4 != 0 {
         ext.push(0);
     }
@@ -211,6 +214,18 @@ fn with_extension(pkt: &[u8], id: u8, value: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&ext);
     out.extend_from_slice(&pkt[12..]);
     out
+}
+
+const MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const TWCC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+
+fn ext(uri: &str, id: u8) -> RtpHeaderExtensionParameters {
+    RtpHeaderExtensionParameters {
+        uri: uri.into(),
+        id,
+        encrypt: false,
+    }
 }
 
 /// The MID a consumer sends is its own (from its RTP parameters), never the one the publisher
@@ -229,16 +244,12 @@ fn consumers_send_their_own_mid_not_the_publishers() {
     let tid = sim.peers[s].transport_id.clone();
     let mut opts = vp8_consumer("cons", "prod", 0x2000, 0x3000, false);
     opts.rtp_parameters.mid = Some("7".into());
-    opts.rtp_parameters.header_extensions = vec![RtpHeaderExtensionParameters {
-        uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
-        id: 4,
-        encrypt: false,
-    }];
+    opts.rtp_parameters.header_extensions = vec![ext(MID, 4)];
     sim.request(&tid, RequestBody::TransportConsume(opts))
         .unwrap();
     for n in 0..20u32 {
         let pkt = vp8_packet(PUB_SSRC, 500 + n as u16, n * 900, n, n == 0);
-        sim.peer_send_rtp(p, with_extension(&pkt, 1, b"0"));
+        sim.peer_send_rtp(p, with_extensions(&pkt, &[(1, b"0")]));
         sim.run_for(Duration::from_millis(10));
     }
     sim.run_for(Duration::from_millis(100));
@@ -249,6 +260,74 @@ fn consumers_send_their_own_mid_not_the_publishers() {
         let ext: Vec<(u8, Vec<u8>)> = h.extensions(pkt).map(|(i, v)| (i, v.to_vec())).collect();
         assert_eq!(ext, vec![(4, b"7".to_vec())], "the consumer's MID only");
     }
+}
+
+/// Transport-wide sequence numbers and abs-send-time describe the leg they travel on: a
+/// consumer writes its transport's sequence (one sequence for all consumers of the transport,
+/// retransmissions included) and its own send time, never the publisher's values.
+#[test]
+fn consumers_write_their_transports_twcc_sequence_and_send_time() {
+    let mut sim = Sim::new(19);
+    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
+    let mut prod = vp8_producer("prod", PUB_SSRC, 0);
+    prod.rtp_parameters.header_extensions = vec![ext(TWCC, 3), ext(ABS_SEND_TIME, 2)];
+    sim.request("transport-0", RequestBody::TransportProduce(prod))
+        .unwrap();
+    let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80);
+    let tid = sim.peers[s].transport_id.clone();
+    // Two consumers of the same producer on one subscriber transport share its sequence.
+    for (id, ssrc) in [("a", 0x2000), ("b", 0x2100)] {
+        let mut opts = vp8_consumer(id, "prod", ssrc, ssrc + 1, false);
+        opts.rtp_parameters.header_extensions = vec![ext(TWCC, 7), ext(ABS_SEND_TIME, 8)];
+        sim.request(&tid, RequestBody::TransportConsume(opts))
+            .unwrap();
+        sim.peers[s].rtx_of.insert(ssrc + 1, ssrc);
+    }
+    sim.peers[s].down.loss = 0.1;
+    sim.peers[s].down.latency = Duration::from_millis(10);
+    for n in 0..200u32 {
+        let pkt = vp8_packet(PUB_SSRC, 500 + n as u16, n * 900, n, n == 0);
+        // The publisher's own sequence (stride 3) and a fixed send time.
+        let twcc = (1000 + 3 * n as u16).to_be_bytes();
+        let pkt = with_extensions(&pkt, &[(3, &twcc), (2, &[0xab, 0xcd, 0xef])]);
+        sim.peer_send_rtp(p, pkt);
+        sim.run_for(Duration::from_millis(10));
+    }
+    sim.run_for(Duration::from_millis(500));
+    // Received packets (RTX unwrapped, duplicates dropped) keep the elements they came with.
+    let mut seqs = Vec::new();
+    for pkt in &sim.peers[s].rx_rtp {
+        let h = ferrosfu_worker_core::RtpHeader::parse(pkt).unwrap();
+        let ext: Vec<(u8, Vec<u8>)> = h.extensions(pkt).map(|(i, v)| (i, v.to_vec())).collect();
+        let ids: Vec<u8> = ext.iter().map(|e| e.0).collect();
+        assert_eq!(ids, vec![7, 8], "only our own elements: {ext:?}");
+        seqs.push(u16::from_be_bytes([ext[0].1[0], ext[0].1[1]]));
+        assert_ne!(
+            ext[1].1,
+            vec![0xab, 0xcd, 0xef],
+            "our send time, not the publisher's"
+        );
+    }
+    assert!(seqs.len() > 400 * 85 / 100, "{}", seqs.len());
+    let mut rtx = 0;
+    for id in ["a", "b"] {
+        match sim.request(id, RequestBody::ConsumerGetStats).unwrap() {
+            ResponseBody::RtpStreamStats(st) => rtx += st[0].retransmitted_packet_count as usize,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(rtx > 0, "retransmissions happened");
+    // Received: one transport sequence (1, 2, …) over both consumers and their retransmissions,
+    // without duplicates: every number at most the count of packets sent.
+    let sent = 400 + rtx;
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seqs.len(), "no sequence number used twice");
+    assert!(
+        sorted.iter().all(|&q| (1..=sent as u16).contains(&q)),
+        "{sent} sent: {sorted:?}"
+    );
 }
 
 #[test]

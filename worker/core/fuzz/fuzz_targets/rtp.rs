@@ -10,7 +10,7 @@
 //!   cd worker/core/fuzz && cargo +nightly fuzz run rtp -- -max_total_time=60
 #![no_main]
 
-use ferrosfu_worker_core::{Pt, Rewrite, RtpHeader, Ssrc, write_rewritten};
+use ferrosfu_worker_core::{OwnExts, Pt, Rewrite, RtpHeader, Ssrc, write_rewritten};
 use libfuzzer_sys::fuzz_target;
 
 const CONFIG: usize = 18;
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         timestamp: u32::from_be_bytes([c[10], c[11], c[12], c[13]]),
         marker: c[3] & 1 != 0,
         ext_map: &map,
-        own_ext: None,
+        own: OwnExts::default(),
     };
     let mut out = vec![0xEE; 7]; // stale content: the writer must clear it
     write_rewritten(&mut out, pkt, &h, &rw, prefix);

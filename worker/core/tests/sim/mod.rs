@@ -595,7 +595,7 @@ impl Sim {
                             timestamp: h.timestamp,
                             marker: h.marker,
                             ext_map: &map,
-                            own_ext: None,
+                            own: OwnExts::default(),
                         },
                         &[],
                     );
