@@ -60,15 +60,47 @@ fn index(kind: MediaKind) -> usize {
     }
 }
 
+/// What the encoder shows and plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// A moving ball and a 440 Hz tone.
+    Ball,
+    /// Marks for measuring audio/video sync, both with period [`SYNC_PERIOD`] from the same
+    /// pipeline clock: the whole picture's brightness follows a sine (videotestsrc zone-plate
+    /// with only the time term: brightest at frame 0, 64, 128, …) and the audio is silent but for
+    /// a 10 ms 1 kHz tick at 0, 64/30 s, 128/30 s, … So in a well-synchronized recording the
+    /// brightest instants and the tick onsets coincide.
+    SyncMarks,
+}
+
+/// The period of [`Pattern::SyncMarks`]: 64 frames at 30 fps.
+pub const SYNC_PERIOD: Duration = Duration::from_nanos(2_133_333_333);
+
 /// The `gst-launch-1.0` arguments: video to `video_port`, audio to `audio_port`.
-fn pipeline(video_port: u16, audio_port: u16) -> Vec<String> {
+fn pipeline(pattern: Pattern, video_port: u16, audio_port: u16) -> Vec<String> {
+    let (video, audio) = match pattern {
+        Pattern::Ball => (
+            "videotestsrc is-live=true pattern=ball".to_owned(),
+            "audiotestsrc is-live=true wave=sine freq=440".to_owned(),
+        ),
+        Pattern::SyncMarks => (
+            // Phase in 1/256 cycles: k0 + kt × frame (kt = 4: a 64-frame period).
+            "videotestsrc is-live=true pattern=zone-plate k0=64 kt=4".to_owned(),
+            // 1 ms buffers: a tick starts on a buffer boundary (at most 1 ms early).
+            format!(
+                "audiotestsrc is-live=true wave=ticks freq=1000 samplesperbuffer=48 \
+                 tick-interval={}",
+                SYNC_PERIOD.as_nanos()
+            ),
+        ),
+    };
     format!(
-        "videotestsrc is-live=true pattern=ball \
+        "{video} \
          ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! vp8enc deadline=1 keyframe-max-dist=15 threads=1 target-bitrate=300000 \
          ! rtpvp8pay mtu=1200 pt={VP8_PAYLOAD_TYPE} picture-id-mode=15-bit \
          ! udpsink host=127.0.0.1 port={video_port} async=false \
-         audiotestsrc is-live=true wave=sine freq=440 \
+         {audio} \
          ! audio/x-raw,rate=48000,channels=2 \
          ! opusenc frame-size=20 \
          ! rtpopuspay pt={OPUS_PAYLOAD_TYPE} \
@@ -108,6 +140,14 @@ impl GstSource {
     /// encoder; fails with the encoder's stderr when it exits, and with a hint to run
     /// `scripts/setup` when `gst-launch-1.0` is missing.
     pub async fn start(publishers: Vec<Arc<Publisher>>) -> Result<GstSource> {
+        Self::start_with(publishers, Pattern::Ball).await
+    }
+
+    /// [`GstSource::start`] with the given picture and sound.
+    pub async fn start_with(
+        publishers: Vec<Arc<Publisher>>,
+        pattern: Pattern,
+    ) -> Result<GstSource> {
         let present = Command::new("gst-launch-1.0")
             .arg("--version")
             .stdout(Stdio::null())
@@ -123,7 +163,11 @@ impl GstSource {
         let video = UdpSocket::bind("127.0.0.1:0")
             .await
             .context("bind video socket")?;
-        let args = pipeline(video.local_addr()?.port(), audio.local_addr()?.port());
+        let args = pipeline(
+            pattern,
+            video.local_addr()?.port(),
+            audio.local_addr()?.port(),
+        );
         let mut child = Command::new("gst-launch-1.0")
             .arg("-q")
             .args(&args)
@@ -258,9 +302,133 @@ pub fn vp8_payload_is_keyframe(payload: &[u8]) -> bool {
     payload.get(at).is_some_and(|tag| tag & 0x01 == 0)
 }
 
+/// What [`measure_sync`] found in a file recorded from a [`Pattern::SyncMarks`] source.
+#[derive(Clone, Debug)]
+pub struct SyncMeasure {
+    /// Decoded video frames and audio tick onsets seen.
+    pub video_frames: usize,
+    pub ticks: usize,
+    /// The brightest instant and the tick onset, each modulo [`SYNC_PERIOD`], in seconds of
+    /// the file's timeline.
+    pub video_peak: f64,
+    pub audio_tick: f64,
+    /// Audio minus video, wrapped into ± half a period, in seconds: positive when the sound
+    /// comes after the picture.
+    pub offset: f64,
+}
+
+/// Decodes `path` (a recording of a [`Pattern::SyncMarks`] source) with GStreamer and measures
+/// how far its audio is from its video: the phase of the picture's brightness sine (a
+/// least-squares fit over every frame, timed by its PTS) against the circular mean of the tick
+/// onsets (first sample above 0.05 after 100 ms of quiet).
+pub fn measure_sync(path: &std::path::Path) -> Result<SyncMeasure> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+
+    gst::init()?;
+    let pipeline = gst::parse::launch(
+        "filesrc name=src ! decodebin name=d \
+         d. ! queue ! videoconvert ! videoscale \
+            ! video/x-raw,format=GRAY8,width=16,height=16 ! fakesink name=v sync=false \
+         d. ! queue ! audioconvert ! audioresample \
+            ! audio/x-raw,format=F32LE,channels=1,rate=48000,layout=interleaved \
+            ! fakesink name=a sync=false",
+    )?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let by_name = |n: &str| pipeline.by_name(n).with_context(|| format!("element {n}"));
+    by_name("src")?.set_property("location", path.to_str().context("path")?);
+    // (PTS s, mean luma) per frame; tick onsets (s).
+    let frames: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    let onsets: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let sink_pad = |n: &str| {
+        by_name(n)?
+            .static_pad("sink")
+            .with_context(|| format!("{n} sink pad"))
+    };
+    let f = Arc::clone(&frames);
+    sink_pad("v")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer()
+            && let (Some(pts), Ok(map)) = (b.pts(), b.map_readable())
+            && !map.is_empty()
+        {
+            let mean = map.iter().map(|&v| f64::from(v)).sum::<f64>() / map.len() as f64;
+            lock(&f).push((pts.nseconds() as f64 / 1e9, mean));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let o = Arc::clone(&onsets);
+    let quiet = AtomicU64::new(0);
+    sink_pad("a")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer()
+            && let (Some(pts), Ok(map)) = (b.pts(), b.map_readable())
+        {
+            for (i, s) in map.chunks_exact(4).enumerate() {
+                let x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]).abs();
+                if x > 0.05 {
+                    if quiet.swap(0, Ordering::Relaxed) >= 4800 {
+                        lock(&o).push(pts.nseconds() as f64 / 1e9 + i as f64 / 48_000.0);
+                    }
+                } else if x < 0.02 {
+                    quiet.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().context("bus")?;
+    let end = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    pipeline.set_state(gst::State::Null)?;
+    match end.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {}
+        Some(gst::MessageView::Error(e)) => bail!("decoding {}: {}", path.display(), e.error()),
+        _ => bail!("decoding {}: no end within 60 s", path.display()),
+    }
+    let frames = lock(&frames).clone();
+    let onsets = lock(&onsets).clone();
+    if frames.len() < 30 || onsets.len() < 2 {
+        bail!(
+            "too little to measure: {} frames, {} ticks",
+            frames.len(),
+            onsets.len()
+        );
+    }
+    let period = SYNC_PERIOD.as_secs_f64();
+    let w = std::f64::consts::TAU / period;
+    let mean = frames.iter().map(|f| f.1).sum::<f64>() / frames.len() as f64;
+    let (c, s) = frames.iter().fold((0.0, 0.0), |(c, s), &(t, y)| {
+        (
+            c + (y - mean) * (w * t).cos(),
+            s + (y - mean) * (w * t).sin(),
+        )
+    });
+    let video_peak = s.atan2(c).rem_euclid(std::f64::consts::TAU) / w;
+    let (c, s) = onsets.iter().fold((0.0, 0.0), |(c, s), &t| {
+        (c + (w * t).cos(), s + (w * t).sin())
+    });
+    let audio_tick = s.atan2(c).rem_euclid(std::f64::consts::TAU) / w;
+    let mut offset = (audio_tick - video_peak).rem_euclid(period);
+    if offset > period / 2.0 {
+        offset -= period;
+    }
+    Ok(SyncMeasure {
+        video_frames: frames.len(),
+        ticks: onsets.len(),
+        video_peak,
+        audio_tick,
+        offset,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::vp8_payload_is_keyframe;
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
 
     #[test]
     fn keyframe_detection() {
@@ -279,5 +447,45 @@ mod tests {
         ]));
         assert!(!vp8_payload_is_keyframe(&[0x90]));
         assert!(!vp8_payload_is_keyframe(&[]));
+    }
+
+    /// The sync marks encoded straight into WebM (no network, no SFU), audio shifted by
+    /// `audio_shift_ms`: what [`measure_sync`] must report.
+    fn encode_marks(path: &std::path::Path, audio_shift_ms: i64) {
+        let args = format!(
+            "-q -e videotestsrc num-buffers=270 pattern=zone-plate k0=64 kt=4 \
+             ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! vp8enc deadline=1 keyframe-max-dist=15 threads=1 target-bitrate=300000 \
+             ! webmmux name=m ! filesink location={} \
+             audiotestsrc num-buffers=9000 wave=ticks freq=1000 samplesperbuffer=48 \
+             tick-interval={} timestamp-offset={} \
+             ! audio/x-raw,rate=48000,channels=2 ! opusenc frame-size=20 ! m.",
+            path.display(),
+            SYNC_PERIOD.as_nanos(),
+            audio_shift_ms * 1_000_000,
+        );
+        let status = Command::new("gst-launch-1.0")
+            .args(args.split_whitespace())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn measure_sync_reads_the_offset_of_a_direct_encoding() {
+        let dir = std::env::temp_dir().join(format!("ferrosfu-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for shift_ms in [0, 200, -150] {
+            let path = dir.join(format!("marks{shift_ms}.webm"));
+            encode_marks(&path, shift_ms);
+            let m = measure_sync(&path).unwrap();
+            assert!(m.video_frames >= 250 && m.ticks >= 4, "{m:?}");
+            let got_ms = m.offset * 1000.0;
+            assert!(
+                (got_ms - shift_ms as f64).abs() < 20.0,
+                "shift {shift_ms} ms, measured {got_ms:.1} ms: {m:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
