@@ -119,6 +119,11 @@ async function main() {
   for (const [name, page] of Object.entries(pages)) {
     figures[name] = await waitFor(`media into ${name}`, () => mediaFlows(page));
   }
+  // The publishers' bandwidth estimate grows past the browser's 300 kbps start only with the
+  // server's transport-wide congestion feedback.
+  for (const [name, page] of Object.entries(pages)) {
+    figures[name].send = await page.evaluate(() => window.ferrosfu.sendStats());
+  }
   // Both tiles visible with names: screenshots for the record.
   for (const [name, page] of Object.entries(pages)) {
     const names = await page.$$eval('.tile .name', (els) => els.map((e) => e.textContent));

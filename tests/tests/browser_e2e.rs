@@ -1,8 +1,9 @@
 //! The demo app in a real browser: headless Debian Chromium with fake camera and microphone,
 //! driven by playwright-core (tests/browser/e2e.mjs), opens /app/ twice in one room. Each page
 //! must decode the other's video (framesDecoded grows) and receive its audio (bytesReceived
-//! grows); then one page leaves and the other gets `peerClosed`. Screenshots go to
-//! tests/artifacts/browser/.
+//! grows), and each publisher's bandwidth estimate must have grown past the browser's start
+//! (the worker's transport-wide feedback); then one page leaves and the other gets
+//! `peerClosed`. Screenshots go to tests/artifacts/browser/.
 //!
 //! Runs in a loopback-only network namespace (`unshare -n`): Chromium gathers 127.0.0.1
 //! candidates only there. Needs root (or user namespaces), Chromium, Node and the built app:
@@ -78,6 +79,15 @@ fn two_browsers_see_and_hear_each_other_then_one_leaves() {
         "{result}\n--- log tail ---\n{stderr}"
     );
     for page in ["alice", "bob"] {
+        // Chrome starts its estimate at 300 kbps and grows it only from the transport-wide
+        // feedback the worker sends (measured: ~330 kbps without, ~1.3 Mbps with).
+        let estimate = result[page]["send"]["availableOutgoingBitrate"]
+            .as_f64()
+            .unwrap_or(0.0);
+        assert!(
+            estimate > 700_000.0,
+            "{page}'s bandwidth estimate {estimate} bit/s: {result}"
+        );
         assert!(result[page]["framesDecoded"].as_u64().unwrap() > 0);
         assert!(result[page]["audioBytes"].as_u64().unwrap() > 0);
         assert!(artifacts.join(format!("{page}.png")).is_file());

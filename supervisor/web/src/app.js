@@ -3,7 +3,8 @@
 // (esbuild) into supervisor/web/dist; served by the supervisor at /app/.
 //
 // URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server).
-// Test hooks: window.ferrosfu = { state, peers, events, leave(), producing(), stats(), diag() }.
+// Test hooks: window.ferrosfu = { state, peers, events, leave(), producing(), stats(), sendStats(),
+// diag() }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
@@ -18,6 +19,7 @@ const hooks = {
   leave: () => leave(),
   producing: () => Object.keys(producers).length,
   stats: () => inboundStats(),
+  sendStats: () => outboundStats(),
   diag: () => diagnostics(),
 };
 window.ferrosfu = hooks;
@@ -382,6 +384,21 @@ async function inboundStats() {
       }
     });
   }
+  return out;
+}
+
+// What the send transport reports: the browser's bandwidth estimate (availableOutgoingBitrate,
+// grown by the server's transport-wide feedback) and the bytes each kind sent.
+async function outboundStats() {
+  const out = { availableOutgoingBitrate: 0, videoBytesSent: 0, audioBytesSent: 0 };
+  if (!sendTransport) return out;
+  (await sendTransport.getStats()).forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
+      out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+    } else if (s.type === 'outbound-rtp') {
+      out[s.kind === 'video' ? 'videoBytesSent' : 'audioBytesSent'] += s.bytesSent || 0;
+    }
+  });
   return out;
 }
 

@@ -31,6 +31,7 @@ mod rtp;
 mod srtp;
 mod stream;
 mod transport;
+mod twcc;
 mod units;
 mod worker;
 
@@ -50,6 +51,7 @@ pub use stream::{
     KeyFrameRequester, NtpClock, PacketStore, RecvStream, RecvVerdict, RetransmitBuffer, SendStream,
 };
 pub use transport::BoundSocket;
+pub use twcc::TwccFeedback;
 pub use units::{Pt, SeqExtender, SeqNo, Ssrc};
 pub use worker::{
     CoreConfig, CoreStats, Input, Output, SocketRequest, TICK, Transmit, WorkerCore, sockets_needed,

@@ -51,6 +51,8 @@ pub(crate) struct Producer {
     pub mid_ext: u8,
     pub rid_ext: u8,
     pub rrid_ext: u8,
+    /// Id of the transport-wide-cc extension in what the publisher sends (0: not negotiated).
+    pub twcc_ext: u8,
     pub keyframe: KeyFrameRequester,
     pub consumers: Vec<u64>,
     pub last_scores: Vec<u8>,
@@ -160,6 +162,7 @@ impl Producer {
             mid_ext: ext_id(URI_MID),
             rid_ext: ext_id(URI_RID),
             rrid_ext: ext_id(URI_RRID),
+            twcc_ext: ext_id(URI_TRANSPORT_WIDE_CC),
             params: opts.rtp_parameters,
             mapping: opts.rtp_mapping,
             paused: opts.paused,

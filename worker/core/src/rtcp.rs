@@ -13,6 +13,7 @@ use rtc_rtcp::sender_report::SenderReport;
 use rtc_rtcp::source_description::{
     SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
 };
+use rtc_rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc_rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
 };
@@ -65,6 +66,9 @@ pub enum Rtcp {
     Sdes {
         cnames: Vec<(u32, String)>,
     },
+    /// Transport-wide congestion control feedback (arrival times of transport-wide sequence
+    /// numbers): we send it to publishers; what subscribers send feeds send-side estimation.
+    TransportCc(Box<TransportLayerCc>),
 }
 
 /// Parses a (decrypted) compound RTCP packet. `Err` when the compound is malformed; packet types
@@ -103,6 +107,8 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Rtcp>, String> {
             out.push(Rtcp::Fir {
                 media_ssrcs: f.fir.iter().map(|e| e.ssrc).collect(),
             });
+        } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+            out.push(Rtcp::TransportCc(Box::new(cc.clone())));
         } else if let Some(r) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
             out.push(Rtcp::Remb {
                 bitrate: r.bitrate as u64,
@@ -203,6 +209,10 @@ pub fn build(items: &[Rtcp], sender_ssrc: u32) -> Vec<u8> {
                     }));
                 }
             }
+            Rtcp::TransportCc(cc) => packets.push(Box::new(TransportLayerCc {
+                sender_ssrc,
+                ..(**cc).clone()
+            })),
             Rtcp::Remb { bitrate, ssrcs } => {
                 packets.push(Box::new(ReceiverEstimatedMaximumBitrate {
                     sender_ssrc,

@@ -16,6 +16,7 @@ use crate::dtls::Dtls;
 use crate::ice::{IceLite, IceState, Protocol, Tuple};
 use crate::srtp::{SrtpDrop, SrtpSession};
 use crate::stream::RateMeter;
+use crate::twcc::TwccFeedback;
 
 /// A socket the shell bound for a transport or a WebRtcServer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +127,8 @@ pub(crate) struct Transport {
     /// Transport-wide sequence number of the last RTP packet we sent with the transport-cc
     /// extension (one sequence across every consumer of this transport).
     pub twcc_seq: u16,
+    /// Transport-wide feedback on what we receive (for publishers' bandwidth estimation).
+    pub twcc_in: TwccFeedback,
 }
 
 /// Why an inbound packet did not reach a producer/consumer.
@@ -161,6 +164,7 @@ impl Transport {
             next_rtcp: now + RTCP_INTERVAL,
             max_incoming_bitrate: 0,
             twcc_seq: 0,
+            twcc_in: TwccFeedback::default(),
         }
     }
 

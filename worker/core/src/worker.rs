@@ -1445,6 +1445,15 @@ impl WorkerCore {
         let Some(p) = self.producers.get_mut(&pk) else {
             return;
         };
+        // Every packet that carries a transport-wide sequence number (RTX included) counts for
+        // the publisher's bandwidth estimation.
+        if p.twcc_ext != 0
+            && let Some((_, v)) = hdr.extensions(pkt).find(|(id, _)| *id == p.twcc_ext)
+            && let &[hi, lo] = v
+        {
+            t.twcc_in
+                .on_packet(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, now);
+        }
         // RTX: unwrap into the original packet (RFC 4588).
         let mut rtx_buf = Vec::new();
         let (pkt, hdr) = if is_rtx {
@@ -1644,7 +1653,8 @@ impl WorkerCore {
                         }
                     }
                 }
-                Rtcp::Remb { .. } | Rtcp::Sdes { .. } => {}
+                // Feedback on what we send: for the send-side estimation to come.
+                Rtcp::Remb { .. } | Rtcp::Sdes { .. } | Rtcp::TransportCc(_) => {}
             }
         }
     }
@@ -1867,6 +1877,13 @@ impl WorkerCore {
         }
         // Periodic RTCP per transport: SRs for consumers, RRs for producers, REMB.
         let tks: Vec<u64> = self.transports.keys().copied().collect();
+        for &tk in &tks {
+            let t = self.transports.get_mut(&tk).expect("listed above");
+            // One packet each (reduced-size RTCP): a long report is several near-MTU ones.
+            for f in t.twcc_in.poll_feedback(now, t.rtcp_ssrc) {
+                self.send_rtcp(tk, &[Rtcp::TransportCc(Box::new(f))]);
+            }
+        }
         for tk in tks {
             let t = &self.transports[&tk];
             if t.next_rtcp > now {

@@ -330,6 +330,97 @@ fn consumers_write_their_transports_twcc_sequence_and_send_time() {
     );
 }
 
+/// Publishers get transport-wide congestion control feedback (every ~100 ms): each transport-wide
+/// sequence number reported once, as received with its arrival time or as lost.
+#[test]
+fn publishers_get_transport_wide_feedback() {
+    use rtc_rtcp::transport_feedbacks::transport_layer_cc::{PacketStatusChunk, SymbolTypeTcc};
+
+    let mut sim = Sim::new(23);
+    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
+    let mut prod = vp8_producer("prod", PUB_SSRC, 0);
+    prod.rtp_parameters.header_extensions = vec![ext(TWCC, 3)];
+    // No NACK: a retransmission here would repeat its original's transport-wide number.
+    prod.rtp_parameters.codecs[0].rtcp_feedback.clear();
+    sim.request("transport-0", RequestBody::TransportProduce(prod))
+        .unwrap();
+    sim.peers[p].up.loss = 0.05;
+    sim.peers[p].up.latency = Duration::from_millis(20);
+    for n in 0..300u32 {
+        let pkt = vp8_packet(PUB_SSRC, 500 + n as u16, n * 900, n, n == 0);
+        let twcc = (65_400u16.wrapping_add(n as u16)).to_be_bytes(); // crosses the wrap
+        sim.peer_send_rtp(p, with_extensions(&pkt, &[(3, &twcc)]));
+        sim.run_for(Duration::from_millis(10));
+    }
+    sim.run_for(Duration::from_millis(300));
+    let feedback: Vec<_> = sim.peers[p]
+        .rx_rtcp
+        .iter()
+        .filter_map(|r| match r {
+            Rtcp::TransportCc(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        (25..=36).contains(&feedback.len()),
+        "about one every 100 ms over 3.3 s: {}",
+        feedback.len()
+    );
+    // (transport-wide seq, arrival µs on the feedback's clock) in report order.
+    let mut reported: Vec<(u16, Option<i64>)> = Vec::new();
+    for (i, f) in feedback.iter().enumerate() {
+        assert_eq!(f.fb_pkt_count as usize, i);
+        let mut statuses = Vec::new();
+        for c in &f.packet_chunks {
+            match c {
+                PacketStatusChunk::RunLengthChunk(r) => statuses.extend(std::iter::repeat_n(
+                    r.packet_status_symbol,
+                    r.run_length as usize,
+                )),
+                PacketStatusChunk::StatusVectorChunk(v) => statuses.extend(&v.symbol_list),
+            }
+        }
+        statuses.truncate(f.packet_status_count as usize);
+        let mut at = i64::from(f.reference_time) * 64_000;
+        let mut deltas = f.recv_deltas.iter();
+        for (k, st) in statuses.into_iter().enumerate() {
+            let seq = f.base_sequence_number.wrapping_add(k as u16);
+            if st == SymbolTypeTcc::PacketNotReceived {
+                reported.push((seq, None));
+            } else {
+                at += deltas.next().unwrap().delta;
+                reported.push((seq, Some(at)));
+            }
+        }
+        assert!(deltas.next().is_none());
+    }
+    let seqs: Vec<u16> = reported.iter().map(|r| r.0).collect();
+    let want: Vec<u16> = (0..seqs.len() as u16)
+        .map(|n| 65_400u16.wrapping_add(n))
+        .collect();
+    assert_eq!(seqs, want, "every number once, in order");
+    assert!(seqs.len() >= 295, "{}", seqs.len());
+    let lost = reported.iter().filter(|r| r.1.is_none()).count();
+    assert!(
+        (3..=30).contains(&lost),
+        "lost {lost} of {}",
+        reported.len()
+    );
+    // Sent 10 ms apart over a fixed 20 ms link: arrivals 10 ms apart (250 µs resolution).
+    let received: Vec<(i64, i64)> = reported
+        .iter()
+        .enumerate()
+        .filter_map(|(n, r)| r.1.map(|at| (n as i64, at)))
+        .collect();
+    for w in received.windows(2) {
+        let (gap, took) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+        assert!(
+            (took - gap * 10_000).abs() <= 250,
+            "{gap} packets apart arrived {took} µs apart"
+        );
+    }
+}
+
 #[test]
 fn consumer_resume_requests_a_keyframe() {
     let mut sim = Sim::new(3);

@@ -1,0 +1,303 @@
+//! Transport-wide congestion control feedback for what a transport receives
+//! (draft-holmer-rmcat-transport-wide-cc-extensions-01): the arrival time of every RTP packet
+//! that carries the transport-wide sequence number, reported to its sender about every 100 ms.
+//! A browser publisher that negotiated transport-cc estimates its available bandwidth (and so
+//! its video bitrate) from nothing else: without this feedback it stays at its start bitrate.
+//!
+//! The wire format comes from `rtc-rtcp` ([`TransportLayerCc`]); the choice of chunks and the
+//! delta arithmetic are ours: arrival times are counted in 250 µs ticks from one anchor, so
+//! deltas never accumulate rounding.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
+    PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk,
+    SymbolSizeTypeTcc, SymbolTypeTcc, TransportLayerCc,
+};
+
+use crate::units::SeqExtender;
+
+/// How often feedback is sent while packets arrive (libwebrtc and mediasoup: 100 ms).
+pub(crate) const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
+/// Packet statuses in one feedback packet at most (keeps it well under the MTU).
+const MAX_STATUSES: u64 = 1000;
+/// A hole this large between reports is not reported as lost: the report restarts after it.
+const MAX_GAP: u64 = 1000;
+/// Arrivals kept unreported at most (a sender flooding one interval cannot grow memory).
+const MAX_PENDING: usize = 8192;
+/// Receive deltas are in 250 µs units; the reference time in 64 ms units (256 deltas).
+const TICK_US: i64 = 250;
+const TICKS_PER_REFERENCE: i64 = 256;
+/// A run-length chunk's run is 13 bits.
+const MAX_RUN: usize = 0x1fff;
+
+/// The transport-wide feedback state of one transport.
+#[derive(Debug, Default)]
+pub struct TwccFeedback {
+    extender: SeqExtender,
+    /// Extended transport-wide sequence → arrival, not reported yet.
+    pending: BTreeMap<u64, Instant>,
+    /// The first sequence number not reported yet (holes before it were reported lost).
+    next: Option<u64>,
+    /// Zero of the tick clock (the first arrival).
+    anchor: Option<Instant>,
+    /// SSRC of the latest packet, named as the media source (receivers ignore it).
+    media_ssrc: u32,
+    fb_count: u8,
+    due: Option<Instant>,
+}
+
+impl TwccFeedback {
+    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived.
+    pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
+        let seq = self.extender.extend(seq).0;
+        if self.next.is_some_and(|n| seq < n) {
+            return; // reported already (as lost, or a duplicate): too late
+        }
+        self.anchor.get_or_insert(now);
+        self.pending.entry(seq).or_insert(now);
+        if self.pending.len() > MAX_PENDING {
+            self.pending.pop_first();
+        }
+        self.media_ssrc = media_ssrc;
+        self.due.get_or_insert(now + FEEDBACK_INTERVAL);
+    }
+
+    /// When feedback is due next, if anything arrived since the last.
+    pub fn timeout(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The feedback packets due at `now` (none before [`TwccFeedback::timeout`]).
+    pub fn poll_feedback(&mut self, now: Instant, sender_ssrc: u32) -> Vec<TransportLayerCc> {
+        if self.due.is_none_or(|d| now < d) {
+            return Vec::new();
+        }
+        self.due = None;
+        let mut out = Vec::new();
+        while let Some(fb) = self.next_packet(sender_ssrc) {
+            out.push(fb);
+        }
+        out
+    }
+
+    fn ticks(&self, t: Instant) -> i64 {
+        let anchor = self.anchor.unwrap_or(t);
+        (t.saturating_duration_since(anchor).as_micros() as i64) / TICK_US
+    }
+
+    /// One feedback packet from the oldest unreported sequence number, or None when nothing
+    /// is pending.
+    fn next_packet(&mut self, sender_ssrc: u32) -> Option<TransportLayerCc> {
+        let (&first, &first_at) = self.pending.first_key_value()?;
+        let base = match self.next {
+            Some(n) if first - n <= MAX_GAP => n,
+            _ => first,
+        };
+        let reference = self.ticks(first_at) / TICKS_PER_REFERENCE;
+        let mut prev = reference * TICKS_PER_REFERENCE;
+        let mut symbols = Vec::new();
+        let mut deltas = Vec::new();
+        let mut seq = base;
+        while seq < base + MAX_STATUSES {
+            let Some((&s, &at)) = self.pending.first_key_value() else {
+                break;
+            };
+            if s != seq {
+                // Not (yet) arrived: lost unless a later one arrives.
+                symbols.push(SymbolTypeTcc::PacketNotReceived);
+                seq += 1;
+                continue;
+            }
+            let ticks = self.ticks(at);
+            let delta = ticks - prev;
+            let symbol = if (0..=i64::from(u8::MAX)).contains(&delta) {
+                SymbolTypeTcc::PacketReceivedSmallDelta
+            } else if (i64::from(i16::MIN)..=i64::from(i16::MAX)).contains(&delta) {
+                SymbolTypeTcc::PacketReceivedLargeDelta
+            } else {
+                break; // more than 8 s from the previous one: the next packet starts over
+            };
+            self.pending.pop_first();
+            symbols.push(symbol);
+            deltas.push(RecvDelta {
+                type_tcc_packet: symbol,
+                delta: delta * TICK_US,
+            });
+            prev = ticks;
+            seq += 1;
+        }
+        // Never end on holes: they are reported once something after them arrives.
+        while symbols.last() == Some(&SymbolTypeTcc::PacketNotReceived) {
+            symbols.pop();
+            seq -= 1;
+        }
+        self.next = Some(seq);
+        let fb = TransportLayerCc {
+            sender_ssrc,
+            media_ssrc: self.media_ssrc,
+            base_sequence_number: base as u16,
+            packet_status_count: symbols.len() as u16,
+            reference_time: (reference as u32) & 0x00ff_ffff,
+            fb_pkt_count: self.fb_count,
+            packet_chunks: chunks(&symbols),
+            recv_deltas: deltas,
+        };
+        self.fb_count = self.fb_count.wrapping_add(1);
+        Some(fb)
+    }
+}
+
+/// Packet status chunks for `symbols`: a run-length chunk for 7 or more equal statuses in a row,
+/// else a two-bit status vector of the next 7 (padded with "not received" past the count).
+fn chunks(symbols: &[SymbolTypeTcc]) -> Vec<PacketStatusChunk> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < symbols.len() {
+        let run = symbols[i..]
+            .iter()
+            .take(MAX_RUN)
+            .take_while(|&&s| s == symbols[i])
+            .count();
+        if run >= 7 {
+            out.push(PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                packet_status_symbol: symbols[i],
+                run_length: run as u16,
+            }));
+            i += run;
+        } else {
+            let mut list: Vec<SymbolTypeTcc> = symbols[i..].iter().take(7).copied().collect();
+            i += list.len();
+            list.resize(7, SymbolTypeTcc::PacketNotReceived);
+            out.push(PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                symbol_size: SymbolSizeTypeTcc::TwoBit,
+                symbol_list: list,
+            }));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use rtc_shared::marshal::{Marshal, Unmarshal};
+
+    use super::*;
+
+    /// (sequence, arrival µs after t0) as a receiver decodes them from the wire.
+    fn decode(fbs: &[TransportLayerCc]) -> Vec<(u16, Option<i64>)> {
+        let mut out = Vec::new();
+        for fb in fbs {
+            let wire = fb.marshal().unwrap();
+            let fb = TransportLayerCc::unmarshal(&mut &wire[..]).unwrap();
+            let mut statuses = Vec::new();
+            for c in &fb.packet_chunks {
+                match c {
+                    PacketStatusChunk::RunLengthChunk(r) => {
+                        statuses.extend(std::iter::repeat_n(
+                            r.packet_status_symbol,
+                            r.run_length as usize,
+                        ));
+                    }
+                    PacketStatusChunk::StatusVectorChunk(v) => {
+                        statuses.extend(v.symbol_list.iter().copied());
+                    }
+                }
+            }
+            statuses.truncate(fb.packet_status_count as usize);
+            let mut at = i64::from(fb.reference_time) * 64_000;
+            let mut deltas = fb.recv_deltas.iter();
+            for (i, s) in statuses.iter().enumerate() {
+                let seq = fb.base_sequence_number.wrapping_add(i as u16);
+                if *s == SymbolTypeTcc::PacketNotReceived {
+                    out.push((seq, None));
+                } else {
+                    at += deltas.next().unwrap().delta;
+                    out.push((seq, Some(at)));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reports_arrivals_and_holes_across_the_sequence_wrap() {
+        let t0 = Instant::now();
+        let mut f = TwccFeedback::default();
+        let mut want = Vec::new();
+        // 65530 .. 65535, 0 .. 30 with 3 and 10..=19 lost; 1 ms apart, one 70 ms pause.
+        let mut at_us = 0;
+        for n in 0..42u32 {
+            let seq = 65530u16.wrapping_add(n as u16);
+            at_us += if n == 20 { 70_000 } else { 1_000 };
+            if seq == 3 || (10..=19).contains(&seq) {
+                want.push((seq, None));
+                continue;
+            }
+            f.on_packet(seq, 7, t0 + Duration::from_micros(at_us as u64));
+            want.push((seq, Some(at_us)));
+        }
+        let now = t0 + Duration::from_millis(200);
+        assert!(f.timeout().unwrap() <= now);
+        let fbs = f.poll_feedback(now, 1);
+        assert_eq!(fbs.len(), 1);
+        // Times relative to the first arrival, which is the zero of the tick clock.
+        let first = want.iter().find_map(|w| w.1).unwrap();
+        let got: Vec<_> = decode(&fbs)
+            .into_iter()
+            .map(|(s, a)| (s, a.map(|a| a + first)))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(f.timeout(), None);
+        assert!(f.poll_feedback(now, 1).is_empty());
+
+        // Next report continues where this one ended; a late packet is ignored.
+        f.on_packet(3, 7, now);
+        f.on_packet(36, 7, now);
+        let fbs = f.poll_feedback(now + FEEDBACK_INTERVAL, 1);
+        assert_eq!(fbs[0].base_sequence_number, 36);
+        assert_eq!(fbs[0].packet_status_count, 1);
+        assert_eq!(fbs[0].fb_pkt_count, 1);
+    }
+
+    #[test]
+    fn long_reports_split_and_big_gaps_restart() {
+        let t0 = Instant::now();
+        let mut f = TwccFeedback::default();
+        for n in 0..2500u16 {
+            f.on_packet(n, 7, t0 + Duration::from_micros(u64::from(n) * 100));
+        }
+        f.on_packet(9000, 7, t0 + Duration::from_millis(300));
+        let fbs = f.poll_feedback(t0 + Duration::from_secs(1), 1);
+        let bases: Vec<u16> = fbs.iter().map(|f| f.base_sequence_number).collect();
+        assert_eq!(bases, vec![0, 1000, 2000, 9000]);
+        let got = decode(&fbs);
+        assert_eq!(got.len(), 2501);
+        assert!(got.iter().all(|g| g.1.is_some()));
+        for fb in &fbs {
+            assert!(fb.marshal().unwrap().len() < 1300);
+        }
+    }
+
+    #[test]
+    fn chunks_use_runs_and_vectors() {
+        use SymbolTypeTcc::*;
+        let mut s = vec![PacketReceivedSmallDelta; 20];
+        s.extend([
+            PacketNotReceived,
+            PacketReceivedLargeDelta,
+            PacketReceivedSmallDelta,
+        ]);
+        let c = chunks(&s);
+        assert_eq!(c.len(), 2);
+        assert!(matches!(&c[0], PacketStatusChunk::RunLengthChunk(r) if r.run_length == 20));
+        assert!(
+            matches!(&c[1], PacketStatusChunk::StatusVectorChunk(v) if v.symbol_list.len() == 7)
+        );
+    }
+}
