@@ -58,6 +58,8 @@ const RTX_PT: u8 = 97;
 const MID_EXT: u8 = 1;
 const RID_EXT: u8 = 2;
 const RRID_EXT: u8 = 3;
+const TWCC_EXT: u8 = 4;
+const ABS_SEND_TIME_EXT: u8 = 5;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("literal address")
@@ -114,11 +116,18 @@ fn vp8_codecs(pt: u8, rtx: u8) -> Vec<RtpCodecParameters> {
 
 fn ext(uri: &str, id: u8) -> RtpHeaderExtensionParameters {
     RtpHeaderExtensionParameters {
-        uri: format!("urn:ietf:params:rtp-hdrext:sdes:{uri}"),
+        uri: if uri.contains(':') {
+            uri.to_owned()
+        } else {
+            format!("urn:ietf:params:rtp-hdrext:sdes:{uri}")
+        },
         id,
         encrypt: false,
     }
 }
+
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+const ABS_SEND_TIME_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
 fn producer(id: &str, mid: &str, encodings: Vec<RtpEncodingParameters>) -> ProduceOptions {
     let mapping = encodings
@@ -141,6 +150,8 @@ fn producer(id: &str, mid: &str, encodings: Vec<RtpEncodingParameters>) -> Produ
                 ext("mid", MID_EXT),
                 ext("rtp-stream-id", RID_EXT),
                 ext("repaired-rtp-stream-id", RRID_EXT),
+                ext(TWCC_URI, TWCC_EXT),
+                ext(ABS_SEND_TIME_URI, ABS_SEND_TIME_EXT),
             ],
             encodings,
             rtcp: RtcpParameters {
@@ -169,7 +180,11 @@ fn consumer(i: usize, producer: &str) -> ConsumeOptions {
         rtp_parameters: RtpParameters {
             mid: Some(i.to_string()),
             codecs: vp8_codecs(101, 102),
-            header_extensions: vec![ext("mid", 9)],
+            header_extensions: vec![
+                ext("mid", 9),
+                ext(TWCC_URI, 10),
+                ext(ABS_SEND_TIME_URI, 11),
+            ],
             encodings: vec![RtpEncodingParameters {
                 ssrc: Some(ssrc),
                 rtx_ssrc: Some(rtx),
