@@ -301,6 +301,8 @@ struct FileRecording {
     audio_container: Option<Container>,
     h264_container: Option<Container>,
     stop_timeout_ms: Option<u64>,
+    max_duration_s: Option<u64>,
+    min_free_disk_mb: Option<u64>,
 }
 
 /// The effective configuration.
@@ -327,6 +329,11 @@ pub struct Config {
     pub containers: ContainerPrefs,
     /// How long a recorder may take to finalize its file after SIGINT before it is killed.
     pub recording_stop_timeout: Duration,
+    /// Recordings are finalized at this length (None: no limit).
+    pub recording_max_duration: Option<Duration>,
+    /// Free space (bytes) the recordings directory must keep: below it no recording starts and
+    /// running ones are finalized.
+    pub recording_min_free_disk: u64,
     pub dev: bool,
     /// (certificate chain, key) PEM files: HTTPS/WSS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -472,6 +479,12 @@ impl Config {
             recording_stop_timeout: Duration::from_millis(
                 f.recording.stop_timeout_ms.unwrap_or(15000),
             ),
+            recording_max_duration: f
+                .recording
+                .max_duration_s
+                .filter(|&s| s > 0)
+                .map(Duration::from_secs),
+            recording_min_free_disk: f.recording.min_free_disk_mb.unwrap_or(256) << 20,
             dev: cli.dev || f.dev.unwrap_or(false),
         })
     }
@@ -526,6 +539,8 @@ impl Config {
                 "audio_container": self.containers.audio_only.extension(),
                 "h264_container": self.containers.h264.extension(),
                 "stop_timeout_ms": self.recording_stop_timeout.as_millis() as u64,
+                "max_duration_s": self.recording_max_duration.map_or(0, |d| d.as_secs()),
+                "min_free_disk_mb": self.recording_min_free_disk >> 20,
             },
         })
     }

@@ -169,6 +169,8 @@ impl Supervisor {
                 gst_launch: config.gst_launch.clone(),
                 containers: config.containers,
                 stop_timeout: config.recording_stop_timeout,
+                max_duration: config.recording_max_duration,
+                min_free_disk: config.recording_min_free_disk,
             },
             store.clone(),
             rooms.clone(),

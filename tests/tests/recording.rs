@@ -87,7 +87,24 @@ fn start_supervisor(
     database_url: &str,
     recordings_dir: &Path,
 ) -> SupervisorProcess {
-    SupervisorProcess::start(&[
+    start_supervisor_with(
+        rtc_ports,
+        recording_ports,
+        database_url,
+        recordings_dir,
+        &[],
+    )
+}
+
+/// [`start_supervisor`] with more arguments (e.g. `--config FILE`).
+fn start_supervisor_with(
+    rtc_ports: &str,
+    recording_ports: &str,
+    database_url: &str,
+    recordings_dir: &Path,
+    more: &[&str],
+) -> SupervisorProcess {
+    let mut args = vec![
         "--dev",
         "--worker-cores",
         "0",
@@ -103,7 +120,9 @@ fn start_supervisor(
         RECORDING_CORES,
         "--recording-ports",
         recording_ports,
-    ])
+    ];
+    args.extend_from_slice(more);
+    SupervisorProcess::start(&args)
 }
 
 /// SIGTERM, then waits for the exit (None: still running after `timeout`).
@@ -690,6 +709,7 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     // Stop: answered once finalized.
     let done = api.stop(&id).await;
     assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["stopReason"], "stopped", "{done}");
     assert!(done["recorderPid"].is_null(), "{done}");
     assert!(done["error"].is_null(), "{done}");
     assert_eq!(done["path"], rec["path"], "{done}");
@@ -1096,6 +1116,65 @@ async fn recording_keeps_audio_and_video_in_sync() {
         m.offset * 1000.0
     );
     drop(source);
+    alice.leave().await;
+    terminate(&mut sup, Duration::from_secs(20));
+}
+
+/// `[recording] max_duration_s` finalizes a recording at that length; `min_free_disk_mb` above
+/// the free space refuses new recordings with 507.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_limits() {
+    let dir = TempDir::new("limits");
+    let cfg = dir.0.join("limits.toml");
+    std::fs::write(&cfg, "[recording]\nmax_duration_s = 2\n").unwrap();
+    let mut sup = start_supervisor_with(
+        "43550-43599",
+        "44550-44599",
+        &dir.sqlite_url(),
+        &dir.recordings(),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let api = Api::new(&sup);
+    let room = "limits-room";
+    let alice = join_publisher(&sup, room, "alice", "Alice").await;
+    let source = GstSource::start(vec![Arc::clone(&alice.publisher)])
+        .await
+        .unwrap();
+    let rec = api.start(room, json!({"peerId": "alice"})).await;
+    let id = str_of(&rec, "id").to_owned();
+    let done = api.wait_status(&id, "done").await;
+    assert_eq!(done["stopReason"], "max duration", "{done}");
+    let duration = done["duration"].as_f64().unwrap();
+    assert!((1.5..=3.0).contains(&duration), "{done}");
+    let p = probe(Path::new(str_of(&done, "path"))).await;
+    assert!(p.audio == 1 && p.video == 1, "{p:?}");
+    drop(source);
+    alice.leave().await;
+    terminate(&mut sup, Duration::from_secs(20));
+
+    // More free space required than any disk has.
+    std::fs::write(&cfg, "[recording]\nmin_free_disk_mb = 1000000000\n").unwrap();
+    let mut sup = start_supervisor_with(
+        "43550-43599",
+        "44550-44599",
+        &dir.sqlite_url(),
+        &dir.recordings(),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let api = Api::new(&sup);
+    let alice = join_publisher(&sup, room, "alice", "Alice").await;
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/rooms/{room}/recordings"),
+            Some(json!({"peerId": "alice"})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 507, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("free disk space"),
+        "{v}"
+    );
     alice.leave().await;
     terminate(&mut sup, Duration::from_secs(20));
 }

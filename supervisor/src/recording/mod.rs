@@ -63,6 +63,20 @@ pub struct RecordingSettings {
     pub gst_launch: PathBuf,
     pub containers: ContainerPrefs,
     pub stop_timeout: Duration,
+    /// A recording is finalized when it reaches this length (None: no limit).
+    pub max_duration: Option<Duration>,
+    /// Below this much free space in `dir` no recording starts and running ones are finalized
+    /// (a full disk would leave every file unfinalized, and the SQLite store with it).
+    pub min_free_disk: u64,
+}
+
+/// How often running recordings look at the free disk space.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Free bytes for unprivileged writers on the file system of `dir`.
+fn free_disk(dir: &Path) -> std::io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(st.blocks_available().saturating_mul(st.fragment_size()))
 }
 
 /// What to record.
@@ -90,6 +104,9 @@ pub(crate) struct View {
     pub mime_type: Option<String>,
     pub tracks: Vec<Value>,
     pub streams: Vec<StreamInfo>,
+    /// Why it was finalized: "stopped" (the API), "source closed", "max duration", "low disk",
+    /// "shutdown" (supervisor SIGTERM).
+    pub stop_reason: Option<String>,
 }
 
 impl View {
@@ -110,6 +127,7 @@ impl View {
             "mimeType": self.mime_type,
             "tracks": self.tracks,
             "streams": self.streams,
+            "stopReason": self.stop_reason,
         })
     }
 
@@ -123,6 +141,7 @@ impl View {
             "mimeType": self.mime_type,
             "tracks": self.tracks,
             "streams": self.streams,
+            "stopReason": self.stop_reason,
         })
     }
 
@@ -153,6 +172,7 @@ impl View {
             mime_type: s("mimeType"),
             tracks: parse(m, "tracks").unwrap_or_default(),
             streams: parse(m, "streams").unwrap_or_default(),
+            stop_reason: s("stopReason"),
             id: r.id,
             status: r.status,
             path: r.storage_path,
@@ -194,7 +214,8 @@ impl From<ProtooError> for RecError {
 #[derive(Debug)]
 struct Active {
     view: watch::Sender<View>,
-    stop: mpsc::Sender<()>,
+    /// A stop request and its reason.
+    stop: mpsc::Sender<&'static str>,
 }
 
 /// Every recording of this supervisor.
@@ -297,10 +318,14 @@ impl Recordings {
 
     /// Stops a recording and waits until it is finalized (idempotent for finished ones).
     pub(crate) async fn stop(&self, id: &str) -> Result<Option<View>, RecError> {
+        self.stop_for(id, "stopped").await
+    }
+
+    async fn stop_for(&self, id: &str, reason: &'static str) -> Result<Option<View>, RecError> {
         let Some(a) = self.active(id) else {
             return self.get(id).await;
         };
-        let _ = a.stop.try_send(());
+        let _ = a.stop.try_send(reason);
         let mut rx = a.view.subscribe();
         let v = match rx.wait_for(|v| v.status.is_final()).await {
             Ok(v) => v.clone(),
@@ -329,7 +354,7 @@ impl Recordings {
                 break;
             }
             tracing::info!(target: "recording", count = ids.len(), "finalizing recordings");
-            let stops = ids.iter().map(|id| self.stop(id));
+            let stops = ids.iter().map(|id| self.stop_for(id, "shutdown"));
             futures_util::future::join_all(stops).await;
         }
     }
@@ -346,6 +371,18 @@ impl Recordings {
         }
         if sel.peer_id.is_none() && sel.producer_ids.is_empty() {
             return Err(RecError::new(400, "give 'peerId' or 'producerIds'"));
+        }
+        let free = free_disk(&self.settings.dir)
+            .map_err(|e| RecError::new(500, format!("recordings directory: {e}")))?;
+        if free < self.settings.min_free_disk {
+            return Err(RecError::new(
+                507,
+                format!(
+                    "not enough free disk space for recordings: {} MiB free, {} MiB required",
+                    free >> 20,
+                    self.settings.min_free_disk >> 20
+                ),
+            ));
         }
         let room = self
             .rooms
@@ -408,6 +445,7 @@ impl Recordings {
             recorder_pid: None,
             container: Some(container),
             mime_type: Some(container.mime(audio_only).to_owned()),
+            stop_reason: None,
             tracks: plans
                 .iter()
                 .map(|(s, p, _)| {
@@ -685,7 +723,7 @@ impl Recordings {
         a: Arc<Active>,
         setup: Setup,
         mut rec: Recorder,
-        mut stop: mpsc::Receiver<()>,
+        mut stop: mpsc::Receiver<&'static str>,
     ) {
         let id = a.view.borrow().id.clone();
         let consumers = setup.consumers.clone();
@@ -697,8 +735,30 @@ impl Recordings {
             Stop(&'static str),
             Exited(std::io::Result<std::process::ExitStatus>),
         }
+        let max_duration = async {
+            match self.settings.max_duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let dir = self.settings.dir.clone();
+        let min_free = self.settings.min_free_disk;
+        let low_disk = async move {
+            loop {
+                tokio::time::sleep(DISK_CHECK_INTERVAL).await;
+                // An unreadable file system is left to the recorder's own errors.
+                if free_disk(&dir).is_ok_and(|f| f < min_free) {
+                    return;
+                }
+            }
+        };
         let end = tokio::select! {
-            _ = stop.recv() => End::Stop("stopped"),
+            why = stop.recv() => End::Stop(why.unwrap_or("stopped")),
+            _ = max_duration => End::Stop("max duration"),
+            _ = low_disk => {
+                tracing::warn!(target: "recording", recording = %id, "free disk space below recording.min_free_disk_mb");
+                End::Stop("low disk")
+            }
             status = rec.wait() => End::Exited(status),
             reason = source_closed => {
                 tracing::info!(target: "recording", recording = %id, ?reason, "a recorded stream closed");
@@ -723,7 +783,10 @@ impl Recordings {
             }
             End::Stop(why) => {
                 tracing::info!(target: "recording", recording = %id, why, "finalizing");
-                self.update(&a, |v| v.status = RecordingStatus::Finalizing);
+                self.update(&a, |v| {
+                    v.status = RecordingStatus::Finalizing;
+                    v.stop_reason = Some(why.to_owned());
+                });
                 let stopped = rec.stop(self.settings.stop_timeout).await;
                 self.release(setup).await;
                 let path = PathBuf::from(&a.view.borrow().path);
