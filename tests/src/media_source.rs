@@ -319,8 +319,8 @@ pub struct SyncMeasure {
 
 /// Decodes `path` (a recording of a [`Pattern::SyncMarks`] source) with GStreamer and measures
 /// how far its audio is from its video: the phase of the picture's brightness sine (a
-/// least-squares fit over every frame, timed by its PTS) against the circular mean of the tick
-/// onsets (first sample above 0.05 after 100 ms of quiet).
+/// least-squares fit of a sine plus offset over every frame, timed by its PTS) against the
+/// circular mean of the tick onsets (first sample above 0.05 after 100 ms of quiet).
 pub fn measure_sync(path: &std::path::Path) -> Result<SyncMeasure> {
     use gstreamer as gst;
     use gstreamer::prelude::*;
@@ -399,14 +399,20 @@ pub fn measure_sync(path: &std::path::Path) -> Result<SyncMeasure> {
     }
     let period = SYNC_PERIOD.as_secs_f64();
     let w = std::f64::consts::TAU / period;
-    let mean = frames.iter().map(|f| f.1).sum::<f64>() / frames.len() as f64;
-    let (c, s) = frames.iter().fold((0.0, 0.0), |(c, s), &(t, y)| {
-        (
-            c + (y - mean) * (w * t).cos(),
-            s + (y - mean) * (w * t).sin(),
-        )
-    });
-    let video_peak = s.atan2(c).rem_euclid(std::f64::consts::TAU) / w;
+    // Least squares of y = a·cos(wt) + b·sin(wt) + c (not a single DFT bin: the recording is
+    // not a whole number of periods). The brightest instant is at phase atan2(b, a).
+    let mut m = [[0.0f64; 4]; 3];
+    for &(t, y) in &frames {
+        let x = [(w * t).cos(), (w * t).sin(), 1.0];
+        for (i, row) in m.iter_mut().enumerate() {
+            for (j, v) in x.iter().enumerate() {
+                row[j] += x[i] * v;
+            }
+            row[3] += x[i] * y;
+        }
+    }
+    let [a, b, _] = solve3(m).context("brightness fit: singular")?;
+    let video_peak = b.atan2(a).rem_euclid(std::f64::consts::TAU) / w;
     let (c, s) = onsets.iter().fold((0.0, 0.0), |(c, s), &t| {
         (c + (w * t).cos(), s + (w * t).sin())
     });
@@ -422,6 +428,27 @@ pub fn measure_sync(path: &std::path::Path) -> Result<SyncMeasure> {
         audio_tick,
         offset,
     })
+}
+
+/// Solves the 3×3 system given as an augmented matrix (Gaussian elimination, partial pivoting).
+fn solve3(mut m: [[f64; 4]; 3]) -> Option<[f64; 3]> {
+    for col in 0..3 {
+        let pivot = (col..3).max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))?;
+        if m[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        m.swap(col, pivot);
+        let p = m[col];
+        for (row, r) in m.iter_mut().enumerate() {
+            if row != col {
+                let f = r[col] / p[col];
+                for (v, pv) in r.iter_mut().zip(p).skip(col) {
+                    *v -= f * pv;
+                }
+            }
+        }
+    }
+    Some([m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2]])
 }
 
 #[cfg(test)]
@@ -481,8 +508,9 @@ mod tests {
             let m = measure_sync(&path).unwrap();
             assert!(m.video_frames >= 250 && m.ticks >= 4, "{m:?}");
             let got_ms = m.offset * 1000.0;
+            eprintln!("audio shifted {shift_ms} ms: measured {got_ms:.1} ms");
             assert!(
-                (got_ms - shift_ms as f64).abs() < 20.0,
+                (got_ms - shift_ms as f64).abs() < 5.0,
                 "shift {shift_ms} ms, measured {got_ms:.1} ms: {m:?}"
             );
         }

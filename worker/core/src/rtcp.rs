@@ -108,7 +108,9 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Rtcp>, String> {
                 media_ssrcs: f.fir.iter().map(|e| e.ssrc).collect(),
             });
         } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
-            out.push(Rtcp::TransportCc(Box::new(cc.clone())));
+            if transport_cc_is_consistent(cc) {
+                out.push(Rtcp::TransportCc(Box::new(cc.clone())));
+            }
         } else if let Some(r) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
             out.push(Rtcp::Remb {
                 bitrate: r.bitrate as u64,
@@ -117,6 +119,21 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Rtcp>, String> {
         }
     }
     Ok(out)
+}
+
+/// Whether a parsed transport-wide feedback says something and serializes back into a packet
+/// that parses again: no empty runs, every delta representable, and at least one packet
+/// reported received (`rtc-rtcp` accepts packets without, but cannot read back one it writes
+/// with no delta after its chunks). Anything else is dropped as malformed.
+fn transport_cc_is_consistent(cc: &TransportLayerCc) -> bool {
+    use rtc_rtcp::transport_feedbacks::transport_layer_cc::PacketStatusChunk;
+    use rtc_shared::marshal::MarshalSize;
+
+    let runs_ok = cc.packet_chunks.iter().all(|c| match c {
+        PacketStatusChunk::RunLengthChunk(r) => r.run_length > 0,
+        PacketStatusChunk::StatusVectorChunk(_) => true,
+    });
+    runs_ok && !cc.recv_deltas.is_empty() && cc.recv_deltas.iter().all(|d| d.marshal_size() > 0)
 }
 
 fn block(r: &ReceptionReport) -> ReportBlock {

@@ -127,8 +127,10 @@ pub(crate) struct Transport {
     /// Transport-wide sequence number of the last RTP packet we sent with the transport-cc
     /// extension (one sequence across every consumer of this transport).
     pub twcc_seq: u16,
-    /// Transport-wide feedback on what we receive (for publishers' bandwidth estimation).
+    /// Transport-wide feedback on what we receive (for publishers' bandwidth estimation), and
+    /// the header-extension id its sequence numbers come in (0: none of our producers uses it).
     pub twcc_in: TwccFeedback,
+    pub twcc_ext_in: u8,
 }
 
 /// Why an inbound packet did not reach a producer/consumer.
@@ -165,6 +167,7 @@ impl Transport {
             max_incoming_bitrate: 0,
             twcc_seq: 0,
             twcc_in: TwccFeedback::default(),
+            twcc_ext_in: 0,
         }
     }
 

@@ -20,10 +20,12 @@ use crate::units::SeqExtender;
 
 /// How often feedback is sent while packets arrive (libwebrtc and mediasoup: 100 ms).
 pub(crate) const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
-/// Packet statuses in one feedback packet at most (keeps it well under the MTU).
+/// Packet statuses in one feedback packet at most; a hole this long between reports is not
+/// reported as lost (the report restarts after it).
 const MAX_STATUSES: u64 = 1000;
-/// A hole this large between reports is not reported as lost: the report restarts after it.
-const MAX_GAP: u64 = 1000;
+/// Bytes of one feedback packet at most (mediasoup: 1200 for all of RTCP): statuses stop being
+/// added once the header, chunks and deltas reach this.
+const MAX_BYTES: usize = 1100;
 /// Arrivals kept unreported at most (a sender flooding one interval cannot grow memory).
 const MAX_PENDING: usize = 8192;
 /// Receive deltas are in 250 µs units; the reference time in 64 ms units (256 deltas).
@@ -91,8 +93,9 @@ impl TwccFeedback {
     /// is pending.
     fn next_packet(&mut self, sender_ssrc: u32) -> Option<TransportLayerCc> {
         let (&first, &first_at) = self.pending.first_key_value()?;
+        // Holes since the last report are reported lost, unless they fill a whole report.
         let base = match self.next {
-            Some(n) if first - n <= MAX_GAP => n,
+            Some(n) if first - n < MAX_STATUSES => n,
             _ => first,
         };
         let reference = self.ticks(first_at) / TICKS_PER_REFERENCE;
@@ -100,13 +103,16 @@ impl TwccFeedback {
         let mut symbols = Vec::new();
         let mut deltas = Vec::new();
         let mut seq = base;
-        while seq < base + MAX_STATUSES {
+        // Header, fixed fields, chunks (at most one per 7 statuses) and deltas so far.
+        let mut bytes = 20;
+        while seq < base + MAX_STATUSES && bytes < MAX_BYTES {
             let Some((&s, &at)) = self.pending.first_key_value() else {
                 break;
             };
             if s != seq {
                 // Not (yet) arrived: lost unless a later one arrives.
                 symbols.push(SymbolTypeTcc::PacketNotReceived);
+                bytes += usize::from(symbols.len() % 7 == 1) * 2;
                 seq += 1;
                 continue;
             }
@@ -121,6 +127,12 @@ impl TwccFeedback {
             };
             self.pending.pop_first();
             symbols.push(symbol);
+            bytes += usize::from(symbols.len() % 7 == 1) * 2
+                + if symbol == SymbolTypeTcc::PacketReceivedSmallDelta {
+                    1
+                } else {
+                    2
+                };
             deltas.push(RecvDelta {
                 type_tcc_packet: symbol,
                 delta: delta * TICK_US,
@@ -132,6 +144,11 @@ impl TwccFeedback {
         while symbols.last() == Some(&SymbolTypeTcc::PacketNotReceived) {
             symbols.pop();
             seq -= 1;
+        }
+        if symbols.is_empty() {
+            // Cannot happen (the first pending packet is within reach of `base`); never loop.
+            self.next = Some(first);
+            return self.next_packet(sender_ssrc);
         }
         self.next = Some(seq);
         let fb = TransportLayerCc {
@@ -275,13 +292,50 @@ mod tests {
         f.on_packet(9000, 7, t0 + Duration::from_millis(300));
         let fbs = f.poll_feedback(t0 + Duration::from_secs(1), 1);
         let bases: Vec<u16> = fbs.iter().map(|f| f.base_sequence_number).collect();
-        assert_eq!(bases, vec![0, 1000, 2000, 9000]);
+        assert_eq!((bases[0], bases.last()), (0, Some(&9000)), "{bases:?}");
+        assert!(bases.len() >= 4, "{bases:?}");
         let got = decode(&fbs);
-        assert_eq!(got.len(), 2501);
+        let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
+        let want: Vec<u16> = (0..2500).chain([9000]).collect();
+        assert_eq!(seqs, want);
         assert!(got.iter().all(|g| g.1.is_some()));
         for fb in &fbs {
-            assert!(fb.marshal().unwrap().len() < 1300);
+            assert!(fb.marshal().unwrap().len() <= MAX_BYTES + 4);
         }
+    }
+
+    #[test]
+    fn a_hole_of_a_whole_report_restarts_and_reports_stay_small() {
+        let t0 = Instant::now();
+        let mut f = TwccFeedback::default();
+        f.on_packet(0, 7, t0);
+        assert_eq!(f.poll_feedback(t0 + FEEDBACK_INTERVAL, 1).len(), 1);
+        // Exactly MAX_STATUSES lost since: not reported as lost, no empty report, no hang.
+        f.on_packet(1001, 7, t0 + FEEDBACK_INTERVAL);
+        let fbs = f.poll_feedback(t0 + FEEDBACK_INTERVAL * 2, 1);
+        assert_eq!(fbs.len(), 1);
+        assert_eq!(
+            (fbs[0].base_sequence_number, fbs[0].packet_status_count),
+            (1001, 1)
+        );
+        // 999 lost: reported lost, then the arrival.
+        f.on_packet(2001, 7, t0 + FEEDBACK_INTERVAL * 2);
+        let fbs = f.poll_feedback(t0 + FEEDBACK_INTERVAL * 3, 1);
+        assert_eq!(
+            (fbs[0].base_sequence_number, fbs[0].packet_status_count),
+            (1002, 1000)
+        );
+        // Reordered arrivals (every delta large) split into packets under the byte limit.
+        let base = t0 + Duration::from_secs(10);
+        for n in 0..1000u16 {
+            f.on_packet(5000 + n, 7, base - Duration::from_millis(u64::from(n)));
+        }
+        let fbs = f.poll_feedback(base + FEEDBACK_INTERVAL, 1);
+        assert!(fbs.len() >= 2, "{}", fbs.len());
+        for fb in &fbs {
+            assert!(fb.marshal().unwrap().len() <= MAX_BYTES + 4);
+        }
+        assert_eq!(decode(&fbs).len(), 1000);
     }
 
     #[test]

@@ -965,6 +965,10 @@ impl WorkerCore {
         if let Some(mid) = &p.params.mid {
             t.mid_producers.insert(mid.clone(), pk);
         }
+        if p.twcc_ext != 0 {
+            // One id per transport (a browser uses one for every m-line of its connection).
+            t.twcc_ext_in = p.twcc_ext;
+        }
         t.producers.push(pk);
         tracing::debug!(target: "rtp", id = %p.id, "producer created");
         self.producer_ids.insert(p.id.clone(), pk);
@@ -1069,6 +1073,17 @@ impl WorkerCore {
         self.consumer_ids.remove(&c.id);
         if let Some(p) = self.producers.get_mut(&c.producer) {
             p.consumers.retain(|&x| x != ck);
+            // The last consumer that retransmits is gone: so is the store it read from.
+            let retransmitting = p.consumers.iter().any(|k| {
+                self.consumers
+                    .get(k)
+                    .is_some_and(|c| c.stream.buffer.is_some())
+            });
+            if !retransmitting {
+                for e in &mut p.encodings {
+                    e.store = None;
+                }
+            }
         }
         if let Some(t) = self.transports.get_mut(&c.transport) {
             t.consumers.retain(|&x| x != ck);
@@ -1434,6 +1449,15 @@ impl WorkerCore {
             return;
         };
         let t = self.transports.get_mut(&k).expect("caller looked it up");
+        // Every packet that carries a transport-wide sequence number counts for the publisher's
+        // bandwidth estimation, before any lookup: RTX, and padding probes on SSRCs of no
+        // producer, are part of what it sent (as mediasoup's transport-level accounting).
+        if t.twcc_ext_in != 0
+            && let Some((_, &[hi, lo])) = hdr.extensions(pkt).find(|(id, _)| *id == t.twcc_ext_in)
+        {
+            t.twcc_in
+                .on_packet(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, now);
+        }
         let found = match t.ssrc_producers.get(&hdr.ssrc.0) {
             Some(&f) => Some(f),
             None => bind_by_mid_rid(t, &mut self.producers, &hdr, pkt),
@@ -1445,15 +1469,6 @@ impl WorkerCore {
         let Some(p) = self.producers.get_mut(&pk) else {
             return;
         };
-        // Every packet that carries a transport-wide sequence number (RTX included) counts for
-        // the publisher's bandwidth estimation.
-        if p.twcc_ext != 0
-            && let Some((_, v)) = hdr.extensions(pkt).find(|(id, _)| *id == p.twcc_ext)
-            && let &[hi, lo] = v
-        {
-            t.twcc_in
-                .on_packet(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, now);
-        }
         // RTX: unwrap into the original packet (RFC 4588).
         let mut rtx_buf = Vec::new();
         let (pkt, hdr) = if is_rtx {
