@@ -31,6 +31,8 @@ const MAX_PENDING: usize = 8192;
 /// Receive deltas are in 250 µs units; the reference time in 64 ms units (256 deltas).
 const TICK_US: i64 = 250;
 const TICKS_PER_REFERENCE: i64 = 256;
+/// How long reported arrivals are kept for a late packet's report (libwebrtc: 500 ms).
+const BACK_WINDOW: Duration = Duration::from_millis(500);
 /// A run-length chunk's run is 13 bits.
 const MAX_RUN: usize = 0x1fff;
 
@@ -40,6 +42,9 @@ pub struct TwccFeedback {
     extender: SeqExtender,
     /// Extended transport-wide sequence → arrival, not reported yet.
     pending: BTreeMap<u64, Instant>,
+    /// Arrivals reported in the last [`BACK_WINDOW`]: reported again, with the packets after
+    /// them, when a packet reported lost before them arrives late.
+    reported: BTreeMap<u64, Instant>,
     /// The first sequence number not reported yet (holes before it were reported lost).
     next: Option<u64>,
     /// Zero of the tick clock (the first arrival).
@@ -54,8 +59,22 @@ impl TwccFeedback {
     /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived.
     pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
         let seq = self.extender.extend(seq).0;
-        if self.next.is_some_and(|n| seq < n) {
-            return; // reported already (as lost, or a duplicate): too late
+        if let Some(n) = self.next
+            && seq < n
+        {
+            // Reported lost (or a duplicate). Late, but still within the recent reports: the
+            // next report starts again at it (as libwebrtc's receiver does), so the sender
+            // learns that it arrived.
+            let recent = self
+                .reported
+                .first_key_value()
+                .is_some_and(|(&k, _)| k <= seq);
+            if !recent || self.reported.contains_key(&seq) {
+                return;
+            }
+            let again = self.reported.split_off(&seq);
+            self.pending.extend(again);
+            self.next = Some(seq);
         }
         self.anchor.get_or_insert(now);
         self.pending.entry(seq).or_insert(now);
@@ -77,6 +96,14 @@ impl TwccFeedback {
             return Vec::new();
         }
         self.due = None;
+        while self
+            .reported
+            .first_key_value()
+            .is_some_and(|(_, &at)| now.saturating_duration_since(at) > BACK_WINDOW)
+            || self.reported.len() > MAX_PENDING
+        {
+            self.reported.pop_first();
+        }
         let mut out = Vec::new();
         while let Some(fb) = self.next_packet(sender_ssrc) {
             out.push(fb);
@@ -126,6 +153,7 @@ impl TwccFeedback {
                 break; // more than 8 s from the previous one: the next packet starts over
             };
             self.pending.pop_first();
+            self.reported.insert(s, at);
             symbols.push(symbol);
             bytes += usize::from(symbols.len() % 7 == 1) * 2
                 + if symbol == SymbolTypeTcc::PacketReceivedSmallDelta {
@@ -273,13 +301,33 @@ mod tests {
         assert_eq!(f.timeout(), None);
         assert!(f.poll_feedback(now, 1).is_empty());
 
-        // Next report continues where this one ended; a late packet is ignored.
-        f.on_packet(3, 7, now);
+        // Next report continues where this one ended.
         f.on_packet(36, 7, now);
         let fbs = f.poll_feedback(now + FEEDBACK_INTERVAL, 1);
         assert_eq!(fbs[0].base_sequence_number, 36);
         assert_eq!(fbs[0].packet_status_count, 1);
         assert_eq!(fbs[0].fb_pkt_count, 1);
+        // A packet reported lost arrives late: the next report starts again at it, with what
+        // followed it as reported before (duplicates of reported ones are ignored).
+        let late = now + FEEDBACK_INTERVAL + Duration::from_millis(5);
+        f.on_packet(15, 7, late);
+        f.on_packet(21, 7, late);
+        f.on_packet(37, 7, late);
+        let fbs = f.poll_feedback(late + FEEDBACK_INTERVAL, 1);
+        let got = decode(&fbs);
+        let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
+        assert_eq!(seqs, (15..=37).collect::<Vec<u16>>());
+        let received: Vec<u16> = got.iter().filter(|g| g.1.is_some()).map(|g| g.0).collect();
+        let mut want: Vec<u16> = vec![15];
+        want.extend(20..=37);
+        assert_eq!(received, want);
+        // Much later (past the back window), late packets are ignored again.
+        let later = late + Duration::from_secs(2);
+        assert!(f.poll_feedback(later, 1).is_empty());
+        f.on_packet(38, 7, later);
+        assert_eq!(f.poll_feedback(later + FEEDBACK_INTERVAL, 1).len(), 1);
+        f.on_packet(16, 7, later);
+        assert_eq!(f.timeout(), None);
     }
 
     #[test]
