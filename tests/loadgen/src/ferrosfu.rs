@@ -522,8 +522,10 @@ impl crate::Target for FerrosfuTarget {
             // The connection that asked stays open: the room lives as long as a peer is in it.
             let conn = self.ctx.connect("lg-caps", "subscribe", None).await?;
             let mut caps = conn.request("getRouterRtpCapabilities", json!({})).await?;
-            // No header extensions: no abs-send-time/TWCC/mid rewriting in the forwarded packets.
-            caps["headerExtensions"] = json!([]);
+            if !self.ctx.cfg.header_extensions {
+                // No header extensions: no MID/TWCC/abs-send-time in the forwarded packets.
+                caps["headerExtensions"] = json!([]);
+            }
             let _ = self.ctx.caps.set(caps);
             self.conns.push(conn);
         }
@@ -569,6 +571,13 @@ impl crate::Target for FerrosfuTarget {
              generator subscribers are DTLS servers, publishers DTLS clients"
                 .to_owned(),
         ];
+        if self.ctx.cfg.header_extensions {
+            n.push(
+                "subscribers negotiate the router's header extensions (forwarded packets carry \
+                 MID, transport-wide sequence, abs-send-time)"
+                    .to_owned(),
+            );
+        }
         if self.failed_joins > 0 {
             n.push(format!("{} peers failed to join", self.failed_joins));
         }

@@ -106,6 +106,11 @@ struct RunArgs {
     /// Seconds to wait for every subscriber to receive media (default: 20 + 40 ms per peer).
     #[arg(long)]
     ready_timeout: Option<f64>,
+    /// ferrosfu: subscribers accept the router's header extensions, as a browser does, so every
+    /// forwarded packet carries the consumer's MID, transport-wide sequence number and
+    /// abs-send-time (default: none, the bare forwarding cost).
+    #[arg(long)]
+    header_extensions: bool,
 }
 
 /// What every target needs to generate load.
@@ -116,6 +121,7 @@ pub(crate) struct LoadConfig {
     pub(crate) bitrate: u64,
     pub(crate) packet_size: usize,
     pub(crate) profile: Profile,
+    pub(crate) header_extensions: bool,
 }
 
 /// A system under test, driven step by step. Peers stay between steps.
@@ -188,6 +194,7 @@ async fn run(a: RunArgs) -> Result<()> {
         bitrate: a.bitrate,
         packet_size: a.packet_size,
         profile: a.profile,
+        header_extensions: a.header_extensions,
     };
     let started_at = stats::utc_now_rfc3339();
     let machine = stats::machine();
