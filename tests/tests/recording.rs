@@ -64,6 +64,23 @@ impl TempDir {
         TempDir(p)
     }
 
+    /// A supervisor (see [`start_supervisor_with`]) on this directory's SQLite store and
+    /// recordings directory.
+    fn start_supervisor(
+        &self,
+        rtc_ports: &str,
+        recording_ports: &str,
+        more: &[&str],
+    ) -> SupervisorProcess {
+        start_supervisor_with(
+            rtc_ports,
+            recording_ports,
+            &self.sqlite_url(),
+            &self.recordings(),
+            more,
+        )
+    }
+
     fn recordings(&self) -> PathBuf {
         self.0.join("recordings")
     }
@@ -498,6 +515,22 @@ async fn join_publisher(
     }
 }
 
+/// Alice joins `room` and publishes `pattern` from a GStreamer encoder; a recording of her
+/// starts. Returns her, the encoder (keep it alive) and the new recording.
+async fn alice_recorded(
+    sup: &SupervisorProcess,
+    api: &Api,
+    room: &str,
+    pattern: Pattern,
+) -> (PublishingPeer, GstSource, Value) {
+    let alice = join_publisher(sup, room, "alice", "Alice").await;
+    let source = GstSource::start_with(vec![Arc::clone(&alice.publisher)], pattern)
+        .await
+        .unwrap();
+    let rec = api.start(room, json!({"peerId": "alice"})).await;
+    (alice, source, rec)
+}
+
 /// A peer that joins `room` after its producers exist, consumes all of them (two: audio and
 /// video) and is connected.
 async fn join_subscriber(
@@ -841,14 +874,10 @@ async fn record_peer_postgres() {
 async fn sigterm_finalizes_recordings() {
     let dir = TempDir::new("sigterm");
     let db_url = dir.sqlite_url();
-    let mut sup = start_supervisor("43750-43799", "44750-44799", &db_url, &dir.recordings());
+    let mut sup = dir.start_supervisor("43750-43799", "44750-44799", &[]);
     let api = Api::new(&sup);
     let room = "sigterm-room";
-    let alice = join_publisher(&sup, room, "alice", "Alice").await;
-    let source = GstSource::start(vec![Arc::clone(&alice.publisher)])
-        .await
-        .unwrap();
-    let rec = api.start(room, json!({"peerId": "alice"})).await;
+    let (alice, source, rec) = alice_recorded(&sup, &api, room, Pattern::Ball).await;
     let id = str_of(&rec, "id").to_owned();
     let path = PathBuf::from(str_of(&rec, "path"));
     api.wait_status(&id, "recording").await;
@@ -874,7 +903,7 @@ async fn sigterm_finalizes_recordings() {
 async fn killed_recorder_fails_the_recording_not_the_room() {
     let dir = TempDir::new("killed");
     let db_url = dir.sqlite_url();
-    let mut sup = start_supervisor("43800-43849", "44800-44849", &db_url, &dir.recordings());
+    let mut sup = dir.start_supervisor("43800-43849", "44800-44849", &[]);
     let api = Api::new(&sup);
     let db = Db::connect(&db_url).await;
     let room = "killed-room";
@@ -954,12 +983,7 @@ async fn four_concurrent_recordings() {
     use futures_util::future::join_all;
 
     let dir = TempDir::new("four");
-    let mut sup = start_supervisor(
-        "43850-43899",
-        "44850-44899",
-        &dir.sqlite_url(),
-        &dir.recordings(),
-    );
+    let mut sup = dir.start_supervisor("43850-43899", "44850-44899", &[]);
     let api = Api::new(&sup);
     // Two rooms, two publishers each, all fed by one encoder.
     let who = [
@@ -1031,12 +1055,7 @@ async fn four_concurrent_recordings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_producer_finalizes_its_recording() {
     let dir = TempDir::new("producer-close");
-    let sup = start_supervisor(
-        "43900-43949",
-        "44900-44949",
-        &dir.sqlite_url(),
-        &dir.recordings(),
-    );
+    let sup = dir.start_supervisor("43900-43949", "44900-44949", &[]);
     let api = Api::new(&sup);
     let room = "producer-close-room";
     let mut alice = join_publisher(&sup, room, "alice", "Alice").await;
@@ -1077,19 +1096,10 @@ async fn a_closed_producer_finalizes_its_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_keeps_audio_and_video_in_sync() {
     let dir = TempDir::new("sync");
-    let mut sup = start_supervisor(
-        "43950-43999",
-        "44950-44999",
-        &dir.sqlite_url(),
-        &dir.recordings(),
-    );
+    let mut sup = dir.start_supervisor("43950-43999", "44950-44999", &[]);
     let api = Api::new(&sup);
     let room = "sync-room";
-    let alice = join_publisher(&sup, room, "alice", "Alice").await;
-    let source = GstSource::start_with(vec![Arc::clone(&alice.publisher)], Pattern::SyncMarks)
-        .await
-        .unwrap();
-    let rec = api.start(room, json!({"peerId": "alice"})).await;
+    let (alice, source, rec) = alice_recorded(&sup, &api, room, Pattern::SyncMarks).await;
     let id = str_of(&rec, "id").to_owned();
     api.wait_status(&id, "recording").await;
     // Four periods.
@@ -1127,20 +1137,14 @@ async fn recording_limits() {
     let dir = TempDir::new("limits");
     let cfg = dir.0.join("limits.toml");
     std::fs::write(&cfg, "[recording]\nmax_duration_s = 2\n").unwrap();
-    let mut sup = start_supervisor_with(
+    let mut sup = dir.start_supervisor(
         "43550-43599",
         "44550-44599",
-        &dir.sqlite_url(),
-        &dir.recordings(),
         &["--config", cfg.to_str().unwrap()],
     );
     let api = Api::new(&sup);
     let room = "limits-room";
-    let alice = join_publisher(&sup, room, "alice", "Alice").await;
-    let source = GstSource::start(vec![Arc::clone(&alice.publisher)])
-        .await
-        .unwrap();
-    let rec = api.start(room, json!({"peerId": "alice"})).await;
+    let (alice, source, rec) = alice_recorded(&sup, &api, room, Pattern::Ball).await;
     let id = str_of(&rec, "id").to_owned();
     let done = api.wait_status(&id, "done").await;
     assert_eq!(done["stopReason"], "max duration", "{done}");
@@ -1154,11 +1158,9 @@ async fn recording_limits() {
 
     // More free space required than any disk has.
     std::fs::write(&cfg, "[recording]\nmin_free_disk_mb = 1000000000\n").unwrap();
-    let mut sup = start_supervisor_with(
+    let mut sup = dir.start_supervisor(
         "43550-43599",
         "44550-44599",
-        &dir.sqlite_url(),
-        &dir.recordings(),
         &["--config", cfg.to_str().unwrap()],
     );
     let api = Api::new(&sup);
