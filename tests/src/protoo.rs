@@ -352,6 +352,40 @@ pub async fn connect_subscriber(
     Ok(subscriber)
 }
 
+/// `produce` on transport `transport_id` for each of the `producers` (kind, RTP parameters, as
+/// a webrtc-rs publisher's offer gives them), with `appData.source` = the kind. Returns the
+/// producer ids with their kinds, in order.
+pub async fn produce_all(
+    client: &mut ProtooClient,
+    transport_id: &str,
+    producers: Vec<(MediaKind, RtpParameters)>,
+) -> Result<Vec<(MediaKind, String)>> {
+    let mut ids = Vec::new();
+    for (kind, params) in producers {
+        let kind_s = kind_str(kind);
+        let r = client
+            .ok(
+                "produce",
+                json!({
+                    "transportId": transport_id, "kind": kind_s,
+                    "rtpParameters": rtp_parameters_json(&params),
+                    "appData": {"source": kind_s},
+                }),
+            )
+            .await?;
+        let id = r["id"].as_str().context("produce answered no id")?;
+        ids.push((kind, id.to_owned()));
+    }
+    Ok(ids)
+}
+
+pub fn kind_str(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
 pub fn kind_of(v: &Value) -> MediaKind {
     if v == "audio" {
         MediaKind::Audio

@@ -484,26 +484,16 @@ async fn join_publisher(
     )
     .await
     .unwrap();
-    let mut producer_ids = Vec::new();
-    for (kind, params) in publisher.producer_parameters().unwrap() {
-        let kind = if kind == MediaKind::Audio {
-            "audio"
-        } else {
-            "video"
-        };
-        let r = c
-            .ok(
-                "produce",
-                json!({
-                    "transportId": transport_id, "kind": kind,
-                    "rtpParameters": protoo::rtp_parameters_json(&params),
-                    "appData": {"source": kind},
-                }),
-            )
-            .await
-            .unwrap();
-        producer_ids.push(str_of(&r, "id").to_owned());
-    }
+    let producer_ids: Vec<String> = protoo::produce_all(
+        &mut c,
+        &transport_id,
+        publisher.producer_parameters().unwrap(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(_, id)| id)
+    .collect();
     publisher
         .wait_connected(Duration::from_secs(10))
         .await

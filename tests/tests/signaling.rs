@@ -111,26 +111,13 @@ async fn two_peers_exchange_media_and_every_method_answers() {
     );
 
     // Alice produces Opus and VP8: Bob is asked to consume both (newConsumer, accepted).
-    let mut producer_ids = Vec::new();
-    for (kind, params) in publisher.producer_parameters().unwrap() {
-        let kind_s = if kind == MediaKind::Audio {
-            "audio"
-        } else {
-            "video"
-        };
-        let r = alice
-            .ok(
-                "produce",
-                json!({
-                    "transportId": send_tid, "kind": kind_s,
-                    "rtpParameters": protoo::rtp_parameters_json(&params),
-                    "appData": {"source": kind_s},
-                }),
-            )
-            .await
-            .unwrap();
-        producer_ids.push((kind, r["id"].as_str().unwrap().to_owned()));
-    }
+    let producer_ids = protoo::produce_all(
+        &mut alice,
+        &send_tid,
+        publisher.producer_parameters().unwrap(),
+    )
+    .await
+    .unwrap();
     let mut consumers = Vec::new();
     let mut remote = Vec::new();
     for _ in 0..2 {
