@@ -211,22 +211,20 @@ fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io
     use std::os::fd::AsRawFd;
 
     let n = n.min(SEND_BATCH).min(q.len());
-    let addrs: [socket2::SockAddr; SEND_BATCH] = std::array::from_fn(|i| {
-        socket2::SockAddr::from(
-            q.get(i)
-                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |m| m.0),
-        )
-    });
+    // Only the `n` sent: with a socket per transport a batch is often one datagram, and each
+    // address is a 128-byte sockaddr_storage to fill.
+    let addrs: [Option<socket2::SockAddr>; SEND_BATCH] =
+        std::array::from_fn(|i| (i < n).then(|| socket2::SockAddr::from(q[i].0)));
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut hdrs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, (_, data)) in q.iter().take(n).enumerate() {
+    for (i, ((_, data), addr)) in q.iter().zip(addrs.iter().flatten()).enumerate() {
         iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
         iovs[i].iov_len = data.len();
         let h = &mut hdrs[i].msg_hdr;
-        h.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
-        h.msg_namelen = addrs[i].len();
+        h.msg_name = addr.as_ptr() as *mut libc::c_void;
+        h.msg_namelen = addr.len();
         h.msg_iov = &mut iovs[i];
         h.msg_iovlen = 1;
     }
