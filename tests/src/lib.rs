@@ -51,6 +51,13 @@ impl std::fmt::Debug for SupervisorProcess {
 
 impl SupervisorProcess {
     pub fn start(extra_args: &[&str]) -> SupervisorProcess {
+        Self::start_wrapped(&[], extra_args)
+    }
+
+    /// [`SupervisorProcess::start`] through `wrapper`, a command that ends by exec-ing its
+    /// arguments (the supervisor and its arguments follow it), e.g. `unshare -m sh -c '…; exec
+    /// "$@"' sh`: the child is then the supervisor itself.
+    pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> SupervisorProcess {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let workdir = std::env::temp_dir().join(format!(
             "ferrosfu-test-{}-{}",
@@ -58,7 +65,16 @@ impl SupervisorProcess {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&workdir).expect("create the supervisor's work dir");
-        let mut child = Command::new(bin("ferrosfu"))
+        let supervisor = bin("ferrosfu");
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&supervisor);
+                c
+            }
+            None => Command::new(&supervisor),
+        };
+        let mut child = command
             .current_dir(&workdir)
             .args([
                 "--http-listen",

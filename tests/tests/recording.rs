@@ -1170,3 +1170,78 @@ async fn recording_limits() {
     alice.leave().await;
     terminate(&mut sup, Duration::from_secs(20));
 }
+
+/// `min_free_disk_mb` while recording: the recordings directory is a 256 MiB tmpfs mounted in
+/// the supervisor's own mount namespace (root, `unshare -m`); once a filler file leaves less than
+/// the configured 200 MiB free, the running recording is finalized (`stopReason` "low disk",
+/// file playable) and new ones are refused with 507.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_disk_finalizes_running_recordings() {
+    let dir = TempDir::new("lowdisk");
+    let cfg = dir.0.join("lowdisk.toml");
+    std::fs::write(&cfg, "[recording]\nmin_free_disk_mb = 200\n").unwrap();
+    let recordings = dir.recordings();
+    let rec_dir = recordings.to_str().unwrap();
+    let db_url = dir.sqlite_url();
+    let mut sup = SupervisorProcess::start_wrapped(
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mkdir -p \"$0\" && mount -t tmpfs -o size=256m ferrosfu-test \"$0\" && exec \"$@\"",
+            rec_dir,
+        ],
+        &[
+            "--dev",
+            "--worker-cores",
+            "0",
+            "--rtc-ports",
+            "43500-43549",
+            "--rtc-listen-ip",
+            "127.0.0.1",
+            "--database-url",
+            &db_url,
+            "--recordings-dir",
+            rec_dir,
+            "--recording-cores",
+            RECORDING_CORES,
+            "--recording-ports",
+            "44500-44549",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    // The supervisor's view of the tmpfs (this process does not see the mount).
+    let inside = |p: &str| PathBuf::from(format!("/proc/{}/root{p}", sup.child.id()));
+    let api = Api::new(&sup);
+    let room = "lowdisk-room";
+    let (alice, source, rec) = alice_recorded(&sup, &api, room, Pattern::Ball).await;
+    let id = str_of(&rec, "id").to_owned();
+    api.wait_status(&id, "recording").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // 80 MiB of filler: 176 MiB free, under the 200 required.
+    let filler = inside(&format!("{rec_dir}/filler"));
+    std::fs::write(&filler, vec![1u8; 80 << 20]).unwrap();
+    let done = api.wait_status(&id, "done").await;
+    assert_eq!(done["stopReason"], "low disk", "{done}");
+    let p = probe(&inside(str_of(&done, "path"))).await;
+    assert!(p.audio == 1 && p.video == 1, "{p:?}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/rooms/{room}/recordings"),
+            Some(json!({"peerId": "alice"})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 507, "{v}");
+    // Room for recordings again: they start.
+    std::fs::remove_file(&filler).unwrap();
+    let again = api.start(room, json!({"peerId": "alice"})).await;
+    api.wait_status(str_of(&again, "id"), "recording").await;
+    drop(source);
+    alice.leave().await;
+    terminate(&mut sup, Duration::from_secs(20));
+}
