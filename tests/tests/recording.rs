@@ -1182,6 +1182,19 @@ async fn low_disk_finalizes_running_recordings() {
     std::fs::write(&cfg, "[recording]\nmin_free_disk_mb = 200\n").unwrap();
     let recordings = dir.recordings();
     let rec_dir = recordings.to_str().unwrap();
+    // Mount namespaces need root (CAP_SYS_ADMIN), as the browser test's network namespace.
+    let can_mount = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mkdir -p \"$0\" && mount -t tmpfs -o size=1m ferrosfu-probe \"$0\"")
+        .arg(rec_dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_mount {
+        eprintln!(
+            "SKIPPED low_disk_finalizes_running_recordings: cannot mount a tmpfs in a mount namespace here (needs root)"
+        );
+        return;
+    }
     let db_url = dir.sqlite_url();
     let mut sup = SupervisorProcess::start_wrapped(
         &[
