@@ -111,6 +111,10 @@ struct RunArgs {
     /// abs-send-time (default: none, the bare forwarding cost).
     #[arg(long)]
     header_extensions: bool,
+    /// Every subscriber sends an SRTCP receiver report this often, in ms (a browser: ~1000 for
+    /// reports, ~50-100 with transport-wide feedback). Default: none.
+    #[arg(long)]
+    rtcp_interval_ms: Option<u64>,
 }
 
 /// What every target needs to generate load.
@@ -198,7 +202,13 @@ async fn run(a: RunArgs) -> Result<()> {
     };
     let started_at = stats::utc_now_rfc3339();
     let machine = stats::machine();
-    let engine = Engine::start(a.bind, a.decrypt_every)?;
+    let engine = Engine::start(
+        a.bind,
+        a.decrypt_every,
+        a.rtcp_interval_ms
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis),
+    )?;
     let handle = engine.handle();
     let run = match a.target {
         types::Target::Ferrosfu => {
@@ -400,6 +410,11 @@ async fn run_steps<T: Target>(
         "generator: one UDP socket, media thread + signaling pinned to core {}; profile {:?}",
         a.core, a.profile
     ));
+    if let Some(ms) = a.rtcp_interval_ms.filter(|&ms| ms > 0) {
+        notes.push(format!(
+            "subscribers send an SRTCP receiver report every {ms} ms"
+        ));
+    }
     target.close().await;
     result?;
     Ok(Run {

@@ -291,7 +291,11 @@ pub(crate) struct Engine {
 impl Engine {
     /// Binds the socket on `bind`:0 and starts the thread (it inherits the caller's CPU
     /// affinity). Subscribers decrypt at least every `decrypt_every_min`-th packet per stream.
-    pub(crate) fn start(bind: IpAddr, decrypt_every_min: u32) -> Result<Engine> {
+    pub(crate) fn start(
+        bind: IpAddr,
+        decrypt_every_min: u32,
+        rtcp_interval: Option<Duration>,
+    ) -> Result<Engine> {
         let decrypt_every_min = decrypt_every_min.clamp(1, DECRYPT_EVERY_MAX);
         let socket = open_socket(SocketAddr::new(bind, 0))?;
         let local = socket
@@ -311,6 +315,7 @@ impl Engine {
             .name("media".into())
             .spawn(move || {
                 let mut core = Core::new(socket, local, thread_wake, rx, decrypt_every_min);
+                core.rtcp_interval = rtcp_interval;
                 core.run();
             })
             .context("spawn the media thread")?;
@@ -854,6 +859,10 @@ struct Core {
     send_errors: u64,
     scratch: Vec<u8>,
     keyframe_ssrcs: Vec<u32>,
+    /// `--rtcp-interval`: every subscriber sends a receiver report this often.
+    rtcp_interval: Option<Duration>,
+    rtcp_due: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    rtcp_sent: u64,
 }
 
 impl Core {
@@ -888,6 +897,9 @@ impl Core {
             send_errors: 0,
             scratch: Vec::with_capacity(RX_BUF),
             keyframe_ssrcs: Vec::new(),
+            rtcp_interval: None,
+            rtcp_due: BinaryHeap::new(),
+            rtcp_sent: 0,
         }
     }
 
@@ -930,6 +942,7 @@ impl Core {
             }
             let now = Instant::now();
             self.timers(now);
+            self.reports(now);
             self.flush();
             self.cpu_control(now);
             self.finish_window(now);
@@ -1000,6 +1013,13 @@ impl Core {
                     if let Some(slot) = self.slots.get_mut(peer as usize)
                         && !slot.recv.iter().any(|r| r.ssrc == ssrc)
                     {
+                        if slot.recv.is_empty()
+                            && let Some(every) = self.rtcp_interval
+                        {
+                            // Spread the subscribers' reports over the interval.
+                            let offset = every.mul_f64(f64::from(peer % 997) / 997.0);
+                            self.rtcp_due.push(Reverse((Instant::now() + offset, peer)));
+                        }
                         slot.recv.push(RecvStream {
                             ssrc,
                             producer_id,
@@ -1300,6 +1320,39 @@ impl Core {
         }
     }
 
+    /// Receiver reports of the subscribers that are due (`--rtcp-interval`), as a browser sends
+    /// them: one report block per received stream.
+    fn reports(&mut self, now: Instant) {
+        let Some(every) = self.rtcp_interval else {
+            return;
+        };
+        while let Some(Reverse((t, id))) = self.rtcp_due.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.rtcp_due.pop();
+            self.rtcp_due.push(Reverse((t + every, id)));
+            let slot = &mut self.slots[id as usize];
+            if slot.failed.is_some() || !slot.peer.is_connected() {
+                continue;
+            }
+            let blocks: Vec<(u32, u32)> = slot
+                .recv
+                .iter()
+                .filter_map(|r| Some((r.ssrc, r.highest? as u32)))
+                .take(31)
+                .collect();
+            let rr = receiver_report(0x1000_0000 | id, &blocks);
+            match slot.peer.protect_rtcp(&rr) {
+                Ok(p) => {
+                    self.queue.push((slot.peer.remote_addr(), p));
+                    self.rtcp_sent += 1;
+                }
+                Err(_) => self.send_errors += 1,
+            }
+        }
+    }
+
     fn flush(&mut self) {
         if !self.queue.is_empty() {
             send_queue(
@@ -1343,6 +1396,9 @@ impl Core {
         if let Some(Reverse((t, _))) = self.timers.peek() {
             next = next.min(*t);
         }
+        if let Some(Reverse((t, _))) = self.rtcp_due.peek() {
+            next = next.min(*t);
+        }
         if let Some(t) = self.window.as_ref().and_then(|w| w.grace_until) {
             next = next.min(t);
         }
@@ -1369,6 +1425,23 @@ impl Core {
         // SAFETY: two live pollfds and a live timespec; no signal mask change.
         unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
     }
+}
+
+/// An RTCP receiver report (RFC 3550 §6.4.2) from `ssrc` with a block per (source SSRC,
+/// extended highest sequence number): no loss, no jitter, no SR seen.
+pub(crate) fn receiver_report(ssrc: u32, blocks: &[(u32, u32)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + 24 * blocks.len());
+    b.push(0x80 | blocks.len() as u8);
+    b.push(201);
+    b.extend_from_slice(&((1 + 6 * blocks.len()) as u16).to_be_bytes());
+    b.extend_from_slice(&ssrc.to_be_bytes());
+    for &(source, highest) in blocks {
+        b.extend_from_slice(&source.to_be_bytes());
+        b.extend_from_slice(&[0; 4]); // fraction lost, cumulative lost
+        b.extend_from_slice(&highest.to_be_bytes());
+        b.extend_from_slice(&[0; 12]); // jitter, LSR, DLSR
+    }
+    b
 }
 
 /// Fails when `spec` cannot be sent as configured.
@@ -1421,6 +1494,25 @@ mod tests {
         assert!((6..=7).contains(&n), "{n} packets in the first frame");
         assert!(t - now < frame_interval());
         assert!((s.spec.pps() - 208.3).abs() < 1.0);
+    }
+
+    #[test]
+    fn receiver_reports_parse() {
+        use rtc_rtcp::receiver_report::ReceiverReport;
+        let rr = receiver_report(7, &[(0x1111, 70_000), (0x2222, 5)]);
+        let mut b = bytes::Bytes::from(rr);
+        let packets = rtc_rtcp::packet::unmarshal(&mut b).unwrap();
+        let r = packets[0]
+            .as_any()
+            .downcast_ref::<ReceiverReport>()
+            .unwrap();
+        assert_eq!(r.ssrc, 7);
+        let got: Vec<(u32, u32)> = r
+            .reports
+            .iter()
+            .map(|b| (b.ssrc, b.last_sequence_number))
+            .collect();
+        assert_eq!(got, vec![(0x1111, 70_000), (0x2222, 5)]);
     }
 
     #[test]

@@ -814,6 +814,14 @@ impl Peer {
             .map_err(|e| anyhow!("protect: {e}"))
     }
 
+    /// Protects (encrypts, authenticates) an RTCP compound packet for the remote.
+    pub(crate) fn protect_rtcp(&mut self, plain: &[u8]) -> Result<BytesMut> {
+        let s = self.srtp.as_mut().context("srtp not keyed yet")?;
+        s.out
+            .encrypt_rtcp(plain)
+            .map_err(|e| anyhow!("protect rtcp: {e}"))
+    }
+
     /// Unprotects (authenticates, decrypts) an SRTP packet from the remote.
     pub(crate) fn unprotect_rtp(&mut self, data: &[u8]) -> Option<BytesMut> {
         let s = self.srtp.as_mut()?;
