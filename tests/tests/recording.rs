@@ -81,6 +81,13 @@ impl TempDir {
         )
     }
 
+    /// A supervisor config file `name` in this directory with `text`.
+    fn config(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     fn recordings(&self) -> PathBuf {
         self.0.join("recordings")
     }
@@ -187,15 +194,19 @@ impl Api {
 
     /// `POST /api/rooms/:room/recordings`, which must answer 201.
     async fn start(&self, room: &str, body: Value) -> Value {
-        let (s, v) = self
-            .call(
-                Method::POST,
-                &format!("/api/rooms/{room}/recordings"),
-                Some(body.clone()),
-            )
-            .await;
+        let (s, v) = self.try_start(room, body.clone()).await;
         assert_eq!(s, StatusCode::CREATED, "start {room} {body}: {v}");
         v
+    }
+
+    /// `POST /api/rooms/{room}/recordings`, whatever it answers.
+    async fn try_start(&self, room: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/api/rooms/{room}/recordings"),
+            Some(body),
+        )
+        .await
     }
 
     async fn get(&self, id: &str) -> (StatusCode, Value) {
@@ -1125,8 +1136,7 @@ async fn recording_keeps_audio_and_video_in_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_limits() {
     let dir = TempDir::new("limits");
-    let cfg = dir.0.join("limits.toml");
-    std::fs::write(&cfg, "[recording]\nmax_duration_s = 2\n").unwrap();
+    let cfg = dir.config("limits.toml", "[recording]\nmax_duration_s = 2\n");
     let mut sup = dir.start_supervisor(
         "43550-43599",
         "44550-44599",
@@ -1147,7 +1157,10 @@ async fn recording_limits() {
     terminate(&mut sup, Duration::from_secs(20));
 
     // More free space required than any disk has.
-    std::fs::write(&cfg, "[recording]\nmin_free_disk_mb = 1000000000\n").unwrap();
+    let cfg = dir.config(
+        "limits.toml",
+        "[recording]\nmin_free_disk_mb = 1000000000\n",
+    );
     let mut sup = dir.start_supervisor(
         "43550-43599",
         "44550-44599",
@@ -1155,13 +1168,7 @@ async fn recording_limits() {
     );
     let api = Api::new(&sup);
     let alice = join_publisher(&sup, room, "alice", "Alice").await;
-    let (s, v) = api
-        .call(
-            Method::POST,
-            &format!("/api/rooms/{room}/recordings"),
-            Some(json!({"peerId": "alice"})),
-        )
-        .await;
+    let (s, v) = api.try_start(room, json!({"peerId": "alice"})).await;
     assert_eq!(s.as_u16(), 507, "{v}");
     assert!(
         v["error"].as_str().unwrap().contains("free disk space"),
@@ -1178,8 +1185,7 @@ async fn recording_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_disk_finalizes_running_recordings() {
     let dir = TempDir::new("lowdisk");
-    let cfg = dir.0.join("lowdisk.toml");
-    std::fs::write(&cfg, "[recording]\nmin_free_disk_mb = 200\n").unwrap();
+    let cfg = dir.config("lowdisk.toml", "[recording]\nmin_free_disk_mb = 200\n");
     let recordings = dir.recordings();
     let rec_dir = recordings.to_str().unwrap();
     // Mount namespaces need root (CAP_SYS_ADMIN), as the browser test's network namespace.
@@ -1242,13 +1248,7 @@ async fn low_disk_finalizes_running_recordings() {
     assert_eq!(done["stopReason"], "low disk", "{done}");
     let p = probe(&inside(str_of(&done, "path"))).await;
     assert!(p.audio == 1 && p.video == 1, "{p:?}");
-    let (s, v) = api
-        .call(
-            Method::POST,
-            &format!("/api/rooms/{room}/recordings"),
-            Some(json!({"peerId": "alice"})),
-        )
-        .await;
+    let (s, v) = api.try_start(room, json!({"peerId": "alice"})).await;
     assert_eq!(s.as_u16(), 507, "{v}");
     // Room for recordings again: they start.
     std::fs::remove_file(&filler).unwrap();
