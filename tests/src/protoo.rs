@@ -325,6 +325,38 @@ pub fn consumer_of(data: &Value) -> Result<(MediaKind, RtpParameters)> {
     ))
 }
 
+/// Creates a send transport on `client` (`createWebRtcTransport`, producing), connects it with
+/// `connectWebRtcTransport` and connects `publisher` to it. Returns the transport id.
+pub async fn connect_publisher(
+    client: &mut ProtooClient,
+    publisher: &crate::rtc_client::Publisher,
+) -> Result<String> {
+    let t = client
+        .ok(
+            "createWebRtcTransport",
+            json!({"forceTcp": false, "producing": true, "consuming": false}),
+        )
+        .await?;
+    let id = t["id"]
+        .as_str()
+        .context("createWebRtcTransport answered no id")?
+        .to_owned();
+    client
+        .ok(
+            "connectWebRtcTransport",
+            json!({"transportId": id, "dtlsParameters": dtls_json(&publisher.local_dtls_parameters())}),
+        )
+        .await?;
+    publisher
+        .connect(
+            &ice_parameters(&t["iceParameters"])?,
+            &ice_candidates(&t["iceCandidates"])?,
+            &dtls_parameters(&t["dtlsParameters"])?,
+        )
+        .await?;
+    Ok(id)
+}
+
 /// A webrtc-rs [`Subscriber`](crate::rtc_client::Subscriber) for the receive transport `recv`
 /// (the answer to `createWebRtcTransport`) and the consumers `remote`, its transport connected
 /// with `connectWebRtcTransport` on `client`.

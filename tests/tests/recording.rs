@@ -467,28 +467,7 @@ async fn join_publisher(
         .unwrap();
     let caps = client_caps(&mut c).await;
     let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
-    let t = c
-        .ok(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": true, "consuming": false}),
-        )
-        .await
-        .unwrap();
-    let transport_id = str_of(&t, "id").to_owned();
-    c.ok(
-        "connectWebRtcTransport",
-        json!({"transportId": transport_id, "dtlsParameters": protoo::dtls_json(&publisher.local_dtls_parameters())}),
-    )
-    .await
-    .unwrap();
-    publisher
-        .connect(
-            &protoo::ice_parameters(&t["iceParameters"]).unwrap(),
-            &protoo::ice_candidates(&t["iceCandidates"]).unwrap(),
-            &protoo::dtls_parameters(&t["dtlsParameters"]).unwrap(),
-        )
-        .await
-        .unwrap();
+    let transport_id = protoo::connect_publisher(&mut c, &publisher).await.unwrap();
     c.ok(
         "join",
         json!({"displayName": display_name, "device": {"name": "rust"}, "rtpCapabilities": caps}),

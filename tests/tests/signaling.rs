@@ -37,32 +37,6 @@ async fn client_caps(c: &mut ProtooClient) -> Value {
     caps
 }
 
-async fn send_transport(c: &mut ProtooClient, publisher: &Publisher) -> String {
-    let t = c
-        .ok(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": true, "consuming": false}),
-        )
-        .await
-        .unwrap();
-    let id = t["id"].as_str().unwrap().to_owned();
-    c.ok(
-        "connectWebRtcTransport",
-        json!({"transportId": id, "dtlsParameters": protoo::dtls_json(&publisher.local_dtls_parameters())}),
-    )
-    .await
-    .unwrap();
-    publisher
-        .connect(
-            &protoo::ice_parameters(&t["iceParameters"]).unwrap(),
-            &protoo::ice_candidates(&t["iceCandidates"]).unwrap(),
-            &protoo::dtls_parameters(&t["dtlsParameters"]).unwrap(),
-        )
-        .await
-        .unwrap();
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_media_and_every_method_answers() {
     let sup = start("43000-43199", &["--dev"]);
@@ -74,7 +48,9 @@ async fn two_peers_exchange_media_and_every_method_answers() {
         .unwrap();
     let caps = client_caps(&mut alice).await;
     let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
-    let send_tid = send_transport(&mut alice, &publisher).await;
+    let send_tid = protoo::connect_publisher(&mut alice, &publisher)
+        .await
+        .unwrap();
     let joined = alice
         .ok(
             "join",
