@@ -421,6 +421,8 @@ fn build_rtp_stream_stats(fbb: &mut Fbb, s: &RtpStreamStats) -> WIPOffset<fb_rs:
             fir_count: s.fir_count,
             retransmitted_packet_count: s.retransmitted_packet_count,
             round_trip_time: s.round_trip_time,
+            bad_sequence_dropped: s.bad_sequence_dropped,
+            resync_count: s.resync_count,
         },
     )
 }
@@ -453,6 +455,7 @@ fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts {
         RequestBody::WorkerClose => (M::WORKER_CLOSE, B::NONE, None),
         RequestBody::WorkerDump => (M::WORKER_DUMP, B::NONE, None),
         RequestBody::WorkerGetResourceUsage => (M::WORKER_GET_RESOURCE_USAGE, B::NONE, None),
+        RequestBody::WorkerGetMediaCounters => (M::WORKER_GET_MEDIA_COUNTERS, B::NONE, None),
         RequestBody::WorkerUpdateSettings(s) => {
             let log_level = s.log_level.map(|l| fbb.create_string(l.as_str()));
             let log_targets = s
@@ -742,6 +745,19 @@ fn build_response_body(
                 },
             );
             (B::Worker_ResourceUsageResponse, union(b))
+        }
+        ResponseBody::MediaCounters(c) => {
+            let b = fb_worker::MediaCountersResponse::create(
+                fbb,
+                &fb_worker::MediaCountersResponseArgs {
+                    unknown_socket: c.unknown_socket,
+                    unknown_tuple: c.unknown_tuple,
+                    rtp_bad_sequence: c.rtp_bad_sequence,
+                    rtp_resyncs: c.rtp_resyncs,
+                    dtls_failures: c.dtls_failures,
+                },
+            );
+            (B::Worker_MediaCountersResponse, union(b))
         }
         ResponseBody::RouterDump(d) => {
             let id = Some(fbb.create_string(d.id.as_str()));
@@ -1297,6 +1313,8 @@ fn rtp_stream_stats_from(s: fb_rs::Stats<'_>) -> RtpStreamStats {
         fir_count: s.fir_count(),
         retransmitted_packet_count: s.retransmitted_packet_count(),
         round_trip_time: s.round_trip_time(),
+        bad_sequence_dropped: s.bad_sequence_dropped(),
+        resync_count: s.resync_count(),
     }
 }
 
@@ -1325,6 +1343,7 @@ fn request_body_from(r: fb_req::Request<'_>) -> Dr<RequestBody> {
         M::WORKER_CLOSE => RequestBody::WorkerClose,
         M::WORKER_DUMP => RequestBody::WorkerDump,
         M::WORKER_GET_RESOURCE_USAGE => RequestBody::WorkerGetResourceUsage,
+        M::WORKER_GET_MEDIA_COUNTERS => RequestBody::WorkerGetMediaCounters,
         M::WORKER_UPDATE_SETTINGS => {
             let b = r
                 .body_as_worker_update_settings_request()
@@ -1520,6 +1539,18 @@ fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
                 ru_oublock: u.ru_oublock(),
                 ru_nvcsw: u.ru_nvcsw(),
                 ru_nivcsw: u.ru_nivcsw(),
+            })
+        }
+        B::Worker_MediaCountersResponse => {
+            let c = r
+                .body_as_worker_media_counters_response()
+                .ok_or_else(|| missing("media counters"))?;
+            ResponseBody::MediaCounters(MediaCounters {
+                unknown_socket: c.unknown_socket(),
+                unknown_tuple: c.unknown_tuple(),
+                rtp_bad_sequence: c.rtp_bad_sequence(),
+                rtp_resyncs: c.rtp_resyncs(),
+                dtls_failures: c.dtls_failures(),
             })
         }
         B::Router_DumpResponse => {

@@ -36,9 +36,9 @@ pub use ids::{
 };
 pub use media::*;
 pub use proto::{
-    ErrorKind, Event, LogLevel, LogRecord, Message, Method, Notification, Request, RequestBody,
-    RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, UpdateSettings, WorkerDump,
-    WorkerRunning,
+    ErrorKind, Event, LogLevel, LogRecord, MediaCounters, Message, Method, Notification, Request,
+    RequestBody, RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, UpdateSettings,
+    WorkerDump, WorkerRunning,
 };
 
 /// Version of the channel protocol; the worker announces it in `worker.running` and the supervisor

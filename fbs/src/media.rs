@@ -395,6 +395,10 @@ pub struct RtpStreamStats {
     pub retransmitted_packet_count: u64,
     /// Milliseconds, from RR (consumers) or 0.
     pub round_trip_time: u32,
+    /// Received packets not forwarded for their sequence number (RFC 3550 A.1); producers.
+    pub bad_sequence_dropped: u64,
+    /// Resynchronisations to a restarted sender's new sequence space; producers.
+    pub resync_count: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -47,10 +47,11 @@ pub enum Method {
     ConsumerPause,
     ConsumerResume,
     ConsumerRequestKeyFrame,
+    WorkerGetMediaCounters,
 }
 
 impl Method {
-    pub const ALL: [Method; 31] = [
+    pub const ALL: [Method; 32] = [
         Method::WorkerClose,
         Method::WorkerDump,
         Method::WorkerGetResourceUsage,
@@ -82,6 +83,7 @@ impl Method {
         Method::ConsumerPause,
         Method::ConsumerResume,
         Method::ConsumerRequestKeyFrame,
+        Method::WorkerGetMediaCounters,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +119,7 @@ impl Method {
             Method::ConsumerPause => "consumer.pause",
             Method::ConsumerResume => "consumer.resume",
             Method::ConsumerRequestKeyFrame => "consumer.request_key_frame",
+            Method::WorkerGetMediaCounters => "worker.get_media_counters",
         }
     }
 }
@@ -141,6 +144,7 @@ pub enum RequestBody {
     WorkerClose,
     WorkerDump,
     WorkerGetResourceUsage,
+    WorkerGetMediaCounters,
     WorkerUpdateSettings(UpdateSettings),
     WorkerCreateRouter { router_id: RouterId },
     RouterDump,
@@ -177,6 +181,7 @@ impl RequestBody {
             RequestBody::WorkerClose => Method::WorkerClose,
             RequestBody::WorkerDump => Method::WorkerDump,
             RequestBody::WorkerGetResourceUsage => Method::WorkerGetResourceUsage,
+            RequestBody::WorkerGetMediaCounters => Method::WorkerGetMediaCounters,
             RequestBody::WorkerUpdateSettings(_) => Method::WorkerUpdateSettings,
             RequestBody::WorkerCreateRouter { .. } => Method::WorkerCreateRouter,
             RequestBody::RouterDump => Method::RouterDump,
@@ -274,6 +279,7 @@ pub enum ResponseBody {
     None,
     WorkerDump(WorkerDump),
     ResourceUsage(ResourceUsage),
+    MediaCounters(MediaCounters),
     RouterDump(RouterDump),
     WebRtcServerDump(WebRtcServerDump),
     /// `router.create_webrtc_transport`, `transport.dump` of a WebRtcTransport.
@@ -314,6 +320,21 @@ pub struct ResourceUsage {
     pub ru_oublock: u64,
     pub ru_nvcsw: u64,
     pub ru_nivcsw: u64,
+}
+
+/// `worker.get_media_counters`: what the worker's media engine counted since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MediaCounters {
+    /// Datagrams that reached no socket / no transport.
+    pub unknown_socket: u64,
+    pub unknown_tuple: u64,
+    /// RTP packets not forwarded for their sequence number (RFC 3550 A.1), all producers.
+    pub rtp_bad_sequence: u64,
+    /// Producer streams resynchronised to a restarted sender's new sequence space.
+    pub rtp_resyncs: u64,
+    /// DTLS handshakes that failed (a certificate that does not match the signaled
+    /// fingerprint among them).
+    pub dtls_failures: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -257,7 +257,7 @@ fn consumer_score() -> impl Strategy<Value = ConsumerScore> {
 fn rtp_stream_stats() -> impl Strategy<Value = RtpStreamStats> {
     (
         (any::<u32>(), opt(any::<u32>()), opt(text()), text()),
-        proptest::array::uniform8(any::<u64>()),
+        proptest::array::uniform10(any::<u64>()),
         (
             any::<u8>(),
             any::<u32>(),
@@ -290,6 +290,8 @@ fn rtp_stream_stats() -> impl Strategy<Value = RtpStreamStats> {
                     fir_count: c[6],
                     retransmitted_packet_count: c[7],
                     round_trip_time: rtt,
+                    bad_sequence_dropped: c[8],
+                    resync_count: c[9],
                 }
             },
         )
@@ -455,6 +457,7 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
         RequestBody::WorkerClose,
         RequestBody::WorkerDump,
         RequestBody::WorkerGetResourceUsage,
+        RequestBody::WorkerGetMediaCounters,
         RequestBody::RouterDump,
         RequestBody::RouterClose,
         RequestBody::WebRtcServerClose,
@@ -535,6 +538,17 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
                     ru_oublock: a[6],
                     ru_nvcsw: a[7],
                     ru_nivcsw: a[8],
+                })
+            })
+            .boxed(),
+        proptest::array::uniform5(any::<u64>())
+            .prop_map(|a| {
+                ResponseBody::MediaCounters(MediaCounters {
+                    unknown_socket: a[0],
+                    unknown_tuple: a[1],
+                    rtp_bad_sequence: a[2],
+                    rtp_resyncs: a[3],
+                    dtls_failures: a[4],
                 })
             })
             .boxed(),
@@ -786,9 +800,10 @@ fn response_variant(b: &ResponseBody) -> usize {
         ResponseBody::RtpStreamStats(_) => 10,
         ResponseBody::Consumed { .. } => 11,
         ResponseBody::ConsumerDump(_) => 12,
+        ResponseBody::MediaCounters(_) => 13,
     }
 }
-const RESPONSE_VARIANTS: usize = 13;
+const RESPONSE_VARIANTS: usize = 14;
 
 /// As `response_variant`, for media events.
 fn media_event_variant(e: &MediaEvent) -> usize {

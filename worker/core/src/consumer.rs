@@ -13,7 +13,7 @@ use crate::producer::{
 };
 use crate::rtp::Codec;
 use crate::rtp::OwnExts;
-use crate::stream::SendStream;
+use crate::send_stream::SendStream;
 
 #[derive(Debug)]
 pub(crate) struct Consumer {
@@ -210,6 +210,8 @@ impl Consumer {
             fir_count: s.fir_count,
             retransmitted_packet_count: s.rtx_packets,
             round_trip_time: s.rtt.map_or(0, |r| r.as_millis() as u32),
+            bad_sequence_dropped: 0,
+            resync_count: 0,
         }]
     }
 

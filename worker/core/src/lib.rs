@@ -23,11 +23,15 @@
 mod consumer;
 mod dtls;
 mod ice;
+mod keyframe;
 mod packet;
 mod producer;
+mod retransmit;
 mod router;
 mod rtcp;
 mod rtp;
+mod send_stream;
+mod seq;
 mod srtp;
 mod stream;
 mod transport;
@@ -40,19 +44,20 @@ pub use ice::{
     CONSENT_TIMEOUT, IceCredentials, IceDrop, IceEvent, IceLite, IceState, IceStats, Protocol,
     StunOutcome, Tuple,
 };
+pub use keyframe::KeyFrameRequester;
 pub use packet::{PacketKind, classify};
+pub use retransmit::{PacketStore, RetransmitBuffer};
 pub use router::Router;
 pub use rtcp::{ReportBlock, Rtcp, build as build_rtcp, parse as parse_rtcp};
 pub use rtp::{
     Codec, OwnExts, Rewrite, RtpError, RtpHeader, build_packet, is_keyframe, write_rewritten,
 };
+pub use send_stream::SendStream;
 pub use srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
-pub use stream::{
-    KeyFrameRequester, NtpClock, PacketStore, RecvStream, RecvVerdict, RetransmitBuffer, SendStream,
-};
+pub use stream::{NtpClock, RecvStream, RecvVerdict};
 pub use transport::BoundSocket;
 pub use twcc::TwccFeedback;
-pub use units::{Pt, SeqExtender, SeqNo, Ssrc};
+pub use units::{Pt, SeqNo, Ssrc};
 pub use worker::{
     CoreConfig, CoreStats, Input, Output, SocketRequest, TICK, Transmit, WorkerCore, sockets_needed,
 };

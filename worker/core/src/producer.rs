@@ -8,8 +8,10 @@ use ferrosfu_fbs::{
     RtpStreamStats,
 };
 
+use crate::keyframe::KeyFrameRequester;
+use crate::retransmit::PacketStore;
 use crate::rtp::Codec;
-use crate::stream::{KeyFrameRequester, PacketStore, RecvStream};
+use crate::stream::RecvStream;
 
 pub(crate) const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub(crate) const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -220,6 +222,8 @@ impl Producer {
                 fir_count: s.fir_count,
                 retransmitted_packet_count: s.retransmitted,
                 round_trip_time: s.rtt.map_or(0, |r| r.as_millis() as u32),
+                bad_sequence_dropped: s.bad_sequence,
+                resync_count: s.resyncs(),
             })
             .collect()
     }

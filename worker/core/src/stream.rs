@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::rtcp::{ReportBlock, ntp_middle};
 use crate::rtp::Codec;
-use crate::units::SeqExtender;
+use crate::seq::{CandidateKind, SeqTracker, SeqVerdict};
 
 /// Gaps larger than this are not NACKed (a keyframe is requested instead).
 const MAX_NACK_GAP: u64 = 1000;
@@ -19,8 +19,6 @@ const MAX_NACK_GAP: u64 = 1000;
 const MAX_NACK_RETRIES: u8 = 10;
 /// Minimum time between two NACKs of the same packet when the RTT is unknown or smaller.
 const MIN_NACK_INTERVAL: Duration = Duration::from_millis(20);
-/// Retransmission history per stream, in packets (≈ 2 s of 500-packet/s video).
-pub(crate) const RETRANSMIT_SLOTS: usize = 1024;
 
 /// Converts an `Instant` to 64-bit NTP time through a fixed anchor given by the shell.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +73,7 @@ impl RateMeter {
 }
 
 /// 0–10 from a loss fraction (0–255): 10 when clean, −1 per ~2 % lost.
-fn score_from_loss(fraction_lost: u8) -> u8 {
+pub(crate) fn score_from_loss(fraction_lost: u8) -> u8 {
     let pct = fraction_lost as u32 * 100 / 256;
     10u32.saturating_sub(pct.div_ceil(2)) as u8
 }
@@ -85,6 +83,12 @@ struct Missing {
     sent_at: Option<Instant>,
     retries: u8,
 }
+
+/// A sender report or a duplicate's timestamp further than this from the stream's timeline does
+/// not belong to it (a stray packet, a restarted sender): it needs confirmation.
+const TIMELINE_TOLERANCE_S: f64 = 5.0;
+/// A duplicate's timestamp further than this from the timeline marks a possible restart.
+const FOREIGN_TIMESTAMP_S: f64 = 60.0;
 
 /// A stream a producer receives (one encoding).
 #[derive(Debug)]
@@ -96,12 +100,17 @@ pub struct RecvStream {
     pub codec: Codec,
     pub clock_rate: u32,
     pub nack_enabled: bool,
-    ext: SeqExtender,
+    seq: SeqTracker,
+    /// Extended number of the first packet (of the stream, not of a restart).
     base_seq: Option<u64>,
-    max_seq: u64,
+    /// The candidate packet of [`SeqTracker`], kept to be forwarded if it is confirmed.
+    held: Vec<u8>,
     pub packets: u64,
     pub bytes: u64,
     pub retransmitted: u64,
+    /// Packets not forwarded for their sequence number (jumps, retransmissions of nothing).
+    pub bad_sequence: u64,
+    pub duplicates: u64,
     expected_prior: u64,
     received_prior: u64,
     jitter: f64,
@@ -110,6 +119,8 @@ pub struct RecvStream {
     last_sr: Option<(u32, Instant)>,
     /// (ntp, rtp, arrival) of the last SR: the publisher's NTP/RTP mapping.
     pub sr_mapping: Option<(u64, u32, Instant)>,
+    /// An SR inconsistent with the stream, waiting for a second one to confirm it.
+    sr_candidate: Option<(u64, u32, Instant)>,
     /// (timestamp, arrival) of the newest packet.
     pub last_packet: Option<(u32, Instant)>,
     missing: BTreeMap<u64, Missing>,
@@ -125,15 +136,20 @@ pub struct RecvStream {
     pub recovered: u64,
 }
 
-/// What the producer should do after a packet.
+/// What the producer does with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecvVerdict {
-    /// New packet: forward it.
-    Forward,
-    /// Already seen (duplicate retransmission): drop.
+    /// New packet `ext`: forward it. `big_gap`: too many lost to NACK (ask a keyframe).
+    Forward { ext: u64, big_gap: bool },
+    /// Confirms the held packet: forward [`RecvStream::take_held`] as `ext − 1`, then this one
+    /// as `ext`. `restart`: the sender restarted its sequence space (consumers re-anchor).
+    ForwardHeld { ext: u64, restart: bool },
+    /// Held as the possible start of a new sequence space (not forwarded, for now).
+    Held,
+    /// Already received: drop.
     Duplicate,
-    /// Older than what we keep track of: drop.
-    TooOld,
+    /// Its sequence number does not belong to the stream: drop (counted).
+    BadSequence,
 }
 
 impl RecvStream {
@@ -153,18 +169,21 @@ impl RecvStream {
             mime_type,
             clock_rate: clock_rate.max(1),
             nack_enabled,
-            ext: SeqExtender::default(),
+            seq: SeqTracker::default(),
             base_seq: None,
-            max_seq: 0,
+            held: Vec::new(),
             packets: 0,
             bytes: 0,
             retransmitted: 0,
+            bad_sequence: 0,
+            duplicates: 0,
             expected_prior: 0,
             received_prior: 0,
             jitter: 0.0,
             last_transit: None,
             last_sr: None,
             sr_mapping: None,
+            sr_candidate: None,
             last_packet: None,
             missing: BTreeMap::new(),
             rtt: None,
@@ -179,57 +198,117 @@ impl RecvStream {
         }
     }
 
-    /// Accounts one packet (after RTX de-encapsulation). Returns the verdict and the extended
-    /// sequence number. `big_gap` is set when a gap too large to NACK was seen (ask a keyframe).
+    /// Accounts packet `pkt` (after RTX de-encapsulation; `retransmission` when it came from
+    /// RTX) with sequence number `seq` and timestamp `ts`, and says what to do with it.
     pub fn on_packet(
         &mut self,
+        pkt: &[u8],
         seq: u16,
         ts: u32,
-        len: usize,
         now: Instant,
         retransmission: bool,
-    ) -> (RecvVerdict, u64, bool) {
-        let ext = self.ext.extend(seq).0;
-        let mut big_gap = false;
-        match self.base_seq {
-            None => {
-                self.base_seq = Some(ext);
-                self.max_seq = ext;
+    ) -> RecvVerdict {
+        let foreign = self.timeline_distance(ts, now) > FOREIGN_TIMESTAMP_S;
+        match self.seq.check(seq, retransmission, foreign) {
+            SeqVerdict::Ahead { ext, gap } => {
+                let big_gap = self.on_gap(ext, gap);
+                self.accept(pkt.len(), ts, now, retransmission, true);
+                RecvVerdict::Forward { ext, big_gap }
             }
-            Some(_) if ext > self.max_seq => {
-                let gap = ext - self.max_seq - 1;
-                if self.nack_enabled && gap > 0 {
-                    if gap > MAX_NACK_GAP {
-                        self.missing.clear();
-                        big_gap = true;
-                    } else {
-                        for s in self.max_seq + 1..ext {
-                            self.missing.insert(
-                                s,
-                                Missing {
-                                    sent_at: None,
-                                    retries: 0,
-                                },
-                            );
-                        }
-                        // Bound memory when loss persists.
-                        while self.missing.len() as u64 > MAX_NACK_GAP {
-                            self.missing.pop_first();
-                        }
-                    }
-                }
-                self.max_seq = ext;
-            }
-            Some(_) => {
+            SeqVerdict::Late { ext } => {
                 if self.missing.remove(&ext).is_some() {
                     self.recovered += 1;
-                } else if self.max_seq - ext < 2 * RETRANSMIT_SLOTS as u64 || retransmission {
-                    return (RecvVerdict::Duplicate, ext, false);
-                } else {
-                    return (RecvVerdict::TooOld, ext, false);
+                }
+                self.accept(pkt.len(), ts, now, retransmission, false);
+                RecvVerdict::Forward {
+                    ext,
+                    big_gap: false,
                 }
             }
+            SeqVerdict::Duplicate => {
+                self.duplicates += 1;
+                RecvVerdict::Duplicate
+            }
+            SeqVerdict::Candidate(kind) => {
+                match kind {
+                    CandidateKind::Jump => self.bad_sequence += 1,
+                    CandidateKind::Duplicate => self.duplicates += 1,
+                    CandidateKind::Probation => {}
+                }
+                self.held.clear();
+                self.held.extend_from_slice(pkt);
+                RecvVerdict::Held
+            }
+            SeqVerdict::Confirmed { ext, restart } => {
+                if restart {
+                    // The held packet was counted as dropped; it is forwarded after all.
+                    self.bad_sequence = self.bad_sequence.saturating_sub(1);
+                    self.missing.clear();
+                    self.last_transit = None;
+                    self.last_packet = None;
+                    self.sr_mapping = None;
+                    self.sr_candidate = None;
+                    tracing::debug!(target: "rtp", ssrc = self.ssrc, seq, "stream restarted: resync");
+                } else {
+                    self.base_seq = Some(ext - 1);
+                }
+                // The held packet: counted, not timed (it arrived earlier, its arrival is gone).
+                self.packets += 1;
+                self.bytes += self.held.len() as u64;
+                self.rate.add(self.held.len(), now);
+                self.accept(pkt.len(), ts, now, false, true);
+                RecvVerdict::ForwardHeld { ext, restart }
+            }
+            SeqVerdict::Invalid => {
+                self.bad_sequence += 1;
+                RecvVerdict::BadSequence
+            }
         }
+    }
+
+    /// The packet held by the last [`RecvVerdict::Held`], after [`RecvVerdict::ForwardHeld`].
+    /// Give the buffer back with [`Self::recycle_held`].
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
+    pub fn recycle_held(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.held = buf;
+    }
+
+    /// Restarts confirmed (the sender's sequence space changed).
+    pub fn resyncs(&self) -> u64 {
+        self.seq.restarts()
+    }
+
+    /// NACK bookkeeping for a new highest packet after `gap` skipped numbers. True when the
+    /// gap is too large to NACK.
+    fn on_gap(&mut self, ext: u64, gap: u64) -> bool {
+        if !self.nack_enabled || gap == 0 {
+            return false;
+        }
+        if gap > MAX_NACK_GAP {
+            self.missing.clear();
+            return true;
+        }
+        for s in ext - gap..ext {
+            self.missing.insert(
+                s,
+                Missing {
+                    sent_at: None,
+                    retries: 0,
+                },
+            );
+        }
+        // Bound memory when loss persists.
+        while self.missing.len() as u64 > MAX_NACK_GAP {
+            self.missing.pop_first();
+        }
+        false
+    }
+
+    fn accept(&mut self, len: usize, ts: u32, now: Instant, retransmission: bool, newest: bool) {
         self.packets += 1;
         self.bytes += len as u64;
         if retransmission {
@@ -238,14 +317,25 @@ impl RecvStream {
         self.rate.add(len, now);
         if !retransmission {
             self.update_jitter(ts, now);
-            if self
-                .last_packet
-                .is_none_or(|(last, _)| ts.wrapping_sub(last) < 0x8000_0000)
-            {
-                self.last_packet = Some((ts, now));
-            }
         }
-        (RecvVerdict::Forward, ext, big_gap)
+        // The timeline follows sequence order, not timestamps: a late or stray timestamp
+        // cannot move it.
+        if newest {
+            self.last_packet = Some((ts, now));
+        }
+    }
+
+    /// Seconds between timestamp `ts` and the stream's timeline at `now` (0 without one).
+    fn timeline_distance(&self, ts: u32, now: Instant) -> f64 {
+        let Some((last, at)) = self.last_packet else {
+            return 0.0;
+        };
+        let expected = last.wrapping_add(self.ticks_since(at, now));
+        f64::from((ts.wrapping_sub(expected) as i32).unsigned_abs()) / f64::from(self.clock_rate)
+    }
+
+    fn ticks_since(&self, at: Instant, now: Instant) -> u32 {
+        (now.saturating_duration_since(at).as_secs_f64() * f64::from(self.clock_rate)) as u32
     }
 
     fn update_jitter(&mut self, ts: u32, now: Instant) {
@@ -266,11 +356,37 @@ impl RecvStream {
         self.last_transit = Some(transit);
     }
 
+    /// A sender report. One that does not fit the stream (its RTP time far from the packets'
+    /// timeline, or its NTP time not advancing with arrival since the last SR) is kept aside
+    /// and only used if the next SR confirms it: one stray SR cannot move the mapping that
+    /// consumers' SRs (lip sync) are built from.
     pub fn on_sender_report(&mut self, ntp: u64, rtp: u32, now: Instant) {
+        let sr = (ntp, rtp, now);
+        let fits = match self.sr_mapping {
+            Some(prev) => self.sr_follows(prev, sr),
+            None => self.timeline_distance(rtp, now) <= TIMELINE_TOLERANCE_S,
+        };
+        if !fits {
+            let confirmed = self.sr_candidate.is_some_and(|c| self.sr_follows(c, sr));
+            if !confirmed {
+                tracing::debug!(target: "rtcp", ssrc = self.ssrc, "sender report off the stream's timeline: held");
+                self.sr_candidate = Some(sr);
+                return;
+            }
+        }
+        self.sr_candidate = None;
         self.last_sr = Some((ntp_middle(ntp), now));
-        self.sr_mapping = Some((ntp, rtp, now));
+        self.sr_mapping = Some(sr);
     }
 
+    /// Whether SR `next` continues SR `prev`: NTP advanced as arrival did, RTP as NTP did.
+    fn sr_follows(&self, prev: (u64, u32, Instant), next: (u64, u32, Instant)) -> bool {
+        let ntp_s = next.0.wrapping_sub(prev.0) as i64 as f64 / 4_294_967_296.0;
+        let arrival_s = next.2.saturating_duration_since(prev.2).as_secs_f64();
+        let rtp_s = f64::from(next.1.wrapping_sub(prev.1) as i32) / f64::from(self.clock_rate);
+        (ntp_s - arrival_s).abs() <= TIMELINE_TOLERANCE_S
+            && (rtp_s - ntp_s).abs() <= TIMELINE_TOLERANCE_S
+    }
     /// Sequence numbers to NACK now (16-bit), marking them sent.
     pub fn poll_nacks(&mut self, now: Instant) -> Vec<u16> {
         let interval = self.rtt.unwrap_or_default().max(MIN_NACK_INTERVAL);
@@ -324,7 +440,10 @@ impl RecvStream {
     }
 
     fn expected(&self) -> u64 {
-        self.base_seq.map_or(0, |b| self.max_seq - b + 1)
+        match (self.base_seq, self.seq.max()) {
+            (Some(b), Some(max)) => max - b + 1 - self.seq.skipped(),
+            _ => 0,
+        }
     }
 
     /// A report block for our RR, updating the interval loss and the score. `None` before the
@@ -356,7 +475,8 @@ impl RecvStream {
             ssrc: self.ssrc,
             fraction_lost: self.fraction_lost,
             total_lost: self.packets_lost().min(0x7f_ffff) as u32,
-            ext_highest_seq: self.max_seq as u32,
+            // Cycles count from 0 on the wire (the extended space starts one period in).
+            ext_highest_seq: self.seq.max().unwrap_or_default().saturating_sub(1 << 16) as u32,
             jitter: self.jitter as u32,
             lsr,
             dlsr,
@@ -379,447 +499,210 @@ impl RecvStream {
     }
 }
 
-/// One packet of a producer stream's [`PacketStore`].
-#[derive(Debug, Default)]
-struct StoredPacket {
-    ext_seq: u64,
-    used: bool,
-    packet: Vec<u8>,
-}
-
-/// The last [`RETRANSMIT_SLOTS`] packets a producer stream forwarded (plaintext, as received,
-/// RTX already unwrapped), indexed by extended input sequence number. Every consumer of the
-/// stream retransmits from this one copy: a consumer keeps only the mapping from its output
-/// sequence numbers to input ones ([`RetransmitBuffer`]), so its memory does not grow with the
-/// packet size (a copy per consumer cost ~1.3 MiB each).
-#[derive(Debug)]
-pub struct PacketStore {
-    slots: Vec<StoredPacket>,
-}
-
-impl Default for PacketStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PacketStore {
-    pub fn new() -> Self {
-        Self {
-            slots: (0..RETRANSMIT_SLOTS)
-                .map(|_| StoredPacket::default())
-                .collect(),
-        }
-    }
-
-    /// Keeps a copy of `packet` (input sequence `ext_seq`), replacing the oldest one on its slot.
-    pub fn put(&mut self, ext_seq: u64, packet: &[u8]) {
-        let s = &mut self.slots[ext_seq as usize % RETRANSMIT_SLOTS];
-        s.ext_seq = ext_seq;
-        s.used = true;
-        s.packet.clear();
-        s.packet.extend_from_slice(packet);
-    }
-
-    /// The stored packet `ext_seq`, if it is still there.
-    pub fn get(&self, ext_seq: u64) -> Option<&[u8]> {
-        let s = &self.slots[ext_seq as usize % RETRANSMIT_SLOTS];
-        (s.used && s.ext_seq == ext_seq).then_some(&s.packet[..])
-    }
-}
-
-/// One sent packet of a consumer stream: which input packet it was and when it was last resent.
-#[derive(Clone, Copy, Debug, Default)]
-struct Slot {
-    seq: u16,
-    used: bool,
-    in_ext_seq: u64,
-    resent_at: Option<Instant>,
-}
-
-/// Last-N sent packets of a consumer stream, indexed by output sequence number: the input
-/// packet each one was rewritten from (in the producer's [`PacketStore`]) and when it was last
-/// resent. 24 bytes a slot.
-#[derive(Debug)]
-pub struct RetransmitBuffer {
-    slots: Box<[Slot]>,
-}
-
-impl Default for RetransmitBuffer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl RetransmitBuffer {
-    pub fn new() -> Self {
-        Self {
-            slots: vec![Slot::default(); RETRANSMIT_SLOTS].into_boxed_slice(),
-        }
-    }
-
-    /// Output packet `seq` was rewritten from input packet `in_ext_seq`.
-    pub fn record(&mut self, seq: u16, in_ext_seq: u64) {
-        self.slots[seq as usize % RETRANSMIT_SLOTS] = Slot {
-            seq,
-            used: true,
-            in_ext_seq,
-            resent_at: None,
-        };
-    }
-
-    /// The input sequence number of sent packet `seq`, unless it was already resent within
-    /// `min_interval` (or is too old).
-    pub fn get_for_resend(
-        &mut self,
-        seq: u16,
-        now: Instant,
-        min_interval: Duration,
-    ) -> Option<u64> {
-        let s = &mut self.slots[seq as usize % RETRANSMIT_SLOTS];
-        if !s.used || s.seq != seq {
-            return None;
-        }
-        if s.resent_at
-            .is_some_and(|t| now.saturating_duration_since(t) < min_interval)
-        {
-            return None;
-        }
-        s.resent_at = Some(now);
-        Some(s.in_ext_seq)
-    }
-
-    pub fn clear(&mut self) {
-        for s in &mut self.slots {
-            s.used = false;
-        }
-    }
-}
-
-/// A stream a consumer sends.
-#[derive(Debug)]
-pub struct SendStream {
-    pub ssrc: u32,
-    pub rtx_ssrc: Option<u32>,
-    pub pt_rtx: Option<u8>,
-    pub mime_type: String,
-    pub clock_rate: u32,
-    /// Output seq = input extended seq + offset (mod 2^16); re-anchored after pause/resume.
-    seq_offset: u16,
-    /// Input extended seq at which the current anchor starts; older packets are dropped.
-    anchor_in: Option<u64>,
-    pub last_out_seq: u16,
-    ts_offset: u32,
-    pub last_out_ts: Option<(u32, Instant)>,
-    rtx_seq: u16,
-    pub packets: u64,
-    pub bytes: u64,
-    pub rtx_packets: u64,
-    pub rate: RateMeter,
-    pub nack_count: u64,
-    pub nack_packet_count: u64,
-    pub pli_count: u64,
-    pub fir_count: u64,
-    pub rtt: Option<Duration>,
-    pub fraction_lost: u8,
-    pub packets_lost: u32,
-    pub jitter: u32,
-    pub score: u8,
-    /// (ntp middle, sent at) of our SRs, to compute RTT from RRs.
-    pub buffer: Option<RetransmitBuffer>,
-}
-
-impl SendStream {
-    pub fn new(
-        ssrc: u32,
-        rtx: Option<(u32, u8)>,
-        mime_type: String,
-        clock_rate: u32,
-        nack_enabled: bool,
-        initial_seq: u16,
-        ts_offset: u32,
-    ) -> Self {
-        Self {
-            ssrc,
-            rtx_ssrc: rtx.map(|r| r.0),
-            pt_rtx: rtx.map(|r| r.1),
-            mime_type,
-            clock_rate: clock_rate.max(1),
-            seq_offset: 0,
-            anchor_in: None,
-            last_out_seq: initial_seq.wrapping_sub(1),
-            ts_offset,
-            last_out_ts: None,
-            rtx_seq: initial_seq ^ 0x5555,
-            packets: 0,
-            bytes: 0,
-            rtx_packets: 0,
-            rate: RateMeter::default(),
-            nack_count: 0,
-            nack_packet_count: 0,
-            pli_count: 0,
-            fir_count: 0,
-            rtt: None,
-            fraction_lost: 0,
-            packets_lost: 0,
-            jitter: 0,
-            score: 10,
-            buffer: nack_enabled.then(RetransmitBuffer::new),
-        }
-    }
-
-    /// Forget the anchor: the next forwarded packet continues right after the last sent one.
-    pub fn resync(&mut self) {
-        self.anchor_in = None;
-    }
-
-    pub fn needs_sync(&self) -> bool {
-        self.anchor_in.is_none()
-    }
-
-    /// The output sequence number for input `ext_seq`, or `None` when the packet predates the
-    /// current anchor (sent before a pause, or older than a resync).
-    pub fn map_seq(&mut self, ext_seq: u64) -> Option<u16> {
-        match self.anchor_in {
-            None => {
-                self.anchor_in = Some(ext_seq);
-                self.seq_offset = self
-                    .last_out_seq
-                    .wrapping_add(1)
-                    .wrapping_sub(ext_seq as u16);
-            }
-            Some(a) if ext_seq < a => return None,
-            Some(_) => {}
-        }
-        let out = (ext_seq as u16).wrapping_add(self.seq_offset);
-        if out.wrapping_sub(self.last_out_seq) < 0x8000 {
-            self.last_out_seq = out;
-        }
-        Some(out)
-    }
-
-    pub fn map_ts(&self, ts: u32) -> u32 {
-        ts.wrapping_add(self.ts_offset)
-    }
-
-    pub fn on_sent(&mut self, out_ts: u32, len: usize, now: Instant) {
-        self.packets += 1;
-        self.bytes += len as u64;
-        self.rate.add(len, now);
-        if self
-            .last_out_ts
-            .is_none_or(|(t, _)| out_ts.wrapping_sub(t) < 0x8000_0000)
-        {
-            self.last_out_ts = Some((out_ts, now));
-        }
-    }
-
-    pub fn next_rtx_seq(&mut self) -> u16 {
-        self.rtx_seq = self.rtx_seq.wrapping_add(1);
-        self.rtx_seq
-    }
-
-    /// Our SR: NTP now and the RTP time that corresponds to it in our (rewritten) timeline.
-    /// `producer_rtp_now` is the producer's RTP time now (from its SR or last packet).
-    pub fn sender_report(
-        &self,
-        now: Instant,
-        ntp: &NtpClock,
-        producer_rtp_now: Option<u32>,
-    ) -> Option<crate::rtcp::Rtcp> {
-        let rtp = match producer_rtp_now {
-            Some(r) => self.map_ts(r),
-            None => {
-                let (ts, at) = self.last_out_ts?;
-                let d = now.saturating_duration_since(at).as_secs_f64() * self.clock_rate as f64;
-                ts.wrapping_add(d as u32)
-            }
-        };
-        self.last_out_ts?;
-        Some(crate::rtcp::Rtcp::SenderReport {
-            ssrc: self.ssrc,
-            ntp: ntp.ntp(now),
-            rtp,
-            packets: self.packets as u32,
-            octets: self.bytes as u32,
-            reports: vec![],
-        })
-    }
-
-    /// Processes the RR block about this stream: RTT (from LSR/DLSR), loss, score.
-    pub fn on_report_block(&mut self, b: &ReportBlock, now: Instant, ntp: &NtpClock) {
-        self.fraction_lost = b.fraction_lost;
-        self.packets_lost = b.total_lost;
-        self.jitter = b.jitter;
-        self.score = score_from_loss(b.fraction_lost);
-        if b.lsr != 0 {
-            let now_mid = ntp_middle(ntp.ntp(now));
-            let rtt = now_mid.wrapping_sub(b.lsr).wrapping_sub(b.dlsr);
-            if rtt < 0x8000_0000 {
-                self.rtt = Some(Duration::from_secs_f64(rtt as f64 / 65536.0));
-            }
-        }
-    }
-}
-
-/// Keyframe requests toward a publisher, throttled by `key_frame_request_delay`: a request
-/// inside the delay window is remembered and sent when the window ends (at most one), unless a
-/// keyframe arrives first.
-#[derive(Debug, Default)]
-pub struct KeyFrameRequester {
-    pub delay: Duration,
-    last_sent: Option<Instant>,
-    pending: bool,
-}
-
-impl KeyFrameRequester {
-    pub fn new(delay: Duration) -> Self {
-        Self {
-            delay,
-            last_sent: None,
-            pending: false,
-        }
-    }
-
-    /// A keyframe is wanted now. Returns true when a request must be sent now.
-    pub fn request(&mut self, now: Instant) -> bool {
-        match self.last_sent {
-            Some(t) if now.saturating_duration_since(t) < self.delay => {
-                self.pending = true;
-                false
-            }
-            _ => {
-                self.last_sent = Some(now);
-                self.pending = false;
-                true
-            }
-        }
-    }
-
-    pub fn on_keyframe(&mut self) {
-        self.pending = false;
-    }
-
-    pub fn timeout(&self) -> Option<Instant> {
-        if self.pending {
-            self.last_sent.map(|t| t + self.delay)
-        } else {
-            None
-        }
-    }
-
-    /// Whether a deferred request is due now.
-    pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        if self.pending && self.timeout().is_some_and(|t| now >= t) {
-            self.pending = false;
-            self.last_sent = Some(now);
-            true
-        } else {
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn video() -> RecvStream {
+        RecvStream::new(1, None, None, "video/VP8".into(), 90000, true)
+    }
+
     #[test]
     fn recv_stream_nacks_gaps_and_counts_recovery() {
         let t0 = Instant::now();
-        let mut s = RecvStream::new(1, None, None, "video/VP8".into(), 90000, true);
-        for seq in [10u16, 11, 14] {
-            s.on_packet(seq, 0, 100, t0, false);
-        }
+        let mut s = video();
+        let p = [0u8; 100];
+        assert_eq!(s.on_packet(&p, 10, 0, t0, false), RecvVerdict::Held);
+        assert!(matches!(
+            s.on_packet(&p, 11, 0, t0, false),
+            RecvVerdict::ForwardHeld { restart: false, .. }
+        ));
+        assert_eq!(s.take_held().len(), 100);
+        assert!(matches!(
+            s.on_packet(&p, 14, 0, t0, false),
+            RecvVerdict::Forward { big_gap: false, .. }
+        ));
         assert_eq!(s.poll_nacks(t0), vec![12, 13]);
         assert!(s.poll_nacks(t0).is_empty(), "not again within the interval");
-        let (v, _, _) = s.on_packet(12, 0, 100, t0, true);
-        assert_eq!(v, RecvVerdict::Forward);
+        let v = s.on_packet(&p, 12, 0, t0, true);
+        assert!(matches!(v, RecvVerdict::Forward { .. }), "{v:?}");
         assert_eq!(s.poll_nacks(t0 + Duration::from_millis(25)), vec![13]);
-        let (v, _, _) = s.on_packet(12, 0, 100, t0, true);
-        assert_eq!(v, RecvVerdict::Duplicate);
+        assert_eq!(s.on_packet(&p, 12, 0, t0, true), RecvVerdict::Duplicate);
         assert_eq!(s.recovered, 1);
+        assert_eq!(s.packets, 4);
+        // Lost on the publisher's link: 12 and 13 (12 came back by retransmission).
+        assert_eq!(s.packets_lost(), 2);
+    }
+
+    /// Feeds `n` packets of 30 fps video from `seq`/`ts` at `t`, returning the verdicts.
+    fn run(s: &mut RecvStream, seq: u16, ts: u32, t: Instant, n: u16) -> Vec<RecvVerdict> {
+        (0..n)
+            .map(|i| {
+                let at = t + Duration::from_millis(33 * u64::from(i));
+                s.on_packet(
+                    &[1; 50],
+                    seq.wrapping_add(i),
+                    ts.wrapping_add(3000 * u32::from(i)),
+                    at,
+                    false,
+                )
+            })
+            .collect()
     }
 
     #[test]
-    fn send_stream_is_continuous_across_resync() {
-        let mut s = SendStream::new(5, None, "audio/opus".into(), 48000, false, 100, 0);
-        assert_eq!(s.map_seq(1000), Some(100));
-        assert_eq!(s.map_seq(1001), Some(101));
-        s.resync();
-        assert_eq!(s.map_seq(2000), Some(102));
-        assert_eq!(s.map_seq(1999), None);
-        assert_eq!(s.map_seq(2001), Some(103));
-    }
-
-    #[test]
-    fn retransmission_goes_through_the_shared_store() {
+    fn a_stray_packet_is_dropped_and_counted_the_stream_goes_on() {
         let t0 = Instant::now();
-        let mut store = PacketStore::new();
-        let mut a = RetransmitBuffer::new();
-        let mut b = RetransmitBuffer::new();
-        for ext in 70_000u64..70_000 + 2 * RETRANSMIT_SLOTS as u64 {
-            store.put(ext, &ext.to_be_bytes());
-            a.record(ext as u16, ext);
-            b.record((ext as u16).wrapping_add(500), ext);
+        for jump in [1001u16, 3000, 32767, 0u16.wrapping_sub(3000)] {
+            let mut s = video();
+            run(&mut s, 100, 0, t0, 10);
+            let t1 = t0 + Duration::from_millis(330);
+            let v = s.on_packet(&[9; 50], 110u16.wrapping_add(jump), 30_000, t1, false);
+            if jump < 3000 {
+                // Within the dropout window: loss, too large to NACK.
+                assert_eq!(
+                    v,
+                    RecvVerdict::Forward {
+                        ext: s.seq.max().unwrap(),
+                        big_gap: true
+                    }
+                );
+                continue;
+            }
+            assert_eq!(v, RecvVerdict::Held, "jump {jump}");
+            let after = run(&mut s, 110, 30_000, t1, 10);
+            assert!(
+                after
+                    .iter()
+                    .all(|v| matches!(v, RecvVerdict::Forward { big_gap: false, .. })),
+                "jump {jump}: {after:?}"
+            );
+            assert_eq!(s.bad_sequence, 1);
+            assert_eq!(s.resyncs(), 0);
+            assert_eq!(s.packets_lost(), 0);
         }
-        let last = 70_000 + 2 * RETRANSMIT_SLOTS as u64 - 1;
-        // Both consumers find the one stored copy under their own output numbers.
-        let ext = a.get_for_resend(last as u16, t0, Duration::from_millis(10));
-        assert_eq!(ext, Some(last));
-        assert_eq!(store.get(last), Some(&last.to_be_bytes()[..]));
-        let ext = b.get_for_resend((last as u16).wrapping_add(500), t0, Duration::ZERO);
-        assert_eq!(ext, Some(last));
-        // Not twice within the interval; again after it.
-        assert_eq!(
-            a.get_for_resend(last as u16, t0, Duration::from_millis(10)),
-            None
-        );
-        let later = t0 + Duration::from_millis(10);
-        assert_eq!(
-            a.get_for_resend(last as u16, later, Duration::from_millis(10)),
-            Some(last)
-        );
-        // Older than the history: the slot now holds a newer packet.
-        let old = last - RETRANSMIT_SLOTS as u64;
-        assert_eq!(a.get_for_resend(old as u16, t0, Duration::ZERO), None);
-        assert_eq!(store.get(old), None);
-        a.clear();
-        assert_eq!(a.get_for_resend(last as u16, later, Duration::ZERO), None);
     }
 
     #[test]
-    fn keyframe_requests_are_throttled() {
+    fn a_restarted_sender_resyncs_on_its_second_packet() {
         let t0 = Instant::now();
-        let mut k = KeyFrameRequester::new(Duration::from_millis(1000));
-        assert!(k.request(t0));
-        assert!(!k.request(t0 + Duration::from_millis(10)));
-        assert!(!k.request(t0 + Duration::from_millis(20)));
-        assert_eq!(k.timeout(), Some(t0 + Duration::from_millis(1000)));
-        assert!(!k.handle_timeout(t0 + Duration::from_millis(999)));
-        assert!(k.handle_timeout(t0 + Duration::from_millis(1000)));
-        assert_eq!(k.timeout(), None);
+        let mut s = video();
+        run(&mut s, 100, 0, t0, 10);
+        s.on_sender_report(1 << 40, 27_000, t0 + Duration::from_millis(300));
+        assert!(s.sr_mapping.is_some());
+        // New sequence and timestamp spaces.
+        let t1 = t0 + Duration::from_millis(400);
+        let v = run(&mut s, 50_000, 123_456_789, t1, 3);
+        assert_eq!(v[0], RecvVerdict::Held);
+        let RecvVerdict::ForwardHeld { ext, restart: true } = v[1] else {
+            panic!("{v:?}");
+        };
+        assert_eq!(ext as u16, 50_001);
+        assert!(matches!(v[2], RecvVerdict::Forward { big_gap: false, .. }));
+        assert_eq!(s.resyncs(), 1);
+        assert_eq!(s.bad_sequence, 0, "the held packet was forwarded");
+        assert_eq!(s.packets, 13);
+        assert_eq!(s.packets_lost(), 0, "a restart is not loss");
+        assert!(
+            s.sr_mapping.is_none(),
+            "the old SR mapping is of the old timeline"
+        );
+        let (ts, _) = s.last_packet.unwrap();
+        assert_eq!(ts, 123_456_789 + 6000);
     }
 
     #[test]
-    fn rtt_from_lsr_dlsr() {
+    fn a_restart_behind_the_stream_resyncs_on_two_foreign_duplicates() {
         let t0 = Instant::now();
-        let clock = NtpClock {
-            anchor: t0,
-            anchor_ntp: 1 << 40,
-        };
-        let mut s = SendStream::new(5, None, "video/VP8".into(), 90000, false, 0, 0);
-        let sent = t0 + Duration::from_secs(1);
-        let lsr = ntp_middle(clock.ntp(sent));
-        // Remote held it 100 ms; the RR arrives 180 ms after the SR was sent → RTT 80 ms.
-        let b = ReportBlock {
-            ssrc: 5,
-            lsr,
-            dlsr: 6554,
-            ..Default::default()
-        };
-        s.on_report_block(&b, sent + Duration::from_millis(180), &clock);
-        let rtt = s.rtt.unwrap().as_millis();
-        assert!((79..=81).contains(&rtt), "{rtt}");
+        let mut s = video();
+        run(&mut s, 1000, 0, t0, 100);
+        // Numbers already received, but timestamps from another timeline.
+        let t1 = t0 + Duration::from_millis(3300);
+        let v = run(&mut s, 1050, 2_000_000_000, t1, 3);
+        assert_eq!(v[0], RecvVerdict::Held);
+        assert!(
+            matches!(v[1], RecvVerdict::ForwardHeld { restart: true, .. }),
+            "{v:?}"
+        );
+        // The same numbers with the stream's own timestamps are duplicates.
+        let mut s = video();
+        run(&mut s, 1000, 0, t0, 100);
+        let v = run(&mut s, 1050, 150_000, t0 + Duration::from_millis(1650), 3);
+        assert_eq!(v, vec![RecvVerdict::Duplicate; 3]);
+        assert_eq!(s.duplicates, 3);
+    }
+
+    #[test]
+    fn reordered_packets_are_forwarded_once_without_nack() {
+        let t0 = Instant::now();
+        let mut s = RecvStream::new(1, None, None, "audio/opus".into(), 48000, false);
+        let p = [0u8; 10];
+        s.on_packet(&p, 1, 0, t0, false);
+        s.on_packet(&p, 2, 960, t0, false);
+        for (seq, want) in [
+            (4u16, true),
+            (3, true),
+            (3, false),
+            (6, true),
+            (5, true),
+            (5, false),
+        ] {
+            let v = s.on_packet(&p, seq, 960 * u32::from(seq), t0, false);
+            assert_eq!(
+                matches!(v, RecvVerdict::Forward { .. }),
+                want,
+                "{seq}: {v:?}"
+            );
+        }
+        assert_eq!(s.packets_lost(), 0);
+    }
+
+    #[test]
+    fn retransmissions_ahead_of_the_stream_are_dropped() {
+        let t0 = Instant::now();
+        let mut s = video();
+        run(&mut s, 100, 0, t0, 5);
+        assert_eq!(
+            s.on_packet(&[0; 10], 110, 0, t0, true),
+            RecvVerdict::BadSequence
+        );
+        assert_eq!(
+            s.on_packet(&[0; 10], 40_000, 0, t0, true),
+            RecvVerdict::BadSequence
+        );
+        assert!(matches!(
+            s.on_packet(&[0; 10], 105, 15_000, t0, false),
+            RecvVerdict::Forward { big_gap: false, .. }
+        ));
+        assert_eq!(s.bad_sequence, 2);
+    }
+
+    #[test]
+    fn a_stray_sender_report_needs_a_second_to_move_the_mapping() {
+        let t0 = Instant::now();
+        let mut s = video();
+        run(&mut s, 100, 0, t0, 31);
+        let t1 = t0 + Duration::from_secs(1);
+        let ntp = 1u64 << 40;
+        s.on_sender_report(ntp, 90_000, t1);
+        assert_eq!(s.sr_mapping, Some((ntp, 90_000, t1)));
+        // RTP time an hour off: held.
+        let t2 = t1 + Duration::from_secs(1);
+        s.on_sender_report(ntp + (1 << 32), 90_000 + 3600 * 90_000, t2);
+        assert_eq!(s.sr_mapping, Some((ntp, 90_000, t1)));
+        // NTP time a day ahead: held.
+        s.on_sender_report(ntp + (86_400 << 32), 180_000, t2);
+        assert_eq!(s.sr_mapping, Some((ntp, 90_000, t1)));
+        // The real next SR goes on.
+        s.on_sender_report(ntp + (1 << 32), 180_000, t2);
+        assert_eq!(s.sr_mapping, Some((ntp + (1 << 32), 180_000, t2)));
+        // A sender that really moved: the second SR confirms the first.
+        let t3 = t2 + Duration::from_secs(1);
+        let far = 1_000_000_000u32;
+        s.on_sender_report(ntp + (2 << 32), far, t3);
+        assert_eq!(s.sr_mapping.unwrap().1, 180_000);
+        let t4 = t3 + Duration::from_secs(1);
+        s.on_sender_report(ntp + (3 << 32), far + 90_000, t4);
+        assert_eq!(s.sr_mapping, Some((ntp + (3 << 32), far + 90_000, t4)));
     }
 }

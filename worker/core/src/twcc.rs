@@ -16,7 +16,7 @@ use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
     SymbolSizeTypeTcc, SymbolTypeTcc, TransportLayerCc,
 };
 
-use crate::units::SeqExtender;
+use crate::seq::{SeqTracker, SeqVerdict};
 
 /// How often feedback is sent while packets arrive (libwebrtc and mediasoup: 100 ms).
 pub(crate) const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
@@ -39,7 +39,10 @@ const MAX_RUN: usize = 0x1fff;
 /// The transport-wide feedback state of one transport.
 #[derive(Debug, Default)]
 pub struct TwccFeedback {
-    extender: SeqExtender,
+    /// RFC 3550 A.1 on the transport-wide numbers: one stray number cannot move the report.
+    seq: SeqTracker,
+    /// Arrival of the packet [`SeqTracker`] holds as a candidate.
+    held_at: Option<Instant>,
     /// Extended transport-wide sequence → arrival, not reported yet.
     pending: BTreeMap<u64, Instant>,
     /// Arrivals reported in the last [`BACK_WINDOW`]: reported again, with the packets after
@@ -58,7 +61,22 @@ pub struct TwccFeedback {
 impl TwccFeedback {
     /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived.
     pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
-        let seq = self.extender.extend(seq).0;
+        let seq = match self.seq.check(seq, false, false) {
+            SeqVerdict::Ahead { ext, .. } | SeqVerdict::Late { ext } => ext,
+            SeqVerdict::Candidate(_) => {
+                self.held_at = Some(now);
+                return;
+            }
+            SeqVerdict::Confirmed { ext, .. } => {
+                // A new space starts above everything seen: the report restarts at its first
+                // packet (the numbers skipped fill more than a report).
+                if let Some(at) = self.held_at.take() {
+                    self.record(ext - 1, media_ssrc, at);
+                }
+                ext
+            }
+            SeqVerdict::Duplicate | SeqVerdict::Invalid => return,
+        };
         if let Some(n) = self.next
             && seq < n
         {
@@ -76,6 +94,10 @@ impl TwccFeedback {
             self.pending.extend(again);
             self.next = Some(seq);
         }
+        self.record(seq, media_ssrc, now);
+    }
+
+    fn record(&mut self, seq: u64, media_ssrc: u32, now: Instant) {
         self.anchor.get_or_insert(now);
         self.pending.entry(seq).or_insert(now);
         if self.pending.len() > MAX_PENDING {
@@ -337,14 +359,18 @@ mod tests {
         for n in 0..2500u16 {
             f.on_packet(n, 7, t0 + Duration::from_micros(u64::from(n) * 100));
         }
+        // One stray number far ahead is ignored.
+        // A jump is a restart only when the next number follows it (RFC 3550 A.1).
         f.on_packet(9000, 7, t0 + Duration::from_millis(300));
+        f.on_packet(40_000, 7, t0 + Duration::from_millis(300));
+        f.on_packet(40_001, 7, t0 + Duration::from_millis(301));
         let fbs = f.poll_feedback(t0 + Duration::from_secs(1), 1);
         let bases: Vec<u16> = fbs.iter().map(|f| f.base_sequence_number).collect();
-        assert_eq!((bases[0], bases.last()), (0, Some(&9000)), "{bases:?}");
+        assert_eq!((bases[0], bases.last()), (0, Some(&40_000)), "{bases:?}");
         assert!(bases.len() >= 4, "{bases:?}");
         let got = decode(&fbs);
         let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
-        let want: Vec<u16> = (0..2500).chain([9000]).collect();
+        let want: Vec<u16> = (0..2500).chain([40_000, 40_001]).collect();
         assert_eq!(seqs, want);
         assert!(got.iter().all(|g| g.1.is_some()));
         for fb in &fbs {
@@ -356,22 +382,25 @@ mod tests {
     fn a_hole_of_a_whole_report_restarts_and_reports_stay_small() {
         let t0 = Instant::now();
         let mut f = TwccFeedback::default();
+        // The first number is on probation until the second follows it.
         f.on_packet(0, 7, t0);
+        assert_eq!(f.timeout(), None);
+        f.on_packet(1, 7, t0);
         assert_eq!(f.poll_feedback(t0 + FEEDBACK_INTERVAL, 1).len(), 1);
         // Exactly MAX_STATUSES lost since: not reported as lost, no empty report, no hang.
-        f.on_packet(1001, 7, t0 + FEEDBACK_INTERVAL);
+        f.on_packet(1002, 7, t0 + FEEDBACK_INTERVAL);
         let fbs = f.poll_feedback(t0 + FEEDBACK_INTERVAL * 2, 1);
         assert_eq!(fbs.len(), 1);
         assert_eq!(
             (fbs[0].base_sequence_number, fbs[0].packet_status_count),
-            (1001, 1)
+            (1002, 1)
         );
         // 999 lost: reported lost, then the arrival.
-        f.on_packet(2001, 7, t0 + FEEDBACK_INTERVAL * 2);
+        f.on_packet(2002, 7, t0 + FEEDBACK_INTERVAL * 2);
         let fbs = f.poll_feedback(t0 + FEEDBACK_INTERVAL * 3, 1);
         assert_eq!(
             (fbs[0].base_sequence_number, fbs[0].packet_status_count),
-            (1002, 1000)
+            (1003, 1000)
         );
         // Reordered arrivals (every delta large) split into packets under the byte limit.
         let base = t0 + Duration::from_secs(10);

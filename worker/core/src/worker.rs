@@ -18,15 +18,18 @@ use crate::dtls::{Dtls, DtlsIdentity, DtlsOutput};
 use crate::ice::{IceCredentials, IceEvent, IceLite, Protocol, StunOutcome, Tuple};
 use crate::packet::{PacketKind, classify};
 use crate::producer::Producer;
+use crate::retransmit::PacketStore;
 use crate::router::Router;
 use crate::rtcp::{self, Rtcp};
-use crate::rtp::{self, OwnExts, Rewrite, RtpHeader};
+use crate::rtp::{self, Rewrite, RtpHeader};
 use crate::srtp::{SrtpProfile, SrtpSession};
-use crate::stream::{NtpClock, PacketStore, RecvVerdict};
+use crate::stream::NtpClock;
 use crate::transport::{
     self, BoundSocket, Kind, Plain, RTCP_INTERVAL, Transport, WebRtc, fbs_ice_state, fbs_tuple,
 };
 use crate::units::{Pt, Ssrc};
+
+mod ingress;
 
 /// How often the core runs its periodic work (NACK retries, deferred keyframe requests, RTCP).
 pub const TICK: Duration = Duration::from_millis(20);
@@ -158,11 +161,20 @@ enum Owner {
     Server(WebRtcServerId),
 }
 
-/// Worker-wide drop counters (packets that reached no transport).
+/// Worker-wide counters: packets that reached no transport, and sequence validation of what
+/// producers receive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
     pub unknown_socket: u64,
     pub unknown_tuple: u64,
+    /// RTP packets not forwarded for their sequence number (RFC 3550 A.1: jumps, RTX of
+    /// packets never sent), over every producer stream this worker had.
+    pub rtp_bad_sequence: u64,
+    /// Producer streams that restarted in a new sequence space (confirmed by two packets).
+    pub rtp_resyncs: u64,
+    /// DTLS handshakes that failed (a certificate that does not match the signaled
+    /// fingerprint among them).
+    pub dtls_failures: u64,
 }
 
 /// The worker's state: routers, transports, producers, consumers and the outputs waiting.
@@ -551,6 +563,16 @@ impl WorkerCore {
                 let p = self.consumers[&k].producer;
                 self.request_key_frame(p, now);
                 Ok(ResponseBody::None)
+            }
+            RequestBody::WorkerGetMediaCounters => {
+                let s = &self.stats;
+                Ok(ResponseBody::MediaCounters(ferrosfu_fbs::MediaCounters {
+                    unknown_socket: s.unknown_socket,
+                    unknown_tuple: s.unknown_tuple,
+                    rtp_bad_sequence: s.rtp_bad_sequence,
+                    rtp_resyncs: s.rtp_resyncs,
+                    dtls_failures: s.dtls_failures,
+                }))
             }
             RequestBody::WorkerGetResourceUsage | RequestBody::WorkerUpdateSettings(_) => {
                 Err(RequestFailure::failed(format!(
@@ -1450,171 +1472,6 @@ impl WorkerCore {
         }
     }
 
-    fn rtp_in(&mut self, k: u64, pkt: &[u8], now: Instant) {
-        let Ok(hdr) = RtpHeader::parse(pkt) else {
-            self.drop_packet(k);
-            return;
-        };
-        let t = self.transports.get_mut(&k).expect("caller looked it up");
-        // Every packet that carries a transport-wide sequence number counts for the publisher's
-        // bandwidth estimation, before any lookup: RTX, and padding probes on SSRCs of no
-        // producer, are part of what it sent (as mediasoup's transport-level accounting).
-        if t.twcc_ext_in != 0
-            && let Some((_, &[hi, lo])) = hdr.extensions(pkt).find(|(id, _)| *id == t.twcc_ext_in)
-        {
-            t.twcc_in
-                .on_packet(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, now);
-        }
-        let found = match t.ssrc_producers.get(&hdr.ssrc.0) {
-            Some(&f) => Some(f),
-            None => bind_by_mid_rid(t, &mut self.producers, &hdr, pkt),
-        };
-        let Some((pk, enc_i, is_rtx)) = found else {
-            t.counters.dropped += 1;
-            return;
-        };
-        let Some(p) = self.producers.get_mut(&pk) else {
-            return;
-        };
-        // RTX: unwrap into the original packet (RFC 4588).
-        let mut rtx_buf = Vec::new();
-        let (pkt, hdr) = if is_rtx {
-            let payload = hdr.payload(pkt);
-            let (Some(&apt), true) = (p.rtx_pts.get(&hdr.pt.0), payload.len() >= 2) else {
-                p.dropped += 1;
-                return;
-            };
-            let Some(media_ssrc) = p.encodings[enc_i].stream.as_ref().map(|s| s.ssrc) else {
-                p.dropped += 1;
-                return;
-            };
-            let osn = u16::from_be_bytes([payload[0], payload[1]]);
-            let mut h2 = hdr;
-            h2.payload.0 += 2;
-            rtp::write_rewritten(
-                &mut rtx_buf,
-                pkt,
-                &h2,
-                &Rewrite {
-                    ssrc: Ssrc(media_ssrc),
-                    pt: Pt(apt),
-                    seq: osn,
-                    timestamp: hdr.timestamp,
-                    marker: hdr.marker,
-                    ext_map: &IDENTITY_EXT_MAP,
-                    own: OwnExts::default(),
-                },
-                &[],
-            );
-            match RtpHeader::parse(&rtx_buf) {
-                Ok(h) => (&rtx_buf[..], h),
-                Err(_) => return,
-            }
-        } else {
-            (pkt, hdr)
-        };
-        let Some(&(_, _, codec)) = p.media_pts.get(&hdr.pt.0) else {
-            p.dropped += 1;
-            return;
-        };
-        let Some(stream) = p.encodings[enc_i].stream.as_mut() else {
-            return;
-        };
-        let (verdict, ext_seq, big_gap) =
-            stream.on_packet(hdr.seq, hdr.timestamp, pkt.len(), now, is_rtx);
-        if verdict != RecvVerdict::Forward {
-            return;
-        }
-        let nacks = if stream.has_unsent_nacks() {
-            stream.poll_nacks(now)
-        } else {
-            Vec::new()
-        };
-        let media_ssrc = stream.ssrc;
-        let keyframe = rtp::is_keyframe(codec, hdr.payload(pkt));
-        if keyframe {
-            p.keyframe.on_keyframe();
-        }
-        let producer_transport = p.transport;
-        if let Some(store) = p.encodings[enc_i].store.as_mut() {
-            store.put(ext_seq, pkt);
-        }
-        if !nacks.is_empty() {
-            self.send_rtcp(
-                producer_transport,
-                &[Rtcp::Nack {
-                    media_ssrc,
-                    seqs: nacks,
-                }],
-            );
-        }
-        if big_gap {
-            self.request_key_frame(pk, now);
-        }
-        let ntp = self.clock(now).ntp(now);
-        let p = &self.producers[&pk];
-        if p.paused || enc_i != 0 {
-            // Simple consumers forward the first encoding only.
-            return;
-        }
-        // Fan-out: each consumer rewrites into its own buffer, then its transport protects and
-        // sends. The inbound packet is never modified.
-        let mut need_key = false;
-        for &ck in &p.consumers {
-            let Some(c) = self.consumers.get_mut(&ck) else {
-                continue;
-            };
-            if !c.active() {
-                continue;
-            }
-            let out_pt = c.pt_map[hdr.pt.0 as usize & 0x7f];
-            if out_pt == 0 {
-                continue;
-            }
-            if c.stream.needs_sync() && c.kind == MediaKind::Video && !keyframe {
-                need_key = true;
-                continue;
-            }
-            let Some(out_seq) = c.stream.map_seq(ext_seq) else {
-                continue;
-            };
-            let out_ts = c.stream.map_ts(hdr.timestamp);
-            if let Some(b) = c.stream.buffer.as_mut() {
-                b.record(out_seq, ext_seq);
-            }
-            let Some(t) = self.transports.get_mut(&c.transport) else {
-                continue;
-            };
-            let Some(tuple) = t.send_tuple(false) else {
-                continue;
-            };
-            let rw = Rewrite {
-                ssrc: Ssrc(c.stream.ssrc),
-                pt: Pt(out_pt),
-                seq: out_seq,
-                timestamp: out_ts,
-                marker: hdr.marker,
-                ext_map: &c.ext_map,
-                own: c.own_exts(|| t.next_twcc_seq(), ntp),
-            };
-            // One rewrite buffer for every consumer: it stays in cache across the fan-out.
-            let buf = &mut self.rewrite_buf;
-            rtp::write_rewritten(buf, pkt, &hdr, &rw, &[]);
-            let len = buf.len();
-            if let Some(data) = t.protect(buf, false) {
-                t.counters.rtp_sent += 1;
-                t.counters.bytes_sent += data.len() as u64;
-                t.counters.send_rate.add(data.len(), now);
-                self.outputs
-                    .push_back(Output::Transmit(Transmit { tuple, data }));
-                c.stream.on_sent(out_ts, len, now);
-            }
-        }
-        if need_key {
-            self.request_key_frame(pk, now);
-        }
-    }
-
     fn drop_packet(&mut self, k: u64) {
         if let Some(t) = self.transports.get_mut(&k) {
             t.counters.dropped += 1;
@@ -1730,9 +1587,9 @@ impl WorkerCore {
             let Some(buffer) = c.stream.buffer.as_mut() else {
                 return;
             };
-            let Some(pkt) = buffer
+            let Some((in_ext_seq, pkt)) = buffer
                 .get_for_resend(seq, now, min_interval)
-                .and_then(|in_ext_seq| store.get(in_ext_seq))
+                .and_then(|in_ext_seq| Some((in_ext_seq, store.get(in_ext_seq)?)))
             else {
                 continue;
             };
@@ -1743,7 +1600,7 @@ impl WorkerCore {
             if out_pt == 0 {
                 continue;
             }
-            let timestamp = c.stream.map_ts(hdr.timestamp);
+            let timestamp = c.stream.retransmitted_ts(in_ext_seq, hdr.timestamp);
             // RFC 4588: on the RTX stream, with the original sequence number before the payload.
             let rtx = c.stream.rtx_ssrc.zip(c.stream.pt_rtx);
             let (ssrc, pt, out_seq) = match rtx {
@@ -1914,7 +1771,7 @@ impl WorkerCore {
             let mut items = Vec::new();
             let mut cnames = Vec::new();
             for &ck in &t.consumers {
-                let Some(c) = self.consumers.get(&ck) else {
+                let Some(c) = self.consumers.get_mut(&ck) else {
                     continue;
                 };
                 let prtp = self.producers.get(&c.producer).and_then(|p| {

@@ -11,66 +11,6 @@ use ferrosfu_fbs::*;
 use ferrosfu_worker_core::Rtcp;
 use sim::*;
 
-const PUB_SSRC: u32 = 0x1111;
-
-/// Sends `count` VP8 packets from peer `p` at 100 packets/s; a keyframe first and whenever the
-/// publisher received a PLI/FIR since the previous packet. Returns the payloads sent.
-fn publish(sim: &mut Sim, p: usize, count: u32, first_seq: u16) -> Vec<Vec<u8>> {
-    let mut sent = Vec::new();
-    let mut plis = sim.pli_count(p);
-    for n in 0..count {
-        let now_plis = sim.pli_count(p);
-        let key = n == 0 || now_plis > plis;
-        plis = now_plis;
-        let pkt = vp8_packet(PUB_SSRC, first_seq.wrapping_add(n as u16), n * 900, n, key);
-        let h = ferrosfu_worker_core::RtpHeader::parse(&pkt).unwrap();
-        sent.push(h.payload(&pkt).to_vec());
-        sim.peer_send_rtp(p, pkt);
-        sim.run_for(Duration::from_millis(10));
-    }
-    sent
-}
-
-fn setup(sim: &mut Sim, subscribers: usize, delay_ms: u32) -> (usize, Vec<usize>) {
-    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
-    sim.request(
-        "transport-0",
-        RequestBody::TransportProduce(vp8_producer("prod", PUB_SSRC, delay_ms)),
-    )
-    .unwrap();
-    let mut subs = Vec::new();
-    for k in 0..subscribers {
-        let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80);
-        let tid = sim.peers[s].transport_id.clone();
-        let ssrc = 0x2000 + k as u32;
-        let rtx = 0x3000 + k as u32;
-        let r = sim
-            .request(
-                &tid,
-                RequestBody::TransportConsume(vp8_consumer(
-                    &format!("cons-{k}"),
-                    "prod",
-                    ssrc,
-                    rtx,
-                    false,
-                )),
-            )
-            .unwrap();
-        assert!(
-            matches!(r, ResponseBody::Consumed { paused: false, .. }),
-            "{r:?}"
-        );
-        sim.peers[s].rtx_of.insert(rtx, ssrc);
-        subs.push(s);
-    }
-    (p, subs)
-}
-
-fn delivered(sim: &Sim, sub: usize, sent: &[Vec<u8>]) -> usize {
-    let got = sim.unique_payloads(sub);
-    sent.iter().filter(|p| got.contains(*p)).count()
-}
-
 #[test]
 fn fan_out_1_to_n_delivers_byte_exact_payloads_in_order() {
     let mut sim = Sim::new(1);

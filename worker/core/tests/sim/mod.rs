@@ -27,6 +27,10 @@ use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
 
+mod scenario;
+#[allow(unused_imports)] // not every file that includes the simulator uses the scenarios
+pub use scenario::*;
+
 pub const VP8_PT: u8 = 96;
 pub const VP8_RTX_PT: u8 = 97;
 pub const OPUS_PT: u8 = 111;
@@ -62,6 +66,8 @@ pub struct Peer {
     nominated: bool,
     /// Plaintext RTP received (after RTX unwrap for RTX streams: OSN restored).
     pub rx_rtp: Vec<Vec<u8>>,
+    /// Every RTP packet as it arrived (decrypted; RTX not unwrapped, nothing deduplicated).
+    pub rx_raw: Vec<Vec<u8>>,
     pub rx_rtcp: Vec<Rtcp>,
     /// Plaintext RTP we sent, by (ssrc, seq), to answer NACKs.
     history: HashMap<(u32, u16), Vec<u8>>,
@@ -319,6 +325,7 @@ impl Sim {
             next_stun: self.now,
             nominated: false,
             rx_rtp: Vec::new(),
+            rx_raw: Vec::new(),
             rx_rtcp: Vec::new(),
             history: HashMap::new(),
             recv: HashMap::new(),
@@ -574,6 +581,7 @@ impl Sim {
                     return;
                 };
                 let mut plain = plain.to_vec();
+                p.rx_raw.push(plain.clone());
                 let h = RtpHeader::parse(&plain).unwrap();
                 let mut retrans = false;
                 if let Some(&media) = p.rtx_of.get(&h.ssrc.0) {
@@ -606,10 +614,13 @@ impl Sim {
                 let stream = p.recv.entry(h.ssrc.0).or_insert_with(|| {
                     RecvStream::new(h.ssrc.0, None, None, "video/VP8".into(), 90000, true)
                 });
-                let (verdict, _, _) =
-                    stream.on_packet(h.seq, h.timestamp, plain.len(), now, retrans);
-                if verdict == RecvVerdict::Forward {
-                    p.rx_rtp.push(plain);
+                match stream.on_packet(&plain, h.seq, h.timestamp, now, retrans) {
+                    RecvVerdict::Forward { .. } => p.rx_rtp.push(plain),
+                    RecvVerdict::ForwardHeld { .. } => {
+                        p.rx_rtp.push(stream.take_held());
+                        p.rx_rtp.push(plain);
+                    }
+                    _ => {}
                 }
             }
             PacketKind::Rtcp => {

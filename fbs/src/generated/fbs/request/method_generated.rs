@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_METHOD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_METHOD: u8 = 30;
+pub const ENUM_MAX_METHOD: u8 = 31;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_METHOD: [Method; 31] = [
+pub const ENUM_VALUES_METHOD: [Method; 32] = [
   Method::WORKER_CLOSE,
   Method::WORKER_DUMP,
   Method::WORKER_GET_RESOURCE_USAGE,
@@ -40,6 +40,7 @@ pub const ENUM_VALUES_METHOD: [Method; 31] = [
   Method::CONSUMER_PAUSE,
   Method::CONSUMER_RESUME,
   Method::CONSUMER_REQUEST_KEY_FRAME,
+  Method::WORKER_GET_MEDIA_COUNTERS,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -78,9 +79,10 @@ impl Method {
   pub const CONSUMER_PAUSE: Self = Self(28);
   pub const CONSUMER_RESUME: Self = Self(29);
   pub const CONSUMER_REQUEST_KEY_FRAME: Self = Self(30);
+  pub const WORKER_GET_MEDIA_COUNTERS: Self = Self(31);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 30;
+  pub const ENUM_MAX: u8 = 31;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_CLOSE,
     Self::WORKER_DUMP,
@@ -113,6 +115,7 @@ impl Method {
     Self::CONSUMER_PAUSE,
     Self::CONSUMER_RESUME,
     Self::CONSUMER_REQUEST_KEY_FRAME,
+    Self::WORKER_GET_MEDIA_COUNTERS,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -148,6 +151,7 @@ impl Method {
       Self::CONSUMER_PAUSE => Some("CONSUMER_PAUSE"),
       Self::CONSUMER_RESUME => Some("CONSUMER_RESUME"),
       Self::CONSUMER_REQUEST_KEY_FRAME => Some("CONSUMER_REQUEST_KEY_FRAME"),
+      Self::WORKER_GET_MEDIA_COUNTERS => Some("WORKER_GET_MEDIA_COUNTERS"),
       _ => None,
     }
   }

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 12;
+pub const ENUM_MAX_BODY: u8 = 13;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 13] = [
+pub const ENUM_VALUES_BODY: [Body; 14] = [
   Body::NONE,
   Body::Worker_DumpResponse,
   Body::Worker_ResourceUsageResponse,
@@ -22,6 +22,7 @@ pub const ENUM_VALUES_BODY: [Body; 13] = [
   Body::RtpStream_GetStatsResponse,
   Body::Transport_ConsumeResponse,
   Body::Consumer_DumpResponse,
+  Body::Worker_MediaCountersResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -42,9 +43,10 @@ impl Body {
   pub const RtpStream_GetStatsResponse: Self = Self(10);
   pub const Transport_ConsumeResponse: Self = Self(11);
   pub const Consumer_DumpResponse: Self = Self(12);
+  pub const Worker_MediaCountersResponse: Self = Self(13);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 12;
+  pub const ENUM_MAX: u8 = 13;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_DumpResponse,
@@ -59,6 +61,7 @@ impl Body {
     Self::RtpStream_GetStatsResponse,
     Self::Transport_ConsumeResponse,
     Self::Consumer_DumpResponse,
+    Self::Worker_MediaCountersResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -76,6 +79,7 @@ impl Body {
       Self::RtpStream_GetStatsResponse => Some("RtpStream_GetStatsResponse"),
       Self::Transport_ConsumeResponse => Some("Transport_ConsumeResponse"),
       Self::Consumer_DumpResponse => Some("Consumer_DumpResponse"),
+      Self::Worker_MediaCountersResponse => Some("Worker_MediaCountersResponse"),
       _ => None,
     }
   }

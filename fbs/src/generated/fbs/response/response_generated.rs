@@ -267,6 +267,21 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_worker_media_counters_response(&self) -> Option<super::worker::MediaCountersResponse<'a>> {
+    if self.body_type() == Body::Worker_MediaCountersResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::worker::MediaCountersResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -293,6 +308,7 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           Body::RtpStream_GetStatsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_stream::GetStatsResponse>>("Body::RtpStream_GetStatsResponse", pos),
           Body::Transport_ConsumeResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeResponse>>("Body::Transport_ConsumeResponse", pos),
           Body::Consumer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::DumpResponse>>("Body::Consumer_DumpResponse", pos),
+          Body::Worker_MediaCountersResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::MediaCountersResponse>>("Body::Worker_MediaCountersResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -454,6 +470,13 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         Body::Consumer_DumpResponse => {
           if let Some(x) = self.body_as_consumer_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Worker_MediaCountersResponse => {
+          if let Some(x) = self.body_as_worker_media_counters_response() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -35,6 +35,8 @@ impl<'a> Stats<'a> {
   pub const VT_FIR_COUNT: ::flatbuffers::VOffsetT = 32;
   pub const VT_RETRANSMITTED_PACKET_COUNT: ::flatbuffers::VOffsetT = 34;
   pub const VT_ROUND_TRIP_TIME: ::flatbuffers::VOffsetT = 36;
+  pub const VT_BAD_SEQUENCE_DROPPED: ::flatbuffers::VOffsetT = 38;
+  pub const VT_RESYNC_COUNT: ::flatbuffers::VOffsetT = 40;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -46,6 +48,8 @@ impl<'a> Stats<'a> {
     args: &'args StatsArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Stats<'bldr>> {
     let mut builder = StatsBuilder::new(_fbb);
+    builder.add_resync_count(args.resync_count);
+    builder.add_bad_sequence_dropped(args.bad_sequence_dropped);
     builder.add_retransmitted_packet_count(args.retransmitted_packet_count);
     builder.add_fir_count(args.fir_count);
     builder.add_pli_count(args.pli_count);
@@ -186,6 +190,20 @@ impl<'a> Stats<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(Stats::VT_ROUND_TRIP_TIME, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn bad_sequence_dropped(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Stats::VT_BAD_SEQUENCE_DROPPED, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn resync_count(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Stats::VT_RESYNC_COUNT, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Stats<'_> {
@@ -211,6 +229,8 @@ impl ::flatbuffers::Verifiable for Stats<'_> {
      .visit_field::<u64>("fir_count", Self::VT_FIR_COUNT, false)?
      .visit_field::<u64>("retransmitted_packet_count", Self::VT_RETRANSMITTED_PACKET_COUNT, false)?
      .visit_field::<u32>("round_trip_time", Self::VT_ROUND_TRIP_TIME, false)?
+     .visit_field::<u64>("bad_sequence_dropped", Self::VT_BAD_SEQUENCE_DROPPED, false)?
+     .visit_field::<u64>("resync_count", Self::VT_RESYNC_COUNT, false)?
      .finish();
     Ok(())
   }
@@ -233,6 +253,8 @@ pub struct StatsArgs<'a> {
     pub fir_count: u64,
     pub retransmitted_packet_count: u64,
     pub round_trip_time: u32,
+    pub bad_sequence_dropped: u64,
+    pub resync_count: u64,
 }
 impl<'a> Default for StatsArgs<'a> {
   #[inline]
@@ -255,6 +277,8 @@ impl<'a> Default for StatsArgs<'a> {
       fir_count: 0,
       retransmitted_packet_count: 0,
       round_trip_time: 0,
+      bad_sequence_dropped: 0,
+      resync_count: 0,
     }
   }
 }
@@ -333,6 +357,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StatsBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u32>(Stats::VT_ROUND_TRIP_TIME, round_trip_time, 0);
   }
   #[inline]
+  pub fn add_bad_sequence_dropped(&mut self, bad_sequence_dropped: u64) {
+    self.fbb_.push_slot::<u64>(Stats::VT_BAD_SEQUENCE_DROPPED, bad_sequence_dropped, 0);
+  }
+  #[inline]
+  pub fn add_resync_count(&mut self, resync_count: u64) {
+    self.fbb_.push_slot::<u64>(Stats::VT_RESYNC_COUNT, resync_count, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StatsBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     StatsBuilder {
@@ -368,6 +400,8 @@ impl ::core::fmt::Debug for Stats<'_> {
       ds.field("fir_count", &self.fir_count());
       ds.field("retransmitted_packet_count", &self.retransmitted_packet_count());
       ds.field("round_trip_time", &self.round_trip_time());
+      ds.field("bad_sequence_dropped", &self.bad_sequence_dropped());
+      ds.field("resync_count", &self.resync_count());
       ds.finish()
   }
 }
