@@ -4,14 +4,20 @@
 //!
 //! The endpoint is keyed by a fixed virtual remote address: DTLS is bound to the transport, not
 //! to a 5-tuple, so an ICE tuple change (UDP → TCP, new port) does not break the association.
+//!
+//! The remote's certificate is what binds the media path to the signaling (RFC 5763 §5, RFC
+//! 8122): in both roles it is required (as server we send a CertificateRequest and refuse a
+//! handshake without a certificate) and must match one of the fingerprints given to `connect`
+//! under the strongest hash algorithm among them; a mismatch fails the handshake, and no SRTP
+//! key exists before it completes. Only SHA-256/384/512 fingerprints are accepted.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ferrosfu_fbs::{DtlsFingerprint, DtlsRole, DtlsState};
-use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
@@ -19,6 +25,11 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 
 use crate::srtp::SrtpProfile;
+
+/// A handshake not finished this long after it started fails (a peer that stalls it, e.g. one
+/// with no certificate to give, or one gone silent). OpenSSL's retransmissions in mediasoup give
+/// up after about as long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const LOCAL: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 2));
 const REMOTE: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 3), 3));
@@ -79,17 +90,24 @@ impl DtlsIdentity {
     }
 }
 
-/// Upper-case colon-separated hex digest of a DER certificate.
-pub fn fingerprint(algorithm: &str, der: &[u8]) -> Option<String> {
+/// The fingerprint hash algorithms accepted, weakest first (MD5 and SHA-1 are not: RFC 8122 §5
+/// says to use the strongest offered, and a SHA-1 fingerprint no longer binds a certificate).
+const ALGORITHMS: [&str; 3] = ["sha-256", "sha-384", "sha-512"];
+
+fn digest_algorithm(algorithm: &str) -> Option<&'static ring::digest::Algorithm> {
     use ring::digest;
-    let alg = match algorithm.to_ascii_lowercase().as_str() {
-        "sha-256" => &digest::SHA256,
-        "sha-384" => &digest::SHA384,
-        "sha-512" => &digest::SHA512,
-        "sha-1" => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        _ => return None,
-    };
-    let d = digest::digest(alg, der);
+    match algorithm.to_ascii_lowercase().as_str() {
+        "sha-256" => Some(&digest::SHA256),
+        "sha-384" => Some(&digest::SHA384),
+        "sha-512" => Some(&digest::SHA512),
+        _ => None,
+    }
+}
+
+/// Upper-case colon-separated hex digest of a DER certificate (SHA-256/384/512).
+pub fn fingerprint(algorithm: &str, der: &[u8]) -> Option<String> {
+    let alg = digest_algorithm(algorithm)?;
+    let d = ring::digest::digest(alg, der);
     Some(
         d.as_ref()
             .iter()
@@ -97,6 +115,46 @@ pub fn fingerprint(algorithm: &str, der: &[u8]) -> Option<String> {
             .collect::<Vec<_>>()
             .join(":"),
     )
+}
+
+/// Checks the fingerprints a remote signaled and keeps those it must be verified against: the
+/// ones of the strongest accepted algorithm present (RFC 8122 §5). Weaker or unknown algorithms
+/// beside an accepted one are ignored; a list with none, or an accepted one whose value is not
+/// a well-formed digest of its length, is refused.
+fn remote_fingerprints(fingerprints: Vec<DtlsFingerprint>) -> Result<Vec<DtlsFingerprint>, String> {
+    if fingerprints.is_empty() {
+        return Err("no remote DTLS fingerprint".into());
+    }
+    if fingerprints.len() > 16 {
+        return Err("too many remote DTLS fingerprints".into());
+    }
+    let rank = |fp: &DtlsFingerprint| {
+        ALGORITHMS
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(&fp.algorithm))
+    };
+    let Some(best) = fingerprints.iter().filter_map(rank).max() else {
+        let algs: Vec<&str> = fingerprints.iter().map(|f| f.algorithm.as_str()).collect();
+        return Err(format!(
+            "unsupported fingerprint algorithm {algs:?} (sha-256, sha-384 or sha-512 required)"
+        ));
+    };
+    let chosen: Vec<DtlsFingerprint> = fingerprints
+        .into_iter()
+        .filter(|fp| rank(fp) == Some(best))
+        .collect();
+    for fp in &chosen {
+        let len = digest_algorithm(&fp.algorithm).map_or(0, |a| a.output_len());
+        let bytes: Vec<&str> = fp.value.split(':').collect();
+        let well_formed = bytes.len() == len
+            && bytes
+                .iter()
+                .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+        if !well_formed {
+            return Err(format!("malformed {} fingerprint", fp.algorithm));
+        }
+    }
+    Ok(chosen)
 }
 
 fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
@@ -136,6 +194,8 @@ pub(crate) struct Dtls {
     identity: DtlsIdentity,
     remote_fingerprints: Vec<DtlsFingerprint>,
     events: Vec<DtlsOutput>,
+    /// When the handshake must be over.
+    deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Dtls {
@@ -156,6 +216,7 @@ impl Dtls {
             identity,
             remote_fingerprints: Vec::new(),
             events: Vec::new(),
+            deadline: None,
         }
     }
 
@@ -202,8 +263,12 @@ impl Dtls {
                     .collect(),
             )
             .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            // Self-signed certificates: no chain to check; the fingerprint is the check.
             .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(verify));
+            .with_verify_peer_certificate(Some(verify))
+            // As server, ask for the client's certificate and refuse a handshake without one
+            // (the verifier above then checks it; rtc-dtls verifies its CertificateVerify).
+            .with_client_auth(ClientAuthType::RequireAnyClientCert);
         b.build(is_client, None)
             .map(Arc::new)
             .map_err(|e| e.to_string())
@@ -218,21 +283,11 @@ impl Dtls {
         fingerprints: Vec<DtlsFingerprint>,
     ) -> Result<DtlsRole, String> {
         if self.role.is_some() {
+            // The fingerprint binds the handshake to the signaling: it cannot change once
+            // given (a new one needs a new transport).
             return Err("transport already connected".into());
         }
-        if fingerprints.is_empty() {
-            return Err("no remote DTLS fingerprint".into());
-        }
-        if let Some(fp) = fingerprints
-            .iter()
-            .find(|fp| fingerprint(&fp.algorithm, &[]).is_none())
-        {
-            return Err(format!(
-                "unsupported fingerprint algorithm {:?}",
-                fp.algorithm
-            ));
-        }
-        self.remote_fingerprints = fingerprints;
+        self.remote_fingerprints = remote_fingerprints(fingerprints)?;
         let role = match remote_role {
             DtlsRole::Client => DtlsRole::Server,
             DtlsRole::Server | DtlsRole::Auto => DtlsRole::Client,
@@ -265,6 +320,7 @@ impl Dtls {
         match result {
             Ok(ep) => {
                 self.endpoint = Some(ep);
+                self.deadline = Some(now + HANDSHAKE_TIMEOUT);
                 self.set_state(DtlsState::Connecting, None);
             }
             Err(e) => self.set_state(DtlsState::Failed, Some(e)),
@@ -358,11 +414,19 @@ impl Dtls {
         if self.state != DtlsState::Connecting {
             return None;
         }
-        self.endpoint.as_ref()?.poll_timeout(&REMOTE)
+        let ep = self.endpoint.as_ref()?.poll_timeout(&REMOTE);
+        match (ep, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.state != DtlsState::Connecting {
+            return;
+        }
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.set_state(DtlsState::Failed, Some("handshake timed out".into()));
             return;
         }
         if let Some(ep) = self.endpoint.as_mut()
@@ -388,4 +452,84 @@ fn is_fatal(msg: &str) -> bool {
         || m.contains("handshake")
         || m.contains("srtp")
         || m.contains("cipher")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(algorithm: &str, value: &str) -> DtlsFingerprint {
+        DtlsFingerprint {
+            algorithm: algorithm.into(),
+            value: value.into(),
+        }
+    }
+
+    fn digest(alg: &str, seed: u8) -> String {
+        fingerprint(alg, &[seed; 40]).unwrap()
+    }
+
+    #[test]
+    fn only_strong_well_formed_fingerprints_are_accepted() {
+        let sha1 = "AB:".repeat(19) + "AB";
+        let md5 = "AB:".repeat(15) + "AB";
+        for bad in [
+            vec![],
+            vec![fp("sha-1", &sha1)],
+            vec![fp("md5", &md5)],
+            vec![fp("sha-1", &sha1), fp("md5", &md5)],
+            vec![fp("sha-256", "AB:CD")],
+            vec![fp("sha-256", &digest("sha-256", 1)[3..])],
+            vec![fp("sha-256", &digest("sha-256", 1).replace(':', ""))],
+            vec![fp("sha-256", &digest("sha-256", 1).replace('A', "Z"))],
+            vec![fp("sha-256", &digest("sha-512", 1))],
+            vec![fp("sha-256", &digest("sha-256", 1)); 17],
+        ] {
+            assert!(remote_fingerprints(bad.clone()).is_err(), "{bad:?}");
+        }
+        let ok = remote_fingerprints(vec![fp("SHA-256", &digest("sha-256", 1).to_lowercase())]);
+        assert_eq!(ok.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_strongest_algorithm_present_is_the_one_verified() {
+        let list = vec![
+            fp("sha-1", &("AB:".repeat(19) + "AB")),
+            fp("sha-256", &digest("sha-256", 1)),
+            fp("sha-512", &digest("sha-512", 2)),
+            fp("sha-512", &digest("sha-512", 3)),
+            fp("sha-384", &digest("sha-384", 4)),
+        ];
+        let chosen = remote_fingerprints(list).unwrap();
+        assert_eq!(
+            chosen,
+            vec![
+                fp("sha-512", &digest("sha-512", 2)),
+                fp("sha-512", &digest("sha-512", 3))
+            ]
+        );
+        // A malformed entry of a weaker algorithm beside a good strong one is not looked at.
+        let chosen = remote_fingerprints(vec![
+            fp("sha-256", "junk"),
+            fp("sha-384", &digest("sha-384", 4)),
+        ])
+        .unwrap();
+        assert_eq!(chosen.len(), 1);
+    }
+
+    #[test]
+    fn the_remote_cannot_change_once_connected() {
+        let id = DtlsIdentity::generate().unwrap();
+        let mut d = Dtls::new(id);
+        let a = vec![fp("sha-256", &digest("sha-256", 1))];
+        let b = vec![fp("sha-256", &digest("sha-256", 2))];
+        assert_eq!(
+            d.set_remote(DtlsRole::Client, a.clone()),
+            Ok(DtlsRole::Server)
+        );
+        assert!(d.set_remote(DtlsRole::Client, b).is_err());
+        assert!(d.set_remote(DtlsRole::Client, a).is_err());
+        assert_eq!(d.remote_fingerprints.len(), 1);
+        assert_eq!(d.remote_fingerprints[0].value, digest("sha-256", 1));
+    }
 }

@@ -222,7 +222,7 @@ impl Producer {
                 fir_count: s.fir_count,
                 retransmitted_packet_count: s.retransmitted,
                 round_trip_time: s.rtt.map_or(0, |r| r.as_millis() as u32),
-                bad_sequence_dropped: s.bad_sequence,
+                bad_sequence_dropped: s.bad_sequence(),
                 resync_count: s.resyncs(),
             })
             .collect()

@@ -6,8 +6,11 @@
 //! - A packet at most [`MAX_MISORDER`] behind it is late: reordered or retransmitted, accepted
 //!   once (a window of received numbers tells duplicates apart).
 //! - Anything else is a *jump*: the packet is not accepted and does not move the stream. It
-//!   becomes a candidate; only the next packet in sequence after it (`candidate + 1`) confirms a
-//!   new sequence space (an encoder restart), and then the stream resyncs with both packets.
+//!   becomes a candidate; only the next packet to arrive, if it is the next in sequence after
+//!   it (`candidate + 1`), confirms a new sequence space (an encoder restart), and then the
+//!   stream resyncs with both packets. (A.1 keeps a candidate armed across other packets; here
+//!   the confirmation must follow at once, so a stray pair needs two consecutive strays.) A
+//!   candidate that is not confirmed is counted as dropped ([`SeqTracker::discarded`]).
 //!   A new stream is on probation the same way: its first packet is a candidate until the
 //!   second one follows it.
 //! - A restart can land just *behind* the highest number, in numbers already received: a
@@ -30,9 +33,9 @@
 //! (indistinguishable from loss, and harmless: the stream just moves on).
 
 /// A jump at least this far ahead of the highest number is a possible restart, not loss.
-pub(crate) const MAX_DROPOUT: u16 = 3000;
+pub(crate) const MAX_DROPOUT: u64 = 3000;
 /// A packet at most this far behind the highest number is late (reordered / retransmitted).
-pub(crate) const MAX_MISORDER: u16 = 1500;
+pub(crate) const MAX_MISORDER: u64 = 1500;
 /// Received numbers remembered behind the highest, for duplicate detection (≥ MAX_MISORDER).
 const WINDOW: u64 = 2048;
 const WORDS: usize = (WINDOW / 64) as usize;
@@ -67,24 +70,31 @@ pub(crate) enum SeqVerdict {
     Invalid,
 }
 
-/// RFC 3550 A.1 state of one stream.
+/// RFC 3550 A.1 state of one stream of `BITS`-bit wrapping numbers (16 for RTP sequence
+/// numbers, 31 for SRTCP indices).
 #[derive(Clone, Debug)]
-pub(crate) struct SeqTracker {
+pub(crate) struct SeqTracker<const BITS: u32 = 16> {
     /// The highest accepted extended number; `None` until the stream is confirmed.
     max: Option<u64>,
-    /// Wire number of the candidate packet (not accepted yet).
-    candidate: Option<u16>,
+    /// The first extended number of the current sequence space: nothing before it was ever
+    /// part of the stream, so a number behind it is a jump, not a late packet.
+    first: u64,
+    /// Wire number of the candidate packet (not accepted yet), and why it is one.
+    candidate: Option<(u64, CandidateKind)>,
+    discarded: u64,
     /// Bit `e % WINDOW`: extended number `e` (within WINDOW behind `max`) was received.
     seen: [u64; WORDS],
     skipped: u64,
     restarts: u64,
 }
 
-impl Default for SeqTracker {
+impl<const BITS: u32> Default for SeqTracker<BITS> {
     fn default() -> Self {
         Self {
             max: None,
+            first: 0,
             candidate: None,
+            discarded: 0,
             seen: [0; WORDS],
             skipped: 0,
             restarts: 0,
@@ -92,7 +102,10 @@ impl Default for SeqTracker {
     }
 }
 
-impl SeqTracker {
+impl<const BITS: u32> SeqTracker<BITS> {
+    const MODULUS: u64 = 1 << BITS;
+    const MASK: u64 = Self::MODULUS - 1;
+
     /// The highest accepted extended number.
     pub(crate) fn max(&self) -> Option<u64> {
         self.max
@@ -103,51 +116,118 @@ impl SeqTracker {
         self.skipped
     }
 
+    /// Candidates (probation, jumps) that no packet confirmed: dropped for their number.
+    pub(crate) fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
     /// Restarts confirmed so far.
     pub(crate) fn restarts(&self) -> u64 {
         self.restarts
     }
 
+    fn prev(seq: u64) -> u64 {
+        seq.wrapping_sub(1) & Self::MASK
+    }
+
+    /// (distance ahead of the highest, distance behind it), mod 2^BITS.
+    fn deltas(seq: u64, max: u64) -> (u64, u64) {
+        let ahead = seq.wrapping_sub(max) & Self::MASK;
+        (ahead, Self::MODULUS.wrapping_sub(ahead) & Self::MASK)
+    }
+
+    /// Whether `seq` was received before (within the window): what replay protection refuses.
+    pub(crate) fn is_duplicate(&self, seq: u64) -> bool {
+        let Some(max) = self.max else {
+            return self.candidate.is_some_and(|(c, _)| c == seq & Self::MASK);
+        };
+        let (ahead, behind) = Self::deltas(seq & Self::MASK, max);
+        ahead == 0 || (behind < ahead && behind < WINDOW && self.is_seen(max - behind))
+    }
+
+    /// Whether `seq` is the number right after the candidate (it confirms it).
+    pub(crate) fn confirms_candidate(&self, seq: u64) -> bool {
+        self.candidate
+            .is_some_and(|(c, _)| c == Self::prev(seq & Self::MASK))
+    }
+
+    /// Whether `seq` is a jump from the highest number (before the stream is confirmed,
+    /// nothing is) that does not confirm the candidate.
+    pub(crate) fn is_unconfirmed_jump(&self, seq: u64) -> bool {
+        let seq = seq & Self::MASK;
+        if self.confirms_candidate(seq) {
+            return false;
+        }
+        let Some(max) = self.max else {
+            return false;
+        };
+        let (ahead, behind) = Self::deltas(seq, max);
+        ahead >= MAX_DROPOUT && (behind > MAX_MISORDER || max - behind < self.first)
+    }
+
+    /// Remembers `seq` as the candidate without accepting it (for callers that cannot pass a
+    /// candidate on, such as SRTCP: the packet is dropped, the next one may confirm it).
+    pub(crate) fn hold(&mut self, seq: u64) {
+        self.candidate = Some((seq & Self::MASK, CandidateKind::Jump));
+    }
+
     /// Classifies packet `seq`; `retransmission` when it came unwrapped from an RTX packet;
     /// `foreign` when its timestamp is far from the stream's timeline (only duplicates care).
-    pub(crate) fn check(&mut self, seq: u16, retransmission: bool, foreign: bool) -> SeqVerdict {
+    pub(crate) fn check(&mut self, seq: u64, retransmission: bool, foreign: bool) -> SeqVerdict {
+        let seq = seq & Self::MASK;
+        // A candidate lives for one packet: this one confirms it or it is gone (retransmissions
+        // come on their own stream and leave it alone).
+        let candidate = if retransmission {
+            None
+        } else {
+            self.candidate.take()
+        };
+        let confirms = match candidate {
+            Some((c, _)) if c == Self::prev(seq) => true,
+            Some((_, kind)) => {
+                if kind != CandidateKind::Duplicate {
+                    self.discarded += 1;
+                }
+                false
+            }
+            None => false,
+        };
         let Some(max) = self.max else {
             if retransmission {
                 return SeqVerdict::Invalid;
             }
-            if self.candidate == Some(seq.wrapping_sub(1)) {
+            if confirms {
                 // Start one period in, so that late packets from before the first do not
                 // underflow.
-                let ext = (1u64 << 16) + u64::from(seq.wrapping_sub(1)) + 1;
+                let ext = Self::MODULUS + Self::prev(seq) + 1;
                 self.start(ext);
                 return SeqVerdict::Confirmed {
                     ext,
                     restart: false,
                 };
             }
-            self.candidate = Some(seq);
+            self.candidate = Some((seq, CandidateKind::Probation));
             return SeqVerdict::Candidate(CandidateKind::Probation);
         };
-        let udelta = seq.wrapping_sub(max as u16);
-        if udelta != 0 && udelta < MAX_DROPOUT {
+        let (ahead, behind) = Self::deltas(seq, max);
+        if ahead != 0 && ahead < MAX_DROPOUT {
             if retransmission {
                 return SeqVerdict::Invalid;
             }
-            let ext = max + u64::from(udelta);
+            let ext = max + ahead;
             self.advance(max, ext);
             return SeqVerdict::Ahead {
                 ext,
-                gap: u64::from(udelta) - 1,
+                gap: ahead - 1,
             };
         }
-        let behind = 0u16.wrapping_sub(udelta);
-        if udelta != 0 && behind > MAX_MISORDER {
+        if ahead != 0 && (behind > MAX_MISORDER || max - behind < self.first) {
             if retransmission {
                 return SeqVerdict::Invalid;
             }
-            return self.candidate_or_restart(seq, max, CandidateKind::Jump);
+            return self.candidate_or_restart(seq, max, confirms, CandidateKind::Jump);
         }
-        let ext = max - u64::from(behind);
+        let ext = max - behind;
         if !self.is_seen(ext) {
             self.mark(ext);
             return SeqVerdict::Late { ext };
@@ -155,20 +235,25 @@ impl SeqTracker {
         if retransmission || !foreign {
             return SeqVerdict::Duplicate;
         }
-        self.candidate_or_restart(seq, max, CandidateKind::Duplicate)
+        self.candidate_or_restart(seq, max, confirms, CandidateKind::Duplicate)
     }
 
-    fn candidate_or_restart(&mut self, seq: u16, max: u64, kind: CandidateKind) -> SeqVerdict {
-        if self.candidate != Some(seq.wrapping_sub(1)) {
-            self.candidate = Some(seq);
+    fn candidate_or_restart(
+        &mut self,
+        seq: u64,
+        max: u64,
+        confirms: bool,
+        kind: CandidateKind,
+    ) -> SeqVerdict {
+        if !confirms {
+            self.candidate = Some((seq, kind));
             return SeqVerdict::Candidate(kind);
         }
         // Two consecutive packets in another sequence space: the sender restarted. Continue
         // the extended space above everything seen (the candidate first).
-        let held = seq.wrapping_sub(1);
-        let mut first = (max & !0xffff) | u64::from(held);
+        let mut first = (max & !Self::MASK) | Self::prev(seq);
         if first <= max {
-            first += 1 << 16;
+            first += Self::MODULUS;
         }
         self.skipped += first - max - 1;
         self.restarts += 1;
@@ -183,6 +268,7 @@ impl SeqTracker {
     fn start(&mut self, ext: u64) {
         self.seen = [0; WORDS];
         self.max = Some(ext);
+        self.first = ext - 1;
         self.candidate = None;
         self.mark(ext - 1);
         self.mark(ext);
@@ -220,8 +306,25 @@ impl SeqTracker {
 mod tests {
     use super::*;
 
-    fn started(first: u16) -> (SeqTracker, u64) {
-        let mut t = SeqTracker::default();
+    /// RTP sequence numbers, as callers pass them.
+    #[derive(Default)]
+    struct Tracker(SeqTracker);
+
+    impl std::ops::Deref for Tracker {
+        type Target = SeqTracker;
+        fn deref(&self) -> &SeqTracker {
+            &self.0
+        }
+    }
+
+    impl Tracker {
+        fn check(&mut self, seq: u16, retransmission: bool, foreign: bool) -> SeqVerdict {
+            self.0.check(u64::from(seq), retransmission, foreign)
+        }
+    }
+
+    fn started(first: u16) -> (Tracker, u64) {
+        let mut t = Tracker::default();
         assert_eq!(
             t.check(first, false, false),
             SeqVerdict::Candidate(CandidateKind::Probation)
@@ -239,7 +342,7 @@ mod tests {
 
     #[test]
     fn probation_needs_two_packets_in_sequence() {
-        let mut t = SeqTracker::default();
+        let mut t = Tracker::default();
         assert_eq!(
             t.check(100, false, false),
             SeqVerdict::Candidate(CandidateKind::Probation)
@@ -402,5 +505,55 @@ mod tests {
         assert_eq!(t.check(30_001, true, false), SeqVerdict::Invalid);
         assert_eq!(t.max().map(|m| m as u16), Some(101));
         assert_eq!(t.check(100, true, false), SeqVerdict::Duplicate);
+    }
+
+    #[test]
+    fn a_candidate_must_be_confirmed_by_the_very_next_packet() {
+        let (mut t, ext) = started(1000);
+        assert_eq!(
+            t.check(9000, false, false),
+            SeqVerdict::Candidate(CandidateKind::Jump)
+        );
+        assert!(matches!(
+            t.check(1002, false, false),
+            SeqVerdict::Ahead { .. }
+        ));
+        // Too late: 9001 is a new candidate, not a confirmation.
+        assert_eq!(
+            t.check(9001, false, false),
+            SeqVerdict::Candidate(CandidateKind::Jump)
+        );
+        // A retransmission in between leaves the candidate alone.
+        assert!(matches!(t.check(1000, true, false), SeqVerdict::Duplicate));
+        assert!(matches!(
+            t.check(9002, false, false),
+            SeqVerdict::Confirmed { restart: true, .. }
+        ));
+        assert_eq!(t.discarded(), 1, "9000 was dropped");
+        assert!(t.max().unwrap() > ext + 1);
+    }
+
+    #[test]
+    fn srtcp_indices_wrap_at_31_bits() {
+        let mut t = SeqTracker::<31>::default();
+        let top = (1u64 << 31) - 1;
+        assert_eq!(
+            t.check(top, false, false),
+            SeqVerdict::Candidate(CandidateKind::Probation)
+        );
+        let SeqVerdict::Confirmed { ext, .. } = t.check(0, false, false) else {
+            panic!("wraps");
+        };
+        assert_eq!(
+            t.check(1, false, false),
+            SeqVerdict::Ahead {
+                ext: ext + 1,
+                gap: 0
+            }
+        );
+        assert!(t.is_duplicate(0) && t.is_duplicate(top) && !t.is_duplicate(2));
+        assert!(t.is_unconfirmed_jump(5000) && !t.is_unconfirmed_jump(2999));
+        t.hold(5000);
+        assert!(t.confirms_candidate(5001));
     }
 }

@@ -3,20 +3,78 @@
 //!
 //! Inbound packets that fail authentication, replay or are malformed are dropped and counted by
 //! reason; they never reach the router.
+//!
+//! Replay protection follows RFC 3550 A.1 like the streams above it ([`SequenceReplay`]): a
+//! standard sliding window lets one authenticated packet far ahead (a buggy sender's stray
+//! number) move the window so that every real packet after it is refused as "too old", and
+//! refuses a restarted sender's new numbers for as long; here neither can happen.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use rtc_shared::error::Error as RtcError;
+use rtc_shared::replay_detector::ReplayDetector;
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::RTCCryptoProvider;
-use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+use rtc_srtp::option::ContextOption;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
-/// Replay windows, in packets. 512 tolerates the reordering a congested video path shows;
-/// libsrtp's default is 128.
-const SRTP_REPLAY_WINDOW: usize = 512;
-const SRTCP_REPLAY_WINDOW: usize = 128;
+use crate::seq::SeqTracker;
+
+/// SRTP/SRTCP replay protection (one per SSRC, rtc-srtp's [`ReplayDetector`]) on a
+/// [`SeqTracker`]: numbers already received within its 2048-number window are replays; a jump
+/// does not move the window until the next number after it confirms it (RFC 3550 A.1); two
+/// consecutive numbers that were both received before (a restart that lands just behind) move
+/// it the same way. `check` runs before authentication, `accept` after: only authenticated
+/// packets change the window.
+///
+/// SRTP (`pass_jumps`): a jump is authenticated and passed on: the producer stream's own
+/// tracker holds it (and checks its timestamps), so a confirmed restart loses nothing. SRTCP:
+/// nothing above holds an RTCP packet, so a jump is refused and only remembered as the
+/// candidate its successor can confirm. The first of two consecutive duplicates is refused.
+///
+/// What this gives up against a plain window: an on-path attacker who replays two consecutive
+/// captured packets moves the window to them once; the RTP streams above drop replayed media
+/// by their own windows and timestamps, and the sender's next packets move the window back.
+struct SequenceReplay<const BITS: u32> {
+    tracker: SeqTracker<BITS>,
+    pending: Option<u64>,
+    pass_jumps: bool,
+}
+
+impl<const BITS: u32> SequenceReplay<BITS> {
+    fn option(pass_jumps: bool) -> ContextOption {
+        Box::new(move || -> Box<dyn ReplayDetector> {
+            Box::new(SequenceReplay::<BITS> {
+                tracker: SeqTracker::default(),
+                pending: None,
+                pass_jumps,
+            })
+        })
+    }
+}
+
+impl<const BITS: u32> ReplayDetector for SequenceReplay<BITS> {
+    fn check(&mut self, seq: u64) -> bool {
+        self.pending = None;
+        let jump = self.tracker.is_unconfirmed_jump(seq);
+        if (self.tracker.is_duplicate(seq) || (jump && !self.pass_jumps))
+            && !self.tracker.confirms_candidate(seq)
+        {
+            self.tracker.hold(seq);
+            return false;
+        }
+        self.pending = Some(seq);
+        true
+    }
+
+    fn accept(&mut self) {
+        if let Some(seq) = self.pending.take() {
+            // Timestamps are not known here: a confirmed pair of duplicates is a restart.
+            self.tracker.check(seq, false, true);
+        }
+    }
+}
 
 /// The SRTP protection profiles ferrosfu negotiates, in order of preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,8 +218,8 @@ impl SrtpSession {
                 key,
                 salt,
                 profile.rtc(),
-                Some(srtp_replay_protection(SRTP_REPLAY_WINDOW)),
-                Some(srtcp_replay_protection(SRTCP_REPLAY_WINDOW)),
+                Some(SequenceReplay::<16>::option(true)),
+                Some(SequenceReplay::<31>::option(false)),
                 crypto.crypto(),
             )
             .map_err(|e| SrtpSetupError::Crypto(e.to_string()))
@@ -367,5 +425,63 @@ mod tests {
             matches!(err, SrtpSetupError::KeyingMaterial { got: 10, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn one_authenticated_jump_does_not_move_the_replay_window() {
+        for jump in [3000u16, 32_767, 0u16.wrapping_sub(3000)] {
+            let (mut client, mut server) = pair(SrtpProfile::AeadAes128Gcm);
+            for seq in 100..110 {
+                let p = client.protect_rtp(&rtp(seq, b"a")).unwrap();
+                assert!(server.unprotect_rtp(&p).is_ok());
+            }
+            // Passed on (the stream above decides), but the window stays.
+            let stray = client
+                .protect_rtp(&rtp(109u16.wrapping_add(jump), b"x"))
+                .unwrap();
+            assert!(server.unprotect_rtp(&stray).is_ok(), "jump {jump}");
+            for seq in 110..120 {
+                let p = client.protect_rtp(&rtp(seq, b"a")).unwrap();
+                assert!(server.unprotect_rtp(&p).is_ok(), "jump {jump}: {seq}");
+                assert_eq!(server.unprotect_rtp(&p), Err(SrtpDrop::Replayed));
+            }
+        }
+    }
+
+    #[test]
+    fn a_restarted_sender_is_followed_and_srtcp_confirms_a_reset_index() {
+        let (mut client, mut server) = pair(SrtpProfile::AesCm128HmacSha1_80);
+        for seq in 1000..1100 {
+            let p = client.protect_rtp(&rtp(seq, b"a")).unwrap();
+            assert!(server.unprotect_rtp(&p).is_ok());
+        }
+        // Onto numbers just received: the first is a replay for all SRTP can tell, the second
+        // confirms the new space.
+        let (mut c2, _) = pair(SrtpProfile::AesCm128HmacSha1_80);
+        let first = c2.protect_rtp(&rtp(1050, b"n")).unwrap();
+        let second = c2.protect_rtp(&rtp(1051, b"n")).unwrap();
+        let third = c2.protect_rtp(&rtp(1052, b"n")).unwrap();
+        assert_eq!(server.unprotect_rtp(&first), Err(SrtpDrop::Replayed));
+        assert!(server.unprotect_rtp(&second).is_ok());
+        assert!(server.unprotect_rtp(&third).is_ok());
+        // SRTCP: a sender whose index restarts far behind has its second packet accepted.
+        for _ in 0..5 {
+            let rr = client.protect_rtcp(&receiver_report()).unwrap();
+            assert!(server.unprotect_rtcp(&rr).is_ok());
+        }
+        let (mut c3, _) = pair(SrtpProfile::AesCm128HmacSha1_80);
+        for _ in 0..4000 {
+            client.protect_rtcp(&receiver_report()).unwrap();
+        }
+        let far = client.protect_rtcp(&receiver_report()).unwrap();
+        assert_eq!(
+            server.unprotect_rtcp(&far),
+            Err(SrtpDrop::Replayed),
+            "a jump: held"
+        );
+        let r1 = c3.protect_rtcp(&receiver_report()).unwrap();
+        let r2 = c3.protect_rtcp(&receiver_report()).unwrap();
+        assert_eq!(server.unprotect_rtcp(&r1), Err(SrtpDrop::Replayed));
+        assert!(server.unprotect_rtcp(&r2).is_ok());
     }
 }

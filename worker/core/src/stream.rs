@@ -108,8 +108,8 @@ pub struct RecvStream {
     pub packets: u64,
     pub bytes: u64,
     pub retransmitted: u64,
-    /// Packets not forwarded for their sequence number (jumps, retransmissions of nothing).
-    pub bad_sequence: u64,
+    /// Retransmissions of nothing sent (RTX ahead of the stream or out of its range).
+    invalid_retransmissions: u64,
     pub duplicates: u64,
     expected_prior: u64,
     received_prior: u64,
@@ -175,7 +175,7 @@ impl RecvStream {
             packets: 0,
             bytes: 0,
             retransmitted: 0,
-            bad_sequence: 0,
+            invalid_retransmissions: 0,
             duplicates: 0,
             expected_prior: 0,
             received_prior: 0,
@@ -209,7 +209,7 @@ impl RecvStream {
         retransmission: bool,
     ) -> RecvVerdict {
         let foreign = self.timeline_distance(ts, now) > FOREIGN_TIMESTAMP_S;
-        match self.seq.check(seq, retransmission, foreign) {
+        match self.seq.check(u64::from(seq), retransmission, foreign) {
             SeqVerdict::Ahead { ext, gap } => {
                 let big_gap = self.on_gap(ext, gap);
                 self.accept(pkt.len(), ts, now, retransmission, true);
@@ -230,10 +230,8 @@ impl RecvStream {
                 RecvVerdict::Duplicate
             }
             SeqVerdict::Candidate(kind) => {
-                match kind {
-                    CandidateKind::Jump => self.bad_sequence += 1,
-                    CandidateKind::Duplicate => self.duplicates += 1,
-                    CandidateKind::Probation => {}
+                if kind == CandidateKind::Duplicate {
+                    self.duplicates += 1;
                 }
                 self.held.clear();
                 self.held.extend_from_slice(pkt);
@@ -241,8 +239,6 @@ impl RecvStream {
             }
             SeqVerdict::Confirmed { ext, restart } => {
                 if restart {
-                    // The held packet was counted as dropped; it is forwarded after all.
-                    self.bad_sequence = self.bad_sequence.saturating_sub(1);
                     self.missing.clear();
                     self.last_transit = None;
                     self.last_packet = None;
@@ -260,7 +256,7 @@ impl RecvStream {
                 RecvVerdict::ForwardHeld { ext, restart }
             }
             SeqVerdict::Invalid => {
-                self.bad_sequence += 1;
+                self.invalid_retransmissions += 1;
                 RecvVerdict::BadSequence
             }
         }
@@ -275,6 +271,12 @@ impl RecvStream {
     pub fn recycle_held(&mut self, mut buf: Vec<u8>) {
         buf.clear();
         self.held = buf;
+    }
+
+    /// Packets not forwarded for their sequence number: jumps and probation packets that no
+    /// packet confirmed, retransmissions of nothing sent.
+    pub fn bad_sequence(&self) -> u64 {
+        self.seq.discarded() + self.invalid_retransmissions
     }
 
     /// Restarts confirmed (the sender's sequence space changed).
@@ -577,7 +579,7 @@ mod tests {
                     .all(|v| matches!(v, RecvVerdict::Forward { big_gap: false, .. })),
                 "jump {jump}: {after:?}"
             );
-            assert_eq!(s.bad_sequence, 1);
+            assert_eq!(s.bad_sequence(), 1);
             assert_eq!(s.resyncs(), 0);
             assert_eq!(s.packets_lost(), 0);
         }
@@ -600,7 +602,7 @@ mod tests {
         assert_eq!(ext as u16, 50_001);
         assert!(matches!(v[2], RecvVerdict::Forward { big_gap: false, .. }));
         assert_eq!(s.resyncs(), 1);
-        assert_eq!(s.bad_sequence, 0, "the held packet was forwarded");
+        assert_eq!(s.bad_sequence(), 0, "the held packet was forwarded");
         assert_eq!(s.packets, 13);
         assert_eq!(s.packets_lost(), 0, "a restart is not loss");
         assert!(
@@ -674,7 +676,7 @@ mod tests {
             s.on_packet(&[0; 10], 105, 15_000, t0, false),
             RecvVerdict::Forward { big_gap: false, .. }
         ));
-        assert_eq!(s.bad_sequence, 2);
+        assert_eq!(s.bad_sequence(), 2);
     }
 
     #[test]

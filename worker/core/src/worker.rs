@@ -1394,6 +1394,10 @@ impl WorkerCore {
         for e in events {
             match e {
                 DtlsOutput::StateChanged(state, reason) => {
+                    if state == DtlsState::Failed {
+                        self.stats.dtls_failures += 1;
+                        tracing::info!(target: "dtls", transport = %h, ?reason, "dtls failed");
+                    }
                     self.notify(
                         h.clone(),
                         MediaEvent::TransportDtlsStateChange { state, reason },
@@ -1436,6 +1440,7 @@ impl WorkerCore {
                             }
                         }
                         Err(e) => {
+                            self.stats.dtls_failures += 1;
                             self.notify(
                                 h.clone(),
                                 MediaEvent::TransportDtlsStateChange {

@@ -83,7 +83,10 @@ impl WorkerCore {
         let Some(stream) = p.encodings[enc_i].stream.as_mut() else {
             return;
         };
-        match stream.on_packet(pkt, hdr.seq, hdr.timestamp, now, is_rtx) {
+        let bad_before = stream.bad_sequence();
+        let verdict = stream.on_packet(pkt, hdr.seq, hdr.timestamp, now, is_rtx);
+        self.stats.rtp_bad_sequence += stream.bad_sequence() - bad_before;
+        match verdict {
             RecvVerdict::Forward { ext, big_gap } => {
                 self.accepted(pk, enc_i, pkt, &hdr, ext, now);
                 if big_gap {
@@ -108,8 +111,7 @@ impl WorkerCore {
                     s.recycle_held(held);
                 }
             }
-            RecvVerdict::BadSequence => self.stats.rtp_bad_sequence += 1,
-            RecvVerdict::Held | RecvVerdict::Duplicate => {}
+            RecvVerdict::BadSequence | RecvVerdict::Held | RecvVerdict::Duplicate => {}
         }
     }
 

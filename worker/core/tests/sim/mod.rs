@@ -15,8 +15,6 @@ use ferrosfu_fbs::*;
 use ferrosfu_worker_core::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
-use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_stun::attributes::{
@@ -27,7 +25,9 @@ use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
 
+mod dtls;
 mod scenario;
+pub use dtls::DtlsSetup;
 #[allow(unused_imports)] // not every file that includes the simulator uses the scenarios
 pub use scenario::*;
 
@@ -248,6 +248,29 @@ impl Sim {
 
     /// Creates a WebRtcTransport and a peer connected to it (ICE + DTLS + SRTP done).
     pub fn add_peer(&mut self, profile: SrtpProfile) -> usize {
+        let i = self.add_peer_with(profile, DtlsSetup::default());
+        let deadline = self.now + Duration::from_secs(5);
+        while self.peers[i].srtp.is_none() {
+            assert!(self.now < deadline, "peer {i} did not connect");
+            self.step(deadline);
+        }
+        i
+    }
+
+    /// Creates a WebRtcTransport and a peer that connects to it as `setup` says; returns once
+    /// `transport.connect` was accepted, without waiting for the handshake.
+    pub fn add_peer_with(&mut self, profile: SrtpProfile, setup: DtlsSetup) -> usize {
+        let (i, connected) = self.try_add_peer_with(profile, setup);
+        connected.unwrap();
+        i
+    }
+
+    /// [`Self::add_peer_with`], returning what `transport.connect` answered.
+    pub fn try_add_peer_with(
+        &mut self,
+        profile: SrtpProfile,
+        setup: DtlsSetup,
+    ) -> (usize, Result<ResponseBody, RequestFailure>) {
         let i = self.peers.len();
         let server: SocketAddr = format!("10.0.0.1:{}", 40000 + i).parse().unwrap();
         let addr: SocketAddr = format!("192.168.1.{}:5000", 10 + i).parse().unwrap();
@@ -282,31 +305,13 @@ impl Sim {
             other => panic!("{other:?}"),
         };
         assert_eq!(dump.ice_candidates[0].port, server.port());
-        let c = crypto();
-        let cert = Certificate::generate_self_signed(vec!["peer".to_owned()], c.crypto()).unwrap();
-        let fp = fingerprint("sha-256", &cert.certificate[0]).unwrap();
-        let server_fps = dump.dtls_parameters.fingerprints.clone();
-        let config = ConfigBuilder::default()
-            .with_crypto_provider(c.clone())
-            .with_certificates(vec![cert])
-            .with_srtp_protection_profiles(vec![dtls_profile(profile)])
-            .with_extended_master_secret(ExtendedMasterSecretType::Require)
-            .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(Arc::new(move |certs, _| {
-                let got = fingerprint("sha-256", &certs[0]).unwrap();
-                if server_fps.iter().any(|f| f.value == got) {
-                    Ok(())
-                } else {
-                    Err(rtc_shared::error::Error::Other(
-                        "bad server fingerprint".into(),
-                    ))
-                }
-            })))
-            .build(true, None)
-            .unwrap();
-        let mut dtls = Endpoint::new(addr, rtc_shared::TransportProtocol::UDP, None);
-        dtls.connect(self.now, server, Arc::new(config), None)
-            .unwrap();
+        let (dtls, connect) = setup.endpoint(
+            profile,
+            addr,
+            server,
+            dump.dtls_parameters.fingerprints.clone(),
+            self.now,
+        );
         self.peers.push(Peer {
             addr,
             server,
@@ -337,26 +342,13 @@ impl Sim {
             nacks_received: 0,
             retransmissions_sent: 0,
         });
-        // We are DTLS client: the SFU is server.
-        self.request(
+        let connected = self.request(
             &tid,
             RequestBody::TransportConnect(ConnectParams::WebRtc {
-                dtls_parameters: DtlsParameters {
-                    role: DtlsRole::Client,
-                    fingerprints: vec![DtlsFingerprint {
-                        algorithm: "sha-256".into(),
-                        value: fp,
-                    }],
-                },
+                dtls_parameters: connect,
             }),
-        )
-        .unwrap();
-        let deadline = self.now + Duration::from_secs(5);
-        while self.peers[i].srtp.is_none() {
-            assert!(self.now < deadline, "peer {i} did not connect");
-            self.step(deadline);
-        }
-        i
+        );
+        (i, connected)
     }
 
     fn stun_request(p: &Peer, nominate: bool) -> Vec<u8> {
@@ -566,7 +558,7 @@ impl Sim {
                         SrtpSession::from_keying_material(
                             p.profile,
                             &m.into_bytes(),
-                            true,
+                            state.is_client(),
                             &crypto(),
                         )
                         .unwrap(),
