@@ -12,6 +12,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use ferrosfu_fbs::ResourceUsage;
+
+use crate::channel::RequestError;
+use crate::worker::Worker;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{Lifecycle, Phase};
@@ -133,20 +136,28 @@ async fn healthz(State(s): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Resource usage of every running worker, asked in parallel; a worker that does not answer
+/// One answer from every running worker, asked in parallel; a worker that does not answer
 /// within a second is reported without it.
-async fn usage_of(snap: &[WorkerInfo]) -> Vec<Option<ResourceUsage>> {
+async fn ask_workers<T, F, Fut>(snap: &[WorkerInfo], ask: F) -> Vec<Option<T>>
+where
+    F: Fn(Worker) -> Fut,
+    Fut: Future<Output = Result<T, RequestError>> + Send + 'static,
+    T: Send + 'static,
+{
     let asks = snap.iter().map(|info| {
-        let worker = info.worker.clone();
+        let asked = info.worker.clone().map(&ask);
         async move {
-            let w = worker?;
-            tokio::time::timeout(Duration::from_secs(1), w.get_resource_usage())
+            tokio::time::timeout(Duration::from_secs(1), asked?)
                 .await
                 .ok()?
                 .ok()
         }
     });
     futures_join_all(asks).await
+}
+
+async fn usage_of(snap: &[WorkerInfo]) -> Vec<Option<ResourceUsage>> {
+    ask_workers(snap, |w| async move { w.get_resource_usage().await }).await
 }
 
 async fn futures_join_all<F: Future + Send + 'static>(
@@ -204,7 +215,13 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         .zip(usage_of(&snap).await)
         .filter_map(|(i, u)| Some((i.core, u?)))
         .collect();
+    let media: Vec<_> = snap
+        .iter()
+        .zip(ask_workers(&snap, |w| async move { w.get_media_counters().await }).await)
+        .filter_map(|(i, m)| Some((i.core, m?)))
+        .collect();
     let extras = crate::metrics::Extras {
+        media,
         store: s.store.stats(),
         recordings_active: s.recordings.active_count(),
         recordings_finished: s.recordings.finished_counts(),

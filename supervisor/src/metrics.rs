@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ferrosfu_fbs::ResourceUsage;
+use ferrosfu_fbs::{MediaCounters, ResourceUsage};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,6 +16,8 @@ use crate::store::StoreStats;
 /// Supervisor-side figures beside the workers'.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extras {
+    /// What each running worker's media engine counted, by core.
+    pub media: Vec<(u32, MediaCounters)>,
     pub store: StoreStats,
     pub recordings_active: usize,
     /// Recordings finished since start: (done, failed).
@@ -33,6 +35,12 @@ struct CoreLabel {
 struct CpuLabel {
     core: String,
     mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    core: String,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -163,7 +171,51 @@ fn counter(v: u64) -> Counter {
     c
 }
 
+fn register_media(reg: &mut Registry, media: &[(u32, MediaCounters)]) {
+    let dropped = Family::<ReasonLabel, Counter>::default();
+    let resyncs = Family::<CoreLabel, Counter>::default();
+    let dtls = Family::<CoreLabel, Counter>::default();
+    for (core, m) in media {
+        let core = core.to_string();
+        for (reason, n) in [
+            ("bad_sequence", m.rtp_bad_sequence),
+            ("unknown_socket", m.unknown_socket),
+            ("unknown_tuple", m.unknown_tuple),
+        ] {
+            dropped
+                .get_or_create(&ReasonLabel {
+                    core: core.clone(),
+                    reason,
+                })
+                .inc_by(n);
+        }
+        let l = CoreLabel { core };
+        resyncs.get_or_create(&l).inc_by(m.rtp_resyncs);
+        dtls.get_or_create(&l).inc_by(m.dtls_failures);
+    }
+    reg.register(
+        "ferrosfu_rtp_packets_dropped",
+        "Received packets the worker of this core dropped since it started, by reason: \
+         bad_sequence (RTP not forwarded for its sequence number: a jump no next packet \
+         confirmed, an RTX of nothing sent), unknown_socket / unknown_tuple (reached no transport)",
+        dropped,
+    );
+    reg.register(
+        "ferrosfu_rtp_stream_resyncs",
+        "Producer streams the worker of this core resynchronised to a restarted sender's new \
+         sequence space since it started",
+        resyncs,
+    );
+    reg.register(
+        "ferrosfu_dtls_failures",
+        "DTLS handshakes that failed on the worker of this core since it started (a remote \
+         certificate that does not match the signaled fingerprint, no certificate, a timeout)",
+        dtls,
+    );
+}
+
 fn register_extras(reg: &mut Registry, e: &Extras) {
+    register_media(reg, &e.media);
     reg.register(
         "ferrosfu_store_queued_writes",
         "Database writes waiting in the store's queue",
@@ -215,4 +267,36 @@ fn register_extras(reg: &mut Registry, e: &Extras) {
 
 fn load(a: &AtomicU64) -> i64 {
     i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_counters_are_counters_by_core_and_reason() {
+        let extras = Extras {
+            media: vec![(
+                3,
+                MediaCounters {
+                    unknown_socket: 1,
+                    unknown_tuple: 2,
+                    rtp_bad_sequence: 7,
+                    rtp_resyncs: 4,
+                    dtls_failures: 5,
+                },
+            )],
+            ..Default::default()
+        };
+        let text = render(Phase::Running, &[], &[], &extras);
+        for line in [
+            "# TYPE ferrosfu_rtp_packets_dropped counter",
+            "ferrosfu_rtp_packets_dropped_total{core=\"3\",reason=\"bad_sequence\"} 7",
+            "ferrosfu_rtp_packets_dropped_total{core=\"3\",reason=\"unknown_tuple\"} 2",
+            "ferrosfu_rtp_stream_resyncs_total{core=\"3\"} 4",
+            "ferrosfu_dtls_failures_total{core=\"3\"} 5",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ferrosfu_fbs::{
-    Event, HandlerId, LogLevel, PROTOCOL_VERSION, RequestBody, ResourceUsage, ResponseBody,
-    RouterDump, RouterId, UpdateSettings, WorkerDump,
+    Event, HandlerId, LogLevel, MediaCounters, PROTOCOL_VERSION, RequestBody, ResourceUsage,
+    ResponseBody, RouterDump, RouterId, UpdateSettings, WorkerDump,
 };
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -368,6 +368,20 @@ impl Worker {
             ResponseBody::ResourceUsage(u) => Ok(u),
             _ => Err(RequestError::UnexpectedBody {
                 method: ferrosfu_fbs::Method::WorkerGetResourceUsage,
+            }),
+        }
+    }
+
+    /// What the worker's media engine counted since it started (sequence validation, DTLS
+    /// failures, datagrams that reached nothing).
+    pub async fn get_media_counters(&self) -> Result<MediaCounters, RequestError> {
+        match self
+            .request(HandlerId::worker(), RequestBody::WorkerGetMediaCounters)
+            .await?
+        {
+            ResponseBody::MediaCounters(c) => Ok(c),
+            _ => Err(RequestError::UnexpectedBody {
+                method: ferrosfu_fbs::Method::WorkerGetMediaCounters,
             }),
         }
     }

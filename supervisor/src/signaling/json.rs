@@ -186,6 +186,11 @@ pub(crate) fn rtp_stream_stats(kind: &str, media: &str, s: &RtpStreamStats, now_
         "packetsRetransmitted": s.retransmitted_packet_count,
         "roundTripTime": s.round_trip_time,
     });
+    if kind == "inbound-rtp" {
+        // RFC 3550 A.1 sequence validation of what the publisher sends.
+        v["packetsDroppedBadSequence"] = json!(s.bad_sequence_dropped);
+        v["sequenceResyncs"] = json!(s.resync_count);
+    }
     if let Some(r) = s.rtx_ssrc {
         v["rtxSsrc"] = json!(r);
     }
