@@ -29,6 +29,25 @@ pub fn bin(name: &str) -> PathBuf {
     );
 }
 
+/// POSTs `body` as JSON and returns the JSON answer; panics (the test fails) unless it is a
+/// success.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = r.status();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    assert!(status.is_success(), "POST {url}: {status} {v}");
+    v
+}
+
 /// A supervisor child process started with `--log-format json` and `--http-listen 127.0.0.1:0`,
 /// in a fresh working directory under the temp dir (so the default `data/` store and
 /// `recordings/` land there, not in the source tree; removed on drop).

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrosfu_fbs::MediaKind;
-use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::{self, ProtooClient};
+use ferrosfu_tests::{SupervisorProcess, post_json};
 use serde_json::{Value, json};
 
 struct Gst(Child);
@@ -20,14 +20,6 @@ impl Drop for Gst {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
-    let r = http.post(&url).json(&body).send().await.unwrap();
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "POST {url}: {status} {v}");
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,9 +75,9 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
         .await
         .unwrap();
     assert!(caps_http["codecs"].is_array());
-    post(
+    post_json(
         &http,
-        base.clone(),
+        &base,
         json!({"id": "gst", "displayName": "Broadcaster", "device": {"name": "GStreamer"}}),
     )
     .await;
@@ -109,18 +101,18 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
             json!({"mimeType": "video/vp8", "payloadType": 101, "clockRate": 90000}),
         ),
     ] {
-        let t = post(
+        let t = post_json(
             &http,
-            format!("{base}/gst/transports"),
+            &format!("{base}/gst/transports"),
             json!({"type": "plain", "comedia": true, "rtcpMux": false}),
         )
         .await;
         let tid = t["id"].as_str().unwrap();
         assert_eq!(t["ip"], "127.0.0.1");
         ports.push((t["port"].as_u64().unwrap(), t["rtcpPort"].as_u64().unwrap()));
-        let p = post(
+        let p = post_json(
             &http,
-            format!("{base}/gst/transports/{tid}/producers"),
+            &format!("{base}/gst/transports/{tid}/producers"),
             json!({"kind": kind, "rtpParameters": {
                 "codecs": [codec], "encodings": [{"ssrc": ssrc}],
                 "rtcp": {"cname": "gst"},
@@ -218,28 +210,28 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
 
     // A consuming broadcaster (as a REST recorder would be): consume?producerId= answers with
     // the consumer's parameters; unknown producers are 404.
-    post(
+    post_json(
         &http,
-        base.clone(),
+        &base,
         json!({"id": "rx", "displayName": "Receiver", "device": {"name": "curl"}, "rtpCapabilities": caps_http}),
     )
     .await;
-    let t = post(
+    let t = post_json(
         &http,
-        format!("{base}/rx/transports"),
+        &format!("{base}/rx/transports"),
         json!({"type": "plain", "comedia": false, "rtcpMux": true}),
     )
     .await;
     let tid = t["id"].as_str().unwrap();
-    post(
+    post_json(
         &http,
-        format!("{base}/rx/transports/{tid}/connect"),
+        &format!("{base}/rx/transports/{tid}/connect"),
         json!({"ip": "127.0.0.1", "port": 9}),
     )
     .await;
-    let c = post(
+    let c = post_json(
         &http,
-        format!(
+        &format!(
             "{base}/rx/transports/{tid}/consume?producerId={}",
             producer_ids[1]
         ),

@@ -175,20 +175,31 @@ async fn plain_rtp_in_comedia_is_forwarded_rewritten_to_a_connected_plain_transp
         .unwrap();
     let mut events = ingest.events();
 
+    let payload = |seq: u16| format!("opus frame {seq}");
     for seq in 0..20u16 {
-        let payload = format!("opus frame {seq}");
         sender
             .send_to(
-                &rtp(seq, 1234, payload.as_bytes()),
+                &rtp(seq, 1234, payload(seq).as_bytes()),
                 ("127.0.0.1", ingest_port),
             )
             .unwrap();
-        let mut buf = [0u8; 1500];
-        let n = tokio::task::block_in_place(|| receiver.recv(&mut buf)).unwrap();
-        let got = &buf[..n];
-        assert_eq!(got[1] & 0x7f, 100, "payload type rewritten");
-        assert_eq!(&got[8..12], &5678u32.to_be_bytes(), "ssrc rewritten");
-        assert_eq!(&got[12..], payload.as_bytes(), "payload byte-exact");
+        // A new stream is on probation (RFC 3550 A.1): its first packet is forwarded when the
+        // second one follows it.
+        let expected = if seq == 0 {
+            0..0
+        } else if seq == 1 {
+            0..2
+        } else {
+            seq..seq + 1
+        };
+        for want in expected {
+            let mut buf = [0u8; 1500];
+            let n = tokio::task::block_in_place(|| receiver.recv(&mut buf)).unwrap();
+            let got = &buf[..n];
+            assert_eq!(got[1] & 0x7f, 100, "payload type rewritten");
+            assert_eq!(&got[8..12], &5678u32.to_be_bytes(), "ssrc rewritten");
+            assert_eq!(&got[12..], payload(want).as_bytes(), "payload byte-exact");
+        }
     }
     // comedia learned the sender's tuple and said so.
     let ev = tokio::time::timeout(Duration::from_secs(2), events.recv())

@@ -17,65 +17,38 @@
 mod sim;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ferrosfu_fbs::{RequestBody, ResponseBody};
-use ferrosfu_worker_core::{Output, Protocol, SrtpProfile, Tuple};
-use sim::{Sim, vp8_consumer, vp8_packet, vp8_producer};
-
-const PUB_SSRC: u32 = 0x1111;
-
-fn setup(subscribers: usize) -> Sim {
-    let mut sim = Sim::new(1);
-    let p = sim.add_peer(SrtpProfile::AeadAes128Gcm);
-    sim.request(
-        &sim.peers[p].transport_id.clone(),
-        RequestBody::TransportProduce(vp8_producer("prod", PUB_SSRC, 0)),
-    )
-    .unwrap();
-    for k in 0..subscribers {
-        let s = sim.add_peer(SrtpProfile::AesCm128HmacSha1_80);
-        let tid = sim.peers[s].transport_id.clone();
-        let r = sim
-            .request(
-                &tid,
-                RequestBody::TransportConsume(vp8_consumer(
-                    &format!("cons-{k}"),
-                    "prod",
-                    0x2000 + k as u32,
-                    0x3000 + k as u32,
-                    false,
-                )),
-            )
-            .unwrap();
-        assert!(matches!(r, ResponseBody::Consumed { paused: false, .. }));
-    }
-    sim
-}
+use ferrosfu_worker_core::{Output, Protocol, Tuple};
+use sim::{PUB_SSRC, Sim, setup, vp8_packet};
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     for n in [1usize, 10, 50] {
-        let mut sim = setup(n);
+        let mut sim = Sim::new(1);
+        setup(&mut sim, n, 0);
         let tuple = Tuple {
             local: sim.peers[0].server,
             remote: sim.peers[0].addr,
             protocol: Protocol::Udp,
         };
         let now = sim.now;
-        let mut k = 0u32;
-        // Warm up: a keyframe first, and check that every subscriber gets what is sent.
-        let key = vp8_packet(PUB_SSRC, 0, 0, 0, true);
-        let wire = sim.peers[0]
-            .srtp
-            .as_mut()
-            .unwrap()
-            .protect_rtp(&key)
-            .unwrap();
-        sim.core.handle_datagram(tuple, &wire, now);
+        let mut k = 1u32; // 0 and 1 are the warm-up packets
+        // Warm up: a keyframe first (held until the next packet confirms the new stream), and
+        // check that every subscriber gets what is sent.
         let mut out = 0;
-        while let Some(o) = sim.core.poll_output() {
-            out += usize::from(matches!(o, Output::Transmit(_)));
+        for seq in 0..2 {
+            let pkt = vp8_packet(PUB_SSRC, seq, 0, u32::from(seq), seq == 0);
+            let wire = sim.peers[0]
+                .srtp
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&pkt)
+                .unwrap();
+            sim.core.handle_datagram(tuple, &wire, now);
+            while let Some(o) = sim.core.poll_output() {
+                out += usize::from(matches!(o, Output::Transmit(_)));
+            }
         }
-        assert_eq!(out, n, "one transmit per subscriber");
+        assert_eq!(out, 2 * n, "one transmit per subscriber and packet");
 
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("webrtc_1_to_{n}"), |b| {
