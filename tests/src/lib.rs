@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: locating the built binaries, starting the supervisor on a
-//! free port and reading what it logs.
+//! free port and reading what it logs, its REST API. [`media`] sets up the typed media API's
+//! tests against a worker process.
 
+pub mod media;
 pub mod media_source;
 pub mod pg;
 pub mod protoo;
@@ -36,16 +38,59 @@ pub async fn post_json(
     url: &str,
     body: serde_json::Value,
 ) -> serde_json::Value {
-    let r = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    success_json(
+        &format!("POST {url}"),
+        http.post(url).json(&body).send().await,
+    )
+    .await
+}
+
+/// GETs `url` and returns the JSON answer; panics (the test fails) unless it is a success.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    success_json(&format!("GET {url}"), http.get(url).send().await).await
+}
+
+/// The JSON answer to `request` (e.g. "GET <url>"); panics unless it is a success.
+async fn success_json(
+    request: &str,
+    answer: reqwest::Result<reqwest::Response>,
+) -> serde_json::Value {
+    let r = answer.unwrap_or_else(|e| panic!("{request}: {e}"));
     let status = r.status();
     let v = r.json().await.unwrap_or(serde_json::Value::Null);
-    assert!(status.is_success(), "POST {url}: {status} {v}");
+    assert!(status.is_success(), "{request}: {status} {v}");
     v
+}
+
+/// A REST broadcaster that receives plain RTP, as a recorder would: `join` (the body of
+/// `POST {base}`, `base` being a room's `/rooms/<room>/broadcasters`) joins it, then it gets a
+/// plain transport (no comedia, rtcp-mux) connected to 127.0.0.1:`port`. Returns that transport's
+/// id, for `consume?producerId=`.
+pub async fn join_plain_receiver(
+    http: &reqwest::Client,
+    base: &str,
+    join: serde_json::Value,
+    port: u16,
+) -> String {
+    let id = join["id"]
+        .as_str()
+        .expect("the join body has an id")
+        .to_owned();
+    post_json(http, base, join).await;
+    let t = post_json(
+        http,
+        &format!("{base}/{id}/transports"),
+        serde_json::json!({"type": "plain", "comedia": false, "rtcpMux": true}),
+    )
+    .await;
+    let tid = t["id"].as_str().expect("transport id").to_owned();
+    post_json(
+        http,
+        &format!("{base}/{id}/transports/{tid}/connect"),
+        serde_json::json!({"ip": "127.0.0.1", "port": port}),
+    )
+    .await;
+    tid
 }
 
 /// A supervisor child process started with `--log-format json` and `--http-listen 127.0.0.1:0`,
@@ -71,6 +116,22 @@ impl std::fmt::Debug for SupervisorProcess {
 impl SupervisorProcess {
     pub fn start(extra_args: &[&str]) -> SupervisorProcess {
         Self::start_wrapped(&[], extra_args)
+    }
+
+    /// [`SupervisorProcess::start`] with one worker, on core 0, whose transports listen on
+    /// 127.0.0.1 with ports from `rtc_ports` (`first-last`, a range of the test's own so that
+    /// tests running at once do not collide); `extra_args` follow.
+    pub fn start_on_loopback(rtc_ports: &str, extra_args: &[&str]) -> SupervisorProcess {
+        let mut args = vec![
+            "--worker-cores",
+            "0",
+            "--rtc-ports",
+            rtc_ports,
+            "--rtc-listen-ip",
+            "127.0.0.1",
+        ];
+        args.extend_from_slice(extra_args);
+        Self::start(&args)
     }
 
     /// [`SupervisorProcess::start`] through `wrapper`, a command that ends by exec-ing its

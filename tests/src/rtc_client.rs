@@ -11,6 +11,10 @@
 //!
 //! Both use DTLS role `client` (the SFU is DTLS server), as mediasoup-client does with an ICE-lite
 //! server, and are ICE controlling (webrtc-rs picks controlling when the remote is ICE-lite).
+//! [`DtlsOptions`] (with [`Publisher::with_dtls`] / [`Subscriber::with_dtls`]) chooses the
+//! certificate the client presents and the role a subscriber answers with; together with
+//! [`generate_certificate`] and [`certificate_fingerprints`] a test can signal the fingerprint of
+//! one certificate while presenting another.
 //!
 //! # ICE over TCP
 //! webrtc-rs 0.17 has no ICE-TCP at all (RFC 6544, neither active nor passive):
@@ -67,6 +71,7 @@ use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::certificate::RTCCertificate;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
@@ -119,6 +124,43 @@ impl Default for ClientOptions {
             ice_tcp_only: false,
         }
     }
+}
+
+/// DTLS knobs beside [`ClientOptions`] (a separate type so that `ClientOptions` literals stay
+/// valid). The default is what [`Publisher::new`] / [`Subscriber::new`] do.
+#[derive(Clone, Debug, Default)]
+pub struct DtlsOptions {
+    /// The certificate the client presents in the DTLS handshake and whose fingerprint its SDP
+    /// (and so [`Publisher::local_dtls_parameters`]) carries. Default: one webrtc-rs generates.
+    pub certificate: Option<RTCCertificate>,
+    /// The DTLS role a [`Subscriber`] takes in its answer (`Client` = a=setup:active, `Server` =
+    /// passive; `Auto` is refused, an answer must choose). Default `Client`, as mediasoup-client.
+    /// A [`Publisher`] offers, so its role follows the server's DTLS role given to
+    /// [`Publisher::connect`] instead; this field does not apply to it.
+    pub answering_role: Option<DtlsRole>,
+}
+
+/// A fresh self-signed certificate (ECDSA P-256, as webrtc-rs generates by default) valid for a
+/// day, for [`DtlsOptions::certificate`].
+pub fn generate_certificate() -> Result<RTCCertificate> {
+    let cert =
+        webrtc::dtls::crypto::Certificate::generate_self_signed(vec!["ferrosfu-test".to_owned()])
+            .context("generate a self-signed certificate")?;
+    let expires = std::time::SystemTime::now() + Duration::from_secs(24 * 3600);
+    Ok(RTCCertificate::from_existing(cert, expires))
+}
+
+/// The sha-256 fingerprint of `cert` as the client signals it (upper-case hex, as
+/// [`Publisher::local_dtls_parameters`] gives it), e.g. to signal this certificate while the
+/// client presents another.
+pub fn certificate_fingerprints(cert: &RTCCertificate) -> Vec<DtlsFingerprint> {
+    cert.get_fingerprints()
+        .into_iter()
+        .map(|f| DtlsFingerprint {
+            algorithm: f.algorithm.to_ascii_lowercase(),
+            value: f.value.to_ascii_uppercase(),
+        })
+        .collect()
 }
 
 /// webrtc-rs's name for one of our SRTP suites.
@@ -283,7 +325,7 @@ pub fn client_media_engine() -> Result<MediaEngine> {
     Ok(m)
 }
 
-fn setting_engine(opts: &ClientOptions) -> Result<SettingEngine> {
+fn setting_engine(opts: &ClientOptions, dtls: &DtlsOptions) -> Result<SettingEngine> {
     if opts.srtp_profiles.is_empty() {
         bail!("ClientOptions::srtp_profiles is empty");
     }
@@ -305,7 +347,11 @@ fn setting_engine(opts: &ClientOptions) -> Result<SettingEngine> {
     );
     // mediasoup-client's default with an ICE-lite server: the client side is DTLS client. Only
     // matters when answering (the subscriber); webrtc-rs would otherwise pick server there.
-    s.set_answering_dtls_role(DTLSRole::Client)?;
+    s.set_answering_dtls_role(match dtls.answering_role {
+        None | Some(DtlsRole::Client) => DTLSRole::Client,
+        Some(DtlsRole::Server) => DTLSRole::Server,
+        Some(DtlsRole::Auto) => bail!("DtlsOptions::answering_role must be Client or Server"),
+    })?;
     Ok(s)
 }
 
@@ -318,15 +364,19 @@ struct Peer {
 }
 
 impl Peer {
-    async fn new(opts: ClientOptions) -> Result<Peer> {
+    async fn new(opts: ClientOptions, dtls: DtlsOptions) -> Result<Peer> {
         let mut m = client_media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut m)?;
         let api = APIBuilder::new()
             .with_media_engine(m)
             .with_interceptor_registry(registry)
-            .with_setting_engine(setting_engine(&opts)?)
+            .with_setting_engine(setting_engine(&opts, &dtls)?)
             .build();
-        let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
+        let config = RTCConfiguration {
+            certificates: dtls.certificate.into_iter().collect(),
+            ..Default::default()
+        };
+        let pc = Arc::new(api.new_peer_connection(config).await?);
         let (tx, state) = watch::channel(RTCPeerConnectionState::New);
         pc.on_peer_connection_state_change(Box::new(move |s| {
             let _ = tx.send(s);
@@ -931,7 +981,13 @@ impl Publisher {
     /// Creates the peer connection, adds the Opus and VP8 tracks (sendonly) and applies the
     /// local offer (ICE gathering completes before this returns).
     pub async fn new(opts: ClientOptions) -> Result<Publisher> {
-        let peer = Peer::new(opts).await?;
+        Self::with_dtls(opts, DtlsOptions::default()).await
+    }
+
+    /// [`Publisher::new`] presenting the certificate of `dtls` (its `answering_role` does not
+    /// apply to a publisher).
+    pub async fn with_dtls(opts: ClientOptions, dtls: DtlsOptions) -> Result<Publisher> {
+        let peer = Peer::new(opts, dtls).await?;
         let audio = Arc::new(TrackLocalStaticRTP::new(
             opus_capability(),
             "audio".to_owned(),
@@ -1260,7 +1316,12 @@ impl fmt::Debug for Subscriber {
 
 impl Subscriber {
     pub async fn new(opts: ClientOptions) -> Result<Subscriber> {
-        let peer = Peer::new(opts).await?;
+        Self::with_dtls(opts, DtlsOptions::default()).await
+    }
+
+    /// [`Subscriber::new`] presenting the certificate of `dtls` and answering with its DTLS role.
+    pub async fn with_dtls(opts: ClientOptions, dtls: DtlsOptions) -> Result<Subscriber> {
+        let peer = Peer::new(opts, dtls).await?;
         let received: Arc<Received> = Arc::default();
         let rx = Arc::clone(&received);
         peer.pc

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ferrosfu_fbs::MediaKind;
 use ferrosfu_tests::protoo::{self, ProtooClient};
-use ferrosfu_tests::{SupervisorProcess, post_json};
-use serde_json::{Value, json};
+use ferrosfu_tests::{SupervisorProcess, get_json, join_plain_receiver, post_json};
+use serde_json::json;
 
 struct Gst(Child);
 
@@ -31,15 +31,7 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
             .is_ok_and(|o| o.status.success()),
         "gst-launch-1.0 is missing: run scripts/setup"
     );
-    let sup = SupervisorProcess::start(&[
-        "--dev",
-        "--worker-cores",
-        "0",
-        "--rtc-ports",
-        "43300-43399",
-        "--rtc-listen-ip",
-        "127.0.0.1",
-    ]);
+    let sup = SupervisorProcess::start_on_loopback("43300-43399", &["--dev"]);
     let room = "gst-room";
 
     // The WebRTC viewer joins first and is asked to consume what the broadcaster produces.
@@ -66,14 +58,7 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
     // The broadcaster, step by step as gstreamer.sh.
     let http = reqwest::Client::new();
     let base = sup.url(&format!("/rooms/{room}/broadcasters"));
-    let caps_http: Value = http
-        .get(sup.url(&format!("/rooms/{room}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let caps_http = get_json(&http, &sup.url(&format!("/rooms/{room}"))).await;
     assert!(caps_http["codecs"].is_array());
     post_json(
         &http,
@@ -210,23 +195,11 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
 
     // A consuming broadcaster (as a REST recorder would be): consume?producerId= answers with
     // the consumer's parameters; unknown producers are 404.
-    post_json(
+    let tid = join_plain_receiver(
         &http,
         &base,
         json!({"id": "rx", "displayName": "Receiver", "device": {"name": "curl"}, "rtpCapabilities": caps_http}),
-    )
-    .await;
-    let t = post_json(
-        &http,
-        &format!("{base}/rx/transports"),
-        json!({"type": "plain", "comedia": false, "rtcpMux": true}),
-    )
-    .await;
-    let tid = t["id"].as_str().unwrap();
-    post_json(
-        &http,
-        &format!("{base}/rx/transports/{tid}/connect"),
-        json!({"ip": "127.0.0.1", "port": 9}),
+        9,
     )
     .await;
     let c = post_json(

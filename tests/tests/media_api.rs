@@ -6,146 +6,46 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
+use ferrosfu::Router;
 use ferrosfu::media::{CloseReason, Transport};
-use ferrosfu::{Router, Worker, WorkerSettings};
 use ferrosfu_fbs::*;
+use ferrosfu_tests::media::{self, plain_transport, spawn_worker};
 
-async fn spawn() -> Worker {
-    let mut s = WorkerSettings::new(ferrosfu_tests::bin("ferrosfu-worker"));
-    s.core = Some(0);
-    Worker::spawn(&s).await.expect("worker starts")
-}
-
-fn listen(protocol: TransportProtocol) -> ListenInfo {
-    ListenInfo {
-        protocol,
-        ip: "127.0.0.1".into(),
-        announced_address: None,
-        port: 0,
-    }
-}
-
-async fn plain(router: &Router, id: &str, comedia: bool) -> Transport {
-    Transport::create_plain(
-        router,
-        PlainTransportOptions {
-            transport_id: TransportId::new(id),
-            listen_info: listen(TransportProtocol::Udp),
-            rtcp_listen_info: None,
-            rtcp_mux: true,
-            comedia,
-            srtp_crypto_suite: None,
-        },
-    )
-    .await
-    .unwrap()
-}
-
+/// A WebRtcTransport on loopback UDP and TCP with a 600 kbit/s initial outgoing estimate (no
+/// media crosses those of these tests).
 async fn webrtc(router: &Router, id: &str) -> Transport {
     Transport::create_webrtc(
         router,
         WebRtcTransportOptions {
-            transport_id: TransportId::new(id),
-            listen: WebRtcTransportListen::Individual(vec![
-                listen(TransportProtocol::Udp),
-                listen(TransportProtocol::Tcp),
-            ]),
-            enable_udp: true,
-            enable_tcp: true,
-            prefer_udp: true,
-            prefer_tcp: false,
-            ice_consent_timeout: 0,
             initial_available_outgoing_bitrate: 600_000,
+            ..media::webrtc_options(id, media::UDP_AND_TCP)
         },
     )
     .await
     .unwrap()
 }
 
-fn opus(pt: u8) -> RtpCodecParameters {
-    RtpCodecParameters {
-        mime_type: "audio/opus".into(),
-        payload_type: pt,
-        clock_rate: 48000,
-        channels: Some(2),
-        parameters: vec![],
-        rtcp_feedback: vec![],
-    }
-}
-
 fn produce_opus(id: &str, ssrc: u32) -> ProduceOptions {
-    ProduceOptions {
-        producer_id: ProducerId::new(id),
-        kind: MediaKind::Audio,
-        rtp_parameters: RtpParameters {
-            mid: None,
-            codecs: vec![opus(111)],
-            header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "gst".into(),
-                reduced_size: false,
-            },
-        },
-        rtp_mapping: RtpMapping {
-            codecs: vec![CodecMapping {
-                payload_type: 111,
-                mapped_payload_type: 100,
-            }],
-            encodings: vec![EncodingMapping {
-                ssrc: Some(ssrc),
-                rid: None,
-                scalability_mode: None,
-                mapped_ssrc: 777,
-            }],
-        },
-        key_frame_request_delay: 0,
-        paused: false,
-    }
+    media::produce_opus(id, ssrc, "gst")
 }
 
 fn consume_opus(id: &str, producer: &str, ssrc: u32, paused: bool) -> ConsumeOptions {
     ConsumeOptions {
-        consumer_id: ConsumerId::new(id),
-        producer_id: ProducerId::new(producer),
-        kind: MediaKind::Audio,
-        rtp_parameters: RtpParameters {
-            mid: Some("0".into()),
-            codecs: vec![opus(100)],
-            header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "rec".into(),
-                reduced_size: true,
-            },
-        },
-        consumable_rtp_encodings: vec![],
         paused,
-        ignore_dtx: false,
+        ..media::consume_opus(id, producer, ssrc, "rec")
     }
 }
 
 fn rtp(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x80, 111];
-    v.extend_from_slice(&seq.to_be_bytes());
-    v.extend_from_slice(&(seq as u32 * 960).to_be_bytes());
-    v.extend_from_slice(&ssrc.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
+    media::rtp_packet(media::PLAIN_OPUS_PT, seq, seq as u32 * 960, ssrc, payload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_rtp_in_comedia_is_forwarded_rewritten_to_a_connected_plain_transport() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router = w.create_router().await.unwrap();
-    let ingest = plain(&router, "ingest", true).await;
-    let egress = plain(&router, "egress", false).await;
+    let ingest = plain_transport(&router, "ingest", true).await;
+    let egress = plain_transport(&router, "egress", false).await;
     let ingest_port = ingest.plain().unwrap().tuple.local_port;
     assert_ne!(ingest_port, 0);
 
@@ -220,9 +120,9 @@ async fn plain_rtp_in_comedia_is_forwarded_rewritten_to_a_connected_plain_transp
 
 #[tokio::test]
 async fn closing_cascades_and_producer_close_closes_consumers() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router = w.create_router().await.unwrap();
-    let ingest = plain(&router, "ingest", true).await;
+    let ingest = plain_transport(&router, "ingest", true).await;
     let out = webrtc(&router, "out").await;
     let d = out.webrtc().unwrap();
     assert_eq!(d.ice_candidates.len(), 2);
@@ -273,10 +173,10 @@ async fn closing_cascades_and_producer_close_closes_consumers() {
 
 #[tokio::test]
 async fn a_worker_death_closes_everything_on_it() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router = w.create_router().await.unwrap();
     let t = webrtc(&router, "t").await;
-    let ingest = plain(&router, "in", true).await;
+    let ingest = plain_transport(&router, "in", true).await;
     let p = ingest.produce(produce_opus("p", 1)).await.unwrap();
     let c = t.consume(consume_opus("c", "p", 2, false)).await.unwrap();
     nix::sys::signal::kill(
@@ -291,9 +191,9 @@ async fn a_worker_death_closes_everything_on_it() {
 
 #[tokio::test]
 async fn bad_parameters_are_invalid_arguments() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router = w.create_router().await.unwrap();
-    let t = plain(&router, "t", true).await;
+    let t = plain_transport(&router, "t", true).await;
     let mut bad = produce_opus("p", 1);
     bad.rtp_parameters.encodings.clear();
     assert!(t.produce(bad).await.unwrap_err().is_invalid_argument());
@@ -302,7 +202,7 @@ async fn bad_parameters_are_invalid_arguments() {
         .await
         .unwrap_err();
     assert!(err.is_invalid_argument(), "{err}");
-    let egress = plain(&router, "egress", false).await;
+    let egress = plain_transport(&router, "egress", false).await;
     let err = egress
         .connect_plain(Some("not an ip".into()), Some(1), None, None)
         .await
@@ -316,18 +216,8 @@ async fn bad_parameters_are_invalid_arguments() {
         .await
         .unwrap_err();
     assert!(err.is_invalid_argument(), "{err}");
-    let err = Transport::create_plain(
-        &router,
-        PlainTransportOptions {
-            transport_id: TransportId::new("t"),
-            listen_info: listen(TransportProtocol::Udp),
-            rtcp_listen_info: None,
-            rtcp_mux: true,
-            comedia: true,
-            srtp_crypto_suite: None,
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = Transport::create_plain(&router, media::plain_options("t", true))
+        .await
+        .unwrap_err();
     assert!(err.is_invalid_argument(), "duplicate id: {err}");
 }

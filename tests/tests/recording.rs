@@ -130,12 +130,6 @@ fn start_supervisor_with(
 ) -> SupervisorProcess {
     let mut args = vec![
         "--dev",
-        "--worker-cores",
-        "0",
-        "--rtc-ports",
-        rtc_ports,
-        "--rtc-listen-ip",
-        "127.0.0.1",
         "--database-url",
         database_url,
         "--recordings-dir",
@@ -146,7 +140,7 @@ fn start_supervisor_with(
         recording_ports,
     ];
     args.extend_from_slice(more);
-    SupervisorProcess::start(&args)
+    SupervisorProcess::start_on_loopback(rtc_ports, &args)
 }
 
 /// SIGTERM, then waits for the exit (None: still running after `timeout`).
@@ -566,15 +560,7 @@ async fn assert_media_keeps_flowing(subscriber: &Subscriber, more: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gst_source_reaches_a_subscriber() {
-    let sup = SupervisorProcess::start(&[
-        "--dev",
-        "--worker-cores",
-        "0",
-        "--rtc-ports",
-        "43600-43649",
-        "--rtc-listen-ip",
-        "127.0.0.1",
-    ]);
+    let sup = SupervisorProcess::start_on_loopback("43600-43649", &["--dev"]);
     let room = "gst-source";
     let alice = join_publisher(&sup, room, "alice", "Alice").await;
     let source = GstSource::start(vec![Arc::clone(&alice.publisher)])

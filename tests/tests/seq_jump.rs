@@ -16,9 +16,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferrosfu::media::Transport;
-use ferrosfu::{Consumer, Producer, Router, Worker, WorkerSettings};
-use ferrosfu_fbs::*;
-use ferrosfu_tests::{SupervisorProcess, post_json};
+use ferrosfu::{Consumer, Producer, Router, Worker};
+use ferrosfu_fbs::RtpStreamStats;
+use ferrosfu_tests::media::{self, plain_transport, spawn_worker};
+use ferrosfu_tests::{SupervisorProcess, get_json, join_plain_receiver, post_json};
 use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -26,8 +27,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 const PRODUCER_SSRC: u32 = 1234;
 const CONSUMER_SSRC: u32 = 5678;
-const PT_IN: u8 = 111;
-const PT_OUT: u8 = 100;
+const PT_IN: u8 = media::PLAIN_OPUS_PT;
+const PT_OUT: u8 = media::ROUTER_OPUS_PT;
 /// Opus at 20 ms: 50 packets/s, 960 ticks of the 48 kHz clock each.
 const PACKET_INTERVAL: Duration = Duration::from_millis(20);
 const TS_STEP: u32 = 960;
@@ -39,109 +40,8 @@ const JUMPED_PAYLOAD: &[u8] = b"JUMPED PACKET: must never be forwarded";
 /// wait ends as soon as the last packet arrives.
 const DRAIN: Duration = Duration::from_secs(3);
 
-async fn spawn() -> Worker {
-    let mut s = WorkerSettings::new(ferrosfu_tests::bin("ferrosfu-worker"));
-    s.core = Some(0);
-    Worker::spawn(&s).await.expect("worker starts")
-}
-
-async fn plain(router: &Router, id: &str, comedia: bool) -> Transport {
-    Transport::create_plain(
-        router,
-        PlainTransportOptions {
-            transport_id: TransportId::new(id),
-            listen_info: ListenInfo {
-                protocol: TransportProtocol::Udp,
-                ip: "127.0.0.1".into(),
-                announced_address: None,
-                port: 0,
-            },
-            rtcp_listen_info: None,
-            rtcp_mux: true,
-            comedia,
-            srtp_crypto_suite: None,
-        },
-    )
-    .await
-    .unwrap()
-}
-
-fn opus(pt: u8) -> RtpCodecParameters {
-    RtpCodecParameters {
-        mime_type: "audio/opus".into(),
-        payload_type: pt,
-        clock_rate: 48000,
-        channels: Some(2),
-        parameters: vec![],
-        rtcp_feedback: vec![],
-    }
-}
-
-fn produce_opus() -> ProduceOptions {
-    ProduceOptions {
-        producer_id: ProducerId::new("p"),
-        kind: MediaKind::Audio,
-        rtp_parameters: RtpParameters {
-            mid: None,
-            codecs: vec![opus(PT_IN)],
-            header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(PRODUCER_SSRC),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "pub".into(),
-                reduced_size: false,
-            },
-        },
-        rtp_mapping: RtpMapping {
-            codecs: vec![CodecMapping {
-                payload_type: PT_IN,
-                mapped_payload_type: PT_OUT,
-            }],
-            encodings: vec![EncodingMapping {
-                ssrc: Some(PRODUCER_SSRC),
-                rid: None,
-                scalability_mode: None,
-                mapped_ssrc: 777,
-            }],
-        },
-        key_frame_request_delay: 0,
-        paused: false,
-    }
-}
-
-fn consume_opus() -> ConsumeOptions {
-    ConsumeOptions {
-        consumer_id: ConsumerId::new("c"),
-        producer_id: ProducerId::new("p"),
-        kind: MediaKind::Audio,
-        rtp_parameters: RtpParameters {
-            mid: Some("0".into()),
-            codecs: vec![opus(PT_OUT)],
-            header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(CONSUMER_SSRC),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "sub".into(),
-                reduced_size: true,
-            },
-        },
-        consumable_rtp_encodings: vec![],
-        paused: false,
-        ignore_dtx: false,
-    }
-}
-
 fn rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x80, PT_IN];
-    v.extend_from_slice(&seq.to_be_bytes());
-    v.extend_from_slice(&ts.to_be_bytes());
-    v.extend_from_slice(&PRODUCER_SSRC.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
+    media::rtp_packet(PT_IN, seq, ts, PRODUCER_SSRC, payload)
 }
 
 /// Random values for the restart, from `SEQ_JUMP_SEED` when set (to replay a failure) or else a
@@ -251,10 +151,10 @@ struct Path {
 
 impl Path {
     async fn new(first_seq: u16, first_ts: u32) -> Path {
-        let worker = spawn().await;
+        let worker = spawn_worker().await;
         let router = worker.create_router().await.unwrap();
-        let ingest = plain(&router, "ingest", true).await;
-        let egress = plain(&router, "egress", false).await;
+        let ingest = plain_transport(&router, "ingest", true).await;
+        let egress = plain_transport(&router, "egress", false).await;
         let ingest_addr =
             SocketAddr::from(([127, 0, 0, 1], ingest.plain().unwrap().tuple.local_port));
 
@@ -263,8 +163,14 @@ impl Path {
             .connect_plain(Some("127.0.0.1".into()), Some(receiver.port()), None, None)
             .await
             .unwrap();
-        let producer = ingest.produce(produce_opus()).await.unwrap();
-        let consumer = egress.consume(consume_opus()).await.unwrap();
+        let producer = ingest
+            .produce(media::produce_opus("p", PRODUCER_SSRC, "pub"))
+            .await
+            .unwrap();
+        let consumer = egress
+            .consume(media::consume_opus("c", "p", CONSUMER_SSRC, "sub"))
+            .await
+            .unwrap();
         let keep = Keep::Typed {
             consumer,
             transports: (ingest, egress),
@@ -278,25 +184,10 @@ impl Path {
     /// use its REST API (mediasoup-demo's broadcaster API): a comedia plain transport with an
     /// Opus producer, and another broadcaster consuming it on a plain transport.
     async fn through_supervisor(first_seq: u16, first_ts: u32) -> Path {
-        let sup = SupervisorProcess::start(&[
-            "--dev",
-            "--worker-cores",
-            "0",
-            "--rtc-ports",
-            "43500-43599",
-            "--rtc-listen-ip",
-            "127.0.0.1",
-        ]);
+        let sup = SupervisorProcess::start_on_loopback("43500-43599", &["--dev"]);
         let http = reqwest::Client::new();
         let base = sup.url("/rooms/seq-jump/broadcasters");
-        let caps: serde_json::Value = http
-            .get(sup.url("/rooms/seq-jump"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let caps = get_json(&http, &sup.url("/rooms/seq-jump")).await;
         post_json(
             &http,
             &base,
@@ -320,24 +211,12 @@ impl Path {
             }}),
         )
         .await;
-        post_json(
+        let (receiver, rx) = Path::receiver().await;
+        let tid = join_plain_receiver(
             &http,
             &base,
             json!({"id": "sub", "displayName": "sub", "device": {"name": "test"}, "rtpCapabilities": caps}),
-        )
-        .await;
-        let t = post_json(
-            &http,
-            &format!("{base}/sub/transports"),
-            json!({"type": "plain", "comedia": false, "rtcpMux": true}),
-        )
-        .await;
-        let tid = t["id"].as_str().unwrap();
-        let (receiver, rx) = Path::receiver().await;
-        post_json(
-            &http,
-            &format!("{base}/sub/transports/{tid}/connect"),
-            json!({"ip": "127.0.0.1", "port": receiver.port()}),
+            receiver.port(),
         )
         .await;
         let pid = p["id"].as_str().unwrap();
@@ -493,6 +372,14 @@ impl Path {
             .collect()
     }
 
+    /// The stats of the producer's one stream (typed paths only).
+    async fn producer_stats(&self) -> RtpStreamStats {
+        let producer = self.producer.as_ref().expect("typed path");
+        let mut stats = producer.get_stats().await.unwrap();
+        assert_eq!(stats.len(), 1, "{stats:?}");
+        stats.remove(0)
+    }
+
     fn jumped_packet_forwarded(&self) -> bool {
         self.received.iter().any(|r| r.payload == JUMPED_PAYLOAD)
     }
@@ -561,15 +448,13 @@ async fn one_jumped_packet(offset: i32) {
     path.assert_forwarding_goes_on(&format!("jump {offset:+} (seq {highest} -> {jumped})"))
         .await;
 
-    let producer = path.producer.as_ref().expect("typed path");
-    let stats = producer.get_stats().await.unwrap();
-    assert_eq!(stats.len(), 1, "{stats:?}");
+    let stats = path.producer_stats().await;
     assert!(
-        stats[0].bad_sequence_dropped >= 1,
+        stats.bad_sequence_dropped >= 1,
         "jump {offset:+}: the producer counts the jumped packet: {stats:?}"
     );
     assert_eq!(
-        stats[0].resync_count, 0,
+        stats.resync_count, 0,
         "jump {offset:+}: one packet does not confirm a new sequence space: {stats:?}"
     );
 }
@@ -645,11 +530,9 @@ async fn publisher_restart_resyncs() {
     );
     path.assert_rewritten();
 
-    let producer = path.producer.as_ref().expect("typed path");
-    let stats = producer.get_stats().await.unwrap();
-    assert_eq!(stats.len(), 1, "{stats:?}");
+    let stats = path.producer_stats().await;
     assert!(
-        stats[0].resync_count >= 1,
+        stats.resync_count >= 1,
         "the producer counts the resync: {stats:?}"
     );
 }

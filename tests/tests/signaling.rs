@@ -15,19 +15,6 @@ use ferrosfu_tests::protoo::{self, ProtooClient, refused_status};
 use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, vp8_test_frame};
 use serde_json::{Value, json};
 
-fn start(ports: &str, extra: &[&str]) -> SupervisorProcess {
-    let mut args = vec![
-        "--worker-cores",
-        "0",
-        "--rtc-ports",
-        ports,
-        "--rtc-listen-ip",
-        "127.0.0.1",
-    ];
-    args.extend_from_slice(extra);
-    SupervisorProcess::start(&args)
-}
-
 /// The router's capabilities as a client states its own (without header extensions, which the
 /// webrtc-rs harness does not negotiate).
 async fn client_caps(c: &mut ProtooClient) -> Value {
@@ -39,7 +26,7 @@ async fn client_caps(c: &mut ProtooClient) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_media_and_every_method_answers() {
-    let sup = start("43000-43199", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("43000-43199", &["--dev"]);
     let room = "signaling-media";
 
     // Alice publishes.
@@ -404,7 +391,8 @@ async fn jwt_is_required_and_scoped() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("ferrosfu.toml");
     std::fs::write(&cfg, format!("[auth]\njwt_secret = \"{SECRET}\"\n")).unwrap();
-    let sup = start("43200-43299", &["--config", cfg.to_str().unwrap()]);
+    let sup =
+        SupervisorProcess::start_on_loopback("43200-43299", &["--config", cfg.to_str().unwrap()]);
     let room = "secure";
 
     let refused = |r: anyhow::Result<ProtooClient>| match r {

@@ -7,68 +7,9 @@
 
 use std::time::Duration;
 
-use ferrosfu::media::Transport;
-use ferrosfu::{Router, Worker, WorkerSettings};
 use ferrosfu_fbs::*;
+use ferrosfu_tests::media::{UDP_AND_TCP, mapping, spawn_worker, webrtc_transport};
 use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, Subscriber, vp8_test_frame};
-
-async fn spawn() -> Worker {
-    let mut s = WorkerSettings::new(ferrosfu_tests::bin("ferrosfu-worker"));
-    s.core = Some(0);
-    Worker::spawn(&s).await.expect("worker starts")
-}
-
-async fn transport(router: &Router, id: &str) -> Transport {
-    let l = |protocol| ListenInfo {
-        protocol,
-        ip: "127.0.0.1".into(),
-        announced_address: None,
-        port: 0,
-    };
-    Transport::create_webrtc(
-        router,
-        WebRtcTransportOptions {
-            transport_id: TransportId::new(id),
-            listen: WebRtcTransportListen::Individual(vec![
-                l(TransportProtocol::Udp),
-                l(TransportProtocol::Tcp),
-            ]),
-            enable_udp: true,
-            enable_tcp: true,
-            prefer_udp: true,
-            prefer_tcp: false,
-            ice_consent_timeout: 0,
-            initial_available_outgoing_bitrate: 1_000_000,
-        },
-    )
-    .await
-    .unwrap()
-}
-
-/// The router-side mapping of a producer's parameters: same payload types, fresh SSRCs.
-fn mapping(p: &RtpParameters, base: u32) -> RtpMapping {
-    RtpMapping {
-        codecs: p
-            .codecs
-            .iter()
-            .map(|c| CodecMapping {
-                payload_type: c.payload_type,
-                mapped_payload_type: c.payload_type,
-            })
-            .collect(),
-        encodings: p
-            .encodings
-            .iter()
-            .enumerate()
-            .map(|(i, e)| EncodingMapping {
-                ssrc: e.ssrc,
-                rid: e.rid.clone(),
-                scalability_mode: None,
-                mapped_ssrc: base + i as u32,
-            })
-            .collect(),
-    }
-}
 
 /// Consumer parameters for a subscriber: the producer's media codec (and RTX for video) under
 /// new payload types and SSRCs, no header extensions.
@@ -124,11 +65,11 @@ fn consumer_params(
 /// One call: publish Opus + VP8, consume both, compare payloads. Returns the SRTP profile
 /// nobody can read from webrtc-rs, so the caller checks nothing about it beyond success.
 async fn call(opts: ClientOptions) {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router = w.create_router().await.unwrap();
 
     // Publisher side.
-    let send_t = transport(&router, "send").await;
+    let send_t = webrtc_transport(&router, "send", UDP_AND_TCP).await;
     let publisher = Publisher::new(opts.clone()).await.unwrap();
     send_t
         .connect_webrtc(publisher.local_dtls_parameters())
@@ -167,7 +108,7 @@ async fn call(opts: ClientOptions) {
         .unwrap();
 
     // Subscriber side: consumers created paused, resumed once the client is set up.
-    let recv_t = transport(&router, "recv").await;
+    let recv_t = webrtc_transport(&router, "recv", UDP_AND_TCP).await;
     let subscriber = Subscriber::new(opts).await.unwrap();
     let mut consumers = Vec::new();
     let mut remote = Vec::new();

@@ -5,20 +5,15 @@
 
 use std::time::Duration;
 
-use ferrosfu::{RequestError, Router, RouterClosed, Worker, WorkerSettings};
+use ferrosfu::{RequestError, Router, RouterClosed, Worker};
 use ferrosfu_fbs::{ErrorKind, Event, LogLevel, RouterId, UpdateSettings};
+use ferrosfu_tests::media::{spawn_worker, worker_settings};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-async fn spawn() -> Worker {
-    let mut s = WorkerSettings::new(ferrosfu_tests::bin("ferrosfu-worker"));
-    s.core = Some(0);
-    Worker::spawn(&s).await.expect("worker starts")
-}
-
 #[tokio::test]
 async fn create_router_dump_shows_it_close_removes_it() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router: Router = w.create_router().await.unwrap();
     let dump = w.dump().await.unwrap();
     assert_eq!(dump.pid, w.pid());
@@ -40,7 +35,7 @@ async fn create_router_dump_shows_it_close_removes_it() {
 
 #[tokio::test]
 async fn duplicate_ids_and_unknown_handlers_are_invalid_arguments() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let id = RouterId::new("same");
     w.create_router_with_id(id.clone()).await.unwrap();
     let err = w.create_router_with_id(id).await.unwrap_err();
@@ -57,7 +52,7 @@ async fn duplicate_ids_and_unknown_handlers_are_invalid_arguments() {
 
 #[tokio::test]
 async fn settings_and_resource_usage() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     w.update_settings(UpdateSettings {
         log_level: Some(LogLevel::Debug),
         log_targets: Some(vec!["router".into(), "channel".into()]),
@@ -78,7 +73,7 @@ async fn settings_and_resource_usage() {
 
 #[tokio::test]
 async fn garbage_on_the_channel_is_reported_and_requests_keep_working() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let mut notes = w.channel().subscribe();
     assert!(w.channel().send_raw(vec![
         12, 0, 0, 0, b'g', b'a', b'r', b'b', b'a', b'g', b'e', 0, 1, 2, 3, 4
@@ -102,7 +97,7 @@ async fn garbage_on_the_channel_is_reported_and_requests_keep_working() {
 
 #[tokio::test]
 async fn a_dead_worker_closes_its_routers_and_its_channel() {
-    let w = spawn().await;
+    let w = spawn_worker().await;
     let router = w.create_router().await.unwrap();
     let died = tokio::spawn({
         let router = router.clone();
@@ -127,7 +122,7 @@ async fn a_dead_worker_closes_its_routers_and_its_channel() {
 
 #[tokio::test]
 async fn a_worker_with_bad_settings_is_reported_as_such() {
-    let mut s = WorkerSettings::new(ferrosfu_tests::bin("ferrosfu-worker"));
+    let mut s = worker_settings();
     s.core = Some(100_000);
     let err = Worker::spawn(&s).await.unwrap_err();
     assert!(err.is_bad_settings(), "{err}");
