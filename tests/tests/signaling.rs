@@ -331,6 +331,39 @@ async fn two_peers_exchange_media_and_every_method_answers() {
         .unwrap()
         .unwrap_err();
     assert_eq!(e.code, 409, "{e}");
+    // DTLS fingerprints: only sha-256/384/512, well formed, and never changed once given.
+    let hex = |n: usize| vec!["AB"; n].join(":");
+    let tid = t["id"].clone();
+    for (algorithm, value) in [("sha-1", hex(20)), ("md5", hex(16)), ("sha-256", hex(20))] {
+        let dtls =
+            json!({"role": "client", "fingerprints": [{"algorithm": algorithm, "value": value}]});
+        let e = carol
+            .request(
+                "connectWebRtcTransport",
+                json!({"transportId": tid, "dtlsParameters": dtls}),
+            )
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.code, 400, "{algorithm}: {e}");
+    }
+    let dtls = |v: String| json!({"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": v}]});
+    carol
+        .ok(
+            "connectWebRtcTransport",
+            json!({"transportId": tid, "dtlsParameters": dtls(hex(32))}),
+        )
+        .await
+        .unwrap();
+    let e = carol
+        .request(
+            "connectWebRtcTransport",
+            json!({"transportId": tid, "dtlsParameters": dtls(vec!["CD"; 32].join(":"))}),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code, 400, "a second connect: {e}");
     carol.close().await;
 
     // closeProducer → consumerClosed at Bob.
