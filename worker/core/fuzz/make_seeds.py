@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Writes the hand-made regression seeds to regression/<target>/seed-* (checked in; everything else
 the fuzzer adds to corpus/ stays untracked). Deterministic: rerun after changing a target's input
-format and commit the difference.
+format and commit the difference. `cargo test -p ferrosfu-worker-core --test fuzz_regression` replays them
+and checks that seeds named -connects/-fails/-refused (dtls_auth) and -dropped/-resyncs
+(recv_stream) still end that way.
 
     python3 worker/core/fuzz/make_seeds.py
 
-core_datagram seeds are op sequences in the encoding of `arbitrary::Unstructured` (1.x) as the
-target reads them: `int_in_range` takes as many big-endian bytes as the range width needs, modulo
-the range; `arbitrary::<uN>()` takes N/8 little-endian bytes; `bytes(n)` takes n bytes.
+core_datagram, recv_stream and dtls_auth seeds are op sequences in the encoding of
+`arbitrary::Unstructured` (1.x) as the target reads them: `int_in_range` takes as many big-endian
+bytes as the range width needs, modulo the range (signed ranges: the offset from the start);
+`arbitrary::<uN>()` takes N/8 little-endian bytes; `bool` one byte (its low bit); `ratio(1, d)`
+is `int_in_range(1..=d) <= 1`; `bytes(n)` takes n bytes.
 """
 
 import hashlib
@@ -209,6 +213,132 @@ def op_control(which, target):
     return irange(0, 9, 8) + irange(0, 9, which) + bytes([target])
 
 
+# --- recv_stream op encoding -------------------------------------------------------------------
+
+def rs_header(seq, ts, step=3000):
+    return u16(seq) + u32(ts) + irange(0, 9000, step)
+
+
+def rs_real(n):
+    """n real packets (bursts of at most 64)."""
+    v = b""
+    while n > 0:
+        v += irange(0, 8, 0) + irange(1, 64, min(n, 64))
+        n -= 64
+    return v
+
+
+def rs_stray(offset=None, seq=None, ts_offset=0, retransmission=False):
+    """A stray `offset` from the next real number (or at `seq`), timestamp `ts_offset` from the
+    next real one."""
+    v = irange(0, 8, 4)
+    if offset is not None:
+        v += boolean(True) + irange(-4000, 4000, offset)
+    else:
+        v += boolean(False) + u16(seq)
+    v += boolean(True) + irange(-900000, 900000, ts_offset)
+    return v + irange(1, 4, 1 if retransmission else 4)
+
+
+def rs_sleep(ms):
+    if ms > 2000:
+        return irange(0, 8, 6) + irange(1, 8, 1) + irange(0, 120000, ms)
+    return irange(0, 8, 6) + irange(1, 8, 2) + irange(0, 2000, ms)
+
+
+def rs_rtcp(which):
+    """0 NACKs, 1 receiver report, 2 an SR on the stream's timeline, 3 RTT 100 ms."""
+    v = irange(0, 8, 7) + irange(0, 3, which)
+    if which == 2:
+        v += struct.pack("<i", 0) + boolean(True)
+    elif which == 3:
+        v += irange(0, 2000, 100)
+    return v
+
+
+def rs_restart(seq, ts):
+    return irange(0, 8, 8) + u16(seq) + u32(ts)
+
+
+# --- dtls_auth encoding -------------------------------------------------------------------------
+
+ALG = {"sha-1": 0, "sha-256": 1, "sha-384": 2, "sha-512": 3, "md5": 4, "SHA-256": 5,
+       "sha-257": 6, "": 7}
+# Value of a fingerprint: digest of the presented certificate, of another one, the presented
+# one's in lower case, right length but wrong, one byte short.
+VALUE = {"presented": 0, "other": 1, "lower": 2, "wrong": 3, "short": 4}
+
+
+def dtls_setup(peer_is_server, fingerprints, no_certificate=False, ice_first=True):
+    """fingerprints: [(algorithm, value kind)]."""
+    v = boolean(peer_is_server) + irange(1, 8, 1 if no_certificate else 8)
+    v += irange(0, 4, len(fingerprints))
+    for alg, value in fingerprints:
+        v += irange(0, 7, ALG[alg]) + irange(0, 4, VALUE[value])
+    return v + boolean(ice_first)
+
+
+def dtls_deliver(to_core, fate="deliver", index=0, mask=0xFF, keep=0):
+    """One record in flight (the oldest one way) as fate says."""
+    v = irange(0, 6, 0 if to_core else 2)
+    if fate == "deliver":
+        return v + irange(0, 7, 0)
+    if fate == "drop":
+        return v + irange(0, 7, 4)
+    if fate == "duplicate":
+        return v + irange(0, 7, 5)
+    if fate == "flip":
+        return v + irange(0, 7, 6) + irange(0, 1023, index) + irange(1, 255, mask)
+    return v + irange(0, 7, 7) + irange(0, 1023, keep)
+
+
+def dtls_flush():
+    return irange(0, 6, 4)
+
+
+def dtls_sleep(ms):
+    return irange(0, 6, 5) + irange(0, 3000, ms)
+
+
+def dtls_next_timer():
+    return irange(0, 6, 6)
+
+
+def dtls_auth_seeds():
+    """Named after the outcome tests/fuzz_regression.rs checks: -connects, -fails, -refused."""
+    right = [("sha-256", "presented")]
+    for role, server in [("client", False), ("server", True)]:
+        yield "dtls_auth", f"{role}-authentic-connects", dtls_setup(server, right)
+        yield "dtls_auth", f"{role}-other-certificate-fails", \
+            dtls_setup(server, [("sha-256", "other")])
+        yield "dtls_auth", f"{role}-strongest-mismatches-fails", \
+            dtls_setup(server, [("sha-256", "presented"), ("sha-512", "other")])
+        yield "dtls_auth", f"{role}-weak-beside-right-connects", \
+            dtls_setup(server, [("sha-1", "other"), ("md5", "other"), ("sha-384", "presented")],
+                       ice_first=False)
+        # Every flight of the peer dropped once, then a duplicate; the handshake recovers.
+        yield "dtls_auth", f"{role}-lossy-connects", dtls_setup(server, right) + (
+            dtls_deliver(True, "drop") + dtls_next_timer() + dtls_deliver(True, "duplicate")
+            + dtls_deliver(False, "duplicate") + dtls_flush() + dtls_sleep(1500)
+            + dtls_deliver(True, "drop") + dtls_next_timer() + dtls_flush())
+        # A flipped bit in the first record each way, a truncated second one, retransmissions.
+        yield "dtls_auth", f"{role}-damaged-records", dtls_setup(server, right) + (
+            dtls_deliver(not server, "flip", index=40, mask=0x01) + dtls_sleep(1100)
+            + dtls_deliver(not server) + dtls_deliver(server, "flip", index=13, mask=0x80)
+            + dtls_deliver(server, "truncate", keep=30) + dtls_sleep(2100) + dtls_flush())
+    yield "dtls_auth", "client-without-certificate-fails", dtls_setup(False, right, True)
+    yield "dtls_auth", "upper-case-algorithm-lower-case-value-connects", \
+        dtls_setup(False, [("SHA-256", "lower"), ("sha-512", "presented")], ice_first=False)
+    yield "dtls_auth", "wrong-digest-of-right-length-fails", dtls_setup(True, [("sha-384", "wrong")])
+    yield "dtls_auth", "only-weak-algorithms-refused", \
+        dtls_setup(False, [("sha-1", "presented"), ("md5", "presented")])
+    yield "dtls_auth", "malformed-strongest-refused", \
+        dtls_setup(True, [("sha-512", "short"), ("sha-256", "presented")])
+    yield "dtls_auth", "unknown-algorithms-refused", \
+        dtls_setup(False, [("sha-257", "presented"), ("", "presented")])
+    yield "dtls_auth", "no-fingerprint-refused", dtls_setup(True, [])
+
+
 # --- seeds -------------------------------------------------------------------------------------
 
 def seeds():
@@ -272,13 +402,48 @@ def seeds():
         + op_advance(35000))  # consent expires
 
 
+def recv_stream_seeds():
+    """The issue's cases: one stray far ahead/behind in the middle of a stream, and restarts.
+    Named after the outcome tests/fuzz_regression.rs checks: -dropped (one packet dropped for its
+    number, no resync), -resyncs (one resync, nothing dropped)."""
+    for name, offset in [("stray-plus-3000-dropped", 3000), ("stray-minus-3000-dropped", -3000)]:
+        yield "recv_stream", name, (rs_header(1000, 90000) + rs_real(20) + rs_stray(offset)
+                                    + rs_real(20) + rs_rtcp(1))
+    yield "recv_stream", "stray-plus-32767-dropped", (
+        rs_header(1000, 90000) + rs_real(20) + rs_stray(seq=(1020 + 32767) & 0xFFFF)
+        + rs_real(20) + rs_rtcp(1))
+    yield "recv_stream", "stray-wraps-dropped", (
+        rs_header(65530, 4294960000) + rs_real(10) + rs_stray(seq=30000, ts_offset=-900000)
+        + rs_real(10) + rs_rtcp(0))
+    yield "recv_stream", "restart-random-resyncs", (
+        rs_header(1000, 90000) + rs_real(30) + rs_rtcp(2) + rs_sleep(500)
+        + rs_restart(48213, 2991002999) + rs_real(30) + rs_rtcp(1))
+    yield "recv_stream", "restart-behind-resyncs", (
+        rs_header(1000, 0) + rs_real(100) + rs_restart(1050, 2000000000) + rs_real(10)
+        + rs_rtcp(1))
+    yield "recv_stream", "loss-nack-retransmission", (
+        rs_header(200, 0) + rs_real(5) + rs_stray(2) + rs_real(3) + rs_rtcp(3) + rs_rtcp(0)
+        + rs_stray(-5, retransmission=True) + rs_sleep(30) + rs_rtcp(0) + rs_real(2))
+    yield "recv_stream", "long-pause", (
+        rs_header(7, 7) + rs_real(10) + rs_sleep(90000) + rs_real(10) + rs_rtcp(1))
+    # A stray 1501 ahead of the next real packet is accepted (within MAX_DROPOUT) and becomes
+    # the highest number: the next real packet is then 1501 behind (a jump: held), and the one
+    # after it 1500 behind (late) confirms it: both are forwarded (found by this target).
+    yield "recv_stream", "late-confirmation-releases-the-held-packet", (
+        rs_header(1000, 90000) + rs_real(20) + rs_stray(1501) + rs_real(5))
+
+
+def write(kind, target, name, data):
+    d = os.path.join(HERE, kind, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"seed-{name}"), "wb") as f:
+        f.write(data)
+    print(f"{kind}/{target}/seed-{name}: {len(data)} bytes")
+
+
 def main():
-    for target, name, data in seeds():
-        d = os.path.join(HERE, "regression", target)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, f"seed-{name}"), "wb") as f:
-            f.write(data)
-        print(f"regression/{target}/seed-{name}: {len(data)} bytes")
+    for target, name, data in list(seeds()) + list(recv_stream_seeds()) + list(dtls_auth_seeds()):
+        write("regression", target, name, data)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 //! under the strongest hash algorithm among them; a mismatch fails the handshake, and no SRTP
 //! key exists before it completes. Only SHA-256/384/512 fingerprints are accepted.
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,6 +197,8 @@ pub(crate) struct Dtls {
     events: Vec<DtlsOutput>,
     /// When the handshake must be over.
     deadline: Option<Instant>,
+    /// Datagrams the endpoint produced while reading, not polled yet.
+    outgoing: VecDeque<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Dtls {
@@ -217,6 +220,7 @@ impl Dtls {
             remote_fingerprints: Vec::new(),
             events: Vec::new(),
             deadline: None,
+            outgoing: VecDeque::new(),
         }
     }
 
@@ -335,15 +339,30 @@ impl Dtls {
         }
     }
 
-    /// A DTLS record from the remote.
-    pub(crate) fn handle_datagram(&mut self, data: &[u8], now: Instant) {
+    /// A datagram of DTLS records from the remote. Returns false when it was dropped unread: not
+    /// a sequence of whole records (RFC 6347 §4.1.2.7: invalid records are discarded; rtc-dtls
+    /// would instead answer a truncated one with a fatal alert, so one damaged or spoofed
+    /// datagram could end a handshake).
+    pub(crate) fn handle_datagram(&mut self, data: &[u8], now: Instant) -> bool {
+        if !whole_records(data) {
+            tracing::debug!(target: "dtls", len = data.len(), "malformed dtls datagram dropped");
+            return false;
+        }
         let Some(ep) = self.endpoint.as_mut() else {
-            return;
+            return true;
         };
         if matches!(self.state, DtlsState::Failed | DtlsState::Closed) {
-            return;
+            return true;
         }
-        match ep.read(now, REMOTE, None, BytesMut::from(data)) {
+        let result = ep.read(now, REMOTE, None, BytesMut::from(data));
+        // What the endpoint answers is kept here: a fatal alert among it means the handshake is
+        // over, whatever words the error uses.
+        let mut fatal_alert = false;
+        while let Some(t) = ep.poll_transmit() {
+            fatal_alert |= is_fatal_alert(&t.message);
+            self.outgoing.push_back(t.message.to_vec());
+        }
+        match result {
             Ok(events) => {
                 for e in events {
                     match e {
@@ -356,13 +375,17 @@ impl Dtls {
             Err(e) => {
                 let msg = e.to_string();
                 // A handshake failure is fatal; a stray bad record after connecting is not.
-                if self.state == DtlsState::Connecting && is_fatal(&msg) {
+                if self.state == DtlsState::Connecting && (fatal_alert || is_fatal(&msg)) {
                     self.set_state(DtlsState::Failed, Some(msg));
                 } else {
                     tracing::debug!(target: "dtls", error = %msg, "dtls record dropped");
                 }
             }
         }
+        if fatal_alert && self.state == DtlsState::Connecting {
+            self.set_state(DtlsState::Failed, Some("fatal alert sent".into()));
+        }
+        true
     }
 
     fn on_complete(&mut self) {
@@ -396,6 +419,9 @@ impl Dtls {
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if let Some(d) = self.outgoing.pop_front() {
+            return Some(d);
+        }
         self.endpoint
             .as_mut()?
             .poll_transmit()
@@ -442,6 +468,41 @@ impl Dtls {
         }
         self.set_state(DtlsState::Closed, None);
     }
+}
+
+/// DTLS record header: type, version (2), epoch (2), sequence number (6), length (2).
+const RECORD_HEADER: usize = 13;
+
+/// Whether `data` is one or more whole DTLS records of a known content type.
+fn whole_records(mut data: &[u8]) -> bool {
+    if data.is_empty() {
+        return false;
+    }
+    while !data.is_empty() {
+        if data.len() < RECORD_HEADER || !(20..=25).contains(&data[0]) {
+            return false;
+        }
+        let len = usize::from(u16::from_be_bytes([data[11], data[12]]));
+        let Some(rest) = data.get(RECORD_HEADER + len..) else {
+            return false;
+        };
+        data = rest;
+    }
+    true
+}
+
+/// Whether a datagram we send carries a fatal alert in the clear (epoch 0: the handshake is
+/// failing before any key is in use).
+fn is_fatal_alert(mut data: &[u8]) -> bool {
+    while data.len() > RECORD_HEADER {
+        let len = usize::from(u16::from_be_bytes([data[11], data[12]]));
+        let epoch = u16::from_be_bytes([data[3], data[4]]);
+        if data[0] == 21 && epoch == 0 && len >= 2 && data.get(RECORD_HEADER) == Some(&2) {
+            return true;
+        }
+        data = data.get(RECORD_HEADER + len..).unwrap_or_default();
+    }
+    false
 }
 
 fn is_fatal(msg: &str) -> bool {
@@ -531,5 +592,36 @@ mod tests {
         assert!(d.set_remote(DtlsRole::Client, a).is_err());
         assert_eq!(d.remote_fingerprints.len(), 1);
         assert_eq!(d.remote_fingerprints[0].value, digest("sha-256", 1));
+    }
+
+    #[test]
+    fn only_whole_records_are_read_and_fatal_alerts_are_seen() {
+        let record = |ty: u8, epoch: u16, body: &[u8]| {
+            let mut r = vec![ty, 0xfe, 0xfd];
+            r.extend_from_slice(&epoch.to_be_bytes());
+            r.extend_from_slice(&[0; 6]);
+            r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            r.extend_from_slice(body);
+            r
+        };
+        let hs = record(22, 0, &[1; 40]);
+        assert!(whole_records(&hs));
+        assert!(whole_records(&[hs.clone(), record(20, 0, &[1])].concat()));
+        assert!(!whole_records(&hs[..hs.len() - 1]), "truncated");
+        assert!(
+            !whole_records(&[hs.clone(), vec![22, 0xfe]].concat()),
+            "trailing junk"
+        );
+        assert!(!whole_records(&record(30, 0, &[1])), "unknown content type");
+        assert!(!whole_records(&[]));
+        assert!(is_fatal_alert(
+            &[hs.clone(), record(21, 0, &[2, 42])].concat()
+        ));
+        assert!(!is_fatal_alert(&record(21, 0, &[1, 0])), "a warning");
+        assert!(
+            !is_fatal_alert(&record(21, 1, &[2, 42])),
+            "encrypted: unknown"
+        );
+        assert!(!is_fatal_alert(&hs));
     }
 }

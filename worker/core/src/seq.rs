@@ -65,6 +65,10 @@ pub(crate) enum SeqVerdict {
     /// Confirms the candidate: the candidate is `ext − 1`, this packet `ext`. `restart`: the
     /// stream left its previous sequence space (false when it confirms a new stream).
     Confirmed { ext: u64, restart: bool },
+    /// Late, and the candidate right before it was one of the stream's own late packets (just
+    /// beyond the misorder window or the stream's start, as this one is just inside): both are
+    /// accepted, the candidate as `ext − 1`.
+    LateWithCandidate { ext: u64 },
     /// A retransmission ahead of the stream or out of its range: never accepted, never a
     /// candidate (nobody retransmits what was not sent before).
     Invalid,
@@ -230,6 +234,13 @@ impl<const BITS: u32> SeqTracker<BITS> {
         let ext = max - behind;
         if !self.is_seen(ext) {
             self.mark(ext);
+            if confirms && ext > self.first && !self.is_seen(ext - 1) {
+                self.mark(ext - 1);
+                return SeqVerdict::LateWithCandidate { ext };
+            }
+            if confirms {
+                self.discarded += 1;
+            }
             return SeqVerdict::Late { ext };
         }
         if retransmission || !foreign {
@@ -555,5 +566,26 @@ mod tests {
         assert!(t.is_unconfirmed_jump(5000) && !t.is_unconfirmed_jump(2999));
         t.hold(5000);
         assert!(t.confirms_candidate(5001));
+    }
+
+    #[test]
+    fn a_candidate_just_beyond_the_late_window_is_released_by_its_successor() {
+        let (mut t, ext) = started(1000);
+        // A stray 1501 ahead of the next real packet moves the highest number...
+        assert!(matches!(
+            t.check(1002 + 1501, false, false),
+            SeqVerdict::Ahead { .. }
+        ));
+        // ...so the next real packet is a jump, and the one after it is late: both accepted.
+        assert_eq!(
+            t.check(1002, false, false),
+            SeqVerdict::Candidate(CandidateKind::Jump)
+        );
+        assert_eq!(
+            t.check(1003, false, false),
+            SeqVerdict::LateWithCandidate { ext: ext + 2 }
+        );
+        assert_eq!(t.discarded(), 0);
+        assert_eq!(t.check(1003, false, false), SeqVerdict::Duplicate);
     }
 }

@@ -225,6 +225,21 @@ impl RecvStream {
                     big_gap: false,
                 }
             }
+            SeqVerdict::LateWithCandidate { ext } => {
+                for e in [ext - 1, ext] {
+                    if self.missing.remove(&e).is_some() {
+                        self.recovered += 1;
+                    }
+                }
+                self.packets += 1;
+                self.bytes += self.held.len() as u64;
+                self.rate.add(self.held.len(), now);
+                self.accept(pkt.len(), ts, now, false, false);
+                RecvVerdict::ForwardHeld {
+                    ext,
+                    restart: false,
+                }
+            }
             SeqVerdict::Duplicate => {
                 self.duplicates += 1;
                 RecvVerdict::Duplicate

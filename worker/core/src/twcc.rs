@@ -67,9 +67,9 @@ impl TwccFeedback {
                 self.held_at = Some(now);
                 return;
             }
-            SeqVerdict::Confirmed { ext, .. } => {
-                // A new space starts above everything seen: the report restarts at its first
-                // packet (the numbers skipped fill more than a report).
+            SeqVerdict::Confirmed { ext, .. } | SeqVerdict::LateWithCandidate { ext } => {
+                // The held packet arrived too (a new space starts above everything seen: the
+                // report restarts at its first packet; or it was a late one after all).
                 if let Some(at) = self.held_at.take() {
                     self.record(ext - 1, media_ssrc, at);
                 }

@@ -1269,7 +1269,9 @@ impl WorkerCore {
                         t.counters.dropped += 1;
                         return;
                     }
-                    w.dtls.handle_datagram(data, now);
+                    if !w.dtls.handle_datagram(data, now) {
+                        t.counters.dropped += 1;
+                    }
                     self.pump_dtls(k, now);
                 }
                 PacketKind::Rtp | PacketKind::Rtcp => {

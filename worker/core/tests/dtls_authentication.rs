@@ -112,7 +112,10 @@ fn a_client_without_a_certificate_fails_dtls() {
     };
     let (_, s) = publisher_and_subscriber(&mut sim, setup);
     let tid = sim.peers[s].transport_id.clone();
+    let t0 = sim.now;
     assert_eq!(dtls_outcome(&mut sim, &tid), DtlsState::Failed);
+    // At once (the fatal alert the handshake ends with), not at the 30 s handshake deadline.
+    assert!(sim.now - t0 < Duration::from_secs(5), "{:?}", sim.now - t0);
     assert!(sim.peers[s].srtp.is_none());
 }
 

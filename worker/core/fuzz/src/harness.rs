@@ -1,0 +1,177 @@
+//! What the targets that drive a whole `WorkerCore` share: the worker's DTLS identity (generated
+//! once per process), listen/socket descriptions, a request that checks its one reply, and STUN
+//! binding requests signed with a transport's ICE password.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ferrosfu_fbs::{
+    HandlerId, ListenInfo, Request, RequestBody, RequestFailure, RequestId, ResponseBody,
+    TransportId, TransportProtocol, WebRtcTransportListen, WebRtcTransportOptions,
+};
+use ferrosfu_worker_core::{
+    BoundSocket, CoreConfig, DtlsIdentity, Input, NtpClock, Output, Protocol, WorkerCore,
+};
+use rtc_stun::attributes::{
+    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
+    RawAttribute,
+};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
+use rtc_stun::textattrs::TextAttribute;
+
+pub(crate) fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("literal address")
+}
+
+/// The same simulated start for every input of a process (certificates and the NTP anchor are
+/// made once).
+pub(crate) fn start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// The worker's DTLS identity, generated once: a certificate costs milliseconds.
+pub(crate) fn identity() -> DtlsIdentity {
+    static IDENTITY: OnceLock<DtlsIdentity> = OnceLock::new();
+    IDENTITY
+        .get_or_init(|| DtlsIdentity::generate().expect("certificate"))
+        .clone()
+}
+
+/// A worker core as the shell creates it, with a fixed seed, NTP anchor and identity.
+pub(crate) fn core(now: Instant) -> WorkerCore {
+    let mut config = CoreConfig::new(1, 0);
+    config.seed = 7;
+    config.ntp = Some(NtpClock {
+        anchor: now,
+        anchor_ntp: 3_900_000_000u64 << 32,
+    });
+    config.identity = Some(identity());
+    WorkerCore::new(config)
+}
+
+pub(crate) fn listen(protocol: TransportProtocol, a: SocketAddr) -> ListenInfo {
+    ListenInfo {
+        protocol,
+        ip: a.ip().to_string(),
+        announced_address: None,
+        port: a.port(),
+    }
+}
+
+pub(crate) fn bound(protocol: Protocol, local: SocketAddr) -> BoundSocket {
+    BoundSocket {
+        protocol,
+        local,
+        announced: None,
+    }
+}
+
+pub(crate) fn webrtc_options(id: &str, listen: WebRtcTransportListen) -> WebRtcTransportOptions {
+    WebRtcTransportOptions {
+        transport_id: TransportId::new(id),
+        listen,
+        enable_udp: true,
+        enable_tcp: true,
+        prefer_udp: true,
+        prefer_tcp: false,
+        ice_consent_timeout: 0,
+        initial_available_outgoing_bitrate: 1_000_000,
+    }
+}
+
+/// Sends request `id` and drains its outputs: exactly one reply, to it, comes back (returned);
+/// every other output goes to `other`.
+pub(crate) fn request(
+    core: &mut WorkerCore,
+    now: Instant,
+    id: u32,
+    handler: &str,
+    body: RequestBody,
+    sockets: Option<Vec<BoundSocket>>,
+    mut other: impl FnMut(Output),
+) -> Result<ResponseBody, RequestFailure> {
+    let id = RequestId(id);
+    let req = Request {
+        id,
+        handler_id: HandlerId::new(handler),
+        body,
+    };
+    let input = match sockets {
+        Some(s) => Input::CommandWithSockets(req, s),
+        None => Input::Command(req),
+    };
+    core.handle_input(input, now);
+    let mut reply = None;
+    while let Some(o) = core.poll_output() {
+        match o {
+            Output::Reply(r) => {
+                assert_eq!(r.id, id, "a reply to another request");
+                assert!(reply.is_none(), "two replies to one request");
+                reply = Some(r.result);
+            }
+            o => other(o),
+        }
+    }
+    reply.expect("every request gets a reply")
+}
+
+/// A binding request from `peer<from_port>` signed with the transport's ICE password.
+pub(crate) struct Binding<'a> {
+    pub(crate) ufrag: &'a str,
+    pub(crate) pwd: &'a str,
+    pub(crate) from_port: u16,
+    pub(crate) transaction: [u8; 12],
+    pub(crate) priority: u32,
+    /// ICE-CONTROLLED instead of ICE-CONTROLLING (a role conflict for an ICE-lite agent).
+    pub(crate) controlled: bool,
+    pub(crate) nominate: bool,
+}
+
+impl Binding<'_> {
+    pub(crate) fn build(&self) -> Vec<u8> {
+        let mut m = Message::new();
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(TransactionId(self.transaction)),
+            Box::new(BINDING_REQUEST),
+            Box::new(TextAttribute::new(
+                ATTR_USERNAME,
+                format!("{}:peer{}", self.ufrag, self.from_port),
+            )),
+            Box::new(RawAttribute {
+                typ: ATTR_PRIORITY,
+                length: 4,
+                value: self.priority.to_be_bytes().to_vec(),
+            }),
+            Box::new(RawAttribute {
+                typ: if self.controlled {
+                    ATTR_ICE_CONTROLLED
+                } else {
+                    ATTR_ICE_CONTROLLING
+                },
+                length: 8,
+                value: 7u64.to_be_bytes().to_vec(),
+            }),
+        ];
+        if self.nominate {
+            setters.push(Box::new(RawAttribute {
+                typ: ATTR_USE_CANDIDATE,
+                length: 0,
+                value: vec![],
+            }));
+        }
+        let crypto = rtc_stun::crypto::default_provider().expect("ring");
+        m.build(&setters).expect("binding request");
+        MessageIntegrity::new_short_term_integrity_with_provider(
+            self.pwd.to_owned(),
+            crypto.crypto(),
+        )
+        .add_to(&mut m)
+        .expect("integrity");
+        FINGERPRINT.add_to(&mut m).expect("fingerprint");
+        m.raw
+    }
+}
