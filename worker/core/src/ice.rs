@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn a_valid_check_is_answered_with_integrity_and_the_mapped_address() {
         let mut ice = IceLite::new(local(), crypto());
-        let now = Instant::now();
+        let now = crate::test_epoch();
         let (req, tid) = request(&Check::default());
         let mut m = parse_reply(ice.handle_stun(&req, tuple(5000), now), tid);
         assert_eq!(m.typ, BINDING_SUCCESS);
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn use_candidate_nominates_and_completes() {
         let mut ice = IceLite::new(local(), crypto());
-        let now = Instant::now();
+        let now = crate::test_epoch();
         ice.handle_stun(&request(&Check::default()).0, tuple(5000), now);
         let nominate = Check {
             use_candidate: true,
@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn bad_credentials_get_401_and_change_nothing() {
         let mut ice = IceLite::new(local(), crypto());
-        let now = Instant::now();
+        let now = crate::test_epoch();
         for c in [
             Check {
                 pwd: "wrong-password",
@@ -507,7 +507,7 @@ mod tests {
     #[test]
     fn missing_attributes_get_400_and_a_controlled_peer_487() {
         let mut ice = IceLite::new(local(), crypto());
-        let now = Instant::now();
+        let now = crate::test_epoch();
         let (req, tid) = request(&Check {
             priority: false,
             ..Check::default()
@@ -538,7 +538,7 @@ mod tests {
     #[test]
     fn no_fingerprint_or_garbage_is_dropped_silently() {
         let mut ice = IceLite::new(local(), crypto());
-        let now = Instant::now();
+        let now = crate::test_epoch();
         let (req, _) = request(&Check {
             fingerprint: false,
             ..Check::default()
@@ -565,7 +565,7 @@ mod tests {
     #[test]
     fn consent_expiry_disconnects_and_a_fresh_check_reconnects() {
         let mut ice = IceLite::new(local(), crypto());
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let nominate = Check {
             use_candidate: true,
             ..Check::default()
@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn expiry_of_the_selected_tuple_falls_back_to_another_valid_one() {
         let mut ice = IceLite::new(local(), crypto());
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         ice.handle_stun(&request(&Check::default()).0, tuple(5000), t0);
         ice.handle_stun(
             &request(&Check::default()).0,
@@ -612,7 +612,7 @@ mod tests {
     #[test]
     fn ice_restart_refuses_the_old_credentials() {
         let mut ice = IceLite::new(local(), crypto());
-        let now = Instant::now();
+        let now = crate::test_epoch();
         ice.restart(IceCredentials {
             ufrag: "newufrag".into(),
             pwd: "new-password-0123456789".into(),

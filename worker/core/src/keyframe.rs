@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn keyframe_requests_are_throttled() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut k = KeyFrameRequester::new(Duration::from_millis(1000));
         assert!(k.request(t0));
         assert!(!k.request(t0 + Duration::from_millis(10)));

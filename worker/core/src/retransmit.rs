@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn retransmission_goes_through_the_shared_store() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut store = PacketStore::new();
         let mut a = RetransmitBuffer::new();
         let mut b = RetransmitBuffer::new();

@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_restart_continues_sequence_and_time() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = SendStream::new(5, None, "audio/opus".into(), 48000, true, 100, 7);
         for i in 0..3u64 {
             let out = s.map_seq(70_000 + i).unwrap();
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn the_timeline_follows_sequence_order_not_timestamps() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = SendStream::new(5, None, "video/VP8".into(), 90000, false, 0, 0);
         let out = s.map_seq(70_000).unwrap();
         s.on_sent(out, 1000, 10, t0);
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn rtt_from_lsr_dlsr() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let clock = NtpClock {
             anchor: t0,
             anchor_ntp: 1 << 40,

@@ -526,7 +526,7 @@ mod tests {
 
     #[test]
     fn recv_stream_nacks_gaps_and_counts_recovery() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = video();
         let p = [0u8; 100];
         assert_eq!(s.on_packet(&p, 10, 0, t0, false), RecvVerdict::Held);
@@ -569,7 +569,7 @@ mod tests {
 
     #[test]
     fn a_stray_packet_is_dropped_and_counted_the_stream_goes_on() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         for jump in [1001u16, 3000, 32767, 0u16.wrapping_sub(3000)] {
             let mut s = video();
             run(&mut s, 100, 0, t0, 10);
@@ -602,7 +602,7 @@ mod tests {
 
     #[test]
     fn a_restarted_sender_resyncs_on_its_second_packet() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = video();
         run(&mut s, 100, 0, t0, 10);
         s.on_sender_report(1 << 40, 27_000, t0 + Duration::from_millis(300));
@@ -630,7 +630,7 @@ mod tests {
 
     #[test]
     fn a_restart_behind_the_stream_resyncs_on_two_foreign_duplicates() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = video();
         run(&mut s, 1000, 0, t0, 100);
         // Numbers already received, but timestamps from another timeline.
@@ -651,7 +651,7 @@ mod tests {
 
     #[test]
     fn reordered_packets_are_forwarded_once_without_nack() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = RecvStream::new(1, None, None, "audio/opus".into(), 48000, false);
         let p = [0u8; 10];
         s.on_packet(&p, 1, 0, t0, false);
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn retransmissions_ahead_of_the_stream_are_dropped() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = video();
         run(&mut s, 100, 0, t0, 5);
         assert_eq!(
@@ -696,7 +696,7 @@ mod tests {
 
     #[test]
     fn a_stray_sender_report_needs_a_second_to_move_the_mapping() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = video();
         run(&mut s, 100, 0, t0, 31);
         let t1 = t0 + Duration::from_secs(1);

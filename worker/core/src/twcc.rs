@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn reports_arrivals_and_holes_across_the_sequence_wrap() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut f = TwccFeedback::default();
         let mut want = Vec::new();
         // 65530 .. 65535, 0 .. 30 with 3 and 10..=19 lost; 1 ms apart, one 70 ms pause.
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn long_reports_split_and_big_gaps_restart() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut f = TwccFeedback::default();
         for n in 0..2500u16 {
             f.on_packet(n, 7, t0 + Duration::from_micros(u64::from(n) * 100));
@@ -380,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_hole_of_a_whole_report_restarts_and_reports_stay_small() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut f = TwccFeedback::default();
         // The first number is on probation until the second follows it.
         f.on_packet(0, 7, t0);

@@ -118,6 +118,7 @@ fn is_rtp(data: &[u8]) -> bool {
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
+        #[allow(clippy::disallowed_methods)] // the simulation starts at a real instant
         let now = Instant::now();
         let mut cfg = CoreConfig::new(1, 0);
         cfg.seed = seed;
