@@ -13,115 +13,212 @@ pub enum Message {
     Log(LogRecord),
 }
 
-/// The request methods, named `<entity>.<verb>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    WorkerClose,
-    WorkerDump,
-    WorkerGetResourceUsage,
-    WorkerUpdateSettings,
-    WorkerCreateRouter,
-    RouterDump,
-    RouterClose,
-    WorkerCreateWebRtcServer,
-    WebRtcServerClose,
-    WebRtcServerDump,
-    RouterCreateWebRtcTransport,
-    RouterCreatePlainTransport,
-    TransportClose,
-    TransportDump,
-    TransportGetStats,
-    TransportConnect,
-    TransportRestartIce,
-    TransportSetMaxIncomingBitrate,
-    TransportProduce,
-    TransportConsume,
-    ProducerClose,
-    ProducerDump,
-    ProducerGetStats,
-    ProducerPause,
-    ProducerResume,
-    ConsumerClose,
-    ConsumerDump,
-    ConsumerGetStats,
-    ConsumerPause,
-    ConsumerResume,
-    ConsumerRequestKeyFrame,
-    WorkerGetMediaCounters,
+/// Declares the channel's request methods once. Each line is
+///
+/// ```text
+/// Variant [(Body) | { field: Type, .. }] = "entity.verb", FLATBUFFERS_METHOD [=> None | => ResponseVariant(Type)];
+/// ```
+///
+/// and derives [`Method`] (with `ALL` in declaration order, `as_str`, `Display`), [`RequestBody`]
+/// (the method and its arguments in one value), `RequestBody::method`, the body of every method
+/// that carries none (`RequestBody::bodyless`), the mapping to the schema's `request.Method`
+/// (the codec then only writes the conversion of the bodies that exist), and one type per method
+/// in [`requests`] implementing [`TypedRequest`] (its method, `Into<RequestBody>`, and the typed
+/// accepted response: `()` for `=> None`, `Type` for `=> ResponseVariant(Type)`, the whole
+/// [`ResponseBody`] when no response is declared because several shapes are possible).
+///
+/// Adding a method: the schema (`request.fbs`, and a body table if it has arguments), one line
+/// here, its body's arms in `codec/request.rs` if it has one, the worker's handler and the
+/// supervisor's call.
+macro_rules! methods {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $( ( $body:ty ) )? $( { $($field:ident : $fty:ty),* $(,)? } )?
+            = $name:literal, $fb:ident $( => $resp:ident $( ( $rty:ty ) )? )?;
+    )*) => {
+        /// The request methods, named `<entity>.<verb>`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Method {
+            $($variant,)*
+        }
+
+        impl Method {
+            pub const ALL: [Method; [$(Method::$variant),*].len()] = [$(Method::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Method::$variant => $name,)*
+                }
+            }
+
+            /// The schema's value for this method.
+            pub(crate) fn to_fb(self) -> crate::generated::fbs::request::Method {
+                match self {
+                    $(Method::$variant => crate::generated::fbs::request::Method::$fb,)*
+                }
+            }
+
+            /// The method of a schema value; `None` for a value this build does not know.
+            pub(crate) fn from_fb(m: crate::generated::fbs::request::Method) -> Option<Method> {
+                match m {
+                    $(crate::generated::fbs::request::Method::$fb => Some(Method::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        /// The method and its arguments in one value, so a method can never travel with the
+        /// wrong body.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum RequestBody {
+            $(
+                $(#[$doc])*
+                $variant $( ( $body ) )? $( { $($field : $fty),* } )?,
+            )*
+        }
+
+        impl RequestBody {
+            pub fn method(&self) -> Method {
+                match self {
+                    $(RequestBody::$variant { .. } => Method::$variant,)*
+                }
+            }
+
+            /// The body of `method` when it carries no arguments; `None` when it does.
+            pub(crate) fn bodyless(method: Method) -> Option<RequestBody> {
+                match method {
+                    $(Method::$variant => methods!(@bodyless $variant $( ( $body ) )? $( { $($field)* } )?),)*
+                }
+            }
+        }
+
+        /// One type per method, for typed calls: `requests::WorkerDump` is `worker.dump`, and its
+        /// [`TypedRequest::Response`] is what an accepted `worker.dump` answers.
+        pub mod requests {
+            #[allow(unused_imports)]
+            use super::*;
+            $( methods!(@struct $variant $( ( $body ) )? $( { $($field : $fty),* } )?); )*
+        }
+
+        $(
+            impl From<requests::$variant> for RequestBody {
+                fn from(r: requests::$variant) -> RequestBody {
+                    methods!(@into r $variant $( ( $body ) )? $( { $($field)* } )?)
+                }
+            }
+
+            impl TypedRequest for requests::$variant {
+                const METHOD: Method = Method::$variant;
+                methods!(@response $( $resp $( ( $rty ) )? )?);
+            }
+        )*
+    };
+    (@struct $variant:ident) => {
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $variant;
+    };
+    (@struct $variant:ident ( $body:ty )) => {
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $variant(pub $body);
+    };
+    (@struct $variant:ident { $($field:ident : $fty:ty),* }) => {
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $variant { $(pub $field: $fty),* }
+    };
+    (@into $r:ident $variant:ident) => { { let _ = $r; RequestBody::$variant } };
+    (@into $r:ident $variant:ident ( $body:ty )) => { RequestBody::$variant($r.0) };
+    (@into $r:ident $variant:ident { $($field:ident)* }) => {
+        RequestBody::$variant { $($field: $r.$field),* }
+    };
+    // No response declared: the caller looks at the body itself (several shapes are possible).
+    (@response) => {
+        type Response = ResponseBody;
+        fn response(body: ResponseBody) -> Option<ResponseBody> {
+            Some(body)
+        }
+    };
+    (@response None) => {
+        type Response = ();
+        fn response(body: ResponseBody) -> Option<()> {
+            matches!(body, ResponseBody::None).then_some(())
+        }
+    };
+    (@response $resp:ident ( $rty:ty )) => {
+        type Response = $rty;
+        fn response(body: ResponseBody) -> Option<$rty> {
+            match body {
+                ResponseBody::$resp(r) => Some(r),
+                _ => None,
+            }
+        }
+    };
+    (@bodyless $variant:ident) => { Some(RequestBody::$variant) };
+    (@bodyless $variant:ident ( $body:ty )) => { None };
+    (@bodyless $variant:ident { $($field:ident)* }) => { None };
 }
 
-impl Method {
-    pub const ALL: [Method; 32] = [
-        Method::WorkerClose,
-        Method::WorkerDump,
-        Method::WorkerGetResourceUsage,
-        Method::WorkerUpdateSettings,
-        Method::WorkerCreateRouter,
-        Method::RouterDump,
-        Method::RouterClose,
-        Method::WorkerCreateWebRtcServer,
-        Method::WebRtcServerClose,
-        Method::WebRtcServerDump,
-        Method::RouterCreateWebRtcTransport,
-        Method::RouterCreatePlainTransport,
-        Method::TransportClose,
-        Method::TransportDump,
-        Method::TransportGetStats,
-        Method::TransportConnect,
-        Method::TransportRestartIce,
-        Method::TransportSetMaxIncomingBitrate,
-        Method::TransportProduce,
-        Method::TransportConsume,
-        Method::ProducerClose,
-        Method::ProducerDump,
-        Method::ProducerGetStats,
-        Method::ProducerPause,
-        Method::ProducerResume,
-        Method::ConsumerClose,
-        Method::ConsumerDump,
-        Method::ConsumerGetStats,
-        Method::ConsumerPause,
-        Method::ConsumerResume,
-        Method::ConsumerRequestKeyFrame,
-        Method::WorkerGetMediaCounters,
-    ];
+methods! {
+    WorkerClose = "worker.close", WORKER_CLOSE => None;
+    WorkerDump = "worker.dump", WORKER_DUMP => WorkerDump(WorkerDump);
+    WorkerGetResourceUsage = "worker.get_resource_usage", WORKER_GET_RESOURCE_USAGE
+        => ResourceUsage(ResourceUsage);
+    WorkerUpdateSettings(UpdateSettings) = "worker.update_settings", WORKER_UPDATE_SETTINGS
+        => None;
+    WorkerCreateRouter { router_id: RouterId } = "worker.create_router", WORKER_CREATE_ROUTER
+        => None;
+    RouterDump = "router.dump", ROUTER_DUMP => RouterDump(RouterDump);
+    RouterClose = "router.close", ROUTER_CLOSE => None;
+    WorkerCreateWebRtcServer(WebRtcServerOptions)
+        = "worker.create_webrtc_server", WORKER_CREATE_WEBRTC_SERVER
+        => WebRtcServerDump(WebRtcServerDump);
+    WebRtcServerClose = "webrtc_server.close", WEBRTC_SERVER_CLOSE => None;
+    WebRtcServerDump = "webrtc_server.dump", WEBRTC_SERVER_DUMP
+        => WebRtcServerDump(WebRtcServerDump);
+    RouterCreateWebRtcTransport(WebRtcTransportOptions)
+        = "router.create_webrtc_transport", ROUTER_CREATE_WEBRTC_TRANSPORT
+        => WebRtcTransportDump(WebRtcTransportDump);
+    RouterCreatePlainTransport(PlainTransportOptions)
+        = "router.create_plain_transport", ROUTER_CREATE_PLAIN_TRANSPORT
+        => PlainTransportDump(PlainTransportDump);
+    TransportClose = "transport.close", TRANSPORT_CLOSE => None;
+    TransportDump = "transport.dump", TRANSPORT_DUMP;
+    TransportGetStats = "transport.get_stats", TRANSPORT_GET_STATS
+        => TransportStats(TransportStats);
+    TransportConnect(ConnectParams) = "transport.connect", TRANSPORT_CONNECT;
+    TransportRestartIce = "transport.restart_ice", TRANSPORT_RESTART_ICE
+        => IceParameters(IceParameters);
+    TransportSetMaxIncomingBitrate(u32)
+        = "transport.set_max_incoming_bitrate", TRANSPORT_SET_MAX_INCOMING_BITRATE
+        => None;
+    TransportProduce(ProduceOptions) = "transport.produce", TRANSPORT_PRODUCE => None;
+    TransportConsume(ConsumeOptions) = "transport.consume", TRANSPORT_CONSUME;
+    ProducerClose = "producer.close", PRODUCER_CLOSE => None;
+    ProducerDump = "producer.dump", PRODUCER_DUMP => ProducerDump(ProducerDump);
+    ProducerGetStats = "producer.get_stats", PRODUCER_GET_STATS
+        => RtpStreamStats(Vec<RtpStreamStats>);
+    ProducerPause = "producer.pause", PRODUCER_PAUSE => None;
+    ProducerResume = "producer.resume", PRODUCER_RESUME => None;
+    ConsumerClose = "consumer.close", CONSUMER_CLOSE => None;
+    ConsumerDump = "consumer.dump", CONSUMER_DUMP => ConsumerDump(ConsumerDump);
+    ConsumerGetStats = "consumer.get_stats", CONSUMER_GET_STATS
+        => RtpStreamStats(Vec<RtpStreamStats>);
+    ConsumerPause = "consumer.pause", CONSUMER_PAUSE => None;
+    ConsumerResume = "consumer.resume", CONSUMER_RESUME => None;
+    ConsumerRequestKeyFrame = "consumer.request_key_frame", CONSUMER_REQUEST_KEY_FRAME
+        => None;
+    WorkerGetMediaCounters = "worker.get_media_counters", WORKER_GET_MEDIA_COUNTERS
+        => MediaCounters(MediaCounters);
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::WorkerClose => "worker.close",
-            Method::WorkerDump => "worker.dump",
-            Method::WorkerGetResourceUsage => "worker.get_resource_usage",
-            Method::WorkerUpdateSettings => "worker.update_settings",
-            Method::WorkerCreateRouter => "worker.create_router",
-            Method::RouterDump => "router.dump",
-            Method::RouterClose => "router.close",
-            Method::WorkerCreateWebRtcServer => "worker.create_webrtc_server",
-            Method::WebRtcServerClose => "webrtc_server.close",
-            Method::WebRtcServerDump => "webrtc_server.dump",
-            Method::RouterCreateWebRtcTransport => "router.create_webrtc_transport",
-            Method::RouterCreatePlainTransport => "router.create_plain_transport",
-            Method::TransportClose => "transport.close",
-            Method::TransportDump => "transport.dump",
-            Method::TransportGetStats => "transport.get_stats",
-            Method::TransportConnect => "transport.connect",
-            Method::TransportRestartIce => "transport.restart_ice",
-            Method::TransportSetMaxIncomingBitrate => "transport.set_max_incoming_bitrate",
-            Method::TransportProduce => "transport.produce",
-            Method::TransportConsume => "transport.consume",
-            Method::ProducerClose => "producer.close",
-            Method::ProducerDump => "producer.dump",
-            Method::ProducerGetStats => "producer.get_stats",
-            Method::ProducerPause => "producer.pause",
-            Method::ProducerResume => "producer.resume",
-            Method::ConsumerClose => "consumer.close",
-            Method::ConsumerDump => "consumer.dump",
-            Method::ConsumerGetStats => "consumer.get_stats",
-            Method::ConsumerPause => "consumer.pause",
-            Method::ConsumerResume => "consumer.resume",
-            Method::ConsumerRequestKeyFrame => "consumer.request_key_frame",
-            Method::WorkerGetMediaCounters => "worker.get_media_counters",
-        }
-    }
+/// A request whose method and accepted response are known from its type (one per method, in
+/// [`requests`], derived from the `methods!` declaration).
+pub trait TypedRequest: Into<RequestBody> {
+    const METHOD: Method;
+    /// What an accepted request answers; [`ResponseBody`] itself where several shapes are
+    /// possible (`transport.dump`, `transport.connect`, `transport.consume`).
+    type Response;
+    /// The typed response; `None` when the body is not the one this method answers.
+    fn response(body: ResponseBody) -> Option<Self::Response>;
 }
 
 impl std::fmt::Display for Method {
@@ -136,84 +233,6 @@ pub struct Request {
     /// `""` for worker methods, the router id for router methods.
     pub handler_id: HandlerId,
     pub body: RequestBody,
-}
-
-/// The method and its arguments in one value, so a method can never travel with the wrong body.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RequestBody {
-    WorkerClose,
-    WorkerDump,
-    WorkerGetResourceUsage,
-    WorkerGetMediaCounters,
-    WorkerUpdateSettings(UpdateSettings),
-    WorkerCreateRouter { router_id: RouterId },
-    RouterDump,
-    RouterClose,
-    WorkerCreateWebRtcServer(WebRtcServerOptions),
-    WebRtcServerClose,
-    WebRtcServerDump,
-    RouterCreateWebRtcTransport(WebRtcTransportOptions),
-    RouterCreatePlainTransport(PlainTransportOptions),
-    TransportClose,
-    TransportDump,
-    TransportGetStats,
-    TransportConnect(ConnectParams),
-    TransportRestartIce,
-    TransportSetMaxIncomingBitrate(u32),
-    TransportProduce(ProduceOptions),
-    TransportConsume(ConsumeOptions),
-    ProducerClose,
-    ProducerDump,
-    ProducerGetStats,
-    ProducerPause,
-    ProducerResume,
-    ConsumerClose,
-    ConsumerDump,
-    ConsumerGetStats,
-    ConsumerPause,
-    ConsumerResume,
-    ConsumerRequestKeyFrame,
-}
-
-impl RequestBody {
-    pub fn method(&self) -> Method {
-        match self {
-            RequestBody::WorkerClose => Method::WorkerClose,
-            RequestBody::WorkerDump => Method::WorkerDump,
-            RequestBody::WorkerGetResourceUsage => Method::WorkerGetResourceUsage,
-            RequestBody::WorkerGetMediaCounters => Method::WorkerGetMediaCounters,
-            RequestBody::WorkerUpdateSettings(_) => Method::WorkerUpdateSettings,
-            RequestBody::WorkerCreateRouter { .. } => Method::WorkerCreateRouter,
-            RequestBody::RouterDump => Method::RouterDump,
-            RequestBody::RouterClose => Method::RouterClose,
-            RequestBody::WorkerCreateWebRtcServer(_) => Method::WorkerCreateWebRtcServer,
-            RequestBody::WebRtcServerClose => Method::WebRtcServerClose,
-            RequestBody::WebRtcServerDump => Method::WebRtcServerDump,
-            RequestBody::RouterCreateWebRtcTransport(_) => Method::RouterCreateWebRtcTransport,
-            RequestBody::RouterCreatePlainTransport(_) => Method::RouterCreatePlainTransport,
-            RequestBody::TransportClose => Method::TransportClose,
-            RequestBody::TransportDump => Method::TransportDump,
-            RequestBody::TransportGetStats => Method::TransportGetStats,
-            RequestBody::TransportConnect(_) => Method::TransportConnect,
-            RequestBody::TransportRestartIce => Method::TransportRestartIce,
-            RequestBody::TransportSetMaxIncomingBitrate(_) => {
-                Method::TransportSetMaxIncomingBitrate
-            }
-            RequestBody::TransportProduce(_) => Method::TransportProduce,
-            RequestBody::TransportConsume(_) => Method::TransportConsume,
-            RequestBody::ProducerClose => Method::ProducerClose,
-            RequestBody::ProducerDump => Method::ProducerDump,
-            RequestBody::ProducerGetStats => Method::ProducerGetStats,
-            RequestBody::ProducerPause => Method::ProducerPause,
-            RequestBody::ProducerResume => Method::ProducerResume,
-            RequestBody::ConsumerClose => Method::ConsumerClose,
-            RequestBody::ConsumerDump => Method::ConsumerDump,
-            RequestBody::ConsumerGetStats => Method::ConsumerGetStats,
-            RequestBody::ConsumerPause => Method::ConsumerPause,
-            RequestBody::ConsumerResume => Method::ConsumerResume,
-            RequestBody::ConsumerRequestKeyFrame => Method::ConsumerRequestKeyFrame,
-        }
-    }
 }
 
 /// `worker.update_settings`: each field left `None` is unchanged.
@@ -417,4 +436,76 @@ pub struct LogRecord {
     pub level: LogLevel,
     pub target: String,
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generated::fbs::request::Method as FbMethod;
+
+    #[test]
+    fn every_schema_method_is_declared_once() {
+        assert_eq!(Method::ALL.len(), FbMethod::ENUM_VALUES.len());
+        for &fb in FbMethod::ENUM_VALUES {
+            let m = Method::from_fb(fb).expect("declared in methods!");
+            assert_eq!(m.to_fb(), fb);
+        }
+        let names: std::collections::BTreeSet<_> = Method::ALL.iter().map(|m| m.as_str()).collect();
+        assert_eq!(names.len(), Method::ALL.len(), "names are unique");
+        assert_eq!(Method::from_fb(FbMethod(u8::MAX)), None);
+    }
+
+    #[test]
+    fn typed_requests_carry_their_method_and_response() {
+        fn check<R: TypedRequest>(r: R) -> Method {
+            let body: RequestBody = r.into();
+            assert_eq!(body.method(), R::METHOD);
+            R::METHOD
+        }
+        assert_eq!(check(requests::WorkerDump), Method::WorkerDump);
+        assert_eq!(
+            check(requests::WorkerCreateRouter {
+                router_id: RouterId::new("r"),
+            }),
+            Method::WorkerCreateRouter
+        );
+        assert_eq!(
+            check(requests::TransportSetMaxIncomingBitrate(1)),
+            Method::TransportSetMaxIncomingBitrate
+        );
+        let counters = MediaCounters {
+            rtp_resyncs: 3,
+            ..MediaCounters::default()
+        };
+        assert_eq!(
+            requests::WorkerGetMediaCounters::response(ResponseBody::MediaCounters(
+                counters.clone()
+            )),
+            Some(counters)
+        );
+        assert_eq!(
+            requests::ProducerPause::response(ResponseBody::None),
+            Some(())
+        );
+        assert_eq!(requests::ProducerDump::response(ResponseBody::None), None);
+        assert_eq!(
+            requests::TransportDump::response(ResponseBody::None),
+            Some(ResponseBody::None),
+            "several shapes: the caller matches"
+        );
+    }
+
+    #[test]
+    fn bodyless_is_derived_from_the_declaration() {
+        for m in Method::ALL {
+            if let Some(body) = RequestBody::bodyless(m) {
+                assert_eq!(body.method(), m);
+            }
+        }
+        assert_eq!(
+            RequestBody::bodyless(Method::WorkerClose),
+            Some(RequestBody::WorkerClose)
+        );
+        assert_eq!(RequestBody::bodyless(Method::TransportProduce), None);
+    }
 }
