@@ -1,8 +1,13 @@
 //! The supervisor's end of a worker channel: request/response correlation with per-request
-//! timeouts, notification fan-out, and worker logs re-emitted through `tracing`.
+//! timeouts, notification dispatch by handler id (see [`dispatch`]), and worker logs re-emitted
+//! through `tracing`.
 //!
 //! One reader task decodes frames from the worker; one writer task batches outgoing frames into
 //! as few writes as possible. Callers never touch the fds.
+
+mod dispatch;
+
+pub use dispatch::{AlreadyRegistered, Notifications};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -17,6 +22,8 @@ use ferrosfu_fbs::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
+
+use dispatch::{Dispatcher, Routed};
 
 /// Why a request did not get an accepted response.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +61,9 @@ pub struct ChannelStats {
     /// Frames from the worker that could not be decoded, plus errors the worker reported about
     /// frames it received.
     pub errors: AtomicU64,
+    /// Notifications for a handler id no live entity registered (it closed, or was never made
+    /// through this supervisor); dropped.
+    pub unrouted: AtomicU64,
 }
 
 type Pending = Mutex<HashMap<u32, oneshot::Sender<Response>>>;
@@ -69,7 +79,7 @@ struct Inner {
     next_id: AtomicU32,
     pending: Pending,
     tx: mpsc::UnboundedSender<Vec<u8>>,
-    notifications: broadcast::Sender<Notification>,
+    notifications: Arc<Dispatcher>,
     closed: AtomicBool,
     closed_watch: watch::Sender<bool>,
     stats: ChannelStats,
@@ -81,8 +91,8 @@ thread_local! {
 
 impl Channel {
     /// Starts the reader and writer tasks over `reader` (worker -> supervisor) and `writer`
-    /// (supervisor -> worker). Returns the channel and a notification receiver subscribed before
-    /// the first frame is read, so no notification (such as `worker.running`) can be missed.
+    /// (supervisor -> worker). Returns the channel and a receiver of worker-level notifications
+    /// subscribed before the first frame is read, so none (such as `worker.running`) is missed.
     pub fn start<R, W>(
         reader: R,
         writer: W,
@@ -93,12 +103,12 @@ impl Channel {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (notifications, first_rx) = broadcast::channel(1024);
+        let (dispatcher, first_rx) = Dispatcher::new(64);
         let inner = Arc::new(Inner {
             next_id: AtomicU32::new(1),
             pending: Mutex::new(HashMap::new()),
             tx,
-            notifications,
+            notifications: Arc::new(dispatcher),
             closed: AtomicBool::new(false),
             closed_watch: watch::channel(false).0,
             stats: ChannelStats::default(),
@@ -165,8 +175,16 @@ impl Channel {
         self.inner.tx.send(bytes).is_ok()
     }
 
+    /// Worker-level notifications (handler id `""`): `worker.running`, channel errors.
     pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
-        self.inner.notifications.subscribe()
+        self.inner.notifications.subscribe_worker()
+    }
+
+    /// Registers an entity's handler id: every notification the worker sends for it from now on
+    /// is queued, in order and without loss, on the returned [`Notifications`] until it is
+    /// dropped. Register *before* sending the request that creates the entity.
+    pub fn register(&self, handler: HandlerId) -> Result<Notifications, AlreadyRegistered> {
+        self.inner.notifications.register(handler)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -258,6 +276,8 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: R, inner: Arc<Inner>) {
     inner.closed.store(true, Ordering::Release);
     // Fail every pending request: dropping the senders wakes the callers with ChannelClosed.
     lock(&inner.pending).clear();
+    // End every entity's queue after what it already holds.
+    inner.notifications.close();
     inner.closed_watch.send_replace(true);
 }
 
@@ -281,7 +301,14 @@ fn dispatch(inner: &Inner, msg: Message) {
                 inner.stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(target: "channel", "worker reports a channel error: {reason}");
             }
-            let _ = inner.notifications.send(n);
+            if let Routed::Unrouted(handler) = inner.notifications.dispatch(n) {
+                inner.stats.unrouted.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    target: "channel",
+                    handler = %handler,
+                    "notification for an unregistered handler; dropped"
+                );
+            }
         }
         Message::Log(record) => emit_log(&record),
         Message::Request(r) => {
@@ -473,6 +500,196 @@ mod tests {
                 .await,
             Err(RequestError::ChannelClosed { .. })
         ));
+    }
+
+    /// The peer writes `msgs` as one burst, then a worker-level marker; returns once the reader
+    /// dispatched all of them (it handles frames in order).
+    async fn burst(
+        peer: &mut Peer,
+        notes: &mut broadcast::Receiver<Notification>,
+        msgs: &[Message],
+    ) {
+        let mut bytes = Vec::new();
+        for m in msgs {
+            bytes.extend_from_slice(&peer.enc.frame(m).unwrap());
+        }
+        bytes.extend_from_slice(&peer.enc.frame(&running_marker()).unwrap());
+        let writer = async { peer.io.write_all(&bytes).await.unwrap() };
+        let marker = async {
+            loop {
+                let n = notes
+                    .recv()
+                    .await
+                    .expect("no lag on the worker ring: 1 event");
+                if matches!(n.event, ferrosfu_fbs::Event::WorkerRunning(_)) {
+                    return;
+                }
+            }
+        };
+        tokio::join!(writer, marker);
+    }
+
+    fn running_marker() -> Message {
+        Message::Notification(Notification {
+            handler_id: HandlerId::worker(),
+            event: ferrosfu_fbs::Event::WorkerRunning(ferrosfu_fbs::WorkerRunning {
+                pid: 1,
+                core: 0,
+                protocol_version: 0,
+                version: String::new(),
+            }),
+        })
+    }
+
+    fn media(handler: &str, e: ferrosfu_fbs::MediaEvent) -> Message {
+        Message::Notification(Notification {
+            handler_id: HandlerId::new(handler),
+            event: ferrosfu_fbs::Event::Media(e),
+        })
+    }
+
+    /// Issue 11: 10,000 notifications in one burst — scores for 5 consumers and 5 producers
+    /// (hundreds each, more than a bounded ring would hold), each entity's close inside the
+    /// burst, plus notifications for handlers nobody registered — read by slow entity tasks
+    /// that start only after the whole burst was dispatched. Every score and every close
+    /// arrives, in order, and the unknown handlers are counted, not delivered. (With 256-slot
+    /// queues that drop when full, this test fails.)
+    #[tokio::test]
+    async fn a_burst_of_ten_thousand_notifications_loses_no_close() {
+        use ferrosfu_fbs::{ConsumerScore, MediaEvent};
+        const ENTITIES: usize = 10;
+        const TOTAL: usize = 10_000;
+        let (ch, mut notes, mut peer) = pair();
+        let name = |i: usize| {
+            if i % 2 == 0 {
+                format!("consumer-{i}")
+            } else {
+                format!("producer-{i}")
+            }
+        };
+        let mut queues: Vec<_> = (0..ENTITIES)
+            .map(|i| ch.register(HandlerId::new(name(i))).unwrap())
+            .collect();
+
+        let mut msgs = Vec::with_capacity(TOTAL);
+        let mut scores = [0usize; ENTITIES];
+        let mut unknown = 0;
+        // Entity i closes at position close_at(i), spread over the burst; after its close the
+        // worker says nothing more about it.
+        let close_at = |i: usize| TOTAL / 2 + i * (TOTAL / 2 - 1) / ENTITIES;
+        let mut closed = [false; ENTITIES];
+        for k in 0..TOTAL {
+            let i = k % ENTITIES;
+            if let Some(c) = (0..ENTITIES).find(|&c| close_at(c) == k) {
+                let close = if c % 2 == 0 {
+                    MediaEvent::ConsumerProducerClose
+                } else {
+                    MediaEvent::ProducerTransportClose
+                };
+                msgs.push(media(&name(c), close));
+                closed[c] = true;
+            } else if k % 97 == 0 || closed[i] {
+                msgs.push(media("nobody", MediaEvent::ConsumerProducerPause));
+                unknown += 1;
+            } else {
+                let score = (k % 11) as u8;
+                msgs.push(media(
+                    &name(i),
+                    if i % 2 == 0 {
+                        MediaEvent::ConsumerScore(ConsumerScore {
+                            score,
+                            producer_score: score,
+                        })
+                    } else {
+                        MediaEvent::ProducerScore(vec![(1, None, score)])
+                    },
+                ));
+                scores[i] += 1;
+            }
+        }
+        assert_eq!(msgs.len(), TOTAL);
+        assert!(closed.iter().all(|c| *c));
+        burst(&mut peer, &mut notes, &msgs).await;
+        assert_eq!(ch.stats().unrouted.load(Ordering::Relaxed), unknown as u64);
+
+        // Slow readers: each sleeps after every event.
+        let readers: Vec<_> = queues
+            .drain(..)
+            .map(|mut q| {
+                tokio::spawn(async move {
+                    let (mut n, mut close) = (0, None);
+                    while let Some(note) = q.recv().await {
+                        let ferrosfu_fbs::Event::Media(e) = note.event else {
+                            panic!("{note:?}")
+                        };
+                        assert!(close.is_none(), "event after the close: {e:?}");
+                        match e {
+                            MediaEvent::ConsumerScore(_) | MediaEvent::ProducerScore(_) => n += 1,
+                            e => close = Some(e),
+                        }
+                        tokio::time::sleep(Duration::from_micros(200)).await;
+                        if close.is_some() {
+                            break;
+                        }
+                    }
+                    (n, close)
+                })
+            })
+            .collect();
+        for (i, r) in readers.into_iter().enumerate() {
+            let (n, close) = r.await.unwrap();
+            assert_eq!(n, scores[i], "scores of {}", name(i));
+            let want = if i % 2 == 0 {
+                MediaEvent::ConsumerProducerClose
+            } else {
+                MediaEvent::ProducerTransportClose
+            };
+            assert_eq!(close, Some(want), "close of {}", name(i));
+        }
+    }
+
+    #[tokio::test]
+    async fn registrations_route_unregister_on_drop_and_end_with_the_channel() {
+        use ferrosfu_fbs::MediaEvent;
+        let (ch, mut notes, mut peer) = pair();
+        let mut a = ch.register(HandlerId::new("a")).unwrap();
+        assert_eq!(
+            ch.register(HandlerId::new("a")).unwrap_err(),
+            AlreadyRegistered(HandlerId::new("a"))
+        );
+        let b = ch.register(HandlerId::new("b")).unwrap();
+        drop(b);
+        assert_eq!(ch.inner.notifications.registered(), 1);
+        let msgs = [
+            media("a", MediaEvent::ConsumerProducerPause),
+            media("b", MediaEvent::ConsumerProducerPause),
+            media("a", MediaEvent::ConsumerProducerClose),
+        ];
+        burst(&mut peer, &mut notes, &msgs).await;
+        assert_eq!(ch.stats().unrouted.load(Ordering::Relaxed), 1);
+        // The worker goes away: what was queued still arrives, then the end.
+        drop(peer);
+        ch.wait_closed().await;
+        let got: Vec<_> = [a.recv().await, a.recv().await, a.recv().await]
+            .into_iter()
+            .map(|n| n.map(|n| n.event))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(ferrosfu_fbs::Event::Media(
+                    MediaEvent::ConsumerProducerPause
+                )),
+                Some(ferrosfu_fbs::Event::Media(
+                    MediaEvent::ConsumerProducerClose
+                )),
+                None
+            ]
+        );
+        // A registration after the end ends at once.
+        let mut late = ch.register(HandlerId::new("late")).unwrap();
+        assert!(late.recv().await.is_none());
+        assert_eq!(ch.inner.notifications.registered(), 0);
     }
 
     #[tokio::test]

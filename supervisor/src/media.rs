@@ -5,6 +5,13 @@
 //! closing cascades (router → transports → producers/consumers; producer → its consumers) and a
 //! worker death closes everything that lived on it. `closed()` says why an entity went away;
 //! `events()` streams its notifications (ICE/DTLS state, scores, producer pause/resume…).
+//!
+//! Each entity registers its handler id on the worker channel before the request that creates
+//! it, and one task per entity drains that lossless queue (see [`crate::channel::Notifications`]):
+//! it updates the handle's state and its close flag *first*, then fans the event out to the
+//! `events()` subscribers. That fan-out is a bounded broadcast: a subscriber that lags may miss
+//! events such as scores, but never a close, because closing is the `closed()` watch, set by the
+//! entity's own task from every close event.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +24,7 @@ use ferrosfu_fbs::{
 };
 use tokio::sync::{broadcast, watch};
 
-use crate::channel::RequestError;
+use crate::channel::{Notifications, RequestError};
 use crate::worker::{Router, RouterClosed, Worker, WorkerExit};
 
 /// Why an entity is gone.
@@ -43,13 +50,28 @@ struct Life {
 }
 
 impl Life {
-    fn new(handler: HandlerId, worker: Worker) -> Arc<Self> {
-        Arc::new(Self {
+    /// Registers `handler` on the worker's channel; call it before sending `method`, the request
+    /// that creates the entity, so none of the entity's notifications can be missed.
+    fn new(
+        handler: HandlerId,
+        worker: Worker,
+        method: Method,
+    ) -> Result<(Arc<Self>, Notifications), RequestError> {
+        let notes =
+            worker
+                .channel()
+                .register(handler.clone())
+                .map_err(|e| RequestError::Rejected {
+                    method,
+                    failure: ferrosfu_fbs::RequestFailure::invalid_argument(e.to_string()),
+                })?;
+        let life = Arc::new(Self {
             handler,
             worker,
             closed: watch::channel(None).0,
             events: broadcast::channel(256).0,
-        })
+        });
+        Ok((life, notes))
     }
 
     fn is_closed(&self) -> bool {
@@ -108,32 +130,35 @@ impl Life {
         }
     }
 
-    /// Forwards this entity's notifications to `events` and closes it when `parent` closes or a
-    /// closing event arrives. Ends when the entity is closed.
-    fn watch<F>(self: &Arc<Self>, parent: F, closing: fn(&MediaEvent) -> Option<CloseReason>)
+    /// Drains this entity's notifications: `on_event` updates the handle's state and says
+    /// whether the event closes the entity; then the event goes to the `events()` subscribers.
+    /// Closes the entity when `parent` closes, a closing event arrives or the channel ends.
+    /// Ends (dropping `notes`, which unregisters the handler id) when the entity is closed.
+    fn watch<F, E>(self: &Arc<Self>, mut notes: Notifications, parent: F, mut on_event: E)
     where
         F: Future<Output = CloseReason> + Send + 'static,
+        E: FnMut(&MediaEvent) -> Option<CloseReason> + Send + 'static,
     {
         let life = self.clone();
-        let mut notes = life.worker.channel().subscribe();
         tokio::spawn(async move {
             let mut own = life.closed.subscribe();
             tokio::pin!(parent);
             loop {
                 tokio::select! {
                     n = notes.recv() => match n {
-                        Ok(n) if n.handler_id == life.handler => {
+                        Some(n) => {
                             if let Event::Media(e) = n.event {
-                                let reason = closing(&e);
-                                let _ = life.events.send(e);
+                                let reason = on_event(&e);
                                 if let Some(r) = reason {
+                                    // Close first: a subscriber woken by the event sees it closed.
                                     life.close(r);
+                                    let _ = life.events.send(e);
                                     return;
                                 }
+                                let _ = life.events.send(e);
                             }
                         }
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => {
+                        None => {
                             life.close(CloseReason::WorkerDied(life.worker.wait_exit().await));
                             return;
                         }
@@ -183,6 +208,11 @@ impl WebRtcServer {
         options: WebRtcServerOptions,
     ) -> Result<Self, RequestError> {
         let id = options.web_rtc_server_id.clone();
+        let (life, notes) = Life::new(
+            (&id).into(),
+            worker.clone(),
+            Method::WorkerCreateWebRtcServer,
+        )?;
         let dump = match worker
             .request(
                 HandlerId::worker(),
@@ -193,9 +223,9 @@ impl WebRtcServer {
             ResponseBody::WebRtcServerDump(d) => d,
             _ => return Err(unexpected(Method::WorkerCreateWebRtcServer)),
         };
-        let life = Life::new((&id).into(), worker.clone());
         let w = worker.clone();
         life.watch(
+            notes,
             async move { CloseReason::WorkerDied(w.died().await) },
             |_| None,
         );
@@ -269,6 +299,11 @@ impl Transport {
         options: WebRtcTransportOptions,
     ) -> Result<Self, RequestError> {
         let id = options.transport_id.clone();
+        let registered = Life::new(
+            (&id).into(),
+            router.worker().clone(),
+            Method::RouterCreateWebRtcTransport,
+        )?;
         let dump = match router
             .worker()
             .request(
@@ -280,7 +315,12 @@ impl Transport {
             ResponseBody::WebRtcTransportDump(d) => d,
             _ => return Err(unexpected(Method::RouterCreateWebRtcTransport)),
         };
-        Ok(Self::new(router, id, TransportKind::WebRtc(Box::new(dump))))
+        Ok(Self::new(
+            router,
+            id,
+            registered,
+            TransportKind::WebRtc(Box::new(dump)),
+        ))
     }
 
     /// `router.create_plain_transport`.
@@ -289,6 +329,11 @@ impl Transport {
         options: PlainTransportOptions,
     ) -> Result<Self, RequestError> {
         let id = options.transport_id.clone();
+        let registered = Life::new(
+            (&id).into(),
+            router.worker().clone(),
+            Method::RouterCreatePlainTransport,
+        )?;
         let dump = match router
             .worker()
             .request(
@@ -300,12 +345,21 @@ impl Transport {
             ResponseBody::PlainTransportDump(d) => d,
             _ => return Err(unexpected(Method::RouterCreatePlainTransport)),
         };
-        Ok(Self::new(router, id, TransportKind::Plain(Box::new(dump))))
+        Ok(Self::new(
+            router,
+            id,
+            registered,
+            TransportKind::Plain(Box::new(dump)),
+        ))
     }
 
-    fn new(router: &Router, id: TransportId, kind: TransportKind) -> Self {
-        let life = Life::new((&id).into(), router.worker().clone());
-        life.watch(router_gone(router.clone()), transport_closing);
+    fn new(
+        router: &Router,
+        id: TransportId,
+        (life, notes): (Arc<Life>, Notifications),
+        kind: TransportKind,
+    ) -> Self {
+        life.watch(notes, router_gone(router.clone()), transport_closing);
         Self {
             inner: Arc::new(TransportInner {
                 id,
@@ -469,15 +523,23 @@ impl Transport {
         let id = options.producer_id.clone();
         let kind = options.kind;
         let paused = options.paused;
+        let (life, notes) = Life::new(
+            (&id).into(),
+            self.inner.life.worker.clone(),
+            Method::TransportProduce,
+        )?;
         self.inner
             .life
             .request(RequestBody::TransportProduce(options))
             .await?;
-        let life = Life::new((&id).into(), self.inner.life.worker.clone());
         let parent = self.clone();
-        life.watch(async move { parent_reason(parent.closed().await) }, |e| {
-            matches!(e, MediaEvent::ProducerTransportClose).then_some(CloseReason::ParentClosed)
-        });
+        life.watch(
+            notes,
+            async move { parent_reason(parent.closed().await) },
+            |e| {
+                matches!(e, MediaEvent::ProducerTransportClose).then_some(CloseReason::ParentClosed)
+            },
+        );
         Ok(Producer {
             inner: Arc::new(ProducerInner {
                 id,
@@ -494,6 +556,11 @@ impl Transport {
         let id = options.consumer_id.clone();
         let producer_id = options.producer_id.clone();
         let kind = options.kind;
+        let (life, notes) = Life::new(
+            (&id).into(),
+            self.inner.life.worker.clone(),
+            Method::TransportConsume,
+        )?;
         let (paused, producer_paused, score) = match self
             .inner
             .life
@@ -507,45 +574,31 @@ impl Transport {
             } => (paused, producer_paused, score),
             _ => return Err(unexpected(Method::TransportConsume)),
         };
-        let life = Life::new((&id).into(), self.inner.life.worker.clone());
         let state = Arc::new(Mutex::new(ConsumerState {
             paused,
             producer_paused,
             score,
         }));
         let parent = self.clone();
+        let st = state.clone();
         life.watch(
+            notes,
             async move { parent_reason(parent.closed().await) },
-            |e| match e {
-                MediaEvent::ConsumerProducerClose => Some(CloseReason::ProducerClosed),
-                MediaEvent::ConsumerTransportClose => Some(CloseReason::ParentClosed),
-                _ => None,
+            // Paused/score are kept current here, from the lossless queue, not from a
+            // subscription to the fan-out that could lag.
+            move |e| {
+                let mut s = st.lock().expect("never held across a panic");
+                match e {
+                    MediaEvent::ConsumerProducerPause => s.producer_paused = true,
+                    MediaEvent::ConsumerProducerResume => s.producer_paused = false,
+                    MediaEvent::ConsumerScore(sc) => s.score = *sc,
+                    MediaEvent::ConsumerProducerClose => return Some(CloseReason::ProducerClosed),
+                    MediaEvent::ConsumerTransportClose => return Some(CloseReason::ParentClosed),
+                    _ => {}
+                }
+                None
             },
         );
-        // Keep paused/score current from events.
-        let mut ev = life.events.subscribe();
-        let st = state.clone();
-        let l2 = life.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    e = ev.recv() => match e {
-                        Ok(e) => {
-                            let mut s = st.lock().expect("never held across a panic");
-                            match e {
-                                MediaEvent::ConsumerProducerPause => s.producer_paused = true,
-                                MediaEvent::ConsumerProducerResume => s.producer_paused = false,
-                                MediaEvent::ConsumerScore(sc) => s.score = sc,
-                                _ => {}
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    },
-                    _ = l2.wait_closed() => return,
-                }
-            }
-        });
         Ok(Consumer {
             inner: Arc::new(ConsumerInner {
                 id,
@@ -752,3 +805,6 @@ impl Consumer {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

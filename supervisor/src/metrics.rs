@@ -86,6 +86,7 @@ pub(crate) fn render(
     let pid = Family::<CoreLabel, Gauge>::default();
     let channel_errors = Family::<CoreLabel, Gauge>::default();
     let timeouts = Family::<CoreLabel, Gauge>::default();
+    let unrouted = Family::<CoreLabel, Gauge>::default();
     for w in workers {
         let l = CoreLabel {
             core: w.core.to_string(),
@@ -97,6 +98,7 @@ pub(crate) fn render(
             let stats = worker.channel().stats();
             channel_errors.get_or_create(&l).set(load(&stats.errors));
             timeouts.get_or_create(&l).set(load(&stats.timeouts));
+            unrouted.get_or_create(&l).set(load(&stats.unrouted));
         }
     }
     reg.register(
@@ -123,6 +125,11 @@ pub(crate) fn render(
         "ferrosfu_worker_request_timeouts",
         "Channel requests that timed out since this worker started",
         timeouts,
+    );
+    reg.register(
+        "ferrosfu_worker_unrouted_notifications",
+        "Worker notifications for a handler id no live entity registered (dropped)",
+        unrouted,
     );
 
     let cpu = Family::<CpuLabel, Gauge<f64, AtomicU64>>::default();

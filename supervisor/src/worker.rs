@@ -441,10 +441,33 @@ impl Worker {
         }
     }
 
+    /// A handle over a scripted channel, for tests of the typed API without a process. Its
+    /// pid is 0, which `kill` never signals; the returned sender plays the process exit.
+    #[cfg(test)]
+    pub(crate) fn scripted(channel: Channel) -> (Worker, watch::Sender<Option<WorkerExit>>) {
+        let (exit_tx, exit) = watch::channel(None);
+        let inner = WorkerInner {
+            pid: 0,
+            core: None,
+            started_at: SystemTime::now(),
+            channel,
+            request_timeout: Duration::from_secs(5),
+            exit,
+            expected_exit: Arc::new(AtomicBool::new(false)),
+        };
+        (
+            Worker {
+                inner: Arc::new(inner),
+            },
+            exit_tx,
+        )
+    }
+
     /// SIGKILLs the worker (an expected exit).
     pub fn kill(&self) {
         self.inner.expected_exit.store(true, Ordering::Release);
-        if self.is_alive() {
+        // pid 0 would signal our own process group.
+        if self.is_alive() && self.inner.pid != 0 {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.inner.pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
