@@ -226,7 +226,15 @@ impl Net {
         } = t.tuple;
         match protocol {
             Protocol::Udp => {
-                let Some(s) = self.udp.get_mut(&local) else {
+                // The socket bound to `local`, else the wildcard socket on its port, which sends
+                // from `local`'s IP (the address the tuple's datagrams arrived at).
+                let (key, src) = if self.udp.contains_key(&local) {
+                    (local, None)
+                } else {
+                    let any = unspecified(local);
+                    (any, Some(local.ip()))
+                };
+                let Some(s) = self.udp.get_mut(&key) else {
                     self.stats.unknown_socket += 1;
                     tracing::trace!(target: "net", %local, "transmit: no such UDP socket");
                     return;
@@ -236,10 +244,10 @@ impl Net {
                     tracing::trace!(target: "net", %local, "UDP send queue full, datagram dropped");
                     return;
                 }
-                s.enqueue(remote, t.data);
+                s.enqueue(remote, src, t.data);
                 if !s.dirty {
                     s.dirty = true;
-                    self.dirty_udp.push(local);
+                    self.dirty_udp.push(key);
                 }
             }
             Protocol::Tcp => {
@@ -399,9 +407,9 @@ fn udp_turn<H: Host>(host: &Rc<RefCell<H>>, local: SocketAddr) {
         Ok(n) => {
             let now = Instant::now();
             for i in 0..n {
-                let (remote, datagrams) = arena.datagrams(i);
+                let (remote, dst_ip, datagrams) = arena.datagrams(i);
                 let tuple = Tuple {
-                    local,
+                    local: received_at(local, dst_ip),
                     remote,
                     protocol: Protocol::Udp,
                 };
@@ -419,6 +427,32 @@ fn udp_turn<H: Host>(host: &Rc<RefCell<H>>, local: SocketAddr) {
     }
     h.net().arena = Some(arena);
     h.end_turn();
+}
+
+/// The local address of a datagram received on the socket bound to `bound`: for a wildcard
+/// socket, the destination IP the kernel reported (IP_PKTINFO / IPV6_PKTINFO) on its port, so the
+/// core sees the true 5-tuple and replies leave from the address the peer sent to.
+fn received_at(bound: SocketAddr, dst_ip: Option<std::net::IpAddr>) -> SocketAddr {
+    match dst_ip {
+        Some(ip) if bound.ip().is_unspecified() => {
+            // A dual-stack `::` socket reports an IPv4 destination for an IPv4-mapped peer.
+            let ip = match (bound, ip) {
+                (SocketAddr::V6(_), std::net::IpAddr::V4(v4)) => v4.to_ipv6_mapped().into(),
+                _ => ip,
+            };
+            SocketAddr::new(ip, bound.port())
+        }
+        _ => bound,
+    }
+}
+
+/// `local` with the unspecified address of its family: the key of a wildcard socket.
+fn unspecified(local: SocketAddr) -> SocketAddr {
+    let ip: std::net::IpAddr = match local {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    SocketAddr::new(ip, local.port())
 }
 
 /// Back-off after a failed `accept` (EMFILE and friends), so the loop does not spin.
@@ -750,6 +784,52 @@ mod tests {
             assert!(h.turns < 201, "datagrams were received in batches");
             let s = h.net.stats();
             assert_eq!((s.udp_received, s.udp_sent), (201, 201));
+        });
+    }
+
+    #[test]
+    fn wildcard_udp_sockets_report_and_reply_from_the_destination_address() {
+        run(async {
+            let h = host(Limits::default());
+            let req = SocketRequest {
+                protocol: Protocol::Udp,
+                ip: "0.0.0.0".into(),
+                port: 0,
+                announced: Some("127.0.0.1".into()),
+            };
+            let bound = ports::bind_all(&[req], None).unwrap();
+            let server = h.borrow_mut().net.open(&h, bound).unwrap().remove(0);
+            assert!(server.local.ip().is_unspecified());
+            let client = tokio::net::UdpSocket::bind("127.0.0.3:0").await.unwrap();
+            let to = SocketAddr::from(([127, 0, 0, 2], server.local.port()));
+
+            client.send_to(b"hi", to).await.unwrap();
+            let mut buf = vec![0u8; 1500];
+            let (n, from) = timeout(WAIT, client.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((&buf[..n], from), (&b"echo:hi"[..], to));
+            // Several datagrams in one batch (one sendmmsg with a control message each).
+            for i in 0..10u8 {
+                client.send_to(&[b'm', i], to).await.unwrap();
+            }
+            for i in 0..10u8 {
+                let (n, from) = timeout(WAIT, client.recv_from(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (&buf[..n], from),
+                    (&[b'e', b'c', b'h', b'o', b':', b'm', i][..], to)
+                );
+            }
+            let h = h.borrow();
+            assert!(
+                h.got.iter().all(|(t, _)| t.local == to),
+                "the core sees the true 5-tuple"
+            );
+            assert_eq!(h.net.stats().udp_sent, 11);
         });
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::task::Waker;
 
 use quinn_udp::{BATCH_SIZE, RecvMeta, UdpSocketState};
@@ -36,15 +36,28 @@ impl RecvArena {
         })
     }
 
-    /// The datagrams of message `i` of the last receive (several when GRO merged them).
-    pub(crate) fn datagrams(&self, i: usize) -> (SocketAddr, std::slice::Chunks<'_, u8>) {
+    /// The source, the destination IP when the kernel reported it (IP_PKTINFO / IPV6_PKTINFO),
+    /// and the datagrams of message `i` of the last receive (several when GRO merged them).
+    pub(crate) fn datagrams(
+        &self,
+        i: usize,
+    ) -> (SocketAddr, Option<IpAddr>, std::slice::Chunks<'_, u8>) {
         let meta = &self.meta[i];
         let len = meta.len.min(RECV_BUF);
         let data = &self.buf[i * RECV_BUF..i * RECV_BUF + len];
         // stride 0 never comes from the kernel; treat it as "one datagram".
         let stride = if meta.stride == 0 { len } else { meta.stride };
-        (meta.addr, data.chunks(stride.max(1)))
+        (meta.addr, meta.dst_ip, data.chunks(stride.max(1)))
     }
+}
+
+/// One queued datagram: destination, source IP to send from (only for a socket bound to the
+/// unspecified address; `None`: the kernel's choice), payload.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    to: SocketAddr,
+    src: Option<IpAddr>,
+    data: Vec<u8>,
 }
 
 /// A bound UDP socket with its send queue, owned by the socket tables ([`crate::net::Net`]).
@@ -52,7 +65,7 @@ impl RecvArena {
 pub(crate) struct UdpSock {
     pub(crate) io: UdpSocket,
     state: UdpSocketState,
-    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    queue: VecDeque<Queued>,
     /// The last send hit `WouldBlock`: the socket's pump waits for writability.
     pub(crate) blocked: bool,
     /// Queued for the end-of-turn flush.
@@ -80,8 +93,9 @@ impl UdpSock {
         self.queue.len()
     }
 
-    pub(crate) fn enqueue(&mut self, to: SocketAddr, data: Vec<u8>) {
-        self.queue.push_back((to, data));
+    /// Queues a datagram to `to`, sent from `src` (IP_PKTINFO) when given.
+    pub(crate) fn enqueue(&mut self, to: SocketAddr, src: Option<IpAddr>, data: Vec<u8>) {
+        self.queue.push_back(Queued { to, src, data });
     }
 
     /// One `recvmmsg` into the arena: the number of messages received.
@@ -157,16 +171,16 @@ impl UdpSock {
     /// super-datagram.
     fn send_gso(&self, run: usize, scratch: &mut Vec<u8>) -> io::Result<()> {
         scratch.clear();
-        for (_, d) in self.queue.iter().take(run) {
-            scratch.extend_from_slice(d);
+        for q in self.queue.iter().take(run) {
+            scratch.extend_from_slice(&q.data);
         }
-        let (dst, first) = &self.queue[0];
+        let first = &self.queue[0];
         let t = quinn_udp::Transmit {
-            destination: *dst,
+            destination: first.to,
             ecn: None,
             contents: scratch,
-            segment_size: Some(first.len()),
-            src_ip: None,
+            segment_size: Some(first.data.len()),
+            src_ip: first.src,
         };
         self.io.try_io(Interest::WRITABLE, || {
             self.state.try_send((&self.io).into(), &t)
@@ -181,20 +195,25 @@ impl UdpSock {
     }
 }
 
-/// How many datagrams from `at` can go in one GSO send: same destination, same length, except
-/// that the last may be shorter.
-fn gso_run(q: &VecDeque<(SocketAddr, Vec<u8>)>, at: usize, max: usize) -> usize {
-    let Some((dst, first)) = q.get(at) else {
+/// How many datagrams from `at` can go in one GSO send: same destination and source, same
+/// length, except that the last may be shorter.
+fn gso_run(q: &VecDeque<Queued>, at: usize, max: usize) -> usize {
+    let Some(first) = q.get(at) else {
         return 0;
     };
-    let seg = first.len();
+    let seg = first.data.len();
     if seg == 0 {
         return 1;
     }
     let mut n = 1;
     let mut bytes = seg;
-    for (d, p) in q.iter().skip(at + 1) {
-        if n >= max || d != dst || p.len() > seg || bytes + p.len() > GSO_MAX_BYTES {
+    for Queued { to, src, data: p } in q.iter().skip(at + 1) {
+        if n >= max
+            || *to != first.to
+            || *src != first.src
+            || p.len() > seg
+            || bytes + p.len() > GSO_MAX_BYTES
+        {
             break;
         }
         n += 1;
@@ -206,30 +225,93 @@ fn gso_run(q: &VecDeque<(SocketAddr, Vec<u8>)>, at: usize, max: usize) -> usize 
     n
 }
 
+/// Room for one IP_PKTINFO or IPV6_PKTINFO control message, aligned for `cmsghdr`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io::Result<usize> {
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct PktInfoCmsg([u8; 64]);
+
+/// Writes the control message that makes the kernel send from `src` into `buf`; returns its
+/// length.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn write_pktinfo(buf: &mut PktInfoCmsg, src: IpAddr) -> usize {
+    // SAFETY: CMSG_SPACE/CMSG_LEN are arithmetic; the sizes of both pktinfo structs fit the
+    // 64-byte buffer (CMSG_SPACE(20) = 40 on 64-bit), which is aligned for `cmsghdr`, so the
+    // header and data pointers stay inside it; the writes are unaligned-safe.
+    unsafe {
+        let (level, ty, len) = match src {
+            IpAddr::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            ),
+            IpAddr::V6(_) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        let space = libc::CMSG_SPACE(len as u32) as usize;
+        debug_assert!(space <= buf.0.len());
+        let hdr = buf.0.as_mut_ptr().cast::<libc::cmsghdr>();
+        (*hdr).cmsg_level = level;
+        (*hdr).cmsg_type = ty;
+        (*hdr).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+        let data = libc::CMSG_DATA(hdr);
+        match src {
+            IpAddr::V4(v4) => data
+                .cast::<libc::in_pktinfo>()
+                .write_unaligned(libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(v4.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                }),
+            IpAddr::V6(v6) => data
+                .cast::<libc::in6_pktinfo>()
+                .write_unaligned(libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: v6.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                }),
+        }
+        space
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn sendmmsg(io: &UdpSocket, q: &VecDeque<Queued>, n: usize) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
 
     let n = n.min(SEND_BATCH).min(q.len());
     // Only the `n` sent: with a socket per transport a batch is often one datagram, and each
     // address is a 128-byte sockaddr_storage to fill.
     let addrs: [Option<socket2::SockAddr>; SEND_BATCH] =
-        std::array::from_fn(|i| (i < n).then(|| socket2::SockAddr::from(q[i].0)));
+        std::array::from_fn(|i| (i < n).then(|| socket2::SockAddr::from(q[i].to)));
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut hdrs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, ((_, data), addr)) in q.iter().zip(addrs.iter().flatten()).enumerate() {
-        iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
-        iovs[i].iov_len = data.len();
+    // On the stack: 2 KiB per batch, filled only for datagrams with a source IP.
+    let mut cmsgs = [PktInfoCmsg([0; 64]); SEND_BATCH];
+    for (i, (qd, addr)) in q.iter().zip(addrs.iter().flatten()).enumerate() {
+        iovs[i].iov_base = qd.data.as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = qd.data.len();
         let h = &mut hdrs[i].msg_hdr;
         h.msg_name = addr.as_ptr() as *mut libc::c_void;
         h.msg_namelen = addr.len();
         h.msg_iov = &mut iovs[i];
         h.msg_iovlen = 1;
+        if let Some(src) = qd.src {
+            let len = write_pktinfo(&mut cmsgs[i], src);
+            h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
+            h.msg_controllen = len as _;
+        }
     }
     loop {
-        // SAFETY: `hdrs[..n]` point into `addrs`, `iovs` and the queued buffers, all alive and
+        // SAFETY: `hdrs[..n]` point into `addrs`, `iovs`, `cmsgs` and the queued buffers, all alive and
         // unmoved for the duration of the call; the kernel only reads them (and writes msg_len).
         let r = unsafe { libc::sendmmsg(io.as_raw_fd(), hdrs.as_mut_ptr(), n as _, 0) };
         if r >= 0 {
@@ -243,10 +325,11 @@ fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io::Result<usize> {
+fn sendmmsg(io: &UdpSocket, q: &VecDeque<Queued>, n: usize) -> io::Result<usize> {
+    // Without sendmmsg the source IP is the kernel's choice.
     let mut sent = 0;
-    for (dst, data) in q.iter().take(n) {
-        match io.try_send_to(data, *dst) {
+    for Queued { to, data, .. } in q.iter().take(n) {
+        match io.try_send_to(data, *to) {
             Ok(_) => sent += 1,
             Err(e) if sent == 0 => return Err(e),
             Err(_) => break,
@@ -259,10 +342,14 @@ fn sendmmsg(io: &UdpSocket, q: &VecDeque<(SocketAddr, Vec<u8>)>, n: usize) -> io
 mod tests {
     use super::*;
 
-    fn q(items: &[(u16, usize)]) -> VecDeque<(SocketAddr, Vec<u8>)> {
+    fn q(items: &[(u16, usize)]) -> VecDeque<Queued> {
         items
             .iter()
-            .map(|&(port, len)| (SocketAddr::from(([127, 0, 0, 1], port)), vec![0; len]))
+            .map(|&(port, len)| Queued {
+                to: SocketAddr::from(([127, 0, 0, 1], port)),
+                src: None,
+                data: vec![0; len],
+            })
             .collect()
     }
 
@@ -286,6 +373,9 @@ mod tests {
         );
         let queue = q(&[(1, 100), (1, 200)]);
         assert_eq!(gso_run(&queue, 0, 64), 1, "a longer datagram cannot follow");
+        let mut queue = q(&[(1, 100), (1, 100), (1, 100)]);
+        queue[2].src = Some([127, 0, 0, 2].into());
+        assert_eq!(gso_run(&queue, 0, 64), 2, "another source ends the run");
         let queue = q(&[(1, 1400); 100]);
         assert_eq!(gso_run(&queue, 0, 64), GSO_MAX_BYTES / 1400);
         assert_eq!(gso_run(&queue, 100, 64), 0);

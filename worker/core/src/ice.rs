@@ -41,6 +41,8 @@ pub enum Protocol {
 /// A 5-tuple as seen by the worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tuple {
+    /// The address the datagram was sent to: for a socket bound to `0.0.0.0`/`::`, the specific
+    /// destination IP (IP_PKTINFO) on the socket's port, never the wildcard.
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub protocol: Protocol,

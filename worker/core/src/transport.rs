@@ -79,6 +79,10 @@ pub(crate) struct Plain {
     pub comedia: bool,
     pub remote: Option<SocketAddr>,
     pub rtcp_remote: Option<SocketAddr>,
+    /// The address comedia learned `remote` (`rtcp_remote`) at: the source of what is sent there
+    /// (for a wildcard socket, a specific IP; `None`: the socket's own address).
+    pub local: Option<SocketAddr>,
+    pub rtcp_local: Option<SocketAddr>,
     pub srtp: Option<SrtpSession>,
     /// Our keys when SRTP is enabled (given to the remote).
     pub local_srtp: Option<(SrtpParameters, Vec<u8>)>,
@@ -207,13 +211,13 @@ impl Transport {
                 if rtcp && !p.rtcp_mux {
                     let s = p.rtcp_socket.as_ref()?;
                     Some(Tuple {
-                        local: s.local,
+                        local: p.rtcp_local.unwrap_or(s.local),
                         remote: p.rtcp_remote?,
                         protocol: s.protocol,
                     })
                 } else {
                     Some(Tuple {
-                        local: p.socket.local,
+                        local: p.local.unwrap_or(p.socket.local),
                         remote: p.remote?,
                         protocol: p.socket.protocol,
                     })

@@ -74,8 +74,10 @@ pub enum Input {
 /// A datagram (or one RFC 4571 frame of a TCP connection) to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
-    /// `local` names the socket (UDP socket or TCP listener), `remote` the destination (for TCP:
-    /// the connection).
+    /// `local` names the socket (UDP socket or TCP listener) and the source address: the address
+    /// the tuple's datagrams arrive at, which for a socket bound to `0.0.0.0`/`::` is a specific
+    /// IP on the socket's port (the shell finds the wildcard socket and sends from that IP);
+    /// `remote` is the destination (for TCP: the connection).
     pub tuple: Tuple,
     pub data: Vec<u8>,
 }
@@ -825,6 +827,8 @@ impl WorkerCore {
             comedia: o.comedia,
             remote: None,
             rtcp_remote: None,
+            local: None,
+            rtcp_local: None,
             srtp: None,
             local_srtp,
         };
@@ -1218,13 +1222,30 @@ impl WorkerCore {
     // -----------------------------------------------------------------------------------------
     // Media
 
+    /// The owner of the socket a datagram to `local` arrived on: the socket bound to exactly
+    /// `local`, else the one bound to the unspecified address of its family on the same port (the
+    /// shell reports the datagram's destination address, not the wildcard). Two hash lookups at
+    /// most, no allocation.
+    fn socket_owner(&self, protocol: Protocol, local: SocketAddr) -> Option<&Owner> {
+        self.local_index.get(&(protocol, local)).or_else(|| {
+            let any = unspecified(local);
+            (any != local)
+                .then(|| self.local_index.get(&(protocol, any)))
+                .flatten()
+        })
+    }
+
     /// One datagram (or one RFC 4571 frame of a TCP connection) received on `tuple`.
+    ///
+    /// `tuple.local` is the address the datagram was sent to (for a socket bound to `0.0.0.0` or
+    /// `::`, the shell's IP_PKTINFO destination), so ICE, comedia and the selected tuple are the
+    /// true 5-tuple, and replies leave from it.
     pub fn handle_datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant) {
         self.clock(now);
         let kind = classify(data);
         let k = match self.tuple_index.get(&tuple) {
             Some(&k) => k,
-            None => match self.local_index.get(&(tuple.protocol, tuple.local)) {
+            None => match self.socket_owner(tuple.protocol, tuple.local) {
                 Some(Owner::Transport(k)) => *k,
                 Some(Owner::Server(_)) => {
                     if kind != PacketKind::Stun {
@@ -1284,10 +1305,9 @@ impl WorkerCore {
                 PacketKind::Unknown => t.counters.dropped += 1,
             },
             Kind::Plain(p) => {
-                let is_rtcp_socket = p
-                    .rtcp_socket
-                    .as_ref()
-                    .is_some_and(|s| s.local == tuple.local && s.protocol == tuple.protocol);
+                let is_rtcp_socket = p.rtcp_socket.as_ref().is_some_and(|s| {
+                    s.protocol == tuple.protocol && bound_to(s.local, tuple.local)
+                });
                 let rtcp = is_rtcp_socket || kind == PacketKind::Rtcp;
                 if !matches!(kind, PacketKind::Rtp | PacketKind::Rtcp) {
                     t.counters.dropped += 1;
@@ -1308,10 +1328,13 @@ impl WorkerCore {
                     None if p.comedia => {
                         if is_rtcp_socket {
                             p.rtcp_remote = Some(tuple.remote);
+                            p.rtcp_local = Some(tuple.local);
                         } else {
                             p.remote = Some(tuple.remote);
+                            p.local = Some(tuple.local);
                             if p.rtcp_mux {
                                 p.rtcp_remote = Some(tuple.remote);
+                                p.rtcp_local = Some(tuple.local);
                             }
                         }
                         let h = HandlerId::from(&t.id);
@@ -1922,6 +1945,21 @@ fn bind_by_mid_rid(
     None
 }
 
+/// `local` with the unspecified address of its family (`0.0.0.0:port` or `[::]:port`).
+fn unspecified(local: SocketAddr) -> SocketAddr {
+    let ip = match local {
+        SocketAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+/// Whether a datagram to `local` arrived on the socket bound to `bound` (exactly, or to the
+/// wildcard address on that port).
+fn bound_to(bound: SocketAddr, local: SocketAddr) -> bool {
+    bound == local || (bound.port() == local.port() && bound == unspecified(local))
+}
+
 /// The local ufrag of a STUN binding request: USERNAME is "local:remote".
 fn stun_ufrag(data: &[u8]) -> Option<&str> {
     // Walk the attributes by hand: no allocation, and any malformed input yields None.
@@ -1942,4 +1980,34 @@ fn stun_ufrag(data: &[u8]) -> Option<&str> {
         p = p.get(4 + alen.div_ceil(4) * 4..).unwrap_or(&[]);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn datagrams_to_a_specific_ip_belong_to_the_wildcard_socket_on_their_port() {
+        assert_eq!(unspecified(a("127.0.0.2:5000")), a("0.0.0.0:5000"));
+        assert_eq!(unspecified(a("[::1]:5000")), a("[::]:5000"));
+        assert!(bound_to(a("0.0.0.0:5000"), a("127.0.0.2:5000")));
+        assert!(bound_to(a("[::]:5000"), a("[::1]:5000")));
+        assert!(bound_to(a("127.0.0.2:5000"), a("127.0.0.2:5000")));
+        assert!(
+            !bound_to(a("0.0.0.0:5000"), a("127.0.0.2:5001")),
+            "another port"
+        );
+        assert!(
+            !bound_to(a("[::]:5000"), a("127.0.0.2:5000")),
+            "another family"
+        );
+        assert!(
+            !bound_to(a("127.0.0.1:5000"), a("127.0.0.2:5000")),
+            "another IP"
+        );
+    }
 }
