@@ -13,64 +13,17 @@
 #[path = "../fuzz/src/lib.rs"]
 mod fuzz;
 
-use std::collections::BTreeSet;
+#[path = "../../../fbs/fuzz/replay.rs"]
+mod replay;
+
 use std::fs;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ferrosfu_fbs::DtlsState;
+use replay::names;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
-}
-
-/// The names in `dir` (files or directories, not hidden ones).
-fn names(dir: &Path, want_dir: bool) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.is_dir() == want_dir)
-        .filter_map(|p| Some(p.file_name()?.to_str()?.to_owned()))
-        .filter(|n| !n.starts_with('.'))
-        .collect()
-}
-
-/// Runs every input of `<corpus>/<target>/` through `run`; fails listing the inputs that
-/// panicked, or when there is none to run.
-fn replay(corpus: &str, target: &str, run: fn(&[u8])) {
-    let dir = fuzz_dir().join(corpus).join(target);
-    assert!(
-        dir.is_dir(),
-        "{}: the {corpus} corpus of fuzz target {target} is missing",
-        dir.display()
-    );
-    let files = names(&dir, false);
-    assert!(
-        !files.is_empty(),
-        "{}: the {corpus} corpus of fuzz target {target} is empty",
-        dir.display()
-    );
-    #[allow(clippy::disallowed_methods)] // timing the replay, not the core
-    let start = Instant::now();
-    let mut failed = Vec::new();
-    for name in &files {
-        let data = fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if catch_unwind(AssertUnwindSafe(|| run(&data))).is_err() {
-            failed.push(name.as_str());
-        }
-    }
-    println!(
-        "fuzz target {target}: replayed {} {corpus} inputs in {:.2?}",
-        files.len(),
-        start.elapsed()
-    );
-    assert!(
-        failed.is_empty(),
-        "fuzz target {target}: {} of {} {corpus} inputs fail (panics above): {failed:?}",
-        failed.len(),
-        files.len()
-    );
 }
 
 macro_rules! replays {
@@ -78,7 +31,11 @@ macro_rules! replays {
         mod $target {
             #[test]
             fn regression_corpus_passes() {
-                super::replay("regression", stringify!($target), super::fuzz::$target::run);
+                super::replay::replay(
+                    &super::fuzz_dir(),
+                    stringify!($target),
+                    super::fuzz::$target::run,
+                );
             }
         }
     )*};
@@ -88,14 +45,8 @@ replays!(core_datagram, dtls_auth, ice_stun, recv_stream, rtcp, rtp);
 
 #[test]
 fn every_fuzz_target_has_a_regression_corpus_replayed_here() {
-    let listed: BTreeSet<String> = fuzz::TARGETS.iter().map(|(t, _)| (*t).to_owned()).collect();
-    let binaries: BTreeSet<String> = names(&fuzz_dir().join("fuzz_targets"), false)
-        .into_iter()
-        .filter_map(|f| f.strip_suffix(".rs").map(str::to_owned))
-        .collect();
-    let corpora = names(&fuzz_dir().join("regression"), true);
-    assert_eq!(binaries, listed, "fuzz_targets/ and fuzz::TARGETS differ");
-    assert_eq!(corpora, listed, "regression/ and fuzz::TARGETS differ");
+    let targets: Vec<&str> = fuzz::TARGETS.iter().map(|(t, _)| *t).collect();
+    replay::assert_every_target_replayed(&fuzz_dir(), &targets);
 }
 
 /// The hand-made seeds of `fuzz/make_seeds.py` whose names promise an outcome.
