@@ -176,8 +176,14 @@ impl<const BITS: u32> SeqTracker<BITS> {
     }
 
     /// Classifies packet `seq`; `retransmission` when it came unwrapped from an RTX packet;
-    /// `foreign` when its timestamp is far from the stream's timeline (only duplicates care).
-    pub(crate) fn check(&mut self, seq: u64, retransmission: bool, foreign: bool) -> SeqVerdict {
+    /// `foreign` tells whether its timestamp is far from the stream's timeline (asked of
+    /// duplicates only).
+    pub(crate) fn check(
+        &mut self,
+        seq: u64,
+        retransmission: bool,
+        foreign: impl FnOnce() -> bool,
+    ) -> SeqVerdict {
         let seq = seq & Self::MASK;
         // A candidate lives for one packet: this one confirms it or it is gone (retransmissions
         // come on their own stream and leave it alone).
@@ -243,7 +249,7 @@ impl<const BITS: u32> SeqTracker<BITS> {
             }
             return SeqVerdict::Late { ext };
         }
-        if retransmission || !foreign {
+        if retransmission || !foreign() {
             return SeqVerdict::Duplicate;
         }
         self.candidate_or_restart(seq, max, confirms, CandidateKind::Duplicate)
@@ -330,7 +336,7 @@ mod tests {
 
     impl Tracker {
         fn check(&mut self, seq: u16, retransmission: bool, foreign: bool) -> SeqVerdict {
-            self.0.check(u64::from(seq), retransmission, foreign)
+            self.0.check(u64::from(seq), retransmission, || foreign)
         }
     }
 
@@ -549,14 +555,14 @@ mod tests {
         let mut t = SeqTracker::<31>::default();
         let top = (1u64 << 31) - 1;
         assert_eq!(
-            t.check(top, false, false),
+            t.check(top, false, || false),
             SeqVerdict::Candidate(CandidateKind::Probation)
         );
-        let SeqVerdict::Confirmed { ext, .. } = t.check(0, false, false) else {
+        let SeqVerdict::Confirmed { ext, .. } = t.check(0, false, || false) else {
             panic!("wraps");
         };
         assert_eq!(
-            t.check(1, false, false),
+            t.check(1, false, || false),
             SeqVerdict::Ahead {
                 ext: ext + 1,
                 gap: 0

@@ -71,7 +71,7 @@ impl<const BITS: u32> ReplayDetector for SequenceReplay<BITS> {
     fn accept(&mut self) {
         if let Some(seq) = self.pending.take() {
             // Timestamps are not known here: a confirmed pair of duplicates is a restart.
-            self.tracker.check(seq, false, true);
+            self.tracker.check(seq, false, || true);
         }
     }
 }

@@ -90,6 +90,22 @@ const TIMELINE_TOLERANCE_S: f64 = 5.0;
 /// A duplicate's timestamp further than this from the timeline marks a possible restart.
 const FOREIGN_TIMESTAMP_S: f64 = 60.0;
 
+/// Seconds between timestamp `ts` and the timeline `(timestamp, arrival)` of a stream at `now`
+/// (0 without one).
+fn timeline_distance(
+    timeline: Option<(u32, Instant)>,
+    clock_rate: u32,
+    ts: u32,
+    now: Instant,
+) -> f64 {
+    let Some((last, at)) = timeline else {
+        return 0.0;
+    };
+    let ticks = now.saturating_duration_since(at).as_secs_f64() * f64::from(clock_rate);
+    let expected = last.wrapping_add(ticks as u32);
+    f64::from((ts.wrapping_sub(expected) as i32).unsigned_abs()) / f64::from(clock_rate)
+}
+
 /// A stream a producer receives (one encoding).
 #[derive(Debug)]
 pub struct RecvStream {
@@ -208,7 +224,9 @@ impl RecvStream {
         now: Instant,
         retransmission: bool,
     ) -> RecvVerdict {
-        let foreign = self.timeline_distance(ts, now) > FOREIGN_TIMESTAMP_S;
+        // Only a duplicate asks whether its timestamp is foreign: no float work per packet.
+        let (timeline, clock_rate) = (self.last_packet, self.clock_rate);
+        let foreign = || timeline_distance(timeline, clock_rate, ts, now) > FOREIGN_TIMESTAMP_S;
         match self.seq.check(u64::from(seq), retransmission, foreign) {
             SeqVerdict::Ahead { ext, gap } => {
                 let big_gap = self.on_gap(ext, gap);
@@ -342,19 +360,6 @@ impl RecvStream {
         }
     }
 
-    /// Seconds between timestamp `ts` and the stream's timeline at `now` (0 without one).
-    fn timeline_distance(&self, ts: u32, now: Instant) -> f64 {
-        let Some((last, at)) = self.last_packet else {
-            return 0.0;
-        };
-        let expected = last.wrapping_add(self.ticks_since(at, now));
-        f64::from((ts.wrapping_sub(expected) as i32).unsigned_abs()) / f64::from(self.clock_rate)
-    }
-
-    fn ticks_since(&self, at: Instant, now: Instant) -> u32 {
-        (now.saturating_duration_since(at).as_secs_f64() * f64::from(self.clock_rate)) as u32
-    }
-
     fn update_jitter(&mut self, ts: u32, now: Instant) {
         // RFC 3550 A.8 with arrival in RTP units relative to the first packet's arrival.
         let Some((first_ts, first_at)) = self.last_packet.or(Some((ts, now))) else {
@@ -381,7 +386,10 @@ impl RecvStream {
         let sr = (ntp, rtp, now);
         let fits = match self.sr_mapping {
             Some(prev) => self.sr_follows(prev, sr),
-            None => self.timeline_distance(rtp, now) <= TIMELINE_TOLERANCE_S,
+            None => {
+                timeline_distance(self.last_packet, self.clock_rate, rtp, now)
+                    <= TIMELINE_TOLERANCE_S
+            }
         };
         if !fits {
             let confirmed = self.sr_candidate.is_some_and(|c| self.sr_follows(c, sr));

@@ -61,7 +61,7 @@ pub struct TwccFeedback {
 impl TwccFeedback {
     /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived.
     pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
-        let seq = match self.seq.check(u64::from(seq), false, false) {
+        let seq = match self.seq.check(u64::from(seq), false, || false) {
             SeqVerdict::Ahead { ext, .. } | SeqVerdict::Late { ext } => ext,
             SeqVerdict::Candidate(_) => {
                 self.held_at = Some(now);
