@@ -10,8 +10,8 @@ use clap::Parser;
 use ferrosfu_fbs::LogLevel;
 use serde::Deserialize;
 
+use crate::container::{Container, ContainerPrefs};
 use crate::pool::RestartPolicy;
-use crate::recording::{Container, ContainerPrefs};
 
 /// ferrosfu: a WebRTC SFU. Supervises one pinned media worker per core, serves signaling, REST
 /// and Prometheus metrics.

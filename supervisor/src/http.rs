@@ -21,22 +21,6 @@ use crate::lifecycle::{Lifecycle, Phase};
 use crate::pool::{WorkerInfo, WorkerPool};
 use crate::signaling::{self, Signaling};
 
-/// An error reply of the REST APIs: the status and JSON `{"error": reason}`.
-#[derive(Debug)]
-pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<crate::auth::AuthError> for ApiError {
-    fn from(e: crate::auth::AuthError) -> Self {
-        ApiError(e.status(), e.to_string())
-    }
-}
-
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub(crate) pool: WorkerPool,

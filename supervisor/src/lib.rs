@@ -5,9 +5,11 @@
 //! accepting work, closes the workers (killing stragglers) and stops the listener. The phases are
 //! observable through [`Supervisor::lifecycle`].
 
+mod api_error;
 pub mod auth;
 pub mod channel;
 pub mod config;
+pub mod container;
 mod http;
 pub mod lifecycle;
 pub mod logging;
@@ -16,6 +18,7 @@ mod metrics;
 pub mod ortc;
 pub mod pool;
 pub mod recording;
+mod rooms;
 pub mod signaling;
 pub mod store;
 mod tls;
@@ -69,7 +72,7 @@ pub struct Supervisor {
     http_addr: SocketAddr,
     http_stop: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
-    rooms: Arc<signaling::Rooms>,
+    rooms: Arc<rooms::Rooms>,
     recordings: Arc<recording::Recordings>,
     store: store::Store,
 }
@@ -148,9 +151,9 @@ impl Supervisor {
             .map(|ip| ip.to_string())
             .or_else(|| default_announced_ip(config.rtc_listen_ip));
         tracing::info!(listen_ip = %config.rtc_listen_ip, announced = ?announced, "rtc transports");
-        let rooms = signaling::Rooms::new(
+        let rooms = rooms::Rooms::new(
             pool.clone(),
-            signaling::MediaSettings {
+            rooms::MediaSettings {
                 listen_ip: config.rtc_listen_ip,
                 announced,
             },

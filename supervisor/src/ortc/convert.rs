@@ -21,6 +21,15 @@ impl From<MediaKind> for fbs::MediaKind {
     }
 }
 
+impl From<fbs::MediaKind> for MediaKind {
+    fn from(kind: fbs::MediaKind) -> Self {
+        match kind {
+            fbs::MediaKind::Audio => MediaKind::Audio,
+            fbs::MediaKind::Video => MediaKind::Video,
+        }
+    }
+}
+
 /// Sorted by key (the map is ordered), values as text.
 fn parameter_pairs(parameters: &Parameters) -> Vec<(String, String)> {
     parameters

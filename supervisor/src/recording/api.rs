@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{RecError, Recordings, Selection, View};
+use crate::api_error::ApiError;
 use crate::auth::Auth;
-use crate::http::ApiError;
 use crate::store::RecordingStatus;
 
 #[derive(Clone, Debug)]
@@ -44,10 +44,7 @@ pub(crate) fn routes(state: ApiState) -> axum::Router {
 
 impl From<RecError> for ApiError {
     fn from(e: RecError) -> Self {
-        ApiError(
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            e.reason,
-        )
+        ApiError::new(e.status, e.reason)
     }
 }
 

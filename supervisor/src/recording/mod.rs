@@ -18,6 +18,7 @@ mod api;
 mod pipeline;
 mod probe;
 mod recorder;
+mod view;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,24 +26,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ferrosfu_fbs::{
     ConsumeOptions, ConsumerId, ListenInfo, PlainTransportOptions, TransportId, TransportProtocol,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+pub use crate::container::{Container, ContainerPrefs};
 pub(crate) use api::{ApiState, routes};
-pub use pipeline::{Codec, Container, ContainerPrefs};
+pub use pipeline::Codec;
 pub use probe::{Probe, StreamInfo, probe};
 
 use crate::config::PortRange;
 use crate::media::{Consumer, Transport};
 use crate::ortc::{self, ConsumerRtpOptions};
-use crate::signaling::{ProtooError, RecordSource, Room, Rooms};
-use crate::store::{RecordingRow, RecordingStatus, Store, Write};
+use crate::rooms::{RecordSource, Room, Rooms};
+use crate::store::{RecordingStatus, Store, Write};
 use crate::worker::new_id;
 use recorder::Recorder;
+pub(crate) use view::{RecError, View};
 
 /// How long a recorder may take to bind its sockets.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,130 +87,6 @@ fn free_disk(dir: &Path) -> std::io::Result<u64> {
 pub struct Selection {
     pub peer_id: Option<String>,
     pub producer_ids: Vec<String>,
-}
-
-/// Everything a client sees of a recording; what is not a column goes to the row's metadata.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct View {
-    pub id: String,
-    pub room_id: String,
-    pub peer_id: Option<String>,
-    pub producer_ids: Vec<String>,
-    pub status: RecordingStatus,
-    pub path: String,
-    pub size: Option<i64>,
-    pub duration: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub error: Option<String>,
-    pub recorder_pid: Option<u32>,
-    pub container: Option<Container>,
-    pub mime_type: Option<String>,
-    pub tracks: Vec<Value>,
-    pub streams: Vec<StreamInfo>,
-    /// Why it was finalized: "stopped" (the API), "source closed", "max duration", "low disk",
-    /// "shutdown" (supervisor SIGTERM).
-    pub stop_reason: Option<String>,
-}
-
-impl View {
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "roomId": self.room_id,
-            "peerId": self.peer_id,
-            "producerIds": self.producer_ids,
-            "status": self.status.as_str(),
-            "path": self.path,
-            "size": self.size,
-            "duration": self.duration,
-            "createdAt": self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "error": self.error,
-            "recorderPid": self.recorder_pid,
-            "container": self.container,
-            "mimeType": self.mime_type,
-            "tracks": self.tracks,
-            "streams": self.streams,
-            "stopReason": self.stop_reason,
-        })
-    }
-
-    fn metadata(&self) -> Value {
-        json!({
-            "roomId": self.room_id,
-            "peerId": self.peer_id,
-            "producerIds": self.producer_ids,
-            "error": self.error,
-            "container": self.container,
-            "mimeType": self.mime_type,
-            "tracks": self.tracks,
-            "streams": self.streams,
-            "stopReason": self.stop_reason,
-        })
-    }
-
-    /// The write that stores this state.
-    fn stored(&self) -> Write {
-        Write::RecordingUpdated {
-            id: self.id.clone(),
-            status: self.status,
-            size_bytes: self.size,
-            duration_seconds: self.duration,
-            metadata: self.metadata(),
-        }
-    }
-
-    /// A stored row (a finished recording, or one of an earlier run).
-    pub(crate) fn from_row(r: RecordingRow) -> View {
-        let m = &r.metadata;
-        let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
-        fn parse<T: serde::de::DeserializeOwned>(m: &Value, k: &str) -> Option<T> {
-            serde_json::from_value(m.get(k)?.clone()).ok()
-        }
-        View {
-            room_id: s("roomId").unwrap_or_else(|| r.meeting_code.clone()),
-            peer_id: s("peerId"),
-            producer_ids: parse(m, "producerIds").unwrap_or_default(),
-            error: s("error"),
-            container: parse(m, "container"),
-            mime_type: s("mimeType"),
-            tracks: parse(m, "tracks").unwrap_or_default(),
-            streams: parse(m, "streams").unwrap_or_default(),
-            stop_reason: s("stopReason"),
-            id: r.id,
-            status: r.status,
-            path: r.storage_path,
-            size: r.size_bytes,
-            duration: r.duration_seconds,
-            created_at: r.created_at,
-            recorder_pid: None,
-        }
-    }
-}
-
-/// Why starting or finding a recording failed: an HTTP status and a reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub(crate) struct RecError {
-    pub status: u16,
-    pub reason: String,
-    /// The recording that was created and failed, if it got that far.
-    pub id: Option<String>,
-}
-
-impl RecError {
-    fn new(status: u16, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
-            id: None,
-        }
-    }
-}
-
-impl From<ProtooError> for RecError {
-    fn from(e: ProtooError) -> Self {
-        RecError::new(e.code, e.reason)
-    }
 }
 
 /// One recording in progress (or just finished, until its final row is written).

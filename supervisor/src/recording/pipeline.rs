@@ -15,7 +15,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::container::{Container, ContainerPrefs};
 
 /// A codec the recorder can depayload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -76,64 +78,14 @@ pub(super) struct TrackSpec {
     pub rtcp_port: u16,
 }
 
-/// File formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Container {
-    Ogg,
-    Webm,
-    Mp4,
-    #[serde(alias = "matroska")]
-    Mkv,
-}
-
-impl Container {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Container::Ogg => "ogg",
-            Container::Webm => "webm",
-            Container::Mp4 => "mp4",
-            Container::Mkv => "mkv",
-        }
-    }
-
-    /// Content-Type of the file; `audio_only` for Ogg/WebM without video.
-    pub fn mime(self, audio_only: bool) -> &'static str {
-        match (self, audio_only) {
-            (Container::Ogg, _) => "audio/ogg",
-            (Container::Webm, true) => "audio/webm",
-            (Container::Webm, false) => "video/webm",
-            (Container::Mp4, _) => "video/mp4",
-            (Container::Mkv, _) => "video/x-matroska",
-        }
-    }
-
-    fn muxer(self) -> &'static str {
-        match self {
-            Container::Ogg => "oggmux",
-            Container::Webm => "webmmux",
-            // Fragment-free MP4: the moov atom is written at EOS (hence SIGINT, never SIGTERM).
-            Container::Mp4 => "mp4mux",
-            Container::Mkv => "matroskamux",
-        }
-    }
-}
-
-/// Container preferences from the config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ContainerPrefs {
-    /// Opus-only recordings: Ogg or WebM.
-    pub audio_only: Container,
-    /// H264 recordings: MP4 or Matroska.
-    pub h264: Container,
-}
-
-impl Default for ContainerPrefs {
-    fn default() -> Self {
-        Self {
-            audio_only: Container::Ogg,
-            h264: Container::Mp4,
-        }
+/// The muxer element of a container.
+fn muxer(c: Container) -> &'static str {
+    match c {
+        Container::Ogg => "oggmux",
+        Container::Webm => "webmmux",
+        // Fragment-free MP4: the moov atom is written at EOS (hence SIGINT, never SIGTERM).
+        Container::Mp4 => "mp4mux",
+        Container::Mkv => "matroskamux",
     }
 }
 
@@ -178,7 +130,7 @@ pub(super) fn launch_args(
     let _ = write!(
         d,
         "{} name=mux ! filesink location=\"{}\" ",
-        container.muxer(),
+        muxer(container),
         escape(&output.to_string_lossy())
     );
     for (i, t) in tracks.iter().enumerate() {

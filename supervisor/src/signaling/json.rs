@@ -1,13 +1,14 @@
 //! mediasoup's JSON shapes for what the worker reports: transport parameters (ICE, DTLS, plain
-//! tuples) and stats, plus parsing of the DTLS parameters clients send.
+//! tuples) and stats, plus the DTLS parameters clients send.
 
 use ferrosfu_fbs::{
     DtlsFingerprint, DtlsParameters, DtlsRole, DtlsState, IceCandidate, IceParameters, IceState,
-    RtpStreamStats, TransportProtocol, TransportStats, TransportTuple,
+    RtpStreamStats, TransportProtocol, TransportStats, TransportTuple, WebRtcTransportDump,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ProtooError;
+use crate::rooms::Stats;
 
 fn protocol(p: TransportProtocol) -> &'static str {
     match p {
@@ -63,38 +64,97 @@ pub(crate) fn dtls_parameters(p: &DtlsParameters) -> Value {
     })
 }
 
-/// Client DTLS parameters: `{ role?: "auto"|"client"|"server", fingerprints: [{algorithm, value}] }`.
-pub(crate) fn parse_dtls_parameters(v: &Value) -> Result<DtlsParameters, ProtooError> {
-    let bad = |m: &str| ProtooError::bad_request(format!("dtlsParameters: {m}"));
-    let obj = v.as_object().ok_or_else(|| bad("must be an object"))?;
-    let role = match obj.get("role").and_then(Value::as_str) {
-        None | Some("auto") => DtlsRole::Auto,
-        Some("client") => DtlsRole::Client,
-        Some("server") => DtlsRole::Server,
-        Some(other) => return Err(bad(&format!("unknown role {other:?}"))),
-    };
-    let fps = obj
-        .get("fingerprints")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("fingerprints must be an array"))?;
-    let mut fingerprints = Vec::with_capacity(fps.len());
-    for f in fps {
-        let algorithm = f.get("algorithm").and_then(Value::as_str);
-        let value = f.get("value").and_then(Value::as_str);
-        match (algorithm, value) {
-            (Some(a), Some(v)) if !a.is_empty() && !v.is_empty() => {
-                fingerprints.push(DtlsFingerprint {
-                    algorithm: a.to_owned(),
-                    value: v.to_owned(),
+/// Client DTLS parameters: `{ role?: "auto"|"client"|"server", fingerprints: [{algorithm, value}] }`
+/// (at least one fingerprint, none empty).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "DtlsJson")]
+pub(crate) struct Dtls(pub DtlsParameters);
+
+#[derive(Deserialize)]
+struct DtlsJson {
+    #[serde(default)]
+    role: Option<DtlsRoleJson>,
+    fingerprints: Vec<FingerprintJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DtlsRoleJson {
+    Auto,
+    Client,
+    Server,
+}
+
+#[derive(Deserialize)]
+struct FingerprintJson {
+    algorithm: String,
+    value: String,
+}
+
+impl TryFrom<DtlsJson> for Dtls {
+    type Error = String;
+
+    fn try_from(j: DtlsJson) -> Result<Self, String> {
+        if j.fingerprints.is_empty() {
+            return Err("dtlsParameters: no fingerprint".into());
+        }
+        if j.fingerprints
+            .iter()
+            .any(|f| f.algorithm.is_empty() || f.value.is_empty())
+        {
+            return Err("dtlsParameters: each fingerprint needs algorithm and value".into());
+        }
+        Ok(Dtls(DtlsParameters {
+            role: match j.role {
+                None | Some(DtlsRoleJson::Auto) => DtlsRole::Auto,
+                Some(DtlsRoleJson::Client) => DtlsRole::Client,
+                Some(DtlsRoleJson::Server) => DtlsRole::Server,
+            },
+            fingerprints: j
+                .fingerprints
+                .into_iter()
+                .map(|f| DtlsFingerprint {
+                    algorithm: f.algorithm,
+                    value: f.value,
                 })
-            }
-            _ => return Err(bad("each fingerprint needs algorithm and value")),
+                .collect(),
+        }))
+    }
+}
+
+/// A new WebRtcTransport as mediasoup-client's `device.createSendTransport` takes it.
+pub(crate) fn webrtc_transport(d: &WebRtcTransportDump) -> Value {
+    json!({
+        "id": d.id.as_str(),
+        "iceParameters": ice_parameters(&d.ice_parameters),
+        "iceCandidates": ice_candidates(&d.ice_candidates),
+        "dtlsParameters": dtls_parameters(&d.dtls_parameters),
+        "sctpParameters": Value::Null,
+    })
+}
+
+/// `get*Stats`: a transport's, or the streams of a producer (`inbound-rtp`) or consumer
+/// (`outbound-rtp`).
+pub(crate) fn stats(s: &Stats) -> Value {
+    match s {
+        Stats::Transport(t) => transport_stats(t),
+        Stats::Streams {
+            inbound,
+            kind,
+            streams,
+        } => {
+            let now = now_ms();
+            let which = if *inbound {
+                "inbound-rtp"
+            } else {
+                "outbound-rtp"
+            };
+            streams
+                .iter()
+                .map(|st| rtp_stream_stats(which, kind.as_str(), st, now))
+                .collect()
         }
     }
-    if fingerprints.is_empty() {
-        return Err(bad("no fingerprint"));
-    }
-    Ok(DtlsParameters { role, fingerprints })
 }
 
 pub(crate) fn tuple(t: &TransportTuple) -> Value {
@@ -129,7 +189,7 @@ fn dtls_state(s: DtlsState) -> &'static str {
 }
 
 /// `transport.getStats()`: one object, in an array as mediasoup returns it.
-pub(crate) fn transport_stats(s: &TransportStats) -> Value {
+fn transport_stats(s: &TransportStats) -> Value {
     let mut v = json!({
         "type": if s.ice_state.is_some() { "webrtc-transport" } else { "plain-rtp-transport" },
         "transportId": s.transport_id.as_str(),
@@ -165,7 +225,7 @@ pub(crate) fn transport_stats(s: &TransportStats) -> Value {
 }
 
 /// One RTP stream's stats as mediasoup's `inbound-rtp` (producer) or `outbound-rtp` (consumer).
-pub(crate) fn rtp_stream_stats(kind: &str, media: &str, s: &RtpStreamStats, now_ms: u64) -> Value {
+fn rtp_stream_stats(kind: &str, media: &str, s: &RtpStreamStats, now_ms: u64) -> Value {
     let mut v = json!({
         "type": kind,
         "timestamp": now_ms,
@@ -200,7 +260,7 @@ pub(crate) fn rtp_stream_stats(kind: &str, media: &str, s: &RtpStreamStats, now_
     v
 }
 
-pub(crate) fn now_ms() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -1,7 +1,8 @@
 //! Signaling for mediasoup-client applications: protoo over WebSocket
-//! (`ws(s)://HOST:PORT/?roomId=…&peerId=…[&token=…]`, subprotocol `protoo`), the
-//! mediasoup-demo broadcaster REST API (`/rooms/:roomId/…`) and the demo web app (`/app/`), on
-//! the HTTP listener.
+//! (`ws(s)://HOST:PORT/?roomId=…&peerId=…[&token=…]`, subprotocol `protoo`) and the
+//! mediasoup-demo broadcaster REST API (`/rooms/:roomId/…`), on the HTTP listener. Both only
+//! translate: JSON is parsed into typed requests ([`requests`]), the room ([`crate::rooms`])
+//! does the work, and its typed answers and notifications go back as the demo's JSON.
 //!
 //! One connection = one peer. Its frames are read by one task: responses to our requests are
 //! resolved at once; its requests are queued and handled one at a time, in order, by a second
@@ -10,8 +11,8 @@
 
 mod json;
 mod protoo;
+mod requests;
 mod rest;
-mod room;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,10 +25,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 pub use protoo::ProtooError;
-pub(crate) use room::{MediaSettings, RecordSource, Room, Rooms};
 
 use crate::auth::{Auth, Role};
+use crate::rooms::{PeerLink, Rooms};
 use protoo::{Incoming, OUT_QUEUE, Outgoing, PeerConn};
+use requests::Then;
 
 /// Largest protoo frame accepted (an SDP-sized JSON is a few KiB).
 const MAX_FRAME: usize = 256 * 1024;
@@ -129,18 +131,20 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
     });
 
     let session = s.rooms.new_session();
+    let link: Arc<dyn PeerLink> = Arc::new(conn.clone());
     let room = loop {
         let room = match s.rooms.get_or_create(&room_id, &peer_id).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(room = %room_id, "cannot open the room: {e}");
-                conn.close(1011, &e.reason);
+                conn.close(1011, &e.to_string());
                 let _ = writer.await;
                 return;
             }
         };
+        // A room that closed meanwhile: take a fresh one.
         if room
-            .attach(&peer_id, session, Some(conn.clone()), role)
+            .attach(&peer_id, session, link.clone(), role)
             .await
             .is_ok()
         {
@@ -157,14 +161,15 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
         let peer_id = peer_id.clone();
         tokio::spawn(async move {
             while let Some((id, method, data)) = req_rx.recv().await {
-                let (result, after) = room.handle(&peer_id, &method, data).await;
+                let (result, then) = requests::handle(&room, &peer_id, &method, data).await;
                 if let Err(e) = &result {
                     tracing::debug!(peer = %peer_id, %method, "request failed: {e}");
                 }
                 conn.respond(id, result);
-                if let Some(a) = after {
+                if then == Then::ConsumeAll {
                     let room = room.clone();
-                    tokio::spawn(async move { room.run_after(a).await });
+                    let peer_id = peer_id.clone();
+                    tokio::spawn(async move { room.consume_all(&peer_id).await });
                 }
             }
         })

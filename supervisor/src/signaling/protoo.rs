@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::rooms::{BoxFuture, NewConsumer, Notification, PeerLink, RoomError};
+
 /// Frames waiting for the socket, per peer.
 pub(crate) const OUT_QUEUE: usize = 1024;
 
@@ -37,14 +39,8 @@ impl ProtooError {
     pub(crate) fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(400, reason)
     }
-    pub(crate) fn forbidden(reason: impl Into<String>) -> Self {
-        Self::new(403, reason)
-    }
     pub(crate) fn not_found(reason: impl Into<String>) -> Self {
         Self::new(404, reason)
-    }
-    pub(crate) fn conflict(reason: impl Into<String>) -> Self {
-        Self::new(409, reason)
     }
     pub(crate) fn internal(reason: impl Into<String>) -> Self {
         Self::new(500, reason)
@@ -57,22 +53,9 @@ impl std::fmt::Display for ProtooError {
     }
 }
 
-impl From<crate::RequestError> for ProtooError {
-    fn from(e: crate::RequestError) -> Self {
-        match &e {
-            crate::RequestError::Rejected { failure, .. }
-                if failure.kind == ferrosfu_fbs::ErrorKind::InvalidArgument =>
-            {
-                Self::bad_request(failure.reason.clone())
-            }
-            _ => Self::internal(e.to_string()),
-        }
-    }
-}
-
-impl From<crate::ortc::OrtcError> for ProtooError {
-    fn from(e: crate::ortc::OrtcError) -> Self {
-        Self::bad_request(e.to_string())
+impl From<RoomError> for ProtooError {
+    fn from(e: RoomError) -> Self {
+        Self::new(e.status(), e.to_string())
     }
 }
 
@@ -146,8 +129,15 @@ impl PeerConn {
         }
     }
 
-    pub(crate) fn notify(&self, method: &str, data: Value) {
-        self.send(json!({ "notification": true, "method": method, "data": data }));
+    /// A notification: `{notification: true, method, data}`.
+    pub(crate) fn notify(&self, n: &Notification) {
+        match serde_json::to_value(n) {
+            Ok(mut frame) => {
+                frame["notification"] = json!(true);
+                self.send(frame);
+            }
+            Err(e) => tracing::error!("notification not serializable: {e}"),
+        }
     }
 
     pub(crate) fn respond(&self, id: u64, result: Result<Value, ProtooError>) {
@@ -215,5 +205,33 @@ impl PeerConn {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+}
+
+impl PeerLink for PeerConn {
+    fn notify(&self, n: &Notification) {
+        PeerConn::notify(self, n);
+    }
+
+    fn new_consumer(
+        &self,
+        offer: &NewConsumer,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        let data = serde_json::to_value(offer);
+        Box::pin(async move {
+            let data = data.map_err(|e| RoomError::Failed(e.to_string()))?;
+            self.request("newConsumer", data, timeout)
+                .await
+                .map(drop)
+                .map_err(|e| RoomError::Peer {
+                    code: e.code,
+                    reason: e.reason,
+                })
+        })
+    }
+
+    fn close(&self, code: u16, reason: &str) {
+        PeerConn::close(self, code, reason);
     }
 }

@@ -9,12 +9,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{ProtooError, Signaling};
+use super::Signaling;
+use super::json as js;
+use super::requests::{self, ConnectBody, ProduceBody};
+use crate::api_error::ApiError;
 use crate::auth::{Auth, Role};
-use crate::http::ApiError;
 use crate::ortc::RtpCapabilities;
+use crate::rooms::{BroadcasterTransport, BroadcasterTransportRequest, RoomError};
 
 pub(super) fn routes(s: Signaling) -> axum::Router {
     axum::Router::new()
@@ -43,12 +47,9 @@ pub(super) fn routes(s: Signaling) -> axum::Router {
         .with_state(s)
 }
 
-impl From<ProtooError> for ApiError {
-    fn from(e: ProtooError) -> Self {
-        ApiError(
-            StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            e.reason,
-        )
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        ApiError::new(e.status(), e.to_string())
     }
 }
 
@@ -64,32 +65,19 @@ fn check(
     Ok(s.auth.authorize(Auth::bearer(headers), room, peer)?)
 }
 
-/// Body as JSON (any content type, as the demo scripts send `application/json` anyway).
-fn body(raw: &str) -> Result<Value, ApiError> {
-    if raw.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    let v: Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))?;
+/// The body as `T` (any content type, as the demo scripts send `application/json` anyway); an
+/// empty body is an empty object.
+fn body<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    let v: Value = if raw.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
     if !v.is_object() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "the body must be a JSON object".into(),
-        ));
+        return Err(ApiError::bad_request("the body must be a JSON object"));
     }
-    Ok(v)
-}
-
-async fn room_of(
-    s: &Signaling,
-    room_id: &str,
-) -> Result<std::sync::Arc<super::room::Room>, ApiError> {
-    s.rooms.get(room_id).await.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("room \"{room_id}\" does not exist"),
-        )
-    })
+    requests::parse(v).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
 /// The room's router RTP capabilities (every room has the same ones).
@@ -106,50 +94,48 @@ async fn room_info(
     Ok(Json(caps).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewBroadcaster {
+    id: Option<String>,
+    display_name: Option<String>,
+    device: Option<Value>,
+    rtp_capabilities: Option<RtpCapabilities>,
+}
+
 async fn create_broadcaster(
     State(s): State<Signaling>,
     Path(room_id): Path<String>,
     headers: HeaderMap,
     raw: String,
 ) -> ApiResult {
-    let b = body(&raw)?;
-    let id = b
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 128)
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "missing body.id".into()))?
-        .to_owned();
+    let b: NewBroadcaster = body(&raw)?;
+    let id =
+        b.id.filter(|s| !s.is_empty() && s.len() <= 128)
+            .ok_or_else(|| ApiError::bad_request("missing body.id"))?;
     let display_name = b
-        .get("displayName")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "missing body.displayName".into()))?
-        .to_owned();
-    let device = b.get("device").cloned().unwrap_or_else(|| json!({}));
+        .display_name
+        .ok_or_else(|| ApiError::bad_request("missing body.displayName"))?;
+    let device = b.device.unwrap_or_else(|| json!({}));
     if !device.get("name").is_some_and(Value::is_string) {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "missing body.device.name".into(),
-        ));
+        return Err(ApiError::bad_request("missing body.device.name"));
     }
-    let caps: Option<RtpCapabilities> = match b.get("rtpCapabilities") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("invalid body.rtpCapabilities: {e}"),
-            )
-        })?),
-    };
     let role = check(&s, &headers, &room_id, Some(&id))?;
     let mut tries = 0;
     loop {
         let room = s.rooms.get_or_create(&room_id, &id).await?;
         match room
-            .add_broadcaster(&id, &display_name, device.clone(), caps.clone(), role)
+            .add_broadcaster(
+                &id,
+                &display_name,
+                device.clone(),
+                b.rtp_capabilities.clone(),
+                role,
+            )
             .await
         {
             // The room closed between lookup and insert: take a fresh one.
-            Err(e) if e.code == 503 && tries < 3 => tries += 1,
+            Err(RoomError::RoomClosed) if tries < 3 => tries += 1,
             r => return Ok((StatusCode::OK, Json(r?)).into_response()),
         }
     }
@@ -161,11 +147,28 @@ async fn delete_broadcaster(
     headers: HeaderMap,
 ) -> ApiResult {
     check(&s, &headers, &room_id, Some(&bid))?;
-    room_of(&s, &room_id)
+    s.rooms
+        .existing(&room_id)
         .await?
         .delete_broadcaster(&bid)
         .await?;
     Ok(StatusCode::OK.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TransportType {
+    Plain,
+    Webrtc,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewTransport {
+    #[serde(rename = "type")]
+    kind: Option<TransportType>,
+    comedia: Option<bool>,
+    rtcp_mux: Option<bool>,
 }
 
 async fn create_transport(
@@ -175,11 +178,39 @@ async fn create_transport(
     raw: String,
 ) -> ApiResult {
     check(&s, &headers, &room_id, Some(&bid))?;
-    let b = body(&raw)?;
-    let out = room_of(&s, &room_id)
+    let b: NewTransport = body(&raw)?;
+    let req = match b.kind {
+        Some(TransportType::Webrtc) => BroadcasterTransportRequest::WebRtc,
+        Some(TransportType::Plain) => BroadcasterTransportRequest::Plain {
+            comedia: b.comedia.unwrap_or(false),
+            rtcp_mux: b.rtcp_mux.unwrap_or(true),
+        },
+        None => {
+            return Err(ApiError::bad_request(
+                "'type' must be \"plain\" or \"webrtc\"",
+            ));
+        }
+    };
+    let out = s
+        .rooms
+        .existing(&room_id)
         .await?
-        .broadcaster_transport(&bid, &b)
+        .broadcaster_transport(&bid, req)
         .await?;
+    let out = match out {
+        BroadcasterTransport::WebRtc(d) => js::webrtc_transport(&d),
+        BroadcasterTransport::Plain { dump, ip } => {
+            let mut out = json!({
+                "id": dump.id.as_str(),
+                "ip": ip,
+                "port": dump.tuple.local_port,
+            });
+            if let Some(r) = &dump.rtcp_tuple {
+                out["rtcpPort"] = json!(r.local_port);
+            }
+            out
+        }
+    };
     Ok(Json(out).into_response())
 }
 
@@ -190,10 +221,11 @@ async fn connect_transport(
     raw: String,
 ) -> ApiResult {
     check(&s, &headers, &room_id, Some(&bid))?;
-    let b = body(&raw)?;
-    room_of(&s, &room_id)
+    let b: ConnectBody = body(&raw)?;
+    s.rooms
+        .existing(&room_id)
         .await?
-        .broadcaster_connect(&bid, &tid, &b)
+        .broadcaster_connect(&bid, &tid, b.into())
         .await?;
     Ok(Json(json!({})).into_response())
 }
@@ -210,10 +242,12 @@ async fn produce(
             "this token may not publish".into(),
         ));
     }
-    let b = body(&raw)?;
-    let out = room_of(&s, &room_id)
+    let b: ProduceBody = body(&raw)?;
+    let out = s
+        .rooms
+        .existing(&room_id)
         .await?
-        .broadcaster_produce(&bid, &tid, &b)
+        .broadcaster_produce(&bid, b.on(tid))
         .await?;
     Ok(Json(out).into_response())
 }
@@ -234,8 +268,10 @@ async fn consume(
     let pid = q
         .producer_id
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "missing query producerId".into()))?;
-    let out = room_of(&s, &room_id)
+        .ok_or_else(|| ApiError::bad_request("missing query producerId"))?;
+    let out = s
+        .rooms
+        .existing(&room_id)
         .await?
         .broadcaster_consume(&bid, &tid, &pid)
         .await?;

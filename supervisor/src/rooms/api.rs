@@ -1,0 +1,320 @@
+//! The typed room API: what callers (signaling, the REST APIs, recording) hand a room and what
+//! it gives back, plus what a room tells its peers.
+//!
+//! Requests are plain Rust values; signaling parses the protoo/REST JSON into them at the edge.
+//! What goes back to clients (peer infos, consumer offers, notifications) keeps
+//! mediasoup-demo's JSON shape and is declared once, here, as serde structs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ferrosfu_fbs::{
+    DtlsParameters, PlainTransportDump, RtpStreamStats, TransportStats, WebRtcTransportDump,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::RoomError;
+use crate::media::Producer;
+use crate::ortc::{MediaKind, RtpCapabilities, RtpParameters};
+
+/// A peer as the others see it (`join` answer, `newPeer`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PeerInfo {
+    pub id: String,
+    pub display_name: String,
+    pub device: Value,
+}
+
+/// What `join` (and a new broadcaster) is answered: the peers already joined.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct Joined {
+    pub peers: Vec<PeerInfo>,
+}
+
+/// A peer joins: its name, device and what it can receive.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Join {
+    pub display_name: Option<String>,
+    /// A JSON object (validated by the caller).
+    pub device: Option<Value>,
+    /// Empty codecs: the peer receives nothing.
+    pub rtp_capabilities: Option<RtpCapabilities>,
+}
+
+/// `createWebRtcTransport`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WebRtcTransportRequest {
+    pub force_tcp: bool,
+    pub producing: bool,
+    pub consuming: bool,
+}
+
+/// A broadcaster's transport request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BroadcasterTransportRequest {
+    WebRtc,
+    Plain { comedia: bool, rtcp_mux: bool },
+}
+
+/// A broadcaster's new transport.
+#[derive(Clone, Debug)]
+pub(crate) enum BroadcasterTransport {
+    /// What the worker answered (id, ICE, DTLS).
+    WebRtc(WebRtcTransportDump),
+    /// The plain transport and the address clients send to.
+    Plain {
+        dump: PlainTransportDump,
+        ip: String,
+    },
+}
+
+/// Connecting a transport: DTLS for WebRTC, the remote address for plain RTP.
+#[derive(Clone, Debug)]
+pub(crate) enum Connect {
+    WebRtc(DtlsParameters),
+    Plain {
+        ip: Option<String>,
+        port: Option<u16>,
+        rtcp_port: Option<u16>,
+    },
+}
+
+/// `produce`.
+#[derive(Clone, Debug)]
+pub(crate) struct Produce {
+    pub transport_id: String,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    pub app_data: Value,
+    pub paused: bool,
+}
+
+/// What to do with a producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProducerAction {
+    Close,
+    Pause,
+    Resume,
+}
+
+/// What to do with a consumer. Layers and priority are checked by the caller; a simple
+/// consumer has one layer and one stream, so they are accepted as mediasoup does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConsumerAction {
+    Pause,
+    Resume,
+    RequestKeyFrame,
+    SetPreferredLayers,
+    SetPriority,
+}
+
+/// A consumer as its client needs it to receive (REST `consume` answer).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConsumerInfo {
+    pub id: String,
+    pub producer_id: String,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    /// Always "simple".
+    #[serde(rename = "type")]
+    pub kind_of_consumer: &'static str,
+}
+
+/// The `newConsumer` request a room sends a peer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NewConsumer {
+    pub peer_id: String,
+    #[serde(flatten)]
+    pub consumer: ConsumerInfo,
+    pub app_data: Value,
+    pub producer_paused: bool,
+}
+
+/// A producer's new id (`produce` answer).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct Produced {
+    pub id: String,
+}
+
+/// One encoding's score in `producerScore`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EncodingScore {
+    pub encoding_idx: usize,
+    pub ssrc: u32,
+    pub rid: Option<String>,
+    pub score: u8,
+}
+
+/// A consumer's score in `consumerScore`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConsumerScore {
+    pub score: u8,
+    pub producer_score: u8,
+    pub producer_scores: Vec<u8>,
+}
+
+impl From<ferrosfu_fbs::ConsumerScore> for ConsumerScore {
+    fn from(s: ferrosfu_fbs::ConsumerScore) -> Self {
+        Self {
+            score: s.score,
+            producer_score: s.producer_score,
+            producer_scores: vec![s.producer_score],
+        }
+    }
+}
+
+/// What a room tells a peer: protoo notifications `{method, data}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(
+    tag = "method",
+    content = "data",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub(crate) enum Notification {
+    NewPeer(PeerInfo),
+    PeerClosed {
+        peer_id: String,
+    },
+    PeerDisplayNameChanged {
+        peer_id: String,
+        display_name: String,
+        old_display_name: String,
+    },
+    ProducerScore {
+        producer_id: String,
+        score: Vec<EncodingScore>,
+    },
+    ConsumerPaused {
+        consumer_id: String,
+    },
+    ConsumerResumed {
+        consumer_id: String,
+    },
+    ConsumerClosed {
+        consumer_id: String,
+    },
+    ConsumerScore {
+        consumer_id: String,
+        score: ConsumerScore,
+    },
+}
+
+/// Stats of one entity, as the worker gave them.
+#[derive(Clone, Debug)]
+pub(crate) enum Stats {
+    Transport(TransportStats),
+    /// A producer's (`inbound`) or a consumer's streams.
+    Streams {
+        inbound: bool,
+        kind: MediaKind,
+        streams: Vec<RtpStreamStats>,
+    },
+}
+
+/// A producer to record, with what consuming it needs.
+#[derive(Clone, Debug)]
+pub(crate) struct RecordSource {
+    pub producer: Producer,
+    pub kind: MediaKind,
+    pub consumable: RtpParameters,
+    pub peer_id: String,
+}
+
+/// A boxed future, for [`PeerLink`]'s one async method.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How a room reaches a connected peer (signaling's protoo connection; REST broadcasters have
+/// none).
+pub(crate) trait PeerLink: std::fmt::Debug + Send + Sync {
+    fn notify(&self, n: &Notification);
+    /// Offers a consumer; Ok when the peer accepted it within `timeout`.
+    fn new_consumer(
+        &self,
+        offer: &NewConsumer,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), RoomError>>;
+    /// Closes the connection with a WebSocket close code.
+    fn close(&self, code: u16, reason: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn notifications_keep_the_demo_shape() {
+        let n = Notification::PeerDisplayNameChanged {
+            peer_id: "bob".into(),
+            display_name: "Robert".into(),
+            old_display_name: "Bob".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"method": "peerDisplayNameChanged", "data": {
+                "peerId": "bob", "displayName": "Robert", "oldDisplayName": "Bob"}})
+        );
+        let n = Notification::ConsumerScore {
+            consumer_id: "c".into(),
+            score: ferrosfu_fbs::ConsumerScore {
+                score: 9,
+                producer_score: 7,
+            }
+            .into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"method": "consumerScore", "data": {"consumerId": "c", "score": {
+                "score": 9, "producerScore": 7, "producerScores": [7]}}})
+        );
+        let n = Notification::NewPeer(PeerInfo {
+            id: "a".into(),
+            display_name: "A".into(),
+            device: json!({"name": "x"}),
+        });
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"method": "newPeer", "data": {"id": "a", "displayName": "A", "device": {"name": "x"}}})
+        );
+    }
+
+    #[test]
+    fn a_consumer_offer_is_flat() {
+        let offer = NewConsumer {
+            peer_id: "alice".into(),
+            consumer: ConsumerInfo {
+                id: "c1".into(),
+                producer_id: "p1".into(),
+                kind: MediaKind::Audio,
+                rtp_parameters: RtpParameters::default(),
+                kind_of_consumer: "simple",
+            },
+            app_data: json!({"share": true}),
+            producer_paused: false,
+        };
+        let v = serde_json::to_value(&offer).unwrap();
+        for key in [
+            "peerId",
+            "producerId",
+            "id",
+            "kind",
+            "rtpParameters",
+            "type",
+            "appData",
+            "producerPaused",
+        ] {
+            assert!(v.get(key).is_some(), "{key} in {v}");
+        }
+        assert_eq!(v["type"], "simple");
+        assert_eq!(v["kind"], "audio");
+    }
+}

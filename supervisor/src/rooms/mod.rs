@@ -1,0 +1,253 @@
+//! Rooms and peers, as mediasoup-demo's `server/lib/Room.js` runs them, behind a typed API
+//! ([`api`]) that signaling (protoo), the broadcaster REST API and recording call.
+//!
+//! A room is created by its first peer, gets one router on the least-loaded worker (and that
+//! worker's WebRtcServer, when the pool runs them) and closes when its last peer (connected
+//! peer or REST broadcaster) leaves. Each room's state sits behind one async mutex: requests of
+//! all its peers are applied one at a time, as a single-threaded Node room would, while
+//! different rooms run in parallel. Nothing awaits a client while holding the lock: consumer
+//! offers are sent from their own tasks.
+//!
+//! Files: [`state`] holds the peers and the rules that need no worker; [`room`] a room's life
+//! (peers arriving, joining, leaving; closing); [`transport`], [`produce`] and [`consume`] the
+//! media of connected peers; [`broadcaster`] the REST broadcasters.
+
+mod api;
+mod broadcaster;
+mod consume;
+mod error;
+mod produce;
+mod room;
+mod state;
+mod transport;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferrosfu_fbs::{ListenInfo, TransportProtocol};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+pub(crate) use api::{
+    BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Connect, ConsumerAction, Join,
+    NewConsumer, Notification, PeerLink, Produce, ProducerAction, RecordSource, Stats,
+    WebRtcTransportRequest,
+};
+pub(crate) use error::RoomError;
+pub(crate) use room::Room;
+
+use crate::media::WebRtcServer;
+use crate::ortc::{self, RtpCapabilities};
+use crate::pool::WorkerPool;
+use crate::store::{Store, UserRef, Write};
+use crate::worker::{RouterClosed, new_id};
+
+/// Where RTC transports listen and what they announce.
+#[derive(Clone, Debug)]
+pub(crate) struct MediaSettings {
+    pub listen_ip: IpAddr,
+    /// The address put in ICE candidates and plain transport tuples.
+    pub announced: Option<String>,
+}
+
+impl MediaSettings {
+    /// A listen info on a port of the workers' range.
+    fn listen(&self, protocol: TransportProtocol) -> ListenInfo {
+        ListenInfo {
+            protocol,
+            ip: self.listen_ip.to_string(),
+            announced_address: self.announced.clone(),
+            port: 0,
+        }
+    }
+
+    /// The address clients are told to send to.
+    fn public_ip(&self) -> String {
+        self.announced
+            .clone()
+            .unwrap_or_else(|| self.listen_ip.to_string())
+    }
+}
+
+/// The candidate hosting the fewest of `hosted` (one entry per room); the first on ties.
+fn least_loaded<K: Eq + Hash + Copy>(
+    candidates: impl IntoIterator<Item = K>,
+    hosted: impl IntoIterator<Item = K>,
+) -> Option<K> {
+    let mut load: HashMap<K, usize> = HashMap::new();
+    for k in hosted {
+        *load.entry(k).or_default() += 1;
+    }
+    candidates
+        .into_iter()
+        .min_by_key(|k| load.get(k).copied().unwrap_or(0))
+}
+
+/// Every room of this supervisor.
+#[derive(Debug)]
+pub(crate) struct Rooms {
+    pool: WorkerPool,
+    media: MediaSettings,
+    caps: RtpCapabilities,
+    store: Store,
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    next_session: AtomicU64,
+}
+
+impl Rooms {
+    pub(crate) fn new(pool: WorkerPool, media: MediaSettings, store: Store) -> Arc<Self> {
+        let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs())
+            .expect("the default media codecs are valid");
+        Arc::new(Self {
+            pool,
+            media,
+            caps,
+            store,
+            rooms: Mutex::default(),
+            next_session: AtomicU64::new(1),
+        })
+    }
+
+    /// The router RTP capabilities every room has (they depend only on the media codecs).
+    pub(crate) fn rtp_capabilities(&self) -> &RtpCapabilities {
+        &self.caps
+    }
+
+    /// A number for a new connection of a peer; a room forgets a peer only when the
+    /// connection that leaves is the one it knows.
+    pub(crate) fn new_session(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) async fn get(&self, id: &str) -> Option<Arc<Room>> {
+        self.rooms
+            .lock()
+            .await
+            .get(id)
+            .filter(|r| !r.is_closed())
+            .cloned()
+    }
+
+    /// The open room `id`; not found when there is none.
+    pub(crate) async fn existing(&self, id: &str) -> Result<Arc<Room>, RoomError> {
+        self.get(id)
+            .await
+            .ok_or_else(|| RoomError::not_found(format!("room \"{id}\" does not exist")))
+    }
+
+    /// The open room `id`, created (router on the least-loaded worker) when there is none;
+    /// `creator` is the peer or broadcaster that asks (the meeting's creator when it opens).
+    pub(crate) async fn get_or_create(
+        self: &Arc<Self>,
+        id: &str,
+        creator: &str,
+    ) -> Result<Arc<Room>, RoomError> {
+        let mut map = self.rooms.lock().await;
+        if let Some(r) = map.get(id).filter(|r| !r.is_closed()) {
+            return Ok(r.clone());
+        }
+        let running: Vec<_> = self
+            .pool
+            .snapshot()
+            .into_iter()
+            .filter_map(|i| Some((i.worker?, Option::<WebRtcServer>::None)))
+            .filter(|(w, _)| w.is_alive())
+            .collect();
+        let pid = least_loaded(
+            running.iter().map(|(w, _)| w.pid()),
+            map.values().map(|r| r.router().worker().pid()),
+        )
+        .ok_or(RoomError::NoWorker)?;
+        let (worker, server) = running
+            .into_iter()
+            .find(|(w, _)| w.pid() == pid)
+            .expect("the pid was chosen among these workers");
+        let router = worker.create_router().await?;
+        let room = Room::new(
+            id,
+            router.clone(),
+            server,
+            room::Context {
+                caps: self.caps.clone(),
+                media: self.media.clone(),
+                store: self.store.clone(),
+                rooms: Arc::downgrade(self),
+            },
+        );
+        map.insert(id.to_owned(), room.clone());
+        tracing::info!(room = id, router = %router.id().as_str(), worker = worker.pid(), "room opened");
+        // The meeting whose code is the room id (reopened when it existed).
+        self.store.write(Write::MeetingStarted {
+            id: new_id(),
+            code: id.to_owned(),
+            creator: Some(UserRef {
+                id: creator.to_owned(),
+                display_name: creator.to_owned(),
+            }),
+            settings: json!({ "routerId": router.id().as_str(), "workerPid": worker.pid() }),
+            at: chrono::Utc::now(),
+        });
+        // A dead worker takes the room with it: its peers are disconnected so they rejoin.
+        let weak = Arc::downgrade(&room);
+        tokio::spawn(async move {
+            if let RouterClosed::WorkerDied(exit) = router.closed().await
+                && let Some(room) = weak.upgrade()
+            {
+                tracing::warn!(room = %room.id, ?exit, "worker died: closing the room");
+                room.close_all(1012, "media worker died; rejoin").await;
+            }
+        });
+        Ok(room)
+    }
+
+    async fn remove(&self, room: &Arc<Room>) {
+        let mut map = self.rooms.lock().await;
+        if map.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            map.remove(&room.id);
+        }
+    }
+
+    /// Closes every room (supervisor shutdown).
+    pub(crate) async fn close_all(&self) {
+        let rooms: Vec<_> = self.rooms.lock().await.values().cloned().collect();
+        for r in rooms {
+            r.close_all(1001, "server shutting down").await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_room_goes_to_the_least_loaded_worker() {
+        // Workers 10, 20, 30; rooms on 10, 10, 30.
+        assert_eq!(least_loaded([10, 20, 30], [10, 10, 30]), Some(20));
+        // Ties go to the first candidate.
+        assert_eq!(least_loaded([10, 20], []), Some(10));
+        assert_eq!(least_loaded([10, 20], [10, 20, 20]), Some(10));
+        // Rooms of a worker that is gone do not count against the others.
+        assert_eq!(least_loaded([20, 30], [10, 10, 20]), Some(30));
+        assert_eq!(least_loaded(Vec::<u32>::new(), [1]), None);
+    }
+
+    #[test]
+    fn transports_announce_the_public_address() {
+        let m = MediaSettings {
+            listen_ip: IpAddr::from([0, 0, 0, 0]),
+            announced: Some("203.0.113.10".into()),
+        };
+        assert_eq!(m.public_ip(), "203.0.113.10");
+        let l = m.listen(TransportProtocol::Udp);
+        assert_eq!((l.ip.as_str(), l.port), ("0.0.0.0", 0));
+        let m = MediaSettings {
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            announced: None,
+        };
+        assert_eq!(m.public_ip(), "127.0.0.1");
+    }
+}

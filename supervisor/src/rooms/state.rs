@@ -1,0 +1,520 @@
+//! A room's peers and what each owns, with the rules that need no worker: who may join,
+//! produce or be replaced, who hears which notification, and where things are found.
+//! [`super::Room`] keeps one [`RoomState`] behind its lock and does the media around it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::RoomError;
+use super::api::{Notification, PeerInfo, PeerLink, RecordSource};
+use crate::auth::Role;
+use crate::media::{Consumer, Producer, Transport};
+use crate::ortc::{MediaKind, RtpCapabilities, RtpParameters};
+
+#[derive(Debug, Default)]
+pub(super) struct RoomState {
+    pub peers: HashMap<String, Peer>,
+}
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub id: String,
+    /// Connection session; 0 for REST broadcasters.
+    pub session: u64,
+    /// None for REST broadcasters.
+    pub link: Option<Arc<dyn PeerLink>>,
+    pub role: Role,
+    pub joined: bool,
+    pub display_name: String,
+    pub device: Value,
+    pub rtp_caps: Option<RtpCapabilities>,
+    pub transports: HashMap<String, PeerTransport>,
+    pub producers: HashMap<String, ProducerEntry>,
+    pub consumers: HashMap<String, Consumer>,
+    /// The participants row of this join (set when the peer joins).
+    pub participant: Option<Participant>,
+}
+
+#[derive(Debug)]
+pub(super) struct Participant {
+    pub id: String,
+    pub joined: tokio::time::Instant,
+    pub producers: u32,
+}
+
+#[derive(Debug)]
+pub(super) struct PeerTransport {
+    pub t: Transport,
+    pub consuming: bool,
+    pub next_mid: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ProducerEntry {
+    pub p: Producer,
+    pub kind: MediaKind,
+    pub consumable: RtpParameters,
+    pub app_data: Value,
+}
+
+impl Peer {
+    /// A peer that arrived and has not joined yet.
+    pub(super) fn new(id: &str, session: u64, link: Option<Arc<dyn PeerLink>>, role: Role) -> Self {
+        Self {
+            id: id.to_owned(),
+            session,
+            link,
+            role,
+            joined: false,
+            display_name: String::new(),
+            device: json!({}),
+            rtp_caps: None,
+            transports: HashMap::new(),
+            producers: HashMap::new(),
+            consumers: HashMap::new(),
+            participant: None,
+        }
+    }
+
+    pub(super) fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            device: self.device.clone(),
+        }
+    }
+
+    pub(super) fn notify(&self, n: &Notification) {
+        if let Some(l) = &self.link {
+            l.notify(n);
+        }
+    }
+
+    fn source(&self, e: &ProducerEntry) -> RecordSource {
+        RecordSource {
+            producer: e.p.clone(),
+            kind: e.kind,
+            consumable: e.consumable.clone(),
+            peer_id: self.id.clone(),
+        }
+    }
+}
+
+fn transport_not_found(id: &str) -> RoomError {
+    RoomError::not_found(format!("transport with id \"{id}\" not found"))
+}
+
+fn producer_not_found(id: &str) -> RoomError {
+    RoomError::not_found(format!("producer with id \"{id}\" not found"))
+}
+
+impl RoomState {
+    /// Every joined peer but `except` hears `n`.
+    pub(super) fn notify_joined(&self, except: &str, n: &Notification) {
+        for p in self.peers.values().filter(|p| p.joined && p.id != except) {
+            p.notify(n);
+        }
+    }
+
+    /// A connected peer arrives (not joined). The same id already here is removed first (the
+    /// others see it leave) and returned so its socket and media can be closed.
+    pub(super) fn attach(&mut self, peer: Peer) -> Option<Peer> {
+        let old = self.remove(&peer.id);
+        self.peers.insert(peer.id.clone(), peer);
+        old
+    }
+
+    /// Removes a peer; the others hear `peerClosed` if it had joined.
+    pub(super) fn remove(&mut self, peer_id: &str) -> Option<Peer> {
+        let p = self.peers.remove(peer_id)?;
+        if p.joined {
+            self.notify_joined(
+                peer_id,
+                &Notification::PeerClosed {
+                    peer_id: peer_id.to_owned(),
+                },
+            );
+        }
+        Some(p)
+    }
+
+    pub(super) fn peer(&self, peer_id: &str) -> Result<&Peer, RoomError> {
+        self.peers.get(peer_id).ok_or_else(RoomError::peer_gone)
+    }
+
+    pub(super) fn peer_mut(&mut self, peer_id: &str) -> Result<&mut Peer, RoomError> {
+        self.peers.get_mut(peer_id).ok_or_else(RoomError::peer_gone)
+    }
+
+    /// A connected peer joins: the others joined hear `newPeer`; answers who they are.
+    pub(super) fn join(
+        &mut self,
+        peer_id: &str,
+        display_name: String,
+        device: Value,
+        caps: Option<RtpCapabilities>,
+    ) -> Result<Vec<PeerInfo>, RoomError> {
+        let peer = self.peer_mut(peer_id)?;
+        if peer.joined {
+            return Err(RoomError::conflict("peer already joined"));
+        }
+        peer.joined = true;
+        peer.display_name = display_name;
+        peer.device = device;
+        peer.rtp_caps = caps;
+        Ok(self.announce(peer_id))
+    }
+
+    /// A broadcaster joins (a joined peer without a connection); its id must be free.
+    pub(super) fn add_joined(&mut self, mut peer: Peer) -> Result<Vec<PeerInfo>, RoomError> {
+        if self.peers.contains_key(&peer.id) {
+            return Err(RoomError::conflict(format!(
+                "broadcaster with id \"{}\" already exists",
+                peer.id
+            )));
+        }
+        peer.joined = true;
+        let id = peer.id.clone();
+        self.peers.insert(id.clone(), peer);
+        Ok(self.announce(&id))
+    }
+
+    /// Tells the other joined peers about `peer_id`; returns them.
+    fn announce(&self, peer_id: &str) -> Vec<PeerInfo> {
+        let me = Notification::NewPeer(self.peers[peer_id].info());
+        let mut others = Vec::new();
+        for o in self.peers.values().filter(|o| o.joined && o.id != peer_id) {
+            others.push(o.info());
+            o.notify(&me);
+        }
+        others.sort_by(|a, b| a.id.cmp(&b.id));
+        others
+    }
+
+    /// A new display name; the others hear it when the peer has joined.
+    pub(super) fn rename(&mut self, peer_id: &str, name: String) -> Result<(), RoomError> {
+        let peer = self.peer_mut(peer_id)?;
+        let old = std::mem::replace(&mut peer.display_name, name.clone());
+        if peer.joined {
+            self.notify_joined(
+                peer_id,
+                &Notification::PeerDisplayNameChanged {
+                    peer_id: peer_id.to_owned(),
+                    display_name: name,
+                    old_display_name: old,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `peer_id` may produce now: joined, with a publishing token.
+    pub(super) fn may_produce(&self, peer_id: &str) -> Result<(), RoomError> {
+        let p = self.peer(peer_id)?;
+        if !p.joined {
+            return Err(RoomError::conflict("peer not yet joined"));
+        }
+        if p.role != Role::Publish {
+            return Err(RoomError::forbidden("this token may not publish"));
+        }
+        Ok(())
+    }
+
+    /// The broadcaster `id` (a peer without a connection).
+    pub(super) fn broadcaster(&self, id: &str) -> Result<&Peer, RoomError> {
+        match self.peers.get(id) {
+            Some(p) if p.link.is_none() => Ok(p),
+            _ => Err(RoomError::not_found(format!(
+                "broadcaster with id \"{id}\" does not exist"
+            ))),
+        }
+    }
+
+    pub(super) fn transport(&self, peer_id: &str, id: &str) -> Result<Transport, RoomError> {
+        self.peers
+            .get(peer_id)
+            .and_then(|p| p.transports.get(id))
+            .map(|t| t.t.clone())
+            .ok_or_else(|| transport_not_found(id))
+    }
+
+    /// The next mid of a transport of `peer_id`: the one named, else its first consuming one.
+    pub(super) fn take_mid(
+        &mut self,
+        peer_id: &str,
+        transport_id: Option<&str>,
+    ) -> Option<(Transport, u32)> {
+        let peer = self.peers.get_mut(peer_id)?;
+        let t = match transport_id {
+            Some(id) => peer.transports.get_mut(id)?,
+            None => peer.transports.values_mut().find(|t| t.consuming)?,
+        };
+        t.next_mid += 1;
+        Some((t.t.clone(), t.next_mid - 1))
+    }
+
+    /// A producer of `peer_id`.
+    pub(super) fn producer(&self, peer_id: &str, id: &str) -> Result<&ProducerEntry, RoomError> {
+        self.peers
+            .get(peer_id)
+            .and_then(|p| p.producers.get(id))
+            .ok_or_else(|| producer_not_found(id))
+    }
+
+    /// A producer of anyone in the room.
+    pub(super) fn any_producer(&self, id: &str) -> Result<&ProducerEntry, RoomError> {
+        self.peers
+            .values()
+            .find_map(|p| p.producers.get(id))
+            .ok_or_else(|| producer_not_found(id))
+    }
+
+    pub(super) fn consumer(&self, peer_id: &str, id: &str) -> Result<Consumer, RoomError> {
+        self.peers
+            .get(peer_id)
+            .and_then(|p| p.consumers.get(id))
+            .cloned()
+            .ok_or_else(|| RoomError::not_found(format!("consumer with id \"{id}\" not found")))
+    }
+
+    /// Who consumes a new producer of `owner`: the other joined, connected peers.
+    pub(super) fn consumers_for(&self, owner: &str) -> Vec<String> {
+        self.peers
+            .values()
+            .filter(|o| o.joined && o.id != owner && o.link.is_some())
+            .map(|o| o.id.clone())
+            .collect()
+    }
+
+    /// What a peer that just joined consumes: every producer of the other joined peers.
+    pub(super) fn producers_for(&self, peer_id: &str) -> Vec<(String, ProducerEntry)> {
+        self.peers
+            .values()
+            .filter(|o| o.joined && o.id != peer_id)
+            .flat_map(|o| o.producers.values().map(|p| (o.id.clone(), p.clone())))
+            .collect()
+    }
+
+    /// The producers to record: every open producer of `peer`, or the listed ones (each must
+    /// belong to this room). Not found for an unknown peer or producer, a conflict for a peer
+    /// with nothing to record.
+    pub(super) fn recording_sources(
+        &self,
+        room_id: &str,
+        peer: Option<&str>,
+        producer_ids: &[String],
+    ) -> Result<Vec<RecordSource>, RoomError> {
+        let mut out: Vec<RecordSource> = Vec::new();
+        if let Some(peer) = peer {
+            let p = self.peers.get(peer).ok_or_else(|| {
+                RoomError::not_found(format!("peer \"{peer}\" is not in room \"{room_id}\""))
+            })?;
+            let mut entries: Vec<&ProducerEntry> =
+                p.producers.values().filter(|e| !e.p.is_closed()).collect();
+            // Audio first, then video, each by id: a stable track order in the file.
+            entries.sort_by(|a, b| {
+                (a.kind.as_str(), a.p.id().as_str()).cmp(&(b.kind.as_str(), b.p.id().as_str()))
+            });
+            out.extend(entries.into_iter().map(|e| p.source(e)));
+            if out.is_empty() {
+                return Err(RoomError::conflict(format!(
+                    "peer \"{peer}\" has no producer to record"
+                )));
+            }
+        }
+        for id in producer_ids {
+            let found = self
+                .peers
+                .values()
+                .find_map(|p| p.producers.get(id).map(|e| (p, e)))
+                .filter(|(_, e)| !e.p.is_closed());
+            let (p, e) = found.ok_or_else(|| {
+                RoomError::not_found(format!("producer \"{id}\" is not in room \"{room_id}\""))
+            })?;
+            if !out.iter().any(|s| s.producer.id() == e.p.id()) {
+                out.push(p.source(e));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::super::api::{BoxFuture, NewConsumer};
+    use super::*;
+
+    /// A connection that writes down what it hears.
+    #[derive(Debug, Default)]
+    struct Ear {
+        heard: Mutex<Vec<Value>>,
+        closed: Mutex<Option<u16>>,
+    }
+
+    impl PeerLink for Ear {
+        fn notify(&self, n: &Notification) {
+            self.heard
+                .lock()
+                .unwrap()
+                .push(serde_json::to_value(n).unwrap());
+        }
+        fn new_consumer(
+            &self,
+            _: &NewConsumer,
+            _: std::time::Duration,
+        ) -> BoxFuture<'_, Result<(), RoomError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn close(&self, code: u16, _: &str) {
+            *self.closed.lock().unwrap() = Some(code);
+        }
+    }
+
+    impl Ear {
+        fn take(&self) -> Vec<Value> {
+            std::mem::take(&mut *self.heard.lock().unwrap())
+        }
+    }
+
+    fn connect(st: &mut RoomState, id: &str, role: Role) -> Arc<Ear> {
+        let ear = Arc::new(Ear::default());
+        st.attach(Peer::new(id, 1, Some(ear.clone()), role));
+        ear
+    }
+
+    fn join(st: &mut RoomState, id: &str) -> Result<Vec<PeerInfo>, RoomError> {
+        st.join(id, id.to_uppercase(), json!({"name": "test"}), None)
+    }
+
+    #[test]
+    fn joining_announces_to_joined_peers_only() {
+        let mut st = RoomState::default();
+        let a = connect(&mut st, "a", Role::Publish);
+        let b = connect(&mut st, "b", Role::Publish);
+        assert!(join(&mut st, "a").unwrap().is_empty());
+        assert!(b.take().is_empty(), "b has not joined: it hears nothing");
+        let others = join(&mut st, "b").unwrap();
+        assert_eq!(
+            others.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(
+            a.take(),
+            [
+                json!({"method": "newPeer", "data": {"id": "b", "displayName": "B", "device": {"name": "test"}}})
+            ]
+        );
+        assert_eq!(join(&mut st, "b").unwrap_err().status(), 409);
+        assert_eq!(join(&mut st, "nobody").unwrap_err().status(), 409);
+    }
+
+    #[test]
+    fn a_reconnecting_peer_replaces_the_old_one_and_the_others_see_it_leave() {
+        let mut st = RoomState::default();
+        let a = connect(&mut st, "a", Role::Publish);
+        let _old_b = connect(&mut st, "b", Role::Publish);
+        join(&mut st, "a").unwrap();
+        join(&mut st, "b").unwrap();
+        a.take();
+        let old = st
+            .attach(Peer::new(
+                "b",
+                2,
+                Some(Arc::new(Ear::default())),
+                Role::Publish,
+            ))
+            .expect("the old b");
+        assert_eq!(old.session, 1);
+        assert_eq!(st.peers["b"].session, 2);
+        assert!(!st.peers["b"].joined);
+        assert_eq!(
+            a.take(),
+            [json!({"method": "peerClosed", "data": {"peerId": "b"}})]
+        );
+    }
+
+    #[test]
+    fn leaving_before_joining_is_silent() {
+        let mut st = RoomState::default();
+        let a = connect(&mut st, "a", Role::Publish);
+        join(&mut st, "a").unwrap();
+        connect(&mut st, "b", Role::Publish);
+        assert!(st.remove("b").is_some());
+        assert!(st.remove("b").is_none());
+        assert!(a.take().is_empty());
+    }
+
+    #[test]
+    fn renames_are_heard_once_joined() {
+        let mut st = RoomState::default();
+        let a = connect(&mut st, "a", Role::Publish);
+        connect(&mut st, "b", Role::Publish);
+        join(&mut st, "a").unwrap();
+        st.rename("b", "Bee".into()).unwrap();
+        assert!(a.take().is_empty());
+        // Joining names the peer anew.
+        join(&mut st, "b").unwrap();
+        a.take();
+        st.rename("b", "Robert".into()).unwrap();
+        assert_eq!(
+            a.take(),
+            [json!({"method": "peerDisplayNameChanged", "data": {
+                "peerId": "b", "displayName": "Robert", "oldDisplayName": "B"}})]
+        );
+    }
+
+    #[test]
+    fn producing_needs_a_join_and_a_publishing_token() {
+        let mut st = RoomState::default();
+        connect(&mut st, "pub", Role::Publish);
+        connect(&mut st, "sub", Role::Subscribe);
+        assert_eq!(st.may_produce("pub").unwrap_err().status(), 409);
+        join(&mut st, "pub").unwrap();
+        join(&mut st, "sub").unwrap();
+        assert!(st.may_produce("pub").is_ok());
+        assert_eq!(st.may_produce("sub").unwrap_err().status(), 403);
+        assert_eq!(st.may_produce("gone").unwrap_err().status(), 409);
+    }
+
+    #[test]
+    fn broadcasters_are_peers_without_a_connection() {
+        let mut st = RoomState::default();
+        let a = connect(&mut st, "a", Role::Publish);
+        join(&mut st, "a").unwrap();
+        a.take();
+        let others = st
+            .add_joined(Peer::new("bc", 0, None, Role::Publish))
+            .unwrap();
+        assert_eq!(others.len(), 1);
+        assert_eq!(a.take().len(), 1, "newPeer");
+        assert!(st.broadcaster("bc").is_ok());
+        assert_eq!(st.broadcaster("a").unwrap_err().status(), 404);
+        let dup = st
+            .add_joined(Peer::new("bc", 0, None, Role::Publish))
+            .unwrap_err();
+        assert_eq!(dup.status(), 409);
+        // Only connected peers are offered consumers of a new producer.
+        assert_eq!(st.consumers_for("x"), ["a"]);
+    }
+
+    #[test]
+    fn unknown_entities_are_not_found() {
+        let mut st = RoomState::default();
+        connect(&mut st, "a", Role::Publish);
+        assert_eq!(st.transport("a", "t").unwrap_err().status(), 404);
+        assert_eq!(st.producer("a", "p").unwrap_err().status(), 404);
+        assert_eq!(st.any_producer("p").unwrap_err().status(), 404);
+        assert_eq!(st.consumer("a", "c").unwrap_err().status(), 404);
+        assert!(st.take_mid("a", None).is_none());
+        let e = st.recording_sources("r", Some("nobody"), &[]).unwrap_err();
+        assert_eq!(e.status(), 404);
+        let e = st.recording_sources("r", Some("a"), &[]).unwrap_err();
+        assert_eq!(e.status(), 409, "nothing to record");
+        let e = st.recording_sources("r", None, &["p".into()]).unwrap_err();
+        assert_eq!(e.status(), 404);
+    }
+}
