@@ -6,12 +6,12 @@
 //! client) → join → produce. Subscriber: createWebRtcTransport(consuming) → connect(role
 //! server) → join (the consuming transport must exist before `join`: consumers of existing
 //! producers are created right after it). Meeting peer: both transports, join, produce.
-//! Peers join `JOIN_PARALLELISM` at a time.
+//! Peers join `client::JOIN_PARALLELISM` at a time.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -22,15 +22,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::LoadConfig;
-use crate::media::{EngineHandle, MediaKind, PeerId, SendSpec, check_spec};
-use crate::peer::{IceRole, Identity, Peer, local_transport, random_bytes};
-use crate::types::{DtlsRole, RemoteTransport, Scenario};
+use crate::client::{self, Rpc};
+use crate::media::{EngineHandle, MediaKind, PeerId};
+use crate::types::Scenario;
 
-/// Joins in flight at once.
-const JOIN_PARALLELISM: usize = 32;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const VIDEO_PT: u8 = 96;
-const OPUS_PT: u8 = 111;
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value>>>>>;
 /// Called with (method, data) for every server request before it is answered with ok.
@@ -135,7 +131,7 @@ impl Protoo {
         })
     }
 
-    pub(crate) async fn request(&self, method: &str, data: Value) -> Result<Value> {
+    async fn request_inner(&self, method: &str, data: Value) -> Result<Value> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -156,6 +152,12 @@ impl Protoo {
     /// Sends a close frame; the server then closes the peer.
     pub(crate) fn close(&self) {
         let _ = self.out.send(Message::Close(None));
+    }
+}
+
+impl Rpc for Protoo {
+    async fn request(&self, method: &str, data: Value) -> Result<Value> {
+        self.request_inner(method, data).await
     }
 }
 
@@ -195,64 +197,6 @@ fn b64url(data: &[u8]) -> String {
     s
 }
 
-/// The server side of a transport from `createWebRtcTransport`'s response.
-pub(crate) fn remote_transport(t: &Value, our_dtls_role: DtlsRole) -> Result<RemoteTransport> {
-    let c = t["iceCandidates"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["protocol"] == "udp"))
-        .context("no udp ICE candidate")?;
-    let ip = c["address"]
-        .as_str()
-        .or(c["ip"].as_str())
-        .context("candidate without address")?;
-    let port = c["port"].as_u64().context("candidate without port")?;
-    let fp = t["dtlsParameters"]["fingerprints"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["algorithm"] == "sha-256"))
-        .and_then(|f| f["value"].as_str())
-        .context("no sha-256 fingerprint")?;
-    Ok(RemoteTransport {
-        addr: format!("{ip}:{port}")
-            .parse()
-            .or_else(|_| format!("[{ip}]:{port}").parse())
-            .with_context(|| format!("candidate address {ip}:{port}"))?,
-        ice_ufrag: t["iceParameters"]["usernameFragment"]
-            .as_str()
-            .context("no usernameFragment")?
-            .to_owned(),
-        ice_pwd: t["iceParameters"]["password"]
-            .as_str()
-            .context("no ICE password")?
-            .to_owned(),
-        ice_lite: t["iceParameters"]["iceLite"].as_bool().unwrap_or(true),
-        fingerprint_sha256: fp.to_owned(),
-        our_dtls_role,
-    })
-}
-
-fn random_ssrc() -> u32 {
-    let b = random_bytes(4);
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]]).max(1)
-}
-
-fn rtp_parameters(kind: MediaKind, ssrc: u32) -> Value {
-    let codec = match kind {
-        MediaKind::Video => json!({
-            "mimeType": "video/VP8", "payloadType": VIDEO_PT, "clockRate": 90000, "parameters": {},
-            "rtcpFeedback": [{"type": "nack", "parameter": ""}, {"type": "nack", "parameter": "pli"},
-                             {"type": "ccm", "parameter": "fir"}]}),
-        MediaKind::Audio => json!({
-            "mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2,
-            "parameters": {}, "rtcpFeedback": []}),
-    };
-    let mid = match kind {
-        MediaKind::Audio => "0",
-        MediaKind::Video => "1",
-    };
-    json!({"mid": mid, "codecs": [codec], "headerExtensions": [], "encodings": [{"ssrc": ssrc}],
-           "rtcp": {"cname": "loadgen", "reducedSize": true}})
-}
-
 /// What every join needs.
 struct Ctx {
     cfg: LoadConfig,
@@ -261,7 +205,6 @@ struct Ctx {
     room: String,
     jwt_secret: Option<String>,
     caps: OnceLock<Value>,
-    fingerprint: String,
 }
 
 impl Ctx {
@@ -282,52 +225,6 @@ impl Ctx {
         self.caps.get().context("router capabilities not fetched")
     }
 
-    /// createWebRtcTransport + connectWebRtcTransport + the client peer in the engine: the
-    /// engine's peer and the server's transport id.
-    async fn transport(
-        &self,
-        conn: &Protoo,
-        name: &str,
-        producing: bool,
-    ) -> Result<(PeerId, String)> {
-        let t = conn
-            .request(
-                "createWebRtcTransport",
-                json!({"forceTcp": false, "producing": producing, "consuming": !producing}),
-            )
-            .await?;
-        let id = t["id"]
-            .as_str()
-            .context("createWebRtcTransport: no id")?
-            .to_owned();
-        // Publisher transports: we are DTLS client; subscriber transports: DTLS server (ferrosfu
-        // then sends the ClientHello once ICE is up). Both roles proven against ferrosfu.
-        let (our_role, signaled) = if producing {
-            (DtlsRole::Client, "client")
-        } else {
-            (DtlsRole::Server, "server")
-        };
-        let remote = remote_transport(&t, our_role)?;
-        conn.request(
-            "connectWebRtcTransport",
-            json!({"transportId": id, "dtlsParameters": {"role": signaled,
-                   "fingerprints": [{"algorithm": "sha-256", "value": self.fingerprint}]}}),
-        )
-        .await?;
-        // Added after connect: our ClientHello must not reach a transport without a DTLS role.
-        let local = local_transport(self.engine.local_addr())?;
-        let peer = Peer::new(
-            local,
-            remote,
-            self.cfg.profile,
-            IceRole::Controlling,
-            Instant::now(),
-        )?;
-        let kind = if producing { "send" } else { "recv" };
-        let peer = self.engine.add_peer(format!("{name}/{kind}"), peer).await?;
-        Ok((peer, id))
-    }
-
     async fn join(&self, conn: &Protoo, name: &str) -> Result<()> {
         conn.request(
             "join",
@@ -338,35 +235,18 @@ impl Ctx {
         Ok(())
     }
 
-    async fn produce(
+    async fn transport(
         &self,
         conn: &Protoo,
-        send: PeerId,
-        transport_id: &str,
-        kind: MediaKind,
-    ) -> Result<()> {
-        let ssrc = random_ssrc();
-        let spec = SendSpec {
-            kind,
-            ssrc,
-            pt: match kind {
-                MediaKind::Video => VIDEO_PT,
-                MediaKind::Audio => OPUS_PT,
-            },
-            bitrate: self.cfg.bitrate,
-            packet_size: self.cfg.packet_size,
-        };
-        check_spec(&spec)?;
-        let stream = self.engine.add_send_stream(send, spec).await?;
-        let r = conn
-            .request(
-                "produce",
-                json!({"transportId": transport_id, "kind": kind.as_str(),
-                       "rtpParameters": rtp_parameters(kind, ssrc), "appData": {}}),
-            )
-            .await?;
-        let id = r["id"].as_str().context("produce: no id")?;
-        self.engine.bind_producer(stream, id.to_owned())
+        name: &str,
+        producing: bool,
+    ) -> Result<(PeerId, String)> {
+        client::transport(conn, &self.engine, &self.cfg, name, producing).await
+    }
+
+    async fn produce(&self, conn: &Protoo, send: PeerId, tid: &str, kind: MediaKind) -> Result<()> {
+        client::produce(conn, &self.engine, &self.cfg, send, tid, kind).await?;
+        Ok(())
     }
 
     /// A handler that registers every `newConsumer` with the engine, on the peer `recv` holds.
@@ -400,7 +280,8 @@ impl Ctx {
         Ok(conn)
     }
 
-    async fn subscriber(&self, i: u32) -> Result<Protoo> {
+    /// A subscriber: its connection and its receiving peer in the engine.
+    async fn subscriber(&self, i: u32) -> Result<(Protoo, PeerId)> {
         let name = format!("sub{i}");
         let recv = Arc::new(OnceLock::new());
         let conn = self
@@ -413,7 +294,7 @@ impl Ctx {
         let (peer, _) = self.transport(&conn, &name, false).await?;
         let _ = recv.set(peer);
         self.join(&conn, &name).await?;
-        Ok(conn)
+        Ok((conn, peer))
     }
 
     /// A meeting peer: sends audio + video, receives everyone else's.
@@ -433,11 +314,17 @@ impl Ctx {
     }
 }
 
-/// ferrosfu driven through protoo. Peers stay between steps: each step adds the missing ones.
+/// ferrosfu driven through protoo. Peers stay between steps: each step adds the missing ones
+/// (and [`crate::Target::shrink`] closes the newest subscribers).
 pub(crate) struct FerrosfuTarget {
     ctx: Arc<Ctx>,
     url: String,
+    /// The capabilities connection, publishers and meeting peers.
     conns: Vec<Protoo>,
+    /// Fan-out subscribers in join order, with their receiving peer.
+    subs: Vec<(Protoo, PeerId)>,
+    /// Subscribers ever started: names stay unique after a shrink.
+    next_sub: u32,
     publishers: u32,
     peers: u32,
     failed_joins: u32,
@@ -476,43 +363,15 @@ impl FerrosfuTarget {
                 room,
                 jwt_secret,
                 caps: OnceLock::new(),
-                fingerprint: Identity::get()?.fingerprint().to_owned(),
             }),
             url,
             conns: Vec::new(),
+            subs: Vec::new(),
+            next_sub: 0,
             publishers: 0,
             peers: 0,
             failed_joins: 0,
         })
-    }
-
-    /// Joins peers `from..to` with `JOIN_PARALLELISM` in flight.
-    async fn join_many(&mut self, from: u32, to: u32, meeting: bool) {
-        let ctx = self.ctx.clone();
-        let joined: Vec<(u32, Result<Protoo>)> = futures_util::stream::iter(from..to)
-            .map(|i| {
-                let ctx = ctx.clone();
-                async move {
-                    let r = if meeting {
-                        ctx.member(i).await
-                    } else {
-                        ctx.subscriber(i).await
-                    };
-                    (i, r)
-                }
-            })
-            .buffer_unordered(JOIN_PARALLELISM)
-            .collect()
-            .await;
-        for (i, r) in joined {
-            match r {
-                Ok(c) => self.conns.push(c),
-                Err(e) => {
-                    self.failed_joins += 1;
-                    eprintln!("loadgen: peer {i} did not join: {e:#}");
-                }
-            }
-        }
     }
 }
 
@@ -521,12 +380,11 @@ impl crate::Target for FerrosfuTarget {
         if self.ctx.caps.get().is_none() {
             // The connection that asked stays open: the room lives as long as a peer is in it.
             let conn = self.ctx.connect("lg-caps", "subscribe", None).await?;
-            let mut caps = conn.request("getRouterRtpCapabilities", json!({})).await?;
-            if !self.ctx.cfg.header_extensions {
-                // No header extensions: no MID/TWCC/abs-send-time in the forwarded packets.
-                caps["headerExtensions"] = json!([]);
-            }
-            let _ = self.ctx.caps.set(caps);
+            let caps = conn.request("getRouterRtpCapabilities", json!({})).await?;
+            let _ = self.ctx.caps.set(client::subscriber_caps(
+                caps,
+                self.ctx.cfg.header_extensions,
+            ));
             self.conns.push(conn);
         }
         Ok(())
@@ -534,25 +392,51 @@ impl crate::Target for FerrosfuTarget {
 
     async fn grow(&mut self, n: u32) -> Result<()> {
         self.prepare().await?;
-        let meeting = self.ctx.cfg.scenario == Scenario::Meeting;
-        if !meeting {
-            while self.publishers < self.ctx.cfg.publishers {
-                let c = self
-                    .ctx
-                    .publisher(self.publishers)
-                    .await
-                    .with_context(|| format!("publisher {}", self.publishers))?;
-                self.conns.push(c);
-                self.publishers += 1;
-            }
-        }
-        if n > self.peers {
-            self.join_many(self.peers, n, meeting).await;
-            self.peers = n;
-            if meeting {
+        let ctx = self.ctx.clone();
+        if ctx.cfg.scenario == Scenario::Meeting {
+            if n > self.peers {
+                let (joined, failed) =
+                    client::join_parallel(self.peers..n, "peer", |i| ctx.member(i)).await;
+                self.conns.extend(joined);
+                self.failed_joins += failed;
+                self.peers = n;
                 self.publishers = n;
             }
+            return Ok(());
         }
+        while self.publishers < ctx.cfg.publishers {
+            let c = ctx
+                .publisher(self.publishers)
+                .await
+                .with_context(|| format!("publisher {}", self.publishers))?;
+            self.conns.push(c);
+            self.publishers += 1;
+        }
+        if n > self.peers {
+            let first = self.next_sub;
+            let count = n - self.peers;
+            self.next_sub += count;
+            let (joined, failed) =
+                client::join_parallel(first..first + count, "subscriber", |i| ctx.subscriber(i))
+                    .await;
+            self.subs.extend(joined);
+            self.failed_joins += failed;
+            self.peers = n;
+        }
+        Ok(())
+    }
+
+    async fn shrink(&mut self, n: u32) -> Result<()> {
+        if self.ctx.cfg.scenario == Scenario::Meeting {
+            bail!("ferrosfu: a meeting cannot shrink");
+        }
+        while self.subs.len() > n as usize {
+            let (conn, peer) = self.subs.pop().expect("longer than n");
+            // The server closes the peer's transports and consumers when its socket closes.
+            conn.close();
+            self.ctx.engine.remove_peer(peer)?;
+        }
+        self.peers = self.peers.min(n);
         Ok(())
     }
 
@@ -585,11 +469,12 @@ impl crate::Target for FerrosfuTarget {
     }
 
     async fn close(self) {
-        for c in &self.conns {
+        for c in self.conns.iter().chain(self.subs.iter().map(|(c, _)| c)) {
             c.close();
         }
         // Let the writers flush their close frames.
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(self.conns);
+        drop(self.subs);
     }
 }

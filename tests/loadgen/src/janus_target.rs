@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use crate::LoadConfig;
 use crate::janus::{DEFAULT_ROOM, Janus, PublishMedia, VP8_PT};
 use crate::media::{EngineHandle, MediaKind, SendSpec, check_spec};
-use crate::peer::{IceRole, Peer, local_transport, random_bytes};
+use crate::peer::{IceRole, Peer, local_transport};
 use crate::types::Scenario;
 
 /// Subscriber joins in flight (Janus's own API client also caps requests in flight).
@@ -60,7 +60,7 @@ impl JanusTarget {
     }
 
     async fn publisher(&self, janus: &Janus, i: u32) -> Result<u64> {
-        let ssrc = u32::from_be_bytes(random_bytes(4).try_into().expect("4 random bytes"));
+        let ssrc = crate::client::random_ssrc();
         let local = local_transport(self.engine.local_addr())?;
         let media = PublishMedia {
             audio_ssrc: None,

@@ -7,26 +7,28 @@
 //! (tokio, current thread) that joins peers and runs the steps. `--target raw` adds a child
 //! process pinned to `--raw-core`.
 
+mod client;
 mod ferrosfu;
 pub mod janus;
 mod janus_target;
 mod media;
+mod mediasoup;
 mod peer;
 mod raw;
 pub mod report;
 mod stats;
+mod steps;
 pub mod types;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::media::{Engine, EngineHandle, Window};
-use crate::types::{Profile, Results, Run, Scenario, Step};
+use crate::media::Engine;
+use crate::types::{Profile, Results, Run, Scenario};
 
 #[derive(Debug, Parser)]
 #[command(name = "ferrosfu-loadgen", version, about)]
@@ -51,16 +53,47 @@ struct RunArgs {
     target: types::Target,
     #[arg(long, value_enum, default_value = "fanout")]
     scenario: Scenario,
-    /// ferrosfu's HTTP base URL (signaling and /api/workers).
+    /// ferrosfu's HTTP base URL (signaling and /api/workers); Janus's API base; the mediasoup
+    /// driver's (tests/loadgen/mediasoup/server.mjs) base.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
+    /// The run's name in the results (default: the target's), e.g. `ferrosfu-before` for a
+    /// second build of the same target in one results file.
+    #[arg(long)]
+    name: Option<String>,
     /// Process whose CPU and RSS are measured (default: ferrosfu's worker hosting the room, the
     /// raw forwarder for --target raw).
     #[arg(long)]
     sut_pid: Option<u32>,
-    /// Steps: subscribers per step (meeting: peers that each publish and subscribe).
-    #[arg(long, value_delimiter = ',', default_value = "50,200,500")]
-    subscribers: Vec<u32>,
+    /// Steps: subscribers per step (meeting: peers that each publish and subscribe). Default
+    /// 50,200,500; none with --search.
+    #[arg(long, value_delimiter = ',')]
+    subscribers: Option<Vec<u32>>,
+    /// Measurement windows per step (medians and min–max reported).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// After the fixed steps: find the saturating subscriber count (doubling, then bisecting)
+    /// and measure an overload step.
+    #[arg(long)]
+    search: bool,
+    /// Subscribers the search starts at.
+    #[arg(long, default_value_t = 100)]
+    search_start: u32,
+    /// The search stops bisecting once (saturating − unsaturated) ≤ this × unsaturated.
+    #[arg(long, default_value_t = 0.2)]
+    search_tolerance: f64,
+    /// The search gives up unsaturated at this many subscribers.
+    #[arg(long, default_value_t = 4000)]
+    search_max: u32,
+    /// Saturated: median loss above this, in %.
+    #[arg(long, default_value_t = 1.0)]
+    loss_limit: f64,
+    /// Saturated: median CPU of the system under test at or above this, % of one core.
+    #[arg(long, default_value_t = 95.0)]
+    cpu_limit: f64,
+    /// The overload step offers this × the saturating subscriber count (0: none).
+    #[arg(long, default_value_t = 1.5)]
+    overload: f64,
     /// Publishers (default: fanout 1, audio-meeting 10; meeting: every peer).
     #[arg(long)]
     publishers: Option<u32>,
@@ -136,6 +169,11 @@ pub(crate) trait Target {
     /// Adds peers until there are `n` subscribers (meeting: `n` peers), after the scenario's
     /// publishers.
     async fn grow(&mut self, n: u32) -> Result<()>;
+    /// Removes the newest subscribers until there are `n` (the saturation search bisects).
+    async fn shrink(&mut self, n: u32) -> Result<()> {
+        let _ = n;
+        bail!("this target cannot remove subscribers (no --search)")
+    }
     fn publishers(&self) -> u32;
     /// Processes that may be the one forwarding (the busiest during warm-up is measured).
     async fn sut_pids(&self) -> Result<Vec<u32>>;
@@ -183,8 +221,19 @@ fn raise_nofile() {
     }
 }
 
+impl RunArgs {
+    /// The `--subscribers` steps (the default ones unless searching).
+    fn fixed_steps(&self) -> Vec<u32> {
+        match &self.subscribers {
+            Some(s) => s.clone(),
+            None if self.search => Vec::new(),
+            None => vec![50, 200, 500],
+        }
+    }
+}
+
 async fn run(a: RunArgs) -> Result<()> {
-    if a.subscribers.is_empty() {
+    if a.fixed_steps().is_empty() && !a.search {
         bail!("--subscribers: no steps");
     }
     let publishers = a.publishers.unwrap_or(match a.scenario {
@@ -210,7 +259,7 @@ async fn run(a: RunArgs) -> Result<()> {
             .map(Duration::from_millis),
     )?;
     let handle = engine.handle();
-    let run = match a.target {
+    let (run, result) = match a.target {
         types::Target::Ferrosfu => {
             let t = ferrosfu::FerrosfuTarget::new(
                 cfg.clone(),
@@ -219,261 +268,30 @@ async fn run(a: RunArgs) -> Result<()> {
                 a.room.clone(),
                 a.jwt_secret.clone(),
             )?;
-            run_steps(&a, &cfg, &handle, t).await?
+            steps::Runner::new(&a, &cfg, &handle, t).run().await
         }
         types::Target::Raw => {
             let t = raw::RawTarget::new(cfg.clone(), handle.clone(), a.raw_core)?;
-            run_steps(&a, &cfg, &handle, t).await?
+            steps::Runner::new(&a, &cfg, &handle, t).run().await
         }
         types::Target::Janus => {
             let t = janus_target::JanusTarget::new(cfg.clone(), handle.clone(), &a.url)?;
-            run_steps(&a, &cfg, &handle, t).await?
+            steps::Runner::new(&a, &cfg, &handle, t).run().await
+        }
+        types::Target::Mediasoup => {
+            let t = mediasoup::MediasoupTarget::new(cfg.clone(), handle.clone(), &a.url)?;
+            steps::Runner::new(&a, &cfg, &handle, t).run().await
         }
     };
     drop(engine);
-    if let Some(out) = &a.out {
+    // A run whose later step failed still keeps the steps it measured.
+    if let Some(out) = &a.out
+        && !run.steps.is_empty()
+    {
         append_run(out, run, started_at, machine)?;
         eprintln!("loadgen: results appended to {}", out.display());
     }
-    Ok(())
-}
-
-/// Consumers the scenario should have at `n`.
-fn expected_consumers(scenario: Scenario, publishers: u32, n: u32) -> u32 {
-    match scenario {
-        Scenario::Fanout | Scenario::AudioMeeting => n * publishers,
-        // Every peer consumes the audio and video of every other.
-        Scenario::Meeting => n * n.saturating_sub(1) * 2,
-    }
-}
-
-/// Waits until every expected consumer got a packet; reports who did not.
-async fn wait_ready(engine: &EngineHandle, want: u32, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = engine.status().await?;
-        let all_connected = s.connected == s.peers;
-        if s.consumers >= want && s.flowing >= want && all_connected {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            eprintln!(
-                "loadgen: after {timeout:?}: {}/{} transports connected, {}/{want} consumers \
-                 announced, {} receiving; waiting: {:?}; failed: {:?}; {} datagrams dropped",
-                s.connected, s.peers, s.consumers, s.flowing, s.waiting, s.failed, s.dropped
-            );
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn run_steps<T: Target>(
-    a: &RunArgs,
-    cfg: &LoadConfig,
-    engine: &EngineHandle,
-    mut target: T,
-) -> Result<Run> {
-    let mut steps = Vec::new();
-    let mut notes: Vec<String> = a.label.iter().cloned().collect();
-    let mut rss0: HashMap<u32, u64> = HashMap::new();
-    let result = async {
-        target.prepare().await?;
-        // RSS before any subscriber.
-        let pids = match a.sut_pid {
-            Some(p) => vec![p],
-            None => target.sut_pids().await?,
-        };
-        for p in pids {
-            rss0.insert(p, stats::proc_sample(p)?.rss_bytes);
-        }
-        for &n in &a.subscribers {
-            let t_join = Instant::now();
-            target.grow(n).await?;
-            let publishers = target.publishers();
-            let want = expected_consumers(cfg.scenario, publishers, n);
-            let timeout = a
-                .ready_timeout
-                .map_or(Duration::from_secs(20) + Duration::from_millis(40) * n, |s| {
-                    Duration::from_secs_f64(s)
-                });
-            wait_ready(engine, want, timeout).await?;
-            let joined_in = t_join.elapsed();
-
-            // Warm-up; the candidate that burns the most CPU meanwhile is the one forwarding.
-            let candidates = match a.sut_pid {
-                Some(p) => vec![p],
-                None => target.sut_pids().await?,
-            };
-            let before: Vec<_> = candidates
-                .iter()
-                .map(|p| stats::proc_sample(*p).map(|s| s.cpu).unwrap_or_default())
-                .collect();
-            tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
-            let sut = candidates
-                .iter()
-                .zip(before)
-                .max_by_key(|(p, c0)| {
-                    stats::proc_sample(**p)
-                        .map(|s| s.cpu.saturating_sub(*c0))
-                        .unwrap_or_default()
-                })
-                .map(|(p, _)| *p)
-                .context("no process to measure (give --sut-pid)")?;
-
-            let s0 = stats::proc_sample(sut)?;
-            let g0 = stats::process_cpu();
-            let u0 = stats::udp_counters().unwrap_or_default();
-            let t0 = Instant::now();
-            eprintln!(
-                "loadgen: measuring n={n} pubs={publishers} for {:.0} s",
-                a.duration
-            );
-            engine.start_window().await?;
-            tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-            let w = engine.end_window().await?;
-            let wall = t0.elapsed().as_secs_f64();
-            let s1 = stats::proc_sample(sut)?;
-            let g1 = stats::process_cpu();
-            let u1 = stats::udp_counters().unwrap_or_default();
-            let status = engine.status().await?;
-
-            let step = step_of(
-                cfg,
-                publishers,
-                n,
-                &w,
-                StepSamples {
-                    wall,
-                    sut_cpu: s1.cpu.saturating_sub(s0.cpu),
-                    gen_cpu: g1.saturating_sub(g0),
-                    sut_rss: s1.rss_bytes,
-                    rss0: rss0.get(&sut).copied().unwrap_or(s1.rss_bytes),
-                    consumers: status.consumers,
-                },
-            );
-            let rcvbuf = u1.rcvbuf_errors.saturating_sub(u0.rcvbuf_errors);
-            eprintln!(
-                "loadgen: {:?}/{:?} n={n} pubs={publishers}: forwarded {:.0} pkt/s (expected \
-                 {:.0}, loss {:.2} %, seq gaps {}) | SUT pid {sut} CPU {:.1} % => {:.0} pkt/s \
-                 per core | latency p50 {:.0} us p99 {:.0} us p99.9 {:.0} us max {} us ({} \
-                 samples) | generator CPU {:.1} % (engine {:.1} %, waited {:.0} ms for a CPU, decrypt 1/{}) rx drops {} \
-                 | RSS {:.1} MiB, {:.1} KiB/consumer | system RcvbufErrors +{rcvbuf} | joined \
-                 in {:.1} s{}",
-                a.target,
-                a.scenario,
-                step.forwarded_pps,
-                step.expected_pps,
-                step.loss_percent,
-                w.seq_gap_lost,
-                step.sut_cpu_percent,
-                step.pps_per_core,
-                step.latency.p50_us,
-                step.latency.p99_us,
-                step.latency.p999_us,
-                w.latency_max_us,
-                w.latency_samples,
-                step.generator_cpu_percent,
-                w.engine_cpu.as_secs_f64() * 100.0 / wall,
-                w.engine_run_delay.as_secs_f64() * 1000.0,
-                w.decrypt_every_max,
-                w.rx_drops,
-                step.sut_rss_bytes as f64 / 1048576.0,
-                step.rss_per_consumer_bytes / 1024.0,
-                joined_in.as_secs_f64(),
-                if step.generator_bound {
-                    " | GENERATOR-BOUND"
-                } else {
-                    ""
-                },
-            );
-            if w.decrypt_every_max > 1 {
-                notes.push(format!(
-                    "n={n}: generator decrypted 1 packet in {} per stream (latency sampled; loss \
-                     from RTP headers)",
-                    w.decrypt_every_max
-                ));
-            }
-            if w.srtp_failures > 0 || w.unknown_ssrc > 0 || w.send_errors > 0 {
-                notes.push(format!(
-                    "n={n}: {} SRTP failures, {} packets of unknown SSRC, {} send errors",
-                    w.srtp_failures, w.unknown_ssrc, w.send_errors
-                ));
-            }
-            steps.push(step);
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    notes.extend(target.notes());
-    notes.push(format!(
-        "generator: one UDP socket, media thread + signaling pinned to core {}; profile {:?}",
-        a.core, a.profile
-    ));
-    if let Some(ms) = a.rtcp_interval_ms.filter(|&ms| ms > 0) {
-        notes.push(format!(
-            "subscribers send an SRTCP receiver report every {ms} ms"
-        ));
-    }
-    target.close().await;
-    result?;
-    Ok(Run {
-        target: a.target,
-        scenario: a.scenario,
-        profile: a.profile,
-        notes,
-        steps,
-    })
-}
-
-struct StepSamples {
-    wall: f64,
-    sut_cpu: Duration,
-    gen_cpu: Duration,
-    sut_rss: u64,
-    rss0: u64,
-    consumers: u32,
-}
-
-fn step_of(cfg: &LoadConfig, publishers: u32, n: u32, w: &Window, s: StepSamples) -> Step {
-    let secs = w.wall.as_secs_f64().max(1e-9);
-    let sut_cpu_percent = s.sut_cpu.as_secs_f64() * 100.0 / s.wall;
-    let generator_cpu_percent = s.gen_cpu.as_secs_f64() * 100.0 / s.wall;
-    let forwarded_pps = w.received as f64 / secs;
-    let loss_percent = if w.expected > 0 {
-        (w.expected.saturating_sub(w.received)) as f64 * 100.0 / w.expected as f64
-    } else {
-        0.0
-    };
-    Step {
-        publishers,
-        subscribers: n,
-        bitrate_bps: cfg.bitrate,
-        packet_size: cfg.packet_size as u32,
-        duration_s: secs,
-        sent_pps: w.sent as f64 / secs,
-        expected_pps: w.expected as f64 / secs,
-        forwarded_pps,
-        sut_cpu_percent,
-        pps_per_core: if sut_cpu_percent > 0.0 {
-            forwarded_pps * 100.0 / sut_cpu_percent
-        } else {
-            0.0
-        },
-        generator_cpu_percent,
-        loss_percent,
-        latency: w.latency,
-        sut_rss_bytes: s.sut_rss,
-        rss_per_consumer_bytes: if s.consumers > 0 {
-            s.sut_rss.saturating_sub(s.rss0) as f64 / f64::from(s.consumers)
-        } else {
-            0.0
-        },
-        // Busy, dropping, or kept off its core by other processes for > 10 % of the window.
-        generator_bound: generator_cpu_percent >= 90.0
-            || w.rx_drops > 0
-            || w.engine_run_delay.as_secs_f64() > 0.1 * s.wall,
-    }
+    result
 }
 
 /// Appends `run` to the results file, creating it (commit, start time, machine) if needed.

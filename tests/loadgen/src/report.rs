@@ -8,12 +8,13 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::OnceLock;
 
-use anyhow::{Context as _, anyhow};
-use plotters::prelude::*;
+use anyhow::Context as _;
 
-use crate::types::{Latency, Profile, Results, Run, Scenario, Step, Target};
+use crate::types::{Latency, Phase, Profile, Range, Results, Run, Scenario, Step, Target};
+
+mod compare;
+mod plots;
 
 /// The TTF file registered as "sans-serif" for the plots (`fonts-dejavu-core`).
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -22,6 +23,8 @@ pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 const GOAL_RAW_PERCENT: f64 = 75.0;
 const GOAL_JANUS_RATIO: f64 = 2.0;
 const GOAL_P99_US: f64 = 1000.0;
+/// Goal of issue 11: forwarded pkt/s at 1.5× the saturating load, % of the peak.
+const GOAL_OVERLOAD_KEPT_PERCENT: f64 = 95.0;
 
 /// Reads `dir/results.json`, writes `dir/README.md` and the plots, returns the markdown.
 /// A plot that cannot be drawn (e.g. no font) is reported in the markdown, not as an error.
@@ -33,7 +36,7 @@ pub fn write_report(dir: &Path) -> anyhow::Result<String> {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let mut md = markdown(&results);
     md.push_str("\n## Plots\n\n");
-    match plots(&results, dir) {
+    match plots::plots(&results, dir) {
         Ok(files) => {
             for f in files {
                 let _ = writeln!(md, "![{f}]({f})");
@@ -45,14 +48,6 @@ pub fn write_report(dir: &Path) -> anyhow::Result<String> {
     }
     std::fs::write(dir.join("README.md"), &md).context("writing README.md")?;
     Ok(md)
-}
-
-fn target_name(t: Target) -> &'static str {
-    match t {
-        Target::Ferrosfu => "ferrosfu",
-        Target::Janus => "janus",
-        Target::Raw => "raw",
-    }
 }
 
 fn scenario_name(s: Scenario) -> &'static str {
@@ -92,8 +87,20 @@ fn kib(bytes: f64) -> String {
 }
 
 /// The load of a step, for "same load" comparisons across targets.
-fn load_key(s: &Step) -> (u32, u32) {
-    (s.publishers, s.subscribers)
+fn load_key(s: &Step) -> (u32, u32, u64) {
+    (s.publishers, s.subscribers, s.bitrate_bps)
+}
+
+/// The scenario column: a search run (own bitrate) is told apart from the fixed steps' run.
+fn scenario_cell(run: &Run) -> String {
+    match (&run.saturation, run.steps.first()) {
+        (Some(_), Some(s)) => format!(
+            "{} (search, {} Mbit/s)",
+            scenario_name(run.scenario),
+            s.bitrate_bps as f64 / 1e6
+        ),
+        _ => scenario_name(run.scenario).to_owned(),
+    }
 }
 
 /// Above this loss a system under test is saturated: what it forwards is not its rate.
@@ -114,17 +121,18 @@ fn best_step(run: &Run) -> Option<&Step> {
     })
 }
 
-fn find_run(results: &Results, target: Target, scenario: Scenario) -> Option<&Run> {
+/// The run named `name` (see [`Run::label`]) of `scenario`.
+fn find_run<'a>(results: &'a Results, name: &str, scenario: Scenario) -> Option<&'a Run> {
     results
         .runs
         .iter()
-        .find(|r| r.target == target && r.scenario == scenario)
+        .find(|r| r.label() == name && r.scenario == scenario)
 }
 
 /// `value / reference` at the same load; when the reference is not measurable there (the
 /// generator could not keep up, or the reference was saturated and lost packets), against the
 /// reference's best measurable step instead, with a mark. `None` without a reference step.
-fn versus(results: &Results, reference: Target, run: &Run, step: &Step) -> Option<(f64, bool)> {
+fn versus(results: &Results, reference: &str, run: &Run, step: &Step) -> Option<(f64, bool)> {
     let r = find_run(results, reference, run.scenario)?;
     let (s, marked) = match r.steps.iter().find(|s| load_key(s) == load_key(step)) {
         Some(s) if measurable(s) => (s, false),
@@ -209,16 +217,16 @@ pub fn markdown(results: &Results) -> String {
     md.push_str("## Summary\n\n");
     md.push_str(
         "| target | scenario | at (pubs × subs) | pkt/s per core | % of raw limit | ratio to Janus | \
-         latency p50 / p99 / p99.9 µs at ~50 % load | RSS per consumer |\n",
+         ratio to mediasoup | latency p50 / p99 / p99.9 µs at ~50 % load | RSS per consumer |\n",
     );
-    md.push_str("|---|---|---|---:|---:|---:|---|---:|\n");
+    md.push_str("|---|---|---|---:|---:|---:|---:|---|---:|\n");
     for run in &results.runs {
         let Some(step) = best_step(run) else {
             let _ = writeln!(
                 md,
-                "| {} | {} | every step generator-bound | — | — | — | — | — |",
-                target_name(run.target),
-                scenario_name(run.scenario)
+                "| {} | {} | every step generator-bound | — | — | — | — | — | — |",
+                run.label(),
+                scenario_cell(run)
             );
             continue;
         };
@@ -230,21 +238,28 @@ pub fn markdown(results: &Results) -> String {
             ),
             None => "n/a".into(),
         };
-        let raw = match run.target {
-            Target::Raw => "—".into(),
-            _ => pct(versus(results, Target::Raw, run, step), 100.0, " %", 0),
+        let ratio = |reference: Target, scale: f64, unit: &str, prec: usize| {
+            if run.target == reference {
+                "—".to_owned()
+            } else {
+                pct(
+                    versus(results, reference.as_str(), run, step),
+                    scale,
+                    unit,
+                    prec,
+                )
+            }
         };
-        let janus = match run.target {
-            Target::Janus => "—".into(),
-            _ => pct(versus(results, Target::Janus, run, step), 1.0, "×", 2),
-        };
+        let raw = ratio(Target::Raw, 100.0, " %", 0);
+        let janus = ratio(Target::Janus, 1.0, "×", 2);
+        let mediasoup = ratio(Target::Mediasoup, 1.0, "×", 2);
         let latency = latency_at_half_load(run)
             .map_or("—".into(), |(l, how)| format!("{} ({how})", lat(&l)));
         let _ = writeln!(
             md,
-            "| {} | {} | {} × {} | {} | {raw} | {janus} | {latency} | {} |",
-            target_name(run.target),
-            scenario_name(run.scenario),
+            "| {} | {} | {} × {} | {} | {raw} | {janus} | {mediasoup} | {latency} | {} |",
+            run.label(),
+            scenario_cell(run),
             step.publishers,
             step.subscribers,
             int(step.pps_per_core),
@@ -252,13 +267,15 @@ pub fn markdown(results: &Results) -> String {
         );
     }
     goals(&mut md, results);
+    compare::saturation(&mut md, results);
+    compare::ratios(&mut md, results);
 
     for run in &results.runs {
         let _ = writeln!(
             md,
             "\n## {} — {} ({})\n",
-            target_name(run.target),
-            scenario_name(run.scenario),
+            run.label(),
+            scenario_cell(run),
             profile_name(run.profile)
         );
         for n in &run.notes {
@@ -268,23 +285,33 @@ pub fn markdown(results: &Results) -> String {
             md.push('\n');
         }
         md.push_str(
-            "| pubs | subs | expected pkt/s | forwarded pkt/s | SUT CPU % | pkt/s per core | loss % | \
-             p50 µs | p99 µs | p99.9 µs | RSS per consumer | gen CPU % | gen-bound |\n",
+            "| pubs | subs | step | expected pkt/s | forwarded pkt/s | SUT CPU % | pkt/s per core | \
+             loss % | p50 µs | p99 µs | p99.9 µs | RSS per consumer | gen CPU % | gen-bound |\n",
         );
-        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        md.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for s in &run.steps {
+            let sp = s.spread.as_ref();
+            let int_r =
+                |v: f64, r: Option<Range>| with_range(int(v), r.map(|r| (int(r.min), int(r.max))));
+            let fix_r = |v: f64, r: Option<Range>, p: usize| {
+                with_range(
+                    format!("{v:.p$}"),
+                    r.map(|r| (format!("{:.p$}", r.min), format!("{:.p$}", r.max))),
+                )
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.1} | {} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {:.1} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {:.1} | {} |",
                 s.publishers,
                 s.subscribers,
+                phase_name(s),
                 int(s.expected_pps),
-                int(s.forwarded_pps),
-                s.sut_cpu_percent,
-                int(s.pps_per_core),
-                s.loss_percent,
-                s.latency.p50_us,
-                s.latency.p99_us,
+                int_r(s.forwarded_pps, sp.map(|x| x.forwarded_pps)),
+                fix_r(s.sut_cpu_percent, sp.map(|x| x.sut_cpu_percent), 1),
+                int_r(s.pps_per_core, sp.map(|x| x.pps_per_core)),
+                fix_r(s.loss_percent, sp.map(|x| x.loss_percent), 3),
+                fix_r(s.latency.p50_us, sp.map(|x| x.latency_p50_us), 0),
+                fix_r(s.latency.p99_us, sp.map(|x| x.latency_p99_us), 0),
                 s.latency.p999_us,
                 kib(s.rss_per_consumer_bytes),
                 s.generator_cpu_percent,
@@ -295,15 +322,37 @@ pub fn markdown(results: &Results) -> String {
     md
 }
 
+/// "median [min–max]" when the step was repeated.
+fn with_range(median: String, range: Option<(String, String)>) -> String {
+    match range {
+        Some((lo, hi)) => format!("{median} [{lo}–{hi}]"),
+        None => median,
+    }
+}
+
+/// The step column: why it was run, and how often it was measured.
+fn phase_name(s: &Step) -> String {
+    let p = match s.phase {
+        Phase::Fixed => "fixed",
+        Phase::Search => "search",
+        Phase::Overload => "overload",
+    };
+    if s.repeats > 1 {
+        format!("{p} ×{}", s.repeats)
+    } else {
+        p.to_owned()
+    }
+}
+
 /// Where ferrosfu's fanout stands against the goals of issue 6.
 fn goals(md: &mut String, results: &Results) {
-    let Some(run) = find_run(results, Target::Ferrosfu, Scenario::Fanout) else {
+    let Some(run) = find_run(results, "ferrosfu", Scenario::Fanout) else {
         return;
     };
     let Some(step) = best_step(run) else { return };
     let status = |ok: bool| if ok { "met" } else { "not met" };
     md.push_str("\nGoals (issue 6), ferrosfu fanout:\n");
-    match versus(results, Target::Raw, run, step) {
+    match versus(results, "raw", run, step) {
         Some((x, marked)) => {
             let _ = writeln!(
                 md,
@@ -324,7 +373,7 @@ fn goals(md: &mut String, results: &Results) {
             );
         }
     }
-    match versus(results, Target::Janus, run, step) {
+    match versus(results, "janus", run, step) {
         Some((x, marked)) => {
             let _ = writeln!(
                 md,
@@ -354,244 +403,17 @@ fn goals(md: &mut String, results: &Results) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Plots
-// ---------------------------------------------------------------------------------------------
-
-fn register_font() -> anyhow::Result<()> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let bytes = std::fs::read(FONT)
-            .map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            // Leaked once per process: plotters keeps &'static font data.
-            let data: &'static [u8] = Box::leak(bytes.clone().into_boxed_slice());
-            plotters::style::register_font("sans-serif", style, data)
-                .map_err(|_| format!("{FONT}: not a font"))?;
-        }
-        Ok(())
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
-}
-
-fn color(run: &Run) -> RGBColor {
-    match (run.target, run.scenario) {
-        (Target::Ferrosfu, Scenario::Fanout) => RGBColor(31, 119, 180),
-        (Target::Ferrosfu, Scenario::AudioMeeting) => RGBColor(23, 190, 207),
-        (Target::Ferrosfu, Scenario::Meeting) => RGBColor(148, 103, 189),
-        (Target::Janus, Scenario::Fanout) => RGBColor(214, 39, 40),
-        (Target::Janus, _) => RGBColor(255, 127, 14),
-        (Target::Raw, Scenario::Fanout) => RGBColor(44, 160, 44),
-        (Target::Raw, _) => RGBColor(140, 86, 75),
-    }
-}
-
-fn label(run: &Run) -> String {
-    format!(
-        "{} {}",
-        target_name(run.target),
-        scenario_name(run.scenario)
-    )
-}
-
-type PlotResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-/// Picks one percentile out of a [`Latency`].
-type Percentile = fn(&Latency) -> f64;
-
-/// Draws every plot; returns the file names written.
-fn plots(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
-    register_font()?;
-    let mut files = Vec::new();
-    let name = "pps_vs_cpu.png";
-    plot_pps_vs_cpu(results, &dir.join(name)).map_err(|e| anyhow!("{name}: {e}"))?;
-    files.push(name.to_owned());
-    let mut scenarios: Vec<Scenario> = Vec::new();
-    for r in &results.runs {
-        if !scenarios.contains(&r.scenario) {
-            scenarios.push(r.scenario);
-        }
-    }
-    for sc in scenarios {
-        let name = match sc {
-            Scenario::Fanout => "latency.png".to_owned(),
-            other => format!("latency-{}.png", scenario_name(other)),
-        };
-        let runs: Vec<&Run> = results.runs.iter().filter(|r| r.scenario == sc).collect();
-        plot_latency(&runs, scenario_name(sc), &dir.join(&name))
-            .map_err(|e| anyhow!("{name}: {e}"))?;
-        files.push(name);
-    }
-    Ok(files)
-}
-
-/// Forwarded pkt/s against CPU of the system under test, one line per run. Hollow markers:
-/// generator-bound steps.
-fn plot_pps_vs_cpu(results: &Results, path: &Path) -> PlotResult<()> {
-    let all = results.runs.iter().flat_map(|r| &r.steps);
-    let x_max = all.clone().map(|s| s.sut_cpu_percent).fold(100.0, f64::max) * 1.05;
-    let y_max = all.map(|s| s.forwarded_pps).fold(1000.0, f64::max) * 1.1;
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Forwarded packets/s vs CPU of the system under test",
-            ("sans-serif", 22),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("CPU of the system under test (% of one core)")
-        .y_desc("forwarded packets/s")
-        .y_label_formatter(&|y| int(*y))
-        .draw()?;
-    for run in &results.runs {
-        let c = color(run);
-        let mut pts: Vec<(f64, f64, bool)> = run
-            .steps
-            .iter()
-            .map(|s| (s.sut_cpu_percent, s.forwarded_pps, s.generator_bound))
-            .collect();
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(
-                pts.iter().map(|p| (p.0, p.1)),
-                c.stroke_width(2),
-            ))?
-            .label(label(run))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&(x, y, bound)| {
-            let style = if bound { c.stroke_width(2) } else { c.filled() };
-            Circle::new((x, y), 4, style)
-        }))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
-/// p50 / p99 / p99.9 latency (log scale) against forwarded pkt/s: ferrosfu solid, the others
-/// dashed; circles p50, triangles p99, crosses p99.9.
-fn plot_latency(runs: &[&Run], scenario: &str, path: &Path) -> PlotResult<()> {
-    let steps = runs.iter().flat_map(|r| &r.steps);
-    let x_max = steps
-        .clone()
-        .map(|s| s.forwarded_pps)
-        .fold(1000.0, f64::max)
-        * 1.05;
-    let y_max = steps
-        .clone()
-        .map(|s| {
-            s.latency
-                .p999_us
-                .max(s.latency.p99_us)
-                .max(s.latency.p50_us)
-        })
-        .fold(100.0, f64::max)
-        * 2.0;
-    let y_min = steps
-        .map(|s| s.latency.p50_us)
-        .filter(|&v| v > 0.0)
-        .fold(f64::INFINITY, f64::min)
-        .min(y_max / 10.0)
-        .max(2.0)
-        / 2.0;
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Latency percentiles vs load ({scenario})"),
-            ("sans-serif", 22),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("forwarded packets/s")
-        .y_desc("latency (µs, log)")
-        .x_label_formatter(&|x| int(*x))
-        .y_label_formatter(&|y| int(*y))
-        .draw()?;
-    let percentiles: [(&str, Percentile); 3] = [
-        ("p50", |l| l.p50_us),
-        ("p99", |l| l.p99_us),
-        ("p99.9", |l| l.p999_us),
-    ];
-    for run in runs {
-        let c = color(run);
-        let solid = run.target == Target::Ferrosfu;
-        let mut steps: Vec<&Step> = run.steps.iter().collect();
-        steps.sort_by(|a, b| a.forwarded_pps.total_cmp(&b.forwarded_pps));
-        for (pi, (pname, get)) in percentiles.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = steps
-                .iter()
-                .map(|s| (s.forwarded_pps, get(&s.latency).max(y_min)))
-                .collect();
-            let style = c.stroke_width(if pi == 0 { 2 } else { 1 });
-            let lbl = format!("{} {pname}", target_name(run.target));
-            if solid {
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), style))?
-                    .label(lbl)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            } else {
-                chart
-                    .draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))?
-                    .label(lbl)
-                    .legend(move |(x, y)| {
-                        plotters::element::DashedPathElement::new(
-                            vec![(x, y), (x + 20, y)],
-                            6,
-                            4,
-                            style,
-                        )
-                    });
-            }
-            match pi {
-                0 => {
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
-                }
-                1 => {
-                    chart
-                        .draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 5, c.filled())))?;
-                }
-                _ => {
-                    chart.draw_series(pts.iter().map(|&p| Cross::new(p, 4, c.stroke_width(2))))?;
-                }
-            }
-        }
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Machine;
+    use crate::types::{Machine, Saturation, Spread};
 
     fn step(subs: u32, cpu: f64, pps_per_core: f64, p99: f64, bound: bool) -> Step {
         let fwd = pps_per_core * cpu / 100.0;
         Step {
+            phase: Phase::Fixed,
+            repeats: 1,
+            spread: None,
             publishers: 1,
             subscribers: subs,
             bitrate_bps: 2_000_000,
@@ -616,11 +438,13 @@ mod tests {
     }
 
     fn results() -> Results {
-        let run = |target, steps| Run {
+        let run = |target: Target, steps| Run {
+            name: String::new(),
+            saturation: None,
             target,
             scenario: Scenario::Fanout,
             profile: Profile::Cm80,
-            notes: vec![format!("{} note", target_name(target))],
+            notes: vec![format!("{} note", target.as_str())],
             steps,
         };
         Results {
@@ -664,6 +488,126 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// `step` measured three times: pkt/s per core spread ±`noise`.
+    fn repeated(mut s: Step, noise: f64) -> Step {
+        s.repeats = 3;
+        let r = |v: f64, f: f64| Range {
+            min: v * (1.0 - f),
+            max: v * (1.0 + f),
+        };
+        s.spread = Some(Spread {
+            forwarded_pps: r(s.forwarded_pps, noise),
+            pps_per_core: r(s.pps_per_core, noise),
+            sut_cpu_percent: r(s.sut_cpu_percent, 0.0),
+            loss_percent: r(s.loss_percent, 0.0),
+            latency_p50_us: r(s.latency.p50_us, 0.1),
+            latency_p99_us: r(s.latency.p99_us, 0.1),
+        });
+        s
+    }
+
+    /// The current build, its baseline and mediasoup, repeated, with a saturation search.
+    fn compared() -> Results {
+        let mut r = results();
+        let searched = |mut runs: Run, peak: f64, kept: f64| {
+            let mut over = step(750, 100.0, peak * kept, 9000.0, false);
+            over.phase = Phase::Overload;
+            over.loss_percent = 40.0;
+            runs.steps.push(over);
+            runs.saturation = Some(Saturation {
+                criterion: "median loss > 1 % or median SUT CPU ≥ 95 %".into(),
+                last_ok_subscribers: 400,
+                saturating_subscribers: Some(500),
+                peak_forwarded_pps: peak,
+                peak_at_subscribers: 500,
+                overload_subscribers: Some(750),
+                overload_forwarded_pps: Some(peak * kept),
+                overload_kept_percent: Some(kept * 100.0),
+                stopped: None,
+            });
+            runs
+        };
+        let mut now = r.runs.remove(1);
+        now.steps = now.steps.into_iter().map(|s| repeated(s, 0.02)).collect();
+        let before = Run {
+            name: "ferrosfu-before".into(),
+            steps: vec![
+                repeated(step(100, 20.0, 380_000.0, 250.0, false), 0.02),
+                repeated(step(500, 80.0, 460_000.0, 700.0, false), 0.02),
+            ],
+            ..now.clone()
+        };
+        let mediasoup = Run {
+            name: String::new(),
+            target: Target::Mediasoup,
+            steps: vec![repeated(step(100, 50.0, 150_000.0, 900.0, false), 0.05)],
+            ..now.clone()
+        };
+        r.runs.push(searched(now, 400_000.0, 0.97));
+        r.runs.push(searched(before, 380_000.0, 0.90));
+        r.runs.push(searched(mediasoup, 130_000.0, 0.5));
+        r
+    }
+
+    #[test]
+    fn ratios_spread_and_saturation() {
+        let md = markdown(&compared());
+        println!("{md}");
+        assert!(
+            md.contains("### ferrosfu ÷ ferrosfu-before — fanout"),
+            "{md}"
+        );
+        assert!(md.contains("### ferrosfu ÷ mediasoup — fanout"), "{md}");
+        // 400k vs 380k at 100: 1.05, overlapping ±2 % ranges? 392k..408k vs 372.4k..387.6k: apart.
+        assert!(
+            md.contains("| 1 × 100 | 400,000 | 380,000 | 1.05 | 1.05 | 0.80 | apart |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1 × 500 | 450,000 | 460,000 | 0.98 |"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "Lowest pkt/s-per-core ratio over the fixed steps: 0.98 (at 500 subscribers)"
+        ));
+        assert!(md.contains("ferrosfu ÷ ferrosfu-before ≥ 1.00 at every step: no."));
+        assert!(md.contains(
+            "Saturation peak: 400,000 vs 380,000 pkt/s (1.05); overload kept 97.0 % vs 90.0 %."
+        ));
+        assert!(
+            md.contains(
+                "| ferrosfu | fanout | 400 | 500 | 400,000 (500) | 750 | 388,000 | 97.0 % | met |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| mediasoup | fanout | 400 | 500 | 130,000 (500) | 750 | 65,000 | 50.0 % | not met |"), "{md}");
+        // Medians with their ranges, the phase column.
+        assert!(
+            md.contains("| 1 | 100 | fixed ×3 | 20,800 | 80,000 [78,400–81,600] |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 | 750 | overload |"), "{md}");
+        // Summary: the mediasoup column.
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| ferrosfu | fanout (search, 2 Mbit/s) | 1 × 500 |"))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(row.contains("| 450,000 | 75 % | 5.00× | n/a |"), "{row}");
+        let dir = std::env::temp_dir().join(format!("lg-report-cmp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("results.json"),
+            serde_json::to_string_pretty(&compared()).unwrap(),
+        )
+        .unwrap();
+        let md = write_report(&dir).unwrap();
+        assert!(
+            md.contains("![forwarded_vs_offered.png](forwarded_vs_offered.png)"),
+            "{md}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -736,7 +680,12 @@ mod tests {
             md.lines().filter(|l| l.starts_with("| 1 | 500 |")).count(),
             3
         );
-        for png in ["pps_vs_cpu.png", "latency.png", "latency-audio-meeting.png"] {
+        for png in [
+            "pps_vs_cpu.png",
+            "forwarded_vs_offered.png",
+            "latency.png",
+            "latency-audio-meeting.png",
+        ] {
             let bytes = std::fs::read(dir.join(png)).unwrap_or_else(|e| panic!("{png}: {e}\n{md}"));
             assert!(
                 bytes.len() > 10_000 && bytes.starts_with(b"\x89PNG"),

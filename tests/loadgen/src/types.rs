@@ -54,6 +54,19 @@ pub enum Target {
     Ferrosfu,
     Janus,
     Raw,
+    /// The stock mediasoup worker, driven by `tests/loadgen/mediasoup/server.mjs`.
+    Mediasoup,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Ferrosfu => "ferrosfu",
+            Target::Janus => "janus",
+            Target::Raw => "raw",
+            Target::Mediasoup => "mediasoup",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -75,9 +88,69 @@ pub struct Latency {
     pub p999_us: f64,
 }
 
-/// One load step, measured over `duration_s` after every subscriber got media.
+/// Why a step was run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// One of the `--subscribers` steps.
+    #[default]
+    Fixed,
+    /// A step of the saturation search (doubling, then bisecting).
+    Search,
+    /// Offered load 1.5× the saturating subscriber count.
+    Overload,
+}
+
+/// Smallest and largest value of one figure over a step's repeats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Range {
+    /// Over `values` (an empty slice gives 0..0).
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Range {
+        let mut it = values.into_iter();
+        let Some(first) = it.next() else {
+            return Range::default();
+        };
+        it.fold(
+            Range {
+                min: first,
+                max: first,
+            },
+            |r, v| Range {
+                min: r.min.min(v),
+                max: r.max.max(v),
+            },
+        )
+    }
+}
+
+/// The spread (min–max over the repeats) of the figures a step reports as medians.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub forwarded_pps: Range,
+    pub pps_per_core: Range,
+    pub sut_cpu_percent: Range,
+    pub loss_percent: Range,
+    pub latency_p50_us: Range,
+    pub latency_p99_us: Range,
+}
+
+/// One load step, measured over `duration_s` after every subscriber got media; repeated
+/// `repeats` times at the same load, every figure is then the median of the repeats and
+/// `spread` holds min–max of the main ones.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
+    #[serde(default)]
+    pub phase: Phase,
+    /// Measurement windows at this load (older results: 1).
+    #[serde(default = "one")]
+    pub repeats: u32,
+    #[serde(default)]
+    pub spread: Option<Spread>,
     pub publishers: u32,
     pub subscribers: u32,
     /// Per publisher (video), bits/s.
@@ -107,9 +180,38 @@ pub struct Step {
     pub generator_bound: bool,
 }
 
+fn one() -> u32 {
+    1
+}
+
+/// What the saturation search found (`--search`), and how the target held an overload.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Saturation {
+    /// When a step counts as saturated, e.g. "loss > 1 % or SUT CPU ≥ 95 %".
+    pub criterion: String,
+    /// Largest subscriber count found unsaturated, and the smallest found saturated (None: the
+    /// search stopped first, see `stopped`).
+    pub last_ok_subscribers: u32,
+    pub saturating_subscribers: Option<u32>,
+    /// Highest median forwarded pkt/s over the search steps, and where.
+    pub peak_forwarded_pps: f64,
+    pub peak_at_subscribers: u32,
+    /// The overload step: subscribers, median forwarded pkt/s, and that as % of the peak.
+    pub overload_subscribers: Option<u32>,
+    pub overload_forwarded_pps: Option<f64>,
+    pub overload_kept_percent: Option<f64>,
+    /// Why the search ended without saturating the target (generator-bound, cap), if so.
+    #[serde(default)]
+    pub stopped: Option<String>,
+}
+
 /// The steps of one (target, scenario) pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Run {
+    /// How the report names this run (`--name`; default the target's name): two builds of the
+    /// same target in one results file, e.g. `ferrosfu` and `ferrosfu-before`.
+    #[serde(default)]
+    pub name: String,
     pub target: Target,
     pub scenario: Scenario,
     pub profile: Profile,
@@ -117,6 +219,19 @@ pub struct Run {
     #[serde(default)]
     pub notes: Vec<String>,
     pub steps: Vec<Step>,
+    #[serde(default)]
+    pub saturation: Option<Saturation>,
+}
+
+impl Run {
+    /// `name`, or the target's name in results written before `name` existed.
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() {
+            self.target.as_str()
+        } else {
+            &self.name
+        }
+    }
 }
 
 /// A whole bench run: `results.json`.
