@@ -48,6 +48,12 @@ pub struct Cli {
     #[arg(long, env = "FERROSFU_RTC_PORTS", value_name = "MIN-MAX")]
     pub rtc_ports: Option<PortRange>,
 
+    /// First port of the workers' WebRtcServers: worker i (cores in ascending order) takes UDP
+    /// and TCP port PORT + i on the RTC listen IP, shared by all its WebRTC transports. 0: no
+    /// server; each WebRTC transport binds its own ports from --rtc-ports.
+    #[arg(long, env = "FERROSFU_WEBRTC_SERVER_PORT", value_name = "PORT")]
+    pub webrtc_server_port: Option<u16>,
+
     /// Public IP announced in ICE candidates (when the listen address is private or 0.0.0.0).
     #[arg(long, env = "FERROSFU_ANNOUNCED_IP", value_name = "IP")]
     pub announced_ip: Option<IpAddr>,
@@ -281,6 +287,7 @@ struct FileWorkers {
 #[serde(deny_unknown_fields, default)]
 struct FileMedia {
     rtc_ports: Option<PortRange>,
+    webrtc_server_port: Option<u16>,
     announced_ip: Option<IpAddr>,
     listen_ip: Option<IpAddr>,
 }
@@ -318,6 +325,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub rtc_ports: PortRange,
+    /// First WebRtcServer port (worker i listens on it + i); 0: per-transport ports.
+    pub webrtc_server_port: u16,
     pub announced_ip: Option<IpAddr>,
     pub rtc_listen_ip: IpAddr,
     pub database_url: String,
@@ -451,6 +460,10 @@ impl Config {
                 min: 40000,
                 max: 49999,
             }),
+            webrtc_server_port: cli
+                .webrtc_server_port
+                .or(f.media.webrtc_server_port)
+                .unwrap_or(44444),
             announced_ip: cli.announced_ip.or(f.media.announced_ip),
             database_url: cli
                 .database_url
@@ -523,6 +536,7 @@ impl Config {
             },
             "media": {
                 "rtc_ports": format!("{}-{}", self.rtc_ports.min, self.rtc_ports.max),
+                "webrtc_server_port": self.webrtc_server_port,
                 "announced_ip": self.announced_ip.map(|ip| ip.to_string()),
                 "listen_ip": self.rtc_listen_ip.to_string(),
             },
@@ -648,6 +662,17 @@ mod tests {
             }
         );
         assert_eq!(c.database_url, "sqlite://data/ferrosfu.db");
+    }
+
+    #[test]
+    fn workers_share_a_webrtc_server_port_unless_it_is_zero() {
+        assert_eq!(Config::default().webrtc_server_port, 44444);
+        let file = "[media]\nwebrtc_server_port = 50000";
+        let c = Config::from_toml(Cli::default(), file).unwrap();
+        assert_eq!(c.webrtc_server_port, 50000);
+        let cli = Cli::try_parse_from(["ferrosfu", "--webrtc-server-port", "0"]).unwrap();
+        assert_eq!(Config::from_toml(cli, file).unwrap().webrtc_server_port, 0);
+        assert_eq!(c.to_json()["media"]["webrtc_server_port"], 50000);
     }
 
     #[test]

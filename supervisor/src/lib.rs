@@ -31,7 +31,7 @@ pub use channel::{Channel, RequestError};
 pub use config::{Cli, Config};
 pub use lifecycle::{Lifecycle, Phase};
 pub use media::{CloseReason, Consumer, Producer, Transport, TransportKind, WebRtcServer};
-pub use pool::{PoolEvent, RestartPolicy, WorkerInfo, WorkerPool};
+pub use pool::{PoolEvent, RestartPolicy, WebRtcServerSpec, WorkerInfo, WorkerPool};
 pub use worker::{Router, RouterClosed, SpawnError, Worker, WorkerExit, WorkerSettings};
 
 /// Why the supervisor could not start.
@@ -141,16 +141,26 @@ impl Supervisor {
                 at: chrono::Utc::now(),
             });
         }
-        tracing::info!(?cores, bin = %bin.display(), "starting workers");
-        let pool = WorkerPool::start(settings, &cores, config.restart.clone())
-            .await
-            .map_err(|(core, source)| StartError::Worker { core, source })?;
-
         let announced = config
             .announced_ip
             .map(|ip| ip.to_string())
             .or_else(|| default_announced_ip(config.rtc_listen_ip));
-        tracing::info!(listen_ip = %config.rtc_listen_ip, announced = ?announced, "rtc transports");
+        // One WebRtcServer per worker (port base + index), unless the base port is 0.
+        let webrtc_servers = (config.webrtc_server_port != 0).then(|| WebRtcServerSpec {
+            listen_ip: config.rtc_listen_ip,
+            announced: announced.clone(),
+            base_port: config.webrtc_server_port,
+        });
+        tracing::info!(?cores, bin = %bin.display(), "starting workers");
+        let pool = WorkerPool::start(settings, &cores, config.restart.clone(), webrtc_servers)
+            .await
+            .map_err(|(core, source)| StartError::Worker { core, source })?;
+        tracing::info!(
+            listen_ip = %config.rtc_listen_ip,
+            announced = ?announced,
+            webrtc_server_port = config.webrtc_server_port,
+            "rtc transports"
+        );
         let rooms = rooms::Rooms::new(
             pool.clone(),
             rooms::MediaSettings {

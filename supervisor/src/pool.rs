@@ -1,13 +1,83 @@
-//! The worker pool: one pinned worker per configured core, restarted when it dies.
+//! The worker pool: one pinned worker per configured core, restarted when it dies. With a
+//! [`WebRtcServerSpec`], every worker gets its WebRtcServer (one UDP and one TCP port) before it
+//! is handed out, and a restarted worker gets it again.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use crate::worker::{SpawnError, Worker, WorkerExit, WorkerSettings};
+use ferrosfu_fbs::{ListenInfo, TransportProtocol, WebRtcServerId, WebRtcServerOptions};
+
+use crate::media::WebRtcServer;
+use crate::worker::{SpawnError, Worker, WorkerExit, WorkerSettings, new_id};
+
+/// One WebRtcServer per worker: the worker at index `i` of the pool (cores in ascending order)
+/// listens on UDP and TCP port `base_port + i` of `listen_ip`, announcing `announced`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRtcServerSpec {
+    pub listen_ip: IpAddr,
+    pub announced: Option<String>,
+    pub base_port: u16,
+}
+
+impl WebRtcServerSpec {
+    /// The port of the worker at `index`; None when it would pass 65535.
+    pub fn port(&self, index: usize) -> Option<u16> {
+        u16::try_from(index)
+            .ok()
+            .and_then(|i| self.base_port.checked_add(i))
+    }
+
+    fn options(&self, index: usize) -> Result<WebRtcServerOptions, SpawnError> {
+        let port = self.port(index).ok_or_else(|| {
+            SpawnError::WebRtcServer(format!(
+                "port {} + worker index {index} is past 65535",
+                self.base_port
+            ))
+        })?;
+        let listen = |protocol| ListenInfo {
+            protocol,
+            ip: self.listen_ip.to_string(),
+            announced_address: self.announced.clone(),
+            port,
+        };
+        Ok(WebRtcServerOptions {
+            web_rtc_server_id: WebRtcServerId::new(new_id()),
+            listen_infos: vec![
+                listen(TransportProtocol::Udp),
+                listen(TransportProtocol::Tcp),
+            ],
+        })
+    }
+}
+
+/// Spawns a worker and, with a spec, its WebRtcServer (a worker whose server fails is killed).
+async fn spawn(
+    settings: &WorkerSettings,
+    server: Option<(&WebRtcServerSpec, usize)>,
+) -> Result<(Worker, Option<WebRtcServer>), SpawnError> {
+    let worker = Worker::spawn(settings).await?;
+    let Some((spec, index)) = server else {
+        return Ok((worker, None));
+    };
+    let created = match spec.options(index) {
+        Ok(o) => WebRtcServer::create(&worker, o)
+            .await
+            .map_err(|e| SpawnError::WebRtcServer(e.to_string())),
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(s) => Ok((worker, Some(s))),
+        Err(e) => {
+            worker.kill();
+            Err(e)
+        }
+    }
+}
 
 /// When and how often a dead worker is restarted.
 #[derive(Clone, Debug)]
@@ -68,6 +138,8 @@ pub struct WorkerInfo {
     pub core: u32,
     /// `None` while the core has no running worker (between a death and its restart).
     pub worker: Option<Worker>,
+    /// The worker's WebRtcServer, when the pool has a [`WebRtcServerSpec`].
+    pub webrtc_server: Option<WebRtcServer>,
     pub restarts: u32,
     pub started_at: Option<SystemTime>,
 }
@@ -75,12 +147,15 @@ pub struct WorkerInfo {
 #[derive(Debug)]
 struct Slot {
     core: u32,
+    /// Position in the pool (cores in ascending order): picks the WebRtcServer port.
+    index: usize,
     state: Mutex<SlotState>,
 }
 
 #[derive(Debug, Default)]
 struct SlotState {
     worker: Option<Worker>,
+    server: Option<WebRtcServer>,
     restarts: u32,
     recent: VecDeque<Instant>,
 }
@@ -104,21 +179,30 @@ struct PoolInner {
     stopping: watch::Sender<bool>,
     supervisors: Mutex<Option<JoinSet<()>>>,
     policy: RestartPolicy,
+    server: Option<WebRtcServerSpec>,
 }
 
 impl WorkerPool {
-    /// Spawns one worker per core (in parallel) and returns once all run. `base` gives every
-    /// setting but the core.
+    /// Spawns one worker per core (in parallel), each with its WebRtcServer when `server` is
+    /// given, and returns once all run. `base` gives every setting but the core.
     pub async fn start(
         base: WorkerSettings,
         cores: &[u32],
         policy: RestartPolicy,
+        server: Option<WebRtcServerSpec>,
     ) -> Result<WorkerPool, (u32, SpawnError)> {
+        let mut sorted = cores.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let mut spawns = JoinSet::new();
-        for &core in cores {
+        for (index, &core) in sorted.iter().enumerate() {
             let mut s = base.clone();
             s.core = Some(core);
-            spawns.spawn(async move { (core, Worker::spawn(&s).await) });
+            let spec = server.clone();
+            spawns.spawn(async move {
+                let r = spawn(&s, spec.as_ref().map(|spec| (spec, index))).await;
+                (core, r)
+            });
         }
         let mut started = Vec::new();
         let mut failure = None;
@@ -130,7 +214,7 @@ impl WorkerPool {
             }
         }
         if let Some(f) = failure {
-            for (_, w) in started {
+            for (_, (w, _)) in started {
                 w.kill();
             }
             return Err(f);
@@ -141,11 +225,14 @@ impl WorkerPool {
         let inner = Arc::new(PoolInner {
             slots: started
                 .iter()
-                .map(|(core, w)| {
+                .enumerate()
+                .map(|(index, (core, (w, server)))| {
                     Arc::new(Slot {
                         core: *core,
+                        index,
                         state: Mutex::new(SlotState {
                             worker: Some(w.clone()),
+                            server: server.clone(),
                             ..Default::default()
                         }),
                     })
@@ -155,6 +242,7 @@ impl WorkerPool {
             stopping: watch::channel(false).0,
             supervisors: Mutex::new(None),
             policy,
+            server,
         });
         let mut set = JoinSet::new();
         for slot in &inner.slots {
@@ -181,6 +269,7 @@ impl WorkerPool {
                 WorkerInfo {
                     core: slot.core,
                     started_at: worker.as_ref().map(Worker::started_at),
+                    webrtc_server: worker.as_ref().and(st.server.clone()),
                     worker,
                     restarts: st.restarts,
                 }
@@ -277,11 +366,11 @@ async fn supervise(pool: Arc<PoolInner>, slot: Arc<Slot>, settings: WorkerSettin
             if *stopping.borrow() {
                 return;
             }
-            let spawned = Worker::spawn(&settings).await;
+            let spawned = spawn(&settings, pool.server.as_ref().map(|s| (s, slot.index))).await;
             let mut st = slot.lock();
             st.recent.push_back(Instant::now());
             match spawned {
-                Ok(w) => {
+                Ok((w, server)) => {
                     st.restarts += 1;
                     tracing::info!(
                         core,
@@ -295,6 +384,7 @@ async fn supervise(pool: Arc<PoolInner>, slot: Arc<Slot>, settings: WorkerSettin
                         restarts: st.restarts,
                     });
                     st.worker = Some(w);
+                    st.server = server;
                     if *stopping.borrow() {
                         // close() may have snapshotted the slot before this worker existed.
                         if let Some(w) = st.worker.clone() {
@@ -311,6 +401,7 @@ async fn supervise(pool: Arc<PoolInner>, slot: Arc<Slot>, settings: WorkerSettin
                         reason: e.to_string(),
                     });
                     st.worker = None;
+                    st.server = None;
                     return;
                 }
                 Err(e) => tracing::error!(core, "worker restart failed: {e}"),
@@ -332,5 +423,25 @@ mod tests {
         assert_eq!(p.backoff(4), Duration::from_millis(800));
         assert_eq!(p.backoff(9), Duration::from_secs(5));
         assert_eq!(p.backoff(100), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn each_worker_has_the_next_server_port() {
+        let spec = WebRtcServerSpec {
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            announced: None,
+            base_port: 44444,
+        };
+        assert_eq!(spec.port(0), Some(44444));
+        assert_eq!(spec.port(3), Some(44447));
+        let o = spec.options(1).unwrap();
+        assert_eq!(o.listen_infos.len(), 2);
+        assert!(o.listen_infos.iter().all(|l| l.port == 44445));
+        let top = WebRtcServerSpec {
+            base_port: 65535,
+            ..spec
+        };
+        assert_eq!(top.port(1), None);
+        assert!(matches!(top.options(1), Err(SpawnError::WebRtcServer(_))));
     }
 }

@@ -86,6 +86,9 @@ pub enum SpawnError {
     StartupTimeout(Duration),
     #[error("worker speaks protocol {got}, supervisor speaks {PROTOCOL_VERSION}")]
     ProtocolMismatch { got: u32 },
+    /// The worker started but its WebRtcServer could not be created (its port is taken...).
+    #[error("worker's WebRtcServer: {0}")]
+    WebRtcServer(String),
 }
 
 impl SpawnError {

@@ -120,8 +120,11 @@ impl SupervisorProcess {
 
     /// [`SupervisorProcess::start`] with one worker, on core 0, whose transports listen on
     /// 127.0.0.1 with ports from `rtc_ports` (`first-last`, a range of the test's own so that
-    /// tests running at once do not collide); `extra_args` follow.
+    /// tests running at once do not collide): its WebRtcServer on the first port of the range
+    /// (unless `extra_args` give `--webrtc-server-port`), plain transports on the others;
+    /// `extra_args` follow.
     pub fn start_on_loopback(rtc_ports: &str, extra_args: &[&str]) -> SupervisorProcess {
+        let first = rtc_ports.split('-').next().unwrap_or(rtc_ports);
         let mut args = vec![
             "--worker-cores",
             "0",
@@ -130,6 +133,9 @@ impl SupervisorProcess {
             "--rtc-listen-ip",
             "127.0.0.1",
         ];
+        if !extra_args.contains(&"--webrtc-server-port") {
+            args.extend(["--webrtc-server-port", first]);
+        }
         args.extend_from_slice(extra_args);
         Self::start(&args)
     }

@@ -16,6 +16,8 @@ fn config() -> Config {
         worker_cores: CoreList::List(vec![0]),
         worker_bin: Some(ferrosfu_tests::bin("ferrosfu-worker")),
         dev: true,
+        // A WebRtcServer port of this test's own.
+        webrtc_server_port: 46220,
         // Out of the source tree (the defaults are relative to the working directory).
         database_url: format!(
             "sqlite://{}/ferrosfu-lifecycle-{}/ferrosfu.db",

@@ -1184,6 +1184,8 @@ async fn low_disk_finalizes_running_recordings() {
             "0",
             "--rtc-ports",
             "43500-43549",
+            "--webrtc-server-port",
+            "43500",
             "--rtc-listen-ip",
             "127.0.0.1",
             "--database-url",

@@ -41,7 +41,13 @@ fn entry(list: &[Value], core: u64) -> &Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
-    let mut sup = SupervisorProcess::start(&["--worker-cores", "0,1", "--dev"]);
+    let mut sup = SupervisorProcess::start(&[
+        "--worker-cores",
+        "0,1",
+        "--dev",
+        "--webrtc-server-port",
+        "46200",
+    ]);
     let http = reqwest::Client::new();
 
     let health = http.get(sup.url("/healthz")).send().await.unwrap();
@@ -136,7 +142,8 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_die_with_a_killed_supervisor() {
-    let mut sup = SupervisorProcess::start(&["--worker-cores", "0"]);
+    let mut sup =
+        SupervisorProcess::start(&["--worker-cores", "0", "--webrtc-server-port", "46210"]);
     let http = reqwest::Client::new();
     let list = workers(&http, &sup).await;
     let pid = list[0]["pid"].as_u64().unwrap() as u32;

@@ -39,7 +39,6 @@ pub(crate) use api::{
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
 
-use crate::media::WebRtcServer;
 use crate::ortc::{self, RtpCapabilities};
 use crate::pool::WorkerPool;
 use crate::store::{Store, UserRef, Write};
@@ -153,7 +152,7 @@ impl Rooms {
             .pool
             .snapshot()
             .into_iter()
-            .filter_map(|i| Some((i.worker?, Option::<WebRtcServer>::None)))
+            .filter_map(|i| Some((i.worker?, i.webrtc_server)))
             .filter(|(w, _)| w.is_alive())
             .collect();
         let pid = least_loaded(
