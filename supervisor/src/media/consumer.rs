@@ -1,0 +1,185 @@
+//! Consumers: created on a transport (`Transport::consume`), paused and resumed, closed with
+//! their transport or their producer.
+
+use std::sync::{Arc, Mutex};
+
+use ferrosfu_fbs::{
+    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerScore, MediaEvent, MediaKind, Method,
+    ProducerId, RequestBody, ResponseBody, RtpStreamStats,
+};
+use tokio::sync::broadcast;
+
+use super::{CloseReason, Life, Transport, parent_reason, unexpected};
+use crate::channel::RequestError;
+
+impl Transport {
+    /// `transport.consume` with fully resolved parameters (see `ortc`).
+    pub async fn consume(&self, options: ConsumeOptions) -> Result<Consumer, RequestError> {
+        let id = options.consumer_id.clone();
+        let producer_id = options.producer_id.clone();
+        let kind = options.kind;
+        let (life, notes) = Life::new(
+            (&id).into(),
+            self.life().worker.clone(),
+            Method::TransportConsume,
+        )?;
+        let (paused, producer_paused, score) = match self
+            .life()
+            .request(RequestBody::TransportConsume(options))
+            .await?
+        {
+            ResponseBody::Consumed {
+                paused,
+                producer_paused,
+                score,
+            } => (paused, producer_paused, score),
+            _ => return Err(unexpected(Method::TransportConsume)),
+        };
+        let state = Arc::new(Mutex::new(ConsumerState {
+            paused,
+            producer_paused,
+            score,
+        }));
+        let parent = self.clone();
+        let st = state.clone();
+        life.watch(
+            notes,
+            async move { parent_reason(parent.closed().await) },
+            // Paused/score are kept current here, from the lossless queue, not from a
+            // subscription to the fan-out that could lag.
+            move |e| {
+                let mut s = st.lock().expect("never held across a panic");
+                match e {
+                    MediaEvent::ConsumerProducerPause => s.producer_paused = true,
+                    MediaEvent::ConsumerProducerResume => s.producer_paused = false,
+                    MediaEvent::ConsumerScore(sc) => s.score = *sc,
+                    MediaEvent::ConsumerProducerClose => return Some(CloseReason::ProducerClosed),
+                    MediaEvent::ConsumerTransportClose => return Some(CloseReason::ParentClosed),
+                    _ => {}
+                }
+                None
+            },
+        );
+        Ok(Consumer {
+            inner: Arc::new(ConsumerInner {
+                id,
+                producer_id,
+                kind,
+                transport: self.clone(),
+                life,
+                state,
+            }),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    inner: Arc<ConsumerInner>,
+}
+
+#[derive(Debug)]
+struct ConsumerState {
+    paused: bool,
+    producer_paused: bool,
+    score: ConsumerScore,
+}
+
+#[derive(Debug)]
+struct ConsumerInner {
+    id: ConsumerId,
+    producer_id: ProducerId,
+    kind: MediaKind,
+    transport: Transport,
+    life: Arc<Life>,
+    state: Arc<Mutex<ConsumerState>>,
+}
+
+impl Consumer {
+    pub fn id(&self) -> &ConsumerId {
+        &self.inner.id
+    }
+
+    pub fn producer_id(&self) -> &ProducerId {
+        &self.inner.producer_id
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.inner.kind
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    fn state<R>(&self, f: impl FnOnce(&mut ConsumerState) -> R) -> R {
+        f(&mut self.inner.state.lock().expect("never held across a panic"))
+    }
+
+    pub fn paused(&self) -> bool {
+        self.state(|s| s.paused)
+    }
+
+    pub fn producer_paused(&self) -> bool {
+        self.state(|s| s.producer_paused)
+    }
+
+    pub fn score(&self) -> ConsumerScore {
+        self.state(|s| s.score)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.life.is_closed()
+    }
+
+    pub async fn closed(&self) -> CloseReason {
+        self.inner.life.wait_closed().await
+    }
+
+    /// Score, producer pause/resume and close notifications.
+    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
+        self.inner.life.events.subscribe()
+    }
+
+    pub async fn pause(&self) -> Result<(), RequestError> {
+        self.inner.life.request(RequestBody::ConsumerPause).await?;
+        self.state(|s| s.paused = true);
+        Ok(())
+    }
+
+    /// Resumes; the worker asks the producer for a keyframe.
+    pub async fn resume(&self) -> Result<(), RequestError> {
+        self.inner.life.request(RequestBody::ConsumerResume).await?;
+        self.state(|s| s.paused = false);
+        Ok(())
+    }
+
+    pub async fn request_key_frame(&self) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .request(RequestBody::ConsumerRequestKeyFrame)
+            .await
+            .map(drop)
+    }
+
+    pub async fn get_stats(&self) -> Result<Vec<RtpStreamStats>, RequestError> {
+        self.inner
+            .life
+            .stream_stats(RequestBody::ConsumerGetStats)
+            .await
+    }
+
+    pub async fn dump(&self) -> Result<ConsumerDump, RequestError> {
+        match self.inner.life.request(RequestBody::ConsumerDump).await? {
+            ResponseBody::ConsumerDump(d) => Ok(d),
+            _ => Err(unexpected(Method::ConsumerDump)),
+        }
+    }
+
+    pub async fn close(&self) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .close_by_user(RequestBody::ConsumerClose)
+            .await
+    }
+}

@@ -1,0 +1,82 @@
+//! A WebRtcServer: one UDP/TCP port set of a worker that its WebRtcTransports share.
+
+use std::sync::Arc;
+
+use ferrosfu_fbs::{
+    HandlerId, Method, RequestBody, ResponseBody, WebRtcServerDump, WebRtcServerId,
+    WebRtcServerOptions,
+};
+
+use super::{CloseReason, Life, unexpected};
+use crate::channel::RequestError;
+use crate::worker::Worker;
+
+/// A WebRtcServer: one UDP/TCP port set shared by many WebRtcTransports of a worker.
+#[derive(Clone, Debug)]
+pub struct WebRtcServer {
+    id: WebRtcServerId,
+    life: Arc<Life>,
+    dump: Arc<WebRtcServerDump>,
+}
+
+impl WebRtcServer {
+    pub async fn create(
+        worker: &Worker,
+        options: WebRtcServerOptions,
+    ) -> Result<Self, RequestError> {
+        let id = options.web_rtc_server_id.clone();
+        let (life, notes) = Life::new(
+            (&id).into(),
+            worker.clone(),
+            Method::WorkerCreateWebRtcServer,
+        )?;
+        let dump = match worker
+            .request(
+                HandlerId::worker(),
+                RequestBody::WorkerCreateWebRtcServer(options),
+            )
+            .await?
+        {
+            ResponseBody::WebRtcServerDump(d) => d,
+            _ => return Err(unexpected(Method::WorkerCreateWebRtcServer)),
+        };
+        let w = worker.clone();
+        life.watch(
+            notes,
+            async move { CloseReason::WorkerDied(w.died().await) },
+            |_| None,
+        );
+        Ok(Self {
+            id,
+            life,
+            dump: Arc::new(dump),
+        })
+    }
+
+    pub fn id(&self) -> &WebRtcServerId {
+        &self.id
+    }
+
+    /// The bound listen infos (actual ports).
+    pub fn listen_infos(&self) -> &[ferrosfu_fbs::ListenInfo] {
+        &self.dump.listen_infos
+    }
+
+    pub async fn dump(&self) -> Result<WebRtcServerDump, RequestError> {
+        match self.life.request(RequestBody::WebRtcServerDump).await? {
+            ResponseBody::WebRtcServerDump(d) => Ok(d),
+            _ => Err(unexpected(Method::WebRtcServerDump)),
+        }
+    }
+
+    pub async fn close(&self) -> Result<(), RequestError> {
+        if !self.life.close(CloseReason::Closed) || !self.life.worker.is_alive() {
+            return Ok(());
+        }
+        self.life
+            .worker
+            .request(self.life.handler.clone(), RequestBody::WebRtcServerClose)
+            .await
+            .map(drop)
+    }
+}

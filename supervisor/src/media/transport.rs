@@ -1,0 +1,273 @@
+//! WebRtcTransports and PlainTransports: created on a router, connected, restarted (ICE),
+//! closed with it. Producing and consuming on a transport are in `producer.rs` / `consumer.rs`.
+
+use std::sync::{Arc, Mutex};
+
+use ferrosfu_fbs::{
+    ConnectParams, DtlsParameters, IceParameters, MediaEvent, Method, PlainTransportDump,
+    PlainTransportOptions, RequestBody, ResponseBody, SrtpParameters, TransportId, TransportStats,
+    WebRtcTransportDump, WebRtcTransportOptions,
+};
+use tokio::sync::broadcast;
+
+use super::{CloseReason, Life, router_gone, unexpected};
+use crate::channel::{Notifications, RequestError};
+use crate::worker::Router;
+
+/// What kind of transport, with what its creation returned.
+#[derive(Clone, Debug)]
+pub enum TransportKind {
+    WebRtc(Box<WebRtcTransportDump>),
+    Plain(Box<PlainTransportDump>),
+}
+
+/// A WebRtcTransport or PlainTransport. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    inner: Arc<TransportInner>,
+}
+
+#[derive(Debug)]
+struct TransportInner {
+    id: TransportId,
+    router: Router,
+    life: Arc<Life>,
+    kind: Mutex<TransportKind>,
+}
+
+fn transport_closing(e: &MediaEvent) -> Option<CloseReason> {
+    let _ = e;
+    None
+}
+
+impl Transport {
+    /// `router.create_webrtc_transport`.
+    pub async fn create_webrtc(
+        router: &Router,
+        options: WebRtcTransportOptions,
+    ) -> Result<Self, RequestError> {
+        let id = options.transport_id.clone();
+        let registered = Life::new(
+            (&id).into(),
+            router.worker().clone(),
+            Method::RouterCreateWebRtcTransport,
+        )?;
+        let dump = match router
+            .worker()
+            .request(
+                router.id().into(),
+                RequestBody::RouterCreateWebRtcTransport(options),
+            )
+            .await?
+        {
+            ResponseBody::WebRtcTransportDump(d) => d,
+            _ => return Err(unexpected(Method::RouterCreateWebRtcTransport)),
+        };
+        Ok(Self::new(
+            router,
+            id,
+            registered,
+            TransportKind::WebRtc(Box::new(dump)),
+        ))
+    }
+
+    /// `router.create_plain_transport`.
+    pub async fn create_plain(
+        router: &Router,
+        options: PlainTransportOptions,
+    ) -> Result<Self, RequestError> {
+        let id = options.transport_id.clone();
+        let registered = Life::new(
+            (&id).into(),
+            router.worker().clone(),
+            Method::RouterCreatePlainTransport,
+        )?;
+        let dump = match router
+            .worker()
+            .request(
+                router.id().into(),
+                RequestBody::RouterCreatePlainTransport(options),
+            )
+            .await?
+        {
+            ResponseBody::PlainTransportDump(d) => d,
+            _ => return Err(unexpected(Method::RouterCreatePlainTransport)),
+        };
+        Ok(Self::new(
+            router,
+            id,
+            registered,
+            TransportKind::Plain(Box::new(dump)),
+        ))
+    }
+
+    fn new(
+        router: &Router,
+        id: TransportId,
+        (life, notes): (Arc<Life>, Notifications),
+        kind: TransportKind,
+    ) -> Self {
+        life.watch(notes, router_gone(router.clone()), transport_closing);
+        Self {
+            inner: Arc::new(TransportInner {
+                id,
+                router: router.clone(),
+                life,
+                kind: Mutex::new(kind),
+            }),
+        }
+    }
+
+    pub fn id(&self) -> &TransportId {
+        &self.inner.id
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// What creation (or the latest connect/dump) returned.
+    pub fn kind(&self) -> TransportKind {
+        self.inner
+            .kind
+            .lock()
+            .expect("never held across a panic")
+            .clone()
+    }
+
+    /// For a WebRtcTransport: ICE parameters, candidates and DTLS parameters to signal.
+    pub fn webrtc(&self) -> Option<WebRtcTransportDump> {
+        match self.kind() {
+            TransportKind::WebRtc(d) => Some(*d),
+            TransportKind::Plain(_) => None,
+        }
+    }
+
+    pub fn plain(&self) -> Option<PlainTransportDump> {
+        match self.kind() {
+            TransportKind::Plain(d) => Some(*d),
+            TransportKind::WebRtc(_) => None,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.life.is_closed()
+    }
+
+    pub async fn closed(&self) -> CloseReason {
+        self.inner.life.wait_closed().await
+    }
+
+    /// ICE state, selected tuple, DTLS state, comedia tuple notifications.
+    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
+        self.inner.life.events.subscribe()
+    }
+
+    fn store(&self, body: ResponseBody) {
+        let mut k = self.inner.kind.lock().expect("never held across a panic");
+        match body {
+            ResponseBody::WebRtcTransportDump(d) => *k = TransportKind::WebRtc(Box::new(d)),
+            ResponseBody::PlainTransportDump(d) => *k = TransportKind::Plain(Box::new(d)),
+            _ => {}
+        }
+    }
+
+    /// WebRtcTransport: the remote DTLS parameters.
+    pub async fn connect_webrtc(
+        &self,
+        dtls_parameters: DtlsParameters,
+    ) -> Result<(), RequestError> {
+        let r = self
+            .inner
+            .life
+            .request(RequestBody::TransportConnect(ConnectParams::WebRtc {
+                dtls_parameters,
+            }))
+            .await?;
+        self.store(r);
+        Ok(())
+    }
+
+    /// PlainTransport: the remote address (unless comedia) and SRTP keys (when enabled).
+    pub async fn connect_plain(
+        &self,
+        ip: Option<String>,
+        port: Option<u16>,
+        rtcp_port: Option<u16>,
+        srtp_parameters: Option<SrtpParameters>,
+    ) -> Result<PlainTransportDump, RequestError> {
+        let r = self
+            .inner
+            .life
+            .request(RequestBody::TransportConnect(ConnectParams::Plain {
+                ip,
+                port,
+                rtcp_port,
+                srtp_parameters,
+            }))
+            .await?;
+        self.store(r.clone());
+        match r {
+            ResponseBody::PlainTransportDump(d) => Ok(d),
+            _ => Err(unexpected(Method::TransportConnect)),
+        }
+    }
+
+    pub async fn restart_ice(&self) -> Result<IceParameters, RequestError> {
+        match self
+            .inner
+            .life
+            .request(RequestBody::TransportRestartIce)
+            .await?
+        {
+            ResponseBody::IceParameters(p) => {
+                if let TransportKind::WebRtc(d) =
+                    &mut *self.inner.kind.lock().expect("never held across a panic")
+                {
+                    d.ice_parameters = p.clone();
+                }
+                Ok(p)
+            }
+            _ => Err(unexpected(Method::TransportRestartIce)),
+        }
+    }
+
+    pub async fn set_max_incoming_bitrate(&self, bitrate: u32) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .request(RequestBody::TransportSetMaxIncomingBitrate(bitrate))
+            .await
+            .map(drop)
+    }
+
+    pub async fn get_stats(&self) -> Result<TransportStats, RequestError> {
+        match self
+            .inner
+            .life
+            .request(RequestBody::TransportGetStats)
+            .await?
+        {
+            ResponseBody::TransportStats(s) => Ok(s),
+            _ => Err(unexpected(Method::TransportGetStats)),
+        }
+    }
+
+    pub async fn dump(&self) -> Result<TransportKind, RequestError> {
+        let r = self.inner.life.request(RequestBody::TransportDump).await?;
+        self.store(r);
+        Ok(self.kind())
+    }
+
+    /// Closes the transport, its producers and consumers. Closing twice is a no-op.
+    pub async fn close(&self) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .close_by_user(RequestBody::TransportClose)
+            .await
+    }
+
+    /// The transport's close state and worker requests, for its producers and consumers.
+    pub(super) fn life(&self) -> &Arc<Life> {
+        &self.inner.life
+    }
+}
