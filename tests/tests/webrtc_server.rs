@@ -1,7 +1,8 @@
 //! One port per worker: rooms put their WebRtcTransports on the worker's WebRtcServer. Two
 //! peers of a room get ICE candidates on the same port (the server's) and media still flows
-//! between them; worker i of the pool listens on the base port + i; a worker restarted by the
-//! pool gets its server back; `--webrtc-server-port 0` gives each transport its own ports.
+//! between them; worker i of the pool listens on the base port + i (UDP and TCP: `forceTcp`
+//! gets the server's TCP port); a worker restarted by the pool gets its server back;
+//! `--webrtc-server-port 0` gives each transport its own ports.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -187,6 +188,20 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
     let mut both = [pa.clone(), pb].concat();
     both.sort_unstable();
     assert_eq!(both, [46100, 46101]);
+    // forceTcp: only the server's TCP candidate.
+    let mut a = a;
+    let t = a
+        .ok(
+            "createWebRtcTransport",
+            json!({"forceTcp": true, "producing": false, "consuming": true}),
+        )
+        .await
+        .unwrap();
+    let c = t["iceCandidates"].as_array().unwrap();
+    assert!(
+        c.len() == 1 && c[0]["protocol"] == "tcp" && c[0]["port"] == json!(pa[0]),
+        "{t}"
+    );
     a.close().await;
     b.close().await;
 
