@@ -2,7 +2,7 @@
 //!
 //! Per recording, each recorded producer gets a PlainTransport on the room's router (loopback,
 //! comedia off, RTCP not muxed) connected to two loopback ports of the recorder, and a consumer
-//! created paused. The recorder (pipeline chosen from the codecs, see [`pipeline`]) is spawned
+//! created paused. The recorder (pipeline chosen from the codecs, see `pipeline.rs`) is spawned
 //! pinned to the recording cores; once its sockets are bound the consumers are resumed and a
 //! keyframe is requested. Stopping sends SIGINT (end of stream: the muxer finalizes the file),
 //! waits for the child, closes the transports and probes the file ([`probe`]) for its duration

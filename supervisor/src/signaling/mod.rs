@@ -1,7 +1,7 @@
 //! Signaling for mediasoup-client applications: protoo over WebSocket
 //! (`ws(s)://HOST:PORT/?roomId=…&peerId=…[&token=…]`, subprotocol `protoo`) and the
 //! mediasoup-demo broadcaster REST API (`/rooms/:roomId/…`), on the HTTP listener. Both only
-//! translate: JSON is parsed into typed requests ([`requests`]), the room ([`crate::rooms`])
+//! translate: JSON is parsed into typed requests (`requests.rs`), the room (`crate::rooms`)
 //! does the work, and its typed answers and notifications go back as the demo's JSON.
 //!
 //! One connection = one peer. Its frames are read by one task: responses to our requests are
