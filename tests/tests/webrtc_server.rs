@@ -2,7 +2,8 @@
 //! peers of a room get ICE candidates on the same port (the server's) and media still flows
 //! between them; worker i of the pool listens on the base port + i (UDP and TCP: `forceTcp`
 //! gets the server's TCP port); a worker restarted by the pool gets its server back;
-//! `--webrtc-server-port 0` gives each transport its own ports.
+//! `--webrtc-server-port 0` gives each transport its own ports; a taken server port stops the
+//! start (exit 1) with a message naming it.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -270,4 +271,34 @@ async fn port_zero_gives_each_transport_its_own_ports() {
     }
     assert!(t1.iter().all(|p| !t2.contains(p)), "{t1:?} {t2:?}");
     c.close().await;
+}
+
+#[test]
+fn a_taken_server_port_fails_the_start() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:46230").unwrap();
+    let dir = std::env::temp_dir().join(format!("ferrosfu-webrtc-server-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(ferrosfu_tests::bin("ferrosfu"))
+        .current_dir(&dir)
+        .args([
+            "--dev",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--worker-cores",
+            "0",
+            "--rtc-listen-ip",
+            "127.0.0.1",
+            "--webrtc-server-port",
+            "46230",
+        ])
+        .output()
+        .unwrap();
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("WebRtcServer") && log.contains("46230"),
+        "{log}"
+    );
 }
