@@ -199,4 +199,6 @@ fn parent_reason(r: CloseReason) -> CloseReason {
 }
 
 #[cfg(test)]
+pub(crate) mod scripted;
+#[cfg(test)]
 mod tests;

@@ -4,121 +4,13 @@
 use std::time::Duration;
 
 use ferrosfu_fbs::{
-    ConsumeOptions, ConsumerId, ConsumerScore, Encoder, Event, FrameBuffer, FrameEvent, HandlerId,
-    ListenInfo, MediaEvent, MediaKind, Message, Notification, PlainTransportDump,
-    PlainTransportOptions, ProduceOptions, ProducerId, RequestBody, Response, ResponseBody,
-    TransportId, TransportProtocol, TransportTuple, decode_message,
+    ConsumeOptions, ConsumerId, ConsumerScore, ListenInfo, MediaEvent, MediaKind,
+    PlainTransportOptions, ProduceOptions, ProducerId, TransportId, TransportProtocol,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
+use super::scripted::{ScriptedWorker, note};
 use super::*;
-use crate::channel::Channel;
-
-/// Plays the worker: answers every creation request as accepted, and writes whatever frames
-/// the test hands it (in order, after the responses already queued).
-struct ScriptedWorker {
-    worker: Worker,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
-    enc: Encoder,
-    _exit: watch::Sender<Option<WorkerExit>>,
-}
-
-impl ScriptedWorker {
-    fn start() -> Self {
-        let (a, b) = tokio::io::duplex(1 << 16);
-        let (r, w) = tokio::io::split(a);
-        let (channel, _worker_notes) = Channel::start(r, w, tracing::Span::none());
-        let (worker, exit) = Worker::scripted(channel);
-        let (mut br, mut bw) = tokio::io::split(b);
-        let (frames, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        tokio::spawn(async move {
-            while let Some(f) = rx.recv().await {
-                if bw.write_all(&f).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let out = frames.clone();
-        tokio::spawn(async move {
-            let (mut buf, mut enc) = (FrameBuffer::new(), Encoder::new());
-            loop {
-                while let Some(ev) = buf.next_event() {
-                    let FrameEvent::Frame(p) = ev else { continue };
-                    let Ok(Message::Request(req)) = decode_message(&p) else {
-                        continue;
-                    };
-                    let resp = Message::Response(Response {
-                        id: req.id,
-                        result: Ok(answer(&req.body)),
-                    });
-                    let mut bytes = enc.frame(&resp).expect("encodable response");
-                    // A new consumer hears from the worker at once, in the same write as the
-                    // response, as a real one may (its producer paused meanwhile).
-                    if let RequestBody::TransportConsume(o) = &req.body {
-                        let pause = note(o.consumer_id.as_str(), MediaEvent::ConsumerProducerPause);
-                        bytes.extend(enc.frame(&pause).expect("encodable notification"));
-                    }
-                    let _ = out.send(bytes);
-                }
-                match br.read_buf(buf.read_target()).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        });
-        Self {
-            worker,
-            frames,
-            enc: Encoder::new(),
-            _exit: exit,
-        }
-    }
-
-    fn send(&mut self, msgs: &[Message]) {
-        let mut bytes = Vec::new();
-        for m in msgs {
-            bytes.extend_from_slice(&self.enc.frame(m).expect("encodable notification"));
-        }
-        self.frames.send(bytes).expect("writer task alive");
-    }
-}
-
-fn answer(body: &RequestBody) -> ResponseBody {
-    match body {
-        RequestBody::RouterCreatePlainTransport(o) => {
-            ResponseBody::PlainTransportDump(PlainTransportDump {
-                id: o.transport_id.clone(),
-                rtcp_mux: true,
-                comedia: false,
-                tuple: TransportTuple {
-                    local_address: "127.0.0.1".into(),
-                    local_port: 40000,
-                    remote_ip: String::new(),
-                    remote_port: 0,
-                    protocol: TransportProtocol::Udp,
-                },
-                rtcp_tuple: None,
-                srtp_parameters: None,
-                producer_ids: vec![],
-                consumer_ids: vec![],
-            })
-        }
-        RequestBody::TransportConsume(_) => ResponseBody::Consumed {
-            paused: false,
-            producer_paused: false,
-            score: ConsumerScore::default(),
-        },
-        _ => ResponseBody::None,
-    }
-}
-
-fn note(handler: &str, e: MediaEvent) -> Message {
-    Message::Notification(Notification {
-        handler_id: HandlerId::new(handler),
-        event: Event::Media(e),
-    })
-}
 
 async fn plain_transport(w: &Worker) -> Transport {
     let router = w.create_router().await.unwrap();

@@ -219,7 +219,10 @@ impl Rooms {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod placement_tests {
     use super::*;
 
     #[test]

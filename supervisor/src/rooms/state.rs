@@ -343,42 +343,8 @@ impl RoomState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use super::super::api::{BoxFuture, NewConsumer};
+    use super::super::tests::Ear;
     use super::*;
-
-    /// A connection that writes down what it hears.
-    #[derive(Debug, Default)]
-    struct Ear {
-        heard: Mutex<Vec<Value>>,
-        closed: Mutex<Option<u16>>,
-    }
-
-    impl PeerLink for Ear {
-        fn notify(&self, n: &Notification) {
-            self.heard
-                .lock()
-                .unwrap()
-                .push(serde_json::to_value(n).unwrap());
-        }
-        fn new_consumer(
-            &self,
-            _: &NewConsumer,
-            _: std::time::Duration,
-        ) -> BoxFuture<'_, Result<(), RoomError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn close(&self, code: u16, _: &str) {
-            *self.closed.lock().unwrap() = Some(code);
-        }
-    }
-
-    impl Ear {
-        fn take(&self) -> Vec<Value> {
-            std::mem::take(&mut *self.heard.lock().unwrap())
-        }
-    }
 
     fn connect(st: &mut RoomState, id: &str, role: Role) -> Arc<Ear> {
         let ear = Arc::new(Ear::default());

@@ -1,0 +1,241 @@
+//! A room on a scripted worker (no process): peers arriving, joining and leaving, a
+//! broadcaster's producer offered to a joined peer, refusals, and the room closing with its
+//! last peer. The peer rules alone are tested in `state.rs`.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use ferrosfu_fbs::MediaEvent;
+use serde_json::{Value, json};
+
+use super::api::{
+    BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Join, NewConsumer, Notification,
+    PeerLink, Produce, WebRtcTransportRequest,
+};
+use super::room::Context;
+use super::{MediaSettings, Room, RoomError};
+use crate::auth::Role;
+use crate::media::scripted::{ScriptedWorker, note};
+use crate::ortc::{self, MediaKind, RtpParameters};
+use crate::store::Store;
+
+/// A connection that writes down what it hears and accepts every consumer offer.
+#[derive(Debug, Default)]
+pub(super) struct Ear {
+    heard: Mutex<Vec<Value>>,
+    offers: Mutex<Vec<NewConsumer>>,
+    closed: Mutex<Option<u16>>,
+}
+
+impl PeerLink for Ear {
+    fn notify(&self, n: &Notification) {
+        self.heard
+            .lock()
+            .unwrap()
+            .push(serde_json::to_value(n).unwrap());
+    }
+    fn new_consumer(
+        &self,
+        offer: &NewConsumer,
+        _: Duration,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        self.offers.lock().unwrap().push(offer.clone());
+        Box::pin(async { Ok(()) })
+    }
+    fn close(&self, code: u16, _: &str) {
+        *self.closed.lock().unwrap() = Some(code);
+    }
+}
+
+impl Ear {
+    /// What it heard since the last call.
+    pub(super) fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.heard.lock().unwrap())
+    }
+
+    /// Waits (up to 2 s) for a notification named `method`; what came before it is dropped.
+    async fn wait_for(&self, method: &str) -> Value {
+        for _ in 0..200 {
+            let found = {
+                let mut heard = self.heard.lock().unwrap();
+                heard
+                    .iter()
+                    .position(|n| n["method"] == method)
+                    .map(|i| heard.drain(..=i).next_back().unwrap())
+            };
+            if let Some(n) = found {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no {method}: {:?}", self.heard.lock().unwrap());
+    }
+}
+
+async fn room(worker: &ScriptedWorker) -> Arc<Room> {
+    let router = worker.worker.create_router().await.unwrap();
+    let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs()).unwrap();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    Room::new(
+        "room",
+        router,
+        None,
+        Context {
+            caps,
+            media: MediaSettings {
+                listen_ip: [127, 0, 0, 1].into(),
+                announced: None,
+            },
+            store,
+            rooms: Weak::new(),
+        },
+    )
+}
+
+async fn connect(room: &Arc<Room>, id: &str, role: Role) -> Arc<Ear> {
+    let ear = Arc::new(Ear::default());
+    room.attach(id, 1, ear.clone(), role).await.unwrap();
+    ear
+}
+
+fn opus() -> RtpParameters {
+    serde_json::from_value(json!({
+        "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000,
+                    "channels": 2}],
+        "encodings": [{"ssrc": 1111}]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_broadcasters_producer_is_offered_to_joined_peers() {
+    let mut worker = ScriptedWorker::start();
+    let room = room(&worker).await;
+    let bob = connect(&room, "bob", Role::Publish).await;
+    let joined = room
+        .join(
+            "bob",
+            Join {
+                display_name: Some("Bob".into()),
+                rtp_capabilities: Some(room.rtp_capabilities().clone()),
+                ..Join::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(joined.peers.is_empty());
+    // Bob's receive transport (plain here: the scripted worker answers those).
+    let (t, _, _) = room.new_plain_transport(false, true).await.unwrap();
+    room.add_transport("bob", t, true).await.unwrap();
+
+    let joined = room
+        .add_broadcaster("bc", "BC", json!({"name": "gst"}), None, Role::Publish)
+        .await
+        .unwrap();
+    assert_eq!(joined.peers.len(), 1);
+    assert_eq!(bob.wait_for("newPeer").await["data"]["id"], "bc");
+    let BroadcasterTransport::Plain { dump, ip } = room
+        .broadcaster_transport(
+            "bc",
+            BroadcasterTransportRequest::Plain {
+                comedia: true,
+                rtcp_mux: true,
+            },
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a plain transport was asked for");
+    };
+    assert_eq!(ip, "127.0.0.1");
+    let produced = room
+        .broadcaster_produce(
+            "bc",
+            Produce {
+                transport_id: dump.id.as_str().to_owned(),
+                kind: MediaKind::Audio,
+                rtp_parameters: opus(),
+                app_data: json!({"source": "mic"}),
+                paused: false,
+            },
+        )
+        .await
+        .unwrap();
+
+    // Bob is offered a consumer (mid 0 of his transport), accepts it, hears its score.
+    bob.wait_for("consumerScore").await;
+    let offer = bob.offers.lock().unwrap().pop().expect("an offer");
+    assert_eq!(offer.peer_id, "bc");
+    assert_eq!(offer.consumer.producer_id, produced.id);
+    assert_eq!(offer.consumer.kind, MediaKind::Audio);
+    assert_eq!(offer.consumer.rtp_parameters.mid.as_deref(), Some("0"));
+    assert_eq!(offer.app_data, json!({"source": "mic"}));
+
+    // The producer closes on the worker: Bob's consumer closes and he is told.
+    worker.send(&[note(&offer.consumer.id, MediaEvent::ConsumerProducerClose)]);
+    let closed = bob.wait_for("consumerClosed").await;
+    assert_eq!(closed["data"]["consumerId"], offer.consumer.id.as_str());
+
+    // The broadcaster leaves: Bob sees it go.
+    room.delete_broadcaster("bc").await.unwrap();
+    assert_eq!(bob.wait_for("peerClosed").await["data"]["peerId"], "bc");
+    assert_eq!(
+        room.delete_broadcaster("bc").await.unwrap_err().status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn refusals_come_before_any_worker_request() {
+    let worker = ScriptedWorker::start();
+    let room = room(&worker).await;
+    connect(&room, "sub", Role::Subscribe).await;
+    let e = room
+        .create_webrtc_transport(
+            "sub",
+            WebRtcTransportRequest {
+                producing: true,
+                ..WebRtcTransportRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 403);
+    let produce = || Produce {
+        transport_id: "t".into(),
+        kind: MediaKind::Audio,
+        rtp_parameters: opus(),
+        app_data: json!({}),
+        paused: false,
+    };
+    assert_eq!(
+        room.produce("sub", produce()).await.unwrap_err().status(),
+        409
+    );
+    connect(&room, "pub", Role::Publish).await;
+    room.join("pub", Join::default()).await.unwrap();
+    let e = room.produce("pub", produce()).await.unwrap_err();
+    assert_eq!(e, RoomError::not_found("transport with id \"t\" not found"));
+    let e = room.join("pub", Join::default()).await.unwrap_err();
+    assert_eq!(e.status(), 409);
+}
+
+#[tokio::test]
+async fn the_room_closes_with_its_last_peer() {
+    let worker = ScriptedWorker::start();
+    let room = room(&worker).await;
+    let a = connect(&room, "a", Role::Publish).await;
+    room.join("a", Join::default()).await.unwrap();
+    // The same peer again: the old connection is closed with 4000.
+    let a2 = connect(&room, "a", Role::Publish).await;
+    assert_eq!(*a.closed.lock().unwrap(), Some(4000));
+    // The old session leaving does not remove the new one.
+    room.detach("a", 0).await;
+    assert!(!room.is_closed());
+    room.detach("a", 1).await;
+    assert!(room.is_closed());
+    assert!(a2.take().is_empty());
+    let late = Arc::new(Ear::default());
+    let e = room.attach("b", 2, late, Role::Publish).await.unwrap_err();
+    assert_eq!(e, RoomError::RoomClosed);
+}
