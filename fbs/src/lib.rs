@@ -37,8 +37,8 @@ pub use ids::{
 pub use media::*;
 pub use proto::{
     ErrorKind, Event, LogLevel, LogRecord, MediaCounters, Message, Method, Notification, Request,
-    RequestBody, RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, TypedRequest,
-    UpdateSettings, WorkerDump, WorkerRunning, requests,
+    RequestBody, RequestFailure, ResourceUsage, Response, ResponseBody, RouterDump, SocketCounters,
+    TypedRequest, UpdateSettings, WorkerDump, WorkerRunning, requests,
 };
 
 /// Version of the channel protocol; the worker announces it in `worker.running` and the supervisor

@@ -339,6 +339,25 @@ pub struct ResourceUsage {
     pub ru_oublock: u64,
     pub ru_nvcsw: u64,
     pub ru_nivcsw: u64,
+    pub sockets: SocketCounters,
+}
+
+/// The worker shell's socket counters since it started (see `FBS.Worker.SocketCounters`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SocketCounters {
+    pub udp_received: u64,
+    pub udp_sent: u64,
+    pub udp_behind_dropped: u64,
+    pub udp_send_queue_full: u64,
+    pub udp_send_errors: u64,
+    pub udp_recv_errors: u64,
+    pub no_socket: u64,
+    pub tcp_unsent: u64,
+    pub tcp_accepted: u64,
+    pub tcp_rejected: u64,
+    pub tcp_malformed: u64,
+    pub tcp_overflow: u64,
+    pub tcp_frames_received: u64,
 }
 
 /// `worker.get_media_counters`: what the worker's media engine counted since it started.

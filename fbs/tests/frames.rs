@@ -526,8 +526,11 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
                 router_ids: ids.into_iter().map(RouterId::new).collect(),
             }))
             .boxed(),
-        proptest::array::uniform9(any::<u64>())
-            .prop_map(|a| {
+        (
+            proptest::array::uniform9(any::<u64>()),
+            proptest::array::uniform13(any::<u64>())
+        )
+            .prop_map(|(a, b)| {
                 ResponseBody::ResourceUsage(ResourceUsage {
                     ru_utime: a[0],
                     ru_stime: a[1],
@@ -538,6 +541,21 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
                     ru_oublock: a[6],
                     ru_nvcsw: a[7],
                     ru_nivcsw: a[8],
+                    sockets: SocketCounters {
+                        udp_received: b[0],
+                        udp_sent: b[1],
+                        udp_behind_dropped: b[2],
+                        udp_send_queue_full: b[3],
+                        udp_send_errors: b[4],
+                        udp_recv_errors: b[5],
+                        no_socket: b[6],
+                        tcp_unsent: b[7],
+                        tcp_accepted: b[8],
+                        tcp_rejected: b[9],
+                        tcp_malformed: b[10],
+                        tcp_overflow: b[11],
+                        tcp_frames_received: b[12],
+                    },
                 })
             })
             .boxed(),

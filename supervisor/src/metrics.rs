@@ -44,6 +44,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    core: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
     status: &'static str,
 }
@@ -159,6 +165,7 @@ pub(crate) fn render(
         "Peak resident set size of the worker of this core",
         rss,
     );
+    register_sockets(&mut reg, usage);
 
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &reg)
@@ -218,6 +225,45 @@ fn register_media(reg: &mut Registry, media: &[(u32, MediaCounters)]) {
         "DTLS handshakes that failed on the worker of this core since it started (a remote \
          certificate that does not match the signaled fingerprint, no certificate, a timeout)",
         dtls,
+    );
+}
+
+/// The worker shells' socket counters (`ResourceUsage::sockets`).
+fn register_sockets(reg: &mut Registry, usage: &[(u32, ResourceUsage)]) {
+    let udp = Family::<DirectionLabel, Counter>::default();
+    let drops = Family::<ReasonLabel, Counter>::default();
+    for (core, u) in usage {
+        let s = &u.sockets;
+        for (direction, n) in [("received", s.udp_received), ("sent", s.udp_sent)] {
+            let core = core.to_string();
+            udp.get_or_create(&DirectionLabel { core, direction })
+                .inc_by(n);
+        }
+        for (reason, n) in [
+            ("behind", s.udp_behind_dropped),
+            ("send_queue_full", s.udp_send_queue_full),
+            ("send_error", s.udp_send_errors),
+            ("receive_error", s.udp_recv_errors),
+            ("no_socket", s.no_socket + s.tcp_unsent),
+            ("tcp_overflow", s.tcp_overflow),
+        ] {
+            let core = core.to_string();
+            drops.get_or_create(&ReasonLabel { core, reason }).inc_by(n);
+        }
+    }
+    reg.register(
+        "ferrosfu_worker_udp_datagrams",
+        "UDP datagrams the worker of this core received and sent on its media sockets",
+        udp,
+    );
+    reg.register(
+        "ferrosfu_worker_socket_drops",
+        "Datagrams the worker of this core dropped at its sockets, by reason: behind (received \
+         input shed before forwarding: the worker was behind that socket's input for over \
+         100 ms), send_queue_full (the oldest queued datagram: its socket stayed unwritable), \
+         send_error / receive_error (refused by the kernel), no_socket (a transmit to a socket or \
+         TCP connection that is gone), tcp_overflow (a TCP connection's write buffer overflowed)",
+        drops,
     );
 }
 
@@ -302,6 +348,20 @@ mod tests {
             "ferrosfu_rtp_packets_dropped_total{core=\"3\",reason=\"unknown_tuple\"} 2",
             "ferrosfu_rtp_stream_resyncs_total{core=\"3\"} 4",
             "ferrosfu_dtls_failures_total{core=\"3\"} 5",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn socket_counters_come_with_the_resource_usage() {
+        let mut u = ResourceUsage::default();
+        u.sockets.udp_sent = 9;
+        u.sockets.udp_behind_dropped = 6;
+        let text = render(Phase::Running, &[], &[(2, u)], &Extras::default());
+        for line in [
+            "ferrosfu_worker_udp_datagrams_total{core=\"2\",direction=\"sent\"} 9",
+            "ferrosfu_worker_socket_drops_total{core=\"2\",reason=\"behind\"} 6",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

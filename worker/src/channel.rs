@@ -306,7 +306,9 @@ impl Shell {
         let id = req.id;
         match req.body {
             RequestBody::WorkerGetResourceUsage => {
-                let result = resource_usage().map(ResponseBody::ResourceUsage);
+                let sockets = self.net.stats().counters();
+                let result = resource_usage()
+                    .map(|u| ResponseBody::ResourceUsage(ResourceUsage { sockets, ..u }));
                 self.push(&Message::Response(Response { id, result }));
             }
             RequestBody::WorkerUpdateSettings(s) => {
@@ -392,5 +394,6 @@ fn resource_usage() -> Result<ResourceUsage, RequestFailure> {
         ru_oublock: n(u.block_writes()),
         ru_nvcsw: n(u.voluntary_context_switches()),
         ru_nivcsw: n(u.involuntary_context_switches()),
+        sockets: Default::default(),
     })
 }

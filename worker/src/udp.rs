@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::task::Waker;
+use std::time::Instant;
 
 use quinn_udp::{BATCH_SIZE, RecvMeta, UdpSocketState};
 use tokio::io::Interest;
@@ -17,6 +18,9 @@ const RECV_BUF: usize = 64 * 1024;
 
 /// Datagrams per `sendmmsg` call.
 const SEND_BATCH: usize = 32;
+
+/// Batches one discard of a socket's queue reads at most (`BATCH_SIZE` datagrams or more each).
+const DISCARD_BATCHES: usize = 64;
 
 /// Largest GSO super-datagram.
 const GSO_MAX_BYTES: usize = 64_000;
@@ -34,6 +38,21 @@ impl RecvArena {
             buf: vec![0; BATCH_SIZE * RECV_BUF],
             meta: [RecvMeta::default(); BATCH_SIZE],
         })
+    }
+
+    /// How many datagrams the first `n` messages of the last receive hold (GRO merges several
+    /// into one message).
+    pub(crate) fn count(&self, n: usize) -> u64 {
+        (0..n.min(BATCH_SIZE))
+            .map(|i| {
+                let m = &self.meta[i];
+                let len = m.len.min(RECV_BUF);
+                match m.stride {
+                    0 => 1,
+                    s => len.div_ceil(s).max(1) as u64,
+                }
+            })
+            .sum()
     }
 
     /// The source, the destination IP when the kernel reported it (IP_PKTINFO / IPV6_PKTINFO),
@@ -72,6 +91,8 @@ pub(crate) struct UdpSock {
     pub(crate) dirty: bool,
     /// The socket's pump, woken when the socket is released or becomes blocked.
     pub(crate) waker: Option<Waker>,
+    /// Since when every receive returned a full batch (the worker is behind this socket's input).
+    pub(crate) behind_since: Option<Instant>,
 }
 
 impl UdpSock {
@@ -86,11 +107,34 @@ impl UdpSock {
             blocked: false,
             dirty: false,
             waker: None,
+            behind_since: None,
         })
     }
 
     pub(crate) fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    pub(crate) fn drop_oldest(&mut self) {
+        self.queue.pop_front();
+    }
+
+    /// Reads and drops what is queued on the socket (at most [`DISCARD_BATCHES`] batches, so
+    /// that a flood cannot hold the thread); returns how many datagrams.
+    pub(crate) fn discard_queued(&self, arena: &mut RecvArena) -> u64 {
+        let mut dropped = 0;
+        for _ in 0..DISCARD_BATCHES {
+            match self.recv(arena) {
+                Ok(n) => {
+                    dropped += arena.count(n);
+                    if n < BATCH_SIZE {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        dropped
     }
 
     /// Queues a datagram to `to`, sent from `src` (IP_PKTINFO) when given.

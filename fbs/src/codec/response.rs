@@ -56,6 +56,25 @@ pub(super) fn build_response_body(
             (B::Worker_DumpResponse, union(b))
         }
         ResponseBody::ResourceUsage(u) => {
+            let c = &u.sockets;
+            let sockets = Some(fb_worker::SocketCounters::create(
+                fbb,
+                &fb_worker::SocketCountersArgs {
+                    udp_received: c.udp_received,
+                    udp_sent: c.udp_sent,
+                    udp_behind_dropped: c.udp_behind_dropped,
+                    udp_send_queue_full: c.udp_send_queue_full,
+                    udp_send_errors: c.udp_send_errors,
+                    udp_recv_errors: c.udp_recv_errors,
+                    no_socket: c.no_socket,
+                    tcp_unsent: c.tcp_unsent,
+                    tcp_accepted: c.tcp_accepted,
+                    tcp_rejected: c.tcp_rejected,
+                    tcp_malformed: c.tcp_malformed,
+                    tcp_overflow: c.tcp_overflow,
+                    tcp_frames_received: c.tcp_frames_received,
+                },
+            ));
             let b = fb_worker::ResourceUsageResponse::create(
                 fbb,
                 &fb_worker::ResourceUsageResponseArgs {
@@ -68,6 +87,7 @@ pub(super) fn build_response_body(
                     ru_oublock: u.ru_oublock,
                     ru_nvcsw: u.ru_nvcsw,
                     ru_nivcsw: u.ru_nivcsw,
+                    sockets,
                 },
             );
             (B::Worker_ResourceUsageResponse, union(b))
@@ -301,6 +321,23 @@ pub(super) fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
                 ru_oublock: u.ru_oublock(),
                 ru_nvcsw: u.ru_nvcsw(),
                 ru_nivcsw: u.ru_nivcsw(),
+                sockets: u
+                    .sockets()
+                    .map_or_else(SocketCounters::default, |c| SocketCounters {
+                        udp_received: c.udp_received(),
+                        udp_sent: c.udp_sent(),
+                        udp_behind_dropped: c.udp_behind_dropped(),
+                        udp_send_queue_full: c.udp_send_queue_full(),
+                        udp_send_errors: c.udp_send_errors(),
+                        udp_recv_errors: c.udp_recv_errors(),
+                        no_socket: c.no_socket(),
+                        tcp_unsent: c.tcp_unsent(),
+                        tcp_accepted: c.tcp_accepted(),
+                        tcp_rejected: c.tcp_rejected(),
+                        tcp_malformed: c.tcp_malformed(),
+                        tcp_overflow: c.tcp_overflow(),
+                        tcp_frames_received: c.tcp_frames_received(),
+                    }),
             })
         }
         B::Worker_MediaCountersResponse => {

@@ -183,6 +183,8 @@ pub mod fbs {
     pub use self::dump_response_generated::*;
     mod resource_usage_response_generated;
     pub use self::resource_usage_response_generated::*;
+    mod socket_counters_generated;
+    pub use self::socket_counters_generated::*;
     mod media_counters_response_generated;
     pub use self::media_counters_response_generated::*;
     mod update_settings_request_generated;

@@ -27,6 +27,7 @@ impl<'a> ResourceUsageResponse<'a> {
   pub const VT_RU_OUBLOCK: ::flatbuffers::VOffsetT = 16;
   pub const VT_RU_NVCSW: ::flatbuffers::VOffsetT = 18;
   pub const VT_RU_NIVCSW: ::flatbuffers::VOffsetT = 20;
+  pub const VT_SOCKETS: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -35,7 +36,7 @@ impl<'a> ResourceUsageResponse<'a> {
   #[allow(unused_mut)]
   pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
     _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args ResourceUsageResponseArgs
+    args: &'args ResourceUsageResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ResourceUsageResponse<'bldr>> {
     let mut builder = ResourceUsageResponseBuilder::new(_fbb);
     builder.add_ru_nivcsw(args.ru_nivcsw);
@@ -47,6 +48,7 @@ impl<'a> ResourceUsageResponse<'a> {
     builder.add_ru_maxrss(args.ru_maxrss);
     builder.add_ru_stime(args.ru_stime);
     builder.add_ru_utime(args.ru_utime);
+    if let Some(x) = args.sockets { builder.add_sockets(x); }
     builder.finish()
   }
 
@@ -114,6 +116,13 @@ impl<'a> ResourceUsageResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(ResourceUsageResponse::VT_RU_NIVCSW, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn sockets(&self) -> Option<SocketCounters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<SocketCounters>>(ResourceUsageResponse::VT_SOCKETS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ResourceUsageResponse<'_> {
@@ -131,11 +140,12 @@ impl ::flatbuffers::Verifiable for ResourceUsageResponse<'_> {
      .visit_field::<u64>("ru_oublock", Self::VT_RU_OUBLOCK, false)?
      .visit_field::<u64>("ru_nvcsw", Self::VT_RU_NVCSW, false)?
      .visit_field::<u64>("ru_nivcsw", Self::VT_RU_NIVCSW, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<SocketCounters>>("sockets", Self::VT_SOCKETS, false)?
      .finish();
     Ok(())
   }
 }
-pub struct ResourceUsageResponseArgs {
+pub struct ResourceUsageResponseArgs<'a> {
     pub ru_utime: u64,
     pub ru_stime: u64,
     pub ru_maxrss: u64,
@@ -145,8 +155,9 @@ pub struct ResourceUsageResponseArgs {
     pub ru_oublock: u64,
     pub ru_nvcsw: u64,
     pub ru_nivcsw: u64,
+    pub sockets: Option<::flatbuffers::WIPOffset<SocketCounters<'a>>>,
 }
-impl<'a> Default for ResourceUsageResponseArgs {
+impl<'a> Default for ResourceUsageResponseArgs<'a> {
   #[inline]
   fn default() -> Self {
     ResourceUsageResponseArgs {
@@ -159,6 +170,7 @@ impl<'a> Default for ResourceUsageResponseArgs {
       ru_oublock: 0,
       ru_nvcsw: 0,
       ru_nivcsw: 0,
+      sockets: None,
     }
   }
 }
@@ -205,6 +217,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ResourceUsageResponseBuilder<
     self.fbb_.push_slot::<u64>(ResourceUsageResponse::VT_RU_NIVCSW, ru_nivcsw, 0);
   }
   #[inline]
+  pub fn add_sockets(&mut self, sockets: ::flatbuffers::WIPOffset<SocketCounters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<SocketCounters>>(ResourceUsageResponse::VT_SOCKETS, sockets);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ResourceUsageResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ResourceUsageResponseBuilder {
@@ -231,6 +247,7 @@ impl ::core::fmt::Debug for ResourceUsageResponse<'_> {
       ds.field("ru_oublock", &self.ru_oublock());
       ds.field("ru_nvcsw", &self.ru_nvcsw());
       ds.field("ru_nivcsw", &self.ru_nivcsw());
+      ds.field("sockets", &self.sockets());
       ds.finish()
   }
 }
