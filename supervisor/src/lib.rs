@@ -229,9 +229,10 @@ impl Supervisor {
                 tracing::error!("http server: {e}");
             }
         });
-        tracing::info!(addr = %http_addr, tls = secure, "http listening");
-
+        // Running before the line that tells the world (and tests) where to connect: a client
+        // that reads it finds /healthz answering "running".
         lifecycle.advance(Phase::Running);
+        tracing::info!(addr = %http_addr, tls = secure, "http listening");
         notify_systemd(&[
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status(&format!("{} workers running", cores.len())),
