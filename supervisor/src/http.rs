@@ -11,7 +11,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use ferrosfu_fbs::ResourceUsage;
+use ferrosfu_fbs::{ResourceUsage, TransportProtocol};
 
 use crate::channel::RequestError;
 use crate::worker::Worker;
@@ -175,6 +175,20 @@ async fn workers(State(s): State<AppState>) -> Json<Vec<Value>> {
                 "started_at": info.started_at.map(rfc3339),
                 "restarts": info.restarts,
                 "up": info.worker.is_some(),
+                // Where its WebRtcServer listens (null without one).
+                "webrtc_server": info.webrtc_server.as_ref().map(|s| {
+                    s.listen_infos()
+                        .iter()
+                        .map(|l| json!({
+                            "protocol": match l.protocol {
+                                TransportProtocol::Udp => "udp",
+                                TransportProtocol::Tcp => "tcp",
+                            },
+                            "ip": l.ip,
+                            "port": l.port,
+                        }))
+                        .collect::<Vec<_>>()
+                }),
                 "rusage": u.map(|u| json!({
                     "ru_utime_us": u.ru_utime,
                     "ru_stime_us": u.ru_stime,

@@ -216,6 +216,23 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
         .json()
         .await
         .unwrap();
+    // /api/workers shows where each server listens.
+    for (core, port) in [(0, 46100), (1, 46101)] {
+        let w = workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["core"] == core)
+            .unwrap();
+        assert_eq!(
+            w["webrtc_server"],
+            json!([
+                {"protocol": "udp", "ip": "127.0.0.1", "port": port},
+                {"protocol": "tcp", "ip": "127.0.0.1", "port": port},
+            ]),
+            "{w}"
+        );
+    }
     let first = workers
         .as_array()
         .unwrap()
@@ -234,11 +251,12 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
             .json()
             .await
             .unwrap();
-        let restarted = w
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["core"] == 0 && w["up"] == true && w["restarts"] == 1);
+        let restarted = w.as_array().unwrap().iter().any(|w| {
+            w["core"] == 0
+                && w["up"] == true
+                && w["restarts"] == 1
+                && w["webrtc_server"][0]["port"] == 46100
+        });
         if restarted {
             break;
         }

@@ -119,9 +119,15 @@ pub(crate) struct ConsumerInfo {
     pub producer_id: String,
     pub kind: MediaKind,
     pub rtp_parameters: RtpParameters,
-    /// Always "simple".
     #[serde(rename = "type")]
-    pub kind_of_consumer: &'static str,
+    pub consumer_type: ConsumerType,
+}
+
+/// mediasoup's consumer types; one stream per consumer here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConsumerType {
+    Simple,
 }
 
 /// The `newConsumer` request a room sends a peer.
@@ -296,7 +302,7 @@ mod tests {
                 producer_id: "p1".into(),
                 kind: MediaKind::Audio,
                 rtp_parameters: RtpParameters::default(),
-                kind_of_consumer: "simple",
+                consumer_type: ConsumerType::Simple,
             },
             app_data: json!({"share": true}),
             producer_paused: false,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrosfu_fbs::{ConsumeOptions, ConsumerId, MediaEvent};
 
-use super::api::{ConsumerAction, ConsumerInfo, NewConsumer, Notification};
+use super::api::{ConsumerAction, ConsumerInfo, ConsumerType, NewConsumer, Notification};
 use super::state::ProducerEntry;
 use super::{Room, RoomError};
 use crate::media::{CloseReason, Consumer, Transport};
@@ -179,7 +179,7 @@ impl Room {
             producer_id: producer.p.id().as_str().to_owned(),
             kind: producer.kind,
             rtp_parameters: params,
-            kind_of_consumer: "simple",
+            consumer_type: ConsumerType::Simple,
         };
         Ok(Some((consumer, info)))
     }
