@@ -74,7 +74,7 @@ impl Host for Shell {
     }
 
     fn on_datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant) {
-        self.core.handle_datagram(tuple, data, now);
+        self.core.handle_input(Input::Datagram { tuple, data }, now);
         self.drain();
     }
 

@@ -1,6 +1,6 @@
 //! Core cost per forwarded packet: one VP8 publisher on a WebRtcTransport (AEAD_AES_128_GCM)
 //! fanned out to N subscribers on their own WebRtcTransports (AES_CM_128_HMAC_SHA1_80). Each
-//! iteration feeds one SRTP packet (~1000 B payload) to `WorkerCore::handle_datagram` and drains
+//! iteration feeds one SRTP packet (~1000 B payload) to `WorkerCore::handle_input` (`Input::Datagram`) and drains
 //! every output: SRTP unprotect, producer receive stream (NACK tracking, rate), router fan-out,
 //! per-consumer rewrite into its pooled buffer, retransmission buffer, SRTP protect, Transmit.
 //! Throughput is in forwarded packets (N per input packet), so "elem/s" is packets out per
@@ -17,7 +17,7 @@
 mod sim;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ferrosfu_worker_core::{Output, Protocol, Tuple};
+use ferrosfu_worker_core::{Input, Output, Protocol, Tuple};
 use sim::{PUB_SSRC, Sim, setup, vp8_packet};
 
 fn bench(c: &mut Criterion) {
@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
                 .protect_rtp(&pkt)
                 .unwrap();
-            sim.core.handle_datagram(tuple, &wire, now);
+            sim.core.handle_input(Input::Datagram { tuple, data: &wire }, now);
             while let Some(o) = sim.core.poll_output() {
                 out += usize::from(matches!(o, Output::Transmit(_)));
             }
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
                         .unwrap()
                 },
                 |wire| {
-                    sim.core.handle_datagram(tuple, &wire, now);
+                    sim.core.handle_input(Input::Datagram { tuple, data: &wire }, now);
                     let mut sent = 0usize;
                     while let Some(o) = sim.core.poll_output() {
                         if let Output::Transmit(t) = o {

@@ -11,16 +11,17 @@ use ferrosfu_fbs::{
 use crate::producer::{
     Producer, URI_ABS_SEND_TIME, URI_MID, URI_RID, URI_RRID, URI_TRANSPORT_WIDE_CC,
 };
-use crate::rtp::Codec;
-use crate::rtp::OwnExts;
-use crate::send_stream::SendStream;
+use crate::proto::rtp::Codec;
+use crate::proto::rtp::OwnExts;
+use crate::streams::send::SendStream;
+use crate::tables::{ProducerKey, TransportKey};
 
 #[derive(Debug)]
 pub(crate) struct Consumer {
     pub id: ConsumerId,
     pub producer_id: ProducerId,
-    pub producer: u64,
-    pub transport: u64,
+    pub producer: ProducerKey,
+    pub transport: TransportKey,
     pub kind: MediaKind,
     pub params: RtpParameters,
     pub paused: bool,
@@ -56,9 +57,9 @@ impl Consumer {
 
     pub(crate) fn new(
         opts: ConsumeOptions,
-        producer_key: u64,
+        producer_key: ProducerKey,
         producer: &Producer,
-        transport: u64,
+        transport: TransportKey,
         initial_seq: u16,
         ts_offset: u32,
     ) -> Result<Self, RequestFailure> {

@@ -21,42 +21,36 @@
 //! the supervisor restarts the worker.
 
 mod consumer;
-mod dtls;
-mod ice;
-mod keyframe;
-mod packet;
+mod control;
+mod demux;
+mod media;
 mod producer;
-mod retransmit;
+mod proto;
 mod router;
-mod rtcp;
-mod rtp;
-mod send_stream;
-mod seq;
-mod srtp;
-mod stream;
+mod streams;
+mod tables;
 mod transport;
-mod twcc;
 mod units;
-mod worker;
+mod worker_core;
 
-pub use dtls::{DtlsIdentity, fingerprint};
-pub use ice::{
+pub use proto::dtls::{DtlsIdentity, fingerprint};
+pub use proto::ice::{
     CONSENT_TIMEOUT, IceCredentials, IceDrop, IceEvent, IceLite, IceState, IceStats, Protocol,
     StunOutcome, Tuple,
 };
-pub use keyframe::KeyFrameRequester;
-pub use packet::{PacketKind, classify};
-pub use retransmit::{PacketStore, RetransmitBuffer};
-pub use router::Router;
-pub use rtcp::{ReportBlock, Rtcp, build as build_rtcp, parse as parse_rtcp};
-pub use rtp::{
+pub use proto::packet::{PacketKind, classify};
+pub use proto::rtcp::{ReportBlock, Rtcp, build as build_rtcp, parse as parse_rtcp};
+pub use proto::rtp::{
     Codec, OwnExts, Rewrite, RtpError, RtpHeader, build_packet, is_keyframe, write_rewritten,
 };
-pub use send_stream::SendStream;
-pub use srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
-pub use stream::{NtpClock, RecvStream, RecvVerdict};
+pub use proto::srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
+pub use proto::twcc::TwccFeedback;
+pub use router::Router;
+pub use streams::keyframe::KeyFrameRequester;
+pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};
+pub use streams::retransmit::{PacketStore, RetransmitBuffer};
+pub use streams::send::SendStream;
 pub use transport::BoundSocket;
-pub use twcc::TwccFeedback;
 pub use units::{Pt, SeqNo, Ssrc};
 /// A starting `Instant` for unit tests (the core itself never reads a clock: `clippy.toml`).
 #[cfg(test)]
@@ -65,6 +59,5 @@ pub(crate) fn test_epoch() -> std::time::Instant {
     std::time::Instant::now()
 }
 
-pub use worker::{
-    CoreConfig, CoreStats, Input, Output, SocketRequest, TICK, Transmit, WorkerCore, sockets_needed,
-};
+pub use control::{SocketRequest, sockets_needed};
+pub use worker_core::{CoreConfig, CoreStats, Input, Output, TICK, Transmit, WorkerCore};

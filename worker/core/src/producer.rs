@@ -8,10 +8,11 @@ use ferrosfu_fbs::{
     RtpStreamStats,
 };
 
-use crate::keyframe::KeyFrameRequester;
-use crate::retransmit::PacketStore;
-use crate::rtp::Codec;
-use crate::stream::RecvStream;
+use crate::proto::rtp::Codec;
+use crate::streams::keyframe::KeyFrameRequester;
+use crate::streams::recv::RecvStream;
+use crate::streams::retransmit::PacketStore;
+use crate::tables::{ConsumerKey, TransportKey};
 
 pub(crate) const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub(crate) const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -37,7 +38,7 @@ pub(crate) struct Encoding {
 #[derive(Debug)]
 pub(crate) struct Producer {
     pub id: ProducerId,
-    pub transport: u64,
+    pub transport: TransportKey,
     pub kind: MediaKind,
     pub params: RtpParameters,
     pub mapping: RtpMapping,
@@ -56,13 +57,16 @@ pub(crate) struct Producer {
     /// Id of the transport-wide-cc extension in what the publisher sends (0: not negotiated).
     pub twcc_ext: u8,
     pub keyframe: KeyFrameRequester,
-    pub consumers: Vec<u64>,
+    pub consumers: Vec<ConsumerKey>,
     pub last_scores: Vec<u8>,
     pub dropped: u64,
 }
 
 impl Producer {
-    pub(crate) fn new(opts: ProduceOptions, transport: u64) -> Result<Self, RequestFailure> {
+    pub(crate) fn new(
+        opts: ProduceOptions,
+        transport: TransportKey,
+    ) -> Result<Self, RequestFailure> {
         let p = &opts.rtp_parameters;
         if p.codecs.is_empty() {
             return Err(RequestFailure::invalid_argument(

@@ -1,15 +1,15 @@
-use std::collections::HashMap;
-
 use ferrosfu_fbs::{RouterDump, RouterId};
 
+use crate::tables::TransportKey;
 use crate::transport::Transport;
+use slotmap::SlotMap;
 
 /// A router: the set of transports (and through them producers and consumers) that may exchange
 /// media. Producers are consumable only by consumers of the same router.
 #[derive(Debug)]
 pub struct Router {
     id: RouterId,
-    pub(crate) transports: Vec<u64>,
+    pub(crate) transports: Vec<TransportKey>,
 }
 
 impl Router {
@@ -24,13 +24,13 @@ impl Router {
         &self.id
     }
 
-    pub(crate) fn dump(&self, transports: &HashMap<u64, Transport>) -> RouterDump {
+    pub(crate) fn dump(&self, transports: &SlotMap<TransportKey, Transport>) -> RouterDump {
         RouterDump {
             id: self.id.clone(),
             transport_ids: self
                 .transports
                 .iter()
-                .filter_map(|k| transports.get(k).map(|t| t.id.to_string()))
+                .filter_map(|k| transports.get(*k).map(|t| t.id.to_string()))
                 .collect(),
         }
     }

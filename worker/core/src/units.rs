@@ -1,5 +1,5 @@
 //! Media newtypes: SSRC, payload type, and sequence numbers extended to 64 bits before any
-//! arithmetic (wrap-around is handled once, in [`crate::seq`]).
+//! arithmetic (wrap-around is handled once, in [`crate::proto::seq`]).
 
 use std::fmt;
 

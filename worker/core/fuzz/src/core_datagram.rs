@@ -379,7 +379,7 @@ impl Harness {
                 tuple.local
             );
         }
-        self.core.handle_datagram(tuple, data, self.now);
+        self.core.handle_input(Input::Datagram { tuple, data }, self.now);
         self.drain();
     }
 

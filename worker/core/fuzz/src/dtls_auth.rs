@@ -33,7 +33,7 @@ use ferrosfu_fbs::{
     RequestBody, RequestFailure, ResponseBody, RouterId, TransportProtocol, WebRtcTransportListen,
 };
 use ferrosfu_worker_core::{
-    BoundSocket, Output, PacketKind, Protocol, SrtpProfile, Tuple, WorkerCore, classify,
+    BoundSocket, Input, Output, PacketKind, Protocol, SrtpProfile, Tuple, WorkerCore, classify,
 };
 use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
 use rtc_dtls::crypto::Certificate;
@@ -336,7 +336,7 @@ impl Run {
             remote: self.remote,
             protocol: Protocol::Udp,
         };
-        self.core.handle_datagram(tuple, data, self.now);
+        self.core.handle_input(Input::Datagram { tuple, data }, self.now);
         self.drain();
     }
 
@@ -432,7 +432,7 @@ impl Run {
                 "poll_timeout stays at or before now after Timeout"
             );
             self.core
-                .handle_input(ferrosfu_worker_core::Input::Timeout, self.now);
+                .handle_input(Input::Timeout, self.now);
             self.drain();
         }
         if self

@@ -409,7 +409,7 @@ impl Sim {
             let (to, tuple, data) = self.items.remove(&id).unwrap();
             match to {
                 None => {
-                    self.core.handle_datagram(tuple, &data, self.now);
+                    self.core.handle_input(Input::Datagram { tuple, data: &data }, self.now);
                     self.drain();
                 }
                 Some(i) => self.peer_receive(i, data),

@@ -19,7 +19,7 @@ use rtc_srtp::crypto::RTCCryptoProvider;
 use rtc_srtp::option::ContextOption;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
-use crate::seq::SeqTracker;
+use crate::proto::seq::SeqTracker;
 
 /// SRTP/SRTCP replay protection (one per SSRC, rtc-srtp's [`ReplayDetector`]) on a
 /// [`SeqTracker`]: numbers already received within its 2048-number window are replays; a jump

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::rtcp::{ReportBlock, ntp_middle};
-use crate::rtp::Codec;
-use crate::seq::{CandidateKind, SeqTracker, SeqVerdict};
+use crate::proto::rtcp::{ReportBlock, ntp_middle};
+use crate::proto::rtp::Codec;
+use crate::proto::seq::{CandidateKind, SeqTracker, SeqVerdict};
 
 /// Gaps larger than this are not NACKed (a keyframe is requested instead).
 const MAX_NACK_GAP: u64 = 1000;

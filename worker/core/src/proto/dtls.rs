@@ -25,7 +25,7 @@ use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 
-use crate::srtp::SrtpProfile;
+use crate::proto::srtp::SrtpProfile;
 
 /// A handshake not finished this long after it started fails (a peer that stalls it, e.g. one
 /// with no certificate to give, or one gone silent). OpenSSL's retransmissions in mediasoup give

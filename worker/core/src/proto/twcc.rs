@@ -16,7 +16,7 @@ use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
     SymbolSizeTypeTcc, SymbolTypeTcc, TransportLayerCc,
 };
 
-use crate::seq::{SeqTracker, SeqVerdict};
+use crate::proto::seq::{SeqTracker, SeqVerdict};
 
 /// How often feedback is sent while packets arrive (libwebrtc and mediasoup: 100 ms).
 pub(crate) const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);

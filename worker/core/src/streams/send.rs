@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::retransmit::RetransmitBuffer;
-use crate::rtcp::{ReportBlock, ntp_middle};
-use crate::stream::{NtpClock, RateMeter, score_from_loss};
+use crate::proto::rtcp::{ReportBlock, ntp_middle};
+use crate::streams::recv::{NtpClock, RateMeter, score_from_loss};
+use crate::streams::retransmit::RetransmitBuffer;
 
 /// A stream a consumer sends.
 #[derive(Debug)]
@@ -178,7 +178,7 @@ impl SendStream {
         now: Instant,
         ntp: &NtpClock,
         producer_rtp_now: Option<u32>,
-    ) -> Option<crate::rtcp::Rtcp> {
+    ) -> Option<crate::proto::rtcp::Rtcp> {
         // The producer's RTP time in our timeline; while a restart has not been re-anchored yet,
         // our own last packet's timeline (the producer's is in a space we do not map yet).
         let rtp = match producer_rtp_now.filter(|_| !self.ts_restart) {
@@ -193,7 +193,7 @@ impl SendStream {
         let ntp = ntp.ntp(now);
         self.sr_sent[self.sr_next] = ntp_middle(ntp);
         self.sr_next = (self.sr_next + 1) % self.sr_sent.len();
-        Some(crate::rtcp::Rtcp::SenderReport {
+        Some(crate::proto::rtcp::Rtcp::SenderReport {
             ssrc: self.ssrc,
             ntp,
             rtp,
@@ -287,7 +287,8 @@ mod tests {
         let out = s.map_seq(70_000).unwrap();
         s.on_sent(out, 0, 10, t0);
         let sent = t0 + Duration::from_secs(1);
-        let Some(crate::rtcp::Rtcp::SenderReport { ntp, .. }) = s.sender_report(sent, &clock, None)
+        let Some(crate::proto::rtcp::Rtcp::SenderReport { ntp, .. }) =
+            s.sender_report(sent, &clock, None)
         else {
             panic!("an SR");
         };

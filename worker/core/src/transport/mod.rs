@@ -2,21 +2,25 @@
 //! DTLS and SRTP; a PlainTransport sends plain (or SDES-keyed SRTP) RTP/RTCP to a fixed or learned
 //! remote.
 
+pub(crate) mod plain;
+pub(crate) mod webrtc;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ferrosfu_fbs::{
-    ConsumerId, DtlsParameters, DtlsRole, IceCandidate, IceParameters, PlainTransportDump,
-    ProducerId, RouterId, SrtpParameters, TransportId, TransportProtocol, TransportStats,
-    TransportTuple, WebRtcServerId, WebRtcTransportDump,
+    ConsumerId, DtlsParameters, DtlsRole, IceParameters, PlainTransportDump, ProducerId, RouterId,
+    TransportId, TransportProtocol, TransportStats, TransportTuple, WebRtcTransportDump,
 };
 
-use crate::dtls::Dtls;
-use crate::ice::{IceLite, IceState, Protocol, Tuple};
-use crate::srtp::{SrtpDrop, SrtpSession};
-use crate::stream::RateMeter;
-use crate::twcc::TwccFeedback;
+use crate::proto::ice::{IceState, Protocol, Tuple};
+use crate::proto::srtp::SrtpDrop;
+use crate::proto::twcc::TwccFeedback;
+use crate::streams::recv::RateMeter;
+use crate::tables::{ConsumerKey, ProducerKey};
+pub(crate) use plain::Plain;
+pub(crate) use webrtc::WebRtc;
 
 /// A socket the shell bound for a transport or a WebRtcServer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,32 +67,6 @@ pub(crate) fn fbs_ice_state(s: IceState) -> ferrosfu_fbs::IceState {
 }
 
 #[derive(Debug)]
-pub(crate) struct WebRtc {
-    pub ice: IceLite,
-    pub dtls: Dtls,
-    pub srtp: Option<SrtpSession>,
-    pub server: Option<WebRtcServerId>,
-    pub candidates: Vec<IceCandidate>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Plain {
-    pub socket: BoundSocket,
-    pub rtcp_socket: Option<BoundSocket>,
-    pub rtcp_mux: bool,
-    pub comedia: bool,
-    pub remote: Option<SocketAddr>,
-    pub rtcp_remote: Option<SocketAddr>,
-    /// The address comedia learned `remote` (`rtcp_remote`) at: the source of what is sent there
-    /// (for a wildcard socket, a specific IP; `None`: the socket's own address).
-    pub local: Option<SocketAddr>,
-    pub rtcp_local: Option<SocketAddr>,
-    pub srtp: Option<SrtpSession>,
-    /// Our keys when SRTP is enabled (given to the remote).
-    pub local_srtp: Option<(SrtpParameters, Vec<u8>)>,
-}
-
-#[derive(Debug)]
 pub(crate) enum Kind {
     WebRtc(Box<WebRtc>),
     Plain(Box<Plain>),
@@ -116,13 +94,13 @@ pub(crate) struct Transport {
     pub kind: Kind,
     /// Sockets bound for this transport alone (released when it closes).
     pub own_sockets: Vec<BoundSocket>,
-    pub producers: Vec<u64>,
-    pub consumers: Vec<u64>,
+    pub producers: Vec<ProducerKey>,
+    pub consumers: Vec<ConsumerKey>,
     /// Inbound SSRC → (producer, encoding index, is RTX).
-    pub ssrc_producers: HashMap<u32, (u64, usize, bool)>,
-    pub mid_producers: HashMap<String, u64>,
+    pub ssrc_producers: HashMap<u32, (ProducerKey, usize, bool)>,
+    pub mid_producers: HashMap<String, ProducerKey>,
     /// Outbound SSRC (media or RTX) → consumer, for feedback from the receiver.
-    pub ssrc_consumers: HashMap<u32, u64>,
+    pub ssrc_consumers: HashMap<u32, ConsumerKey>,
     pub counters: Counters,
     /// Sender SSRC of our RTCP (RR and feedback when no consumer stream applies).
     pub rtcp_ssrc: u32,

@@ -1,0 +1,326 @@
+//! Transports: creation on a router (WebRtcTransport on its own sockets or a WebRtcServer's;
+//! PlainTransport), requests addressed to a transport, and closing with what depends on it.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use ferrosfu_fbs::{
+    ConnectParams, HandlerId, MediaEvent, PlainTransportOptions, RequestBody, RequestFailure,
+    ResponseBody, RouterId, SrtpParameters, WebRtcTransportListen, WebRtcTransportOptions,
+};
+use rand::Rng;
+
+use super::server::candidates;
+use super::{invalid, suite_profile};
+use crate::WorkerCore;
+use crate::demux::Owner;
+use crate::proto::dtls::Dtls;
+use crate::proto::ice::{IceCredentials, IceLite, Protocol};
+use crate::tables::TransportKey;
+use crate::transport::{BoundSocket, Kind, Plain, Transport, WebRtc};
+use crate::worker_core::{Output, Transmit};
+
+impl WorkerCore {
+    pub(super) fn create_webrtc_transport(
+        &mut self,
+        router: RouterId,
+        o: WebRtcTransportOptions,
+        sockets: Vec<BoundSocket>,
+        now: Instant,
+    ) -> Result<ResponseBody, RequestFailure> {
+        self.tables.check_new_transport_id(&o.transport_id)?;
+        if !o.enable_udp && !o.enable_tcp {
+            return Err(invalid("enable_udp and enable_tcp are both false"));
+        }
+        let (server, usable, own) = match &o.listen {
+            WebRtcTransportListen::Server(sid) => {
+                let s = self
+                    .tables
+                    .servers
+                    .get(sid)
+                    .ok_or_else(|| invalid(format!("no webrtc server {sid}")))?;
+                let usable: Vec<BoundSocket> = s
+                    .sockets
+                    .iter()
+                    .filter(|b| match b.protocol {
+                        Protocol::Udp => o.enable_udp,
+                        Protocol::Tcp => o.enable_tcp,
+                    })
+                    .cloned()
+                    .collect();
+                (Some(sid.clone()), usable, Vec::new())
+            }
+            WebRtcTransportListen::Individual(_) => (None, sockets.clone(), sockets),
+        };
+        if usable.is_empty() {
+            return Err(invalid("no listen address for the enabled protocols"));
+        }
+        let identity = self.identity()?;
+        let creds = IceCredentials {
+            ufrag: self.random_string(16),
+            pwd: self.random_string(32),
+        };
+        let mut ice = IceLite::new(creds.clone(), identity.crypto.clone());
+        if o.ice_consent_timeout > 0 {
+            ice.set_consent_timeout(Duration::from_secs(o.ice_consent_timeout as u64));
+        }
+        let web = WebRtc {
+            ice,
+            dtls: Dtls::new(identity),
+            srtp: None,
+            server: server.clone(),
+            candidates: candidates(&usable, o.prefer_udp, o.prefer_tcp),
+        };
+        let rtcp_ssrc = self.rng.random();
+        let t = Transport::new(
+            o.transport_id,
+            router.clone(),
+            Kind::WebRtc(Box::new(web)),
+            own.clone(),
+            rtcp_ssrc,
+            now,
+        );
+        let k = self.tables.insert_transport(t);
+        for s in &own {
+            self.demux.add_socket(s, Owner::Transport(k));
+        }
+        if let Some(sid) = &server
+            && let Some(s) = self.tables.servers.get_mut(sid)
+        {
+            s.transports.push(k);
+        }
+        self.demux.add_ufrag(creds.ufrag, k);
+        self.added_to_router(&router, k, now)
+    }
+
+    pub(super) fn create_plain_transport(
+        &mut self,
+        router: RouterId,
+        o: PlainTransportOptions,
+        sockets: Vec<BoundSocket>,
+        now: Instant,
+    ) -> Result<ResponseBody, RequestFailure> {
+        self.tables.check_new_transport_id(&o.transport_id)?;
+        let mut it = sockets.iter().cloned();
+        let socket = it.next().ok_or_else(|| invalid("no socket bound"))?;
+        let rtcp_socket = if o.rtcp_mux {
+            None
+        } else {
+            Some(it.next().ok_or_else(|| invalid("no RTCP socket bound"))?)
+        };
+        let local_srtp = match o.srtp_crypto_suite {
+            None => None,
+            Some(suite) => {
+                let p = suite_profile(suite);
+                let mut key = vec![0u8; p.key_len() + p.salt_len()];
+                self.rng.fill(&mut key[..]);
+                let params = SrtpParameters {
+                    crypto_suite: suite,
+                    key_base64: base64::engine::general_purpose::STANDARD.encode(&key),
+                };
+                Some((params, key))
+            }
+        };
+        let plain = Plain::new(socket, rtcp_socket, o.rtcp_mux, o.comedia, local_srtp);
+        let rtcp_ssrc = self.rng.random();
+        let t = Transport::new(
+            o.transport_id,
+            router.clone(),
+            Kind::Plain(Box::new(plain)),
+            sockets.clone(),
+            rtcp_ssrc,
+            now,
+        );
+        let k = self.tables.insert_transport(t);
+        for s in &sockets {
+            self.demux.add_socket(s, Owner::Transport(k));
+        }
+        self.added_to_router(&router, k, now)
+    }
+
+    fn transport_dump(&self, k: TransportKey) -> Result<ResponseBody, RequestFailure> {
+        let t = &self.tables.transports[k];
+        let pids = t
+            .producers
+            .iter()
+            .filter_map(|&p| self.tables.producers.get(p).map(|p| p.id.clone()))
+            .collect();
+        let cids = t
+            .consumers
+            .iter()
+            .filter_map(|&c| self.tables.consumers.get(c).map(|c| c.id.clone()))
+            .collect();
+        match &t.kind {
+            Kind::WebRtc(_) => {
+                let fps = self
+                    .identity
+                    .as_ref()
+                    .map(|i| i.fingerprints.clone())
+                    .unwrap_or_default();
+                Ok(ResponseBody::WebRtcTransportDump(
+                    t.webrtc_dump(pids, cids, &fps).expect("kind checked"),
+                ))
+            }
+            Kind::Plain(_) => Ok(ResponseBody::PlainTransportDump(
+                t.plain_dump(pids, cids).expect("kind checked"),
+            )),
+        }
+    }
+
+    /// The transport `k` was added: its router lists it, the tick runs, the reply is its dump.
+    fn added_to_router(
+        &mut self,
+        router: &RouterId,
+        k: TransportKey,
+        now: Instant,
+    ) -> Result<ResponseBody, RequestFailure> {
+        if let Some(r) = self.tables.routers.get_mut(router) {
+            r.transports.push(k);
+        }
+        self.ensure_tick(now);
+        self.transport_dump(k)
+    }
+
+    pub(super) fn transport_request(
+        &mut self,
+        k: TransportKey,
+        body: RequestBody,
+        now: Instant,
+    ) -> Result<ResponseBody, RequestFailure> {
+        match body {
+            RequestBody::TransportClose => {
+                self.close_transport(k, now, false);
+                Ok(ResponseBody::None)
+            }
+            RequestBody::TransportDump => self.transport_dump(k),
+            RequestBody::TransportGetStats => {
+                let ts = self.timestamp(now);
+                let t = &mut self.tables.transports[k];
+                Ok(ResponseBody::TransportStats(t.stats(now, ts)))
+            }
+            RequestBody::TransportConnect(p) => self.connect(k, p, now),
+            RequestBody::TransportRestartIce => self.restart_ice(k),
+            RequestBody::TransportSetMaxIncomingBitrate(b) => {
+                self.tables.transports[k].max_incoming_bitrate = b;
+                Ok(ResponseBody::None)
+            }
+            RequestBody::TransportProduce(o) => self.produce(k, o),
+            RequestBody::TransportConsume(o) => self.consume(k, o, now),
+            other => Err(super::misrouted(&other)),
+        }
+    }
+
+    fn connect(
+        &mut self,
+        k: TransportKey,
+        p: ConnectParams,
+        now: Instant,
+    ) -> Result<ResponseBody, RequestFailure> {
+        let t = &mut self.tables.transports[k];
+        match (&mut t.kind, p) {
+            (Kind::WebRtc(w), ConnectParams::WebRtc { dtls_parameters }) => {
+                w.dtls
+                    .set_remote(dtls_parameters.role, dtls_parameters.fingerprints)
+                    .map_err(invalid)?;
+                if w.ice.selected_tuple().is_some() {
+                    w.dtls.start(now);
+                }
+                self.pump_dtls(k, now);
+            }
+            (
+                Kind::Plain(pl),
+                ConnectParams::Plain {
+                    ip,
+                    port,
+                    rtcp_port,
+                    srtp_parameters,
+                },
+            ) => pl.connect(ip, port, rtcp_port, srtp_parameters)?,
+            _ => {
+                return Err(invalid(
+                    "connect parameters do not match the transport type",
+                ));
+            }
+        }
+        self.transport_dump(k)
+    }
+
+    /// New local ICE credentials (the remote restarts ICE with them).
+    fn restart_ice(&mut self, k: TransportKey) -> Result<ResponseBody, RequestFailure> {
+        let creds = IceCredentials {
+            ufrag: self.random_string(16),
+            pwd: self.random_string(32),
+        };
+        let Kind::WebRtc(w) = &mut self.tables.transports[k].kind else {
+            return Err(invalid("restart_ice on a PlainTransport"));
+        };
+        let old = w.ice.local_credentials().ufrag.clone();
+        w.ice.restart(creds.clone());
+        self.demux.remove_ufrag(&old);
+        self.demux.add_ufrag(creds.ufrag.clone(), k);
+        Ok(ResponseBody::IceParameters(ferrosfu_fbs::IceParameters {
+            username_fragment: creds.ufrag,
+            password: creds.pwd,
+            ice_lite: true,
+        }))
+    }
+
+    /// `notify_children`: tell the supervisor about producers/consumers closed with it (used
+    /// when the transport closes for a reason the supervisor did not ask for).
+    pub(crate) fn close_transport(&mut self, k: TransportKey, now: Instant, notify_children: bool) {
+        let Some(t) = self.tables.transports.get(k) else {
+            return;
+        };
+        let consumers = t.consumers.clone();
+        let producers = t.producers.clone();
+        for ck in consumers {
+            if let Some(c) = self.tables.consumers.get(ck) {
+                let h = HandlerId::from(&c.id);
+                self.close_consumer(ck);
+                if notify_children {
+                    self.notify(h, MediaEvent::ConsumerTransportClose);
+                }
+            }
+        }
+        for pk in producers {
+            if let Some(p) = self.tables.producers.get(pk) {
+                let h = HandlerId::from(&p.id);
+                self.close_producer(pk);
+                if notify_children {
+                    self.notify(h, MediaEvent::ProducerTransportClose);
+                }
+            }
+        }
+        let Some(mut t) = self.tables.remove_transport(k) else {
+            return;
+        };
+        self.demux.forget_transport(k);
+        if let Kind::WebRtc(w) = &mut t.kind {
+            self.demux.remove_ufrag(&w.ice.local_credentials().ufrag);
+            if let Some(sid) = &w.server
+                && let Some(s) = self.tables.servers.get_mut(sid)
+            {
+                s.transports.retain(|&x| x != k);
+            }
+            w.dtls.close(now);
+            // Best effort close_notify to the remote.
+            let tuple = w.ice.selected_tuple();
+            while let Some(data) = w.dtls.poll_transmit() {
+                if let Some(tuple) = tuple {
+                    self.outputs
+                        .push_back(Output::Transmit(Transmit { tuple, data }));
+                }
+            }
+        }
+        if let Some(r) = self.tables.routers.get_mut(&t.router) {
+            r.transports.retain(|&x| x != k);
+        }
+        for s in &t.own_sockets {
+            self.demux.remove_socket(s);
+        }
+        if !t.own_sockets.is_empty() {
+            self.outputs
+                .push_back(Output::ReleaseSockets(std::mem::take(&mut t.own_sockets)));
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Feedback: RTCP from the remote end of a transport (sender/receiver reports, NACK, PLI/FIR;
+//! REMB and transport-wide-cc wait for the send-side estimation), keyframe requests to
+//! publishers (throttled per producer) and RTCP we send.
+
+use std::time::Instant;
+
+use ferrosfu_fbs::MediaKind;
+
+use crate::WorkerCore;
+use crate::proto::rtcp::{self, Rtcp};
+use crate::streams::recv::NtpClock;
+use crate::tables::{ProducerKey, TransportKey};
+use crate::worker_core::{Output, Transmit};
+
+impl WorkerCore {
+    pub(super) fn rtcp_in(&mut self, k: TransportKey, items: Vec<Rtcp>, now: Instant) {
+        let clock = self.clock(now);
+        for item in items {
+            let t = &self.tables.transports[k];
+            match item {
+                Rtcp::SenderReport {
+                    ssrc,
+                    ntp,
+                    rtp,
+                    reports,
+                    ..
+                } => {
+                    if let Some(&(pk, i, false)) = t.ssrc_producers.get(&ssrc)
+                        && let Some(s) = self
+                            .tables
+                            .producers
+                            .get_mut(pk)
+                            .and_then(|p| p.encodings[i].stream.as_mut())
+                    {
+                        s.on_sender_report(ntp, rtp, now);
+                    }
+                    self.report_blocks(k, &reports, now, &clock);
+                }
+                Rtcp::ReceiverReport { reports, .. } => {
+                    self.report_blocks(k, &reports, now, &clock);
+                }
+                Rtcp::Nack { media_ssrc, seqs } => {
+                    if let Some(&ck) = t.ssrc_consumers.get(&media_ssrc) {
+                        self.retransmit(ck, &seqs, now);
+                    }
+                }
+                Rtcp::Pli { media_ssrc } => {
+                    if let Some(&ck) = t.ssrc_consumers.get(&media_ssrc)
+                        && let Some(c) = self.tables.consumers.get_mut(ck)
+                    {
+                        c.stream.pli_count += 1;
+                        let pk = c.producer;
+                        if c.active() {
+                            self.request_key_frame(pk, now);
+                        }
+                    }
+                }
+                Rtcp::Fir { media_ssrcs } => {
+                    for s in media_ssrcs {
+                        if let Some(&ck) = self.tables.transports[k].ssrc_consumers.get(&s)
+                            && let Some(c) = self.tables.consumers.get_mut(ck)
+                        {
+                            c.stream.fir_count += 1;
+                            let pk = c.producer;
+                            if c.active() {
+                                self.request_key_frame(pk, now);
+                            }
+                        }
+                    }
+                }
+                // Feedback on what we send: for the send-side estimation to come.
+                Rtcp::Remb { .. } | Rtcp::Sdes { .. } | Rtcp::TransportCc(_) => {}
+            }
+        }
+    }
+
+    fn report_blocks(
+        &mut self,
+        k: TransportKey,
+        blocks: &[rtcp::ReportBlock],
+        now: Instant,
+        clock: &NtpClock,
+    ) {
+        for b in blocks {
+            let Some(&ck) = self.tables.transports[k].ssrc_consumers.get(&b.ssrc) else {
+                continue;
+            };
+            let Some(c) = self.tables.consumers.get_mut(ck) else {
+                continue;
+            };
+            c.stream.on_report_block(b, now, clock);
+        }
+    }
+
+    /// Asks the publisher of producer `pk` for a keyframe, throttled by its
+    /// `key_frame_request_delay`.
+    pub(crate) fn request_key_frame(&mut self, pk: ProducerKey, now: Instant) {
+        let Some(p) = self.tables.producers.get_mut(pk) else {
+            return;
+        };
+        if p.kind != MediaKind::Video || p.paused {
+            return;
+        }
+        if p.keyframe.request(now) {
+            self.send_key_frame_request(pk);
+        }
+    }
+
+    pub(super) fn send_key_frame_request(&mut self, pk: ProducerKey) {
+        let Some(p) = self.tables.producers.get_mut(pk) else {
+            return;
+        };
+        let mut items = Vec::new();
+        for e in &mut p.encodings {
+            if let Some(s) = e.stream.as_mut() {
+                if p.use_fir {
+                    s.fir_count += 1;
+                    items.push(Rtcp::Fir {
+                        media_ssrcs: vec![s.ssrc],
+                    });
+                } else {
+                    s.pli_count += 1;
+                    items.push(Rtcp::Pli { media_ssrc: s.ssrc });
+                }
+            }
+        }
+        let tk = p.transport;
+        if !items.is_empty() {
+            tracing::trace!(target: "rtcp", producer = %p.id, "keyframe requested");
+            self.send_rtcp(tk, &items);
+        }
+    }
+
+    pub(crate) fn send_rtcp(&mut self, tk: TransportKey, items: &[Rtcp]) {
+        let Some(t) = self.tables.transports.get_mut(tk) else {
+            return;
+        };
+        let Some(tuple) = t.send_tuple(true) else {
+            return;
+        };
+        let wire = rtcp::build(items, t.rtcp_ssrc);
+        if let Some(data) = t.protect(&wire, true) {
+            t.counters.rtcp_sent += 1;
+            t.counters.bytes_sent += data.len() as u64;
+            self.outputs
+                .push_back(Output::Transmit(Transmit { tuple, data }));
+        }
+    }
+}
