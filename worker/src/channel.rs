@@ -22,7 +22,7 @@ use ferrosfu_fbs::{
     ResponseBody, WorkerRunning, decode_message,
 };
 use ferrosfu_worker_core::{
-    BoundSocket, CoreConfig, Input, Output, Tuple, WorkerCore, sockets_needed,
+    BoundSocket, CoreConfig, Input, MAX_TRANSMIT_BYTES, Output, Tuple, WorkerCore, sockets_needed,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
@@ -47,6 +47,9 @@ mod anyhow_lite {
 }
 
 const CHANNEL_IN_FD: i32 = 3;
+/// The most datagrams the core groups into one transmit (Linux's UDP GSO limit); the socket
+/// queues split them again and regroup what their socket can send as one GSO batch.
+const GSO_SEGMENTS: usize = 64;
 const CHANNEL_OUT_FD: i32 = 4;
 
 struct Shell {
@@ -58,6 +61,8 @@ struct Shell {
     closing: bool,
     logs: mpsc::UnboundedReceiver<LogRecord>,
     net: Net,
+    /// The buffer the core writes each transmit into (caller-owned, reused).
+    tx_buf: Vec<u8>,
     rtc_ports: Option<(u16, u16)>,
     /// The sockets handed to the core with the request being handled: released again if the
     /// core's reply is an error (the core did not take them).
@@ -75,7 +80,7 @@ impl Host for Shell {
 
     fn on_datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant) {
         self.core.handle_input(Input::Datagram { tuple, data }, now);
-        self.drain();
+        self.drain(now);
     }
 
     fn end_turn(&mut self) {
@@ -137,6 +142,7 @@ async fn channel_loop(settings: Settings, (rx_fd, tx_fd): (OwnedFd, OwnedFd)) ->
         closing: false,
         logs: log_rx,
         net: Net::new(Limits::default()),
+        tx_buf: Vec::with_capacity(MAX_TRANSMIT_BYTES),
         rtc_ports: Some(settings.rtc_ports),
         lent: None,
         armed: None,
@@ -220,8 +226,9 @@ async fn timer(shell: Rc<RefCell<Shell>>, wake: Rc<Wake>) {
         tokio::select! {
             () = sleep => {
                 let mut s = shell.borrow_mut();
-                s.core.handle_input(Input::Timeout, Instant::now());
-                s.drain();
+                let now = Instant::now();
+                s.core.handle_input(Input::Timeout, now);
+                s.drain(now);
                 s.end_turn();
             }
             () = wake.wait() => {}
@@ -343,14 +350,19 @@ impl Shell {
                         }
                     }
                 }
-                self.drain();
+                self.drain(now);
                 self.lent = None;
             }
         }
     }
 
-    /// Acts on every output the core has (the drive contract's step 2).
-    fn drain(&mut self) {
+    /// Queues every datagram the core has for the end-of-turn flush, then acts on every output
+    /// (the drive contract's steps 2 and 3).
+    fn drain(&mut self, now: Instant) {
+        while let Some(t) = self.core.poll_transmit(now, GSO_SEGMENTS, &mut self.tx_buf) {
+            self.net.transmit(t, &self.tx_buf);
+            self.tx_buf.clear();
+        }
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Reply(r) => {
@@ -362,7 +374,6 @@ impl Shell {
                     self.push(&Message::Response(r));
                 }
                 Output::Notify(n) => self.push(&Message::Notification(n)),
-                Output::Transmit(t) => self.net.transmit(t),
                 Output::ReleaseSockets(sockets) => self.net.release(&sockets),
                 Output::Closed => {
                     tracing::debug!(target: "net", stats = ?self.net.stats(), "socket counters");

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -71,12 +72,71 @@ impl RecvArena {
 }
 
 /// One queued datagram: destination, source IP to send from (only for a socket bound to the
-/// unspecified address; `None`: the kernel's choice), payload.
+/// unspecified address; `None`: the kernel's choice), where its bytes are in the socket's
+/// arena.
 #[derive(Debug)]
 pub(crate) struct Queued {
     to: SocketAddr,
     src: Option<IpAddr>,
-    data: Vec<u8>,
+    bytes: Range<usize>,
+}
+
+/// A socket's send queue: datagrams in order, their bytes back to back in one arena (no
+/// allocation per datagram; a GSO run is one contiguous slice of it). The arena resets when the
+/// queue empties.
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    items: VecDeque<Queued>,
+    arena: Vec<u8>,
+}
+
+impl SendQueue {
+    fn push(&mut self, to: SocketAddr, src: Option<IpAddr>, data: &[u8]) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(data);
+        self.items.push_back(Queued {
+            to,
+            src,
+            bytes: start..self.arena.len(),
+        });
+    }
+
+    fn data(&self, q: &Queued) -> &[u8] {
+        &self.arena[q.bytes.clone()]
+    }
+
+    /// The bytes of the first `n` datagrams, contiguous in the arena.
+    fn run(&self, n: usize) -> &[u8] {
+        match (self.items.front(), self.items.get(n.max(1) - 1)) {
+            (Some(a), Some(b)) => &self.arena[a.bytes.start..b.bytes.end],
+            _ => &[],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Forgets the first `n` datagrams; the arena is reset once nothing is left, and compacted
+    /// when what was sent is most of it (a socket that stays blocked).
+    fn pop(&mut self, n: usize) {
+        self.items.drain(..n.min(self.items.len()));
+        match self.items.front() {
+            None => self.arena.clear(),
+            Some(f) if f.bytes.start > 64 * 1024 && f.bytes.start > self.arena.len() / 2 => {
+                let shift = f.bytes.start;
+                self.arena.drain(..shift);
+                for q in &mut self.items {
+                    q.bytes = q.bytes.start - shift..q.bytes.end - shift;
+                }
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// A bound UDP socket with its send queue, owned by the socket tables ([`crate::net::Net`]).
@@ -84,7 +144,7 @@ pub(crate) struct Queued {
 pub(crate) struct UdpSock {
     pub(crate) io: UdpSocket,
     state: UdpSocketState,
-    queue: VecDeque<Queued>,
+    queue: SendQueue,
     /// The last send hit `WouldBlock`: the socket's pump waits for writability.
     pub(crate) blocked: bool,
     /// Queued for the end-of-turn flush.
@@ -103,7 +163,7 @@ impl UdpSock {
         Ok(Self {
             io,
             state,
-            queue: VecDeque::new(),
+            queue: SendQueue::default(),
             blocked: false,
             dirty: false,
             waker: None,
@@ -116,7 +176,7 @@ impl UdpSock {
     }
 
     pub(crate) fn drop_oldest(&mut self) {
-        self.queue.pop_front();
+        self.queue.pop(1);
     }
 
     /// Reads and drops what is queued on the socket (at most [`DISCARD_BATCHES`] batches, so
@@ -138,8 +198,8 @@ impl UdpSock {
     }
 
     /// Queues a datagram to `to`, sent from `src` (IP_PKTINFO) when given.
-    pub(crate) fn enqueue(&mut self, to: SocketAddr, src: Option<IpAddr>, data: Vec<u8>) {
-        self.queue.push_back(Queued { to, src, data });
+    pub(crate) fn enqueue(&mut self, to: SocketAddr, src: Option<IpAddr>, data: &[u8]) {
+        self.queue.push(to, src, data);
     }
 
     /// One `recvmmsg` into the arena: the number of messages received.
@@ -160,7 +220,7 @@ impl UdpSock {
 
     /// Sends the queue until it is empty or the socket would block (then `blocked` is set and the
     /// rest stays queued). Datagrams the kernel refuses are dropped and counted.
-    pub(crate) fn flush(&mut self, scratch: &mut Vec<u8>, stats: &mut NetStats) {
+    pub(crate) fn flush(&mut self, stats: &mut NetStats) {
         while !self.queue.is_empty() {
             let gso_max = self.state.max_gso_segments();
             let run = if gso_max > 1 {
@@ -169,7 +229,7 @@ impl UdpSock {
                 1
             };
             let result = if run > 1 {
-                self.send_gso(run, scratch).map(|()| run)
+                self.send_gso(run).map(|()| run)
             } else {
                 // Singles up to the next run worth a GSO send.
                 let mut n = 1;
@@ -185,11 +245,11 @@ impl UdpSock {
                 Ok(0) => {
                     // Never returned for a non-empty batch; guarantees progress all the same.
                     stats.udp_send_errors += 1;
-                    self.queue.pop_front();
+                    self.queue.pop(1);
                 }
                 Ok(sent) => {
                     stats.udp_sent += sent as u64;
-                    self.queue.drain(..sent);
+                    self.queue.pop(sent);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.blocked = true;
@@ -204,7 +264,7 @@ impl UdpSock {
                     let n = run.max(1);
                     stats.udp_send_errors += n as u64;
                     tracing::debug!(target: "net", "dropping {n} datagram(s): {e}");
-                    self.queue.drain(..n);
+                    self.queue.pop(n);
                 }
             }
         }
@@ -213,17 +273,14 @@ impl UdpSock {
 
     /// Sends `run` equal-size datagrams (the last may be shorter) to one destination as one GSO
     /// super-datagram.
-    fn send_gso(&self, run: usize, scratch: &mut Vec<u8>) -> io::Result<()> {
-        scratch.clear();
-        for q in self.queue.iter().take(run) {
-            scratch.extend_from_slice(&q.data);
-        }
-        let first = &self.queue[0];
+    fn send_gso(&self, run: usize) -> io::Result<()> {
+        let first = &self.queue.items[0];
         let t = quinn_udp::Transmit {
             destination: first.to,
             ecn: None,
-            contents: scratch,
-            segment_size: Some(first.data.len()),
+            // Queued back to back: the run is one slice of the arena, sent without a copy.
+            contents: self.queue.run(run),
+            segment_size: Some(first.bytes.len()),
             src_ip: first.src,
         };
         self.io.try_io(Interest::WRITABLE, || {
@@ -241,17 +298,17 @@ impl UdpSock {
 
 /// How many datagrams from `at` can go in one GSO send: same destination and source, same
 /// length, except that the last may be shorter.
-fn gso_run(q: &VecDeque<Queued>, at: usize, max: usize) -> usize {
-    let Some(first) = q.get(at) else {
+fn gso_run(q: &SendQueue, at: usize, max: usize) -> usize {
+    let Some(first) = q.items.get(at) else {
         return 0;
     };
-    let seg = first.data.len();
+    let seg = first.bytes.len();
     if seg == 0 {
         return 1;
     }
     let mut n = 1;
     let mut bytes = seg;
-    for Queued { to, src, data: p } in q.iter().skip(at + 1) {
+    for Queued { to, src, bytes: p } in q.items.iter().skip(at + 1) {
         if n >= max
             || *to != first.to
             || *src != first.src
@@ -326,23 +383,24 @@ fn write_pktinfo(buf: &mut PktInfoCmsg, src: IpAddr) -> usize {
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn sendmmsg(io: &UdpSocket, q: &VecDeque<Queued>, n: usize) -> io::Result<usize> {
+fn sendmmsg(io: &UdpSocket, q: &SendQueue, n: usize) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
 
     let n = n.min(SEND_BATCH).min(q.len());
     // Only the `n` sent: with a socket per transport a batch is often one datagram, and each
     // address is a 128-byte sockaddr_storage to fill.
     let addrs: [Option<socket2::SockAddr>; SEND_BATCH] =
-        std::array::from_fn(|i| (i < n).then(|| socket2::SockAddr::from(q[i].to)));
+        std::array::from_fn(|i| (i < n).then(|| socket2::SockAddr::from(q.items[i].to)));
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut hdrs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
     // On the stack: 2 KiB per batch, filled only for datagrams with a source IP.
     let mut cmsgs = [PktInfoCmsg([0; 64]); SEND_BATCH];
-    for (i, (qd, addr)) in q.iter().zip(addrs.iter().flatten()).enumerate() {
-        iovs[i].iov_base = qd.data.as_ptr() as *mut libc::c_void;
-        iovs[i].iov_len = qd.data.len();
+    for (i, (qd, addr)) in q.items.iter().zip(addrs.iter().flatten()).enumerate() {
+        let data = q.data(qd);
+        iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = data.len();
         let h = &mut hdrs[i].msg_hdr;
         h.msg_name = addr.as_ptr() as *mut libc::c_void;
         h.msg_namelen = addr.len();
@@ -369,11 +427,11 @@ fn sendmmsg(io: &UdpSocket, q: &VecDeque<Queued>, n: usize) -> io::Result<usize>
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn sendmmsg(io: &UdpSocket, q: &VecDeque<Queued>, n: usize) -> io::Result<usize> {
+fn sendmmsg(io: &UdpSocket, q: &SendQueue, n: usize) -> io::Result<usize> {
     // Without sendmmsg the source IP is the kernel's choice.
     let mut sent = 0;
-    for Queued { to, data, .. } in q.iter().take(n) {
-        match io.try_send_to(data, *to) {
+    for qd in q.items.iter().take(n) {
+        match io.try_send_to(q.data(qd), qd.to) {
             Ok(_) => sent += 1,
             Err(e) if sent == 0 => return Err(e),
             Err(_) => break,
@@ -386,15 +444,45 @@ fn sendmmsg(io: &UdpSocket, q: &VecDeque<Queued>, n: usize) -> io::Result<usize>
 mod tests {
     use super::*;
 
-    fn q(items: &[(u16, usize)]) -> VecDeque<Queued> {
-        items
-            .iter()
-            .map(|&(port, len)| Queued {
-                to: SocketAddr::from(([127, 0, 0, 1], port)),
-                src: None,
-                data: vec![0; len],
-            })
-            .collect()
+    fn q(items: &[(u16, usize)]) -> SendQueue {
+        let mut q = SendQueue::default();
+        for &(port, len) in items {
+            q.push(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                None,
+                &vec![0; len],
+            );
+        }
+        q
+    }
+
+    #[test]
+    fn the_send_queue_keeps_datagrams_back_to_back_and_resets_when_empty() {
+        let mut q = SendQueue::default();
+        let to = SocketAddr::from(([127, 0, 0, 1], 1));
+        q.push(to, None, &[1; 3]);
+        q.push(to, None, &[2; 3]);
+        q.push(to, None, &[3; 2]);
+        assert_eq!(q.run(2), &[1, 1, 1, 2, 2, 2]);
+        assert_eq!(q.run(3).len(), 8);
+        q.pop(1);
+        assert_eq!(q.data(&q.items[0]), &[2; 3]);
+        assert_eq!(q.run(2), &[2, 2, 2, 3, 3]);
+        q.pop(2);
+        assert!(q.is_empty() && q.arena.is_empty(), "reset once drained");
+        // A queue that never drains is compacted, not grown without end.
+        for i in 0..200u8 {
+            q.push(to, None, &[i; 1000]);
+            if q.len() > 10 {
+                q.pop(1);
+            }
+        }
+        assert!(
+            q.arena.len() <= 200 * 1000 / 2 + 64 * 1024,
+            "compacted: {}",
+            q.arena.len()
+        );
+        assert_eq!(q.data(&q.items[0]), &[190; 1000][..]);
     }
 
     #[test]
@@ -418,7 +506,7 @@ mod tests {
         let queue = q(&[(1, 100), (1, 200)]);
         assert_eq!(gso_run(&queue, 0, 64), 1, "a longer datagram cannot follow");
         let mut queue = q(&[(1, 100), (1, 100), (1, 100)]);
-        queue[2].src = Some([127, 0, 0, 2].into());
+        queue.items[2].src = Some([127, 0, 0, 2].into());
         assert_eq!(gso_run(&queue, 0, 64), 2, "another source ends the run");
         let queue = q(&[(1, 1400); 100]);
         assert_eq!(gso_run(&queue, 0, 64), GSO_MAX_BYTES / 1400);

@@ -17,7 +17,7 @@
 mod sim;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ferrosfu_worker_core::{Input, Output, Protocol, Tuple};
+use ferrosfu_worker_core::{Input, Protocol, Tuple};
 use sim::{PUB_SSRC, Sim, setup, vp8_packet};
 
 fn bench(c: &mut Criterion) {
@@ -43,13 +43,18 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
                 .protect_rtp(&pkt)
                 .unwrap();
-            sim.core.handle_input(Input::Datagram { tuple, data: &wire }, now);
-            while let Some(o) = sim.core.poll_output() {
-                out += usize::from(matches!(o, Output::Transmit(_)));
+            sim.core
+                .handle_input(Input::Datagram { tuple, data: &wire }, now);
+            let mut buf = Vec::new();
+            while let Some(t) = sim.core.poll_transmit(now, 1, &mut buf) {
+                out += t.datagrams(&buf).count();
+                buf.clear();
             }
+            while sim.core.poll_output().is_some() {}
         }
         assert_eq!(out, 2 * n, "one transmit per subscriber and packet");
 
+        let mut tx_buf = Vec::with_capacity(64 * 1024);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("webrtc_1_to_{n}"), |b| {
             b.iter_batched(
@@ -64,13 +69,15 @@ fn bench(c: &mut Criterion) {
                         .unwrap()
                 },
                 |wire| {
-                    sim.core.handle_input(Input::Datagram { tuple, data: &wire }, now);
+                    sim.core
+                        .handle_input(Input::Datagram { tuple, data: &wire }, now);
                     let mut sent = 0usize;
-                    while let Some(o) = sim.core.poll_output() {
-                        if let Output::Transmit(t) = o {
-                            sent += t.data.len();
-                        }
+                    // The shell's buffer: owned by the caller, reused for every transmit.
+                    while let Some(t) = sim.core.poll_transmit(now, 1, &mut tx_buf) {
+                        sent += t.size;
+                        tx_buf.clear();
                     }
+                    while sim.core.poll_output().is_some() {}
                     sent
                 },
                 BatchSize::SmallInput,

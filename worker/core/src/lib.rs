@@ -5,12 +5,19 @@
 //! The IO shell (the `ferrosfu-worker` binary) owns the channel fds, the sockets and the clock. It
 //! drives a [`WorkerCore`] like this, and nothing else:
 //!
-//! 1. Feed exactly one [`Input`] with [`WorkerCore::handle_input`], passing the current time.
-//! 2. Drain [`WorkerCore::poll_output`] until it returns `None`, acting on each [`Output`]:
+//! 1. Feed exactly one [`Input`] with [`WorkerCore::handle_input`], passing the current time:
+//!    a channel request ([`Input::Command`], [`Input::CommandWithSockets`]), a datagram
+//!    ([`Input::Datagram`], bytes borrowed for the call) or [`Input::Timeout`].
+//! 2. Drain [`WorkerCore::poll_transmit`] until it returns `None`: each [`Transmit`] is appended
+//!    to a buffer the shell owns (one datagram, or a GSO batch to one destination when
+//!    `segment_size` is set); send it from `tuple.local` to `tuple.remote`.
+//! 3. Drain [`WorkerCore::poll_output`] until it returns `None`, acting on each [`Output`]:
 //!    - [`Output::Reply`]: encode the response and write it to the channel;
 //!    - [`Output::Notify`]: encode the notification and write it to the channel;
+//!    - [`Output::ReleaseSockets`]: close these sockets (after step 2, so a transport's last
+//!      datagrams, such as its DTLS close_notify, left first);
 //!    - [`Output::Closed`]: the worker was closed by `worker.close`; flush the channel and exit 0.
-//! 3. Sleep until the earliest of: new input, or [`WorkerCore::poll_timeout`] (then feed
+//! 4. Sleep until the earliest of: new input, or [`WorkerCore::poll_timeout`] (then feed
 //!    [`Input::Timeout`]).
 //!
 //! Requests that need the operating system (`worker.get_resource_usage`,
@@ -29,6 +36,7 @@ mod proto;
 mod router;
 mod streams;
 mod tables;
+mod transmit;
 mod transport;
 mod units;
 mod worker_core;
@@ -60,4 +68,5 @@ pub(crate) fn test_epoch() -> std::time::Instant {
 }
 
 pub use control::{SocketRequest, sockets_needed};
-pub use worker_core::{CoreConfig, CoreStats, Input, Output, TICK, Transmit, WorkerCore};
+pub use transmit::{MAX_TRANSMIT_BYTES, Transmit};
+pub use worker_core::{CoreConfig, CoreStats, Input, Output, TICK, WorkerCore};

@@ -17,6 +17,7 @@ use crate::proto::dtls::DtlsIdentity;
 use crate::proto::ice::Tuple;
 use crate::streams::recv::NtpClock;
 use crate::tables::Tables;
+use crate::transmit::{Transmit, TransmitQueue};
 use crate::transport::{BoundSocket, Kind};
 
 /// How often the core runs its periodic work (NACK retries, deferred keyframe requests, RTCP).
@@ -64,22 +65,10 @@ pub enum Input<'a> {
     /// The time returned by [`WorkerCore::poll_timeout`] has come.
     Timeout,
 }
-/// A datagram (or one RFC 4571 frame of a TCP connection) to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// `local` names the socket (UDP socket or TCP listener) and the source address: the address
-    /// the tuple's datagrams arrive at, which for a socket bound to `0.0.0.0`/`::` is a specific
-    /// IP on the socket's port (the shell finds the wildcard socket and sends from that IP);
-    /// `remote` is the destination (for TCP: the connection).
-    pub tuple: Tuple,
-    pub data: Vec<u8>,
-}
-
 #[derive(Debug, PartialEq)]
 pub enum Output {
     Reply(Response),
     Notify(Notification),
-    Transmit(Transmit),
     /// A transport or WebRtcServer closed: the shell may close these sockets.
     ReleaseSockets(Vec<BoundSocket>),
     /// `worker.close` was handled: everything is closed and the reply was queued before this.
@@ -109,6 +98,7 @@ pub struct WorkerCore {
     pub(crate) tables: Tables,
     pub(crate) demux: Demux,
     pub(crate) outputs: VecDeque<Output>,
+    pub(crate) transmits: TransmitQueue,
     pub(crate) closed: bool,
     pub(crate) identity: Option<DtlsIdentity>,
     pub(crate) rng: StdRng,
@@ -132,6 +122,7 @@ impl WorkerCore {
             tables: Tables::default(),
             demux: Demux::default(),
             outputs: VecDeque::new(),
+            transmits: TransmitQueue::default(),
             closed: false,
             start: None,
             next_tick: None,
@@ -177,6 +168,18 @@ impl WorkerCore {
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+
+    /// The next datagram to send (or batch of datagrams to one destination, up to
+    /// `max_segments`: the shell's GSO limit, 1 without GSO), appended to `buf`; `None` when
+    /// nothing is waiting. `now` is for pacing (packets not yet due stay queued).
+    pub fn poll_transmit(
+        &mut self,
+        _now: Instant,
+        max_segments: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        self.transmits.poll(max_segments.max(1), buf)
     }
 
     /// When the core next needs [`Input::Timeout`]; `None` when it has no timer.

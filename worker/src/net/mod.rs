@@ -146,7 +146,6 @@ pub(crate) struct Net {
     dirty_tcp: Vec<ConnKey>,
     /// Taken by the UDP turn that uses it (so the host can be borrowed meanwhile).
     arena: Option<Box<RecvArena>>,
-    gso_scratch: Vec<u8>,
     stats: NetStats,
 }
 
@@ -173,7 +172,6 @@ impl Net {
             dirty_udp: Vec::new(),
             dirty_tcp: Vec::new(),
             arena: None,
-            gso_scratch: Vec::new(),
             stats: NetStats::default(),
         }
     }
@@ -250,13 +248,21 @@ impl Net {
         }
     }
 
-    /// Queues one datagram (or TCP frame) for the end-of-turn [`Net::flush`].
-    pub(crate) fn transmit(&mut self, t: Transmit) {
+    /// Queues what the core wrote into `contents` (one datagram or TCP frame, or a batch of
+    /// datagrams to one destination) for the end-of-turn [`Net::flush`]; the bytes are copied
+    /// into the socket's (or connection's) own queue.
+    pub(crate) fn transmit(&mut self, t: Transmit, contents: &[u8]) {
+        for data in t.datagrams(contents) {
+            self.transmit_one(t.tuple, data);
+        }
+    }
+
+    pub(crate) fn transmit_one(&mut self, tuple: Tuple, data: &[u8]) {
         let Tuple {
             local,
             remote,
             protocol,
-        } = t.tuple;
+        } = tuple;
         match protocol {
             Protocol::Udp => {
                 // The socket bound to `local`, else the wildcard socket on its port, which sends
@@ -278,7 +284,7 @@ impl Net {
                     self.stats.udp_queue_full += 1;
                     tracing::trace!(target: "net", %local, "UDP send queue full, oldest datagram dropped");
                 }
-                s.enqueue(remote, src, t.data);
+                s.enqueue(remote, src, data);
                 if !s.dirty {
                     s.dirty = true;
                     self.dirty_udp.push(key);
@@ -291,7 +297,7 @@ impl Net {
                     tracing::trace!(target: "net", %local, %remote, "transmit: no such TCP connection");
                     return;
                 };
-                match c.enqueue(&t.data, self.limits.tcp_write_buffer) {
+                match c.enqueue(data, self.limits.tcp_write_buffer) {
                     Ok(()) => {
                         if !c.dirty {
                             c.dirty = true;
@@ -334,7 +340,7 @@ impl Net {
             // Its pump flushes when the socket becomes writable.
             return;
         }
-        s.flush(&mut self.gso_scratch, &mut self.stats);
+        s.flush(&mut self.stats);
         if s.blocked {
             wake(s.waker.take());
         }

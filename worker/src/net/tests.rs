@@ -34,13 +34,13 @@ impl Host for Echo {
             for i in 0..n {
                 let mut d = vec![i as u8; len];
                 d[0] = 1;
-                self.net.transmit(Transmit { tuple, data: d });
+                self.net.transmit_one(tuple, &d);
             }
             return;
         }
         let mut d = b"echo:".to_vec();
         d.extend_from_slice(data);
-        self.net.transmit(Transmit { tuple, data: d });
+        self.net.transmit_one(tuple, &d);
     }
 
     fn end_turn(&mut self) {
@@ -244,14 +244,14 @@ fn release_closes_sockets_at_once() {
         assert_closed(&mut client).await;
         // Transmits to released sockets are counted, not sent.
         let mut hb = h.borrow_mut();
-        hb.net.transmit(Transmit {
-            tuple: Tuple {
+        hb.net.transmit_one(
+            Tuple {
                 local: udp.local,
                 remote: udp.local,
                 protocol: Protocol::Udp,
             },
-            data: vec![1],
-        });
+            &[1],
+        );
         assert_eq!(hb.net.stats().unknown_socket, 1);
     });
 }
@@ -361,14 +361,14 @@ fn transmits_without_a_socket_or_connection_are_counted() {
     let mut net = Net::new(Limits::default());
     let a = SocketAddr::from(([127, 0, 0, 1], 1));
     for protocol in [Protocol::Udp, Protocol::Tcp] {
-        net.transmit(Transmit {
-            tuple: Tuple {
+        net.transmit_one(
+            Tuple {
                 local: a,
                 remote: a,
                 protocol,
             },
-            data: vec![0; 10],
-        });
+            &[0; 10],
+        );
     }
     net.flush();
     let s = net.stats();
@@ -444,10 +444,7 @@ fn a_full_send_queue_drops_its_oldest_datagram() {
             // Five datagrams queued in one turn (as while the socket is blocked), then sent.
             let mut hb = h.borrow_mut();
             for i in 0..5u8 {
-                hb.net.transmit(Transmit {
-                    tuple,
-                    data: vec![i],
-                });
+                hb.net.transmit_one(tuple, &[i]);
             }
             assert_eq!(hb.net.stats().udp_queue_full, 2);
             // Sent now, or by the socket's pump once the runtime has seen it writable.

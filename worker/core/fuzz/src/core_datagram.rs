@@ -329,34 +329,40 @@ impl Harness {
     }
 
     fn drain(&mut self) {
+        let Self { core, now, .. } = self;
+        let mut sent = Vec::new();
+        harness::transmits(core, *now, |tuple, data| sent.push((tuple, data.to_vec())));
+        for (tuple, data) in sent {
+            self.check_transmit(tuple, &data);
+        }
         while let Some(o) = self.core.poll_output() {
             self.check(o);
         }
     }
 
+    fn check_transmit(&self, tuple: Tuple, data: &[u8]) {
+        if trace() {
+            eprintln!(
+                "  -> transmit {} bytes [{:02x?}..] {:?} {} -> {}",
+                data.len(),
+                &data[..data.len().min(2)],
+                tuple.protocol,
+                tuple.local,
+                tuple.remote
+            );
+        }
+        assert!(
+            self.sockets.contains(&(tuple.protocol, tuple.local)),
+            "transmit from a socket the core was not given: {tuple:?}"
+        );
+        assert!(!data.is_empty(), "empty transmit");
+    }
+
     fn check(&self, o: Output) {
         if trace() {
-            match &o {
-                Output::Transmit(t) => eprintln!(
-                    "  -> transmit {} bytes [{:02x?}..] {:?} {} -> {}",
-                    t.data.len(),
-                    &t.data[..t.data.len().min(2)],
-                    t.tuple.protocol,
-                    t.tuple.local,
-                    t.tuple.remote
-                ),
-                other => eprintln!("  -> {other:?}"),
-            }
+            eprintln!("  -> {o:?}");
         }
         match o {
-            Output::Transmit(t) => {
-                assert!(
-                    self.sockets.contains(&(t.tuple.protocol, t.tuple.local)),
-                    "transmit from a socket the core was not given: {:?}",
-                    t.tuple
-                );
-                assert!(!t.data.is_empty(), "empty transmit");
-            }
             Output::Reply(r) => panic!("unsolicited reply {r:?}"),
             Output::Closed => panic!("worker closed without worker.close"),
             Output::Notify(_) | Output::ReleaseSockets(_) => {}
@@ -379,7 +385,8 @@ impl Harness {
                 tuple.local
             );
         }
-        self.core.handle_input(Input::Datagram { tuple, data }, self.now);
+        self.core
+            .handle_input(Input::Datagram { tuple, data }, self.now);
         self.drain();
     }
 

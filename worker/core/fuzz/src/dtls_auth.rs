@@ -228,13 +228,6 @@ struct Run {
 impl Run {
     fn output(&mut self, o: Output) {
         match o {
-            Output::Transmit(t) => {
-                assert_eq!(t.tuple.local, self.local, "transmit from another socket");
-                assert_eq!(t.tuple.remote, self.remote, "transmit to another remote");
-                if classify(&t.data) == PacketKind::Dtls {
-                    self.to_peer.push_back(t.data);
-                }
-            }
             Output::Notify(n) if n.handler_id.as_str() == TRANSPORT => match n.event {
                 Event::Media(MediaEvent::TransportDtlsStateChange { state, reason }) => {
                     if trace() {
@@ -279,6 +272,15 @@ impl Run {
     }
 
     fn drain(&mut self) {
+        let (local, remote) = (self.local, self.remote);
+        let to_peer = &mut self.to_peer;
+        harness::transmits(&mut self.core, self.now, |tuple, data| {
+            assert_eq!(tuple.local, local, "transmit from another socket");
+            assert_eq!(tuple.remote, remote, "transmit to another remote");
+            if classify(data) == PacketKind::Dtls {
+                to_peer.push_back(data.to_vec());
+            }
+        });
         while let Some(o) = self.core.poll_output() {
             self.output(o);
         }
@@ -336,7 +338,8 @@ impl Run {
             remote: self.remote,
             protocol: Protocol::Udp,
         };
-        self.core.handle_input(Input::Datagram { tuple, data }, self.now);
+        self.core
+            .handle_input(Input::Datagram { tuple, data }, self.now);
         self.drain();
     }
 
@@ -431,8 +434,7 @@ impl Run {
                 rounds < 64,
                 "poll_timeout stays at or before now after Timeout"
             );
-            self.core
-                .handle_input(Input::Timeout, self.now);
+            self.core.handle_input(Input::Timeout, self.now);
             self.drain();
         }
         if self

@@ -11,7 +11,7 @@ use ferrosfu_fbs::{
     TransportId, TransportProtocol, WebRtcTransportListen, WebRtcTransportOptions,
 };
 use ferrosfu_worker_core::{
-    BoundSocket, CoreConfig, DtlsIdentity, Input, NtpClock, Output, Protocol, WorkerCore,
+    BoundSocket, CoreConfig, DtlsIdentity, Input, NtpClock, Output, Protocol, Tuple, WorkerCore,
 };
 use rtc_stun::attributes::{
     ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
@@ -21,6 +21,19 @@ use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
+
+/// Every datagram the core has queued, one by one (GSO batches split), through the caller-owned
+/// buffer API.
+pub(crate) fn transmits(core: &mut WorkerCore, now: Instant, mut f: impl FnMut(Tuple, &[u8])) {
+    let mut buf = Vec::new();
+    while let Some(t) = core.poll_transmit(now, 64, &mut buf) {
+        assert!(t.size <= buf.len(), "a transmit larger than what it wrote");
+        for d in t.datagrams(&buf) {
+            f(t.tuple, d);
+        }
+        buf.clear();
+    }
+}
 
 pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().expect("literal address")

@@ -18,7 +18,7 @@ use crate::proto::dtls::Dtls;
 use crate::proto::ice::{IceCredentials, IceLite, Protocol};
 use crate::tables::TransportKey;
 use crate::transport::{BoundSocket, Kind, Plain, Transport, WebRtc};
-use crate::worker_core::{Output, Transmit};
+use crate::worker_core::Output;
 
 impl WorkerCore {
     pub(super) fn create_webrtc_transport(
@@ -307,8 +307,7 @@ impl WorkerCore {
             let tuple = w.ice.selected_tuple();
             while let Some(data) = w.dtls.poll_transmit() {
                 if let Some(tuple) = tuple {
-                    self.outputs
-                        .push_back(Output::Transmit(Transmit { tuple, data }));
+                    self.transmits.push(tuple, &data);
                 }
             }
         }

@@ -11,7 +11,6 @@ use crate::proto::rtcp::Rtcp;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
 use crate::tables::ProducerKey;
 use crate::units::{Pt, Ssrc};
-use crate::worker_core::{Output, Transmit};
 
 impl WorkerCore {
     /// Packet `ext` of the producer's encoding `enc_i` was accepted: NACK what is missing, keep
@@ -108,12 +107,13 @@ impl WorkerCore {
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, hdr, &rw, &[]);
             let len = buf.len();
-            if let Some(data) = t.protect(buf, false) {
+            if let Some(sent) = self
+                .transmits
+                .push_with(tuple, |out| t.protect_into(buf, false, out))
+            {
                 t.counters.rtp_sent += 1;
-                t.counters.bytes_sent += data.len() as u64;
-                t.counters.send_rate.add(data.len(), now);
-                self.outputs
-                    .push_back(Output::Transmit(Transmit { tuple, data }));
+                t.counters.bytes_sent += sent as u64;
+                t.counters.send_rate.add(sent, now);
                 c.stream.on_sent(out_seq, out_ts, len, now);
             }
         }

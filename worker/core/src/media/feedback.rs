@@ -10,7 +10,6 @@ use crate::WorkerCore;
 use crate::proto::rtcp::{self, Rtcp};
 use crate::streams::recv::NtpClock;
 use crate::tables::{ProducerKey, TransportKey};
-use crate::worker_core::{Output, Transmit};
 
 impl WorkerCore {
     pub(super) fn rtcp_in(&mut self, k: TransportKey, items: Vec<Rtcp>, now: Instant) {
@@ -139,11 +138,12 @@ impl WorkerCore {
             return;
         };
         let wire = rtcp::build(items, t.rtcp_ssrc);
-        if let Some(data) = t.protect(&wire, true) {
+        if let Some(len) = self
+            .transmits
+            .push_with(tuple, |out| t.protect_into(&wire, true, out))
+        {
             t.counters.rtcp_sent += 1;
-            t.counters.bytes_sent += data.len() as u64;
-            self.outputs
-                .push_back(Output::Transmit(Transmit { tuple, data }));
+            t.counters.bytes_sent += len as u64;
         }
     }
 }

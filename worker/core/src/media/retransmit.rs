@@ -8,7 +8,6 @@ use crate::WorkerCore;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
 use crate::tables::ConsumerKey;
 use crate::units::{Pt, Ssrc};
-use crate::worker_core::{Output, Transmit};
 
 impl WorkerCore {
     pub(super) fn retransmit(&mut self, ck: ConsumerKey, seqs: &[u16], now: Instant) {
@@ -75,12 +74,13 @@ impl WorkerCore {
             };
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, osn.as_ref().map_or(&[], |o| &o[..]));
-            if let Some(data) = t.protect(buf, false) {
+            if let Some(sent) = self
+                .transmits
+                .push_with(tuple, |out| t.protect_into(buf, false, out))
+            {
                 c.stream.rtx_packets += 1;
                 t.counters.rtx_sent += 1;
-                t.counters.bytes_sent += data.len() as u64;
-                self.outputs
-                    .push_back(Output::Transmit(Transmit { tuple, data }));
+                t.counters.bytes_sent += sent as u64;
             }
         }
     }

@@ -204,23 +204,32 @@ impl Transport {
         }
     }
 
-    /// Protects a plaintext RTP/RTCP packet for the wire; `None` when it cannot be sent yet.
-    pub(crate) fn protect(&mut self, plain: &[u8], rtcp: bool) -> Option<Vec<u8>> {
+    /// Protects a plaintext RTP/RTCP packet for the wire, appending it to `out`; false (and
+    /// nothing appended) when it cannot be sent yet. Plain transports without SRTP copy the
+    /// packet once, into the transmit arena; SRTP goes through the crate's output buffer.
+    pub(crate) fn protect_into(&mut self, plain: &[u8], rtcp: bool, out: &mut Vec<u8>) -> bool {
         let srtp = match &mut self.kind {
-            Kind::WebRtc(w) => Some(w.srtp.as_mut()?),
+            Kind::WebRtc(w) => match w.srtp.as_mut() {
+                Some(s) => Some(s),
+                None => return false,
+            },
             Kind::Plain(p) => p.srtp.as_mut(),
         };
         match srtp {
-            None => Some(plain.to_vec()),
+            None => out.extend_from_slice(plain),
             Some(s) => {
                 let r = if rtcp {
                     s.protect_rtcp(plain)
                 } else {
                     s.protect_rtp(plain)
                 };
-                r.ok().map(Vec::from)
+                match r {
+                    Ok(wire) => out.extend_from_slice(&wire),
+                    Err(_) => return false,
+                }
             }
         }
+        true
     }
 
     pub(crate) fn ice_parameters(&self) -> Option<IceParameters> {

@@ -14,7 +14,6 @@ use crate::proto::ice::{IceEvent, IceLite, StunOutcome, Tuple};
 use crate::proto::packet::PacketKind;
 use crate::proto::srtp::SrtpSession;
 use crate::tables::{ProducerKey, TransportKey};
-use crate::worker_core::{Output, Transmit};
 
 #[derive(Debug)]
 pub(crate) struct WebRtc {
@@ -43,8 +42,7 @@ impl WorkerCore {
                 match w.ice.handle_stun(data, tuple, now) {
                     StunOutcome::Reply(reply) => {
                         t.counters.bytes_sent += reply.len() as u64;
-                        self.outputs
-                            .push_back(Output::Transmit(Transmit { tuple, data: reply }));
+                        self.transmits.push(tuple, &reply);
                     }
                     StunOutcome::Drop(_) => t.counters.dropped += 1,
                 }
@@ -126,8 +124,7 @@ impl WorkerCore {
         while let Some(data) = w.dtls.poll_transmit() {
             if let Some(tuple) = tuple {
                 t.counters.bytes_sent += data.len() as u64;
-                self.outputs
-                    .push_back(Output::Transmit(Transmit { tuple, data }));
+                self.transmits.push(tuple, &data);
             }
         }
         let mut events = Vec::new();

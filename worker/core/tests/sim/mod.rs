@@ -173,6 +173,7 @@ impl Sim {
             None => Input::Command(req),
         };
         self.core.handle_input(input, self.now);
+        self.drain_transmits();
         let mut result = None;
         while let Some(o) = self.core.poll_output() {
             match o {
@@ -183,25 +184,37 @@ impl Sim {
         result.expect("every request gets a reply")
     }
 
+    /// Every datagram the core has, onto the links (GSO batches split into their datagrams).
+    fn drain_transmits(&mut self) {
+        let mut buf = Vec::new();
+        while let Some(t) = self.core.poll_transmit(self.now, 64, &mut buf) {
+            for d in t.datagrams(&buf) {
+                self.downlink(t.tuple, d.to_vec());
+            }
+            buf.clear();
+        }
+    }
+
+    fn downlink(&mut self, tuple: Tuple, data: Vec<u8>) {
+        let Some(i) = self.peers.iter().position(|p| p.addr == tuple.remote) else {
+            return;
+        };
+        let p = &mut self.peers[i];
+        let mut link = p.down;
+        if is_rtp(&data) {
+            p.down_rtp_count += 1;
+            if self.lost(&link, i, false) {
+                return;
+            }
+        } else {
+            link.loss = 0.0;
+        }
+        let at = self.now + link.latency;
+        self.schedule(at, Some(i), tuple, data);
+    }
+
     fn core_output(&mut self, o: Output) {
         match o {
-            Output::Transmit(t) => {
-                let Some(i) = self.peers.iter().position(|p| p.addr == t.tuple.remote) else {
-                    return;
-                };
-                let p = &mut self.peers[i];
-                let mut link = p.down;
-                if is_rtp(&t.data) {
-                    p.down_rtp_count += 1;
-                    if self.lost(&link, i, false) {
-                        return;
-                    }
-                } else {
-                    link.loss = 0.0;
-                }
-                let at = self.now + link.latency;
-                self.schedule(at, Some(i), t.tuple, t.data);
-            }
             Output::Notify(n) => self.notifications.push(n),
             Output::Reply(_) | Output::ReleaseSockets(_) | Output::Closed => {}
         }
@@ -409,7 +422,8 @@ impl Sim {
             let (to, tuple, data) = self.items.remove(&id).unwrap();
             match to {
                 None => {
-                    self.core.handle_input(Input::Datagram { tuple, data: &data }, self.now);
+                    self.core
+                        .handle_input(Input::Datagram { tuple, data: &data }, self.now);
                     self.drain();
                 }
                 Some(i) => self.peer_receive(i, data),
@@ -428,6 +442,7 @@ impl Sim {
     }
 
     pub fn drain(&mut self) {
+        self.drain_transmits();
         while let Some(o) = self.core.poll_output() {
             self.core_output(o);
         }
