@@ -16,25 +16,26 @@ pub enum Message {
 /// Declares the channel's request methods once. Each line is
 ///
 /// ```text
-/// Variant [(Body) | { field: Type, .. }] = "entity.verb", FLATBUFFERS_METHOD [=> None | => ResponseVariant(Type)];
+/// Variant [(Body) | { field: Type, .. }] = "entity.verb", FLATBUFFERS_METHOD => Response;
 /// ```
 ///
 /// and derives [`Method`] (with `ALL` in declaration order, `as_str`, `Display`), [`RequestBody`]
 /// (the method and its arguments in one value), `RequestBody::method`, the body of every method
 /// that carries none (`RequestBody::bodyless`), the mapping to the schema's `request.Method`
 /// (the codec then only writes the conversion of the bodies that exist), and one type per method
-/// in [`requests`] implementing [`TypedRequest`] (its method, `Into<RequestBody>`, and the typed
-/// accepted response: `()` for `=> None`, `Type` for `=> ResponseVariant(Type)`, the whole
-/// [`ResponseBody`] when no response is declared because several shapes are possible).
+/// in [`requests`] implementing [`TypedRequest`] with `Response` the type an accepted request
+/// answers: `()` for an empty answer, else a [`FromResponse`] type (one per [`ResponseBody`]
+/// variant, derived by `responses!`, or a hand-written one where several shapes are possible,
+/// such as [`AnyTransportDump`]).
 ///
 /// Adding a method: the schema (`request.fbs`, and a body table if it has arguments), one line
 /// here, its body's arms in `codec/request.rs` if it has one, the worker's handler and the
-/// supervisor's call.
+/// supervisor's call (see `notes-fbs.md`, "Where to add a channel method").
 macro_rules! methods {
     ($(
         $(#[$doc:meta])*
         $variant:ident $( ( $body:ty ) )? $( { $($field:ident : $fty:ty),* $(,)? } )?
-            = $name:literal, $fb:ident $( => $resp:ident $( ( $rty:ty ) )? )?;
+            = $name:literal, $fb:ident => $resp:ty;
     )*) => {
         /// The request methods, named `<entity>.<verb>`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,7 +98,13 @@ macro_rules! methods {
         pub mod requests {
             #[allow(unused_imports)]
             use super::*;
-            $( methods!(@struct $variant $( ( $body ) )? $( { $($field : $fty),* } )?); )*
+            $(
+                methods!(@struct $variant $( ( $body ) )? $( { $($field : $fty),* } )?);
+
+                impl $variant {
+                    pub const METHOD: Method = Method::$variant;
+                }
+            )*
         }
 
         $(
@@ -108,8 +115,7 @@ macro_rules! methods {
             }
 
             impl TypedRequest for requests::$variant {
-                const METHOD: Method = Method::$variant;
-                methods!(@response $( $resp $( ( $rty ) )? )?);
+                type Response = $resp;
             }
         )*
     };
@@ -130,95 +136,75 @@ macro_rules! methods {
     (@into $r:ident $variant:ident { $($field:ident)* }) => {
         RequestBody::$variant { $($field: $r.$field),* }
     };
-    // No response declared: the caller looks at the body itself (several shapes are possible).
-    (@response) => {
-        type Response = ResponseBody;
-        fn response(body: ResponseBody) -> Option<ResponseBody> {
-            Some(body)
-        }
-    };
-    (@response None) => {
-        type Response = ();
-        fn response(body: ResponseBody) -> Option<()> {
-            matches!(body, ResponseBody::None).then_some(())
-        }
-    };
-    (@response $resp:ident ( $rty:ty )) => {
-        type Response = $rty;
-        fn response(body: ResponseBody) -> Option<$rty> {
-            match body {
-                ResponseBody::$resp(r) => Some(r),
-                _ => None,
-            }
-        }
-    };
     (@bodyless $variant:ident) => { Some(RequestBody::$variant) };
     (@bodyless $variant:ident ( $body:ty )) => { None };
     (@bodyless $variant:ident { $($field:ident)* }) => { None };
 }
 
 methods! {
-    WorkerClose = "worker.close", WORKER_CLOSE => None;
-    WorkerDump = "worker.dump", WORKER_DUMP => WorkerDump(WorkerDump);
+    WorkerClose = "worker.close", WORKER_CLOSE => ();
+    WorkerDump = "worker.dump", WORKER_DUMP => WorkerDump;
     WorkerGetResourceUsage = "worker.get_resource_usage", WORKER_GET_RESOURCE_USAGE
-        => ResourceUsage(ResourceUsage);
+        => ResourceUsage;
     WorkerUpdateSettings(UpdateSettings) = "worker.update_settings", WORKER_UPDATE_SETTINGS
-        => None;
+        => ();
     WorkerCreateRouter { router_id: RouterId } = "worker.create_router", WORKER_CREATE_ROUTER
-        => None;
-    RouterDump = "router.dump", ROUTER_DUMP => RouterDump(RouterDump);
-    RouterClose = "router.close", ROUTER_CLOSE => None;
+        => ();
+    RouterDump = "router.dump", ROUTER_DUMP => RouterDump;
+    RouterClose = "router.close", ROUTER_CLOSE => ();
     WorkerCreateWebRtcServer(WebRtcServerOptions)
         = "worker.create_webrtc_server", WORKER_CREATE_WEBRTC_SERVER
-        => WebRtcServerDump(WebRtcServerDump);
-    WebRtcServerClose = "webrtc_server.close", WEBRTC_SERVER_CLOSE => None;
+        => WebRtcServerDump;
+    WebRtcServerClose = "webrtc_server.close", WEBRTC_SERVER_CLOSE => ();
     WebRtcServerDump = "webrtc_server.dump", WEBRTC_SERVER_DUMP
-        => WebRtcServerDump(WebRtcServerDump);
+        => WebRtcServerDump;
     RouterCreateWebRtcTransport(WebRtcTransportOptions)
         = "router.create_webrtc_transport", ROUTER_CREATE_WEBRTC_TRANSPORT
-        => WebRtcTransportDump(WebRtcTransportDump);
+        => WebRtcTransportDump;
     RouterCreatePlainTransport(PlainTransportOptions)
         = "router.create_plain_transport", ROUTER_CREATE_PLAIN_TRANSPORT
-        => PlainTransportDump(PlainTransportDump);
-    TransportClose = "transport.close", TRANSPORT_CLOSE => None;
-    TransportDump = "transport.dump", TRANSPORT_DUMP;
+        => PlainTransportDump;
+    TransportClose = "transport.close", TRANSPORT_CLOSE => ();
+    TransportDump = "transport.dump", TRANSPORT_DUMP => AnyTransportDump;
     TransportGetStats = "transport.get_stats", TRANSPORT_GET_STATS
-        => TransportStats(TransportStats);
-    TransportConnect(ConnectParams) = "transport.connect", TRANSPORT_CONNECT;
+        => TransportStats;
+    TransportConnect(ConnectParams) = "transport.connect", TRANSPORT_CONNECT
+        => AnyTransportDump;
     TransportRestartIce = "transport.restart_ice", TRANSPORT_RESTART_ICE
-        => IceParameters(IceParameters);
+        => IceParameters;
     TransportSetMaxIncomingBitrate(u32)
         = "transport.set_max_incoming_bitrate", TRANSPORT_SET_MAX_INCOMING_BITRATE
-        => None;
-    TransportProduce(ProduceOptions) = "transport.produce", TRANSPORT_PRODUCE => None;
-    TransportConsume(ConsumeOptions) = "transport.consume", TRANSPORT_CONSUME;
-    ProducerClose = "producer.close", PRODUCER_CLOSE => None;
-    ProducerDump = "producer.dump", PRODUCER_DUMP => ProducerDump(ProducerDump);
+        => ();
+    TransportProduce(ProduceOptions) = "transport.produce", TRANSPORT_PRODUCE => ();
+    TransportConsume(ConsumeOptions) = "transport.consume", TRANSPORT_CONSUME => Consumed;
+    ProducerClose = "producer.close", PRODUCER_CLOSE => ();
+    ProducerDump = "producer.dump", PRODUCER_DUMP => ProducerDump;
     ProducerGetStats = "producer.get_stats", PRODUCER_GET_STATS
-        => RtpStreamStats(Vec<RtpStreamStats>);
-    ProducerPause = "producer.pause", PRODUCER_PAUSE => None;
-    ProducerResume = "producer.resume", PRODUCER_RESUME => None;
-    ConsumerClose = "consumer.close", CONSUMER_CLOSE => None;
-    ConsumerDump = "consumer.dump", CONSUMER_DUMP => ConsumerDump(ConsumerDump);
+        => Vec<RtpStreamStats>;
+    ProducerPause = "producer.pause", PRODUCER_PAUSE => ();
+    ProducerResume = "producer.resume", PRODUCER_RESUME => ();
+    ConsumerClose = "consumer.close", CONSUMER_CLOSE => ();
+    ConsumerDump = "consumer.dump", CONSUMER_DUMP => ConsumerDump;
     ConsumerGetStats = "consumer.get_stats", CONSUMER_GET_STATS
-        => RtpStreamStats(Vec<RtpStreamStats>);
-    ConsumerPause = "consumer.pause", CONSUMER_PAUSE => None;
-    ConsumerResume = "consumer.resume", CONSUMER_RESUME => None;
+        => Vec<RtpStreamStats>;
+    ConsumerPause = "consumer.pause", CONSUMER_PAUSE => ();
+    ConsumerResume = "consumer.resume", CONSUMER_RESUME => ();
     ConsumerRequestKeyFrame = "consumer.request_key_frame", CONSUMER_REQUEST_KEY_FRAME
-        => None;
+        => ();
     WorkerGetMediaCounters = "worker.get_media_counters", WORKER_GET_MEDIA_COUNTERS
-        => MediaCounters(MediaCounters);
+        => MediaCounters;
 }
 
-/// A request whose method and accepted response are known from its type (one per method, in
-/// [`requests`], derived from the `methods!` declaration).
+/// A request whose accepted response is known from its type: one per method in [`requests`],
+/// derived from the `methods!` declaration. [`RequestBody`] itself is the untyped request (any
+/// method, any body; its response is the whole [`ResponseBody`]).
 pub trait TypedRequest: Into<RequestBody> {
-    const METHOD: Method;
-    /// What an accepted request answers; [`ResponseBody`] itself where several shapes are
-    /// possible (`transport.dump`, `transport.connect`, `transport.consume`).
-    type Response;
-    /// The typed response; `None` when the body is not the one this method answers.
-    fn response(body: ResponseBody) -> Option<Self::Response>;
+    /// What an accepted request answers.
+    type Response: FromResponse;
+}
+
+impl TypedRequest for RequestBody {
+    type Response = ResponseBody;
 }
 
 impl std::fmt::Display for Method {
@@ -293,8 +279,77 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum ResponseBody {
+/// Declares the accepted response bodies once, one line a [`ResponseBody`] variant:
+///
+/// ```text
+/// Variant [(Type) | { field: Type, .. }],
+/// ```
+///
+/// and derives the enum, `ResponseBody::kind` (the variant's name), and [`FromResponse`] for the
+/// type a variant carries: `()` for the unit variant, `Type` for `Variant(Type)`, and for
+/// `Variant { .. }` a struct of that name with those fields. Each type stands for one variant
+/// only (a second would not compile), so a method's declared response type names its variant.
+macro_rules! responses {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $( ( $ty:ty ) )? $( { $($field:ident : $fty:ty),* $(,)? } )?,
+    )*) => {
+        /// An accepted response's body.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum ResponseBody {
+            $( $(#[$doc])* $variant $( ( $ty ) )? $( { $($field : $fty),* } )?, )*
+        }
+
+        impl ResponseBody {
+            /// The variant's name (for errors and logs).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(ResponseBody::$variant { .. } => stringify!($variant),)*
+                }
+            }
+        }
+
+        $( responses!(@from $(#[$doc])* $variant $( ( $ty ) )? $( { $($field : $fty),* } )?); )*
+    };
+    (@from $(#[$doc:meta])* $variant:ident) => {
+        impl FromResponse for () {
+            fn from_response(body: ResponseBody) -> Result<(), UnexpectedResponse> {
+                match body {
+                    ResponseBody::$variant => Ok(()),
+                    other => Err(UnexpectedResponse(other.kind())),
+                }
+            }
+        }
+    };
+    (@from $(#[$doc:meta])* $variant:ident ( $ty:ty )) => {
+        impl FromResponse for $ty {
+            fn from_response(body: ResponseBody) -> Result<$ty, UnexpectedResponse> {
+                match body {
+                    ResponseBody::$variant(r) => Ok(r),
+                    other => Err(UnexpectedResponse(other.kind())),
+                }
+            }
+        }
+    };
+    (@from $(#[$doc:meta])* $variant:ident { $($field:ident : $fty:ty),* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $variant {
+            $(pub $field: $fty),*
+        }
+
+        impl FromResponse for $variant {
+            fn from_response(body: ResponseBody) -> Result<$variant, UnexpectedResponse> {
+                match body {
+                    ResponseBody::$variant { $($field),* } => Ok($variant { $($field),* }),
+                    other => Err(UnexpectedResponse(other.kind())),
+                }
+            }
+        }
+    };
+}
+
+responses! {
     None,
     WorkerDump(WorkerDump),
     ResourceUsage(ResourceUsage),
@@ -311,13 +366,49 @@ pub enum ResponseBody {
     ProducerDump(ProducerDump),
     /// `producer.get_stats` / `consumer.get_stats`: one entry per stream.
     RtpStreamStats(Vec<RtpStreamStats>),
-    /// `transport.consume`.
+    /// `transport.consume`: the new consumer's state.
     Consumed {
         paused: bool,
         producer_paused: bool,
         score: ConsumerScore,
     },
     ConsumerDump(ConsumerDump),
+}
+
+/// The typed form of an accepted response; derived by `responses!` for each [`ResponseBody`]
+/// variant, written by hand only where one method answers several shapes.
+pub trait FromResponse: Sized {
+    /// The typed response; an error naming the body's kind when it is not this type's.
+    fn from_response(body: ResponseBody) -> Result<Self, UnexpectedResponse>;
+}
+
+impl FromResponse for ResponseBody {
+    fn from_response(body: ResponseBody) -> Result<ResponseBody, UnexpectedResponse> {
+        Ok(body)
+    }
+}
+
+/// An accepted response whose body is not the one the request's method answers; it holds the
+/// body's kind ([`ResponseBody::kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected response body {0}")]
+pub struct UnexpectedResponse(pub &'static str);
+
+/// `transport.dump` and `transport.connect`: the dump of whichever kind the transport is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyTransportDump {
+    WebRtc(Box<WebRtcTransportDump>),
+    Plain(Box<PlainTransportDump>),
+}
+
+impl FromResponse for AnyTransportDump {
+    fn from_response(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::WebRtcTransportDump(d) => Ok(AnyTransportDump::WebRtc(Box::new(d))),
+            ResponseBody::PlainTransportDump(d) => Ok(AnyTransportDump::Plain(Box::new(d))),
+            other => Err(UnexpectedResponse(other.kind())),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -474,14 +565,18 @@ mod tests {
         assert_eq!(Method::from_fb(FbMethod(u8::MAX)), None);
     }
 
+    /// The typed response of `R` to `body`.
+    fn answer<R: TypedRequest>(body: ResponseBody) -> Result<R::Response, UnexpectedResponse> {
+        R::Response::from_response(body)
+    }
+
     #[test]
     fn typed_requests_carry_their_method_and_response() {
         fn check<R: TypedRequest>(r: R) -> Method {
             let body: RequestBody = r.into();
-            assert_eq!(body.method(), R::METHOD);
-            R::METHOD
+            body.method()
         }
-        assert_eq!(check(requests::WorkerDump), Method::WorkerDump);
+        assert_eq!(check(requests::WorkerDump), requests::WorkerDump::METHOD);
         assert_eq!(
             check(requests::WorkerCreateRouter {
                 router_id: RouterId::new("r"),
@@ -497,21 +592,43 @@ mod tests {
             ..MediaCounters::default()
         };
         assert_eq!(
-            requests::WorkerGetMediaCounters::response(ResponseBody::MediaCounters(
+            answer::<requests::WorkerGetMediaCounters>(ResponseBody::MediaCounters(
                 counters.clone()
             )),
-            Some(counters)
+            Ok(counters)
         );
         assert_eq!(
-            requests::ProducerPause::response(ResponseBody::None),
-            Some(())
+            answer::<requests::ProducerPause>(ResponseBody::None),
+            Ok(())
         );
-        assert_eq!(requests::ProducerDump::response(ResponseBody::None), None);
         assert_eq!(
-            requests::TransportDump::response(ResponseBody::None),
-            Some(ResponseBody::None),
-            "several shapes: the caller matches"
+            answer::<requests::ProducerDump>(ResponseBody::None),
+            Err(UnexpectedResponse("None"))
         );
+        assert_eq!(
+            answer::<requests::ProducerGetStats>(ResponseBody::RtpStreamStats(vec![])),
+            Ok(vec![])
+        );
+        let score = ConsumerScore::default();
+        assert_eq!(
+            answer::<requests::TransportConsume>(ResponseBody::Consumed {
+                paused: true,
+                producer_paused: false,
+                score,
+            }),
+            Ok(Consumed {
+                paused: true,
+                producer_paused: false,
+                score,
+            })
+        );
+        assert_eq!(
+            answer::<RequestBody>(ResponseBody::None),
+            Ok(ResponseBody::None),
+            "untyped: the caller matches"
+        );
+        let e = answer::<requests::TransportDump>(ResponseBody::None).unwrap_err();
+        assert_eq!(e.to_string(), "unexpected response body None");
     }
 
     #[test]

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrosfu_fbs::{
-    Encoder, ErrorKind, FrameBuffer, FrameEvent, HandlerId, LogLevel, LogRecord, Message, Method,
-    Notification, Request, RequestBody, RequestFailure, RequestId, Response, ResponseBody,
-    decode_message,
+    Encoder, ErrorKind, FrameBuffer, FrameEvent, FromResponse, HandlerId, LogLevel, LogRecord,
+    Message, Method, Notification, Request, RequestBody, RequestFailure, RequestId, Response,
+    TypedRequest, decode_message,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -41,9 +41,9 @@ pub enum RequestError {
     ChannelClosed { method: Method },
     #[error("{method}: {reason}")]
     Encode { method: Method, reason: String },
-    /// The response body was not the one this method returns.
-    #[error("{method}: unexpected response body")]
-    UnexpectedBody { method: Method },
+    /// The response body (`body`, its kind) was not the one this method returns.
+    #[error("{method}: unexpected response body {body}")]
+    UnexpectedBody { method: Method, body: &'static str },
 }
 
 impl RequestError {
@@ -118,13 +118,16 @@ impl Channel {
         (Channel { inner }, first_rx)
     }
 
-    /// Sends a request and waits for its response, at most `timeout`.
-    pub async fn request(
+    /// Sends a request and waits for its response, at most `timeout`: the typed response of
+    /// `R` (`requests::*`), or the whole [`ResponseBody`] for an untyped [`RequestBody`]. An
+    /// accepted response of another kind than `R`'s is [`RequestError::UnexpectedBody`].
+    pub async fn request<R: TypedRequest>(
         &self,
         handler_id: HandlerId,
-        body: RequestBody,
+        request: R,
         timeout: Duration,
-    ) -> Result<ResponseBody, RequestError> {
+    ) -> Result<R::Response, RequestError> {
+        let body: RequestBody = request.into();
         let method = body.method();
         if self.is_closed() {
             return Err(RequestError::ChannelClosed { method });
@@ -154,9 +157,13 @@ impl Channel {
         self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
 
         match tokio::time::timeout(timeout, done_rx).await {
-            Ok(Ok(resp)) => resp
-                .result
-                .map_err(|failure| RequestError::Rejected { method, failure }),
+            Ok(Ok(resp)) => {
+                let body = resp
+                    .result
+                    .map_err(|failure| RequestError::Rejected { method, failure })?;
+                R::Response::from_response(body)
+                    .map_err(|e| RequestError::UnexpectedBody { method, body: e.0 })
+            }
             Ok(Err(_)) => Err(RequestError::ChannelClosed { method }),
             Err(_) => {
                 self.lock_pending().remove(&id);
@@ -336,7 +343,7 @@ mod tests {
     //! Correlation logic against a scripted peer on an in-memory pipe (the real worker is covered
     //! by the worker tests and the integration tests).
     use super::*;
-    use ferrosfu_fbs::{RouterId, WorkerDump};
+    use ferrosfu_fbs::{ResponseBody, RouterId, WorkerDump, requests};
     use tokio::io::DuplexStream;
 
     struct Peer {
@@ -445,6 +452,49 @@ mod tests {
         .await;
         let err = call.await.unwrap().unwrap_err();
         assert!(err.is_invalid_argument(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn typed_requests_get_their_typed_response_or_a_typed_error() {
+        let (ch, _n, mut peer) = pair();
+        let c = ch.clone();
+        let call = tokio::spawn(async move {
+            c.request(HandlerId::worker(), requests::WorkerDump, T)
+                .await
+        });
+        let r = peer.next_request().await;
+        assert_eq!(r.body, RequestBody::WorkerDump);
+        peer.send(Message::Response(Response {
+            id: r.id,
+            result: Ok(dump(4)),
+        }))
+        .await;
+        assert_eq!(call.await.unwrap().unwrap().core, 4);
+
+        // A body of another kind is a typed error, not a panic.
+        let c = ch.clone();
+        let call = tokio::spawn(async move {
+            c.request(HandlerId::new("r"), requests::RouterClose, T)
+                .await
+        });
+        let r = peer.next_request().await;
+        peer.send(Message::Response(Response {
+            id: r.id,
+            result: Ok(dump(5)),
+        }))
+        .await;
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(
+            err,
+            RequestError::UnexpectedBody {
+                method: Method::RouterClose,
+                body: "WorkerDump"
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "router.close: unexpected response body WorkerDump"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,9 +20,7 @@ mod transport;
 
 use std::sync::Arc;
 
-use ferrosfu_fbs::{
-    Event, HandlerId, MediaEvent, Method, RequestBody, ResponseBody, RtpStreamStats,
-};
+use ferrosfu_fbs::{Event, HandlerId, MediaEvent, Method, RequestBody, TypedRequest};
 use tokio::sync::{broadcast, watch};
 
 pub use consumer::Consumer;
@@ -106,34 +104,27 @@ impl Life {
         }
     }
 
-    async fn request(&self, body: RequestBody) -> Result<ResponseBody, RequestError> {
+    /// A request to this entity (its handler id), refused without asking once it is closed.
+    async fn request<R: TypedRequest>(&self, request: R) -> Result<R::Response, RequestError> {
         if self.is_closed() {
+            let body: RequestBody = request.into();
             return Err(RequestError::ChannelClosed {
                 method: body.method(),
             });
         }
-        self.worker.request(self.handler.clone(), body).await
+        self.worker.request(self.handler.clone(), request).await
     }
 
     /// The user's `close()`: marks closed (first reason wins) and tells the worker, once, and
     /// only while the worker lives.
-    async fn close_by_user(&self, body: RequestBody) -> Result<(), RequestError> {
+    async fn close_by_user<R: TypedRequest<Response = ()>>(
+        &self,
+        request: R,
+    ) -> Result<(), RequestError> {
         if !self.close(CloseReason::Closed) || !self.worker.is_alive() {
             return Ok(());
         }
-        self.worker
-            .request(self.handler.clone(), body)
-            .await
-            .map(drop)
-    }
-
-    /// A `*.get_stats` request answered with RTP stream stats.
-    async fn stream_stats(&self, body: RequestBody) -> Result<Vec<RtpStreamStats>, RequestError> {
-        let method = body.method();
-        match self.request(body).await? {
-            ResponseBody::RtpStreamStats(s) => Ok(s),
-            _ => Err(unexpected(method)),
-        }
+        self.worker.request(self.handler.clone(), request).await
     }
 
     /// Drains this entity's notifications: `on_event` updates the handle's state and says
@@ -178,10 +169,6 @@ impl Life {
             }
         });
     }
-}
-
-fn unexpected(method: Method) -> RequestError {
-    RequestError::UnexpectedBody { method }
 }
 
 async fn router_gone(router: Router) -> CloseReason {

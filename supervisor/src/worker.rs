@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ferrosfu_fbs::{
-    Event, HandlerId, LogLevel, MediaCounters, PROTOCOL_VERSION, RequestBody, ResourceUsage,
-    ResponseBody, RouterDump, RouterId, UpdateSettings, WorkerDump,
+    Event, HandlerId, LogLevel, MediaCounters, PROTOCOL_VERSION, ResourceUsage, RouterDump,
+    RouterId, TypedRequest, UpdateSettings, WorkerDump, requests,
 };
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -340,63 +340,42 @@ impl Worker {
         exit
     }
 
-    pub async fn request(
+    /// A request to this worker (see [`Channel::request`]): `R`'s typed response.
+    pub async fn request<R: TypedRequest>(
         &self,
         handler: HandlerId,
-        body: RequestBody,
-    ) -> Result<ResponseBody, RequestError> {
+        request: R,
+    ) -> Result<R::Response, RequestError> {
         self.inner
             .channel
-            .request(handler, body, self.inner.request_timeout)
+            .request(handler, request, self.inner.request_timeout)
             .await
     }
 
     pub async fn dump(&self) -> Result<WorkerDump, RequestError> {
-        match self
-            .request(HandlerId::worker(), RequestBody::WorkerDump)
-            .await?
-        {
-            ResponseBody::WorkerDump(d) => Ok(d),
-            _ => Err(RequestError::UnexpectedBody {
-                method: ferrosfu_fbs::Method::WorkerDump,
-            }),
-        }
+        self.request(HandlerId::worker(), requests::WorkerDump)
+            .await
     }
 
     pub async fn get_resource_usage(&self) -> Result<ResourceUsage, RequestError> {
-        match self
-            .request(HandlerId::worker(), RequestBody::WorkerGetResourceUsage)
-            .await?
-        {
-            ResponseBody::ResourceUsage(u) => Ok(u),
-            _ => Err(RequestError::UnexpectedBody {
-                method: ferrosfu_fbs::Method::WorkerGetResourceUsage,
-            }),
-        }
+        self.request(HandlerId::worker(), requests::WorkerGetResourceUsage)
+            .await
     }
 
     /// What the worker's media engine counted since it started (sequence validation, DTLS
     /// failures, datagrams that reached nothing).
     pub async fn get_media_counters(&self) -> Result<MediaCounters, RequestError> {
-        match self
-            .request(HandlerId::worker(), RequestBody::WorkerGetMediaCounters)
-            .await?
-        {
-            ResponseBody::MediaCounters(c) => Ok(c),
-            _ => Err(RequestError::UnexpectedBody {
-                method: ferrosfu_fbs::Method::WorkerGetMediaCounters,
-            }),
-        }
+        self.request(HandlerId::worker(), requests::WorkerGetMediaCounters)
+            .await
     }
 
     /// Changes the worker's log level and targets at run time.
     pub async fn update_settings(&self, settings: UpdateSettings) -> Result<(), RequestError> {
         self.request(
             HandlerId::worker(),
-            RequestBody::WorkerUpdateSettings(settings),
+            requests::WorkerUpdateSettings(settings),
         )
         .await
-        .map(drop)
     }
 
     /// Creates a router with a fresh id.
@@ -407,7 +386,7 @@ impl Worker {
     pub async fn create_router_with_id(&self, id: RouterId) -> Result<Router, RequestError> {
         self.request(
             HandlerId::worker(),
-            RequestBody::WorkerCreateRouter {
+            requests::WorkerCreateRouter {
                 router_id: id.clone(),
             },
         )
@@ -428,7 +407,7 @@ impl Worker {
             let _ = self
                 .inner
                 .channel
-                .request(HandlerId::worker(), RequestBody::WorkerClose, grace)
+                .request(HandlerId::worker(), requests::WorkerClose, grace)
                 .await;
         }
         match tokio::time::timeout(grace, self.wait_exit()).await {
@@ -515,17 +494,10 @@ impl Router {
     }
 
     pub async fn dump(&self) -> Result<RouterDump, RequestError> {
-        match self
-            .inner
+        self.inner
             .worker
-            .request((&self.inner.id).into(), RequestBody::RouterDump)
-            .await?
-        {
-            ResponseBody::RouterDump(d) => Ok(d),
-            _ => Err(RequestError::UnexpectedBody {
-                method: ferrosfu_fbs::Method::RouterDump,
-            }),
-        }
+            .request((&self.inner.id).into(), requests::RouterDump)
+            .await
     }
 
     /// Closes the router and everything in it. Closing twice is a no-op.
@@ -535,9 +507,8 @@ impl Router {
         }
         self.inner
             .worker
-            .request((&self.inner.id).into(), RequestBody::RouterClose)
+            .request((&self.inner.id).into(), requests::RouterClose)
             .await
-            .map(drop)
     }
 
     /// Resolves when the router closes: by `close`, or because its worker died.

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use ferrosfu_fbs::{
-    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerScore, MediaEvent, MediaKind, Method,
-    ProducerId, RequestBody, ResponseBody, RtpStreamStats,
+    ConsumeOptions, Consumed, ConsumerDump, ConsumerId, ConsumerScore, MediaEvent, MediaKind,
+    ProducerId, RtpStreamStats, requests,
 };
 use tokio::sync::broadcast;
 
-use super::{CloseReason, Life, Transport, parent_reason, unexpected};
+use super::{CloseReason, Life, Transport, parent_reason};
 use crate::channel::RequestError;
 
 impl Transport {
@@ -21,20 +21,16 @@ impl Transport {
         let (life, notes) = Life::new(
             (&id).into(),
             self.life().worker.clone(),
-            Method::TransportConsume,
+            requests::TransportConsume::METHOD,
         )?;
-        let (paused, producer_paused, score) = match self
+        let Consumed {
+            paused,
+            producer_paused,
+            score,
+        } = self
             .life()
-            .request(RequestBody::TransportConsume(options))
-            .await?
-        {
-            ResponseBody::Consumed {
-                paused,
-                producer_paused,
-                score,
-            } => (paused, producer_paused, score),
-            _ => return Err(unexpected(Method::TransportConsume)),
-        };
+            .request(requests::TransportConsume(options))
+            .await?;
         let state = Arc::new(Mutex::new(ConsumerState {
             paused,
             producer_paused,
@@ -142,14 +138,14 @@ impl Consumer {
     }
 
     pub async fn pause(&self) -> Result<(), RequestError> {
-        self.inner.life.request(RequestBody::ConsumerPause).await?;
+        self.inner.life.request(requests::ConsumerPause).await?;
         self.state(|s| s.paused = true);
         Ok(())
     }
 
     /// Resumes; the worker asks the producer for a keyframe.
     pub async fn resume(&self) -> Result<(), RequestError> {
-        self.inner.life.request(RequestBody::ConsumerResume).await?;
+        self.inner.life.request(requests::ConsumerResume).await?;
         self.state(|s| s.paused = false);
         Ok(())
     }
@@ -157,29 +153,19 @@ impl Consumer {
     pub async fn request_key_frame(&self) -> Result<(), RequestError> {
         self.inner
             .life
-            .request(RequestBody::ConsumerRequestKeyFrame)
+            .request(requests::ConsumerRequestKeyFrame)
             .await
-            .map(drop)
     }
 
     pub async fn get_stats(&self) -> Result<Vec<RtpStreamStats>, RequestError> {
-        self.inner
-            .life
-            .stream_stats(RequestBody::ConsumerGetStats)
-            .await
+        self.inner.life.request(requests::ConsumerGetStats).await
     }
 
     pub async fn dump(&self) -> Result<ConsumerDump, RequestError> {
-        match self.inner.life.request(RequestBody::ConsumerDump).await? {
-            ResponseBody::ConsumerDump(d) => Ok(d),
-            _ => Err(unexpected(Method::ConsumerDump)),
-        }
+        self.inner.life.request(requests::ConsumerDump).await
     }
 
     pub async fn close(&self) -> Result<(), RequestError> {
-        self.inner
-            .life
-            .close_by_user(RequestBody::ConsumerClose)
-            .await
+        self.inner.life.close_by_user(requests::ConsumerClose).await
     }
 }

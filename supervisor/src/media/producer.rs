@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use ferrosfu_fbs::{
-    MediaEvent, MediaKind, Method, ProduceOptions, ProducerDump, ProducerId, RequestBody,
-    ResponseBody, RtpStreamStats,
+    MediaEvent, MediaKind, ProduceOptions, ProducerDump, ProducerId, RtpStreamStats, requests,
 };
 use tokio::sync::{broadcast, watch};
 
-use super::{CloseReason, Life, Transport, parent_reason, unexpected};
+use super::{CloseReason, Life, Transport, parent_reason};
 use crate::channel::RequestError;
 
 impl Transport {
@@ -21,10 +20,10 @@ impl Transport {
         let (life, notes) = Life::new(
             (&id).into(),
             self.life().worker.clone(),
-            Method::TransportProduce,
+            requests::TransportProduce::METHOD,
         )?;
         self.life()
-            .request(RequestBody::TransportProduce(options))
+            .request(requests::TransportProduce(options))
             .await?;
         let parent = self.clone();
         life.watch(
@@ -91,36 +90,27 @@ impl Producer {
     }
 
     pub async fn pause(&self) -> Result<(), RequestError> {
-        self.inner.life.request(RequestBody::ProducerPause).await?;
+        self.inner.life.request(requests::ProducerPause).await?;
         self.inner.paused.send_replace(true);
         Ok(())
     }
 
     pub async fn resume(&self) -> Result<(), RequestError> {
-        self.inner.life.request(RequestBody::ProducerResume).await?;
+        self.inner.life.request(requests::ProducerResume).await?;
         self.inner.paused.send_replace(false);
         Ok(())
     }
 
     pub async fn get_stats(&self) -> Result<Vec<RtpStreamStats>, RequestError> {
-        self.inner
-            .life
-            .stream_stats(RequestBody::ProducerGetStats)
-            .await
+        self.inner.life.request(requests::ProducerGetStats).await
     }
 
     pub async fn dump(&self) -> Result<ProducerDump, RequestError> {
-        match self.inner.life.request(RequestBody::ProducerDump).await? {
-            ResponseBody::ProducerDump(d) => Ok(d),
-            _ => Err(unexpected(Method::ProducerDump)),
-        }
+        self.inner.life.request(requests::ProducerDump).await
     }
 
     /// Closes the producer; its consumers close with [`CloseReason::ProducerClosed`].
     pub async fn close(&self) -> Result<(), RequestError> {
-        self.inner
-            .life
-            .close_by_user(RequestBody::ProducerClose)
-            .await
+        self.inner.life.close_by_user(requests::ProducerClose).await
     }
 }

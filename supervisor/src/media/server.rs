@@ -2,12 +2,9 @@
 
 use std::sync::Arc;
 
-use ferrosfu_fbs::{
-    HandlerId, Method, RequestBody, ResponseBody, WebRtcServerDump, WebRtcServerId,
-    WebRtcServerOptions,
-};
+use ferrosfu_fbs::{HandlerId, WebRtcServerDump, WebRtcServerId, WebRtcServerOptions, requests};
 
-use super::{CloseReason, Life, unexpected};
+use super::{CloseReason, Life};
 use crate::channel::RequestError;
 use crate::worker::Worker;
 
@@ -28,18 +25,14 @@ impl WebRtcServer {
         let (life, notes) = Life::new(
             (&id).into(),
             worker.clone(),
-            Method::WorkerCreateWebRtcServer,
+            requests::WorkerCreateWebRtcServer::METHOD,
         )?;
-        let dump = match worker
+        let dump = worker
             .request(
                 HandlerId::worker(),
-                RequestBody::WorkerCreateWebRtcServer(options),
+                requests::WorkerCreateWebRtcServer(options),
             )
-            .await?
-        {
-            ResponseBody::WebRtcServerDump(d) => d,
-            _ => return Err(unexpected(Method::WorkerCreateWebRtcServer)),
-        };
+            .await?;
         let w = worker.clone();
         life.watch(
             notes,
@@ -63,20 +56,10 @@ impl WebRtcServer {
     }
 
     pub async fn dump(&self) -> Result<WebRtcServerDump, RequestError> {
-        match self.life.request(RequestBody::WebRtcServerDump).await? {
-            ResponseBody::WebRtcServerDump(d) => Ok(d),
-            _ => Err(unexpected(Method::WebRtcServerDump)),
-        }
+        self.life.request(requests::WebRtcServerDump).await
     }
 
     pub async fn close(&self) -> Result<(), RequestError> {
-        if !self.life.close(CloseReason::Closed) || !self.life.worker.is_alive() {
-            return Ok(());
-        }
-        self.life
-            .worker
-            .request(self.life.handler.clone(), RequestBody::WebRtcServerClose)
-            .await
-            .map(drop)
+        self.life.close_by_user(requests::WebRtcServerClose).await
     }
 }

@@ -4,22 +4,18 @@
 use std::sync::{Arc, Mutex};
 
 use ferrosfu_fbs::{
-    ConnectParams, DtlsParameters, IceParameters, MediaEvent, Method, PlainTransportDump,
-    PlainTransportOptions, RequestBody, ResponseBody, SrtpParameters, TransportId, TransportStats,
-    WebRtcTransportDump, WebRtcTransportOptions,
+    AnyTransportDump, ConnectParams, DtlsParameters, IceParameters, MediaEvent, Method,
+    PlainTransportDump, PlainTransportOptions, SrtpParameters, TransportId, TransportStats,
+    WebRtcTransportDump, WebRtcTransportOptions, requests,
 };
 use tokio::sync::broadcast;
 
-use super::{CloseReason, Life, router_gone, unexpected};
+use super::{CloseReason, Life, router_gone};
 use crate::channel::{Notifications, RequestError};
 use crate::worker::Router;
 
-/// What kind of transport, with what its creation returned.
-#[derive(Clone, Debug)]
-pub enum TransportKind {
-    WebRtc(Box<WebRtcTransportDump>),
-    Plain(Box<PlainTransportDump>),
-}
+/// What kind of transport, with what its creation (or the latest connect/dump) returned.
+pub type TransportKind = AnyTransportDump;
 
 /// A WebRtcTransport or PlainTransport. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -50,19 +46,15 @@ impl Transport {
         let registered = Life::new(
             (&id).into(),
             router.worker().clone(),
-            Method::RouterCreateWebRtcTransport,
+            requests::RouterCreateWebRtcTransport::METHOD,
         )?;
-        let dump = match router
+        let dump = router
             .worker()
             .request(
                 router.id().into(),
-                RequestBody::RouterCreateWebRtcTransport(options),
+                requests::RouterCreateWebRtcTransport(options),
             )
-            .await?
-        {
-            ResponseBody::WebRtcTransportDump(d) => d,
-            _ => return Err(unexpected(Method::RouterCreateWebRtcTransport)),
-        };
+            .await?;
         Ok(Self::new(
             router,
             id,
@@ -80,19 +72,15 @@ impl Transport {
         let registered = Life::new(
             (&id).into(),
             router.worker().clone(),
-            Method::RouterCreatePlainTransport,
+            requests::RouterCreatePlainTransport::METHOD,
         )?;
-        let dump = match router
+        let dump = router
             .worker()
             .request(
                 router.id().into(),
-                RequestBody::RouterCreatePlainTransport(options),
+                requests::RouterCreatePlainTransport(options),
             )
-            .await?
-        {
-            ResponseBody::PlainTransportDump(d) => d,
-            _ => return Err(unexpected(Method::RouterCreatePlainTransport)),
-        };
+            .await?;
         Ok(Self::new(
             router,
             id,
@@ -163,13 +151,8 @@ impl Transport {
         self.inner.life.events.subscribe()
     }
 
-    fn store(&self, body: ResponseBody) {
-        let mut k = self.inner.kind.lock().expect("never held across a panic");
-        match body {
-            ResponseBody::WebRtcTransportDump(d) => *k = TransportKind::WebRtc(Box::new(d)),
-            ResponseBody::PlainTransportDump(d) => *k = TransportKind::Plain(Box::new(d)),
-            _ => {}
-        }
+    fn store(&self, dump: TransportKind) {
+        *self.inner.kind.lock().expect("never held across a panic") = dump;
     }
 
     /// WebRtcTransport: the remote DTLS parameters.
@@ -177,14 +160,14 @@ impl Transport {
         &self,
         dtls_parameters: DtlsParameters,
     ) -> Result<(), RequestError> {
-        let r = self
+        let dump = self
             .inner
             .life
-            .request(RequestBody::TransportConnect(ConnectParams::WebRtc {
+            .request(requests::TransportConnect(ConnectParams::WebRtc {
                 dtls_parameters,
             }))
             .await?;
-        self.store(r);
+        self.store(dump);
         Ok(())
     }
 
@@ -196,73 +179,63 @@ impl Transport {
         rtcp_port: Option<u16>,
         srtp_parameters: Option<SrtpParameters>,
     ) -> Result<PlainTransportDump, RequestError> {
-        let r = self
+        let dump = self
             .inner
             .life
-            .request(RequestBody::TransportConnect(ConnectParams::Plain {
+            .request(requests::TransportConnect(ConnectParams::Plain {
                 ip,
                 port,
                 rtcp_port,
                 srtp_parameters,
             }))
             .await?;
-        self.store(r.clone());
-        match r {
-            ResponseBody::PlainTransportDump(d) => Ok(d),
-            _ => Err(unexpected(Method::TransportConnect)),
+        self.store(dump.clone());
+        match dump {
+            TransportKind::Plain(d) => Ok(*d),
+            // The worker refuses Plain parameters for a WebRtcTransport.
+            TransportKind::WebRtc(_) => Err(RequestError::UnexpectedBody {
+                method: Method::TransportConnect,
+                body: "WebRtcTransportDump",
+            }),
         }
     }
 
     pub async fn restart_ice(&self) -> Result<IceParameters, RequestError> {
-        match self
+        let p = self
             .inner
             .life
-            .request(RequestBody::TransportRestartIce)
-            .await?
+            .request(requests::TransportRestartIce)
+            .await?;
+        if let TransportKind::WebRtc(d) =
+            &mut *self.inner.kind.lock().expect("never held across a panic")
         {
-            ResponseBody::IceParameters(p) => {
-                if let TransportKind::WebRtc(d) =
-                    &mut *self.inner.kind.lock().expect("never held across a panic")
-                {
-                    d.ice_parameters = p.clone();
-                }
-                Ok(p)
-            }
-            _ => Err(unexpected(Method::TransportRestartIce)),
+            d.ice_parameters = p.clone();
         }
+        Ok(p)
     }
 
     pub async fn set_max_incoming_bitrate(&self, bitrate: u32) -> Result<(), RequestError> {
         self.inner
             .life
-            .request(RequestBody::TransportSetMaxIncomingBitrate(bitrate))
+            .request(requests::TransportSetMaxIncomingBitrate(bitrate))
             .await
-            .map(drop)
     }
 
     pub async fn get_stats(&self) -> Result<TransportStats, RequestError> {
-        match self
-            .inner
-            .life
-            .request(RequestBody::TransportGetStats)
-            .await?
-        {
-            ResponseBody::TransportStats(s) => Ok(s),
-            _ => Err(unexpected(Method::TransportGetStats)),
-        }
+        self.inner.life.request(requests::TransportGetStats).await
     }
 
     pub async fn dump(&self) -> Result<TransportKind, RequestError> {
-        let r = self.inner.life.request(RequestBody::TransportDump).await?;
-        self.store(r);
-        Ok(self.kind())
+        let dump = self.inner.life.request(requests::TransportDump).await?;
+        self.store(dump.clone());
+        Ok(dump)
     }
 
     /// Closes the transport, its producers and consumers. Closing twice is a no-op.
     pub async fn close(&self) -> Result<(), RequestError> {
         self.inner
             .life
-            .close_by_user(RequestBody::TransportClose)
+            .close_by_user(requests::TransportClose)
             .await
     }
 
