@@ -119,8 +119,9 @@ impl Channel {
     }
 
     /// Sends a request and waits for its response, at most `timeout`: the typed response of
-    /// `R` (`requests::*`), or the whole [`ResponseBody`] for an untyped [`RequestBody`]. An
-    /// accepted response of another kind than `R`'s is [`RequestError::UnexpectedBody`].
+    /// `R` (`requests::*`), or the whole [`ferrosfu_fbs::ResponseBody`] for an untyped
+    /// [`RequestBody`]. An accepted response of another kind than `R`'s is
+    /// [`RequestError::UnexpectedBody`].
     pub async fn request<R: TypedRequest>(
         &self,
         handler_id: HandlerId,
