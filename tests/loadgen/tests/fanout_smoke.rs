@@ -21,6 +21,9 @@ fn fanout_to_20_subscribers_forwards_everything() {
         "127.0.0.1",
         "--rtc-ports",
         "45000-45999",
+        // Own ports per transport: the generator tells its peers apart by the server's address.
+        "--webrtc-server-port",
+        "0",
     ]);
     let http = sup.http;
     let results = sup.workdir.join("results.json");

@@ -195,13 +195,24 @@ impl Core {
                 Cmd::Stop => return false,
                 Cmd::AddPeer { name, peer, reply } => {
                     let id = self.slots.len() as PeerId;
-                    self.demux.insert(peer.remote_addr(), id);
+                    let failed = self.demux.insert(peer.remote_addr(), id).map(|other| {
+                        // A server that puts every transport on one port (a WebRtcServer):
+                        // the demux by server address cannot tell these peers apart.
+                        let why = format!(
+                            "server address {} already used by peer {} (a WebRtcServer? the \
+                             generator needs a port per server transport)",
+                            peer.remote_addr(),
+                            self.slots[other as usize].name
+                        );
+                        tracing::error!(target: "media", peer = %name, "{why}");
+                        why
+                    });
                     self.slots.push(Slot {
                         name,
                         removed: false,
                         peer: *peer,
                         timer: None,
-                        failed: None,
+                        failed,
                         out: Vec::new(),
                         recv: Vec::new(),
                     });

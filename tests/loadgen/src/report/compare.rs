@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::{GOAL_OVERLOAD_KEPT_PERCENT, int, load_key, scenario_name};
+use super::{
+    GOAL_OVERLOAD_KEPT_PERCENT, MAX_LOSS_PERCENT, int, load_key, scenario_cell, scenario_name,
+};
 use crate::types::{Phase, Results, Run, Saturation, Target};
 
 /// What the saturation searches found, and how each target held the overload.
@@ -22,7 +24,10 @@ pub(super) fn saturation(md: &mut String, results: &Results) {
         "\n## Saturation and overload\n\nSaturated: {}. The subscriber count doubles until a step \
          saturates, then bisects; the peak is the highest median forwarded rate of the search. The \
          overload step offers 1.5× the saturating subscriber count; *kept* = its forwarded pkt/s \
-         ÷ the peak (goal: ≥ {GOAL_OVERLOAD_KEPT_PERCENT:.0} %, reported, not enforced).\n",
+         ÷ the peak (goal: ≥ {GOAL_OVERLOAD_KEPT_PERCENT:.0} %, reported, not enforced). \
+         While the generator samples decryption (its core is short), received packets are counted \
+         by arrival: right after a saturated step a target draining its backlog can show more \
+         forwarded than offered.\n",
         first.criterion
     );
     md.push_str(
@@ -85,20 +90,18 @@ pub(super) fn ratios(md: &mut String, results: &Results) {
     md.push_str(
         "\n## Ratios per step\n\nA ÷ B at the same publishers × subscribers, medians of the \
          repeats; *ranges* says whether the min–max ranges of pkt/s per core overlap (the \
-         difference is within this run's noise).\n",
+         difference is within this run's noise); a step where one side lost ≥ 1 % (saturated) \
+         says so.\n",
     );
     for (a, b) in pairs {
         let _ = writeln!(
             md,
-            "\n### {} ÷ {} — {}\n\n| pubs × subs | {a} pkt/s per core | {b} pkt/s per core | \
-             ratio pkt/s per core | ratio forwarded pkt/s | ratio p99 | ranges |\n\
-             |---|---:|---:|---:|---:|---:|---|",
+            "\n### {} ÷ {} — {}",
             a.label(),
             b.label(),
-            scenario_name(a.scenario),
-            a = a.label(),
-            b = b.label(),
+            scenario_cell(a),
         );
+        let mut rows = Vec::new();
         let mut lowest: Option<(f64, u32)> = None;
         let mut seen = Vec::new();
         for sa in a.steps.iter().filter(|s| s.phase == Phase::Fixed) {
@@ -130,20 +133,34 @@ pub(super) fn ratios(md: &mut String, results: &Results) {
                 }
                 _ => "—",
             };
-            let bound = if sa.generator_bound || sb.generator_bound {
-                " (gen-bound)"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                md,
-                "| {} × {}{bound} | {} | {} | {r:.2} | {:.2} | {:.2} | {overlap} |",
+            let mut bound = String::new();
+            if sa.generator_bound || sb.generator_bound {
+                bound.push_str(" (gen-bound)");
+            }
+            for (run, st) in [(a, sa), (b, sb)] {
+                if st.loss_percent >= MAX_LOSS_PERCENT {
+                    let _ = write!(bound, " ({} lost {:.0} %)", run.label(), st.loss_percent);
+                }
+            }
+            rows.push(format!(
+                "| {} × {}{bound} | {} | {} | {} | {} | {} | {overlap} |",
                 sa.publishers,
                 sa.subscribers,
                 int(sa.pps_per_core),
                 int(sb.pps_per_core),
-                div(sa.forwarded_pps, sb.forwarded_pps),
-                div(sa.latency.p99_us, sb.latency.p99_us),
+                fixed2(r),
+                fixed2(div(sa.forwarded_pps, sb.forwarded_pps)),
+                fixed2(div(sa.latency.p99_us, sb.latency.p99_us)),
+            ));
+        }
+        if !rows.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n| pubs × subs | {a} pkt/s per core | {b} pkt/s per core | ratio pkt/s per core | \
+                 ratio forwarded pkt/s | ratio p99 | ranges |\n|---|---:|---:|---:|---:|---:|---|\n{}",
+                rows.join("\n"),
+                a = a.label(),
+                b = b.label(),
             );
         }
         if let Some((l, n)) = lowest {
@@ -171,5 +188,14 @@ pub(super) fn ratios(md: &mut String, results: &Results) {
                     .map_or("—".into(), |k| format!("{k:.1} %")),
             );
         }
+    }
+}
+
+/// A ratio with two decimals, "—" when undefined (a zero denominator).
+fn fixed2(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "—".into()
     }
 }

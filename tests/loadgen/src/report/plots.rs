@@ -46,7 +46,12 @@ fn color(run: &Run) -> RGBColor {
 }
 
 fn label(run: &Run) -> String {
-    format!("{} {}", run.label(), scenario_name(run.scenario))
+    let search = if run.saturation.is_some() {
+        " (search)"
+    } else {
+        ""
+    };
+    format!("{} {}{search}", run.label(), scenario_name(run.scenario))
 }
 
 /// A min–max bar of `range` along y at `x`, or along x at `y`.
