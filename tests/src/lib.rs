@@ -62,10 +62,27 @@ async fn success_json(
     v
 }
 
+/// A plain transport (rtcp-mux) of REST broadcaster `peer`: `POST {base}/{peer}/transports`,
+/// `base` being a room's `/rooms/<room>/broadcasters`. With `comedia` it sends to where the
+/// first packets come from. Returns the answer (`id`, `ip`, `port`).
+pub async fn create_plain_transport(
+    http: &reqwest::Client,
+    base: &str,
+    peer: &str,
+    comedia: bool,
+) -> serde_json::Value {
+    post_json(
+        http,
+        &format!("{base}/{peer}/transports"),
+        serde_json::json!({"type": "plain", "comedia": comedia, "rtcpMux": true}),
+    )
+    .await
+}
+
 /// A REST broadcaster that receives plain RTP, as a recorder would: `join` (the body of
 /// `POST {base}`, `base` being a room's `/rooms/<room>/broadcasters`) joins it, then it gets a
 /// plain transport (no comedia, rtcp-mux) connected to 127.0.0.1:`port`. Returns that transport's
-/// id, for `consume?producerId=`.
+/// id, for [`consume_plain`].
 pub async fn join_plain_receiver(
     http: &reqwest::Client,
     base: &str,
@@ -77,12 +94,7 @@ pub async fn join_plain_receiver(
         .expect("the join body has an id")
         .to_owned();
     post_json(http, base, join).await;
-    let t = post_json(
-        http,
-        &format!("{base}/{id}/transports"),
-        serde_json::json!({"type": "plain", "comedia": false, "rtcpMux": true}),
-    )
-    .await;
+    let t = create_plain_transport(http, base, &id, false).await;
     let tid = t["id"].as_str().expect("transport id").to_owned();
     post_json(
         http,
@@ -91,6 +103,59 @@ pub async fn join_plain_receiver(
     )
     .await;
     tid
+}
+
+/// A REST broadcaster `pub` that publishes plain RTP, as GStreamer would: it joins (`device` its
+/// device name) the room of `base` (`/rooms/<room>/broadcasters`), gets a comedia plain transport
+/// (rtcp-mux) and on it an Opus producer with payload type `pt` and SSRC `ssrc`. Returns where to
+/// send its RTP (on 127.0.0.1) and the producer's id.
+pub async fn plain_opus_publisher(
+    http: &reqwest::Client,
+    base: &str,
+    device: &str,
+    pt: u8,
+    ssrc: u32,
+) -> (SocketAddr, String) {
+    post_json(
+        http,
+        base,
+        serde_json::json!({"id": "pub", "displayName": "pub", "device": {"name": device}}),
+    )
+    .await;
+    let t = create_plain_transport(http, base, "pub", true).await;
+    let port = t["port"].as_u64().expect("transport port");
+    let p = post_json(
+        http,
+        &format!(
+            "{base}/pub/transports/{}/producers",
+            t["id"].as_str().expect("transport id")
+        ),
+        serde_json::json!({"kind": "audio", "rtpParameters": {
+            "codecs": [{"mimeType": "audio/opus", "payloadType": pt, "clockRate": 48000, "channels": 2}],
+            "encodings": [{"ssrc": ssrc}],
+            "rtcp": {"cname": "pub"},
+        }}),
+    )
+    .await;
+    let ingest = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).expect("a port")));
+    (ingest, p["id"].as_str().expect("producer id").to_owned())
+}
+
+/// REST broadcaster `peer` consumes `producer` on its plain transport `transport`
+/// (`consume?producerId=`); returns the consumer's parameters.
+pub async fn consume_plain(
+    http: &reqwest::Client,
+    base: &str,
+    peer: &str,
+    transport: &str,
+    producer: &str,
+) -> serde_json::Value {
+    post_json(
+        http,
+        &format!("{base}/{peer}/transports/{transport}/consume?producerId={producer}"),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 /// A supervisor child process started with `--log-format json` and `--http-listen 127.0.0.1:0`,
@@ -215,6 +280,24 @@ impl SupervisorProcess {
         format!("http://{}{path}", self.http)
     }
 
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self, http: &reqwest::Client) -> reqwest::Result<String> {
+        http.get(self.url("/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await
+    }
+
+    /// `GET /api/workers`: one entry a worker; panics (the test fails) unless it answers a list.
+    pub async fn workers(&self, http: &reqwest::Client) -> Vec<serde_json::Value> {
+        match get_json(http, &self.url("/api/workers")).await {
+            serde_json::Value::Array(list) => list,
+            v => panic!("/api/workers is not a list: {v}"),
+        }
+    }
+
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
     }
@@ -240,6 +323,14 @@ impl Drop for SupervisorProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.workdir);
     }
+}
+
+/// The entry of the worker on `core` in a [`SupervisorProcess::workers`] list; panics (the test
+/// fails) if there is none.
+pub fn worker_on(list: &[serde_json::Value], core: u64) -> &serde_json::Value {
+    list.iter()
+        .find(|w| w["core"] == core)
+        .unwrap_or_else(|| panic!("no worker on core {core} in {list:?}"))
 }
 
 /// `Cpus_allowed_list` from /proc/<pid>/status.

@@ -159,6 +159,34 @@ impl ProtooClient {
             .map_err(|e| anyhow!("{method} failed: {e}"))
     }
 
+    /// The router's capabilities as the webrtc-rs client states its own
+    /// (`getRouterRtpCapabilities` without header extensions, which it does not negotiate).
+    pub async fn client_caps(&mut self) -> Result<Value> {
+        let mut caps = self.ok("getRouterRtpCapabilities", json!({})).await?;
+        caps["headerExtensions"] = json!([]);
+        Ok(caps)
+    }
+
+    /// `join` as a webrtc-rs peer named `display_name` with the capabilities `caps`; returns the
+    /// answer (the peers already in the room).
+    pub async fn join(&mut self, display_name: &str, caps: &Value) -> Result<Value> {
+        self.ok(
+            "join",
+            json!({"displayName": display_name, "device": {"name": "rust"}, "rtpCapabilities": caps}),
+        )
+        .await
+    }
+
+    /// `createWebRtcTransport` over UDP, for producing (`producing`) or for consuming; returns
+    /// the answer (id, ICE and DTLS parameters, candidates).
+    pub async fn create_transport(&mut self, producing: bool) -> Result<Value> {
+        self.ok(
+            "createWebRtcTransport",
+            json!({"forceTcp": false, "producing": producing, "consuming": !producing}),
+        )
+        .await
+    }
+
     /// Waits for a notification or server request named `method` (taken from the inbox first).
     pub async fn wait_for(&mut self, method: &str) -> Result<Value> {
         if let Some(i) = self.inbox.iter().position(|v| v["method"] == method) {
@@ -325,22 +353,17 @@ pub fn consumer_of(data: &Value) -> Result<(MediaKind, RtpParameters)> {
     ))
 }
 
-/// Creates a send transport on `client` (`createWebRtcTransport`, producing), connects it with
-/// `connectWebRtcTransport` and connects `publisher` to it. Returns the transport id.
+/// Creates a send transport on `client` ([`ProtooClient::create_transport`]), connects it with
+/// `connectWebRtcTransport` and connects `publisher` to it. Returns the transport (the answer
+/// to `createWebRtcTransport`).
 pub async fn connect_publisher(
     client: &mut ProtooClient,
     publisher: &crate::rtc_client::Publisher,
-) -> Result<String> {
-    let t = client
-        .ok(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": true, "consuming": false}),
-        )
-        .await?;
+) -> Result<Value> {
+    let t = client.create_transport(true).await?;
     let id = t["id"]
         .as_str()
-        .context("createWebRtcTransport answered no id")?
-        .to_owned();
+        .context("createWebRtcTransport answered no id")?;
     client
         .ok(
             "connectWebRtcTransport",
@@ -354,7 +377,7 @@ pub async fn connect_publisher(
             &dtls_parameters(&t["dtlsParameters"])?,
         )
         .await?;
-    Ok(id)
+    Ok(t)
 }
 
 /// A webrtc-rs [`Subscriber`](crate::rtc_client::Subscriber) for the receive transport `recv`
@@ -382,6 +405,26 @@ pub async fn connect_subscriber(
         )
         .await?;
     Ok(subscriber)
+}
+
+/// Waits for `n` `newConsumer` requests on `client` (accepted as they arrive), then
+/// [`connect_subscriber`]s for their consumers on the receive transport `recv` and waits (10 s
+/// at most) until it is connected. Returns the subscriber and the requests' data, in order.
+pub async fn subscribe(
+    client: &mut ProtooClient,
+    recv: &Value,
+    n: usize,
+) -> Result<(crate::rtc_client::Subscriber, Vec<Value>)> {
+    let mut requests = Vec::with_capacity(n);
+    let mut remote = Vec::with_capacity(n);
+    for _ in 0..n {
+        let data = client.wait_for("newConsumer").await?["data"].take();
+        remote.push(consumer_of(&data)?);
+        requests.push(data);
+    }
+    let subscriber = connect_subscriber(client, recv, &remote).await?;
+    subscriber.wait_connected(Duration::from_secs(10)).await?;
+    Ok((subscriber, requests))
 }
 
 /// `produce` on transport `transport_id` for each of the `producers` (kind, RTP parameters, as

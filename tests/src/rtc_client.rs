@@ -1290,6 +1290,41 @@ pub fn vp8_test_frame(keyframe: bool, len: usize, seed: u8) -> Vec<u8> {
     f
 }
 
+/// Test media from a [`Publisher`] until stopped: every 20 ms an 80-byte Opus payload and a
+/// [`vp8_test_frame`] of `vp8_len` bytes (a keyframe every 30th), send errors ignored.
+/// [`TestMedia::start`] first waits (10 s at most) until the publisher is connected.
+#[derive(Debug)]
+pub struct TestMedia {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl TestMedia {
+    pub async fn start(publisher: &Arc<Publisher>, vp8_len: usize) -> Result<TestMedia> {
+        publisher.wait_connected(Duration::from_secs(10)).await?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, stopped) = (Arc::clone(publisher), Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = p.send_opus(&[n as u8; 80]).await;
+                let _ = p
+                    .send_vp8(&vp8_test_frame(n % 30 == 0, vp8_len, n as u8))
+                    .await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Ok(TestMedia { stop, task })
+    }
+
+    /// Stops sending and waits for the sending task.
+    pub async fn stop(self) -> Result<()> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.task.await?)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Subscriber
 

@@ -38,11 +38,7 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
     let mut viewer = ProtooClient::connect(sup.http, room, "viewer", None)
         .await
         .unwrap();
-    let mut caps = viewer
-        .ok("getRouterRtpCapabilities", json!({}))
-        .await
-        .unwrap();
-    caps["headerExtensions"] = json!([]);
+    let caps = viewer.client_caps().await.unwrap();
     let recv = viewer
         .ok("createWebRtcTransport", json!({"consuming": true}))
         .await

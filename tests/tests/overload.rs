@@ -8,7 +8,10 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use ferrosfu_tests::{SupervisorProcess, get_json, post_json};
+use ferrosfu_tests::{
+    SupervisorProcess, consume_plain, create_plain_transport, get_json, plain_opus_publisher,
+    post_json,
+};
 use serde_json::json;
 
 const PACKETS: u64 = 20;
@@ -28,52 +31,16 @@ async fn socket_counters_and_drops_reach_metrics() {
     let http = reqwest::Client::new();
     let base = sup.url("/rooms/overload/broadcasters");
     let caps = get_json(&http, &sup.url("/rooms/overload")).await;
-    post_json(
-        &http,
-        &base,
-        json!({"id": "pub", "displayName": "pub", "device": {"name": "test"}}),
-    )
-    .await;
-    let t = post_json(
-        &http,
-        &format!("{base}/pub/transports"),
-        json!({"type": "plain", "comedia": true, "rtcpMux": true}),
-    )
-    .await;
-    let ingest = SocketAddr::from(([127, 0, 0, 1], t["port"].as_u64().unwrap() as u16));
-    let p = post_json(
-        &http,
-        &format!("{base}/pub/transports/{}/producers", t["id"].as_str().unwrap()),
-        json!({"kind": "audio", "rtpParameters": {
-            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
-            "encodings": [{"ssrc": 1111}],
-            "rtcp": {"cname": "pub"},
-        }}),
-    )
-    .await;
+    let (ingest, producer) = plain_opus_publisher(&http, &base, "test", 100, 1111).await;
     post_json(
         &http,
         &base,
         json!({"id": "sub", "displayName": "sub", "device": {"name": "test"}, "rtpCapabilities": caps}),
     )
     .await;
-    let t = post_json(
-        &http,
-        &format!("{base}/sub/transports"),
-        json!({"type": "plain", "comedia": true, "rtcpMux": true}),
-    )
-    .await;
+    let t = create_plain_transport(&http, &base, "sub", true).await;
     let egress = SocketAddr::from(([127, 0, 0, 1], t["port"].as_u64().unwrap() as u16));
-    post_json(
-        &http,
-        &format!(
-            "{base}/sub/transports/{}/consume?producerId={}",
-            t["id"].as_str().unwrap(),
-            p["id"].as_str().unwrap()
-        ),
-        json!({}),
-    )
-    .await;
+    consume_plain(&http, &base, "sub", t["id"].as_str().unwrap(), &producer).await;
 
     // The receiver latches the consumer's comedia transport with an empty receiver report.
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -107,14 +74,7 @@ async fn socket_counters_and_drops_reach_metrics() {
     // The counters come with the worker's resource usage, read at scrape time.
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
-        let m = http
-            .get(sup.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = sup.metrics(&http).await.unwrap();
         let sent = sample(
             &m,
             "ferrosfu_worker_udp_datagrams_total{core=\"0\",direction=\"sent\"}",

@@ -427,14 +427,6 @@ impl Db {
 // ---------------------------------------------------------------------------------------------
 // Peers
 
-/// The router's capabilities as the webrtc-rs client states its own (without header
-/// extensions, which it does not negotiate).
-async fn client_caps(c: &mut ProtooClient) -> Value {
-    let mut caps = c.ok("getRouterRtpCapabilities", json!({})).await.unwrap();
-    caps["headerExtensions"] = json!([]);
-    caps
-}
-
 /// A peer that joined a room and produces Opus + VP8.
 struct PublishingPeer {
     protoo: ProtooClient,
@@ -459,18 +451,13 @@ async fn join_publisher(
     let mut c = ProtooClient::connect(sup.http, room, peer, None)
         .await
         .unwrap();
-    let caps = client_caps(&mut c).await;
+    let caps = c.client_caps().await.unwrap();
     let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
-    let transport_id = protoo::connect_publisher(&mut c, &publisher).await.unwrap();
-    c.ok(
-        "join",
-        json!({"displayName": display_name, "device": {"name": "rust"}, "rtpCapabilities": caps}),
-    )
-    .await
-    .unwrap();
+    let transport = protoo::connect_publisher(&mut c, &publisher).await.unwrap();
+    c.join(display_name, &caps).await.unwrap();
     let producer_ids: Vec<String> = protoo::produce_all(
         &mut c,
-        &transport_id,
+        transport["id"].as_str().unwrap(),
         publisher.producer_parameters().unwrap(),
     )
     .await
@@ -515,32 +502,10 @@ async fn join_subscriber(
     let mut c = ProtooClient::connect(sup.http, room, peer, None)
         .await
         .unwrap();
-    let caps = client_caps(&mut c).await;
-    let recv = c
-        .ok(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": false, "consuming": true}),
-        )
-        .await
-        .unwrap();
-    c.ok(
-        "join",
-        json!({"displayName": peer, "device": {"name": "rust"}, "rtpCapabilities": caps}),
-    )
-    .await
-    .unwrap();
-    let mut remote = Vec::new();
-    for _ in 0..2 {
-        let req = c.wait_for("newConsumer").await.unwrap();
-        remote.push(protoo::consumer_of(&req["data"]).unwrap());
-    }
-    let subscriber = protoo::connect_subscriber(&mut c, &recv, &remote)
-        .await
-        .unwrap();
-    subscriber
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let caps = c.client_caps().await.unwrap();
+    let recv = c.create_transport(false).await.unwrap();
+    c.join(peer, &caps).await.unwrap();
+    let (subscriber, _) = protoo::subscribe(&mut c, &recv, 2).await.unwrap();
     (c, subscriber)
 }
 

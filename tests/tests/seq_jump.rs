@@ -19,7 +19,9 @@ use ferrosfu::media::Transport;
 use ferrosfu::{Consumer, Producer, Router, Worker};
 use ferrosfu_fbs::RtpStreamStats;
 use ferrosfu_tests::media::{self, plain_transport, spawn_worker};
-use ferrosfu_tests::{SupervisorProcess, get_json, join_plain_receiver, post_json};
+use ferrosfu_tests::{
+    SupervisorProcess, consume_plain, get_json, join_plain_receiver, plain_opus_publisher,
+};
 use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -188,29 +190,8 @@ impl Path {
         let http = reqwest::Client::new();
         let base = sup.url("/rooms/seq-jump/broadcasters");
         let caps = get_json(&http, &sup.url("/rooms/seq-jump")).await;
-        post_json(
-            &http,
-            &base,
-            json!({"id": "pub", "displayName": "pub", "device": {"name": "test"}}),
-        )
-        .await;
-        let t = post_json(
-            &http,
-            &format!("{base}/pub/transports"),
-            json!({"type": "plain", "comedia": true, "rtcpMux": true}),
-        )
-        .await;
-        let ingest = SocketAddr::from(([127, 0, 0, 1], t["port"].as_u64().unwrap() as u16));
-        let p = post_json(
-            &http,
-            &format!("{base}/pub/transports/{}/producers", t["id"].as_str().unwrap()),
-            json!({"kind": "audio", "rtpParameters": {
-                "codecs": [{"mimeType": "audio/opus", "payloadType": PT_IN, "clockRate": 48000, "channels": 2}],
-                "encodings": [{"ssrc": PRODUCER_SSRC}],
-                "rtcp": {"cname": "pub"},
-            }}),
-        )
-        .await;
+        let (ingest, producer) =
+            plain_opus_publisher(&http, &base, "test", PT_IN, PRODUCER_SSRC).await;
         let (receiver, rx) = Path::receiver().await;
         let tid = join_plain_receiver(
             &http,
@@ -219,13 +200,7 @@ impl Path {
             receiver.port(),
         )
         .await;
-        let pid = p["id"].as_str().unwrap();
-        post_json(
-            &http,
-            &format!("{base}/sub/transports/{tid}/consume?producerId={pid}"),
-            json!({}),
-        )
-        .await;
+        consume_plain(&http, &base, "sub", &tid, &producer).await;
         Path::with(None, ingest, rx, Keep::Supervisor(sup), first_seq, first_ts).await
     }
 
@@ -549,12 +524,7 @@ async fn through_the_supervisor_a_jump_is_dropped_and_counted_in_metrics() {
     let Keep::Supervisor(sup) = &path.keep else {
         unreachable!("made through the supervisor")
     };
-    let metrics = reqwest::get(sup.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sup.metrics(&reqwest::Client::new()).await.unwrap();
     let line = "ferrosfu_rtp_packets_dropped_total{core=\"0\",reason=\"bad_sequence\"} 1";
     assert!(metrics.contains(line), "{line} not in:\n{metrics}");
     assert!(

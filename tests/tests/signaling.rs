@@ -6,23 +6,13 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ferrosfu_fbs::MediaKind;
 use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::{self, ProtooClient, refused_status};
-use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, vp8_test_frame};
+use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, TestMedia};
 use serde_json::{Value, json};
-
-/// The router's capabilities as a client states its own (without header extensions, which the
-/// webrtc-rs harness does not negotiate).
-async fn client_caps(c: &mut ProtooClient) -> Value {
-    let mut caps = c.ok("getRouterRtpCapabilities", json!({})).await.unwrap();
-    assert!(caps["codecs"].as_array().unwrap().len() >= 5, "{caps}");
-    caps["headerExtensions"] = json!([]);
-    caps
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_media_and_every_method_answers() {
@@ -33,39 +23,23 @@ async fn two_peers_exchange_media_and_every_method_answers() {
     let mut alice = ProtooClient::connect(sup.http, room, "alice", None)
         .await
         .unwrap();
-    let caps = client_caps(&mut alice).await;
+    let caps = alice.client_caps().await.unwrap();
+    assert!(caps["codecs"].as_array().unwrap().len() >= 5, "{caps}");
     let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
-    let send_tid = protoo::connect_publisher(&mut alice, &publisher)
+    let send = protoo::connect_publisher(&mut alice, &publisher)
         .await
         .unwrap();
-    let joined = alice
-        .ok(
-            "join",
-            json!({"displayName": "Alice", "device": {"name": "rust"}, "rtpCapabilities": caps}),
-        )
-        .await
-        .unwrap();
+    let send_tid = send["id"].as_str().unwrap().to_owned();
+    let joined = alice.join("Alice", &caps).await.unwrap();
     assert_eq!(joined["peers"], json!([]));
 
     // Bob joins with a receive transport; Alice sees him.
     let mut bob = ProtooClient::connect(sup.http, room, "bob", None)
         .await
         .unwrap();
-    let recv = bob
-        .ok(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": false, "consuming": true}),
-        )
-        .await
-        .unwrap();
+    let recv = bob.create_transport(false).await.unwrap();
     let recv_tid = recv["id"].as_str().unwrap().to_owned();
-    let joined = bob
-        .ok(
-            "join",
-            json!({"displayName": "Bob", "device": {"name": "rust"}, "rtpCapabilities": caps}),
-        )
-        .await
-        .unwrap();
+    let joined = bob.join("Bob", &caps).await.unwrap();
     assert_eq!(joined["peers"][0]["id"], "alice");
     assert_eq!(joined["peers"][0]["displayName"], "Alice");
     assert_eq!(
@@ -81,47 +55,21 @@ async fn two_peers_exchange_media_and_every_method_answers() {
     )
     .await
     .unwrap();
+    let (subscriber, requests) = protoo::subscribe(&mut bob, &recv, 2).await.unwrap();
     let mut consumers = Vec::new();
-    let mut remote = Vec::new();
-    for _ in 0..2 {
-        let req = bob.wait_for("newConsumer").await.unwrap();
-        let d = &req["data"];
+    for d in &requests {
         assert_eq!(d["peerId"], "alice");
         assert_eq!(d["type"], "simple");
         assert_eq!(d["appData"]["source"], d["kind"]);
-        let (kind, params) = protoo::consumer_of(d).unwrap();
-        remote.push((kind, params));
-        consumers.push((kind, d["id"].as_str().unwrap().to_owned()));
+        consumers.push((
+            protoo::kind_of(&d["kind"]),
+            d["id"].as_str().unwrap().to_owned(),
+        ));
     }
-    let subscriber = protoo::connect_subscriber(&mut bob, &recv, &remote)
-        .await
-        .unwrap();
-    publisher
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
-    subscriber
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
 
     // Media flows while the rest runs.
-    let stop = Arc::new(AtomicBool::new(false));
     let pubr = Arc::new(publisher);
-    let sender = {
-        let (stop, p) = (stop.clone(), pubr.clone());
-        tokio::spawn(async move {
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                let _ = p.send_opus(&[n as u8; 80]).await;
-                let _ = p
-                    .send_vp8(&vp8_test_frame(n % 30 == 0, 1500, n as u8))
-                    .await;
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let media = TestMedia::start(&pubr, 1500).await.unwrap();
     subscriber
         .wait_packets(MediaKind::Audio, 20, Duration::from_secs(10))
         .await
@@ -385,8 +333,7 @@ async fn two_peers_exchange_media_and_every_method_answers() {
     assert_eq!(n["data"]["consumerId"], audio_cid);
 
     // Bob leaves → peerClosed at Alice; Alice leaves → the room closes.
-    stop.store(true, Ordering::Relaxed);
-    let _ = sender.await;
+    let _ = media.stop().await;
     bob.close().await;
     let n = alice.wait_for("peerClosed").await.unwrap();
     assert_eq!(n["data"]["peerId"], "bob");

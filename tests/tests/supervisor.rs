@@ -5,39 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use ferrosfu_tests::{SupervisorProcess, cpus_allowed, process_alive};
+use ferrosfu_tests::{SupervisorProcess, cpus_allowed, process_alive, worker_on};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-
-async fn workers(http: &reqwest::Client, sup: &SupervisorProcess) -> Vec<Value> {
-    let v: Value = http
-        .get(sup.url("/api/workers"))
-        .send()
-        .await
-        .expect("GET /api/workers")
-        .error_for_status()
-        .expect("200")
-        .json()
-        .await
-        .expect("json");
-    v.as_array().expect("array").clone()
-}
-
-async fn get_metrics(http: &reqwest::Client, sup: &SupervisorProcess) -> String {
-    let resp = http
-        .get(sup.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    resp.text().await.expect("body")
-}
-
-fn entry(list: &[Value], core: u64) -> &Value {
-    list.iter()
-        .find(|w| w["core"] == core)
-        .expect("entry for core")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
@@ -55,11 +26,11 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
     let h: Value = health.json().await.unwrap();
     assert_eq!(h["phase"], "running");
 
-    let list = workers(&http, &sup).await;
+    let list = sup.workers(&http).await;
     assert_eq!(list.len(), 2, "{list:?}");
     let mut pids = Vec::new();
     for core in [0u64, 1] {
-        let w = entry(&list, core);
+        let w = worker_on(&list, core);
         let pid = w["pid"].as_u64().expect("pid") as u32;
         assert_eq!(w["restarts"], 0);
         assert!(
@@ -75,7 +46,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
         pids.push(pid);
     }
 
-    let metrics = get_metrics(&http, &sup).await;
+    let metrics = sup.metrics(&http).await.expect("GET /metrics");
     assert!(
         metrics.contains("ferrosfu_worker_up{core=\"0\"} 1"),
         "{metrics}"
@@ -90,8 +61,8 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
     kill(Pid::from_raw(killed as i32), Signal::SIGKILL).unwrap();
     let t0 = Instant::now();
     let replacement = loop {
-        let list = workers(&http, &sup).await;
-        let w = entry(&list, 0);
+        let list = sup.workers(&http).await;
+        let w = worker_on(&list, 0);
         if let Some(pid) = w["pid"].as_u64()
             && pid as u32 != killed
             && w["restarts"] == 1
@@ -109,10 +80,13 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
     assert_eq!(cpus_allowed(replacement).as_deref(), Some("0"));
     eprintln!("replacement on core 0 after {took:?}");
     // The other core is untouched.
-    let list = workers(&http, &sup).await;
-    assert_eq!(entry(&list, 1)["pid"].as_u64(), Some(u64::from(pids[1])));
-    assert_eq!(entry(&list, 1)["restarts"], 0);
-    let metrics = get_metrics(&http, &sup).await;
+    let list = sup.workers(&http).await;
+    assert_eq!(
+        worker_on(&list, 1)["pid"].as_u64(),
+        Some(u64::from(pids[1]))
+    );
+    assert_eq!(worker_on(&list, 1)["restarts"], 0);
+    let metrics = sup.metrics(&http).await.expect("GET /metrics");
     assert!(
         metrics.contains("ferrosfu_worker_restarts_total{core=\"0\"} 1"),
         "{metrics}"
@@ -145,7 +119,7 @@ async fn workers_die_with_a_killed_supervisor() {
     let mut sup =
         SupervisorProcess::start(&["--worker-cores", "0", "--webrtc-server-port", "46210"]);
     let http = reqwest::Client::new();
-    let list = workers(&http, &sup).await;
+    let list = sup.workers(&http).await;
     let pid = list[0]["pid"].as_u64().unwrap() as u32;
     kill(sup.pid(), Signal::SIGKILL).unwrap();
     sup.wait_exit(Duration::from_secs(5)).expect("killed");

@@ -8,13 +8,12 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrosfu_fbs::MediaKind;
-use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::{self, ProtooClient};
-use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, vp8_test_frame};
+use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, TestMedia};
+use ferrosfu_tests::{SupervisorProcess, worker_on};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -24,21 +23,6 @@ fn candidate_ports(t: &Value) -> Vec<u64> {
     let c = t["iceCandidates"].as_array().unwrap();
     assert!(!c.is_empty(), "{t}");
     c.iter().map(|c| c["port"].as_u64().unwrap()).collect()
-}
-
-async fn caps(c: &mut ProtooClient) -> Value {
-    let mut caps = c.ok("getRouterRtpCapabilities", json!({})).await.unwrap();
-    caps["headerExtensions"] = json!([]);
-    caps
-}
-
-async fn transport(c: &mut ProtooClient, producing: bool) -> Value {
-    c.ok(
-        "createWebRtcTransport",
-        json!({"forceTcp": false, "producing": producing, "consuming": !producing}),
-    )
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,49 +37,25 @@ async fn two_peers_share_the_worker_server_port_and_media_flows() {
     let mut alice = ProtooClient::connect(sup.http, room, "alice", None)
         .await
         .unwrap();
-    let caps = caps(&mut alice).await;
-    let send = transport(&mut alice, true).await;
-    assert!(candidate_ports(&send).iter().all(|p| *p == 46010), "{send}");
+    let caps = alice.client_caps().await.unwrap();
     let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
-    alice
-        .ok(
-            "connectWebRtcTransport",
-            json!({"transportId": send["id"], "dtlsParameters": protoo::dtls_json(&publisher.local_dtls_parameters())}),
-        )
+    let send = protoo::connect_publisher(&mut alice, &publisher)
         .await
         .unwrap();
-    publisher
-        .connect(
-            &protoo::ice_parameters(&send["iceParameters"]).unwrap(),
-            &protoo::ice_candidates(&send["iceCandidates"]).unwrap(),
-            &protoo::dtls_parameters(&send["dtlsParameters"]).unwrap(),
-        )
-        .await
-        .unwrap();
-    alice
-        .ok(
-            "join",
-            json!({"displayName": "Alice", "device": {"name": "rust"}, "rtpCapabilities": caps}),
-        )
-        .await
-        .unwrap();
+    assert!(candidate_ports(&send).iter().all(|p| *p == 46010), "{send}");
+    alice.join("Alice", &caps).await.unwrap();
 
     // Bob receives through another transport on the same port.
     let mut bob = ProtooClient::connect(sup.http, room, "bob", None)
         .await
         .unwrap();
-    let recv = transport(&mut bob, false).await;
+    let recv = bob.create_transport(false).await.unwrap();
     assert_eq!(candidate_ports(&recv), candidate_ports(&send), "{recv}");
     assert_ne!(
         recv["iceParameters"]["usernameFragment"],
         send["iceParameters"]["usernameFragment"]
     );
-    bob.ok(
-        "join",
-        json!({"displayName": "Bob", "device": {"name": "rust"}, "rtpCapabilities": caps}),
-    )
-    .await
-    .unwrap();
+    bob.join("Bob", &caps).await.unwrap();
 
     protoo::produce_all(
         &mut alice,
@@ -104,39 +64,10 @@ async fn two_peers_share_the_worker_server_port_and_media_flows() {
     )
     .await
     .unwrap();
-    let mut remote = Vec::new();
-    for _ in 0..2 {
-        let req = bob.wait_for("newConsumer").await.unwrap();
-        remote.push(protoo::consumer_of(&req["data"]).unwrap());
-    }
-    let subscriber = protoo::connect_subscriber(&mut bob, &recv, &remote)
-        .await
-        .unwrap();
-    publisher
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
-    subscriber
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (subscriber, _) = protoo::subscribe(&mut bob, &recv, 2).await.unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
     let publisher = Arc::new(publisher);
-    let sender = {
-        let (stop, p) = (stop.clone(), publisher.clone());
-        tokio::spawn(async move {
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                let _ = p.send_opus(&[n as u8; 80]).await;
-                let _ = p
-                    .send_vp8(&vp8_test_frame(n % 30 == 0, 1200, n as u8))
-                    .await;
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let media = TestMedia::start(&publisher, 1200).await.unwrap();
     for kind in [MediaKind::Audio, MediaKind::Video] {
         subscriber
             .wait_packets(kind, 20, Duration::from_secs(10))
@@ -151,8 +82,7 @@ async fn two_peers_share_the_worker_server_port_and_media_flows() {
             .unwrap();
         assert_eq!(s[0]["iceSelectedTuple"]["localPort"], 46010, "{s}");
     }
-    stop.store(true, Ordering::Relaxed);
-    sender.await.unwrap();
+    media.stop().await.unwrap();
     alice.close().await;
     bob.close().await;
     let _ = publisher.close().await;
@@ -164,7 +94,7 @@ async fn ports_in(sup: &SupervisorProcess, room: &str) -> (ProtooClient, Vec<u64
     let mut c = ProtooClient::connect(sup.http, room, "p", None)
         .await
         .unwrap();
-    let t = transport(&mut c, true).await;
+    let t = c.create_transport(true).await.unwrap();
     let mut ports = candidate_ports(&t);
     ports.dedup();
     (c, ports)
@@ -208,22 +138,10 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
 
     // Kill the worker of the first core; the pool restarts it with its server.
     let http = reqwest::Client::new();
-    let workers: Value = http
-        .get(sup.url("/api/workers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let workers = sup.workers(&http).await;
     // /api/workers shows where each server listens.
     for (core, port) in [(0, 46100), (1, 46101)] {
-        let w = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["core"] == core)
-            .unwrap();
+        let w = worker_on(&workers, core);
         assert_eq!(
             w["webrtc_server"],
             json!([
@@ -233,25 +151,13 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
             "{w}"
         );
     }
-    let first = workers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["core"] == 0)
-        .unwrap();
+    let first = worker_on(&workers, 0);
     let pid = first["pid"].as_u64().unwrap() as i32;
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     let t0 = Instant::now();
     loop {
-        let w: Value = http
-            .get(sup.url("/api/workers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let restarted = w.as_array().unwrap().iter().any(|w| {
+        let w = sup.workers(&http).await;
+        let restarted = w.iter().any(|w| {
             w["core"] == 0
                 && w["up"] == true
                 && w["restarts"] == 1
@@ -260,7 +166,7 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
         if restarted {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "no restart: {w}");
+        assert!(t0.elapsed() < Duration::from_secs(10), "no restart: {w:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Rooms on both workers again: both ports answer.
@@ -282,8 +188,8 @@ async fn port_zero_gives_each_transport_its_own_ports() {
     let mut c = ProtooClient::connect(sup.http, "own-ports", "p", None)
         .await
         .unwrap();
-    let t1 = candidate_ports(&transport(&mut c, true).await);
-    let t2 = candidate_ports(&transport(&mut c, false).await);
+    let t1 = candidate_ports(&c.create_transport(true).await.unwrap());
+    let t2 = candidate_ports(&c.create_transport(false).await.unwrap());
     for p in t1.iter().chain(&t2) {
         assert!((46120..=46199).contains(p), "{t1:?} {t2:?}");
     }

@@ -32,7 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ferrosfu_tests::{SupervisorProcess, get_json, post_json};
+use ferrosfu_tests::{
+    SupervisorProcess, consume_plain, create_plain_transport, get_json, plain_opus_publisher,
+    post_json,
+};
 use nix::libc;
 use serde_json::json;
 
@@ -388,31 +391,8 @@ async fn run_one(a: &Args, n: usize, label: &str, worker: Option<&PathBuf>) {
     let room = "overload";
     let base = sup.url(&format!("/rooms/{room}/broadcasters"));
     let caps = get_json(&http, &sup.url(&format!("/rooms/{room}"))).await;
-    post_json(
-        &http,
-        &base,
-        json!({"id": "pub", "displayName": "pub", "device": {"name": "plain_overload"}}),
-    )
-    .await;
-    let t = post_json(
-        &http,
-        &format!("{base}/pub/transports"),
-        json!({"type": "plain", "comedia": true, "rtcpMux": true}),
-    )
-    .await;
-    let ingest_port = t["port"].as_u64().unwrap() as u16;
-    let ingest = SocketAddr::from(([127, 0, 0, 1], ingest_port));
-    let p = post_json(
-        &http,
-        &format!("{base}/pub/transports/{}/producers", t["id"].as_str().unwrap()),
-        json!({"kind": "audio", "rtpParameters": {
-            "codecs": [{"mimeType": "audio/opus", "payloadType": PT, "clockRate": 48000, "channels": 2}],
-            "encodings": [{"ssrc": SSRC}],
-            "rtcp": {"cname": "pub"},
-        }}),
-    )
-    .await;
-    let producer = p["id"].as_str().unwrap().to_owned();
+    let (ingest, producer) = plain_opus_publisher(&http, &base, "plain_overload", PT, SSRC).await;
+    let ingest_port = ingest.port();
     post_json(
         &http,
         &base,
@@ -422,20 +402,9 @@ async fn run_one(a: &Args, n: usize, label: &str, worker: Option<&PathBuf>) {
     let mut socks = Vec::with_capacity(n);
     let mut rx_ports = Vec::with_capacity(n);
     for _ in 0..n {
-        let t = post_json(
-            &http,
-            &format!("{base}/sub/transports"),
-            json!({"type": "plain", "comedia": true, "rtcpMux": true}),
-        )
-        .await;
-        let tid = t["id"].as_str().unwrap();
+        let t = create_plain_transport(&http, &base, "sub", true).await;
         let port = t["port"].as_u64().unwrap() as u16;
-        post_json(
-            &http,
-            &format!("{base}/sub/transports/{tid}/consume?producerId={producer}"),
-            json!({}),
-        )
-        .await;
+        consume_plain(&http, &base, "sub", t["id"].as_str().unwrap(), &producer).await;
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_nonblocking(true).unwrap();
         let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
@@ -474,16 +443,7 @@ async fn run_one(a: &Args, n: usize, label: &str, worker: Option<&PathBuf>) {
     let s0 = snap(&sent, (&counts, &delays), pid, a.worker_core);
     tokio::time::sleep(a.window).await;
     let s1 = snap(&sent, (&counts, &delays), pid, a.worker_core);
-    let metrics = http
-        .get(sup.url("/metrics"))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.text());
-    let metrics = match metrics {
-        Some(f) => f.await.unwrap_or_default(),
-        None => String::new(),
-    };
+    let metrics = sup.metrics(&http).await.unwrap_or_default();
     stop.store(true, Ordering::Relaxed);
     g.join().unwrap();
     r.join().unwrap();
