@@ -6,19 +6,16 @@
 //! Throughput is in forwarded packets (N per input packet), so "elem/s" is packets out per
 //! second on one core; time / N is the cost per forwarded packet.
 //!
-//! The peers connect over the simulated network of `tests/sim` (real ICE, DTLS, SRTP); the timed
+//! The peers connect over the simulated network of `ferrosfu-sim` (real ICE, DTLS, SRTP); the timed
 //! section then talks to the core directly, with simulated time held still.
 //!
 //!   scripts/bench fanout   (writes results/fanout-<date>-<commit>.txt)
 
 #![allow(clippy::unwrap_used)] // bench: a panic is the failure report
 
-#[path = "../tests/sim/mod.rs"]
-mod sim;
-
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ferrosfu_sim::{PUB_SSRC, Sim, setup, vp8_packet};
 use ferrosfu_worker_core::{Input, Protocol, Tuple};
-use sim::{PUB_SSRC, Sim, setup, vp8_packet};
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
@@ -37,12 +34,7 @@ fn bench(c: &mut Criterion) {
         let mut out = 0;
         for seq in 0..2 {
             let pkt = vp8_packet(PUB_SSRC, seq, 0, u32::from(seq), seq == 0);
-            let wire = sim.peers[0]
-                .srtp
-                .as_mut()
-                .unwrap()
-                .protect_rtp(&pkt)
-                .unwrap();
+            let wire = sim.protect_rtp(0, &pkt);
             sim.core
                 .handle_input(Input::Datagram { tuple, data: &wire }, now);
             let mut buf = Vec::new();

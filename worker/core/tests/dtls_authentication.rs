@@ -5,13 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod sim;
-
 use std::time::Duration;
 
 use ferrosfu_fbs::*;
+use ferrosfu_sim::*;
 use ferrosfu_worker_core::SrtpProfile;
-use sim::*;
 
 /// The DTLS states transport `tid` reported, in order.
 fn dtls_states(sim: &Sim, tid: &str) -> Vec<DtlsState> {

@@ -11,26 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use ferrosfu_sim::dtls::{certificate, config, dtls_profile, endpoint, srtp_session};
 use ferrosfu_worker_core::{SrtpProfile, SrtpSession};
-use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
-use rtc_dtls::crypto::Certificate;
-use rtc_dtls::crypto_provider::RTCCryptoProvider;
+use rtc_dtls::config::VerifyPeerCertificateFn;
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc_shared::TransportProtocol;
-
-fn provider() -> Arc<dyn RTCCryptoProvider> {
-    rtc_dtls::crypto_provider::default_provider().unwrap()
-}
-
-fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
-    match p {
-        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        SrtpProfile::AesCm128HmacSha1_32 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
-    }
-}
 
 struct Side {
     ep: Endpoint,
@@ -41,44 +25,37 @@ struct Side {
 /// Runs the handshake to completion (or failure) by shuttling datagrams, advancing a simulated
 /// clock for retransmission timers. Returns (client, server) or the error.
 fn handshake(profile: SrtpProfile, reject_server_cert: bool) -> Result<(Side, Side), String> {
-    let p = provider();
-    let config = |is_client: bool, reject: bool| {
-        let cert =
-            Certificate::generate_self_signed(vec!["ferrosfu".to_owned()], p.crypto()).unwrap();
-        let mut b = ConfigBuilder::default()
-            .with_crypto_provider(p.clone())
-            .with_certificates(vec![cert])
-            .with_srtp_protection_profiles(vec![dtls_profile(profile)])
-            .with_extended_master_secret(ExtendedMasterSecretType::Require)
-            // WebRTC authenticates by fingerprint from signaling, not by a CA chain.
-            .with_insecure_skip_verify(true);
-        if reject {
-            b = b.with_verify_peer_certificate(Some(Arc::new(|_, _| {
+    let side_config = |is_client: bool, reject: bool| {
+        // WebRTC authenticates by fingerprint from signaling, not by a CA chain.
+        let verify = reject.then(|| -> VerifyPeerCertificateFn {
+            Arc::new(|_, _| {
                 Err(rtc_shared::error::Error::Other(
                     "fingerprint mismatch".into(),
                 ))
-            })));
-        }
-        Arc::new(b.build(is_client, None).unwrap())
+            })
+        });
+        config(is_client, vec![certificate("ferrosfu")], profile, verify)
     };
     let caddr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let saddr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
-    let mut client = Side {
-        ep: Endpoint::new(caddr, TransportProtocol::UDP, None),
-        addr: caddr,
-        done: false,
-    };
+    #[allow(clippy::disallowed_methods)] // the handshake runs in simulated time from here
+    let mut now = Instant::now();
     let mut server = Side {
-        ep: Endpoint::new(saddr, TransportProtocol::UDP, Some(config(false, false))),
+        ep: endpoint(true, saddr, caddr, side_config(false, false), now),
         addr: saddr,
         done: false,
     };
-    #[allow(clippy::disallowed_methods)] // the handshake runs in simulated time from here
-    let mut now = Instant::now();
-    client
-        .ep
-        .connect(now, saddr, config(true, reject_server_cert), None)
-        .map_err(|e| e.to_string())?;
+    let mut client = Side {
+        ep: endpoint(
+            false,
+            caddr,
+            saddr,
+            side_config(true, reject_server_cert),
+            now,
+        ),
+        addr: caddr,
+        done: false,
+    };
 
     for _ in 0..200 {
         let moved = pump(&mut client, &mut server, now)? | pump(&mut server, &mut client, now)?;
@@ -115,16 +92,7 @@ fn pump(from: &mut Side, to: &mut Side, now: Instant) -> Result<bool, String> {
 fn session(side: &Side, remote: SocketAddr, profile: SrtpProfile) -> SrtpSession {
     let state = side.ep.get_connection_state(remote).unwrap();
     assert_eq!(state.srtp_protection_profile(), dtls_profile(profile));
-    let material = state
-        .export_keying_material("EXTRACTOR-dtls_srtp", &[], profile.keying_material_len())
-        .unwrap();
-    SrtpSession::from_keying_material(
-        profile,
-        &material.into_bytes(),
-        state.is_client(),
-        &provider(),
-    )
-    .unwrap()
+    srtp_session(&side.ep, remote, profile)
 }
 
 #[test]

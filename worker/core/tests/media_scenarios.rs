@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod sim;
-
 use std::time::Duration;
 
 use ferrosfu_fbs::*;
+use ferrosfu_sim::*;
 use ferrosfu_worker_core::Rtcp;
-use sim::*;
 
 #[test]
 fn fan_out_1_to_n_delivers_byte_exact_payloads_in_order() {
@@ -490,13 +488,7 @@ fn wrong_srtp_tag_and_replayed_packets_are_dropped_and_counted() {
     sim.peers[p].nack_enabled = false;
     publish(&mut sim, p, 5, 0);
     let plain = vp8_packet(PUB_SSRC, 5, 4500, 5, false);
-    let wire = sim.peers[p]
-        .srtp
-        .as_mut()
-        .unwrap()
-        .protect_rtp(&plain)
-        .unwrap()
-        .to_vec();
+    let wire = sim.protect_rtp(p, &plain);
     let mut bad = wire.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod sim;
-
 use std::time::Duration;
 
 use ferrosfu_fbs::*;
+use ferrosfu_sim::*;
 use ferrosfu_worker_core::RtpHeader;
-use sim::*;
 
 fn producer_stats(sim: &mut Sim) -> RtpStreamStats {
     match sim.request("prod", RequestBody::ProducerGetStats).unwrap() {

@@ -22,16 +22,16 @@ use arbitrary::{Result, Unstructured};
 use ferrosfu_fbs::{
     CodecMapping, ConnectParams, ConsumeOptions, ConsumerId, DtlsFingerprint, DtlsParameters,
     DtlsRole, EncodingMapping, MediaKind, PlainTransportOptions, ProduceOptions, ProducerId,
-    RequestBody, RequestFailure, ResponseBody, RouterId, RtcpFeedback, RtcpParameters,
-    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters, RtpMapping,
-    RtpParameters, TransportId, TransportProtocol, WebRtcServerId, WebRtcServerOptions,
-    WebRtcTransportListen,
+    RequestBody, RequestFailure, ResponseBody, RouterId, RtcpParameters, RtpEncodingParameters,
+    RtpHeaderExtensionParameters, RtpMapping, RtpParameters, TransportId, TransportProtocol,
+    WebRtcServerId, WebRtcServerOptions, WebRtcTransportListen,
 };
 use ferrosfu_worker_core::{
     BoundSocket, Input, Output, Protocol, ReportBlock, Rtcp, Tuple, WorkerCore, build_rtcp,
 };
 
-use super::harness::{self, Binding, addr, bound, listen, webrtc_options};
+use ferrosfu_sim::drive::{self, Binding, Requests, addr, bound, listen, webrtc_options};
+use ferrosfu_sim::scenario::vp8_codecs;
 
 const ROUTER: &str = "router";
 const SERVER: &str = "server";
@@ -70,34 +70,6 @@ fn remotes() -> [SocketAddr; 4] {
         addr("192.168.1.10:5001"),
         addr("192.168.1.11:5000"),
         addr("[2001:db8::1]:6000"),
-    ]
-}
-
-fn fb(kind: &str, parameter: &str) -> RtcpFeedback {
-    RtcpFeedback {
-        kind: kind.into(),
-        parameter: parameter.into(),
-    }
-}
-
-fn vp8_codecs(pt: u8, rtx: u8) -> Vec<RtpCodecParameters> {
-    vec![
-        RtpCodecParameters {
-            mime_type: "video/VP8".into(),
-            payload_type: pt,
-            clock_rate: 90000,
-            channels: None,
-            parameters: vec![],
-            rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
-        },
-        RtpCodecParameters {
-            mime_type: "video/rtx".into(),
-            payload_type: rtx,
-            clock_rate: 90000,
-            channels: None,
-            parameters: vec![("apt".into(), pt.to_string())],
-            rtcp_feedback: vec![],
-        },
     ]
 }
 
@@ -192,7 +164,7 @@ fn trace() -> bool {
 struct Harness {
     core: WorkerCore,
     now: Instant,
-    next_request: u32,
+    requests: Requests,
     /// Local ICE (ufrag, pwd) of the two WebRtcTransports.
     ice: [(String, String); 2],
     sockets: Vec<(Protocol, SocketAddr)>,
@@ -200,12 +172,12 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let now = harness::start();
+        let now = drive::start();
         let l = locals();
         let mut h = Self {
-            core: harness::core(now),
+            core: drive::core(now),
             now,
-            next_request: 1,
+            requests: Requests::default(),
             ice: Default::default(),
             sockets: l[..4].to_vec(),
         };
@@ -317,11 +289,9 @@ impl Harness {
         body: RequestBody,
         sockets: Option<Vec<BoundSocket>>,
     ) -> std::result::Result<ResponseBody, RequestFailure> {
-        let id = self.next_request;
-        self.next_request += 1;
-        let Self { core, now, .. } = self;
-        let mut others = Vec::new();
-        let reply = harness::request(core, *now, id, handler, body, sockets, |o| others.push(o));
+        let (reply, others) = self
+            .requests
+            .send(&mut self.core, self.now, handler, body, sockets);
         for o in others {
             self.check(o);
         }
@@ -331,7 +301,7 @@ impl Harness {
     fn drain(&mut self) {
         let Self { core, now, .. } = self;
         let mut sent = Vec::new();
-        harness::transmits(core, *now, |tuple, data| sent.push((tuple, data.to_vec())));
+        drive::transmits(core, *now, |tuple, data| sent.push((tuple, data.to_vec())));
         for (tuple, data) in sent {
             self.check_transmit(tuple, &data);
         }

@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Result, Unstructured};
@@ -32,15 +32,13 @@ use ferrosfu_fbs::{
     ConnectParams, DtlsFingerprint, DtlsParameters, DtlsRole, DtlsState, Event, MediaEvent,
     RequestBody, RequestFailure, ResponseBody, RouterId, TransportProtocol, WebRtcTransportListen,
 };
+use ferrosfu_sim::drive::{self, Binding, Requests, addr, bound, listen, webrtc_options};
+use ferrosfu_sim::dtls::{certificate, config, endpoint, verify_first};
 use ferrosfu_worker_core::{
     BoundSocket, Input, Output, PacketKind, Protocol, SrtpProfile, Tuple, WorkerCore, classify,
 };
-use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-
-use super::harness::{self, Binding, addr, bound, listen, webrtc_options};
 
 const TRANSPORT: &str = "webrtc";
 /// Ops before the faithful delivery.
@@ -56,14 +54,7 @@ fn trace() -> bool {
 /// The certificate the peer presents and another one (made once: certificates are slow).
 fn certificates() -> &'static (Certificate, Certificate) {
     static CERTS: OnceLock<(Certificate, Certificate)> = OnceLock::new();
-    CERTS.get_or_init(|| {
-        let c = rtc_dtls::crypto_provider::default_provider().expect("crypto provider");
-        let make = |name: &str| {
-            Certificate::generate_self_signed(vec![name.to_owned()], c.crypto())
-                .expect("certificate")
-        };
-        (make("peer"), make("other"))
-    })
+    CERTS.get_or_init(|| (certificate("peer"), certificate("other")))
 }
 
 /// Upper-case colon-separated hex, as SDP writes fingerprints.
@@ -146,15 +137,6 @@ fn fingerprint(u: &mut Unstructured<'_>) -> Result<DtlsFingerprint> {
     })
 }
 
-fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
-    match p {
-        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        SrtpProfile::AesCm128HmacSha1_32 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
-    }
-}
-
 /// What happens to one record in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fate {
@@ -202,7 +184,7 @@ impl Fate {
 struct Run {
     core: WorkerCore,
     now: Instant,
-    next_request: u32,
+    requests: Requests,
     /// The transport's socket, and the peer's address.
     local: SocketAddr,
     remote: SocketAddr,
@@ -274,7 +256,7 @@ impl Run {
     fn drain(&mut self) {
         let (local, remote) = (self.local, self.remote);
         let to_peer = &mut self.to_peer;
-        harness::transmits(&mut self.core, self.now, |tuple, data| {
+        drive::transmits(&mut self.core, self.now, |tuple, data| {
             assert_eq!(tuple.local, local, "transmit from another socket");
             assert_eq!(tuple.remote, remote, "transmit to another remote");
             if classify(data) == PacketKind::Dtls {
@@ -292,12 +274,9 @@ impl Run {
         body: RequestBody,
         sockets: Option<Vec<BoundSocket>>,
     ) -> std::result::Result<ResponseBody, RequestFailure> {
-        let id = self.next_request;
-        self.next_request += 1;
-        let mut others = Vec::new();
-        let reply = harness::request(&mut self.core, self.now, id, handler, body, sockets, |o| {
-            others.push(o)
-        });
+        let (reply, others) = self
+            .requests
+            .send(&mut self.core, self.now, handler, body, sockets);
         for o in others {
             self.output(o);
         }
@@ -552,13 +531,13 @@ pub fn outcome(data: &[u8]) -> Option<DtlsState> {
     let no_certificate = no_certificate && !peer_is_server;
     let (cert, _) = certificates();
     let presented = (!no_certificate).then(|| cert.certificate[0].to_vec());
-    let now = harness::start();
+    let now = drive::start();
     let local = addr("10.0.0.2:40002");
     let remote = addr("192.168.1.10:5000");
     let mut r = Run {
-        core: harness::core(now),
+        core: drive::core(now),
         now,
-        next_request: 1,
+        requests: Requests::default(),
         local,
         remote,
         ice: Default::default(),
@@ -698,43 +677,21 @@ fn peer(
     local: SocketAddr,
     remote: SocketAddr,
 ) -> Endpoint {
-    let c = rtc_dtls::crypto_provider::default_provider().expect("crypto provider");
     let (cert, _) = certificates();
     let certificates = if with_certificate {
         vec![cert.clone()]
     } else {
         vec![]
     };
-    let config = ConfigBuilder::default()
-        .with_crypto_provider(c)
-        .with_certificates(certificates)
-        .with_srtp_protection_profiles(vec![dtls_profile(SrtpProfile::AeadAes128Gcm)])
-        .with_extended_master_secret(ExtendedMasterSecretType::Require)
-        .with_insecure_skip_verify(true)
-        .with_client_auth(ClientAuthType::RequireAnyClientCert)
-        .with_verify_peer_certificate(Some(Arc::new(move |certs, _| {
-            let ok = certs.first().is_some_and(|der| {
-                sfu.iter().any(|f| {
-                    digest(&f.algorithm, der).is_some_and(|d| d.eq_ignore_ascii_case(&f.value))
-                })
-            });
-            if ok {
-                Ok(())
-            } else {
-                Err(rtc_shared::error::Error::Other(
-                    "bad SFU fingerprint".into(),
-                ))
-            }
-        })))
-        .build(!is_server, None)
-        .expect("peer DTLS config");
-    let config = Arc::new(config);
-    if is_server {
-        Endpoint::new(remote, rtc_shared::TransportProtocol::UDP, Some(config))
-    } else {
-        let mut ep = Endpoint::new(remote, rtc_shared::TransportProtocol::UDP, None);
-        ep.connect(now, local, config, None)
-            .expect("peer starts its handshake");
-        ep
-    }
+    let verify = verify_first(move |der| {
+        sfu.iter()
+            .any(|f| digest(&f.algorithm, der).is_some_and(|d| d.eq_ignore_ascii_case(&f.value)))
+    });
+    let config = config(
+        !is_server,
+        certificates,
+        SrtpProfile::AeadAes128Gcm,
+        Some(verify),
+    );
+    endpoint(is_server, remote, local, config, now)
 }

@@ -3,8 +3,9 @@
 //! `cargo test`) includes this file with `#[path]` and replays every file of
 //! `regression/<target>/` through the same function.
 //!
-//! Only `arbitrary` (the version libfuzzer-sys re-exports) and crates the core itself depends on
-//! are used here, so that the include compiles as part of the core's tests.
+//! Only `arbitrary` (the version libfuzzer-sys re-exports), `ferrosfu-sim` (the worker core's
+//! simulation: drive helpers, client peers) and crates the core itself depends on are used here,
+//! so that the include compiles as part of the core's tests.
 
 // Harnesses, not the core: they start simulated time at a real instant.
 #![allow(clippy::disallowed_methods)]
@@ -15,8 +16,6 @@ pub mod ice_stun;
 pub mod recv_stream;
 pub mod rtcp;
 pub mod rtp;
-
-mod harness;
 
 /// A target: the name of its fuzz binary and regression directory, and its body.
 pub type Target = (&'static str, fn(&[u8]));

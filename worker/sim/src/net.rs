@@ -2,12 +2,10 @@
 //! and real SRTP on every peer, a seeded lossy link per direction, and simulated time. No
 //! sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
-
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -16,28 +14,14 @@ use ferrosfu_worker_core::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc_stun::attributes::{
-    ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
-};
-use rtc_stun::fingerprint::FINGERPRINT;
-use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
-use rtc_stun::textattrs::TextAttribute;
+use rtc_stun::message::TransactionId;
 
-mod dtls;
-mod scenario;
-pub use dtls::DtlsSetup;
-#[allow(unused_imports)] // not every file that includes the simulator uses the scenarios
-pub use scenario::*;
+use crate::drive::{self, Binding, PEER_PRIORITY, Requests};
+use crate::dtls::{DtlsSetup, srtp_session};
+use crate::scenario::CONSUMER_VP8_PT;
 
-pub const VP8_PT: u8 = 96;
-pub const VP8_RTX_PT: u8 = 97;
-pub const OPUS_PT: u8 = 111;
-pub const CONSUMER_VP8_PT: u8 = 101;
-pub const CONSUMER_RTX_PT: u8 = 102;
-pub const CONSUMER_OPUS_PT: u8 = 100;
-
+/// What a link does to the packets that cross it (one direction of one peer). Only RTP is lost:
+/// STUN, DTLS and RTCP always arrive, after the latency.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Link {
     pub latency: Duration,
@@ -47,6 +31,9 @@ pub struct Link {
     pub burst: Option<(u64, u64)>,
 }
 
+/// A simulated client peer of one WebRtcTransport: ICE controlling (nominates, then consent
+/// checks every second), DTLS as [`DtlsSetup`] says, SRTP, NACK generation and receiver reports
+/// for what it receives, retransmission of what it sent.
 pub struct Peer {
     pub addr: SocketAddr,
     pub server: SocketAddr,
@@ -84,6 +71,7 @@ pub struct Peer {
     pub retransmissions_sent: u64,
 }
 
+/// One worker core and its client peers on a simulated network, in simulated time.
 pub struct Sim {
     pub now: Instant,
     pub start: Instant,
@@ -93,23 +81,10 @@ pub struct Sim {
     items: HashMap<u64, (Option<usize>, Tuple, Vec<u8>)>,
     seq: u64,
     pub peers: Vec<Peer>,
-    next_req: u32,
+    requests: Requests,
     pub notifications: Vec<Notification>,
     next_peer_tick: Instant,
     pub router: RouterId,
-}
-
-fn crypto() -> Arc<dyn rtc_dtls::crypto_provider::RTCCryptoProvider> {
-    rtc_dtls::crypto_provider::default_provider().unwrap()
-}
-
-fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
-    match p {
-        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        SrtpProfile::AesCm128HmacSha1_32 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
-    }
 }
 
 fn is_rtp(data: &[u8]) -> bool {
@@ -120,22 +95,16 @@ impl Sim {
     pub fn new(seed: u64) -> Self {
         #[allow(clippy::disallowed_methods)] // the simulation starts at a real instant
         let now = Instant::now();
-        let mut cfg = CoreConfig::new(1, 0);
-        cfg.seed = seed;
-        cfg.ntp = Some(NtpClock {
-            anchor: now,
-            anchor_ntp: 3_900_000_000u64 << 32,
-        });
         let mut sim = Self {
             now,
             start: now,
-            core: WorkerCore::new(cfg),
+            core: WorkerCore::new(drive::core_config(seed, now)),
             rng: StdRng::seed_from_u64(seed),
             queue: BinaryHeap::new(),
             items: HashMap::new(),
             seq: 0,
             peers: Vec::new(),
-            next_req: 1,
+            requests: Requests::default(),
             notifications: Vec::new(),
             next_peer_tick: now,
             router: RouterId::new("router-1"),
@@ -161,37 +130,24 @@ impl Sim {
         body: RequestBody,
         sockets: Option<Vec<BoundSocket>>,
     ) -> Result<ResponseBody, RequestFailure> {
-        let id = RequestId(self.next_req);
-        self.next_req += 1;
-        let req = Request {
-            id,
-            handler_id: HandlerId::new(handler),
-            body,
-        };
-        let input = match sockets {
-            Some(s) => Input::CommandWithSockets(req, s),
-            None => Input::Command(req),
-        };
-        self.core.handle_input(input, self.now);
-        self.drain_transmits();
-        let mut result = None;
-        while let Some(o) = self.core.poll_output() {
-            match o {
-                Output::Reply(r) if r.id == id => result = Some(r.result),
-                other => self.core_output(other),
-            }
+        let (result, others) = self
+            .requests
+            .send(&mut self.core, self.now, handler, body, sockets);
+        for o in others {
+            self.core_output(o);
         }
-        result.expect("every request gets a reply")
+        self.drain_transmits();
+        result
     }
 
     /// Every datagram the core has, onto the links (GSO batches split into their datagrams).
     fn drain_transmits(&mut self) {
-        let mut buf = Vec::new();
-        while let Some(t) = self.core.poll_transmit(self.now, 64, &mut buf) {
-            for d in t.datagrams(&buf) {
-                self.downlink(t.tuple, d.to_vec());
-            }
-            buf.clear();
+        let mut sent = Vec::new();
+        drive::transmits(&mut self.core, self.now, |tuple, d| {
+            sent.push((tuple, d.to_vec()))
+        });
+        for (tuple, d) in sent {
+            self.downlink(tuple, d);
         }
     }
 
@@ -293,25 +249,16 @@ impl Sim {
             .request_with_sockets(
                 self.router.clone().as_str(),
                 RequestBody::RouterCreateWebRtcTransport(WebRtcTransportOptions {
-                    transport_id: TransportId::new(tid.clone()),
-                    listen: WebRtcTransportListen::Individual(vec![ListenInfo {
-                        protocol: TransportProtocol::Udp,
-                        ip: "10.0.0.1".into(),
-                        announced_address: None,
-                        port: server.port(),
-                    }]),
-                    enable_udp: true,
                     enable_tcp: false,
-                    prefer_udp: true,
-                    prefer_tcp: false,
-                    ice_consent_timeout: 0,
-                    initial_available_outgoing_bitrate: 1_000_000,
+                    ..drive::webrtc_options(
+                        &tid,
+                        WebRtcTransportListen::Individual(vec![drive::listen(
+                            TransportProtocol::Udp,
+                            server,
+                        )]),
+                    )
                 }),
-                Some(vec![BoundSocket {
-                    protocol: Protocol::Udp,
-                    local: server,
-                    announced: None,
-                }]),
+                Some(vec![drive::bound(Protocol::Udp, server)]),
             )
             .unwrap()
         {
@@ -366,39 +313,16 @@ impl Sim {
     }
 
     fn stun_request(p: &Peer, nominate: bool) -> Vec<u8> {
-        let c = rtc_stun::crypto::default_provider().unwrap();
-        let mut m = Message::new();
-        let mut setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(BINDING_REQUEST),
-            Box::new(TextAttribute::new(
-                ATTR_USERNAME,
-                format!("{}:peer{}", p.server_ufrag, p.addr.port()),
-            )),
-            Box::new(rtc_stun::attributes::RawAttribute {
-                typ: ATTR_PRIORITY,
-                length: 4,
-                value: 1_853_817_087u32.to_be_bytes().to_vec(),
-            }),
-            Box::new(rtc_stun::attributes::RawAttribute {
-                typ: ATTR_ICE_CONTROLLING,
-                length: 8,
-                value: 7u64.to_be_bytes().to_vec(),
-            }),
-        ];
-        if nominate {
-            setters.push(Box::new(rtc_stun::attributes::RawAttribute {
-                typ: ATTR_USE_CANDIDATE,
-                length: 0,
-                value: vec![],
-            }));
+        Binding {
+            ufrag: &p.server_ufrag,
+            pwd: &p.server_pwd,
+            from_port: p.addr.port(),
+            transaction: TransactionId::new().0,
+            priority: PEER_PRIORITY,
+            controlled: false,
+            nominate,
         }
-        m.build(&setters).unwrap();
-        MessageIntegrity::new_short_term_integrity_with_provider(p.server_pwd.clone(), c.crypto())
-            .add_to(&mut m)
-            .unwrap();
-        FINGERPRINT.add_to(&mut m).unwrap();
-        m.raw
+        .build()
     }
 
     /// Advances to the next event (not past `limit`) and processes it.
@@ -531,19 +455,18 @@ impl Sim {
         self.peer_send(i, data);
     }
 
+    /// A plaintext RTP packet as peer `i` (connected) would send it: SRTP-protected.
+    pub fn protect_rtp(&mut self, i: usize, plain: &[u8]) -> Vec<u8> {
+        let srtp = self.peers[i].srtp.as_mut().expect("a connected peer");
+        srtp.protect_rtp(plain).unwrap().to_vec()
+    }
+
     /// A peer sends a plaintext RTP packet (SRTP-protected on the way out) and keeps it for
     /// retransmission.
     pub fn peer_send_rtp(&mut self, i: usize, plain: Vec<u8>) {
         let h = RtpHeader::parse(&plain).unwrap();
-        let p = &mut self.peers[i];
-        let data = p
-            .srtp
-            .as_mut()
-            .unwrap()
-            .protect_rtp(&plain)
-            .unwrap()
-            .to_vec();
-        p.history.insert((h.ssrc.0, h.seq), plain);
+        let data = self.protect_rtp(i, &plain);
+        self.peers[i].history.insert((h.ssrc.0, h.seq), plain);
         self.peer_send(i, data);
     }
 
@@ -562,23 +485,7 @@ impl Sim {
                     .any(|e| matches!(e, EndpointEvent::HandshakeComplete))
                 {
                     p.dtls_done = true;
-                    let state = p.dtls.get_connection_state(server).unwrap();
-                    let m = state
-                        .export_keying_material(
-                            "EXTRACTOR-dtls_srtp",
-                            &[],
-                            p.profile.keying_material_len(),
-                        )
-                        .unwrap();
-                    p.srtp = Some(
-                        SrtpSession::from_keying_material(
-                            p.profile,
-                            &m.into_bytes(),
-                            state.is_client(),
-                            &crypto(),
-                        )
-                        .unwrap(),
-                    );
+                    p.srtp = Some(srtp_session(&p.dtls, server, p.profile));
                 }
                 self.flush_dtls(i);
             }
@@ -682,111 +589,22 @@ impl Sim {
     }
 }
 
-pub fn fb(kind: &str, parameter: &str) -> RtcpFeedback {
-    RtcpFeedback {
-        kind: kind.into(),
-        parameter: parameter.into(),
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("addr", &self.addr)
+            .field("transport_id", &self.transport_id)
+            .field("connected", &self.srtp.is_some())
+            .finish_non_exhaustive()
     }
 }
 
-pub fn vp8_producer(id: &str, ssrc: u32, delay_ms: u32) -> ProduceOptions {
-    ProduceOptions {
-        producer_id: ProducerId::new(id),
-        kind: MediaKind::Video,
-        rtp_parameters: RtpParameters {
-            mid: Some("0".into()),
-            codecs: vec![RtpCodecParameters {
-                mime_type: "video/VP8".into(),
-                payload_type: VP8_PT,
-                clock_rate: 90000,
-                channels: None,
-                parameters: vec![],
-                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
-            }],
-            header_extensions: vec![RtpHeaderExtensionParameters {
-                uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
-                id: 1,
-                encrypt: false,
-            }],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "pub".into(),
-                reduced_size: true,
-            },
-        },
-        rtp_mapping: RtpMapping {
-            codecs: vec![CodecMapping {
-                payload_type: VP8_PT,
-                mapped_payload_type: 101,
-            }],
-            encodings: vec![EncodingMapping {
-                ssrc: Some(ssrc),
-                rid: None,
-                scalability_mode: None,
-                mapped_ssrc: 0x5000_0000 | ssrc,
-            }],
-        },
-        key_frame_request_delay: delay_ms,
-        paused: false,
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.now.duration_since(self.start))
+            .field("peers", &self.peers)
+            .field("in_flight", &self.queue.len())
+            .finish_non_exhaustive()
     }
-}
-
-pub fn vp8_consumer(
-    id: &str,
-    producer: &str,
-    ssrc: u32,
-    rtx_ssrc: u32,
-    paused: bool,
-) -> ConsumeOptions {
-    ConsumeOptions {
-        consumer_id: ConsumerId::new(id),
-        producer_id: ProducerId::new(producer),
-        kind: MediaKind::Video,
-        rtp_parameters: RtpParameters {
-            mid: Some("0".into()),
-            codecs: vec![
-                RtpCodecParameters {
-                    mime_type: "video/VP8".into(),
-                    payload_type: CONSUMER_VP8_PT,
-                    clock_rate: 90000,
-                    channels: None,
-                    parameters: vec![],
-                    rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
-                },
-                RtpCodecParameters {
-                    mime_type: "video/rtx".into(),
-                    payload_type: CONSUMER_RTX_PT,
-                    clock_rate: 90000,
-                    channels: None,
-                    parameters: vec![("apt".into(), CONSUMER_VP8_PT.to_string())],
-                    rtcp_feedback: vec![],
-                },
-            ],
-            header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                rtx_ssrc: Some(rtx_ssrc),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "sub".into(),
-                reduced_size: true,
-            },
-        },
-        consumable_rtp_encodings: vec![],
-        paused,
-        ignore_dtx: false,
-    }
-}
-
-/// A VP8 packet whose payload carries `n` and filler: descriptor S=1, and a keyframe header when
-/// `key`.
-pub fn vp8_packet(ssrc: u32, seq: u16, ts: u32, n: u32, key: bool) -> Vec<u8> {
-    let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
-    payload.extend_from_slice(&n.to_be_bytes());
-    payload.extend((0..1000u32).map(|i| (i.wrapping_mul(31) ^ n) as u8));
-    build_packet(Pt(VP8_PT), seq, ts, Ssrc(ssrc), true, &payload)
 }

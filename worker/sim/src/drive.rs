@@ -1,6 +1,6 @@
-//! What the targets that drive a whole `WorkerCore` share: the worker's DTLS identity (generated
-//! once per process), listen/socket descriptions, a request that checks its one reply, and STUN
-//! binding requests signed with a transport's ICE password.
+//! Driving a `WorkerCore` as the shell does: its configuration and DTLS identity, listen and
+//! socket descriptions, a request that checks its one reply, every transmit as datagrams, and
+//! STUN binding requests signed with a transport's ICE password.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -22,9 +22,12 @@ use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
 
+/// The PRIORITY the simulated peers put in their checks.
+pub const PEER_PRIORITY: u32 = 1_853_817_087;
+
 /// Every datagram the core has queued, one by one (GSO batches split), through the caller-owned
 /// buffer API.
-pub(crate) fn transmits(core: &mut WorkerCore, now: Instant, mut f: impl FnMut(Tuple, &[u8])) {
+pub fn transmits(core: &mut WorkerCore, now: Instant, mut f: impl FnMut(Tuple, &[u8])) {
     let mut buf = Vec::new();
     while let Some(t) = core.poll_transmit(now, 64, &mut buf) {
         assert!(t.size <= buf.len(), "a transmit larger than what it wrote");
@@ -35,38 +38,45 @@ pub(crate) fn transmits(core: &mut WorkerCore, now: Instant, mut f: impl FnMut(T
     }
 }
 
-pub(crate) fn addr(s: &str) -> SocketAddr {
+pub fn addr(s: &str) -> SocketAddr {
     s.parse().expect("literal address")
 }
 
-/// The same simulated start for every input of a process (certificates and the NTP anchor are
+/// The same simulated start for every caller in a process (certificates and the NTP anchor are
 /// made once).
-pub(crate) fn start() -> Instant {
+pub fn start() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
     *START.get_or_init(Instant::now)
 }
 
-/// The worker's DTLS identity, generated once: a certificate costs milliseconds.
-pub(crate) fn identity() -> DtlsIdentity {
+/// The worker's DTLS identity, generated once per process: a certificate costs milliseconds.
+pub fn identity() -> DtlsIdentity {
     static IDENTITY: OnceLock<DtlsIdentity> = OnceLock::new();
     IDENTITY
         .get_or_init(|| DtlsIdentity::generate().expect("certificate"))
         .clone()
 }
 
-/// A worker core as the shell creates it, with a fixed seed, NTP anchor and identity.
-pub(crate) fn core(now: Instant) -> WorkerCore {
+/// A worker core's configuration as the shell makes it: worker 1 on core 0, `seed`, and an NTP
+/// clock anchored at `now`.
+pub fn core_config(seed: u64, now: Instant) -> CoreConfig {
     let mut config = CoreConfig::new(1, 0);
-    config.seed = 7;
+    config.seed = seed;
     config.ntp = Some(NtpClock {
         anchor: now,
         anchor_ntp: 3_900_000_000u64 << 32,
     });
+    config
+}
+
+/// A worker core with a fixed seed, NTP anchor and the process's [`identity`].
+pub fn core(now: Instant) -> WorkerCore {
+    let mut config = core_config(7, now);
     config.identity = Some(identity());
     WorkerCore::new(config)
 }
 
-pub(crate) fn listen(protocol: TransportProtocol, a: SocketAddr) -> ListenInfo {
+pub fn listen(protocol: TransportProtocol, a: SocketAddr) -> ListenInfo {
     ListenInfo {
         protocol,
         ip: a.ip().to_string(),
@@ -75,7 +85,7 @@ pub(crate) fn listen(protocol: TransportProtocol, a: SocketAddr) -> ListenInfo {
     }
 }
 
-pub(crate) fn bound(protocol: Protocol, local: SocketAddr) -> BoundSocket {
+pub fn bound(protocol: Protocol, local: SocketAddr) -> BoundSocket {
     BoundSocket {
         protocol,
         local,
@@ -83,7 +93,8 @@ pub(crate) fn bound(protocol: Protocol, local: SocketAddr) -> BoundSocket {
     }
 }
 
-pub(crate) fn webrtc_options(id: &str, listen: WebRtcTransportListen) -> WebRtcTransportOptions {
+/// A WebRtcTransport on `listen`, UDP and TCP enabled, UDP preferred, no consent timeout.
+pub fn webrtc_options(id: &str, listen: WebRtcTransportListen) -> WebRtcTransportOptions {
     WebRtcTransportOptions {
         transport_id: TransportId::new(id),
         listen,
@@ -96,9 +107,40 @@ pub(crate) fn webrtc_options(id: &str, listen: WebRtcTransportListen) -> WebRtcT
     }
 }
 
+/// Request ids for one core, from 1 up.
+#[derive(Debug)]
+pub struct Requests {
+    next: u32,
+}
+
+impl Default for Requests {
+    fn default() -> Self {
+        Self { next: 1 }
+    }
+}
+
+impl Requests {
+    /// Sends the next request and drains its outputs (see [`request`]): its result, and every
+    /// other output in order.
+    pub fn send(
+        &mut self,
+        core: &mut WorkerCore,
+        now: Instant,
+        handler: &str,
+        body: RequestBody,
+        sockets: Option<Vec<BoundSocket>>,
+    ) -> (Result<ResponseBody, RequestFailure>, Vec<Output>) {
+        let id = self.next;
+        self.next += 1;
+        let mut others = Vec::new();
+        let reply = request(core, now, id, handler, body, sockets, |o| others.push(o));
+        (reply, others)
+    }
+}
+
 /// Sends request `id` and drains its outputs: exactly one reply, to it, comes back (returned);
-/// every other output goes to `other`.
-pub(crate) fn request(
+/// every other output goes to `other`. Transmits stay queued in the core.
+pub fn request(
     core: &mut WorkerCore,
     now: Instant,
     id: u32,
@@ -133,19 +175,20 @@ pub(crate) fn request(
 }
 
 /// A binding request from `peer<from_port>` signed with the transport's ICE password.
-pub(crate) struct Binding<'a> {
-    pub(crate) ufrag: &'a str,
-    pub(crate) pwd: &'a str,
-    pub(crate) from_port: u16,
-    pub(crate) transaction: [u8; 12],
-    pub(crate) priority: u32,
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<'a> {
+    pub ufrag: &'a str,
+    pub pwd: &'a str,
+    pub from_port: u16,
+    pub transaction: [u8; 12],
+    pub priority: u32,
     /// ICE-CONTROLLED instead of ICE-CONTROLLING (a role conflict for an ICE-lite agent).
-    pub(crate) controlled: bool,
-    pub(crate) nominate: bool,
+    pub controlled: bool,
+    pub nominate: bool,
 }
 
 impl Binding<'_> {
-    pub(crate) fn build(&self) -> Vec<u8> {
+    pub fn build(&self) -> Vec<u8> {
         let mut m = Message::new();
         let mut setters: Vec<Box<dyn Setter>> = vec![
             Box::new(TransactionId(self.transaction)),

@@ -1,0 +1,173 @@
+//! The DTLS side of a simulated client peer: client or server, honest or not about its
+//! certificate, and the SRTP session its handshake keys.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrosfu_fbs::{DtlsFingerprint, DtlsParameters, DtlsRole};
+use ferrosfu_worker_core::{SrtpProfile, SrtpSession, fingerprint};
+use rtc_dtls::config::{
+    ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig,
+    VerifyPeerCertificateFn,
+};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::crypto_provider::RTCCryptoProvider;
+use rtc_dtls::endpoint::Endpoint;
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+
+pub fn crypto() -> Arc<dyn RTCCryptoProvider> {
+    rtc_dtls::crypto_provider::default_provider().expect("crypto provider")
+}
+
+/// The `use_srtp` profile of an SRTP profile.
+pub fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
+    match p {
+        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        SrtpProfile::AesCm128HmacSha1_32 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
+    }
+}
+
+/// A self-signed certificate for `name` (milliseconds: make it once where inputs repeat).
+pub fn certificate(name: &str) -> Certificate {
+    Certificate::generate_self_signed(vec![name.to_owned()], crypto().crypto())
+        .expect("certificate")
+}
+
+/// A WebRTC endpoint's DTLS configuration: `certificates` (none: a client that presents
+/// nothing), `profile` only, extended master secret required, a client certificate required (as
+/// server), and the remote authenticated by `verify` (the fingerprint from signaling) instead of
+/// a CA chain.
+pub fn config(
+    is_client: bool,
+    certificates: Vec<Certificate>,
+    profile: SrtpProfile,
+    verify: Option<VerifyPeerCertificateFn>,
+) -> Arc<HandshakeConfig> {
+    let config = ConfigBuilder::default()
+        .with_crypto_provider(crypto())
+        .with_certificates(certificates)
+        .with_srtp_protection_profiles(vec![dtls_profile(profile)])
+        .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        .with_insecure_skip_verify(true)
+        .with_client_auth(ClientAuthType::RequireAnyClientCert)
+        .with_verify_peer_certificate(verify)
+        .build(is_client, None)
+        .expect("DTLS config");
+    Arc::new(config)
+}
+
+/// Accepts the remote when `authentic` holds for the first certificate it presents.
+pub fn verify_first(
+    authentic: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
+) -> VerifyPeerCertificateFn {
+    Arc::new(move |certs, _| {
+        if certs.first().is_some_and(|der| authentic(der)) {
+            Ok(())
+        } else {
+            Err(rtc_shared::error::Error::Other(
+                "bad SFU fingerprint".into(),
+            ))
+        }
+    })
+}
+
+/// An endpoint at `addr` with `config`: as server it waits for the remote's ClientHello; as
+/// client it is already connecting to `remote`.
+pub fn endpoint(
+    is_server: bool,
+    addr: SocketAddr,
+    remote: SocketAddr,
+    config: Arc<HandshakeConfig>,
+    now: Instant,
+) -> Endpoint {
+    if is_server {
+        Endpoint::new(addr, rtc_shared::TransportProtocol::UDP, Some(config))
+    } else {
+        let mut ep = Endpoint::new(addr, rtc_shared::TransportProtocol::UDP, None);
+        ep.connect(now, remote, config, None)
+            .expect("the peer starts its handshake");
+        ep
+    }
+}
+
+/// The SRTP session the finished handshake of `ep` with `remote` keys ("EXTRACTOR-dtls_srtp").
+pub fn srtp_session(ep: &Endpoint, remote: SocketAddr, profile: SrtpProfile) -> SrtpSession {
+    let state = ep
+        .get_connection_state(remote)
+        .expect("a DTLS association with the remote");
+    let material = state
+        .export_keying_material("EXTRACTOR-dtls_srtp", &[], profile.keying_material_len())
+        .expect("keying material");
+    SrtpSession::from_keying_material(
+        profile,
+        &material.into_bytes(),
+        state.is_client(),
+        &crypto(),
+    )
+    .expect("SRTP session")
+}
+
+/// How a simulated peer does DTLS. The default is an honest DTLS client (the SFU is server).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DtlsSetup {
+    /// The peer is DTLS server (signals role `server`): the SFU connects as client.
+    pub peer_is_server: bool,
+    /// The peer signals the fingerprint of another certificate than the one it presents.
+    pub wrong_fingerprint: bool,
+    /// The peer presents no certificate at all (as a client; a server must have one).
+    pub no_certificate: bool,
+    /// What the peer signals, from the SHA-256 fingerprint it would signal otherwise.
+    pub signal: Option<fn(String) -> Vec<DtlsFingerprint>>,
+}
+
+impl DtlsSetup {
+    /// The peer's endpoint (already connecting when it is the client) and the DTLS parameters
+    /// it signals in `transport.connect`.
+    pub fn endpoint(
+        self,
+        profile: SrtpProfile,
+        addr: SocketAddr,
+        server: SocketAddr,
+        sfu_fingerprints: Vec<DtlsFingerprint>,
+        now: Instant,
+    ) -> (Endpoint, DtlsParameters) {
+        let cert = certificate("peer");
+        let other = certificate("other");
+        let signaled = if self.wrong_fingerprint {
+            &other
+        } else {
+            &cert
+        };
+        let fp = fingerprint("sha-256", &signaled.certificate[0]).unwrap();
+        let certificates = if self.no_certificate {
+            vec![]
+        } else {
+            vec![cert]
+        };
+        let verify = verify_first(move |der| {
+            let got = fingerprint("sha-256", der).unwrap();
+            sfu_fingerprints.iter().any(|f| f.value == got)
+        });
+        let config = config(!self.peer_is_server, certificates, profile, Some(verify));
+        let role = if self.peer_is_server {
+            DtlsRole::Server
+        } else {
+            DtlsRole::Client
+        };
+        let dtls = endpoint(self.peer_is_server, addr, server, config, now);
+        let params = DtlsParameters {
+            role,
+            fingerprints: match self.signal {
+                Some(f) => f(fp),
+                None => vec![DtlsFingerprint {
+                    algorithm: "sha-256".into(),
+                    value: fp,
+                }],
+            },
+        };
+        (dtls, params)
+    }
+}

@@ -1,0 +1,28 @@
+//! One simulation of the worker core, shared by its scenario tests (`worker/core/tests`), its
+//! fuzz targets (`worker/core/fuzz`) and its benches (`worker/core/benches`):
+//!
+//! - [`Sim`]: a simulated network around one `WorkerCore`: real ICE (STUN from rtc-stun), real
+//!   DTLS (rtc-dtls) and real SRTP on every client [`Peer`], a seeded lossy [`Link`] per
+//!   direction with latency (deliveries in time order, ties in send order), and simulated time.
+//!   No sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
+//! - [`scenario`]: one VP8 publisher and N subscribers, and the RTP parameters they use.
+//! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
+//!   identity, listen/socket descriptions, a request that checks its single reply, every
+//!   transmit as datagrams, and STUN binding requests signed with a transport's ICE password.
+//! - [`dtls`]: a client peer's DTLS side (client or server, honest or not about its
+//!   certificate) and the SRTP session its handshake keys.
+//!
+//! Not for the core's unit tests (`worker/core/src`): this crate depends on the core, so types
+//! match only in the core's integration tests, benches and the fuzz crate.
+
+// Test support: a panic is the failure report, and simulated time starts at a real instant.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+pub mod drive;
+pub mod dtls;
+mod net;
+pub mod scenario;
+
+pub use dtls::DtlsSetup;
+pub use net::{Link, Peer, Sim};
+pub use scenario::*;
