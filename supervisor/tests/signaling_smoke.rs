@@ -41,6 +41,8 @@ fn start(ports: &str) -> Server {
             "json",
         ])
         .args(["--worker-cores", "0", "--rtc-ports", ports])
+        // The worker's WebRtcServer on the range's first port: each test its own.
+        .args(["--webrtc-server-port", ports.split('-').next().unwrap()])
         .args(["--rtc-listen-ip", "127.0.0.1"])
         .current_dir(common::workdir("smoke"))
         .stdin(Stdio::null())
