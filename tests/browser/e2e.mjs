@@ -121,8 +121,19 @@ async function main() {
   }
   // The publishers' bandwidth estimate grows past the browser's 300 kbps start only with the
   // server's transport-wide congestion feedback.
+  // Chrome grows it step by step from the feedback: wait for it (up to 20 s) rather than sample
+  // once at a moment that depends on how busy the machine is; the Rust side checks the value.
   for (const [name, page] of Object.entries(pages)) {
-    figures[name].send = await page.evaluate(() => window.ferrosfu.sendStats());
+    let last;
+    try {
+      await waitFor(`${name}'s bandwidth estimate past 700 kbps`, async () => {
+        last = await page.evaluate(() => window.ferrosfu.sendStats());
+        return { ok: (last.availableOutgoingBitrate || 0) > 700000 };
+      }, 20000);
+    } catch (e) {
+      logs.push(`[${name}] ${e.message}`);
+    }
+    figures[name].send = last;
   }
   // Both tiles visible with names: screenshots for the record.
   for (const [name, page] of Object.entries(pages)) {
