@@ -15,6 +15,7 @@ use crate::types::{Latency, Phase, Profile, Range, Results, Run, Scenario, Step,
 
 mod compare;
 mod plots;
+mod rounds;
 
 /// The TTF file registered as "sans-serif" for the plots (`fonts-dejavu-core`).
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -36,7 +37,7 @@ pub fn write_report(dir: &Path) -> anyhow::Result<String> {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let mut md = markdown(&results);
     md.push_str("\n## Plots\n\n");
-    match plots::plots(&results, dir) {
+    match plots::plots(&rounds::merge(&results), dir) {
         Ok(files) => {
             for f in files {
                 let _ = writeln!(md, "![{f}]({f})");
@@ -197,8 +198,11 @@ fn lat(l: &Latency) -> String {
     format!("{:.0} / {:.0} / {:.0}", l.p50_us, l.p99_us, l.p999_us)
 }
 
-/// The whole markdown document (without the plot section).
-pub fn markdown(results: &Results) -> String {
+/// The whole markdown document (without the plot section). Interleaved rounds of a run are
+/// shown merged, and compared round by round with the baseline's (`rounds`).
+pub fn markdown(raw: &Results) -> String {
+    let merged = rounds::merge(raw);
+    let results = &merged;
     let mut md = String::new();
     let m = &results.machine;
     let _ = writeln!(md, "# Load generator results\n");
@@ -284,6 +288,7 @@ pub fn markdown(results: &Results) -> String {
     goals(&mut md, results);
     compare::saturation(&mut md, results);
     compare::ratios(&mut md, results);
+    rounds::paired(&mut md, raw);
 
     for run in &results.runs {
         let _ = writeln!(
