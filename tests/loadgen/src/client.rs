@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::LoadConfig;
 use crate::media::{EngineHandle, MediaKind, PeerId, SendSpec, check_spec};
-use crate::peer::{IceRole, Peer, local_transport, random_bytes};
+use crate::peer::{self, IceRole, local_transport, random_bytes};
 use crate::types::{DtlsRole, RemoteTransport};
 
 /// Joins in flight at once.
@@ -131,7 +131,7 @@ pub(crate) async fn transport(
     )
     .await?;
     // Added after connect: our ClientHello must not reach a transport without a DTLS role.
-    let peer = Peer::new(
+    let peer = peer::connect(
         local,
         remote,
         cfg.profile,

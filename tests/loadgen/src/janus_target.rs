@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use crate::LoadConfig;
 use crate::janus::{DEFAULT_ROOM, Janus, PublishMedia, VP8_PT};
 use crate::media::{EngineHandle, MediaKind, SendSpec, check_spec};
-use crate::peer::{IceRole, Peer, local_transport};
+use crate::peer::{self, IceRole, local_transport};
 use crate::types::Scenario;
 
 /// Subscriber joins in flight (Janus's own API client also caps requests in flight).
@@ -68,7 +68,7 @@ impl JanusTarget {
             cname: format!("lg-pub{i}"),
         };
         let (remote, feed) = janus.publish(DEFAULT_ROOM, &local, &media).await?;
-        let peer = Peer::new(
+        let peer = peer::connect(
             local,
             remote,
             self.cfg.profile,
@@ -100,7 +100,7 @@ impl JanusTarget {
         let local = local_transport(engine.local_addr())?;
         let sub = janus.join_subscriber(DEFAULT_ROOM, feed, &local).await?;
         // Registered before Janus gets our answer (and starts its checks).
-        let peer = Peer::new(
+        let peer = peer::connect(
             local,
             sub.remote.clone(),
             cfg.profile,

@@ -26,7 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::LoadConfig;
 use crate::media::{EngineHandle, MediaKind, SendSpec, check_spec, sendmmsg_all, setsockopt_int};
-use crate::peer::{Peer, SrtpKey, random_bytes};
+use crate::peer::{self, SrtpKey, random_bytes};
 use crate::types::{Profile, Scenario};
 
 const BATCH: usize = 64;
@@ -354,7 +354,7 @@ impl RawTarget {
             .parse()?;
         // The publisher: pre-keyed with the child's input key; it never receives anything.
         let unused = SrtpKey::random(self.cfg.profile);
-        let peer = Peer::pre_keyed(local, rx, self.cfg.profile, &key, &unused)?;
+        let peer = peer::pre_keyed(rx, self.cfg.profile, &key, &unused)?;
         let id = self.engine.add_peer("raw-pub/send".into(), peer).await?;
         for (k, &ssrc) in ssrcs.iter().enumerate() {
             let spec = SendSpec {
@@ -425,7 +425,7 @@ impl crate::Target for RawTarget {
         }
         for (i, ((key, base), addr)) in keys.into_iter().zip(tx).enumerate() {
             let unused = SrtpKey::random(self.cfg.profile);
-            let peer = Peer::pre_keyed(local, addr, self.cfg.profile, &unused, &key)?;
+            let peer = peer::pre_keyed(addr, self.cfg.profile, &unused, &key)?;
             let name = format!("sub{}/recv", self.subs as usize + i);
             let id = self.engine.add_peer(name, peer).await?;
             for k in 0..child.ssrcs.len() {

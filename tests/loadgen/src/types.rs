@@ -24,6 +24,16 @@ pub enum Profile {
     Gcm128,
 }
 
+impl Profile {
+    /// The worker core's name for this profile.
+    pub fn srtp(self) -> ferrosfu_worker_core::SrtpProfile {
+        match self {
+            Profile::Cm80 => ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80,
+            Profile::Gcm128 => ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm,
+        }
+    }
+}
+
 /// The server side of one transport, as signaling told us.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteTransport {

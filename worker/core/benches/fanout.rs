@@ -53,12 +53,7 @@ fn bench(c: &mut Criterion) {
                 || {
                     k += 1;
                     let plain = vp8_packet(PUB_SSRC, k as u16, k * 3000, k, false);
-                    sim.peers[0]
-                        .srtp
-                        .as_mut()
-                        .unwrap()
-                        .protect_rtp(&plain)
-                        .unwrap()
+                    sim.peers[0].client.protect_rtp(&plain).unwrap()
                 },
                 |wire| {
                     sim.core

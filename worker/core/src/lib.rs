@@ -41,7 +41,7 @@ mod transport;
 mod units;
 mod worker_core;
 
-pub use proto::dtls::{DtlsIdentity, fingerprint};
+pub use proto::dtls::{DtlsIdentity, dtls_profile, fingerprint};
 pub use proto::ice::{
     CONSENT_TIMEOUT, IceCredentials, IceDrop, IceEvent, IceLite, IceState, IceStats, Protocol,
     StunOutcome, Tuple,

@@ -85,7 +85,7 @@ fn a_certificate_other_than_the_signaled_one_fails_dtls_in_both_roles() {
         // The publisher goes on; nothing reaches the unauthenticated subscriber.
         publish(&mut sim, p, 50, 100);
         sim.run_for(Duration::from_millis(200));
-        assert!(sim.peers[s].srtp.is_none());
+        assert!(!sim.peers[s].client.is_connected());
         assert!(sim.peers[s].rx_raw.is_empty());
         let t = transport_stats(&mut sim, &tid);
         assert_eq!(t.dtls_state, Some(DtlsState::Failed));
@@ -114,7 +114,7 @@ fn a_client_without_a_certificate_fails_dtls() {
     assert_eq!(dtls_outcome(&mut sim, &tid), DtlsState::Failed);
     // At once (the fatal alert the handshake ends with), not at the 30 s handshake deadline.
     assert!(sim.now - t0 < Duration::from_secs(5), "{:?}", sim.now - t0);
-    assert!(sim.peers[s].srtp.is_none());
+    assert!(!sim.peers[s].client.is_connected());
 }
 
 #[test]

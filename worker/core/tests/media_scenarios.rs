@@ -462,7 +462,8 @@ fn consent_timeout_disconnects() {
     let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
     sim.run_for(Duration::from_secs(5));
     sim.notifications.clear();
-    sim.peers[p].stun_enabled = false;
+    let now = sim.now;
+    sim.peers[p].client.set_checks(false, now);
     sim.run_for(Duration::from_secs(29));
     assert!(
         !sim.notifications.iter().any(|n| matches!(

@@ -13,14 +13,6 @@ use ferrosfu_fbs::{
 use ferrosfu_worker_core::{
     BoundSocket, CoreConfig, DtlsIdentity, Input, NtpClock, Output, Protocol, Tuple, WorkerCore,
 };
-use rtc_stun::attributes::{
-    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
-    RawAttribute,
-};
-use rtc_stun::fingerprint::FINGERPRINT;
-use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
-use rtc_stun::textattrs::TextAttribute;
 
 /// The PRIORITY the simulated peers put in their checks.
 pub const PEER_PRIORITY: u32 = 1_853_817_087;
@@ -189,45 +181,16 @@ pub struct Binding<'a> {
 
 impl Binding<'_> {
     pub fn build(&self) -> Vec<u8> {
-        let mut m = Message::new();
-        let mut setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId(self.transaction)),
-            Box::new(BINDING_REQUEST),
-            Box::new(TextAttribute::new(
-                ATTR_USERNAME,
-                format!("{}:peer{}", self.ufrag, self.from_port),
-            )),
-            Box::new(RawAttribute {
-                typ: ATTR_PRIORITY,
-                length: 4,
-                value: self.priority.to_be_bytes().to_vec(),
-            }),
-            Box::new(RawAttribute {
-                typ: if self.controlled {
-                    ATTR_ICE_CONTROLLED
-                } else {
-                    ATTR_ICE_CONTROLLING
-                },
-                length: 8,
-                value: 7u64.to_be_bytes().to_vec(),
-            }),
-        ];
-        if self.nominate {
-            setters.push(Box::new(RawAttribute {
-                typ: ATTR_USE_CANDIDATE,
-                length: 0,
-                value: vec![],
-            }));
+        crate::stun::Check {
+            username: &format!("{}:peer{}", self.ufrag, self.from_port),
+            pwd: self.pwd,
+            transaction: self.transaction,
+            priority: self.priority,
+            controlling: !self.controlled,
+            tie_breaker: 7,
+            nominate: self.nominate,
         }
-        let crypto = rtc_stun::crypto::default_provider().expect("ring");
-        m.build(&setters).expect("binding request");
-        MessageIntegrity::new_short_term_integrity_with_provider(
-            self.pwd.to_owned(),
-            crypto.crypto(),
-        )
-        .add_to(&mut m)
-        .expect("integrity");
-        FINGERPRINT.add_to(&mut m).expect("fingerprint");
-        m.raw
+        .build()
+        .expect("binding request")
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrosfu_fbs::{DtlsFingerprint, DtlsParameters, DtlsRole};
+pub use ferrosfu_worker_core::dtls_profile;
 use ferrosfu_worker_core::{SrtpProfile, SrtpSession, fingerprint};
+
+use crate::client::ClientDtls;
 use rtc_dtls::config::{
     ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig,
     VerifyPeerCertificateFn,
@@ -14,20 +17,9 @@ use rtc_dtls::config::{
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
 use rtc_dtls::endpoint::Endpoint;
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
 pub fn crypto() -> Arc<dyn RTCCryptoProvider> {
     rtc_dtls::crypto_provider::default_provider().expect("crypto provider")
-}
-
-/// The `use_srtp` profile of an SRTP profile.
-pub fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
-    match p {
-        SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-        SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-        SrtpProfile::AesCm128HmacSha1_80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        SrtpProfile::AesCm128HmacSha1_32 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32,
-    }
 }
 
 /// A self-signed certificate for `name` (milliseconds: make it once where inputs repeat).
@@ -54,6 +46,8 @@ pub fn config(
         .with_insecure_skip_verify(true)
         .with_client_auth(ClientAuthType::RequireAnyClientCert)
         .with_verify_peer_certificate(verify)
+        // Without a server name rtc-dtls logs a warning per client config.
+        .with_server_name("sfu".into())
         .build(is_client, None)
         .expect("DTLS config");
     Arc::new(config)
@@ -95,19 +89,36 @@ pub fn endpoint(
 
 /// The SRTP session the finished handshake of `ep` with `remote` keys ("EXTRACTOR-dtls_srtp").
 pub fn srtp_session(ep: &Endpoint, remote: SocketAddr, profile: SrtpProfile) -> SrtpSession {
+    try_srtp_session(ep, remote, profile).expect("SRTP session")
+}
+
+/// [`srtp_session`], failing when there is no association with `remote`, the remote chose
+/// another profile than `profile` (the only one offered), or the exporter fails.
+pub fn try_srtp_session(
+    ep: &Endpoint,
+    remote: SocketAddr,
+    profile: SrtpProfile,
+) -> Result<SrtpSession, String> {
     let state = ep
         .get_connection_state(remote)
-        .expect("a DTLS association with the remote");
+        .ok_or("no DTLS association with the remote")?;
+    let want = dtls_profile(profile);
+    if state.srtp_protection_profile() != want {
+        return Err(format!(
+            "negotiated {:?}, offered only {want:?}",
+            state.srtp_protection_profile()
+        ));
+    }
     let material = state
         .export_keying_material("EXTRACTOR-dtls_srtp", &[], profile.keying_material_len())
-        .expect("keying material");
+        .map_err(|e| format!("exporter: {e}"))?;
     SrtpSession::from_keying_material(
         profile,
         &material.into_bytes(),
         state.is_client(),
         &crypto(),
     )
-    .expect("SRTP session")
+    .map_err(|e| e.to_string())
 }
 
 /// How a simulated peer does DTLS. The default is an honest DTLS client (the SFU is server).
@@ -124,16 +135,35 @@ pub struct DtlsSetup {
 }
 
 impl DtlsSetup {
-    /// The peer's endpoint (already connecting when it is the client) and the DTLS parameters
-    /// it signals in `transport.connect`.
-    pub fn endpoint(
+    /// The peer's DTLS side for a [`crate::client::ClientTransport`] (which connects once ICE
+    /// works) and the DTLS parameters it signals in `transport.connect`.
+    pub fn client_dtls(
         self,
         profile: SrtpProfile,
         addr: SocketAddr,
-        server: SocketAddr,
         sfu_fingerprints: Vec<DtlsFingerprint>,
-        now: Instant,
-    ) -> (Endpoint, DtlsParameters) {
+    ) -> (ClientDtls, DtlsParameters) {
+        let (config, fp) = self.config(profile, sfu_fingerprints);
+        let dtls = if self.peer_is_server {
+            ClientDtls {
+                endpoint: Endpoint::new(addr, rtc_shared::TransportProtocol::UDP, Some(config)),
+                connect: None,
+            }
+        } else {
+            ClientDtls {
+                endpoint: Endpoint::new(addr, rtc_shared::TransportProtocol::UDP, None),
+                connect: Some(config),
+            }
+        };
+        (dtls, self.parameters(fp))
+    }
+
+    /// The handshake configuration and the SHA-256 fingerprint the peer would signal honestly.
+    fn config(
+        self,
+        profile: SrtpProfile,
+        sfu_fingerprints: Vec<DtlsFingerprint>,
+    ) -> (Arc<HandshakeConfig>, String) {
         let cert = certificate("peer");
         let other = certificate("other");
         let signaled = if self.wrong_fingerprint {
@@ -151,14 +181,19 @@ impl DtlsSetup {
             let got = fingerprint("sha-256", der).unwrap();
             sfu_fingerprints.iter().any(|f| f.value == got)
         });
-        let config = config(!self.peer_is_server, certificates, profile, Some(verify));
+        (
+            config(!self.peer_is_server, certificates, profile, Some(verify)),
+            fp,
+        )
+    }
+
+    fn parameters(self, fp: String) -> DtlsParameters {
         let role = if self.peer_is_server {
             DtlsRole::Server
         } else {
             DtlsRole::Client
         };
-        let dtls = endpoint(self.peer_is_server, addr, server, config, now);
-        let params = DtlsParameters {
+        DtlsParameters {
             role,
             fingerprints: match self.signal {
                 Some(f) => f(fp),
@@ -167,7 +202,6 @@ impl DtlsSetup {
                     value: fp,
                 }],
             },
-        };
-        (dtls, params)
+        }
     }
 }

@@ -9,6 +9,9 @@
 //! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
 //!   identity, listen/socket descriptions, a request that checks its single reply, every
 //!   transmit as datagrams, and STUN binding requests signed with a transport's ICE password.
+//! - [`client`]: the project's one sans-IO WebRTC client transport (ICE, DTLS, SRTP), wrapped
+//!   by [`Peer`] here and driven over real sockets by the load generator (`tests/loadgen`).
+//! - [`stun`]: checks and answers signed with an ICE password.
 //! - [`dtls`]: a client peer's DTLS side (client or server, honest or not about its
 //!   certificate) and the SRTP session its handshake keys.
 //!
@@ -18,10 +21,12 @@
 // Test support: a panic is the failure report, and simulated time starts at a real instant.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+pub mod client;
 pub mod drive;
 pub mod dtls;
 mod net;
 pub mod scenario;
+pub mod stun;
 
 pub use dtls::DtlsSetup;
 pub use net::{Link, Peer, Sim};

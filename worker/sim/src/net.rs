@@ -8,16 +8,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use ferrosfu_fbs::*;
 use ferrosfu_worker_core::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
-use rtc_stun::message::TransactionId;
 
-use crate::drive::{self, Binding, PEER_PRIORITY, Requests};
-use crate::dtls::{DtlsSetup, srtp_session};
+use crate::client::{ClientConfig, ClientTransport, Consent, Event as ClientEvent, IceRole};
+use crate::drive::{self, PEER_PRIORITY, Requests};
+use crate::dtls::DtlsSetup;
 use crate::scenario::CONSUMER_VP8_PT;
 
 /// What a link does to the packets that cross it (one direction of one peer). Only RTP is lost:
@@ -31,26 +29,20 @@ pub struct Link {
     pub burst: Option<(u64, u64)>,
 }
 
-/// A simulated client peer of one WebRtcTransport: ICE controlling (nominates, then consent
-/// checks every second), DTLS as [`DtlsSetup`] says, SRTP, NACK generation and receiver reports
-/// for what it receives, retransmission of what it sent.
+/// A simulated client peer of one WebRtcTransport: the project's client transport
+/// ([`ClientTransport`]: ICE controlling, nominating, then consent checks every second; DTLS as
+/// [`DtlsSetup`] says; SRTP) on a simulated link, with NACK generation and receiver reports for
+/// what it receives and retransmission of what it sent.
 pub struct Peer {
     pub addr: SocketAddr,
     pub server: SocketAddr,
     pub transport_id: String,
-    server_ufrag: String,
-    server_pwd: String,
-    dtls: Endpoint,
-    pub dtls_done: bool,
-    pub srtp: Option<SrtpSession>,
+    pub client: ClientTransport,
     pub profile: SrtpProfile,
     pub up: Link,
     pub down: Link,
     up_rtp_count: u64,
     down_rtp_count: u64,
-    pub stun_enabled: bool,
-    next_stun: Instant,
-    nominated: bool,
     /// Plaintext RTP received (after RTX unwrap for RTX streams: OSN restored).
     pub rx_rtp: Vec<Vec<u8>>,
     /// Every RTP packet as it arrived (decrypted; RTX not unwrapped, nothing deduplicated).
@@ -220,7 +212,7 @@ impl Sim {
     pub fn add_peer(&mut self, profile: SrtpProfile) -> usize {
         let i = self.add_peer_with(profile, DtlsSetup::default());
         let deadline = self.now + Duration::from_secs(5);
-        while self.peers[i].srtp.is_none() {
+        while !self.peers[i].client.is_connected() {
             assert!(self.now < deadline, "peer {i} did not connect");
             self.step(deadline);
         }
@@ -266,30 +258,34 @@ impl Sim {
             other => panic!("{other:?}"),
         };
         assert_eq!(dump.ice_candidates[0].port, server.port());
-        let (dtls, connect) = setup.endpoint(
-            profile,
-            addr,
-            server,
-            dump.dtls_parameters.fingerprints.clone(),
+        let (dtls, connect) =
+            setup.client_dtls(profile, addr, dump.dtls_parameters.fingerprints.clone());
+        let client = ClientTransport::new(
+            ClientConfig {
+                local_ufrag: format!("peer{}", addr.port()),
+                local_pwd: String::new(),
+                remote: server,
+                remote_ufrag: dump.ice_parameters.username_fragment.clone(),
+                remote_pwd: dump.ice_parameters.password.clone(),
+                role: IceRole::Controlling,
+                priority: PEER_PRIORITY,
+                tie_breaker: 7,
+                consent: Consent::Every(Duration::from_secs(1)),
+                profile,
+                dtls,
+            },
             self.now,
         );
         self.peers.push(Peer {
             addr,
             server,
             transport_id: tid.clone(),
-            server_ufrag: dump.ice_parameters.username_fragment.clone(),
-            server_pwd: dump.ice_parameters.password.clone(),
-            dtls,
-            dtls_done: false,
-            srtp: None,
+            client,
             profile,
             up: Link::default(),
             down: Link::default(),
             up_rtp_count: 0,
             down_rtp_count: 0,
-            stun_enabled: true,
-            next_stun: self.now,
-            nominated: false,
             rx_rtp: Vec::new(),
             rx_raw: Vec::new(),
             rx_rtcp: Vec::new(),
@@ -310,19 +306,6 @@ impl Sim {
             }),
         );
         (i, connected)
-    }
-
-    fn stun_request(p: &Peer, nominate: bool) -> Vec<u8> {
-        Binding {
-            ufrag: &p.server_ufrag,
-            pwd: &p.server_pwd,
-            from_port: p.addr.port(),
-            transaction: TransactionId::new().0,
-            priority: PEER_PRIORITY,
-            controlled: false,
-            nominate,
-        }
-        .build()
     }
 
     /// Advances to the next event (not past `limit`) and processes it.
@@ -381,20 +364,12 @@ impl Sim {
 
     fn peer_tick(&mut self, i: usize) {
         let now = self.now;
-        // ICE checks: nominate first, then keep consent fresh every second.
-        if self.peers[i].stun_enabled && self.peers[i].next_stun <= now {
-            let nominate = !self.peers[i].nominated;
-            self.peers[i].nominated = true;
-            self.peers[i].next_stun = now + Duration::from_secs(1);
-            let req = Self::stun_request(&self.peers[i], nominate);
-            self.peer_send(i, req);
+        // ICE checks and consent, DTLS retransmissions.
+        let c = &mut self.peers[i].client;
+        if c.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = c.handle_timeout(now);
         }
-        // DTLS retransmissions.
-        let p = &mut self.peers[i];
-        if !p.dtls_done && p.dtls.poll_timeout(&p.server).is_some_and(|t| t <= now) {
-            let _ = p.dtls.handle_timeout(p.server, now);
-        }
-        self.flush_dtls(i);
+        self.flush_client(i);
         // NACKs for what we receive.
         let mut nacks = Vec::new();
         if self.peers[i].nack_enabled {
@@ -436,29 +411,24 @@ impl Sim {
         }
     }
 
-    fn flush_dtls(&mut self, i: usize) {
-        let mut out = Vec::new();
-        while let Some(t) = self.peers[i].dtls.poll_transmit() {
-            out.push(t.message.to_vec());
-        }
-        for d in out {
+    fn flush_client(&mut self, i: usize) {
+        while let Some(d) = self.peers[i].client.poll_transmit() {
             self.peer_send(i, d);
         }
     }
 
     pub fn peer_send_rtcp(&mut self, i: usize, items: &[Rtcp]) {
         let wire = build_rtcp(items, 0xDEAD_0000 + i as u32);
-        let Some(s) = self.peers[i].srtp.as_mut() else {
+        let Ok(data) = self.peers[i].client.protect_rtcp(&wire) else {
             return;
         };
-        let data = s.protect_rtcp(&wire).unwrap().to_vec();
-        self.peer_send(i, data);
+        self.peer_send(i, data.to_vec());
     }
 
     /// A plaintext RTP packet as peer `i` (connected) would send it: SRTP-protected.
     pub fn protect_rtp(&mut self, i: usize, plain: &[u8]) -> Vec<u8> {
-        let srtp = self.peers[i].srtp.as_mut().expect("a connected peer");
-        srtp.protect_rtp(plain).unwrap().to_vec()
+        let c = &mut self.peers[i].client;
+        c.protect_rtp(plain).expect("a connected peer").to_vec()
     }
 
     /// A peer sends a plaintext RTP packet (SRTP-protected on the way out) and keeps it for
@@ -472,27 +442,12 @@ impl Sim {
 
     fn peer_receive(&mut self, i: usize, data: Vec<u8>) {
         let now = self.now;
-        match classify(&data) {
-            PacketKind::Dtls => {
+        let event = self.peers[i].client.handle_datagram(now, &data);
+        self.flush_client(i);
+        match event {
+            Some(ClientEvent::Rtp) => {
                 let p = &mut self.peers[i];
-                let server = p.server;
-                let events = p
-                    .dtls
-                    .read(now, server, None, BytesMut::from(&data[..]))
-                    .unwrap_or_default();
-                if events
-                    .iter()
-                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete))
-                {
-                    p.dtls_done = true;
-                    p.srtp = Some(srtp_session(&p.dtls, server, p.profile));
-                }
-                self.flush_dtls(i);
-            }
-            PacketKind::Rtp => {
-                let p = &mut self.peers[i];
-                let Some(s) = p.srtp.as_mut() else { return };
-                let Ok(plain) = s.unprotect_rtp(&data) else {
+                let Some(plain) = p.client.unprotect_rtp(&data) else {
                     return;
                 };
                 let mut plain = plain.to_vec();
@@ -538,10 +493,9 @@ impl Sim {
                     _ => {}
                 }
             }
-            PacketKind::Rtcp => {
+            Some(ClientEvent::Rtcp) => {
                 let p = &mut self.peers[i];
-                let Some(s) = p.srtp.as_mut() else { return };
-                let Ok(plain) = s.unprotect_rtcp(&data) else {
+                let Some(plain) = p.client.unprotect_rtcp(&data) else {
                     return;
                 };
                 let items = parse_rtcp(&plain).unwrap_or_default();
@@ -594,7 +548,7 @@ impl fmt::Debug for Peer {
         f.debug_struct("Peer")
             .field("addr", &self.addr)
             .field("transport_id", &self.transport_id)
-            .field("connected", &self.srtp.is_some())
+            .field("connected", &self.client.is_connected())
             .finish_non_exhaustive()
     }
 }

@@ -256,16 +256,7 @@ impl Core {
                             let offset = every.mul_f64(f64::from(peer % 997) / 997.0);
                             self.rtcp_due.push(Reverse((Instant::now() + offset, peer)));
                         }
-                        slot.recv.push(RecvStream {
-                            ssrc,
-                            producer_id,
-                            highest: None,
-                            received: 0,
-                            window_arrived: 0,
-                            window_stamped: 0,
-                            window_base: None,
-                            window_end: None,
-                        });
+                        slot.recv.push(RecvStream::new(ssrc, producer_id));
                     }
                 }
                 Cmd::RemovePeer(peer) => self.remove_peer(peer),

@@ -30,6 +30,20 @@ pub(super) struct RecvStream {
 }
 
 impl RecvStream {
+    /// A stream of `producer_id` on `ssrc`, nothing received yet.
+    pub(super) fn new(ssrc: u32, producer_id: String) -> RecvStream {
+        RecvStream {
+            ssrc,
+            producer_id,
+            highest: None,
+            received: 0,
+            window_arrived: 0,
+            window_stamped: 0,
+            window_base: None,
+            window_end: None,
+        }
+    }
+
     pub(super) fn on_seq(&mut self, seq: u16) {
         match self.highest {
             None => self.highest = Some(u64::from(seq)),
@@ -365,16 +379,7 @@ mod tests {
 
     #[test]
     pub(super) fn extended_sequence_survives_wrap_and_reordering() {
-        let mut r = RecvStream {
-            ssrc: 1,
-            producer_id: String::new(),
-            highest: None,
-            received: 0,
-            window_arrived: 0,
-            window_stamped: 0,
-            window_base: None,
-            window_end: None,
-        };
+        let mut r = RecvStream::new(1, String::new());
         for s in [65534u16, 65535, 1, 0, 2] {
             r.on_seq(s);
         }

@@ -6,15 +6,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, anyhow};
-use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use ferrosfu_sim::dtls::{certificate, config, verify_first};
+use ferrosfu_worker_core::{SrtpSession, fingerprint};
+use rtc_dtls::config::HandshakeConfig;
 use rtc_dtls::crypto::Certificate;
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_srtp::context::Context;
-use rtc_srtp::crypto::{RTCCrypto, RTCCryptoProvider};
+use rtc_srtp::crypto::RTCCryptoProvider;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
-use super::{SRTCP_REPLAY_WINDOW, SRTP_REPLAY_WINDOW};
 use crate::types::{LocalTransport, Profile};
+
+/// Replay windows of the raw forwarder's inbound contexts.
+const SRTP_REPLAY_WINDOW: usize = 512;
+const SRTCP_REPLAY_WINDOW: usize = 128;
 
 /// The process-wide DTLS identity and crypto provider (one certificate for every peer, as a
 /// browser uses one per PeerConnection: the handshake cost per peer is the same).
@@ -45,9 +49,7 @@ impl Identity {
         }
         let provider =
             rtc_srtp::crypto::default_provider().map_err(|e| anyhow!("crypto provider: {e:?}"))?;
-        let certificate =
-            Certificate::generate_self_signed(vec!["loadgen".to_owned()], provider.crypto())
-                .map_err(|e| anyhow!("self-signed certificate: {e}"))?;
+        let certificate = certificate("loadgen");
         let der = certificate
             .certificate
             .first()
@@ -66,16 +68,12 @@ impl Identity {
         &self.fingerprint
     }
 
-    pub(crate) fn crypto(&self) -> &dyn RTCCrypto {
-        self.provider.crypto()
-    }
-
     pub(super) fn config(
         &self,
         remote_fingerprint: &str,
         is_client: bool,
         profile: Profile,
-    ) -> Result<Arc<HandshakeConfig>> {
+    ) -> Arc<HandshakeConfig> {
         let key = (
             remote_fingerprint.to_ascii_uppercase(),
             is_client,
@@ -83,55 +81,24 @@ impl Identity {
         );
         let mut cache = self.configs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = cache.get(&key) {
-            return Ok(c.clone());
+            return c.clone();
         }
         let expected = key.0.clone();
-        let verify: rtc_dtls::config::VerifyPeerCertificateFn = Arc::new(
-            move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| match certs
-                .first()
-            {
-                Some(der) if sha256_fingerprint(der) == expected => Ok(()),
-                _ => Err(rtc_shared::error::Error::Other(
-                    "remote certificate does not match the signaled fingerprint".into(),
-                )),
-            },
+        // One profile only: every system under test runs the same cipher suite.
+        let config = config(
+            is_client,
+            vec![self.certificate.clone()],
+            profile.srtp(),
+            Some(verify_first(move |der| sha256_fingerprint(der) == expected)),
         );
-        let config = ConfigBuilder::default()
-            .with_crypto_provider(self.provider.clone())
-            .with_certificates(vec![self.certificate.clone()])
-            // One profile only: every system under test runs the same cipher suite.
-            .with_srtp_protection_profiles(vec![dtls_profile(profile)])
-            .with_extended_master_secret(ExtendedMasterSecretType::Require)
-            .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(verify))
-            // Without a server name rtc-dtls logs a warning per client config.
-            .with_server_name("sfu".into())
-            .build(is_client, None)
-            .map_err(|e| anyhow!("dtls config: {e}"))?;
-        let config = Arc::new(config);
         cache.insert(key, config.clone());
-        Ok(config)
+        config
     }
 }
 
 /// Upper-case colon-separated hex SHA-256 of a DER certificate.
 pub(crate) fn sha256_fingerprint(der: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, der);
-    let mut s = String::with_capacity(95);
-    for (i, b) in d.as_ref().iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push_str(&format!("{b:02X}"));
-    }
-    s
-}
-
-pub(super) fn dtls_profile(p: Profile) -> SrtpProtectionProfile {
-    match p {
-        Profile::Cm80 => SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        Profile::Gcm128 => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-    }
+    fingerprint("sha-256", der).unwrap_or_default()
 }
 
 pub(crate) fn srtp_profile(p: Profile) -> ProtectionProfile {
@@ -201,9 +168,21 @@ impl SrtpKey {
             srtp_profile(profile),
             None,
             None,
-            crypto.crypto(),
+            crypto.provider.crypto(),
         )
         .map_err(|e| anyhow!("srtp context: {e}"))
+    }
+
+    /// A session protecting with this key and unprotecting with `inbound`'s.
+    pub(crate) fn session(&self, inbound: &SrtpKey, profile: Profile) -> Result<SrtpSession> {
+        let provider = Identity::get()?.provider.clone();
+        SrtpSession::new(
+            profile.srtp(),
+            (&self.key, &self.salt),
+            (&inbound.key, &inbound.salt),
+            &provider,
+        )
+        .map_err(|e| anyhow!("srtp session: {e}"))
     }
 
     /// An inbound context with replay windows.
@@ -217,7 +196,7 @@ impl SrtpKey {
             Some(rtc_srtp::option::srtcp_replay_protection(
                 SRTCP_REPLAY_WINDOW,
             )),
-            crypto.crypto(),
+            crypto.provider.crypto(),
         )
         .map_err(|e| anyhow!("srtp context: {e}"))
     }

@@ -158,7 +158,8 @@ fn remote_fingerprints(fingerprints: Vec<DtlsFingerprint>) -> Result<Vec<DtlsFin
     Ok(chosen)
 }
 
-fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
+/// The DTLS `use_srtp` profile (RFC 5764 §4.1.2) of an SRTP profile.
+pub fn dtls_profile(p: SrtpProfile) -> SrtpProtectionProfile {
     match p {
         SrtpProfile::AeadAes256Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
         SrtpProfile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
