@@ -36,10 +36,10 @@ pub use ids::{
 };
 pub use media::*;
 pub use proto::{
-    AnyTransportDump, Consumed, ErrorKind, Event, FromResponse, LogLevel, LogRecord, MediaCounters,
-    Message, Method, Notification, Request, RequestBody, RequestFailure, ResourceUsage, Response,
-    ResponseBody, RouterDump, SocketCounters, TypedRequest, UnexpectedResponse, UpdateSettings,
-    WorkerDump, WorkerRunning, requests,
+    AnyTransportDump, Consumed, Entity, ErrorKind, Event, FromResponse, LogLevel, LogRecord,
+    MediaCounters, Message, Method, Notification, Request, RequestBody, RequestFailure,
+    ResourceUsage, Response, ResponseBody, RouterDump, SocketCounters, TypedRequest,
+    UnexpectedResponse, UpdateSettings, WorkerDump, WorkerRunning, requests,
 };
 
 /// Version of the channel protocol; the worker announces it in `worker.running` and the supervisor

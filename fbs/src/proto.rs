@@ -195,6 +195,42 @@ methods! {
         => MediaCounters;
 }
 
+/// What a request's handler id names: the part of its method's name before the dot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Worker,
+    WebRtcServer,
+    Router,
+    Transport,
+    Producer,
+    Consumer,
+}
+
+impl Entity {
+    /// The entity named `prefix` in method names.
+    pub fn from_prefix(prefix: &str) -> Option<Entity> {
+        Some(match prefix {
+            "worker" => Entity::Worker,
+            "webrtc_server" => Entity::WebRtcServer,
+            "router" => Entity::Router,
+            "transport" => Entity::Transport,
+            "producer" => Entity::Producer,
+            "consumer" => Entity::Consumer,
+            _ => return None,
+        })
+    }
+}
+
+impl Method {
+    /// The entity this method is addressed to, from its `<entity>.<verb>` name (a worker
+    /// routes a request by it, so a new method needs no routing of its own).
+    pub fn entity(self) -> Entity {
+        let prefix = self.as_str().split('.').next().unwrap_or_default();
+        // Every declared name has a known prefix (tested): the fallback is never taken.
+        Entity::from_prefix(prefix).unwrap_or(Entity::Worker)
+    }
+}
+
 /// A request whose accepted response is known from its type: one per method in [`requests`],
 /// derived from the `methods!` declaration. [`RequestBody`] itself is the untyped request (any
 /// method, any body; its response is the whole [`ResponseBody`]).
@@ -563,6 +599,18 @@ mod tests {
         let names: std::collections::BTreeSet<_> = Method::ALL.iter().map(|m| m.as_str()).collect();
         assert_eq!(names.len(), Method::ALL.len(), "names are unique");
         assert_eq!(Method::from_fb(FbMethod(u8::MAX)), None);
+    }
+
+    #[test]
+    fn every_method_names_a_known_entity() {
+        for m in Method::ALL {
+            let (prefix, verb) = m.as_str().split_once('.').expect("<entity>.<verb>");
+            assert!(!verb.is_empty(), "{m}");
+            assert_eq!(Entity::from_prefix(prefix), Some(m.entity()), "{m}");
+        }
+        assert_eq!(Method::TransportConnect.entity(), Entity::Transport);
+        assert_eq!(Method::WorkerCreateRouter.entity(), Entity::Worker);
+        assert_eq!(Method::WebRtcServerDump.entity(), Entity::WebRtcServer);
     }
 
     /// The typed response of `R` to `body`.

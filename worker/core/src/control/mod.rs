@@ -1,6 +1,7 @@
 //! Channel requests, one file per entity: what each request does to the tables.
 //!
-//! [`WorkerCore::handle_request`] only routes a request to its entity's handler; replies are
+//! [`WorkerCore::handle_request`] only routes a request to its entity's handler (by the method's
+//! entity, so adding a method touches only its entity's file here); replies are
 //! typed ([`ResponseBody`]) and every failure is a typed [`RequestFailure`], never a panic.
 
 mod consumer;
@@ -9,11 +10,12 @@ mod router;
 mod server;
 mod sockets;
 mod transport;
+mod worker;
 
 use std::time::Instant;
 
 use ferrosfu_fbs::{
-    Request, RequestBody, RequestFailure, ResponseBody, SrtpCryptoSuite, WebRtcServerId, WorkerDump,
+    Entity, Request, RequestBody, RequestFailure, ResponseBody, SrtpCryptoSuite, WebRtcServerId,
 };
 
 use crate::WorkerCore;
@@ -40,7 +42,8 @@ pub(crate) fn suite_profile(s: SrtpCryptoSuite) -> SrtpProfile {
 }
 
 impl WorkerCore {
-    /// Routes a request to the handler of the entity it is addressed to.
+    /// Routes a request to the handler of the entity it is addressed to (its method's
+    /// `<entity>.` prefix, [`ferrosfu_fbs::Method::entity`]): a new method needs no routing.
     pub(crate) fn handle_request(
         &mut self,
         req: Request,
@@ -48,70 +51,23 @@ impl WorkerCore {
         now: Instant,
     ) -> Result<ResponseBody, RequestFailure> {
         let h = req.handler_id;
-        use RequestBody as B;
-        match req.body {
-            B::WorkerDump => Ok(ResponseBody::WorkerDump(WorkerDump {
-                pid: self.config.pid,
-                core: self.config.core,
-                router_ids: self.tables.routers.keys().cloned().collect(),
-            })),
-            B::WorkerCreateRouter { router_id } => self.create_router(router_id),
-            B::WorkerClose => {
-                self.close_worker(now);
-                Ok(ResponseBody::None)
-            }
-            B::WorkerCreateWebRtcServer(o) => self.create_server(o, sockets),
-            B::WorkerGetMediaCounters => {
-                let s = &self.stats;
-                Ok(ResponseBody::MediaCounters(ferrosfu_fbs::MediaCounters {
-                    unknown_socket: s.unknown_socket,
-                    unknown_tuple: s.unknown_tuple,
-                    rtp_bad_sequence: s.rtp_bad_sequence,
-                    rtp_resyncs: s.rtp_resyncs,
-                    dtls_failures: s.dtls_failures,
-                }))
-            }
-            body @ (B::WorkerGetResourceUsage | B::WorkerUpdateSettings(_)) => {
-                Err(RequestFailure::failed(format!(
-                    "{} is handled by the worker shell, not the core",
-                    body.method()
-                )))
-            }
-            body @ (B::WebRtcServerDump | B::WebRtcServerClose) => {
-                self.server_request(WebRtcServerId::new(h.as_str()), body, now)
-            }
-            body @ (B::RouterDump
-            | B::RouterClose
-            | B::RouterCreateWebRtcTransport(_)
-            | B::RouterCreatePlainTransport(_)) => {
+        let body = req.body;
+        match body.method().entity() {
+            Entity::Worker => self.worker_request(body, sockets, now),
+            Entity::WebRtcServer => self.server_request(WebRtcServerId::new(h.as_str()), body, now),
+            Entity::Router => {
                 let router = self.tables.router(&h)?.id().clone();
                 self.router_request(router, body, sockets, now)
             }
-            body @ (B::TransportClose
-            | B::TransportDump
-            | B::TransportGetStats
-            | B::TransportConnect(_)
-            | B::TransportRestartIce
-            | B::TransportSetMaxIncomingBitrate(_)
-            | B::TransportProduce(_)
-            | B::TransportConsume(_)) => {
+            Entity::Transport => {
                 let k = self.tables.transport_key(&h)?;
                 self.transport_request(k, body, now)
             }
-            body @ (B::ProducerClose
-            | B::ProducerDump
-            | B::ProducerGetStats
-            | B::ProducerPause
-            | B::ProducerResume) => {
+            Entity::Producer => {
                 let k = self.tables.producer_key(&h)?;
                 self.producer_request(k, body, now)
             }
-            body @ (B::ConsumerClose
-            | B::ConsumerDump
-            | B::ConsumerGetStats
-            | B::ConsumerPause
-            | B::ConsumerResume
-            | B::ConsumerRequestKeyFrame) => {
+            Entity::Consumer => {
                 let k = self.tables.consumer_key(&h)?;
                 self.consumer_request(k, body, now)
             }

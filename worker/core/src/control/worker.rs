@@ -1,0 +1,50 @@
+//! `worker.*` requests: the core's own dump and counters, routers, WebRtcServers, closing.
+
+use std::time::Instant;
+
+use ferrosfu_fbs::{MediaCounters, RequestBody, RequestFailure, ResponseBody, WorkerDump};
+
+use super::misrouted;
+use crate::WorkerCore;
+use crate::transport::BoundSocket;
+
+impl WorkerCore {
+    pub(super) fn worker_request(
+        &mut self,
+        body: RequestBody,
+        sockets: Vec<BoundSocket>,
+        now: Instant,
+    ) -> Result<ResponseBody, RequestFailure> {
+        use RequestBody as B;
+        match body {
+            B::WorkerDump => Ok(ResponseBody::WorkerDump(WorkerDump {
+                pid: self.config.pid,
+                core: self.config.core,
+                router_ids: self.tables.routers.keys().cloned().collect(),
+            })),
+            B::WorkerCreateRouter { router_id } => self.create_router(router_id),
+            B::WorkerClose => {
+                self.close_worker(now);
+                Ok(ResponseBody::None)
+            }
+            B::WorkerCreateWebRtcServer(o) => self.create_server(o, sockets),
+            B::WorkerGetMediaCounters => {
+                let s = &self.stats;
+                Ok(ResponseBody::MediaCounters(MediaCounters {
+                    unknown_socket: s.unknown_socket,
+                    unknown_tuple: s.unknown_tuple,
+                    rtp_bad_sequence: s.rtp_bad_sequence,
+                    rtp_resyncs: s.rtp_resyncs,
+                    dtls_failures: s.dtls_failures,
+                }))
+            }
+            B::WorkerGetResourceUsage | B::WorkerUpdateSettings(_) => {
+                Err(RequestFailure::failed(format!(
+                    "{} is handled by the worker shell, not the core",
+                    body.method()
+                )))
+            }
+            body => Err(misrouted(&body)),
+        }
+    }
+}
