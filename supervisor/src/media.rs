@@ -13,6 +13,27 @@
 //! events such as scores, but never a close, because closing is the `closed()` watch, set by the
 //! entity's own task from every close event.
 
+/// `is_closed`, `closed` and `events` (documented as `$events`) of a handle whose
+/// `inner.life` is its [`Life`].
+macro_rules! life_accessors {
+    ($events:literal) => {
+        /// Whether the entity is closed (by itself, its parent, its producer or its worker).
+        pub fn is_closed(&self) -> bool {
+            self.inner.life.is_closed()
+        }
+
+        /// Waits until the entity is closed and says why.
+        pub async fn closed(&self) -> crate::media::CloseReason {
+            self.inner.life.wait_closed().await
+        }
+
+        #[doc = $events]
+        pub fn events(&self) -> tokio::sync::broadcast::Receiver<ferrosfu_fbs::MediaEvent> {
+            self.inner.life.events.subscribe()
+        }
+    };
+}
+
 mod consumer;
 mod producer;
 mod server;

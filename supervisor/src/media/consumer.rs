@@ -7,7 +7,6 @@ use ferrosfu_fbs::{
     ConsumeOptions, Consumed, ConsumerDump, ConsumerId, ConsumerScore, MediaEvent, MediaKind,
     ProducerId, RtpStreamStats, requests,
 };
-use tokio::sync::broadcast;
 
 use super::{CloseReason, Life, Transport, parent_reason};
 use crate::channel::RequestError;
@@ -124,18 +123,7 @@ impl Consumer {
         self.state(|s| s.score)
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.inner.life.is_closed()
-    }
-
-    pub async fn closed(&self) -> CloseReason {
-        self.inner.life.wait_closed().await
-    }
-
-    /// Score, producer pause/resume and close notifications.
-    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
-        self.inner.life.events.subscribe()
-    }
+    life_accessors!("Score, producer pause/resume and close notifications.");
 
     pub async fn pause(&self) -> Result<(), RequestError> {
         self.inner.life.request(requests::ConsumerPause).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ferrosfu_fbs::{
     MediaEvent, MediaKind, ProduceOptions, ProducerDump, ProducerId, RtpStreamStats, requests,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::{CloseReason, Life, Transport, parent_reason};
 use crate::channel::RequestError;
@@ -76,18 +76,7 @@ impl Producer {
         *self.inner.paused.borrow()
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.inner.life.is_closed()
-    }
-
-    pub async fn closed(&self) -> CloseReason {
-        self.inner.life.wait_closed().await
-    }
-
-    /// Score notifications.
-    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
-        self.inner.life.events.subscribe()
-    }
+    life_accessors!("Score notifications.");
 
     pub async fn pause(&self) -> Result<(), RequestError> {
         self.inner.life.request(requests::ProducerPause).await?;

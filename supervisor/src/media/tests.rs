@@ -30,8 +30,9 @@ async fn plain_transport(w: &Worker) -> Transport {
     Transport::create_plain(&router, options).await.unwrap()
 }
 
-async fn consumer(t: &Transport, id: &str) -> Consumer {
-    t.consume(ConsumeOptions {
+/// A video consumer `id` of producer `p`, default parameters.
+fn consume_options(id: &str) -> ConsumeOptions {
+    ConsumeOptions {
         consumer_id: ConsumerId::new(id),
         producer_id: ProducerId::new("p"),
         kind: MediaKind::Video,
@@ -39,9 +40,11 @@ async fn consumer(t: &Transport, id: &str) -> Consumer {
         consumable_rtp_encodings: vec![],
         paused: false,
         ignore_dtx: false,
-    })
-    .await
-    .unwrap()
+    }
+}
+
+async fn consumer(t: &Transport, id: &str) -> Consumer {
+    t.consume(consume_options(id)).await.unwrap()
 }
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -158,18 +161,7 @@ async fn an_event_right_after_creation_is_not_missed() {
     .await
     .unwrap();
     // A second handle with the same id is refused, as the worker would.
-    let err = t
-        .consume(ConsumeOptions {
-            consumer_id: ConsumerId::new("c"),
-            producer_id: ProducerId::new("p"),
-            kind: MediaKind::Video,
-            rtp_parameters: Default::default(),
-            consumable_rtp_encodings: vec![],
-            paused: false,
-            ignore_dtx: false,
-        })
-        .await
-        .unwrap_err();
+    let err = t.consume(consume_options("c")).await.unwrap_err();
     assert!(err.is_invalid_argument(), "{err}");
     // Closing unregisters: a later notification for it is counted as unrouted.
     c.close().await.unwrap();

@@ -8,7 +8,6 @@ use ferrosfu_fbs::{
     PlainTransportDump, PlainTransportOptions, SrtpParameters, TransportId, TransportStats,
     WebRtcTransportDump, WebRtcTransportOptions, requests,
 };
-use tokio::sync::broadcast;
 
 use super::{CloseReason, Life, router_gone};
 use crate::channel::{Notifications, RequestError};
@@ -138,18 +137,7 @@ impl Transport {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.inner.life.is_closed()
-    }
-
-    pub async fn closed(&self) -> CloseReason {
-        self.inner.life.wait_closed().await
-    }
-
-    /// ICE state, selected tuple, DTLS state, comedia tuple notifications.
-    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
-        self.inner.life.events.subscribe()
-    }
+    life_accessors!("ICE state, selected tuple, DTLS state, comedia tuple notifications.");
 
     fn store(&self, dump: TransportKind) {
         *self.inner.kind.lock().expect("never held across a panic") = dump;
