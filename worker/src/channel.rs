@@ -359,9 +359,21 @@ impl Shell {
     /// Queues every datagram the core has for the end-of-turn flush, then acts on every output
     /// (the drive contract's steps 2 and 3).
     fn drain(&mut self, now: Instant) {
-        while let Some(t) = self.core.poll_transmit(now, GSO_SEGMENTS, &mut self.tx_buf) {
-            self.net.transmit(t, &self.tx_buf);
-            self.tx_buf.clear();
+        // UDP transmits are written by the core straight into their socket's send queue; TCP
+        // (and a tuple whose socket is gone, counted there) through `tx_buf`.
+        while let Some(tuple) = self.core.peek_transmit() {
+            let core = &mut self.core;
+            let direct = self.net.transmit_udp_with(tuple, |queue| {
+                core.poll_transmit(now, GSO_SEGMENTS, queue)
+                    .map(|t| (t.size, t.segment_size))
+            });
+            if !direct {
+                let Some(t) = self.core.poll_transmit(now, GSO_SEGMENTS, &mut self.tx_buf) else {
+                    break;
+                };
+                self.net.transmit(t, &self.tx_buf);
+                self.tx_buf.clear();
+            }
         }
         while let Some(out) = self.core.poll_output() {
             match out {

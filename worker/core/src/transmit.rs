@@ -85,6 +85,11 @@ impl TransmitQueue {
 
     /// Appends the next datagram, or run of up to `max_segments` same-size datagrams to the same
     /// destination, to `buf`.
+    /// The destination of the next transmit, if any.
+    pub(crate) fn peek(&self) -> Option<Tuple> {
+        self.items.front().map(|i| i.tuple)
+    }
+
     pub(crate) fn poll(&mut self, max_segments: usize, buf: &mut Vec<u8>) -> Option<Transmit> {
         let first = self.items.pop_front()?;
         let seg = first.bytes.len();

@@ -182,6 +182,12 @@ impl WorkerCore {
         self.transmits.poll(max_segments.max(1), buf)
     }
 
+    /// Where the next [`Self::poll_transmit`] goes, without taking it: a shell can then pass the
+    /// send buffer of that destination's socket and have the datagrams appended there directly.
+    pub fn peek_transmit(&self) -> Option<Tuple> {
+        self.transmits.peek()
+    }
+
     /// When the core next needs [`Input::Timeout`]; `None` when it has no timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         // While there are transports the tick runs every TICK, and every timeout also serves

@@ -23,13 +23,34 @@
 //! `channel.rs`); tokio's cooperative budget keeps a flooded socket from starving them.
 
 mod pump;
+
+/// Makes room in `s`'s send queue (media: the newest is worth more than the oldest) and marks
+/// it (`key`) for the end-of-turn flush.
+fn prepare_udp_queue(
+    s: &mut UdpSock,
+    key: SocketAddr,
+    limit: usize,
+    stats: &mut NetStats,
+    dirty: &mut Vec<SocketAddr>,
+) {
+    if s.queued() >= limit {
+        s.drop_oldest();
+        stats.udp_queue_full += 1;
+        tracing::trace!(target: "net", local = %key, "UDP send queue full, oldest datagram dropped");
+    }
+    if !s.dirty {
+        s.dirty = true;
+        dirty.push(key);
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -260,6 +281,67 @@ impl Net {
         }
     }
 
+    /// The UDP socket that sends for local address `local`: the one bound to it, else the
+    /// wildcard socket on its port, which sends from `local`'s IP (the address the tuple's
+    /// datagrams arrived at). `None` (counted) when there is none.
+    fn udp_sender(&mut self, local: SocketAddr) -> Option<(SocketAddr, Option<IpAddr>)> {
+        let (key, src) = if self.udp.contains_key(&local) {
+            (local, None)
+        } else {
+            (unspecified(local), Some(local.ip()))
+        };
+        if self.udp.contains_key(&key) {
+            Some((key, src))
+        } else {
+            self.stats.unknown_socket += 1;
+            tracing::trace!(target: "net", %local, "transmit: no such UDP socket");
+            None
+        }
+    }
+
+    /// Makes room in UDP socket `key`'s send queue (media: the newest is worth more than the
+    /// oldest) and marks it for the end-of-turn flush.
+    fn udp_queue(&mut self, key: SocketAddr) -> Option<&mut UdpSock> {
+        let s = self.udp.get_mut(&key)?;
+        prepare_udp_queue(
+            s,
+            key,
+            self.limits.udp_queue,
+            &mut self.stats,
+            &mut self.dirty_udp,
+        );
+        Some(s)
+    }
+
+    /// For a UDP `tuple` with a socket: lets `fill` (the core's `poll_transmit`) append its next
+    /// transmit straight into that socket's send queue, without a staging copy, and returns
+    /// true. False (nothing polled) for TCP or a tuple without a socket: use [`Net::transmit`].
+    /// One socket lookup in the common case (the socket bound to the tuple's local address).
+    pub(crate) fn transmit_udp_with(
+        &mut self,
+        tuple: Tuple,
+        fill: impl FnOnce(&mut Vec<u8>) -> Option<(usize, Option<usize>)>,
+    ) -> bool {
+        if tuple.protocol != Protocol::Udp {
+            return false;
+        }
+        let (key, src) = (tuple.local, None);
+        let (key, src, s) = match self.udp.get_mut(&key) {
+            Some(s) => (key, src, s),
+            None => {
+                let any = unspecified(tuple.local);
+                match self.udp.get_mut(&any) {
+                    Some(s) => (any, Some(tuple.local.ip()), s),
+                    None => return false,
+                }
+            }
+        };
+        let limit = self.limits.udp_queue;
+        prepare_udp_queue(s, key, limit, &mut self.stats, &mut self.dirty_udp);
+        s.enqueue_with(tuple.remote, src, fill);
+        true
+    }
+
     pub(crate) fn transmit_one(&mut self, tuple: Tuple, data: &[u8]) {
         let Tuple {
             local,
@@ -268,29 +350,11 @@ impl Net {
         } = tuple;
         match protocol {
             Protocol::Udp => {
-                // The socket bound to `local`, else the wildcard socket on its port, which sends
-                // from `local`'s IP (the address the tuple's datagrams arrived at).
-                let (key, src) = if self.udp.contains_key(&local) {
-                    (local, None)
-                } else {
-                    let any = unspecified(local);
-                    (any, Some(local.ip()))
-                };
-                let Some(s) = self.udp.get_mut(&key) else {
-                    self.stats.unknown_socket += 1;
-                    tracing::trace!(target: "net", %local, "transmit: no such UDP socket");
+                let Some((key, src)) = self.udp_sender(local) else {
                     return;
                 };
-                if s.queued() >= self.limits.udp_queue {
-                    // Media: the newest is worth more than the oldest.
-                    s.drop_oldest();
-                    self.stats.udp_queue_full += 1;
-                    tracing::trace!(target: "net", %local, "UDP send queue full, oldest datagram dropped");
-                }
-                s.enqueue(remote, src, data);
-                if !s.dirty {
-                    s.dirty = true;
-                    self.dirty_udp.push(key);
+                if let Some(s) = self.udp_queue(key) {
+                    s.enqueue(remote, src, data);
                 }
             }
             Protocol::Tcp => {
@@ -398,7 +462,7 @@ impl Net {
 
 /// `local` with the unspecified address of its family: the key of a wildcard socket.
 fn unspecified(local: SocketAddr) -> SocketAddr {
-    let ip: std::net::IpAddr = match local {
+    let ip: IpAddr = match local {
         SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
     };
