@@ -6,6 +6,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::anyhow;
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::{FONT, int, scenario_name};
@@ -66,6 +69,57 @@ fn bar(vertical: bool, at: f64, range: Range, c: RGBColor) -> PathElement<(f64, 
 
 type PlotResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+type Canvas<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// A white 960×600 PNG canvas at `path`.
+fn canvas(path: &Path) -> PlotResult<Canvas<'_>> {
+    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    Ok(root)
+}
+
+/// A linear chart from 0 to `x.0` × 0 to `y.0` on `root`, axes described by `x.1` / `y.1`,
+/// y labels (and x labels when `x.2`) as integers with separators.
+fn linear<'a, 'b>(
+    root: &'a Canvas<'b>,
+    caption: &str,
+    x: (f64, &str, bool),
+    y: (f64, &str),
+) -> PlotResult<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..x.0, 0f64..y.0)?;
+    let thousands = |v: &f64| int(*v);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x.1).y_desc(y.1).y_label_formatter(&thousands);
+    if x.2 {
+        mesh.x_label_formatter(&thousands);
+    }
+    mesh.draw()?;
+    Ok(chart)
+}
+
+/// The legend at `pos` (labels of `font` px), then the file written.
+fn finish<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>,
+    root: &Canvas<'_>,
+    pos: SeriesLabelPosition,
+    font: u32,
+) -> PlotResult<()> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", font))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Picks one percentile out of a [`Latency`].
 type Percentile = fn(&Latency) -> f64;
 
@@ -104,23 +158,13 @@ fn plot_pps_vs_cpu(results: &Results, path: &Path) -> PlotResult<()> {
     let all = results.runs.iter().flat_map(|r| &r.steps);
     let x_max = all.clone().map(|s| s.sut_cpu_percent).fold(100.0, f64::max) * 1.05;
     let y_max = all.map(|s| s.forwarded_pps).fold(1000.0, f64::max) * 1.1;
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Forwarded packets/s vs CPU of the system under test",
-            ("sans-serif", 22),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("CPU of the system under test (% of one core)")
-        .y_desc("forwarded packets/s")
-        .y_label_formatter(&|y| int(*y))
-        .draw()?;
+    let root = canvas(path)?;
+    let mut chart = linear(
+        &root,
+        "Forwarded packets/s vs CPU of the system under test",
+        (x_max, "CPU of the system under test (% of one core)", false),
+        (y_max, "forwarded packets/s"),
+    )?;
     for run in &results.runs {
         let c = color(run);
         let mut pts: Vec<(f64, f64, bool)> = run
@@ -148,15 +192,7 @@ fn plot_pps_vs_cpu(results: &Results, path: &Path) -> PlotResult<()> {
             ]
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft, 15)
 }
 
 /// p50 / p99 / p99.9 latency (log scale) against forwarded pkt/s: ferrosfu solid, the others
@@ -185,8 +221,7 @@ fn plot_latency(runs: &[&Run], scenario: &str, path: &Path) -> PlotResult<()> {
         .min(y_max / 10.0)
         .max(2.0)
         / 2.0;
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
+    let root = canvas(path)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!("Latency percentiles vs load ({scenario})"),
@@ -270,15 +305,7 @@ fn plot_latency(runs: &[&Run], scenario: &str, path: &Path) -> PlotResult<()> {
             }
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::LowerRight, 14)
 }
 
 /// Forwarded against offered pkt/s (what the subscribers would get without loss), one line per
@@ -291,21 +318,17 @@ fn plot_forwarded_vs_offered(results: &Results, path: &Path) -> PlotResult<()> {
         .map(|s| s.spread.map_or(s.forwarded_pps, |sp| sp.forwarded_pps.max))
         .fold(1000.0, f64::max)
         * 1.1;
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Forwarded vs offered packets/s", ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("offered packets/s (subscribers × what the publishers send)")
-        .y_desc("forwarded packets/s (median, min–max)")
-        .x_label_formatter(&|x| int(*x))
-        .y_label_formatter(&|y| int(*y))
-        .draw()?;
+    let root = canvas(path)?;
+    let mut chart = linear(
+        &root,
+        "Forwarded vs offered packets/s",
+        (
+            x_max,
+            "offered packets/s (subscribers × what the publishers send)",
+            true,
+        ),
+        (y_max, "forwarded packets/s (median, min–max)"),
+    )?;
     let top = x_max.min(y_max);
     chart.draw_series(DashedLineSeries::new(
         vec![(0.0, 0.0), (top, top)],
@@ -343,13 +366,5 @@ fn plot_forwarded_vs_offered(results: &Results, path: &Path) -> PlotResult<()> {
                 .filter_map(|s| Some(bar(true, s.expected_pps, s.spread?.forwarded_pps, c))),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft, 15)
 }
