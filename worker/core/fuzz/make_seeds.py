@@ -433,6 +433,19 @@ def recv_stream_seeds():
         rs_header(1000, 90000) + rs_real(20) + rs_stray(1501) + rs_real(5))
 
 
+def vp8_seeds():
+    """vp8: PictureID (2 bytes BE) and TL0PICIDX to write, then a VP8 payload."""
+    rw = struct.pack(">HB", 0x8123, 200)
+    yield "vp8", "minimal-inter", rw + bytes([0x10, 0x01]) + b"\x00" * 20
+    yield "vp8", "keyframe-15bit-tl0-tid", (
+        rw + bytes([0x90, 0xE0, 0x80 | 0x12, 0x34, 0x07, 0b1010_0000, 0x10]) + b"\x9d\x01\x2a" * 8)
+    yield "vp8", "7bit-picture-id-non-reference", rw + bytes([0xB0, 0x80, 0x05, 0x01, 0x02])
+    yield "vp8", "keyidx-only", rw + bytes([0x90, 0x10, 0x35, 0x00])
+    yield "vp8", "truncated-15bit-picture-id", rw + bytes([0x90, 0x80, 0x80])
+    yield "vp8", "truncated-tl0", rw + bytes([0x90, 0xC0, 0x05])
+    yield "vp8", "descriptor-only", rw + bytes([0x90, 0xE0, 0x81, 0x00, 0x01, 0x40])
+
+
 def write(kind, target, name, data):
     d = os.path.join(HERE, kind, target)
     os.makedirs(d, exist_ok=True)
@@ -442,7 +455,8 @@ def write(kind, target, name, data):
 
 
 def main():
-    for target, name, data in list(seeds()) + list(recv_stream_seeds()) + list(dtls_auth_seeds()):
+    for target, name, data in (list(seeds()) + list(recv_stream_seeds()) + list(dtls_auth_seeds())
+                               + list(vp8_seeds())):
         write("regression", target, name, data)
 
 

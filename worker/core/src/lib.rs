@@ -53,6 +53,7 @@ pub use proto::rtp::{
 };
 pub use proto::srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
 pub use proto::twcc::TwccFeedback;
+pub use proto::vp8::Vp8Descriptor;
 pub use router::Router;
 pub use streams::keyframe::KeyFrameRequester;
 pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};

@@ -41,7 +41,15 @@ macro_rules! replays {
     )*};
 }
 
-replays!(core_datagram, dtls_auth, ice_stun, recv_stream, rtcp, rtp);
+replays!(
+    core_datagram,
+    dtls_auth,
+    ice_stun,
+    recv_stream,
+    rtcp,
+    rtp,
+    vp8
+);
 
 #[test]
 fn every_fuzz_target_has_a_regression_corpus_replayed_here() {

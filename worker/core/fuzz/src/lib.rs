@@ -16,16 +16,18 @@ pub mod ice_stun;
 pub mod recv_stream;
 pub mod rtcp;
 pub mod rtp;
+pub mod vp8;
 
 /// A target: the name of its fuzz binary and regression directory, and its body.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 6] = [
+pub const TARGETS: [Target; 7] = [
     ("core_datagram", core_datagram::run),
     ("dtls_auth", dtls_auth::run),
     ("ice_stun", ice_stun::run),
     ("recv_stream", recv_stream::run),
     ("rtcp", rtcp::run),
     ("rtp", rtp::run),
+    ("vp8", vp8::run),
 ];

@@ -11,3 +11,4 @@ pub(crate) mod rtp;
 pub(crate) mod seq;
 pub(crate) mod srtp;
 pub(crate) mod twcc;
+pub(crate) mod vp8;

@@ -3,6 +3,7 @@
 //! buffer, with no allocation per packet (the `rtc-rtp` crate allocates a `Packet` with owned
 //! extension vectors per parse).
 
+use crate::proto::vp8::Vp8Descriptor;
 use crate::units::{Pt, Ssrc};
 
 /// RFC 8285 one-byte header extension profile.
@@ -303,34 +304,7 @@ pub fn build_packet(
 /// Whether the payload starts a keyframe, for codecs where that is cheap to tell.
 pub fn is_keyframe(mime: Codec, payload: &[u8]) -> bool {
     match mime {
-        Codec::Vp8 => {
-            // RFC 7741: payload descriptor, then the VP8 header; keyframe bit is P=0 in the first
-            // byte of the frame, only on the start of a partition (S=1, PID=0).
-            let Some(&b0) = payload.first() else {
-                return false;
-            };
-            let mut i = 1;
-            if b0 & 0x80 != 0 {
-                let Some(&x) = payload.get(1) else {
-                    return false;
-                };
-                i = 2;
-                if x & 0x80 != 0 {
-                    let Some(&pid) = payload.get(2) else {
-                        return false;
-                    };
-                    i += if pid & 0x80 != 0 { 2 } else { 1 };
-                }
-                if x & 0x40 != 0 {
-                    i += 1;
-                }
-                if x & 0x30 != 0 {
-                    i += 1;
-                }
-            }
-            let start = b0 & 0x10 != 0 && b0 & 0x07 == 0;
-            start && payload.get(i).is_some_and(|h| h & 0x01 == 0)
-        }
+        Codec::Vp8 => Vp8Descriptor::parse(payload).is_some_and(|d| d.keyframe),
         Codec::H264 => {
             let Some(&n) = payload.first() else {
                 return false;
