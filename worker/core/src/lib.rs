@@ -59,6 +59,7 @@ pub use streams::keyframe::KeyFrameRequester;
 pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};
 pub use streams::retransmit::{PacketStore, RetransmitBuffer};
 pub use streams::send::SendStream;
+pub use streams::vp8::{SeqMap, Vp8Context, Vp8Verdict};
 pub use transport::BoundSocket;
 pub use units::{Pt, SeqNo, Ssrc};
 /// A starting `Instant` for unit tests (the core itself never reads a clock: `clippy.toml`).

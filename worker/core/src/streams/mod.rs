@@ -7,3 +7,4 @@ pub(crate) mod keyframe;
 pub(crate) mod recv;
 pub(crate) mod retransmit;
 pub(crate) mod send;
+pub(crate) mod vp8;
