@@ -56,6 +56,7 @@ pub use proto::twcc::TwccFeedback;
 pub use proto::vp8::Vp8Descriptor;
 pub use router::Router;
 pub use streams::keyframe::KeyFrameRequester;
+pub use streams::layers::{Changes, Decision, LayerSelector, MAX_SPATIAL_LAYERS};
 pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};
 pub use streams::retransmit::{PacketStore, RetransmitBuffer};
 pub use streams::send::SendStream;

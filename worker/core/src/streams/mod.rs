@@ -4,6 +4,7 @@
 //! retransmission store and the keyframe request throttle.
 
 pub(crate) mod keyframe;
+pub(crate) mod layers;
 pub(crate) mod recv;
 pub(crate) mod retransmit;
 pub(crate) mod send;
