@@ -88,6 +88,7 @@ impl WorkerCore {
     /// The periodic RTCP of transport `tk`: SRs (+ SDES) for its consumers, RRs for its
     /// producers, REMB when a maximum incoming bitrate is set.
     fn transport_reports(&mut self, tk: TransportKey, now: Instant, clock: &NtpClock) {
+        let our_ntp = clock.ntp(now);
         let t = &self.tables.transports[tk];
         let mut items = Vec::new();
         let mut cnames = Vec::new();
@@ -96,10 +97,15 @@ impl WorkerCore {
                 continue;
             };
             let prtp = self.tables.producers.get(c.producer).and_then(|p| {
-                p.encodings
-                    .first()
-                    .and_then(|e| e.stream.as_ref())
-                    .and_then(|s| s.rtp_time_at(now))
+                let s = p.encodings.first()?.stream.as_ref()?;
+                // Through the sender's clock when its SRs tell it (lip sync across streams),
+                // else from the SR's arrival or the newest packet.
+                self.tables
+                    .transports
+                    .get(p.transport)
+                    .and_then(|t| t.sender_clock.sender_ntp(our_ntp, now))
+                    .and_then(|n| s.rtp_time_at_sender_ntp(n))
+                    .or_else(|| s.rtp_time_at(now))
             });
             if let Some(sr) = c.stream.sender_report(now, clock, prtp) {
                 if let Rtcp::SenderReport { ssrc, .. } = &sr

@@ -8,4 +8,5 @@ pub(crate) mod layers;
 pub(crate) mod recv;
 pub(crate) mod retransmit;
 pub(crate) mod send;
+pub(crate) mod sender_clock;
 pub(crate) mod vp8;

@@ -512,6 +512,14 @@ impl RecvStream {
         self.jitter as u32
     }
 
+    /// The publisher's RTP time when its NTP clock reads `sender_ntp`, from its last SR (the
+    /// sender's own NTP/RTP relation, see `streams::sender_clock`); `None` before an SR.
+    pub fn rtp_time_at_sender_ntp(&self, sender_ntp: u64) -> Option<u32> {
+        let (ntp, rtp, _) = self.sr_mapping?;
+        let elapsed = sender_ntp.wrapping_sub(ntp) as i64 as f64 / 4_294_967_296.0;
+        Some(rtp.wrapping_add((elapsed * f64::from(self.clock_rate)).round() as i64 as u32))
+    }
+
     /// The publisher's RTP time at `now`, from its last SR or else its newest packet.
     pub fn rtp_time_at(&self, now: Instant) -> Option<u32> {
         let (rtp, at) = match (self.sr_mapping, self.last_packet) {

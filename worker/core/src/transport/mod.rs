@@ -18,6 +18,7 @@ use crate::proto::ice::{IceState, Protocol, Tuple};
 use crate::proto::srtp::SrtpDrop;
 use crate::proto::twcc::TwccFeedback;
 use crate::streams::recv::RateMeter;
+use crate::streams::sender_clock::SenderClock;
 use crate::tables::{ConsumerKey, ProducerKey};
 pub(crate) use plain::Plain;
 pub(crate) use webrtc::WebRtc;
@@ -113,6 +114,9 @@ pub(crate) struct Transport {
     /// the header-extension id its sequence numbers come in (0: none of our producers uses it).
     pub twcc_in: TwccFeedback,
     pub twcc_ext_in: u8,
+    /// The remote sender's NTP clock, from the SRs of every producer of this transport: maps
+    /// their streams to our clock alike (lip sync).
+    pub sender_clock: SenderClock,
 }
 
 /// Why an inbound packet did not reach a producer/consumer.
@@ -150,6 +154,7 @@ impl Transport {
             twcc_seq: 0,
             twcc_in: TwccFeedback::default(),
             twcc_ext_in: 0,
+            sender_clock: SenderClock::default(),
         }
     }
 
