@@ -92,6 +92,7 @@ pub(crate) struct SendQueue {
 }
 
 impl SendQueue {
+    #[cfg(test)]
     fn push(&mut self, to: SocketAddr, src: Option<IpAddr>, data: &[u8]) {
         let start = self.arena.len();
         self.arena.extend_from_slice(data);
@@ -239,11 +240,6 @@ impl UdpSock {
         fill: impl FnOnce(&mut Vec<u8>) -> Option<(usize, Option<usize>)>,
     ) -> usize {
         self.queue.append_with(to, src, fill)
-    }
-
-    /// Queues a datagram to `to`, sent from `src` (IP_PKTINFO) when given.
-    pub(crate) fn enqueue(&mut self, to: SocketAddr, src: Option<IpAddr>, data: &[u8]) {
-        self.queue.push(to, src, data);
     }
 
     /// One `recvmmsg` into the arena: the number of messages received.

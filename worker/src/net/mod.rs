@@ -24,26 +24,6 @@
 
 mod pump;
 
-/// Makes room in `s`'s send queue (media: the newest is worth more than the oldest) and marks
-/// it (`key`) for the end-of-turn flush.
-fn prepare_udp_queue(
-    s: &mut UdpSock,
-    key: SocketAddr,
-    limit: usize,
-    stats: &mut NetStats,
-    dirty: &mut Vec<SocketAddr>,
-) {
-    if s.queued() >= limit {
-        s.drop_oldest();
-        stats.udp_queue_full += 1;
-        tracing::trace!(target: "net", local = %key, "UDP send queue full, oldest datagram dropped");
-    }
-    if !s.dirty {
-        s.dirty = true;
-        dirty.push(key);
-    }
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -281,42 +261,13 @@ impl Net {
         }
     }
 
-    /// The UDP socket that sends for local address `local`: the one bound to it, else the
-    /// wildcard socket on its port, which sends from `local`'s IP (the address the tuple's
-    /// datagrams arrived at). `None` (counted) when there is none.
-    fn udp_sender(&mut self, local: SocketAddr) -> Option<(SocketAddr, Option<IpAddr>)> {
-        let (key, src) = if self.udp.contains_key(&local) {
-            (local, None)
-        } else {
-            (unspecified(local), Some(local.ip()))
-        };
-        if self.udp.contains_key(&key) {
-            Some((key, src))
-        } else {
-            self.stats.unknown_socket += 1;
-            tracing::trace!(target: "net", %local, "transmit: no such UDP socket");
-            None
-        }
-    }
-
-    /// Makes room in UDP socket `key`'s send queue (media: the newest is worth more than the
-    /// oldest) and marks it for the end-of-turn flush.
-    fn udp_queue(&mut self, key: SocketAddr) -> Option<&mut UdpSock> {
-        let s = self.udp.get_mut(&key)?;
-        prepare_udp_queue(
-            s,
-            key,
-            self.limits.udp_queue,
-            &mut self.stats,
-            &mut self.dirty_udp,
-        );
-        Some(s)
-    }
-
     /// For a UDP `tuple` with a socket: lets `fill` (the core's `poll_transmit`) append its next
     /// transmit straight into that socket's send queue, without a staging copy, and returns
     /// true. False (nothing polled) for TCP or a tuple without a socket: use [`Net::transmit`].
-    /// One socket lookup in the common case (the socket bound to the tuple's local address).
+    /// The socket is the one bound to the tuple's local address, else the wildcard socket on
+    /// its port, which sends from that address's IP (where the tuple's datagrams arrived).
+    /// One socket lookup in the common case. A full queue drops its oldest datagram (media:
+    /// the newest is worth more).
     pub(crate) fn transmit_udp_with(
         &mut self,
         tuple: Tuple,
@@ -336,8 +287,15 @@ impl Net {
                 }
             }
         };
-        let limit = self.limits.udp_queue;
-        prepare_udp_queue(s, key, limit, &mut self.stats, &mut self.dirty_udp);
+        if s.queued() >= self.limits.udp_queue {
+            s.drop_oldest();
+            self.stats.udp_queue_full += 1;
+            tracing::trace!(target: "net", local = %key, "UDP send queue full, oldest datagram dropped");
+        }
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty_udp.push(key);
+        }
         s.enqueue_with(tuple.remote, src, fill);
         true
     }
@@ -350,11 +308,13 @@ impl Net {
         } = tuple;
         match protocol {
             Protocol::Udp => {
-                let Some((key, src)) = self.udp_sender(local) else {
-                    return;
-                };
-                if let Some(s) = self.udp_queue(key) {
-                    s.enqueue(remote, src, data);
+                let queued = self.transmit_udp_with(tuple, |queue| {
+                    queue.extend_from_slice(data);
+                    Some((data.len(), None))
+                });
+                if !queued {
+                    self.stats.unknown_socket += 1;
+                    tracing::trace!(target: "net", %local, "transmit: no such UDP socket");
                 }
             }
             Protocol::Tcp => {

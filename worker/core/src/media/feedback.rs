@@ -31,10 +31,9 @@ impl WorkerCore {
                             .get_mut(pk)
                             .and_then(|p| p.encodings[i].stream.as_mut())
                     {
-                        s.on_sender_report(ntp, rtp, now);
                         // Only an SR the stream took (not one held as off its timeline) tells
                         // the sender's clock.
-                        if s.sr_mapping == Some((ntp, rtp, now)) {
+                        if s.on_sender_report(ntp, rtp, now) {
                             self.tables.transports[k].sender_clock.on_sender_report(
                                 ntp,
                                 clock.ntp(now),

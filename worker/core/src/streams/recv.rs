@@ -381,8 +381,8 @@ impl RecvStream {
     /// A sender report. One that does not fit the stream (its RTP time far from the packets'
     /// timeline, or its NTP time not advancing with arrival since the last SR) is kept aside
     /// and only used if the next SR confirms it: one stray SR cannot move the mapping that
-    /// consumers' SRs (lip sync) are built from.
-    pub fn on_sender_report(&mut self, ntp: u64, rtp: u32, now: Instant) {
+    /// consumers' SRs (lip sync) are built from. Returns whether the SR was taken.
+    pub fn on_sender_report(&mut self, ntp: u64, rtp: u32, now: Instant) -> bool {
         let sr = (ntp, rtp, now);
         let fits = match self.sr_mapping {
             Some(prev) => self.sr_follows(prev, sr),
@@ -396,12 +396,13 @@ impl RecvStream {
             if !confirmed {
                 tracing::debug!(target: "rtcp", ssrc = self.ssrc, "sender report off the stream's timeline: held");
                 self.sr_candidate = Some(sr);
-                return;
+                return false;
             }
         }
         self.sr_candidate = None;
         self.last_sr = Some((ntp_middle(ntp), now));
         self.sr_mapping = Some(sr);
+        true
     }
 
     /// Whether SR `next` continues SR `prev`: NTP advanced as arrival did, RTP as NTP did.

@@ -244,7 +244,8 @@ impl ClientTransport {
                 phase: IcePhase::Connected,
                 tie_breaker: 0,
                 priority: 0,
-                consent: Consent::Every(Duration::MAX),
+                // Never used (no checks), but finite: `now + interval` must not overflow.
+                consent: Consent::Every(Duration::from_secs(5)),
                 transactions: VecDeque::new(),
                 next_check: None,
                 last_response: None,
