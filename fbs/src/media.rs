@@ -256,6 +256,73 @@ pub struct ConsumeOptions {
     pub consumable_rtp_encodings: Vec<RtpEncodingParameters>,
     pub paused: bool,
     pub ignore_dtx: bool,
+    /// What the consumer forwards (the supervisor decides it from the producer's encodings).
+    pub consumer_type: ConsumerType,
+    /// Simulcast/SVC: the layers to start with (`None`: the highest).
+    pub preferred_layers: Option<ConsumerLayers>,
+}
+
+/// What a consumer forwards (mediasoup's `RtpParameters.Type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConsumerType {
+    /// The producer's one stream as it is.
+    #[default]
+    Simple,
+    /// One of the producer's encodings at a time, by spatial layer, and its temporal layers.
+    Simulcast,
+    /// Some spatial/temporal layers of the producer's one scalable stream.
+    Svc,
+    /// Every encoding unchanged (toward another router).
+    Pipe,
+}
+
+impl ConsumerType {
+    /// mediasoup's name (`newConsumer.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerType::Simple => "simple",
+            ConsumerType::Simulcast => "simulcast",
+            ConsumerType::Svc => "svc",
+            ConsumerType::Pipe => "pipe",
+        }
+    }
+}
+
+/// `(spatial, temporal)` layers of a scalability mode ("L1T3", "S3T3", "L3T3_KEY" …); (1, 1)
+/// when absent or not recognised (mediasoup's `scalabilityModes.parse`).
+pub fn parse_scalability_mode(mode: Option<&str>) -> (u8, u8) {
+    fn layers(s: &[u8]) -> Option<(u8, &[u8])> {
+        let first = *s.first()?;
+        if !(b'1'..=b'9').contains(&first) {
+            return None;
+        }
+        let mut n = first - b'0';
+        let mut rest = &s[1..];
+        if let Some(&d) = rest.first().filter(|d| d.is_ascii_digit()) {
+            n = n * 10 + (d - b'0');
+            rest = &rest[1..];
+        }
+        Some((n, rest))
+    }
+    let parse = |m: &str| {
+        let b = m.as_bytes();
+        if !matches!(b.first(), Some(b'L' | b'S')) {
+            return None;
+        }
+        let (spatial, rest) = layers(&b[1..])?;
+        let rest = rest.strip_prefix(b"T")?;
+        let (temporal, _) = layers(rest)?;
+        Some((spatial, temporal))
+    };
+    mode.and_then(parse).unwrap_or((1, 1))
+}
+
+/// Spatial and temporal layers of a simulcast/SVC consumer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConsumerLayers {
+    pub spatial_layer: u8,
+    /// `None`: the highest (in a preference).
+    pub temporal_layer: Option<u8>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,6 +485,11 @@ pub struct ConsumerDump {
     pub rtp_parameters: RtpParameters,
     pub paused: bool,
     pub producer_paused: bool,
+    pub consumer_type: ConsumerType,
+    pub priority: u8,
+    pub preferred_layers: Option<ConsumerLayers>,
+    pub target_layers: Option<ConsumerLayers>,
+    pub current_layers: Option<ConsumerLayers>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -450,6 +522,8 @@ pub enum MediaEvent {
     ProducerScore(Vec<(u32, Option<String>, u8)>),
     /// handler = consumer id.
     ConsumerScore(ConsumerScore),
+    /// The layers a simulcast/SVC consumer forwards now; `None`: nothing.
+    ConsumerLayersChange(Option<ConsumerLayers>),
     ConsumerProducerPause,
     ConsumerProducerResume,
     /// The consumer's producer closed: the consumer is gone.

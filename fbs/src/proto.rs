@@ -193,6 +193,10 @@ methods! {
         => ();
     WorkerGetMediaCounters = "worker.get_media_counters", WORKER_GET_MEDIA_COUNTERS
         => MediaCounters;
+    ConsumerSetPreferredLayers(ConsumerLayers)
+        = "consumer.set_preferred_layers", CONSUMER_SET_PREFERRED_LAYERS
+        => Option<ConsumerLayers>;
+    ConsumerSetPriority(u8) = "consumer.set_priority", CONSUMER_SET_PRIORITY => ();
 }
 
 /// What a request's handler id names: the part of its method's name before the dot.
@@ -409,6 +413,8 @@ responses! {
         score: ConsumerScore,
     },
     ConsumerDump(ConsumerDump),
+    /// `consumer.set_preferred_layers`: the preference as applied; `None` for a simple consumer.
+    PreferredLayers(Option<ConsumerLayers>),
 }
 
 /// The typed form of an accepted response; derived by `responses!` for each [`ResponseBody`]

@@ -426,18 +426,38 @@ fn produce_options() -> impl Strategy<Value = ProduceOptions> {
         )
 }
 
+fn consumer_type() -> impl Strategy<Value = ConsumerType> {
+    prop::sample::select(vec![
+        ConsumerType::Simple,
+        ConsumerType::Simulcast,
+        ConsumerType::Svc,
+        ConsumerType::Pipe,
+    ])
+}
+
+fn consumer_layers() -> impl Strategy<Value = ConsumerLayers> {
+    (any::<u8>(), opt(any::<u8>())).prop_map(|(spatial_layer, temporal_layer)| ConsumerLayers {
+        spatial_layer,
+        temporal_layer,
+    })
+}
+
 fn consume_options() -> impl Strategy<Value = ConsumeOptions> {
     (
-        text(),
-        text(),
-        media_kind(),
-        rtp_parameters(),
+        (text(), text(), media_kind(), rtp_parameters()),
         vec(encoding(), 3),
-        any::<bool>(),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
+        consumer_type(),
+        opt(consumer_layers()),
     )
         .prop_map(
-            |(cid, pid, kind, rtp_parameters, consumable_rtp_encodings, paused, ignore_dtx)| {
+            |(
+                (cid, pid, kind, rtp_parameters),
+                consumable_rtp_encodings,
+                (paused, ignore_dtx),
+                consumer_type,
+                preferred_layers,
+            )| {
                 ConsumeOptions {
                     consumer_id: ConsumerId::new(cid),
                     producer_id: ProducerId::new(pid),
@@ -446,6 +466,8 @@ fn consume_options() -> impl Strategy<Value = ConsumeOptions> {
                     consumable_rtp_encodings,
                     paused,
                     ignore_dtx,
+                    consumer_type,
+                    preferred_layers,
                 }
             },
         )
@@ -510,6 +532,12 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
         1 => connect_params().prop_map(RequestBody::TransportConnect).boxed(),
         1 => any::<u32>()
             .prop_map(RequestBody::TransportSetMaxIncomingBitrate)
+            .boxed(),
+        1 => consumer_layers()
+            .prop_map(RequestBody::ConsumerSetPreferredLayers)
+            .boxed(),
+        1 => any::<u8>()
+            .prop_map(RequestBody::ConsumerSetPriority)
             .boxed(),
         1 => produce_options().prop_map(RequestBody::TransportProduce).boxed(),
         1 => consume_options().prop_map(RequestBody::TransportConsume).boxed(),
@@ -692,15 +720,22 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
             })
             .boxed(),
         (
-            text(),
-            text(),
-            media_kind(),
-            rtp_parameters(),
-            any::<bool>(),
-            any::<bool>(),
+            (text(), text(), media_kind(), rtp_parameters()),
+            (any::<bool>(), any::<bool>()),
+            (consumer_type(), any::<u8>()),
+            (
+                opt(consumer_layers()),
+                opt(consumer_layers()),
+                opt(consumer_layers())
+            ),
         )
             .prop_map(
-                |(id, producer_id, kind, rtp_parameters, paused, producer_paused)| {
+                |(
+                    (id, producer_id, kind, rtp_parameters),
+                    (paused, producer_paused),
+                    (consumer_type, priority),
+                    (preferred_layers, target_layers, current_layers),
+                )| {
                     ResponseBody::ConsumerDump(ConsumerDump {
                         id: ConsumerId::new(id),
                         producer_id: ProducerId::new(producer_id),
@@ -708,9 +743,17 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
                         rtp_parameters,
                         paused,
                         producer_paused,
+                        consumer_type,
+                        priority,
+                        preferred_layers,
+                        target_layers,
+                        current_layers,
                     })
                 },
             )
+            .boxed(),
+        opt(consumer_layers())
+            .prop_map(ResponseBody::PreferredLayers)
             .boxed(),
     ]
 }
@@ -738,6 +781,9 @@ fn media_event() -> impl Strategy<Value = MediaEvent> {
         Just(MediaEvent::ConsumerProducerClose).boxed(),
         Just(MediaEvent::ConsumerTransportClose).boxed(),
         Just(MediaEvent::ProducerTransportClose).boxed(),
+        opt(consumer_layers())
+            .prop_map(MediaEvent::ConsumerLayersChange)
+            .boxed(),
     ]
 }
 
@@ -819,9 +865,10 @@ fn response_variant(b: &ResponseBody) -> usize {
         ResponseBody::Consumed { .. } => 11,
         ResponseBody::ConsumerDump(_) => 12,
         ResponseBody::MediaCounters(_) => 13,
+        ResponseBody::PreferredLayers(_) => 14,
     }
 }
-const RESPONSE_VARIANTS: usize = 14;
+const RESPONSE_VARIANTS: usize = 15;
 
 /// As `response_variant`, for media events.
 fn media_event_variant(e: &MediaEvent) -> usize {
@@ -837,9 +884,10 @@ fn media_event_variant(e: &MediaEvent) -> usize {
         MediaEvent::ConsumerProducerClose => 8,
         MediaEvent::ConsumerTransportClose => 9,
         MediaEvent::ProducerTransportClose => 10,
+        MediaEvent::ConsumerLayersChange(_) => 11,
     }
 }
-const MEDIA_EVENT_VARIANTS: usize = 11;
+const MEDIA_EVENT_VARIANTS: usize = 12;
 
 fn sample<S: Strategy>(s: S, n: usize) -> Vec<S::Value> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();

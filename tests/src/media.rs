@@ -8,7 +8,7 @@
 use ferrosfu::media::Transport;
 use ferrosfu::{Router, Worker, WorkerSettings};
 use ferrosfu_fbs::{
-    CodecMapping, ConsumeOptions, ConsumerId, EncodingMapping, ListenInfo, MediaKind,
+    CodecMapping, ConsumeOptions, ConsumerId, ConsumerType, EncodingMapping, ListenInfo, MediaKind,
     PlainTransportOptions, ProduceOptions, ProducerId, RtcpParameters, RtpCodecParameters,
     RtpEncodingParameters, RtpMapping, RtpParameters, TransportId, TransportProtocol,
     WebRtcTransportListen, WebRtcTransportOptions,
@@ -175,6 +175,8 @@ pub fn consume_opus(id: &str, producer: &str, ssrc: u32, cname: &str) -> Consume
         consumable_rtp_encodings: vec![],
         paused: false,
         ignore_dtx: false,
+        consumer_type: ConsumerType::Simple,
+        preferred_layers: None,
     }
 }
 

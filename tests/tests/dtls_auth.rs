@@ -187,6 +187,8 @@ async fn consume_audio(
             consumable_rtp_encodings: vec![],
             paused: false,
             ignore_dtx: false,
+            consumer_type: ConsumerType::Simple,
+            preferred_layers: None,
         })
         .await
         .unwrap();

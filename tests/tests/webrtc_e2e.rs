@@ -123,6 +123,8 @@ async fn call(opts: ClientOptions) {
                 consumable_rtp_encodings: vec![],
                 paused: true,
                 ignore_dtx: false,
+                consumer_type: ConsumerType::Simple,
+                preferred_layers: None,
             })
             .await
             .unwrap();

@@ -25,6 +25,12 @@ enum_map!(media_kind_to, media_kind_from, "media kind", MediaKind, fb_rtp::Media
     Audio <=> AUDIO,
     Video <=> VIDEO,
 });
+enum_map!(consumer_type_to, consumer_type_from, "consumer type", ConsumerType, fb_rtp::Type {
+    Simple <=> SIMPLE,
+    Simulcast <=> SIMULCAST,
+    Svc <=> SVC,
+    Pipe <=> PIPE,
+});
 enum_map!(protocol_to, protocol_from, "transport protocol", TransportProtocol, fb_tr::Protocol {
     Udp <=> UDP,
     Tcp <=> TCP,

@@ -127,6 +127,18 @@ pub(super) fn build_media_event(
             let b = build_consumer_score(fbb, s);
             (E::CONSUMER_SCORE, B::Consumer_ScoreNotification, union(b))
         }
+        MediaEvent::ConsumerLayersChange(l) => {
+            let layers = build_consumer_layers(fbb, l.as_ref());
+            let b = fb_cons::LayersChangeNotification::create(
+                fbb,
+                &fb_cons::LayersChangeNotificationArgs { layers },
+            );
+            (
+                E::CONSUMER_LAYERS_CHANGE,
+                B::Consumer_LayersChangeNotification,
+                union(b),
+            )
+        }
         MediaEvent::ConsumerProducerPause => (E::CONSUMER_PRODUCER_PAUSE, B::NONE, None),
         MediaEvent::ConsumerProducerResume => (E::CONSUMER_PRODUCER_RESUME, B::NONE, None),
         MediaEvent::ConsumerProducerClose => (E::CONSUMER_PRODUCER_CLOSE, B::NONE, None),
@@ -239,6 +251,14 @@ pub(super) fn event_from(n: fb_notif::Notification<'_>) -> Dr<Event> {
                 .body_as_consumer_score_notification()
                 .ok_or_else(|| missing("consumer.score"))?;
             Event::Media(MediaEvent::ConsumerScore(consumer_score_from(b)))
+        }
+        E::CONSUMER_LAYERS_CHANGE => {
+            let b = n
+                .body_as_consumer_layers_change_notification()
+                .ok_or_else(|| missing("consumer.layerschange"))?;
+            Event::Media(MediaEvent::ConsumerLayersChange(
+                b.layers().map(consumer_layers_from),
+            ))
         }
         E::CONSUMER_PRODUCER_PAUSE => Event::Media(MediaEvent::ConsumerProducerPause),
         E::CONSUMER_PRODUCER_RESUME => Event::Media(MediaEvent::ConsumerProducerResume),

@@ -179,6 +179,7 @@ pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts 
             let rtp_parameters = Some(build_rtp_parameters(fbb, &o.rtp_parameters));
             let consumable_rtp_encodings =
                 Some(tables(fbb, &o.consumable_rtp_encodings, build_encoding));
+            let preferred_layers = build_consumer_layers(fbb, o.preferred_layers.as_ref());
             let b = fb_tr::ConsumeRequest::create(
                 fbb,
                 &fb_tr::ConsumeRequestArgs {
@@ -189,9 +190,28 @@ pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts 
                     consumable_rtp_encodings,
                     paused: o.paused,
                     ignore_dtx: o.ignore_dtx,
+                    type_: consumer_type_to(o.consumer_type),
+                    preferred_layers,
                 },
             );
             (B::Transport_ConsumeRequest, union(b))
+        }
+        RequestBody::ConsumerSetPreferredLayers(l) => {
+            let preferred_layers = build_consumer_layers(fbb, Some(l));
+            let b = fb_cons::SetPreferredLayersRequest::create(
+                fbb,
+                &fb_cons::SetPreferredLayersRequestArgs { preferred_layers },
+            );
+            (B::Consumer_SetPreferredLayersRequest, union(b))
+        }
+        RequestBody::ConsumerSetPriority(priority) => {
+            let b = fb_cons::SetPriorityRequest::create(
+                fbb,
+                &fb_cons::SetPriorityRequestArgs {
+                    priority: *priority,
+                },
+            );
+            (B::Consumer_SetPriorityRequest, union(b))
         }
         bodyless => {
             debug_assert!(
@@ -345,7 +365,21 @@ pub(super) fn request_body_from(r: fb_req::Request<'_>) -> Dr<RequestBody> {
                     .collect(),
                 paused: b.paused(),
                 ignore_dtx: b.ignore_dtx(),
+                consumer_type: consumer_type_from(b.type_())?,
+                preferred_layers: b.preferred_layers().map(consumer_layers_from),
             })
+        }
+        M::CONSUMER_SET_PREFERRED_LAYERS => {
+            let b = r
+                .body_as_consumer_set_preferred_layers_request()
+                .ok_or_else(|| missing(Method::ConsumerSetPreferredLayers))?;
+            RequestBody::ConsumerSetPreferredLayers(consumer_layers_from(b.preferred_layers()))
+        }
+        M::CONSUMER_SET_PRIORITY => {
+            let b = r
+                .body_as_consumer_set_priority_request()
+                .ok_or_else(|| missing(Method::ConsumerSetPriority))?;
+            RequestBody::ConsumerSetPriority(b.priority())
         }
         other => {
             let method =

@@ -256,6 +256,9 @@ pub(super) fn build_response_body(
             let id = Some(fbb.create_string(d.id.as_str()));
             let producer_id = Some(fbb.create_string(d.producer_id.as_str()));
             let rtp_parameters = Some(build_rtp_parameters(fbb, &d.rtp_parameters));
+            let preferred_layers = build_consumer_layers(fbb, d.preferred_layers.as_ref());
+            let target_layers = build_consumer_layers(fbb, d.target_layers.as_ref());
+            let current_layers = build_consumer_layers(fbb, d.current_layers.as_ref());
             let b = fb_cons::DumpResponse::create(
                 fbb,
                 &fb_cons::DumpResponseArgs {
@@ -265,9 +268,22 @@ pub(super) fn build_response_body(
                     rtp_parameters,
                     paused: d.paused,
                     producer_paused: d.producer_paused,
+                    type_: consumer_type_to(d.consumer_type),
+                    priority: d.priority,
+                    preferred_layers,
+                    target_layers,
+                    current_layers,
                 },
             );
             (B::Consumer_DumpResponse, union(b))
+        }
+        ResponseBody::PreferredLayers(l) => {
+            let preferred_layers = build_consumer_layers(fbb, l.as_ref());
+            let b = fb_cons::SetPreferredLayersResponse::create(
+                fbb,
+                &fb_cons::SetPreferredLayersResponseArgs { preferred_layers },
+            );
+            (B::Consumer_SetPreferredLayersResponse, union(b))
         }
     }
 }
@@ -479,7 +495,18 @@ pub(super) fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
                 rtp_parameters: rtp_parameters_from(d.rtp_parameters()),
                 paused: d.paused(),
                 producer_paused: d.producer_paused(),
+                consumer_type: consumer_type_from(d.type_())?,
+                priority: d.priority(),
+                preferred_layers: d.preferred_layers().map(consumer_layers_from),
+                target_layers: d.target_layers().map(consumer_layers_from),
+                current_layers: d.current_layers().map(consumer_layers_from),
             })
+        }
+        B::Consumer_SetPreferredLayersResponse => {
+            let d = r
+                .body_as_consumer_set_preferred_layers_response()
+                .ok_or_else(|| missing("consumer preferred layers"))?;
+            ResponseBody::PreferredLayers(d.preferred_layers().map(consumer_layers_from))
         }
         other => return Err(format!("unknown response body {}", other.0)),
     })

@@ -15,6 +15,28 @@ pub(super) fn build_consumer_score(
     )
 }
 
+pub(super) fn build_consumer_layers(
+    fbb: &mut Fbb,
+    l: Option<&ConsumerLayers>,
+) -> Option<WIPOffset<fb_cons::ConsumerLayers<'static>>> {
+    l.map(|l| {
+        fb_cons::ConsumerLayers::create(
+            fbb,
+            &fb_cons::ConsumerLayersArgs {
+                spatial_layer: l.spatial_layer,
+                temporal_layer: l.temporal_layer,
+            },
+        )
+    })
+}
+
+pub(super) fn consumer_layers_from(l: fb_cons::ConsumerLayers<'_>) -> ConsumerLayers {
+    ConsumerLayers {
+        spatial_layer: l.spatial_layer(),
+        temporal_layer: l.temporal_layer(),
+    }
+}
+
 pub(super) fn build_rtp_stream_stats(
     fbb: &mut Fbb,
     s: &RtpStreamStats,

@@ -6,6 +6,16 @@ pub mod fbs {
     use super::*;
     mod consumer_score_generated;
     pub use self::consumer_score_generated::*;
+    mod consumer_layers_generated;
+    pub use self::consumer_layers_generated::*;
+    mod set_preferred_layers_request_generated;
+    pub use self::set_preferred_layers_request_generated::*;
+    mod set_preferred_layers_response_generated;
+    pub use self::set_preferred_layers_response_generated::*;
+    mod set_priority_request_generated;
+    pub use self::set_priority_request_generated::*;
+    mod layers_change_notification_generated;
+    pub use self::layers_change_notification_generated::*;
     mod dump_response_generated;
     pub use self::dump_response_generated::*;
   } // consumer
@@ -79,6 +89,8 @@ pub mod fbs {
     use super::*;
     mod media_kind_generated;
     pub use self::media_kind_generated::*;
+    mod type_generated;
+    pub use self::type_generated::*;
     mod parameter_generated;
     pub use self::parameter_generated::*;
     mod rtcp_feedback_generated;

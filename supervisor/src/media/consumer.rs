@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use ferrosfu_fbs::{
-    ConsumeOptions, Consumed, ConsumerDump, ConsumerId, ConsumerScore, MediaEvent, MediaKind,
-    ProducerId, RtpStreamStats, requests,
+    ConsumeOptions, Consumed, ConsumerDump, ConsumerId, ConsumerLayers, ConsumerScore, MediaEvent,
+    MediaKind, ProducerId, RtpStreamStats, requests,
 };
 
 use super::{CloseReason, Life, Transport, parent_reason};
@@ -142,6 +142,26 @@ impl Consumer {
         self.inner
             .life
             .request(requests::ConsumerRequestKeyFrame)
+            .await
+    }
+
+    /// The spatial/temporal layers the app prefers (simulcast/SVC); answers the preference as
+    /// the worker applied it (`None`: a simple consumer, which has no layers).
+    pub async fn set_preferred_layers(
+        &self,
+        layers: ConsumerLayers,
+    ) -> Result<Option<ConsumerLayers>, RequestError> {
+        self.inner
+            .life
+            .request(requests::ConsumerSetPreferredLayers(layers))
+            .await
+    }
+
+    /// 1 (lowest) to 255: the consumer's share when its transport's bandwidth is split.
+    pub async fn set_priority(&self, priority: u8) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .request(requests::ConsumerSetPriority(priority))
             .await
     }
 

@@ -40,6 +40,8 @@ fn consume_options(id: &str) -> ConsumeOptions {
         consumable_rtp_encodings: vec![],
         paused: false,
         ignore_dtx: false,
+        consumer_type: ferrosfu_fbs::ConsumerType::Simple,
+        preferred_layers: None,
     }
 }
 

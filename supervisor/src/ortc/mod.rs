@@ -21,6 +21,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use ferrosfu_fbs::parse_scalability_mode;
 pub use supported::{
     URI_ABS_CAPTURE_TIME, URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID, URI_PLAYOUT_DELAY,
     URI_REPAIRED_RTP_STREAM_ID, URI_RTP_STREAM_ID, URI_TOFFSET, URI_TRANSPORT_WIDE_CC,
@@ -615,33 +616,32 @@ pub fn get_consumer_rtp_parameters(
     })
 }
 
-/// `(spatial, temporal)` layers of a scalability mode ("L1T3", "S3T3", "L3T3_KEY" …); (1, 1)
-/// when absent or not recognised (mediasoup's `scalabilityModes.parse`).
-pub fn parse_scalability_mode(mode: Option<&str>) -> (u8, u8) {
-    fn layers(s: &[u8]) -> Option<(u8, &[u8])> {
-        let first = *s.first()?;
-        if !(b'1'..=b'9').contains(&first) {
-            return None;
-        }
-        let mut n = first - b'0';
-        let mut rest = &s[1..];
-        if let Some(&d) = rest.first().filter(|d| d.is_ascii_digit()) {
-            n = n * 10 + (d - b'0');
-            rest = &rest[1..];
-        }
-        Some((n, rest))
+/// The consumer type mediasoup gives a producer's consumers, from its consumable parameters:
+/// simulcast for several encodings, or one VP8/H264 encoding with temporal layers; simple
+/// otherwise. (One VP9/AV1 encoding with layers is SVC in mediasoup; the worker forwards it
+/// whole, every layer, as a simple consumer until its SVC consumer is wired.)
+pub fn consumer_type(consumable: &RtpParameters) -> ferrosfu_fbs::ConsumerType {
+    use ferrosfu_fbs::ConsumerType;
+    if consumable.encodings.len() > 1 {
+        return ConsumerType::Simulcast;
     }
-    let parse = |m: &str| {
-        let b = m.as_bytes();
-        if !matches!(b.first(), Some(b'L' | b'S')) {
-            return None;
-        }
-        let (spatial, rest) = layers(&b[1..])?;
-        let rest = rest.strip_prefix(b"T")?;
-        let (temporal, _) = layers(rest)?;
-        Some((spatial, temporal))
-    };
-    mode.and_then(parse).unwrap_or((1, 1))
+    let mode = consumable
+        .encodings
+        .first()
+        .and_then(|e| e.scalability_mode.as_deref());
+    let (spatial, temporal) = parse_scalability_mode(mode);
+    if spatial == 1 && temporal == 1 {
+        return ConsumerType::Simple;
+    }
+    let mime = consumable
+        .codecs
+        .first()
+        .map(|c| c.mime_type.to_ascii_lowercase())
+        .unwrap_or_default();
+    match mime.as_str() {
+        "video/vp8" | "video/h264" => ConsumerType::Simulcast,
+        _ => ConsumerType::Simple,
+    }
 }
 
 /// A random SSRC in mediasoup's range (100000000–999999999), from the standard library's

@@ -466,6 +466,9 @@ impl Recordings {
                         .collect(),
                     paused: true,
                     ignore_dtx: false,
+                    // Simulcast: the best encoding (the default preference).
+                    consumer_type: ortc::consumer_type(&source.consumable),
+                    preferred_layers: None,
                 })
                 .await
                 .map_err(|e| format!("consume: {e}"))?;

@@ -10,7 +10,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use ferrosfu_fbs::{
-    DtlsParameters, PlainTransportDump, RtpStreamStats, TransportStats, WebRtcTransportDump,
+    ConsumerType, DtlsParameters, PlainTransportDump, RtpStreamStats, TransportStats,
+    WebRtcTransportDump,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -101,14 +102,14 @@ pub(crate) enum ProducerAction {
 }
 
 /// What to do with a consumer. Layers and priority are checked by the caller; a simple
-/// consumer has one layer and one stream, so they are accepted as mediasoup does.
+/// consumer has one layer, so a preference is accepted and changes nothing (as mediasoup).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConsumerAction {
     Pause,
     Resume,
     RequestKeyFrame,
-    SetPreferredLayers,
-    SetPriority,
+    SetPreferredLayers(ferrosfu_fbs::ConsumerLayers),
+    SetPriority(u8),
 }
 
 /// A consumer as its client needs it to receive (REST `consume` answer).
@@ -119,15 +120,13 @@ pub(crate) struct ConsumerInfo {
     pub producer_id: String,
     pub kind: MediaKind,
     pub rtp_parameters: RtpParameters,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", serialize_with = "consumer_type")]
     pub consumer_type: ConsumerType,
 }
 
-/// mediasoup's consumer types; one stream per consumer here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ConsumerType {
-    Simple,
+/// mediasoup's name of a consumer type (`simple`, `simulcast`, `svc`, `pipe`).
+fn consumer_type<S: serde::Serializer>(t: &ConsumerType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.as_str())
 }
 
 /// The `newConsumer` request a room sends a peer.
@@ -210,6 +209,12 @@ pub(crate) enum Notification {
     ConsumerScore {
         consumer_id: String,
         score: ConsumerScore,
+    },
+    /// The layers a simulcast/SVC consumer forwards now (both `null`: none).
+    ConsumerLayersChanged {
+        consumer_id: String,
+        spatial_layer: Option<u8>,
+        temporal_layer: Option<u8>,
     },
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrosfu_fbs::{ConsumeOptions, ConsumerId, MediaEvent};
 
-use super::api::{ConsumerAction, ConsumerInfo, ConsumerType, NewConsumer, Notification};
+use super::api::{ConsumerAction, ConsumerInfo, NewConsumer, Notification};
 use super::state::ProducerEntry;
 use super::{Room, RoomError};
 use crate::media::{CloseReason, Consumer, Transport};
@@ -147,6 +147,7 @@ impl Room {
             &mut ssrc,
         )?;
         params.mid = Some(mid.to_string());
+        let consumer_type = ortc::consumer_type(&producer.consumable);
         let consumer = transport
             .consume(ConsumeOptions {
                 consumer_id: ConsumerId::new(new_id()),
@@ -161,6 +162,8 @@ impl Room {
                     .collect(),
                 paused,
                 ignore_dtx: false,
+                consumer_type,
+                preferred_layers: None,
             })
             .await?;
         {
@@ -179,7 +182,7 @@ impl Room {
             producer_id: producer.p.id().as_str().to_owned(),
             kind: producer.kind,
             rtp_parameters: params,
-            consumer_type: ConsumerType::Simple,
+            consumer_type,
         };
         Ok(Some((consumer, info)))
     }
@@ -197,8 +200,10 @@ impl Room {
             ConsumerAction::Pause => c.pause().await?,
             ConsumerAction::Resume => c.resume().await?,
             ConsumerAction::RequestKeyFrame => c.request_key_frame().await?,
-            // One layer and one stream per consumer here: nothing to change yet.
-            ConsumerAction::SetPreferredLayers | ConsumerAction::SetPriority => {}
+            ConsumerAction::SetPreferredLayers(layers) => {
+                c.set_preferred_layers(layers).await?;
+            }
+            ConsumerAction::SetPriority(priority) => c.set_priority(priority).await?,
         }
         Ok(())
     }
@@ -232,6 +237,14 @@ impl Room {
                         Ok(MediaEvent::ConsumerScore(s)) => {
                             notify(Notification::ConsumerScore { consumer_id, score: s.into() })
                                 .await;
+                        }
+                        Ok(MediaEvent::ConsumerLayersChange(l)) => {
+                            notify(Notification::ConsumerLayersChanged {
+                                consumer_id,
+                                spatial_layer: l.map(|l| l.spatial_layer),
+                                temporal_layer: l.and_then(|l| l.temporal_layer),
+                            })
+                            .await;
                         }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => break,

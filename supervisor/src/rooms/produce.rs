@@ -33,8 +33,10 @@ impl Room {
             paused,
         } = req;
         let t = {
-            let st = self.state.lock().await;
+            let mut st = self.state.lock().await;
             st.may_produce(peer_id)?;
+            let given = params.rtcp.cname.as_deref().unwrap_or_default();
+            params.rtcp.cname = Some(st.producer_cname(peer_id, &transport_id, given)?);
             st.transport(peer_id, &transport_id)?
         };
         let mut ssrc = ortc::random_ssrc;

@@ -49,6 +49,8 @@ pub(super) struct PeerTransport {
     pub t: Transport,
     pub consuming: bool,
     pub next_mid: u32,
+    /// The RTCP CNAME of every producer on this transport (mediasoup's `cnameForProducers`).
+    pub cname_for_producers: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -238,6 +240,31 @@ impl RoomState {
             .and_then(|p| p.transports.get(id))
             .map(|t| t.t.clone())
             .ok_or_else(|| transport_not_found(id))
+    }
+
+    /// The CNAME a new producer on transport `id` of `peer_id` gets, as mediasoup's
+    /// `Transport.produce` gives it: the first producer's (its own if it has one, else a random
+    /// one; an app, e.g. Chromium simulcast by RID, may send none), for every later producer.
+    pub(super) fn producer_cname(
+        &mut self,
+        peer_id: &str,
+        id: &str,
+        given: &str,
+    ) -> Result<String, RoomError> {
+        let t = self
+            .peers
+            .get_mut(peer_id)
+            .and_then(|p| p.transports.get_mut(id))
+            .ok_or_else(|| transport_not_found(id))?;
+        Ok(t.cname_for_producers
+            .get_or_insert_with(|| {
+                if given.is_empty() {
+                    crate::worker::new_id()[..8].to_owned()
+                } else {
+                    given.to_owned()
+                }
+            })
+            .clone())
     }
 
     /// The next mid of a transport of `peer_id`: the one named, else its first consuming one.

@@ -148,13 +148,16 @@ async fn a_broadcasters_producer_is_offered_to_joined_peers() {
         panic!("a plain transport was asked for");
     };
     assert_eq!(ip, "127.0.0.1");
+    // No CNAME (as Chromium's simulcast by RID): the transport gives its producers one.
+    let mut rtp_parameters = opus();
+    rtp_parameters.rtcp.cname = Some(String::new());
     let produced = room
         .broadcaster_produce(
             "bc",
             Produce {
                 transport_id: dump.id.as_str().to_owned(),
                 kind: MediaKind::Audio,
-                rtp_parameters: opus(),
+                rtp_parameters,
                 app_data: json!({"source": "mic"}),
                 paused: false,
             },
@@ -170,6 +173,12 @@ async fn a_broadcasters_producer_is_offered_to_joined_peers() {
     assert_eq!(offer.consumer.kind, MediaKind::Audio);
     assert_eq!(offer.consumer.rtp_parameters.mid.as_deref(), Some("0"));
     assert_eq!(offer.app_data, json!({"source": "mic"}));
+    let cname = offer.consumer.rtp_parameters.rtcp.cname.as_deref();
+    assert_eq!(cname.map(str::len), Some(8), "{cname:?}");
+    assert_eq!(
+        offer.consumer.consumer_type,
+        ferrosfu_fbs::ConsumerType::Simple
+    );
 
     // The producer closes on the worker: Bob's consumer closes and he is told.
     worker.send(&[note(&offer.consumer.id, MediaEvent::ConsumerProducerClose)]);

@@ -116,6 +116,7 @@ impl Room {
                 t: t.clone(),
                 consuming,
                 next_mid: 0,
+                cname_for_producers: None,
             },
         );
         drop(st);

@@ -35,13 +35,13 @@ impl TryFrom<String> for NonEmpty {
 /// A layer number (0-15).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(try_from = "u8")]
-struct Layer;
+struct Layer(u8);
 
 impl TryFrom<u8> for Layer {
     type Error = &'static str;
     fn try_from(n: u8) -> Result<Self, Self::Error> {
         if n < 16 {
-            Ok(Layer)
+            Ok(Layer(n))
         } else {
             Err("a layer is 0-15")
         }
@@ -51,13 +51,13 @@ impl TryFrom<u8> for Layer {
 /// A consumer priority (1-255).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(try_from = "u8")]
-struct Priority;
+struct Priority(u8);
 
 impl TryFrom<u8> for Priority {
     type Error = &'static str;
     fn try_from(n: u8) -> Result<Self, Self::Error> {
         if n >= 1 {
-            Ok(Priority)
+            Ok(Priority(n))
         } else {
             Err("'priority' must be 1-255")
         }
@@ -140,18 +140,15 @@ struct ConsumerRequest {
 #[serde(rename_all = "camelCase")]
 struct PreferredLayersRequest {
     consumer_id: NonEmpty,
-    #[serde(rename = "spatialLayer")]
-    _spatial: Layer,
-    #[serde(rename = "temporalLayer")]
-    _temporal: Option<Layer>,
+    spatial_layer: Layer,
+    temporal_layer: Option<Layer>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PriorityRequest {
     consumer_id: NonEmpty,
-    #[serde(rename = "priority")]
-    _priority: Priority,
+    priority: Priority,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,18 +296,26 @@ async fn request(
         }
         "setConsumerPreferredLayers" => {
             let r: PreferredLayersRequest = data(d)?;
+            let layers = ferrosfu_fbs::ConsumerLayers {
+                spatial_layer: r.spatial_layer.0,
+                temporal_layer: r.temporal_layer.map(|t| t.0),
+            };
             room.consumer_action(
                 peer_id,
                 &r.consumer_id.0,
-                ConsumerAction::SetPreferredLayers,
+                ConsumerAction::SetPreferredLayers(layers),
             )
             .await?;
             done()
         }
         "setConsumerPriority" => {
             let r: PriorityRequest = data(d)?;
-            room.consumer_action(peer_id, &r.consumer_id.0, ConsumerAction::SetPriority)
-                .await?;
+            room.consumer_action(
+                peer_id,
+                &r.consumer_id.0,
+                ConsumerAction::SetPriority(r.priority.0),
+            )
+            .await?;
             done()
         }
         "changeDisplayName" => {

@@ -446,6 +446,109 @@ def vp8_seeds():
     yield "vp8", "descriptor-only", rw + bytes([0x90, 0xE0, 0x81, 0x00, 0x01, 0x40])
 
 
+def vp9_ss(resolutions=(), group=None):
+    """A scalability structure: (width, height) per layer, or only the layer count as an int;
+    group: None, or the picture group as (tid, u, p_diffs) per picture."""
+    n = resolutions if isinstance(resolutions, int) else len(resolutions)
+    v = bytes([((n - 1) << 5) | (0 if isinstance(resolutions, int) else 0x10)
+               | (0 if group is None else 0x08)])
+    if not isinstance(resolutions, int):
+        v += b"".join(struct.pack(">HH", w, h) for w, h in resolutions)
+    if group is not None:
+        v += bytes([len(group)])
+        for tid, u, diffs in group:
+            v += bytes([(tid << 5) | (0x10 if u else 0) | (len(diffs) << 2)]) + bytes(diffs)
+    return v
+
+
+def vp9_desc(pid, tid=0, sid=0, key=False, b=True, e=True, u=False, d=False, tl0=0,
+             flexible=False, p_diffs=(1,), ss=None):
+    """A VP9 descriptor with a 15-bit PictureID and layer indices (P = not key)."""
+    b0 = (0xA0 | (0 if key else 0x40) | (0x10 if flexible else 0) | (0x08 if b else 0)
+          | (0x04 if e else 0) | (0x02 if ss is not None else 0))
+    v = bytes([b0, 0x80 | ((pid >> 8) & 0x7F), pid & 0xFF,
+               (tid << 5) | (0x10 if u else 0) | (sid << 1) | (1 if d else 0)])
+    if not flexible:
+        v += bytes([tl0 & 0xFF])
+    elif not key:
+        v += bytes((x << 1) | (1 if i + 1 < len(p_diffs) else 0) for i, x in enumerate(p_diffs))
+    return v + (ss or b"")
+
+
+def vp9_op(desc, marker=False, body=3):
+    """A vp9 packet operation: its length and marker, then the payload."""
+    data = desc + bytes((i * 37) & 0xFF for i in range(body))
+    assert len(data) < 64
+    return bytes([(0x40 if marker else 0) | len(data)]) + data
+
+
+def vp9_picture(n, layers, ksvc=False, key=False, packets=2, ss=None, flexible=False, u=True):
+    """Picture n of an SVC stream as libwebrtc sends it: TIDs 0, 2, 1, 2; U on upper temporal
+    layers; upper spatial layers depend on the lower one on key pictures, always in full SVC."""
+    tid = (0, 2, 1, 2)[n % 4]
+    out = b""
+    for sid in range(layers):
+        for k in range(packets):
+            last = k == packets - 1
+            desc = vp9_desc(n, tid, sid, key, k == 0, last, u=u and tid > 0,
+                            d=sid > 0 and (key or not ksvc), tl0=n // 4, flexible=flexible,
+                            p_diffs=(1,) if tid else (4, 2), ss=ss if sid == k == 0 else None)
+            out += vp9_op(desc, marker=last and sid == layers - 1)
+    return out
+
+
+def vp9_pictures(ns, layers, keys=(), **kw):
+    return b"".join(vp9_picture(n, layers, key=n in keys, **kw) for n in ns)
+
+
+def vp9_target(s, t):
+    return bytes([0xC0 | (s << 3) | t])
+
+
+def vp9_seeds():
+    """vp9: [0] the stream (spatial − 1, temporal − 1 << 3, K-SVC 0x40), then operations: a
+    target (0b11ss_sttt), no target (0x80), a resync (0x81), a packet (0b0mll_llll + l bytes)."""
+    l1t3, l3t3, l3t3_key = bytes([0x10]), bytes([0x12]), bytes([0x52])
+    ss3 = vp9_ss([(320, 180), (640, 360), (1280, 720)],
+                 [(0, False, [4]), (2, True, [1]), (1, True, [2]), (2, True, [1])])
+    yield "vp9", "l1t3-temporal-switches", (
+        l1t3 + vp9_target(0, 2) + vp9_pictures(range(0, 8), 1, keys=[0], packets=1)
+        + vp9_target(0, 0) + vp9_pictures(range(8, 16), 1, packets=1)
+        + vp9_target(0, 1) + vp9_pictures(range(16, 24), 1, packets=1))
+    yield "vp9", "l3t3-full-svc-up-and-down", (
+        l3t3 + vp9_target(0, 2) + vp9_picture(0, 3, key=True, ss=ss3)
+        + vp9_pictures(range(1, 4), 3) + vp9_target(2, 2) + vp9_pictures(range(4, 8), 3)
+        + vp9_picture(8, 3, key=True, ss=ss3) + vp9_pictures(range(9, 12), 3)
+        + vp9_target(1, 1) + vp9_pictures(range(12, 16), 3))
+    yield "vp9", "l3t3-key-ksvc-up-and-down", (
+        l3t3_key + vp9_target(2, 2) + vp9_picture(0, 3, ksvc=True, key=True, ss=ss3)
+        + vp9_pictures(range(1, 4), 3, ksvc=True) + vp9_target(0, 2)
+        + vp9_pictures(range(4, 8), 3, ksvc=True) + vp9_picture(8, 3, ksvc=True, key=True)
+        + vp9_pictures(range(9, 12), 3, ksvc=True))
+    yield "vp9", "flexible-mode-p-diffs", (
+        l3t3 + vp9_target(1, 2) + vp9_pictures(range(0, 8), 2, keys=[0], flexible=True))
+    yield "vp9", "no-switching-up-points", (
+        l1t3 + vp9_target(0, 2) + vp9_pictures(range(0, 8), 1, keys=[0], u=False))
+    yield "vp9", "resync-stop-and-restart", (
+        l1t3 + vp9_target(0, 2) + vp9_pictures(range(0, 4), 1, keys=[0])
+        + b"\x81" + vp9_pictures(range(4, 8), 1, keys=[6]) + b"\x80"
+        + vp9_pictures(range(8, 10), 1, keys=[8]) + vp9_target(0, 1)
+        + vp9_pictures(range(10, 14), 1, keys=[12]))
+    yield "vp9", "late-and-renumbered-pictures", (
+        l3t3 + vp9_target(1, 2) + vp9_pictures(range(0, 6), 3, keys=[0])
+        + vp9_picture(2, 3) + vp9_pictures([300, 0, 1], 3, keys=[0]))
+    yield "vp9", "layers-beyond-the-stream", (
+        bytes([0x09]) + vp9_target(7, 7) + vp9_pictures(range(0, 4), 3, keys=[0])
+        + vp9_op(b"\xe8\xff\xff\xff\xff", marker=True))
+    # Truncated: the SS's resolutions, its picture group, a P_DIFF chain, a 4th P_DIFF.
+    key = vp9_desc(0, key=True, ss=ss3)
+    yield "vp9", "truncated-descriptors", (
+        l3t3 + vp9_target(2, 2) + vp9_op(key[:10], body=0) + vp9_op(key[:-2], body=0)
+        + vp9_op(bytes([0xD8, 0x10, 0x03]), body=0)
+        + vp9_op(bytes([0xD8, 0x10, 0x03, 0x05, 0x09, 0x02]), body=0)
+        + vp9_op(vp9_desc(1, ss=vp9_ss(2)), body=0))
+
+
 def write(kind, target, name, data):
     d = os.path.join(HERE, kind, target)
     os.makedirs(d, exist_ok=True)
@@ -456,7 +559,7 @@ def write(kind, target, name, data):
 
 def main():
     for target, name, data in (list(seeds()) + list(recv_stream_seeds()) + list(dtls_auth_seeds())
-                               + list(vp8_seeds())):
+                               + list(vp8_seeds()) + list(vp9_seeds())):
         write("regression", target, name, data)
 
 

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use ferrosfu_fbs::{
-    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerScore, MediaKind, ProducerId, RequestFailure,
-    RtpParameters, RtpStreamStats,
+    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerLayers, ConsumerScore, ConsumerType,
+    MediaKind, ProducerId, RequestFailure, RtpParameters, RtpStreamStats, parse_scalability_mode,
 };
 
 use crate::producer::{
@@ -13,6 +13,8 @@ use crate::producer::{
 };
 use crate::proto::rtp::Codec;
 use crate::proto::rtp::OwnExts;
+use crate::streams::layered::Layered;
+use crate::streams::layers::MAX_SPATIAL_LAYERS;
 use crate::streams::send::SendStream;
 use crate::tables::{ProducerKey, TransportKey};
 
@@ -37,8 +39,11 @@ pub(crate) struct Consumer {
     /// send time from our transport's sequence and our clock.
     pub twcc_ext: u8,
     pub abs_send_time_ext: u8,
-    #[allow(dead_code)] // used by layer selection (simulcast/SVC) next
-    pub codec: Codec,
+    pub consumer_type: ConsumerType,
+    /// 1 (lowest) to 255: its share when a transport's bandwidth is split (issue 13).
+    pub priority: u8,
+    /// Simulcast: which encoding and temporal layers it forwards (`None`: simple).
+    pub layers: Option<Box<Layered>>,
     pub last_score: ConsumerScore,
 }
 
@@ -164,13 +169,40 @@ impl Consumer {
             initial_seq,
             ts_offset,
         );
+        let layers = match opts.consumer_type {
+            ConsumerType::Simulcast if producer.kind == MediaKind::Video => {
+                let (_, temporal) = parse_scalability_mode(
+                    producer
+                        .params
+                        .encodings
+                        .first()
+                        .and_then(|e| e.scalability_mode.as_deref()),
+                );
+                let spatial = producer.encodings.len().min(MAX_SPATIAL_LAYERS) as u8;
+                let vp8 = Codec::from_mime(&media.mime_type) == Codec::Vp8;
+                let mut l = Layered::new(spatial, temporal, vp8);
+                if let Some(p) = opts.preferred_layers {
+                    l.selector.set_preferred(p.spatial_layer, p.temporal_layer);
+                }
+                Some(Box::new(l))
+            }
+            ConsumerType::Simple | ConsumerType::Simulcast => None,
+            ConsumerType::Svc | ConsumerType::Pipe => {
+                return Err(RequestFailure::invalid_argument(format!(
+                    "{} consumers are not supported",
+                    opts.consumer_type.as_str()
+                )));
+            }
+        };
         Ok(Self {
             id: opts.consumer_id,
             producer_id: opts.producer_id,
             producer: producer_key,
             transport,
             kind: opts.kind,
-            codec: Codec::from_mime(&media.mime_type),
+            consumer_type: opts.consumer_type,
+            priority: 1,
+            layers,
             params: opts.rtp_parameters,
             paused: opts.paused,
             producer_paused: producer.paused,
@@ -189,6 +221,27 @@ impl Consumer {
 
     pub(crate) fn active(&self) -> bool {
         !self.paused && !self.producer_paused
+    }
+
+    /// Forwarding restarts after the last packet sent, on a keyframe for video (resumed).
+    pub(crate) fn resync(&mut self) {
+        self.stream.resync();
+        if let Some(l) = self.layers.as_deref_mut() {
+            l.selector.resync();
+        }
+    }
+
+    /// The producer encoding whose keyframe this consumer needs: the one it sends, else the
+    /// one it switches to (simulcast); the first (simple).
+    pub(crate) fn key_encoding(&self) -> Option<usize> {
+        match &self.layers {
+            Some(l) => l
+                .selector
+                .current_spatial()
+                .or_else(|| l.selector.target().map(|(s, _)| s))
+                .map(usize::from),
+            None => Some(0),
+        }
     }
 
     pub(crate) fn stats(&mut self, now: Instant) -> Vec<RtpStreamStats> {
@@ -224,6 +277,17 @@ impl Consumer {
             rtp_parameters: self.params.clone(),
             paused: self.paused,
             producer_paused: self.producer_paused,
+            consumer_type: self.consumer_type,
+            priority: self.priority,
+            preferred_layers: self.layers.as_ref().map(|l| {
+                let (s, t) = l.selector.preferred();
+                ConsumerLayers {
+                    spatial_layer: s,
+                    temporal_layer: Some(t),
+                }
+            }),
+            target_layers: self.layers.as_ref().and_then(|l| l.target()),
+            current_layers: self.layers.as_ref().and_then(|l| l.current()),
         }
     }
 }

@@ -31,6 +31,7 @@ mod consumer;
 mod control;
 mod demux;
 mod media;
+mod observers;
 mod producer;
 mod proto;
 mod router;
@@ -41,6 +42,7 @@ mod transport;
 mod units;
 mod worker_core;
 
+pub use observers::{ActiveSpeakerObserver, AudioLevelEvent, AudioLevelObserver, audio_level_of};
 pub use proto::dtls::{DtlsIdentity, dtls_profile, fingerprint};
 pub use proto::ice::{
     CONSENT_TIMEOUT, IceCredentials, IceDrop, IceEvent, IceLite, IceState, IceStats, Protocol,
@@ -53,13 +55,15 @@ pub use proto::rtp::{
 };
 pub use proto::srtp::{SrtpDrop, SrtpProfile, SrtpSession, SrtpSetupError, SrtpStats};
 pub use proto::twcc::TwccFeedback;
-pub use proto::vp8::Vp8Descriptor;
+pub use proto::vp8::{PictureIds, Vp8Descriptor};
+pub use proto::vp9::{Vp9Descriptor, Vp9ScalabilityStructure};
 pub use router::Router;
 pub use streams::keyframe::KeyFrameRequester;
 pub use streams::layers::{Changes, Decision, LayerSelector, MAX_SPATIAL_LAYERS};
 pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};
 pub use streams::retransmit::{PacketStore, RetransmitBuffer};
 pub use streams::send::SendStream;
+pub use streams::svc::{MAX_SVC_LAYERS, SvcContext, SvcVerdict};
 pub use streams::vp8::{SeqMap, Vp8Context, Vp8Verdict};
 pub use transport::BoundSocket;
 pub use units::{Pt, SeqNo, Ssrc};

@@ -33,7 +33,17 @@ pub(crate) struct Encoding {
     /// What this encoding forwarded lately, for its consumers' retransmissions; allocated when
     /// the first consumer that retransmits (NACK negotiated) is created.
     pub store: Option<PacketStore>,
+    /// Keyframe requests toward the publisher for this encoding, throttled.
+    pub keyframe: KeyFrameRequester,
+    /// Media arrived within [`INACTIVE_AFTER`]: simulcast consumers may switch to it.
+    pub active: bool,
+    /// When its last media packet (not a retransmission) arrived.
+    pub last_seen: Option<Instant>,
 }
+
+/// An encoding that sent nothing for this long is inactive: simulcast consumers fall back to
+/// another one (a publisher dropped it for lack of bandwidth or CPU, or muted it).
+pub(crate) const INACTIVE_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub(crate) struct Producer {
@@ -56,8 +66,10 @@ pub(crate) struct Producer {
     pub rrid_ext: u8,
     /// Id of the transport-wide-cc extension in what the publisher sends (0: not negotiated).
     pub twcc_ext: u8,
-    pub keyframe: KeyFrameRequester,
     pub consumers: Vec<ConsumerKey>,
+    /// How many of the consumers select layers (simulcast): packets get their VP8 descriptor
+    /// parsed for them.
+    pub layered_consumers: usize,
     pub last_scores: Vec<u8>,
     pub dropped: u64,
 }
@@ -147,6 +159,11 @@ impl Producer {
                 mapped_ssrc: m.mapped_ssrc,
                 stream: None,
                 store: None,
+                keyframe: KeyFrameRequester::new(Duration::from_millis(
+                    opts.key_frame_request_delay as u64,
+                )),
+                active: false,
+                last_seen: None,
             };
             if let Some(ssrc) = e.ssrc {
                 enc.stream = Some(RecvStream::new(
@@ -177,10 +194,8 @@ impl Producer {
             rtx_pts,
             nack_enabled,
             use_fir,
-            keyframe: KeyFrameRequester::new(Duration::from_millis(
-                opts.key_frame_request_delay as u64,
-            )),
             consumers: Vec::new(),
+            layered_consumers: 0,
             last_scores: vec![0; n],
             dropped: 0,
         })

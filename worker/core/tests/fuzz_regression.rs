@@ -48,7 +48,8 @@ replays!(
     recv_stream,
     rtcp,
     rtp,
-    vp8
+    vp8,
+    vp9
 );
 
 #[test]

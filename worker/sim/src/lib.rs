@@ -6,6 +6,8 @@
 //!   direction with latency (deliveries in time order, ties in send order), and simulated time.
 //!   No sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
 //! - [`scenario`]: one VP8 publisher and N subscribers, and the RTP parameters they use.
+//! - [`simulcast`]: a three-encoding VP8 simulcast publisher (by SSRC or RID) and what its
+//!   subscribers received.
 //! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
 //!   identity, listen/socket descriptions, a request that checks its single reply, every
 //!   transmit as datagrams, and STUN binding requests signed with a transport's ICE password.
@@ -26,6 +28,7 @@ pub mod drive;
 pub mod dtls;
 mod net;
 pub mod scenario;
+pub mod simulcast;
 pub mod stun;
 
 pub use dtls::DtlsSetup;

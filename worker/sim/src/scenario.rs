@@ -188,6 +188,8 @@ pub fn vp8_consumer(
         consumable_rtp_encodings: vec![],
         paused,
         ignore_dtx: false,
+        consumer_type: ConsumerType::Simple,
+        preferred_layers: None,
     }
 }
 

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Result, Unstructured};
 use ferrosfu_fbs::{
-    CodecMapping, ConnectParams, ConsumeOptions, ConsumerId, DtlsFingerprint, DtlsParameters,
-    DtlsRole, EncodingMapping, MediaKind, PlainTransportOptions, ProduceOptions, ProducerId,
-    RequestBody, RequestFailure, ResponseBody, RouterId, RtcpParameters, RtpEncodingParameters,
-    RtpHeaderExtensionParameters, RtpMapping, RtpParameters, TransportId, TransportProtocol,
-    WebRtcServerId, WebRtcServerOptions, WebRtcTransportListen,
+    CodecMapping, ConnectParams, ConsumeOptions, ConsumerId, ConsumerType, DtlsFingerprint,
+    DtlsParameters, DtlsRole, EncodingMapping, MediaKind, PlainTransportOptions, ProduceOptions,
+    ProducerId, RequestBody, RequestFailure, ResponseBody, RouterId, RtcpParameters,
+    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpMapping, RtpParameters, TransportId,
+    TransportProtocol, WebRtcServerId, WebRtcServerOptions, WebRtcTransportListen,
 };
 use ferrosfu_worker_core::{
     BoundSocket, Input, Output, Protocol, ReportBlock, Rtcp, Tuple, WorkerCore, build_rtcp,
@@ -153,6 +153,13 @@ fn consumer(i: usize, producer: &str) -> ConsumeOptions {
         consumable_rtp_encodings: vec![],
         paused: false,
         ignore_dtx: false,
+        // The loop consumer forwards as it is; the others select layers (simulcast).
+        consumer_type: if i == 0 {
+            ConsumerType::Simple
+        } else {
+            ConsumerType::Simulcast
+        },
+        preferred_layers: None,
     }
 }
 

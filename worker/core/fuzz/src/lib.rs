@@ -17,12 +17,13 @@ pub mod recv_stream;
 pub mod rtcp;
 pub mod rtp;
 pub mod vp8;
+pub mod vp9;
 
 /// A target: the name of its fuzz binary and regression directory, and its body.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 7] = [
+pub const TARGETS: [Target; 8] = [
     ("core_datagram", core_datagram::run),
     ("dtls_auth", dtls_auth::run),
     ("ice_stun", ice_stun::run),
@@ -30,4 +31,5 @@ pub const TARGETS: [Target; 7] = [
     ("rtcp", rtcp::run),
     ("rtp", rtp::run),
     ("vp8", vp8::run),
+    ("vp9", vp9::run),
 ];

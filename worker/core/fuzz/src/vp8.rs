@@ -6,7 +6,7 @@
 //!
 //!   cd worker/core/fuzz && cargo +nightly fuzz run vp8 -- -max_total_time=60
 
-use ferrosfu_worker_core::Vp8Descriptor;
+use ferrosfu_worker_core::{PictureIds, Vp8Descriptor};
 
 /// What a rewrite must not change.
 fn unchanged(d: &Vp8Descriptor) -> (usize, bool, bool, bool, Option<u8>, bool) {
@@ -28,7 +28,7 @@ pub fn run(data: &[u8]) {
     assert!(!d.keyframe || d.start_of_frame, "{d:?}");
     let picture_id = u16::from_be_bytes([c[0], c[1]]);
     let mut out = payload.to_vec();
-    d.rewrite(&mut out, picture_id, c[2]);
+    d.rewrite(&mut out, PictureIds::new(picture_id, c[2]));
     let r = Vp8Descriptor::parse(&out).expect("a rewritten descriptor parses");
     assert_eq!(unchanged(&r), unchanged(&d));
     match d.picture_id {

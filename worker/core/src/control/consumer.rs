@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ferrosfu_fbs::{ConsumeOptions, MediaKind, RequestBody, RequestFailure, ResponseBody};
+use ferrosfu_fbs::{ConsumeOptions, RequestBody, RequestFailure, ResponseBody};
 use rand::Rng;
 
 use super::{invalid, misrouted};
@@ -44,7 +44,7 @@ impl WorkerCore {
             producer_paused: c.producer_paused,
             score: c.last_score,
         };
-        let wants_key = c.active() && c.kind == MediaKind::Video;
+        let layered = c.layers.is_some();
         let retransmits = c.stream.buffer.is_some();
         let (ssrc, rtx_ssrc) = (c.stream.ssrc, c.stream.rtx_ssrc);
         let ck = self.tables.insert_consumer(c);
@@ -56,12 +56,18 @@ impl WorkerCore {
         t.consumers.push(ck);
         let p = &mut self.tables.producers[pk];
         p.consumers.push(ck);
-        if retransmits && let Some(e) = p.encodings.first_mut() {
-            // Simple consumers forward the first encoding.
-            e.store.get_or_insert_with(PacketStore::new);
+        if retransmits {
+            // Simple consumers forward the first encoding, simulcast ones any.
+            let n = if layered { p.encodings.len() } else { 1 };
+            for e in p.encodings.iter_mut().take(n) {
+                e.store.get_or_insert_with(PacketStore::new);
+            }
         }
-        if wants_key {
-            self.request_key_frame(pk, now);
+        if layered {
+            p.layered_consumers += 1;
+            self.init_layers(ck, now);
+        } else {
+            self.consumer_key_frame(ck, now);
         }
         Ok(reply)
     }
@@ -87,17 +93,23 @@ impl WorkerCore {
             RequestBody::ConsumerResume => {
                 if c.paused {
                     c.paused = false;
-                    c.stream.resync();
-                    if c.active() && c.kind == MediaKind::Video {
-                        let p = c.producer;
-                        self.request_key_frame(p, now);
-                    }
+                    c.resync();
+                    self.consumer_key_frame(k, now);
                 }
                 Ok(ResponseBody::None)
             }
             RequestBody::ConsumerRequestKeyFrame => {
-                let p = c.producer;
-                self.request_key_frame(p, now);
+                self.consumer_key_frame(k, now);
+                Ok(ResponseBody::None)
+            }
+            RequestBody::ConsumerSetPreferredLayers(layers) => Ok(ResponseBody::PreferredLayers(
+                self.set_preferred_layers(k, layers, now),
+            )),
+            RequestBody::ConsumerSetPriority(priority) => {
+                if priority == 0 {
+                    return Err(invalid("priority must be 1 to 255"));
+                }
+                c.priority = priority;
                 Ok(ResponseBody::None)
             }
             other => Err(misrouted(&other)),
@@ -110,6 +122,9 @@ impl WorkerCore {
         };
         if let Some(p) = self.tables.producers.get_mut(c.producer) {
             p.consumers.retain(|&x| x != ck);
+            if c.layers.is_some() {
+                p.layered_consumers -= 1;
+            }
             // The last consumer that retransmits is gone: so is the store it read from.
             let consumers = &self.tables.consumers;
             let retransmitting = p

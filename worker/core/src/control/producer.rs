@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use ferrosfu_fbs::{
-    HandlerId, MediaEvent, MediaKind, ProduceOptions, RequestBody, RequestFailure, ResponseBody,
+    HandlerId, MediaEvent, ProduceOptions, RequestBody, RequestFailure, ResponseBody,
 };
 
 use super::{invalid, misrouted};
@@ -90,14 +90,17 @@ impl WorkerCore {
         }
         p.paused = pause;
         let consumers = p.consumers.clone();
-        let video = p.kind == MediaKind::Video;
+        let mut keys = 0u32;
         for ck in consumers {
             let Some(c) = self.tables.consumers.get_mut(ck) else {
                 continue;
             };
             c.producer_paused = pause;
             if !pause {
-                c.stream.resync();
+                c.resync();
+                if let Some(enc) = c.key_encoding().filter(|&e| e < 32) {
+                    keys |= 1 << enc;
+                }
             }
             let h = HandlerId::from(&c.id);
             self.notify(
@@ -109,8 +112,10 @@ impl WorkerCore {
                 },
             );
         }
-        if !pause && video {
-            self.request_key_frame(pk, now);
+        for enc in 0..32 {
+            if keys & (1 << enc) != 0 {
+                self.request_key_frame(pk, enc, now);
+            }
         }
     }
 

@@ -4,13 +4,19 @@
 
 use std::time::Instant;
 
-use ferrosfu_fbs::MediaKind;
+use ferrosfu_fbs::{Event, HandlerId, MediaEvent, MediaKind, Notification};
 
 use crate::WorkerCore;
+use crate::producer::Producer;
 use crate::proto::rtcp::Rtcp;
-use crate::proto::rtp::{self, Rewrite, RtpHeader};
+use crate::proto::rtp::{self, Codec, Rewrite, RtpHeader};
+use crate::proto::vp8::Vp8Descriptor;
+use crate::streams::layered::LayerVerdict;
+use crate::streams::layers::MAX_SPATIAL_LAYERS;
+use crate::streams::retransmit::SentFrom;
 use crate::tables::ProducerKey;
 use crate::units::{Pt, Ssrc};
+use crate::worker_core::Output;
 
 impl WorkerCore {
     /// Packet `ext` of the producer's encoding `enc_i` was accepted: NACK what is missing, keep
@@ -42,7 +48,7 @@ impl WorkerCore {
         let media_ssrc = stream.ssrc;
         let keyframe = rtp::is_keyframe(codec, hdr.payload(pkt));
         if keyframe {
-            p.keyframe.on_keyframe();
+            p.encodings[enc_i].keyframe.on_keyframe();
         }
         let producer_transport = p.transport;
         if let Some(store) = p.encodings[enc_i].store.as_mut() {
@@ -59,13 +65,18 @@ impl WorkerCore {
         }
         let ntp = self.clock(now).ntp(now);
         let p = &self.tables.producers[pk];
-        if p.paused || enc_i != 0 {
-            // Simple consumers forward the first encoding only.
+        if p.paused {
             return;
         }
+        let enc = enc_i as u8;
+        // Parsed once for every consumer: simulcast consumers select temporal layers by it.
+        let vp8 = (codec == Codec::Vp8 && p.layered_consumers > 0)
+            .then(|| Vp8Descriptor::parse(hdr.payload(pkt)))
+            .flatten();
         // Fan-out: each consumer rewrites into its own buffer, then its transport protects and
         // sends. The inbound packet is never modified.
         let mut need_key = false;
+        let mut layer_keys = 0u8;
         for &ck in &p.consumers {
             let Some(c) = self.tables.consumers.get_mut(ck) else {
                 continue;
@@ -77,16 +88,61 @@ impl WorkerCore {
             if out_pt == 0 {
                 continue;
             }
-            if c.stream.needs_sync() && c.kind == MediaKind::Video && !keyframe {
+            let mut picture = None;
+            if let Some(l) = c.layers.as_deref_mut() {
+                match l.on_packet(enc, keyframe, vp8.as_ref(), now) {
+                    LayerVerdict::Drop { own, want_key } => {
+                        if own {
+                            c.stream.drop_seq(ext_seq);
+                        }
+                        if want_key {
+                            layer_keys |= 1 << enc_i;
+                        }
+                        continue;
+                    }
+                    LayerVerdict::Forward {
+                        resync,
+                        switched_from,
+                        picture: ids,
+                    } => {
+                        if resync {
+                            c.stream.resync();
+                        }
+                        if let Some(from) = switched_from {
+                            let same_instant = same_instant(p, enc_i, from, hdr.timestamp)
+                                .map(|ts| c.stream.output_ts(ts));
+                            c.stream.switch_timeline(hdr.timestamp, same_instant, now);
+                        }
+                        picture = ids;
+                    }
+                }
+                if let Some(change) = l.layers_change() {
+                    self.outputs.push_back(Output::Notify(Notification {
+                        handler_id: HandlerId::from(&c.id),
+                        event: Event::Media(MediaEvent::ConsumerLayersChange(change)),
+                    }));
+                }
+            } else if enc_i != 0 {
+                // Simple consumers forward the first encoding only.
+                continue;
+            } else if c.stream.needs_sync() && c.kind == MediaKind::Video && !keyframe {
                 need_key = true;
                 continue;
             }
             let Some(out_seq) = c.stream.map_seq(ext_seq) else {
                 continue;
             };
-            let out_ts = c.stream.map_ts(ext_seq, hdr.timestamp, now);
+            let out_ts = c.stream.map_ts(hdr.timestamp, now);
             if let Some(b) = c.stream.buffer.as_mut() {
-                b.record(out_seq, ext_seq);
+                b.record(
+                    out_seq,
+                    SentFrom {
+                        encoding: enc,
+                        in_ext_seq: ext_seq,
+                        timestamp: out_ts,
+                        picture,
+                    },
+                );
             }
             let Some(t) = self.tables.transports.get_mut(c.transport) else {
                 continue;
@@ -106,6 +162,10 @@ impl WorkerCore {
             // One rewrite buffer for every consumer: it stays in cache across the fan-out.
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, hdr, &rw, &[]);
+            if let (Some(ids), Some(d)) = (picture, vp8.as_ref()) {
+                let at = buf.len() - hdr.payload(pkt).len();
+                d.rewrite(&mut buf[at..], ids);
+            }
             let len = buf.len();
             if let Some(sent) = self
                 .transmits
@@ -118,7 +178,20 @@ impl WorkerCore {
             }
         }
         if need_key {
-            self.request_key_frame(pk, now);
+            self.request_key_frame(pk, 0, now);
+        }
+        for s in 0..MAX_SPATIAL_LAYERS {
+            if layer_keys & (1 << s) != 0 {
+                self.request_key_frame(pk, s, now);
+            }
         }
     }
+}
+
+/// The timestamp in encoding `other`'s timeline of the instant encoding `enc` stamps `ts`, by
+/// the sender reports of both (the same sender clock); `None` until both have one.
+fn same_instant(p: &Producer, enc: usize, other: u8, ts: u32) -> Option<u32> {
+    let this = p.encodings.get(enc)?.stream.as_ref()?;
+    let other = p.encodings.get(usize::from(other))?.stream.as_ref()?;
+    this.same_instant_in(ts, other)
 }

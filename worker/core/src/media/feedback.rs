@@ -9,7 +9,7 @@ use ferrosfu_fbs::MediaKind;
 use crate::WorkerCore;
 use crate::proto::rtcp::{self, Rtcp};
 use crate::streams::recv::NtpClock;
-use crate::tables::{ProducerKey, TransportKey};
+use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
 impl WorkerCore {
     pub(super) fn rtcp_in(&mut self, k: TransportKey, items: Vec<Rtcp>, now: Instant) {
@@ -56,10 +56,7 @@ impl WorkerCore {
                         && let Some(c) = self.tables.consumers.get_mut(ck)
                     {
                         c.stream.pli_count += 1;
-                        let pk = c.producer;
-                        if c.active() {
-                            self.request_key_frame(pk, now);
-                        }
+                        self.consumer_key_frame(ck, now);
                     }
                 }
                 Rtcp::Fir { media_ssrcs } => {
@@ -68,10 +65,7 @@ impl WorkerCore {
                             && let Some(c) = self.tables.consumers.get_mut(ck)
                         {
                             c.stream.fir_count += 1;
-                            let pk = c.producer;
-                            if c.active() {
-                                self.request_key_frame(pk, now);
-                            }
+                            self.consumer_key_frame(ck, now);
                         }
                     }
                 }
@@ -99,43 +93,57 @@ impl WorkerCore {
         }
     }
 
-    /// Asks the publisher of producer `pk` for a keyframe, throttled by its
+    /// Asks the publisher of producer `pk` for a keyframe of encoding `enc`, throttled by its
     /// `key_frame_request_delay`.
-    pub(crate) fn request_key_frame(&mut self, pk: ProducerKey, now: Instant) {
+    pub(crate) fn request_key_frame(&mut self, pk: ProducerKey, enc: usize, now: Instant) {
         let Some(p) = self.tables.producers.get_mut(pk) else {
             return;
         };
         if p.kind != MediaKind::Video || p.paused {
             return;
         }
-        if p.keyframe.request(now) {
-            self.send_key_frame_request(pk);
+        if let Some(e) = p.encodings.get_mut(enc)
+            && e.keyframe.request(now)
+        {
+            self.send_key_frame_request(pk, enc);
         }
     }
 
-    pub(super) fn send_key_frame_request(&mut self, pk: ProducerKey) {
+    /// Asks for the keyframe consumer `ck` needs (of the encoding it sends or switches to),
+    /// when it forwards video.
+    pub(crate) fn consumer_key_frame(&mut self, ck: ConsumerKey, now: Instant) {
+        let Some(c) = self.tables.consumers.get(ck) else {
+            return;
+        };
+        if !c.active() || c.kind != MediaKind::Video {
+            return;
+        }
+        if let Some(enc) = c.key_encoding() {
+            let pk = c.producer;
+            self.request_key_frame(pk, enc, now);
+        }
+    }
+
+    pub(super) fn send_key_frame_request(&mut self, pk: ProducerKey, enc: usize) {
         let Some(p) = self.tables.producers.get_mut(pk) else {
             return;
         };
-        let mut items = Vec::new();
-        for e in &mut p.encodings {
-            if let Some(s) = e.stream.as_mut() {
-                if p.use_fir {
-                    s.fir_count += 1;
-                    items.push(Rtcp::Fir {
-                        media_ssrcs: vec![s.ssrc],
-                    });
-                } else {
-                    s.pli_count += 1;
-                    items.push(Rtcp::Pli { media_ssrc: s.ssrc });
-                }
+        let use_fir = p.use_fir;
+        let Some(s) = p.encodings.get_mut(enc).and_then(|e| e.stream.as_mut()) else {
+            return;
+        };
+        let item = if use_fir {
+            s.fir_count += 1;
+            Rtcp::Fir {
+                media_ssrcs: vec![s.ssrc],
             }
-        }
+        } else {
+            s.pli_count += 1;
+            Rtcp::Pli { media_ssrc: s.ssrc }
+        };
         let tk = p.transport;
-        if !items.is_empty() {
-            tracing::trace!(target: "rtcp", producer = %p.id, "keyframe requested");
-            self.send_rtcp(tk, &items);
-        }
+        tracing::trace!(target: "rtcp", producer = %p.id, enc, "keyframe requested");
+        self.send_rtcp(tk, &[item]);
     }
 
     pub(crate) fn send_rtcp(&mut self, tk: TransportKey, items: &[Rtcp]) {

@@ -93,6 +93,16 @@ impl WorkerCore {
             p.dropped += 1;
             return;
         }
+        if !is_rtx {
+            let e = &mut p.encodings[enc_i];
+            e.last_seen = Some(now);
+            if !e.active {
+                self.encoding_alive(pk, enc_i, now);
+            }
+        }
+        let Some(p) = self.tables.producers.get_mut(pk) else {
+            return;
+        };
         let Some(stream) = p.encodings[enc_i].stream.as_mut() else {
             return;
         };
@@ -103,7 +113,7 @@ impl WorkerCore {
             RecvVerdict::Forward { ext, big_gap } => {
                 self.accepted(pk, enc_i, pkt, &hdr, ext, now);
                 if big_gap {
-                    self.request_key_frame(pk, now);
+                    self.request_key_frame(pk, enc_i, now);
                 }
             }
             RecvVerdict::ForwardHeld { ext, restart } => {
@@ -132,16 +142,19 @@ impl WorkerCore {
     /// The producer's stream of encoding `enc_i` restarted in new sequence and timestamp
     /// spaces: its consumers continue their own numbering and timeline after what they sent.
     fn restart_consumers(&mut self, pk: ProducerKey, enc_i: usize) {
-        // Simple consumers forward the first encoding only.
-        if enc_i != 0 {
-            return;
-        }
         let Some(p) = self.tables.producers.get(pk) else {
             return;
         };
         for &ck in &p.consumers {
             if let Some(c) = self.tables.consumers.get_mut(ck) {
-                c.stream.restart();
+                // Simple consumers forward the first encoding, simulcast ones the one they send.
+                let sends_it = match &c.layers {
+                    Some(l) => l.selector.current_spatial() == Some(enc_i as u8),
+                    None => enc_i == 0,
+                };
+                if sends_it {
+                    c.stream.restart();
+                }
             }
         }
     }

@@ -10,6 +10,7 @@
 mod fanout;
 mod feedback;
 mod ingress;
+mod layers;
 mod retransmit;
 mod tick;
 

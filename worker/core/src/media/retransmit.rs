@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::WorkerCore;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
+use crate::proto::vp8::Vp8Descriptor;
 use crate::tables::ConsumerKey;
 use crate::units::{Pt, Ssrc};
 
@@ -22,14 +23,7 @@ impl WorkerCore {
             .rtt
             .unwrap_or(Duration::from_millis(10))
             .max(Duration::from_millis(10));
-        // Simple consumers forward (and so retransmit) the producer's first encoding.
-        let Some(store) = self
-            .tables
-            .producers
-            .get(c.producer)
-            .and_then(|p| p.encodings.first())
-            .and_then(|e| e.store.as_ref())
-        else {
+        let Some(p) = self.tables.producers.get(c.producer) else {
             return;
         };
         let Some(t) = self.tables.transports.get_mut(c.transport) else {
@@ -42,9 +36,13 @@ impl WorkerCore {
             let Some(buffer) = c.stream.buffer.as_mut() else {
                 return;
             };
-            let Some((in_ext_seq, pkt)) = buffer
-                .get_for_resend(seq, now, min_interval)
-                .and_then(|in_ext_seq| Some((in_ext_seq, store.get(in_ext_seq)?)))
+            let Some((from, pkt)) =
+                buffer
+                    .get_for_resend(seq, now, min_interval)
+                    .and_then(|from| {
+                        let e = p.encodings.get(usize::from(from.encoding))?;
+                        Some((from, e.store.as_ref()?.get(from.in_ext_seq)?))
+                    })
             else {
                 continue;
             };
@@ -55,7 +53,7 @@ impl WorkerCore {
             if out_pt == 0 {
                 continue;
             }
-            let timestamp = c.stream.retransmitted_ts(in_ext_seq, hdr.timestamp);
+            let timestamp = from.timestamp;
             // RFC 4588: on the RTX stream, with the original sequence number before the payload.
             let rtx = c.stream.rtx_ssrc.zip(c.stream.pt_rtx);
             let (ssrc, pt, out_seq) = match rtx {
@@ -74,6 +72,13 @@ impl WorkerCore {
             };
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, osn.as_ref().map_or(&[], |o| &o[..]));
+            // The same PictureID / TL0PICIDX as the first time.
+            if let Some(ids) = from.picture
+                && let Some(d) = Vp8Descriptor::parse(hdr.payload(pkt))
+            {
+                let at = buf.len() - hdr.payload(pkt).len();
+                d.rewrite(&mut buf[at..], ids);
+            }
             if let Some(sent) = self
                 .transmits
                 .push_with(tuple, |out| t.protect_into(buf, false, out))

@@ -76,13 +76,21 @@ impl WorkerCore {
             }
         }
         let tk = p.transport;
-        let deferred_key = p.keyframe.handle_timeout(now);
+        let mut deferred_keys = 0u32;
+        for (i, e) in p.encodings.iter_mut().enumerate().take(32) {
+            if e.keyframe.handle_timeout(now) {
+                deferred_keys |= 1 << i;
+            }
+        }
         if !nacks.is_empty() {
             self.send_rtcp(tk, &nacks);
         }
-        if deferred_key {
-            self.send_key_frame_request(pk);
+        for i in 0..32 {
+            if deferred_keys & (1 << i) != 0 {
+                self.send_key_frame_request(pk, i);
+            }
         }
+        self.encoding_activity(pk, now);
     }
 
     /// The periodic RTCP of transport `tk`: SRs (+ SDES) for its consumers, RRs for its
@@ -96,8 +104,13 @@ impl WorkerCore {
             let Some(c) = self.tables.consumers.get_mut(ck) else {
                 continue;
             };
+            // The encoding the consumer sends: the first (simple), the current one (simulcast).
+            let enc = match &c.layers {
+                Some(l) => l.selector.current_spatial().map(usize::from),
+                None => Some(0),
+            };
             let prtp = self.tables.producers.get(c.producer).and_then(|p| {
-                let s = p.encodings.first()?.stream.as_ref()?;
+                let s = p.encodings.get(enc?)?.stream.as_ref()?;
                 // Through the sender's clock when its SRs tell it (lip sync across streams),
                 // else from the SR's arrival or the newest packet.
                 self.tables

@@ -12,3 +12,4 @@ pub(crate) mod seq;
 pub(crate) mod srtp;
 pub(crate) mod twcc;
 pub(crate) mod vp8;
+pub(crate) mod vp9;

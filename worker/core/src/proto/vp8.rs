@@ -43,6 +43,23 @@ pub struct Vp8Descriptor {
     pub len: usize,
 }
 
+/// The PictureID and TL0PICIDX a consumer writes into a packet it forwards (`None`: left as
+/// received).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PictureIds {
+    pub picture_id: Option<u16>,
+    pub tl0picidx: Option<u8>,
+}
+
+impl PictureIds {
+    pub fn new(picture_id: u16, tl0picidx: u8) -> PictureIds {
+        PictureIds {
+            picture_id: Some(picture_id),
+            tl0picidx: Some(tl0picidx),
+        }
+    }
+}
+
 impl Vp8Descriptor {
     pub fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
         let b0 = *payload.first()?;
@@ -87,26 +104,26 @@ impl Vp8Descriptor {
         Some(d)
     }
 
-    /// Writes `picture_id` (wrapped to the field's width) and `tl0picidx` into `payload` (the
-    /// one this descriptor was parsed from) where the descriptor has those fields; a field it
-    /// lacks is left out. Same length: nothing moves.
-    pub fn rewrite(&self, payload: &mut [u8], picture_id: u16, tl0picidx: u8) {
-        match self.picture_id {
-            Some((_, true)) => {
+    /// Writes `ids` (the PictureID wrapped to the field's width) into `payload` (the one this
+    /// descriptor was parsed from) where the descriptor has those fields; a field it lacks, or
+    /// a value `ids` lacks, is left out. Same length: nothing moves.
+    pub fn rewrite(&self, payload: &mut [u8], ids: PictureIds) {
+        match (self.picture_id, ids.picture_id) {
+            (Some((_, true)), Some(picture_id)) => {
                 if let Some(f) = payload.get_mut(self.picture_id_at..self.picture_id_at + 2) {
                     let v = picture_id & 0x7fff;
                     f[0] = 0x80 | (v >> 8) as u8;
                     f[1] = v as u8;
                 }
             }
-            Some((_, false)) => {
+            (Some((_, false)), Some(picture_id)) => {
                 if let Some(f) = payload.get_mut(self.picture_id_at) {
                     *f = (picture_id & 0x7f) as u8;
                 }
             }
-            None => {}
+            _ => {}
         }
-        if self.tl0picidx.is_some()
+        if let (Some(_), Some(tl0picidx)) = (self.tl0picidx, ids.tl0picidx)
             && let Some(f) = payload.get_mut(self.tl0picidx_at)
         {
             *f = tl0picidx;
@@ -158,7 +175,7 @@ mod tests {
     fn rewrite_keeps_the_field_widths_and_everything_else() {
         let mut p = FULL;
         let d = Vp8Descriptor::parse(&p).expect("valid");
-        d.rewrite(&mut p, 0x8001, 200);
+        d.rewrite(&mut p, PictureIds::new(0x8001, 200));
         let r = Vp8Descriptor::parse(&p).expect("still valid");
         assert_eq!(r.picture_id, Some((0x0001, true)), "wrapped to 15 bits");
         assert_eq!(r.tl0picidx, Some(200));
@@ -170,7 +187,7 @@ mod tests {
 
         let mut p = [0xb0, 0x80, 0x05, 0x01];
         let d = Vp8Descriptor::parse(&p).expect("valid");
-        d.rewrite(&mut p, 300, 9);
+        d.rewrite(&mut p, PictureIds::new(300, 9));
         assert_eq!(
             p,
             [0xb0, 0x80, 44, 0x01],

@@ -89,6 +89,11 @@ impl LayerSelector {
         self.recalculate()
     }
 
+    /// The preference as applied (clamped).
+    pub fn preferred(&self) -> (u8, u8) {
+        self.preferred
+    }
+
     pub fn target(&self) -> Option<(u8, u8)> {
         self.target
     }

@@ -4,9 +4,11 @@
 //! retransmission store and the keyframe request throttle.
 
 pub(crate) mod keyframe;
+pub(crate) mod layered;
 pub(crate) mod layers;
 pub(crate) mod recv;
 pub(crate) mod retransmit;
 pub(crate) mod send;
 pub(crate) mod sender_clock;
+pub(crate) mod svc;
 pub(crate) mod vp8;

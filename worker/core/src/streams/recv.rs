@@ -521,6 +521,15 @@ impl RecvStream {
         Some(rtp.wrapping_add((elapsed * f64::from(self.clock_rate)).round() as i64 as u32))
     }
 
+    /// The RTP time in `other`'s timeline (another encoding of the same sender) of the instant
+    /// this stream stamps `ts`, by both streams' sender reports; `None` until both have one.
+    pub fn same_instant_in(&self, ts: u32, other: &RecvStream) -> Option<u32> {
+        let (ntp, rtp, _) = self.sr_mapping?;
+        let ticks = i64::from(ts.wrapping_sub(rtp) as i32);
+        let offset = (ticks << 32) / i64::from(self.clock_rate);
+        other.rtp_time_at_sender_ntp(ntp.wrapping_add(offset as u64))
+    }
+
     /// The publisher's RTP time at `now`, from its last SR or else its newest packet.
     pub fn rtp_time_at(&self, now: Instant) -> Option<u32> {
         let (rtp, at) = match (self.sr_mapping, self.last_packet) {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::proto::vp8::PictureIds;
+
 /// Retransmission history per stream, in packets (≈ 2 s of 500-packet/s video).
 pub(crate) const RETRANSMIT_SLOTS: usize = 1024;
 
@@ -55,18 +57,29 @@ impl PacketStore {
     }
 }
 
-/// One sent packet of a consumer stream: which input packet it was and when it was last resent.
+/// What a sent packet of a consumer stream was: which input packet (encoding, extended input
+/// sequence number), and what the consumer wrote into it that is not the input's (timestamp,
+/// PictureID / TL0PICIDX): a retransmission repeats them exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SentFrom {
+    pub encoding: u8,
+    pub in_ext_seq: u64,
+    pub timestamp: u32,
+    pub picture: Option<PictureIds>,
+}
+
+/// One sent packet of a consumer stream and when it was last resent.
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
     seq: u16,
     used: bool,
-    in_ext_seq: u64,
+    from: SentFrom,
     resent_at: Option<Instant>,
 }
 
 /// Last-N sent packets of a consumer stream, indexed by output sequence number: the input
 /// packet each one was rewritten from (in the producer's [`PacketStore`]) and when it was last
-/// resent. 24 bytes a slot.
+/// resent. 48 bytes a slot.
 #[derive(Debug)]
 pub struct RetransmitBuffer {
     slots: Box<[Slot]>,
@@ -85,24 +98,24 @@ impl RetransmitBuffer {
         }
     }
 
-    /// Output packet `seq` was rewritten from input packet `in_ext_seq`.
-    pub fn record(&mut self, seq: u16, in_ext_seq: u64) {
+    /// Output packet `seq` was rewritten `from` an input packet.
+    pub fn record(&mut self, seq: u16, from: SentFrom) {
         self.slots[seq as usize % RETRANSMIT_SLOTS] = Slot {
             seq,
             used: true,
-            in_ext_seq,
+            from,
             resent_at: None,
         };
     }
 
-    /// The input sequence number of sent packet `seq`, unless it was already resent within
-    /// `min_interval` (or is too old).
+    /// What sent packet `seq` was, unless it was already resent within `min_interval` (or is
+    /// too old).
     pub fn get_for_resend(
         &mut self,
         seq: u16,
         now: Instant,
         min_interval: Duration,
-    ) -> Option<u64> {
+    ) -> Option<SentFrom> {
         let s = &mut self.slots[seq as usize % RETRANSMIT_SLOTS];
         if !s.used || s.seq != seq {
             return None;
@@ -113,7 +126,7 @@ impl RetransmitBuffer {
             return None;
         }
         s.resent_at = Some(now);
-        Some(s.in_ext_seq)
+        Some(s.from)
     }
 
     pub fn clear(&mut self) {
@@ -127,6 +140,15 @@ impl RetransmitBuffer {
 mod tests {
     use super::*;
 
+    fn from(in_ext_seq: u64) -> SentFrom {
+        SentFrom {
+            encoding: 1,
+            in_ext_seq,
+            timestamp: in_ext_seq as u32 * 3,
+            picture: Some(PictureIds::new(in_ext_seq as u16, 7)),
+        }
+    }
+
     #[test]
     fn retransmission_goes_through_the_shared_store() {
         let t0 = crate::test_epoch();
@@ -135,16 +157,16 @@ mod tests {
         let mut b = RetransmitBuffer::new();
         for ext in 70_000u64..70_000 + 2 * RETRANSMIT_SLOTS as u64 {
             store.put(ext, &ext.to_be_bytes());
-            a.record(ext as u16, ext);
-            b.record((ext as u16).wrapping_add(500), ext);
+            a.record(ext as u16, from(ext));
+            b.record((ext as u16).wrapping_add(500), from(ext));
         }
         let last = 70_000 + 2 * RETRANSMIT_SLOTS as u64 - 1;
         // Both consumers find the one stored copy under their own output numbers.
         let ext = a.get_for_resend(last as u16, t0, Duration::from_millis(10));
-        assert_eq!(ext, Some(last));
+        assert_eq!(ext, Some(from(last)));
         assert_eq!(store.get(last), Some(&last.to_be_bytes()[..]));
         let ext = b.get_for_resend((last as u16).wrapping_add(500), t0, Duration::ZERO);
-        assert_eq!(ext, Some(last));
+        assert_eq!(ext, Some(from(last)));
         // Not twice within the interval; again after it.
         assert_eq!(
             a.get_for_resend(last as u16, t0, Duration::from_millis(10)),
@@ -153,7 +175,7 @@ mod tests {
         let later = t0 + Duration::from_millis(10);
         assert_eq!(
             a.get_for_resend(last as u16, later, Duration::from_millis(10)),
-            Some(last)
+            Some(from(last))
         );
         // Older than the history: the slot now holds a newer packet.
         let old = last - RETRANSMIT_SLOTS as u64;

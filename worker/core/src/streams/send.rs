@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::proto::rtcp::{ReportBlock, ntp_middle};
 use crate::streams::recv::{NtpClock, RateMeter, score_from_loss};
 use crate::streams::retransmit::RetransmitBuffer;
+use crate::streams::vp8::SeqMap;
 
 /// A stream a consumer sends.
 #[derive(Debug)]
@@ -15,16 +16,15 @@ pub struct SendStream {
     pub pt_rtx: Option<u8>,
     pub mime_type: String,
     pub clock_rate: u32,
-    /// Output seq = input extended seq + offset (mod 2^16); re-anchored after pause/resume.
-    seq_offset: u16,
+    /// Output sequence numbers: consecutive over the packets forwarded, the ones a layered
+    /// consumer drops ([`SendStream::drop_seq`]) taken out; re-anchored after pause/resume or a
+    /// switch of encoding.
+    seq: SeqMap,
     /// Input extended seq at which the current anchor starts; older packets are dropped.
     anchor_in: Option<u64>,
-    pub last_out_seq: u16,
-    /// Output timestamp = input timestamp + offset (mod 2^32); re-anchored after a restart.
+    /// Output timestamp = input timestamp + offset (mod 2^32); re-anchored after a restart or a
+    /// switch of encoding.
     ts_offset: u32,
-    /// The offset before the last restart and the input extended seq from which the current
-    /// one applies: retransmissions of older packets keep their original output timestamps.
-    prev_ts_offset: Option<(u64, u32)>,
     /// The producer's stream restarted: the next forwarded packet re-anchors the timestamps.
     ts_restart: bool,
     /// (timestamp, sent at) of the newest packet sent, by sequence order.
@@ -46,9 +46,13 @@ pub struct SendStream {
     pub packets_lost: u32,
     pub jitter: u32,
     pub score: u8,
-    /// (ntp middle, sent at) of our SRs, to compute RTT from RRs.
+    /// What each sent packet was, for retransmissions (NACK negotiated).
     pub buffer: Option<RetransmitBuffer>,
 }
+
+/// How far ahead of the last packet sent a switch of encoding may place the first packet of the
+/// new one by the sender's clock (more: the mapping is not trusted, elapsed time is used).
+const MAX_SWITCH_AHEAD: Duration = Duration::from_secs(1);
 
 impl SendStream {
     pub fn new(
@@ -66,11 +70,9 @@ impl SendStream {
             pt_rtx: rtx.map(|r| r.1),
             mime_type,
             clock_rate: clock_rate.max(1),
-            seq_offset: 0,
+            seq: SeqMap::continuing_after(16, initial_seq.wrapping_sub(1)),
             anchor_in: None,
-            last_out_seq: initial_seq.wrapping_sub(1),
             ts_offset,
-            prev_ts_offset: None,
             ts_restart: false,
             last_out_ts: None,
             sr_sent: [0; 4],
@@ -93,6 +95,11 @@ impl SendStream {
         }
     }
 
+    /// The newest output sequence number.
+    pub fn last_out_seq(&self) -> u16 {
+        self.seq.max_output()
+    }
+
     /// Forget the anchor: the next forwarded packet continues right after the last sent one.
     pub fn resync(&mut self) {
         self.anchor_in = None;
@@ -110,49 +117,67 @@ impl SendStream {
     }
 
     /// The output sequence number for input `ext_seq`, or `None` when the packet predates the
-    /// current anchor (sent before a pause, or older than a resync).
+    /// current anchor (sent before a pause, or older than a resync) or was dropped.
     pub fn map_seq(&mut self, ext_seq: u64) -> Option<u16> {
         match self.anchor_in {
             None => {
                 self.anchor_in = Some(ext_seq);
-                self.seq_offset = self
-                    .last_out_seq
-                    .wrapping_add(1)
-                    .wrapping_sub(ext_seq as u16);
+                self.seq.sync((ext_seq as u16).wrapping_sub(1));
             }
             Some(a) if ext_seq < a => return None,
             Some(_) => {}
         }
-        let out = (ext_seq as u16).wrapping_add(self.seq_offset);
-        if out.wrapping_sub(self.last_out_seq) < 0x8000 {
-            self.last_out_seq = out;
+        self.seq.input(ext_seq as u16)
+    }
+
+    /// Input `ext_seq` (of the anchored stream) is not forwarded: the output sequence closes
+    /// the gap, so the receiver sees no loss.
+    pub fn drop_seq(&mut self, ext_seq: u64) {
+        if self.anchor_in.is_some_and(|a| ext_seq >= a) {
+            self.seq.drop_input(ext_seq as u16);
         }
-        Some(out)
     }
 
     /// The output timestamp of a packet forwarded now (input `ext_seq`, timestamp `ts`). After
     /// a restart, the first one continues the output timeline by the time elapsed since the
     /// last packet sent, so playback does not jump.
-    pub fn map_ts(&mut self, ext_seq: u64, ts: u32, now: Instant) -> u32 {
+    pub fn map_ts(&mut self, ts: u32, now: Instant) -> u32 {
         if self.ts_restart {
             self.ts_restart = false;
-            if let Some((last, at)) = self.last_out_ts {
-                let elapsed =
-                    now.saturating_duration_since(at).as_secs_f64() * self.clock_rate as f64;
-                let out = last.wrapping_add((elapsed as u32).max(1));
-                self.prev_ts_offset = Some((ext_seq, self.ts_offset));
-                self.ts_offset = out.wrapping_sub(ts);
-            }
+            self.continue_timeline(ts, None, now);
         }
-        self.retransmitted_ts(ext_seq, ts)
+        ts.wrapping_add(self.ts_offset)
     }
 
-    /// The output timestamp of input packet `ext_seq` sent before (a retransmission).
-    pub fn retransmitted_ts(&self, ext_seq: u64, ts: u32) -> u32 {
-        match self.prev_ts_offset {
-            Some((from, prev)) if ext_seq < from => ts.wrapping_add(prev),
-            _ => ts.wrapping_add(self.ts_offset),
-        }
+    /// Input timestamp `ts` in the output timeline as it is now (no re-anchoring).
+    pub fn output_ts(&self, ts: u32) -> u32 {
+        ts.wrapping_add(self.ts_offset)
+    }
+
+    /// The next packet forwarded (timestamp `ts`) comes from another encoding, another timeline:
+    /// its output timestamp is `same_instant` (the output time of the instant the sender
+    /// stamped `ts`, from its sender reports) when that is after the last packet sent and not
+    /// far ahead of it, one tick after the last packet when it is at or just before it (the
+    /// same captured frame), else the last one plus the time elapsed since it was sent.
+    pub fn switch_timeline(&mut self, ts: u32, same_instant: Option<u32>, now: Instant) {
+        self.ts_restart = false;
+        self.continue_timeline(ts, same_instant, now);
+    }
+
+    fn continue_timeline(&mut self, ts: u32, same_instant: Option<u32>, now: Instant) {
+        let Some((last, at)) = self.last_out_ts else {
+            return;
+        };
+        let ticks = |d: Duration| (d.as_secs_f64() * f64::from(self.clock_rate)) as u32;
+        let ahead = same_instant.map(|m| m.wrapping_sub(last) as i32);
+        let out = match ahead {
+            Some(a) if a > 0 && a as u32 <= ticks(MAX_SWITCH_AHEAD) => last.wrapping_add(a as u32),
+            Some(a) if a <= 0 && a.unsigned_abs() <= ticks(MAX_SWITCH_AHEAD) => {
+                last.wrapping_add(1)
+            }
+            _ => last.wrapping_add(ticks(now.saturating_duration_since(at)).max(1)),
+        };
+        self.ts_offset = out.wrapping_sub(ts);
     }
 
     /// Packet `out_seq` (timestamp `out_ts`, `len` bytes) was sent.
@@ -161,7 +186,7 @@ impl SendStream {
         self.bytes += len as u64;
         self.rate.add(len, now);
         // The newest by sequence order (a late packet's or a stray timestamp cannot move it).
-        if out_seq == self.last_out_seq {
+        if out_seq == self.last_out_seq() {
             self.last_out_ts = Some((out_ts, now));
         }
     }
@@ -242,22 +267,56 @@ mod tests {
         let mut s = SendStream::new(5, None, "audio/opus".into(), 48000, true, 100, 7);
         for i in 0..3u64 {
             let out = s.map_seq(70_000 + i).unwrap();
-            let ts = s.map_ts(
-                70_000 + i,
-                960 * i as u32,
-                t0 + Duration::from_millis(20 * i),
-            );
+            let ts = s.map_ts(960 * i as u32, t0 + Duration::from_millis(20 * i));
             s.on_sent(out, ts, 50, t0 + Duration::from_millis(20 * i));
         }
         assert_eq!(s.last_out_ts.unwrap().0, 1927);
         s.restart();
         let t1 = t0 + Duration::from_millis(60);
         assert_eq!(s.map_seq(200_000), Some(103));
-        assert_eq!(s.map_ts(200_000, 3_000_000_000, t1), 1927 + 960);
-        assert_eq!(s.map_ts(200_001, 3_000_000_960, t1), 1927 + 1920);
-        // A retransmission from before the restart keeps its timestamp.
-        assert_eq!(s.retransmitted_ts(70_001, 960), 967);
-        assert_eq!(s.retransmitted_ts(200_000, 3_000_000_000), 1927 + 960);
+        assert_eq!(s.map_ts(3_000_000_000, t1), 1927 + 960);
+        assert_eq!(s.map_ts(3_000_000_960, t1), 1927 + 1920);
+    }
+
+    #[test]
+    fn dropped_inputs_leave_no_gap_in_the_output() {
+        let mut s = SendStream::new(5, None, "video/VP8".into(), 90000, false, 100, 0);
+        assert_eq!(s.map_seq(1000), Some(100));
+        s.drop_seq(1001);
+        s.drop_seq(1002);
+        assert_eq!(s.map_seq(1003), Some(101));
+        assert_eq!(s.map_seq(1002), None, "a late copy of a dropped one");
+        s.drop_seq(999);
+        assert_eq!(
+            s.map_seq(1004),
+            Some(102),
+            "a drop before the anchor changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_switch_of_encoding_continues_the_timeline_at_the_senders_instant() {
+        let t0 = crate::test_epoch();
+        let mut s = SendStream::new(5, None, "video/VP8".into(), 90000, false, 0, 1000);
+        let out = s.map_seq(70_000).unwrap();
+        let ts = s.map_ts(9000, t0);
+        assert_eq!(ts, 10_000);
+        s.on_sent(out, ts, 10, t0);
+        // The other encoding stamps the same instant 5,000,000 ticks later; its next frame,
+        // 3000 ticks on, follows the last one sent by 3000.
+        s.switch_timeline(5_003_000, Some(13_000), t0);
+        assert_eq!(s.map_ts(5_003_000, t0), 13_000);
+        assert_eq!(s.map_ts(5_006_000, t0), 16_000);
+        s.on_sent(s.last_out_seq(), 16_000, 10, t0);
+        // The same captured instant as the last packet: one tick after it.
+        s.switch_timeline(77, Some(16_000), t0);
+        assert_eq!(s.map_ts(77, t0), 16_001);
+        // No mapping (or one far off): the time elapsed since the last packet.
+        let t1 = t0 + Duration::from_millis(100);
+        s.switch_timeline(5, None, t1);
+        assert_eq!(s.map_ts(5, t1), 16_000 + 9000);
+        s.switch_timeline(5, Some(16_000 + 900_000), t1);
+        assert_eq!(s.map_ts(5, t1), 16_000 + 9000);
     }
 
     #[test]

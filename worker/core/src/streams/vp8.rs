@@ -12,7 +12,7 @@
 //!
 //! No allocation per packet: the dropped-input window is a fixed ring.
 
-use crate::proto::vp8::Vp8Descriptor;
+use crate::proto::vp8::{PictureIds, Vp8Descriptor};
 
 /// Dropped inputs remembered (whole frames; the oldest are folded into the offset).
 const DROPPED: usize = 64;
@@ -40,6 +40,18 @@ impl SeqMap {
             dropped: [0; DROPPED],
             n_dropped: 0,
         }
+    }
+
+    /// A map whose first synced input continues after output `last`.
+    pub fn continuing_after(bits: u32, last: u16) -> SeqMap {
+        let mut m = SeqMap::new(bits);
+        m.max_out = last & m.mask();
+        m
+    }
+
+    /// The highest output given so far (or the one [`SeqMap::continuing_after`] set).
+    pub fn max_output(&self) -> u16 {
+        self.max_out
     }
 
     fn mask(&self) -> u16 {
@@ -86,6 +98,20 @@ impl SeqMap {
     /// The output for `input`, `None` when it was dropped.
     pub fn input(&mut self, input: u16) -> Option<u16> {
         let input = input & self.mask();
+        // The common case, a new input: every dropped one is older (a drop moves `max_in`).
+        if let Some(m) = self.max_in
+            && self.higher(input, m)
+        {
+            let out = input
+                .wrapping_add(self.base)
+                .wrapping_sub(self.n_dropped as u16)
+                & self.mask();
+            self.max_in = Some(input);
+            if self.higher(out, self.max_out) {
+                self.max_out = out;
+            }
+            return Some(out);
+        }
         let dropped = &self.dropped[..self.n_dropped];
         if dropped.contains(&input) {
             return None;
@@ -106,10 +132,7 @@ impl SeqMap {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Vp8Verdict {
     /// Forward it, writing these values where the descriptor has the fields.
-    Forward {
-        picture_id: Option<u16>,
-        tl0picidx: Option<u8>,
-    },
+    Forward(PictureIds),
     /// Its frame is above the target temporal layer (or not a place to move up): drop it.
     Drop,
 }
@@ -193,10 +216,10 @@ impl Vp8Context {
             None => self.current_tid = 0,
         }
         self.current_tid = self.current_tid.min(target);
-        Vp8Verdict::Forward {
+        Vp8Verdict::Forward(PictureIds {
             picture_id,
             tl0picidx,
-        }
+        })
     }
 }
 

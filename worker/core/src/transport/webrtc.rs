@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use ferrosfu_fbs::{DtlsState, HandlerId, IceCandidate, MediaEvent, MediaKind, WebRtcServerId};
+use ferrosfu_fbs::{DtlsState, HandlerId, IceCandidate, MediaEvent, WebRtcServerId};
 
 use super::{Kind, fbs_ice_state, fbs_tuple};
 use crate::WorkerCore;
@@ -13,7 +13,7 @@ use crate::proto::dtls::{Dtls, DtlsOutput};
 use crate::proto::ice::{IceEvent, IceLite, StunOutcome, Tuple};
 use crate::proto::packet::PacketKind;
 use crate::proto::srtp::SrtpSession;
-use crate::tables::{ProducerKey, TransportKey};
+use crate::tables::TransportKey;
 
 #[derive(Debug)]
 pub(crate) struct WebRtc {
@@ -167,17 +167,9 @@ impl WorkerCore {
                             // What was forwarded before the transport could send is lost: its
                             // active video consumers need a keyframe now (as mediasoup does
                             // when a transport connects).
-                            let producers: Vec<ProducerKey> = self
-                                .tables
-                                .consumers
-                                .values()
-                                .filter(|c| {
-                                    c.transport == k && c.active() && c.kind == MediaKind::Video
-                                })
-                                .map(|c| c.producer)
-                                .collect();
-                            for p in producers {
-                                self.request_key_frame(p, now);
+                            let consumers = self.tables.transports[k].consumers.clone();
+                            for ck in consumers {
+                                self.consumer_key_frame(ck, now);
                             }
                         }
                         Err(e) => {

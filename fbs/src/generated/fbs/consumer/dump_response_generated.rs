@@ -24,6 +24,11 @@ impl<'a> DumpResponse<'a> {
   pub const VT_RTP_PARAMETERS: ::flatbuffers::VOffsetT = 10;
   pub const VT_PAUSED: ::flatbuffers::VOffsetT = 12;
   pub const VT_PRODUCER_PAUSED: ::flatbuffers::VOffsetT = 14;
+  pub const VT_TYPE_: ::flatbuffers::VOffsetT = 16;
+  pub const VT_PRIORITY: ::flatbuffers::VOffsetT = 18;
+  pub const VT_PREFERRED_LAYERS: ::flatbuffers::VOffsetT = 20;
+  pub const VT_TARGET_LAYERS: ::flatbuffers::VOffsetT = 22;
+  pub const VT_CURRENT_LAYERS: ::flatbuffers::VOffsetT = 24;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -35,9 +40,14 @@ impl<'a> DumpResponse<'a> {
     args: &'args DumpResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<DumpResponse<'bldr>> {
     let mut builder = DumpResponseBuilder::new(_fbb);
+    if let Some(x) = args.current_layers { builder.add_current_layers(x); }
+    if let Some(x) = args.target_layers { builder.add_target_layers(x); }
+    if let Some(x) = args.preferred_layers { builder.add_preferred_layers(x); }
     if let Some(x) = args.rtp_parameters { builder.add_rtp_parameters(x); }
     if let Some(x) = args.producer_id { builder.add_producer_id(x); }
     if let Some(x) = args.id { builder.add_id(x); }
+    builder.add_priority(args.priority);
+    builder.add_type_(args.type_);
     builder.add_producer_paused(args.producer_paused);
     builder.add_paused(args.paused);
     builder.add_kind(args.kind);
@@ -87,6 +97,41 @@ impl<'a> DumpResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(DumpResponse::VT_PRODUCER_PAUSED, Some(false)).unwrap()}
   }
+  #[inline]
+  pub fn type_(&self) -> super::rtp_parameters::Type {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<super::rtp_parameters::Type>(DumpResponse::VT_TYPE_, Some(super::rtp_parameters::Type::SIMPLE)).unwrap()}
+  }
+  #[inline]
+  pub fn priority(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(DumpResponse::VT_PRIORITY, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn preferred_layers(&self) -> Option<ConsumerLayers<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<ConsumerLayers>>(DumpResponse::VT_PREFERRED_LAYERS, None)}
+  }
+  #[inline]
+  pub fn target_layers(&self) -> Option<ConsumerLayers<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<ConsumerLayers>>(DumpResponse::VT_TARGET_LAYERS, None)}
+  }
+  #[inline]
+  pub fn current_layers(&self) -> Option<ConsumerLayers<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<ConsumerLayers>>(DumpResponse::VT_CURRENT_LAYERS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for DumpResponse<'_> {
@@ -101,6 +146,11 @@ impl ::flatbuffers::Verifiable for DumpResponse<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<super::rtp_parameters::RtpParameters>>("rtp_parameters", Self::VT_RTP_PARAMETERS, true)?
      .visit_field::<bool>("paused", Self::VT_PAUSED, false)?
      .visit_field::<bool>("producer_paused", Self::VT_PRODUCER_PAUSED, false)?
+     .visit_field::<super::rtp_parameters::Type>("type_", Self::VT_TYPE_, false)?
+     .visit_field::<u8>("priority", Self::VT_PRIORITY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<ConsumerLayers>>("preferred_layers", Self::VT_PREFERRED_LAYERS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<ConsumerLayers>>("target_layers", Self::VT_TARGET_LAYERS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<ConsumerLayers>>("current_layers", Self::VT_CURRENT_LAYERS, false)?
      .finish();
     Ok(())
   }
@@ -112,6 +162,11 @@ pub struct DumpResponseArgs<'a> {
     pub rtp_parameters: Option<::flatbuffers::WIPOffset<super::rtp_parameters::RtpParameters<'a>>>,
     pub paused: bool,
     pub producer_paused: bool,
+    pub type_: super::rtp_parameters::Type,
+    pub priority: u8,
+    pub preferred_layers: Option<::flatbuffers::WIPOffset<ConsumerLayers<'a>>>,
+    pub target_layers: Option<::flatbuffers::WIPOffset<ConsumerLayers<'a>>>,
+    pub current_layers: Option<::flatbuffers::WIPOffset<ConsumerLayers<'a>>>,
 }
 impl<'a> Default for DumpResponseArgs<'a> {
   #[inline]
@@ -123,6 +178,11 @@ impl<'a> Default for DumpResponseArgs<'a> {
       rtp_parameters: None, // required field
       paused: false,
       producer_paused: false,
+      type_: super::rtp_parameters::Type::SIMPLE,
+      priority: 0,
+      preferred_layers: None,
+      target_layers: None,
+      current_layers: None,
     }
   }
 }
@@ -157,6 +217,26 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DumpResponseBuilder<'a, 'b, A
     self.fbb_.push_slot::<bool>(DumpResponse::VT_PRODUCER_PAUSED, producer_paused, false);
   }
   #[inline]
+  pub fn add_type_(&mut self, type_: super::rtp_parameters::Type) {
+    self.fbb_.push_slot::<super::rtp_parameters::Type>(DumpResponse::VT_TYPE_, type_, super::rtp_parameters::Type::SIMPLE);
+  }
+  #[inline]
+  pub fn add_priority(&mut self, priority: u8) {
+    self.fbb_.push_slot::<u8>(DumpResponse::VT_PRIORITY, priority, 0);
+  }
+  #[inline]
+  pub fn add_preferred_layers(&mut self, preferred_layers: ::flatbuffers::WIPOffset<ConsumerLayers<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<ConsumerLayers>>(DumpResponse::VT_PREFERRED_LAYERS, preferred_layers);
+  }
+  #[inline]
+  pub fn add_target_layers(&mut self, target_layers: ::flatbuffers::WIPOffset<ConsumerLayers<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<ConsumerLayers>>(DumpResponse::VT_TARGET_LAYERS, target_layers);
+  }
+  #[inline]
+  pub fn add_current_layers(&mut self, current_layers: ::flatbuffers::WIPOffset<ConsumerLayers<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<ConsumerLayers>>(DumpResponse::VT_CURRENT_LAYERS, current_layers);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DumpResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     DumpResponseBuilder {
@@ -183,6 +263,11 @@ impl ::core::fmt::Debug for DumpResponse<'_> {
       ds.field("rtp_parameters", &self.rtp_parameters());
       ds.field("paused", &self.paused());
       ds.field("producer_paused", &self.producer_paused());
+      ds.field("type_", &self.type_());
+      ds.field("priority", &self.priority());
+      ds.field("preferred_layers", &self.preferred_layers());
+      ds.field("target_layers", &self.target_layers());
+      ds.field("current_layers", &self.current_layers());
       ds.finish()
   }
 }

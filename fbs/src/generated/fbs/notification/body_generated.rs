@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 8;
+pub const ENUM_MAX_BODY: u8 = 9;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 9] = [
+pub const ENUM_VALUES_BODY: [Body; 10] = [
   Body::NONE,
   Body::Worker_RunningNotification,
   Body::Worker_ChannelErrorNotification,
@@ -18,6 +18,7 @@ pub const ENUM_VALUES_BODY: [Body; 9] = [
   Body::PlainTransport_TupleNotification,
   Body::Producer_ScoreNotification,
   Body::Consumer_ScoreNotification,
+  Body::Consumer_LayersChangeNotification,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -34,9 +35,10 @@ impl Body {
   pub const PlainTransport_TupleNotification: Self = Self(6);
   pub const Producer_ScoreNotification: Self = Self(7);
   pub const Consumer_ScoreNotification: Self = Self(8);
+  pub const Consumer_LayersChangeNotification: Self = Self(9);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 8;
+  pub const ENUM_MAX: u8 = 9;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_RunningNotification,
@@ -47,6 +49,7 @@ impl Body {
     Self::PlainTransport_TupleNotification,
     Self::Producer_ScoreNotification,
     Self::Consumer_ScoreNotification,
+    Self::Consumer_LayersChangeNotification,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -60,6 +63,7 @@ impl Body {
       Self::PlainTransport_TupleNotification => Some("PlainTransport_TupleNotification"),
       Self::Producer_ScoreNotification => Some("Producer_ScoreNotification"),
       Self::Consumer_ScoreNotification => Some("Consumer_ScoreNotification"),
+      Self::Consumer_LayersChangeNotification => Some("Consumer_LayersChangeNotification"),
       _ => None,
     }
   }

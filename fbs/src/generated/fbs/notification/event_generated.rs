@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_EVENT: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_EVENT: u8 = 12;
+pub const ENUM_MAX_EVENT: u8 = 13;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_EVENT: [Event; 13] = [
+pub const ENUM_VALUES_EVENT: [Event; 14] = [
   Event::WORKER_RUNNING,
   Event::WORKER_CHANNEL_ERROR,
   Event::TRANSPORT_ICE_STATE_CHANGE,
@@ -22,6 +22,7 @@ pub const ENUM_VALUES_EVENT: [Event; 13] = [
   Event::CONSUMER_PRODUCER_CLOSE,
   Event::CONSUMER_TRANSPORT_CLOSE,
   Event::PRODUCER_TRANSPORT_CLOSE,
+  Event::CONSUMER_LAYERS_CHANGE,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -42,9 +43,10 @@ impl Event {
   pub const CONSUMER_PRODUCER_CLOSE: Self = Self(10);
   pub const CONSUMER_TRANSPORT_CLOSE: Self = Self(11);
   pub const PRODUCER_TRANSPORT_CLOSE: Self = Self(12);
+  pub const CONSUMER_LAYERS_CHANGE: Self = Self(13);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 12;
+  pub const ENUM_MAX: u8 = 13;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_RUNNING,
     Self::WORKER_CHANNEL_ERROR,
@@ -59,6 +61,7 @@ impl Event {
     Self::CONSUMER_PRODUCER_CLOSE,
     Self::CONSUMER_TRANSPORT_CLOSE,
     Self::PRODUCER_TRANSPORT_CLOSE,
+    Self::CONSUMER_LAYERS_CHANGE,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -76,6 +79,7 @@ impl Event {
       Self::CONSUMER_PRODUCER_CLOSE => Some("CONSUMER_PRODUCER_CLOSE"),
       Self::CONSUMER_TRANSPORT_CLOSE => Some("CONSUMER_TRANSPORT_CLOSE"),
       Self::PRODUCER_TRANSPORT_CLOSE => Some("PRODUCER_TRANSPORT_CLOSE"),
+      Self::CONSUMER_LAYERS_CHANGE => Some("CONSUMER_LAYERS_CHANGE"),
       _ => None,
     }
   }

@@ -189,6 +189,21 @@ impl<'a> Notification<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_consumer_layers_change_notification(&self) -> Option<super::consumer::LayersChangeNotification<'a>> {
+    if self.body_type() == Body::Consumer_LayersChangeNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::consumer::LayersChangeNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Notification<'_> {
@@ -209,6 +224,7 @@ impl ::flatbuffers::Verifiable for Notification<'_> {
           Body::PlainTransport_TupleNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::plain_transport::TupleNotification>>("Body::PlainTransport_TupleNotification", pos),
           Body::Producer_ScoreNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::producer::ScoreNotification>>("Body::Producer_ScoreNotification", pos),
           Body::Consumer_ScoreNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::ConsumerScore>>("Body::Consumer_ScoreNotification", pos),
+          Body::Consumer_LayersChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::LayersChangeNotification>>("Body::Consumer_LayersChangeNotification", pos),
           _ => Ok(()),
         }
      })?
@@ -329,6 +345,13 @@ impl ::core::fmt::Debug for Notification<'_> {
         },
         Body::Consumer_ScoreNotification => {
           if let Some(x) = self.body_as_consumer_score_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Consumer_LayersChangeNotification => {
+          if let Some(x) = self.body_as_consumer_layers_change_notification() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

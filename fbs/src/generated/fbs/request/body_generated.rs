@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 10;
+pub const ENUM_MAX_BODY: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 11] = [
+pub const ENUM_VALUES_BODY: [Body; 13] = [
   Body::NONE,
   Body::Worker_UpdateSettingsRequest,
   Body::Worker_CreateRouterRequest,
@@ -20,6 +20,8 @@ pub const ENUM_VALUES_BODY: [Body; 11] = [
   Body::Transport_SetMaxIncomingBitrateRequest,
   Body::Transport_ProduceRequest,
   Body::Transport_ConsumeRequest,
+  Body::Consumer_SetPreferredLayersRequest,
+  Body::Consumer_SetPriorityRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -38,9 +40,11 @@ impl Body {
   pub const Transport_SetMaxIncomingBitrateRequest: Self = Self(8);
   pub const Transport_ProduceRequest: Self = Self(9);
   pub const Transport_ConsumeRequest: Self = Self(10);
+  pub const Consumer_SetPreferredLayersRequest: Self = Self(11);
+  pub const Consumer_SetPriorityRequest: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 10;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_UpdateSettingsRequest,
@@ -53,6 +57,8 @@ impl Body {
     Self::Transport_SetMaxIncomingBitrateRequest,
     Self::Transport_ProduceRequest,
     Self::Transport_ConsumeRequest,
+    Self::Consumer_SetPreferredLayersRequest,
+    Self::Consumer_SetPriorityRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -68,6 +74,8 @@ impl Body {
       Self::Transport_SetMaxIncomingBitrateRequest => Some("Transport_SetMaxIncomingBitrateRequest"),
       Self::Transport_ProduceRequest => Some("Transport_ProduceRequest"),
       Self::Transport_ConsumeRequest => Some("Transport_ConsumeRequest"),
+      Self::Consumer_SetPreferredLayersRequest => Some("Consumer_SetPreferredLayersRequest"),
+      Self::Consumer_SetPriorityRequest => Some("Consumer_SetPriorityRequest"),
       _ => None,
     }
   }

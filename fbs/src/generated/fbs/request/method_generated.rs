@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_METHOD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_METHOD: u8 = 31;
+pub const ENUM_MAX_METHOD: u8 = 33;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_METHOD: [Method; 32] = [
+pub const ENUM_VALUES_METHOD: [Method; 34] = [
   Method::WORKER_CLOSE,
   Method::WORKER_DUMP,
   Method::WORKER_GET_RESOURCE_USAGE,
@@ -41,6 +41,8 @@ pub const ENUM_VALUES_METHOD: [Method; 32] = [
   Method::CONSUMER_RESUME,
   Method::CONSUMER_REQUEST_KEY_FRAME,
   Method::WORKER_GET_MEDIA_COUNTERS,
+  Method::CONSUMER_SET_PREFERRED_LAYERS,
+  Method::CONSUMER_SET_PRIORITY,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -80,9 +82,11 @@ impl Method {
   pub const CONSUMER_RESUME: Self = Self(29);
   pub const CONSUMER_REQUEST_KEY_FRAME: Self = Self(30);
   pub const WORKER_GET_MEDIA_COUNTERS: Self = Self(31);
+  pub const CONSUMER_SET_PREFERRED_LAYERS: Self = Self(32);
+  pub const CONSUMER_SET_PRIORITY: Self = Self(33);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 31;
+  pub const ENUM_MAX: u8 = 33;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_CLOSE,
     Self::WORKER_DUMP,
@@ -116,6 +120,8 @@ impl Method {
     Self::CONSUMER_RESUME,
     Self::CONSUMER_REQUEST_KEY_FRAME,
     Self::WORKER_GET_MEDIA_COUNTERS,
+    Self::CONSUMER_SET_PREFERRED_LAYERS,
+    Self::CONSUMER_SET_PRIORITY,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -152,6 +158,8 @@ impl Method {
       Self::CONSUMER_RESUME => Some("CONSUMER_RESUME"),
       Self::CONSUMER_REQUEST_KEY_FRAME => Some("CONSUMER_REQUEST_KEY_FRAME"),
       Self::WORKER_GET_MEDIA_COUNTERS => Some("WORKER_GET_MEDIA_COUNTERS"),
+      Self::CONSUMER_SET_PREFERRED_LAYERS => Some("CONSUMER_SET_PREFERRED_LAYERS"),
+      Self::CONSUMER_SET_PRIORITY => Some("CONSUMER_SET_PRIORITY"),
       _ => None,
     }
   }

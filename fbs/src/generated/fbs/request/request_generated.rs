@@ -228,6 +228,36 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_consumer_set_preferred_layers_request(&self) -> Option<super::consumer::SetPreferredLayersRequest<'a>> {
+    if self.body_type() == Body::Consumer_SetPreferredLayersRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::consumer::SetPreferredLayersRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_consumer_set_priority_request(&self) -> Option<super::consumer::SetPriorityRequest<'a>> {
+    if self.body_type() == Body::Consumer_SetPriorityRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::consumer::SetPriorityRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -251,6 +281,8 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           Body::Transport_SetMaxIncomingBitrateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::SetMaxIncomingBitrateRequest>>("Body::Transport_SetMaxIncomingBitrateRequest", pos),
           Body::Transport_ProduceRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ProduceRequest>>("Body::Transport_ProduceRequest", pos),
           Body::Transport_ConsumeRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeRequest>>("Body::Transport_ConsumeRequest", pos),
+          Body::Consumer_SetPreferredLayersRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::SetPreferredLayersRequest>>("Body::Consumer_SetPreferredLayersRequest", pos),
+          Body::Consumer_SetPriorityRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::SetPriorityRequest>>("Body::Consumer_SetPriorityRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -392,6 +424,20 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         Body::Transport_ConsumeRequest => {
           if let Some(x) = self.body_as_transport_consume_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Consumer_SetPreferredLayersRequest => {
+          if let Some(x) = self.body_as_consumer_set_preferred_layers_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Consumer_SetPriorityRequest => {
+          if let Some(x) = self.body_as_consumer_set_priority_request() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

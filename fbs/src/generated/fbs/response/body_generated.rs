@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 13;
+pub const ENUM_MAX_BODY: u8 = 14;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 14] = [
+pub const ENUM_VALUES_BODY: [Body; 15] = [
   Body::NONE,
   Body::Worker_DumpResponse,
   Body::Worker_ResourceUsageResponse,
@@ -23,6 +23,7 @@ pub const ENUM_VALUES_BODY: [Body; 14] = [
   Body::Transport_ConsumeResponse,
   Body::Consumer_DumpResponse,
   Body::Worker_MediaCountersResponse,
+  Body::Consumer_SetPreferredLayersResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -44,9 +45,10 @@ impl Body {
   pub const Transport_ConsumeResponse: Self = Self(11);
   pub const Consumer_DumpResponse: Self = Self(12);
   pub const Worker_MediaCountersResponse: Self = Self(13);
+  pub const Consumer_SetPreferredLayersResponse: Self = Self(14);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_MAX: u8 = 14;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_DumpResponse,
@@ -62,6 +64,7 @@ impl Body {
     Self::Transport_ConsumeResponse,
     Self::Consumer_DumpResponse,
     Self::Worker_MediaCountersResponse,
+    Self::Consumer_SetPreferredLayersResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -80,6 +83,7 @@ impl Body {
       Self::Transport_ConsumeResponse => Some("Transport_ConsumeResponse"),
       Self::Consumer_DumpResponse => Some("Consumer_DumpResponse"),
       Self::Worker_MediaCountersResponse => Some("Worker_MediaCountersResponse"),
+      Self::Consumer_SetPreferredLayersResponse => Some("Consumer_SetPreferredLayersResponse"),
       _ => None,
     }
   }

@@ -282,6 +282,21 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_consumer_set_preferred_layers_response(&self) -> Option<super::consumer::SetPreferredLayersResponse<'a>> {
+    if self.body_type() == Body::Consumer_SetPreferredLayersResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::consumer::SetPreferredLayersResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -309,6 +324,7 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           Body::Transport_ConsumeResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeResponse>>("Body::Transport_ConsumeResponse", pos),
           Body::Consumer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::DumpResponse>>("Body::Consumer_DumpResponse", pos),
           Body::Worker_MediaCountersResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::MediaCountersResponse>>("Body::Worker_MediaCountersResponse", pos),
+          Body::Consumer_SetPreferredLayersResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::SetPreferredLayersResponse>>("Body::Consumer_SetPreferredLayersResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -477,6 +493,13 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         Body::Worker_MediaCountersResponse => {
           if let Some(x) = self.body_as_worker_media_counters_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Consumer_SetPreferredLayersResponse => {
+          if let Some(x) = self.body_as_consumer_set_preferred_layers_response() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

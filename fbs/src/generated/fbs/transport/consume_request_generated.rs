@@ -25,6 +25,8 @@ impl<'a> ConsumeRequest<'a> {
   pub const VT_CONSUMABLE_RTP_ENCODINGS: ::flatbuffers::VOffsetT = 12;
   pub const VT_PAUSED: ::flatbuffers::VOffsetT = 14;
   pub const VT_IGNORE_DTX: ::flatbuffers::VOffsetT = 16;
+  pub const VT_TYPE_: ::flatbuffers::VOffsetT = 18;
+  pub const VT_PREFERRED_LAYERS: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -36,10 +38,12 @@ impl<'a> ConsumeRequest<'a> {
     args: &'args ConsumeRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ConsumeRequest<'bldr>> {
     let mut builder = ConsumeRequestBuilder::new(_fbb);
+    if let Some(x) = args.preferred_layers { builder.add_preferred_layers(x); }
     if let Some(x) = args.consumable_rtp_encodings { builder.add_consumable_rtp_encodings(x); }
     if let Some(x) = args.rtp_parameters { builder.add_rtp_parameters(x); }
     if let Some(x) = args.producer_id { builder.add_producer_id(x); }
     if let Some(x) = args.consumer_id { builder.add_consumer_id(x); }
+    builder.add_type_(args.type_);
     builder.add_ignore_dtx(args.ignore_dtx);
     builder.add_paused(args.paused);
     builder.add_kind(args.kind);
@@ -96,6 +100,20 @@ impl<'a> ConsumeRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(ConsumeRequest::VT_IGNORE_DTX, Some(false)).unwrap()}
   }
+  #[inline]
+  pub fn type_(&self) -> super::rtp_parameters::Type {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<super::rtp_parameters::Type>(ConsumeRequest::VT_TYPE_, Some(super::rtp_parameters::Type::SIMPLE)).unwrap()}
+  }
+  #[inline]
+  pub fn preferred_layers(&self) -> Option<super::consumer::ConsumerLayers<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<super::consumer::ConsumerLayers>>(ConsumeRequest::VT_PREFERRED_LAYERS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ConsumeRequest<'_> {
@@ -111,6 +129,8 @@ impl ::flatbuffers::Verifiable for ConsumeRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<super::rtp_parameters::RtpEncodingParameters>>>>("consumable_rtp_encodings", Self::VT_CONSUMABLE_RTP_ENCODINGS, true)?
      .visit_field::<bool>("paused", Self::VT_PAUSED, false)?
      .visit_field::<bool>("ignore_dtx", Self::VT_IGNORE_DTX, false)?
+     .visit_field::<super::rtp_parameters::Type>("type_", Self::VT_TYPE_, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<super::consumer::ConsumerLayers>>("preferred_layers", Self::VT_PREFERRED_LAYERS, false)?
      .finish();
     Ok(())
   }
@@ -123,6 +143,8 @@ pub struct ConsumeRequestArgs<'a> {
     pub consumable_rtp_encodings: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<super::rtp_parameters::RtpEncodingParameters<'a>>>>>,
     pub paused: bool,
     pub ignore_dtx: bool,
+    pub type_: super::rtp_parameters::Type,
+    pub preferred_layers: Option<::flatbuffers::WIPOffset<super::consumer::ConsumerLayers<'a>>>,
 }
 impl<'a> Default for ConsumeRequestArgs<'a> {
   #[inline]
@@ -135,6 +157,8 @@ impl<'a> Default for ConsumeRequestArgs<'a> {
       consumable_rtp_encodings: None, // required field
       paused: false,
       ignore_dtx: false,
+      type_: super::rtp_parameters::Type::SIMPLE,
+      preferred_layers: None,
     }
   }
 }
@@ -173,6 +197,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConsumeRequestBuilder<'a, 'b,
     self.fbb_.push_slot::<bool>(ConsumeRequest::VT_IGNORE_DTX, ignore_dtx, false);
   }
   #[inline]
+  pub fn add_type_(&mut self, type_: super::rtp_parameters::Type) {
+    self.fbb_.push_slot::<super::rtp_parameters::Type>(ConsumeRequest::VT_TYPE_, type_, super::rtp_parameters::Type::SIMPLE);
+  }
+  #[inline]
+  pub fn add_preferred_layers(&mut self, preferred_layers: ::flatbuffers::WIPOffset<super::consumer::ConsumerLayers<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<super::consumer::ConsumerLayers>>(ConsumeRequest::VT_PREFERRED_LAYERS, preferred_layers);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConsumeRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ConsumeRequestBuilder {
@@ -201,6 +233,8 @@ impl ::core::fmt::Debug for ConsumeRequest<'_> {
       ds.field("consumable_rtp_encodings", &self.consumable_rtp_encodings());
       ds.field("paused", &self.paused());
       ds.field("ignore_dtx", &self.ignore_dtx());
+      ds.field("type_", &self.type_());
+      ds.field("preferred_layers", &self.preferred_layers());
       ds.finish()
   }
 }

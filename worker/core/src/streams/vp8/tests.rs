@@ -75,11 +75,11 @@ fn run(
 ) -> Vec<(u16, u16, u8)> {
     range
         .filter_map(|n| match ctx.process(&frame(n, y), target) {
-            Vp8Verdict::Forward {
+            Vp8Verdict::Forward(PictureIds {
                 picture_id: Some(p),
                 tl0picidx: Some(t),
-            } => Some((n, p, t)),
-            Vp8Verdict::Forward { .. } => panic!("fields missing"),
+            }) => Some((n, p, t)),
+            Vp8Verdict::Forward(_) => panic!("fields missing"),
             Vp8Verdict::Drop => None,
         })
         .collect()

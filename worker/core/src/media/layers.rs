@@ -1,0 +1,142 @@
+//! Simulcast consumers' layers outside the per-packet path: which encodings of a producer are
+//! active (media within [`INACTIVE_AFTER`]), the app's preferred layers, and what a change of
+//! either does to each consumer (a keyframe request for the encoding it switches to, a
+//! `consumer.layerschange` when it stops).
+
+use std::time::Instant;
+
+use ferrosfu_fbs::{ConsumerLayers, HandlerId, MediaEvent};
+
+use crate::WorkerCore;
+use crate::producer::INACTIVE_AFTER;
+use crate::streams::layers::Changes;
+use crate::tables::{ConsumerKey, ProducerKey};
+
+impl WorkerCore {
+    /// Encoding `enc` of producer `pk` received media: active again if it was not.
+    pub(crate) fn encoding_alive(&mut self, pk: ProducerKey, enc: usize, now: Instant) {
+        let Some(e) = self
+            .tables
+            .producers
+            .get_mut(pk)
+            .and_then(|p| p.encodings.get_mut(enc))
+        else {
+            return;
+        };
+        if !e.active {
+            e.active = true;
+            self.encoding_usable(pk, enc, true, now);
+        }
+    }
+
+    /// Encodings of producer `pk` silent for [`INACTIVE_AFTER`] become inactive.
+    pub(super) fn encoding_activity(&mut self, pk: ProducerKey, now: Instant) {
+        let Some(p) = self.tables.producers.get_mut(pk) else {
+            return;
+        };
+        let mut stopped = 0u32;
+        for (i, e) in p.encodings.iter_mut().enumerate().take(32) {
+            let recent = e
+                .last_seen
+                .is_some_and(|at| now.saturating_duration_since(at) < INACTIVE_AFTER);
+            if e.active && !recent {
+                e.active = false;
+                stopped |= 1 << i;
+            }
+        }
+        for i in 0..32 {
+            if stopped & (1 << i) != 0 {
+                self.encoding_usable(pk, i, false, now);
+            }
+        }
+    }
+
+    /// Every simulcast consumer of producer `pk` learns whether encoding `enc` is usable.
+    fn encoding_usable(&mut self, pk: ProducerKey, enc: usize, usable: bool, now: Instant) {
+        let Some(p) = self.tables.producers.get(pk) else {
+            return;
+        };
+        if p.layered_consumers == 0 {
+            return;
+        }
+        let consumers = p.consumers.clone();
+        for ck in consumers {
+            self.apply_layers(ck, now, |l| l.selector.set_usable(enc as u8, usable));
+        }
+    }
+
+    /// `consumer.set_preferred_layers`: the preference as applied (`None` for a simple
+    /// consumer, which has no layers).
+    pub(crate) fn set_preferred_layers(
+        &mut self,
+        ck: ConsumerKey,
+        layers: ConsumerLayers,
+        now: Instant,
+    ) -> Option<ConsumerLayers> {
+        let mut applied = None;
+        self.apply_layers(ck, now, |l| {
+            let ((s, t), c) = l
+                .selector
+                .set_preferred(layers.spatial_layer, layers.temporal_layer);
+            applied = Some(ConsumerLayers {
+                spatial_layer: s,
+                temporal_layer: Some(t),
+            });
+            c
+        });
+        applied
+    }
+
+    /// A new simulcast consumer learns which encodings are active now.
+    pub(crate) fn init_layers(&mut self, ck: ConsumerKey, now: Instant) {
+        let Some(c) = self.tables.consumers.get(ck) else {
+            return;
+        };
+        let Some(p) = self.tables.producers.get(c.producer) else {
+            return;
+        };
+        let active: Vec<bool> = p.encodings.iter().map(|e| e.active).collect();
+        self.apply_layers(ck, now, |l| {
+            let mut all = Changes::default();
+            for (i, &a) in active.iter().enumerate() {
+                let c = l.selector.set_usable(i as u8, a);
+                all.target_changed |= c.target_changed;
+                all.stopped |= c.stopped;
+                all.keyframe_for = c.keyframe_for.or(all.keyframe_for);
+            }
+            all.keyframe_for = l
+                .selector
+                .target()
+                .map(|(s, _)| s)
+                .filter(|_| all.keyframe_for.is_some());
+            all
+        });
+    }
+
+    /// Runs `change` on consumer `ck`'s layers (a simulcast consumer's), then asks for the
+    /// keyframe a switch needs and reports a change of the layers forwarded.
+    fn apply_layers(
+        &mut self,
+        ck: ConsumerKey,
+        now: Instant,
+        change: impl FnOnce(&mut crate::streams::layered::Layered) -> Changes,
+    ) {
+        let Some(c) = self.tables.consumers.get_mut(ck) else {
+            return;
+        };
+        let active = c.active();
+        let Some(l) = c.layers.as_deref_mut() else {
+            return;
+        };
+        let changes = change(l);
+        let key = l.after(changes, now);
+        let report = l.layers_change();
+        let (pk, h) = (c.producer, HandlerId::from(&c.id));
+        if let Some(layers) = report {
+            self.notify(h, MediaEvent::ConsumerLayersChange(layers));
+        }
+        if let (Some(s), true) = (key, active) {
+            self.request_key_frame(pk, usize::from(s), now);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The per-packet state of a simulcast consumer: which encoding (spatial layer) and which VP8
+//! temporal layers it forwards ([`LayerSelector`], [`Vp8Context`]), the encoding it last sent
+//! from (a switch re-anchors numbering and time), and the layers it last reported.
+//!
+//! The decision is a branch on fields parsed once per packet for every consumer (the encoding
+//! index, keyframe, the VP8 descriptor); nothing is allocated.
+
+use std::time::{Duration, Instant};
+
+use ferrosfu_fbs::ConsumerLayers;
+
+use crate::proto::vp8::{PictureIds, Vp8Descriptor};
+use crate::streams::layers::{Changes, Decision, LayerSelector};
+use crate::streams::vp8::{Vp8Context, Vp8Verdict};
+
+/// While a consumer waits for a keyframe of the layer it switches to, it asks again this often
+/// (a request or its keyframe can be lost).
+const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
+
+/// What a simulcast consumer does with one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LayerVerdict {
+    /// Not forwarded. `own`: it belongs to the encoding being sent (its sequence number is
+    /// taken out of the output); `want_key`: the consumer waits for a keyframe of this encoding
+    /// and should ask for one now.
+    Drop { own: bool, want_key: bool },
+    /// Forwarded. `resync`: the first packet after a switch or a resync (re-anchor sequence
+    /// numbers on it); `switched_from`: the encoding sent before, when this one is another
+    /// (re-anchor timestamps: another timeline); `picture`: the VP8 PictureID / TL0PICIDX to
+    /// write.
+    Forward {
+        resync: bool,
+        switched_from: Option<u8>,
+        picture: Option<PictureIds>,
+    },
+}
+
+/// A simulcast consumer's layer state.
+#[derive(Clone, Debug)]
+pub(crate) struct Layered {
+    pub(crate) selector: LayerSelector,
+    vp8: Option<Vp8Context>,
+    /// The encoding the last forwarded packet came from.
+    sent_from: Option<u8>,
+    /// The layers last reported (`consumer.layerschange`).
+    reported: Option<ConsumerLayers>,
+    /// When a keyframe of the target was last asked for.
+    key_asked: Option<Instant>,
+}
+
+impl Layered {
+    /// `spatial` encodings of `temporal` temporal layers each; `vp8`: the codec has a VP8
+    /// payload descriptor to select temporal layers and renumber pictures by.
+    pub(crate) fn new(spatial: u8, temporal: u8, vp8: bool) -> Layered {
+        Layered {
+            selector: LayerSelector::new(spatial, temporal),
+            vp8: vp8.then(Vp8Context::default),
+            sent_from: None,
+            reported: None,
+            key_asked: None,
+        }
+    }
+
+    /// The verdict for a packet of encoding `spatial` (keyframe or not, its VP8 descriptor).
+    pub(crate) fn on_packet(
+        &mut self,
+        spatial: u8,
+        keyframe: bool,
+        vp8: Option<&Vp8Descriptor>,
+        now: Instant,
+    ) -> LayerVerdict {
+        let own = self.sent_from == Some(spatial);
+        let resync = match self.selector.on_packet(spatial, keyframe) {
+            Decision::Drop => {
+                let current = self.selector.current_spatial();
+                // Waiting for a keyframe: of the target to switch to, or of the current
+                // encoding after a resync.
+                let to_target = self.selector.target().is_some_and(|(s, _)| s == spatial)
+                    && current != Some(spatial);
+                let waiting = to_target || current == Some(spatial);
+                let want_key = waiting
+                    && self
+                        .key_asked
+                        .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY);
+                if want_key {
+                    self.key_asked = Some(now);
+                }
+                return LayerVerdict::Drop { own, want_key };
+            }
+            Decision::Forward { sync, .. } => sync,
+        };
+        let mut switched_from = None;
+        if resync {
+            if !own {
+                switched_from = self.sent_from;
+            }
+            self.sent_from = Some(spatial);
+            if let Some(ctx) = self.vp8.as_mut() {
+                ctx.sync();
+            }
+        }
+        let picture = match (self.vp8.as_mut(), vp8) {
+            (Some(ctx), Some(d)) => {
+                let target = self.selector.target().map_or(0, |(_, t)| t);
+                match ctx.process(d, target) {
+                    Vp8Verdict::Forward(ids) => Some(ids),
+                    Vp8Verdict::Drop => {
+                        return LayerVerdict::Drop {
+                            own: true,
+                            want_key: false,
+                        };
+                    }
+                }
+            }
+            _ => None,
+        };
+        LayerVerdict::Forward {
+            resync,
+            switched_from,
+            picture,
+        }
+    }
+
+    /// The layers forwarded now: the encoding sent and its temporal layer; `None` while
+    /// nothing is forwarded.
+    pub(crate) fn current(&self) -> Option<ConsumerLayers> {
+        let spatial = self.selector.current_spatial()?;
+        let temporal = match &self.vp8 {
+            Some(ctx) => ctx.current_temporal_layer(),
+            None => self.selector.target().map_or(0, |(_, t)| t),
+        };
+        Some(ConsumerLayers {
+            spatial_layer: spatial,
+            temporal_layer: Some(temporal),
+        })
+    }
+
+    /// The current layers when they changed since last reported.
+    pub(crate) fn layers_change(&mut self) -> Option<Option<ConsumerLayers>> {
+        let now = self.current();
+        (now != self.reported).then(|| {
+            self.reported = now;
+            now
+        })
+    }
+
+    /// Applies what a change of preference or usability did: `Some(spatial)` when a keyframe of
+    /// that encoding must be asked for now.
+    pub(crate) fn after(&mut self, c: Changes, now: Instant) -> Option<u8> {
+        if c.stopped {
+            self.sent_from = None;
+        }
+        let s = c.keyframe_for?;
+        self.key_asked = Some(now);
+        Some(s)
+    }
+
+    /// The target (spatial, temporal) as [`ConsumerLayers`].
+    pub(crate) fn target(&self) -> Option<ConsumerLayers> {
+        self.selector.target().map(|(s, t)| ConsumerLayers {
+            spatial_layer: s,
+            temporal_layer: Some(t),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! A simulcast publisher as a browser sends one: three VP8 encodings (by SSRC or by RID), each
+//! with three temporal layers (L1T3: TID 0, 2, 1, 2 …, every frame a layer-sync frame), its own
+//! sequence numbers, PictureIDs and random timestamp base, one frame every 30 ms captured at
+//! the same instant for all three, sender reports once a second, and a keyframe on an encoding
+//! whenever it received a PLI/FIR for it. Plus what a subscriber's received packets say
+//! ([`Received`]): which encoding and frame each carries, to check the consumer's output.
+
+use std::time::Duration;
+
+use ferrosfu_fbs::*;
+use ferrosfu_worker_core::{Pt, Rtcp, RtpHeader, SrtpProfile, Ssrc, Vp8Descriptor, build_packet};
+
+use crate::Sim;
+use crate::scenario::{CONSUMER_RTX_PT, CONSUMER_VP8_PT, VP8_PT, vp8_codecs, vp8_consumer};
+
+/// Encodings of the simulcast publisher, lowest first.
+pub const LAYERS: usize = 3;
+/// Frame interval: 30 ms (2700 ticks of 90 kHz).
+pub const FRAME: Duration = Duration::from_millis(30);
+pub const FRAME_TICKS: u32 = 2700;
+/// Bytes of VP8 data after the payload header in each packet (its identity, then filler).
+const FILLER: usize = 300;
+
+/// The RID extension id and the MID extension id the publisher uses.
+const MID_EXT: u8 = 1;
+const RID_EXT: u8 = 2;
+
+/// One packet the publisher sent.
+#[derive(Clone, Debug)]
+pub struct SentPacket {
+    pub layer: usize,
+    pub frame: u32,
+    pub tid: u8,
+    pub key: bool,
+    /// The VP8 data after the payload descriptor (what a consumer forwards unchanged).
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct SimulcastPublisher {
+    pub peer: usize,
+    /// Encodings it publishes (the first `layers` of [`LAYERS`]).
+    pub layers: usize,
+    /// Keep every packet sent in [`SimulcastPublisher::sent`] (tests; a bench does not).
+    pub record: bool,
+    pub ssrcs: [u32; LAYERS],
+    /// Which encodings send (a publisher that drops one for lack of bandwidth stops it).
+    pub active: [bool; LAYERS],
+    by_rid: bool,
+    seq: [u16; LAYERS],
+    ts_base: [u32; LAYERS],
+    picture_id: [u16; LAYERS],
+    tl0: [u8; LAYERS],
+    plis: [usize; LAYERS],
+    pub frame: u32,
+    pub sent: Vec<SentPacket>,
+    last_sr: Option<std::time::Instant>,
+}
+
+impl SimulcastPublisher {
+    /// A new peer publishing producer `id` (encodings by RID when `by_rid`, else by SSRC).
+    pub fn new(sim: &mut Sim, id: &str, by_rid: bool) -> SimulcastPublisher {
+        Self::with_layers(sim, id, by_rid, LAYERS)
+    }
+
+    /// [`SimulcastPublisher::new`] with `layers` encodings (1: a VP8 publisher with temporal
+    /// layers only).
+    pub fn with_layers(sim: &mut Sim, id: &str, by_rid: bool, layers: usize) -> Self {
+        let peer = sim.add_peer(SrtpProfile::AeadAes128Gcm);
+        let ssrcs = [0x5100, 0x5200, 0x5300];
+        let tid = sim.peers[peer].transport_id.clone();
+        let layers = layers.clamp(1, LAYERS);
+        sim.request(
+            &tid,
+            RequestBody::TransportProduce(producer(id, &ssrcs[..layers], by_rid)),
+        )
+        .unwrap();
+        let mut active = [false; LAYERS];
+        active[..layers].fill(true);
+        SimulcastPublisher {
+            peer,
+            layers,
+            record: true,
+            ssrcs,
+            active,
+            by_rid,
+            seq: [1000, 20_000, 65_000],
+            ts_base: [7_000, 1_500_000_000, 4_000_000_000],
+            picture_id: [100, 30_000, 32_700],
+            tl0: [5, 100, 250],
+            plis: [0; LAYERS],
+            frame: 0,
+            sent: Vec::new(),
+            last_sr: None,
+        }
+    }
+
+    fn plis_for(rtcp: &[Rtcp], ssrc: u32) -> usize {
+        rtcp.iter()
+            .filter(|r| match r {
+                Rtcp::Pli { media_ssrc } => *media_ssrc == ssrc,
+                Rtcp::Fir { media_ssrcs } => media_ssrcs.contains(&ssrc),
+                _ => false,
+            })
+            .count()
+    }
+
+    /// Sends the next frame on every active encoding, then lets `FRAME` pass.
+    pub fn send_frame(&mut self, sim: &mut Sim) {
+        if self
+            .last_sr
+            .is_none_or(|t| sim.now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.send_reports(sim);
+        }
+        for pkt in self.next_frame(&sim.peers[self.peer].rx_rtcp) {
+            sim.peer_send_rtp(self.peer, pkt);
+        }
+        sim.run_for(FRAME);
+    }
+
+    /// The plaintext packets of the next frame on every active encoding (a keyframe on an
+    /// encoding that a PLI/FIR in `rtcp`, what the publisher received, asked one for since its
+    /// last frame).
+    pub fn next_frame(&mut self, rtcp: &[Rtcp]) -> Vec<Vec<u8>> {
+        let n = self.frame;
+        let tid = [0u8, 2, 1, 2][n as usize % 4];
+        let mut out = Vec::new();
+        for layer in 0..LAYERS {
+            if !self.active[layer] {
+                continue;
+            }
+            let plis = Self::plis_for(rtcp, self.ssrcs[layer]);
+            let key = n == 0 || plis > self.plis[layer];
+            self.plis[layer] = plis;
+            if tid == 0 || key {
+                self.tl0[layer] = self.tl0[layer].wrapping_add(1);
+            }
+            let tid = if key { 0 } else { tid };
+            self.picture_id[layer] = (self.picture_id[layer] + 1) & 0x7fff;
+            let packets = layer + 1;
+            for k in 0..packets {
+                let mut payload = vec![
+                    0x80 | if k == 0 { 0x10 } else { 0 },
+                    0xe0,
+                    0x80 | (self.picture_id[layer] >> 8) as u8,
+                    self.picture_id[layer] as u8,
+                    self.tl0[layer],
+                    (tid << 6) | 0x20,
+                ];
+                let data_at = payload.len();
+                payload.push(if k == 0 && key { 0x00 } else { 0x01 });
+                payload.push(layer as u8);
+                payload.extend_from_slice(&n.to_be_bytes());
+                payload.push(k as u8);
+                payload.extend((0..FILLER as u32).map(|i| (i.wrapping_mul(7) ^ n) as u8));
+                let seq = self.seq[layer];
+                self.seq[layer] = seq.wrapping_add(1);
+                let ts = self.ts_base[layer].wrapping_add(n.wrapping_mul(FRAME_TICKS));
+                let mut pkt = build_packet(
+                    Pt(VP8_PT),
+                    seq,
+                    ts,
+                    Ssrc(self.ssrcs[layer]),
+                    k + 1 == packets,
+                    &payload,
+                );
+                if self.by_rid {
+                    pkt = with_mid_rid(&pkt, layer);
+                }
+                if self.record {
+                    self.sent.push(SentPacket {
+                        layer,
+                        frame: n,
+                        tid,
+                        key: key && k == 0,
+                        data: payload[data_at..].to_vec(),
+                    });
+                }
+                out.push(pkt);
+            }
+        }
+        self.frame += 1;
+        out
+    }
+
+    /// Sends `frames` frames.
+    pub fn run(&mut self, sim: &mut Sim, frames: u32) {
+        for _ in 0..frames {
+            self.send_frame(sim);
+        }
+    }
+
+    /// An SR per active encoding: one sender clock, each encoding's own RTP timeline.
+    fn send_reports(&mut self, sim: &mut Sim) {
+        let since = sim.now.duration_since(sim.start);
+        let ntp = (3_900_000_000u64 << 32) + ((since.as_nanos() << 32) / 1_000_000_000) as u64;
+        // The frame being captured now is `self.frame`, at its timestamp.
+        let reports: Vec<Rtcp> = (0..LAYERS)
+            .filter(|&l| self.active[l])
+            .map(|l| Rtcp::SenderReport {
+                ssrc: self.ssrcs[l],
+                ntp,
+                rtp: self.ts_base[l].wrapping_add(self.frame.wrapping_mul(FRAME_TICKS)),
+                packets: 0,
+                octets: 0,
+                reports: vec![],
+            })
+            .collect();
+        sim.peer_send_rtcp(self.peer, &reports);
+        self.last_sr = Some(sim.now);
+    }
+
+    /// The packets of `layer` sent from frame `from` on.
+    pub fn sent_of(&self, layer: usize, from: u32) -> impl Iterator<Item = &SentPacket> {
+        self.sent
+            .iter()
+            .filter(move |p| p.layer == layer && p.frame >= from)
+    }
+}
+
+/// RID extension (and MID) added to a packet, the publisher's SSRC unannounced.
+fn with_mid_rid(pkt: &[u8], layer: usize) -> Vec<u8> {
+    let h = RtpHeader::parse(pkt).unwrap();
+    let rid = [b'r', b'0' + layer as u8];
+    // One-byte extension header: MID "0", RID "rN", padded to 4 bytes.
+    let mut ext = vec![0xbe, 0xde, 0, 2, MID_EXT << 4, b'0', (RID_EXT << 4) | 1];
+    ext.extend_from_slice(&rid);
+    ext.resize(12, 0);
+    let mut out = pkt[..12].to_vec();
+    out[0] |= 0x10;
+    out.extend_from_slice(&ext);
+    out.extend_from_slice(h.payload(pkt));
+    out
+}
+
+fn producer(id: &str, ssrcs: &[u32], by_rid: bool) -> ProduceOptions {
+    let encodings: Vec<RtpEncodingParameters> = (0..ssrcs.len())
+        .map(|l| RtpEncodingParameters {
+            ssrc: (!by_rid).then_some(ssrcs[l]),
+            rid: by_rid.then(|| format!("r{l}")),
+            scalability_mode: Some("L1T3".into()),
+            ..Default::default()
+        })
+        .collect();
+    let mut header_extensions = vec![RtpHeaderExtensionParameters {
+        uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
+        id: MID_EXT,
+        encrypt: false,
+    }];
+    if by_rid {
+        header_extensions.push(RtpHeaderExtensionParameters {
+            uri: "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id".into(),
+            id: RID_EXT,
+            encrypt: false,
+        });
+    }
+    ProduceOptions {
+        producer_id: ProducerId::new(id),
+        kind: MediaKind::Video,
+        rtp_parameters: RtpParameters {
+            mid: Some("0".into()),
+            codecs: vp8_codecs(VP8_PT, 97),
+            header_extensions,
+            encodings: encodings.clone(),
+            rtcp: RtcpParameters {
+                cname: "pub".into(),
+                reduced_size: true,
+            },
+        },
+        rtp_mapping: RtpMapping {
+            codecs: vec![CodecMapping {
+                payload_type: VP8_PT,
+                mapped_payload_type: 101,
+            }],
+            encodings: encodings
+                .iter()
+                .enumerate()
+                .map(|(l, e)| EncodingMapping {
+                    ssrc: e.ssrc,
+                    rid: e.rid.clone(),
+                    scalability_mode: e.scalability_mode.clone(),
+                    mapped_ssrc: 0x6000_0000 + l as u32,
+                })
+                .collect(),
+        },
+        key_frame_request_delay: 0,
+        paused: false,
+    }
+}
+
+/// A simulcast consumer `id` of `producer` on a new subscriber peer, preferring `preferred`
+/// (`None`: the highest layers). Returns the peer.
+pub fn simulcast_subscriber(
+    sim: &mut Sim,
+    id: &str,
+    producer: &str,
+    preferred: Option<ConsumerLayers>,
+) -> usize {
+    subscriber(sim, id, producer, ConsumerType::Simulcast, preferred)
+}
+
+/// A consumer `id` of `producer`, of type `consumer_type`, on a new subscriber peer.
+pub fn subscriber(
+    sim: &mut Sim,
+    id: &str,
+    producer: &str,
+    consumer_type: ConsumerType,
+    preferred: Option<ConsumerLayers>,
+) -> usize {
+    let s = sim.add_peer(SrtpProfile::AesCm128HmacSha1_80);
+    let tid = sim.peers[s].transport_id.clone();
+    let (ssrc, rtx) = (0x7000 + s as u32, 0x7800 + s as u32);
+    let mut o = vp8_consumer(id, producer, ssrc, rtx, false);
+    o.consumer_type = consumer_type;
+    o.preferred_layers = preferred;
+    o.rtp_parameters.encodings[0].scalability_mode = Some("L3T3".into());
+    sim.request(&tid, RequestBody::TransportConsume(o)).unwrap();
+    sim.peers[s].rtx_of.insert(rtx, ssrc);
+    s
+}
+
+/// What one packet a subscriber received says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub seq: u16,
+    pub ts: u32,
+    pub marker: bool,
+    pub pt: u8,
+    pub picture_id: u16,
+    pub tl0: u8,
+    pub tid: u8,
+    pub start: bool,
+    /// Encoding and frame from the data's identity bytes.
+    pub layer: usize,
+    pub frame: u32,
+    pub data: Vec<u8>,
+}
+
+/// Every packet subscriber `peer` received, in arrival order.
+pub fn received(sim: &Sim, peer: usize) -> Vec<Received> {
+    sim.peers[peer]
+        .rx_rtp
+        .iter()
+        .map(|pkt| {
+            let h = RtpHeader::parse(pkt).unwrap();
+            let payload = h.payload(pkt);
+            let d = Vp8Descriptor::parse(payload).unwrap();
+            let data = payload[d.len..].to_vec();
+            Received {
+                seq: h.seq,
+                ts: h.timestamp,
+                marker: h.marker,
+                pt: h.pt.0,
+                picture_id: d.picture_id.unwrap().0,
+                tl0: d.tl0picidx.unwrap(),
+                tid: d.tid.unwrap(),
+                start: d.start_of_frame,
+                layer: usize::from(data[1]),
+                frame: u32::from_be_bytes([data[2], data[3], data[4], data[5]]),
+                data,
+            }
+        })
+        .collect()
+}
+
+/// The consumer payload types the subscriber negotiated.
+pub const SUBSCRIBER_PTS: (u8, u8) = (CONSUMER_VP8_PT, CONSUMER_RTX_PT);
