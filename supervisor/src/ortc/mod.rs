@@ -617,9 +617,10 @@ pub fn get_consumer_rtp_parameters(
 }
 
 /// The consumer type mediasoup gives a producer's consumers, from its consumable parameters:
-/// simulcast for several encodings, or one VP8/H264 encoding with temporal layers; simple
-/// otherwise. (One VP9/AV1 encoding with layers is SVC in mediasoup; the worker forwards it
-/// whole, every layer, as a simple consumer until its SVC consumer is wired.)
+/// simulcast for several encodings, or one VP8/H264 encoding with temporal layers; SVC for one
+/// VP9 encoding with layers; simple otherwise. (One AV1 encoding with layers is SVC in
+/// mediasoup: the worker has no AV1 dependency-descriptor support, it forwards that stream
+/// whole, every layer, as a simple consumer.)
 pub fn consumer_type(consumable: &RtpParameters) -> ferrosfu_fbs::ConsumerType {
     use ferrosfu_fbs::ConsumerType;
     if consumable.encodings.len() > 1 {
@@ -639,6 +640,7 @@ pub fn consumer_type(consumable: &RtpParameters) -> ferrosfu_fbs::ConsumerType {
         .map(|c| c.mime_type.to_ascii_lowercase())
         .unwrap_or_default();
     match mime.as_str() {
+        "video/vp9" => ConsumerType::Svc,
         "video/vp8" | "video/h264" => ConsumerType::Simulcast,
         _ => ConsumerType::Simple,
     }

@@ -928,6 +928,7 @@ fn cannot_consume_codec_the_remote_lacks() {
         params.encodings[0].scalability_mode.as_deref(),
         Some("L3T3_KEY")
     );
+    assert_eq!(consumer_type(&consumable), ferrosfu_fbs::ConsumerType::Svc);
 }
 
 fn simulcast_vp8() -> RtpParameters {
@@ -973,6 +974,24 @@ fn simulcast_consumer_gets_one_encoding() {
     );
     assert_eq!(params.encodings[0].max_bitrate, Some(1_200_000));
     assert_eq!(params.encodings[0].rtx, Some(RtxParameters { ssrc: 501 }));
+    assert_eq!(
+        consumer_type(&consumable),
+        ferrosfu_fbs::ConsumerType::Simulcast
+    );
+    // One encoding: with temporal layers (L1T3) simulcast, without simple.
+    let mut single = chrome_vp8();
+    assert_eq!(single.encodings.len(), 1);
+    let (_, _, consumable) = produce(MediaKind::Video, single.clone(), 100);
+    assert_eq!(
+        consumer_type(&consumable),
+        ferrosfu_fbs::ConsumerType::Simulcast
+    );
+    single.encodings[0].scalability_mode = None;
+    let (_, _, consumable) = produce(MediaKind::Video, single, 100);
+    assert_eq!(
+        consumer_type(&consumable),
+        ferrosfu_fbs::ConsumerType::Simple
+    );
 }
 
 #[test]

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use ferrosfu_fbs::{
-    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerLayers, ConsumerScore, ConsumerType,
-    MediaKind, ProducerId, RequestFailure, RtpParameters, RtpStreamStats, parse_scalability_mode,
+    ConsumeOptions, ConsumerDump, ConsumerId, ConsumerScore, ConsumerType, MediaKind, ProducerId,
+    RequestFailure, RtpParameters, RtpStreamStats, parse_scalability_mode,
 };
 
 use crate::producer::{
@@ -13,9 +13,10 @@ use crate::producer::{
 };
 use crate::proto::rtp::Codec;
 use crate::proto::rtp::OwnExts;
-use crate::streams::layered::Layered;
+use crate::streams::layered::{Layered, Layers};
 use crate::streams::layers::MAX_SPATIAL_LAYERS;
 use crate::streams::send::SendStream;
+use crate::streams::svc_layers::SvcLayers;
 use crate::tables::{ProducerKey, TransportKey};
 
 #[derive(Debug)]
@@ -42,8 +43,8 @@ pub(crate) struct Consumer {
     pub consumer_type: ConsumerType,
     /// 1 (lowest) to 255: its share when a transport's bandwidth is split (issue 13).
     pub priority: u8,
-    /// Simulcast: which encoding and temporal layers it forwards (`None`: simple).
-    pub layers: Option<Box<Layered>>,
+    /// Simulcast/SVC: which layers it forwards (`None`: simple).
+    pub layers: Option<Box<Layers>>,
     pub last_score: ConsumerScore,
 }
 
@@ -67,6 +68,7 @@ impl Consumer {
         transport: TransportKey,
         initial_seq: u16,
         ts_offset: u32,
+        now: Instant,
     ) -> Result<Self, RequestFailure> {
         let p = &opts.rtp_parameters;
         let enc = p
@@ -169,31 +171,7 @@ impl Consumer {
             initial_seq,
             ts_offset,
         );
-        let layers = match opts.consumer_type {
-            ConsumerType::Simulcast if producer.kind == MediaKind::Video => {
-                let (_, temporal) = parse_scalability_mode(
-                    producer
-                        .params
-                        .encodings
-                        .first()
-                        .and_then(|e| e.scalability_mode.as_deref()),
-                );
-                let spatial = producer.encodings.len().min(MAX_SPATIAL_LAYERS) as u8;
-                let vp8 = Codec::from_mime(&media.mime_type) == Codec::Vp8;
-                let mut l = Layered::new(spatial, temporal, vp8);
-                if let Some(p) = opts.preferred_layers {
-                    l.selector.set_preferred(p.spatial_layer, p.temporal_layer);
-                }
-                Some(Box::new(l))
-            }
-            ConsumerType::Simple | ConsumerType::Simulcast => None,
-            ConsumerType::Svc | ConsumerType::Pipe => {
-                return Err(RequestFailure::invalid_argument(format!(
-                    "{} consumers are not supported",
-                    opts.consumer_type.as_str()
-                )));
-            }
-        };
+        let layers = layers_of(&opts, producer, &media.mime_type, now)?;
         Ok(Self {
             id: opts.consumer_id,
             producer_id: opts.producer_id,
@@ -227,7 +205,7 @@ impl Consumer {
     pub(crate) fn resync(&mut self) {
         self.stream.resync();
         if let Some(l) = self.layers.as_deref_mut() {
-            l.selector.resync();
+            l.resync();
         }
     }
 
@@ -235,11 +213,7 @@ impl Consumer {
     /// one it switches to (simulcast); the first (simple).
     pub(crate) fn key_encoding(&self) -> Option<usize> {
         match &self.layers {
-            Some(l) => l
-                .selector
-                .current_spatial()
-                .or_else(|| l.selector.target().map(|(s, _)| s))
-                .map(usize::from),
+            Some(l) => l.key_encoding().map(usize::from),
             None => Some(0),
         }
     }
@@ -279,15 +253,47 @@ impl Consumer {
             producer_paused: self.producer_paused,
             consumer_type: self.consumer_type,
             priority: self.priority,
-            preferred_layers: self.layers.as_ref().map(|l| {
-                let (s, t) = l.selector.preferred();
-                ConsumerLayers {
-                    spatial_layer: s,
-                    temporal_layer: Some(t),
-                }
-            }),
+            preferred_layers: self.layers.as_ref().map(|l| l.preferred()),
             target_layers: self.layers.as_ref().and_then(|l| l.target()),
             current_layers: self.layers.as_ref().and_then(|l| l.current()),
         }
     }
+}
+
+/// The layer selection of a consumer of type `consumer_type` (`None`: simple), from the
+/// producer's encodings and scalability mode; the app's initial preference applied.
+fn layers_of(
+    opts: &ConsumeOptions,
+    producer: &Producer,
+    mime: &str,
+    now: Instant,
+) -> Result<Option<Box<Layers>>, RequestFailure> {
+    let mode = producer
+        .params
+        .encodings
+        .first()
+        .and_then(|e| e.scalability_mode.as_deref());
+    let (spatial, temporal) = parse_scalability_mode(mode);
+    let codec = Codec::from_mime(mime);
+    let mut layers = match (opts.consumer_type, producer.kind) {
+        (ConsumerType::Simple, _) | (_, MediaKind::Audio) => return Ok(None),
+        (ConsumerType::Simulcast, _) => {
+            let spatial = producer.encodings.len().min(MAX_SPATIAL_LAYERS) as u8;
+            Layers::Simulcast(Layered::new(spatial, temporal, codec == Codec::Vp8))
+        }
+        (ConsumerType::Svc, _) if codec == Codec::Vp9 && producer.encodings.len() == 1 => {
+            let ksvc = mode.is_some_and(|m| m.ends_with("_KEY"));
+            Layers::Svc(SvcLayers::new(spatial, temporal, ksvc))
+        }
+        (t, _) => {
+            return Err(RequestFailure::invalid_argument(format!(
+                "{} consumers of {mime} are not supported",
+                t.as_str()
+            )));
+        }
+    };
+    if let Some(p) = opts.preferred_layers {
+        layers.set_preferred(p.spatial_layer, p.temporal_layer, now);
+    }
+    Ok(Some(Box::new(layers)))
 }

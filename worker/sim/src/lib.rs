@@ -8,6 +8,7 @@
 //! - [`scenario`]: one VP8 publisher and N subscribers, and the RTP parameters they use.
 //! - [`simulcast`]: a three-encoding VP8 simulcast publisher (by SSRC or RID) and what its
 //!   subscribers received.
+//! - [`svc`]: a VP9 L3T3 / L3T3_KEY publisher and what its SVC subscribers received.
 //! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
 //!   identity, listen/socket descriptions, a request that checks its single reply, every
 //!   transmit as datagrams, and STUN binding requests signed with a transport's ICE password.
@@ -30,6 +31,7 @@ mod net;
 pub mod scenario;
 pub mod simulcast;
 pub mod stun;
+pub mod svc;
 
 pub use dtls::DtlsSetup;
 pub use net::{Link, Peer, Sim};

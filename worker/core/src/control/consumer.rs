@@ -9,6 +9,7 @@ use rand::Rng;
 use super::{invalid, misrouted};
 use crate::WorkerCore;
 use crate::consumer::Consumer;
+use crate::streams::layered::Layers;
 use crate::streams::retransmit::PacketStore;
 use crate::tables::{ConsumerKey, TransportKey};
 
@@ -38,13 +39,16 @@ impl WorkerCore {
         }
         let initial_seq: u16 = self.rng.random();
         let ts_offset: u32 = self.rng.random();
-        let c = Consumer::new(o, pk, producer, tk, initial_seq, ts_offset)?;
+        let c = Consumer::new(o, pk, producer, tk, initial_seq, ts_offset, now)?;
         let reply = ResponseBody::Consumed {
             paused: c.paused,
             producer_paused: c.producer_paused,
             score: c.last_score,
         };
         let layered = c.layers.is_some();
+        // Simulcast consumers ask for the keyframe of the encoding they start on once they know
+        // which encodings are active; the others ask now.
+        let simulcast = matches!(c.layers.as_deref(), Some(Layers::Simulcast(_)));
         let retransmits = c.stream.buffer.is_some();
         let (ssrc, rtx_ssrc) = (c.stream.ssrc, c.stream.rtx_ssrc);
         let ck = self.tables.insert_consumer(c);
@@ -65,6 +69,8 @@ impl WorkerCore {
         }
         if layered {
             p.layered_consumers += 1;
+        }
+        if simulcast {
             self.init_layers(ck, now);
         } else {
             self.consumer_key_frame(ck, now);

@@ -11,6 +11,7 @@ use crate::producer::Producer;
 use crate::proto::rtcp::Rtcp;
 use crate::proto::rtp::{self, Codec, Rewrite, RtpHeader};
 use crate::proto::vp8::Vp8Descriptor;
+use crate::proto::vp9::Vp9Descriptor;
 use crate::streams::layered::LayerVerdict;
 use crate::streams::layers::MAX_SPATIAL_LAYERS;
 use crate::streams::retransmit::SentFrom;
@@ -69,9 +70,13 @@ impl WorkerCore {
             return;
         }
         let enc = enc_i as u8;
-        // Parsed once for every consumer: simulcast consumers select temporal layers by it.
-        let vp8 = (codec == Codec::Vp8 && p.layered_consumers > 0)
+        // Parsed once for every consumer: simulcast and SVC consumers select layers by them.
+        let layered = p.layered_consumers > 0;
+        let vp8 = (layered && codec == Codec::Vp8)
             .then(|| Vp8Descriptor::parse(hdr.payload(pkt)))
+            .flatten();
+        let vp9 = (layered && codec == Codec::Vp9)
+            .then(|| Vp9Descriptor::parse(hdr.payload(pkt)))
             .flatten();
         // Fan-out: each consumer rewrites into its own buffer, then its transport protects and
         // sends. The inbound packet is never modified.
@@ -89,8 +94,9 @@ impl WorkerCore {
                 continue;
             }
             let mut picture = None;
+            let mut marker = hdr.marker;
             if let Some(l) = c.layers.as_deref_mut() {
-                match l.on_packet(enc, keyframe, vp8.as_ref(), now) {
+                match l.on_packet(enc, keyframe, hdr.marker, vp8.as_ref(), vp9.as_ref(), now) {
                     LayerVerdict::Drop { own, want_key } => {
                         if own {
                             c.stream.drop_seq(ext_seq);
@@ -104,6 +110,7 @@ impl WorkerCore {
                         resync,
                         switched_from,
                         picture: ids,
+                        marker: m,
                     } => {
                         if resync {
                             c.stream.resync();
@@ -114,6 +121,7 @@ impl WorkerCore {
                             c.stream.switch_timeline(hdr.timestamp, same_instant, now);
                         }
                         picture = ids;
+                        marker = m;
                     }
                 }
                 if let Some(change) = l.layers_change() {
@@ -140,6 +148,7 @@ impl WorkerCore {
                         encoding: enc,
                         in_ext_seq: ext_seq,
                         timestamp: out_ts,
+                        marker,
                         picture,
                     },
                 );
@@ -155,7 +164,7 @@ impl WorkerCore {
                 pt: Pt(out_pt),
                 seq: out_seq,
                 timestamp: out_ts,
-                marker: hdr.marker,
+                marker,
                 ext_map: &c.ext_map,
                 own: c.own_exts(|| t.next_twcc_seq(), ntp),
             };

@@ -149,7 +149,7 @@ impl WorkerCore {
             if let Some(c) = self.tables.consumers.get_mut(ck) {
                 // Simple consumers forward the first encoding, simulcast ones the one they send.
                 let sends_it = match &c.layers {
-                    Some(l) => l.selector.current_spatial() == Some(enc_i as u8),
+                    Some(l) => l.current_encoding() == Some(enc_i as u8),
                     None => enc_i == 0,
                 };
                 if sends_it {

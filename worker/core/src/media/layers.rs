@@ -9,7 +9,7 @@ use ferrosfu_fbs::{ConsumerLayers, HandlerId, MediaEvent};
 
 use crate::WorkerCore;
 use crate::producer::INACTIVE_AFTER;
-use crate::streams::layers::Changes;
+use crate::streams::layered::Layers;
 use crate::tables::{ConsumerKey, ProducerKey};
 
 impl WorkerCore {
@@ -61,7 +61,7 @@ impl WorkerCore {
         }
         let consumers = p.consumers.clone();
         for ck in consumers {
-            self.apply_layers(ck, now, |l| l.selector.set_usable(enc as u8, usable));
+            self.apply_layers(ck, |l| l.set_usable(enc as u8, usable, now), now);
         }
     }
 
@@ -74,16 +74,15 @@ impl WorkerCore {
         now: Instant,
     ) -> Option<ConsumerLayers> {
         let mut applied = None;
-        self.apply_layers(ck, now, |l| {
-            let ((s, t), c) = l
-                .selector
-                .set_preferred(layers.spatial_layer, layers.temporal_layer);
-            applied = Some(ConsumerLayers {
-                spatial_layer: s,
-                temporal_layer: Some(t),
-            });
-            c
-        });
+        self.apply_layers(
+            ck,
+            |l| {
+                let (a, key) = l.set_preferred(layers.spatial_layer, layers.temporal_layer, now);
+                applied = Some(a);
+                key
+            },
+            now,
+        );
         applied
     }
 
@@ -96,30 +95,28 @@ impl WorkerCore {
             return;
         };
         let active: Vec<bool> = p.encodings.iter().map(|e| e.active).collect();
-        self.apply_layers(ck, now, |l| {
-            let mut all = Changes::default();
-            for (i, &a) in active.iter().enumerate() {
-                let c = l.selector.set_usable(i as u8, a);
-                all.target_changed |= c.target_changed;
-                all.stopped |= c.stopped;
-                all.keyframe_for = c.keyframe_for.or(all.keyframe_for);
-            }
-            all.keyframe_for = l
-                .selector
-                .target()
-                .map(|(s, _)| s)
-                .filter(|_| all.keyframe_for.is_some());
-            all
-        });
+        self.apply_layers(
+            ck,
+            |l| {
+                let mut key = None;
+                for (i, &a) in active.iter().enumerate() {
+                    key = l.set_usable(i as u8, a, now).or(key);
+                }
+                // The encoding it starts on, whichever change chose it.
+                key.and(l.key_encoding())
+            },
+            now,
+        );
     }
 
-    /// Runs `change` on consumer `ck`'s layers (a simulcast consumer's), then asks for the
-    /// keyframe a switch needs and reports a change of the layers forwarded.
+    /// Runs `change` on consumer `ck`'s layers (a simulcast or SVC consumer's), then asks for
+    /// the keyframe of the encoding `change` returns and reports a change of the layers
+    /// forwarded.
     fn apply_layers(
         &mut self,
         ck: ConsumerKey,
+        change: impl FnOnce(&mut Layers) -> Option<u8>,
         now: Instant,
-        change: impl FnOnce(&mut crate::streams::layered::Layered) -> Changes,
     ) {
         let Some(c) = self.tables.consumers.get_mut(ck) else {
             return;
@@ -128,8 +125,7 @@ impl WorkerCore {
         let Some(l) = c.layers.as_deref_mut() else {
             return;
         };
-        let changes = change(l);
-        let key = l.after(changes, now);
+        let key = change(l);
         let report = l.layers_change();
         let (pk, h) = (c.producer, HandlerId::from(&c.id));
         if let Some(layers) = report {

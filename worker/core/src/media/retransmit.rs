@@ -66,7 +66,7 @@ impl WorkerCore {
                 pt: Pt(pt),
                 seq: out_seq,
                 timestamp,
-                marker: hdr.marker,
+                marker: from.marker,
                 ext_map: &c.ext_map,
                 own: c.own_exts(|| t.next_twcc_seq(), ntp),
             };

@@ -106,7 +106,7 @@ impl WorkerCore {
             };
             // The encoding the consumer sends: the first (simple), the current one (simulcast).
             let enc = match &c.layers {
-                Some(l) => l.selector.current_spatial().map(usize::from),
+                Some(l) => l.current_encoding().map(usize::from),
                 None => Some(0),
             };
             let prtp = self.tables.producers.get(c.producer).and_then(|p| {

@@ -1,4 +1,5 @@
-//! The per-packet state of a simulcast consumer: which encoding (spatial layer) and which VP8
+//! How simulcast and SVC consumers select layers ([`Layers`]), and the per-packet state of a
+//! simulcast consumer: which encoding (spatial layer) and which VP8
 //! temporal layers it forwards ([`LayerSelector`], [`Vp8Context`]), the encoding it last sent
 //! from (a switch re-anchors numbering and time), and the layers it last reported.
 //!
@@ -10,12 +11,146 @@ use std::time::{Duration, Instant};
 use ferrosfu_fbs::ConsumerLayers;
 
 use crate::proto::vp8::{PictureIds, Vp8Descriptor};
+use crate::proto::vp9::Vp9Descriptor;
 use crate::streams::layers::{Changes, Decision, LayerSelector};
+use crate::streams::svc_layers::SvcLayers;
 use crate::streams::vp8::{Vp8Context, Vp8Verdict};
 
 /// While a consumer waits for a keyframe of the layer it switches to, it asks again this often
 /// (a request or its keyframe can be lost).
-const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
+pub(crate) const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
+
+/// (spatial, temporal) as [`ConsumerLayers`].
+pub(crate) fn layers((spatial, temporal): (u8, u8)) -> ConsumerLayers {
+    ConsumerLayers {
+        spatial_layer: spatial,
+        temporal_layer: Some(temporal),
+    }
+}
+
+/// How a simulcast or SVC consumer selects layers.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // boxed as a whole in `Consumer::layers`
+pub(crate) enum Layers {
+    /// One encoding at a time (spatial layer), VP8 temporal layers within it.
+    Simulcast(Layered),
+    /// Spatial and temporal layers of one VP9 stream.
+    Svc(SvcLayers),
+}
+
+impl Layers {
+    /// The verdict for a packet of encoding `enc` (keyframe or not, RTP marker bit, its VP8 or
+    /// VP9 descriptor as the codec has).
+    pub(crate) fn on_packet(
+        &mut self,
+        enc: u8,
+        keyframe: bool,
+        marker: bool,
+        vp8: Option<&Vp8Descriptor>,
+        vp9: Option<&Vp9Descriptor>,
+        now: Instant,
+    ) -> LayerVerdict {
+        match self {
+            Layers::Simulcast(l) => l.on_packet(enc, keyframe, marker, vp8, now),
+            Layers::Svc(l) if enc == 0 => l.on_packet(vp9, marker, now),
+            Layers::Svc(_) => LayerVerdict::Drop {
+                own: false,
+                want_key: false,
+            },
+        }
+    }
+
+    /// The preference as applied (clamped) and the encoding to ask a keyframe of now.
+    pub(crate) fn set_preferred(
+        &mut self,
+        spatial: u8,
+        temporal: Option<u8>,
+        now: Instant,
+    ) -> (ConsumerLayers, Option<u8>) {
+        match self {
+            Layers::Simulcast(l) => {
+                let (applied, c) = l.selector.set_preferred(spatial, temporal);
+                (layers(applied), l.after(c, now))
+            }
+            Layers::Svc(l) => {
+                let key = l.set_preferred(spatial, temporal);
+                if key {
+                    l.key_asked(now);
+                }
+                (layers(l.preferred()), key.then_some(0))
+            }
+        }
+    }
+
+    /// Whether encoding `enc` is active; the encoding to ask a keyframe of now.
+    pub(crate) fn set_usable(&mut self, enc: u8, usable: bool, now: Instant) -> Option<u8> {
+        match self {
+            Layers::Simulcast(l) => {
+                let c = l.selector.set_usable(enc, usable);
+                l.after(c, now)
+            }
+            // One stream: its layers come and go within it.
+            Layers::Svc(_) => None,
+        }
+    }
+
+    /// Forwarding restarts on a keyframe (resumed).
+    pub(crate) fn resync(&mut self) {
+        match self {
+            Layers::Simulcast(l) => l.selector.resync(),
+            Layers::Svc(l) => l.resync(),
+        }
+    }
+
+    /// The encoding being sent (simulcast: its spatial layer; SVC: the one stream).
+    pub(crate) fn current_encoding(&self) -> Option<u8> {
+        match self {
+            Layers::Simulcast(l) => l.selector.current_spatial(),
+            Layers::Svc(_) => Some(0),
+        }
+    }
+
+    /// The encoding whose keyframe the consumer needs: the one it sends, else the one it
+    /// switches to.
+    pub(crate) fn key_encoding(&self) -> Option<u8> {
+        match self {
+            Layers::Simulcast(l) => l
+                .selector
+                .current_spatial()
+                .or_else(|| l.selector.target().map(|(s, _)| s)),
+            Layers::Svc(_) => Some(0),
+        }
+    }
+
+    pub(crate) fn preferred(&self) -> ConsumerLayers {
+        layers(match self {
+            Layers::Simulcast(l) => l.selector.preferred(),
+            Layers::Svc(l) => l.preferred(),
+        })
+    }
+
+    pub(crate) fn target(&self) -> Option<ConsumerLayers> {
+        match self {
+            Layers::Simulcast(l) => l.target(),
+            Layers::Svc(l) => l.target(),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Option<ConsumerLayers> {
+        match self {
+            Layers::Simulcast(l) => l.current(),
+            Layers::Svc(l) => l.current(),
+        }
+    }
+
+    /// The current layers when they changed since last reported.
+    pub(crate) fn layers_change(&mut self) -> Option<Option<ConsumerLayers>> {
+        match self {
+            Layers::Simulcast(l) => l.layers_change(),
+            Layers::Svc(l) => l.layers_change(),
+        }
+    }
+}
 
 /// What a simulcast consumer does with one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +162,13 @@ pub(crate) enum LayerVerdict {
     /// Forwarded. `resync`: the first packet after a switch or a resync (re-anchor sequence
     /// numbers on it); `switched_from`: the encoding sent before, when this one is another
     /// (re-anchor timestamps: another timeline); `picture`: the VP8 PictureID / TL0PICIDX to
-    /// write.
+    /// write; `marker`: the RTP marker bit to send (SVC: set where the highest forwarded layer
+    /// ends a picture).
     Forward {
         resync: bool,
         switched_from: Option<u8>,
         picture: Option<PictureIds>,
+        marker: bool,
     },
 }
 
@@ -66,6 +203,7 @@ impl Layered {
         &mut self,
         spatial: u8,
         keyframe: bool,
+        marker: bool,
         vp8: Option<&Vp8Descriptor>,
         now: Instant,
     ) -> LayerVerdict {
@@ -118,6 +256,7 @@ impl Layered {
             resync,
             switched_from,
             picture,
+            marker,
         }
     }
 
@@ -157,10 +296,7 @@ impl Layered {
 
     /// The target (spatial, temporal) as [`ConsumerLayers`].
     pub(crate) fn target(&self) -> Option<ConsumerLayers> {
-        self.selector.target().map(|(s, t)| ConsumerLayers {
-            spatial_layer: s,
-            temporal_layer: Some(t),
-        })
+        self.selector.target().map(layers)
     }
 }
 

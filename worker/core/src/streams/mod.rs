@@ -11,4 +11,5 @@ pub(crate) mod retransmit;
 pub(crate) mod send;
 pub(crate) mod sender_clock;
 pub(crate) mod svc;
+pub(crate) mod svc_layers;
 pub(crate) mod vp8;

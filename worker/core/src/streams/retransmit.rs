@@ -65,6 +65,8 @@ pub struct SentFrom {
     pub encoding: u8,
     pub in_ext_seq: u64,
     pub timestamp: u32,
+    /// The RTP marker bit it was sent with (SVC consumers set it where a picture ends).
+    pub marker: bool,
     pub picture: Option<PictureIds>,
 }
 
@@ -145,6 +147,7 @@ mod tests {
             encoding: 1,
             in_ext_seq,
             timestamp: in_ext_seq as u32 * 3,
+            marker: true,
             picture: Some(PictureIds::new(in_ext_seq as u16, 7)),
         }
     }

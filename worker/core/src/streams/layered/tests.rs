@@ -28,13 +28,14 @@ fn a_switch_reports_the_encoding_sent_before_and_continues_pictures() {
     all_usable(&mut l, t);
     let (_, c) = l.selector.set_preferred(0, None);
     assert_eq!(l.after(c, t), Some(0));
-    let v = l.on_packet(0, true, Some(&vp8(100, 0, 10, true)), t);
+    let v = l.on_packet(0, true, true, Some(&vp8(100, 0, 10, true)), t);
     assert_eq!(
         v,
         LayerVerdict::Forward {
             resync: true,
             switched_from: None,
             picture: Some(PictureIds::new(1, 1)),
+            marker: true,
         }
     );
     assert_eq!(
@@ -49,7 +50,7 @@ fn a_switch_reports_the_encoding_sent_before_and_continues_pictures() {
     assert_eq!(l.after(c, t), Some(2));
     // An inter frame of the target: dropped, not its encoding's own, no second request yet.
     assert_eq!(
-        l.on_packet(2, false, Some(&vp8(5000, 0, 50, false)), t),
+        l.on_packet(2, false, true, Some(&vp8(5000, 0, 50, false)), t),
         LayerVerdict::Drop {
             own: false,
             want_key: false
@@ -58,32 +59,33 @@ fn a_switch_reports_the_encoding_sent_before_and_continues_pictures() {
     // Later, still no keyframe: ask again.
     let later = t + KEYFRAME_RETRY;
     assert_eq!(
-        l.on_packet(2, false, Some(&vp8(5001, 0, 51, false)), later),
+        l.on_packet(2, false, true, Some(&vp8(5001, 0, 51, false)), later),
         LayerVerdict::Drop {
             own: false,
             want_key: true
         }
     );
     assert!(matches!(
-        l.on_packet(0, false, Some(&vp8(101, 0, 11, false)), later),
+        l.on_packet(0, false, true, Some(&vp8(101, 0, 11, false)), later),
         LayerVerdict::Forward {
             resync: false,
             switched_from: None,
             ..
         }
     ));
-    let v = l.on_packet(2, true, Some(&vp8(5002, 0, 52, true)), later);
+    let v = l.on_packet(2, true, true, Some(&vp8(5002, 0, 52, true)), later);
     assert_eq!(
         v,
         LayerVerdict::Forward {
             resync: true,
             switched_from: Some(0),
             picture: Some(PictureIds::new(3, 3)),
+            marker: true,
         }
     );
     assert_eq!(l.current().map(|c| c.spatial_layer), Some(2));
     assert_eq!(
-        l.on_packet(0, false, Some(&vp8(102, 0, 12, false)), later),
+        l.on_packet(0, false, true, Some(&vp8(102, 0, 12, false)), later),
         LayerVerdict::Drop {
             own: false,
             want_key: false
@@ -99,11 +101,11 @@ fn frames_above_the_temporal_target_are_dropped_as_the_encodings_own() {
     all_usable(&mut l, t);
     l.selector.set_preferred(0, Some(0));
     assert!(matches!(
-        l.on_packet(0, true, Some(&vp8(1, 0, 1, true)), t),
+        l.on_packet(0, true, true, Some(&vp8(1, 0, 1, true)), t),
         LayerVerdict::Forward { .. }
     ));
     assert_eq!(
-        l.on_packet(0, false, Some(&vp8(2, 2, 1, false)), t),
+        l.on_packet(0, false, true, Some(&vp8(2, 2, 1, false)), t),
         LayerVerdict::Drop {
             own: true,
             want_key: false
