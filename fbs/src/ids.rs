@@ -70,6 +70,10 @@ string_id!(
     /// WebRtcServer id, unique within a worker.
     WebRtcServerId
 );
+string_id!(
+    /// RtpObserver id (AudioLevelObserver, ActiveSpeakerObserver), unique within a worker.
+    RtpObserverId
+);
 
 macro_rules! handler_from {
     ($($t:ident),*) => {$(
@@ -80,7 +84,13 @@ macro_rules! handler_from {
         }
     )*};
 }
-handler_from!(TransportId, ProducerId, ConsumerId, WebRtcServerId);
+handler_from!(
+    TransportId,
+    ProducerId,
+    ConsumerId,
+    WebRtcServerId,
+    RtpObserverId
+);
 
 impl HandlerId {
     /// The worker itself.

@@ -32,7 +32,8 @@ mod generated;
 pub use codec::{DecodeError, EncodeError, Encoder, decode_message, peek_request_id};
 pub use frame::{FrameBuffer, FrameEvent, MAX_FRAME_LEN, Split, split_frame};
 pub use ids::{
-    ConsumerId, HandlerId, ProducerId, RequestId, RouterId, TransportId, WebRtcServerId,
+    ConsumerId, HandlerId, ProducerId, RequestId, RouterId, RtpObserverId, TransportId,
+    WebRtcServerId,
 };
 pub use media::*;
 pub use proto::{

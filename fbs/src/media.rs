@@ -2,7 +2,7 @@
 //! events. The supervisor resolves everything (ORTC) before it reaches the worker: what travels
 //! here is final — payload types, SSRCs, header-extension ids are the ones to put on the wire.
 
-use crate::ids::{ConsumerId, ProducerId, TransportId, WebRtcServerId};
+use crate::ids::{ConsumerId, ProducerId, RtpObserverId, TransportId, WebRtcServerId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
@@ -260,6 +260,26 @@ pub struct ConsumeOptions {
     pub consumer_type: ConsumerType,
     /// Simulcast/SVC: the layers to start with (`None`: the highest).
     pub preferred_layers: Option<ConsumerLayers>,
+}
+
+/// `router.create_active_speaker_observer` (mediasoup's ActiveSpeakerObserver options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveSpeakerObserverOptions {
+    pub rtp_observer_id: RtpObserverId,
+    /// Milliseconds between decisions (mediasoup default 300).
+    pub interval: u16,
+}
+
+/// `router.create_audio_level_observer` (mediasoup's AudioLevelObserver options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioLevelObserverOptions {
+    pub rtp_observer_id: RtpObserverId,
+    /// Most producers in one `volumes` event (mediasoup default 1).
+    pub max_entries: u16,
+    /// dBov (−127..0) a producer's average must reach (mediasoup default −80).
+    pub threshold: i8,
+    /// Milliseconds between reports (mediasoup default 1000).
+    pub interval: u16,
 }
 
 /// What a consumer forwards (mediasoup's `RtpParameters.Type`).
@@ -524,6 +544,14 @@ pub enum MediaEvent {
     ConsumerScore(ConsumerScore),
     /// The layers a simulcast/SVC consumer forwards now; `None`: nothing.
     ConsumerLayersChange(Option<ConsumerLayers>),
+    /// handler = rtp observer id: the dominant speaker changed.
+    ActiveSpeakerObserverDominantSpeaker {
+        producer_id: ProducerId,
+    },
+    /// The loudest producers of the last interval, loudest first (producer, dBov).
+    AudioLevelObserverVolumes(Vec<(ProducerId, i8)>),
+    /// No producer reached the threshold in the last interval.
+    AudioLevelObserverSilence,
     ConsumerProducerPause,
     ConsumerProducerResume,
     /// The consumer's producer closed: the consumer is gone.

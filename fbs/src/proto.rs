@@ -1,7 +1,7 @@
 //! Typed channel messages. These are what the supervisor and the worker exchange; the FlatBuffers
 //! form exists only at the edge (see `codec`).
 
-use crate::ids::{HandlerId, RequestId, RouterId};
+use crate::ids::{HandlerId, ProducerId, RequestId, RouterId};
 use crate::media::*;
 
 /// One frame's content.
@@ -197,6 +197,19 @@ methods! {
         = "consumer.set_preferred_layers", CONSUMER_SET_PREFERRED_LAYERS
         => Option<ConsumerLayers>;
     ConsumerSetPriority(u8) = "consumer.set_priority", CONSUMER_SET_PRIORITY => ();
+    RouterCreateActiveSpeakerObserver(ActiveSpeakerObserverOptions)
+        = "router.create_active_speaker_observer", ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER
+        => ();
+    RouterCreateAudioLevelObserver(AudioLevelObserverOptions)
+        = "router.create_audio_level_observer", ROUTER_CREATE_AUDIO_LEVEL_OBSERVER
+        => ();
+    RtpObserverClose = "rtp_observer.close", RTP_OBSERVER_CLOSE => ();
+    RtpObserverPause = "rtp_observer.pause", RTP_OBSERVER_PAUSE => ();
+    RtpObserverResume = "rtp_observer.resume", RTP_OBSERVER_RESUME => ();
+    RtpObserverAddProducer { producer_id: ProducerId }
+        = "rtp_observer.add_producer", RTP_OBSERVER_ADD_PRODUCER => ();
+    RtpObserverRemoveProducer { producer_id: ProducerId }
+        = "rtp_observer.remove_producer", RTP_OBSERVER_REMOVE_PRODUCER => ();
 }
 
 /// What a request's handler id names: the part of its method's name before the dot.
@@ -208,6 +221,7 @@ pub enum Entity {
     Transport,
     Producer,
     Consumer,
+    RtpObserver,
 }
 
 impl Entity {
@@ -220,6 +234,7 @@ impl Entity {
             "transport" => Entity::Transport,
             "producer" => Entity::Producer,
             "consumer" => Entity::Consumer,
+            "rtp_observer" => Entity::RtpObserver,
             _ => return None,
         })
     }

@@ -499,6 +499,9 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
         RequestBody::ConsumerPause,
         RequestBody::ConsumerResume,
         RequestBody::ConsumerRequestKeyFrame,
+        RequestBody::RtpObserverClose,
+        RequestBody::RtpObserverPause,
+        RequestBody::RtpObserverResume,
     ]);
     prop_oneof![
         4 => bodyless.boxed(),
@@ -535,6 +538,34 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
             .boxed(),
         1 => consumer_layers()
             .prop_map(RequestBody::ConsumerSetPreferredLayers)
+            .boxed(),
+        1 => (text(), any::<u16>())
+            .prop_map(|(id, interval)| {
+                RequestBody::RouterCreateActiveSpeakerObserver(ActiveSpeakerObserverOptions {
+                    rtp_observer_id: RtpObserverId::new(id),
+                    interval,
+                })
+            })
+            .boxed(),
+        1 => (text(), any::<u16>(), any::<i8>(), any::<u16>())
+            .prop_map(|(id, max_entries, threshold, interval)| {
+                RequestBody::RouterCreateAudioLevelObserver(AudioLevelObserverOptions {
+                    rtp_observer_id: RtpObserverId::new(id),
+                    max_entries,
+                    threshold,
+                    interval,
+                })
+            })
+            .boxed(),
+        1 => (text(), any::<bool>())
+            .prop_map(|(id, add)| {
+                let producer_id = ProducerId::new(id);
+                if add {
+                    RequestBody::RtpObserverAddProducer { producer_id }
+                } else {
+                    RequestBody::RtpObserverRemoveProducer { producer_id }
+                }
+            })
             .boxed(),
         1 => any::<u8>()
             .prop_map(RequestBody::ConsumerSetPriority)
@@ -784,6 +815,15 @@ fn media_event() -> impl Strategy<Value = MediaEvent> {
         opt(consumer_layers())
             .prop_map(MediaEvent::ConsumerLayersChange)
             .boxed(),
+        text()
+            .prop_map(|id| MediaEvent::ActiveSpeakerObserverDominantSpeaker {
+                producer_id: ProducerId::new(id)
+            })
+            .boxed(),
+        vec((text().prop_map(ProducerId::new), any::<i8>()), 4)
+            .prop_map(MediaEvent::AudioLevelObserverVolumes)
+            .boxed(),
+        Just(MediaEvent::AudioLevelObserverSilence).boxed(),
     ]
 }
 
@@ -885,9 +925,12 @@ fn media_event_variant(e: &MediaEvent) -> usize {
         MediaEvent::ConsumerTransportClose => 9,
         MediaEvent::ProducerTransportClose => 10,
         MediaEvent::ConsumerLayersChange(_) => 11,
+        MediaEvent::ActiveSpeakerObserverDominantSpeaker { .. } => 12,
+        MediaEvent::AudioLevelObserverVolumes(_) => 13,
+        MediaEvent::AudioLevelObserverSilence => 14,
     }
 }
-const MEDIA_EVENT_VARIANTS: usize = 12;
+const MEDIA_EVENT_VARIANTS: usize = 15;
 
 fn sample<S: Strategy>(s: S, n: usize) -> Vec<S::Value> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();

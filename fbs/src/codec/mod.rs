@@ -33,11 +33,13 @@ use crate::frame::MAX_FRAME_LEN;
 use crate::generated::fbs::{
     consumer as fb_cons, log as fb_log, message as fb_msg, notification as fb_notif,
     plain_transport as fb_pt, producer as fb_prod, request as fb_req, response as fb_resp,
-    router as fb_router, rtp_parameters as fb_rtp, rtp_stream as fb_rs, srtp_parameters as fb_srtp,
-    transport as fb_tr, web_rtc_server as fb_wrs, web_rtc_transport as fb_wrt, worker as fb_worker,
+    router as fb_router, rtp_observer as fb_obs, rtp_parameters as fb_rtp, rtp_stream as fb_rs,
+    srtp_parameters as fb_srtp, transport as fb_tr, web_rtc_server as fb_wrs,
+    web_rtc_transport as fb_wrt, worker as fb_worker,
 };
 use crate::ids::{
-    ConsumerId, HandlerId, ProducerId, RequestId, RouterId, TransportId, WebRtcServerId,
+    ConsumerId, HandlerId, ProducerId, RequestId, RouterId, RtpObserverId, TransportId,
+    WebRtcServerId,
 };
 use crate::media::*;
 use crate::proto::*;

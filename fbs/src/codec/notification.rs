@@ -139,6 +139,40 @@ pub(super) fn build_media_event(
                 union(b),
             )
         }
+        MediaEvent::ActiveSpeakerObserverDominantSpeaker { producer_id } => {
+            let producer_id = Some(fbb.create_string(producer_id.as_str()));
+            let b = fb_obs::DominantSpeakerNotification::create(
+                fbb,
+                &fb_obs::DominantSpeakerNotificationArgs { producer_id },
+            );
+            (
+                E::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER,
+                B::RtpObserver_DominantSpeakerNotification,
+                union(b),
+            )
+        }
+        MediaEvent::AudioLevelObserverVolumes(volumes) => {
+            let volumes = Some(tables(fbb, volumes, |fbb, (producer_id, volume)| {
+                let producer_id = Some(fbb.create_string(producer_id.as_str()));
+                fb_obs::Volume::create(
+                    fbb,
+                    &fb_obs::VolumeArgs {
+                        producer_id,
+                        volume: *volume,
+                    },
+                )
+            }));
+            let b = fb_obs::VolumesNotification::create(
+                fbb,
+                &fb_obs::VolumesNotificationArgs { volumes },
+            );
+            (
+                E::AUDIOLEVELOBSERVER_VOLUMES,
+                B::RtpObserver_VolumesNotification,
+                union(b),
+            )
+        }
+        MediaEvent::AudioLevelObserverSilence => (E::AUDIOLEVELOBSERVER_SILENCE, B::NONE, None),
         MediaEvent::ConsumerProducerPause => (E::CONSUMER_PRODUCER_PAUSE, B::NONE, None),
         MediaEvent::ConsumerProducerResume => (E::CONSUMER_PRODUCER_RESUME, B::NONE, None),
         MediaEvent::ConsumerProducerClose => (E::CONSUMER_PRODUCER_CLOSE, B::NONE, None),
@@ -260,6 +294,26 @@ pub(super) fn event_from(n: fb_notif::Notification<'_>) -> Dr<Event> {
                 b.layers().map(consumer_layers_from),
             ))
         }
+        E::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER => {
+            let b = n
+                .body_as_rtp_observer_dominant_speaker_notification()
+                .ok_or_else(|| missing("activespeakerobserver.dominant_speaker"))?;
+            Event::Media(MediaEvent::ActiveSpeakerObserverDominantSpeaker {
+                producer_id: ProducerId::new(b.producer_id()),
+            })
+        }
+        E::AUDIOLEVELOBSERVER_VOLUMES => {
+            let b = n
+                .body_as_rtp_observer_volumes_notification()
+                .ok_or_else(|| missing("audiolevelobserver.volumes"))?;
+            Event::Media(MediaEvent::AudioLevelObserverVolumes(
+                b.volumes()
+                    .bounded()
+                    .map(|v| (ProducerId::new(v.producer_id()), v.volume()))
+                    .collect(),
+            ))
+        }
+        E::AUDIOLEVELOBSERVER_SILENCE => Event::Media(MediaEvent::AudioLevelObserverSilence),
         E::CONSUMER_PRODUCER_PAUSE => Event::Media(MediaEvent::ConsumerProducerPause),
         E::CONSUMER_PRODUCER_RESUME => Event::Media(MediaEvent::ConsumerProducerResume),
         E::CONSUMER_PRODUCER_CLOSE => Event::Media(MediaEvent::ConsumerProducerClose),

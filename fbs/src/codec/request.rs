@@ -204,6 +204,37 @@ pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts 
             );
             (B::Consumer_SetPreferredLayersRequest, union(b))
         }
+        RequestBody::RouterCreateActiveSpeakerObserver(o) => {
+            let rtp_observer_id = Some(fbb.create_string(o.rtp_observer_id.as_str()));
+            let b = fb_obs::CreateActiveSpeakerObserverRequest::create(
+                fbb,
+                &fb_obs::CreateActiveSpeakerObserverRequestArgs {
+                    rtp_observer_id,
+                    interval: o.interval,
+                },
+            );
+            (B::RtpObserver_CreateActiveSpeakerObserverRequest, union(b))
+        }
+        RequestBody::RouterCreateAudioLevelObserver(o) => {
+            let rtp_observer_id = Some(fbb.create_string(o.rtp_observer_id.as_str()));
+            let b = fb_obs::CreateAudioLevelObserverRequest::create(
+                fbb,
+                &fb_obs::CreateAudioLevelObserverRequestArgs {
+                    rtp_observer_id,
+                    max_entries: o.max_entries,
+                    threshold: o.threshold,
+                    interval: o.interval,
+                },
+            );
+            (B::RtpObserver_CreateAudioLevelObserverRequest, union(b))
+        }
+        RequestBody::RtpObserverAddProducer { producer_id }
+        | RequestBody::RtpObserverRemoveProducer { producer_id } => {
+            let producer_id = Some(fbb.create_string(producer_id.as_str()));
+            let b =
+                fb_obs::ProducerRequest::create(fbb, &fb_obs::ProducerRequestArgs { producer_id });
+            (B::RtpObserver_ProducerRequest, union(b))
+        }
         RequestBody::ConsumerSetPriority(priority) => {
             let b = fb_cons::SetPriorityRequest::create(
                 fbb,
@@ -374,6 +405,43 @@ pub(super) fn request_body_from(r: fb_req::Request<'_>) -> Dr<RequestBody> {
                 .body_as_consumer_set_preferred_layers_request()
                 .ok_or_else(|| missing(Method::ConsumerSetPreferredLayers))?;
             RequestBody::ConsumerSetPreferredLayers(consumer_layers_from(b.preferred_layers()))
+        }
+        M::ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER => {
+            let b = r
+                .body_as_rtp_observer_create_active_speaker_observer_request()
+                .ok_or_else(|| missing(Method::RouterCreateActiveSpeakerObserver))?;
+            RequestBody::RouterCreateActiveSpeakerObserver(ActiveSpeakerObserverOptions {
+                rtp_observer_id: RtpObserverId::new(b.rtp_observer_id()),
+                interval: b.interval(),
+            })
+        }
+        M::ROUTER_CREATE_AUDIO_LEVEL_OBSERVER => {
+            let b = r
+                .body_as_rtp_observer_create_audio_level_observer_request()
+                .ok_or_else(|| missing(Method::RouterCreateAudioLevelObserver))?;
+            RequestBody::RouterCreateAudioLevelObserver(AudioLevelObserverOptions {
+                rtp_observer_id: RtpObserverId::new(b.rtp_observer_id()),
+                max_entries: b.max_entries(),
+                threshold: b.threshold(),
+                interval: b.interval(),
+            })
+        }
+        M::RTP_OBSERVER_ADD_PRODUCER | M::RTP_OBSERVER_REMOVE_PRODUCER => {
+            let add = r.method() == M::RTP_OBSERVER_ADD_PRODUCER;
+            let method = if add {
+                Method::RtpObserverAddProducer
+            } else {
+                Method::RtpObserverRemoveProducer
+            };
+            let b = r
+                .body_as_rtp_observer_producer_request()
+                .ok_or_else(|| missing(method))?;
+            let producer_id = ProducerId::new(b.producer_id());
+            if add {
+                RequestBody::RtpObserverAddProducer { producer_id }
+            } else {
+                RequestBody::RtpObserverRemoveProducer { producer_id }
+            }
         }
         M::CONSUMER_SET_PRIORITY => {
             let b = r

@@ -85,6 +85,21 @@ pub mod fbs {
     mod dump_response_generated;
     pub use self::dump_response_generated::*;
   } // router
+  pub mod rtp_observer {
+    use super::*;
+    mod create_active_speaker_observer_request_generated;
+    pub use self::create_active_speaker_observer_request_generated::*;
+    mod create_audio_level_observer_request_generated;
+    pub use self::create_audio_level_observer_request_generated::*;
+    mod producer_request_generated;
+    pub use self::producer_request_generated::*;
+    mod dominant_speaker_notification_generated;
+    pub use self::dominant_speaker_notification_generated::*;
+    mod volume_generated;
+    pub use self::volume_generated::*;
+    mod volumes_notification_generated;
+    pub use self::volumes_notification_generated::*;
+  } // rtp_observer
   pub mod rtp_parameters {
     use super::*;
     mod media_kind_generated;

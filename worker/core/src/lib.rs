@@ -35,6 +35,7 @@ mod observers;
 mod producer;
 mod proto;
 mod router;
+mod rtp_observer;
 mod streams;
 mod tables;
 mod transmit;

@@ -12,7 +12,7 @@ use crate::proto::rtp::Codec;
 use crate::streams::keyframe::KeyFrameRequester;
 use crate::streams::recv::RecvStream;
 use crate::streams::retransmit::PacketStore;
-use crate::tables::{ConsumerKey, TransportKey};
+use crate::tables::{ConsumerKey, ObserverKey, TransportKey};
 
 pub(crate) const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub(crate) const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -21,6 +21,7 @@ pub(crate) const URI_TRANSPORT_WIDE_CC: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 pub(crate) const URI_ABS_SEND_TIME: &str =
     "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+pub(crate) const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 #[derive(Debug)]
 pub(crate) struct Encoding {
@@ -67,6 +68,10 @@ pub(crate) struct Producer {
     /// Id of the transport-wide-cc extension in what the publisher sends (0: not negotiated).
     pub twcc_ext: u8,
     pub consumers: Vec<ConsumerKey>,
+    /// RtpObservers fed this producer's audio levels.
+    pub observers: Vec<ObserverKey>,
+    /// Id of the ssrc-audio-level extension in what the publisher sends (0: not negotiated).
+    pub audio_level_ext: u8,
     /// How many of the consumers select layers (simulcast): packets get their VP8 descriptor
     /// parsed for them.
     pub layered_consumers: usize,
@@ -186,6 +191,7 @@ impl Producer {
             rid_ext: ext_id(URI_RID),
             rrid_ext: ext_id(URI_RRID),
             twcc_ext: ext_id(URI_TRANSPORT_WIDE_CC),
+            audio_level_ext: ext_id(URI_AUDIO_LEVEL),
             params: opts.rtp_parameters,
             mapping: opts.rtp_mapping,
             paused: opts.paused,
@@ -195,6 +201,7 @@ impl Producer {
             nack_enabled,
             use_fir,
             consumers: Vec::new(),
+            observers: Vec::new(),
             layered_consumers: 0,
             last_scores: vec![0; n],
             dropped: 0,

@@ -1,6 +1,6 @@
 use ferrosfu_fbs::{RouterDump, RouterId};
 
-use crate::tables::TransportKey;
+use crate::tables::{ObserverKey, TransportKey};
 use crate::transport::Transport;
 use slotmap::SlotMap;
 
@@ -10,6 +10,7 @@ use slotmap::SlotMap;
 pub struct Router {
     id: RouterId,
     pub(crate) transports: Vec<TransportKey>,
+    pub(crate) observers: Vec<ObserverKey>,
 }
 
 impl Router {
@@ -17,6 +18,7 @@ impl Router {
         Self {
             id,
             transports: Vec::new(),
+            observers: Vec::new(),
         }
     }
 

@@ -10,13 +10,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ferrosfu_fbs::{
-    ConsumerId, HandlerId, ProducerId, RequestFailure, RouterId, TransportId, WebRtcServerId,
+    ConsumerId, HandlerId, ProducerId, RequestFailure, RouterId, RtpObserverId, TransportId,
+    WebRtcServerId,
 };
 use slotmap::{SlotMap, new_key_type};
 
 use crate::consumer::Consumer;
 use crate::producer::Producer;
 use crate::router::Router;
+use crate::rtp_observer::RtpObserver;
 use crate::transport::{BoundSocket, Transport};
 
 new_key_type! {
@@ -26,6 +28,8 @@ new_key_type! {
     pub(crate) struct ProducerKey;
     /// A consumer of this worker.
     pub(crate) struct ConsumerKey;
+    /// An RtpObserver (audio level, active speaker) of this worker.
+    pub(crate) struct ObserverKey;
 }
 
 /// A WebRtcServer: sockets shared by the WebRtcTransports created on it.
@@ -47,7 +51,9 @@ pub(crate) struct Tables {
     pub transports: SlotMap<TransportKey, Transport>,
     pub producers: SlotMap<ProducerKey, Producer>,
     pub consumers: SlotMap<ConsumerKey, Consumer>,
+    pub observers: SlotMap<ObserverKey, RtpObserver>,
     transport_ids: HashMap<TransportId, TransportKey>,
+    observer_ids: HashMap<RtpObserverId, ObserverKey>,
     producer_ids: HashMap<ProducerId, ProducerKey>,
     consumer_ids: HashMap<ConsumerId, ConsumerKey>,
 }
@@ -119,6 +125,37 @@ impl Tables {
             )));
         }
         Ok(())
+    }
+
+    /// The RtpObserver a request is addressed to.
+    pub(crate) fn observer_key(&self, handler: &HandlerId) -> Result<ObserverKey, RequestFailure> {
+        self.observer_ids
+            .get(&RtpObserverId::new(handler.as_str()))
+            .copied()
+            .ok_or_else(|| invalid(format!("no rtp observer with id {:?}", handler.as_str())))
+    }
+
+    /// Adds an observer, unless its id is taken (or empty).
+    pub(crate) fn insert_observer(
+        &mut self,
+        o: RtpObserver,
+    ) -> Result<ObserverKey, RequestFailure> {
+        if o.id.as_str().is_empty() || self.observer_ids.contains_key(&o.id) {
+            return Err(invalid(format!(
+                "rtp observer id {:?} is empty or taken",
+                o.id.as_str()
+            )));
+        }
+        let id = o.id.clone();
+        let k = self.observers.insert(o);
+        self.observer_ids.insert(id, k);
+        Ok(k)
+    }
+
+    pub(crate) fn remove_observer(&mut self, k: ObserverKey) -> Option<RtpObserver> {
+        let o = self.observers.remove(k)?;
+        self.observer_ids.remove(&o.id);
+        Some(o)
     }
 
     /// Adds a transport whose id was checked with [`Self::check_new_transport_id`].

@@ -7,6 +7,7 @@
 mod consumer;
 mod producer;
 mod router;
+mod rtp_observer;
 mod server;
 mod sockets;
 mod transport;
@@ -70,6 +71,10 @@ impl WorkerCore {
             Entity::Consumer => {
                 let k = self.tables.consumer_key(&h)?;
                 self.consumer_request(k, body, now)
+            }
+            Entity::RtpObserver => {
+                let k = self.tables.observer_key(&h)?;
+                self.observer_request(k, body, now)
             }
         }
     }

@@ -65,7 +65,7 @@ impl WorkerCore {
     ) -> Result<ResponseBody, RequestFailure> {
         match body {
             RequestBody::ProducerClose => {
-                self.close_producer(k);
+                self.close_producer(k, now);
                 Ok(ResponseBody::None)
             }
             RequestBody::ProducerDump => {
@@ -90,6 +90,7 @@ impl WorkerCore {
         }
         p.paused = pause;
         let consumers = p.consumers.clone();
+        self.producer_paused_for_observers(pk, pause);
         let mut keys = 0u32;
         for ck in consumers {
             let Some(c) = self.tables.consumers.get_mut(ck) else {
@@ -119,10 +120,11 @@ impl WorkerCore {
         }
     }
 
-    pub(crate) fn close_producer(&mut self, pk: ProducerKey) {
+    pub(crate) fn close_producer(&mut self, pk: ProducerKey, now: Instant) {
         let Some(p) = self.tables.remove_producer(pk) else {
             return;
         };
+        self.producer_left_observers(pk, &p.observers, now);
         for ck in p.consumers {
             if let Some(c) = self.tables.consumers.get(ck) {
                 let h = HandlerId::from(&c.id);

@@ -8,6 +8,7 @@ use ferrosfu_fbs::{RequestBody, RequestFailure, ResponseBody, RouterId, WebRtcSe
 use super::{invalid, misrouted};
 use crate::WorkerCore;
 use crate::router::Router;
+use crate::rtp_observer::RtpObserver;
 use crate::transport::BoundSocket;
 
 impl WorkerCore {
@@ -65,6 +66,12 @@ impl WorkerCore {
             RequestBody::RouterCreatePlainTransport(o) => {
                 self.create_plain_transport(router, o, sockets, now)
             }
+            RequestBody::RouterCreateActiveSpeakerObserver(o) => {
+                self.create_observer(RtpObserver::active_speaker(router, o, now))
+            }
+            RequestBody::RouterCreateAudioLevelObserver(o) => {
+                self.create_observer(RtpObserver::audio_level(router, o, now))
+            }
             other => Err(misrouted(&other)),
         }
     }
@@ -73,6 +80,9 @@ impl WorkerCore {
         let Some(r) = self.tables.routers.remove(id) else {
             return;
         };
+        for k in r.observers.clone() {
+            self.close_observer(k);
+        }
         for k in r.transports.clone() {
             self.close_transport(k, now, false);
         }

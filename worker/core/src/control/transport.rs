@@ -285,7 +285,7 @@ impl WorkerCore {
         for pk in producers {
             if let Some(p) = self.tables.producers.get(pk) {
                 let h = HandlerId::from(&p.id);
-                self.close_producer(pk);
+                self.close_producer(pk, now);
                 if notify_children {
                     self.notify(h, MediaEvent::ProducerTransportClose);
                 }

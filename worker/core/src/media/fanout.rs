@@ -7,6 +7,7 @@ use std::time::Instant;
 use ferrosfu_fbs::{Event, HandlerId, MediaEvent, MediaKind, Notification};
 
 use crate::WorkerCore;
+use crate::observers::audio_level_of;
 use crate::producer::Producer;
 use crate::proto::rtcp::Rtcp;
 use crate::proto::rtp::{self, Codec, Rewrite, RtpHeader};
@@ -68,6 +69,17 @@ impl WorkerCore {
         let p = &self.tables.producers[pk];
         if p.paused {
             return;
+        }
+        if !p.observers.is_empty()
+            && let Some((level, _)) = hdr
+                .extension(pkt, p.audio_level_ext)
+                .and_then(audio_level_of)
+        {
+            for &k in &p.observers {
+                if let Some(o) = self.tables.observers.get_mut(k) {
+                    o.on_audio_level(pk, level, now);
+                }
+            }
         }
         let enc = enc_i as u8;
         // Parsed once for every consumer: simulcast and SVC consumers select layers by them.

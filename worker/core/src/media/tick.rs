@@ -52,6 +52,7 @@ impl WorkerCore {
         for pk in pks {
             self.producer_score(pk);
         }
+        self.observers_tick(now);
         let cks: Vec<ConsumerKey> = self.tables.consumers.keys().collect();
         for ck in cks {
             self.consumer_score(ck);

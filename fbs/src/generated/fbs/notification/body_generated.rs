@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 9;
+pub const ENUM_MAX_BODY: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 10] = [
+pub const ENUM_VALUES_BODY: [Body; 12] = [
   Body::NONE,
   Body::Worker_RunningNotification,
   Body::Worker_ChannelErrorNotification,
@@ -19,6 +19,8 @@ pub const ENUM_VALUES_BODY: [Body; 10] = [
   Body::Producer_ScoreNotification,
   Body::Consumer_ScoreNotification,
   Body::Consumer_LayersChangeNotification,
+  Body::RtpObserver_DominantSpeakerNotification,
+  Body::RtpObserver_VolumesNotification,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -36,9 +38,11 @@ impl Body {
   pub const Producer_ScoreNotification: Self = Self(7);
   pub const Consumer_ScoreNotification: Self = Self(8);
   pub const Consumer_LayersChangeNotification: Self = Self(9);
+  pub const RtpObserver_DominantSpeakerNotification: Self = Self(10);
+  pub const RtpObserver_VolumesNotification: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 9;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_RunningNotification,
@@ -50,6 +54,8 @@ impl Body {
     Self::Producer_ScoreNotification,
     Self::Consumer_ScoreNotification,
     Self::Consumer_LayersChangeNotification,
+    Self::RtpObserver_DominantSpeakerNotification,
+    Self::RtpObserver_VolumesNotification,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -64,6 +70,8 @@ impl Body {
       Self::Producer_ScoreNotification => Some("Producer_ScoreNotification"),
       Self::Consumer_ScoreNotification => Some("Consumer_ScoreNotification"),
       Self::Consumer_LayersChangeNotification => Some("Consumer_LayersChangeNotification"),
+      Self::RtpObserver_DominantSpeakerNotification => Some("RtpObserver_DominantSpeakerNotification"),
+      Self::RtpObserver_VolumesNotification => Some("RtpObserver_VolumesNotification"),
       _ => None,
     }
   }

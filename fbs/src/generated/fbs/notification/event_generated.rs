@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_EVENT: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_EVENT: u8 = 13;
+pub const ENUM_MAX_EVENT: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_EVENT: [Event; 14] = [
+pub const ENUM_VALUES_EVENT: [Event; 17] = [
   Event::WORKER_RUNNING,
   Event::WORKER_CHANNEL_ERROR,
   Event::TRANSPORT_ICE_STATE_CHANGE,
@@ -23,6 +23,9 @@ pub const ENUM_VALUES_EVENT: [Event; 14] = [
   Event::CONSUMER_TRANSPORT_CLOSE,
   Event::PRODUCER_TRANSPORT_CLOSE,
   Event::CONSUMER_LAYERS_CHANGE,
+  Event::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER,
+  Event::AUDIOLEVELOBSERVER_VOLUMES,
+  Event::AUDIOLEVELOBSERVER_SILENCE,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -44,9 +47,12 @@ impl Event {
   pub const CONSUMER_TRANSPORT_CLOSE: Self = Self(11);
   pub const PRODUCER_TRANSPORT_CLOSE: Self = Self(12);
   pub const CONSUMER_LAYERS_CHANGE: Self = Self(13);
+  pub const ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER: Self = Self(14);
+  pub const AUDIOLEVELOBSERVER_VOLUMES: Self = Self(15);
+  pub const AUDIOLEVELOBSERVER_SILENCE: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_RUNNING,
     Self::WORKER_CHANNEL_ERROR,
@@ -62,6 +68,9 @@ impl Event {
     Self::CONSUMER_TRANSPORT_CLOSE,
     Self::PRODUCER_TRANSPORT_CLOSE,
     Self::CONSUMER_LAYERS_CHANGE,
+    Self::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER,
+    Self::AUDIOLEVELOBSERVER_VOLUMES,
+    Self::AUDIOLEVELOBSERVER_SILENCE,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -80,6 +89,9 @@ impl Event {
       Self::CONSUMER_TRANSPORT_CLOSE => Some("CONSUMER_TRANSPORT_CLOSE"),
       Self::PRODUCER_TRANSPORT_CLOSE => Some("PRODUCER_TRANSPORT_CLOSE"),
       Self::CONSUMER_LAYERS_CHANGE => Some("CONSUMER_LAYERS_CHANGE"),
+      Self::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER => Some("ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER"),
+      Self::AUDIOLEVELOBSERVER_VOLUMES => Some("AUDIOLEVELOBSERVER_VOLUMES"),
+      Self::AUDIOLEVELOBSERVER_SILENCE => Some("AUDIOLEVELOBSERVER_SILENCE"),
       _ => None,
     }
   }

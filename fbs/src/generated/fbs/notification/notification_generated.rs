@@ -204,6 +204,36 @@ impl<'a> Notification<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_rtp_observer_dominant_speaker_notification(&self) -> Option<super::rtp_observer::DominantSpeakerNotification<'a>> {
+    if self.body_type() == Body::RtpObserver_DominantSpeakerNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::rtp_observer::DominantSpeakerNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_rtp_observer_volumes_notification(&self) -> Option<super::rtp_observer::VolumesNotification<'a>> {
+    if self.body_type() == Body::RtpObserver_VolumesNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::rtp_observer::VolumesNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Notification<'_> {
@@ -225,6 +255,8 @@ impl ::flatbuffers::Verifiable for Notification<'_> {
           Body::Producer_ScoreNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::producer::ScoreNotification>>("Body::Producer_ScoreNotification", pos),
           Body::Consumer_ScoreNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::ConsumerScore>>("Body::Consumer_ScoreNotification", pos),
           Body::Consumer_LayersChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::LayersChangeNotification>>("Body::Consumer_LayersChangeNotification", pos),
+          Body::RtpObserver_DominantSpeakerNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::DominantSpeakerNotification>>("Body::RtpObserver_DominantSpeakerNotification", pos),
+          Body::RtpObserver_VolumesNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::VolumesNotification>>("Body::RtpObserver_VolumesNotification", pos),
           _ => Ok(()),
         }
      })?
@@ -352,6 +384,20 @@ impl ::core::fmt::Debug for Notification<'_> {
         },
         Body::Consumer_LayersChangeNotification => {
           if let Some(x) = self.body_as_consumer_layers_change_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::RtpObserver_DominantSpeakerNotification => {
+          if let Some(x) = self.body_as_rtp_observer_dominant_speaker_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::RtpObserver_VolumesNotification => {
+          if let Some(x) = self.body_as_rtp_observer_volumes_notification() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

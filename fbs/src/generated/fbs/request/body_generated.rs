@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 12;
+pub const ENUM_MAX_BODY: u8 = 15;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 13] = [
+pub const ENUM_VALUES_BODY: [Body; 16] = [
   Body::NONE,
   Body::Worker_UpdateSettingsRequest,
   Body::Worker_CreateRouterRequest,
@@ -22,6 +22,9 @@ pub const ENUM_VALUES_BODY: [Body; 13] = [
   Body::Transport_ConsumeRequest,
   Body::Consumer_SetPreferredLayersRequest,
   Body::Consumer_SetPriorityRequest,
+  Body::RtpObserver_CreateActiveSpeakerObserverRequest,
+  Body::RtpObserver_CreateAudioLevelObserverRequest,
+  Body::RtpObserver_ProducerRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -42,9 +45,12 @@ impl Body {
   pub const Transport_ConsumeRequest: Self = Self(10);
   pub const Consumer_SetPreferredLayersRequest: Self = Self(11);
   pub const Consumer_SetPriorityRequest: Self = Self(12);
+  pub const RtpObserver_CreateActiveSpeakerObserverRequest: Self = Self(13);
+  pub const RtpObserver_CreateAudioLevelObserverRequest: Self = Self(14);
+  pub const RtpObserver_ProducerRequest: Self = Self(15);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 12;
+  pub const ENUM_MAX: u8 = 15;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_UpdateSettingsRequest,
@@ -59,6 +65,9 @@ impl Body {
     Self::Transport_ConsumeRequest,
     Self::Consumer_SetPreferredLayersRequest,
     Self::Consumer_SetPriorityRequest,
+    Self::RtpObserver_CreateActiveSpeakerObserverRequest,
+    Self::RtpObserver_CreateAudioLevelObserverRequest,
+    Self::RtpObserver_ProducerRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -76,6 +85,9 @@ impl Body {
       Self::Transport_ConsumeRequest => Some("Transport_ConsumeRequest"),
       Self::Consumer_SetPreferredLayersRequest => Some("Consumer_SetPreferredLayersRequest"),
       Self::Consumer_SetPriorityRequest => Some("Consumer_SetPriorityRequest"),
+      Self::RtpObserver_CreateActiveSpeakerObserverRequest => Some("RtpObserver_CreateActiveSpeakerObserverRequest"),
+      Self::RtpObserver_CreateAudioLevelObserverRequest => Some("RtpObserver_CreateAudioLevelObserverRequest"),
+      Self::RtpObserver_ProducerRequest => Some("RtpObserver_ProducerRequest"),
       _ => None,
     }
   }

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_METHOD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_METHOD: u8 = 33;
+pub const ENUM_MAX_METHOD: u8 = 40;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_METHOD: [Method; 34] = [
+pub const ENUM_VALUES_METHOD: [Method; 41] = [
   Method::WORKER_CLOSE,
   Method::WORKER_DUMP,
   Method::WORKER_GET_RESOURCE_USAGE,
@@ -43,6 +43,13 @@ pub const ENUM_VALUES_METHOD: [Method; 34] = [
   Method::WORKER_GET_MEDIA_COUNTERS,
   Method::CONSUMER_SET_PREFERRED_LAYERS,
   Method::CONSUMER_SET_PRIORITY,
+  Method::ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER,
+  Method::ROUTER_CREATE_AUDIO_LEVEL_OBSERVER,
+  Method::RTP_OBSERVER_CLOSE,
+  Method::RTP_OBSERVER_PAUSE,
+  Method::RTP_OBSERVER_RESUME,
+  Method::RTP_OBSERVER_ADD_PRODUCER,
+  Method::RTP_OBSERVER_REMOVE_PRODUCER,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -84,9 +91,16 @@ impl Method {
   pub const WORKER_GET_MEDIA_COUNTERS: Self = Self(31);
   pub const CONSUMER_SET_PREFERRED_LAYERS: Self = Self(32);
   pub const CONSUMER_SET_PRIORITY: Self = Self(33);
+  pub const ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER: Self = Self(34);
+  pub const ROUTER_CREATE_AUDIO_LEVEL_OBSERVER: Self = Self(35);
+  pub const RTP_OBSERVER_CLOSE: Self = Self(36);
+  pub const RTP_OBSERVER_PAUSE: Self = Self(37);
+  pub const RTP_OBSERVER_RESUME: Self = Self(38);
+  pub const RTP_OBSERVER_ADD_PRODUCER: Self = Self(39);
+  pub const RTP_OBSERVER_REMOVE_PRODUCER: Self = Self(40);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 33;
+  pub const ENUM_MAX: u8 = 40;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_CLOSE,
     Self::WORKER_DUMP,
@@ -122,6 +136,13 @@ impl Method {
     Self::WORKER_GET_MEDIA_COUNTERS,
     Self::CONSUMER_SET_PREFERRED_LAYERS,
     Self::CONSUMER_SET_PRIORITY,
+    Self::ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER,
+    Self::ROUTER_CREATE_AUDIO_LEVEL_OBSERVER,
+    Self::RTP_OBSERVER_CLOSE,
+    Self::RTP_OBSERVER_PAUSE,
+    Self::RTP_OBSERVER_RESUME,
+    Self::RTP_OBSERVER_ADD_PRODUCER,
+    Self::RTP_OBSERVER_REMOVE_PRODUCER,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -160,6 +181,13 @@ impl Method {
       Self::WORKER_GET_MEDIA_COUNTERS => Some("WORKER_GET_MEDIA_COUNTERS"),
       Self::CONSUMER_SET_PREFERRED_LAYERS => Some("CONSUMER_SET_PREFERRED_LAYERS"),
       Self::CONSUMER_SET_PRIORITY => Some("CONSUMER_SET_PRIORITY"),
+      Self::ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER => Some("ROUTER_CREATE_ACTIVE_SPEAKER_OBSERVER"),
+      Self::ROUTER_CREATE_AUDIO_LEVEL_OBSERVER => Some("ROUTER_CREATE_AUDIO_LEVEL_OBSERVER"),
+      Self::RTP_OBSERVER_CLOSE => Some("RTP_OBSERVER_CLOSE"),
+      Self::RTP_OBSERVER_PAUSE => Some("RTP_OBSERVER_PAUSE"),
+      Self::RTP_OBSERVER_RESUME => Some("RTP_OBSERVER_RESUME"),
+      Self::RTP_OBSERVER_ADD_PRODUCER => Some("RTP_OBSERVER_ADD_PRODUCER"),
+      Self::RTP_OBSERVER_REMOVE_PRODUCER => Some("RTP_OBSERVER_REMOVE_PRODUCER"),
       _ => None,
     }
   }

@@ -258,6 +258,51 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_rtp_observer_create_active_speaker_observer_request(&self) -> Option<super::rtp_observer::CreateActiveSpeakerObserverRequest<'a>> {
+    if self.body_type() == Body::RtpObserver_CreateActiveSpeakerObserverRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::rtp_observer::CreateActiveSpeakerObserverRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_rtp_observer_create_audio_level_observer_request(&self) -> Option<super::rtp_observer::CreateAudioLevelObserverRequest<'a>> {
+    if self.body_type() == Body::RtpObserver_CreateAudioLevelObserverRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::rtp_observer::CreateAudioLevelObserverRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_rtp_observer_producer_request(&self) -> Option<super::rtp_observer::ProducerRequest<'a>> {
+    if self.body_type() == Body::RtpObserver_ProducerRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::rtp_observer::ProducerRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -283,6 +328,9 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           Body::Transport_ConsumeRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeRequest>>("Body::Transport_ConsumeRequest", pos),
           Body::Consumer_SetPreferredLayersRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::SetPreferredLayersRequest>>("Body::Consumer_SetPreferredLayersRequest", pos),
           Body::Consumer_SetPriorityRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::SetPriorityRequest>>("Body::Consumer_SetPriorityRequest", pos),
+          Body::RtpObserver_CreateActiveSpeakerObserverRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::CreateActiveSpeakerObserverRequest>>("Body::RtpObserver_CreateActiveSpeakerObserverRequest", pos),
+          Body::RtpObserver_CreateAudioLevelObserverRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::CreateAudioLevelObserverRequest>>("Body::RtpObserver_CreateAudioLevelObserverRequest", pos),
+          Body::RtpObserver_ProducerRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::ProducerRequest>>("Body::RtpObserver_ProducerRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -438,6 +486,27 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         Body::Consumer_SetPriorityRequest => {
           if let Some(x) = self.body_as_consumer_set_priority_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::RtpObserver_CreateActiveSpeakerObserverRequest => {
+          if let Some(x) = self.body_as_rtp_observer_create_active_speaker_observer_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::RtpObserver_CreateAudioLevelObserverRequest => {
+          if let Some(x) = self.body_as_rtp_observer_create_audio_level_observer_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::RtpObserver_ProducerRequest => {
+          if let Some(x) = self.body_as_rtp_observer_producer_request() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
