@@ -1,10 +1,12 @@
 //! Typed async handles for the media plane, as mediasoup's Rust/Node layer offers them:
-//! [`Transport`] (WebRtcTransport / PlainTransport), [`Producer`], [`Consumer`], [`WebRtcServer`].
+//! [`Transport`] (WebRtcTransport / PlainTransport), [`Producer`], [`Consumer`], [`WebRtcServer`],
+//! [`RtpObserver`] (ActiveSpeakerObserver / AudioLevelObserver).
 //!
 //! Every handle is cheap to clone. Each watches its parent and its own worker notifications, so
-//! closing cascades (router → transports → producers/consumers; producer → its consumers) and a
-//! worker death closes everything that lived on it. `closed()` says why an entity went away;
-//! `events()` streams its notifications (ICE/DTLS state, scores, producer pause/resume…).
+//! closing cascades (router → transports and RTP observers; transport → producers/consumers;
+//! producer → its consumers) and a worker death closes everything that lived on it. `closed()`
+//! says why an entity went away; `events()` streams its notifications (ICE/DTLS state, scores,
+//! producer pause/resume, dominant speaker, audio volumes…).
 //!
 //! Each entity registers its handler id on the worker channel before the request that creates
 //! it, and one task per entity drains that lossless queue (see [`crate::channel::Notifications`]):
@@ -36,6 +38,7 @@ macro_rules! life_accessors {
 
 mod consumer;
 mod producer;
+mod rtp_observer;
 mod server;
 mod transport;
 
@@ -46,6 +49,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use consumer::Consumer;
 pub use producer::Producer;
+pub use rtp_observer::{RtpObserver, RtpObserverKind};
 pub use server::WebRtcServer;
 pub use transport::{Transport, TransportKind};
 
@@ -57,7 +61,8 @@ use crate::worker::{Router, RouterClosed, Worker, WorkerExit};
 pub enum CloseReason {
     /// Its own `close()` was called.
     Closed,
-    /// Its router (for transports) or transport (for producers/consumers) closed.
+    /// Its router (for transports and RTP observers) or transport (for producers/consumers)
+    /// closed.
     ParentClosed,
     /// The consumer's producer closed.
     ProducerClosed,

@@ -1,10 +1,12 @@
 //! A scripted worker on an in-memory pipe, for tests of what sits on the worker channel (media
 //! handles, rooms) without a process.
 
+use std::sync::{Arc, Mutex};
+
 use ferrosfu_fbs::{
     ConsumerScore, Encoder, Event, FrameBuffer, FrameEvent, HandlerId, MediaEvent, Message,
-    Notification, PlainTransportDump, RequestBody, Response, ResponseBody, TransportProtocol,
-    TransportTuple, decode_message,
+    Notification, PlainTransportDump, Request, RequestBody, Response, ResponseBody,
+    TransportProtocol, TransportTuple, decode_message,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -12,10 +14,12 @@ use tokio::sync::{mpsc, watch};
 use crate::channel::Channel;
 use crate::worker::{Worker, WorkerExit};
 
-/// Plays the worker: answers every creation request as accepted, and writes whatever frames
-/// the test hands it (in order, after the responses already queued).
+/// Plays the worker: answers every creation request as accepted, writes down every request (in
+/// the order received, each before its answer is queued), and writes whatever frames the test
+/// hands it (in order, after the responses already queued).
 pub(crate) struct ScriptedWorker {
     pub(crate) worker: Worker,
+    requests: Arc<Mutex<Vec<Request>>>,
     frames: mpsc::UnboundedSender<Vec<u8>>,
     enc: Encoder,
     _exit: watch::Sender<Option<WorkerExit>>,
@@ -37,6 +41,8 @@ impl ScriptedWorker {
             }
         });
         let out = frames.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
         tokio::spawn(async move {
             let (mut buf, mut enc) = (FrameBuffer::new(), Encoder::new());
             loop {
@@ -45,6 +51,9 @@ impl ScriptedWorker {
                     let Ok(Message::Request(req)) = decode_message(&p) else {
                         continue;
                     };
+                    log.lock()
+                        .expect("never held across a panic")
+                        .push(req.clone());
                     let resp = Message::Response(Response {
                         id: req.id,
                         result: Ok(answer(&req.body)),
@@ -66,10 +75,19 @@ impl ScriptedWorker {
         });
         Self {
             worker,
+            requests,
             frames,
             enc: Encoder::new(),
             _exit: exit,
         }
+    }
+
+    /// Every request received so far, oldest first. A request whose call returned is in it.
+    pub(crate) fn requests(&self) -> Vec<Request> {
+        self.requests
+            .lock()
+            .expect("never held across a panic")
+            .clone()
     }
 
     /// Writes `msgs` to the supervisor, after the responses already queued.

@@ -180,3 +180,125 @@ async fn an_event_right_after_creation_is_not_missed() {
     .await
     .unwrap();
 }
+
+/// The next event of `rx`, within [`WAIT`].
+async fn next_event(rx: &mut broadcast::Receiver<MediaEvent>) -> MediaEvent {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// RTP observers: created on their router with the options given, fed producers, paused and
+/// resumed by requests to their own id; their events reach `events()`; `close` tells the worker
+/// once; the router closing closes them (the worker says nothing of it).
+#[tokio::test]
+async fn rtp_observers_hear_their_events_and_close_with_their_router() {
+    use ferrosfu_fbs::{
+        ActiveSpeakerObserverOptions, AudioLevelObserverOptions, Request, RequestBody,
+    };
+    let mut sw = ScriptedWorker::start();
+    let router = sw.worker.create_router().await.unwrap();
+    let speaker = router.create_active_speaker_observer(300).await.unwrap();
+    let levels = router
+        .create_audio_level_observer(1, -80, 800)
+        .await
+        .unwrap();
+    assert_eq!(speaker.kind(), RtpObserverKind::ActiveSpeaker);
+    assert_eq!(levels.kind(), RtpObserverKind::AudioLevel);
+    assert_ne!(speaker.id(), levels.id());
+    let p = ProducerId::new("p");
+    speaker.add_producer(&p).await.unwrap();
+    levels.add_producer(&p).await.unwrap();
+    levels.pause().await.unwrap();
+    assert!(levels.paused());
+    levels.resume().await.unwrap();
+    assert!(!levels.paused());
+    levels.remove_producer(&p).await.unwrap();
+
+    let sent: Vec<(String, RequestBody)> = sw
+        .requests()
+        .into_iter()
+        .map(
+            |Request {
+                 handler_id, body, ..
+             }| (handler_id.as_str().to_owned(), body),
+        )
+        .skip(1) // worker.create_router
+        .collect();
+    let (r, s, l) = (
+        router.id().as_str().to_owned(),
+        speaker.id().as_str().to_owned(),
+        levels.id().as_str().to_owned(),
+    );
+    let add = || RequestBody::RtpObserverAddProducer {
+        producer_id: p.clone(),
+    };
+    assert_eq!(
+        sent,
+        [
+            (
+                r.clone(),
+                RequestBody::RouterCreateActiveSpeakerObserver(ActiveSpeakerObserverOptions {
+                    rtp_observer_id: speaker.id().clone(),
+                    interval: 300,
+                })
+            ),
+            (
+                r,
+                RequestBody::RouterCreateAudioLevelObserver(AudioLevelObserverOptions {
+                    rtp_observer_id: levels.id().clone(),
+                    max_entries: 1,
+                    threshold: -80,
+                    interval: 800,
+                })
+            ),
+            (s.clone(), add()),
+            (l.clone(), add()),
+            (l.clone(), RequestBody::RtpObserverPause),
+            (l.clone(), RequestBody::RtpObserverResume),
+            (
+                l.clone(),
+                RequestBody::RtpObserverRemoveProducer {
+                    producer_id: p.clone()
+                }
+            ),
+        ]
+    );
+
+    let (mut se, mut le) = (speaker.events(), levels.events());
+    let dominant = MediaEvent::ActiveSpeakerObserverDominantSpeaker {
+        producer_id: p.clone(),
+    };
+    let volumes = MediaEvent::AudioLevelObserverVolumes(vec![(p.clone(), -30)]);
+    sw.send(&[
+        note(&s, dominant.clone()),
+        note(&l, volumes.clone()),
+        note(&l, MediaEvent::AudioLevelObserverSilence),
+    ]);
+    assert_eq!(next_event(&mut se).await, dominant);
+    assert_eq!(next_event(&mut le).await, volumes);
+    assert_eq!(
+        next_event(&mut le).await,
+        MediaEvent::AudioLevelObserverSilence
+    );
+
+    // `close` tells the worker once; later requests are refused without asking it.
+    speaker.close().await.unwrap();
+    speaker.close().await.unwrap();
+    assert_eq!(speaker.closed().await, CloseReason::Closed);
+    let closes = sw
+        .requests()
+        .iter()
+        .filter(|q| q.body == RequestBody::RtpObserverClose)
+        .count();
+    assert_eq!(closes, 1);
+    let err = speaker.add_producer(&p).await.unwrap_err();
+    assert!(matches!(err, RequestError::ChannelClosed { .. }), "{err}");
+
+    // The router closes: the other observer goes with it.
+    router.close().await.unwrap();
+    let reason = tokio::time::timeout(WAIT, levels.closed()).await.unwrap();
+    assert_eq!(reason, CloseReason::ParentClosed);
+    assert!(levels.is_closed());
+}

@@ -216,6 +216,45 @@ pub(crate) enum Notification {
         spatial_layer: Option<u8>,
         temporal_layer: Option<u8>,
     },
+    ActiveSpeaker(ActiveSpeaker),
+}
+
+/// `activeSpeaker`: whom the room hears, or nobody.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ActiveSpeaker {
+    /// `{peerId, producerId, volume}`: the dominant speaker, with its producer's latest volume
+    /// in dBov (`null` when the audio level observer did not report it last).
+    Peer {
+        peer_id: String,
+        producer_id: String,
+        volume: Option<i8>,
+    },
+    /// `{peerId: null}`: silence (mediasoup-demo's clients clear the highlight).
+    Nobody,
+}
+
+impl Serialize for ActiveSpeaker {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        match self {
+            ActiveSpeaker::Peer {
+                peer_id,
+                producer_id,
+                volume,
+            } => {
+                let mut m = s.serialize_struct("ActiveSpeaker", 3)?;
+                m.serialize_field("peerId", peer_id)?;
+                m.serialize_field("producerId", producer_id)?;
+                m.serialize_field("volume", volume)?;
+                m.end()
+            }
+            ActiveSpeaker::Nobody => {
+                let mut m = s.serialize_struct("ActiveSpeaker", 1)?;
+                m.serialize_field("peerId", &None::<&str>)?;
+                m.end()
+            }
+        }
+    }
 }
 
 /// Stats of one entity, as the worker gave them.
@@ -295,6 +334,35 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&n).unwrap(),
             json!({"method": "newPeer", "data": {"id": "a", "displayName": "A", "device": {"name": "x"}}})
+        );
+    }
+
+    #[test]
+    fn active_speaker_names_the_peer_or_nobody() {
+        let n = |a| serde_json::to_value(Notification::ActiveSpeaker(a)).unwrap();
+        assert_eq!(
+            n(ActiveSpeaker::Peer {
+                peer_id: "alice".into(),
+                producer_id: "p1".into(),
+                volume: Some(-42),
+            }),
+            json!({"method": "activeSpeaker", "data": {
+                "peerId": "alice", "producerId": "p1", "volume": -42}})
+        );
+        // No volume reported: null, not omitted.
+        assert_eq!(
+            n(ActiveSpeaker::Peer {
+                peer_id: "alice".into(),
+                producer_id: "p1".into(),
+                volume: None,
+            }),
+            json!({"method": "activeSpeaker", "data": {
+                "peerId": "alice", "producerId": "p1", "volume": null}})
+        );
+        // Silence: only the null peer, as mediasoup-demo sends it.
+        assert_eq!(
+            n(ActiveSpeaker::Nobody),
+            json!({"method": "activeSpeaker", "data": {"peerId": null}})
         );
     }
 

@@ -10,7 +10,8 @@
 //!
 //! Files: [`state`] holds the peers and the rules that need no worker; [`room`] a room's life
 //! (peers arriving, joining, leaving; closing); [`transport`], [`produce`] and [`consume`] the
-//! media of connected peers; [`broadcaster`] the REST broadcasters.
+//! media of connected peers; [`broadcaster`] the REST broadcasters; [`speaker`] the room's
+//! speaker observers and `activeSpeaker`.
 
 mod api;
 mod broadcaster;
@@ -18,6 +19,7 @@ mod consume;
 mod error;
 mod produce;
 mod room;
+mod speaker;
 mod state;
 mod transport;
 
@@ -165,7 +167,7 @@ impl Rooms {
             .find(|(w, _)| w.pid() == pid)
             .expect("the pid was chosen among these workers");
         let router = worker.create_router().await?;
-        let room = Room::new(
+        let room = Room::open(
             id,
             router.clone(),
             server,
@@ -175,7 +177,8 @@ impl Rooms {
                 store: self.store.clone(),
                 rooms: Arc::downgrade(self),
             },
-        );
+        )
+        .await;
         map.insert(id.to_owned(), room.clone());
         tracing::info!(room = id, router = %router.id().as_str(), worker = worker.pid(), "room opened");
         // The meeting whose code is the room id (reopened when it existed).

@@ -9,7 +9,7 @@ use super::api::{EncodingScore, Notification, Produce, Produced, ProducerAction}
 use super::state::ProducerEntry;
 use super::{Room, RoomError};
 use crate::media::Producer;
-use crate::ortc;
+use crate::ortc::{self, MediaKind};
 use crate::store::Write;
 use crate::worker::new_id;
 
@@ -19,7 +19,8 @@ const KEY_FRAME_REQUEST_DELAY_MS: u32 = 1000;
 
 impl Room {
     /// A producer of `peer_id` (joined, allowed to publish) on one of its transports; every
-    /// other joined, connected peer is offered a consumer of it once the answer is out.
+    /// other joined, connected peer is offered a consumer of it once the answer is out. An
+    /// audio producer is observed by the room's speaker observers before the answer.
     pub(crate) async fn produce(
         self: &Arc<Self>,
         peer_id: &str,
@@ -93,7 +94,10 @@ impl Room {
             }
             st.consumers_for(peer_id)
         };
-        self.watch_producer(peer_id.to_owned(), producer);
+        self.watch_producer(peer_id.to_owned(), producer.clone());
+        if kind == MediaKind::Audio {
+            self.observers.add(&self.id, producer.id()).await;
+        }
         tracing::info!(room = %self.id, peer = peer_id, producer = %id, kind = kind.as_str(), "producer created");
         // Consumers for everyone else, in the background (the answer goes out first).
         let room = self.clone();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::api::{Join, Joined, PeerLink, RecordSource, Stats};
+use super::speaker::Observers;
 use super::state::{Participant, Peer, RoomState};
 use super::{MediaSettings, RoomError, Rooms};
 use crate::auth::Role;
@@ -33,25 +34,33 @@ pub(crate) struct Room {
     /// transport binds its own.
     pub(super) server: Option<WebRtcServer>,
     pub(super) cx: Context,
+    /// Who speaks (see `speaker.rs`).
+    pub(super) observers: Observers,
     pub(super) state: Mutex<RoomState>,
     closed: AtomicBool,
 }
 
 impl Room {
-    pub(super) fn new(
+    /// A room on `router`, with its speaker observers (without them when the worker refuses
+    /// them: the room works, with no `activeSpeaker`).
+    pub(super) async fn open(
         id: &str,
         router: Router,
         server: Option<WebRtcServer>,
         cx: Context,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let observers = Observers::create(&router, id).await;
+        let room = Arc::new(Self {
             id: id.to_owned(),
             router,
             server,
             cx,
+            observers,
             state: Mutex::new(RoomState::default()),
             closed: AtomicBool::new(false),
-        })
+        });
+        room.watch_speakers();
+        room
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -120,6 +120,13 @@ impl RoomState {
         }
     }
 
+    /// Every joined peer hears `n`.
+    pub(super) fn notify_all_joined(&self, n: &Notification) {
+        for p in self.peers.values().filter(|p| p.joined) {
+            p.notify(n);
+        }
+    }
+
     /// A connected peer arrives (not joined). The same id already here is removed first (the
     /// others see it leave) and returned so its socket and media can be closed.
     pub(super) fn attach(&mut self, peer: Peer) -> Option<Peer> {
@@ -296,6 +303,14 @@ impl RoomState {
             .values()
             .find_map(|p| p.producers.get(id))
             .ok_or_else(|| producer_not_found(id))
+    }
+
+    /// The peer (or broadcaster) whose open producer `id` is.
+    pub(super) fn producer_owner(&self, id: &str) -> Option<&str> {
+        self.peers
+            .values()
+            .find(|p| p.producers.contains_key(id))
+            .map(|p| p.id.as_str())
     }
 
     pub(super) fn consumer(&self, peer_id: &str, id: &str) -> Result<Consumer, RoomError> {

@@ -1,11 +1,11 @@
 //! A room on a scripted worker (no process): peers arriving, joining and leaving, a
-//! broadcaster's producer offered to a joined peer, refusals, and the room closing with its
-//! last peer. The peer rules alone are tested in `state.rs`.
+//! broadcaster's producer offered to a joined peer, refusals, `activeSpeaker`, and the room
+//! closing with its last peer. The peer rules alone are tested in `state.rs`.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ferrosfu_fbs::MediaEvent;
+use ferrosfu_fbs::{MediaEvent, ProducerId, RequestBody};
 use serde_json::{Value, json};
 
 use super::api::{
@@ -76,7 +76,7 @@ async fn room(worker: &ScriptedWorker) -> Arc<Room> {
     let router = worker.worker.create_router().await.unwrap();
     let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs()).unwrap();
     let store = Store::open("sqlite::memory:").await.unwrap();
-    Room::new(
+    Room::open(
         "room",
         router,
         None,
@@ -90,6 +90,7 @@ async fn room(worker: &ScriptedWorker) -> Arc<Room> {
             rooms: Weak::new(),
         },
     )
+    .await
 }
 
 async fn connect(room: &Arc<Room>, id: &str, role: Role) -> Arc<Ear> {
@@ -247,4 +248,119 @@ async fn the_room_closes_with_its_last_peer() {
     let late = Arc::new(Ear::default());
     let e = room.attach("b", 2, late, Role::Publish).await.unwrap_err();
     assert_eq!(e, RoomError::RoomClosed);
+}
+
+/// A joined peer's audio producer is added to the room's two observers (created with the
+/// room, mediasoup-demo's values); the dominant speaker is then announced to every joined
+/// peer with its owner and latest volume, silence as `{peerId: null}`, and the next volumes
+/// bring the speaker back.
+#[tokio::test]
+async fn the_dominant_speaker_is_announced_to_every_peer() {
+    let mut worker = ScriptedWorker::start();
+    let room = room(&worker).await;
+    let alice = connect(&room, "alice", Role::Publish).await;
+    let bob = connect(&room, "bob", Role::Publish).await;
+    room.join("alice", Join::default()).await.unwrap();
+    room.join("bob", Join::default()).await.unwrap();
+    let (t, _, _) = room.new_plain_transport(false, true).await.unwrap();
+    let transport_id = t.id().as_str().to_owned();
+    room.add_transport("alice", t, false).await.unwrap();
+    let produced = room
+        .produce(
+            "alice",
+            Produce {
+                transport_id,
+                kind: MediaKind::Audio,
+                rtp_parameters: opus(),
+                app_data: json!({}),
+                paused: false,
+            },
+        )
+        .await
+        .unwrap();
+
+    // The observers were created on the room's router, and the producer added to each by its
+    // id, before `produce` answered.
+    let requests = worker.requests();
+    let router = room.router().id().as_str();
+    let (mut speaker, mut levels) = (None, None);
+    for r in &requests {
+        match &r.body {
+            RequestBody::RouterCreateActiveSpeakerObserver(o) => {
+                assert_eq!(r.handler_id.as_str(), router);
+                assert_eq!(o.interval, 300);
+                speaker = Some(o.rtp_observer_id.as_str().to_owned());
+            }
+            RequestBody::RouterCreateAudioLevelObserver(o) => {
+                assert_eq!(r.handler_id.as_str(), router);
+                assert_eq!((o.max_entries, o.threshold, o.interval), (1, -80, 800));
+                levels = Some(o.rtp_observer_id.as_str().to_owned());
+            }
+            _ => {}
+        }
+    }
+    let (speaker, levels) = (speaker.expect("created"), levels.expect("created"));
+    let mut added: Vec<_> = requests
+        .iter()
+        .filter_map(|r| match &r.body {
+            RequestBody::RtpObserverAddProducer { producer_id } => Some((
+                r.handler_id.as_str().to_owned(),
+                producer_id.as_str().to_owned(),
+            )),
+            _ => None,
+        })
+        .collect();
+    added.sort();
+    let mut want = vec![
+        (speaker.clone(), produced.id.clone()),
+        (levels.clone(), produced.id.clone()),
+    ];
+    want.sort();
+    assert_eq!(added, want);
+
+    let p = ProducerId::new(produced.id.clone());
+    let heard = |peer_id: &str, volume: Option<i8>| {
+        json!({"method": "activeSpeaker", "data": {
+            "peerId": peer_id, "producerId": produced.id, "volume": volume}})
+    };
+    // (Each observer's events are in order; the two observers' are not ordered between them,
+    // so the test waits for each answer before the next event of the other observer.)
+    let dominant = || {
+        note(
+            &speaker,
+            MediaEvent::ActiveSpeakerObserverDominantSpeaker {
+                producer_id: p.clone(),
+            },
+        )
+    };
+    worker.send(&[dominant()]);
+    // No volumes reported yet: null.
+    assert_eq!(bob.wait_for("activeSpeaker").await, heard("alice", None));
+    // Every joined peer hears it, the speaker too.
+    assert_eq!(alice.wait_for("activeSpeaker").await, heard("alice", None));
+
+    worker.send(&[note(&levels, MediaEvent::AudioLevelObserverSilence)]);
+    let nobody = json!({"method": "activeSpeaker", "data": {"peerId": null}});
+    assert_eq!(bob.wait_for("activeSpeaker").await, nobody);
+    assert_eq!(alice.wait_for("activeSpeaker").await, nobody);
+
+    // Volumes after the silence: the dominant speaker again, with its volume.
+    worker.send(&[note(
+        &levels,
+        MediaEvent::AudioLevelObserverVolumes(vec![(p.clone(), -31)]),
+    )]);
+    assert_eq!(
+        bob.wait_for("activeSpeaker").await,
+        heard("alice", Some(-31))
+    );
+    // A dominant speaker is told with its latest volume.
+    worker.send(&[dominant()]);
+    assert_eq!(
+        bob.wait_for("activeSpeaker").await,
+        heard("alice", Some(-31))
+    );
+    assert_eq!(
+        alice.wait_for("activeSpeaker").await,
+        heard("alice", Some(-31))
+    );
 }
