@@ -82,7 +82,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function startServer() {
   const [cmd, args, env, ready] = target === 'ferrosfu'
     ? [supervisorBin, [
-      '--dev', '--http-listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', 'info',
+      '--dev', '--http-listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
       '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', '127.0.0.1',
       '--database-url', `sqlite://${artifacts}/ferrosfu.db`, '--recordings-dir', `${artifacts}/recordings`,
     ], process.env, (l) => {
@@ -255,8 +255,12 @@ async function main(result) {
   result.subscriber = await B.page.evaluate(() => {
     const s = window.t.samples;
     const last = s[s.length - 1] || {};
+    const c = window.t.consumers.video;
+    // When B's decoder asked for keyframes (ms since the consumer), and what it showed then.
+    const pliAt = s.filter((x, i) => i > 0 && x.pli !== s[i - 1].pli)
+      .map((x) => ({ ms: Math.round(x.t - c.at), pli: x.pli, width: x.w, keyFramesDecoded: x.kf }));
     return { samples: s.length, framesDecoded: last.fd, keyFramesDecoded: last.kf, pliCount: last.pli, firCount: last.fir,
-      nackCount: last.nack, packetsLost: last.lost, presentedWidthChanges: window.t.frames.map((f) => f.w) };
+      nackCount: last.nack, packetsLost: last.lost, presentedWidthChanges: window.t.frames.map((f) => f.w), pliAt };
   });
 
   // What the server says of the producer's streams and of B's consumer (score, layers, bitrates).

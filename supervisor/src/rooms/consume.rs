@@ -21,7 +21,14 @@ impl Room {
     /// A peer joined: it is offered every producer of the other joined peers. Run once the
     /// `join` answer is out.
     pub(crate) async fn consume_all(self: &Arc<Self>, peer_id: &str) {
-        let producers = self.state.lock().await.producers_for(peer_id);
+        let producers = {
+            let st = self.state.lock().await;
+            // Who speaks now, for a peer that joined after it was told.
+            if let (Some(n), Some(p)) = (&st.speaker, st.peers.get(peer_id)) {
+                p.notify(&Notification::ActiveSpeaker(n.clone()));
+            }
+            st.producers_for(peer_id)
+        };
         for (owner, p) in producers {
             self.create_consumer(peer_id, &owner, &p).await;
         }

@@ -183,7 +183,7 @@ impl Room {
                     continue;
                 };
                 let Some(room) = room.upgrade() else { return };
-                let st = room.state.lock().await;
+                let mut st = room.state.lock().await;
                 let n = match say {
                     Say::Nobody => ActiveSpeaker::Nobody,
                     Say::Speaker { producer, volume } => {
@@ -198,7 +198,8 @@ impl Room {
                         }
                     }
                 };
-                st.notify_all_joined(&Notification::ActiveSpeaker(n));
+                st.notify_all_joined(&Notification::ActiveSpeaker(n.clone()));
+                st.speaker = Some(n);
             }
         });
     }

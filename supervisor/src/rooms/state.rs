@@ -16,6 +16,8 @@ use crate::ortc::{MediaKind, RtpCapabilities, RtpParameters};
 #[derive(Debug, Default)]
 pub(super) struct RoomState {
     pub peers: HashMap<String, Peer>,
+    /// The last `activeSpeaker` told: a peer that joins later hears it too.
+    pub speaker: Option<super::api::ActiveSpeaker>,
 }
 
 #[derive(Debug)]

@@ -51,6 +51,7 @@ impl WorkerCore {
                     ));
                 }
                 o.add_producer(pk, p.paused, now);
+                tracing::debug!(target: "observer", id = %o.id, producer = %p.id, level_ext = p.audio_level_ext, "producer added");
                 if !p.observers.contains(&k) {
                     p.observers.push(k);
                 }
@@ -149,6 +150,7 @@ impl WorkerCore {
             ),
             ObserverEvent::Silence => MediaEvent::AudioLevelObserverSilence,
         };
+        tracing::debug!(target: "observer", id = %o.id, ?event, "rtp observer event");
         let h = HandlerId::from(&o.id);
         self.notify(h, event);
     }

@@ -2,9 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-/// Keyframe requests toward a publisher, throttled by `key_frame_request_delay`: a request
-/// inside the delay window is remembered and sent when the window ends (at most one), unless a
-/// keyframe arrives first.
+/// Keyframe requests toward a publisher (one per encoding), throttled by
+/// `key_frame_request_delay`: a request inside the delay window of the last one sent is
+/// remembered and sent when the window ends (at most one), unless a keyframe arrives first; a
+/// keyframe closes the window (the next need is asked at once).
 #[derive(Debug, Default)]
 pub struct KeyFrameRequester {
     pub delay: Duration,
@@ -36,8 +37,12 @@ impl KeyFrameRequester {
         }
     }
 
+    /// A keyframe arrived: it answers what was asked, and the next need is new (asked at once,
+    /// not held to the window of the last request: a consumer switching layers waits for one
+    /// round trip, not up to `delay`).
     pub fn on_keyframe(&mut self) {
         self.pending = false;
+        self.last_sent = None;
     }
 
     pub fn timeout(&self) -> Option<Instant> {
@@ -75,5 +80,10 @@ mod tests {
         assert!(!k.handle_timeout(t0 + Duration::from_millis(999)));
         assert!(k.handle_timeout(t0 + Duration::from_millis(1000)));
         assert_eq!(k.timeout(), None);
+        // A keyframe answers; the next need is asked at once.
+        assert!(!k.request(t0 + Duration::from_millis(1010)));
+        k.on_keyframe();
+        assert_eq!(k.timeout(), None);
+        assert!(k.request(t0 + Duration::from_millis(1020)));
     }
 }
