@@ -2,6 +2,7 @@
 //! free port and reading what it logs, its REST API. [`media`] sets up the typed media API's
 //! tests against a worker process.
 
+pub mod browser;
 pub mod media;
 pub mod media_source;
 pub mod pg;

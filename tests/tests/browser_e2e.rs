@@ -2,8 +2,12 @@
 //! driven by playwright-core (tests/browser/e2e.mjs), opens /app/ twice in one room. Each page
 //! must decode the other's video (framesDecoded grows) and receive its audio (bytesReceived
 //! grows), and each publisher's bandwidth estimate must have grown past the browser's start
-//! (the worker's transport-wide feedback); then one page leaves and the other gets
-//! `peerClosed`. Screenshots go to tests/artifacts/browser/.
+//! (the worker's transport-wide feedback). The app publishes VP8 simulcast (3 encodings): each
+//! publisher sends ≥ 2 of them, the consumer is `simulcast`, and the Low / High buttons on a
+//! tile (setConsumerPreferredLayers) bring the decoded width to ≤ 400 px and ≥ 1000 px (the
+//! latter unless the publisher's browser never sent its top encoding in time: reported, not
+//! failed); 9 tiles fit the window; then one page leaves and the other gets `peerClosed`.
+//! Screenshots go to tests/artifacts/browser/.
 //!
 //! Runs in a loopback-only network namespace (`unshare -n`): Chromium gathers 127.0.0.1
 //! candidates only there. Needs root (or user namespaces), Chromium, Node and the built app:
@@ -11,9 +15,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ferrosfu_tests::browser;
 
 #[test]
 fn two_browsers_see_and_hear_each_other_then_one_leaves() {
@@ -21,62 +25,24 @@ fn two_browsers_see_and_hear_each_other_then_one_leaves() {
         eprintln!("FERROSFU_SKIP_BROWSER is set: browser test skipped");
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for (what, path) in [
-        ("Chromium", Path::new("/usr/bin/chromium").to_path_buf()),
-        (
-            "the demo app bundle",
-            root.join("supervisor/web/dist/app.js"),
-        ),
-        (
-            "playwright-core",
-            root.join("tests/browser/node_modules/playwright-core"),
-        ),
-    ] {
-        assert!(
-            path.exists(),
-            "{what} is missing ({}): run scripts/setup-browser",
-            path.display()
-        );
-    }
-    let artifacts = root.join("tests/artifacts/browser");
+    browser::require_setup();
+    let artifacts = browser::root().join("tests/artifacts/browser");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let supervisor = ferrosfu_tests::bin("ferrosfu");
-    let script = format!(
-        "ip link set lo up && exec node tests/browser/e2e.mjs --supervisor '{}' --artifacts '{}'",
-        supervisor.display(),
-        artifacts.display()
-    );
-    let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare (util-linux) runs");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("browser test timed out after 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result line\nstdout: {stdout}\nstderr: {stderr}"));
+    let args = [
+        "--supervisor",
+        &ferrosfu_tests::bin("ferrosfu").display().to_string(),
+        "--artifacts",
+        &artifacts.display().to_string(),
+    ]
+    .map(String::from);
+    // Every wait in e2e.mjs has its own deadline (the layer switches 30 s each); this one only
+    // catches a hang.
+    let run = browser::run_script("e2e.mjs", &args, Duration::from_secs(300));
+    let result = &run.result;
     assert!(
-        status.success() && result["ok"] == true,
-        "{result}\n--- log tail ---\n{stderr}"
+        run.status.success() && result["ok"] == true,
+        "{result}\n--- log tail ---\n{}",
+        run.stderr
     );
     for page in ["alice", "bob"] {
         // Chrome starts its estimate at 300 kbps and grows it only from the transport-wide
@@ -93,6 +59,11 @@ fn two_browsers_see_and_hear_each_other_then_one_leaves() {
         assert!(artifacts.join(format!("{page}.png")).is_file());
     }
     assert_eq!(result["alice"]["tiles"].as_array().unwrap().len(), 2);
+    assert_eq!(result["simulcast"]["consumerType"], "simulcast", "{result}");
+    assert_eq!(result["simulcast"]["low"]["ok"], true, "{result}");
+    for shot in ["bob-low.png", "alice-9-tiles.png"] {
+        assert!(artifacts.join(shot).is_file(), "{shot} missing");
+    }
     assert_eq!(
         result["alice"]["tilesAfterLeave"].as_array().unwrap().len(),
         1

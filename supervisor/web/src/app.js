@@ -1,35 +1,51 @@
 // ferrosfu demo app: joins a room over protoo (the mediasoup-demo protocol), publishes the camera
-// and microphone, and shows every other peer as a named video tile. Built by scripts/build-web
-// (esbuild) into supervisor/web/dist; served by the supervisor at /app/.
+// (VP8 simulcast, 3 encodings, as mediasoup-demo) and microphone, and shows every other peer as a
+// named video tile (tiles.js: speaker outline, score bars, layers, resolution, quality picker).
+// Built by scripts/build-web (esbuild) into supervisor/web/dist; served by the supervisor at /app/.
 //
-// URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server).
-// Test hooks: window.ferrosfu = { state, peers, events, leave(), producing(), stats(), sendStats(),
-// diag() }.
+// URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server),
+// forceTcp=1, simulcast=0 (one encoding), codec=vp8|vp9|h264 (vp9: one SVC encoding, svc=MODE,
+// default L3T3_KEY), fps=N (camera frame rate; default: the camera's).
+// Test hooks: window.ferrosfu = { state, peerId, peers, events, deviations, leave(), producing(),
+// stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
+// waitVideoWidth(peerId, lo, hi, ms) }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
+import * as tiles from './tiles.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 const hooks = {
   state: 'idle',
+  peerId: null,
   peers: {},
   events: [],
+  deviations: [], // what the server sent unlike mediasoup (the app copes; a test reports them)
   leave: () => leave(),
   producing: () => Object.keys(producers).length,
   stats: () => inboundStats(),
   sendStats: () => outboundStats(),
+  // What the server measures of our camera (getProducerStats); any other request.
+  producerStats: () => (producers.video && protoo
+    ? protoo.request('getProducerStats', { producerId: producers.video.id }) : Promise.resolve(null)),
+  request: (method, data) => protoo.request(method, data),
   diag: () => diagnostics(),
+  tiles: () => tiles.describeTiles(),
+  consumers: () => Array.from(consumers.values(), ({ consumer, peerId, type }) => ({
+    id: consumer.id, peerId, kind: consumer.kind, type, paused: consumer.paused })),
+  waitVideoWidth: (peerId, lo, hi, ms) => tiles.waitVideoWidth(peerId, lo, hi, ms),
 };
 window.ferrosfu = hooks;
+const MAX_EVENTS = 5000;
 
 let protoo = null;
 let device = null;
 let sendTransport = null;
 let recvTransport = null;
 const producers = {}; // kind -> Producer
-const consumers = new Map(); // consumerId -> { consumer, peerId }
+const consumers = new Map(); // consumerId -> { consumer, peerId, type }
 let localStream = null;
 let wantJoin = false;
 
@@ -51,65 +67,61 @@ function randomId() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tiles
+// Publishing: what the camera is sent as (URL parameters simulcast, codec, svc, fps)
 
-function tile(peerId, name, isMe) {
-  let t = document.getElementById(`tile-${peerId}`);
-  if (!t) {
-    t = document.createElement('div');
-    t.id = `tile-${peerId}`;
-    t.className = isMe ? 'tile me' : 'tile';
-    const v = document.createElement('video');
-    v.autoplay = true;
-    v.playsInline = true;
-    v.muted = true; // audio plays through its own element
-    v.srcObject = new MediaStream();
-    const n = document.createElement('span');
-    n.className = 'name';
-    const b = document.createElement('span');
-    b.className = 'badge';
-    t.append(v, n, b);
-    if (isMe) $('tiles').prepend(t);
-    else $('tiles').append(t);
+// mediasoup-demo's WEBCAM_SIMULCAST_ENCODINGS.
+const SIMULCAST_ENCODINGS = [
+  { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
+];
+
+// {codec, encodings, codecOptions, label} for sendTransport.produce of the camera.
+function videoSendOptions() {
+  const name = (params.get('codec') || 'vp8').toLowerCase();
+  const simulcast = params.get('simulcast') !== '0';
+  const candidates = device.rtpCapabilities.codecs.filter((c) => c.mimeType.toLowerCase() === `video/${name}`);
+  // VP9: profile 0 (what browsers encode by default) when the router offers it.
+  const codec = candidates.find((c) => name !== 'vp9' || String(c.parameters?.['profile-id'] ?? '0') === '0')
+    || candidates[0];
+  if (!codec) {
+    showError(`the server offers no ${name}: sending its default codec`);
+    return { label: simulcast ? 'simulcast ×3' : 'single', encodings: simulcast ? SIMULCAST_ENCODINGS : undefined,
+      codecOptions: { videoGoogleStartBitrate: 1000 } };
   }
-  t.querySelector('.name').textContent = isMe ? `${name} (you)` : name;
-  return t;
+  const mime = codec.mimeType.replace(/^video\//i, '').toUpperCase();
+  let encodings;
+  let label = `${mime} single`;
+  if (simulcast && name === 'vp9') {
+    const mode = params.get('svc') || 'L3T3_KEY';
+    encodings = [{ scalabilityMode: mode }];
+    label = `${mime} SVC ${mode}`;
+  } else if (simulcast) {
+    encodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+    label = `${mime} simulcast ×${encodings.length}`;
+  }
+  return { codec, encodings, codecOptions: { videoGoogleStartBitrate: 1000 }, label };
 }
 
-function removeTile(peerId) {
-  const t = document.getElementById(`tile-${peerId}`);
-  if (t) {
-    t.querySelectorAll('audio').forEach((a) => { a.srcObject = null; });
-    t.remove();
-  }
+function cameraConstraints() {
+  const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
+  const fps = Number(params.get('fps'));
+  if (fps > 0) video.frameRate = { ideal: fps };
+  return video;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiles (tiles.js draws them)
+
+function tile(peerId, name, isMe) {
+  return tiles.tile(peerId, name, isMe);
 }
 
 function attachTrack(peerId, track) {
   const peer = hooks.peers[peerId];
-  const t = tile(peerId, peer ? peer.displayName : peerId, false);
-  if (track.kind === 'video') {
-    const v = t.querySelector('video');
-    const ms = new MediaStream([track]);
-    v.srcObject = ms;
-    v.play().catch(() => {});
-  } else {
-    const a = document.createElement('audio');
-    a.autoplay = true;
-    a.dataset.trackId = track.id;
-    a.srcObject = new MediaStream([track]);
-    t.append(a);
-    a.play().catch(() => {});
-  }
-}
-
-function detachTrack(peerId, track) {
-  const t = document.getElementById(`tile-${peerId}`);
-  if (!t) return;
-  if (track.kind === 'video') {
-    t.querySelector('video').srcObject = new MediaStream();
-  } else {
-    t.querySelectorAll(`audio[data-track-id="${track.id}"]`).forEach((a) => a.remove());
-  }
+  tile(peerId, peer ? peer.displayName : peerId, false);
+  if (track.kind === 'video') tiles.setVideoTrack(peerId, new MediaStream([track]));
+  else tiles.addAudioTrack(peerId, track);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,6 +132,7 @@ async function join(roomId, displayName) {
   wantJoin = true;
   setState('joining', `connecting to ${roomId}…`);
   const peerId = randomId();
+  hooks.peerId = peerId;
   let url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/?roomId=${encodeURIComponent(roomId)}&peerId=${peerId}`;
   if (params.get('token')) url += `&token=${encodeURIComponent(params.get('token'))}`;
   const transport = new protooClient.WebSocketTransport(url, {
@@ -211,7 +224,7 @@ async function setupCall(displayName) {
   try {
     localStream = localStream || await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: { width: { ideal: 640 }, height: { ideal: 360 } },
+      video: cameraConstraints(),
     });
   } catch (e) {
     showError(`no camera/microphone: ${e.message || e} (you can still watch)`);
@@ -221,11 +234,14 @@ async function setupCall(displayName) {
   me.querySelector('video').srcObject = localStream;
   for (const track of localStream.getTracks()) {
     if (!device.canProduce(track.kind)) continue;
-    producers[track.kind] = await sendTransport.produce({
-      track,
-      appData: { source: track.kind === 'audio' ? 'mic' : 'webcam' },
-      stopTracks: false,
-    });
+    if (track.kind === 'audio') {
+      producers.audio = await sendTransport.produce({ track, appData: { source: 'mic' }, stopTracks: false });
+      continue;
+    }
+    const { label, ...options } = videoSendOptions();
+    producers.video = await sendTransport.produce({ track, ...options, appData: { source: 'webcam' }, stopTracks: false });
+    const { width, height } = track.getSettings();
+    tiles.setInfo('me', label, `sending ${width}×${height} as ${label}`);
   }
   updateButtons();
 }
@@ -236,7 +252,7 @@ function addPeer(p) {
 }
 
 async function onServerRequest(request, accept, reject) {
-  hooks.events.push({ method: request.method, data: request.data });
+  logEvent(request.method, request.data);
   if (request.method !== 'newConsumer') {
     reject(404, `unknown request ${request.method}`);
     return;
@@ -246,11 +262,30 @@ async function onServerRequest(request, accept, reject) {
     return;
   }
   const { peerId, producerId, id, kind, rtpParameters, appData } = request.data;
+  const type = request.data.type || 'simple';
+  if (!rtpParameters?.rtcp?.cname) {
+    hooks.deviations.push(`newConsumer ${kind}: empty rtpParameters.rtcp.cname`);
+  }
   try {
-    const consumer = await recvTransport.consume({ id, producerId, kind, rtpParameters, appData });
-    consumers.set(consumer.id, { consumer, peerId });
+    // One stream id per peer, as mediasoup-demo: its audio and video are played in sync.
+    const consumer = await recvTransport.consume({
+      id, producerId, kind, rtpParameters, appData, streamId: `${peerId}-mic-webcam`,
+    });
+    consumers.set(consumer.id, { consumer, peerId, type });
     consumer.on('transportclose', () => consumers.delete(consumer.id));
     attachTrack(peerId, consumer.track);
+    if (kind === 'video') {
+      tiles.setVideoConsumer(peerId, {
+        consumerId: consumer.id,
+        type,
+        spatialLayers: tiles.spatialLayersOf(rtpParameters),
+        onPick: (spatialLayer) => protoo.request('setConsumerPreferredLayers', { consumerId: consumer.id, spatialLayer })
+          .catch((e) => {
+            showError(`setConsumerPreferredLayers: ${e.message || e}`);
+            throw e;
+          }),
+      });
+    }
     accept();
   } catch (e) {
     console.error('newConsumer failed', e);
@@ -258,8 +293,13 @@ async function onServerRequest(request, accept, reject) {
   }
 }
 
+function logEvent(method, data) {
+  hooks.events.push({ method, data, t: performance.now() });
+  if (hooks.events.length > MAX_EVENTS) hooks.events.splice(0, hooks.events.length - MAX_EVENTS);
+}
+
 function onNotification({ method, data }) {
-  hooks.events.push({ method, data });
+  logEvent(method, data);
   switch (method) {
     case 'newPeer':
       addPeer(data);
@@ -272,7 +312,7 @@ function onNotification({ method, data }) {
           consumers.delete(cid);
         }
       }
-      removeTile(data.peerId);
+      tiles.removeTile(data.peerId);
       break;
     case 'peerDisplayNameChanged': {
       const p = hooks.peers[data.peerId];
@@ -283,7 +323,7 @@ function onNotification({ method, data }) {
     case 'consumerClosed': {
       const c = consumers.get(data.consumerId);
       if (c) {
-        detachTrack(c.peerId, c.consumer.track);
+        tiles.removeTrack(c.peerId, c.consumer.track);
         c.consumer.close();
         consumers.delete(data.consumerId);
       }
@@ -292,16 +332,40 @@ function onNotification({ method, data }) {
     case 'consumerPaused':
     case 'consumerResumed': {
       const c = consumers.get(data.consumerId);
-      if (c) {
-        const t = document.getElementById(`tile-${c.peerId}`);
-        if (t && c.consumer.kind === 'audio') {
-          t.querySelector('.badge').textContent = method === 'consumerPaused' ? 'muted' : '';
-        }
+      if (c && c.consumer.kind === 'audio') {
+        tiles.setBadge(c.peerId, method === 'consumerPaused' ? 'muted' : '');
       }
       break;
     }
+    case 'consumerScore': {
+      // The video's score when the peer sends video, else the audio's.
+      const c = consumers.get(data.consumerId);
+      if (!c || !data.score) break;
+      const hasVideo = Array.from(consumers.values()).some((o) => o.peerId === c.peerId && o.consumer.kind === 'video');
+      if (c.consumer.kind === 'video' || !hasVideo) {
+        tiles.setScore(c.peerId, data.score.score,
+          `${c.consumer.kind}; sender ${data.score.producerScore}${data.score.producerScores?.length > 1
+            ? ` [${data.score.producerScores.join(' ')}]` : ''}`);
+      }
+      break;
+    }
+    case 'consumerLayersChanged': {
+      const c = consumers.get(data.consumerId);
+      if (c) tiles.setLayers(c.peerId, data.spatialLayer, data.temporalLayer);
+      break;
+    }
+    case 'producerScore': {
+      // Our camera as the server receives it: the best encoding's score on our own tile.
+      if (!producers.video || data.producerId !== producers.video.id || !data.score?.length) break;
+      const scores = data.score.map((s) => s.score);
+      tiles.setScore('me', Math.max(...scores), `received by the server [${scores.join(' ')}]`);
+      break;
+    }
+    case 'activeSpeaker':
+      // {peerId, producerId, volume}; peerId null when nobody speaks.
+      tiles.setSpeaker(data.peerId === hooks.peerId ? 'me' : data.peerId || null);
+      break;
     default:
-      // consumerScore, producerScore, activeSpeaker, …: nothing to show yet.
       break;
   }
 }
@@ -348,12 +412,13 @@ function teardownMedia(stopLocal) {
   if (recvTransport) recvTransport.close();
   sendTransport = null;
   recvTransport = null;
-  for (const id of Object.keys(hooks.peers)) removeTile(id);
+  for (const id of Object.keys(hooks.peers)) tiles.removeTile(id);
   hooks.peers = {};
+  tiles.setSpeaker(null);
   if (stopLocal && localStream) {
     localStream.getTracks().forEach((t) => t.stop());
     localStream = null;
-    removeTile('me');
+    tiles.removeTile('me');
   }
 }
 
@@ -363,7 +428,7 @@ function leave() {
   if (protoo) protoo.close();
   protoo = null;
   teardownMedia(true);
-  $('tiles').replaceChildren();
+  tiles.clearTiles();
   $('call').hidden = true;
   $('join-form').hidden = false;
 }
@@ -388,17 +453,30 @@ async function inboundStats() {
 }
 
 // What the send transport reports: the browser's bandwidth estimate (availableOutgoingBitrate,
-// grown by the server's transport-wide feedback) and the bytes each kind sent.
+// grown by the server's transport-wide feedback), the bytes each kind sent, and per video
+// encoding (rid) what the encoder makes of it; `producedEncodings`: the camera producer's
+// rtpParameters encodings (rid or scalabilityMode), as the server was told.
 async function outboundStats() {
-  const out = { availableOutgoingBitrate: 0, videoBytesSent: 0, audioBytesSent: 0 };
+  const out = { availableOutgoingBitrate: 0, videoBytesSent: 0, audioBytesSent: 0, video: [], producedEncodings: [] };
   if (!sendTransport) return out;
+  if (producers.video) {
+    out.producedEncodings = producers.video.rtpParameters.encodings.map((e) => e.rid || e.scalabilityMode || String(e.ssrc));
+    out.codec = producers.video.rtpParameters.codecs[0]?.mimeType;
+  }
   (await sendTransport.getStats()).forEach((s) => {
     if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
       out.availableOutgoingBitrate = s.availableOutgoingBitrate;
     } else if (s.type === 'outbound-rtp') {
       out[s.kind === 'video' ? 'videoBytesSent' : 'audioBytesSent'] += s.bytesSent || 0;
+      if (s.kind === 'video') {
+        out.video.push({ rid: s.rid, width: s.frameWidth || 0, height: s.frameHeight || 0, fps: s.framesPerSecond || 0,
+          framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0, active: s.active,
+          targetBitrate: s.targetBitrate, scalabilityMode: s.scalabilityMode,
+          qualityLimitationReason: s.qualityLimitationReason });
+      }
     }
   });
+  out.video.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
   return out;
 }
 
@@ -435,6 +513,7 @@ $('join-form').addEventListener('submit', (e) => {
 $('mic').addEventListener('click', () => toggle('audio').catch((e) => showError(String(e))));
 $('cam').addEventListener('click', () => toggle('video').catch((e) => showError(String(e))));
 $('leave').addEventListener('click', leave);
+tiles.startLayout();
 if (params.get('autojoin') === '1' && $('room').value && $('name').value) {
   join($('room').value, $('name').value);
 }

@@ -54,11 +54,13 @@ impl SeqMap {
         self.max_out
     }
 
+    #[inline]
     fn mask(&self) -> u16 {
         (((1u32 << self.bits) - 1) & 0xffff) as u16
     }
 
     /// `a` comes after `b` in the wrapping space (less than half the range ahead).
+    #[inline]
     fn higher(&self, a: u16, b: u16) -> bool {
         let d = a.wrapping_sub(b) & self.mask();
         d != 0 && u32::from(d) < (1u32 << (self.bits - 1))
@@ -96,6 +98,7 @@ impl SeqMap {
     }
 
     /// The output for `input`, `None` when it was dropped.
+    #[inline]
     pub fn input(&mut self, input: u16) -> Option<u16> {
         let input = input & self.mask();
         // The common case, a new input: every dropped one is older (a drop moves `max_in`).
@@ -112,6 +115,12 @@ impl SeqMap {
             }
             return Some(out);
         }
+        self.input_old(input)
+    }
+
+    /// [`SeqMap::input`] of an input not newer than every one seen (late, or the first).
+    #[inline(never)]
+    fn input_old(&mut self, input: u16) -> Option<u16> {
         let dropped = &self.dropped[..self.n_dropped];
         if dropped.contains(&input) {
             return None;
