@@ -103,6 +103,9 @@ async fn two_peers_exchange_media_and_every_method_answers() {
             .unwrap();
         assert_eq!(s[0]["type"], "outbound-rtp", "{s}");
         assert!(s[0]["packetCount"].as_u64().unwrap() > 0, "{s}");
+        // Then the producer's encodings it selects from.
+        assert_eq!(s[1]["type"], "inbound-rtp", "{s}");
+        assert!(s[1]["packetCount"].as_u64().unwrap() > 0, "{s}");
     }
     let s = bob
         .ok("getTransportStats", json!({"transportId": recv_tid}))

@@ -267,6 +267,13 @@ pub(crate) enum Stats {
         kind: MediaKind,
         streams: Vec<RtpStreamStats>,
     },
+    /// A consumer's stream, then its producer's encodings (what it selects from), as
+    /// mediasoup's `consumer.getStats()`.
+    Consumer {
+        kind: MediaKind,
+        outbound: Vec<RtpStreamStats>,
+        producer: Vec<RtpStreamStats>,
+    },
 }
 
 /// A producer to record, with what consuming it needs.

@@ -175,11 +175,24 @@ impl Room {
 
     /// The stats of a consumer of `peer_id`.
     pub(crate) async fn consumer_stats(&self, peer_id: &str, id: &str) -> Result<Stats, RoomError> {
-        let c = self.state.lock().await.consumer(peer_id, id)?;
-        Ok(Stats::Streams {
-            inbound: false,
+        let (c, producer) = {
+            let st = self.state.lock().await;
+            let c = st.consumer(peer_id, id)?;
+            let p = st
+                .any_producer(c.producer_id().as_str())
+                .ok()
+                .map(|e| e.p.clone());
+            (c, p)
+        };
+        // The producer may have closed meanwhile: its encodings are then not listed.
+        let producer = match producer {
+            Some(p) => p.get_stats().await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(Stats::Consumer {
             kind: c.kind().into(),
-            streams: c.get_stats().await?,
+            outbound: c.get_stats().await?,
+            producer,
         })
     }
 

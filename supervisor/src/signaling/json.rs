@@ -154,6 +154,20 @@ pub(crate) fn stats(s: &Stats) -> Value {
                 .map(|st| rtp_stream_stats(which, kind.as_str(), st, now))
                 .collect()
         }
+        Stats::Consumer {
+            kind,
+            outbound,
+            producer,
+        } => {
+            let now = now_ms();
+            let out = outbound
+                .iter()
+                .map(|st| rtp_stream_stats("outbound-rtp", kind.as_str(), st, now));
+            let inb = producer
+                .iter()
+                .map(|st| rtp_stream_stats("inbound-rtp", kind.as_str(), st, now));
+            out.chain(inb).collect()
+        }
     }
 }
 
