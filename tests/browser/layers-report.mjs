@@ -16,7 +16,8 @@ for (const r of rounds) {
     runs.push({ round: r, target: j.target, codec: j.codec, ok: j.ok, failures: j.failures,
       switches: (j.switches || []).map((s) => ({ spatial: s.spatial, ok: s.ok, frameMs: s.frameMs,
         layersMs: s.layersChanged ? s.layersChanged.ms : null })),
-      stallMs: j.stall?.acrossSwitches?.maxMs ?? null });
+      stallMs: j.stall?.acrossSwitches?.maxMs ?? null,
+      jitterBufferMs: j.subscriber?.jitterBufferMs ?? null, plis: j.subscriber?.pliCount ?? null });
   }
 }
 const median = (v) => {
@@ -58,6 +59,13 @@ const lines = [
     + `${r.mediasoup.frameMs} (${r.mediasoup.frameRange}) | ${r.ratio ?? '–'} | ${r.ferrosfu.layersMs} `
     + `(${r.ferrosfu.layersRange}) | ${r.mediasoup.layersMs} (${r.mediasoup.layersRange}) | `
     + `${r.ferrosfu.ok}/${r.ferrosfu.runs}, ${r.mediasoup.ok}/${r.mediasoup.runs} |`),
+  '',
+  '| codec | target | receiver jitter buffer ms (median of runs) | PLIs by the receiver (median) |',
+  '|---|---|---|---|',
+  ...[...new Set(runs.map((r) => r.codec))].flatMap((codec) => ['ferrosfu', 'mediasoup'].map((target) => {
+    const rs = runs.filter((r) => r.codec === codec && r.target === target);
+    return `| ${codec} | ${target} | ${median(rs.map((r) => r.jitterBufferMs))} | ${median(rs.map((r) => r.plis))} |`;
+  })),
   '',
   'Failures:',
   ...runs.filter((r) => !r.ok).map((r) => `- ${r.round} ${r.target} ${r.codec}: ${(r.failures || []).join('; ')}`),

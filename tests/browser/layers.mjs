@@ -259,7 +259,10 @@ async function main(result) {
     // When B's decoder asked for keyframes (ms since the consumer), and what it showed then.
     const pliAt = s.filter((x, i) => i > 0 && x.pli !== s[i - 1].pli)
       .map((x) => ({ ms: Math.round(x.t - c.at), pli: x.pli, width: x.w, keyFramesDecoded: x.kf }));
-    return { samples: s.length, framesDecoded: last.fd, keyFramesDecoded: last.kf, pliCount: last.pli, firCount: last.fir,
+    // The receiver's mean jitter-buffer delay over the run (ms) and its last jitter (ms).
+    const jitterBufferMs = last.jbe ? Math.round((1000 * last.jbd) / last.jbe) : null;
+    return { jitterBufferMs, jitterMs: last.jitter != null ? Math.round(1000 * last.jitter) : null,
+      samples: s.length, framesDecoded: last.fd, keyFramesDecoded: last.kf, pliCount: last.pli, firCount: last.fir,
       nackCount: last.nack, packetsLost: last.lost, presentedWidthChanges: window.t.frames.map((f) => f.w), pliAt };
   });
 

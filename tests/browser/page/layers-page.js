@@ -203,7 +203,8 @@ function startSampling(consumer) {
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
           t.samples.push({ t: now(), w: s.frameWidth || 0, h: s.frameHeight || 0, fd: s.framesDecoded || 0,
             kf: s.keyFramesDecoded || 0, pli: s.pliCount || 0, fir: s.firCount || 0, nack: s.nackCount || 0,
-            lost: s.packetsLost || 0, fps: s.framesPerSecond || 0, bytes: s.bytesReceived || 0 });
+            lost: s.packetsLost || 0, fps: s.framesPerSecond || 0, bytes: s.bytesReceived || 0,
+            jbd: s.jitterBufferDelay || 0, jbe: s.jitterBufferEmittedCount || 0, jitter: s.jitter || 0 });
         }
       });
     } finally {

@@ -192,7 +192,7 @@ impl Consumer {
             abs_send_time_ext,
             last_score: ConsumerScore {
                 score: 10,
-                producer_score: producer.score(),
+                producer_score: producer.score(0),
             },
         })
     }

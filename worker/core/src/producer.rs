@@ -284,10 +284,10 @@ impl Producer {
         )
     }
 
-    /// The score the consumers see (first encoding: simple consumers).
-    pub(crate) fn score(&self) -> u8 {
+    /// The score of encoding `enc` (what a consumer sending it sees).
+    pub(crate) fn score(&self, enc: usize) -> u8 {
         self.encodings
-            .first()
+            .get(enc)
             .and_then(|e| e.stream.as_ref())
             .map_or(0, |s| s.score)
     }

@@ -9,13 +9,6 @@ use ferrosfu_fbs::*;
 use ferrosfu_sim::simulcast::*;
 use ferrosfu_sim::*;
 
-fn layers(spatial: u8, temporal: Option<u8>) -> Option<ConsumerLayers> {
-    Some(ConsumerLayers {
-        spatial_layer: spatial,
-        temporal_layer: temporal,
-    })
-}
-
 /// Output sequence numbers consecutive, PictureIDs +1 per frame, TL0PICIDX +1 per TID-0 frame,
 /// and timestamps advancing by exactly the capture time between frames.
 fn assert_continuous(rx: &[Received]) {

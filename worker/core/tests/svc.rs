@@ -6,15 +6,9 @@
 use std::time::Duration;
 
 use ferrosfu_fbs::*;
+use ferrosfu_sim::simulcast::layers;
 use ferrosfu_sim::svc::*;
 use ferrosfu_sim::*;
-
-fn layers(spatial: u8, temporal: Option<u8>) -> Option<ConsumerLayers> {
-    Some(ConsumerLayers {
-        spatial_layer: spatial,
-        temporal_layer: temporal,
-    })
-}
 
 /// Sequence numbers consecutive; every picture ends with the marker bit on the last packet of
 /// its highest forwarded layer, and only there.

@@ -11,7 +11,9 @@ use ferrosfu_fbs::*;
 use ferrosfu_worker_core::{Pt, Rtcp, RtpHeader, SrtpProfile, Ssrc, Vp8Descriptor, build_packet};
 
 use crate::Sim;
-use crate::scenario::{CONSUMER_RTX_PT, CONSUMER_VP8_PT, VP8_PT, vp8_codecs, vp8_consumer};
+use crate::scenario::{
+    CONSUMER_RTX_PT, CONSUMER_VP8_PT, VP8_PT, vp8_codecs, vp8_consumer, vp8_producer,
+};
 
 /// Encodings of the simulcast publisher, lowest first.
 pub const LAYERS: usize = 3;
@@ -243,50 +245,39 @@ fn producer(id: &str, ssrcs: &[u32], by_rid: bool) -> ProduceOptions {
             ..Default::default()
         })
         .collect();
-    let mut header_extensions = vec![RtpHeaderExtensionParameters {
-        uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
-        id: MID_EXT,
-        encrypt: false,
-    }];
+    // vp8_producer's parameters (VP8, MID extension, cname), with these encodings, RTX and
+    // the RID extension when the encodings go by RID.
+    let mut o = vp8_producer(id, ssrcs[0], 0);
+    let p = &mut o.rtp_parameters;
+    p.codecs = vp8_codecs(VP8_PT, 97);
+    p.header_extensions[0].id = MID_EXT;
     if by_rid {
-        header_extensions.push(RtpHeaderExtensionParameters {
+        p.header_extensions.push(RtpHeaderExtensionParameters {
             uri: "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id".into(),
             id: RID_EXT,
             encrypt: false,
         });
     }
-    ProduceOptions {
-        producer_id: ProducerId::new(id),
-        kind: MediaKind::Video,
-        rtp_parameters: RtpParameters {
-            mid: Some("0".into()),
-            codecs: vp8_codecs(VP8_PT, 97),
-            header_extensions,
-            encodings: encodings.clone(),
-            rtcp: RtcpParameters {
-                cname: "pub".into(),
-                reduced_size: true,
-            },
-        },
-        rtp_mapping: RtpMapping {
-            codecs: vec![CodecMapping {
-                payload_type: VP8_PT,
-                mapped_payload_type: 101,
-            }],
-            encodings: encodings
-                .iter()
-                .enumerate()
-                .map(|(l, e)| EncodingMapping {
-                    ssrc: e.ssrc,
-                    rid: e.rid.clone(),
-                    scalability_mode: e.scalability_mode.clone(),
-                    mapped_ssrc: 0x6000_0000 + l as u32,
-                })
-                .collect(),
-        },
-        key_frame_request_delay: 0,
-        paused: false,
-    }
+    o.rtp_mapping.encodings = encodings
+        .iter()
+        .enumerate()
+        .map(|(l, e)| EncodingMapping {
+            ssrc: e.ssrc,
+            rid: e.rid.clone(),
+            scalability_mode: e.scalability_mode.clone(),
+            mapped_ssrc: 0x6000_0000 + l as u32,
+        })
+        .collect();
+    o.rtp_parameters.encodings = encodings;
+    o
+}
+
+/// A layer preference (`temporal` `None`: the highest).
+pub fn layers(spatial: u8, temporal: Option<u8>) -> Option<ConsumerLayers> {
+    Some(ConsumerLayers {
+        spatial_layer: spatial,
+        temporal_layer: temporal,
+    })
 }
 
 /// A simulcast consumer `id` of `producer` on a new subscriber peer, preferring `preferred`
@@ -337,31 +328,38 @@ pub struct Received {
     pub data: Vec<u8>,
 }
 
-/// Every packet subscriber `peer` received, in arrival order.
-pub fn received(sim: &Sim, peer: usize) -> Vec<Received> {
+/// Every packet subscriber `peer` received, in arrival order, as `read` turns its header and
+/// payload into what a test checks.
+pub fn received_as<T>(sim: &Sim, peer: usize, read: impl Fn(&RtpHeader, &[u8]) -> T) -> Vec<T> {
     sim.peers[peer]
         .rx_rtp
         .iter()
         .map(|pkt| {
             let h = RtpHeader::parse(pkt).unwrap();
-            let payload = h.payload(pkt);
-            let d = Vp8Descriptor::parse(payload).unwrap();
-            let data = payload[d.len..].to_vec();
-            Received {
-                seq: h.seq,
-                ts: h.timestamp,
-                marker: h.marker,
-                pt: h.pt.0,
-                picture_id: d.picture_id.unwrap().0,
-                tl0: d.tl0picidx.unwrap(),
-                tid: d.tid.unwrap(),
-                start: d.start_of_frame,
-                layer: usize::from(data[1]),
-                frame: u32::from_be_bytes([data[2], data[3], data[4], data[5]]),
-                data,
-            }
+            read(&h, h.payload(pkt))
         })
         .collect()
+}
+
+/// Every packet subscriber `peer` received, in arrival order.
+pub fn received(sim: &Sim, peer: usize) -> Vec<Received> {
+    received_as(sim, peer, |h, payload| {
+        let d = Vp8Descriptor::parse(payload).unwrap();
+        let data = payload[d.len..].to_vec();
+        Received {
+            seq: h.seq,
+            ts: h.timestamp,
+            marker: h.marker,
+            pt: h.pt.0,
+            picture_id: d.picture_id.unwrap().0,
+            tl0: d.tl0picidx.unwrap(),
+            tid: d.tid.unwrap(),
+            start: d.start_of_frame,
+            layer: usize::from(data[1]),
+            frame: u32::from_be_bytes([data[2], data[3], data[4], data[5]]),
+            data,
+        }
+    })
 }
 
 /// The consumer payload types the subscriber negotiated.

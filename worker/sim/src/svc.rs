@@ -6,11 +6,11 @@
 //! subscriber's received packets say ([`SvcReceived`]).
 
 use ferrosfu_fbs::*;
-use ferrosfu_worker_core::{Pt, Rtcp, RtpHeader, SrtpProfile, Ssrc, Vp9Descriptor, build_packet};
+use ferrosfu_worker_core::{Pt, Rtcp, SrtpProfile, Ssrc, Vp9Descriptor, build_packet};
 
 use crate::Sim;
-use crate::scenario::{CONSUMER_RTX_PT, CONSUMER_VP8_PT, fb};
-use crate::simulcast::{FRAME, FRAME_TICKS};
+use crate::scenario::{CONSUMER_RTX_PT, CONSUMER_VP8_PT, fb, vp8_consumer};
+use crate::simulcast::{FRAME, FRAME_TICKS, received_as};
 
 pub const SVC_PT: u8 = 98;
 pub const SVC_SSRC: u32 = 0x9100;
@@ -191,31 +191,11 @@ pub fn svc_subscriber(
     let s = sim.add_peer(SrtpProfile::AesCm128HmacSha1_80);
     let tid = sim.peers[s].transport_id.clone();
     let (ssrc, rtx_ssrc) = (0x7000 + s as u32, 0x7800 + s as u32);
-    let o = ConsumeOptions {
-        consumer_id: ConsumerId::new(id),
-        producer_id: ProducerId::new(producer),
-        kind: MediaKind::Video,
-        rtp_parameters: RtpParameters {
-            mid: Some("0".into()),
-            codecs: vec![vp9(CONSUMER_VP8_PT), rtx(CONSUMER_RTX_PT, CONSUMER_VP8_PT)],
-            header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                rtx_ssrc: Some(rtx_ssrc),
-                scalability_mode: Some("L3T3".into()),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: "sub".into(),
-                reduced_size: true,
-            },
-        },
-        consumable_rtp_encodings: vec![],
-        paused: false,
-        ignore_dtx: false,
-        consumer_type: ConsumerType::Svc,
-        preferred_layers: preferred,
-    };
+    let mut o = vp8_consumer(id, producer, ssrc, rtx_ssrc, false);
+    o.rtp_parameters.codecs = vec![vp9(CONSUMER_VP8_PT), rtx(CONSUMER_RTX_PT, CONSUMER_VP8_PT)];
+    o.rtp_parameters.encodings[0].scalability_mode = Some("L3T3".into());
+    o.consumer_type = ConsumerType::Svc;
+    o.preferred_layers = preferred;
     sim.request(&tid, RequestBody::TransportConsume(o)).unwrap();
     sim.peers[s].rtx_of.insert(rtx_ssrc, ssrc);
     s
@@ -234,23 +214,17 @@ pub struct SvcReceived {
 }
 
 pub fn svc_received(sim: &Sim, peer: usize) -> Vec<SvcReceived> {
-    sim.peers[peer]
-        .rx_rtp
-        .iter()
-        .map(|pkt| {
-            let h = RtpHeader::parse(pkt).unwrap();
-            let payload = h.payload(pkt);
-            let d = Vp9Descriptor::parse(payload).unwrap();
-            let data = payload[d.len..].to_vec();
-            SvcReceived {
-                seq: h.seq,
-                marker: h.marker,
-                sid: d.spatial_layer(),
-                tid: d.temporal_layer(),
-                end_of_frame: d.end_of_frame,
-                picture: u32::from_be_bytes([data[1], data[2], data[3], data[4]]),
-                data,
-            }
-        })
-        .collect()
+    received_as(sim, peer, |h, payload| {
+        let d = Vp9Descriptor::parse(payload).unwrap();
+        let data = payload[d.len..].to_vec();
+        SvcReceived {
+            seq: h.seq,
+            marker: h.marker,
+            sid: d.spatial_layer(),
+            tid: d.temporal_layer(),
+            end_of_frame: d.end_of_frame,
+            picture: u32::from_be_bytes([data[1], data[2], data[3], data[4]]),
+            data,
+        }
+    })
 }

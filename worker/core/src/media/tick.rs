@@ -176,11 +176,17 @@ impl WorkerCore {
 
     fn consumer_score(&mut self, ck: ConsumerKey) {
         let c = &self.tables.consumers[ck];
+        // The encoding it sends (simulcast: the current one; none yet: the first).
+        let enc = c
+            .layers
+            .as_ref()
+            .and_then(|l| l.current_encoding())
+            .map_or(0, usize::from);
         let producer_score = self
             .tables
             .producers
             .get(c.producer)
-            .map_or(0, |p| p.score());
+            .map_or(0, |p| p.score(enc));
         let score = ConsumerScore {
             score: c.stream.score,
             producer_score,

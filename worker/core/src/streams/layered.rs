@@ -20,6 +20,16 @@ use crate::streams::vp8::{Vp8Context, Vp8Verdict};
 /// (a request or its keyframe can be lost).
 pub(crate) const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
+/// Whether a consumer waiting for a keyframe should ask (again) now: the first time, or
+/// [`KEYFRAME_RETRY`] after it last asked (then `asked` is now).
+pub(crate) fn ask_key(waiting: bool, asked: &mut Option<Instant>, now: Instant) -> bool {
+    let due = waiting && asked.is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY);
+    if due {
+        *asked = Some(now);
+    }
+    due
+}
+
 /// (spatial, temporal) as [`ConsumerLayers`].
 pub(crate) fn layers((spatial, temporal): (u8, u8)) -> ConsumerLayers {
     ConsumerLayers {
@@ -216,13 +226,7 @@ impl Layered {
                 let to_target = self.selector.target().is_some_and(|(s, _)| s == spatial)
                     && current != Some(spatial);
                 let waiting = to_target || current == Some(spatial);
-                let want_key = waiting
-                    && self
-                        .key_asked
-                        .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY);
-                if want_key {
-                    self.key_asked = Some(now);
-                }
+                let want_key = ask_key(waiting, &mut self.key_asked, now);
                 return LayerVerdict::Drop { own, want_key };
             }
             Decision::Forward { sync, .. } => sync,

@@ -10,7 +10,9 @@
 //! temporal layers up to the current one, moving the current layers toward the target:
 //!
 //! - Spatial up, only on a keyframe (the key picture's base layer packet, the first of the
-//!   picture); the temporal layer restarts at 0 and climbs again at switching-up points. Not at
+//!   picture), straight to the target temporal layer too (nothing after a keyframe refers to
+//!   what came before it; climbing from TID 0 would leave PictureID gaps a receiver's VP9
+//!   reference finder waits on). Not at
 //!   an upper layer's frame that is not inter-picture predicted (P=0) in an inter picture,
 //!   though it would decode: by then the lower layer's last packet of that picture has gone
 //!   with the marker bit, and a second end of picture would follow.
@@ -151,17 +153,18 @@ impl SvcContext {
         }
 
         // Spatial: up on a keyframe; down on a keyframe (K-SVC) or at the end of the target
-        // layer's frame (full SVC).
+        // layer's frame (full SVC). From a keyframe on every temporal layer up to the target is
+        // decodable (nothing after it refers to what came before): no climb from TID 0.
         let (mut s, mut t) = (self.current.map(|c| c.0), self.current.map_or(0, |c| c.1));
         match s {
             // The first picture, or after a stop: a keyframe.
-            None if key => (s, t) = (Some(ts), 0),
+            None if key => (s, t) = (Some(ts), tt),
             None => {}
-            Some(cs) if ts > cs && key => (s, t) = (Some(ts), 0),
+            Some(cs) if ts > cs && key => (s, t) = (Some(ts), tt),
             Some(cs) if ts < cs => {
                 if self.ksvc {
                     if key {
-                        (s, t) = (Some(ts), 0);
+                        (s, t) = (Some(ts), tt);
                     }
                 } else if sid == ts && d.end_of_frame {
                     s = Some(ts);

@@ -7,7 +7,7 @@ use std::time::Instant;
 use ferrosfu_fbs::ConsumerLayers;
 
 use crate::proto::vp9::Vp9Descriptor;
-use crate::streams::layered::{KEYFRAME_RETRY, LayerVerdict, layers};
+use crate::streams::layered::{LayerVerdict, ask_key, layers};
 use crate::streams::svc::{SvcContext, SvcVerdict};
 
 #[derive(Clone, Debug)]
@@ -84,13 +84,7 @@ impl SvcLayers {
                     (Some((cs, _)), Some((ts, _))) => ts > cs,
                     _ => false,
                 };
-                let want_key = waiting
-                    && self
-                        .key_asked
-                        .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_RETRY);
-                if want_key {
-                    self.key_asked = Some(now);
-                }
+                let want_key = ask_key(waiting, &mut self.key_asked, now);
                 LayerVerdict::Drop {
                     own: true,
                     want_key,
