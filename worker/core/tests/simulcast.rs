@@ -209,6 +209,7 @@ fn an_encoding_that_stops_makes_the_consumer_fall_back_within_a_second() {
     assert_eq!(first_fallback.layer, 1, "the best active layer");
     let waited = (first_fallback.frame - stopped_frame) * FRAME.as_millis() as u32;
     assert!(waited < 1000, "fell back after {waited} ms");
+    eprintln!("fell back to layer 1 {waited} ms after layer 2 stopped");
     // No frozen picture longer than that: the subscriber's frames keep coming.
     let _ = stopped_at;
     assert_continuous(&rx);
