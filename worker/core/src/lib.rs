@@ -27,6 +27,7 @@
 //! typed error reply ([`ferrosfu_fbs::ErrorKind`]), a broken invariant panics with the reason so
 //! the supervisor restarts the worker.
 
+mod bwe;
 mod consumer;
 mod control;
 mod demux;
@@ -43,6 +44,7 @@ mod transport;
 mod units;
 mod worker_core;
 
+pub use bwe::PacketResult;
 pub use observers::{ActiveSpeakerObserver, AudioLevelEvent, AudioLevelObserver, audio_level_of};
 pub use proto::dtls::{DtlsIdentity, dtls_profile, fingerprint};
 pub use proto::ice::{
