@@ -456,6 +456,9 @@ pub struct TransportStats {
     pub ice_state: Option<IceState>,
     pub dtls_state: Option<DtlsState>,
     pub tuple: Option<TransportTuple>,
+    /// The send-side estimate toward the remote (bit/s), from its transport-wide feedback;
+    /// 0 until the first feedback (and for PlainTransport).
+    pub available_outgoing_bitrate: u32,
 }
 
 /// One stream's stats, used for producers (received) and consumers (sent).

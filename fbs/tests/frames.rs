@@ -305,10 +305,18 @@ fn transport_stats() -> impl Strategy<Value = TransportStats> {
         any::<u32>(),
         opt(ice_state()),
         opt(dtls_state()),
-        opt(tuple()),
+        (opt(tuple()), any::<u32>()),
     )
         .prop_map(
-            |(id, c, recv_bitrate, send_bitrate, ice_state, dtls_state, tuple)| TransportStats {
+            |(
+                id,
+                c,
+                recv_bitrate,
+                send_bitrate,
+                ice_state,
+                dtls_state,
+                (tuple, available_outgoing_bitrate),
+            )| TransportStats {
                 transport_id: TransportId::new(id),
                 timestamp: c[0],
                 bytes_received: c[1],
@@ -326,6 +334,7 @@ fn transport_stats() -> impl Strategy<Value = TransportStats> {
                 ice_state,
                 dtls_state,
                 tuple,
+                available_outgoing_bitrate,
             },
         )
 }

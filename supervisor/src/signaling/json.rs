@@ -212,6 +212,7 @@ fn transport_stats(s: &TransportStats) -> Value {
         "bytesSent": s.bytes_sent,
         "recvBitrate": s.recv_bitrate,
         "sendBitrate": s.send_bitrate,
+        "availableOutgoingBitrate": s.available_outgoing_bitrate,
         "rtpPacketsReceived": s.rtp_packets_received,
         "rtpPacketsSent": s.rtp_packets_sent,
         "rtcpPacketsReceived": s.rtcp_packets_received,

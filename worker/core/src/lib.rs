@@ -44,7 +44,7 @@ mod transport;
 mod units;
 mod worker_core;
 
-pub use bwe::PacketResult;
+pub use bwe::{BandwidthUsage, BweUpdate, PacketResult, SendSideBwe};
 pub use observers::{ActiveSpeakerObserver, AudioLevelEvent, AudioLevelObserver, audio_level_of};
 pub use proto::dtls::{DtlsIdentity, dtls_profile, fingerprint};
 pub use proto::ice::{

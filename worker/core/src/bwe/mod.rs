@@ -3,7 +3,21 @@
 //! estimators that turn it into an available bitrate, and (later) the pacer, the prober and
 //! the allocator that act on it. Time is an argument everywhere; nothing reads a clock.
 
+pub(crate) mod feedback;
+pub(crate) mod history;
+
 use std::time::Instant;
+
+mod acked;
+mod aimd;
+mod delay;
+mod estimator;
+mod loss;
+mod probe;
+mod trendline;
+
+pub use estimator::{BweUpdate, SendSideBwe};
+pub use trendline::BandwidthUsage;
 
 /// One packet a transport sent with a transport-wide sequence number, as the subscriber's
 /// feedback reported it.

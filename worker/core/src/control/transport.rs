@@ -13,10 +13,12 @@ use rand::Rng;
 use super::server::candidates;
 use super::{invalid, suite_profile};
 use crate::WorkerCore;
+use crate::bwe::SendSideBwe;
 use crate::demux::Owner;
 use crate::proto::dtls::Dtls;
 use crate::proto::ice::{IceCredentials, IceLite, Protocol};
 use crate::tables::TransportKey;
+use crate::transport::{BWE_MAX_BPS, BWE_MIN_BPS};
 use crate::transport::{BoundSocket, Kind, Plain, Transport, WebRtc};
 use crate::worker_core::Output;
 
@@ -72,7 +74,7 @@ impl WorkerCore {
             candidates: candidates(&usable, o.prefer_udp, o.prefer_tcp),
         };
         let rtcp_ssrc = self.rng.random();
-        let t = Transport::new(
+        let mut t = Transport::new(
             o.transport_id,
             router.clone(),
             Kind::WebRtc(Box::new(web)),
@@ -80,6 +82,13 @@ impl WorkerCore {
             rtcp_ssrc,
             now,
         );
+        if o.initial_available_outgoing_bitrate > 0 {
+            t.bwe = SendSideBwe::new(
+                u64::from(o.initial_available_outgoing_bitrate),
+                BWE_MIN_BPS,
+                BWE_MAX_BPS,
+            );
+        }
         let k = self.tables.insert_transport(t);
         for s in &own {
             self.demux.add_socket(s, Owner::Transport(k));

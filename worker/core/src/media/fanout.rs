@@ -188,6 +188,7 @@ impl WorkerCore {
                 d.rewrite(&mut buf[at..], ids);
             }
             let len = buf.len();
+            let twcc = rw.own.twcc;
             if let Some(sent) = self
                 .transmits
                 .push_with(tuple, |out| t.protect_into(buf, false, out))
@@ -195,6 +196,9 @@ impl WorkerCore {
                 t.counters.rtp_sent += 1;
                 t.counters.bytes_sent += sent as u64;
                 t.counters.send_rate.add(sent, now);
+                if let Some((_, seq)) = twcc {
+                    t.send_history.on_sent(seq, now, sent, None);
+                }
                 c.stream.on_sent(out_seq, out_ts, len, now);
             }
         }

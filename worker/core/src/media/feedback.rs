@@ -1,5 +1,5 @@
 //! Feedback: RTCP from the remote end of a transport (sender/receiver reports, NACK, PLI/FIR;
-//! REMB and transport-wide-cc wait for the send-side estimation), keyframe requests to
+//! transport-wide-cc to the send-side estimation, REMB waits for it), keyframe requests to
 //! publishers (throttled per producer) and RTCP we send.
 
 use std::time::Instant;
@@ -7,6 +7,7 @@ use std::time::Instant;
 use ferrosfu_fbs::MediaKind;
 
 use crate::WorkerCore;
+use crate::bwe::PacketResult;
 use crate::proto::rtcp::{self, Rtcp};
 use crate::streams::recv::NtpClock;
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
@@ -69,9 +70,38 @@ impl WorkerCore {
                         }
                     }
                 }
+                Rtcp::TransportCc(cc) => {
+                    let t = &mut self.tables.transports[k];
+                    let results = t.feedback_adapter.on_feedback(&cc, &mut t.send_history);
+                    if !results.is_empty() {
+                        self.on_packet_results(k, &results, now);
+                    }
+                }
                 // Feedback on what we send: for the send-side estimation to come.
-                Rtcp::Remb { .. } | Rtcp::Sdes { .. } | Rtcp::TransportCc(_) => {}
+                Rtcp::Remb { .. } | Rtcp::Sdes { .. } => {}
             }
+        }
+    }
+
+    /// What the subscriber of transport `tk` reported of packets we sent it (from its
+    /// transport-wide feedback, each packet once): counted, and fed to the transport's
+    /// send-side estimator (its estimate is `availableOutgoingBitrate` in the transport's
+    /// stats; the pacer and the allocator that act on it come next, issue 13).
+    pub(crate) fn on_packet_results(
+        &mut self,
+        tk: TransportKey,
+        results: &[PacketResult],
+        now: Instant,
+    ) {
+        let Some(t) = self.tables.transports.get_mut(tk) else {
+            return;
+        };
+        let acked = results.iter().filter(|r| r.arrival.is_some()).count() as u64;
+        t.counters.feedback_acked = acked;
+        t.counters.feedback_lost = results.len() as u64 - acked;
+        if !results.is_empty() {
+            t.bwe.on_feedback(results, now);
+            t.bwe_fed = true;
         }
     }
 

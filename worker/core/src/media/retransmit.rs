@@ -70,6 +70,7 @@ impl WorkerCore {
                 ext_map: &c.ext_map,
                 own: c.own_exts(|| t.next_twcc_seq(), ntp),
             };
+            let twcc = rw.own.twcc;
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, osn.as_ref().map_or(&[], |o| &o[..]));
             // The same PictureID / TL0PICIDX as the first time.
@@ -86,6 +87,9 @@ impl WorkerCore {
                 c.stream.rtx_packets += 1;
                 t.counters.rtx_sent += 1;
                 t.counters.bytes_sent += sent as u64;
+                if let Some((_, seq)) = twcc {
+                    t.send_history.on_sent(seq, now, sent, None);
+                }
             }
         }
     }

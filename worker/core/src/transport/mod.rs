@@ -14,6 +14,9 @@ use ferrosfu_fbs::{
     TransportId, TransportProtocol, TransportStats, TransportTuple, WebRtcTransportDump,
 };
 
+use crate::bwe::SendSideBwe;
+use crate::bwe::feedback::FeedbackAdapter;
+use crate::bwe::history::SendHistory;
 use crate::proto::ice::{IceState, Protocol, Tuple};
 use crate::proto::srtp::SrtpDrop;
 use crate::proto::twcc::TwccFeedback;
@@ -84,6 +87,10 @@ pub(crate) struct Counters {
     pub rtcp_sent: u64,
     pub rtx_sent: u64,
     pub dropped: u64,
+    /// Packets the subscriber's last transport-wide feedback reported received / lost (for the
+    /// first time).
+    pub feedback_acked: u64,
+    pub feedback_lost: u64,
     pub recv_rate: RateMeter,
     pub send_rate: RateMeter,
 }
@@ -117,7 +124,22 @@ pub(crate) struct Transport {
     /// The remote sender's NTP clock, from the SRs of every producer of this transport: maps
     /// their streams to our clock alike (lip sync).
     pub sender_clock: SenderClock,
+    /// The packets we sent with a transport-wide sequence number, and what the subscriber's
+    /// feedback says of them (send-side estimation).
+    pub send_history: SendHistory,
+    pub feedback_adapter: FeedbackAdapter,
+    /// The send-side estimate toward the remote, from that feedback (mediasoup's
+    /// `initialAvailableOutgoingBitrate`, 600 kbit/s by default, until feedback says more).
+    pub bwe: SendSideBwe,
+    /// Whether any transport-wide feedback came yet (before: no estimate to report).
+    pub bwe_fed: bool,
 }
+
+/// Bounds of the send-side estimate (bit/s).
+pub(crate) const BWE_MIN_BPS: u64 = 30_000;
+pub(crate) const BWE_MAX_BPS: u64 = 100_000_000;
+/// mediasoup's default `initialAvailableOutgoingBitrate`.
+pub(crate) const BWE_START_BPS: u64 = 600_000;
 
 /// Why an inbound packet did not reach a producer/consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +177,10 @@ impl Transport {
             twcc_in: TwccFeedback::default(),
             twcc_ext_in: 0,
             sender_clock: SenderClock::default(),
+            send_history: SendHistory::default(),
+            feedback_adapter: FeedbackAdapter::default(),
+            bwe: SendSideBwe::new(BWE_START_BPS, BWE_MIN_BPS, BWE_MAX_BPS),
+            bwe_fed: false,
         }
     }
 
@@ -345,6 +371,11 @@ impl Transport {
             ice_state,
             dtls_state,
             tuple,
+            available_outgoing_bitrate: if self.bwe_fed {
+                self.bwe.estimate().min(u64::from(u32::MAX)) as u32
+            } else {
+                0
+            },
         }
     }
 }

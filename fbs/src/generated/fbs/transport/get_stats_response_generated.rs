@@ -35,6 +35,7 @@ impl<'a> GetStatsResponse<'a> {
   pub const VT_ICE_STATE: ::flatbuffers::VOffsetT = 32;
   pub const VT_DTLS_STATE: ::flatbuffers::VOffsetT = 34;
   pub const VT_TUPLE: ::flatbuffers::VOffsetT = 36;
+  pub const VT_AVAILABLE_OUTGOING_BITRATE: ::flatbuffers::VOffsetT = 38;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -57,6 +58,7 @@ impl<'a> GetStatsResponse<'a> {
     builder.add_bytes_sent(args.bytes_sent);
     builder.add_bytes_received(args.bytes_received);
     builder.add_timestamp(args.timestamp);
+    builder.add_available_outgoing_bitrate(args.available_outgoing_bitrate);
     if let Some(x) = args.tuple { builder.add_tuple(x); }
     builder.add_send_bitrate(args.send_bitrate);
     builder.add_recv_bitrate(args.recv_bitrate);
@@ -186,6 +188,13 @@ impl<'a> GetStatsResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Tuple>>(GetStatsResponse::VT_TUPLE, None)}
   }
+  #[inline]
+  pub fn available_outgoing_bitrate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GetStatsResponse::VT_AVAILABLE_OUTGOING_BITRATE, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for GetStatsResponse<'_> {
@@ -211,6 +220,7 @@ impl ::flatbuffers::Verifiable for GetStatsResponse<'_> {
      .visit_field::<IceState>("ice_state", Self::VT_ICE_STATE, false)?
      .visit_field::<DtlsState>("dtls_state", Self::VT_DTLS_STATE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<Tuple>>("tuple", Self::VT_TUPLE, false)?
+     .visit_field::<u32>("available_outgoing_bitrate", Self::VT_AVAILABLE_OUTGOING_BITRATE, false)?
      .finish();
     Ok(())
   }
@@ -233,6 +243,7 @@ pub struct GetStatsResponseArgs<'a> {
     pub ice_state: Option<IceState>,
     pub dtls_state: Option<DtlsState>,
     pub tuple: Option<::flatbuffers::WIPOffset<Tuple<'a>>>,
+    pub available_outgoing_bitrate: u32,
 }
 impl<'a> Default for GetStatsResponseArgs<'a> {
   #[inline]
@@ -255,6 +266,7 @@ impl<'a> Default for GetStatsResponseArgs<'a> {
       ice_state: None,
       dtls_state: None,
       tuple: None,
+      available_outgoing_bitrate: 0,
     }
   }
 }
@@ -333,6 +345,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GetStatsResponseBuilder<'a, '
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Tuple>>(GetStatsResponse::VT_TUPLE, tuple);
   }
   #[inline]
+  pub fn add_available_outgoing_bitrate(&mut self, available_outgoing_bitrate: u32) {
+    self.fbb_.push_slot::<u32>(GetStatsResponse::VT_AVAILABLE_OUTGOING_BITRATE, available_outgoing_bitrate, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GetStatsResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     GetStatsResponseBuilder {
@@ -368,6 +384,7 @@ impl ::core::fmt::Debug for GetStatsResponse<'_> {
       ds.field("ice_state", &self.ice_state());
       ds.field("dtls_state", &self.dtls_state());
       ds.field("tuple", &self.tuple());
+      ds.field("available_outgoing_bitrate", &self.available_outgoing_bitrate());
       ds.finish()
   }
 }

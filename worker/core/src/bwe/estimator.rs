@@ -1,0 +1,183 @@
+//! The send-side bandwidth estimator of one transport, as libwebrtc's GoogCC feedback path
+//! (`GoogCcNetworkController::OnTransportPacketsFeedback`): each transport-wide-cc feedback
+//! updates the loss counts, the acknowledged bitrate, the probe results and the delay-based
+//! estimate; the estimate is the loss-based one, which the delay-based one caps.
+
+use std::time::{Duration, Instant};
+
+use super::PacketResult;
+use super::acked::AckedBitrate;
+use super::delay::DelayBasedBwe;
+use super::loss::LossBasedBwe;
+use super::probe::ProbeBitrateEstimator;
+use super::trendline::BandwidthUsage;
+
+/// Loss fractions are computed over the feedback of at least this span.
+const LOSS_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The estimator's state after a feedback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BweUpdate {
+    /// The available bitrate: min of the delay-based and the loss-based estimates.
+    pub estimate_bps: u64,
+    /// The delay-based (trendline + AIMD) estimate alone.
+    pub delay_based_bps: u64,
+    /// The loss-based estimate alone (capped by the delay-based one).
+    pub loss_based_bps: u64,
+    /// What the subscriber received, if measured yet.
+    pub acked_bps: Option<u64>,
+    /// A probe cluster completed in this feedback and gave this bitrate.
+    pub probe_bps: Option<u64>,
+    /// The delay detector's verdict.
+    pub usage: BandwidthUsage,
+}
+
+/// Send-side bandwidth estimation (GoogCC) for one transport. Deterministic: time is an
+/// argument, and the same feedback sequence gives the same estimates.
+#[derive(Debug)]
+pub struct SendSideBwe {
+    delay: DelayBasedBwe,
+    loss: LossBasedBwe,
+    acked: AckedBitrate,
+    probe: ProbeBitrateEstimator,
+    /// The received packets of the feedback being processed, by arrival (reused).
+    by_arrival: Vec<PacketResult>,
+    lost_since_loss_update: u64,
+    expected_since_loss_update: u64,
+    next_loss_update: Option<Instant>,
+}
+
+impl SendSideBwe {
+    /// Starts at `start_bps`, always within `min_bps..=max_bps`.
+    pub fn new(start_bps: u64, min_bps: u64, max_bps: u64) -> Self {
+        let delay = DelayBasedBwe::new(start_bps, min_bps, max_bps);
+        let mut loss = LossBasedBwe::new(start_bps, min_bps, max_bps);
+        loss.set_delay_based_limit(delay.estimate_bps());
+        Self {
+            delay,
+            loss,
+            acked: AckedBitrate::default(),
+            probe: ProbeBitrateEstimator::default(),
+            by_arrival: Vec::new(),
+            lost_since_loss_update: 0,
+            expected_since_loss_update: 0,
+            next_loss_update: None,
+        }
+    }
+
+    /// The available bitrate toward the subscriber, bit/s.
+    pub fn estimate(&self) -> u64 {
+        self.delay.estimate_bps().min(self.loss.estimate_bps())
+    }
+
+    /// The delay-based estimate alone, bit/s.
+    pub fn delay_based(&self) -> u64 {
+        self.delay.estimate_bps()
+    }
+
+    /// The loss-based estimate alone, bit/s.
+    pub fn loss_based(&self) -> u64 {
+        self.loss.estimate_bps()
+    }
+
+    /// The acknowledged (received) bitrate, bit/s, once measured.
+    pub fn acked_bitrate(&self) -> Option<u64> {
+        self.acked.bitrate_bps()
+    }
+
+    /// The loss fraction last acted on, 0.0..=1.0.
+    pub fn fraction_loss(&self) -> f64 {
+        self.loss.fraction_loss()
+    }
+
+    /// The delay detector's verdict.
+    pub fn usage(&self) -> BandwidthUsage {
+        self.delay.usage()
+    }
+
+    /// The round-trip time (from RTCP), which paces decreases and additive increases.
+    pub fn set_rtt(&mut self, rtt: Duration) {
+        self.delay.set_rtt(rtt);
+        self.loss.set_rtt(rtt);
+    }
+
+    /// New bounds; the estimates are clamped into them.
+    pub fn set_bounds(&mut self, min_bps: u64, max_bps: u64) {
+        self.delay.set_bounds(min_bps, max_bps);
+        self.loss.set_delay_based_limit(self.delay.estimate_bps());
+        self.loss.set_bounds(min_bps, max_bps);
+    }
+
+    /// A probe result measured elsewhere: both estimates jump to it (unless the path is
+    /// overused right now, as libwebrtc).
+    pub fn on_probe_result(&mut self, bps: u64, now: Instant) {
+        if self.delay.on_probe_result(bps, now) {
+            self.apply_delay_based(true, now);
+        }
+    }
+
+    /// One transport-wide-cc feedback: the packets it reports, in any order, received or lost.
+    pub fn on_feedback(&mut self, packets: &[PacketResult], now: Instant) -> BweUpdate {
+        if packets.is_empty() {
+            return self.snapshot(None);
+        }
+        // Loss, over at least a second of feedback.
+        self.expected_since_loss_update += packets.len() as u64;
+        self.lost_since_loss_update +=
+            packets.iter().filter(|p| p.arrival.is_none()).count() as u64;
+        if self.next_loss_update.is_none_or(|t| now >= t) {
+            self.next_loss_update = Some(now + LOSS_UPDATE_INTERVAL);
+            self.loss.on_packets_lost(
+                self.lost_since_loss_update,
+                self.expected_since_loss_update,
+                now,
+            );
+            self.lost_since_loss_update = 0;
+            self.expected_since_loss_update = 0;
+        }
+        // Received packets by arrival (the key is unique: no allocation, deterministic).
+        self.by_arrival.clear();
+        self.by_arrival
+            .extend(packets.iter().filter(|p| p.arrival.is_some()));
+        self.by_arrival.sort_unstable_by_key(|p| (p.arrival, p.seq));
+        for p in &self.by_arrival {
+            if let Some(arrival) = p.arrival {
+                self.acked.on_packet(arrival, p.size);
+            }
+        }
+        for p in packets.iter().filter(|p| p.probe_cluster.is_some()) {
+            self.probe.on_packet(p);
+        }
+        let probe_bps = self.probe.take_estimate();
+        let result =
+            self.delay
+                .on_feedback(&self.by_arrival, self.acked.bitrate_bps(), probe_bps, now);
+        if result.updated {
+            self.apply_delay_based(result.probe, now);
+        }
+        self.loss.update(now);
+        self.snapshot(probe_bps.filter(|_| result.probe))
+    }
+
+    fn apply_delay_based(&mut self, probe: bool, now: Instant) {
+        let target = self.delay.estimate_bps();
+        if probe {
+            self.loss.set_send_bitrate(target, now);
+        }
+        self.loss.set_delay_based_limit(target);
+    }
+
+    fn snapshot(&self, probe_bps: Option<u64>) -> BweUpdate {
+        BweUpdate {
+            estimate_bps: self.estimate(),
+            delay_based_bps: self.delay_based(),
+            loss_based_bps: self.loss_based(),
+            acked_bps: self.acked_bitrate(),
+            probe_bps,
+            usage: self.usage(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
