@@ -22,16 +22,31 @@
 use std::collections::VecDeque;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ferrosfu_fbs::RtpHeaderExtensionParameters;
 use ferrosfu_fbs::{ConsumerLayers, ConsumerType};
 use ferrosfu_sim::simulcast::{SimulcastPublisher, subscriber};
-use ferrosfu_sim::{PUB_SSRC, Sim, setup, vp8_packet};
+use ferrosfu_sim::{PUB_SSRC, Sim, setup_with, vp8_packet};
 use ferrosfu_worker_core::{Input, Protocol, Tuple};
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
-    for n in [1usize, 10, 50] {
+    // The last: 50 subscribers that negotiated transport-wide-cc (our sequence number in every
+    // packet, recorded for the send-side estimator).
+    for (n, twcc) in [(1usize, false), (10, false), (50, false), (50, true)] {
         let mut sim = Sim::new(1);
-        setup(&mut sim, n, 0);
+        setup_with(&mut sim, n, 0, |o| {
+            if twcc {
+                o.rtp_parameters
+                    .header_extensions
+                    .push(RtpHeaderExtensionParameters {
+                    uri:
+                        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+                            .into(),
+                    id: 5,
+                    encrypt: false,
+                });
+            }
+        });
         let tuple = Tuple {
             local: sim.peers[0].server,
             remote: sim.peers[0].addr,
@@ -58,7 +73,12 @@ fn bench(c: &mut Criterion) {
 
         let mut tx_buf = Vec::with_capacity(64 * 1024);
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(format!("webrtc_1_to_{n}"), |b| {
+        let name = if twcc {
+            format!("webrtc_1_to_{n}_twcc")
+        } else {
+            format!("webrtc_1_to_{n}")
+        };
+        g.bench_function(name, |b| {
             b.iter_batched(
                 || {
                     k += 1;

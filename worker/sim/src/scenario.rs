@@ -49,6 +49,16 @@ pub fn publish_from(sim: &mut Sim, p: usize, count: u32, first: (u16, u32, u32))
 }
 
 pub fn setup(sim: &mut Sim, subscribers: usize, delay_ms: u32) -> (usize, Vec<usize>) {
+    setup_with(sim, subscribers, delay_ms, |_| {})
+}
+
+/// [`setup`] with each consumer's options changed by `tweak` (extensions, type…).
+pub fn setup_with(
+    sim: &mut Sim,
+    subscribers: usize,
+    delay_ms: u32,
+    tweak: impl Fn(&mut ConsumeOptions),
+) -> (usize, Vec<usize>) {
     let p = sim.add_peer(SrtpProfile::AeadAes128Gcm);
     sim.request(
         "transport-0",
@@ -61,18 +71,9 @@ pub fn setup(sim: &mut Sim, subscribers: usize, delay_ms: u32) -> (usize, Vec<us
         let tid = sim.peers[s].transport_id.clone();
         let ssrc = 0x2000 + k as u32;
         let rtx = 0x3000 + k as u32;
-        let r = sim
-            .request(
-                &tid,
-                RequestBody::TransportConsume(vp8_consumer(
-                    &format!("cons-{k}"),
-                    "prod",
-                    ssrc,
-                    rtx,
-                    false,
-                )),
-            )
-            .unwrap();
+        let mut o = vp8_consumer(&format!("cons-{k}"), "prod", ssrc, rtx, false);
+        tweak(&mut o);
+        let r = sim.request(&tid, RequestBody::TransportConsume(o)).unwrap();
         assert!(
             matches!(r, ResponseBody::Consumed { paused: false, .. }),
             "{r:?}"
