@@ -257,3 +257,31 @@ fn a_lossy_subscriber_gets_every_packet_back_with_its_own_numbering() {
     rx.sort_by_key(|r| r.seq.wrapping_sub(first));
     assert_continuous(&rx);
 }
+
+#[test]
+fn a_layer_ceiling_holds_a_consumer_under_its_preference_until_lifted() {
+    let mut sim = Sim::new(16);
+    let mut publisher = SimulcastPublisher::new(&mut sim, "cam", false);
+    let sub = simulcast_subscriber(&mut sim, "c", "cam", None);
+    publisher.run(&mut sim, 30);
+    assert_eq!(received(&sim, sub).last().unwrap().layer, 2);
+    // What a bandwidth allocator does: at most spatial 0, temporal 1.
+    let now = sim.now;
+    let id = ConsumerId::new("c");
+    assert!(sim.core.set_layer_ceiling(&id, layers(0, Some(1)), now));
+    publisher.run(&mut sim, 40);
+    let rx = received(&sim, sub);
+    let last: Vec<&Received> = rx.iter().rev().take(10).collect();
+    assert!(last.iter().all(|r| r.layer == 0 && r.tid <= 1), "{last:?}");
+    // Lifted: back to the preference (the highest).
+    assert!(sim.core.set_layer_ceiling(&id, None, sim.now));
+    publisher.run(&mut sim, 40);
+    let rx = received(&sim, sub);
+    assert_eq!(rx.last().unwrap().layer, 2);
+    assert_continuous(&rx);
+    // A simple consumer has no layers to hold.
+    assert!(
+        !sim.core
+            .set_layer_ceiling(&ConsumerId::new("nope"), None, sim.now)
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use ferrosfu_fbs::{ConsumerLayers, HandlerId, MediaEvent};
+use ferrosfu_fbs::{ConsumerId, ConsumerLayers, HandlerId, MediaEvent};
 
 use crate::WorkerCore;
 use crate::producer::INACTIVE_AFTER;
@@ -84,6 +84,27 @@ impl WorkerCore {
             now,
         );
         applied
+    }
+
+    /// The per-consumer "target layers" input of a bandwidth allocator: the highest layers
+    /// consumer `consumer` may forward whatever its app prefers (`None`: no limit; a temporal
+    /// layer `None`: every one of that spatial layer). Returns whether the consumer exists and
+    /// selects layers. A switch it causes waits for a keyframe like any other (asked at once).
+    pub fn set_layer_ceiling(
+        &mut self,
+        consumer: &ConsumerId,
+        ceiling: Option<ConsumerLayers>,
+        now: Instant,
+    ) -> bool {
+        let Ok(ck) = self.tables.consumer_key(&HandlerId::from(consumer)) else {
+            return false;
+        };
+        if self.tables.consumers[ck].layers.is_none() {
+            return false;
+        }
+        let ceiling = ceiling.map(|c| (c.spatial_layer, c.temporal_layer.unwrap_or(u8::MAX)));
+        self.apply_layers(ck, |l| l.set_ceiling(ceiling, now), now);
+        true
     }
 
     /// A new simulcast consumer learns which encodings are active now.

@@ -92,6 +92,24 @@ impl Layers {
         }
     }
 
+    /// The highest layers the consumer's share of the bandwidth allows (issue 13's allocator;
+    /// `None`: no limit); the encoding to ask a keyframe of now.
+    pub(crate) fn set_ceiling(&mut self, ceiling: Option<(u8, u8)>, now: Instant) -> Option<u8> {
+        match self {
+            Layers::Simulcast(l) => {
+                let c = l.selector.set_ceiling(ceiling);
+                l.after(c, now)
+            }
+            Layers::Svc(l) => {
+                let key = l.set_ceiling(ceiling);
+                if key {
+                    l.key_asked(now);
+                }
+                key.then_some(0)
+            }
+        }
+    }
+
     /// Whether encoding `enc` is active; the encoding to ask a keyframe of now.
     pub(crate) fn set_usable(&mut self, enc: u8, usable: bool, now: Instant) -> Option<u8> {
         match self {

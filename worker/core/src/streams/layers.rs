@@ -48,6 +48,9 @@ pub struct LayerSelector {
     spatial_layers: u8,
     temporal_layers: u8,
     preferred: (u8, u8),
+    /// The highest layers the consumer's share of its transport's bandwidth allows (issue 13's
+    /// allocator sets it; `None`: no limit).
+    ceiling: Option<(u8, u8)>,
     usable: [bool; MAX_SPATIAL_LAYERS],
     target: Option<(u8, u8)>,
     current: Option<u8>,
@@ -64,6 +67,7 @@ impl LayerSelector {
             spatial_layers: s,
             temporal_layers: t,
             preferred: (s - 1, t - 1),
+            ceiling: None,
             usable: [false; MAX_SPATIAL_LAYERS],
             target: None,
             current: None,
@@ -89,6 +93,14 @@ impl LayerSelector {
         self.recalculate()
     }
 
+    /// The highest (spatial, temporal) layers to forward whatever the preference (a bandwidth
+    /// allocator's input; `None`: no limit). Layers above it are not chosen; at its spatial
+    /// layer the temporal layer is at most its own.
+    pub fn set_ceiling(&mut self, ceiling: Option<(u8, u8)>) -> Changes {
+        self.ceiling = ceiling;
+        self.recalculate()
+    }
+
     /// The preference as applied (clamped).
     pub fn preferred(&self) -> (u8, u8) {
         self.preferred
@@ -108,10 +120,16 @@ impl LayerSelector {
     }
 
     fn recalculate(&mut self) -> Changes {
-        let (ps, pt) = self.preferred;
+        // The preference, lowered to the ceiling.
+        let (ps, pt) = match self.ceiling {
+            Some((cs, ct)) if cs < self.preferred.0 => (cs, ct),
+            Some((cs, ct)) if cs == self.preferred.0 => (cs, self.preferred.1.min(ct)),
+            _ => self.preferred,
+        };
+        let max_spatial = self.ceiling.map_or(u8::MAX, |(cs, _)| cs);
         let mut spatial = None;
         for s in 0..self.spatial_layers {
-            if !self.usable[usize::from(s)] {
+            if !self.usable[usize::from(s)] || s > max_spatial {
                 continue;
             }
             spatial = Some(s);
@@ -121,8 +139,11 @@ impl LayerSelector {
         }
         let target = spatial.map(|s| {
             let t = match s.cmp(&ps) {
-                std::cmp::Ordering::Equal => pt,
-                std::cmp::Ordering::Less => self.temporal_layers - 1,
+                std::cmp::Ordering::Equal => pt.min(self.temporal_layers - 1),
+                std::cmp::Ordering::Less => match self.ceiling {
+                    Some((cs, ct)) if cs == s => ct.min(self.temporal_layers - 1),
+                    _ => self.temporal_layers - 1,
+                },
                 std::cmp::Ordering::Greater => 0,
             };
             (s, t)
@@ -274,6 +295,27 @@ mod tests {
         l.set_usable(0, true);
         assert_eq!(l.on_packet(0, false), Decision::Drop);
         assert_eq!(l.on_packet(0, true), SWITCH);
+    }
+
+    #[test]
+    fn a_ceiling_lowers_the_target_below_the_preference_and_lifting_it_restores_it() {
+        let mut l = on_top();
+        let c = l.set_ceiling(Some((1, 1)));
+        assert_eq!((l.target(), c.keyframe_for), (Some((1, 1)), Some(1)));
+        // Layer 1 gone: the highest usable below the ceiling, never above it.
+        l.set_usable(1, false);
+        assert_eq!(l.target(), Some((0, 2)));
+        l.set_usable(0, false);
+        assert_eq!(l.target(), None, "nothing at or under the ceiling");
+        l.set_usable(0, true);
+        l.set_usable(1, true);
+        // A preference under the ceiling stands; the ceiling lifted, the preference rules.
+        l.set_preferred(0, Some(0));
+        assert_eq!(l.target(), Some((0, 0)));
+        l.set_preferred(2, None);
+        assert_eq!(l.target(), Some((1, 1)));
+        l.set_ceiling(None);
+        assert_eq!(l.target(), Some((2, 2)));
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub(crate) struct SvcLayers {
     spatial_layers: u8,
     temporal_layers: u8,
     preferred: (u8, u8),
+    /// The highest layers the bandwidth allows (`None`: no limit).
+    ceiling: Option<(u8, u8)>,
     reported: Option<ConsumerLayers>,
     key_asked: Option<Instant>,
 }
@@ -32,6 +34,7 @@ impl SvcLayers {
             spatial_layers: s,
             temporal_layers: t,
             preferred: (s - 1, t - 1),
+            ceiling: None,
             reported: None,
             key_asked: None,
         }
@@ -45,7 +48,25 @@ impl SvcLayers {
             .unwrap_or(self.temporal_layers - 1)
             .min(self.temporal_layers - 1);
         self.preferred = (s, t);
-        self.ctx.set_target(Some((s, t)))
+        self.retarget()
+    }
+
+    /// The highest layers to forward whatever the preference (`None`: no limit); whether a
+    /// keyframe must be asked for.
+    pub(crate) fn set_ceiling(&mut self, ceiling: Option<(u8, u8)>) -> bool {
+        self.ceiling = ceiling;
+        self.retarget()
+    }
+
+    /// The target: the preference lowered to the ceiling.
+    fn retarget(&mut self) -> bool {
+        let (ps, pt) = self.preferred;
+        let target = match self.ceiling {
+            Some((cs, ct)) if cs < ps => (cs, ct),
+            Some((cs, ct)) if cs == ps => (ps, pt.min(ct)),
+            _ => (ps, pt),
+        };
+        self.ctx.set_target(Some(target))
     }
 
     pub(crate) fn preferred(&self) -> (u8, u8) {
