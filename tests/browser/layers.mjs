@@ -27,7 +27,10 @@
 // B samples inbound-rtp every 100 ms (frameWidth, framesDecoded) and, per presented frame, the
 // width (requestVideoFrameCallback). Pass criteria: B decodes ≥ 1000 px at its default
 // preference; after setConsumerPreferredLayers spatial 0 → ≤ 400 px, 1 → 500..800 px, 2 →
-// ≥ 1000 px, each within --switch-limit-ms; consumerLayersChanged with that spatial layer for each;
+// ≥ 1000 px, each within --switch-limit-ms of the request (made once A sends that layer:
+// --publisher-wait-ms, 45000; a busy machine's publisher pauses its top encodings for lack of
+// its own bandwidth estimate, which no SFU can switch to); consumerLayersChanged with that
+// spatial layer for each;
 // framesDecoded never stalls > 1 s from the first switch to the end of the last; C gets
 // `activeSpeaker` naming A (and never C); getConsumerStats, setConsumerPriority,
 // requestConsumerKeyFrame and pauseConsumer answer ok; closeProducer (A's mic) → consumerClosed at
@@ -64,6 +67,9 @@ const workerBin = arg('worker-bin', process.env.MEDIASOUP_WORKER_BIN || '/work/s
 const switchLimitMs = Number(arg('switch-limit-ms', '5000'));
 const measureMs = Number(arg('measure-ms', '15000'));
 const initialMs = Number(arg('initial-ms', '60000'));
+// How long A may take to send a layer before it is asked for (its own estimate can pause its
+// top encodings on a busy machine; the switch is timed from the request, once it sends).
+const publisherWaitMs = Number(arg('publisher-wait-ms', '45000'));
 if (!['ferrosfu', 'mediasoup'].includes(target) || !['vp8', 'vp9'].includes(codec)
   || (target === 'ferrosfu' && !supervisorBin)) {
   console.error('usage: layers.mjs --target ferrosfu|mediasoup [--supervisor PATH] --codec vp8|vp9 [--artifacts DIR]');
@@ -230,8 +236,36 @@ async function main(result) {
   check(result.initial.ok, `B did not decode ≥ 1000 px at its default preference within ${initialMs} ms (last width ${result.initial.lastWidth})`);
 
   // 2. The switches, each watched for up to measureMs, held 1.5 s, and photographed.
+  // Whether A sends spatial layer `spatial` now (frames of it leave, at least `minWidth` wide):
+  // VP8 simulcast by its rid r<spatial>, VP9 SVC by the width of what leaves (its top layer).
+  // Polls every 250 ms for at most publisherWaitMs; `last`: A's figures at the end.
+  const publisherSends = async (spatial, minWidth) => {
+    const start = Date.now();
+    let prev = null;
+    let last = null;
+    while (Date.now() - start < publisherWaitMs) {
+      const s = await A.page.evaluate(() => window.t.sendStats());
+      const e = codec === 'vp8' ? s.encodings.find((x) => x.rid === `r${spatial}`) : s.encodings[0];
+      last = e ? { rid: e.rid, width: e.width, fps: e.fps, framesSent: e.framesSent,
+        qualityLimitationReason: e.qualityLimitationReason, availableOutgoingBitrate: s.availableOutgoingBitrate } : null;
+      const need = codec === 'vp8' ? minWidth : (spatial === 2 ? 1000 : 0);
+      if (e && (e.width || 0) >= need && prev != null && e.framesSent > prev) {
+        return { ok: true, ms: Date.now() - start, last };
+      }
+      prev = e ? e.framesSent : null;
+      await sleep(250);
+    }
+    return { ok: false, ms: Date.now() - start, last };
+  };
   result.switches = [];
+  result.publisherWaits = [];
   for (const [spatial, lo, hi] of [[0, 0, 400], [1, 500, 800], [2, 1000, 1e5]]) {
+    // No SFU can switch to a layer the publisher is not sending (its own bandwidth estimate
+    // pauses the top encodings of a busy machine): wait until it sends this one, then time
+    // the switch.
+    const waited = await publisherSends(spatial, lo);
+    result.publisherWaits.push(waited);
+    if (!check(waited.ok, `the publisher did not send spatial layer ${spatial} within ${publisherWaitMs} ms (${JSON.stringify(waited.last)})`)) break;
     const r = await B.page.evaluate(([s, l, h, ms]) => window.t.switchLayer(s, l, h, ms), [spatial, lo, hi, measureMs]);
     await sleep(1500);
     await B.page.screenshot({ path: join(artifacts, `layers-${target}-${codec}-spatial${spatial}.png`) });
