@@ -23,24 +23,14 @@ const TWCC_ID: u8 = 7;
 
 /// A publisher and one subscriber whose consumer writes the transport-wide sequence number.
 fn setup(sim: &mut Sim) -> (usize, usize) {
-    let p = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AeadAes128Gcm);
-    sim.request(
-        "transport-0",
-        RequestBody::TransportProduce(vp8_producer("prod", PUB_SSRC, 0)),
-    )
-    .unwrap();
-    let s = sim.add_peer(ferrosfu_worker_core::SrtpProfile::AesCm128HmacSha1_80);
-    let tid = sim.peers[s].transport_id.clone();
-    let mut opts = vp8_consumer("cons", "prod", 0x2000, 0x3000, false);
-    opts.rtp_parameters.header_extensions = vec![RtpHeaderExtensionParameters {
-        uri: TWCC.into(),
-        id: TWCC_ID,
-        encrypt: false,
-    }];
-    sim.request(&tid, RequestBody::TransportConsume(opts))
-        .unwrap();
-    sim.peers[s].rtx_of.insert(0x3000, 0x2000);
-    (p, s)
+    let (p, subs) = setup_with(sim, 1, 0, |o| {
+        o.rtp_parameters.header_extensions = vec![RtpHeaderExtensionParameters {
+            uri: TWCC.into(),
+            id: TWCC_ID,
+            encrypt: false,
+        }];
+    });
+    (p, subs[0])
 }
 
 /// The transport-wide sequence number of a packet the subscriber received.

@@ -4,6 +4,7 @@
 //! time) near the capacity measured at the last overuse, drops to 0.85 × the acknowledged
 //! throughput on overuse, and holds while the queues drain.
 
+use crate::bwe::Bounds;
 use std::time::{Duration, Instant};
 
 use super::trendline::BandwidthUsage;
@@ -93,8 +94,7 @@ impl LinkCapacity {
 /// The delay-based rate controller.
 #[derive(Debug)]
 pub(crate) struct AimdRateControl {
-    min_bps: f64,
-    max_bps: f64,
+    bounds: Bounds,
     current_bps: f64,
     latest_throughput_bps: f64,
     link_capacity: LinkCapacity,
@@ -106,8 +106,7 @@ pub(crate) struct AimdRateControl {
 impl AimdRateControl {
     pub(crate) fn new(start_bps: u64, min_bps: u64, max_bps: u64) -> Self {
         let mut this = Self {
-            min_bps: min_bps as f64,
-            max_bps: max_bps.max(min_bps) as f64,
+            bounds: Bounds::new(min_bps, max_bps),
             current_bps: 0.0,
             latest_throughput_bps: 0.0,
             link_capacity: LinkCapacity::new(),
@@ -129,13 +128,12 @@ impl AimdRateControl {
     }
 
     pub(crate) fn set_bounds(&mut self, min_bps: u64, max_bps: u64) {
-        self.min_bps = min_bps as f64;
-        self.max_bps = max_bps.max(min_bps) as f64;
+        self.bounds = Bounds::new(min_bps, max_bps);
         self.current_bps = self.clamp(self.current_bps);
     }
 
     fn clamp(&self, bps: f64) -> f64 {
-        bps.clamp(self.min_bps, self.max_bps)
+        self.bounds.clamp(bps)
     }
 
     /// Whether an overuse that goes on should cut the rate again: an RTT (clamped to

@@ -5,6 +5,7 @@
 //! holds. It is always capped by the delay-based estimate, and during the first 2 s without
 //! loss it simply follows the delay-based estimate (startup).
 
+use crate::bwe::Bounds;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,7 @@ const MAX_HISTORY: usize = 256;
 /// The loss-based estimator.
 #[derive(Debug)]
 pub(crate) struct LossBasedBwe {
-    min_bps: f64,
-    max_bps: f64,
+    bounds: Bounds,
     current_bps: f64,
     delay_based_limit_bps: f64,
     lost_since_update: u64,
@@ -50,8 +50,7 @@ pub(crate) struct LossBasedBwe {
 impl LossBasedBwe {
     pub(crate) fn new(start_bps: u64, min_bps: u64, max_bps: u64) -> Self {
         let mut this = Self {
-            min_bps: min_bps as f64,
-            max_bps: max_bps.max(min_bps) as f64,
+            bounds: Bounds::new(min_bps, max_bps),
             current_bps: 0.0,
             delay_based_limit_bps: f64::INFINITY,
             lost_since_update: 0,
@@ -82,15 +81,14 @@ impl LossBasedBwe {
     }
 
     pub(crate) fn set_bounds(&mut self, min_bps: u64, max_bps: u64) {
-        self.min_bps = min_bps as f64;
-        self.max_bps = max_bps.max(min_bps) as f64;
+        self.bounds = Bounds::new(min_bps, max_bps);
         self.current_bps = self.clamp(self.current_bps);
     }
 
     fn clamp(&self, bps: f64) -> f64 {
         bps.min(self.delay_based_limit_bps)
-            .min(self.max_bps)
-            .max(self.min_bps)
+            .min(self.bounds.max_bps)
+            .max(self.bounds.min_bps)
     }
 
     /// Sets the estimate outright (a probe result); forgets the delay-based limit (the caller

@@ -35,3 +35,24 @@ pub struct PacketResult {
     /// It belonged to a probe cluster (id), not to media.
     pub probe_cluster: Option<u32>,
 }
+
+/// The bitrate range (bit/s) an estimate is kept in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Bounds {
+    pub min_bps: f64,
+    pub max_bps: f64,
+}
+
+impl Bounds {
+    /// `min_bps..=max_bps` (a max under the min is the min).
+    pub(crate) fn new(min_bps: u64, max_bps: u64) -> Self {
+        Self {
+            min_bps: min_bps as f64,
+            max_bps: max_bps.max(min_bps) as f64,
+        }
+    }
+
+    pub(crate) fn clamp(&self, bps: f64) -> f64 {
+        bps.clamp(self.min_bps, self.max_bps)
+    }
+}
