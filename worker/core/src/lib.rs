@@ -66,8 +66,9 @@ pub use streams::layers::{Changes, Decision, LayerSelector, MAX_SPATIAL_LAYERS};
 pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};
 pub use streams::retransmit::{PacketStore, RetransmitBuffer};
 pub use streams::send::SendStream;
+pub use streams::seq_map::SeqMap;
 pub use streams::svc::{MAX_SVC_LAYERS, SvcContext, SvcVerdict};
-pub use streams::vp8::{SeqMap, Vp8Context, Vp8Verdict};
+pub use streams::vp8::{Vp8Context, Vp8Verdict};
 pub use transport::BoundSocket;
 pub use units::{Pt, SeqNo, Ssrc};
 /// A starting `Instant` for unit tests (the core itself never reads a clock: `clippy.toml`).

@@ -10,6 +10,7 @@ pub(crate) mod recv;
 pub(crate) mod retransmit;
 pub(crate) mod send;
 pub(crate) mod sender_clock;
+pub(crate) mod seq_map;
 pub(crate) mod svc;
 pub(crate) mod svc_layers;
 pub(crate) mod vp8;

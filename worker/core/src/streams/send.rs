@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::proto::rtcp::{ReportBlock, ntp_middle};
 use crate::streams::recv::{NtpClock, RateMeter, score_from_loss};
 use crate::streams::retransmit::RetransmitBuffer;
-use crate::streams::vp8::SeqMap;
+use crate::streams::seq_map::SeqMap;
 
 /// A stream a consumer sends.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 //! `VP9::PayloadDescriptorHandler::Process` and `SvcConsumer` are the model,
 //! /work/notes/issue12-research.md §5 for their rules). One source stream carries every layer,
 //! so nothing is renumbered here: the caller keeps RTP sequence numbers dense with
-//! [`SeqMap`](super::vp8::SeqMap) (16 bits) over the packets this drops, and the timestamp is
+//! [`SeqMap`](super::seq_map::SeqMap) (16 bits) over the packets this drops, and the timestamp is
 //! unchanged.
 //!
 //! Per packet, [`SvcContext::process`] forwards spatial layers up to the current one and
