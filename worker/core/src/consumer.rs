@@ -46,6 +46,10 @@ pub(crate) struct Consumer {
     /// Simulcast/SVC: which layers it forwards (`None`: simple).
     pub layers: Option<Box<Layers>>,
     pub last_score: ConsumerScore,
+    /// Its transport's allocator paused it: even its lowest layer does not fit the estimate.
+    pub bwe_paused: bool,
+    /// The layers the allocator granted last (`None`: not allocated yet, or a simple consumer).
+    pub granted: Option<(u8, u8)>,
 }
 
 impl Consumer {
@@ -194,10 +198,18 @@ impl Consumer {
                 score: 10,
                 producer_score: producer.score(0),
             },
+            bwe_paused: false,
+            granted: None,
         })
     }
 
+    /// It forwards: neither paused by its app, nor its producer, nor its transport's allocator.
     pub(crate) fn active(&self) -> bool {
+        self.wanted() && !self.bwe_paused
+    }
+
+    /// Neither it nor its producer is paused: it wants media (the allocator decides the rest).
+    pub(crate) fn wanted(&self) -> bool {
         !self.paused && !self.producer_paused
     }
 

@@ -10,6 +10,7 @@ use ferrosfu_fbs::{
 
 use crate::proto::rtp::Codec;
 use crate::streams::keyframe::KeyFrameRequester;
+use crate::streams::layer_rates::LayerRates;
 use crate::streams::recv::RecvStream;
 use crate::streams::retransmit::PacketStore;
 use crate::tables::{ConsumerKey, ObserverKey, TransportKey};
@@ -77,6 +78,10 @@ pub(crate) struct Producer {
     pub layered_consumers: usize,
     pub last_scores: Vec<u8>,
     pub dropped: u64,
+    /// Bitrate per layer (measured while layered consumers exist), for the allocator.
+    pub layer_rates: Box<LayerRates>,
+    /// The spatial layers its consumers need, as last told to the publisher (dynacast).
+    pub layers_needed: Option<Vec<u8>>,
 }
 
 impl Producer {
@@ -204,6 +209,8 @@ impl Producer {
             observers: Vec::new(),
             layered_consumers: 0,
             last_scores: vec![0; n],
+            layer_rates: Box::default(),
+            layers_needed: None,
             dropped: 0,
         })
     }

@@ -16,7 +16,7 @@ use crate::demux::Demux;
 use crate::proto::dtls::DtlsIdentity;
 use crate::proto::ice::Tuple;
 use crate::streams::recv::NtpClock;
-use crate::tables::Tables;
+use crate::tables::{Tables, TransportKey};
 use crate::transmit::{Transmit, TransmitQueue};
 use crate::transport::{BoundSocket, Kind};
 
@@ -108,6 +108,10 @@ pub struct WorkerCore {
     pub(crate) stats: CoreStats,
     /// Where each forwarded or retransmitted packet is rewritten before its transport protects it.
     pub(crate) rewrite_buf: Vec<u8>,
+    /// Transports whose pacer holds packets.
+    pub(crate) paced: Vec<TransportKey>,
+    /// When the layers producers' consumers need are checked next (dynacast).
+    pub(crate) next_dynacast: Option<Instant>,
 }
 
 const ICE_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -128,6 +132,8 @@ impl WorkerCore {
             next_tick: None,
             stats: CoreStats::default(),
             rewrite_buf: Vec::with_capacity(1500),
+            paced: Vec::new(),
+            next_dynacast: None,
         }
     }
 
@@ -194,10 +200,12 @@ impl WorkerCore {
         // their ICE and DTLS timers (consent: seconds; DTLS retransmissions: ≥ 1 s), at most one
         // TICK late. So the shell's per-turn call costs O(1), not a walk over every transport:
         // with browsers' RTCP that is thousands of turns per second.
-        if self.next_tick.is_some() {
-            return self.next_tick;
+        // Pacers: the few transports whose queue holds packets.
+        let pace = self.pacer_timeout();
+        if let Some(tick) = self.next_tick {
+            return Some(pace.map_or(tick, |p| p.min(tick)));
         }
-        let mut t = self.next_tick;
+        let mut t = pace;
         for tr in self.tables.transports.values() {
             if let Kind::WebRtc(w) = &tr.kind {
                 for c in [w.ice.poll_timeout(), w.dtls.poll_timeout()]

@@ -3,8 +3,11 @@
 //! estimators that turn it into an available bitrate, and (later) the pacer, the prober and
 //! the allocator that act on it. Time is an argument everywhere; nothing reads a clock.
 
+pub(crate) mod allocator;
 pub(crate) mod feedback;
 pub(crate) mod history;
+pub(crate) mod pacer;
+pub(crate) mod prober;
 
 use std::time::Instant;
 
@@ -34,6 +37,24 @@ pub struct PacketResult {
     pub arrival: Option<Instant>,
     /// It belonged to a probe cluster (id), not to media.
     pub probe_cluster: Option<u32>,
+}
+
+/// What a transport's send-side controller keeps between estimates: its prober, the
+/// allocator's hysteresis and schedule, and what it reported last.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    pub prober: prober::Prober,
+    pub hysteresis: allocator::Hysteresis,
+    /// When the allocator runs next (it also runs at once when the estimate drops).
+    pub next_run: Option<Instant>,
+    /// The estimate the allocator last ran with.
+    pub last_estimate: u64,
+    /// What every consumer would take at its preferred layers, bit/s.
+    pub desired_bps: u64,
+    /// What the allocation granted, bit/s.
+    pub effective_desired_bps: u64,
+    /// When the next `bwe` trace is due.
+    pub next_trace: Option<Instant>,
 }
 
 /// The bitrate range (bit/s) an estimate is kept in.

@@ -7,6 +7,7 @@ use std::time::Instant;
 use ferrosfu_fbs::{Event, HandlerId, MediaEvent, MediaKind, Notification};
 
 use crate::WorkerCore;
+use crate::bwe::pacer::Class;
 use crate::observers::audio_level_of;
 use crate::producer::Producer;
 use crate::proto::rtcp::Rtcp;
@@ -66,7 +67,7 @@ impl WorkerCore {
             );
         }
         let ntp = self.clock(now).ntp(now);
-        let p = &self.tables.producers[pk];
+        let p = &mut self.tables.producers[pk];
         if p.paused {
             return;
         }
@@ -90,10 +91,23 @@ impl WorkerCore {
         let vp9 = (layered && codec == Codec::Vp9)
             .then(|| Vp9Descriptor::parse(hdr.payload(pkt)))
             .flatten();
+        if layered {
+            // What each layer costs, for the allocators of the consumers' transports.
+            let (s, t) = match (&vp9, &vp8) {
+                (Some(d), _) if p.encodings.len() == 1 => {
+                    (d.spatial_id.unwrap_or(0), d.temporal_id.unwrap_or(0))
+                }
+                (_, Some(d)) => (enc_i as u8, d.tid.unwrap_or(0)),
+                _ => (enc_i as u8, 0),
+            };
+            p.layer_rates.add(s, t, pkt.len(), now);
+        }
         // Fan-out: each consumer rewrites into its own buffer, then its transport protects and
         // sends. The inbound packet is never modified.
         let mut need_key = false;
         let mut layer_keys = 0u8;
+        // Transports that queued packets in their pacer (no allocation unless one did).
+        let mut paced = Vec::new();
         for &ck in &p.consumers {
             let Some(c) = self.tables.consumers.get_mut(ck) else {
                 continue;
@@ -171,6 +185,13 @@ impl WorkerCore {
             let Some(tuple) = t.send_tuple(false) else {
                 continue;
             };
+            // Through the pacer: at once while it has room, else queued, numbered when it leaves.
+            let class = if c.kind == MediaKind::Audio {
+                Class::Audio
+            } else {
+                Class::Video
+            };
+            let direct = t.pacer.admit(class, pkt.len(), now);
             let rw = Rewrite {
                 ssrc: Ssrc(c.stream.ssrc),
                 pt: Pt(out_pt),
@@ -178,7 +199,7 @@ impl WorkerCore {
                 timestamp: out_ts,
                 marker,
                 ext_map: &c.ext_map,
-                own: c.own_exts(|| t.next_twcc_seq(), ntp),
+                own: c.own_exts(|| if direct { t.next_twcc_seq() } else { 0 }, ntp),
             };
             // One rewrite buffer for every consumer: it stays in cache across the fan-out.
             let buf = &mut self.rewrite_buf;
@@ -188,19 +209,26 @@ impl WorkerCore {
                 d.rewrite(&mut buf[at..], ids);
             }
             let len = buf.len();
-            let twcc = rw.own.twcc;
+            if !direct {
+                if t.pace(buf, class, c.twcc_ext, c.abs_send_time_ext, None) {
+                    c.stream.on_sent(out_seq, out_ts, len, now);
+                    if paced.last() != Some(&c.transport) {
+                        paced.push(c.transport);
+                    }
+                }
+                continue;
+            }
+            let twcc = rw.own.twcc.map(|(_, seq)| seq);
             if let Some(sent) = self
                 .transmits
                 .push_with(tuple, |out| t.protect_into(buf, false, out))
             {
-                t.counters.rtp_sent += 1;
-                t.counters.bytes_sent += sent as u64;
-                t.counters.send_rate.add(sent, now);
-                if let Some((_, seq)) = twcc {
-                    t.send_history.on_sent(seq, now, sent, None);
-                }
+                t.on_rtp_sent(sent, twcc, false, None, now);
                 c.stream.on_sent(out_seq, out_ts, len, now);
             }
+        }
+        for tk in paced {
+            self.pacing(tk, now);
         }
         if need_key {
             self.request_key_frame(pk, 0, now);

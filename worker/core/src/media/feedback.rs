@@ -100,8 +100,9 @@ impl WorkerCore {
         t.counters.feedback_acked = acked;
         t.counters.feedback_lost = results.len() as u64 - acked;
         if !results.is_empty() {
-            t.bwe.on_feedback(results, now);
+            let update = t.bwe.on_feedback(results, now);
             t.bwe_fed = true;
+            self.bwe_updated(tk, &update, now);
         }
     }
 
@@ -120,6 +121,9 @@ impl WorkerCore {
                 continue;
             };
             c.stream.on_report_block(b, now, clock);
+            if let Some(rtt) = c.stream.rtt {
+                self.tables.transports[k].bwe.set_rtt(rtt);
+            }
         }
     }
 

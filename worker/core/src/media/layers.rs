@@ -133,7 +133,7 @@ impl WorkerCore {
     /// Runs `change` on consumer `ck`'s layers (a simulcast or SVC consumer's), then asks for
     /// the keyframe of the encoding `change` returns and reports a change of the layers
     /// forwarded.
-    fn apply_layers(
+    pub(super) fn apply_layers(
         &mut self,
         ck: ConsumerKey,
         change: impl FnOnce(&mut Layers) -> Option<u8>,

@@ -7,14 +7,18 @@
 //! NACK → [`retransmit`], PLI/FIR → keyframe requests). [`tick`] runs the periodic work of each
 //! entity: NACK retries, deferred keyframe requests, RTCP reports, scores, ICE/DTLS timers.
 
+mod allocation;
 mod fanout;
 mod feedback;
 mod ingress;
 mod layers;
+mod pace;
 mod retransmit;
 mod tick;
 
 use std::time::Instant;
+
+pub(crate) use pace::Paced;
 
 use crate::WorkerCore;
 use crate::demux::Miss;

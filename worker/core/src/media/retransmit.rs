@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::WorkerCore;
+use crate::bwe::pacer::Class;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
 use crate::proto::vp8::Vp8Descriptor;
 use crate::tables::ConsumerKey;
@@ -32,9 +33,10 @@ impl WorkerCore {
         let Some(tuple) = t.send_tuple(false) else {
             return;
         };
+        let mut queued = false;
         for &seq in seqs {
             let Some(buffer) = c.stream.buffer.as_mut() else {
-                return;
+                break;
             };
             let Some((from, pkt)) =
                 buffer
@@ -61,6 +63,7 @@ impl WorkerCore {
                 None => (c.stream.ssrc, out_pt, seq),
             };
             let osn = rtx.map(|_| seq.to_be_bytes());
+            let direct = t.pacer.admit(Class::Retransmission, pkt.len(), now);
             let rw = Rewrite {
                 ssrc: Ssrc(ssrc),
                 pt: Pt(pt),
@@ -68,9 +71,9 @@ impl WorkerCore {
                 timestamp,
                 marker: from.marker,
                 ext_map: &c.ext_map,
-                own: c.own_exts(|| t.next_twcc_seq(), ntp),
+                own: c.own_exts(|| if direct { t.next_twcc_seq() } else { 0 }, ntp),
             };
-            let twcc = rw.own.twcc;
+            let twcc = rw.own.twcc.map(|(_, seq)| seq);
             let buf = &mut self.rewrite_buf;
             rtp::write_rewritten(buf, pkt, &hdr, &rw, osn.as_ref().map_or(&[], |o| &o[..]));
             // The same PictureID / TL0PICIDX as the first time.
@@ -80,17 +83,30 @@ impl WorkerCore {
                 let at = buf.len() - hdr.payload(pkt).len();
                 d.rewrite(&mut buf[at..], ids);
             }
+            if !direct {
+                if t.pace(
+                    buf,
+                    Class::Retransmission,
+                    c.twcc_ext,
+                    c.abs_send_time_ext,
+                    None,
+                ) {
+                    c.stream.rtx_packets += 1;
+                    queued = true;
+                }
+                continue;
+            }
             if let Some(sent) = self
                 .transmits
                 .push_with(tuple, |out| t.protect_into(buf, false, out))
             {
                 c.stream.rtx_packets += 1;
-                t.counters.rtx_sent += 1;
-                t.counters.bytes_sent += sent as u64;
-                if let Some((_, seq)) = twcc {
-                    t.send_history.on_sent(seq, now, sent, None);
-                }
+                t.on_rtp_sent(sent, twcc, true, None, now);
             }
+        }
+        if queued {
+            let tk = c.transport;
+            self.pacing(tk, now);
         }
     }
 }

@@ -15,9 +15,13 @@ use crate::worker_core::TICK;
 
 impl WorkerCore {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        let tks: Vec<TransportKey> = self.tables.transports.keys().collect();
-        for &k in &tks {
-            self.webrtc_timers(k, now);
+        self.release_pacers(now);
+        // ICE and DTLS timers every TICK at most (pacers wake the core far more often).
+        if self.next_tick.is_none_or(|t| t <= now) {
+            let tks: Vec<TransportKey> = self.tables.transports.keys().collect();
+            for &k in &tks {
+                self.webrtc_timers(k, now);
+            }
         }
         if self.next_tick.is_some_and(|t| t <= now) {
             self.tick(now);
@@ -52,6 +56,8 @@ impl WorkerCore {
         for pk in pks {
             self.producer_score(pk);
         }
+        self.allocation_tick(now);
+        self.dynacast_tick(now);
         self.observers_tick(now);
         let cks: Vec<ConsumerKey> = self.tables.consumers.keys().collect();
         for ck in cks {

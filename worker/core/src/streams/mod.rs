@@ -4,6 +4,7 @@
 //! retransmission store and the keyframe request throttle.
 
 pub(crate) mod keyframe;
+pub(crate) mod layer_rates;
 pub(crate) mod layered;
 pub(crate) mod layers;
 pub(crate) mod recv;

@@ -14,9 +14,11 @@ use ferrosfu_fbs::{
     TransportId, TransportProtocol, TransportStats, TransportTuple, WebRtcTransportDump,
 };
 
-use crate::bwe::SendSideBwe;
 use crate::bwe::feedback::FeedbackAdapter;
 use crate::bwe::history::SendHistory;
+use crate::bwe::pacer::Pacer;
+use crate::bwe::{Control, SendSideBwe};
+use crate::media::Paced;
 use crate::proto::ice::{IceState, Protocol, Tuple};
 use crate::proto::srtp::SrtpDrop;
 use crate::proto::twcc::TwccFeedback;
@@ -133,6 +135,14 @@ pub(crate) struct Transport {
     pub bwe: SendSideBwe,
     /// Whether any transport-wide feedback came yet (before: no estimate to report).
     pub bwe_fed: bool,
+    /// Its RTP leaves through this once the estimate is fed (before: at once, unpaced).
+    pub pacer: Pacer<Paced>,
+    /// Buffers of packets that left the pacer, for the next ones.
+    pub paced_pool: Vec<Vec<u8>>,
+    /// When its pacer next lets a packet go (`None`: nothing waits).
+    pub pace_wake: Option<Instant>,
+    /// Probing, allocation and reporting on top of the estimate.
+    pub bwe_ctl: Control,
 }
 
 /// Bounds of the send-side estimate (bit/s).
@@ -181,7 +191,16 @@ impl Transport {
             feedback_adapter: FeedbackAdapter::default(),
             bwe: SendSideBwe::new(BWE_START_BPS, BWE_MIN_BPS, BWE_MAX_BPS),
             bwe_fed: false,
+            pacer: Pacer::default(),
+            paced_pool: Vec::new(),
+            pace_wake: None,
+            bwe_ctl: Control::default(),
         }
+    }
+
+    /// The highest the send-side estimate may go, bit/s.
+    pub(crate) fn bwe_max_bps(&self) -> u64 {
+        BWE_MAX_BPS
     }
 
     /// The transport-wide sequence number for the next RTP packet sent.

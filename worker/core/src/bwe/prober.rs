@@ -1,0 +1,210 @@
+//! Probing: when the allocator wants more than the estimate, a transport sends a short cluster
+//! at a higher rate (what it sends anyway, topped up with padding) and the subscriber's feedback
+//! says what got through ([`super::probe::ProbeBitrateEstimator`]). As libwebrtc's
+//! `ProbeController`: a success (the result reaches 70 % of the probe's rate) probes again at
+//! twice the result at once; a failure or no result waits [`RETRY_AFTER`].
+
+use std::time::{Duration, Instant};
+
+/// A cluster lasts at least this long at its rate...
+const CLUSTER_DURATION: Duration = Duration::from_millis(15);
+/// ... and holds at least this many packets (the estimator needs as many).
+const CLUSTER_PACKETS: u32 = 6;
+/// After a failed probe, or while the estimate suffices, the next probe waits this long.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// A cluster without a result this long after it ended failed.
+const RESULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A result at this fraction of the probe's rate or more is a success: probe further.
+const SUCCESS_RATIO: f64 = 0.7;
+
+#[derive(Clone, Copy, Debug)]
+struct Cluster {
+    id: u32,
+    rate_bps: u64,
+    start: Instant,
+    bytes: u64,
+    packets: u32,
+}
+
+impl Cluster {
+    fn done(&self) -> bool {
+        let min_bytes = self.rate_bps as f64 * CLUSTER_DURATION.as_secs_f64() / 8.0;
+        self.packets >= CLUSTER_PACKETS && self.bytes as f64 >= min_bytes
+    }
+}
+
+/// The probing of one transport. Time is an argument.
+#[derive(Debug, Default)]
+pub(crate) struct Prober {
+    next_id: u32,
+    active: Option<Cluster>,
+    /// The cluster sent last, waiting for its result: (id, rate, ended at).
+    awaiting: Option<(u32, u64, Instant)>,
+    not_before: Option<Instant>,
+    /// Probing bytes sent (stats: probation bytes).
+    pub(crate) bytes_sent: u64,
+    pub(crate) clusters_sent: u64,
+}
+
+impl Prober {
+    /// The allocator wants `desired_bps` and the estimate is `estimate_bps`: starts a cluster
+    /// when probing may tell more. Returns its rate when one starts.
+    pub(crate) fn maybe_probe(
+        &mut self,
+        desired_bps: u64,
+        estimate_bps: u64,
+        max_bps: u64,
+        now: Instant,
+    ) -> Option<u64> {
+        if self.active.is_some() || desired_bps <= estimate_bps {
+            return None;
+        }
+        if let Some((_, _, ended)) = self.awaiting {
+            if now < ended + RESULT_TIMEOUT {
+                return None;
+            }
+            // No result: failed.
+            self.awaiting = None;
+            self.not_before = Some(now + RETRY_AFTER);
+            return None;
+        }
+        if self.not_before.is_some_and(|t| now < t) {
+            return None;
+        }
+        // Twice the estimate, but no more than a quarter above what is wanted.
+        let rate = (estimate_bps * 2)
+            .min(desired_bps + desired_bps / 4)
+            .max(estimate_bps + estimate_bps / 4)
+            .min(max_bps);
+        self.start(rate, now);
+        Some(rate)
+    }
+
+    fn start(&mut self, rate_bps: u64, now: Instant) {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.clusters_sent += 1;
+        self.active = Some(Cluster {
+            id: self.next_id,
+            rate_bps,
+            start: now,
+            bytes: 0,
+            packets: 0,
+        });
+    }
+
+    /// The cluster cannot be sent (nothing to pad with): dropped, and probing waits.
+    pub(crate) fn abort(&mut self) {
+        if self.active.take().is_some() {
+            self.not_before = None;
+        }
+    }
+
+    /// A packet of `size` bytes left the transport: the cluster it belongs to, if one is
+    /// being sent.
+    pub(crate) fn on_sent(&mut self, size: usize, padding: bool, now: Instant) -> Option<u32> {
+        let c = self.active.as_mut()?;
+        c.bytes += size as u64;
+        c.packets += 1;
+        if padding {
+            self.bytes_sent += size as u64;
+        }
+        let id = c.id;
+        if c.done() {
+            self.awaiting = Some((c.id, c.rate_bps, now));
+            self.active = None;
+        }
+        Some(id)
+    }
+
+    /// When the cluster needs its next padding packet (what left already is ahead of the
+    /// rate: none yet); `None`: no cluster.
+    pub(crate) fn padding_due(&self) -> Option<Instant> {
+        let c = self.active.as_ref()?;
+        let at = Duration::from_secs_f64(c.bytes as f64 * 8.0 / c.rate_bps.max(1) as f64);
+        Some(c.start + at)
+    }
+
+    /// The estimator measured `bps` for a probe cluster: probe further on a success while more
+    /// is wanted, else wait. Returns the rate of a cluster started at once.
+    pub(crate) fn on_result(&mut self, bps: u64, desired_bps: u64, now: Instant) -> Option<u64> {
+        let (_, rate, _) = self.awaiting.take()?;
+        if bps as f64 >= SUCCESS_RATIO * rate as f64 && desired_bps > bps && self.active.is_none() {
+            let next = (bps * 2)
+                .min(desired_bps + desired_bps / 4)
+                .max(bps + bps / 4);
+            self.start(next, now);
+            return Some(next);
+        }
+        self.not_before = Some(now + RETRY_AFTER);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> Instant {
+        #[allow(clippy::disallowed_methods)] // tests: an arbitrary origin
+        Instant::now()
+    }
+
+    #[test]
+    fn probes_only_when_more_is_wanted_and_spreads_the_cluster_at_its_rate() {
+        let now = t0();
+        let mut p = Prober::default();
+        assert_eq!(p.maybe_probe(500_000, 600_000, 10_000_000, now), None);
+        let rate = p.maybe_probe(3_000_000, 600_000, 10_000_000, now).unwrap();
+        assert_eq!(rate, 1_200_000, "twice the estimate");
+        assert_eq!(p.padding_due(), Some(now));
+        // 1.2 Mbit/s for 15 ms = 2250 B: 9 packets of 250 B, 1.67 ms apart.
+        let mut t = now;
+        let mut n = 0;
+        while let Some(due) = p.padding_due() {
+            t = due;
+            assert_eq!(p.on_sent(250, true, t), Some(1));
+            n += 1;
+        }
+        assert_eq!(n, 9);
+        assert!(t.duration_since(now) >= Duration::from_millis(13));
+        assert_eq!(p.bytes_sent, 2250);
+    }
+
+    #[test]
+    fn a_success_probes_further_and_a_failure_waits() {
+        let now = t0();
+        let mut p = Prober::default();
+        p.maybe_probe(5_000_000, 250_000, 10_000_000, now).unwrap();
+        while p.padding_due().is_some() {
+            p.on_sent(1000, true, now);
+        }
+        let next = p.on_result(480_000, 5_000_000, now).unwrap();
+        assert_eq!(next, 960_000);
+        while p.padding_due().is_some() {
+            p.on_sent(1000, true, now);
+        }
+        assert_eq!(p.on_result(400_000, 5_000_000, now), None, "failed");
+        assert_eq!(p.maybe_probe(5_000_000, 400_000, 10_000_000, now), None);
+        let later = now + RETRY_AFTER;
+        assert!(
+            p.maybe_probe(5_000_000, 400_000, 10_000_000, later)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_a_result_counts_as_failed() {
+        let now = t0();
+        let mut p = Prober::default();
+        p.maybe_probe(5_000_000, 250_000, 10_000_000, now).unwrap();
+        while p.padding_due().is_some() {
+            p.on_sent(1000, true, now);
+        }
+        let t = now + RESULT_TIMEOUT;
+        assert_eq!(p.maybe_probe(5_000_000, 250_000, 10_000_000, t), None);
+        assert!(
+            p.maybe_probe(5_000_000, 250_000, 10_000_000, t + RETRY_AFTER)
+                .is_some()
+        );
+    }
+}

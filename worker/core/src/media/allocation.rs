@@ -1,0 +1,321 @@
+//! The send-side controller of each transport, on top of its estimate ([`crate::bwe`]): the
+//! pacing rate, the allocation of the estimate between its consumers
+//! ([`crate::bwe::allocator`]: layer ceilings, pauses and resumes), probing when more is wanted
+//! than estimated, and which layers each producer's consumers need (dynacast).
+
+use std::time::{Duration, Instant};
+
+use ferrosfu_fbs::{HandlerId, MediaKind};
+
+use crate::WorkerCore;
+use crate::bwe::BweUpdate;
+use crate::bwe::allocator::{Candidate, Grant, allocate};
+use crate::bwe::pacer::PACING_FACTOR;
+use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
+
+/// The allocator runs this often (and at once when the estimate drops).
+const ALLOCATE_EVERY: Duration = Duration::from_millis(250);
+/// An estimate this far under the last allocated one is congestion: allocate at once.
+const DROP_RATIO: f64 = 0.9;
+/// Of the estimate, what media may take (the rest: our header extensions, SRTP, RTX).
+const MEDIA_SHARE: f64 = 0.95;
+/// Dynacast: how often the layers a producer's consumers need are checked.
+const DYNACAST_EVERY: Duration = Duration::from_millis(500);
+/// `bwe` traces at most this often, unless the estimate drops.
+const TRACE_EVERY: Duration = Duration::from_secs(1);
+
+/// One consumer as the allocator sees it, with the layers behind each of its steps.
+struct Plan {
+    ck: ConsumerKey,
+    cand: Candidate,
+    /// (spatial, temporal ceiling) of each step; the temporal is `u8::MAX` for the highest one
+    /// measured of that spatial layer (whatever temporal ids it carries). Empty: simple.
+    layers: Vec<(u8, u8)>,
+}
+
+impl WorkerCore {
+    /// Transport `tk`'s estimate was updated by a feedback: pace at it, follow a probe result,
+    /// reallocate at once if it dropped.
+    pub(crate) fn bwe_updated(&mut self, tk: TransportKey, update: &BweUpdate, now: Instant) {
+        let Some(t) = self.tables.transports.get_mut(tk) else {
+            return;
+        };
+        let e = update.estimate_bps;
+        t.pacer
+            .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
+        let max = t.bwe_max_bps();
+        let ctl = &mut t.bwe_ctl;
+        if let Some(bps) = update.probe_bps {
+            if ctl
+                .prober
+                .on_result(bps, ctl.desired_bps.min(max), now)
+                .is_some()
+            {
+                self.pacing(tk, now);
+            }
+        }
+        let t = &mut self.tables.transports[tk];
+        if (e as f64) < t.bwe_ctl.last_estimate as f64 * DROP_RATIO {
+            t.bwe_ctl.hysteresis.congested();
+            self.allocate_transport(tk, now);
+        } else if t.bwe_ctl.next_run.is_none() {
+            t.bwe_ctl.next_run = Some(now);
+        }
+    }
+
+    /// Runs the allocators that are due (from the tick).
+    pub(crate) fn allocation_tick(&mut self, now: Instant) {
+        let due: Vec<TransportKey> = self
+            .tables
+            .transports
+            .iter()
+            .filter(|(_, t)| t.bwe_fed && t.bwe_ctl.next_run.is_some_and(|r| r <= now))
+            .map(|(k, _)| k)
+            .collect();
+        for tk in due {
+            self.allocate_transport(tk, now);
+        }
+    }
+
+    /// Splits transport `tk`'s estimate between its consumers and applies it (down at once,
+    /// up after the hysteresis), then probes if more is wanted than estimated.
+    pub(crate) fn allocate_transport(&mut self, tk: TransportKey, now: Instant) {
+        let Some(t) = self.tables.transports.get_mut(tk) else {
+            return;
+        };
+        let estimate = t.bwe.estimate();
+        t.bwe_ctl.next_run = Some(now + ALLOCATE_EVERY);
+        t.bwe_ctl.last_estimate = estimate;
+        let consumers = t.consumers.clone();
+        let plans: Vec<Plan> = consumers
+            .into_iter()
+            .filter_map(|ck| self.plan(ck, now))
+            .collect();
+        let cands: Vec<Candidate> = plans.iter().map(|p| p.cand.clone()).collect();
+        let budget = (estimate as f64 * MEDIA_SHARE) as u64;
+        let (wanted, used) = allocate(budget, &cands);
+        let desired: u64 = cands.iter().filter_map(|c| c.steps.last()).sum();
+        let mut applied: Vec<Grant> = plans
+            .iter()
+            .zip(&wanted)
+            .map(|(p, &w)| self.applied_grant(p, w))
+            .collect();
+        let t = &mut self.tables.transports[tk];
+        t.bwe_ctl.hysteresis.apply(&mut applied, &wanted, now);
+        t.bwe_ctl.desired_bps = desired;
+        t.bwe_ctl.effective_desired_bps = used;
+        for (p, g) in plans.iter().zip(applied) {
+            self.apply_grant(p, g, now);
+        }
+        let t = &mut self.tables.transports[tk];
+        let max = t.bwe_max_bps();
+        if t.bwe_ctl
+            .prober
+            .maybe_probe(desired.min(max), estimate, max, now)
+            .is_some()
+        {
+            self.pacing(tk, now);
+        }
+        self.bwe_trace(tk, now);
+    }
+
+    /// What the allocator needs of consumer `ck`; `None` when it wants nothing now (paused by
+    /// its app or its producer) or nothing is measured to allocate.
+    fn plan(&mut self, ck: ConsumerKey, now: Instant) -> Option<Plan> {
+        let c = self.tables.consumers.get(ck)?;
+        if !c.wanted() {
+            return None;
+        }
+        let p = self.tables.producers.get_mut(c.producer)?;
+        let audio = c.kind == MediaKind::Audio;
+        let Some(l) = c.layers.as_deref() else {
+            let rate = p.encodings.first_mut()?.stream.as_mut()?.rate.bitrate(now);
+            return Some(Plan {
+                ck,
+                cand: Candidate {
+                    priority: c.priority,
+                    audio,
+                    steps: vec![u64::from(rate)],
+                },
+                layers: Vec::new(),
+            });
+        };
+        let pref = l.preferred();
+        let svc = p.encodings.len() == 1;
+        let spatial_max = if svc {
+            usize::from(pref.spatial_layer)
+        } else {
+            usize::from(pref.spatial_layer).min(p.encodings.len().saturating_sub(1))
+        };
+        let temporal_max = usize::from(pref.temporal_layer.unwrap_or(u8::MAX))
+            .min(crate::streams::layer_rates::MAX_TEMPORAL_LAYERS - 1);
+        let (mut steps, mut layers) = (Vec::new(), Vec::new());
+        // SVC: a spatial layer costs the ones under it too (at the same temporal layers):
+        // `below[t]`, the bitrate of temporal layer t of the spatial layers under this one.
+        let mut below = vec![0u64; temporal_max + 1];
+        for s in 0..=spatial_max {
+            if p.layer_rates.layer(s, 0, now) == 0 {
+                continue;
+            }
+            let mut sum = 0u64;
+            let mut this = Vec::new();
+            for (t, &under) in below.iter().enumerate() {
+                let r = u64::from(p.layer_rates.layer(s, t, now));
+                if t > 0 && r == 0 {
+                    break;
+                }
+                sum += r + if svc { under } else { 0 };
+                this.push(((s as u8, t as u8), sum));
+            }
+            if svc {
+                for (t, b) in below.iter_mut().enumerate() {
+                    *b += u64::from(p.layer_rates.layer(s, t, now));
+                }
+            }
+            let top = this.len() - 1;
+            for (i, ((s, t), cost)) in this.into_iter().enumerate() {
+                layers.push((s, if i == top { u8::MAX } else { t }));
+                steps.push(cost);
+            }
+        }
+        if steps.is_empty() {
+            return None;
+        }
+        Some(Plan {
+            ck,
+            cand: Candidate {
+                priority: c.priority,
+                audio,
+                steps,
+            },
+            layers,
+        })
+    }
+
+    /// What consumer `p.ck` has now, as a step of its plan (`wanted` for one not allocated
+    /// yet: a new consumer starts where the allocation puts it).
+    fn applied_grant(&self, p: &Plan, wanted: Grant) -> Grant {
+        let Some(c) = self.tables.consumers.get(p.ck) else {
+            return wanted;
+        };
+        if c.bwe_paused {
+            return Grant::Paused;
+        }
+        if p.layers.is_empty() {
+            return Grant::Step(0);
+        }
+        match c.granted {
+            None => wanted,
+            Some(g) => Grant::Step(p.layers.iter().rposition(|&l| l <= g).unwrap_or(0)),
+        }
+    }
+
+    fn apply_grant(&mut self, p: &Plan, g: Grant, now: Instant) {
+        let Some(c) = self.tables.consumers.get_mut(p.ck) else {
+            return;
+        };
+        match g {
+            Grant::Paused => {
+                if !c.bwe_paused {
+                    c.bwe_paused = true;
+                    c.granted = None;
+                    let h = HandlerId::from(&c.id);
+                    self.bwe_pause_changed(h, true);
+                }
+            }
+            Grant::Step(i) => {
+                let resumed = c.bwe_paused;
+                if resumed {
+                    c.bwe_paused = false;
+                    c.resync();
+                }
+                if let Some(&layers) = p.layers.get(i)
+                    && c.granted != Some(layers)
+                {
+                    c.granted = Some(layers);
+                    self.apply_layers(p.ck, |l| l.set_ceiling(Some(layers), now), now);
+                }
+                if resumed {
+                    let h = HandlerId::from(&self.tables.consumers[p.ck].id);
+                    self.bwe_pause_changed(h, false);
+                    self.consumer_key_frame(p.ck, now);
+                }
+            }
+        }
+    }
+
+    fn bwe_pause_changed(&mut self, h: HandlerId, paused: bool) {
+        tracing::debug!(target: "bwe", consumer = %h.as_str(), paused, "allocator");
+    }
+
+    /// A `bwe` trace of transport `tk` when due.
+    fn bwe_trace(&mut self, tk: TransportKey, now: Instant) {
+        let t = &mut self.tables.transports[tk];
+        let ctl = &mut t.bwe_ctl;
+        if ctl.next_trace.is_some_and(|n| now < n) {
+            return;
+        }
+        ctl.next_trace = Some(now + TRACE_EVERY);
+        tracing::debug!(
+            target: "bwe",
+            desired = ctl.desired_bps,
+            effective = ctl.effective_desired_bps,
+            available = t.bwe.estimate(),
+            "trace"
+        );
+    }
+
+    /// Every [`DYNACAST_EVERY`]: tells each simulcast producer's publisher which spatial layers
+    /// its consumers need, when that changed.
+    pub(crate) fn dynacast_tick(&mut self, now: Instant) {
+        if self.next_dynacast.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_dynacast = Some(now + DYNACAST_EVERY);
+        let pks: Vec<ProducerKey> = self
+            .tables
+            .producers
+            .iter()
+            .filter(|(_, p)| p.kind == MediaKind::Video && p.encodings.len() > 1)
+            .map(|(k, _)| k)
+            .collect();
+        for pk in pks {
+            if let Some(needed) = self.layers_needed(pk) {
+                let h = HandlerId::from(&self.tables.producers[pk].id);
+                tracing::debug!(target: "bwe", producer = %h.as_str(), ?needed, "layers needed");
+            }
+        }
+    }
+
+    /// The spatial layers producer `pk`'s consumers need now: every one up to the highest any
+    /// active consumer is granted (or prefers, without an allocator). `None`: no change since
+    /// last told.
+    pub(crate) fn layers_needed(&mut self, pk: ProducerKey) -> Option<Vec<u8>> {
+        let p = self.tables.producers.get(pk)?;
+        if p.encodings.len() < 2 {
+            return None;
+        }
+        let mut top: Option<u8> = None;
+        for &ck in &p.consumers {
+            let Some(c) = self.tables.consumers.get(ck) else {
+                continue;
+            };
+            if !c.active() {
+                continue;
+            }
+            let s = match (&c.layers, c.granted) {
+                (None, _) => 0,
+                (Some(_), Some((s, _))) => s,
+                (Some(l), None) => l.preferred().spatial_layer,
+            };
+            top = Some(top.map_or(s, |x| x.max(s)));
+        }
+        let needed: Vec<u8> = top.map_or_else(Vec::new, |t| (0..=t).collect());
+        let p = self.tables.producers.get_mut(pk)?;
+        if p.layers_needed.as_ref() == Some(&needed) {
+            return None;
+        }
+        p.layers_needed = Some(needed.clone());
+        Some(needed)
+    }
+}
