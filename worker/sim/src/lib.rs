@@ -2,8 +2,10 @@
 //! fuzz targets (`worker/core/fuzz`) and its benches (`worker/core/benches`):
 //!
 //! - [`Sim`]: a simulated network around one `WorkerCore`: real ICE (STUN from rtc-stun), real
-//!   DTLS (rtc-dtls) and real SRTP on every client [`Peer`], a seeded lossy [`Link`] per
-//!   direction with latency (deliveries in time order, ties in send order), and simulated time.
+//!   DTLS (rtc-dtls) and real SRTP on every client [`Peer`], a seeded [`Link`] per direction (an
+//!   optional bottleneck with a drop-tail queue, random and burst RTP loss, latency; deliveries
+//!   in time order, ties in send order), and simulated time. Subscriber peers can answer with
+//!   transport-wide-cc feedback as Chrome does ([`Peer::twcc_ext`]).
 //!   No sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
 //! - [`scenario`]: one VP8 publisher and N subscribers, and the RTP parameters they use.
 //! - [`simulcast`]: a three-encoding VP8 simulcast publisher (by SSRC or RID) and what its
@@ -27,6 +29,7 @@
 pub mod client;
 pub mod drive;
 pub mod dtls;
+mod link;
 mod net;
 pub mod scenario;
 pub mod simulcast;
@@ -34,5 +37,6 @@ pub mod stun;
 pub mod svc;
 
 pub use dtls::DtlsSetup;
-pub use net::{Link, Peer, Sim};
+pub use link::{Link, LinkStats, QueueLimit};
+pub use net::{Peer, Sim};
 pub use scenario::*;
