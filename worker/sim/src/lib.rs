@@ -10,6 +10,9 @@
 //! - [`scenario`]: one VP8 publisher and N subscribers, and the RTP parameters they use.
 //! - [`simulcast`]: a three-encoding VP8 simulcast publisher (by SSRC or RID) and what its
 //!   subscribers received.
+//! - [`bwe`]: bandwidth-estimation scenarios: a simulcast publisher at realistic bit rates and
+//!   subscribers behind bottlenecks answering with transport-wide feedback; what each received
+//!   per time window (encoding, bit rate, loss before and after repair).
 //! - [`svc`]: a VP9 L3T3 / L3T3_KEY publisher and what its SVC subscribers received.
 //! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
 //!   identity, listen/socket descriptions, a request that checks its single reply, every
@@ -26,6 +29,7 @@
 // Test support: a panic is the failure report, and simulated time starts at a real instant.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+pub mod bwe;
 pub mod client;
 pub mod drive;
 pub mod dtls;
@@ -37,6 +41,6 @@ pub mod stun;
 pub mod svc;
 
 pub use dtls::DtlsSetup;
-pub use link::{Link, LinkStats, QueueLimit};
+pub use link::{Link, LinkState, LinkStats, QueueLimit};
 pub use net::{Peer, Sim};
 pub use scenario::*;

@@ -112,6 +112,14 @@ pub struct Link {
     pub overhead_bytes: usize,
     /// Counters, readable (and resettable) by tests.
     pub stats: LinkStats,
+    /// What is in flight (opaque; public so that `Link { latency, ..Link::bottleneck(r) }`
+    /// works outside this crate).
+    pub state: LinkState,
+}
+
+/// A link's queue and RTP count.
+#[derive(Clone, Debug, Default)]
+pub struct LinkState {
     /// RTP packets offered to this link (the burst window counts them).
     rtp_count: u64,
     /// (departure, bytes) of each datagram in the queue, oldest first.
@@ -141,7 +149,7 @@ impl Link {
         rng: &mut impl Rng,
     ) -> Option<Instant> {
         if rtp {
-            self.rtp_count += 1;
+            self.state.rtp_count += 1;
         }
         let departure = self.enqueue(now, len)?;
         if rtp && self.lost(rng) {
@@ -161,32 +169,33 @@ impl Link {
     /// Bytes waiting in the queue at `now` (the datagram being serialised included).
     pub fn queued_bytes(&mut self, now: Instant) -> usize {
         self.drain(now);
-        self.backlog_bytes
+        self.state.backlog_bytes
     }
 
     /// How long a datagram entering at `now` would wait before its serialisation starts.
     pub fn queue_delay(&self, now: Instant) -> Duration {
-        self.last_departure
+        self.state
+            .last_departure
             .map_or(Duration::ZERO, |d| d.saturating_duration_since(now))
     }
 
     fn drain(&mut self, now: Instant) {
-        while let Some(&(at, bytes)) = self.backlog.front() {
+        while let Some(&(at, bytes)) = self.state.backlog.front() {
             if at > now {
                 break;
             }
-            self.backlog.pop_front();
-            self.backlog_bytes -= bytes;
+            self.state.backlog.pop_front();
+            self.state.backlog_bytes -= bytes;
         }
     }
 
     /// When the datagram leaves the queue, or `None` when the queue drops it.
     fn enqueue(&mut self, now: Instant, len: usize) -> Option<Instant> {
-        let start = self.last_departure.map_or(now, |d| d.max(now));
+        let start = self.state.last_departure.map_or(now, |d| d.max(now));
         let Some(rate) = self.rate_bps.filter(|&r| r > 0) else {
             // No bottleneck: nothing waits, except behind what a former rate still queues.
             if start > now {
-                self.last_departure = Some(start);
+                self.state.last_departure = Some(start);
             }
             return Some(start);
         };
@@ -199,16 +208,16 @@ impl Link {
         let full = self
             .queue
             .max_bytes
-            .is_some_and(|m| self.backlog_bytes + bytes > m)
+            .is_some_and(|m| self.state.backlog_bytes + bytes > m)
             || self.queue.max_delay.is_some_and(|m| delay > m);
         if full {
             self.stats.queue_drops += 1;
             self.stats.queue_dropped_bytes += len as u64;
             return None;
         }
-        self.last_departure = Some(departure);
-        self.backlog.push_back((departure, bytes));
-        self.backlog_bytes += bytes;
+        self.state.last_departure = Some(departure);
+        self.state.backlog.push_back((departure, bytes));
+        self.state.backlog_bytes += bytes;
         self.stats.queued_packets += 1;
         self.stats.total_queue_delay += delay;
         self.stats.max_queue_delay = self.stats.max_queue_delay.max(delay);
@@ -219,8 +228,8 @@ impl Link {
     /// before the bottleneck existed).
     fn lost(&mut self, rng: &mut impl Rng) -> bool {
         if let Some((start, len)) = self.burst
-            && self.rtp_count > start
-            && self.rtp_count <= start + len
+            && self.state.rtp_count > start
+            && self.state.rtp_count <= start + len
         {
             return true;
         }
