@@ -377,4 +377,34 @@ mod scenario_tests {
             assert!(w.loss_after_repair() < w.loss_before_repair(), "{w:?}");
         }
     }
+
+    #[test]
+    fn a_rate_change_between_runs_reshapes_what_arrives() {
+        let mut sim = Sim::new(6);
+        let down = Link {
+            latency: Duration::from_millis(10),
+            ..Link::bottleneck(2_500_000)
+        };
+        let mut s = BweScenario::new(&mut sim, 1, &down, 6);
+        let peer = s.subscribers[0];
+        s.run_for(&mut sim, Duration::from_secs(2));
+        let wide = sim.peers[peer].down.stats;
+        assert_eq!(wide.queue_drops, 0, "1.5 Mbit/s fits in 2.5: {wide:?}");
+        sim.peers[peer].down.rate_bps = Some(250_000);
+        let at = sim.now;
+        s.run_for(&mut sim, Duration::from_secs(3));
+        let narrow = sim.peers[peer].down.stats;
+        assert!(narrow.queue_drops > 100, "{narrow:?}");
+        let ws = windows(
+            &sim,
+            peer,
+            at + Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert_eq!(ws.len(), 2);
+        for w in &ws {
+            // The link's rate, less the SRTP tags the plaintext count leaves out.
+            assert!((220_000..=250_000).contains(&w.bitrate_bps), "{w:?}");
+        }
+    }
 }
