@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use ferrosfu_fbs::*;
 use ferrosfu_sim::bwe::{BweScenario, windows};
 use ferrosfu_sim::*;
 
@@ -50,6 +51,18 @@ fn subscriber_behind_600k_bottleneck_sends_feedback_and_the_queue_shapes() {
         link.max_queue_delay <= Duration::from_millis(200),
         "{link:?}"
     );
+    // The subscriber's receiver reports say it loses (the consumer's score follows).
+    let c = s.consumers[0].clone();
+    let stats = match sim.request(&c, RequestBody::ConsumerGetStats).unwrap() {
+        ResponseBody::RtpStreamStats(st) => st,
+        other => panic!("{other:?}"),
+    };
+    eprintln!("consumer: {:?}", stats[0]);
+    assert!(
+        stats[0].fraction_lost > 0 && stats[0].packets_lost > 0,
+        "{stats:?}"
+    );
+    assert!(stats[0].score < 10, "{stats:?}");
     // What arrived is the bottleneck's rate, and it is the top layer, with loss.
     let ws = windows(
         &sim,

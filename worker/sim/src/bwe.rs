@@ -83,7 +83,8 @@ impl BweScenario {
 
 /// A simulcast consumer `id` of `producer` on a new subscriber peer behind `down`, with
 /// transport-wide-cc negotiated (the header extension as [`TWCC_EXT`] and `transport-cc`
-/// feedback on VP8), answering with transport-wide feedback. Returns the peer.
+/// feedback on VP8), answering with transport-wide feedback and with receiver reports that
+/// say its loss ([`crate::Peer::rr_loss`]). Returns the peer.
 pub fn twcc_subscriber(
     sim: &mut Sim,
     id: &str,
@@ -102,6 +103,7 @@ pub fn twcc_subscriber(
     let p = &mut sim.peers[peer];
     p.down = down.clone();
     p.twcc_ext = Some(TWCC_EXT);
+    p.rr_loss = true;
     peer
 }
 

@@ -49,6 +49,10 @@ pub struct Peer {
     last_sr: HashMap<u32, (u32, Instant)>,
     next_rr: Instant,
     pub send_rr: bool,
+    /// Receiver reports say what Chrome's do: fraction lost, cumulative loss, highest
+    /// sequence number and jitter of every stream received. Off by default: only LSR and DLSR
+    /// of the streams that sent an SR (what the older scenarios were written against).
+    pub rr_loss: bool,
     pub nacks_received: u64,
     pub retransmissions_sent: u64,
     /// When each packet of [`Peer::rx_raw`] arrived (simulated time), index for index.
@@ -280,6 +284,7 @@ impl Sim {
             last_sr: HashMap::new(),
             next_rr: self.now + Duration::from_millis(500),
             send_rr: true,
+            rr_loss: false,
             nacks_received: 0,
             retransmissions_sent: 0,
             rx_times: Vec::new(),
@@ -395,16 +400,7 @@ impl Sim {
         // Receiver reports.
         if self.peers[i].send_rr && self.peers[i].next_rr <= now {
             self.peers[i].next_rr = now + Duration::from_secs(1);
-            let blocks: Vec<ReportBlock> = self.peers[i]
-                .last_sr
-                .iter()
-                .map(|(ssrc, (lsr, at))| ReportBlock {
-                    ssrc: *ssrc,
-                    lsr: *lsr,
-                    dlsr: (now.duration_since(*at).as_secs_f64() * 65536.0) as u32,
-                    ..Default::default()
-                })
-                .collect();
+            let blocks = self.peers[i].report_blocks(now);
             if !blocks.is_empty() {
                 self.peer_send_rtcp(
                     i,
@@ -551,6 +547,49 @@ impl Sim {
             .rx_rtp
             .iter()
             .map(|p| RtpHeader::parse(p).unwrap().payload(p).to_vec())
+            .collect()
+    }
+}
+
+impl Peer {
+    /// The blocks of our next receiver report: one per stream we received an SR for, its
+    /// LSR and DLSR only; with [`Peer::rr_loss`], one per stream received, with its loss,
+    /// highest sequence number and jitter too (in SSRC order).
+    fn report_blocks(&mut self, now: Instant) -> Vec<ReportBlock> {
+        let lsr_dlsr = |(lsr, at): (u32, Instant)| {
+            let dlsr = (now.duration_since(at).as_secs_f64() * 65536.0) as u32;
+            (lsr, dlsr)
+        };
+        if !self.rr_loss {
+            return self
+                .last_sr
+                .iter()
+                .map(|(ssrc, sr)| {
+                    let (lsr, dlsr) = lsr_dlsr(*sr);
+                    ReportBlock {
+                        ssrc: *ssrc,
+                        lsr,
+                        dlsr,
+                        ..Default::default()
+                    }
+                })
+                .collect();
+        }
+        // The NTP clock only matters to a stream's own SR bookkeeping, which we do not use.
+        let ntp = NtpClock {
+            anchor: now,
+            anchor_ntp: 0,
+        };
+        let mut ssrcs: Vec<u32> = self.recv.keys().copied().collect();
+        ssrcs.sort_unstable();
+        ssrcs
+            .into_iter()
+            .filter_map(|ssrc| {
+                let mut block = self.recv.get_mut(&ssrc)?.report_block(now, &ntp)?;
+                (block.lsr, block.dlsr) =
+                    self.last_sr.get(&ssrc).map_or((0, 0), |sr| lsr_dlsr(*sr));
+                Some(block)
+            })
             .collect()
     }
 }
