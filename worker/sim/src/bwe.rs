@@ -341,6 +341,14 @@ mod scenario_tests {
             assert_eq!(p.keyframes_sent[l], 1, "no PLI, no keyframe but the first");
         }
         assert!(p.sent.iter().all(|s| s.data.len() + 6 <= MAX_PAYLOAD));
+        // Not ticked for 100 ms: frames skipped, not sent in a burst, the clock kept.
+        let (frame, sent) = (p.frame, p.sent.len());
+        sim.run_for(Duration::from_millis(100));
+        p.run_for(&mut sim, Duration::from_millis(1));
+        // Frames were due at 10 020, 10 050 and 10 080 ms: the last one is sent (late), the
+        // others skipped.
+        assert_eq!(p.frame, frame + 3);
+        assert!(p.sent[sent..].iter().all(|s| s.frame == frame + 2));
         // A keyframe is about four delta frames.
         let frame_bytes = |f: u32| -> usize {
             p.sent

@@ -210,9 +210,16 @@ impl SimulcastPublisher {
     /// Sends a frame if one is due at `sim.now` (the first at once, then one every [`FRAME`]);
     /// returns when the next is due. Drive the simulation to that instant, or use
     /// [`SimulcastPublisher::run_for`].
+    ///
+    /// A publisher not ticked for a while (the simulation ran without it) skips the frames it
+    /// missed, as a paused capture would, and keeps its RTP clock in line with time: the
+    /// skipped frame numbers advance the timestamps.
     pub fn tick(&mut self, sim: &mut Sim) -> Instant {
-        let due = *self.next_frame_at.get_or_insert(sim.now);
+        let mut due = *self.next_frame_at.get_or_insert(sim.now);
         if sim.now >= due {
+            let missed = ((sim.now - due).as_nanos() / FRAME.as_nanos()) as u32;
+            self.frame += missed;
+            due += FRAME * missed;
             self.send_now(sim);
             self.next_frame_at = Some(due + FRAME);
         }
