@@ -4,7 +4,7 @@
 //! feedback as Chrome does ([`crate::Peer::twcc_ext`]). Then, per subscriber and per time
 //! window, what it received: which encoding, at what bit rate, with what loss ([`windows`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ferrosfu_fbs::*;
@@ -131,8 +131,8 @@ pub struct RxWindow {
     /// The window, from the simulation's start: `[start, end)`.
     pub start: Duration,
     pub end: Duration,
-    /// RTP bytes received (plaintext: header and payload, no SRTP tag; media, RTX and
-    /// padding alike), and that as a bit rate over the window.
+    /// RTP bytes received (plaintext: header and payload, no SRTP tag; media, RTX,
+    /// padding and other SSRCs alike), and that as a bit rate over the window.
     pub bytes: u64,
     pub bitrate_bps: u64,
     /// Media packets (not RTX) received per encoding, read from the identity the publisher
@@ -143,6 +143,9 @@ pub struct RxWindow {
     /// RTX packets (retransmissions and padding) and their bytes.
     pub rtx_packets: u64,
     pub rtx_bytes: u64,
+    /// Packets on other SSRCs (probation, other consumers) and their bytes.
+    pub other_packets: u64,
+    pub other_bytes: u64,
     /// Media sequence numbers this window accounts for: those after the highest one received
     /// before the window, up to the highest received in it.
     pub expected: u64,
@@ -174,30 +177,62 @@ impl RxWindow {
     }
 }
 
+/// What kind of packet an [`Arrival`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// On the media SSRC.
+    Media,
+    /// On its RTX SSRC (a retransmission, or padding when it carries no OSN).
+    Rtx,
+    /// On another SSRC (probation, another consumer).
+    Other,
+}
+
 /// One RTP packet a subscriber received, as [`windows`] reads it.
 struct Arrival {
     at: Instant,
     bytes: usize,
-    /// Extended media sequence number (the OSN for RTX); `None` for padding.
+    kind: Kind,
+    /// Extended media sequence number (the OSN for RTX); `None` for padding and others.
     seq: Option<u64>,
-    rtx: bool,
     layer: Option<usize>,
 }
 
-/// What subscriber `peer` received, in windows of `width` from `from` up to the last whole
-/// window before `sim.now`.
+/// What subscriber `peer` received on its one consumer's stream (see [`windows_of`]).
+///
+/// Panics when the peer has no consumer with RTX or several.
 pub fn windows(sim: &Sim, peer: usize, from: Instant, width: Duration) -> Vec<RxWindow> {
-    let arrivals = arrivals(sim, peer);
+    let media: HashSet<u32> = sim.peers[peer].rtx_of.values().copied().collect();
+    assert_eq!(
+        media.len(),
+        1,
+        "one consumer on peer {peer} (else windows_of)"
+    );
+    let ssrc = media.into_iter().next().expect("one, asserted");
+    windows_of(sim, peer, ssrc, from, width)
+}
+
+/// What subscriber `peer` received of the stream `ssrc` (and its RTX), in windows of `width`
+/// from `from` up to the last whole window before `sim.now`. Packets of other SSRCs count as
+/// [`RxWindow::other_bytes`].
+pub fn windows_of(
+    sim: &Sim,
+    peer: usize,
+    ssrc: u32,
+    from: Instant,
+    width: Duration,
+) -> Vec<RxWindow> {
+    let arrivals = arrivals(sim, peer, ssrc);
     let originals: HashSet<u64> = arrivals
         .iter()
-        .filter(|a| !a.rtx)
+        .filter(|a| a.kind == Kind::Media)
         .filter_map(|a| a.seq)
         .collect();
     let any: HashSet<u64> = arrivals.iter().filter_map(|a| a.seq).collect();
     // The highest original sequence number received before `from`.
     let mut high = arrivals
         .iter()
-        .filter(|a| !a.rtx && a.at < from)
+        .filter(|a| a.kind == Kind::Media && a.at < from)
         .filter_map(|a| a.seq)
         .max();
     let mut out = Vec::new();
@@ -212,15 +247,22 @@ pub fn windows(sim: &Sim, peer: usize, from: Instant, width: Duration) -> Vec<Rx
         let mut top = high;
         for a in arrivals.iter().filter(|a| a.at >= start && a.at < end) {
             w.bytes += a.bytes as u64;
-            if a.rtx {
-                w.rtx_packets += 1;
-                w.rtx_bytes += a.bytes as u64;
-                continue;
+            match a.kind {
+                Kind::Rtx => {
+                    w.rtx_packets += 1;
+                    w.rtx_bytes += a.bytes as u64;
+                }
+                Kind::Other => {
+                    w.other_packets += 1;
+                    w.other_bytes += a.bytes as u64;
+                }
+                Kind::Media => {
+                    if let Some(l) = a.layer {
+                        w.packets_per_layer[l] += 1;
+                    }
+                    top = top.max(a.seq);
+                }
             }
-            if let Some(l) = a.layer {
-                w.packets_per_layer[l] += 1;
-            }
-            top = top.max(a.seq);
         }
         w.bitrate_bps = (w.bytes as f64 * 8.0 / width.as_secs_f64()) as u64;
         w.layer = (0..LAYERS)
@@ -241,49 +283,46 @@ pub fn windows(sim: &Sim, peer: usize, from: Instant, width: Duration) -> Vec<Rx
     out
 }
 
-/// Every RTP packet `peer` received, decoded: RTX unwrapped to its OSN, sequence numbers
-/// extended, the encoding read from the publisher's identity bytes.
-fn arrivals(sim: &Sim, peer: usize) -> Vec<Arrival> {
+/// Every RTP packet `peer` received, decoded for the stream `media`: RTX unwrapped to its
+/// OSN, sequence numbers extended, the encoding read from the publisher's identity bytes.
+fn arrivals(sim: &Sim, peer: usize, media: u32) -> Vec<Arrival> {
     let p = &sim.peers[peer];
-    let mut last: HashMap<u32, u64> = HashMap::new();
+    let mut last: Option<u64> = None;
     p.rx_raw
         .iter()
         .zip(&p.rx_times)
         .filter_map(|(pkt, &at)| {
             let h = RtpHeader::parse(pkt).ok()?;
+            let mut a = Arrival {
+                at,
+                bytes: pkt.len(),
+                kind: Kind::Other,
+                seq: None,
+                layer: None,
+            };
             let mut payload = h.payload(pkt);
-            let media = p.rtx_of.get(&h.ssrc.0).copied();
-            let rtx = media.is_some();
-            let seq = if rtx {
-                let [a, b, rest @ ..] = payload else {
+            let seq = if h.ssrc.0 == media {
+                a.kind = Kind::Media;
+                h.seq
+            } else if p.rtx_of.get(&h.ssrc.0) == Some(&media) {
+                a.kind = Kind::Rtx;
+                let [hi, lo, rest @ ..] = payload else {
                     // Padding only: no media packet behind it.
-                    return Some(Arrival {
-                        at,
-                        bytes: pkt.len(),
-                        seq: None,
-                        rtx,
-                        layer: None,
-                    });
+                    return Some(a);
                 };
                 payload = rest;
-                u16::from_be_bytes([*a, *b])
+                u16::from_be_bytes([*hi, *lo])
             } else {
-                h.seq
+                return Some(a);
             };
-            let ssrc = media.unwrap_or(h.ssrc.0);
-            let ext = extend(last.get(&ssrc).copied(), seq);
-            last.insert(ssrc, last.get(&ssrc).map_or(ext, |&l| l.max(ext)));
-            let layer = Vp8Descriptor::parse(payload)
+            let ext = extend(last, seq);
+            last = Some(last.map_or(ext, |l| l.max(ext)));
+            a.seq = Some(ext);
+            a.layer = Vp8Descriptor::parse(payload)
                 .and_then(|d| payload.get(d.len + 1))
                 .map(|&l| usize::from(l))
                 .filter(|&l| l < LAYERS);
-            Some(Arrival {
-                at,
-                bytes: pkt.len(),
-                seq: Some(ext),
-                rtx,
-                layer,
-            })
+            Some(a)
         })
         .collect()
 }
