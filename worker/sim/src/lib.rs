@@ -2,12 +2,17 @@
 //! fuzz targets (`worker/core/fuzz`) and its benches (`worker/core/benches`):
 //!
 //! - [`Sim`]: a simulated network around one `WorkerCore`: real ICE (STUN from rtc-stun), real
-//!   DTLS (rtc-dtls) and real SRTP on every client [`Peer`], a seeded lossy [`Link`] per
-//!   direction with latency (deliveries in time order, ties in send order), and simulated time.
+//!   DTLS (rtc-dtls) and real SRTP on every client [`Peer`], a seeded [`Link`] per direction (an
+//!   optional bottleneck with a drop-tail queue, random and burst RTP loss, latency; deliveries
+//!   in time order, ties in send order), and simulated time. Subscriber peers can answer with
+//!   transport-wide-cc feedback as Chrome does ([`Peer::twcc_ext`]).
 //!   No sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
 //! - [`scenario`]: one VP8 publisher and N subscribers, and the RTP parameters they use.
 //! - [`simulcast`]: a three-encoding VP8 simulcast publisher (by SSRC or RID) and what its
 //!   subscribers received.
+//! - [`bwe`]: bandwidth-estimation scenarios: a simulcast publisher at realistic bit rates and
+//!   subscribers behind bottlenecks answering with transport-wide feedback; what each received
+//!   per time window (encoding, bit rate, loss before and after repair).
 //! - [`svc`]: a VP9 L3T3 / L3T3_KEY publisher and what its SVC subscribers received.
 //! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
 //!   identity, listen/socket descriptions, a request that checks its single reply, every
@@ -24,9 +29,11 @@
 // Test support: a panic is the failure report, and simulated time starts at a real instant.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+pub mod bwe;
 pub mod client;
 pub mod drive;
 pub mod dtls;
+mod link;
 mod net;
 pub mod scenario;
 pub mod simulcast;
@@ -34,5 +41,6 @@ pub mod stun;
 pub mod svc;
 
 pub use dtls::DtlsSetup;
-pub use net::{Link, Peer, Sim};
+pub use link::{Link, LinkState, LinkStats, QueueLimit};
+pub use net::{Peer, Sim};
 pub use scenario::*;

@@ -1,5 +1,6 @@
 //! A simulated network for the worker core: real ICE (STUN from rtc-stun), real DTLS (rtc-dtls)
-//! and real SRTP on every peer, a seeded lossy link per direction, and simulated time. No
+//! and real SRTP on every peer, a seeded [`Link`] per direction (bottleneck, loss, latency), and
+//! simulated time. No
 //! sockets, no sleeps: everything runs as fast as the CPU allows and is reproducible.
 
 use std::cmp::Reverse;
@@ -10,24 +11,14 @@ use std::time::{Duration, Instant};
 
 use ferrosfu_fbs::*;
 use ferrosfu_worker_core::*;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use crate::client::{ClientConfig, ClientTransport, Consent, Event as ClientEvent, IceRole};
 use crate::drive::{self, PEER_PRIORITY, Requests};
 use crate::dtls::DtlsSetup;
+use crate::link::Link;
 use crate::scenario::CONSUMER_VP8_PT;
-
-/// What a link does to the packets that cross it (one direction of one peer). Only RTP is lost:
-/// STUN, DTLS and RTCP always arrive, after the latency.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Link {
-    pub latency: Duration,
-    /// Probability that an RTP packet is lost.
-    pub loss: f64,
-    /// Drop RTP packets number `start .. start + len` (counted on this link).
-    pub burst: Option<(u64, u64)>,
-}
 
 /// A simulated client peer of one WebRtcTransport: the project's client transport
 /// ([`ClientTransport`]: ICE controlling, nominating, then consent checks every second; DTLS as
@@ -38,10 +29,10 @@ pub struct Peer {
     pub server: SocketAddr,
     pub transport_id: String,
     pub client: ClientTransport,
+    /// Peer → SFU.
     pub up: Link,
+    /// SFU → peer.
     pub down: Link,
-    up_rtp_count: u64,
-    down_rtp_count: u64,
     /// Plaintext RTP received (after RTX unwrap for RTX streams: OSN restored).
     pub rx_rtp: Vec<Vec<u8>>,
     /// Every RTP packet as it arrived (decrypted; RTX not unwrapped, nothing deduplicated).
@@ -58,8 +49,25 @@ pub struct Peer {
     last_sr: HashMap<u32, (u32, Instant)>,
     next_rr: Instant,
     pub send_rr: bool,
+    /// Receiver reports say what Chrome's do: fraction lost, cumulative loss, highest
+    /// sequence number and jitter of every stream received. Off by default: only LSR and DLSR
+    /// of the streams that sent an SR (what the older scenarios were written against).
+    pub rr_loss: bool,
     pub nacks_received: u64,
     pub retransmissions_sent: u64,
+    /// When each packet of [`Peer::rx_raw`] arrived (simulated time), index for index.
+    pub rx_times: Vec<Instant>,
+    /// The id of the transport-wide-cc header extension in the RTP this peer receives (what
+    /// its consumers' `rtp_parameters.header_extensions` say). When set, the peer answers as
+    /// Chrome does: it notes the arrival time of every RTP packet that carries the extension
+    /// (RTX included) and sends RTCP transport-wide feedback every 100 ms while packets arrive
+    /// ([`TwccFeedback`]'s interval: libwebrtc's default at low rates, and mediasoup's), from
+    /// its 10 ms tick, so up to 10 ms late. `None` (the default): no feedback.
+    pub twcc_ext: Option<u8>,
+    /// The peer's transport-wide feedback state (arrivals not reported yet).
+    pub twcc: TwccFeedback,
+    /// Transport-wide feedback packets sent.
+    pub twcc_feedbacks_sent: u64,
 }
 
 /// One worker core and its client peers on a simulated network, in simulated time.
@@ -69,7 +77,8 @@ pub struct Sim {
     pub core: WorkerCore,
     pub rng: StdRng,
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
-    items: HashMap<u64, (Option<usize>, Tuple, Vec<u8>)>,
+    /// In flight: (to which peer, or the core when None; over which peer's link; tuple; data).
+    items: HashMap<u64, (Option<usize>, usize, Tuple, Vec<u8>)>,
     seq: u64,
     pub peers: Vec<Peer>,
     requests: Requests,
@@ -146,18 +155,13 @@ impl Sim {
         let Some(i) = self.peers.iter().position(|p| p.addr == tuple.remote) else {
             return;
         };
-        let p = &mut self.peers[i];
-        let mut link = p.down;
-        if is_rtp(&data) {
-            p.down_rtp_count += 1;
-            if self.lost(&link, i, false) {
-                return;
-            }
-        } else {
-            link.loss = 0.0;
+        let rtp = is_rtp(&data);
+        if let Some(at) = self.peers[i]
+            .down
+            .admit(self.now, data.len(), rtp, &mut self.rng)
+        {
+            self.schedule(at, Some(i), i, tuple, data);
         }
-        let at = self.now + link.latency;
-        self.schedule(at, Some(i), tuple, data);
     }
 
     fn core_output(&mut self, o: Output) {
@@ -167,25 +171,18 @@ impl Sim {
         }
     }
 
-    fn lost(&mut self, link: &Link, peer: usize, up: bool) -> bool {
-        let count = if up {
-            self.peers[peer].up_rtp_count
-        } else {
-            self.peers[peer].down_rtp_count
-        };
-        if let Some((start, len)) = link.burst
-            && count > start
-            && count <= start + len
-        {
-            return true;
-        }
-        link.loss > 0.0 && self.rng.random_bool(link.loss)
-    }
-
-    fn schedule(&mut self, at: Instant, to: Option<usize>, tuple: Tuple, data: Vec<u8>) {
+    /// `data` arrives at `at` (at peer `to`, or at the core), over a link of peer `peer`.
+    fn schedule(
+        &mut self,
+        at: Instant,
+        to: Option<usize>,
+        peer: usize,
+        tuple: Tuple,
+        data: Vec<u8>,
+    ) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq)));
-        self.items.insert(self.seq, (to, tuple, data));
+        self.items.insert(self.seq, (to, peer, tuple, data));
     }
 
     /// A peer sends a datagram to its transport.
@@ -196,15 +193,10 @@ impl Sim {
             remote: p.addr,
             protocol: Protocol::Udp,
         };
-        let link = p.up;
-        if is_rtp(&data) {
-            p.up_rtp_count += 1;
-            if self.lost(&link, i, true) {
-                return;
-            }
+        let rtp = is_rtp(&data);
+        if let Some(at) = p.up.admit(self.now, data.len(), rtp, &mut self.rng) {
+            self.schedule(at, None, i, tuple, data);
         }
-        let at = self.now + link.latency;
-        self.schedule(at, None, tuple, data);
     }
 
     /// Creates a WebRtcTransport and a peer connected to it (ICE + DTLS + SRTP done).
@@ -282,8 +274,6 @@ impl Sim {
             client,
             up: Link::default(),
             down: Link::default(),
-            up_rtp_count: 0,
-            down_rtp_count: 0,
             rx_rtp: Vec::new(),
             rx_raw: Vec::new(),
             rx_rtcp: Vec::new(),
@@ -294,8 +284,13 @@ impl Sim {
             last_sr: HashMap::new(),
             next_rr: self.now + Duration::from_millis(500),
             send_rr: true,
+            rr_loss: false,
             nacks_received: 0,
             retransmissions_sent: 0,
+            rx_times: Vec::new(),
+            twcc_ext: None,
+            twcc: TwccFeedback::default(),
+            twcc_feedbacks_sent: 0,
         });
         let connected = self.request(
             &tid,
@@ -324,14 +319,18 @@ impl Sim {
                 break;
             }
             self.queue.pop();
-            let (to, tuple, data) = self.items.remove(&id).unwrap();
+            let (to, peer, tuple, data) = self.items.remove(&id).unwrap();
             match to {
                 None => {
+                    self.peers[peer].up.on_delivered(data.len());
                     self.core
                         .handle_input(Input::Datagram { tuple, data: &data }, self.now);
                     self.drain();
                 }
-                Some(i) => self.peer_receive(i, data),
+                Some(i) => {
+                    self.peers[peer].down.on_delivered(data.len());
+                    self.peer_receive(i, data);
+                }
             }
         }
         if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
@@ -384,19 +383,24 @@ impl Sim {
         if !nacks.is_empty() {
             self.peer_send_rtcp(i, &nacks);
         }
+        // Transport-wide feedback.
+        let p = &mut self.peers[i];
+        if p.twcc_ext.is_some() && p.twcc.timeout().is_some_and(|t| t <= now) {
+            let fb: Vec<Rtcp> = p
+                .twcc
+                .poll_feedback(now, 0xDEAD_0000 + i as u32)
+                .into_iter()
+                .map(|f| Rtcp::TransportCc(Box::new(f)))
+                .collect();
+            if !fb.is_empty() {
+                p.twcc_feedbacks_sent += fb.len() as u64;
+                self.peer_send_rtcp(i, &fb);
+            }
+        }
         // Receiver reports.
         if self.peers[i].send_rr && self.peers[i].next_rr <= now {
             self.peers[i].next_rr = now + Duration::from_secs(1);
-            let blocks: Vec<ReportBlock> = self.peers[i]
-                .last_sr
-                .iter()
-                .map(|(ssrc, (lsr, at))| ReportBlock {
-                    ssrc: *ssrc,
-                    lsr: *lsr,
-                    dlsr: (now.duration_since(*at).as_secs_f64() * 65536.0) as u32,
-                    ..Default::default()
-                })
-                .collect();
+            let blocks = self.peers[i].report_blocks(now);
             if !blocks.is_empty() {
                 self.peer_send_rtcp(
                     i,
@@ -450,7 +454,13 @@ impl Sim {
                 };
                 let mut plain = plain.to_vec();
                 p.rx_raw.push(plain.clone());
+                p.rx_times.push(now);
                 let h = RtpHeader::parse(&plain).unwrap();
+                if let Some(id) = p.twcc_ext
+                    && let Some(&[a, b, ..]) = h.extension(&plain, id)
+                {
+                    p.twcc.on_packet(u16::from_be_bytes([a, b]), h.ssrc.0, now);
+                }
                 let mut retrans = false;
                 if let Some(&media) = p.rtx_of.get(&h.ssrc.0) {
                     // Unwrap RTX: OSN then the original payload.
@@ -537,6 +547,49 @@ impl Sim {
             .rx_rtp
             .iter()
             .map(|p| RtpHeader::parse(p).unwrap().payload(p).to_vec())
+            .collect()
+    }
+}
+
+impl Peer {
+    /// The blocks of our next receiver report: one per stream we received an SR for, its
+    /// LSR and DLSR only; with [`Peer::rr_loss`], one per stream received, with its loss,
+    /// highest sequence number and jitter too (in SSRC order).
+    fn report_blocks(&mut self, now: Instant) -> Vec<ReportBlock> {
+        let lsr_dlsr = |(lsr, at): (u32, Instant)| {
+            let dlsr = (now.duration_since(at).as_secs_f64() * 65536.0) as u32;
+            (lsr, dlsr)
+        };
+        if !self.rr_loss {
+            return self
+                .last_sr
+                .iter()
+                .map(|(ssrc, sr)| {
+                    let (lsr, dlsr) = lsr_dlsr(*sr);
+                    ReportBlock {
+                        ssrc: *ssrc,
+                        lsr,
+                        dlsr,
+                        ..Default::default()
+                    }
+                })
+                .collect();
+        }
+        // The NTP clock only matters to a stream's own SR bookkeeping, which we do not use.
+        let ntp = NtpClock {
+            anchor: now,
+            anchor_ntp: 0,
+        };
+        let mut ssrcs: Vec<u32> = self.recv.keys().copied().collect();
+        ssrcs.sort_unstable();
+        ssrcs
+            .into_iter()
+            .filter_map(|ssrc| {
+                let mut block = self.recv.get_mut(&ssrc)?.report_block(now, &ntp)?;
+                (block.lsr, block.dlsr) =
+                    self.last_sr.get(&ssrc).map_or((0, 0), |sr| lsr_dlsr(*sr));
+                Some(block)
+            })
             .collect()
     }
 }

@@ -4,8 +4,18 @@
 //! the same instant for all three, sender reports once a second, and a keyframe on an encoding
 //! whenever it received a PLI/FIR for it. Plus what a subscriber's received packets say
 //! ([`Received`]): which encoding and frame each carries, to check the consumer's output.
+//!
+//! By default its frames are small and fixed (encoding `l` sends `l + 1` packets of 313 payload bytes
+//! a frame), which is what the functional tests want. For bandwidth-estimation scenarios,
+//! [`SimulcastPublisher::with_bitrates`] gives each encoding a VP8 bit rate (by default
+//! [`DEFAULT_BITRATES`]): frames of `bitrate · 30 ms` bytes (keyframes [`KEY_FACTOR`] times
+//! larger) with seeded jitter, cut into packets of at most [`MAX_PAYLOAD`] bytes, sent in
+//! simulated time by [`SimulcastPublisher::run_for`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use ferrosfu_fbs::*;
 use ferrosfu_worker_core::{Pt, Rtcp, RtpHeader, SrtpProfile, Ssrc, Vp8Descriptor, build_packet};
@@ -22,6 +32,22 @@ pub const FRAME: Duration = Duration::from_millis(30);
 pub const FRAME_TICKS: u32 = 2700;
 /// Bytes of VP8 data after the payload header in each packet (its identity, then filler).
 const FILLER: usize = 300;
+/// Bytes of the VP8 payload descriptor the publisher writes (X, I with a 15-bit PictureID, L,
+/// T/K) and of the identity that starts each packet's data (VP8 header byte, encoding, frame
+/// number, packet index).
+const DESCRIPTOR: usize = 6;
+const IDENTITY: usize = 7;
+
+/// Bit rates of the three encodings for bandwidth-estimation scenarios (VP8 payload, lowest
+/// first): what a browser sends for 320×180, 640×360 and 1280×720 at 30 fps.
+pub const DEFAULT_BITRATES: [u64; LAYERS] = [150_000, 500_000, 1_500_000];
+/// RTP payload bytes of one packet at most (what libwebrtc's packetiser aims at, below an MTU
+/// with SRTP and extensions).
+pub const MAX_PAYLOAD: usize = 1200;
+/// A keyframe is this many times larger than a delta frame of the same encoding.
+pub const KEY_FACTOR: u64 = 4;
+/// Frame sizes vary uniformly within ± this fraction of their mean (seeded).
+pub const FRAME_JITTER: f64 = 0.2;
 
 /// The RID extension id and the MID extension id the publisher uses.
 const MID_EXT: u8 = 1;
@@ -56,7 +82,18 @@ pub struct SimulcastPublisher {
     plis: [usize; LAYERS],
     pub frame: u32,
     pub sent: Vec<SentPacket>,
-    last_sr: Option<std::time::Instant>,
+    last_sr: Option<Instant>,
+    /// VP8 payload bit rate of each encoding (`None`: the small fixed frames of the
+    /// functional tests). Changeable between frames.
+    pub bitrates: Option<[u64; LAYERS]>,
+    /// Seeded frame-size jitter (with `bitrates`).
+    rng: StdRng,
+    /// When [`SimulcastPublisher::tick`] sends the next frame.
+    next_frame_at: Option<Instant>,
+    /// RTP payload bytes, packets and keyframes sent per encoding.
+    pub bytes_sent: [u64; LAYERS],
+    pub packets_sent: [u64; LAYERS],
+    pub keyframes_sent: [u64; LAYERS],
 }
 
 impl SimulcastPublisher {
@@ -94,7 +131,50 @@ impl SimulcastPublisher {
             frame: 0,
             sent: Vec::new(),
             last_sr: None,
+            bitrates: None,
+            rng: StdRng::seed_from_u64(0),
+            next_frame_at: None,
+            bytes_sent: [0; LAYERS],
+            packets_sent: [0; LAYERS],
+            keyframes_sent: [0; LAYERS],
         }
+    }
+
+    /// A publisher of three encodings at `bitrates` (VP8 payload bit/s, lowest first; see
+    /// [`DEFAULT_BITRATES`]), frame sizes jittered from `seed`. It does not keep what it sends
+    /// ([`SimulcastPublisher::record`] false: a long run sends tens of thousands of packets);
+    /// set `record` to compare payloads.
+    pub fn with_bitrates(
+        sim: &mut Sim,
+        id: &str,
+        by_rid: bool,
+        bitrates: [u64; LAYERS],
+        seed: u64,
+    ) -> Self {
+        let mut p = Self::new(sim, id, by_rid);
+        p.bitrates = Some(bitrates);
+        p.rng = StdRng::seed_from_u64(seed);
+        p.record = false;
+        p
+    }
+
+    /// Data bytes (after the descriptor) of each packet of the next frame of `layer`.
+    fn packet_sizes(&mut self, layer: usize, key: bool) -> Vec<usize> {
+        let Some(rates) = self.bitrates else {
+            return vec![IDENTITY + FILLER; layer + 1];
+        };
+        let mean = rates[layer] * FRAME.as_millis() as u64 / 8000;
+        let mean = if key { mean * KEY_FACTOR } else { mean };
+        let jitter = 1.0 + self.rng.random_range(-FRAME_JITTER..=FRAME_JITTER);
+        let bytes = ((mean as f64 * jitter) as usize).max(DESCRIPTOR + IDENTITY);
+        let packets = bytes.div_ceil(MAX_PAYLOAD);
+        (0..packets)
+            .map(|k| {
+                // Spread evenly: the first `bytes % packets` packets carry one byte more.
+                let payload = bytes / packets + usize::from(k < bytes % packets);
+                payload.max(DESCRIPTOR + IDENTITY) - DESCRIPTOR
+            })
+            .collect()
     }
 
     fn plis_for(rtcp: &[Rtcp], ssrc: u32) -> usize {
@@ -109,6 +189,13 @@ impl SimulcastPublisher {
 
     /// Sends the next frame on every active encoding, then lets `FRAME` pass.
     pub fn send_frame(&mut self, sim: &mut Sim) {
+        self.send_now(sim);
+        self.next_frame_at = Some(sim.now + FRAME);
+        sim.run_for(FRAME);
+    }
+
+    /// Sends the next frame (and sender reports once a second) now.
+    fn send_now(&mut self, sim: &mut Sim) {
         if self
             .last_sr
             .is_none_or(|t| sim.now.duration_since(t) >= Duration::from_secs(1))
@@ -118,7 +205,35 @@ impl SimulcastPublisher {
         for pkt in self.next_frame(&sim.peers[self.peer].rx_rtcp) {
             sim.peer_send_rtp(self.peer, pkt);
         }
-        sim.run_for(FRAME);
+    }
+
+    /// Sends a frame if one is due at `sim.now` (the first at once, then one every [`FRAME`]);
+    /// returns when the next is due. Drive the simulation to that instant, or use
+    /// [`SimulcastPublisher::run_for`].
+    ///
+    /// A publisher not ticked for a while (the simulation ran without it) skips the frames it
+    /// missed, as a paused capture would, and keeps its RTP clock in line with time: the
+    /// skipped frame numbers advance the timestamps.
+    pub fn tick(&mut self, sim: &mut Sim) -> Instant {
+        let mut due = *self.next_frame_at.get_or_insert(sim.now);
+        if sim.now >= due {
+            let missed = ((sim.now - due).as_nanos() / FRAME.as_nanos()) as u32;
+            self.frame += missed;
+            due += FRAME * missed;
+            self.send_now(sim);
+            self.next_frame_at = Some(due + FRAME);
+        }
+        self.next_frame_at.expect("set above")
+    }
+
+    /// Publishes for `d` of simulated time: a frame every [`FRAME`], the network and the core
+    /// running in between. The frame cadence continues across calls.
+    pub fn run_for(&mut self, sim: &mut Sim, d: Duration) {
+        let until = sim.now + d;
+        while sim.now < until {
+            let next = self.tick(sim).clamp(sim.now, until);
+            sim.run_for(next - sim.now);
+        }
     }
 
     /// The plaintext packets of the next frame on every active encoding (a keyframe on an
@@ -140,8 +255,12 @@ impl SimulcastPublisher {
             }
             let tid = if key { 0 } else { tid };
             self.picture_id[layer] = (self.picture_id[layer] + 1) & 0x7fff;
-            let packets = layer + 1;
-            for k in 0..packets {
+            let sizes = self.packet_sizes(layer, key);
+            let packets = sizes.len();
+            if key {
+                self.keyframes_sent[layer] += 1;
+            }
+            for (k, size) in sizes.into_iter().enumerate() {
                 let mut payload = vec![
                     0x80 | if k == 0 { 0x10 } else { 0 },
                     0xe0,
@@ -155,7 +274,10 @@ impl SimulcastPublisher {
                 payload.push(layer as u8);
                 payload.extend_from_slice(&n.to_be_bytes());
                 payload.push(k as u8);
-                payload.extend((0..FILLER as u32).map(|i| (i.wrapping_mul(7) ^ n) as u8));
+                let filler = size.saturating_sub(IDENTITY) as u32;
+                payload.extend((0..filler).map(|i| (i.wrapping_mul(7) ^ n) as u8));
+                self.bytes_sent[layer] += payload.len() as u64;
+                self.packets_sent[layer] += 1;
                 let seq = self.seq[layer];
                 self.seq[layer] = seq.wrapping_add(1);
                 let ts = self.ts_base[layer].wrapping_add(n.wrapping_mul(FRAME_TICKS));
@@ -299,6 +421,18 @@ pub fn subscriber(
     consumer_type: ConsumerType,
     preferred: Option<ConsumerLayers>,
 ) -> usize {
+    subscriber_with(sim, id, producer, consumer_type, preferred, |_| {})
+}
+
+/// [`subscriber`] with the consumer's options changed by `tweak` (extensions, feedback…).
+pub fn subscriber_with(
+    sim: &mut Sim,
+    id: &str,
+    producer: &str,
+    consumer_type: ConsumerType,
+    preferred: Option<ConsumerLayers>,
+    tweak: impl FnOnce(&mut ConsumeOptions),
+) -> usize {
     let s = sim.add_peer(SrtpProfile::AesCm128HmacSha1_80);
     let tid = sim.peers[s].transport_id.clone();
     let (ssrc, rtx) = (0x7000 + s as u32, 0x7800 + s as u32);
@@ -306,6 +440,7 @@ pub fn subscriber(
     o.consumer_type = consumer_type;
     o.preferred_layers = preferred;
     o.rtp_parameters.encodings[0].scalability_mode = Some("L3T3".into());
+    tweak(&mut o);
     sim.request(&tid, RequestBody::TransportConsume(o)).unwrap();
     sim.peers[s].rtx_of.insert(rtx, ssrc);
     s
