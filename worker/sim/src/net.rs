@@ -54,6 +54,8 @@ pub struct Peer {
     /// of the streams that sent an SR (what the older scenarios were written against).
     pub rr_loss: bool,
     pub nacks_received: u64,
+    /// Padding-only RTX packets received (the SFU's probes).
+    pub rx_padding: u64,
     pub retransmissions_sent: u64,
     /// When each packet of [`Peer::rx_raw`] arrived (simulated time), index for index.
     pub rx_times: Vec<Instant>,
@@ -286,6 +288,7 @@ impl Sim {
             send_rr: true,
             rr_loss: false,
             nacks_received: 0,
+            rx_padding: 0,
             retransmissions_sent: 0,
             rx_times: Vec::new(),
             twcc_ext: None,
@@ -462,6 +465,11 @@ impl Sim {
                     p.twcc.on_packet(u16::from_be_bytes([a, b]), h.ssrc.0, now);
                 }
                 let mut retrans = false;
+                if p.rtx_of.contains_key(&h.ssrc.0) && h.payload(&plain).len() < 2 {
+                    // Padding only (a probe): no original packet inside.
+                    p.rx_padding += 1;
+                    return;
+                }
                 if let Some(&media) = p.rtx_of.get(&h.ssrc.0) {
                     // Unwrap RTX: OSN then the original payload.
                     let payload = h.payload(&plain);

@@ -101,6 +101,8 @@ pub(crate) struct AimdRateControl {
     state: RateControlState,
     time_last_change: Option<Instant>,
     rtt: Duration,
+    /// Application-limited: an overuse backs off from the estimate, not the throughput.
+    in_alr: bool,
 }
 
 impl AimdRateControl {
@@ -113,6 +115,7 @@ impl AimdRateControl {
             state: RateControlState::Hold,
             time_last_change: None,
             rtt: DEFAULT_RTT,
+            in_alr: false,
         };
         this.current_bps = this.clamp(start_bps as f64);
         this.latest_throughput_bps = this.current_bps;
@@ -125,6 +128,11 @@ impl AimdRateControl {
 
     pub(crate) fn set_rtt(&mut self, rtt: Duration) {
         self.rtt = rtt;
+    }
+
+    /// Whether the sender is application-limited ([`super::alr`]).
+    pub(crate) fn set_in_alr(&mut self, in_alr: bool) {
+        self.in_alr = in_alr;
     }
 
     pub(crate) fn set_bounds(&mut self, min_bps: u64, max_bps: u64) {
@@ -199,6 +207,14 @@ impl AimdRateControl {
                 self.time_last_change = Some(now);
             }
             RateControlState::Decrease => {
+                // Application-limited, the throughput is what was sent, not what fits: back
+                // off from the estimate (a layer switch's keyframe must not send it down to
+                // the old layer's rate).
+                let throughput = if self.in_alr {
+                    throughput.max(self.current_bps)
+                } else {
+                    throughput
+                };
                 let mut decreased = throughput * BACKOFF_FACTOR;
                 if decreased > self.current_bps {
                     if let Some(capacity) = self.link_capacity.estimate_bps() {

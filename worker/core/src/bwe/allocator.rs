@@ -5,8 +5,8 @@
 //! equal priorities share alike), until nothing more fits.
 //!
 //! A pure function of what it is given ([`allocate`]); [`Hysteresis`] turns its answers into
-//! what is applied: a step down at once, a step up only after the allocation asked for it for
-//! [`UP_HOLD`] without interruption.
+//! what is applied: a step down at once once the estimate no longer covers [`KEEP_SHARE`] of
+//! it, a step up only after the allocation asked for it for [`UP_HOLD`] without interruption.
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,10 @@ pub(crate) fn allocate(budget_bps: u64, cands: &[Candidate]) -> (Vec<Grant>, u64
     (grants, used)
 }
 
+/// A granted layer is kept while the estimate covers this share of it: a dip the size of a
+/// keyframe's overuse backoffs (0.85, two or three times) does not switch down, a real drop does.
+pub(crate) const KEEP_SHARE: f64 = 0.75;
+
 /// Applies allocations with hysteresis: down at once, up after [`UP_HOLD`] of asking.
 #[derive(Debug, Default)]
 pub(crate) struct Hysteresis {
@@ -105,15 +109,23 @@ pub(crate) struct Hysteresis {
 }
 
 impl Hysteresis {
-    /// `applied` (updated in place) moves toward `wanted`: every grant that goes down, at once;
-    /// the ones that go up, once more has been wanted for [`UP_HOLD`]. Returns whether any
-    /// upgrade is still held back.
-    pub(crate) fn apply(&mut self, applied: &mut [Grant], wanted: &[Grant], now: Instant) -> bool {
+    /// `applied` (updated in place) moves toward `wanted` (the allocation of the budget):
+    /// down at once as far as `keep` (the allocation of the budget ÷ [`KEEP_SHARE`]) says; up,
+    /// to `wanted`, once more has been wanted for [`UP_HOLD`]. Returns whether any upgrade is
+    /// still held back.
+    pub(crate) fn apply(
+        &mut self,
+        applied: &mut [Grant],
+        wanted: &[Grant],
+        keep: &[Grant],
+        now: Instant,
+    ) -> bool {
         let mut up = false;
-        for (a, &w) in applied.iter_mut().zip(wanted) {
-            if w < *a {
-                *a = w;
-            } else if w > *a {
+        for ((a, &w), &k) in applied.iter_mut().zip(wanted).zip(keep) {
+            if k < *a {
+                *a = k;
+            }
+            if w > *a {
                 up = true;
             }
         }
@@ -125,7 +137,9 @@ impl Hysteresis {
         if now.saturating_duration_since(since) < UP_HOLD {
             return true;
         }
-        applied.copy_from_slice(wanted);
+        for (a, &w) in applied.iter_mut().zip(wanted) {
+            *a = (*a).max(w);
+        }
         self.up_since = None;
         false
     }
@@ -198,16 +212,20 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Hysteresis::default();
         let mut applied = [Grant::Step(2)];
-        assert!(!h.apply(&mut applied, &[Grant::Step(0)], t0));
+        let (s0, s1) = ([Grant::Step(0)], [Grant::Step(1)]);
+        // What the tolerant allocation keeps stays.
+        assert!(!h.apply(&mut applied, &s0, &[Grant::Step(2)], t0));
+        assert_eq!(applied, [Grant::Step(2)]);
+        assert!(!h.apply(&mut applied, &s0, &s0, t0));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(h.apply(&mut applied, &[Grant::Step(1)], t0));
-        assert!(h.apply(&mut applied, &[Grant::Step(1)], t0 + UP_HOLD / 2));
+        assert!(h.apply(&mut applied, &s1, &s1, t0));
+        assert!(h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD / 2));
         assert_eq!(applied, [Grant::Step(0)]);
         // An interruption starts the hold over.
-        h.apply(&mut applied, &[Grant::Step(0)], t0 + UP_HOLD / 2);
-        h.apply(&mut applied, &[Grant::Step(1)], t0 + UP_HOLD);
+        h.apply(&mut applied, &s0, &s1, t0 + UP_HOLD / 2);
+        h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD);
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(!h.apply(&mut applied, &[Grant::Step(1)], t0 + UP_HOLD * 2));
+        assert!(!h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD * 2));
         assert_eq!(applied, [Grant::Step(1)]);
     }
 }

@@ -52,6 +52,10 @@ impl DelayBasedBwe {
         self.rate.set_rtt(rtt);
     }
 
+    pub(crate) fn set_in_alr(&mut self, in_alr: bool) {
+        self.rate.set_in_alr(in_alr);
+    }
+
     pub(crate) fn set_bounds(&mut self, min_bps: u64, max_bps: u64) {
         self.rate.set_bounds(min_bps, max_bps);
     }

@@ -16,7 +16,7 @@ use super::trendline::BandwidthUsage;
 const LOSS_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The estimator's state after a feedback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BweUpdate {
     /// The available bitrate: min of the delay-based and the loss-based estimates.
     pub estimate_bps: u64,
@@ -99,6 +99,11 @@ impl SendSideBwe {
     pub fn set_rtt(&mut self, rtt: Duration) {
         self.delay.set_rtt(rtt);
         self.loss.set_rtt(rtt);
+    }
+
+    /// Whether the transport is application-limited ([`super::alr`]).
+    pub fn set_in_alr(&mut self, in_alr: bool) {
+        self.delay.set_in_alr(in_alr);
     }
 
     /// New bounds; the estimates are clamped into them.

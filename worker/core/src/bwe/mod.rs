@@ -4,6 +4,7 @@
 //! the allocator that act on it. Time is an argument everywhere; nothing reads a clock.
 
 pub(crate) mod allocator;
+pub(crate) mod alr;
 pub(crate) mod feedback;
 pub(crate) mod history;
 pub(crate) mod pacer;
@@ -44,6 +45,7 @@ pub struct PacketResult {
 #[derive(Debug, Default)]
 pub(crate) struct Control {
     pub prober: prober::Prober,
+    pub alr: alr::AlrDetector,
     pub hysteresis: allocator::Hysteresis,
     /// When the allocator runs next (it also runs at once when the estimate drops).
     pub next_run: Option<Instant>,
@@ -53,6 +55,8 @@ pub(crate) struct Control {
     pub desired_bps: u64,
     /// What the allocation granted, bit/s.
     pub effective_desired_bps: u64,
+    /// When the allocation last raised a consumer's layers.
+    pub upgraded_at: Option<Instant>,
     /// When the next `bwe` trace is due.
     pub next_trace: Option<Instant>,
 }

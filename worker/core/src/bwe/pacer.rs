@@ -13,8 +13,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// GoogCC's pacing factor: packets leave at this multiple of the estimate.
-pub(crate) const PACING_FACTOR: f64 = 2.5;
+/// Packets leave at this multiple of the estimate. GoogCC's 2.5 suits an encoder whose target
+/// is the estimate; an SFU's allocation already keeps the average under it, so the pacer's job
+/// is to spread bursts (a keyframe after a layer switch) at a rate the path takes without
+/// building a queue: a little over the estimate.
+pub(crate) const PACING_FACTOR: f64 = 1.25;
 /// How much may leave back to back before the rate applies (one burst window at the rate).
 const BURST_WINDOW: Duration = Duration::from_millis(5);
 /// A queue is drained within this time at the latest (the rate is raised to do so).
@@ -75,6 +78,16 @@ impl<T> Pacer<T> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.queued_bytes == 0 && self.queues.iter().all(VecDeque::is_empty)
+    }
+
+    /// How long what waits takes to leave at the set rate.
+    pub(crate) fn queue_time(&self) -> Duration {
+        match self.rate_bps {
+            Some(r) if self.queued_bytes > 0 => {
+                Duration::from_secs_f64(self.queued_bytes as f64 * 8.0 / r)
+            }
+            _ => Duration::ZERO,
+        }
     }
 
     #[cfg(test)]
@@ -149,6 +162,23 @@ impl<T> Pacer<T> {
         self.queued_bytes -= w.size;
         self.debt += w.size as f64;
         Some(w.item)
+    }
+
+    /// Removes the queued items of `class` that `stale` says are, returning them.
+    pub(crate) fn discard(&mut self, class: Class, mut stale: impl FnMut(&T) -> bool) -> Vec<T> {
+        let q = &mut self.queues[class as usize];
+        let mut out = Vec::new();
+        let mut kept = VecDeque::with_capacity(q.len());
+        for w in q.drain(..) {
+            if stale(&w.item) {
+                self.queued_bytes -= w.size;
+                out.push(w.item);
+            } else {
+                kept.push_back(w);
+            }
+        }
+        *q = kept;
+        out
     }
 
     /// Takes a queued item whatever the rate (to discard what cannot be sent).

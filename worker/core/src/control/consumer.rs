@@ -75,6 +75,7 @@ impl WorkerCore {
         } else {
             self.consumer_key_frame(ck, now);
         }
+        self.bwe_consumer_added(tk, ck, now);
         Ok(reply)
     }
 

@@ -9,7 +9,7 @@ use ferrosfu_fbs::{HandlerId, MediaKind};
 
 use crate::WorkerCore;
 use crate::bwe::BweUpdate;
-use crate::bwe::allocator::{Candidate, Grant, allocate};
+use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, allocate};
 use crate::bwe::pacer::PACING_FACTOR;
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
@@ -21,6 +21,11 @@ const DROP_RATIO: f64 = 0.9;
 const MEDIA_SHARE: f64 = 0.95;
 /// Dynacast: how often the layers a producer's consumers need are checked.
 const DYNACAST_EVERY: Duration = Duration::from_millis(500);
+/// After an upgrade, only loss switches down for this long.
+const UPGRADE_GRACE: Duration = Duration::from_secs(1);
+/// The layers a subscriber receives are kept by its acknowledged bitrate only while it loses
+/// less than this.
+const KEEP_MAX_LOSS: f64 = 0.02;
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
@@ -40,7 +45,9 @@ impl WorkerCore {
         let Some(t) = self.tables.transports.get_mut(tk) else {
             return;
         };
-        let e = update.estimate_bps;
+        let Some(e) = t.estimate_bps() else {
+            return;
+        };
         t.pacer
             .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
         let max = t.bwe_max_bps();
@@ -63,13 +70,45 @@ impl WorkerCore {
         }
     }
 
+    /// A REMB from transport `tk`'s subscriber: the estimate when it sends no transport-wide
+    /// feedback, a ceiling when it does.
+    pub(crate) fn remb_received(&mut self, tk: TransportKey, bps: u64, now: Instant) {
+        let Some(t) = self.tables.transports.get_mut(tk) else {
+            return;
+        };
+        t.remb_bps = Some(bps);
+        let update = BweUpdate::default();
+        self.bwe_updated(tk, &update, now);
+    }
+
+    /// Consumer `ck` joined transport `tk`: if it negotiated transport-wide-cc or REMB, the
+    /// transport allocates from now on (from the start estimate until feedback comes).
+    pub(crate) fn bwe_consumer_added(&mut self, tk: TransportKey, ck: ConsumerKey, now: Instant) {
+        let Some(c) = self.tables.consumers.get(ck) else {
+            return;
+        };
+        let remb = c
+            .params
+            .codecs
+            .iter()
+            .any(|codec| codec.rtcp_feedback.iter().any(|f| f.kind == "goog-remb"));
+        if c.twcc_ext == 0 && !remb {
+            return;
+        }
+        let Some(t) = self.tables.transports.get_mut(tk) else {
+            return;
+        };
+        t.bwe_expected = true;
+        self.allocate_transport(tk, now);
+    }
+
     /// Runs the allocators that are due (from the tick).
     pub(crate) fn allocation_tick(&mut self, now: Instant) {
         let due: Vec<TransportKey> = self
             .tables
             .transports
             .iter()
-            .filter(|(_, t)| t.bwe_fed && t.bwe_ctl.next_run.is_some_and(|r| r <= now))
+            .filter(|(_, t)| t.has_estimate() && t.bwe_ctl.next_run.is_some_and(|r| r <= now))
             .map(|(k, _)| k)
             .collect();
         for tk in due {
@@ -83,9 +122,14 @@ impl WorkerCore {
         let Some(t) = self.tables.transports.get_mut(tk) else {
             return;
         };
-        let estimate = t.bwe.estimate();
+        let Some(estimate) = t.estimate_bps() else {
+            return;
+        };
         t.bwe_ctl.next_run = Some(now + ALLOCATE_EVERY);
         t.bwe_ctl.last_estimate = estimate;
+        let sent = u64::from(t.counters.send_rate.bitrate(now));
+        let alr = t.bwe_ctl.alr.update(sent, estimate);
+        t.bwe.set_in_alr(alr);
         let consumers = t.consumers.clone();
         let plans: Vec<Plan> = consumers
             .into_iter()
@@ -94,6 +138,17 @@ impl WorkerCore {
         let cands: Vec<Candidate> = plans.iter().map(|p| p.cand.clone()).collect();
         let budget = (estimate as f64 * MEDIA_SHARE) as u64;
         let (wanted, used) = allocate(budget, &cands);
+        // What is kept: by the estimate, or by what the subscriber demonstrably receives (what
+        // was sent over the last second) while it loses (almost) nothing — an overuse backoff
+        // after a layer switch's keyframe says less about the path than intact delivery does.
+        let t = &self.tables.transports[tk];
+        let received = if t.bwe_fed && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+            (sent as f64 * (1.0 - t.bwe.fraction_loss())) as u64
+        } else {
+            0
+        };
+        let basis = (estimate.max(received) as f64 * MEDIA_SHARE / KEEP_SHARE) as u64;
+        let (mut keep, _) = allocate(basis, &cands);
         let desired: u64 = cands.iter().filter_map(|c| c.steps.last()).sum();
         let mut applied: Vec<Grant> = plans
             .iter()
@@ -101,7 +156,22 @@ impl WorkerCore {
             .map(|(p, &w)| self.applied_grant(p, w))
             .collect();
         let t = &mut self.tables.transports[tk];
-        t.bwe_ctl.hysteresis.apply(&mut applied, &wanted, now);
+        // Just after an upgrade, what was sent does not show the new layers yet and their
+        // keyframes' queue may set off an overuse: only loss switches down then.
+        let grace = t
+            .bwe_ctl
+            .upgraded_at
+            .is_some_and(|u| now < u + UPGRADE_GRACE);
+        if grace && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+            keep.clone_from(&applied);
+        }
+        let before = applied.clone();
+        t.bwe_ctl
+            .hysteresis
+            .apply(&mut applied, &wanted, &keep, now);
+        if applied.iter().zip(&before).any(|(a, b)| a > b) {
+            t.bwe_ctl.upgraded_at = Some(now);
+        }
         t.bwe_ctl.desired_bps = desired;
         t.bwe_ctl.effective_desired_bps = used;
         for (p, g) in plans.iter().zip(applied) {
@@ -172,14 +242,21 @@ impl WorkerCore {
                     *b += u64::from(p.layer_rates.layer(s, t, now));
                 }
             }
+            // The lowest spatial layer degrades by frame rate (each temporal layer a step);
+            // a higher one is taken only whole, at the frame rate the app prefers.
             let top = this.len() - 1;
             for (i, ((s, t), cost)) in this.into_iter().enumerate() {
+                if s > 0 && i < top && !steps.is_empty() {
+                    continue;
+                }
                 layers.push((s, if i == top { u8::MAX } else { t }));
                 steps.push(cost);
             }
         }
         if steps.is_empty() {
-            return None;
+            // Nothing measured yet (the first packets): the lowest layer until it is.
+            steps.push(0);
+            layers.push((0, u8::MAX));
         }
         Some(Plan {
             ck,
@@ -251,16 +328,17 @@ impl WorkerCore {
     /// A `bwe` trace of transport `tk` when due.
     fn bwe_trace(&mut self, tk: TransportKey, now: Instant) {
         let t = &mut self.tables.transports[tk];
-        let ctl = &mut t.bwe_ctl;
-        if ctl.next_trace.is_some_and(|n| now < n) {
+        if t.bwe_ctl.next_trace.is_some_and(|n| now < n) {
             return;
         }
-        ctl.next_trace = Some(now + TRACE_EVERY);
+        t.bwe_ctl.next_trace = Some(now + TRACE_EVERY);
+        let available = t.estimate_bps().unwrap_or(0);
         tracing::debug!(
             target: "bwe",
-            desired = ctl.desired_bps,
-            effective = ctl.effective_desired_bps,
-            available = t.bwe.estimate(),
+            desired = t.bwe_ctl.desired_bps,
+            effective = t.bwe_ctl.effective_desired_bps,
+            available,
+            alr = t.bwe_ctl.alr.in_alr(),
             "trace"
         );
     }

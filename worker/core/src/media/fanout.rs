@@ -142,6 +142,15 @@ impl WorkerCore {
                             c.stream.resync();
                         }
                         if let Some(from) = switched_from {
+                            if from > enc
+                                && let Some(t) = self.tables.transports.get_mut(c.transport)
+                                && t.discard_queued(ck) > 0
+                            {
+                                // The queue may be empty now.
+                                if paced.last() != Some(&c.transport) {
+                                    paced.push(c.transport);
+                                }
+                            }
                             let same_instant = same_instant(p, enc_i, from, hdr.timestamp)
                                 .map(|ts| c.stream.output_ts(ts));
                             c.stream.switch_timeline(hdr.timestamp, same_instant, now);
@@ -210,7 +219,7 @@ impl WorkerCore {
             }
             let len = buf.len();
             if !direct {
-                if t.pace(buf, class, c.twcc_ext, c.abs_send_time_ext, None) {
+                if t.pace(buf, class, (c.twcc_ext, c.abs_send_time_ext), ck) {
                     c.stream.on_sent(out_seq, out_ts, len, now);
                     if paced.last() != Some(&c.transport) {
                         paced.push(c.transport);

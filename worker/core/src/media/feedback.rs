@@ -1,5 +1,5 @@
 //! Feedback: RTCP from the remote end of a transport (sender/receiver reports, NACK, PLI/FIR;
-//! transport-wide-cc to the send-side estimation, REMB waits for it), keyframe requests to
+//! transport-wide-cc and REMB to the send-side estimation), keyframe requests to
 //! publishers (throttled per producer) and RTCP we send.
 
 use std::time::Instant;
@@ -77,8 +77,13 @@ impl WorkerCore {
                         self.on_packet_results(k, &results, now);
                     }
                 }
-                // Feedback on what we send: for the send-side estimation to come.
-                Rtcp::Remb { .. } | Rtcp::Sdes { .. } => {}
+                // A receiver's estimate of what we send it (only about streams we send).
+                Rtcp::Remb { bitrate, ssrcs } => {
+                    if ssrcs.iter().any(|s| t.ssrc_consumers.contains_key(s)) {
+                        self.remb_received(k, bitrate, now);
+                    }
+                }
+                Rtcp::Sdes { .. } => {}
             }
         }
     }

@@ -12,7 +12,7 @@ use ferrosfu_fbs::MediaKind;
 use crate::WorkerCore;
 use crate::bwe::pacer::Class;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
-use crate::tables::TransportKey;
+use crate::tables::{ConsumerKey, TransportKey};
 use crate::transmit::TransmitQueue;
 use crate::transport::Transport;
 use crate::units::{Pt, Ssrc};
@@ -28,6 +28,8 @@ pub(crate) struct Paced {
     pub class: Class,
     /// The probe cluster it belongs to.
     pub probe: Option<u32>,
+    /// The consumer it is from.
+    pub consumer: Option<ConsumerKey>,
 }
 
 /// Padding bytes in one probe packet (the most RFC 3550's count byte allows).
@@ -55,9 +57,8 @@ impl Transport {
         &mut self,
         plain: &[u8],
         class: Class,
-        twcc_ext: u8,
-        abs_ext: u8,
-        probe: Option<u32>,
+        (twcc_ext, abs_ext): (u8, u8),
+        consumer: ConsumerKey,
     ) -> bool {
         let Ok(hdr) = RtpHeader::parse(plain) else {
             return false;
@@ -70,7 +71,8 @@ impl Transport {
             abs_at: ext_offset(plain, &hdr, abs_ext),
             packet,
             class,
-            probe,
+            probe: None,
+            consumer: Some(consumer),
         };
         match self.pacer.push(class, plain.len(), item) {
             Ok(()) => true,
@@ -88,6 +90,23 @@ impl Transport {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Consumer `ck` switched down to a new encoding (from its keyframe on): the video it
+    /// queued of the old one is dropped (the decoder restarts at the keyframe; that the
+    /// pacer still held it means the path is congested).
+    pub(crate) fn discard_queued(&mut self, ck: ConsumerKey) -> usize {
+        let mut stale = self.pacer.discard(Class::Video, |p| p.consumer == Some(ck));
+        stale.extend(
+            self.pacer
+                .discard(Class::Retransmission, |p| p.consumer == Some(ck)),
+        );
+        let n = stale.len();
+        for p in stale {
+            self.recycle(p.packet);
+        }
+        self.counters.paced_discarded += n as u64;
+        n
     }
 
     fn recycle(&mut self, packet: Vec<u8>) {

@@ -11,6 +11,9 @@ use crate::proto::vp8::Vp8Descriptor;
 use crate::tables::ConsumerKey;
 use crate::units::{Pt, Ssrc};
 
+/// A pacer queue longer than this skips retransmissions.
+const CONGESTED_QUEUE: Duration = Duration::from_millis(200);
+
 impl WorkerCore {
     pub(super) fn retransmit(&mut self, ck: ConsumerKey, seqs: &[u16], now: Instant) {
         let ntp = self.clock(now).ntp(now);
@@ -33,18 +36,27 @@ impl WorkerCore {
         let Some(tuple) = t.send_tuple(false) else {
             return;
         };
+        // Congested (the pacer holds more than it sends in this long): a retransmission would
+        // only add to the queue it was lost in, and arrive too late to be played.
+        if t.pacer.queue_time() > CONGESTED_QUEUE {
+            t.counters.rtx_skipped += seqs.len() as u64;
+            return;
+        }
         let mut queued = false;
         for &seq in seqs {
             let Some(buffer) = c.stream.buffer.as_mut() else {
                 break;
             };
-            let Some((from, pkt)) =
-                buffer
-                    .get_for_resend(seq, now, min_interval)
-                    .and_then(|from| {
-                        let e = p.encodings.get(usize::from(from.encoding))?;
-                        Some((from, e.store.as_ref()?.get(from.in_ext_seq)?))
-                    })
+            // A packet of an encoding the consumer no longer sends is of no use: the decoder
+            // restarted at the new encoding's keyframe.
+            let current = c.layers.as_ref().and_then(|l| l.current_encoding());
+            let Some((from, pkt)) = buffer
+                .get_for_resend(seq, now, min_interval)
+                .filter(|from| current.is_none_or(|e| e == from.encoding))
+                .and_then(|from| {
+                    let e = p.encodings.get(usize::from(from.encoding))?;
+                    Some((from, e.store.as_ref()?.get(from.in_ext_seq)?))
+                })
             else {
                 continue;
             };
@@ -87,9 +99,8 @@ impl WorkerCore {
                 if t.pace(
                     buf,
                     Class::Retransmission,
-                    c.twcc_ext,
-                    c.abs_send_time_ext,
-                    None,
+                    (c.twcc_ext, c.abs_send_time_ext),
+                    ck,
                 ) {
                     c.stream.rtx_packets += 1;
                     queued = true;

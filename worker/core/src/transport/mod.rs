@@ -88,6 +88,10 @@ pub(crate) struct Counters {
     pub rtcp_received: u64,
     pub rtcp_sent: u64,
     pub rtx_sent: u64,
+    /// NACKed packets not retransmitted because the pacer was congested.
+    pub rtx_skipped: u64,
+    /// Queued video dropped when its consumer switched down (stale after the keyframe).
+    pub paced_discarded: u64,
     pub dropped: u64,
     /// Packets the subscriber's last transport-wide feedback reported received / lost (for the
     /// first time).
@@ -135,6 +139,12 @@ pub(crate) struct Transport {
     pub bwe: SendSideBwe,
     /// Whether any transport-wide feedback came yet (before: no estimate to report).
     pub bwe_fed: bool,
+    /// The subscriber's last REMB (bit/s): the estimate when it sends no transport-wide
+    /// feedback (it negotiated only `goog-remb`), else a ceiling on it.
+    pub remb_bps: Option<u64>,
+    /// A consumer negotiated transport-wide-cc or REMB: feedback will come, and until it does
+    /// the estimate is the start one (mediasoup's `initialAvailableOutgoingBitrate`).
+    pub bwe_expected: bool,
     /// Its RTP leaves through this once the estimate is fed (before: at once, unpaced).
     pub pacer: Pacer<Paced>,
     /// Buffers of packets that left the pacer, for the next ones.
@@ -191,11 +201,28 @@ impl Transport {
             feedback_adapter: FeedbackAdapter::default(),
             bwe: SendSideBwe::new(BWE_START_BPS, BWE_MIN_BPS, BWE_MAX_BPS),
             bwe_fed: false,
+            remb_bps: None,
+            bwe_expected: false,
             pacer: Pacer::default(),
             paced_pool: Vec::new(),
             pace_wake: None,
             bwe_ctl: Control::default(),
         }
+    }
+
+    /// The available outgoing bitrate: the transport-wide estimate (capped by a REMB), else
+    /// the REMB alone; `None` before any feedback.
+    pub(crate) fn estimate_bps(&self) -> Option<u64> {
+        match (self.bwe_fed, self.remb_bps) {
+            (true, r) => Some(self.bwe.estimate().min(r.unwrap_or(u64::MAX))),
+            (false, Some(r)) => Some(r.clamp(BWE_MIN_BPS, self.bwe_max_bps())),
+            (false, None) => self.bwe_expected.then(|| self.bwe.estimate()),
+        }
+    }
+
+    /// Whether it has an estimate to pace and allocate by.
+    pub(crate) fn has_estimate(&self) -> bool {
+        self.bwe_fed || self.remb_bps.is_some() || self.bwe_expected
     }
 
     /// The highest the send-side estimate may go, bit/s.
@@ -390,8 +417,9 @@ impl Transport {
             ice_state,
             dtls_state,
             tuple,
-            available_outgoing_bitrate: if self.bwe_fed {
-                self.bwe.estimate().min(u64::from(u32::MAX)) as u32
+            available_outgoing_bitrate: if self.bwe_fed || self.remb_bps.is_some() {
+                self.estimate_bps()
+                    .map_or(0, |e| e.min(u64::from(u32::MAX)) as u32)
             } else {
                 0
             },
