@@ -137,7 +137,7 @@ impl WorkerCore {
             .collect();
         let cands: Vec<Candidate> = plans.iter().map(|p| p.cand.clone()).collect();
         let budget = (estimate as f64 * MEDIA_SHARE) as u64;
-        let (wanted, used) = allocate(budget, &cands);
+        let (mut wanted, used) = allocate(budget, &cands);
         // What is kept: by the estimate, or by what the subscriber demonstrably receives (what
         // was sent over the last second) while it loses (almost) nothing — an overuse backoff
         // after a layer switch's keyframe says less about the path than intact delivery does.
@@ -164,6 +164,15 @@ impl WorkerCore {
             .is_some_and(|u| now < u + UPGRADE_GRACE);
         if grace && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             keep.clone_from(&applied);
+        }
+        // Before any feedback the estimate is only the start value: it picks layers, but never
+        // pauses a consumer.
+        if !t.bwe_fed && t.remb_bps.is_none() {
+            for g in applied.iter_mut().chain(wanted.iter_mut()).chain(keep.iter_mut()) {
+                if *g == Grant::Paused {
+                    *g = Grant::Step(0);
+                }
+            }
         }
         let before = applied.clone();
         t.bwe_ctl
