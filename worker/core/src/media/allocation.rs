@@ -168,7 +168,11 @@ impl WorkerCore {
         // Before any feedback the estimate is only the start value: it picks layers, but never
         // pauses a consumer.
         if !t.bwe_fed && t.remb_bps.is_none() {
-            for g in applied.iter_mut().chain(wanted.iter_mut()).chain(keep.iter_mut()) {
+            for g in applied
+                .iter_mut()
+                .chain(wanted.iter_mut())
+                .chain(keep.iter_mut())
+            {
                 if *g == Grant::Paused {
                     *g = Grant::Step(0);
                 }
