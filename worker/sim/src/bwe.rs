@@ -235,7 +235,28 @@ pub fn windows_of(
     from: Instant,
     width: Duration,
 ) -> Vec<RxWindow> {
-    let arrivals = arrivals(sim, peer, ssrc);
+    windows_with(sim, peer, ssrc, from, width, vp8_layer)
+}
+
+/// The encoding of a simulcast publisher's VP8 payload: the identity byte it writes after the
+/// descriptor.
+fn vp8_layer(payload: &[u8]) -> Option<usize> {
+    Vp8Descriptor::parse(payload)
+        .and_then(|d| payload.get(d.len + 1))
+        .map(|&l| usize::from(l))
+}
+
+/// [`windows_of`] with each media packet's layer read by `layer` from its payload (e.g.
+/// [`crate::svc::svc_layer`] for VP9 SVC: the spatial layer).
+pub fn windows_with(
+    sim: &Sim,
+    peer: usize,
+    ssrc: u32,
+    from: Instant,
+    width: Duration,
+    layer: fn(&[u8]) -> Option<usize>,
+) -> Vec<RxWindow> {
+    let arrivals = arrivals(sim, peer, ssrc, layer);
     let originals: HashSet<u64> = arrivals
         .iter()
         .filter(|a| a.kind == Kind::Media)
@@ -298,7 +319,7 @@ pub fn windows_of(
 
 /// Every RTP packet `peer` received, decoded for the stream `media`: RTX unwrapped to its
 /// OSN, sequence numbers extended, the encoding read from the publisher's identity bytes.
-fn arrivals(sim: &Sim, peer: usize, media: u32) -> Vec<Arrival> {
+fn arrivals(sim: &Sim, peer: usize, media: u32, layer: fn(&[u8]) -> Option<usize>) -> Vec<Arrival> {
     let p = &sim.peers[peer];
     let mut last: Option<u64> = None;
     p.rx_raw
@@ -331,10 +352,7 @@ fn arrivals(sim: &Sim, peer: usize, media: u32) -> Vec<Arrival> {
             let ext = extend(last, seq);
             last = Some(last.map_or(ext, |l| l.max(ext)));
             a.seq = Some(ext);
-            a.layer = Vp8Descriptor::parse(payload)
-                .and_then(|d| payload.get(d.len + 1))
-                .map(|&l| usize::from(l))
-                .filter(|&l| l < LAYERS);
+            a.layer = layer(payload).filter(|&l| l < LAYERS);
             Some(a)
         })
         .collect()

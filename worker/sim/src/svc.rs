@@ -37,6 +37,9 @@ pub struct SvcPublisher {
     plis: usize,
     pub picture: u32,
     pub sent: Vec<SvcSent>,
+    /// Filler bytes in each packet of spatial layer 0, 1, 2 (the bit rate of each layer:
+    /// layer `s` sends `s + 1` packets a picture).
+    pub filler: [usize; SPATIAL],
 }
 
 fn vp9(pt: u8) -> RtpCodecParameters {
@@ -109,6 +112,7 @@ impl SvcPublisher {
             plis: 0,
             picture: 0,
             sent: Vec::new(),
+            filler: [FILLER; SPATIAL],
         }
     }
 
@@ -156,7 +160,10 @@ impl SvcPublisher {
                 payload.push(sid);
                 payload.extend_from_slice(&n.to_be_bytes());
                 payload.push(k as u8);
-                payload.extend((0..FILLER as u32).map(|i| (i.wrapping_mul(13) ^ n) as u8));
+                payload.extend(
+                    (0..self.filler[usize::from(sid)] as u32)
+                        .map(|i| (i.wrapping_mul(13) ^ n) as u8),
+                );
                 let marker = sid as usize == SPATIAL - 1 && e;
                 let pkt = build_packet(Pt(SVC_PT), self.seq, ts, Ssrc(SVC_SSRC), marker, &payload);
                 self.seq = self.seq.wrapping_add(1);
@@ -188,6 +195,17 @@ pub fn svc_subscriber(
     producer: &str,
     preferred: Option<ConsumerLayers>,
 ) -> usize {
+    svc_subscriber_with(sim, id, producer, preferred, |_| {})
+}
+
+/// [`svc_subscriber`] with its consume options changed by `edit` first.
+pub fn svc_subscriber_with(
+    sim: &mut Sim,
+    id: &str,
+    producer: &str,
+    preferred: Option<ConsumerLayers>,
+    edit: impl FnOnce(&mut ConsumeOptions),
+) -> usize {
     let s = sim.add_peer(SrtpProfile::AesCm128HmacSha1_80);
     let tid = sim.peers[s].transport_id.clone();
     let (ssrc, rtx_ssrc) = (0x7000 + s as u32, 0x7800 + s as u32);
@@ -196,6 +214,7 @@ pub fn svc_subscriber(
     o.rtp_parameters.encodings[0].scalability_mode = Some("L3T3".into());
     o.consumer_type = ConsumerType::Svc;
     o.preferred_layers = preferred;
+    edit(&mut o);
     sim.request(&tid, RequestBody::TransportConsume(o)).unwrap();
     sim.peers[s].rtx_of.insert(rtx_ssrc, ssrc);
     s
@@ -211,6 +230,11 @@ pub struct SvcReceived {
     pub end_of_frame: bool,
     pub picture: u32,
     pub data: Vec<u8>,
+}
+
+/// The spatial layer of a VP9 payload (for [`crate::bwe::windows_with`]).
+pub fn svc_layer(payload: &[u8]) -> Option<usize> {
+    Vp9Descriptor::parse(payload).map(|d| usize::from(d.spatial_layer()))
 }
 
 pub fn svc_received(sim: &Sim, peer: usize) -> Vec<SvcReceived> {
