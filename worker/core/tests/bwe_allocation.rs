@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use ferrosfu_fbs::*;
-use ferrosfu_sim::bwe::{BweScenario, PRODUCER, RxWindow, TWCC_EXT, windows_of, with_twcc};
+use ferrosfu_sim::bwe::{
+    BweScenario, PRODUCER, RxWindow, TWCC_EXT, between, loss, settled_on, windows_of, with_twcc,
+};
 use ferrosfu_sim::*;
 
 const STEP: Duration = Duration::from_millis(250);
@@ -71,30 +73,6 @@ fn timeline(sim: &Sim, peer: usize, ssrc: u32) -> Vec<RxWindow> {
         );
     }
     ws
-}
-
-/// The windows within `[from, to)` of the run.
-fn between(ws: &[RxWindow], from: f64, to: f64) -> Vec<&RxWindow> {
-    ws.iter()
-        .filter(|w| w.start >= secs(from) && w.end <= secs(to))
-        .collect()
-}
-
-/// The first window from `from` on after which every window up to `to` is on `layer`.
-fn settled_on(ws: &[RxWindow], layer: usize, from: f64, to: f64) -> Option<Duration> {
-    let w = between(ws, from, to);
-    let last_other = w.iter().rposition(|w| w.layer != Some(layer));
-    match last_other {
-        None => w.first().map(|w| w.start),
-        Some(i) => w.get(i + 1).map(|w| w.start),
-    }
-}
-
-/// Media loss (before RTX repair) over windows.
-fn loss(ws: &[&RxWindow]) -> f64 {
-    let expected: u64 = ws.iter().map(|w| w.expected).sum();
-    let received: u64 = ws.iter().map(|w| w.received.min(w.expected)).sum();
-    (expected - received) as f64 / expected.max(1) as f64
 }
 
 /// One subscriber behind `rate`, run for `d`.

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use ferrosfu_fbs::*;
-use ferrosfu_sim::bwe::{RxWindow, TWCC_EXT, windows_with, with_twcc};
+use ferrosfu_sim::bwe::{RxWindow, TWCC_EXT, between, loss, settled_on, windows_with, with_twcc};
 use ferrosfu_sim::svc::{SvcPublisher, svc_layer, svc_subscriber_with};
 use ferrosfu_sim::*;
 
@@ -89,27 +89,6 @@ impl Svc {
         }
         ws
     }
-}
-
-fn between(ws: &[RxWindow], from: f64, to: f64) -> Vec<&RxWindow> {
-    ws.iter()
-        .filter(|w| w.start >= secs(from) && w.end <= secs(to))
-        .collect()
-}
-
-/// From when within `[from, to)` every window is on `layer` (`None`: not at the end).
-fn settled_on(ws: &[RxWindow], layer: usize, from: f64, to: f64) -> Option<Duration> {
-    let w = between(ws, from, to);
-    match w.iter().rposition(|w| w.layer != Some(layer)) {
-        None => w.first().map(|w| w.start),
-        Some(i) => w.get(i + 1).map(|w| w.start),
-    }
-}
-
-fn loss(ws: &[&RxWindow]) -> f64 {
-    let expected: u64 = ws.iter().map(|w| w.expected).sum();
-    let received: u64 = ws.iter().map(|w| w.received.min(w.expected)).sum();
-    (expected - received) as f64 / expected.max(1) as f64
 }
 
 #[test]

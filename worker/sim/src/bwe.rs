@@ -190,6 +190,32 @@ impl RxWindow {
     }
 }
 
+/// The windows within `[from, to)` seconds of the run.
+pub fn between(ws: &[RxWindow], from: f64, to: f64) -> Vec<&RxWindow> {
+    ws.iter()
+        .filter(|w| {
+            w.start >= Duration::from_secs_f64(from) && w.end <= Duration::from_secs_f64(to)
+        })
+        .collect()
+}
+
+/// From when within `[from, to)` seconds every window is on `layer` (`None`: it is not at the
+/// end).
+pub fn settled_on(ws: &[RxWindow], layer: usize, from: f64, to: f64) -> Option<Duration> {
+    let w = between(ws, from, to);
+    match w.iter().rposition(|w| w.layer != Some(layer)) {
+        None => w.first().map(|w| w.start),
+        Some(i) => w.get(i + 1).map(|w| w.start),
+    }
+}
+
+/// Media loss (before RTX repair) over windows.
+pub fn loss(ws: &[&RxWindow]) -> f64 {
+    let expected: u64 = ws.iter().map(|w| w.expected).sum();
+    let received: u64 = ws.iter().map(|w| w.received.min(w.expected)).sum();
+    (expected - received) as f64 / expected.max(1) as f64
+}
+
 /// What kind of packet an [`Arrival`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
