@@ -41,7 +41,9 @@
 //
 // Options: --target ferrosfu|mediasoup, --supervisor PATH (ferrosfu), --artifacts DIR,
 // --chromium PATH, --fps N (15), --worker-bin PATH (mediasoup; default $MEDIASOUP_WORKER_BIN,
-// else the anchor binary), --rate-kbit N (600), --tc-burst (8kb), --tc-latency (200ms),
+// else the anchor binary), --rate-kbit N (600), --tc-burst (1600 bytes: one packet, a link's
+// rate; a bucket of several packets lets a 15 ms probe cluster through at any rate, and both
+// servers then overshoot), --tc-latency (200ms: the drop-tail queue),
 // --free-ms, --limit-ms, --lift-ms, --settle-ms, --recover-limit-ms, --initial-ms (60000: how
 // long B may take to reach ≥ 1000 px before the timeline starts).
 //
@@ -69,7 +71,7 @@ const chromiumBin = arg('chromium', '/usr/bin/chromium');
 const fps = Number(arg('fps', '15'));
 const workerBin = arg('worker-bin', process.env.MEDIASOUP_WORKER_BIN || '/work/shared/anchors/mediasoup-worker-3.27.1');
 const rateKbit = Number(arg('rate-kbit', '600'));
-const tcBurst = arg('tc-burst', '8kb');
+const tcBurst = arg('tc-burst', '1600');
 const tcLatency = arg('tc-latency', '200ms');
 const freeMs = Number(arg('free-ms', '10000'));
 const limitMs = Number(arg('limit-ms', '30000'));
