@@ -30,6 +30,7 @@ const range = (v) => {
 const figures = [
   ['adaptDownMs', 'adapt down: limit → first ≤ 800 px (ms)', 'lower'],
   ['stayDownMs', 'adapt down and stay until the lift (ms; runs that stayed)', 'lower'],
+  ['lossFreeMs', 'limit → end of the last window losing > 1 % (ms)', 'lower'],
   ['recoverMs', 'recover: lift → first ≥ 1000 px (ms)', 'lower'],
   ['lossPct', 'loss over the limited phase (%, inbound-rtp)', 'lower'],
   ['freezes', 'freezes: framesDecoded stalls > 1 s (count)', 'lower'],
@@ -63,8 +64,8 @@ const lines = [
   `runs passing every criterion of bwe.mjs: ferrosfu ${runs.filter((r) => r.target === 'ferrosfu' && r.ok).length}/${runs.filter((r) => r.target === 'ferrosfu').length}, `
     + `mediasoup ${runs.filter((r) => r.target === 'mediasoup' && r.ok).length}/${runs.filter((r) => r.target === 'mediasoup').length}`,
   '',
-  'per run: round target adaptDownMs stayDownMs recoverMs lossPct freezes maxStallMs midShare estimate(kbit/s) failures',
-  ...runs.map((r) => `${r.round} ${r.target} ${r.adaptDownMs} ${r.stayDownMs} ${r.recoverMs} ${r.lossPct} ${r.freezes} ${r.maxStallMs} `
+  'per run: round target adaptDownMs stayDownMs lossFreeMs recoverMs lossPct freezes maxStallMs midShare estimate(kbit/s) failures',
+  ...runs.map((r) => `${r.round} ${r.target} ${r.adaptDownMs} ${r.stayDownMs} ${r.lossFreeMs} ${r.recoverMs} ${r.lossPct} ${r.freezes} ${r.maxStallMs} `
     + `${r.midShareSettled} ${r.medianEstimateLimitedKbps} ${(r.failures || []).map((x) => x.split('\n')[0]).join('; ') || '-'}`),
 ];
 console.log(lines.join('\n'));
