@@ -11,6 +11,7 @@ use crate::WorkerCore;
 use crate::bwe::BweUpdate;
 use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, allocate};
 use crate::bwe::pacer::PACING_FACTOR;
+use crate::bwe::prober::{RETRY_AFTER, RETRY_PAUSED_AFTER};
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
 /// The allocator runs this often (and at once when the estimate drops).
@@ -194,6 +195,12 @@ impl WorkerCore {
         }
         t.bwe_ctl.desired_bps = desired;
         t.bwe_ctl.effective_desired_bps = used;
+        // A paused consumer comes back only through a probe: probe sooner after a failure.
+        let retry = if applied.contains(&Grant::Paused) {
+            RETRY_PAUSED_AFTER
+        } else {
+            RETRY_AFTER
+        };
         for (p, g) in plans.iter().zip(applied) {
             self.apply_grant(p, g, now);
         }
@@ -201,7 +208,7 @@ impl WorkerCore {
         let max = t.bwe_max_bps();
         if t.bwe_ctl
             .prober
-            .maybe_probe(desired.min(max), estimate, max, now)
+            .maybe_probe(desired.min(max), estimate, max, retry, now)
             .is_some()
         {
             self.pacing(tk, now);
