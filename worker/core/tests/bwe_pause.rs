@@ -108,6 +108,11 @@ fn a_consumer_paused_behind_30k_resumes_on_the_low_layer_when_the_link_lifts() {
         paused_at - secs(5.0)
     );
     assert!(paused_at <= secs(20.0), "still media at {paused_at:?}");
+    assert_eq!(
+        paused_notes.last(),
+        Some(&None),
+        "a layerschange to none when it is paused"
+    );
 
     // Resumes on the low layer within 5 s of the lift, then climbs to the top.
     let after = between(&ws, LIFT, LIFT + 20.0);
@@ -125,4 +130,9 @@ fn a_consumer_paused_behind_30k_resumes_on_the_low_layer_when_the_link_lifts() {
     assert_eq!(first.layer, Some(0), "the low layer first");
     let top = top.expect("settles on the top layer");
     assert!(top <= secs(15.0), "on the top layer {top:?} after the lift");
+    let resumed_notes = &layer_changes(&sim, &id)[paused_notes.len()..];
+    assert!(
+        resumed_notes.first().is_some_and(|l| l.is_some()),
+        "a layerschange to the layers it resumes on: {resumed_notes:?}"
+    );
 }

@@ -342,6 +342,17 @@ impl WorkerCore {
                     c.bwe_paused = true;
                     c.granted = None;
                     let h = HandlerId::from(&c.id);
+                    // A simulcast / SVC consumer reports no layers (`layerschange` to none,
+                    // as mediasoup's when its bandwidth allocation leaves it nothing); its
+                    // layers are reported again when forwarding restarts.
+                    self.apply_layers(
+                        p.ck,
+                        |l| {
+                            l.stop();
+                            None
+                        },
+                        now,
+                    );
                     self.bwe_pause_changed(h, true);
                 }
             }
