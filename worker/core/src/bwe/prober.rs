@@ -13,9 +13,9 @@ const CLUSTER_DURATION: Duration = Duration::from_millis(15);
 const CLUSTER_PACKETS: u32 = 6;
 /// After a failed probe, or while the estimate suffices, the next probe waits this long.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(5);
-/// The wait instead while the allocator keeps a video consumer paused: then nothing but the
-/// probes can show that the path has room again, and a failed cluster costs little (the
-/// transport sends no video meanwhile).
+/// The wait instead while the allocator keeps every video consumer of the transport paused:
+/// then nothing but the probes can show that the path has room again, and a failed cluster
+/// costs little (the transport sends no video meanwhile).
 pub(crate) const RETRY_PAUSED_AFTER: Duration = Duration::from_secs(2);
 /// A cluster without a result this long after it ended failed.
 const RESULT_TIMEOUT: Duration = Duration::from_secs(1);

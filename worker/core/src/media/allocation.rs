@@ -195,8 +195,15 @@ impl WorkerCore {
         }
         t.bwe_ctl.desired_bps = desired;
         t.bwe_ctl.effective_desired_bps = used;
-        // A paused consumer comes back only through a probe: probe sooner after a failure.
-        let retry = if applied.contains(&Grant::Paused) {
+        // With every video consumer paused, no media shows that the path has room again, only
+        // probes: probe sooner after a failure. (With video flowing, the estimate grows with it.)
+        let mut video = plans
+            .iter()
+            .zip(&applied)
+            .filter(|(p, _)| !p.cand.audio)
+            .map(|(_, &g)| g)
+            .peekable();
+        let retry = if video.peek().is_some() && video.all(|g| g == Grant::Paused) {
             RETRY_PAUSED_AFTER
         } else {
             RETRY_AFTER
