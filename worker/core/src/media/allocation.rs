@@ -360,6 +360,13 @@ impl WorkerCore {
                         },
                         now,
                     );
+                    // What it still had queued would only delay the audio behind it.
+                    let tk = self.tables.consumers[p.ck].transport;
+                    if let Some(t) = self.tables.transports.get_mut(tk)
+                        && t.discard_queued(p.ck) > 0
+                    {
+                        self.pacing(tk, now);
+                    }
                     self.bwe_pause_changed(h, true);
                 }
             }
