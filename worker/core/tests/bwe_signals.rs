@@ -288,3 +288,32 @@ fn a_publisher_that_follows_dynacast_stops_the_top_layer_and_resumes_it_when_a_l
     eprintln!("top layer {:?} after the lift", top - lifted);
     assert!(top - lifted <= Duration::from_secs(15));
 }
+
+#[test]
+fn a_link_that_drops_everything_backs_the_estimate_off_without_feedback() {
+    // 30 kbit/s behind a 200 ms queue holds no video packet: nothing arrives, no feedback
+    // comes, and the estimate must not stay where it was.
+    let (mut s, mut sim) = scenario(27, Some(2_000_000));
+    s.run_for(&mut sim, Duration::from_secs(8));
+    let before = stats(&s, &mut sim).available_outgoing_bitrate;
+    sim.peers[s.subscribers[0]].down.rate_bps = Some(30_000);
+    let mut fell_at = None;
+    for i in 1..=80 {
+        s.run_for(&mut sim, STEP);
+        let est = stats(&s, &mut sim).available_outgoing_bitrate;
+        eprintln!(
+            "{:>5.2}s after the drop: estimate {est}",
+            f64::from(i) * 0.25
+        );
+        if est < 100_000 && fell_at.is_none() {
+            fell_at = Some(f64::from(i) * 0.25);
+        }
+    }
+    eprintln!("estimate {before} before the drop, under 100k {fell_at:?} s after");
+    assert!(before > 1_000_000, "estimate {before} behind 2 Mbit/s");
+    let fell_at = fell_at.expect("the estimate stays over 100k without feedback");
+    assert!(fell_at <= 6.0, "under 100k only {fell_at} s after the drop");
+    let cid = s.consumers[0].clone();
+    let events = events_of(&mut sim, &cid);
+    assert!(events.contains(&MediaEvent::ConsumerBwePause), "{events:?}");
+}

@@ -22,6 +22,11 @@ const DROP_RATIO: f64 = 0.9;
 const MEDIA_SHARE: f64 = 0.95;
 /// Dynacast: how often the layers a producer's consumers need are checked.
 const DYNACAST_EVERY: Duration = Duration::from_millis(500);
+/// Sending without any transport-wide feedback this long: the path drops everything (or the
+/// feedback): the estimate halves every [`FEEDBACK_TIMEOUT_BACKOFF_EVERY`] until some comes.
+const FEEDBACK_TIMEOUT: Duration = Duration::from_millis(1500);
+const FEEDBACK_TIMEOUT_BACKOFF_EVERY: Duration = Duration::from_millis(500);
+const FEEDBACK_TIMEOUT_FACTOR: f64 = 0.5;
 /// Dynacast tells a publisher to stop a layer only once it has been unneeded this long.
 const DYNACAST_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// After an upgrade, only loss switches down for this long.
@@ -126,6 +131,24 @@ impl WorkerCore {
         let Some(t) = self.tables.transports.get_mut(tk) else {
             return;
         };
+        let sent = u64::from(t.counters.send_rate.bitrate(now));
+        if t.bwe_fed
+            && sent > 0
+            && t.bwe_ctl
+                .last_feedback
+                .is_some_and(|f| now >= f + FEEDBACK_TIMEOUT)
+            && t.bwe_ctl
+                .last_timeout_backoff
+                .is_none_or(|b| now >= b + FEEDBACK_TIMEOUT_BACKOFF_EVERY)
+        {
+            t.bwe_ctl.last_timeout_backoff = Some(now);
+            let e = t.bwe.on_feedback_timeout(FEEDBACK_TIMEOUT_FACTOR, now);
+            tracing::debug!(target: "bwe", estimate = e, "no feedback: backing off");
+            t.pacer
+                .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
+            t.bwe_ctl.hysteresis.congested();
+            t.bwe_ctl.next_trace = None;
+        }
         let Some(estimate) = t.estimate_bps() else {
             return;
         };
@@ -135,7 +158,6 @@ impl WorkerCore {
         let new = probed.saturating_sub(t.counters.probe_seen);
         t.counters.probe_seen = probed;
         t.counters.probe_rate.add(new as usize, now);
-        let sent = u64::from(t.counters.send_rate.bitrate(now));
         let alr = t.bwe_ctl.alr.update(sent, estimate);
         t.bwe.set_in_alr(alr);
         let consumers = t.consumers.clone();
@@ -150,7 +172,11 @@ impl WorkerCore {
         // was sent over the last second) while it loses (almost) nothing — an overuse backoff
         // after a layer switch's keyframe says less about the path than intact delivery does.
         let t = &self.tables.transports[tk];
-        let received = if t.bwe_fed && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+        let fresh = t
+            .bwe_ctl
+            .last_feedback
+            .is_some_and(|f| now < f + FEEDBACK_TIMEOUT);
+        let received = if fresh && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             (sent as f64 * (1.0 - t.bwe.fraction_loss())) as u64
         } else {
             0
