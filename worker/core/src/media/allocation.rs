@@ -32,8 +32,14 @@ const DYNACAST_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// After an upgrade, only loss switches down for this long.
 const UPGRADE_GRACE: Duration = Duration::from_secs(1);
 /// The layers a subscriber receives are kept by its acknowledged bitrate only while it loses
-/// less than this.
+/// less than this...
 const KEEP_MAX_LOSS: f64 = 0.02;
+/// ... and unless the estimate has stayed under what is sent for this long while less than
+/// [`KEEP_ACKED_SHARE`] of it arrives: a keyframe's queue sets off an overuse that passes and
+/// drains; a bottleneck's queue grows, delivering intact until it overflows, so what the
+/// subscriber received then is no reason to keep the layers.
+const KEEP_BY_RECEIVED_UNDER: Duration = Duration::from_secs(1);
+const KEEP_ACKED_SHARE: f64 = 0.95;
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
@@ -170,13 +176,28 @@ impl WorkerCore {
         let (mut wanted, used) = allocate(budget, &cands);
         // What is kept: by the estimate, or by what the subscriber demonstrably receives (what
         // was sent over the last second) while it loses (almost) nothing — an overuse backoff
-        // after a layer switch's keyframe says less about the path than intact delivery does.
-        let t = &self.tables.transports[tk];
+        // after a layer switch's keyframe says less about the path than intact delivery does —
+        // unless the estimate has been under what is sent for a while and less arrives than is
+        // sent (a bottleneck).
+        let t = &mut self.tables.transports[tk];
+        if estimate < sent {
+            t.bwe_ctl.under_since.get_or_insert(now);
+        } else {
+            t.bwe_ctl.under_since = None;
+        }
+        let bottleneck = t
+            .bwe_ctl
+            .under_since
+            .is_some_and(|u| now >= u + KEEP_BY_RECEIVED_UNDER)
+            && t.bwe
+                .acked_bitrate()
+                .is_some_and(|a| (a as f64) < KEEP_ACKED_SHARE * sent as f64);
+        // Without fresh feedback, nothing says what arrived.
         let fresh = t
             .bwe_ctl
             .last_feedback
             .is_some_and(|f| now < f + FEEDBACK_TIMEOUT);
-        let received = if fresh && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+        let received = if !bottleneck && fresh && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             (sent as f64 * (1.0 - t.bwe.fraction_loss())) as u64
         } else {
             0
