@@ -61,6 +61,10 @@ pub(crate) struct Control {
     pub under_since: Option<Instant>,
     /// When the next `bwe` trace is due.
     pub next_trace: Option<Instant>,
+    /// When the last transport-wide feedback came, and when the estimate last backed off
+    /// for the lack of one.
+    pub last_feedback: Option<Instant>,
+    pub last_timeout_backoff: Option<Instant>,
 }
 
 /// The bitrate range (bit/s) an estimate is kept in.
