@@ -140,9 +140,7 @@ impl Prober {
     pub(crate) fn on_result(&mut self, bps: u64, desired_bps: u64, now: Instant) -> Option<u64> {
         let (_, rate, _) = self.awaiting.take()?;
         if bps as f64 >= SUCCESS_RATIO * rate as f64 && desired_bps > bps && self.active.is_none() {
-            let next = (bps * 2)
-                .min(desired_bps * 2)
-                .max(bps + bps / 4);
+            let next = (bps * 2).min(desired_bps * 2).max(bps + bps / 4);
             self.start(next, now);
             return Some(next);
         }
