@@ -37,7 +37,8 @@
 // downlinkBwe. Figures reported for scripts/bench bwe: adaptDownMs (limit → the first sample
 // ≤ 800 px), stayDownMs (limit → the first sample ≤ 800 px after which B stays ≤ 800 px until the
 // lift; null if it went back up), lossFreeMs (limit → the end of the last 0.5 s window of the
-// limited phase losing > 1 %), recoverMs (lift → first ≥ 1000 px),
+// limited phase losing > 1 %), recoverMs (lift → the first 0.5 s window at ≥ 1000 px and ≥ 75 %
+// of the unlimited phase's frame rate; recoverWidthMs: first sample ≥ 1000 px),
 // lossPct, freezes (framesDecoded stalls > 1 s; Chromium's own freezeCount beside).
 //
 // Options: --target ferrosfu|mediasoup, --supervisor PATH (ferrosfu), --artifacts DIR,
@@ -288,6 +289,17 @@ async function pageWait(page, fn, a, ms) {
 // Numbers in downlinkBwe: mediasoup-demo's {availableBitrate, desiredBitrate, …}.
 const bweOf = (d) => d && (d.availableBitrate ?? d.availableOutgoingBitrate ?? d.estimate ?? d.bitrate ?? null);
 
+// Lift → the end of the first 0.5 s window at ≥ 1000 px and ≥ 75 % of the unlimited phase's
+// median frame rate (1280 px at temporal layer 0, 4 fps, is not recovered). `liftT`: the lift,
+// s since the limit. (bwe-report.mjs has a copy.)
+function recoverFullMs(timeline, liftT) {
+  const fps = timeline.filter((r) => r.phase === 'free' && r.fps != null).map((r) => r.fps).sort((a, b) => a - b);
+  const full = fps.length ? fps[Math.floor(fps.length / 2)] : 0;
+  const lifted = timeline.filter((r) => r.phase === 'lifted');
+  const r = lifted.find((x) => x.width >= 1000 && x.fps != null && x.fps >= 0.75 * full);
+  return r ? Math.round((r.t - liftT) * 1000) : null;
+}
+
 function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd) {
   const within = (a, b) => samples.filter((s) => s.t >= a && s.t < b);
   // Every 0.5 s from tFree: the last sample of each slot against the last of the one before.
@@ -342,7 +354,8 @@ function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd) {
   const mid = settled.filter((s) => s.w >= 500 && s.w <= 800).length;
   const low = settled.filter((s) => s.w < 500).length;
   const recovered = within(tLift, tEnd + 1).find((s) => s.w >= 1000);
-  const recoverMs = recovered ? Math.round(recovered.t - tLift) : null;
+  const recoverWidthMs = recovered ? Math.round(recovered.t - tLift) : null;
+  const recoverMs = recoverFullMs(timeline, (tLift - tLimit) / 1000);
   // Stalls: framesDecoded not growing, from the limit to the end; those > 1 s are freezes.
   const stalls = [];
   let maxStallMs = 0;
@@ -381,6 +394,7 @@ function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd) {
       stayDownMs,
       lossFreeMs,
       recoverMs,
+      recoverWidthMs,
       lossPct: loss(tLimit, tLift),
       lossPctLifted: loss(tLift, tEnd),
       lossPctWhole: loss(tFree, tEnd),
@@ -511,7 +525,7 @@ async function main(result) {
     `middle layer (500..800 px) in ${f.midShareSettled} of the samples from ${settleMs / 1000} s after the limit to the lift (want ≥ 0.9; low layer ${f.lowShareSettled})`);
   check(f.maxStallMs <= 1000, `framesDecoded stalled ${f.maxStallMs} ms after the limit (${JSON.stringify(f.stalls)})`);
   check(f.lossPct != null && f.lossPct < 2, `packet loss ${f.lossPct} % over the limited phase (want < 2 %)`);
-  check(f.recoverMs != null && f.recoverMs <= recoverLimitMs, `≥ 1000 px ${f.recoverMs == null ? 'never' : `${f.recoverMs} ms`} after the lift (want ≤ ${recoverLimitMs} ms)`);
+  check(f.recoverMs != null && f.recoverMs <= recoverLimitMs, `≥ 1000 px at full frame rate ${f.recoverMs == null ? 'never' : `${f.recoverMs} ms`} after the lift (want ≤ ${recoverLimitMs} ms)`);
   check(f.downlinkBwe > 0, 'no downlinkBwe notification');
 }
 
