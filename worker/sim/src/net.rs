@@ -326,8 +326,14 @@ impl Sim {
             match to {
                 None => {
                     self.peers[peer].up.on_delivered(data.len());
-                    self.core
-                        .handle_input(Input::Datagram { tuple, data: &data }, self.now);
+                    self.core.handle_input(
+                        Input::Datagram {
+                            tuple,
+                            data: &data,
+                            arrival: self.now,
+                        },
+                        self.now,
+                    );
                     self.drain();
                 }
                 Some(i) => {
@@ -462,7 +468,8 @@ impl Sim {
                 if let Some(id) = p.twcc_ext
                     && let Some(&[a, b, ..]) = h.extension(&plain, id)
                 {
-                    p.twcc.on_packet(u16::from_be_bytes([a, b]), h.ssrc.0, now);
+                    p.twcc
+                        .on_packet(u16::from_be_bytes([a, b]), h.ssrc.0, now, now);
                 }
                 let mut retrans = false;
                 if p.rtx_of.contains_key(&h.ssrc.0) && h.payload(&plain).len() < 2 {
