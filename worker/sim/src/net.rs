@@ -468,8 +468,7 @@ impl Sim {
                 if let Some(id) = p.twcc_ext
                     && let Some(&[a, b, ..]) = h.extension(&plain, id)
                 {
-                    p.twcc
-                        .on_packet(u16::from_be_bytes([a, b]), h.ssrc.0, now, now);
+                    p.twcc.on_packet(u16::from_be_bytes([a, b]), h.ssrc.0, now);
                 }
                 let mut retrans = false;
                 if p.rtx_of.contains_key(&h.ssrc.0) && h.payload(&plain).len() < 2 {

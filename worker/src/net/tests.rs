@@ -167,6 +167,27 @@ fn udp_datagrams_carry_the_kernel_receive_time_not_the_read_time() {
         let h = host(Limits::default());
         let server = open(&h, Protocol::Udp, 0);
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let client = tokio::net::UdpSocket::from_std(client).unwrap();
+        let mut buf = [0u8; 64];
+        // The kernel turns receive timestamps on lazily (deferred work, late on a busy
+        // machine): until then datagrams are stamped when read. Wait for that first: a datagram
+        // that waits 5 ms on the socket arrives 5 ms before it is read.
+        for _ in 0..200 {
+            client.send_to(b"warm-up", server.local).await.unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            timeout(WAIT, client.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let (arrival, now) = *h.borrow().arrivals.last().unwrap();
+            if now - arrival >= Duration::from_millis(4) {
+                break;
+            }
+        }
+        h.borrow_mut().arrivals.clear();
+        let client = client.into_std().unwrap();
+        client.set_nonblocking(false).unwrap();
         // The worker's thread is busy (blocked here) while three datagrams arrive 20 ms apart;
         // it reads them in one batch afterwards.
         let t0 = Instant::now();
@@ -174,12 +195,8 @@ fn udp_datagrams_carry_the_kernel_receive_time_not_the_read_time() {
             client.send_to(&[b'a', i], server.local).unwrap();
             std::thread::sleep(Duration::from_millis(20));
         }
-        let mut buf = [0u8; 64];
-        let client = tokio::net::UdpSocket::from_std({
-            client.set_nonblocking(true).unwrap();
-            client
-        })
-        .unwrap();
+        client.set_nonblocking(true).unwrap();
+        let client = tokio::net::UdpSocket::from_std(client).unwrap();
         for _ in 0..3 {
             timeout(WAIT, client.recv_from(&mut buf))
                 .await

@@ -41,7 +41,7 @@ impl WorkerCore {
             && let Some((_, &[hi, lo])) = hdr.extensions(pkt).find(|(id, _)| *id == t.twcc_ext_in)
         {
             t.twcc_in
-                .on_packet(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, arrival, now);
+                .on_packet_arrived(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, arrival, now);
         }
         let found = match t.ssrc_producers.get(&hdr.ssrc.0) {
             Some(&f) => Some(f),

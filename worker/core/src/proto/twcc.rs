@@ -41,8 +41,8 @@ const MAX_RUN: usize = 0x1fff;
 pub struct TwccFeedback {
     /// RFC 3550 A.1 on the transport-wide numbers: one stray number cannot move the report.
     seq: SeqTracker,
-    /// Arrival of the packet [`SeqTracker`] holds as a candidate.
-    held_at: Option<Instant>,
+    /// Arrival and handling time of the packet [`SeqTracker`] holds as a candidate.
+    held_at: Option<(Instant, Instant)>,
     /// Extended transport-wide sequence → arrival, not reported yet.
     pending: BTreeMap<u64, Instant>,
     /// Arrivals reported in the last [`BACK_WINDOW`]: reported again, with the packets after
@@ -59,21 +59,26 @@ pub struct TwccFeedback {
 }
 
 impl TwccFeedback {
-    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived at
-    /// `arrival` (the kernel's receive time; the time reported), and is handled at `now` (≥
-    /// `arrival`; when feedback falls due).
-    pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, arrival: Instant, now: Instant) {
+    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived, and
+    /// is handled, at `now`.
+    pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
+        self.on_packet_arrived(seq, media_ssrc, now, now);
+    }
+
+    /// Packet `seq` of stream `media_ssrc` arrived at `arrival` (the kernel's receive time: what
+    /// the feedback reports) and is handled at `now` (≥ `arrival`: when feedback falls due).
+    pub fn on_packet_arrived(&mut self, seq: u16, media_ssrc: u32, arrival: Instant, now: Instant) {
         let seq = match self.seq.check(u64::from(seq), false, || false) {
             SeqVerdict::Ahead { ext, .. } | SeqVerdict::Late { ext } => ext,
             SeqVerdict::Candidate(_) => {
-                self.held_at = Some(arrival);
+                self.held_at = Some((arrival, now));
                 return;
             }
             SeqVerdict::Confirmed { ext, .. } | SeqVerdict::LateWithCandidate { ext } => {
                 // The held packet arrived too (a new space starts above everything seen: the
                 // report restarts at its first packet; or it was a late one after all).
-                if let Some(at) = self.held_at.take() {
-                    self.record(ext - 1, media_ssrc, at, now);
+                if let Some((arrival, handled)) = self.held_at.take() {
+                    self.record(ext - 1, media_ssrc, arrival, handled);
                 }
                 ext
             }
@@ -258,11 +263,6 @@ mod tests {
 
     use super::*;
 
-    /// Packet `seq` arrived and was read at `at`.
-    fn rx(f: &mut TwccFeedback, seq: u16, at: Instant) {
-        f.on_packet(seq, 7, at, at);
-    }
-
     /// (sequence, arrival µs after t0) as a receiver decodes them from the wire.
     fn decode(fbs: &[TransportLayerCc]) -> Vec<(u16, Option<i64>)> {
         let mut out = Vec::new();
@@ -313,7 +313,7 @@ mod tests {
                 want.push((seq, None));
                 continue;
             }
-            rx(&mut f, seq, t0 + Duration::from_micros(at_us as u64));
+            f.on_packet(seq, 7, t0 + Duration::from_micros(at_us as u64));
             want.push((seq, Some(at_us)));
         }
         let now = t0 + Duration::from_millis(200);
@@ -331,7 +331,7 @@ mod tests {
         assert!(f.poll_feedback(now, 1).is_empty());
 
         // Next report continues where this one ended.
-        rx(&mut f, 36, now);
+        f.on_packet(36, 7, now);
         let fbs = f.poll_feedback(now + FEEDBACK_INTERVAL, 1);
         assert_eq!(fbs[0].base_sequence_number, 36);
         assert_eq!(fbs[0].packet_status_count, 1);
@@ -339,9 +339,9 @@ mod tests {
         // A packet reported lost arrives late: the next report starts again at it, with what
         // followed it as reported before (duplicates of reported ones are ignored).
         let late = now + FEEDBACK_INTERVAL + Duration::from_millis(5);
-        rx(&mut f, 15, late);
-        rx(&mut f, 21, late);
-        rx(&mut f, 37, late);
+        f.on_packet(15, 7, late);
+        f.on_packet(21, 7, late);
+        f.on_packet(37, 7, late);
         let fbs = f.poll_feedback(late + FEEDBACK_INTERVAL, 1);
         let got = decode(&fbs);
         let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
@@ -353,9 +353,9 @@ mod tests {
         // Much later (past the back window), late packets are ignored again.
         let later = late + Duration::from_secs(2);
         assert!(f.poll_feedback(later, 1).is_empty());
-        rx(&mut f, 38, later);
+        f.on_packet(38, 7, later);
         assert_eq!(f.poll_feedback(later + FEEDBACK_INTERVAL, 1).len(), 1);
-        rx(&mut f, 16, later);
+        f.on_packet(16, 7, later);
         assert_eq!(f.timeout(), None);
     }
 
@@ -364,13 +364,13 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut f = TwccFeedback::default();
         for n in 0..2500u16 {
-            rx(&mut f, n, t0 + Duration::from_micros(u64::from(n) * 100));
+            f.on_packet(n, 7, t0 + Duration::from_micros(u64::from(n) * 100));
         }
         // One stray number far ahead is ignored.
         // A jump is a restart only when the next number follows it (RFC 3550 A.1).
-        rx(&mut f, 9000, t0 + Duration::from_millis(300));
-        rx(&mut f, 40_000, t0 + Duration::from_millis(300));
-        rx(&mut f, 40_001, t0 + Duration::from_millis(301));
+        f.on_packet(9000, 7, t0 + Duration::from_millis(300));
+        f.on_packet(40_000, 7, t0 + Duration::from_millis(300));
+        f.on_packet(40_001, 7, t0 + Duration::from_millis(301));
         let fbs = f.poll_feedback(t0 + Duration::from_secs(1), 1);
         let bases: Vec<u16> = fbs.iter().map(|f| f.base_sequence_number).collect();
         assert_eq!((bases[0], bases.last()), (0, Some(&40_000)), "{bases:?}");
@@ -390,12 +390,12 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut f = TwccFeedback::default();
         // The first number is on probation until the second follows it.
-        rx(&mut f, 0, t0);
+        f.on_packet(0, 7, t0);
         assert_eq!(f.timeout(), None);
-        rx(&mut f, 1, t0);
+        f.on_packet(1, 7, t0);
         assert_eq!(f.poll_feedback(t0 + FEEDBACK_INTERVAL, 1).len(), 1);
         // Exactly MAX_STATUSES lost since: not reported as lost, no empty report, no hang.
-        rx(&mut f, 1002, t0 + FEEDBACK_INTERVAL);
+        f.on_packet(1002, 7, t0 + FEEDBACK_INTERVAL);
         let fbs = f.poll_feedback(t0 + FEEDBACK_INTERVAL * 2, 1);
         assert_eq!(fbs.len(), 1);
         assert_eq!(
@@ -403,7 +403,7 @@ mod tests {
             (1002, 1)
         );
         // 999 lost: reported lost, then the arrival.
-        rx(&mut f, 2002, t0 + FEEDBACK_INTERVAL * 2);
+        f.on_packet(2002, 7, t0 + FEEDBACK_INTERVAL * 2);
         let fbs = f.poll_feedback(t0 + FEEDBACK_INTERVAL * 3, 1);
         assert_eq!(
             (fbs[0].base_sequence_number, fbs[0].packet_status_count),
@@ -412,7 +412,7 @@ mod tests {
         // Reordered arrivals (every delta large) split into packets under the byte limit.
         let base = t0 + Duration::from_secs(10);
         for n in 0..1000u16 {
-            rx(&mut f, 5000 + n, base - Duration::from_millis(u64::from(n)));
+            f.on_packet(5000 + n, 7, base - Duration::from_millis(u64::from(n)));
         }
         let fbs = f.poll_feedback(base + FEEDBACK_INTERVAL, 1);
         assert!(fbs.len() >= 2, "{}", fbs.len());
@@ -430,7 +430,7 @@ mod tests {
         for n in 0..40u16 {
             let arrival = t0 + Duration::from_micros(u64::from(n) * 2_500);
             let read = t0 + Duration::from_millis(if n < 20 { 80 } else { 130 });
-            f.on_packet(n, 7, arrival, read);
+            f.on_packet_arrived(n, 7, arrival, read);
         }
         // Due one interval after the first was handled (not after it arrived).
         assert_eq!(
