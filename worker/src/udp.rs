@@ -757,6 +757,49 @@ fn sendmmsg(io: &UdpSocket, q: &SendQueue, n: usize) -> io::Result<usize> {
 mod tests {
     use super::*;
 
+    /// Not a check: a load for counting the receive path's instructions per datagram with
+    /// callgrind (`valgrind --tool=callgrind --toggle-collect='*UdpSock::recv*' <release test
+    /// binary> --ignored --exact udp::tests::recv_cost`): 3200 datagrams of 1200 B, read in
+    /// batches of up to 32.
+    #[test]
+    #[ignore]
+    fn recv_cost() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )
+            .unwrap();
+            sock.set_recv_buffer_size(4 << 20).unwrap();
+            sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+                .unwrap();
+            let to = sock.local_addr().unwrap().as_socket().unwrap();
+            let s = UdpSock::new(sock).unwrap();
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut arena = RecvArena::new();
+            let mut got = 0u64;
+            for _ in 0..100 {
+                for i in 0..BATCH_SIZE {
+                    client.send_to(&[i as u8; 1200], to).unwrap();
+                }
+                let mut batch = 0;
+                while batch < BATCH_SIZE as u64 {
+                    s.io.readable().await.unwrap();
+                    if let Ok(n) = s.recv(&mut arena) {
+                        batch += arena.count(n);
+                    }
+                }
+                got += batch;
+            }
+            assert_eq!(got, 100 * BATCH_SIZE as u64);
+        });
+    }
+
     fn q(items: &[(u16, usize)]) -> SendQueue {
         let mut q = SendQueue::default();
         for &(port, len) in items {
