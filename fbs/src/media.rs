@@ -433,7 +433,7 @@ pub struct WebRtcServerDump {
 }
 
 /// `transport.get_stats`.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct TransportStats {
     pub transport_id: TransportId,
     /// Milliseconds since the worker started.
@@ -459,6 +459,75 @@ pub struct TransportStats {
     /// The send-side estimate toward the remote (bit/s), from its transport-wide feedback;
     /// 0 until the first feedback (and for PlainTransport).
     pub available_outgoing_bitrate: u32,
+    /// What the REMB sent to the publisher allows (bit/s); 0: none sent.
+    pub available_incoming_bitrate: u32,
+    /// The limits set on the transport (bit/s; 0: not set).
+    pub max_incoming_bitrate: u32,
+    pub max_outgoing_bitrate: u32,
+    pub min_outgoing_bitrate: u32,
+    /// Fraction (0..=1) lost of the RTP received (from our receiver reports) / sent (from the
+    /// remote's feedback); `None` when nothing says yet.
+    pub rtp_packet_loss_received: Option<f64>,
+    pub rtp_packet_loss_sent: Option<f64>,
+    /// Padding/RTX the prober sent to measure headroom.
+    pub probation_bytes_sent: u64,
+    pub probation_send_bitrate: u32,
+}
+
+/// A trace event type `transport.enable_trace_event` turns on (mediasoup's
+/// `TransportTraceEventType`; ferrosfu emits `bwe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TraceEventType {
+    Bwe,
+}
+
+impl TraceEventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceEventType::Bwe => "bwe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TraceEventType> {
+        match s {
+            "bwe" => Some(TraceEventType::Bwe),
+            _ => None,
+        }
+    }
+}
+
+/// Which feedback the send-side estimate comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BweType {
+    TransportCc,
+    Remb,
+}
+
+impl BweType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BweType::TransportCc => "transport-cc",
+            BweType::Remb => "remb",
+        }
+    }
+}
+
+/// A `bwe` trace (mediasoup's `info` of a `bwe` trace event), bit/s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BweTrace {
+    /// Milliseconds since the worker started.
+    pub timestamp: u64,
+    pub bwe_type: BweType,
+    /// What every consumer would take at its preferred layers.
+    pub desired_bitrate: u32,
+    /// What the allocation granted.
+    pub effective_desired_bitrate: u32,
+    pub min_bitrate: u32,
+    pub max_bitrate: u32,
+    pub start_bitrate: u32,
+    pub max_padding_bitrate: u32,
+    /// The estimate.
+    pub available_bitrate: u32,
 }
 
 /// One stream's stats, used for producers (received) and consumers (sent).
@@ -562,4 +631,12 @@ pub enum MediaEvent {
     /// The transport of the consumer closed under it (router/transport close).
     ConsumerTransportClose,
     ProducerTransportClose,
+    /// handler = transport id: a `bwe` trace (when enabled with `transport.enable_trace_event`).
+    TransportBweTrace(BweTrace),
+    /// handler = consumer id: the send-side allocator paused it (even its lowest layer does not
+    /// fit the estimate) / resumed it.
+    ConsumerBwePause,
+    ConsumerBweResume,
+    /// handler = producer id (dynacast): the spatial layers its consumers need now.
+    ProducerLayersNeeded(Vec<u8>),
 }

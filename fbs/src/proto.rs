@@ -210,6 +210,15 @@ methods! {
         = "rtp_observer.add_producer", RTP_OBSERVER_ADD_PRODUCER => ();
     RtpObserverRemoveProducer { producer_id: ProducerId }
         = "rtp_observer.remove_producer", RTP_OBSERVER_REMOVE_PRODUCER => ();
+    TransportSetMaxOutgoingBitrate(u32)
+        = "transport.set_max_outgoing_bitrate", TRANSPORT_SET_MAX_OUTGOING_BITRATE
+        => ();
+    TransportSetMinOutgoingBitrate(u32)
+        = "transport.set_min_outgoing_bitrate", TRANSPORT_SET_MIN_OUTGOING_BITRATE
+        => ();
+    TransportEnableTraceEvent(Vec<TraceEventType>)
+        = "transport.enable_trace_event", TRANSPORT_ENABLE_TRACE_EVENT
+        => ();
 }
 
 /// What a request's handler id names: the part of its method's name before the dot.

@@ -306,6 +306,11 @@ fn transport_stats() -> impl Strategy<Value = TransportStats> {
         opt(ice_state()),
         opt(dtls_state()),
         (opt(tuple()), any::<u32>()),
+        (
+            proptest::array::uniform5(any::<u32>()),
+            opt(0.0f64..=1.0),
+            opt(0.0f64..=1.0),
+        ),
     )
         .prop_map(
             |(
@@ -316,6 +321,7 @@ fn transport_stats() -> impl Strategy<Value = TransportStats> {
                 ice_state,
                 dtls_state,
                 (tuple, available_outgoing_bitrate),
+                (b, rtp_packet_loss_received, rtp_packet_loss_sent),
             )| TransportStats {
                 transport_id: TransportId::new(id),
                 timestamp: c[0],
@@ -335,6 +341,14 @@ fn transport_stats() -> impl Strategy<Value = TransportStats> {
                 dtls_state,
                 tuple,
                 available_outgoing_bitrate,
+                available_incoming_bitrate: b[0],
+                max_incoming_bitrate: b[1],
+                max_outgoing_bitrate: b[2],
+                min_outgoing_bitrate: b[3],
+                rtp_packet_loss_received,
+                rtp_packet_loss_sent,
+                probation_bytes_sent: c[11],
+                probation_send_bitrate: b[4],
             },
         )
 }
@@ -544,6 +558,15 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
         1 => connect_params().prop_map(RequestBody::TransportConnect).boxed(),
         1 => any::<u32>()
             .prop_map(RequestBody::TransportSetMaxIncomingBitrate)
+            .boxed(),
+        1 => any::<u32>()
+            .prop_map(RequestBody::TransportSetMaxOutgoingBitrate)
+            .boxed(),
+        1 => any::<u32>()
+            .prop_map(RequestBody::TransportSetMinOutgoingBitrate)
+            .boxed(),
+        1 => vec(Just(TraceEventType::Bwe), 2)
+            .prop_map(RequestBody::TransportEnableTraceEvent)
             .boxed(),
         1 => consumer_layers()
             .prop_map(RequestBody::ConsumerSetPreferredLayers)
@@ -833,6 +856,34 @@ fn media_event() -> impl Strategy<Value = MediaEvent> {
             .prop_map(MediaEvent::AudioLevelObserverVolumes)
             .boxed(),
         Just(MediaEvent::AudioLevelObserverSilence).boxed(),
+        (
+            any::<u64>(),
+            any::<bool>(),
+            proptest::array::uniform7(any::<u32>())
+        )
+            .prop_map(
+                |(timestamp, remb, b)| MediaEvent::TransportBweTrace(BweTrace {
+                    timestamp,
+                    bwe_type: if remb {
+                        BweType::Remb
+                    } else {
+                        BweType::TransportCc
+                    },
+                    desired_bitrate: b[0],
+                    effective_desired_bitrate: b[1],
+                    min_bitrate: b[2],
+                    max_bitrate: b[3],
+                    start_bitrate: b[4],
+                    max_padding_bitrate: b[5],
+                    available_bitrate: b[6],
+                })
+            )
+            .boxed(),
+        Just(MediaEvent::ConsumerBwePause).boxed(),
+        Just(MediaEvent::ConsumerBweResume).boxed(),
+        vec(any::<u8>(), 3)
+            .prop_map(MediaEvent::ProducerLayersNeeded)
+            .boxed(),
     ]
 }
 
@@ -937,9 +988,13 @@ fn media_event_variant(e: &MediaEvent) -> usize {
         MediaEvent::ActiveSpeakerObserverDominantSpeaker { .. } => 12,
         MediaEvent::AudioLevelObserverVolumes(_) => 13,
         MediaEvent::AudioLevelObserverSilence => 14,
+        MediaEvent::TransportBweTrace(_) => 15,
+        MediaEvent::ConsumerBwePause => 16,
+        MediaEvent::ConsumerBweResume => 17,
+        MediaEvent::ProducerLayersNeeded(_) => 18,
     }
 }
-const MEDIA_EVENT_VARIANTS: usize = 15;
+const MEDIA_EVENT_VARIANTS: usize = 19;
 
 fn sample<S: Strategy>(s: S, n: usize) -> Vec<S::Value> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();

@@ -60,3 +60,11 @@ enum_map!(suite_to, suite_from, "SRTP crypto suite", SrtpCryptoSuite, fb_srtp::S
     AesCm128HmacSha1_80 <=> AES_CM_128_HMAC_SHA1_80,
     AesCm128HmacSha1_32 <=> AES_CM_128_HMAC_SHA1_32,
 });
+enum_map!(trace_event_type_to, trace_event_type_from, "trace event type", TraceEventType,
+    fb_tr::TraceEventType {
+    Bwe <=> BWE,
+});
+enum_map!(bwe_type_to, bwe_type_from, "bwe type", BweType, fb_tr::BweType {
+    TransportCc <=> TRANSPORT_CC,
+    Remb <=> REMB,
+});

@@ -178,6 +178,45 @@ pub(super) fn build_media_event(
         MediaEvent::ConsumerProducerClose => (E::CONSUMER_PRODUCER_CLOSE, B::NONE, None),
         MediaEvent::ConsumerTransportClose => (E::CONSUMER_TRANSPORT_CLOSE, B::NONE, None),
         MediaEvent::ProducerTransportClose => (E::PRODUCER_TRANSPORT_CLOSE, B::NONE, None),
+        MediaEvent::TransportBweTrace(t) => {
+            let bwe = fb_tr::BweTraceInfo::create(
+                fbb,
+                &fb_tr::BweTraceInfoArgs {
+                    bwe_type: bwe_type_to(t.bwe_type),
+                    desired_bitrate: t.desired_bitrate,
+                    effective_desired_bitrate: t.effective_desired_bitrate,
+                    min_bitrate: t.min_bitrate,
+                    max_bitrate: t.max_bitrate,
+                    start_bitrate: t.start_bitrate,
+                    max_padding_bitrate: t.max_padding_bitrate,
+                    available_bitrate: t.available_bitrate,
+                },
+            );
+            let b = fb_tr::TraceNotification::create(
+                fbb,
+                &fb_tr::TraceNotificationArgs {
+                    type_: fb_tr::TraceEventType::BWE,
+                    timestamp: t.timestamp,
+                    direction: fb_tr::TraceDirection::OUT,
+                    bwe: Some(bwe),
+                },
+            );
+            (E::TRANSPORT_TRACE, B::Transport_TraceNotification, union(b))
+        }
+        MediaEvent::ConsumerBwePause => (E::CONSUMER_BWE_PAUSE, B::NONE, None),
+        MediaEvent::ConsumerBweResume => (E::CONSUMER_BWE_RESUME, B::NONE, None),
+        MediaEvent::ProducerLayersNeeded(layers) => {
+            let spatial_layers = Some(fbb.create_vector(layers));
+            let b = fb_prod::LayersNeededNotification::create(
+                fbb,
+                &fb_prod::LayersNeededNotificationArgs { spatial_layers },
+            );
+            (
+                E::PRODUCER_LAYERS_NEEDED,
+                B::Producer_LayersNeededNotification,
+                union(b),
+            )
+        }
     }
 }
 
@@ -319,6 +358,36 @@ pub(super) fn event_from(n: fb_notif::Notification<'_>) -> Dr<Event> {
         E::CONSUMER_PRODUCER_CLOSE => Event::Media(MediaEvent::ConsumerProducerClose),
         E::CONSUMER_TRANSPORT_CLOSE => Event::Media(MediaEvent::ConsumerTransportClose),
         E::PRODUCER_TRANSPORT_CLOSE => Event::Media(MediaEvent::ProducerTransportClose),
+        E::TRANSPORT_TRACE => {
+            let b = n
+                .body_as_transport_trace_notification()
+                .ok_or_else(|| missing("transport.trace"))?;
+            if b.type_() != fb_tr::TraceEventType::BWE {
+                return Err(format!("unknown trace type {}", b.type_().0));
+            }
+            let i = b.bwe().ok_or_else(|| missing("transport.trace bwe"))?;
+            Event::Media(MediaEvent::TransportBweTrace(BweTrace {
+                timestamp: b.timestamp(),
+                bwe_type: bwe_type_from(i.bwe_type())?,
+                desired_bitrate: i.desired_bitrate(),
+                effective_desired_bitrate: i.effective_desired_bitrate(),
+                min_bitrate: i.min_bitrate(),
+                max_bitrate: i.max_bitrate(),
+                start_bitrate: i.start_bitrate(),
+                max_padding_bitrate: i.max_padding_bitrate(),
+                available_bitrate: i.available_bitrate(),
+            }))
+        }
+        E::CONSUMER_BWE_PAUSE => Event::Media(MediaEvent::ConsumerBwePause),
+        E::CONSUMER_BWE_RESUME => Event::Media(MediaEvent::ConsumerBweResume),
+        E::PRODUCER_LAYERS_NEEDED => {
+            let b = n
+                .body_as_producer_layers_needed_notification()
+                .ok_or_else(|| missing("producer.layers_needed"))?;
+            Event::Media(MediaEvent::ProducerLayersNeeded(
+                b.spatial_layers().bounded().collect(),
+            ))
+        }
         other => return Err(format!("unknown event {}", other.0)),
     })
 }

@@ -156,6 +156,34 @@ pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts 
             );
             (B::Transport_SetMaxIncomingBitrateRequest, union(b))
         }
+        RequestBody::TransportSetMaxOutgoingBitrate(max_outgoing_bitrate) => {
+            let b = fb_tr::SetMaxOutgoingBitrateRequest::create(
+                fbb,
+                &fb_tr::SetMaxOutgoingBitrateRequestArgs {
+                    max_outgoing_bitrate: *max_outgoing_bitrate,
+                },
+            );
+            (B::Transport_SetMaxOutgoingBitrateRequest, union(b))
+        }
+        RequestBody::TransportSetMinOutgoingBitrate(min_outgoing_bitrate) => {
+            let b = fb_tr::SetMinOutgoingBitrateRequest::create(
+                fbb,
+                &fb_tr::SetMinOutgoingBitrateRequestArgs {
+                    min_outgoing_bitrate: *min_outgoing_bitrate,
+                },
+            );
+            (B::Transport_SetMinOutgoingBitrateRequest, union(b))
+        }
+        RequestBody::TransportEnableTraceEvent(events) => {
+            let events: Vec<fb_tr::TraceEventType> =
+                events.iter().map(|&e| trace_event_type_to(e)).collect();
+            let events = Some(fbb.create_vector(&events));
+            let b = fb_tr::EnableTraceEventRequest::create(
+                fbb,
+                &fb_tr::EnableTraceEventRequestArgs { events },
+            );
+            (B::Transport_EnableTraceEventRequest, union(b))
+        }
         RequestBody::TransportProduce(o) => {
             let producer_id = Some(fbb.create_string(o.producer_id.as_str()));
             let rtp_parameters = Some(build_rtp_parameters(fbb, &o.rtp_parameters));
@@ -366,6 +394,29 @@ pub(super) fn request_body_from(r: fb_req::Request<'_>) -> Dr<RequestBody> {
                 .body_as_transport_set_max_incoming_bitrate_request()
                 .ok_or_else(|| missing(Method::TransportSetMaxIncomingBitrate))?;
             RequestBody::TransportSetMaxIncomingBitrate(b.max_incoming_bitrate())
+        }
+        M::TRANSPORT_SET_MAX_OUTGOING_BITRATE => {
+            let b = r
+                .body_as_transport_set_max_outgoing_bitrate_request()
+                .ok_or_else(|| missing(Method::TransportSetMaxOutgoingBitrate))?;
+            RequestBody::TransportSetMaxOutgoingBitrate(b.max_outgoing_bitrate())
+        }
+        M::TRANSPORT_SET_MIN_OUTGOING_BITRATE => {
+            let b = r
+                .body_as_transport_set_min_outgoing_bitrate_request()
+                .ok_or_else(|| missing(Method::TransportSetMinOutgoingBitrate))?;
+            RequestBody::TransportSetMinOutgoingBitrate(b.min_outgoing_bitrate())
+        }
+        M::TRANSPORT_ENABLE_TRACE_EVENT => {
+            let b = r
+                .body_as_transport_enable_trace_event_request()
+                .ok_or_else(|| missing(Method::TransportEnableTraceEvent))?;
+            RequestBody::TransportEnableTraceEvent(
+                b.events()
+                    .bounded()
+                    .map(trace_event_type_from)
+                    .collect::<Result<_, _>>()?,
+            )
         }
         M::TRANSPORT_PRODUCE => {
             let b = r

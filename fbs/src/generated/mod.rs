@@ -59,6 +59,8 @@ pub mod fbs {
     pub use self::dump_response_generated::*;
     mod score_generated;
     pub use self::score_generated::*;
+    mod layers_needed_notification_generated;
+    pub use self::layers_needed_notification_generated::*;
     mod score_notification_generated;
     pub use self::score_notification_generated::*;
   } // producer
@@ -149,12 +151,28 @@ pub mod fbs {
     pub use self::ice_state_generated::*;
     mod dtls_state_generated;
     pub use self::dtls_state_generated::*;
+    mod trace_event_type_generated;
+    pub use self::trace_event_type_generated::*;
+    mod trace_direction_generated;
+    pub use self::trace_direction_generated::*;
+    mod bwe_type_generated;
+    pub use self::bwe_type_generated::*;
     mod listen_info_generated;
     pub use self::listen_info_generated::*;
     mod tuple_generated;
     pub use self::tuple_generated::*;
     mod set_max_incoming_bitrate_request_generated;
     pub use self::set_max_incoming_bitrate_request_generated::*;
+    mod set_max_outgoing_bitrate_request_generated;
+    pub use self::set_max_outgoing_bitrate_request_generated::*;
+    mod set_min_outgoing_bitrate_request_generated;
+    pub use self::set_min_outgoing_bitrate_request_generated::*;
+    mod enable_trace_event_request_generated;
+    pub use self::enable_trace_event_request_generated::*;
+    mod bwe_trace_info_generated;
+    pub use self::bwe_trace_info_generated::*;
+    mod trace_notification_generated;
+    pub use self::trace_notification_generated::*;
     mod produce_request_generated;
     pub use self::produce_request_generated::*;
     mod consume_request_generated;

@@ -34,6 +34,7 @@ impl Transport {
             paused,
             producer_paused,
             score,
+            bwe_paused: false,
         }));
         let parent = self.clone();
         let st = state.clone();
@@ -48,6 +49,8 @@ impl Transport {
                     MediaEvent::ConsumerProducerPause => s.producer_paused = true,
                     MediaEvent::ConsumerProducerResume => s.producer_paused = false,
                     MediaEvent::ConsumerScore(sc) => s.score = *sc,
+                    MediaEvent::ConsumerBwePause => s.bwe_paused = true,
+                    MediaEvent::ConsumerBweResume => s.bwe_paused = false,
                     MediaEvent::ConsumerProducerClose => return Some(CloseReason::ProducerClosed),
                     MediaEvent::ConsumerTransportClose => return Some(CloseReason::ParentClosed),
                     _ => {}
@@ -78,6 +81,8 @@ struct ConsumerState {
     paused: bool,
     producer_paused: bool,
     score: ConsumerScore,
+    /// The send-side allocator paused it (its lowest layer does not fit the estimate).
+    bwe_paused: bool,
 }
 
 #[derive(Debug)]
@@ -117,6 +122,11 @@ impl Consumer {
 
     pub fn producer_paused(&self) -> bool {
         self.state(|s| s.producer_paused)
+    }
+
+    /// Whether the transport's bandwidth allocator has it paused.
+    pub fn bwe_paused(&self) -> bool {
+        self.state(|s| s.bwe_paused)
     }
 
     pub fn score(&self) -> ConsumerScore {

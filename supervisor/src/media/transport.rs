@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use ferrosfu_fbs::{
     AnyTransportDump, ConnectParams, DtlsParameters, IceParameters, MediaEvent, Method,
-    PlainTransportDump, PlainTransportOptions, SrtpParameters, TransportId, TransportStats,
-    WebRtcTransportDump, WebRtcTransportOptions, requests,
+    PlainTransportDump, PlainTransportOptions, SrtpParameters, TraceEventType, TransportId,
+    TransportStats, WebRtcTransportDump, WebRtcTransportOptions, requests,
 };
 
 use super::{CloseReason, Life, router_gone};
@@ -206,6 +206,36 @@ impl Transport {
         self.inner
             .life
             .request(requests::TransportSetMaxIncomingBitrate(bitrate))
+            .await
+    }
+
+    /// A ceiling on the send-side estimate toward the remote (bit/s, 0 = none; else at least
+    /// 30000 and not under the minimum).
+    pub async fn set_max_outgoing_bitrate(&self, bitrate: u32) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .request(requests::TransportSetMaxOutgoingBitrate(bitrate))
+            .await
+    }
+
+    /// A floor under the send-side estimate (bit/s, 0 = the default 30000; not over the
+    /// maximum).
+    pub async fn set_min_outgoing_bitrate(&self, bitrate: u32) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .request(requests::TransportSetMinOutgoingBitrate(bitrate))
+            .await
+    }
+
+    /// The trace events to emit (mediasoup's `enableTraceEvent`): `bwe` traces come as
+    /// [`MediaEvent::TransportBweTrace`] notifications.
+    pub async fn enable_trace_event(
+        &self,
+        events: Vec<TraceEventType>,
+    ) -> Result<(), RequestError> {
+        self.inner
+            .life
+            .request(requests::TransportEnableTraceEvent(events))
             .await
     }
 

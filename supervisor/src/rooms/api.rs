@@ -197,11 +197,17 @@ pub(crate) enum Notification {
         producer_id: String,
         score: Vec<EncodingScore>,
     },
+    /// `reason`: `"bwe"` when the downlink's bandwidth allocator paused it (even its lowest
+    /// layer does not fit the estimate); absent when its producer paused.
     ConsumerPaused {
         consumer_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     ConsumerResumed {
         consumer_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     ConsumerClosed {
         consumer_id: String,
@@ -217,6 +223,18 @@ pub(crate) enum Notification {
         temporal_layer: Option<u8>,
     },
     ActiveSpeaker(ActiveSpeaker),
+    /// The send-side estimate of the peer's receiving transport (mediasoup-demo's shape), bit/s.
+    DownlinkBwe {
+        desired_bitrate: u32,
+        effective_desired_bitrate: u32,
+        available_bitrate: u32,
+    },
+    /// Dynacast, to a producer's owner: the spatial layers (encoding indexes) its consumers
+    /// need now; the app may stop encoding the others.
+    ProducerLayersNeeded {
+        producer_id: String,
+        spatial_layers: Vec<u8>,
+    },
 }
 
 /// `activeSpeaker`: whom the room hears, or nobody.
@@ -341,6 +359,25 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&n).unwrap(),
             json!({"method": "newPeer", "data": {"id": "a", "displayName": "A", "device": {"name": "x"}}})
+        );
+        let n = Notification::DownlinkBwe {
+            desired_bitrate: 1_500_000,
+            effective_desired_bitrate: 500_000,
+            available_bitrate: 600_000,
+        };
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"method": "downlinkBwe", "data": {"desiredBitrate": 1_500_000,
+                "effectiveDesiredBitrate": 500_000, "availableBitrate": 600_000}})
+        );
+        let n = Notification::ProducerLayersNeeded {
+            producer_id: "p".into(),
+            spatial_layers: vec![0, 1],
+        };
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"method": "producerLayersNeeded", "data": {"producerId": "p",
+                "spatialLayers": [0, 1]}})
         );
     }
 

@@ -236,10 +236,20 @@ impl Room {
                 tokio::select! {
                     e = events.recv() => match e {
                         Ok(MediaEvent::ConsumerProducerPause) => {
-                            notify(Notification::ConsumerPaused { consumer_id }).await;
+                            notify(Notification::ConsumerPaused { consumer_id, reason: None })
+                                .await;
                         }
                         Ok(MediaEvent::ConsumerProducerResume) => {
-                            notify(Notification::ConsumerResumed { consumer_id }).await;
+                            notify(Notification::ConsumerResumed { consumer_id, reason: None })
+                                .await;
+                        }
+                        Ok(MediaEvent::ConsumerBwePause) => {
+                            let reason = Some("bwe");
+                            notify(Notification::ConsumerPaused { consumer_id, reason }).await;
+                        }
+                        Ok(MediaEvent::ConsumerBweResume) => {
+                            let reason = Some("bwe");
+                            notify(Notification::ConsumerResumed { consumer_id, reason }).await;
                         }
                         Ok(MediaEvent::ConsumerScore(s)) => {
                             notify(Notification::ConsumerScore { consumer_id, score: s.into() })

@@ -157,6 +157,16 @@ impl Room {
                                 });
                             }
                         }
+                        Ok(MediaEvent::ProducerLayersNeeded(spatial_layers)) => {
+                            let Some(r) = room.upgrade() else { return };
+                            let st = r.state.lock().await;
+                            if let Some(peer) = st.peers.get(&peer_id) {
+                                peer.notify(&Notification::ProducerLayersNeeded {
+                                    producer_id: p.id().as_str().to_owned(),
+                                    spatial_layers,
+                                });
+                            }
+                        }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => break,
                     },

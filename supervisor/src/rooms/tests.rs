@@ -181,6 +181,24 @@ async fn a_broadcasters_producer_is_offered_to_joined_peers() {
         ferrosfu_fbs::ConsumerType::Simple
     );
 
+    // The downlink's allocator pauses and resumes it: Bob is told why; a producer pause says
+    // no reason.
+    worker.send(&[note(&offer.consumer.id, MediaEvent::ConsumerBwePause)]);
+    let paused = bob.wait_for("consumerPaused").await;
+    assert_eq!(
+        paused["data"],
+        json!({"consumerId": offer.consumer.id.as_str(), "reason": "bwe"})
+    );
+    worker.send(&[note(&offer.consumer.id, MediaEvent::ConsumerBweResume)]);
+    let resumed = bob.wait_for("consumerResumed").await;
+    assert_eq!(resumed["data"]["reason"], "bwe");
+    worker.send(&[note(&offer.consumer.id, MediaEvent::ConsumerProducerPause)]);
+    let paused = bob.wait_for("consumerPaused").await;
+    assert_eq!(
+        paused["data"],
+        json!({"consumerId": offer.consumer.id.as_str()})
+    );
+
     // The producer closes on the worker: Bob's consumer closes and he is told.
     worker.send(&[note(&offer.consumer.id, MediaEvent::ConsumerProducerClose)]);
     let closed = bob.wait_for("consumerClosed").await;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrosfu_fbs::{
-    IceParameters, IceState, MediaEvent, PlainTransportDump, PlainTransportOptions, TransportId,
-    TransportProtocol, WebRtcTransportDump, WebRtcTransportListen, WebRtcTransportOptions,
+    IceParameters, IceState, MediaEvent, PlainTransportDump, PlainTransportOptions, TraceEventType,
+    TransportId, TransportProtocol, WebRtcTransportDump, WebRtcTransportListen,
+    WebRtcTransportOptions,
 };
 
-use super::api::{Connect, WebRtcTransportRequest};
+use super::api::{Connect, Notification, WebRtcTransportRequest};
 use super::state::PeerTransport;
 use super::{Room, RoomError};
 use crate::auth::Role;
@@ -121,6 +122,10 @@ impl Room {
         );
         drop(st);
         if t.webrtc().is_some() {
+            // A receiving transport reports its downlink estimate to the peer (`downlinkBwe`).
+            if consuming {
+                t.enable_trace_event(vec![TraceEventType::Bwe]).await?;
+            }
             self.watch_transport(peer_id.to_owned(), t);
         }
         Ok(())
@@ -144,6 +149,17 @@ impl Room {
                                 r.close_peer(&peer_id, "DTLS failed").await;
                             }
                             return;
+                        }
+                        Ok(MediaEvent::TransportBweTrace(b)) => {
+                            if let Some(r) = room.upgrade()
+                                && let Some(p) = r.state.lock().await.peers.get(&peer_id)
+                            {
+                                p.notify(&Notification::DownlinkBwe {
+                                    desired_bitrate: b.desired_bitrate,
+                                    effective_desired_bitrate: b.effective_desired_bitrate,
+                                    available_bitrate: b.available_bitrate,
+                                });
+                            }
                         }
                         Ok(MediaEvent::TransportIceStateChange(s)) => {
                             disconnected_since = (s == IceState::Disconnected)

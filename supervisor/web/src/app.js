@@ -5,10 +5,12 @@
 //
 // URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server),
 // forceTcp=1, simulcast=0 (one encoding), codec=vp8|vp9|h264 (vp9: one SVC encoding, svc=MODE,
-// default L3T3_KEY), fps=N (camera frame rate; default: the camera's).
+// default L3T3_KEY), fps=N (camera frame rate; default: the camera's), dynacast=0 (keep every
+// simulcast encoding on even when the server says no one needs it).
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
-// waitVideoWidth(peerId, lo, hi, ms) }.
+// waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
+// needed, active}: what the server asked for and which encodings are on) }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
@@ -36,6 +38,8 @@ const hooks = {
   consumers: () => Array.from(consumers.values(), ({ consumer, peerId, type }) => ({
     id: consumer.id, peerId, kind: consumer.kind, type, paused: consumer.paused })),
   waitVideoWidth: (peerId, lo, hi, ms) => tiles.waitVideoWidth(peerId, lo, hi, ms),
+  downlink: null,
+  dynacast: { enabled: params.get('dynacast') !== '0', needed: null, active: null },
 };
 window.ferrosfu = hooks;
 const MAX_EVENTS = 5000;
@@ -334,9 +338,23 @@ function onNotification({ method, data }) {
       const c = consumers.get(data.consumerId);
       if (c && c.consumer.kind === 'audio') {
         tiles.setBadge(c.peerId, method === 'consumerPaused' ? 'muted' : '');
+      } else if (c && data.reason === 'bwe') {
+        // The server's bandwidth allocator stopped this video: our downlink cannot carry it.
+        tiles.setStarved(c.peerId, method === 'consumerPaused');
       }
       break;
     }
+    case 'downlinkBwe':
+      // {desiredBitrate, effectiveDesiredBitrate, availableBitrate}: the server's estimate of
+      // our downlink and what it sends us of what we would take.
+      hooks.downlink = data;
+      showDownlink(data);
+      break;
+    case 'producerLayersNeeded':
+      if (producers.video && data.producerId === producers.video.id) {
+        applyLayersNeeded(data.spatialLayers || []);
+      }
+      break;
     case 'consumerScore': {
       // The video's score when the peer sends video, else the audio's.
       const c = consumers.get(data.consumerId);
@@ -368,6 +386,42 @@ function onNotification({ method, data }) {
     default:
       break;
   }
+}
+
+const kbps = (bps) => `${Math.round((bps || 0) / 1000)} kbit/s`;
+
+function showDownlink({ availableBitrate, desiredBitrate, effectiveDesiredBitrate }) {
+  const e = $('downlink');
+  e.textContent = `downlink ${kbps(availableBitrate)}`;
+  e.title = `estimate of the server → you path ${kbps(availableBitrate)}; receiving `
+    + `${kbps(effectiveDesiredBitrate)} of the ${kbps(desiredBitrate)} the best layers would take`;
+  e.classList.toggle('starved', effectiveDesiredBitrate < desiredBitrate);
+}
+
+// Dynacast: the server says which spatial layers of our camera anyone receives; the others are
+// not encoded (the lowest always is, so a newcomer gets a first frame at once).
+async function applyLayersNeeded(needed) {
+  hooks.dynacast.needed = needed;
+  const sender = producers.video?.rtpSender;
+  if (!hooks.dynacast.enabled || !sender) return;
+  const p = sender.getParameters();
+  if (!p.encodings || p.encodings.length < 2) return; // SVC or one encoding: nothing to stop
+  let changed = false;
+  p.encodings.forEach((e, i) => {
+    const active = i === 0 || needed.includes(i);
+    if (e.active !== active) {
+      e.active = active;
+      changed = true;
+    }
+  });
+  if (changed) {
+    try {
+      await sender.setParameters(p);
+    } catch (e) {
+      console.warn('dynacast: setParameters failed', e);
+    }
+  }
+  hooks.dynacast.active = sender.getParameters().encodings.map((e) => e.active);
 }
 
 // ---------------------------------------------------------------------------------------------

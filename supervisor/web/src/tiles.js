@@ -140,6 +140,14 @@ export function setInfo(peerId, text, title) {
   l.title = title || '';
 }
 
+// The server paused this peer's video for our downlink's sake (the tile dims, says why).
+export function setStarved(peerId, starved) {
+  const t = findTile(peerId);
+  if (!t) return;
+  t.classList.toggle('starved', starved);
+  t.querySelector('.badge').textContent = starved ? 'low bandwidth' : '';
+}
+
 export function setBadge(peerId, text) {
   const t = findTile(peerId);
   if (t) t.querySelector('.badge').textContent = text;

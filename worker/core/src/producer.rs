@@ -82,6 +82,12 @@ pub(crate) struct Producer {
     pub layer_rates: Box<LayerRates>,
     /// The spatial layers its consumers need, as last told to the publisher (dynacast).
     pub layers_needed: Option<Vec<u8>>,
+    /// The last measured cost (bit/s) of each spatial layer taken whole: what the allocator
+    /// counts for a layer its publisher stopped sending because dynacast said nobody needed it
+    /// (so a consumer that can take it again is granted it, and the publisher told to resume).
+    pub last_layer_cost: Vec<u64>,
+    /// Dynacast: fewer layers needed (how many) since when, not told yet.
+    pub dynacast_pending: Option<(usize, Instant)>,
 }
 
 impl Producer {
@@ -211,6 +217,8 @@ impl Producer {
             last_scores: vec![0; n],
             layer_rates: Box::default(),
             layers_needed: None,
+            last_layer_cost: Vec::new(),
+            dynacast_pending: None,
             dropped: 0,
         })
     }

@@ -6,19 +6,20 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use ferrosfu_fbs::{
     ConnectParams, HandlerId, MediaEvent, PlainTransportOptions, RequestBody, RequestFailure,
-    ResponseBody, RouterId, SrtpParameters, WebRtcTransportListen, WebRtcTransportOptions,
+    ResponseBody, RouterId, SrtpParameters, TraceEventType, WebRtcTransportListen,
+    WebRtcTransportOptions,
 };
 use rand::Rng;
 
 use super::server::candidates;
 use super::{invalid, suite_profile};
 use crate::WorkerCore;
-use crate::bwe::SendSideBwe;
+use crate::bwe::pacer::PACING_FACTOR;
 use crate::demux::Owner;
 use crate::proto::dtls::Dtls;
 use crate::proto::ice::{IceCredentials, IceLite, Protocol};
 use crate::tables::TransportKey;
-use crate::transport::{BWE_MAX_BPS, BWE_MIN_BPS};
+use crate::transport::BWE_MIN_BPS;
 use crate::transport::{BoundSocket, Kind, Plain, Transport, WebRtc};
 use crate::worker_core::Output;
 
@@ -83,11 +84,7 @@ impl WorkerCore {
             now,
         );
         if o.initial_available_outgoing_bitrate > 0 {
-            t.bwe = SendSideBwe::new(
-                u64::from(o.initial_available_outgoing_bitrate),
-                BWE_MIN_BPS,
-                BWE_MAX_BPS,
-            );
+            t.set_start_bps(u64::from(o.initial_available_outgoing_bitrate));
         }
         let k = self.tables.insert_transport(t);
         for s in &own {
@@ -204,13 +201,44 @@ impl WorkerCore {
             RequestBody::TransportDump => self.transport_dump(k),
             RequestBody::TransportGetStats => {
                 let ts = self.timestamp(now);
+                let (received, sent) = self.rtp_loss(k);
                 let t = &mut self.tables.transports[k];
-                Ok(ResponseBody::TransportStats(t.stats(now, ts)))
+                Ok(ResponseBody::TransportStats(
+                    t.stats(now, ts, received, sent),
+                ))
             }
             RequestBody::TransportConnect(p) => self.connect(k, p, now),
             RequestBody::TransportRestartIce => self.restart_ice(k),
             RequestBody::TransportSetMaxIncomingBitrate(b) => {
                 self.tables.transports[k].max_incoming_bitrate = b;
+                Ok(ResponseBody::None)
+            }
+            RequestBody::TransportSetMaxOutgoingBitrate(b) => {
+                let min = self.tables.transports[k].min_outgoing_bitrate;
+                check_outgoing_bitrate(b)?;
+                if b > 0 && b < min {
+                    return Err(invalid(format!(
+                        "maxOutgoingBitrate {b} is under minOutgoingBitrate {min}"
+                    )));
+                }
+                self.outgoing_bounds_changed(k, min, b, now);
+                Ok(ResponseBody::None)
+            }
+            RequestBody::TransportSetMinOutgoingBitrate(b) => {
+                let max = self.tables.transports[k].max_outgoing_bitrate;
+                check_outgoing_bitrate(b)?;
+                if max > 0 && b > max {
+                    return Err(invalid(format!(
+                        "minOutgoingBitrate {b} is over maxOutgoingBitrate {max}"
+                    )));
+                }
+                self.outgoing_bounds_changed(k, b, max, now);
+                Ok(ResponseBody::None)
+            }
+            RequestBody::TransportEnableTraceEvent(events) => {
+                let t = &mut self.tables.transports[k];
+                t.trace_bwe = events.contains(&TraceEventType::Bwe);
+                t.bwe_ctl.next_trace = None;
                 Ok(ResponseBody::None)
             }
             RequestBody::TransportProduce(o) => self.produce(k, o),
@@ -330,5 +358,60 @@ impl WorkerCore {
             self.outputs
                 .push_back(Output::ReleaseSockets(std::mem::take(&mut t.own_sockets)));
         }
+    }
+}
+
+/// An outgoing bitrate bound: 0 (none) or at least the estimate's floor (as mediasoup).
+fn check_outgoing_bitrate(b: u32) -> Result<(), RequestFailure> {
+    if b > 0 && u64::from(b) < BWE_MIN_BPS {
+        return Err(invalid(format!(
+            "bitrate must be >= {BWE_MIN_BPS} or 0 (unlimited)"
+        )));
+    }
+    Ok(())
+}
+
+impl WorkerCore {
+    /// Transport `k`'s outgoing bounds changed: the estimate, the pacer and the allocation
+    /// follow at once.
+    fn outgoing_bounds_changed(&mut self, k: TransportKey, min: u32, max: u32, now: Instant) {
+        let t = &mut self.tables.transports[k];
+        t.set_outgoing_bounds(min, max);
+        if let Some(e) = t.estimate_bps() {
+            t.pacer
+                .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
+        }
+        self.allocate_transport(k, now);
+    }
+
+    /// The fraction lost of what transport `k` receives (its producers' streams, from our
+    /// receiver reports) and of what it sends (its consumers' streams, from the remote's
+    /// receiver reports), weighted by packets; `None` where it has no such stream.
+    fn rtp_loss(&self, k: TransportKey) -> (Option<f64>, Option<f64>) {
+        let t = &self.tables.transports[k];
+        let mut recv = (0.0, 0u64);
+        for p in t
+            .producers
+            .iter()
+            .filter_map(|&pk| self.tables.producers.get(pk))
+        {
+            for s in p.encodings.iter().filter_map(|e| e.stream.as_ref()) {
+                let n = s.packets.max(1);
+                recv.0 += f64::from(s.fraction_lost) / 256.0 * n as f64;
+                recv.1 += n;
+            }
+        }
+        let mut sent = (0.0, 0u64);
+        for c in t
+            .consumers
+            .iter()
+            .filter_map(|&ck| self.tables.consumers.get(ck))
+        {
+            let n = c.stream.packets.max(1);
+            sent.0 += f64::from(c.stream.fraction_lost) / 256.0 * n as f64;
+            sent.1 += n;
+        }
+        let ratio = |(sum, n): (f64, u64)| (n > 0).then(|| sum / n as f64);
+        (ratio(recv), ratio(sent))
     }
 }

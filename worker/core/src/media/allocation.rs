@@ -5,12 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use ferrosfu_fbs::{HandlerId, MediaKind};
+use ferrosfu_fbs::{HandlerId, MediaEvent, MediaKind};
 
 use crate::WorkerCore;
 use crate::bwe::BweUpdate;
 use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, allocate};
 use crate::bwe::pacer::PACING_FACTOR;
+use crate::bwe::prober::{RETRY_AFTER, RETRY_PAUSED_AFTER};
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
 /// The allocator runs this often (and at once when the estimate drops).
@@ -21,11 +22,24 @@ const DROP_RATIO: f64 = 0.9;
 const MEDIA_SHARE: f64 = 0.95;
 /// Dynacast: how often the layers a producer's consumers need are checked.
 const DYNACAST_EVERY: Duration = Duration::from_millis(500);
+/// Sending without any transport-wide feedback this long: the path drops everything (or the
+/// feedback): the estimate halves every [`FEEDBACK_TIMEOUT_BACKOFF_EVERY`] until some comes.
+const FEEDBACK_TIMEOUT: Duration = Duration::from_millis(1500);
+const FEEDBACK_TIMEOUT_BACKOFF_EVERY: Duration = Duration::from_millis(500);
+const FEEDBACK_TIMEOUT_FACTOR: f64 = 0.5;
+/// Dynacast tells a publisher to stop a layer only once it has been unneeded this long.
+const DYNACAST_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// After an upgrade, only loss switches down for this long.
 const UPGRADE_GRACE: Duration = Duration::from_secs(1);
 /// The layers a subscriber receives are kept by its acknowledged bitrate only while it loses
-/// less than this.
+/// less than this...
 const KEEP_MAX_LOSS: f64 = 0.02;
+/// ... and unless the estimate has stayed under what is sent for this long while less than
+/// [`KEEP_ACKED_SHARE`] of it arrives: a keyframe's queue sets off an overuse that passes and
+/// drains; a bottleneck's queue grows, delivering intact until it overflows, so what the
+/// subscriber received then is no reason to keep the layers.
+const KEEP_BY_RECEIVED_UNDER: Duration = Duration::from_secs(1);
+const KEEP_ACKED_SHARE: f64 = 0.95;
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
@@ -64,6 +78,7 @@ impl WorkerCore {
         let t = &mut self.tables.transports[tk];
         if (e as f64) < t.bwe_ctl.last_estimate as f64 * DROP_RATIO {
             t.bwe_ctl.hysteresis.congested();
+            t.bwe_ctl.next_trace = None;
             self.allocate_transport(tk, now);
         } else if t.bwe_ctl.next_run.is_none() {
             t.bwe_ctl.next_run = Some(now);
@@ -122,12 +137,33 @@ impl WorkerCore {
         let Some(t) = self.tables.transports.get_mut(tk) else {
             return;
         };
+        let sent = u64::from(t.counters.send_rate.bitrate(now));
+        if t.bwe_fed
+            && sent > 0
+            && t.bwe_ctl
+                .last_feedback
+                .is_some_and(|f| now >= f + FEEDBACK_TIMEOUT)
+            && t.bwe_ctl
+                .last_timeout_backoff
+                .is_none_or(|b| now >= b + FEEDBACK_TIMEOUT_BACKOFF_EVERY)
+        {
+            t.bwe_ctl.last_timeout_backoff = Some(now);
+            let e = t.bwe.on_feedback_timeout(FEEDBACK_TIMEOUT_FACTOR, now);
+            tracing::debug!(target: "bwe", estimate = e, "no feedback: backing off");
+            t.pacer
+                .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
+            t.bwe_ctl.hysteresis.congested();
+            t.bwe_ctl.next_trace = None;
+        }
         let Some(estimate) = t.estimate_bps() else {
             return;
         };
         t.bwe_ctl.next_run = Some(now + ALLOCATE_EVERY);
         t.bwe_ctl.last_estimate = estimate;
-        let sent = u64::from(t.counters.send_rate.bitrate(now));
+        let probed = t.bwe_ctl.prober.bytes_sent;
+        let new = probed.saturating_sub(t.counters.probe_seen);
+        t.counters.probe_seen = probed;
+        t.counters.probe_rate.add(new as usize, now);
         let alr = t.bwe_ctl.alr.update(sent, estimate);
         t.bwe.set_in_alr(alr);
         let consumers = t.consumers.clone();
@@ -140,9 +176,28 @@ impl WorkerCore {
         let (mut wanted, used) = allocate(budget, &cands);
         // What is kept: by the estimate, or by what the subscriber demonstrably receives (what
         // was sent over the last second) while it loses (almost) nothing — an overuse backoff
-        // after a layer switch's keyframe says less about the path than intact delivery does.
-        let t = &self.tables.transports[tk];
-        let received = if t.bwe_fed && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+        // after a layer switch's keyframe says less about the path than intact delivery does —
+        // unless the estimate has been under what is sent for a while and less arrives than is
+        // sent (a bottleneck).
+        let t = &mut self.tables.transports[tk];
+        if estimate < sent {
+            t.bwe_ctl.under_since.get_or_insert(now);
+        } else {
+            t.bwe_ctl.under_since = None;
+        }
+        let bottleneck = t
+            .bwe_ctl
+            .under_since
+            .is_some_and(|u| now >= u + KEEP_BY_RECEIVED_UNDER)
+            && t.bwe
+                .acked_bitrate()
+                .is_some_and(|a| (a as f64) < KEEP_ACKED_SHARE * sent as f64);
+        // Without fresh feedback, nothing says what arrived.
+        let fresh = t
+            .bwe_ctl
+            .last_feedback
+            .is_some_and(|f| now < f + FEEDBACK_TIMEOUT);
+        let received = if !bottleneck && fresh && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             (sent as f64 * (1.0 - t.bwe.fraction_loss())) as u64
         } else {
             0
@@ -187,6 +242,19 @@ impl WorkerCore {
         }
         t.bwe_ctl.desired_bps = desired;
         t.bwe_ctl.effective_desired_bps = used;
+        // With every video consumer paused, no media shows that the path has room again, only
+        // probes: probe sooner after a failure. (With video flowing, the estimate grows with it.)
+        let mut video = plans
+            .iter()
+            .zip(&applied)
+            .filter(|(p, _)| !p.cand.audio)
+            .map(|(_, &g)| g)
+            .peekable();
+        let retry = if video.peek().is_some() && video.all(|g| g == Grant::Paused) {
+            RETRY_PAUSED_AFTER
+        } else {
+            RETRY_AFTER
+        };
         for (p, g) in plans.iter().zip(applied) {
             self.apply_grant(p, g, now);
         }
@@ -194,7 +262,7 @@ impl WorkerCore {
         let max = t.bwe_max_bps();
         if t.bwe_ctl
             .prober
-            .maybe_probe(desired.min(max), estimate, max, now)
+            .maybe_probe(desired.min(max), estimate, max, retry, now)
             .is_some()
         {
             self.pacing(tk, now);
@@ -237,6 +305,20 @@ impl WorkerCore {
         // `below[t]`, the bitrate of temporal layer t of the spatial layers under this one.
         let mut below = vec![0u64; temporal_max + 1];
         for s in 0..=spatial_max {
+            // Stopped by dynacast (what is still measured of it is its rate fading): counted
+            // at its last cost measured while it was sent, whole.
+            let stopped = p
+                .layers_needed
+                .as_ref()
+                .is_some_and(|n| !n.contains(&(s as u8)));
+            if s > 0 && stopped {
+                let cost = p.last_layer_cost.get(s).copied().unwrap_or(0);
+                if cost > 0 && !steps.is_empty() {
+                    layers.push((s as u8, u8::MAX));
+                    steps.push(cost);
+                }
+                continue;
+            }
             if p.layer_rates.layer(s, 0, now) == 0 {
                 continue;
             }
@@ -258,6 +340,10 @@ impl WorkerCore {
             // The lowest spatial layer degrades by frame rate (each temporal layer a step);
             // a higher one is taken only whole, at the frame rate the app prefers.
             let top = this.len() - 1;
+            if p.last_layer_cost.len() <= s {
+                p.last_layer_cost.resize(s + 1, 0);
+            }
+            p.last_layer_cost[s] = this[top].1;
             for (i, ((s, t), cost)) in this.into_iter().enumerate() {
                 if s > 0 && i < top && !steps.is_empty() {
                     continue;
@@ -310,6 +396,24 @@ impl WorkerCore {
                     c.bwe_paused = true;
                     c.granted = None;
                     let h = HandlerId::from(&c.id);
+                    // A simulcast / SVC consumer reports no layers (`layerschange` to none,
+                    // as mediasoup's when its bandwidth allocation leaves it nothing); its
+                    // layers are reported again when forwarding restarts.
+                    self.apply_layers(
+                        p.ck,
+                        |l| {
+                            l.stop();
+                            None
+                        },
+                        now,
+                    );
+                    // What it still had queued would only delay the audio behind it.
+                    let tk = self.tables.consumers[p.ck].transport;
+                    if let Some(t) = self.tables.transports.get_mut(tk)
+                        && t.discard_queued(p.ck) > 0
+                    {
+                        self.pacing(tk, now);
+                    }
                     self.bwe_pause_changed(h, true);
                 }
             }
@@ -334,26 +438,39 @@ impl WorkerCore {
         }
     }
 
+    /// The allocator paused (or resumed) the consumer `h`: its app hears of it.
     fn bwe_pause_changed(&mut self, h: HandlerId, paused: bool) {
         tracing::debug!(target: "bwe", consumer = %h.as_str(), paused, "allocator");
+        let event = if paused {
+            MediaEvent::ConsumerBwePause
+        } else {
+            MediaEvent::ConsumerBweResume
+        };
+        self.notify(h, event);
     }
 
-    /// A `bwe` trace of transport `tk` when due.
+    /// A `bwe` trace of transport `tk` when due (at most every [`TRACE_EVERY`], at once when
+    /// the estimate dropped), if its app enabled them.
     fn bwe_trace(&mut self, tk: TransportKey, now: Instant) {
+        let ts = self.timestamp(now);
         let t = &mut self.tables.transports[tk];
         if t.bwe_ctl.next_trace.is_some_and(|n| now < n) {
             return;
         }
         t.bwe_ctl.next_trace = Some(now + TRACE_EVERY);
-        let available = t.estimate_bps().unwrap_or(0);
+        let trace = t.bwe_trace(ts);
         tracing::debug!(
             target: "bwe",
-            desired = t.bwe_ctl.desired_bps,
-            effective = t.bwe_ctl.effective_desired_bps,
-            available,
+            desired = trace.desired_bitrate,
+            effective = trace.effective_desired_bitrate,
+            available = trace.available_bitrate,
             alr = t.bwe_ctl.alr.in_alr(),
             "trace"
         );
+        if t.trace_bwe {
+            let h = HandlerId::from(&t.id);
+            self.notify(h, MediaEvent::TransportBweTrace(trace));
+        }
     }
 
     /// Every [`DYNACAST_EVERY`]: tells each simulcast producer's publisher which spatial layers
@@ -371,17 +488,20 @@ impl WorkerCore {
             .map(|(k, _)| k)
             .collect();
         for pk in pks {
-            if let Some(needed) = self.layers_needed(pk) {
+            if let Some(needed) = self.layers_needed(pk, now) {
                 let h = HandlerId::from(&self.tables.producers[pk].id);
                 tracing::debug!(target: "bwe", producer = %h.as_str(), ?needed, "layers needed");
+                self.notify(h, MediaEvent::ProducerLayersNeeded(needed));
             }
         }
     }
 
-    /// The spatial layers producer `pk`'s consumers need now: every one up to the highest any
-    /// active consumer is granted (or prefers, without an allocator). `None`: no change since
-    /// last told.
-    pub(crate) fn layers_needed(&mut self, pk: ProducerKey) -> Option<Vec<u8>> {
+    /// The spatial layers producer `pk`'s consumers need now, when the publisher should be
+    /// told: every one up to the highest any active consumer is granted (or prefers, without
+    /// an allocator). More layers are told at once; fewer only once they have stayed fewer for
+    /// [`DYNACAST_DOWN_AFTER`] (a publisher starts with every encoding on, and a layer flapping
+    /// with the estimate must not stop and restart its encoder). `None`: nothing to tell.
+    pub(crate) fn layers_needed(&mut self, pk: ProducerKey, now: Instant) -> Option<Vec<u8>> {
         let p = self.tables.producers.get(pk)?;
         if p.encodings.len() < 2 {
             return None;
@@ -403,9 +523,25 @@ impl WorkerCore {
         }
         let needed: Vec<u8> = top.map_or_else(Vec::new, |t| (0..=t).collect());
         let p = self.tables.producers.get_mut(pk)?;
-        if p.layers_needed.as_ref() == Some(&needed) {
+        let told = p.layers_needed.as_ref().map_or(p.encodings.len(), Vec::len);
+        if needed.len() == told {
+            p.dynacast_pending = None;
             return None;
         }
+        if needed.len() < told {
+            match p.dynacast_pending {
+                Some((n, since)) if n == needed.len() => {
+                    if now < since + DYNACAST_DOWN_AFTER {
+                        return None;
+                    }
+                }
+                _ => {
+                    p.dynacast_pending = Some((needed.len(), now));
+                    return None;
+                }
+            }
+        }
+        p.dynacast_pending = None;
         p.layers_needed = Some(needed.clone());
         Some(needed)
     }

@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ferrosfu_fbs::{
-    ConsumerId, DtlsParameters, DtlsRole, IceParameters, PlainTransportDump, ProducerId, RouterId,
-    TransportId, TransportProtocol, TransportStats, TransportTuple, WebRtcTransportDump,
+    BweTrace, BweType, ConsumerId, DtlsParameters, DtlsRole, IceParameters, PlainTransportDump,
+    ProducerId, RouterId, TransportId, TransportProtocol, TransportStats, TransportTuple,
+    WebRtcTransportDump,
 };
 
 use crate::bwe::feedback::FeedbackAdapter;
@@ -99,6 +100,9 @@ pub(crate) struct Counters {
     pub feedback_lost: u64,
     pub recv_rate: RateMeter,
     pub send_rate: RateMeter,
+    /// What the prober sent, as counted by the allocator's last run (for `probe_rate`).
+    pub probe_seen: u64,
+    pub probe_rate: RateMeter,
 }
 
 #[derive(Debug)]
@@ -120,6 +124,14 @@ pub(crate) struct Transport {
     pub rtcp_ssrc: u32,
     pub next_rtcp: Instant,
     pub max_incoming_bitrate: u32,
+    /// `transport.set_max/min_outgoing_bitrate` (bit/s; 0: not set): bounds of the send-side
+    /// estimate, and so of what the allocator grants and the pacer sends.
+    pub max_outgoing_bitrate: u32,
+    pub min_outgoing_bitrate: u32,
+    /// The send-side estimate's start (mediasoup's `initialAvailableOutgoingBitrate`).
+    pub start_bps: u64,
+    /// `transport.enable_trace_event(['bwe'])`: emit `bwe` traces.
+    pub trace_bwe: bool,
     /// Transport-wide sequence number of the last RTP packet we sent with the transport-cc
     /// extension (one sequence across every consumer of this transport).
     pub twcc_seq: u16,
@@ -193,6 +205,10 @@ impl Transport {
             rtcp_ssrc,
             next_rtcp: now + RTCP_INTERVAL,
             max_incoming_bitrate: 0,
+            max_outgoing_bitrate: 0,
+            min_outgoing_bitrate: 0,
+            start_bps: BWE_START_BPS,
+            trace_bwe: false,
             twcc_seq: 0,
             twcc_in: TwccFeedback::default(),
             twcc_ext_in: 0,
@@ -227,7 +243,52 @@ impl Transport {
 
     /// The highest the send-side estimate may go, bit/s.
     pub(crate) fn bwe_max_bps(&self) -> u64 {
-        BWE_MAX_BPS
+        match self.max_outgoing_bitrate {
+            0 => BWE_MAX_BPS,
+            m => u64::from(m).min(BWE_MAX_BPS),
+        }
+    }
+
+    /// The lowest the send-side estimate may go, bit/s.
+    pub(crate) fn bwe_min_bps(&self) -> u64 {
+        u64::from(self.min_outgoing_bitrate).max(BWE_MIN_BPS)
+    }
+
+    /// Starts the send-side estimate at `start_bps` (within the bounds).
+    pub(crate) fn set_start_bps(&mut self, start_bps: u64) {
+        self.start_bps = start_bps;
+        self.bwe = SendSideBwe::new(start_bps, self.bwe_min_bps(), self.bwe_max_bps());
+    }
+
+    /// `transport.set_max/min_outgoing_bitrate`: the estimate is kept within the new bounds.
+    pub(crate) fn set_outgoing_bounds(&mut self, min: u32, max: u32) {
+        self.min_outgoing_bitrate = min;
+        self.max_outgoing_bitrate = max;
+        let (lo, hi) = (self.bwe_min_bps(), self.bwe_max_bps());
+        self.bwe.set_bounds(lo, hi.max(lo));
+    }
+
+    /// What the send-side controller reports in a `bwe` trace.
+    pub(crate) fn bwe_trace(&self, timestamp: u64) -> BweTrace {
+        let bps = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+        BweTrace {
+            timestamp,
+            bwe_type: if self.bwe_fed || self.remb_bps.is_none() {
+                BweType::TransportCc
+            } else {
+                BweType::Remb
+            },
+            desired_bitrate: bps(self.bwe_ctl.desired_bps),
+            effective_desired_bitrate: bps(self.bwe_ctl.effective_desired_bps),
+            min_bitrate: bps(self.bwe_min_bps()),
+            max_bitrate: bps(self.bwe_max_bps()),
+            start_bitrate: bps(self.start_bps),
+            max_padding_bitrate: bps(self
+                .bwe_ctl
+                .desired_bps
+                .saturating_sub(self.bwe_ctl.effective_desired_bps)),
+            available_bitrate: bps(self.estimate_bps().unwrap_or(0)),
+        }
     }
 
     /// The transport-wide sequence number for the next RTP packet sent.
@@ -375,7 +436,15 @@ impl Transport {
         })
     }
 
-    pub(crate) fn stats(&mut self, now: Instant, timestamp: u64) -> TransportStats {
+    /// `transport.get_stats`; `loss_received`: the fraction lost of what its producers receive
+    /// (from our receiver reports), `None` without producers.
+    pub(crate) fn stats(
+        &mut self,
+        now: Instant,
+        timestamp: u64,
+        loss_received: Option<f64>,
+        loss_sent_rr: Option<f64>,
+    ) -> TransportStats {
         let (ice_state, dtls_state, tuple, srtp) = match &self.kind {
             Kind::WebRtc(w) => (
                 Some(fbs_ice_state(w.ice.state())),
@@ -423,6 +492,18 @@ impl Transport {
             } else {
                 0
             },
+            available_incoming_bitrate: self.max_incoming_bitrate,
+            max_incoming_bitrate: self.max_incoming_bitrate,
+            max_outgoing_bitrate: self.max_outgoing_bitrate,
+            min_outgoing_bitrate: self.min_outgoing_bitrate,
+            rtp_packet_loss_received: loss_received,
+            rtp_packet_loss_sent: if self.bwe_fed {
+                Some(self.bwe.fraction_loss())
+            } else {
+                loss_sent_rr
+            },
+            probation_bytes_sent: self.bwe_ctl.prober.bytes_sent,
+            probation_send_bitrate: self.counters.probe_rate.bitrate(now),
         }
     }
 }

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 11;
+pub const ENUM_MAX_BODY: u8 = 13;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 12] = [
+pub const ENUM_VALUES_BODY: [Body; 14] = [
   Body::NONE,
   Body::Worker_RunningNotification,
   Body::Worker_ChannelErrorNotification,
@@ -21,6 +21,8 @@ pub const ENUM_VALUES_BODY: [Body; 12] = [
   Body::Consumer_LayersChangeNotification,
   Body::RtpObserver_DominantSpeakerNotification,
   Body::RtpObserver_VolumesNotification,
+  Body::Transport_TraceNotification,
+  Body::Producer_LayersNeededNotification,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -40,9 +42,11 @@ impl Body {
   pub const Consumer_LayersChangeNotification: Self = Self(9);
   pub const RtpObserver_DominantSpeakerNotification: Self = Self(10);
   pub const RtpObserver_VolumesNotification: Self = Self(11);
+  pub const Transport_TraceNotification: Self = Self(12);
+  pub const Producer_LayersNeededNotification: Self = Self(13);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 11;
+  pub const ENUM_MAX: u8 = 13;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_RunningNotification,
@@ -56,6 +60,8 @@ impl Body {
     Self::Consumer_LayersChangeNotification,
     Self::RtpObserver_DominantSpeakerNotification,
     Self::RtpObserver_VolumesNotification,
+    Self::Transport_TraceNotification,
+    Self::Producer_LayersNeededNotification,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -72,6 +78,8 @@ impl Body {
       Self::Consumer_LayersChangeNotification => Some("Consumer_LayersChangeNotification"),
       Self::RtpObserver_DominantSpeakerNotification => Some("RtpObserver_DominantSpeakerNotification"),
       Self::RtpObserver_VolumesNotification => Some("RtpObserver_VolumesNotification"),
+      Self::Transport_TraceNotification => Some("Transport_TraceNotification"),
+      Self::Producer_LayersNeededNotification => Some("Producer_LayersNeededNotification"),
       _ => None,
     }
   }

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_EVENT: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_EVENT: u8 = 16;
+pub const ENUM_MAX_EVENT: u8 = 20;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_EVENT: [Event; 17] = [
+pub const ENUM_VALUES_EVENT: [Event; 21] = [
   Event::WORKER_RUNNING,
   Event::WORKER_CHANNEL_ERROR,
   Event::TRANSPORT_ICE_STATE_CHANGE,
@@ -26,6 +26,10 @@ pub const ENUM_VALUES_EVENT: [Event; 17] = [
   Event::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER,
   Event::AUDIOLEVELOBSERVER_VOLUMES,
   Event::AUDIOLEVELOBSERVER_SILENCE,
+  Event::TRANSPORT_TRACE,
+  Event::CONSUMER_BWE_PAUSE,
+  Event::CONSUMER_BWE_RESUME,
+  Event::PRODUCER_LAYERS_NEEDED,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -50,9 +54,13 @@ impl Event {
   pub const ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER: Self = Self(14);
   pub const AUDIOLEVELOBSERVER_VOLUMES: Self = Self(15);
   pub const AUDIOLEVELOBSERVER_SILENCE: Self = Self(16);
+  pub const TRANSPORT_TRACE: Self = Self(17);
+  pub const CONSUMER_BWE_PAUSE: Self = Self(18);
+  pub const CONSUMER_BWE_RESUME: Self = Self(19);
+  pub const PRODUCER_LAYERS_NEEDED: Self = Self(20);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 16;
+  pub const ENUM_MAX: u8 = 20;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_RUNNING,
     Self::WORKER_CHANNEL_ERROR,
@@ -71,6 +79,10 @@ impl Event {
     Self::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER,
     Self::AUDIOLEVELOBSERVER_VOLUMES,
     Self::AUDIOLEVELOBSERVER_SILENCE,
+    Self::TRANSPORT_TRACE,
+    Self::CONSUMER_BWE_PAUSE,
+    Self::CONSUMER_BWE_RESUME,
+    Self::PRODUCER_LAYERS_NEEDED,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -92,6 +104,10 @@ impl Event {
       Self::ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER => Some("ACTIVESPEAKEROBSERVER_DOMINANT_SPEAKER"),
       Self::AUDIOLEVELOBSERVER_VOLUMES => Some("AUDIOLEVELOBSERVER_VOLUMES"),
       Self::AUDIOLEVELOBSERVER_SILENCE => Some("AUDIOLEVELOBSERVER_SILENCE"),
+      Self::TRANSPORT_TRACE => Some("TRANSPORT_TRACE"),
+      Self::CONSUMER_BWE_PAUSE => Some("CONSUMER_BWE_PAUSE"),
+      Self::CONSUMER_BWE_RESUME => Some("CONSUMER_BWE_RESUME"),
+      Self::PRODUCER_LAYERS_NEEDED => Some("PRODUCER_LAYERS_NEEDED"),
       _ => None,
     }
   }

@@ -234,6 +234,36 @@ impl<'a> Notification<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_trace_notification(&self) -> Option<super::transport::TraceNotification<'a>> {
+    if self.body_type() == Body::Transport_TraceNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::TraceNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_producer_layers_needed_notification(&self) -> Option<super::producer::LayersNeededNotification<'a>> {
+    if self.body_type() == Body::Producer_LayersNeededNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::producer::LayersNeededNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Notification<'_> {
@@ -257,6 +287,8 @@ impl ::flatbuffers::Verifiable for Notification<'_> {
           Body::Consumer_LayersChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::LayersChangeNotification>>("Body::Consumer_LayersChangeNotification", pos),
           Body::RtpObserver_DominantSpeakerNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::DominantSpeakerNotification>>("Body::RtpObserver_DominantSpeakerNotification", pos),
           Body::RtpObserver_VolumesNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::VolumesNotification>>("Body::RtpObserver_VolumesNotification", pos),
+          Body::Transport_TraceNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::TraceNotification>>("Body::Transport_TraceNotification", pos),
+          Body::Producer_LayersNeededNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::producer::LayersNeededNotification>>("Body::Producer_LayersNeededNotification", pos),
           _ => Ok(()),
         }
      })?
@@ -398,6 +430,20 @@ impl ::core::fmt::Debug for Notification<'_> {
         },
         Body::RtpObserver_VolumesNotification => {
           if let Some(x) = self.body_as_rtp_observer_volumes_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_TraceNotification => {
+          if let Some(x) = self.body_as_transport_trace_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Producer_LayersNeededNotification => {
+          if let Some(x) = self.body_as_producer_layers_needed_notification() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

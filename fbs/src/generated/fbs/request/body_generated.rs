@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 15;
+pub const ENUM_MAX_BODY: u8 = 18;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 16] = [
+pub const ENUM_VALUES_BODY: [Body; 19] = [
   Body::NONE,
   Body::Worker_UpdateSettingsRequest,
   Body::Worker_CreateRouterRequest,
@@ -25,6 +25,9 @@ pub const ENUM_VALUES_BODY: [Body; 16] = [
   Body::RtpObserver_CreateActiveSpeakerObserverRequest,
   Body::RtpObserver_CreateAudioLevelObserverRequest,
   Body::RtpObserver_ProducerRequest,
+  Body::Transport_SetMaxOutgoingBitrateRequest,
+  Body::Transport_SetMinOutgoingBitrateRequest,
+  Body::Transport_EnableTraceEventRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -48,9 +51,12 @@ impl Body {
   pub const RtpObserver_CreateActiveSpeakerObserverRequest: Self = Self(13);
   pub const RtpObserver_CreateAudioLevelObserverRequest: Self = Self(14);
   pub const RtpObserver_ProducerRequest: Self = Self(15);
+  pub const Transport_SetMaxOutgoingBitrateRequest: Self = Self(16);
+  pub const Transport_SetMinOutgoingBitrateRequest: Self = Self(17);
+  pub const Transport_EnableTraceEventRequest: Self = Self(18);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 15;
+  pub const ENUM_MAX: u8 = 18;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_UpdateSettingsRequest,
@@ -68,6 +74,9 @@ impl Body {
     Self::RtpObserver_CreateActiveSpeakerObserverRequest,
     Self::RtpObserver_CreateAudioLevelObserverRequest,
     Self::RtpObserver_ProducerRequest,
+    Self::Transport_SetMaxOutgoingBitrateRequest,
+    Self::Transport_SetMinOutgoingBitrateRequest,
+    Self::Transport_EnableTraceEventRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -88,6 +97,9 @@ impl Body {
       Self::RtpObserver_CreateActiveSpeakerObserverRequest => Some("RtpObserver_CreateActiveSpeakerObserverRequest"),
       Self::RtpObserver_CreateAudioLevelObserverRequest => Some("RtpObserver_CreateAudioLevelObserverRequest"),
       Self::RtpObserver_ProducerRequest => Some("RtpObserver_ProducerRequest"),
+      Self::Transport_SetMaxOutgoingBitrateRequest => Some("Transport_SetMaxOutgoingBitrateRequest"),
+      Self::Transport_SetMinOutgoingBitrateRequest => Some("Transport_SetMinOutgoingBitrateRequest"),
+      Self::Transport_EnableTraceEventRequest => Some("Transport_EnableTraceEventRequest"),
       _ => None,
     }
   }

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_METHOD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_METHOD: u8 = 40;
+pub const ENUM_MAX_METHOD: u8 = 43;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_METHOD: [Method; 41] = [
+pub const ENUM_VALUES_METHOD: [Method; 44] = [
   Method::WORKER_CLOSE,
   Method::WORKER_DUMP,
   Method::WORKER_GET_RESOURCE_USAGE,
@@ -50,6 +50,9 @@ pub const ENUM_VALUES_METHOD: [Method; 41] = [
   Method::RTP_OBSERVER_RESUME,
   Method::RTP_OBSERVER_ADD_PRODUCER,
   Method::RTP_OBSERVER_REMOVE_PRODUCER,
+  Method::TRANSPORT_SET_MAX_OUTGOING_BITRATE,
+  Method::TRANSPORT_SET_MIN_OUTGOING_BITRATE,
+  Method::TRANSPORT_ENABLE_TRACE_EVENT,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -98,9 +101,12 @@ impl Method {
   pub const RTP_OBSERVER_RESUME: Self = Self(38);
   pub const RTP_OBSERVER_ADD_PRODUCER: Self = Self(39);
   pub const RTP_OBSERVER_REMOVE_PRODUCER: Self = Self(40);
+  pub const TRANSPORT_SET_MAX_OUTGOING_BITRATE: Self = Self(41);
+  pub const TRANSPORT_SET_MIN_OUTGOING_BITRATE: Self = Self(42);
+  pub const TRANSPORT_ENABLE_TRACE_EVENT: Self = Self(43);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 40;
+  pub const ENUM_MAX: u8 = 43;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_CLOSE,
     Self::WORKER_DUMP,
@@ -143,6 +149,9 @@ impl Method {
     Self::RTP_OBSERVER_RESUME,
     Self::RTP_OBSERVER_ADD_PRODUCER,
     Self::RTP_OBSERVER_REMOVE_PRODUCER,
+    Self::TRANSPORT_SET_MAX_OUTGOING_BITRATE,
+    Self::TRANSPORT_SET_MIN_OUTGOING_BITRATE,
+    Self::TRANSPORT_ENABLE_TRACE_EVENT,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -188,6 +197,9 @@ impl Method {
       Self::RTP_OBSERVER_RESUME => Some("RTP_OBSERVER_RESUME"),
       Self::RTP_OBSERVER_ADD_PRODUCER => Some("RTP_OBSERVER_ADD_PRODUCER"),
       Self::RTP_OBSERVER_REMOVE_PRODUCER => Some("RTP_OBSERVER_REMOVE_PRODUCER"),
+      Self::TRANSPORT_SET_MAX_OUTGOING_BITRATE => Some("TRANSPORT_SET_MAX_OUTGOING_BITRATE"),
+      Self::TRANSPORT_SET_MIN_OUTGOING_BITRATE => Some("TRANSPORT_SET_MIN_OUTGOING_BITRATE"),
+      Self::TRANSPORT_ENABLE_TRACE_EVENT => Some("TRANSPORT_ENABLE_TRACE_EVENT"),
       _ => None,
     }
   }

@@ -303,6 +303,51 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_set_max_outgoing_bitrate_request(&self) -> Option<super::transport::SetMaxOutgoingBitrateRequest<'a>> {
+    if self.body_type() == Body::Transport_SetMaxOutgoingBitrateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::SetMaxOutgoingBitrateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_set_min_outgoing_bitrate_request(&self) -> Option<super::transport::SetMinOutgoingBitrateRequest<'a>> {
+    if self.body_type() == Body::Transport_SetMinOutgoingBitrateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::SetMinOutgoingBitrateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_enable_trace_event_request(&self) -> Option<super::transport::EnableTraceEventRequest<'a>> {
+    if self.body_type() == Body::Transport_EnableTraceEventRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::EnableTraceEventRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -331,6 +376,9 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           Body::RtpObserver_CreateActiveSpeakerObserverRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::CreateActiveSpeakerObserverRequest>>("Body::RtpObserver_CreateActiveSpeakerObserverRequest", pos),
           Body::RtpObserver_CreateAudioLevelObserverRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::CreateAudioLevelObserverRequest>>("Body::RtpObserver_CreateAudioLevelObserverRequest", pos),
           Body::RtpObserver_ProducerRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::ProducerRequest>>("Body::RtpObserver_ProducerRequest", pos),
+          Body::Transport_SetMaxOutgoingBitrateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::SetMaxOutgoingBitrateRequest>>("Body::Transport_SetMaxOutgoingBitrateRequest", pos),
+          Body::Transport_SetMinOutgoingBitrateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::SetMinOutgoingBitrateRequest>>("Body::Transport_SetMinOutgoingBitrateRequest", pos),
+          Body::Transport_EnableTraceEventRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::EnableTraceEventRequest>>("Body::Transport_EnableTraceEventRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -507,6 +555,27 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         Body::RtpObserver_ProducerRequest => {
           if let Some(x) = self.body_as_rtp_observer_producer_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_SetMaxOutgoingBitrateRequest => {
+          if let Some(x) = self.body_as_transport_set_max_outgoing_bitrate_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_SetMinOutgoingBitrateRequest => {
+          if let Some(x) = self.body_as_transport_set_min_outgoing_bitrate_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_EnableTraceEventRequest => {
+          if let Some(x) = self.body_as_transport_enable_trace_event_request() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

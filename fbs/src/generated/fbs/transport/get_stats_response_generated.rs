@@ -36,6 +36,14 @@ impl<'a> GetStatsResponse<'a> {
   pub const VT_DTLS_STATE: ::flatbuffers::VOffsetT = 34;
   pub const VT_TUPLE: ::flatbuffers::VOffsetT = 36;
   pub const VT_AVAILABLE_OUTGOING_BITRATE: ::flatbuffers::VOffsetT = 38;
+  pub const VT_AVAILABLE_INCOMING_BITRATE: ::flatbuffers::VOffsetT = 40;
+  pub const VT_MAX_INCOMING_BITRATE: ::flatbuffers::VOffsetT = 42;
+  pub const VT_MAX_OUTGOING_BITRATE: ::flatbuffers::VOffsetT = 44;
+  pub const VT_MIN_OUTGOING_BITRATE: ::flatbuffers::VOffsetT = 46;
+  pub const VT_RTP_PACKET_LOSS_RECEIVED: ::flatbuffers::VOffsetT = 48;
+  pub const VT_RTP_PACKET_LOSS_SENT: ::flatbuffers::VOffsetT = 50;
+  pub const VT_PROBATION_BYTES_SENT: ::flatbuffers::VOffsetT = 52;
+  pub const VT_PROBATION_SEND_BITRATE: ::flatbuffers::VOffsetT = 54;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -47,6 +55,9 @@ impl<'a> GetStatsResponse<'a> {
     args: &'args GetStatsResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<GetStatsResponse<'bldr>> {
     let mut builder = GetStatsResponseBuilder::new(_fbb);
+    builder.add_probation_bytes_sent(args.probation_bytes_sent);
+    if let Some(x) = args.rtp_packet_loss_sent { builder.add_rtp_packet_loss_sent(x); }
+    if let Some(x) = args.rtp_packet_loss_received { builder.add_rtp_packet_loss_received(x); }
     builder.add_srtp_replays(args.srtp_replays);
     builder.add_srtp_auth_failures(args.srtp_auth_failures);
     builder.add_packets_dropped(args.packets_dropped);
@@ -58,6 +69,11 @@ impl<'a> GetStatsResponse<'a> {
     builder.add_bytes_sent(args.bytes_sent);
     builder.add_bytes_received(args.bytes_received);
     builder.add_timestamp(args.timestamp);
+    builder.add_probation_send_bitrate(args.probation_send_bitrate);
+    builder.add_min_outgoing_bitrate(args.min_outgoing_bitrate);
+    builder.add_max_outgoing_bitrate(args.max_outgoing_bitrate);
+    builder.add_max_incoming_bitrate(args.max_incoming_bitrate);
+    builder.add_available_incoming_bitrate(args.available_incoming_bitrate);
     builder.add_available_outgoing_bitrate(args.available_outgoing_bitrate);
     if let Some(x) = args.tuple { builder.add_tuple(x); }
     builder.add_send_bitrate(args.send_bitrate);
@@ -195,6 +211,62 @@ impl<'a> GetStatsResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(GetStatsResponse::VT_AVAILABLE_OUTGOING_BITRATE, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn available_incoming_bitrate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GetStatsResponse::VT_AVAILABLE_INCOMING_BITRATE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn max_incoming_bitrate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GetStatsResponse::VT_MAX_INCOMING_BITRATE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn max_outgoing_bitrate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GetStatsResponse::VT_MAX_OUTGOING_BITRATE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn min_outgoing_bitrate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GetStatsResponse::VT_MIN_OUTGOING_BITRATE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn rtp_packet_loss_received(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(GetStatsResponse::VT_RTP_PACKET_LOSS_RECEIVED, None)}
+  }
+  #[inline]
+  pub fn rtp_packet_loss_sent(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(GetStatsResponse::VT_RTP_PACKET_LOSS_SENT, None)}
+  }
+  #[inline]
+  pub fn probation_bytes_sent(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(GetStatsResponse::VT_PROBATION_BYTES_SENT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn probation_send_bitrate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(GetStatsResponse::VT_PROBATION_SEND_BITRATE, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for GetStatsResponse<'_> {
@@ -221,6 +293,14 @@ impl ::flatbuffers::Verifiable for GetStatsResponse<'_> {
      .visit_field::<DtlsState>("dtls_state", Self::VT_DTLS_STATE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<Tuple>>("tuple", Self::VT_TUPLE, false)?
      .visit_field::<u32>("available_outgoing_bitrate", Self::VT_AVAILABLE_OUTGOING_BITRATE, false)?
+     .visit_field::<u32>("available_incoming_bitrate", Self::VT_AVAILABLE_INCOMING_BITRATE, false)?
+     .visit_field::<u32>("max_incoming_bitrate", Self::VT_MAX_INCOMING_BITRATE, false)?
+     .visit_field::<u32>("max_outgoing_bitrate", Self::VT_MAX_OUTGOING_BITRATE, false)?
+     .visit_field::<u32>("min_outgoing_bitrate", Self::VT_MIN_OUTGOING_BITRATE, false)?
+     .visit_field::<f64>("rtp_packet_loss_received", Self::VT_RTP_PACKET_LOSS_RECEIVED, false)?
+     .visit_field::<f64>("rtp_packet_loss_sent", Self::VT_RTP_PACKET_LOSS_SENT, false)?
+     .visit_field::<u64>("probation_bytes_sent", Self::VT_PROBATION_BYTES_SENT, false)?
+     .visit_field::<u32>("probation_send_bitrate", Self::VT_PROBATION_SEND_BITRATE, false)?
      .finish();
     Ok(())
   }
@@ -244,6 +324,14 @@ pub struct GetStatsResponseArgs<'a> {
     pub dtls_state: Option<DtlsState>,
     pub tuple: Option<::flatbuffers::WIPOffset<Tuple<'a>>>,
     pub available_outgoing_bitrate: u32,
+    pub available_incoming_bitrate: u32,
+    pub max_incoming_bitrate: u32,
+    pub max_outgoing_bitrate: u32,
+    pub min_outgoing_bitrate: u32,
+    pub rtp_packet_loss_received: Option<f64>,
+    pub rtp_packet_loss_sent: Option<f64>,
+    pub probation_bytes_sent: u64,
+    pub probation_send_bitrate: u32,
 }
 impl<'a> Default for GetStatsResponseArgs<'a> {
   #[inline]
@@ -267,6 +355,14 @@ impl<'a> Default for GetStatsResponseArgs<'a> {
       dtls_state: None,
       tuple: None,
       available_outgoing_bitrate: 0,
+      available_incoming_bitrate: 0,
+      max_incoming_bitrate: 0,
+      max_outgoing_bitrate: 0,
+      min_outgoing_bitrate: 0,
+      rtp_packet_loss_received: None,
+      rtp_packet_loss_sent: None,
+      probation_bytes_sent: 0,
+      probation_send_bitrate: 0,
     }
   }
 }
@@ -349,6 +445,38 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GetStatsResponseBuilder<'a, '
     self.fbb_.push_slot::<u32>(GetStatsResponse::VT_AVAILABLE_OUTGOING_BITRATE, available_outgoing_bitrate, 0);
   }
   #[inline]
+  pub fn add_available_incoming_bitrate(&mut self, available_incoming_bitrate: u32) {
+    self.fbb_.push_slot::<u32>(GetStatsResponse::VT_AVAILABLE_INCOMING_BITRATE, available_incoming_bitrate, 0);
+  }
+  #[inline]
+  pub fn add_max_incoming_bitrate(&mut self, max_incoming_bitrate: u32) {
+    self.fbb_.push_slot::<u32>(GetStatsResponse::VT_MAX_INCOMING_BITRATE, max_incoming_bitrate, 0);
+  }
+  #[inline]
+  pub fn add_max_outgoing_bitrate(&mut self, max_outgoing_bitrate: u32) {
+    self.fbb_.push_slot::<u32>(GetStatsResponse::VT_MAX_OUTGOING_BITRATE, max_outgoing_bitrate, 0);
+  }
+  #[inline]
+  pub fn add_min_outgoing_bitrate(&mut self, min_outgoing_bitrate: u32) {
+    self.fbb_.push_slot::<u32>(GetStatsResponse::VT_MIN_OUTGOING_BITRATE, min_outgoing_bitrate, 0);
+  }
+  #[inline]
+  pub fn add_rtp_packet_loss_received(&mut self, rtp_packet_loss_received: f64) {
+    self.fbb_.push_slot_always::<f64>(GetStatsResponse::VT_RTP_PACKET_LOSS_RECEIVED, rtp_packet_loss_received);
+  }
+  #[inline]
+  pub fn add_rtp_packet_loss_sent(&mut self, rtp_packet_loss_sent: f64) {
+    self.fbb_.push_slot_always::<f64>(GetStatsResponse::VT_RTP_PACKET_LOSS_SENT, rtp_packet_loss_sent);
+  }
+  #[inline]
+  pub fn add_probation_bytes_sent(&mut self, probation_bytes_sent: u64) {
+    self.fbb_.push_slot::<u64>(GetStatsResponse::VT_PROBATION_BYTES_SENT, probation_bytes_sent, 0);
+  }
+  #[inline]
+  pub fn add_probation_send_bitrate(&mut self, probation_send_bitrate: u32) {
+    self.fbb_.push_slot::<u32>(GetStatsResponse::VT_PROBATION_SEND_BITRATE, probation_send_bitrate, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GetStatsResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     GetStatsResponseBuilder {
@@ -385,6 +513,14 @@ impl ::core::fmt::Debug for GetStatsResponse<'_> {
       ds.field("dtls_state", &self.dtls_state());
       ds.field("tuple", &self.tuple());
       ds.field("available_outgoing_bitrate", &self.available_outgoing_bitrate());
+      ds.field("available_incoming_bitrate", &self.available_incoming_bitrate());
+      ds.field("max_incoming_bitrate", &self.max_incoming_bitrate());
+      ds.field("max_outgoing_bitrate", &self.max_outgoing_bitrate());
+      ds.field("min_outgoing_bitrate", &self.min_outgoing_bitrate());
+      ds.field("rtp_packet_loss_received", &self.rtp_packet_loss_received());
+      ds.field("rtp_packet_loss_sent", &self.rtp_packet_loss_sent());
+      ds.field("probation_bytes_sent", &self.probation_bytes_sent());
+      ds.field("probation_send_bitrate", &self.probation_send_bitrate());
       ds.finish()
   }
 }
