@@ -40,6 +40,8 @@ const KEEP_MAX_LOSS: f64 = 0.02;
 /// subscriber received then is no reason to keep the layers.
 const KEEP_BY_RECEIVED_UNDER: Duration = Duration::from_secs(1);
 const KEEP_ACKED_SHARE: f64 = 0.95;
+/// Whatever arrives, the overuse of an upgrade's keyframes is over this long after it.
+const KEEP_AFTER_UPGRADE: Duration = Duration::from_secs(3);
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
@@ -189,9 +191,13 @@ impl WorkerCore {
             .bwe_ctl
             .under_since
             .is_some_and(|u| now >= u + KEEP_BY_RECEIVED_UNDER)
-            && t.bwe
+            && (t
+                .bwe
                 .acked_bitrate()
-                .is_some_and(|a| (a as f64) < KEEP_ACKED_SHARE * sent as f64);
+                .is_some_and(|a| (a as f64) < KEEP_ACKED_SHARE * sent as f64)
+                || t.bwe_ctl
+                    .upgraded_at
+                    .is_none_or(|u| now >= u + KEEP_AFTER_UPGRADE));
         // Without fresh feedback, nothing says what arrived.
         let fresh = t
             .bwe_ctl
