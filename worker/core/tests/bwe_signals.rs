@@ -99,34 +99,27 @@ fn max_outgoing_bitrate_caps_the_estimate_and_the_layer_on_a_fast_link() {
 #[test]
 fn outgoing_bounds_are_checked() {
     let (s, mut sim) = scenario(22, None);
-    let invalid = |r: Result<(), RequestFailure>| r.unwrap_err().kind == ErrorKind::InvalidArgument;
-    assert!(invalid(request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMaxOutgoingBitrate(10_000)
-    )));
-    request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMaxOutgoingBitrate(500_000),
-    )
-    .unwrap();
-    assert!(invalid(request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMinOutgoingBitrate(600_000)
-    )));
-    request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMinOutgoingBitrate(300_000),
-    )
-    .unwrap();
-    assert!(invalid(request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMaxOutgoingBitrate(200_000)
-    )));
+    // (request, accepted?) in order: a ceiling under the floor of 30k, a floor over the
+    // ceiling and a ceiling under the floor are invalid arguments.
+    use RequestBody::{
+        TransportSetMaxOutgoingBitrate as Max, TransportSetMinOutgoingBitrate as Min,
+    };
+    for (body, ok) in [
+        (Max(10_000), false),
+        (Max(500_000), true),
+        (Min(600_000), false),
+        (Min(300_000), true),
+        (Max(200_000), false),
+    ] {
+        let what = format!("{body:?}");
+        match request(&s, &mut sim, body) {
+            Ok(()) => assert!(ok, "{what} accepted"),
+            Err(e) => {
+                assert!(!ok, "{what} refused: {e:?}");
+                assert_eq!(e.kind, ErrorKind::InvalidArgument, "{what}");
+            }
+        }
+    }
     let st = stats(&s, &mut sim);
     assert_eq!(
         (st.min_outgoing_bitrate, st.max_outgoing_bitrate),
@@ -215,30 +208,29 @@ fn a_consumer_the_link_cannot_carry_is_paused_with_a_notification() {
     assert!(st.rtp_packet_loss_sent.is_some());
 }
 
-#[test]
-fn dynacast_tells_the_producer_the_spatial_layers_its_consumers_need() {
-    let (mut s, mut sim) = scenario(25, Some(600_000));
-    s.run_for(&mut sim, Duration::from_secs(10));
-    let needed: Vec<Vec<u8>> = events_of(&mut sim, PRODUCER)
+/// The `ProducerLayersNeeded` notifications of the publisher so far.
+fn layers_needed(sim: &mut Sim) -> Vec<Vec<u8>> {
+    events_of(sim, PRODUCER)
         .into_iter()
         .filter_map(|e| match e {
             MediaEvent::ProducerLayersNeeded(l) => Some(l),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn dynacast_tells_the_producer_the_spatial_layers_its_consumers_need() {
+    let (mut s, mut sim) = scenario(25, Some(600_000));
+    s.run_for(&mut sim, Duration::from_secs(10));
+    let needed = layers_needed(&mut sim);
     eprintln!("layers needed: {needed:?}");
     // Behind 600k the one subscriber is on the middle layer: the top one is not needed.
     assert_eq!(needed.last(), Some(&vec![0, 1]));
     // The subscriber's link lifts: the top layer is needed again.
     sim.peers[s.subscribers[0]].down.rate_bps = Some(5_000_000);
     s.run_for(&mut sim, Duration::from_secs(15));
-    let needed: Vec<Vec<u8>> = events_of(&mut sim, PRODUCER)
-        .into_iter()
-        .filter_map(|e| match e {
-            MediaEvent::ProducerLayersNeeded(l) => Some(l),
-            _ => None,
-        })
-        .collect();
+    let needed = layers_needed(&mut sim);
     assert_eq!(needed.last(), Some(&vec![0, 1, 2]));
 }
 

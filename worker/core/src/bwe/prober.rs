@@ -158,6 +158,13 @@ mod tests {
         Instant::now()
     }
 
+    /// Sends the active cluster's padding in packets of `size` bytes.
+    fn send_cluster(p: &mut Prober, size: usize, now: Instant) {
+        while p.padding_due().is_some() {
+            p.on_sent(size, true, now);
+        }
+    }
+
     #[test]
     fn probes_only_when_more_is_wanted_and_spreads_the_cluster_at_its_rate() {
         let now = t0();
@@ -190,14 +197,10 @@ mod tests {
         let mut p = Prober::default();
         p.maybe_probe(5_000_000, 250_000, 10_000_000, RETRY_AFTER, now)
             .unwrap();
-        while p.padding_due().is_some() {
-            p.on_sent(1000, true, now);
-        }
+        send_cluster(&mut p, 1000, now);
         let next = p.on_result(480_000, 5_000_000, now).unwrap();
         assert_eq!(next, 960_000);
-        while p.padding_due().is_some() {
-            p.on_sent(1000, true, now);
-        }
+        send_cluster(&mut p, 1000, now);
         assert_eq!(p.on_result(400_000, 5_000_000, now), None, "failed");
         assert_eq!(
             p.maybe_probe(5_000_000, 400_000, 10_000_000, RETRY_AFTER, now),
@@ -216,9 +219,7 @@ mod tests {
         let mut p = Prober::default();
         p.maybe_probe(5_000_000, 250_000, 10_000_000, RETRY_AFTER, now)
             .unwrap();
-        while p.padding_due().is_some() {
-            p.on_sent(1000, true, now);
-        }
+        send_cluster(&mut p, 1000, now);
         let t = now + RESULT_TIMEOUT;
         assert_eq!(
             p.maybe_probe(5_000_000, 250_000, 10_000_000, RETRY_AFTER, t),
@@ -236,9 +237,7 @@ mod tests {
         let mut p = Prober::default();
         p.maybe_probe(5_000_000, 30_000, 10_000_000, RETRY_PAUSED_AFTER, now)
             .unwrap();
-        while p.padding_due().is_some() {
-            p.on_sent(300, true, now);
-        }
+        send_cluster(&mut p, 300, now);
         assert_eq!(p.on_result(30_000, 5_000_000, now), None, "failed");
         let t = now + RETRY_PAUSED_AFTER;
         assert_eq!(

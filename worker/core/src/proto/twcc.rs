@@ -41,8 +41,8 @@ const MAX_RUN: usize = 0x1fff;
 pub struct TwccFeedback {
     /// RFC 3550 A.1 on the transport-wide numbers: one stray number cannot move the report.
     seq: SeqTracker,
-    /// Arrival of the packet [`SeqTracker`] holds as a candidate.
-    held_at: Option<Instant>,
+    /// Arrival and handling time of the packet [`SeqTracker`] holds as a candidate.
+    held_at: Option<(Instant, Instant)>,
     /// Extended transport-wide sequence → arrival, not reported yet.
     pending: BTreeMap<u64, Instant>,
     /// Arrivals reported in the last [`BACK_WINDOW`]: reported again, with the packets after
@@ -59,19 +59,26 @@ pub struct TwccFeedback {
 }
 
 impl TwccFeedback {
-    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived.
+    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived, and
+    /// is handled, at `now`.
     pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
+        self.on_packet_arrived(seq, media_ssrc, now, now);
+    }
+
+    /// Packet `seq` of stream `media_ssrc` arrived at `arrival` (the kernel's receive time: what
+    /// the feedback reports) and is handled at `now` (≥ `arrival`: when feedback falls due).
+    pub fn on_packet_arrived(&mut self, seq: u16, media_ssrc: u32, arrival: Instant, now: Instant) {
         let seq = match self.seq.check(u64::from(seq), false, || false) {
             SeqVerdict::Ahead { ext, .. } | SeqVerdict::Late { ext } => ext,
             SeqVerdict::Candidate(_) => {
-                self.held_at = Some(now);
+                self.held_at = Some((arrival, now));
                 return;
             }
             SeqVerdict::Confirmed { ext, .. } | SeqVerdict::LateWithCandidate { ext } => {
                 // The held packet arrived too (a new space starts above everything seen: the
                 // report restarts at its first packet; or it was a late one after all).
-                if let Some(at) = self.held_at.take() {
-                    self.record(ext - 1, media_ssrc, at);
+                if let Some((arrival, handled)) = self.held_at.take() {
+                    self.record(ext - 1, media_ssrc, arrival, handled);
                 }
                 ext
             }
@@ -94,12 +101,12 @@ impl TwccFeedback {
             self.pending.extend(again);
             self.next = Some(seq);
         }
-        self.record(seq, media_ssrc, now);
+        self.record(seq, media_ssrc, arrival, now);
     }
 
-    fn record(&mut self, seq: u64, media_ssrc: u32, now: Instant) {
-        self.anchor.get_or_insert(now);
-        self.pending.entry(seq).or_insert(now);
+    fn record(&mut self, seq: u64, media_ssrc: u32, arrival: Instant, now: Instant) {
+        self.anchor.get_or_insert(arrival);
+        self.pending.entry(seq).or_insert(arrival);
         if self.pending.len() > MAX_PENDING {
             self.pending.pop_first();
         }
@@ -413,6 +420,27 @@ mod tests {
             assert!(fb.marshal().unwrap().len() <= MAX_BYTES + 4);
         }
         assert_eq!(decode(&fbs).len(), 1000);
+    }
+
+    #[test]
+    fn reports_arrival_times_not_when_a_busy_worker_read_the_packets() {
+        let t0 = crate::test_epoch();
+        let mut f = TwccFeedback::default();
+        // 40 packets 2.5 ms apart on the wire, read in two batches 30 ms and 80 ms late.
+        for n in 0..40u16 {
+            let arrival = t0 + Duration::from_micros(u64::from(n) * 2_500);
+            let read = t0 + Duration::from_millis(if n < 20 { 80 } else { 130 });
+            f.on_packet_arrived(n, 7, arrival, read);
+        }
+        // Due one interval after the first was handled (not after it arrived).
+        assert_eq!(
+            f.timeout(),
+            Some(t0 + Duration::from_millis(80) + FEEDBACK_INTERVAL)
+        );
+        let got = decode(&f.poll_feedback(t0 + Duration::from_millis(200), 1));
+        let times: Vec<i64> = got.iter().map(|g| g.1.unwrap()).collect();
+        let want: Vec<i64> = (0..40).map(|n| n * 2_500).collect();
+        assert_eq!(times, want, "the spacing on the wire, not two bursts");
     }
 
     #[test]
