@@ -41,7 +41,7 @@ const nums = (v) => v.filter((x) => typeof x === 'number').sort((a, b) => a - b)
 const median = (v) => {
   const s = nums(v);
   if (!s.length) return null;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return +(s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2).toFixed(3);
 };
 const range = (v) => {
   const s = nums(v);
