@@ -419,14 +419,24 @@ impl WorkerCore {
 
     /// The spatial layers producer `pk`'s consumers need now, when the publisher should be
     /// told: every one up to the highest any active consumer is granted (or prefers, without
-    /// an allocator). More layers are told at once; fewer only once they have stayed fewer for
-    /// [`DYNACAST_DOWN_AFTER`] (a publisher starts with every encoding on, and a layer flapping
-    /// with the estimate must not stop and restart its encoder). `None`: nothing to tell.
+    /// an allocator), or prefers and that was never measured (the allocator offers a layer
+    /// only at a cost it measured; one the publisher has not sent yet — a browser holds its
+    /// top encoding back while its own estimate ramps up — would otherwise be stopped before
+    /// it ever flowed and never be granted). More layers are told at once; fewer only once
+    /// they have stayed fewer for [`DYNACAST_DOWN_AFTER`] (a publisher starts with every
+    /// encoding on, and a layer flapping with the estimate must not stop and restart its
+    /// encoder). `None`: nothing to tell.
     pub(crate) fn layers_needed(&mut self, pk: ProducerKey, now: Instant) -> Option<Vec<u8>> {
         let p = self.tables.producers.get(pk)?;
         if p.encodings.len() < 2 {
             return None;
         }
+        let highest = u8::try_from(p.encodings.len() - 1).unwrap_or(u8::MAX);
+        let unmeasured = |s: u8| {
+            p.last_layer_cost
+                .get(usize::from(s))
+                .is_none_or(|&cost| cost == 0)
+        };
         let mut top: Option<u8> = None;
         for &ck in &p.consumers {
             let Some(c) = self.tables.consumers.get(ck) else {
@@ -437,7 +447,13 @@ impl WorkerCore {
             }
             let s = match (&c.layers, c.granted) {
                 (None, _) => 0,
-                (Some(_), Some((s, _))) => s,
+                (Some(l), Some((s, _))) => {
+                    let preferred = l.preferred().spatial_layer.min(highest);
+                    (s + 1..=preferred)
+                        .rev()
+                        .find(|&u| unmeasured(u))
+                        .unwrap_or(s)
+                }
                 (Some(l), None) => l.preferred().spatial_layer,
             };
             top = Some(top.map_or(s, |x| x.max(s)));
