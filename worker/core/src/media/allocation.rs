@@ -31,6 +31,20 @@ const KEEP_MAX_LOSS: f64 = 0.02;
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
+/// What the prober probes toward when the allocation grants `granted` of the `desired` bit/s:
+/// while something is held back, the estimate that lets media take `desired` (it may take
+/// [`MEDIA_SHARE`] of it). Probing only to `desired` could stop at an estimate the allocator
+/// still finds too small for the step it waits for (seen with a top layer stopped by dynacast,
+/// offered at its last cost: the estimate settled 0.2 % above that cost and the layer never
+/// came back).
+fn probe_target(desired: u64, granted: u64) -> u64 {
+    if granted < desired {
+        (desired as f64 / MEDIA_SHARE) as u64
+    } else {
+        desired
+    }
+}
+
 /// One consumer as the allocator sees it, with the layers behind each of its steps.
 struct Plan {
     ck: ConsumerKey,
@@ -57,7 +71,11 @@ impl WorkerCore {
         if let Some(bps) = update.probe_bps {
             if ctl
                 .prober
-                .on_result(bps, ctl.desired_bps.min(max), now)
+                .on_result(
+                    bps,
+                    probe_target(ctl.desired_bps, ctl.effective_desired_bps).min(max),
+                    now,
+                )
                 .is_some()
             {
                 self.pacing(tk, now);
@@ -201,7 +219,7 @@ impl WorkerCore {
         let max = t.bwe_max_bps();
         if t.bwe_ctl
             .prober
-            .maybe_probe(desired.min(max), estimate, max, now)
+            .maybe_probe(probe_target(desired, used).min(max), estimate, max, now)
             .is_some()
         {
             self.pacing(tk, now);
