@@ -30,15 +30,11 @@
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { servePage, startServer } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
@@ -75,56 +71,7 @@ function startSpinners() {
   }
 }
 
-// The server under test: resolves with its protoo URL once it listens.
-function startServer() {
-  const [cmd, args, env, ready] = target === 'ferrosfu'
-    ? [supervisorBin, [
-      '--dev', '--http-listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
-      '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', '127.0.0.1',
-      '--database-url', `sqlite://${artifacts}/ferrosfu-uplink.db`, '--recordings-dir', `${artifacts}/recordings`,
-    ], process.env, (l) => {
-      try {
-        const v = JSON.parse(l);
-        return v.message === 'http listening' ? v.addr : null;
-      } catch { return null; }
-    }]
-    : [process.execPath, [join(here, 'reference-server.mjs'), '--listen', '127.0.0.1:0', '--rtc-ip', '127.0.0.1'],
-      { ...process.env, MEDIASOUP_WORKER_BIN: workerBin }, (l) => (l.match(/^listening (\S+)/) || [])[1]];
-  return new Promise((ok, fail) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const timer = setTimeout(() => fail(new Error(`${target} did not start listening within 30 s`)), 30000);
-    child.on('exit', (code) => fail(new Error(`${target} exited (${code})`)));
-    for (const s of [child.stdout, child.stderr]) {
-      readline.createInterface({ input: s }).on('line', (l) => {
-        logs.push(`[${target}] ${l}`);
-        const addr = ready(l);
-        if (addr) {
-          clearTimeout(timer);
-          ok(`ws://${addr}/`);
-        }
-      });
-    }
-  });
-}
 
-async function servePage() {
-  const built = await esbuild.build({
-    entryPoints: [join(here, 'page/layers-page.js')], bundle: true, format: 'iife', platform: 'browser',
-    target: 'chrome100', write: false, logLevel: 'warning',
-  });
-  const js = built.outputFiles[0].text;
-  const html = '<!doctype html><meta charset="utf-8"><title>uplink</title>'
-    + '<body style="margin:0;background:#222"><video id="v" autoplay playsinline muted style="width:640px;height:360px"></video>'
-    + '<script src="/layers-page.js"></script>';
-  const server = http.createServer((req, res) => {
-    const isJs = req.url.startsWith('/layers-page.js');
-    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' });
-    res.end(isJs ? js : html);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { server, base: `http://127.0.0.1:${server.address().port}/` };
-}
 
 // In the page: wait for the first estimate (t = 0), then sample every `iv` ms until `dur`.
 // Each sample is taken when its time comes (a late timer does not shift the later ones).
@@ -161,8 +108,10 @@ async function sampleInPage([iv, dur]) {
 async function main(result) {
   if (busy) startSpinners();
   result.load = { start: loadavg().map((x) => Math.round(x * 100) / 100) };
-  const ws = await startServer();
-  const { server: pageServer, base } = await servePage();
+  const ws = await startServer({
+    target, supervisorBin, workerBin, artifacts, db: 'ferrosfu-uplink.db', logs, children,
+  });
+  const { server: pageServer, base } = await servePage('uplink');
   children.push({ kill: () => pageServer.close() });
   browser = await chromium.launch({
     executablePath: chromiumBin,

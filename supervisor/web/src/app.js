@@ -499,6 +499,8 @@ async function inboundStats() {
           bytesReceived: s.bytesReceived || 0,
           packetsReceived: s.packetsReceived || 0,
           framesDecoded: s.framesDecoded || 0,
+          frameWidth: s.frameWidth || 0,
+          frameHeight: s.frameHeight || 0,
         });
       }
     });
@@ -507,24 +509,29 @@ async function inboundStats() {
 }
 
 // What the send transport reports: the browser's bandwidth estimate (availableOutgoingBitrate,
-// grown by the server's transport-wide feedback), the bytes each kind sent, and per video
+// grown by the server's transport-wide feedback), the bytes on the wire (transportBytesSent: the
+// selected candidate pair, headers, audio, RTCP and padding included), the bytes each kind sent
+// (payload, retransmissions and RTX padding included), and per video
 // encoding (rid) what the encoder makes of it; `producedEncodings`: the camera producer's
 // rtpParameters encodings (rid or scalabilityMode), as the server was told.
 async function outboundStats() {
-  const out = { availableOutgoingBitrate: 0, videoBytesSent: 0, audioBytesSent: 0, video: [], producedEncodings: [] };
+  const out = { availableOutgoingBitrate: 0, transportBytesSent: 0, videoBytesSent: 0, audioBytesSent: 0, video: [],
+    producedEncodings: [] };
   if (!sendTransport) return out;
   if (producers.video) {
     out.producedEncodings = producers.video.rtpParameters.encodings.map((e) => e.rid || e.scalabilityMode || String(e.ssrc));
     out.codec = producers.video.rtpParameters.codecs[0]?.mimeType;
   }
   (await sendTransport.getStats()).forEach((s) => {
-    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
-      out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+    if (s.type === 'candidate-pair' && s.nominated) {
+      out.availableOutgoingBitrate = s.availableOutgoingBitrate || out.availableOutgoingBitrate;
+      out.transportBytesSent = s.bytesSent || 0;
     } else if (s.type === 'outbound-rtp') {
       out[s.kind === 'video' ? 'videoBytesSent' : 'audioBytesSent'] += s.bytesSent || 0;
       if (s.kind === 'video') {
         out.video.push({ rid: s.rid, width: s.frameWidth || 0, height: s.frameHeight || 0, fps: s.framesPerSecond || 0,
-          framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0, active: s.active,
+          framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0,
+          retransmittedBytesSent: s.retransmittedBytesSent || 0, active: s.active,
           targetBitrate: s.targetBitrate, scalabilityMode: s.scalabilityMode,
           qualityLimitationReason: s.qualityLimitationReason });
       }
