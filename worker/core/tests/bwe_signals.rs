@@ -309,3 +309,30 @@ fn a_link_that_drops_everything_backs_the_estimate_off_without_feedback() {
     let events = events_of(&mut sim, &cid);
     assert!(events.contains(&MediaEvent::ConsumerBwePause), "{events:?}");
 }
+
+#[test]
+fn a_top_layer_the_publisher_has_not_sent_yet_is_not_stopped_by_dynacast() {
+    // As a browser whose own estimate is still ramping up: the top encoding is held back for
+    // the first 6 s, so the SFU has never measured it when dynacast first decides. The
+    // subscriber's link is wide and it prefers the top layer.
+    let (mut s, mut sim) = scenario(27, None);
+    s.publisher.active[2] = false;
+    s.run_for(&mut sim, Duration::from_secs(6));
+    let told = layers_needed(&mut sim);
+    eprintln!("layers needed while the top encoding was held back: {told:?}");
+    assert!(
+        told.iter().all(|l| l.contains(&2)),
+        "dynacast stopped a layer it never measured: {told:?}"
+    );
+    // The publisher may send it now, and obeys dynacast from here on (an app that was told to
+    // stop it would keep it off): the subscriber gets the top layer.
+    s.publisher.active[2] = told.last().is_none_or(|l| l.contains(&2));
+    let from = sim.now - sim.start;
+    run_obeying_dynacast(&mut s, &mut sim, Duration::from_secs(15));
+    assert!(s.publisher.active[2], "the top encoding is off");
+    let peer = s.subscribers[0];
+    let ws = windows_of(&sim, peer, ssrc_of(&sim, peer), sim.start, STEP);
+    let f = from.as_secs_f64();
+    let top = settled_on(&ws, 2, f, f + 15.0).expect("on the top layer");
+    eprintln!("top layer {:?} after it was first sent", top - from);
+}

@@ -45,6 +45,20 @@ const KEEP_AFTER_UPGRADE: Duration = Duration::from_secs(3);
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
+/// What the prober probes toward when the allocation grants `granted` of the `desired` bit/s:
+/// while something is held back, the estimate that lets media take `desired` (it may take
+/// [`MEDIA_SHARE`] of it). Probing only to `desired` could stop at an estimate the allocator
+/// still finds too small for the step it waits for (seen with a top layer stopped by dynacast,
+/// offered at its last cost: the estimate settled 0.2 % above that cost and the layer never
+/// came back).
+fn probe_target(desired: u64, granted: u64) -> u64 {
+    if granted < desired {
+        (desired as f64 / MEDIA_SHARE) as u64
+    } else {
+        desired
+    }
+}
+
 /// One consumer as the allocator sees it, with the layers behind each of its steps.
 struct Plan {
     ck: ConsumerKey,
@@ -71,7 +85,11 @@ impl WorkerCore {
         if let Some(bps) = update.probe_bps {
             if ctl
                 .prober
-                .on_result(bps, ctl.desired_bps.min(max), now)
+                .on_result(
+                    bps,
+                    probe_target(ctl.desired_bps, ctl.effective_desired_bps).min(max),
+                    now,
+                )
                 .is_some()
             {
                 self.pacing(tk, now);
@@ -268,7 +286,13 @@ impl WorkerCore {
         let max = t.bwe_max_bps();
         if t.bwe_ctl
             .prober
-            .maybe_probe(desired.min(max), estimate, max, retry, now)
+            .maybe_probe(
+                probe_target(desired, used).min(max),
+                estimate,
+                max,
+                retry,
+                now,
+            )
             .is_some()
         {
             self.pacing(tk, now);
@@ -504,14 +528,24 @@ impl WorkerCore {
 
     /// The spatial layers producer `pk`'s consumers need now, when the publisher should be
     /// told: every one up to the highest any active consumer is granted (or prefers, without
-    /// an allocator). More layers are told at once; fewer only once they have stayed fewer for
-    /// [`DYNACAST_DOWN_AFTER`] (a publisher starts with every encoding on, and a layer flapping
-    /// with the estimate must not stop and restart its encoder). `None`: nothing to tell.
+    /// an allocator), or prefers and that was never measured (the allocator offers a layer
+    /// only at a cost it measured; one the publisher has not sent yet — a browser holds its
+    /// top encoding back while its own estimate ramps up — would otherwise be stopped before
+    /// it ever flowed and never be granted). More layers are told at once; fewer only once
+    /// they have stayed fewer for [`DYNACAST_DOWN_AFTER`] (a publisher starts with every
+    /// encoding on, and a layer flapping with the estimate must not stop and restart its
+    /// encoder). `None`: nothing to tell.
     pub(crate) fn layers_needed(&mut self, pk: ProducerKey, now: Instant) -> Option<Vec<u8>> {
         let p = self.tables.producers.get(pk)?;
         if p.encodings.len() < 2 {
             return None;
         }
+        let highest = u8::try_from(p.encodings.len() - 1).unwrap_or(u8::MAX);
+        let unmeasured = |s: u8| {
+            p.last_layer_cost
+                .get(usize::from(s))
+                .is_none_or(|&cost| cost == 0)
+        };
         let mut top: Option<u8> = None;
         for &ck in &p.consumers {
             let Some(c) = self.tables.consumers.get(ck) else {
@@ -522,7 +556,13 @@ impl WorkerCore {
             }
             let s = match (&c.layers, c.granted) {
                 (None, _) => 0,
-                (Some(_), Some((s, _))) => s,
+                (Some(l), Some((s, _))) => {
+                    let preferred = l.preferred().spatial_layer.min(highest);
+                    (s + 1..=preferred)
+                        .rev()
+                        .find(|&u| unmeasured(u))
+                        .unwrap_or(s)
+                }
                 (Some(l), None) => l.preferred().spatial_layer,
             };
             top = Some(top.map_or(s, |x| x.max(s)));
