@@ -20,7 +20,8 @@
 // Server → client: request newConsumer (created paused, resumed once accepted, as the demo's
 // _createConsumer); notifications newPeer, peerClosed, peerDisplayNameChanged, consumerClosed,
 // consumerPaused, consumerResumed, consumerScore, producerScore, consumerLayersChanged
-// {consumerId, spatialLayer, temporalLayer}, activeSpeaker.
+// {consumerId, spatialLayer, temporalLayer}, activeSpeaker, downlinkBwe {desiredBitrate,
+// effectiveDesiredBitrate, availableBitrate} (the demo's: the consuming transport's 'bwe' trace).
 //
 // activeSpeaker is what the demo sends: its AudioLevelObserver (maxEntries 1, threshold -80 dBov,
 // interval 800 ms) → `activeSpeaker {peerId, producerId, volume}`, silence → `{peerId: null}`.
@@ -159,6 +160,16 @@ class Room {
           appData: { producing: Boolean(d.producing), consuming: Boolean(d.consuming) },
         });
         peer.data.transports.set(t.id, t);
+        // mediasoup-demo's downlinkBwe: the consuming transport's send-side estimate, as its
+        // 'bwe' trace events come (about once per second and on changes).
+        if (d.consuming) {
+          await t.enableTraceEvent(['bwe']);
+          t.on('trace', (trace) => {
+            if (trace.type !== 'bwe' || trace.direction !== 'out') return;
+            const { desiredBitrate, effectiveDesiredBitrate, availableBitrate } = trace.info;
+            peer.notify('downlinkBwe', { desiredBitrate, effectiveDesiredBitrate, availableBitrate }).catch(() => {});
+          });
+        }
         return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates,
           dtlsParameters: t.dtlsParameters, sctpParameters: t.sctpParameters };
       }

@@ -78,8 +78,15 @@ impl Host for Shell {
         &mut self.net
     }
 
-    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant) {
-        self.core.handle_input(Input::Datagram { tuple, data }, now);
+    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], arrival: Instant, now: Instant) {
+        self.core.handle_input(
+            Input::Datagram {
+                tuple,
+                data,
+                arrival,
+            },
+            now,
+        );
         self.drain(now);
     }
 

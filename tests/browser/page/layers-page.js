@@ -36,7 +36,8 @@ const t = {
   requests: {}, // method -> {ok, ms, error} of the plumbing requests
   producers: {},
   consumers: {}, // kind -> {id, producerId, peerId, type, paused}
-  samples: [], // sub: {t, w, h, fd} every 100 ms
+  samples: [], // sub: {t, w, h, fd, lost, recv, fz, fzd, bytes, rtt, ...} every 100 ms
+  recvTransportId: null,
   frames: [], // sub: width changes of presented frames (requestVideoFrameCallback) {t, w, h}
   join: () => join(),
   leave: () => { if (protoo) protoo.close(); t.state = 'closed'; },
@@ -91,6 +92,7 @@ async function join() {
   await device.load({ routerRtpCapabilities: caps });
   if (role !== 'sub') sendTransport = await transport(true);
   recvTransport = await transport(false);
+  t.recvTransportId = recvTransport.id;
   const { peers } = await protoo.request('join', {
     displayName: q.get('name'),
     device: { flag: 'ferrosfu-layers-test', name: 'chromium', version: '1' },
@@ -199,14 +201,24 @@ function startSampling(consumer) {
     if (busy) return;
     busy = true;
     try {
+      let sample = null;
+      let pair = null;
       (await consumer.getStats()).forEach((s) => {
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
-          t.samples.push({ t: now(), w: s.frameWidth || 0, h: s.frameHeight || 0, fd: s.framesDecoded || 0,
+          sample = { t: now(), w: s.frameWidth || 0, h: s.frameHeight || 0, fd: s.framesDecoded || 0,
             kf: s.keyFramesDecoded || 0, pli: s.pliCount || 0, fir: s.firCount || 0, nack: s.nackCount || 0,
             lost: s.packetsLost || 0, fps: s.framesPerSecond || 0, bytes: s.bytesReceived || 0,
-            jbd: s.jitterBufferDelay || 0, jbe: s.jitterBufferEmittedCount || 0, jitter: s.jitter || 0 });
+            jbd: s.jitterBufferDelay || 0, jbe: s.jitterBufferEmittedCount || 0, jitter: s.jitter || 0,
+            recv: s.packetsReceived || 0, fz: s.freezeCount || 0, fzd: s.totalFreezesDuration || 0 };
+        } else if (s.type === 'candidate-pair' && s.nominated) {
+          pair = s;
         }
       });
+      if (sample) {
+        // The transport's round trip and bytes (audio, video, RTCP) of the selected pair.
+        if (pair) Object.assign(sample, { rtt: pair.currentRoundTripTime, pairBytes: pair.bytesReceived });
+        t.samples.push(sample);
+      }
     } finally {
       busy = false;
     }

@@ -60,8 +60,14 @@ fn bench(c: &mut Criterion) {
         for seq in 0..2 {
             let pkt = vp8_packet(PUB_SSRC, seq, 0, u32::from(seq), seq == 0);
             let wire = sim.protect_rtp(0, &pkt);
-            sim.core
-                .handle_input(Input::Datagram { tuple, data: &wire }, now);
+            sim.core.handle_input(
+                Input::Datagram {
+                    tuple,
+                    data: &wire,
+                    arrival: now,
+                },
+                now,
+            );
             let mut buf = Vec::new();
             while let Some(t) = sim.core.poll_transmit(now, 1, &mut buf) {
                 out += t.datagrams(&buf).count();
@@ -86,8 +92,14 @@ fn bench(c: &mut Criterion) {
                     sim.peers[0].client.protect_rtp(&plain).unwrap()
                 },
                 |wire| {
-                    sim.core
-                        .handle_input(Input::Datagram { tuple, data: &wire }, now);
+                    sim.core.handle_input(
+                        Input::Datagram {
+                            tuple,
+                            data: &wire,
+                            arrival: now,
+                        },
+                        now,
+                    );
                     let mut sent = 0usize;
                     // The shell's buffer: owned by the caller, reused for every transmit.
                     while let Some(t) = sim.core.poll_transmit(now, 1, &mut tx_buf) {
@@ -155,7 +167,14 @@ fn layers(c: &mut Criterion) {
                     client.protect_rtp(&plain).unwrap()
                 },
                 |wire| {
-                    core.handle_input(Input::Datagram { tuple, data: &wire }, now);
+                    core.handle_input(
+                        Input::Datagram {
+                            tuple,
+                            data: &wire,
+                            arrival: now,
+                        },
+                        now,
+                    );
                     while let Some(t) = core.poll_transmit(now, 1, &mut tx_buf) {
                         out += t.datagrams(&tx_buf).count() as u64;
                         tx_buf.clear();

@@ -61,7 +61,18 @@ pub enum Input<'a> {
     /// `tuple.local` is the address the datagram was sent to (for a socket bound to `0.0.0.0`
     /// or `::`, the shell's IP_PKTINFO destination), so ICE, comedia and the selected tuple are
     /// the true 5-tuple, and replies leave from it. The bytes are borrowed for the call.
-    Datagram { tuple: Tuple, data: &'a [u8] },
+    ///
+    /// `arrival` is when the datagram reached the host, on the same clock as `now` and never
+    /// after it: for UDP the kernel's receive timestamp (`SO_TIMESTAMPNS`), which does not move
+    /// when the worker is slow to read its socket; for TCP (and simulated links) `now`. It is
+    /// what transport-wide-cc feedback reports to the publisher: with the read time instead, a
+    /// busy worker's batches look to the sender like queueing delay, and its bandwidth
+    /// estimate falls. A later `arrival` than `now` is taken as `now`.
+    Datagram {
+        tuple: Tuple,
+        data: &'a [u8],
+        arrival: Instant,
+    },
     /// The time returned by [`WorkerCore::poll_timeout`] has come.
     Timeout,
 }
@@ -150,7 +161,11 @@ impl WorkerCore {
         match input {
             Input::Command(req) => self.command(req, Vec::new(), now),
             Input::CommandWithSockets(req, sockets) => self.command(req, sockets, now),
-            Input::Datagram { tuple, data } => self.datagram(tuple, data, now),
+            Input::Datagram {
+                tuple,
+                data,
+                arrival,
+            } => self.datagram(tuple, data, arrival.min(now), now),
             Input::Timeout => self.handle_timeout(now),
         }
     }

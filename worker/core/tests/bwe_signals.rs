@@ -99,34 +99,27 @@ fn max_outgoing_bitrate_caps_the_estimate_and_the_layer_on_a_fast_link() {
 #[test]
 fn outgoing_bounds_are_checked() {
     let (s, mut sim) = scenario(22, None);
-    let invalid = |r: Result<(), RequestFailure>| r.unwrap_err().kind == ErrorKind::InvalidArgument;
-    assert!(invalid(request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMaxOutgoingBitrate(10_000)
-    )));
-    request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMaxOutgoingBitrate(500_000),
-    )
-    .unwrap();
-    assert!(invalid(request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMinOutgoingBitrate(600_000)
-    )));
-    request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMinOutgoingBitrate(300_000),
-    )
-    .unwrap();
-    assert!(invalid(request(
-        &s,
-        &mut sim,
-        RequestBody::TransportSetMaxOutgoingBitrate(200_000)
-    )));
+    // (request, accepted?) in order: a ceiling under the floor of 30k, a floor over the
+    // ceiling and a ceiling under the floor are invalid arguments.
+    use RequestBody::{
+        TransportSetMaxOutgoingBitrate as Max, TransportSetMinOutgoingBitrate as Min,
+    };
+    for (body, ok) in [
+        (Max(10_000), false),
+        (Max(500_000), true),
+        (Min(600_000), false),
+        (Min(300_000), true),
+        (Max(200_000), false),
+    ] {
+        let what = format!("{body:?}");
+        match request(&s, &mut sim, body) {
+            Ok(()) => assert!(ok, "{what} accepted"),
+            Err(e) => {
+                assert!(!ok, "{what} refused: {e:?}");
+                assert_eq!(e.kind, ErrorKind::InvalidArgument, "{what}");
+            }
+        }
+    }
     let st = stats(&s, &mut sim);
     assert_eq!(
         (st.min_outgoing_bitrate, st.max_outgoing_bitrate),
@@ -215,30 +208,29 @@ fn a_consumer_the_link_cannot_carry_is_paused_with_a_notification() {
     assert!(st.rtp_packet_loss_sent.is_some());
 }
 
-#[test]
-fn dynacast_tells_the_producer_the_spatial_layers_its_consumers_need() {
-    let (mut s, mut sim) = scenario(25, Some(600_000));
-    s.run_for(&mut sim, Duration::from_secs(10));
-    let needed: Vec<Vec<u8>> = events_of(&mut sim, PRODUCER)
+/// The `ProducerLayersNeeded` notifications of the publisher so far.
+fn layers_needed(sim: &mut Sim) -> Vec<Vec<u8>> {
+    events_of(sim, PRODUCER)
         .into_iter()
         .filter_map(|e| match e {
             MediaEvent::ProducerLayersNeeded(l) => Some(l),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn dynacast_tells_the_producer_the_spatial_layers_its_consumers_need() {
+    let (mut s, mut sim) = scenario(25, Some(600_000));
+    s.run_for(&mut sim, Duration::from_secs(10));
+    let needed = layers_needed(&mut sim);
     eprintln!("layers needed: {needed:?}");
     // Behind 600k the one subscriber is on the middle layer: the top one is not needed.
     assert_eq!(needed.last(), Some(&vec![0, 1]));
     // The subscriber's link lifts: the top layer is needed again.
     sim.peers[s.subscribers[0]].down.rate_bps = Some(5_000_000);
     s.run_for(&mut sim, Duration::from_secs(15));
-    let needed: Vec<Vec<u8>> = events_of(&mut sim, PRODUCER)
-        .into_iter()
-        .filter_map(|e| match e {
-            MediaEvent::ProducerLayersNeeded(l) => Some(l),
-            _ => None,
-        })
-        .collect();
+    let needed = layers_needed(&mut sim);
     assert_eq!(needed.last(), Some(&vec![0, 1, 2]));
 }
 
@@ -290,6 +282,35 @@ fn a_publisher_that_follows_dynacast_stops_the_top_layer_and_resumes_it_when_a_l
 }
 
 #[test]
+fn a_link_that_drops_everything_backs_the_estimate_off_without_feedback() {
+    // 30 kbit/s behind a 200 ms queue holds no video packet: nothing arrives, no feedback
+    // comes, and the estimate must not stay where it was.
+    let (mut s, mut sim) = scenario(27, Some(2_000_000));
+    s.run_for(&mut sim, Duration::from_secs(8));
+    let before = stats(&s, &mut sim).available_outgoing_bitrate;
+    sim.peers[s.subscribers[0]].down.rate_bps = Some(30_000);
+    let mut fell_at = None;
+    for i in 1..=80 {
+        s.run_for(&mut sim, STEP);
+        let est = stats(&s, &mut sim).available_outgoing_bitrate;
+        eprintln!(
+            "{:>5.2}s after the drop: estimate {est}",
+            f64::from(i) * 0.25
+        );
+        if est < 100_000 && fell_at.is_none() {
+            fell_at = Some(f64::from(i) * 0.25);
+        }
+    }
+    eprintln!("estimate {before} before the drop, under 100k {fell_at:?} s after");
+    assert!(before > 1_000_000, "estimate {before} behind 2 Mbit/s");
+    let fell_at = fell_at.expect("the estimate stays over 100k without feedback");
+    assert!(fell_at <= 6.0, "under 100k only {fell_at} s after the drop");
+    let cid = s.consumers[0].clone();
+    let events = events_of(&mut sim, &cid);
+    assert!(events.contains(&MediaEvent::ConsumerBwePause), "{events:?}");
+}
+
+#[test]
 fn a_top_layer_the_publisher_has_not_sent_yet_is_not_stopped_by_dynacast() {
     // As a browser whose own estimate is still ramping up: the top encoding is held back for
     // the first 6 s, so the SFU has never measured it when dynacast first decides. The
@@ -297,13 +318,7 @@ fn a_top_layer_the_publisher_has_not_sent_yet_is_not_stopped_by_dynacast() {
     let (mut s, mut sim) = scenario(27, None);
     s.publisher.active[2] = false;
     s.run_for(&mut sim, Duration::from_secs(6));
-    let told: Vec<Vec<u8>> = events_of(&mut sim, PRODUCER)
-        .into_iter()
-        .filter_map(|e| match e {
-            MediaEvent::ProducerLayersNeeded(l) => Some(l),
-            _ => None,
-        })
-        .collect();
+    let told = layers_needed(&mut sim);
     eprintln!("layers needed while the top encoding was held back: {told:?}");
     assert!(
         told.iter().all(|l| l.contains(&2)),

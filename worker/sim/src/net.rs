@@ -326,8 +326,14 @@ impl Sim {
             match to {
                 None => {
                     self.peers[peer].up.on_delivered(data.len());
-                    self.core
-                        .handle_input(Input::Datagram { tuple, data: &data }, self.now);
+                    self.core.handle_input(
+                        Input::Datagram {
+                            tuple,
+                            data: &data,
+                            arrival: self.now,
+                        },
+                        self.now,
+                    );
                     self.drain();
                 }
                 Some(i) => {

@@ -10,8 +10,8 @@
 //! key gone and ends.
 //!
 //! When a socket is readable its pump runs one *turn* synchronously, with the host borrowed:
-//! - UDP: one `recvmmsg` (quinn-udp, GRO-aware) into the worker-wide [`RecvArena`], every
-//!   datagram to [`Host::on_datagram`];
+//! - UDP: one `recvmmsg` (GRO-aware) into the worker-wide [`RecvArena`], every datagram to
+//!   [`Host::on_datagram`] with its kernel receive time (`SO_TIMESTAMPNS`) as its arrival;
 //! - TCP listener: one `accept` (at most `tcp_conns_per_listener` connections per listener);
 //! - TCP connection: one read, every complete RFC 4571 frame to [`Host::on_datagram`]; a
 //!   malformed frame, EOF, or a first frame that is not STUN closes the connection;
@@ -46,8 +46,9 @@ use crate::udp::{RecvArena, UdpSock};
 /// What the socket layer delivers to and asks of its owner (the shell; a test host in tests).
 pub(crate) trait Host: 'static {
     fn net(&mut self) -> &mut Net;
-    /// One UDP datagram or one TCP frame arrived on `tuple`.
-    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant);
+    /// One UDP datagram or one TCP frame arrived on `tuple`: at `arrival` (the kernel's receive
+    /// timestamp of a UDP datagram, else `now`), read at `now`.
+    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], arrival: Instant, now: Instant);
     /// A turn ended: drain what the datagrams caused and [`Net::flush`].
     fn end_turn(&mut self);
 }

@@ -15,7 +15,7 @@ use super::{ConnKey, Host, set_waker};
 use crate::tcp::Framer;
 use quinn_udp::BATCH_SIZE;
 
-use crate::udp::RecvArena;
+use crate::udp::{RecvArena, RxClock};
 
 #[derive(Debug)]
 enum Ready {
@@ -73,7 +73,8 @@ fn udp_turn<H: Host>(host: &Rc<RefCell<H>>, local: SocketAddr) {
         return;
     };
     let received = s.recv(&mut arena);
-    let now = Instant::now();
+    let clock = RxClock::read();
+    let now = clock.now;
     match received {
         Ok(0) => s.behind_since = None,
         Ok(n) if n < BATCH_SIZE => s.behind_since = None,
@@ -95,15 +96,16 @@ fn udp_turn<H: Host>(host: &Rc<RefCell<H>>, local: SocketAddr) {
     match received {
         Ok(n) => {
             for i in 0..n {
-                let (remote, dst_ip, datagrams) = arena.datagrams(i);
+                let (meta, datagrams) = arena.datagrams(i);
                 let tuple = Tuple {
-                    local: received_at(local, dst_ip),
-                    remote,
+                    local: received_at(local, meta.dst_ip),
+                    remote: meta.addr,
                     protocol: Protocol::Udp,
                 };
+                let arrival = clock.arrival(meta.rx_time);
                 for d in datagrams {
                     h.net().stats.udp_received += 1;
-                    h.on_datagram(tuple, d, now);
+                    h.on_datagram(tuple, d, arrival, now);
                 }
             }
         }
@@ -268,7 +270,8 @@ fn conn_turn<H: Host>(
         };
         *greeted = true;
         net.stats.tcp_frames_received += 1;
-        h.on_datagram(tuple, frame, now);
+        // A stream has no per-datagram receive time: the read's.
+        h.on_datagram(tuple, frame, now, now);
         if !h.net().conns.contains_key(&key) {
             // Closed while answering (its write buffer overflowed).
             alive = false;

@@ -17,6 +17,8 @@ const WAIT: Duration = Duration::from_secs(5);
 struct Echo {
     net: Net,
     got: Vec<(Tuple, Vec<u8>)>,
+    /// (arrival, read) of each datagram.
+    arrivals: Vec<(Instant, Instant)>,
     turns: usize,
 }
 
@@ -25,8 +27,9 @@ impl Host for Echo {
         &mut self.net
     }
 
-    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], _now: Instant) {
+    fn on_datagram(&mut self, tuple: Tuple, data: &[u8], arrival: Instant, now: Instant) {
         self.got.push((tuple, data.to_vec()));
+        self.arrivals.push((arrival, now));
         let text = String::from_utf8_lossy(data);
         if let Some(spec) = text.strip_prefix("\u{1}burst:") {
             let (n, len) = spec.split_once(':').unwrap();
@@ -53,6 +56,7 @@ fn host(limits: Limits) -> Rc<RefCell<Echo>> {
     Rc::new(RefCell::new(Echo {
         net: Net::new(limits),
         got: Vec::new(),
+        arrivals: Vec::new(),
         turns: 0,
     }))
 }
@@ -154,6 +158,65 @@ fn udp_round_trip_with_batched_receive_and_send() {
         assert!(h.turns < 201, "datagrams were received in batches");
         let s = h.net.stats();
         assert_eq!((s.udp_received, s.udp_sent), (201, 201));
+    });
+}
+
+#[test]
+fn udp_datagrams_carry_the_kernel_receive_time_not_the_read_time() {
+    run(async {
+        let h = host(Limits::default());
+        let server = open(&h, Protocol::Udp, 0);
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let client = tokio::net::UdpSocket::from_std(client).unwrap();
+        let mut buf = [0u8; 64];
+        // The kernel turns receive timestamps on lazily (deferred work, late on a busy
+        // machine): until then datagrams are stamped when read. Wait for that first: a datagram
+        // that waits 5 ms on the socket arrives 5 ms before it is read.
+        for _ in 0..200 {
+            client.send_to(b"warm-up", server.local).await.unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            timeout(WAIT, client.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let (arrival, now) = *h.borrow().arrivals.last().unwrap();
+            if now - arrival >= Duration::from_millis(4) {
+                break;
+            }
+        }
+        h.borrow_mut().arrivals.clear();
+        let client = client.into_std().unwrap();
+        client.set_nonblocking(false).unwrap();
+        // The worker's thread is busy (blocked here) while three datagrams arrive 20 ms apart;
+        // it reads them in one batch afterwards.
+        let t0 = Instant::now();
+        for i in 0..3u8 {
+            client.send_to(&[b'a', i], server.local).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        client.set_nonblocking(true).unwrap();
+        let client = tokio::net::UdpSocket::from_std(client).unwrap();
+        for _ in 0..3 {
+            timeout(WAIT, client.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let h = h.borrow();
+        let a = &h.arrivals;
+        assert_eq!(a.len(), 3);
+        assert!(
+            a.iter()
+                .all(|&(arrival, now)| t0 <= arrival && arrival <= now)
+        );
+        assert_eq!(a[0].1, a[2].1, "read in one turn");
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        assert!(ms(a[0].1 - a[0].0) >= 50.0, "{a:?}");
+        for w in a.windows(2) {
+            let gap = ms(w[1].0 - w[0].0);
+            assert!((15.0..40.0).contains(&gap), "spaced as sent: {gap} ms");
+        }
     });
 }
 

@@ -362,8 +362,14 @@ impl Harness {
                 tuple.local
             );
         }
-        self.core
-            .handle_input(Input::Datagram { tuple, data }, self.now);
+        self.core.handle_input(
+            Input::Datagram {
+                tuple,
+                data,
+                arrival: self.now,
+            },
+            self.now,
+        );
         self.drain();
     }
 

@@ -317,8 +317,14 @@ impl Run {
             remote: self.remote,
             protocol: Protocol::Udp,
         };
-        self.core
-            .handle_input(Input::Datagram { tuple, data }, self.now);
+        self.core.handle_input(
+            Input::Datagram {
+                tuple,
+                data,
+                arrival: self.now,
+            },
+            self.now,
+        );
         self.drain();
     }
 

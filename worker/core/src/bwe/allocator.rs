@@ -6,7 +6,8 @@
 //!
 //! A pure function of what it is given ([`allocate`]); [`Hysteresis`] turns its answers into
 //! what is applied: a step down at once once the estimate no longer covers [`KEEP_SHARE`] of
-//! it, a step up only after the allocation asked for it for [`UP_HOLD`] without interruption.
+//! it, a step up only after the allocation asked for it for [`UP_HOLD`] without interruption
+//! (a paused consumer resumes on its lowest layer, and climbs from there like any other).
 
 use std::time::{Duration, Instant};
 
@@ -111,8 +112,9 @@ pub(crate) struct Hysteresis {
 impl Hysteresis {
     /// `applied` (updated in place) moves toward `wanted` (the allocation of the budget):
     /// down at once as far as `keep` (the allocation of the budget ÷ [`KEEP_SHARE`]) says; up,
-    /// to `wanted`, once more has been wanted for [`UP_HOLD`]. Returns whether any upgrade is
-    /// still held back.
+    /// to `wanted`, once more has been wanted for [`UP_HOLD`] — from a pause, to the lowest
+    /// step only (its keyframe is the smallest; the path's room was measured with padding, not
+    /// video). Returns whether any upgrade is still held back.
     pub(crate) fn apply(
         &mut self,
         applied: &mut [Grant],
@@ -137,11 +139,17 @@ impl Hysteresis {
         if now.saturating_duration_since(since) < UP_HOLD {
             return true;
         }
+        let mut held = false;
         for (a, &w) in applied.iter_mut().zip(wanted) {
-            *a = (*a).max(w);
+            if *a == Grant::Paused && w > Grant::Step(0) {
+                *a = Grant::Step(0);
+                held = true;
+            } else {
+                *a = (*a).max(w);
+            }
         }
-        self.up_since = None;
-        false
+        self.up_since = held.then_some(now);
+        held
     }
 
     /// A drop of the estimate: what was held for an upgrade starts over.
@@ -227,5 +235,23 @@ mod tests {
         assert_eq!(applied, [Grant::Step(0)]);
         assert!(!h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD * 2));
         assert_eq!(applied, [Grant::Step(1)]);
+    }
+
+    #[test]
+    fn a_paused_consumer_resumes_on_its_lowest_step_then_climbs() {
+        #[allow(clippy::disallowed_methods)] // tests: an arbitrary origin
+        let t0 = Instant::now();
+        let mut h = Hysteresis::default();
+        let mut applied = [Grant::Paused];
+        let s2 = [Grant::Step(2)];
+        assert!(h.apply(&mut applied, &s2, &s2, t0));
+        assert_eq!(applied, [Grant::Paused]);
+        // After the hold: the lowest step, and the rest held anew.
+        assert!(h.apply(&mut applied, &s2, &s2, t0 + UP_HOLD));
+        assert_eq!(applied, [Grant::Step(0)]);
+        assert!(h.apply(&mut applied, &s2, &s2, t0 + UP_HOLD * 3 / 2));
+        assert_eq!(applied, [Grant::Step(0)]);
+        assert!(!h.apply(&mut applied, &s2, &s2, t0 + UP_HOLD * 2));
+        assert_eq!(applied, [Grant::Step(2)]);
     }
 }

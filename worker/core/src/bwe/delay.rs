@@ -69,6 +69,11 @@ impl DelayBasedBwe {
         true
     }
 
+    /// Sets the estimate outright (a feedback timeout's backoff), overuse or not.
+    pub(crate) fn set_estimate(&mut self, bps: u64, now: Instant) {
+        self.rate.set_estimate(bps, now);
+    }
+
     /// One feedback: `received` holds its received packets sorted by arrival.
     pub(crate) fn on_feedback(
         &mut self,

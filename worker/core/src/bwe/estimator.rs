@@ -121,6 +121,17 @@ impl SendSideBwe {
         }
     }
 
+    /// No feedback came for a while although packets were sent (all lost on the way, or the
+    /// feedback path broken): the estimate backs off by `factor` (libwebrtc's feedback
+    /// timeout). Returns the new estimate.
+    pub fn on_feedback_timeout(&mut self, factor: f64, now: Instant) -> u64 {
+        let bps = (self.estimate() as f64 * factor) as u64;
+        self.delay.set_estimate(bps, now);
+        self.loss.set_send_bitrate(self.delay.estimate_bps(), now);
+        self.loss.set_delay_based_limit(self.delay.estimate_bps());
+        self.estimate()
+    }
+
     /// One transport-wide-cc feedback: the packets it reports, in any order, received or lost.
     pub fn on_feedback(&mut self, packets: &[PacketResult], now: Instant) -> BweUpdate {
         if packets.is_empty() {

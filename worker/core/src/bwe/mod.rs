@@ -57,8 +57,14 @@ pub(crate) struct Control {
     pub effective_desired_bps: u64,
     /// When the allocation last raised a consumer's layers.
     pub upgraded_at: Option<Instant>,
+    /// Since when the estimate has stayed under what the transport sends.
+    pub under_since: Option<Instant>,
     /// When the next `bwe` trace is due.
     pub next_trace: Option<Instant>,
+    /// When the last transport-wide feedback came, and when the estimate last backed off
+    /// for the lack of one.
+    pub last_feedback: Option<Instant>,
+    pub last_timeout_backoff: Option<Instant>,
 }
 
 /// The bitrate range (bit/s) an estimate is kept in.

@@ -11,6 +11,7 @@ use crate::WorkerCore;
 use crate::bwe::BweUpdate;
 use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, allocate};
 use crate::bwe::pacer::PACING_FACTOR;
+use crate::bwe::prober::{RETRY_AFTER, RETRY_PAUSED_AFTER};
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
 /// The allocator runs this often (and at once when the estimate drops).
@@ -21,13 +22,26 @@ const DROP_RATIO: f64 = 0.9;
 const MEDIA_SHARE: f64 = 0.95;
 /// Dynacast: how often the layers a producer's consumers need are checked.
 const DYNACAST_EVERY: Duration = Duration::from_millis(500);
+/// Sending without any transport-wide feedback this long: the path drops everything (or the
+/// feedback): the estimate halves every [`FEEDBACK_TIMEOUT_BACKOFF_EVERY`] until some comes.
+const FEEDBACK_TIMEOUT: Duration = Duration::from_millis(1500);
+const FEEDBACK_TIMEOUT_BACKOFF_EVERY: Duration = Duration::from_millis(500);
+const FEEDBACK_TIMEOUT_FACTOR: f64 = 0.5;
 /// Dynacast tells a publisher to stop a layer only once it has been unneeded this long.
 const DYNACAST_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// After an upgrade, only loss switches down for this long.
 const UPGRADE_GRACE: Duration = Duration::from_secs(1);
 /// The layers a subscriber receives are kept by its acknowledged bitrate only while it loses
-/// less than this.
+/// less than this...
 const KEEP_MAX_LOSS: f64 = 0.02;
+/// ... and unless the estimate has stayed under what is sent for this long while less than
+/// [`KEEP_ACKED_SHARE`] of it arrives: a keyframe's queue sets off an overuse that passes and
+/// drains; a bottleneck's queue grows, delivering intact until it overflows, so what the
+/// subscriber received then is no reason to keep the layers.
+const KEEP_BY_RECEIVED_UNDER: Duration = Duration::from_secs(1);
+const KEEP_ACKED_SHARE: f64 = 0.95;
+/// Whatever arrives, the overuse of an upgrade's keyframes is over this long after it.
+const KEEP_AFTER_UPGRADE: Duration = Duration::from_secs(3);
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
@@ -143,6 +157,24 @@ impl WorkerCore {
         let Some(t) = self.tables.transports.get_mut(tk) else {
             return;
         };
+        let sent = u64::from(t.counters.send_rate.bitrate(now));
+        if t.bwe_fed
+            && sent > 0
+            && t.bwe_ctl
+                .last_feedback
+                .is_some_and(|f| now >= f + FEEDBACK_TIMEOUT)
+            && t.bwe_ctl
+                .last_timeout_backoff
+                .is_none_or(|b| now >= b + FEEDBACK_TIMEOUT_BACKOFF_EVERY)
+        {
+            t.bwe_ctl.last_timeout_backoff = Some(now);
+            let e = t.bwe.on_feedback_timeout(FEEDBACK_TIMEOUT_FACTOR, now);
+            tracing::debug!(target: "bwe", estimate = e, "no feedback: backing off");
+            t.pacer
+                .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
+            t.bwe_ctl.hysteresis.congested();
+            t.bwe_ctl.next_trace = None;
+        }
         let Some(estimate) = t.estimate_bps() else {
             return;
         };
@@ -152,7 +184,6 @@ impl WorkerCore {
         let new = probed.saturating_sub(t.counters.probe_seen);
         t.counters.probe_seen = probed;
         t.counters.probe_rate.add(new as usize, now);
-        let sent = u64::from(t.counters.send_rate.bitrate(now));
         let alr = t.bwe_ctl.alr.update(sent, estimate);
         t.bwe.set_in_alr(alr);
         let consumers = t.consumers.clone();
@@ -165,9 +196,32 @@ impl WorkerCore {
         let (mut wanted, used) = allocate(budget, &cands);
         // What is kept: by the estimate, or by what the subscriber demonstrably receives (what
         // was sent over the last second) while it loses (almost) nothing — an overuse backoff
-        // after a layer switch's keyframe says less about the path than intact delivery does.
-        let t = &self.tables.transports[tk];
-        let received = if t.bwe_fed && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+        // after a layer switch's keyframe says less about the path than intact delivery does —
+        // unless the estimate has been under what is sent for a while and less arrives than is
+        // sent (a bottleneck).
+        let t = &mut self.tables.transports[tk];
+        if estimate < sent {
+            t.bwe_ctl.under_since.get_or_insert(now);
+        } else {
+            t.bwe_ctl.under_since = None;
+        }
+        let bottleneck = t
+            .bwe_ctl
+            .under_since
+            .is_some_and(|u| now >= u + KEEP_BY_RECEIVED_UNDER)
+            && (t
+                .bwe
+                .acked_bitrate()
+                .is_some_and(|a| (a as f64) < KEEP_ACKED_SHARE * sent as f64)
+                || t.bwe_ctl
+                    .upgraded_at
+                    .is_none_or(|u| now >= u + KEEP_AFTER_UPGRADE));
+        // Without fresh feedback, nothing says what arrived.
+        let fresh = t
+            .bwe_ctl
+            .last_feedback
+            .is_some_and(|f| now < f + FEEDBACK_TIMEOUT);
+        let received = if !bottleneck && fresh && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             (sent as f64 * (1.0 - t.bwe.fraction_loss())) as u64
         } else {
             0
@@ -212,6 +266,19 @@ impl WorkerCore {
         }
         t.bwe_ctl.desired_bps = desired;
         t.bwe_ctl.effective_desired_bps = used;
+        // With every video consumer paused, no media shows that the path has room again, only
+        // probes: probe sooner after a failure. (With video flowing, the estimate grows with it.)
+        let mut video = plans
+            .iter()
+            .zip(&applied)
+            .filter(|(p, _)| !p.cand.audio)
+            .map(|(_, &g)| g)
+            .peekable();
+        let retry = if video.peek().is_some() && video.all(|g| g == Grant::Paused) {
+            RETRY_PAUSED_AFTER
+        } else {
+            RETRY_AFTER
+        };
         for (p, g) in plans.iter().zip(applied) {
             self.apply_grant(p, g, now);
         }
@@ -219,7 +286,13 @@ impl WorkerCore {
         let max = t.bwe_max_bps();
         if t.bwe_ctl
             .prober
-            .maybe_probe(probe_target(desired, used).min(max), estimate, max, now)
+            .maybe_probe(
+                probe_target(desired, used).min(max),
+                estimate,
+                max,
+                retry,
+                now,
+            )
             .is_some()
         {
             self.pacing(tk, now);
@@ -353,6 +426,24 @@ impl WorkerCore {
                     c.bwe_paused = true;
                     c.granted = None;
                     let h = HandlerId::from(&c.id);
+                    // A simulcast / SVC consumer reports no layers (`layerschange` to none,
+                    // as mediasoup's when its bandwidth allocation leaves it nothing); its
+                    // layers are reported again when forwarding restarts.
+                    self.apply_layers(
+                        p.ck,
+                        |l| {
+                            l.stop();
+                            None
+                        },
+                        now,
+                    );
+                    // What it still had queued would only delay the audio behind it.
+                    let tk = self.tables.consumers[p.ck].transport;
+                    if let Some(t) = self.tables.transports.get_mut(tk)
+                        && t.discard_queued(p.ck) > 0
+                    {
+                        self.pacing(tk, now);
+                    }
                     self.bwe_pause_changed(h, true);
                 }
             }

@@ -107,6 +107,7 @@ impl WorkerCore {
         if !results.is_empty() {
             let update = t.bwe.on_feedback(results, now);
             t.bwe_fed = true;
+            t.bwe_ctl.last_feedback = Some(now);
             self.bwe_updated(tk, &update, now);
         }
     }

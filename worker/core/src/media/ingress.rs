@@ -26,7 +26,8 @@ static IDENTITY_EXT_MAP: [u8; 256] = {
 };
 
 impl WorkerCore {
-    pub(super) fn rtp_in(&mut self, k: TransportKey, pkt: &[u8], now: Instant) {
+    /// RTP packet `pkt` of transport `k`, unprotected, received at `arrival`.
+    pub(super) fn rtp_in(&mut self, k: TransportKey, pkt: &[u8], arrival: Instant, now: Instant) {
         let Ok(hdr) = RtpHeader::parse(pkt) else {
             self.drop_packet(k);
             return;
@@ -34,12 +35,23 @@ impl WorkerCore {
         let t = &mut self.tables.transports[k];
         // Every packet that carries a transport-wide sequence number counts for the publisher's
         // bandwidth estimation, before any lookup: RTX, and padding probes on SSRCs of no
-        // producer, are part of what it sent (as mediasoup's transport-level accounting).
-        if t.twcc_ext_in != 0
-            && let Some((_, &[hi, lo])) = hdr.extensions(pkt).find(|(id, _)| *id == t.twcc_ext_in)
-        {
-            t.twcc_in
-                .on_packet(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, now);
+        // producer, are part of what it sent (as mediasoup's transport-level accounting). The
+        // feedback reports when the packet reached the host, not when the worker read it.
+        if t.twcc_ext_in != 0 {
+            if !t.twcc_early.is_empty() {
+                t.twcc_early.replay(t.twcc_ext_in, &mut t.twcc_in, now);
+            }
+            if let Some((_, &[hi, lo])) = hdr.extensions(pkt).find(|(id, _)| *id == t.twcc_ext_in) {
+                t.twcc_in
+                    .on_packet_arrived(u16::from_be_bytes([hi, lo]), hdr.ssrc.0, arrival, now);
+            }
+        } else if t.producers.is_empty() {
+            // Before the first produce() the id is unknown: keep the arrival for when it is.
+            t.twcc_early
+                .push(hdr.ssrc.0, arrival, now, hdr.extensions(pkt));
+        } else if !t.twcc_early.is_empty() {
+            // The producers do not use transport-wide-cc.
+            t.twcc_early.clear();
         }
         let found = match t.ssrc_producers.get(&hdr.ssrc.0) {
             Some(&f) => Some(f),

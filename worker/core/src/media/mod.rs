@@ -29,9 +29,9 @@ use crate::tables::TransportKey;
 use crate::transport::Kind;
 
 impl WorkerCore {
-    /// One datagram (or RFC 4571 frame) received on `tuple`: find its transport, count it, hand
-    /// it to the transport's kind.
-    pub(crate) fn datagram(&mut self, tuple: Tuple, data: &[u8], now: Instant) {
+    /// One datagram (or RFC 4571 frame) received on `tuple` at `arrival` (≤ `now`): find its
+    /// transport, count it, hand it to the transport's kind.
+    pub(crate) fn datagram(&mut self, tuple: Tuple, data: &[u8], arrival: Instant, now: Instant) {
         let kind = classify(data);
         let k = match self.demux.route(&tuple, kind, data) {
             Ok(k) => k,
@@ -50,14 +50,21 @@ impl WorkerCore {
         t.counters.bytes_received += data.len() as u64;
         t.counters.recv_rate.add(data.len(), now);
         match &t.kind {
-            Kind::WebRtc(_) => self.webrtc_datagram(k, tuple, kind, data, now),
-            Kind::Plain(_) => self.plain_datagram(k, tuple, kind, data, now),
+            Kind::WebRtc(_) => self.webrtc_datagram(k, tuple, kind, data, arrival, now),
+            Kind::Plain(_) => self.plain_datagram(k, tuple, kind, data, arrival, now),
         }
     }
 
-    /// An RTP or RTCP packet the transport admitted: unprotect, then RTP to its producer or
-    /// RTCP to feedback.
-    pub(crate) fn media_in(&mut self, k: TransportKey, data: &[u8], rtcp: bool, now: Instant) {
+    /// An RTP or RTCP packet the transport admitted (received at `arrival`): unprotect, then RTP
+    /// to its producer or RTCP to feedback.
+    pub(crate) fn media_in(
+        &mut self,
+        k: TransportKey,
+        data: &[u8],
+        rtcp: bool,
+        arrival: Instant,
+        now: Instant,
+    ) {
         let t = &mut self.tables.transports[k];
         let plain = match t.unprotect(data, rtcp) {
             Ok(p) => p,
@@ -75,7 +82,7 @@ impl WorkerCore {
             }
         } else {
             t.counters.rtp_received += 1;
-            self.rtp_in(k, &plain, now);
+            self.rtp_in(k, &plain, arrival, now);
         }
     }
 

@@ -222,22 +222,30 @@ impl WorkerCore {
 
     /// Padding for transport `tk`'s probe cluster, as far as it is due: padding-only packets on
     /// the RTX stream of one of its video consumers (one with RTX and transport-wide-cc), as
-    /// libwebrtc sends them. Without such a consumer the cluster is dropped.
+    /// libwebrtc sends them — a forwarding one if there is one, else one the allocator paused
+    /// (with every video consumer paused, only padding can show that the path has room for
+    /// them again). Without such a consumer the cluster is dropped.
     fn send_padding(&mut self, tk: TransportKey, ntp: u64, now: Instant) {
         let t = &mut self.tables.transports[tk];
         let Some(tuple) = t.send_tuple(false) else {
             t.bwe_ctl.prober.abort();
             return;
         };
-        let ck = t.consumers.iter().copied().find(|&ck| {
-            self.tables.consumers.get(ck).is_some_and(|c| {
-                c.kind == MediaKind::Video
-                    && c.active()
-                    && c.twcc_ext != 0
-                    && c.stream.rtx_ssrc.is_some()
-                    && c.stream.pt_rtx.is_some()
+        let consumers = &self.tables.consumers;
+        let ck = t
+            .consumers
+            .iter()
+            .copied()
+            .filter(|&ck| {
+                consumers.get(ck).is_some_and(|c| {
+                    c.kind == MediaKind::Video
+                        && c.wanted()
+                        && c.twcc_ext != 0
+                        && c.stream.rtx_ssrc.is_some()
+                        && c.stream.pt_rtx.is_some()
+                })
             })
-        });
+            .min_by_key(|&ck| consumers[ck].bwe_paused);
         let Some(c) = ck.and_then(|ck| self.tables.consumers.get_mut(ck)) else {
             t.bwe_ctl.prober.abort();
             return;

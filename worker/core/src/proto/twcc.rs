@@ -8,7 +8,7 @@
 //! delta arithmetic are ours: arrival times are counted in 250 µs ticks from one anchor, so
 //! deltas never accumulate rounding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
@@ -41,8 +41,8 @@ const MAX_RUN: usize = 0x1fff;
 pub struct TwccFeedback {
     /// RFC 3550 A.1 on the transport-wide numbers: one stray number cannot move the report.
     seq: SeqTracker,
-    /// Arrival of the packet [`SeqTracker`] holds as a candidate.
-    held_at: Option<Instant>,
+    /// Arrival and handling time of the packet [`SeqTracker`] holds as a candidate.
+    held_at: Option<(Instant, Instant)>,
     /// Extended transport-wide sequence → arrival, not reported yet.
     pending: BTreeMap<u64, Instant>,
     /// Arrivals reported in the last [`BACK_WINDOW`]: reported again, with the packets after
@@ -59,19 +59,26 @@ pub struct TwccFeedback {
 }
 
 impl TwccFeedback {
-    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived.
+    /// Packet `seq` (from the transport-wide-cc extension) of stream `media_ssrc` arrived, and
+    /// is handled, at `now`.
     pub fn on_packet(&mut self, seq: u16, media_ssrc: u32, now: Instant) {
+        self.on_packet_arrived(seq, media_ssrc, now, now);
+    }
+
+    /// Packet `seq` of stream `media_ssrc` arrived at `arrival` (the kernel's receive time: what
+    /// the feedback reports) and is handled at `now` (≥ `arrival`: when feedback falls due).
+    pub fn on_packet_arrived(&mut self, seq: u16, media_ssrc: u32, arrival: Instant, now: Instant) {
         let seq = match self.seq.check(u64::from(seq), false, || false) {
             SeqVerdict::Ahead { ext, .. } | SeqVerdict::Late { ext } => ext,
             SeqVerdict::Candidate(_) => {
-                self.held_at = Some(now);
+                self.held_at = Some((arrival, now));
                 return;
             }
             SeqVerdict::Confirmed { ext, .. } | SeqVerdict::LateWithCandidate { ext } => {
                 // The held packet arrived too (a new space starts above everything seen: the
                 // report restarts at its first packet; or it was a late one after all).
-                if let Some(at) = self.held_at.take() {
-                    self.record(ext - 1, media_ssrc, at);
+                if let Some((arrival, handled)) = self.held_at.take() {
+                    self.record(ext - 1, media_ssrc, arrival, handled);
                 }
                 ext
             }
@@ -94,12 +101,12 @@ impl TwccFeedback {
             self.pending.extend(again);
             self.next = Some(seq);
         }
-        self.record(seq, media_ssrc, now);
+        self.record(seq, media_ssrc, arrival, now);
     }
 
-    fn record(&mut self, seq: u64, media_ssrc: u32, now: Instant) {
-        self.anchor.get_or_insert(now);
-        self.pending.entry(seq).or_insert(now);
+    fn record(&mut self, seq: u64, media_ssrc: u32, arrival: Instant, now: Instant) {
+        self.anchor.get_or_insert(arrival);
+        self.pending.entry(seq).or_insert(arrival);
         if self.pending.len() > MAX_PENDING {
             self.pending.pop_first();
         }
@@ -213,6 +220,93 @@ impl TwccFeedback {
         };
         self.fb_count = self.fb_count.wrapping_add(1);
         Some(fb)
+    }
+}
+
+/// How long an arrival waits for the transport to learn the extension's id (a publisher's
+/// first `produce()` after its media started).
+const EARLY_AGE: Duration = Duration::from_secs(1);
+/// Arrivals kept at most while waiting.
+const EARLY_MAX: usize = 512;
+/// Two-byte header extension elements kept per packet (the transport-wide sequence number is
+/// one; few other extensions are two bytes long).
+const EARLY_EXTS: usize = 4;
+
+/// Arrivals of RTP packets on a transport that has no producer yet, so no transport-wide-cc
+/// extension id to read their sequence numbers with: a browser can send before its first
+/// `produce()` reached the worker (a video-first publisher's first probe clusters; mediasoup
+/// loses those, and the sender's probing with them). Each packet's two-byte extension elements
+/// are kept for [`EARLY_AGE`] and reported once a producer names the id.
+#[derive(Debug, Default)]
+pub(crate) struct EarlyArrivals {
+    items: VecDeque<Early>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Early {
+    arrival: Instant,
+    now: Instant,
+    ssrc: u32,
+    exts: [(u8, u16); EARLY_EXTS],
+    len: u8,
+}
+
+impl EarlyArrivals {
+    /// Keeps the two-byte extension elements of a packet of `ssrc` that arrived at `arrival`
+    /// (handled at `now`); nothing when it has none.
+    pub(crate) fn push<'a>(
+        &mut self,
+        ssrc: u32,
+        arrival: Instant,
+        now: Instant,
+        extensions: impl Iterator<Item = (u8, &'a [u8])>,
+    ) {
+        let mut e = Early {
+            arrival,
+            now,
+            ssrc,
+            exts: [(0, 0); EARLY_EXTS],
+            len: 0,
+        };
+        for (id, v) in extensions {
+            if let &[hi, lo] = v
+                && usize::from(e.len) < EARLY_EXTS
+            {
+                e.exts[usize::from(e.len)] = (id, u16::from_be_bytes([hi, lo]));
+                e.len += 1;
+            }
+        }
+        if e.len == 0 {
+            return;
+        }
+        while self.items.front().is_some_and(|f| {
+            self.items.len() >= EARLY_MAX || now.saturating_duration_since(f.arrival) > EARLY_AGE
+        }) {
+            self.items.pop_front();
+        }
+        self.items.push_back(e);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    /// Reports what was kept (and is not older than [`EARLY_AGE`] at `now`) to `feedback`,
+    /// reading the sequence numbers from extension `id`, and forgets it.
+    pub(crate) fn replay(&mut self, id: u8, feedback: &mut TwccFeedback, now: Instant) {
+        for e in self.items.drain(..) {
+            if now.saturating_duration_since(e.arrival) > EARLY_AGE {
+                continue;
+            }
+            let found = e.exts[..usize::from(e.len)].iter().find(|x| x.0 == id);
+            if let Some(&(_, seq)) = found {
+                feedback.on_packet_arrived(seq, e.ssrc, e.arrival, e.now);
+            }
+        }
     }
 }
 
@@ -413,6 +507,75 @@ mod tests {
             assert!(fb.marshal().unwrap().len() <= MAX_BYTES + 4);
         }
         assert_eq!(decode(&fbs).len(), 1000);
+    }
+
+    #[test]
+    fn reports_arrival_times_not_when_a_busy_worker_read_the_packets() {
+        let t0 = crate::test_epoch();
+        let mut f = TwccFeedback::default();
+        // 40 packets 2.5 ms apart on the wire, read in two batches 30 ms and 80 ms late.
+        for n in 0..40u16 {
+            let arrival = t0 + Duration::from_micros(u64::from(n) * 2_500);
+            let read = t0 + Duration::from_millis(if n < 20 { 80 } else { 130 });
+            f.on_packet_arrived(n, 7, arrival, read);
+        }
+        // Due one interval after the first was handled (not after it arrived).
+        assert_eq!(
+            f.timeout(),
+            Some(t0 + Duration::from_millis(80) + FEEDBACK_INTERVAL)
+        );
+        let got = decode(&f.poll_feedback(t0 + Duration::from_millis(200), 1));
+        let times: Vec<i64> = got.iter().map(|g| g.1.unwrap()).collect();
+        let want: Vec<i64> = (0..40).map(|n| n * 2_500).collect();
+        assert_eq!(times, want, "the spacing on the wire, not two bursts");
+    }
+
+    #[test]
+    fn arrivals_before_the_extension_id_is_known_are_reported_once_it_is() {
+        let t0 = crate::test_epoch();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut early = EarlyArrivals::default();
+        let mut f = TwccFeedback::default();
+        // A probe cluster before the first produce(): seq 1..=5 in extension 3 (beside a
+        // two-byte element of another extension), 2 ms apart; one packet without extensions.
+        for n in 1..=5u16 {
+            let seq = n.to_be_bytes();
+            let exts: [(u8, &[u8]); 2] = [(7, &[0xab, 0xcd]), (3, &seq)];
+            early.push(
+                9,
+                ms(u64::from(n) * 2),
+                ms(u64::from(n) * 2),
+                exts.into_iter(),
+            );
+        }
+        early.push(9, ms(11), ms(11), std::iter::empty());
+        // The producer came: its id is 3. What arrived is reported with its own times.
+        early.replay(3, &mut f, ms(30));
+        assert!(early.is_empty());
+        f.on_packet(6, 9, ms(30));
+        let got = decode(&f.poll_feedback(ms(200), 1));
+        let at: Vec<(u16, Option<i64>)> =
+            got.iter().map(|&(s, a)| (s, a.map(|a| a / 1000))).collect();
+        assert_eq!(
+            at,
+            [
+                (1, Some(0)),
+                (2, Some(2)),
+                (3, Some(4)),
+                (4, Some(6)),
+                (5, Some(8)),
+                (6, Some(28))
+            ]
+        );
+        // Kept one second at most, and at most EARLY_MAX of them.
+        for n in 0..(EARLY_MAX as u64 + 10) {
+            let seq = (n as u16).to_be_bytes();
+            early.push(9, ms(1000 + n), ms(1000 + n), [(3u8, &seq[..])].into_iter());
+        }
+        assert_eq!(early.items.len(), EARLY_MAX);
+        let mut g = TwccFeedback::default();
+        early.replay(3, &mut g, ms(3000));
+        assert_eq!(g.timeout(), None, "all too old");
     }
 
     #[test]

@@ -130,6 +130,15 @@ impl Layers {
         }
     }
 
+    /// Nothing is forwarded until further notice (paused by the bandwidth allocator): no
+    /// current layers (reported as such), forwarding restarts on a keyframe.
+    pub(crate) fn stop(&mut self) {
+        match self {
+            Layers::Simulcast(l) => l.selector.stop(),
+            Layers::Svc(l) => l.stop(),
+        }
+    }
+
     /// The encoding being sent (simulcast: its spatial layer; SVC: the one stream).
     pub(crate) fn current_encoding(&self) -> Option<u8> {
         match self {

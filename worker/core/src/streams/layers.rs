@@ -119,6 +119,13 @@ impl LayerSelector {
         self.sync_required = true;
     }
 
+    /// Nothing is forwarded until further notice (the bandwidth allocator paused the
+    /// consumer): no current layer; forwarding restarts on a keyframe of the target.
+    pub fn stop(&mut self) {
+        self.current = None;
+        self.sync_required = true;
+    }
+
     fn recalculate(&mut self) -> Changes {
         // The preference, lowered to the ceiling.
         let (ps, pt) = match self.ceiling {
@@ -331,5 +338,17 @@ mod tests {
             }
         );
         assert_eq!(l.on_packet(2, false), FWD);
+    }
+
+    #[test]
+    fn a_stop_leaves_no_current_layer_until_a_keyframe_of_the_target() {
+        let mut l = on_top();
+        l.stop();
+        assert_eq!(l.current_spatial(), None);
+        l.set_ceiling(Some((0, 2)));
+        assert_eq!(l.on_packet(0, false), Decision::Drop);
+        assert_eq!(l.on_packet(0, true), SWITCH);
+        assert_eq!(l.current_spatial(), Some(0));
+        assert_eq!(l.on_packet(0, false), FWD);
     }
 }

@@ -128,6 +128,13 @@ impl SvcContext {
         self.max_picture_id = None;
     }
 
+    /// Nothing is forwarded until further notice (the bandwidth allocator paused the
+    /// consumer): no current layers; forwarding restarts on a keyframe, toward the target.
+    pub fn stop(&mut self) {
+        self.current = None;
+        self.resync();
+    }
+
     /// The verdict for a packet with descriptor `d` and RTP marker bit `marker`.
     pub fn process(&mut self, d: &Vp9Descriptor, marker: bool) -> SvcVerdict {
         let Some((ts, tt)) = self.target else {

@@ -77,6 +77,10 @@ impl SvcLayers {
         self.ctx.resync();
     }
 
+    pub(crate) fn stop(&mut self) {
+        self.ctx.stop();
+    }
+
     /// Keyframes were asked for now.
     pub(crate) fn key_asked(&mut self, now: Instant) {
         self.key_asked = Some(now);

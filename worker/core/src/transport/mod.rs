@@ -22,7 +22,7 @@ use crate::bwe::{Control, SendSideBwe};
 use crate::media::Paced;
 use crate::proto::ice::{IceState, Protocol, Tuple};
 use crate::proto::srtp::SrtpDrop;
-use crate::proto::twcc::TwccFeedback;
+use crate::proto::twcc::{EarlyArrivals, TwccFeedback};
 use crate::streams::recv::RateMeter;
 use crate::streams::sender_clock::SenderClock;
 use crate::tables::{ConsumerKey, ProducerKey};
@@ -139,6 +139,9 @@ pub(crate) struct Transport {
     /// the header-extension id its sequence numbers come in (0: none of our producers uses it).
     pub twcc_in: TwccFeedback,
     pub twcc_ext_in: u8,
+    /// RTP that arrived before the transport had a producer (so no extension id yet): reported
+    /// to `twcc_in` once the first producer names one.
+    pub twcc_early: EarlyArrivals,
     /// The remote sender's NTP clock, from the SRs of every producer of this transport: maps
     /// their streams to our clock alike (lip sync).
     pub sender_clock: SenderClock,
@@ -212,6 +215,7 @@ impl Transport {
             twcc_seq: 0,
             twcc_in: TwccFeedback::default(),
             twcc_ext_in: 0,
+            twcc_early: EarlyArrivals::default(),
             sender_clock: SenderClock::default(),
             send_history: SendHistory::default(),
             feedback_adapter: FeedbackAdapter::default(),

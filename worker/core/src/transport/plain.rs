@@ -166,6 +166,7 @@ impl WorkerCore {
         tuple: Tuple,
         kind: PacketKind,
         data: &[u8],
+        arrival: Instant,
         now: Instant,
     ) {
         let t = &mut self.tables.transports[k];
@@ -174,7 +175,7 @@ impl WorkerCore {
         };
         match p.admit(&tuple, kind) {
             Admit::Drop => t.counters.dropped += 1,
-            Admit::Media { rtcp } => self.media_in(k, data, rtcp, now),
+            Admit::Media { rtcp } => self.media_in(k, data, rtcp, arrival, now),
             Admit::Learned { rtcp, rtcp_socket } => {
                 let h = HandlerId::from(&t.id);
                 self.notify(
@@ -184,7 +185,7 @@ impl WorkerCore {
                         rtcp: rtcp_socket,
                     },
                 );
-                self.media_in(k, data, rtcp, now);
+                self.media_in(k, data, rtcp, arrival, now);
             }
         }
     }

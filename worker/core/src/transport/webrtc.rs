@@ -31,6 +31,7 @@ impl WorkerCore {
         tuple: Tuple,
         kind: PacketKind,
         data: &[u8],
+        arrival: Instant,
         now: Instant,
     ) {
         let t = &mut self.tables.transports[k];
@@ -66,7 +67,7 @@ impl WorkerCore {
                     t.counters.dropped += 1;
                     return;
                 }
-                self.media_in(k, data, kind == PacketKind::Rtcp, now);
+                self.media_in(k, data, kind == PacketKind::Rtcp, arrival, now);
             }
             PacketKind::Unknown => t.counters.dropped += 1,
         }

@@ -1,0 +1,86 @@
+// What the Chromium tests against ferrosfu or the stock mediasoup reference server share: starting
+// the server under test, serving the test page (page/layers-page.js, bundled by esbuild), and the
+// fake microphones' WAV files.
+
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, join } from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+// Starts the server under test on `ip` (ferrosfu: the supervisor at `supervisorBin`, its database
+// and recordings under `artifacts`; mediasoup: reference-server.mjs with the worker at
+// `workerBin`, plus `referenceArgs`). Its output lines go to `logs`, the process to `children`.
+// Resolves with its protoo URL once it listens (30 s at most).
+export function startServer({
+  target, ip = '127.0.0.1', supervisorBin, workerBin, artifacts, db = 'ferrosfu.db', referenceArgs = [],
+  logs, children,
+}) {
+  const [cmd, args, env, ready] = target === 'ferrosfu'
+    ? [supervisorBin, [
+      '--dev', '--http-listen', `${ip}:0`, '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
+      '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', ip,
+      '--database-url', `sqlite://${artifacts}/${db}`, '--recordings-dir', `${artifacts}/recordings`,
+    ], process.env, (l) => {
+      try {
+        const v = JSON.parse(l);
+        return v.message === 'http listening' ? v.addr : null;
+      } catch { return null; }
+    }]
+    : [process.execPath, [join(here, 'reference-server.mjs'), '--listen', `${ip}:0`, '--rtc-ip', ip, ...referenceArgs],
+      { ...process.env, MEDIASOUP_WORKER_BIN: workerBin }, (l) => (l.match(/^listening (\S+)/) || [])[1]];
+  return new Promise((ok, fail) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    const timer = setTimeout(() => fail(new Error(`${target} did not start listening within 30 s`)), 30000);
+    child.on('exit', (code) => fail(new Error(`${target} exited (${code})`)));
+    for (const s of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: s }).on('line', (l) => {
+        logs.push(`[${target}] ${l}`);
+        const addr = ready(l);
+        if (addr) {
+          clearTimeout(timer);
+          ok(`ws://${addr}/`);
+        }
+      });
+    }
+  });
+}
+
+// Serves the test page (titled `title`) on `ip`: {server, base}.
+export async function servePage(title, ip = '127.0.0.1') {
+  const built = await esbuild.build({
+    entryPoints: [join(here, 'page/layers-page.js')], bundle: true, format: 'iife', platform: 'browser',
+    target: 'chrome100', write: false, logLevel: 'warning',
+  });
+  const js = built.outputFiles[0].text;
+  const html = `<!doctype html><meta charset="utf-8"><title>${title}</title>`
+    + '<body style="margin:0;background:#222"><video id="v" autoplay playsinline muted style="width:640px;height:360px"></video>'
+    + '<script src="/layers-page.js"></script>';
+  const server = http.createServer((req, res) => {
+    const isJs = req.url.startsWith('/layers-page.js');
+    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' });
+    res.end(isJs ? js : html);
+  });
+  await new Promise((r) => server.listen(0, ip, r));
+  return { server, base: `http://${ip}:${server.address().port}/` };
+}
+
+// A 10 s, 48 kHz mono 16-bit WAV of `sample(t)` (-1..1) at `path` (Chromium loops it as the fake
+// microphone); returns `path`.
+export function wav(path, sample) {
+  const rate = 48000;
+  const n = rate * 10;
+  const b = Buffer.alloc(44 + n * 2);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + n * 2, 4); b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write('data', 36); b.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(32767 * Math.max(-1, Math.min(1, sample(i / rate)))), 44 + i * 2);
+  writeFileSync(path, b);
+  return path;
+}
