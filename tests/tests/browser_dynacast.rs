@@ -23,22 +23,12 @@ const RESUME_LIMIT_MS: u64 = 15_000;
 
 #[test]
 fn dynacast_stops_unneeded_encodings_in_a_browser_and_resumes_them() {
-    if std::env::var_os("FERROSFU_SKIP_BROWSER").is_some() {
-        eprintln!("FERROSFU_SKIP_BROWSER is set: browser test skipped");
-        return;
-    }
-    browser::require_setup();
-    let artifacts = browser::root().join("tests/artifacts/browser/dynacast");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let args = [
-        "--supervisor",
-        &ferrosfu_tests::bin("ferrosfu").display().to_string(),
-        "--artifacts",
-        &artifacts.display().to_string(),
-    ]
-    .map(String::from);
     // Every wait in dynacast.mjs has its own deadline; this one only catches a hang.
-    let run = browser::run_script("dynacast.mjs", &args, Duration::from_secs(420));
+    let Some((run, artifacts)) =
+        browser::run_against_ferrosfu("dynacast.mjs", "dynacast", &[], Duration::from_secs(420))
+    else {
+        return;
+    };
     let r = &run.result;
     let tail: String = run
         .stderr
