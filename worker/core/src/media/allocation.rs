@@ -42,6 +42,14 @@ const KEEP_BY_RECEIVED_UNDER: Duration = Duration::from_secs(1);
 const KEEP_ACKED_SHARE: f64 = 0.95;
 /// Whatever arrives, the overuse of an upgrade's keyframes is over this long after it.
 const KEEP_AFTER_UPGRADE: Duration = Duration::from_secs(3);
+/// An allocation that takes more than this share of the budget is tight: its upgrades need a
+/// recent probe result that covers them with [`TIGHT_PROBE_MARGIN`] — an estimate that only
+/// just covers a layer (a delay-based reading a few percent high) is no proof the path takes
+/// that layer and its keyframe.
+const TIGHT_SHARE: f64 = 0.95;
+const TIGHT_PROBE_MARGIN: f64 = 1.05;
+/// How long a probe result counts as that evidence.
+const PROBE_EVIDENCE_FOR: Duration = Duration::from_secs(3);
 /// `bwe` traces at most this often, unless the estimate drops.
 const TRACE_EVERY: Duration = Duration::from_secs(1);
 
@@ -51,9 +59,10 @@ const TRACE_EVERY: Duration = Duration::from_secs(1);
 /// still finds too small for the step it waits for (seen with a top layer stopped by dynacast,
 /// offered at its last cost: the estimate settled 0.2 % above that cost and the layer never
 /// came back).
+/// With [`TIGHT_PROBE_MARGIN`] on top: the room a tight upgrade must see proven.
 fn probe_target(desired: u64, granted: u64) -> u64 {
     if granted < desired {
-        (desired as f64 / MEDIA_SHARE) as u64
+        (desired as f64 / MEDIA_SHARE * TIGHT_PROBE_MARGIN) as u64
     } else {
         desired
     }
@@ -83,6 +92,7 @@ impl WorkerCore {
         let max = t.bwe_max_bps();
         let ctl = &mut t.bwe_ctl;
         if let Some(bps) = update.probe_bps {
+            ctl.last_probe = Some((now, bps));
             if ctl
                 .prober
                 .on_result(
@@ -254,6 +264,19 @@ impl WorkerCore {
             {
                 if *g == Grant::Paused {
                     *g = Grant::Step(0);
+                }
+            }
+        }
+        // A tight upgrade waits for a probe that shows the room for it.
+        let tight = t.bwe_fed && used as f64 > TIGHT_SHARE * budget as f64;
+        let proven = t.bwe_ctl.last_probe.is_some_and(|(at, bps)| {
+            now < at + PROBE_EVIDENCE_FOR
+                && bps as f64 >= used as f64 / MEDIA_SHARE * TIGHT_PROBE_MARGIN
+        });
+        if tight && !proven {
+            for (w, a) in wanted.iter_mut().zip(&applied) {
+                if *w > *a {
+                    *w = *a;
                 }
             }
         }
