@@ -54,16 +54,12 @@
 // Prints one JSON line (the result without the timeline; the file has it); exit 0 when every
 // criterion holds, 1 otherwise (`failures` says which), 2 on bad usage.
 
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { dirname, join, resolve } from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { servePage, startServer, wav } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
@@ -163,72 +159,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     shutdown();
     process.exit(130);
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server under test, on the host side of the veth.
-
-function startServer() {
-  const [cmd, args, env, ready] = target === 'ferrosfu'
-    ? [supervisorBin, [
-      '--dev', '--http-listen', `${HOST_IP}:0`, '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
-      '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', HOST_IP,
-      '--database-url', `sqlite://${artifacts}/ferrosfu.db`, '--recordings-dir', `${artifacts}/recordings`,
-    ], process.env, (l) => {
-      try {
-        const v = JSON.parse(l);
-        return v.message === 'http listening' ? v.addr : null;
-      } catch { return null; }
-    }]
-    : [process.execPath, [join(here, 'reference-server.mjs'), '--listen', `${HOST_IP}:0`, '--rtc-ip', HOST_IP],
-      { ...process.env, MEDIASOUP_WORKER_BIN: workerBin }, (l) => (l.match(/^listening (\S+)/) || [])[1]];
-  return new Promise((ok, fail) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const timer = setTimeout(() => fail(new Error(`${target} did not start listening within 30 s`)), 30000);
-    child.on('exit', (code) => fail(new Error(`${target} exited (${code})`)));
-    for (const s of [child.stdout, child.stderr]) {
-      readline.createInterface({ input: s }).on('line', (l) => {
-        logs.push(`[${target}] ${l}`);
-        const addr = ready(l);
-        if (addr) {
-          clearTimeout(timer);
-          ok(`ws://${addr}/`);
-        }
-      });
-    }
-  });
-}
-
-async function servePage() {
-  const built = await esbuild.build({
-    entryPoints: [join(here, 'page/layers-page.js')], bundle: true, format: 'iife', platform: 'browser',
-    target: 'chrome100', write: false, logLevel: 'warning',
-  });
-  const js = built.outputFiles[0].text;
-  const html = '<!doctype html><meta charset="utf-8"><title>bwe</title>'
-    + '<body style="margin:0;background:#222"><video id="v" autoplay playsinline muted style="width:640px;height:360px"></video>'
-    + '<script src="/layers-page.js"></script>';
-  const server = http.createServer((req, res) => {
-    const isJs = req.url.startsWith('/layers-page.js');
-    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' });
-    res.end(isJs ? js : html);
-  });
-  await new Promise((r) => server.listen(0, HOST_IP, r));
-  return { server, base: `http://${HOST_IP}:${server.address().port}/` };
-}
-
-function wav(path, sample) {
-  const rate = 48000;
-  const n = rate * 10;
-  const b = Buffer.alloc(44 + n * 2);
-  b.write('RIFF', 0); b.writeUInt32LE(36 + n * 2, 4); b.write('WAVEfmt ', 8);
-  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
-  b.write('data', 36); b.writeUInt32LE(n * 2, 40);
-  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(32767 * Math.max(-1, Math.min(1, sample(i / rate)))), 44 + i * 2);
-  writeFileSync(path, b);
-  return path;
 }
 
 // `inNs`: Chromium runs inside the namespace, through a wrapper playwright takes for the
@@ -459,8 +389,10 @@ async function main(result) {
   const loud = wav(join(artifacts, 'loud.wav'), (s) => (0.35 + 0.3 * Math.sin(2 * Math.PI * 3 * s))
     * (Math.sin(2 * Math.PI * 220 * s) + 0.6 * Math.sin(2 * Math.PI * 660 * s)));
   const silent = wav(join(artifacts, 'silent.wav'), () => 0);
-  const ws = await startServer();
-  const { server: pageServer, base } = await servePage();
+  const ws = await startServer({
+    target, ip: HOST_IP, supervisorBin, workerBin, artifacts, logs, children,
+  });
+  const { server: pageServer, base } = await servePage('bwe', HOST_IP);
   children.push({ kill: () => pageServer.close() });
   const [bPub, bSub] = await Promise.all([launch(loud, false, base.replace(/\/$/, '')), launch(silent, true, base.replace(/\/$/, ''))]);
   const room = `bwe-${Math.random().toString(16).slice(2, 10)}`;

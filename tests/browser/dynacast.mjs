@@ -26,11 +26,10 @@
 // Prints one JSON line (the summary; `ok` false with `error` when a run could not be made: the
 // browser, the server, or a publisher that never sent its top layer); exit 0 / 1.
 
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import readline from 'node:readline';
 import { chromium } from 'playwright-core';
+import { startServer } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,30 +52,13 @@ if (!supervisorBin || modes.some((m) => m !== 'on' && m !== 'off')) {
 mkdirSync(artifacts, { recursive: true });
 
 const logs = [];
-let server;
+const children = [];
 let browser;
 
-function startSupervisor() {
-  return new Promise((resolve, reject) => {
-    server = spawn(supervisorBin, [
-      '--dev', '--http-listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', 'info',
-      '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', '127.0.0.1',
-      '--database-url', `sqlite://${artifacts}/ferrosfu.db`, '--recordings-dir', `${artifacts}/recordings`,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error('supervisor did not log "http listening"')), 30000);
-    server.on('exit', (code) => reject(new Error(`supervisor exited (${code})`)));
-    readline.createInterface({ input: server.stderr }).on('line', (l) => logs.push(l));
-    readline.createInterface({ input: server.stdout }).on('line', (l) => {
-      logs.push(l);
-      try {
-        const v = JSON.parse(l);
-        if (v.message === 'http listening') {
-          clearTimeout(timer);
-          resolve(v.addr);
-        }
-      } catch { /* not JSON */ }
-    });
-  });
+// The supervisor under test (tests/browser/harness.mjs): resolves with its HTTP address.
+async function startSupervisor() {
+  const ws = await startServer({ target: 'ferrosfu', supervisorBin, artifacts, logs, children });
+  return ws.replace(/^ws:\/\//, '').replace(/\/$/, '');
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -316,6 +298,6 @@ try {
   console.error(logs.slice(-200).join('\n'));
 } finally {
   if (browser) await browser.close().catch(() => {});
-  if (server) server.kill('SIGKILL');
+  for (const c of children) c.kill('SIGKILL');
 }
 process.exit(code);

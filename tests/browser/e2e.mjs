@@ -18,11 +18,10 @@
 //   unshare -n sh -c 'ip link set lo up; exec node tests/browser/e2e.mjs --supervisor PATH --artifacts DIR'
 // Prints one JSON line with the result; exit 0 on success, 1 on failure.
 
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import readline from 'node:readline';
 import { chromium } from 'playwright-core';
+import { startServer } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,31 +40,13 @@ if (!supervisorBin) {
 mkdirSync(artifacts, { recursive: true });
 
 const logs = [];
-let server;
+const children = [];
 let browser;
 
-function startSupervisor() {
-  return new Promise((resolve, reject) => {
-    server = spawn(supervisorBin, [
-      '--dev', '--http-listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', 'info',
-      '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', '127.0.0.1',
-      // The store and recordings of this run stay with its artifacts, out of the source tree.
-      '--database-url', `sqlite://${artifacts}/ferrosfu.db`, '--recordings-dir', `${artifacts}/recordings`,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error('supervisor did not log "http listening"')), 30000);
-    server.on('exit', (code) => reject(new Error(`supervisor exited (${code})`)));
-    readline.createInterface({ input: server.stderr }).on('line', (l) => logs.push(l));
-    readline.createInterface({ input: server.stdout }).on('line', (l) => {
-      logs.push(l);
-      try {
-        const v = JSON.parse(l);
-        if (v.message === 'http listening') {
-          clearTimeout(timer);
-          resolve(v.addr);
-        }
-      } catch { /* not JSON */ }
-    });
-  });
+// The supervisor under test (tests/browser/harness.mjs): resolves with its HTTP address.
+async function startSupervisor() {
+  const ws = await startServer({ target: 'ferrosfu', supervisorBin, artifacts, logs, children });
+  return ws.replace(/^ws:\/\//, '').replace(/\/$/, '');
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -377,6 +358,6 @@ try {
   console.error(logs.slice(-200).join('\n'));
 } finally {
   if (browser) await browser.close().catch(() => {});
-  if (server) server.kill('SIGKILL');
+  for (const c of children) c.kill('SIGKILL');
 }
 process.exit(code);
