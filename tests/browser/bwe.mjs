@@ -58,7 +58,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { servePage, startServer, wav } from './harness.mjs';
+import * as harness from './harness.mjs';
+import { pageWait, servePage, startServer, wav } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -95,6 +96,9 @@ const nsIf = `fsbn${process.pid}`;
 const logs = [];
 const children = [];
 const browsers = [];
+const openPeer = (browser, base, ws, room, role, name) => harness.openPeer(browser, base, {
+  ws, roomId: room, name, role, codec: 'vp8', fps: String(fps),
+}, logs);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (l) => logs.push(`[bwe] ${l}`);
 
@@ -187,30 +191,6 @@ async function launch(audioFile, inNs, origin) {
   });
   browsers.push(b);
   return b;
-}
-
-async function openPeer(browser, base, ws, room, role, name) {
-  const context = await browser.newContext({ viewport: { width: 640, height: 360 } });
-  await context.grantPermissions(['camera', 'microphone']);
-  const page = await context.newPage();
-  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
-  const peerId = `${name}-${Math.random().toString(16).slice(2, 8)}`;
-  const q = new URLSearchParams({ ws, roomId: room, peerId, name, role, codec: 'vp8', fps: String(fps) });
-  await page.goto(`${base}?${q}`);
-  await page.waitForFunction(() => ['ready', 'failed'].includes(window.t && window.t.state), null, { timeout: 30000 });
-  const err = await page.evaluate(() => window.t.error);
-  if (err) throw new Error(`${name} (${role}): ${err}`);
-  return { page, peerId, name };
-}
-
-async function pageWait(page, fn, a, ms) {
-  try {
-    const h = await page.waitForFunction(fn, a, { timeout: ms, polling: 50 });
-    return await h.jsonValue();
-  } catch {
-    return null;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer } from './harness.mjs';
+import { startSupervisor as start } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -55,11 +55,6 @@ const logs = [];
 const children = [];
 let browser;
 
-// The supervisor under test (tests/browser/harness.mjs): resolves with its HTTP address.
-async function startSupervisor() {
-  const ws = await startServer({ target: 'ferrosfu', supervisorBin, artifacts, logs, children });
-  return ws.replace(/^ws:\/\//, '').replace(/\/$/, '');
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -272,7 +267,7 @@ async function runMode(addr, mode) {
 }
 
 async function main() {
-  const addr = await startSupervisor();
+  const addr = await start({ supervisorBin, artifacts, logs, children });
   const runs = {};
   for (const mode of modes) runs[mode] = await runMode(addr, mode);
   const result = { ok: true, steadyFromMs, measureMs, runs: {} };

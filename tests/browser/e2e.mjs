@@ -21,7 +21,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer } from './harness.mjs';
+import { pageWait, startSupervisor as start } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,11 +43,6 @@ const logs = [];
 const children = [];
 let browser;
 
-// The supervisor under test (tests/browser/harness.mjs): resolves with its HTTP address.
-async function startSupervisor() {
-  const ws = await startServer({ target: 'ferrosfu', supervisorBin, artifacts, logs, children });
-  return ws.replace(/^ws:\/\//, '').replace(/\/$/, '');
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -79,14 +74,6 @@ async function mediaFlows(page) {
   return { ok, framesDecoded: v1, audioBytes: a1, streams: b.length, diag };
 }
 
-// Waits in the page for fn(arg) to be truthy, polling every 50 ms; its value, or null.
-async function pageWait(page, fn, a, ms) {
-  try {
-    return await (await page.waitForFunction(fn, a, { timeout: ms, polling: 50 })).jsonValue();
-  } catch {
-    return null;
-  }
-}
 
 // The publisher's encodings, then Bob picking Low and High on Alice's tile.
 async function simulcast(pages) {
@@ -255,7 +242,7 @@ async function nineTiles(page) {
 }
 
 async function main() {
-  const addr = await startSupervisor();
+  const addr = await start({ supervisorBin, artifacts, logs, children });
   browser = await chromium.launch({
     executablePath: chromiumBin,
     headless: true, // playwright gives every launch a fresh temporary profile

@@ -84,3 +84,38 @@ export function wav(path, sample) {
   writeFileSync(path, b);
   return path;
 }
+
+// The ferrosfu supervisor under test (startServer's options): resolves with its HTTP address.
+export async function startSupervisor(opts) {
+  const ws = await startServer({ target: 'ferrosfu', ...opts });
+  return ws.replace(/^ws:\/\//, '').replace(/\/$/, '');
+}
+
+// Opens the test page in a new context of `browser` as peer `params.name` (role `params.role`;
+// every param goes into the page's query, with a fresh peerId) and waits until it is ready;
+// its console goes to `logs`. {page, peerId, name}.
+export async function openPeer(browser, base, params, logs) {
+  const { name, role } = params;
+  const context = await browser.newContext({ viewport: { width: 640, height: 360 } });
+  await context.grantPermissions(['camera', 'microphone']);
+  const page = await context.newPage();
+  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
+  const peerId = `${name}-${Math.random().toString(16).slice(2, 8)}`;
+  const q = new URLSearchParams({ ...params, peerId });
+  await page.goto(`${base}?${q}`);
+  await page.waitForFunction(() => ['ready', 'failed'].includes(window.t && window.t.state), null, { timeout: 30000 });
+  const err = await page.evaluate(() => window.t.error);
+  if (err) throw new Error(`${name} (${role}): ${err}`);
+  return { page, peerId, name };
+}
+
+// Waits for fn(arg) (evaluated in the page) to be truthy: its value, or null at the deadline.
+export async function pageWait(page, fn, arg, ms) {
+  try {
+    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 50 });
+    return await h.jsonValue();
+  } catch {
+    return null;
+  }
+}

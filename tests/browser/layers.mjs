@@ -45,7 +45,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { servePage, startServer, wav } from './harness.mjs';
+import * as harness from './harness.mjs';
+import { pageWait, servePage, startServer, wav } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -87,6 +88,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 
 // Speech-like: two tones, amplitude-modulated at 3 Hz, peaks near full scale.
+const openPeer = (browser, base, ws, room, role, name) => harness.openPeer(browser, base, {
+  ws, roomId: room, name, role, codec, svc, fps: String(fps), dropExt: arg('drop-ext', ''),
+}, logs);
+
 const loudWav = () => wav(join(artifacts, 'loud.wav'), (s) => (0.35 + 0.3 * Math.sin(2 * Math.PI * 3 * s))
   * (Math.sin(2 * Math.PI * 220 * s) + 0.6 * Math.sin(2 * Math.PI * 660 * s)));
 const silentWav = () => wav(join(artifacts, 'silent.wav'), () => 0);
@@ -109,30 +114,6 @@ async function launch(audioFile) {
   return b;
 }
 
-async function openPeer(browser, base, ws, room, role, name) {
-  const context = await browser.newContext({ viewport: { width: 640, height: 360 } });
-  await context.grantPermissions(['camera', 'microphone']);
-  const page = await context.newPage();
-  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
-  const peerId = `${name}-${Math.random().toString(16).slice(2, 8)}`;
-  const q = new URLSearchParams({ ws, roomId: room, peerId, name, role, codec, svc, fps: String(fps), dropExt: arg('drop-ext', '') });
-  await page.goto(`${base}?${q}`);
-  await page.waitForFunction(() => ['ready', 'failed'].includes(window.t && window.t.state), null, { timeout: 30000 });
-  const err = await page.evaluate(() => window.t.error);
-  if (err) throw new Error(`${name} (${role}): ${err}`);
-  return { page, peerId, name };
-}
-
-// Waits for fn() (evaluated in the page) to be truthy; its value, or null at the deadline.
-async function pageWait(page, fn, arg, ms) {
-  try {
-    const h = await page.waitForFunction(fn, arg, { timeout: ms, polling: 50 });
-    return await h.jsonValue();
-  } catch {
-    return null;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 
