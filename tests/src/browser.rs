@@ -45,6 +45,18 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// The last `n` lines of the script's stderr, newest first (for a failure report).
+    pub fn stderr_tail(&self, n: usize) -> String {
+        self.stderr
+            .lines()
+            .rev()
+            .take(n)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Runs `node tests/browser/<script> <args>` in a fresh network namespace with only `lo` up;
 /// fails the test if it hangs past `limit` or prints no JSON line.
 pub fn run_script(script: &str, args: &[String], limit: Duration) -> Run {

@@ -60,13 +60,7 @@ fn a_subscriber_behind_600_kbit_gets_the_middle_layer_without_freezing_and_recov
     let r = &run.result;
     let f = &r["figures"];
     eprintln!("figures: {f}");
-    let tail: String = run
-        .stderr
-        .lines()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let tail = run.stderr_tail(40);
     assert!(
         run.status.success() && r["ok"] == true,
         "{}\nfigures: {f}\n--- log tail (reversed) ---\n{tail}",

@@ -30,13 +30,7 @@ fn dynacast_stops_unneeded_encodings_in_a_browser_and_resumes_them() {
         return;
     };
     let r = &run.result;
-    let tail: String = run
-        .stderr
-        .lines()
-        .rev()
-        .take(60)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let tail = run.stderr_tail(60);
     assert!(
         run.status.success() && r["ok"] == true,
         "{r}\n--- log tail (reversed) ---\n{tail}"

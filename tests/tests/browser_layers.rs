@@ -38,13 +38,7 @@ fn layers(codec: &str) {
     .map(String::from);
     let run = browser::run_script("layers.mjs", &args, Duration::from_secs(240));
     let r = &run.result;
-    let tail: String = run
-        .stderr
-        .lines()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let tail = run.stderr_tail(40);
     assert!(
         run.status.success() && r["ok"] == true,
         "{}\n--- log tail (reversed) ---\n{tail}",

@@ -69,6 +69,13 @@ pub(crate) struct Control {
     pub last_timeout_backoff: Option<Instant>,
 }
 
+impl Control {
+    /// Transport-wide feedback came within `timeout` of `now`.
+    pub(crate) fn feedback_fresh(&self, timeout: std::time::Duration, now: Instant) -> bool {
+        self.last_feedback.is_some_and(|f| now < f + timeout)
+    }
+}
+
 /// The bitrate range (bit/s) an estimate is kept in.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Bounds {

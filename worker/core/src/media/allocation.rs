@@ -168,11 +168,10 @@ impl WorkerCore {
             return;
         };
         let sent = u64::from(t.counters.send_rate.bitrate(now));
+        // (`bwe_fed`: some feedback came, and `last_feedback` says when the last did.)
         if t.bwe_fed
             && sent > 0
-            && t.bwe_ctl
-                .last_feedback
-                .is_some_and(|f| now >= f + FEEDBACK_TIMEOUT)
+            && !t.bwe_ctl.feedback_fresh(FEEDBACK_TIMEOUT, now)
             && t.bwe_ctl
                 .last_timeout_backoff
                 .is_none_or(|b| now >= b + FEEDBACK_TIMEOUT_BACKOFF_EVERY)
@@ -227,10 +226,7 @@ impl WorkerCore {
                     .upgraded_at
                     .is_none_or(|u| now >= u + KEEP_AFTER_UPGRADE));
         // Without fresh feedback, nothing says what arrived.
-        let fresh = t
-            .bwe_ctl
-            .last_feedback
-            .is_some_and(|f| now < f + FEEDBACK_TIMEOUT);
+        let fresh = t.bwe_ctl.feedback_fresh(FEEDBACK_TIMEOUT, now);
         let received = if !bottleneck && fresh && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             (sent as f64 * (1.0 - t.bwe.fraction_loss())) as u64
         } else {
