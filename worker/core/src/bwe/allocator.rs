@@ -114,12 +114,15 @@ impl Hysteresis {
     /// down at once as far as `keep` (the allocation of the budget ÷ [`KEEP_SHARE`]) says; up,
     /// to `wanted`, once more has been wanted for [`UP_HOLD`] — from a pause, to the lowest
     /// step only (its keyframe is the smallest; the path's room was measured with padding, not
-    /// video). Returns whether any upgrade is still held back.
+    /// video). `wait`: an upgrade waits for something else too (a verification of the path):
+    /// none now, but the time asked still counts. Returns whether any upgrade is still held
+    /// back.
     pub(crate) fn apply(
         &mut self,
         applied: &mut [Grant],
         wanted: &[Grant],
         keep: &[Grant],
+        wait: bool,
         now: Instant,
     ) -> bool {
         let mut up = false;
@@ -136,7 +139,7 @@ impl Hysteresis {
             return false;
         }
         let since = *self.up_since.get_or_insert(now);
-        if now.saturating_duration_since(since) < UP_HOLD {
+        if wait || now.saturating_duration_since(since) < UP_HOLD {
             return true;
         }
         let mut held = false;
@@ -222,18 +225,18 @@ mod tests {
         let mut applied = [Grant::Step(2)];
         let (s0, s1) = ([Grant::Step(0)], [Grant::Step(1)]);
         // What the tolerant allocation keeps stays.
-        assert!(!h.apply(&mut applied, &s0, &[Grant::Step(2)], t0));
+        assert!(!h.apply(&mut applied, &s0, &[Grant::Step(2)], false, t0));
         assert_eq!(applied, [Grant::Step(2)]);
-        assert!(!h.apply(&mut applied, &s0, &s0, t0));
+        assert!(!h.apply(&mut applied, &s0, &s0, false, t0));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(h.apply(&mut applied, &s1, &s1, t0));
-        assert!(h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD / 2));
+        assert!(h.apply(&mut applied, &s1, &s1, false, t0));
+        assert!(h.apply(&mut applied, &s1, &s1, false, t0 + UP_HOLD / 2));
         assert_eq!(applied, [Grant::Step(0)]);
         // An interruption starts the hold over.
-        h.apply(&mut applied, &s0, &s1, t0 + UP_HOLD / 2);
-        h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD);
+        h.apply(&mut applied, &s0, &s1, false, t0 + UP_HOLD / 2);
+        h.apply(&mut applied, &s1, &s1, false, t0 + UP_HOLD);
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(!h.apply(&mut applied, &s1, &s1, t0 + UP_HOLD * 2));
+        assert!(!h.apply(&mut applied, &s1, &s1, false, t0 + UP_HOLD * 2));
         assert_eq!(applied, [Grant::Step(1)]);
     }
 
@@ -244,14 +247,14 @@ mod tests {
         let mut h = Hysteresis::default();
         let mut applied = [Grant::Paused];
         let s2 = [Grant::Step(2)];
-        assert!(h.apply(&mut applied, &s2, &s2, t0));
+        assert!(h.apply(&mut applied, &s2, &s2, false, t0));
         assert_eq!(applied, [Grant::Paused]);
         // After the hold: the lowest step, and the rest held anew.
-        assert!(h.apply(&mut applied, &s2, &s2, t0 + UP_HOLD));
+        assert!(h.apply(&mut applied, &s2, &s2, false, t0 + UP_HOLD));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(h.apply(&mut applied, &s2, &s2, t0 + UP_HOLD * 3 / 2));
+        assert!(h.apply(&mut applied, &s2, &s2, false, t0 + UP_HOLD * 3 / 2));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(!h.apply(&mut applied, &s2, &s2, t0 + UP_HOLD * 2));
+        assert!(!h.apply(&mut applied, &s2, &s2, false, t0 + UP_HOLD * 2));
         assert_eq!(applied, [Grant::Step(2)]);
     }
 }

@@ -9,7 +9,7 @@ use super::PacketResult;
 use super::acked::AckedBitrate;
 use super::delay::DelayBasedBwe;
 use super::loss::LossBasedBwe;
-use super::probe::ProbeBitrateEstimator;
+use super::probe::{ProbeBitrateEstimator, ProbeMeasurement};
 use super::trendline::BandwidthUsage;
 
 /// Loss fractions are computed over the feedback of at least this span.
@@ -26,8 +26,12 @@ pub struct BweUpdate {
     pub loss_based_bps: u64,
     /// What the subscriber received, if measured yet.
     pub acked_bps: Option<u64>,
-    /// A probe cluster completed in this feedback and gave this bitrate.
+    /// A probe cluster completed in this feedback and gave this bitrate, and the estimate
+    /// took it (not while the path is overused).
     pub probe_bps: Option<u64>,
+    /// A probe cluster completed in this feedback: what it measured, taken by the estimate or
+    /// not.
+    pub probe_measured: Option<ProbeMeasurement>,
     /// The delay detector's verdict.
     pub usage: BandwidthUsage,
 }
@@ -164,7 +168,13 @@ impl SendSideBwe {
         for p in packets.iter().filter(|p| p.probe_cluster.is_some()) {
             self.probe.on_packet(p);
         }
-        let probe_bps = self.probe.take_estimate();
+        let measured = self.probe.take_estimate();
+        // A cluster that got through whole says the path carries at least its rate: under the
+        // estimate (a verification of an upgrade the estimate covers) it says nothing new.
+        let estimate = self.estimate();
+        let probe_bps = measured
+            .filter(|m| m.saturated || m.bps > estimate)
+            .map(|m| m.bps);
         let result =
             self.delay
                 .on_feedback(&self.by_arrival, self.acked.bitrate_bps(), probe_bps, now);
@@ -172,7 +182,9 @@ impl SendSideBwe {
             self.apply_delay_based(result.probe, now);
         }
         self.loss.update(now);
-        self.snapshot(probe_bps.filter(|_| result.probe))
+        let mut update = self.snapshot(probe_bps.filter(|_| result.probe));
+        update.probe_measured = measured;
+        update
     }
 
     fn apply_delay_based(&mut self, probe: bool, now: Instant) {
@@ -190,6 +202,7 @@ impl SendSideBwe {
             loss_based_bps: self.loss_based(),
             acked_bps: self.acked_bitrate(),
             probe_bps,
+            probe_measured: None,
             usage: self.usage(),
         }
     }

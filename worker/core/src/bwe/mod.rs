@@ -64,9 +64,9 @@ pub(crate) struct Control {
     /// When the last transport-wide feedback came, and when the estimate last backed off
     /// for the lack of one.
     pub last_feedback: Option<Instant>,
-    /// The last probe result (when, bit/s): the evidence a tight upgrade needs.
-    pub last_probe: Option<(Instant, u64)>,
     pub last_timeout_backoff: Option<Instant>,
+    /// When a probe result last raised the estimate.
+    pub probe_raised_at: Option<Instant>,
 }
 
 impl Control {

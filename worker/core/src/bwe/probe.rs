@@ -22,6 +22,18 @@ const TARGET_UTILIZATION_FRACTION: f64 = 0.95;
 const MAX_CLUSTER_HISTORY: Duration = Duration::from_secs(1);
 const MAX_CLUSTERS: usize = 8;
 
+/// What a probe cluster measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeMeasurement {
+    /// The cluster's id.
+    pub cluster: u32,
+    /// Bit/s.
+    pub bps: u64,
+    /// The link saturated (less arrived than was sent): the path carries at most this. Else
+    /// at least this (the cluster was sent at this rate and all of it got through).
+    pub saturated: bool,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Cluster {
     id: u32,
@@ -40,7 +52,8 @@ struct Cluster {
 #[derive(Debug, Default)]
 pub(crate) struct ProbeBitrateEstimator {
     clusters: [Option<Cluster>; MAX_CLUSTERS],
-    last_estimate_bps: Option<u64>,
+    /// The latest result.
+    last_estimate: Option<ProbeMeasurement>,
 }
 
 impl ProbeBitrateEstimator {
@@ -101,18 +114,23 @@ impl ProbeBitrateEstimator {
             return None;
         }
         let mut result = send_bps.min(receive_bps);
-        if receive_bps < MIN_RATIO_FOR_UNSATURATED_LINK * send_bps {
+        let saturated = receive_bps < MIN_RATIO_FOR_UNSATURATED_LINK * send_bps;
+        if saturated {
             // The link saturated: it carries a little less than what arrived.
             result = TARGET_UTILIZATION_FRACTION * receive_bps;
         }
         let result = result as u64;
-        self.last_estimate_bps = Some(result);
+        self.last_estimate = Some(ProbeMeasurement {
+            cluster: c.id,
+            bps: result,
+            saturated,
+        });
         Some(result)
     }
 
     /// The latest estimate since the last call, if any.
-    pub(crate) fn take_estimate(&mut self) -> Option<u64> {
-        self.last_estimate_bps.take()
+    pub(crate) fn take_estimate(&mut self) -> Option<ProbeMeasurement> {
+        self.last_estimate.take()
     }
 
     /// The cluster `id`, created (replacing the stalest when full) if new.

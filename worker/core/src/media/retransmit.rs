@@ -8,6 +8,7 @@ use crate::WorkerCore;
 use crate::bwe::pacer::Class;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
 use crate::proto::vp8::Vp8Descriptor;
+use crate::proto::vp9::Vp9Descriptor;
 use crate::tables::ConsumerKey;
 use crate::units::{Pt, Ssrc};
 
@@ -63,6 +64,16 @@ impl WorkerCore {
             let Ok(hdr) = RtpHeader::parse(pkt) else {
                 continue;
             };
+            // Nor is one of a spatial layer over an SVC consumer's target (after a switch
+            // down, a congested link would carry retransmissions of the dropped layer instead
+            // of the layers it still gets).
+            if let Some(target) = c.layers.as_ref().and_then(|l| l.svc_spatial_target())
+                && Vp9Descriptor::parse(hdr.payload(pkt))
+                    .is_some_and(|d| d.spatial_layer() > target)
+            {
+                t.counters.rtx_skipped += 1;
+                continue;
+            }
             let out_pt = c.pt_map[hdr.pt.0 as usize & 0x7f];
             if out_pt == 0 {
                 continue;

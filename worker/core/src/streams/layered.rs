@@ -180,6 +180,15 @@ impl Layers {
         }
     }
 
+    /// An SVC consumer's target spatial layer (`None` for simulcast, or with no target): a
+    /// packet of a layer above it is of no use to its subscriber any more.
+    pub(crate) fn svc_spatial_target(&self) -> Option<u8> {
+        match self {
+            Layers::Simulcast(_) => None,
+            Layers::Svc(l) => l.target().map(|t| t.spatial_layer),
+        }
+    }
+
     /// The current layers when they changed since last reported.
     pub(crate) fn layers_change(&mut self) -> Option<Option<ConsumerLayers>> {
         match self {

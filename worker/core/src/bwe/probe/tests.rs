@@ -28,21 +28,30 @@ fn unsaturated_link_gives_the_send_rate() {
     assert_eq!(results[..3], [None, None, None], "fewer than 4 packets");
     assert_eq!(results[3], Some(4_800_000));
     assert_eq!(results[4], Some(4_800_000));
-    assert_eq!(p.take_estimate(), Some(4_800_000));
+    assert_eq!(
+        p.take_estimate(),
+        Some(ProbeMeasurement {
+            cluster: 7,
+            bps: 4_800_000,
+            saturated: false
+        })
+    );
     assert_eq!(p.take_estimate(), None);
 }
 
 #[test]
 fn saturated_link_gives_95_percent_of_the_receive_rate() {
-    let (_, results) = cluster(5, 4000);
+    let (mut p, results) = cluster(5, 4000);
     assert_eq!(results[4], Some(2_280_000));
+    assert!(p.take_estimate().unwrap().saturated, "at most this");
 }
 
 #[test]
 fn slightly_slower_arrival_gives_the_receive_rate() {
     // Receive rate 4.8M × 2/2.1 ≈ 4.57M: over 90 % of the send rate, so the min of both.
-    let (_, results) = cluster(5, 2100);
+    let (mut p, results) = cluster(5, 2100);
     assert_eq!(results[4], Some(4_571_428));
+    assert!(!p.take_estimate().unwrap().saturated, "at least this");
 }
 
 #[test]
