@@ -7,9 +7,8 @@
 //! hear `downlinkBwe`. The timeline (estimate, layer, loss, frames decoded per second) goes to
 //! tests/artifacts/browser/bwe/bwe-ferrosfu.json and is plotted to bwe-ferrosfu.png.
 //!
-//! Needs root (ip netns, veth, tc): without them the test fails, it is not skipped. Ignored in
-//! the default run until it passes reliably (see the attribute); `-- --ignored` runs it. The same timeline against the stock mediasoup 3.27.1 worker, side by side, is
-//! `scripts/bench bwe`.
+//! Needs root (ip netns, veth, tc): without them the test fails, it is not skipped. The same
+//! timeline against the stock mediasoup 3.27.1 worker, side by side, is `scripts/bench bwe`.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -19,10 +18,6 @@ use std::time::Duration;
 use ferrosfu_tests::browser;
 
 #[test]
-#[ignore = "not yet reliable (issue 13 open): the switch down loses 2.0-2.7 % (the test asks < 2 %) and \
-            a loaded machine or a debug worker still lets an upgrade to 1280 px through under the \
-            limit; run it with `cargo test -p ferrosfu-tests --test browser_bwe -- --ignored` \
-            or `scripts/bench bwe`"]
 fn a_subscriber_behind_600_kbit_gets_the_middle_layer_without_freezing_and_recovers_when_lifted() {
     if std::env::var_os("FERROSFU_SKIP_BROWSER").is_some() {
         eprintln!("FERROSFU_SKIP_BROWSER is set: browser test skipped");
