@@ -17,6 +17,7 @@ const UNCERTAINTY_SCALE: f64 = 10.0;
 const INITIAL_VARIANCE: f64 = 50.0;
 /// Process noise added to the estimate's variance at each sample.
 const PROCESS_NOISE_VARIANCE: f64 = 5.0;
+const FAST_CHANGE_VARIANCE: f64 = 200.0;
 
 /// Bayesian acknowledged-throughput estimator (kbit/s internally, as libwebrtc).
 #[derive(Debug)]
@@ -42,6 +43,13 @@ impl Default for AckedBitrate {
 
 impl AckedBitrate {
     /// The estimate in bit/s; `None` until a first window completed.
+    /// The sender is about to send much more (an upgrade, a verification, the end of an
+    /// application-limited period): the next samples may move the estimate fast (libwebrtc's
+    /// `ExpectFastRateChange`), else an overuse then backs off from the old, lower rate.
+    pub(crate) fn expect_fast_rate_change(&mut self) {
+        self.variance += FAST_CHANGE_VARIANCE;
+    }
+
     pub(crate) fn bitrate_bps(&self) -> Option<u64> {
         self.estimate_kbps.map(|k| (k * 1e3) as u64)
     }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// An upgrade is applied once the estimate allowed it for this long.
 pub(crate) const UP_HOLD: Duration = Duration::from_millis(1500);
+/// The hold instead when a verification showed the path carries the upgrade.
+pub(crate) const UP_HOLD_VERIFIED: Duration = Duration::from_millis(750);
 
 /// What the allocator knows of one consumer.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,6 +104,17 @@ pub(crate) fn allocate(budget_bps: u64, cands: &[Candidate]) -> (Vec<Grant>, u64
 /// keyframe's overuse backoffs (0.85, two or three times) does not switch down, a real drop does.
 pub(crate) const KEEP_SHARE: f64 = 0.75;
 
+/// What an upgrade waits for besides the allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpGate {
+    /// [`UP_HOLD`] of asking.
+    Hold,
+    /// A verification of the path under way (the time asked still counts).
+    Wait,
+    /// A verification showed the path carries it: [`UP_HOLD_VERIFIED`] of asking.
+    Verified,
+}
+
 /// Applies allocations with hysteresis: down at once, up after [`UP_HOLD`] of asking.
 #[derive(Debug, Default)]
 pub(crate) struct Hysteresis {
@@ -114,15 +127,14 @@ impl Hysteresis {
     /// down at once as far as `keep` (the allocation of the budget ÷ [`KEEP_SHARE`]) says; up,
     /// to `wanted`, once more has been wanted for [`UP_HOLD`] — from a pause, to the lowest
     /// step only (its keyframe is the smallest; the path's room was measured with padding, not
-    /// video). `wait`: an upgrade waits for something else too (a verification of the path):
-    /// none now, but the time asked still counts. Returns whether any upgrade is still held
-    /// back.
+    /// video). `gate`: whether the upgrade also waits for a verification of the path. Returns
+    /// whether any upgrade is still held back.
     pub(crate) fn apply(
         &mut self,
         applied: &mut [Grant],
         wanted: &[Grant],
         keep: &[Grant],
-        wait: bool,
+        gate: UpGate,
         now: Instant,
     ) -> bool {
         let mut up = false;
@@ -139,7 +151,12 @@ impl Hysteresis {
             return false;
         }
         let since = *self.up_since.get_or_insert(now);
-        if wait || now.saturating_duration_since(since) < UP_HOLD {
+        let hold = match gate {
+            UpGate::Wait => return true,
+            UpGate::Hold => UP_HOLD,
+            UpGate::Verified => UP_HOLD_VERIFIED,
+        };
+        if now.saturating_duration_since(since) < hold {
             return true;
         }
         let mut held = false;
@@ -225,19 +242,47 @@ mod tests {
         let mut applied = [Grant::Step(2)];
         let (s0, s1) = ([Grant::Step(0)], [Grant::Step(1)]);
         // What the tolerant allocation keeps stays.
-        assert!(!h.apply(&mut applied, &s0, &[Grant::Step(2)], false, t0));
+        assert!(!h.apply(&mut applied, &s0, &[Grant::Step(2)], UpGate::Hold, t0));
         assert_eq!(applied, [Grant::Step(2)]);
-        assert!(!h.apply(&mut applied, &s0, &s0, false, t0));
+        assert!(!h.apply(&mut applied, &s0, &s0, UpGate::Hold, t0));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(h.apply(&mut applied, &s1, &s1, false, t0));
-        assert!(h.apply(&mut applied, &s1, &s1, false, t0 + UP_HOLD / 2));
+        assert!(h.apply(&mut applied, &s1, &s1, UpGate::Hold, t0));
+        assert!(h.apply(&mut applied, &s1, &s1, UpGate::Hold, t0 + UP_HOLD / 2));
         assert_eq!(applied, [Grant::Step(0)]);
         // An interruption starts the hold over.
-        h.apply(&mut applied, &s0, &s1, false, t0 + UP_HOLD / 2);
-        h.apply(&mut applied, &s1, &s1, false, t0 + UP_HOLD);
+        h.apply(&mut applied, &s0, &s1, UpGate::Hold, t0 + UP_HOLD / 2);
+        h.apply(&mut applied, &s1, &s1, UpGate::Hold, t0 + UP_HOLD);
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(!h.apply(&mut applied, &s1, &s1, false, t0 + UP_HOLD * 2));
+        assert!(!h.apply(&mut applied, &s1, &s1, UpGate::Hold, t0 + UP_HOLD * 2));
         assert_eq!(applied, [Grant::Step(1)]);
+    }
+
+    #[test]
+    fn a_verification_holds_an_upgrade_and_its_success_shortens_the_hold() {
+        #[allow(clippy::disallowed_methods)] // tests: an arbitrary origin
+        let t0 = Instant::now();
+        let mut h = Hysteresis::default();
+        let mut applied = [Grant::Step(0)];
+        let s1 = [Grant::Step(1)];
+        // Waiting for the verification: nothing, however long, but the time asked counts.
+        assert!(h.apply(&mut applied, &s1, &s1, UpGate::Wait, t0));
+        assert!(h.apply(&mut applied, &s1, &s1, UpGate::Wait, t0 + UP_HOLD * 2));
+        assert_eq!(applied, [Grant::Step(0)]);
+        // Verified: up once asked for UP_HOLD_VERIFIED (here long since).
+        assert!(!h.apply(&mut applied, &s1, &s1, UpGate::Verified, t0 + UP_HOLD * 2));
+        assert_eq!(applied, [Grant::Step(1)]);
+        // A fresh ask, verified at once: UP_HOLD_VERIFIED, not UP_HOLD.
+        let s2 = [Grant::Step(2)];
+        let t1 = t0 + UP_HOLD * 3;
+        assert!(h.apply(&mut applied, &s2, &s2, UpGate::Verified, t1));
+        assert!(!h.apply(
+            &mut applied,
+            &s2,
+            &s2,
+            UpGate::Verified,
+            t1 + UP_HOLD_VERIFIED
+        ));
+        assert_eq!(applied, [Grant::Step(2)]);
     }
 
     #[test]
@@ -247,14 +292,14 @@ mod tests {
         let mut h = Hysteresis::default();
         let mut applied = [Grant::Paused];
         let s2 = [Grant::Step(2)];
-        assert!(h.apply(&mut applied, &s2, &s2, false, t0));
+        assert!(h.apply(&mut applied, &s2, &s2, UpGate::Hold, t0));
         assert_eq!(applied, [Grant::Paused]);
         // After the hold: the lowest step, and the rest held anew.
-        assert!(h.apply(&mut applied, &s2, &s2, false, t0 + UP_HOLD));
+        assert!(h.apply(&mut applied, &s2, &s2, UpGate::Hold, t0 + UP_HOLD));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(h.apply(&mut applied, &s2, &s2, false, t0 + UP_HOLD * 3 / 2));
+        assert!(h.apply(&mut applied, &s2, &s2, UpGate::Hold, t0 + UP_HOLD * 3 / 2));
         assert_eq!(applied, [Grant::Step(0)]);
-        assert!(!h.apply(&mut applied, &s2, &s2, false, t0 + UP_HOLD * 2));
+        assert!(!h.apply(&mut applied, &s2, &s2, UpGate::Hold, t0 + UP_HOLD * 2));
         assert_eq!(applied, [Grant::Step(2)]);
     }
 }

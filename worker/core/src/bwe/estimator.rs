@@ -130,6 +130,26 @@ impl SendSideBwe {
     /// timeout). Returns the new estimate.
     pub fn on_feedback_timeout(&mut self, factor: f64, now: Instant) -> u64 {
         let bps = (self.estimate() as f64 * factor) as u64;
+        self.set_estimate(bps, now)
+    }
+
+    /// The transport is about to send much more than it did (see
+    /// [`super::acked::AckedBitrate::expect_fast_rate_change`]).
+    pub fn expect_fast_rate_change(&mut self) {
+        self.acked.expect_fast_rate_change();
+    }
+
+    /// A probe cluster measured that the path carries `bps`: the estimate is at least that (the
+    /// overuse backoff its own queue set off was to what arrived of the media alone). Returns
+    /// the estimate.
+    pub fn raise_to(&mut self, bps: u64, now: Instant) -> u64 {
+        if bps > self.estimate() {
+            self.set_estimate(bps, now);
+        }
+        self.estimate()
+    }
+
+    fn set_estimate(&mut self, bps: u64, now: Instant) -> u64 {
         self.delay.set_estimate(bps, now);
         self.loss.set_send_bitrate(self.delay.estimate_bps(), now);
         self.loss.set_delay_based_limit(self.delay.estimate_bps());

@@ -21,7 +21,7 @@ const CLUSTER_DURATION: Duration = Duration::from_millis(15);
 /// ... and holds at least this many packets (the estimator needs as many).
 const CLUSTER_PACKETS: u32 = 6;
 /// After a failed probe, or while the estimate suffices, the next probe waits this long.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(3);
 /// The wait instead while the allocator keeps every video consumer of the transport paused:
 /// then nothing but the probes can show that the path has room again, and a failed cluster
 /// costs little (the transport sends no video meanwhile).
@@ -86,6 +86,8 @@ pub(crate) struct Prober {
     verify_failed_at: Option<Instant>,
     /// The last successful verification: (when, what it measured, bit/s).
     verified: Option<(Instant, u64)>,
+    /// The estimate when the cluster under way (or awaited) started.
+    from_bps: u64,
     /// Probing bytes sent (stats: probation bytes).
     pub(crate) bytes_sent: u64,
     pub(crate) clusters_sent: u64,
@@ -117,6 +119,7 @@ impl Prober {
             .min(desired_bps * 2)
             .max(estimate_bps + estimate_bps / 4)
             .min(max_bps);
+        self.from_bps = estimate_bps;
         self.start(rate, false, now);
         Some(rate)
     }
@@ -125,7 +128,14 @@ impl Prober {
     /// unless one succeeded for it lately ([`Self::verified`]), a cluster is under way, or the
     /// last verification failed less than [`RETRY_AFTER`] ago. Returns its rate when one
     /// starts.
-    pub(crate) fn verify(&mut self, need_bps: u64, max_bps: u64, now: Instant) -> Option<u64> {
+    /// `estimate_bps`: the estimate now (see [`Self::verification_of`]).
+    pub(crate) fn verify(
+        &mut self,
+        need_bps: u64,
+        estimate_bps: u64,
+        max_bps: u64,
+        now: Instant,
+    ) -> Option<u64> {
         if self.verified(need_bps, now)
             || !self.idle(now)
             || self.verify_failed_at.is_some_and(|t| now < t + RETRY_AFTER)
@@ -133,8 +143,25 @@ impl Prober {
             return None;
         }
         let rate = ((need_bps as f64 * VERIFY_MARGIN) as u64).min(max_bps);
+        self.from_bps = estimate_bps;
         self.start(rate, true, now);
         Some(rate)
+    }
+
+    /// A verification is being sent, or its result awaited: the overuse its own queue sets
+    /// off says nothing of the path (its result does).
+    pub(crate) fn in_verification(&self, now: Instant) -> bool {
+        self.active.is_some_and(|c| c.verify)
+            || self
+                .awaiting
+                .is_some_and(|a| a.verify && now < a.ended + RESULT_TIMEOUT)
+    }
+
+    /// Cluster `id` is the one awaited: the estimate when it started. What it measured, up to
+    /// that, is a floor for the estimate: the overuse its own queue set off backs the estimate
+    /// off to what arrived of the media alone, under what the path carried without it.
+    pub(crate) fn cluster_from(&self, id: u32) -> Option<u64> {
+        self.awaiting.filter(|a| a.id == id).map(|_| self.from_bps)
     }
 
     /// A verification showed room for `need_bps` less than [`VERIFIED_FOR`] ago.
@@ -242,6 +269,7 @@ impl Prober {
         let rate = a.rate_bps;
         if bps as f64 >= SUCCESS_RATIO * rate as f64 && desired_bps > bps && self.active.is_none() {
             let next = (bps * 2).min(desired_bps * 2).max(bps + bps / 4);
+            self.from_bps = bps;
             self.start(next, false, now);
             return Some(next);
         }
@@ -323,7 +351,7 @@ mod tests {
         let now = t0();
         let mut p = Prober::default();
         let need = 600_000;
-        let rate = p.verify(need, 10_000_000, now).unwrap();
+        let rate = p.verify(need, 700_000, 10_000_000, now).unwrap();
         assert_eq!(rate, 630_000, "the need × VERIFY_MARGIN");
         // 630 kbit/s for 300 ms = 23 625 B, whatever part of it media is.
         let mut t = now;
@@ -335,7 +363,11 @@ mod tests {
         }
         assert_eq!(n, 24);
         assert!(t.duration_since(now) >= VERIFY_DURATION - Duration::from_millis(15));
-        assert_eq!(p.verify(need, 10_000_000, t), None, "awaiting its result");
+        assert_eq!(
+            p.verify(need, 700_000, 10_000_000, t),
+            None,
+            "awaiting its result"
+        );
         assert!(!p.verified(need, t));
         // A result for another cluster is not its.
         assert_eq!(p.on_result(99, 650_000, true, 0, t), None);
@@ -355,24 +387,43 @@ mod tests {
     fn a_failed_verification_waits_before_the_next() {
         let now = t0();
         let mut p = Prober::default();
-        p.verify(600_000, 10_000_000, now).unwrap();
+        p.verify(600_000, 700_000, 10_000_000, now).unwrap();
         send_cluster(&mut p, 1000, now);
         // A link of 565 kbit/s, saturated: 0.95 × 565.
         assert_eq!(p.on_result(1, 536_750, true, 0, now), None);
         assert!(!p.verified(600_000, now));
-        assert_eq!(p.verify(600_000, 10_000_000, now + RETRY_AFTER / 2), None);
-        assert!(p.verify(600_000, 10_000_000, now + RETRY_AFTER).is_some());
-        // No result at all fails the same way.
-        let t = now + RETRY_AFTER;
-        send_cluster(&mut p, 1000, t);
-        assert_eq!(p.verify(600_000, 10_000_000, t + RESULT_TIMEOUT), None);
         assert_eq!(
-            p.verify(600_000, 10_000_000, t + RESULT_TIMEOUT + RETRY_AFTER / 2),
+            p.verify(600_000, 700_000, 10_000_000, now + RETRY_AFTER / 2),
             None
         );
         assert!(
-            p.verify(600_000, 10_000_000, t + RESULT_TIMEOUT + RETRY_AFTER)
+            p.verify(600_000, 700_000, 10_000_000, now + RETRY_AFTER)
                 .is_some()
+        );
+        // No result at all fails the same way.
+        let t = now + RETRY_AFTER;
+        send_cluster(&mut p, 1000, t);
+        assert_eq!(
+            p.verify(600_000, 700_000, 10_000_000, t + RESULT_TIMEOUT),
+            None
+        );
+        assert_eq!(
+            p.verify(
+                600_000,
+                700_000,
+                10_000_000,
+                t + RESULT_TIMEOUT + RETRY_AFTER / 2
+            ),
+            None
+        );
+        assert!(
+            p.verify(
+                600_000,
+                700_000,
+                10_000_000,
+                t + RESULT_TIMEOUT + RETRY_AFTER
+            )
+            .is_some()
         );
     }
 

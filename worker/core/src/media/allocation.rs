@@ -9,7 +9,7 @@ use ferrosfu_fbs::{HandlerId, MediaEvent, MediaKind};
 
 use crate::WorkerCore;
 use crate::bwe::BweUpdate;
-use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, allocate};
+use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, UpGate, allocate};
 use crate::bwe::pacer::PACING_FACTOR;
 use crate::bwe::prober::{RETRY_AFTER, RETRY_PAUSED_AFTER, VERIFY_MARGIN};
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
@@ -103,6 +103,11 @@ impl WorkerCore {
         if update.probe_bps.is_some_and(|bps| bps > ctl.last_estimate) {
             ctl.probe_raised_at = Some(now);
         }
+        // What the estimate was when the awaited cluster started: its result, up to that, is
+        // a floor.
+        let probe_floor = update
+            .probe_measured
+            .and_then(|m| ctl.prober.cluster_from(m.cluster).map(|f| m.bps.min(f)));
         if let Some(m) = update.probe_measured
             && ctl
                 .prober
@@ -118,6 +123,12 @@ impl WorkerCore {
             self.pacing(tk, now);
         }
         let t = &mut self.tables.transports[tk];
+        let mut e = e;
+        if let Some(floor) = probe_floor {
+            e = t.bwe.raise_to(floor, now);
+            t.pacer
+                .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
+        }
         if (e as f64) < t.bwe_ctl.last_estimate as f64 * DROP_RATIO {
             t.bwe_ctl.hysteresis.congested();
             t.bwe_ctl.next_trace = None;
@@ -205,8 +216,12 @@ impl WorkerCore {
         let new = probed.saturating_sub(t.counters.probe_seen);
         t.counters.probe_seen = probed;
         t.counters.probe_rate.add(new as usize, now);
+        let was_alr = t.bwe_ctl.alr.in_alr();
         let alr = t.bwe_ctl.alr.update(sent, estimate);
         t.bwe.set_in_alr(alr);
+        if was_alr && !alr {
+            t.bwe.expect_fast_rate_change();
+        }
         let consumers = t.consumers.clone();
         let plans: Vec<Plan> = consumers
             .into_iter()
@@ -262,7 +277,10 @@ impl WorkerCore {
             .bwe_ctl
             .upgraded_at
             .is_some_and(|u| now < u + UPGRADE_GRACE);
-        if grace && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
+        // Nor while a verification is under way: the overuse its own queue sets off passes,
+        // and its result sets the estimate to what the path carried.
+        let verifying_now = t.bwe_ctl.prober.in_verification(now);
+        if (grace || verifying_now) && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             keep.clone_from(&applied);
         }
         // Before any feedback the estimate is only the start value: it picks layers, but never
@@ -291,7 +309,10 @@ impl WorkerCore {
         let mut verifying = false;
         if unverified {
             let max = t.bwe_max_bps();
-            verifying = t.bwe_ctl.prober.verify(need, max, now).is_some();
+            verifying = t.bwe_ctl.prober.verify(need, estimate, max, now).is_some();
+            if verifying {
+                t.bwe.expect_fast_rate_change();
+            }
         }
         tracing::trace!(
             target: "bwe",
@@ -305,12 +326,20 @@ impl WorkerCore {
             ?keep,
             "allocation"
         );
+        let gate = if unverified {
+            UpGate::Wait
+        } else if tight && upgrade {
+            UpGate::Verified
+        } else {
+            UpGate::Hold
+        };
         let before = applied.clone();
         t.bwe_ctl
             .hysteresis
-            .apply(&mut applied, &wanted, &keep, unverified, now);
+            .apply(&mut applied, &wanted, &keep, gate, now);
         if applied.iter().zip(&before).any(|(a, b)| a > b) {
             t.bwe_ctl.upgraded_at = Some(now);
+            t.bwe.expect_fast_rate_change();
         }
         t.bwe_ctl.desired_bps = desired;
         t.bwe_ctl.effective_desired_bps = used;

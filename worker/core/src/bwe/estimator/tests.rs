@@ -357,3 +357,14 @@ fn jitter_of_ten_ms_does_not_hold_the_estimate_down() {
     println!("C 2M, 0..10 ms jitter: last 20 s min {min} max {max} mean {mean:.0}");
     assert!(mean > 0.8 * capacity && mean < 1.2 * capacity, "{mean}");
 }
+
+#[test]
+fn raise_to_only_raises() {
+    let mut sim = Sim::new(300_000, Some(5_000_000.0), 0.0);
+    sim.run(Duration::from_secs(3));
+    let before = sim.bwe.estimate();
+    let now = sim.now;
+    assert_eq!(sim.bwe.raise_to(before / 2, now), before, "never lowers");
+    assert_eq!(sim.bwe.raise_to(before + 100_000, now), before + 100_000);
+    assert_eq!(sim.bwe.delay_based(), before + 100_000);
+}
