@@ -19,10 +19,6 @@ use ferrosfu_tests::browser;
 
 #[test]
 fn a_subscriber_behind_600_kbit_gets_the_middle_layer_without_freezing_and_recovers_when_lifted() {
-    if std::env::var_os("FERROSFU_SKIP_BROWSER").is_some() {
-        eprintln!("FERROSFU_SKIP_BROWSER is set: browser test skipped");
-        return;
-    }
     browser::require_setup();
     for tool in ["ip", "tc"] {
         let ok = Command::new(tool)

@@ -9,8 +9,8 @@
 //! timeline of both runs goes to tests/artifacts/browser/dynacast/dynacast.json.
 //!
 //! Runs in a loopback-only network namespace (`unshare -n`); needs root (or user namespaces),
-//! Chromium, Node and the built app: `scripts/setup-browser`. `FERROSFU_SKIP_BROWSER=1` skips it
-//! (with a note); anything else missing fails it.
+//! Chromium, Node and the built app: `scripts/setup-browser`; anything missing fails it
+//! (`cargo test -- --skip browser_` leaves it out).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -24,11 +24,8 @@ const RESUME_LIMIT_MS: u64 = 15_000;
 #[test]
 fn dynacast_stops_unneeded_encodings_in_a_browser_and_resumes_them() {
     // Every wait in dynacast.mjs has its own deadline; this one only catches a hang.
-    let Some((run, artifacts)) =
-        browser::run_against_ferrosfu("dynacast.mjs", "dynacast", &[], Duration::from_secs(420))
-    else {
-        return;
-    };
+    let (run, artifacts) =
+        browser::run_against_ferrosfu("dynacast.mjs", "dynacast", &[], Duration::from_secs(420));
     let r = &run.result;
     let tail = run.stderr_tail(60);
     assert!(

@@ -11,7 +11,7 @@
 //!
 //! Runs in a loopback-only network namespace (`unshare -n`): Chromium gathers 127.0.0.1
 //! candidates only there. Needs root (or user namespaces), Chromium, Node and the built app:
-//! `scripts/setup-browser` installs them. `FERROSFU_SKIP_BROWSER=1` skips it (with a note).
+//! `scripts/setup-browser` installs them. `cargo test -- --skip browser_` leaves it out.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -23,11 +23,8 @@ use ferrosfu_tests::browser;
 fn two_browsers_see_and_hear_each_other_then_one_leaves() {
     // Every wait in e2e.mjs has its own deadline (the layer switches 30 s each); this one only
     // catches a hang.
-    let Some((run, artifacts)) =
-        browser::run_against_ferrosfu("e2e.mjs", "", &[], Duration::from_secs(300))
-    else {
-        return;
-    };
+    let (run, artifacts) =
+        browser::run_against_ferrosfu("e2e.mjs", "", &[], Duration::from_secs(300));
     let result = &run.result;
     assert!(
         run.status.success() && result["ok"] == true,

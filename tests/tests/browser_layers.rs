@@ -18,10 +18,6 @@ use std::time::Duration;
 use ferrosfu_tests::browser;
 
 fn layers(codec: &str) {
-    if std::env::var_os("FERROSFU_SKIP_BROWSER").is_some() {
-        eprintln!("FERROSFU_SKIP_BROWSER is set: browser test skipped");
-        return;
-    }
     browser::require_setup();
     let artifacts = browser::root().join("tests/artifacts/browser/layers");
     std::fs::create_dir_all(&artifacts).unwrap();
