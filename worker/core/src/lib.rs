@@ -37,6 +37,7 @@ mod producer;
 mod proto;
 mod router;
 mod rtp_observer;
+pub mod sctp;
 mod streams;
 mod tables;
 mod transmit;
