@@ -368,6 +368,30 @@ impl SctpAssociation {
         Ok(())
     }
 
+    /// Sends a DCEP message (PPID 50) on an outgoing stream. The worker answers no DCEP today
+    /// (negotiated channels only); this exists for the in-band policy and for tests that play a
+    /// browser opening a channel in band.
+    pub fn send_dcep(&mut self, stream_id: u16, msg: &Dcep, now: Instant) -> Result<(), SendError> {
+        if self.state != SctpState::Connected {
+            return Err(SendError::NotConnected);
+        }
+        if !self.outbound.get(&stream_id).is_some_and(|o| o.opened) {
+            return Err(SendError::UnknownStream);
+        }
+        let mut buf = bytes::BytesMut::new();
+        msg.marshal_to(&mut buf);
+        let Some((_, assoc)) = &mut self.assoc else {
+            return Err(SendError::NotConnected);
+        };
+        let mut s = assoc
+            .stream(stream_id)
+            .map_err(|_| SendError::UnknownStream)?;
+        s.write_chunk_with_ppi(now, &buf.freeze(), PayloadProtocolIdentifier::Dcep)
+            .map_err(|_| SendError::TooLarge)?;
+        self.pump(now);
+        Ok(())
+    }
+
     /// Bytes queued or in flight on an outgoing stream (0 if unknown).
     pub fn buffered_amount(&mut self, stream_id: u16) -> usize {
         match &mut self.assoc {
