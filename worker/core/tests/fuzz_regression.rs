@@ -48,6 +48,7 @@ replays!(
     recv_stream,
     rtcp,
     rtp,
+    sctp,
     vp8,
     vp9
 );
