@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferrosfu_worker_core::sctp::{
-    Dcep, DcepOpen, DcepReliability, SctpAssociation, SctpConfig, SctpEvent, SctpState, SendError,
-    StreamParams,
+use ferrosfu_worker_core::{
+    Dcep, DcepOpen, DcepReliability, SctpAssociation, SctpConfig, SctpEvent,
+    SctpSendError as SendError, SctpState, SctpStreamParams as StreamParams,
 };
 
 /// xorshift64*: deterministic loss.

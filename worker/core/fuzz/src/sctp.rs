@@ -15,7 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use ferrosfu_worker_core::sctp::{SctpAssociation, SctpConfig, SctpState, StreamParams};
+use ferrosfu_worker_core::{
+    SctpAssociation, SctpConfig, SctpState, SctpStreamParams as StreamParams,
+};
 
 /// CRC-32c (Castagnoli, reflected), as SCTP's checksum.
 fn crc32c(data: &[u8]) -> u32 {

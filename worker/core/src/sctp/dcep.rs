@@ -8,12 +8,12 @@
 use bytes::{BufMut, BytesMut};
 
 /// Message type of DATA_CHANNEL_OPEN.
-pub const TYPE_OPEN: u8 = 0x03;
+const TYPE_OPEN: u8 = 0x03;
 /// Message type of DATA_CHANNEL_ACK.
-pub const TYPE_ACK: u8 = 0x02;
+const TYPE_ACK: u8 = 0x02;
 /// Fixed part of DATA_CHANNEL_OPEN: type, channel type, priority (2), reliability (4), label
 /// length (2), protocol length (2).
-pub const OPEN_HEADER_LEN: usize = 12;
+const OPEN_HEADER_LEN: usize = 12;
 
 /// The channel type's reliability (its low bits; bit 0x80 means unordered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,8 +11,8 @@
 //!
 //! Not wired yet: no transport owns one (next step of issue 14).
 
-pub mod dcep;
-pub mod stream;
+mod dcep;
+mod stream;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,7 +28,9 @@ use rtc_sctp::{
 use rtc_shared::TransportProtocol;
 
 pub use dcep::{Dcep, DcepError, DcepOpen, DcepReliability};
-pub use stream::StreamParams;
+pub use stream::{
+    PPID_BINARY, PPID_BINARY_EMPTY, PPID_DCEP, PPID_STRING, PPID_STRING_EMPTY, StreamParams,
+};
 
 /// The SCTP port both ends use in WebRTC (RFC 8841 default; mediasoup uses it too).
 const SCTP_PORT: u16 = 5000;
@@ -38,7 +40,7 @@ const REMOTE: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3
 /// Events queued for the owner at most; beyond, messages are dropped and counted.
 pub const MAX_QUEUED_EVENTS: usize = 4096;
 /// Bytes the association may hold for reassembly and reordering (the crate's receive buffer).
-pub const MAX_RECEIVE_BUFFER: u32 = 1024 * 1024;
+pub(crate) const MAX_RECEIVE_BUFFER: u32 = 1024 * 1024;
 
 /// Association settings (mediasoup's `numSctpStreams`, `maxSctpMessageSize`,
 /// `sctpSendBufferSize`).
@@ -577,7 +579,7 @@ impl SctpAssociation {
                 }
             };
             let ppid = stream::ppid_number(chunks.ppi);
-            if ppid == Some(stream::PPID_DCEP) {
+            if ppid == Some(PPID_DCEP) {
                 // Parsed only to be sure it is DCEP at all; either way it is dropped.
                 let _ = chunks.to_payload(max).map(|p| Dcep::parse(&p));
                 self.counters.dcep_ignored += 1;
@@ -596,7 +598,7 @@ impl SctpAssociation {
                 continue;
             };
             let payload = match ppid {
-                stream::PPID_STRING_EMPTY | stream::PPID_BINARY_EMPTY => Bytes::new(),
+                PPID_STRING_EMPTY | PPID_BINARY_EMPTY => Bytes::new(),
                 _ => data.freeze(),
             };
             self.counters.messages_in += 1;
