@@ -12,6 +12,7 @@
 //! Not wired yet: no transport owns one (next step of issue 14).
 
 mod dcep;
+mod guard;
 mod stream;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -160,6 +161,7 @@ pub struct SctpAssociation {
     events: VecDeque<SctpEvent>,
     transmits: VecDeque<Bytes>,
     counters: SctpCounters,
+    guard: guard::TsnGuard,
 }
 
 impl SctpAssociation {
@@ -182,6 +184,7 @@ impl SctpAssociation {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             counters: SctpCounters::default(),
+            guard: guard::TsnGuard::default(),
         }
     }
 
@@ -223,6 +226,10 @@ impl SctpAssociation {
             self.state,
             SctpState::New | SctpState::Closed | SctpState::Failed
         ) {
+            self.counters.malformed += 1;
+            return;
+        }
+        if !self.guard.inbound(data) {
             self.counters.malformed += 1;
             return;
         }
@@ -517,6 +524,9 @@ impl SctpAssociation {
         while assoc.accept_stream().is_some() {}
         while let Some(t) = assoc.poll_transmit(now) {
             if let Payload::RawEncode(packets) = t.message {
+                for p in &packets {
+                    self.guard.outbound(p);
+                }
                 self.transmits.extend(packets);
             }
         }
@@ -552,6 +562,9 @@ impl SctpAssociation {
         if let Some((_, assoc)) = &mut self.assoc {
             while let Some(t) = assoc.poll_transmit(now) {
                 if let Payload::RawEncode(packets) = t.message {
+                    for p in &packets {
+                        self.guard.outbound(p);
+                    }
                     self.transmits.extend(packets);
                 }
             }
