@@ -476,3 +476,31 @@ fn closing_a_stream_resets_it_at_the_peer() {
     );
     assert_eq!(sim.server.state(), SctpState::Connected);
 }
+
+#[test]
+fn a_resent_init_does_not_make_a_second_association() {
+    // A browser on a slow link resends its INIT; the server keeps the first association.
+    let mut sim = Sim::new(SctpConfig::default(), SctpConfig::default(), 13);
+    sim.server.start(sim.now);
+    sim.client.start(sim.now);
+    let init = sim.client.poll_transmit(sim.now).expect("INIT");
+    let now = sim.now;
+    sim.server.handle_input(&init, now);
+    sim.server.handle_input(&init, now);
+    sim.in_flight.push((now, true, init.clone()));
+    sim.run_until(Duration::from_secs(10), |s| {
+        s.client.state() == SctpState::Connected && s.server.state() == SctpState::Connected
+    });
+    assert_eq!(sim.client.state(), SctpState::Connected);
+    assert_eq!(sim.server.state(), SctpState::Connected);
+    // Once connected, the stale INIT again: still one working association.
+    let now = sim.now;
+    sim.server.handle_input(&init, now);
+    sim.client.open_stream(1, RELIABLE).unwrap();
+    sim.server.register_inbound(1, RELIABLE);
+    sim.client.send(1, 53, b"after the duplicate", now).unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.server_messages(1).len(), 1);
+    assert_eq!(sim.server.state(), SctpState::Connected);
+    assert_eq!(sim.client.state(), SctpState::Connected);
+}
