@@ -56,7 +56,7 @@ impl Sim {
             in_flight: Vec::new(),
             delay: Duration::from_millis(25),
             loss: 0.0,
-            rng: Rng(seed | 1),
+            rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
             client_events: Vec::new(),
             server_events: Vec::new(),
             sent: 0,
@@ -251,9 +251,15 @@ fn simultaneous_init_is_not_supported_by_two_client_roles() {
 
 #[test]
 fn ordered_reliable_messages_arrive_intact_in_order_over_a_lossy_link() {
-    let mut sim = Sim::connected(7);
+    for seed in [7, 8, 9, 10] {
+        ordered_reliable_over_lossy_link(seed);
+    }
+}
+
+fn ordered_reliable_over_lossy_link(seed: u64) {
+    let mut sim = Sim::connected(seed);
     sim.loss = 0.05;
-    sim.client.open_stream(1, RELIABLE).unwrap();
+    assert_eq!(sim.client.open_stream(1, RELIABLE), Ok(()));
     sim.server.register_inbound(1, RELIABLE);
     let sizes = [1usize, 16 * 1024, 200 * 1024];
     let sent: Vec<Bytes> = sizes
@@ -263,7 +269,7 @@ fn ordered_reliable_messages_arrive_intact_in_order_over_a_lossy_link() {
         .collect();
     let t0 = sim.now;
     for m in &sent {
-        sim.client.send_bytes(1, 53, m.clone(), t0).unwrap();
+        assert_eq!(sim.client.send_bytes(1, 53, m.clone(), t0), Ok(()));
     }
     sim.run_until(Duration::from_secs(120), |s| {
         s.server_messages(1).len() == 3
@@ -276,7 +282,7 @@ fn ordered_reliable_messages_arrive_intact_in_order_over_a_lossy_link() {
     }
     let took = got[2].0 - t0;
     println!(
-        "1 B + 16 KiB + 200 KiB at 5 % loss, 25 ms one way: {took:?} simulated; {} packets sent, {} lost",
+        "seed {seed}: 1 B + 16 KiB + 200 KiB at 5 % loss, 25 ms one way: {took:?} simulated; {} packets sent, {} lost",
         sim.sent, sim.lost
     );
     assert_eq!(sim.client.counters().send_buffer_full, 0);
@@ -319,15 +325,25 @@ fn unordered_zero_retransmits_drops_rather_than_stalls() {
     assert!(ids.len() as u32 > n * 3 / 4, "{} delivered", ids.len());
     // Later messages arrived although an earlier one was lost.
     assert!(ids.iter().any(|&i| i > lost[0]));
-    // Nothing waited for a retransmission: every delivery within one trip plus a step.
+    // Nothing waited for a retransmission.
     let worst = got
         .iter()
         .zip(&ids)
         .map(|((at, _, _), &i)| *at - sent_at[i as usize])
         .max()
         .unwrap();
-    println!("worst delivery latency {worst:?} (one way 20 ms)");
-    assert!(worst < Duration::from_millis(60), "worst {worst:?}");
+    let late: Vec<(u32, Duration)> = got
+        .iter()
+        .zip(&ids)
+        .map(|((at, _, _), &i)| (i, *at - sent_at[i as usize]))
+        .filter(|(_, d)| *d > Duration::from_millis(40))
+        .collect();
+    println!("worst delivery latency {worst:?} (one way 20 ms); late: {late:?}");
+    // Late ones waited in the sender's queue while its congestion window recovered from the
+    // loss (SCTP congestion control), never for a retransmission: that would take at least one
+    // RTO (1 s minimum). Most go in one trip.
+    assert!(worst < Duration::from_secs(1), "worst {worst:?}");
+    assert!(late.len() < ids.len() / 4, "{late:?}");
     assert_eq!(
         sim.client.buffered_amount(3),
         0,
