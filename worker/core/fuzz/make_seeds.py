@@ -576,6 +576,14 @@ def sctp_send(stream, blocks):
     return bytes([3, stream, blocks])
 
 
+def sctp_forged(delta, stream, ppid, payload):
+    return bytes([6, delta, stream, ppid, len(payload)]) + payload
+
+
+def sctp_forward(d):
+    return bytes([7]) + struct.pack("<H", d)
+
+
 def sctp_seeds():
     dcep_open = b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00chat"
     yield "sctp", "garbage", sctp_raw(bytes((i * 37) & 0xFF for i in range(64))) + sctp_raw(b"\x13\x88")
@@ -588,6 +596,12 @@ def sctp_seeds():
         + sctp_chunks(sctp_data(5, 3, 0, 99, b"unknown ppid"))
         + sctp_chunks(sctp_data(6, 1, 1, 53, b"first", flags=0x02))
         + sctp_chunks(sctp_data(7, 1, 1, 53, b"", flags=0x01)) + sctp_advance(600))
+    yield "sctp", "forged-relative", (
+        sctp_send(1, 1) + sctp_forged(0, 1, 53, b"forged ok") + sctp_forged(0, 1, 53, b"dup")
+        + sctp_forged(3, 1, 51, b"gap") + sctp_forged(5, 9, 53, b"unregistered")
+        + sctp_forged(1, 1, 50, dcep_open) + sctp_forged(2, 1, 77, b"odd ppid")
+        + sctp_forged(4, 1, 56, b"\0") + sctp_forward(10) + sctp_forward(0xFFFF)
+        + sctp_advance(1000))
     yield "sctp", "truncated-chunks", (
         sctp_chunks(sctp_data(1, 1, 0, 53, b"x" * 20)[:18])
         + sctp_chunks(sctp_chunk(0, 3, b"\0" * 8, length=200))

@@ -9,14 +9,17 @@
 //! - `1, n, n bytes`: chunks after a valid common header;
 //! - `2, ms`: advance time by `ms * 4` milliseconds and run both timers;
 //! - `3, id, n`: the client sends `n * 64` bytes on stream `id` (opened on first use);
-//! - `4, id`: the server registers inbound stream `id`; `5, id`: the server closes stream `id`.
+//! - `4, id`: the server registers inbound stream `id`; `5, id`: the server closes stream `id`;
+//! - `6, delta, id, ppid, n, n bytes`: an unordered DATA chunk (one whole message), TSN `delta + 1`
+//!   after the client's last, on stream `id` with PPID `ppid`, in a valid packet;
+//! - `7, d0, d1`: a FORWARD-TSN to the client's last TSN plus the little-endian u16 `d`.
 //!
 //!   cd worker/core/fuzz && cargo +nightly fuzz run sctp -- -max_total_time=60
 
 use std::time::{Duration, Instant};
 
 use ferrosfu_worker_core::{
-    SctpAssociation, SctpConfig, SctpState, SctpStreamParams as StreamParams,
+    SctpAssociation, SctpConfig, SctpCounters, SctpState, SctpStreamParams as StreamParams,
 };
 
 /// CRC-32c (Castagnoli, reflected), as SCTP's checksum.
@@ -41,6 +44,38 @@ struct Pair {
     server: SctpAssociation,
     /// The verification tag the server expects (from the client's packets).
     vtag: [u8; 4],
+    /// The TSN of the client's last DATA chunk.
+    last_tsn: u32,
+}
+
+/// Notes the tag and the last DATA TSN of a client packet.
+fn observe(pair_vtag: &mut [u8; 4], last_tsn: &mut u32, p: &[u8]) {
+    if p.len() >= 8 {
+        pair_vtag.copy_from_slice(&p[4..8]);
+    }
+    let mut off = 12;
+    while let Some(h) = p.get(off..off + 4) {
+        let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        if h[0] == 0 {
+            if let Some(t) = p.get(off + 4..off + 8) {
+                *last_tsn = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+            }
+        }
+        off += len.max(4).next_multiple_of(4);
+    }
+}
+
+/// A packet to the server with a valid common header around `chunks`.
+fn valid_packet(vtag: [u8; 4], chunks: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(12 + chunks.len());
+    p.extend_from_slice(&5000u16.to_be_bytes());
+    p.extend_from_slice(&5000u16.to_be_bytes());
+    p.extend_from_slice(&vtag);
+    p.extend_from_slice(&[0; 4]);
+    p.extend_from_slice(chunks);
+    let crc = crc32c(&p);
+    p[8..12].copy_from_slice(&crc.to_le_bytes());
+    p
 }
 
 impl Pair {
@@ -48,9 +83,7 @@ impl Pair {
         for _ in 0..64 {
             let mut moved = false;
             while let Some(p) = self.client.poll_transmit(self.now) {
-                if p.len() >= 8 {
-                    self.vtag.copy_from_slice(&p[4..8]);
-                }
+                observe(&mut self.vtag, &mut self.last_tsn, &p);
                 self.server.handle_input(&p, self.now);
                 moved = true;
             }
@@ -85,6 +118,11 @@ fn rank(s: SctpState) -> u8 {
 
 /// One input.
 pub fn run(data: &[u8]) {
+    outcome(data);
+}
+
+/// Runs one input; the server's counters at the end (for the seeds' outcome test).
+pub fn outcome(data: &[u8]) -> SctpCounters {
     let config = SctpConfig {
         mis: 64,
         os: 64,
@@ -97,6 +135,7 @@ pub fn run(data: &[u8]) {
         client: SctpAssociation::new(config, true),
         server: SctpAssociation::new(config, false),
         vtag: [0; 4],
+        last_tsn: 0,
     };
     pair.server.start(pair.now);
     pair.client.start(pair.now);
@@ -115,24 +154,16 @@ pub fn run(data: &[u8]) {
     };
     let mut rank_seen = rank(pair.server.state());
     while let Some(&[op]) = take(1) {
-        match op % 6 {
+        match op % 8 {
             0 | 1 => {
                 let Some(&[n]) = take(1) else { break };
                 let Some(body) = take(usize::from(n)) else {
                     break;
                 };
-                let packet = if op % 6 == 0 {
+                let packet = if op % 8 == 0 {
                     body.to_vec()
                 } else {
-                    let mut p = Vec::with_capacity(12 + body.len());
-                    p.extend_from_slice(&5000u16.to_be_bytes());
-                    p.extend_from_slice(&5000u16.to_be_bytes());
-                    p.extend_from_slice(&pair.vtag);
-                    p.extend_from_slice(&[0; 4]);
-                    p.extend_from_slice(body);
-                    let crc = crc32c(&p);
-                    p[8..12].copy_from_slice(&crc.to_le_bytes());
-                    p
+                    valid_packet(pair.vtag, body)
                 };
                 pair.server.handle_input(&packet, pair.now);
                 pair.exchange();
@@ -154,9 +185,41 @@ pub fn run(data: &[u8]) {
                 pair.server
                     .register_inbound(u16::from(id), StreamParams::default());
             }
-            _ => {
+            5 => {
                 let Some(&[id]) = take(1) else { break };
                 pair.server.close_stream(u16::from(id), pair.now);
+                pair.exchange();
+            }
+            6 => {
+                let Some(&[delta, id, ppid, n]) = take(4) else {
+                    break;
+                };
+                let Some(body) = take(usize::from(n)) else {
+                    break;
+                };
+                let tsn = pair.last_tsn.wrapping_add(1 + u32::from(delta));
+                // Unordered (U|B|E): no SSN to get right.
+                let mut chunk = vec![0u8, 0x07];
+                chunk.extend_from_slice(&u16::try_from(16 + body.len()).unwrap_or(0).to_be_bytes());
+                chunk.extend_from_slice(&tsn.to_be_bytes());
+                chunk.extend_from_slice(&u16::from(id).to_be_bytes());
+                chunk.extend_from_slice(&0u16.to_be_bytes());
+                chunk.extend_from_slice(&u32::from(ppid).to_be_bytes());
+                chunk.extend_from_slice(body);
+                chunk.resize(chunk.len().next_multiple_of(4), 0);
+                pair.server
+                    .handle_input(&valid_packet(pair.vtag, &chunk), pair.now);
+                pair.exchange();
+            }
+            _ => {
+                let Some(&[d0, d1]) = take(2) else { break };
+                let new_cum = pair
+                    .last_tsn
+                    .wrapping_add(u32::from(u16::from_le_bytes([d0, d1])));
+                let mut chunk = vec![192u8, 0, 0, 8];
+                chunk.extend_from_slice(&new_cum.to_be_bytes());
+                pair.server
+                    .handle_input(&valid_packet(pair.vtag, &chunk), pair.now);
                 pair.exchange();
             }
         }
@@ -171,4 +234,5 @@ pub fn run(data: &[u8]) {
         assert!(c.messages_in <= c.bytes_in.max(c.messages_in));
     }
     pair.advance(Duration::from_secs(2));
+    pair.server.counters()
 }
