@@ -1,4 +1,9 @@
-//! A guard in front of rtc-sctp 0.21.1 against one packet that costs the worker seconds.
+//! Guards in front of rtc-sctp 0.21.1 against packets that would panic it or cost the worker
+//! seconds (both found by the `sctp` fuzz target):
+//!
+//! - an ABORT or ERROR chunk whose error cause claims more bytes than the chunk holds panics in
+//!   `ErrorCause::unmarshal` (`Bytes::slice` out of range): such packets are dropped;
+//! - FORWARD-TSN, below.
 //!
 //! The crate's FORWARD-TSN handling (`handle_forward_tsn`) advances its cumulative TSN one by one
 //! up to the chunk's `new_cumulative_tsn`, popping its payload queue each step: a forged
@@ -17,7 +22,22 @@ const COMMON_HEADER: usize = 12;
 const INIT: u8 = 1;
 const INIT_ACK: u8 = 2;
 const SACK: u8 = 3;
+const ABORT: u8 = 6;
+const ERROR: u8 = 9;
 const FORWARD_TSN: u8 = 192;
+
+/// Whether every error cause of an ABORT or ERROR chunk's value lies inside it.
+fn causes_fit(value: &[u8]) -> bool {
+    let mut off = 0;
+    while off + 4 <= value.len() {
+        let len = usize::from(u16::from_be_bytes([value[off + 2], value[off + 3]]));
+        if len < 4 || off + len > value.len() {
+            return false;
+        }
+        off += len;
+    }
+    true
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct TsnGuard {
@@ -52,6 +72,7 @@ impl TsnGuard {
     pub(super) fn inbound(&mut self, packet: &[u8]) -> bool {
         for (kind, value) in chunks(packet) {
             match kind {
+                ABORT | ERROR if !causes_fit(value) => return false,
                 // Initiate tag, a_rwnd, OS, MIS, then the initial TSN.
                 INIT | INIT_ACK if self.floor.is_none() => {
                     if let Some(tsn) = be32(value, 12) {
@@ -126,5 +147,16 @@ mod tests {
         g.outbound(&packet(&[(SACK, (1u32 << 20).to_be_bytes().to_vec())]));
         assert!(g.inbound(&fwd((1 << 20) + 100)));
         assert!(g.inbound(&[1, 2, 3]), "not a packet: the crate counts it");
+    }
+
+    #[test]
+    fn error_causes_longer_than_their_chunk_are_dropped() {
+        let mut g = TsnGuard::default();
+        let cause = |len: u16| [&1u16.to_be_bytes()[..], &len.to_be_bytes(), &[0; 4]].concat();
+        assert!(g.inbound(&packet(&[(ABORT, cause(8))])));
+        assert!(g.inbound(&packet(&[(ERROR, vec![])])));
+        assert!(!g.inbound(&packet(&[(ABORT, cause(12))])));
+        assert!(!g.inbound(&packet(&[(ERROR, cause(200))])));
+        assert!(!g.inbound(&packet(&[(ABORT, cause(2))])));
     }
 }
