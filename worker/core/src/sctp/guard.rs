@@ -2,7 +2,10 @@
 //! seconds (both found by the `sctp` fuzz target):
 //!
 //! - an ABORT or ERROR chunk whose error cause claims more bytes than the chunk holds panics in
-//!   `ErrorCause::unmarshal` (`Bytes::slice` out of range): such packets are dropped;
+//!   `ErrorCause::unmarshal` (`Bytes::slice` out of range): such packets are dropped. This
+//!   guard walks chunks by their wire length; the crate advances by each parsed chunk's own
+//!   length (a HEARTBEAT's from its parameters), so a bad ABORT can hide inside another chunk:
+//!   `SctpAssociation::handle_input` also catches the panic as a backstop;
 //! - FORWARD-TSN, below.
 //!
 //! The crate's FORWARD-TSN handling (`handle_forward_tsn`) advances its cumulative TSN one by one

@@ -134,6 +134,8 @@ pub struct SctpCounters {
     pub send_buffer_full: u64,
     /// Messages dropped because [`MAX_QUEUED_EVENTS`] were queued.
     pub events_dropped: u64,
+    /// Packets that made rtc-sctp panic (caught; the association was dropped).
+    pub crate_panics: u64,
     pub messages_in: u64,
     pub bytes_in: u64,
     pub messages_out: u64,
@@ -250,7 +252,26 @@ impl SctpAssociation {
                 }
             }
             DatagramEvent::AssociationEvent(event) => match &mut self.assoc {
-                Some((h, assoc)) if *h == handle => assoc.handle_event(event),
+                Some((h, assoc)) if *h == handle => {
+                    // Backstop: rtc-sctp 0.21.1 has panicked on forged chunks (see guard.rs).
+                    // A panic must not take the worker down; the association may be half
+                    // updated, so it is dropped and the owner sees it fail.
+                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        assoc.handle_event(event)
+                    }));
+                    if handled.is_err() {
+                        self.counters.malformed += 1;
+                        self.counters.crate_panics += 1;
+                        self.assoc = None;
+                        let end = if self.state == SctpState::Connected {
+                            SctpState::Closed
+                        } else {
+                            SctpState::Failed
+                        };
+                        self.set_state(end);
+                        return;
+                    }
+                }
                 _ => self.counters.malformed += 1,
             },
             _ => self.counters.malformed += 1,
