@@ -549,6 +549,75 @@ def vp9_seeds():
         + vp9_op(vp9_desc(1, ss=vp9_ss(2)), body=0))
 
 
+# --- sctp: ops of fuzz/src/sctp.rs ---------------------------------------------------------
+
+def sctp_chunk(ctype, flags, value, length=None):
+    n = 4 + len(value) if length is None else length
+    return bytes([ctype, flags]) + struct.pack(">H", n) + value + b"\0" * (-len(value) % 4)
+
+
+def sctp_data(tsn, stream, ssn, ppid, payload, flags=0x03):
+    return sctp_chunk(0, flags, struct.pack(">IHHI", tsn, stream, ssn, ppid) + payload)
+
+
+def sctp_raw(packet):
+    return bytes([0, len(packet)]) + packet
+
+
+def sctp_chunks(chunks):
+    return bytes([1, len(chunks)]) + chunks
+
+
+def sctp_advance(ms):
+    return bytes([2, ms // 4])
+
+
+def sctp_send(stream, blocks):
+    return bytes([3, stream, blocks])
+
+
+def sctp_forged(delta, stream, ppid, payload):
+    return bytes([6, delta, stream, ppid, len(payload)]) + payload
+
+
+def sctp_forward(d):
+    return bytes([7]) + struct.pack("<H", d)
+
+
+def sctp_seeds():
+    dcep_open = b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00chat"
+    yield "sctp", "garbage", sctp_raw(bytes((i * 37) & 0xFF for i in range(64))) + sctp_raw(b"\x13\x88")
+    yield "sctp", "client-traffic", (
+        sctp_send(1, 10) + sctp_send(7, 1) + sctp_send(200, 2) + sctp_advance(1000)
+        + sctp_send(1, 255) + sctp_advance(400) + bytes([5, 1]) + sctp_advance(1000))
+    yield "sctp", "forged-data", (
+        sctp_chunks(sctp_data(1, 1, 0, 53, b"hello"))
+        + sctp_chunks(sctp_data(0xFFFFFFF0, 1, 0, 50, dcep_open))
+        + sctp_chunks(sctp_data(5, 3, 0, 99, b"unknown ppid"))
+        + sctp_chunks(sctp_data(6, 1, 1, 53, b"first", flags=0x02))
+        + sctp_chunks(sctp_data(7, 1, 1, 53, b"", flags=0x01)) + sctp_advance(600))
+    yield "sctp", "forged-relative", (
+        sctp_send(1, 1) + sctp_forged(0, 1, 53, b"forged ok") + sctp_forged(0, 1, 53, b"dup")
+        + sctp_forged(3, 1, 51, b"gap") + sctp_forged(5, 9, 53, b"unregistered")
+        + sctp_forged(1, 1, 50, dcep_open) + sctp_forged(2, 1, 77, b"odd ppid")
+        + sctp_forged(4, 1, 56, b"\0") + sctp_forward(10) + sctp_forward(0xFFFF)
+        + sctp_advance(1000))
+    yield "sctp", "truncated-chunks", (
+        sctp_chunks(sctp_data(1, 1, 0, 53, b"x" * 20)[:18])
+        + sctp_chunks(sctp_chunk(0, 3, b"\0" * 8, length=200))
+        + sctp_chunks(sctp_chunk(3, 0, b"\0" * 3))
+        + sctp_chunks(b"\x00\x03"))
+    yield "sctp", "control-chunks", (
+        sctp_chunks(sctp_chunk(4, 0, struct.pack(">HH", 1, 8) + b"abcd"))  # HEARTBEAT
+        + sctp_chunks(sctp_chunk(192, 0, struct.pack(">IHH", 100, 1, 3)))  # FORWARD-TSN
+        # RE-CONFIG: outgoing reset request for stream 1.
+        + sctp_chunks(sctp_chunk(130, 0, struct.pack(">HHIIIH", 13, 18, 1, 0, 0, 1)))
+        + sctp_chunks(sctp_chunk(1, 0, struct.pack(">IIHHI", 1, 65536, 10, 10, 1)))  # INIT
+        + sctp_advance(1000)
+        + sctp_chunks(sctp_chunk(7, 0, struct.pack(">I", 0)))  # SHUTDOWN
+        + sctp_advance(1000) + sctp_chunks(sctp_chunk(6, 0, b"")))  # ABORT
+
+
 def write(kind, target, name, data):
     d = os.path.join(HERE, kind, target)
     os.makedirs(d, exist_ok=True)
@@ -559,7 +628,7 @@ def write(kind, target, name, data):
 
 def main():
     for target, name, data in (list(seeds()) + list(recv_stream_seeds()) + list(dtls_auth_seeds())
-                               + list(vp8_seeds()) + list(vp9_seeds())):
+                               + list(vp8_seeds()) + list(vp9_seeds()) + list(sctp_seeds())):
         write("regression", target, name, data)
 
 

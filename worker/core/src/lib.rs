@@ -37,6 +37,7 @@ mod producer;
 mod proto;
 mod router;
 mod rtp_observer;
+mod sctp;
 mod streams;
 mod tables;
 mod transmit;
@@ -61,6 +62,12 @@ pub use proto::twcc::TwccFeedback;
 pub use proto::vp8::{PictureIds, Vp8Descriptor};
 pub use proto::vp9::{Vp9Descriptor, Vp9ScalabilityStructure};
 pub use router::Router;
+pub use sctp::{
+    Dcep, DcepError, DcepOpen, DcepReliability, MAX_QUEUED_EVENTS as SCTP_MAX_QUEUED_EVENTS,
+    SctpAssociation, SctpConfig, SctpCounters, SctpEvent, SctpState, SendError as SctpSendError,
+    StreamParams as SctpStreamParams,
+};
+pub use sctp::{PPID_BINARY, PPID_BINARY_EMPTY, PPID_DCEP, PPID_STRING, PPID_STRING_EMPTY};
 pub use streams::keyframe::KeyFrameRequester;
 pub use streams::layers::{Changes, Decision, LayerSelector, MAX_SPATIAL_LAYERS};
 pub use streams::recv::{NtpClock, RecvStream, RecvVerdict};

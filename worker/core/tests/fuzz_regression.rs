@@ -48,6 +48,7 @@ replays!(
     recv_stream,
     rtcp,
     rtp,
+    sctp,
     vp8,
     vp9
 );
@@ -112,4 +113,16 @@ fn recv_stream_seeds_reach_the_outcome_their_names_say() {
         };
         assert_eq!(got, want, "{name}");
     }
+}
+
+/// The forged DATA of `seed-forged-relative` reaches the association: a message is delivered and
+/// the DCEP one is counted (a header or TSN the harness gets wrong would drop them all silently).
+#[test]
+fn sctp_forged_seed_reaches_the_association() {
+    let dir = fuzz_dir().join("regression").join("sctp");
+    let data = fs::read(dir.join("seed-forged-relative")).expect("seed-forged-relative exists");
+    let c = fuzz::sctp::outcome(&data);
+    assert!(c.messages_in >= 2, "{c:?}");
+    assert_eq!(c.dcep_ignored, 1, "{c:?}");
+    assert!(c.unknown_stream >= 1 && c.unknown_ppid >= 1, "{c:?}");
 }

@@ -16,6 +16,7 @@ pub mod ice_stun;
 pub mod recv_stream;
 pub mod rtcp;
 pub mod rtp;
+pub mod sctp;
 pub mod vp8;
 pub mod vp9;
 
@@ -23,13 +24,14 @@ pub mod vp9;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     ("core_datagram", core_datagram::run),
     ("dtls_auth", dtls_auth::run),
     ("ice_stun", ice_stun::run),
     ("recv_stream", recv_stream::run),
     ("rtcp", rtcp::run),
     ("rtp", rtp::run),
+    ("sctp", sctp::run),
     ("vp8", vp8::run),
     ("vp9", vp9::run),
 ];
