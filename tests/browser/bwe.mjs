@@ -31,7 +31,11 @@
 // to DIR/bwe-TARGET.json and is plotted to DIR/bwe-TARGET.png (gnuplot).
 //
 // Pass criteria (the issue's): during the limited phase, from --settle-ms (10 s) after the limit
-// to the lift, B decodes the middle layer (500..800 px) in ≥ 90 % of the samples; no framesDecoded
+// to the lift, B decodes the middle layer in ≥ 90 % of the samples (the publisher's r1: B's width is
+// nearest to the width A's outbound-rtp reports for r1, sampled every 500 ms, so that a publisher
+// whose CPU adaptation scaled r1 to 320 px is not counted as the low layer; and A may not send r1
+// below 500 px in more than half of its samples, else the machine is too busy and the test
+// fails; midPxShareSettled and the server's consumerLayersChanged share are reported); no framesDecoded
 // stall > 1 s from the limit to the end; packet loss (inbound-rtp, Δlost / Δexpected) < 2 % over
 // the limited phase; ≥ 1000 px within --recover-limit-ms (15 s) of the lift; at least one
 // downlinkBwe. Figures reported for scripts/bench bwe: adaptDownMs (limit → the first sample
@@ -210,7 +214,26 @@ function recoverFullMs(timeline, liftT) {
   return r ? Math.round((r.t - liftT) * 1000) : null;
 }
 
-function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd) {
+// The share of [from, to) during which the server forwarded spatial layer `layer` to B, from its
+// consumerLayersChanged notifications (null when it sent none before `to`).
+function serverLayerShare(events, from, to, layer) {
+  let cur = null;
+  let t = from;
+  let on = 0;
+  for (const e of events) {
+    if (e.t >= to) break;
+    if (e.t > from && cur !== null) {
+      if (cur === layer) on += e.t - t;
+    }
+    if (e.t > from) t = e.t;
+    cur = e.data && e.data.spatialLayer != null ? e.data.spatialLayer : null;
+  }
+  if (cur === null && !events.some((e) => e.t < to)) return null;
+  if (cur === layer) on += to - Math.max(t, from);
+  return +(on / (to - from)).toFixed(3);
+}
+
+function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd, pubSamples, layerEvents) {
   const within = (a, b) => samples.filter((s) => s.t >= a && s.t < b);
   // Every 0.5 s from tFree: the last sample of each slot against the last of the one before.
   const timeline = [];
@@ -261,8 +284,30 @@ function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd) {
   const lossy = timeline.filter((r) => r.phase === 'limited' && r.lossPct > 1);
   const lossFreeMs = lossy.length ? Math.round(lossy[lossy.length - 1].t * 1000) : 0;
   const settled = within(tLimit + settleMs, tLift).filter((s) => s.w > 0);
-  const mid = settled.filter((s) => s.w >= 500 && s.w <= 800).length;
-  const low = settled.filter((s) => s.w < 500).length;
+  // Which of the publisher's encodings B decodes: the one whose width (A's outbound-rtp, sampled
+  // every 500 ms, from 1 s before the sample to 0.5 s after it) is nearest B's. A publisher
+  // that its own CPU adaptation made send 320 px on r1 is still the middle layer; without
+  // publisher samples, by pixels (500..800 px).
+  const encodingOf = (s) => {
+    const near = pubSamples.filter((p) => p.t >= s.t - 1000 && p.t <= s.t + 500);
+    if (!near.length) return s.w >= 500 && s.w <= 800 ? 1 : s.w < 500 ? 0 : 2;
+    const idx = near.map((p) => {
+      let best = null;
+      p.w.forEach((w, i) => {
+        if (w > 0 && (best === null || Math.abs(s.w - w) < Math.abs(s.w - p.w[best]))) best = i;
+      });
+      return best;
+    });
+    return idx.includes(1) ? 1 : idx.every((i) => i === 0) ? 0 : 2;
+  };
+  const mid = settled.filter((s) => encodingOf(s) === 1).length;
+  const low = settled.filter((s) => encodingOf(s) === 0).length;
+  const midPx = settled.filter((s) => s.w >= 500 && s.w <= 800).length;
+  // How often the publisher itself sent its middle encoding below 500 px (CPU adaptation).
+  const pubSettled = pubSamples.filter((p) => p.t >= tLimit + settleMs && p.t < tLift);
+  const pubMidDegraded = pubSettled.filter((p) => !(p.w[1] >= 500)).length;
+  // The server's own choice (consumerLayersChanged), as a share of the settled time.
+  const serverMid = serverLayerShare(layerEvents, tLimit + settleMs, tLift, 1);
   const recovered = within(tLift, tEnd + 1).find((s) => s.w >= 1000);
   const recoverWidthMs = recovered ? Math.round(recovered.t - tLift) : null;
   const recoverMs = recoverFullMs(timeline, (tLift - tLimit) / 1000);
@@ -315,6 +360,10 @@ function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd) {
       chromeFreezeSeconds: e0 && e1 ? +(e1.fzd - e0.fzd).toFixed(2) : null,
       midShareSettled: settled.length ? +(mid / settled.length).toFixed(3) : null,
       lowShareSettled: settled.length ? +(low / settled.length).toFixed(3) : null,
+      midPxShareSettled: settled.length ? +(midPx / settled.length).toFixed(3) : null,
+      pubMidDegradedShare: pubSettled.length ? +(pubMidDegraded / pubSettled.length).toFixed(3) : null,
+      pubSamples: pubSettled.length,
+      serverMidShareSettled: serverMid,
       settledSamples: settled.length,
       medianEstimateLimitedKbps: estimates.length ? Math.round(estimates[Math.floor(estimates.length / 2)]) : null,
       maxEstimateLimitedKbps: estimates.length ? Math.round(estimates[estimates.length - 1]) : null,
@@ -398,6 +447,21 @@ async function main(result) {
     }, 500);
   });
 
+  // What A's encoder sends, per encoding, every 500 ms (epoch ms: A and B are two pages).
+  await A.page.evaluate(() => {
+    window.t.pubSamples = [];
+    window.t.pubTimer = setInterval(async () => {
+      const epoch = performance.timeOrigin + performance.now();
+      const st = await window.t.sendStats();
+      const w = ['r0', 'r1', 'r2'].map((rid) => {
+        const e = st.encodings.find((x) => x.rid === rid);
+        return e && e.width ? e.width : 0;
+      });
+      const top = st.encodings.find((x) => x.rid === 'r2');
+      window.t.pubSamples.push({ epoch, w, limit: top ? top.qualityLimitationReason : null });
+    }, 500);
+  });
+
   const initial = await B.page.evaluate((ms) => window.t.waitWidth(1000, 1e5, window.t.consumers.video.at, ms), initialMs);
   result.initial = initial;
   if (!check(initial.ok, `B did not decode ≥ 1000 px within ${initialMs} ms before the limit (last width ${initial.lastWidth})`)) return;
@@ -422,7 +486,13 @@ async function main(result) {
   }));
   result.transportStats = transportStats;
   const bweEvents = events.filter((e) => e.method === 'downlinkBwe');
-  const a = analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd);
+  // A's samples on B's page clock (both pages share the machine's clock: epoch ms).
+  const pubRaw = await A.page.evaluate(() => { clearInterval(window.t.pubTimer); return window.t.pubSamples; });
+  const bOrigin = await B.page.evaluate(() => performance.timeOrigin);
+  const pubSamples = pubRaw.map((p) => ({ ...p, t: p.epoch - bOrigin }));
+  const layerEvents = events.filter((e) => e.method === 'consumerLayersChanged'
+    && (!e.data || !e.data.consumerId || e.data.consumerId === bVideo.id));
+  const a = analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd, pubSamples, layerEvents);
   result.figures = a.figures;
   result.timeline = a.timeline;
   result.notifications = events.filter((e) => ['consumerLayersChanged', 'consumerPaused', 'consumerResumed'].includes(e.method))
@@ -434,7 +504,10 @@ async function main(result) {
 
   const f = a.figures;
   check(f.midShareSettled != null && f.midShareSettled >= 0.9,
-    `middle layer (500..800 px) in ${f.midShareSettled} of the samples from ${settleMs / 1000} s after the limit to the lift (want ≥ 0.9; low layer ${f.lowShareSettled})`);
+    `middle layer (the publisher's r1) in ${f.midShareSettled} of the samples from ${settleMs / 1000} s after the limit to the lift (want ≥ 0.9; low layer ${f.lowShareSettled}; 500..800 px ${f.midPxShareSettled}; the publisher sent r1 below 500 px in ${f.pubMidDegradedShare} of its samples; the server forwarded layer 1 for ${f.serverMidShareSettled} of the time)`);
+  // A machine so busy that the publisher sends no ~640 px layer at all does not test this.
+  check(f.pubMidDegradedShare == null || f.pubMidDegradedShare <= 0.5,
+    `the publisher sent its middle encoding below 500 px in ${f.pubMidDegradedShare} of the settled samples (CPU adaptation: the machine is too busy for this test)`);
   check(f.maxStallMs <= 1000, `framesDecoded stalled ${f.maxStallMs} ms after the limit (${JSON.stringify(f.stalls)})`);
   check(f.lossPct != null && f.lossPct < 2, `packet loss ${f.lossPct} % over the limited phase (want < 2 %)`);
   check(f.recoverMs != null && f.recoverMs <= recoverLimitMs, `≥ 1000 px at full frame rate ${f.recoverMs == null ? 'never' : `${f.recoverMs} ms`} after the lift (want ≤ ${recoverLimitMs} ms)`);
