@@ -67,6 +67,14 @@ string_id!(
     ConsumerId
 );
 string_id!(
+    /// DataProducer id, unique within a worker.
+    DataProducerId
+);
+string_id!(
+    /// DataConsumer id, unique within a worker.
+    DataConsumerId
+);
+string_id!(
     /// WebRtcServer id, unique within a worker.
     WebRtcServerId
 );
@@ -88,6 +96,8 @@ handler_from!(
     TransportId,
     ProducerId,
     ConsumerId,
+    DataProducerId,
+    DataConsumerId,
     WebRtcServerId,
     RtpObserverId
 );

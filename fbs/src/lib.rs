@@ -12,6 +12,7 @@
 //! checked in; CI runs `scripts/gen-fbs --check` to fail when it is stale.
 
 mod codec;
+mod data;
 mod frame;
 mod ids;
 mod media;
@@ -30,10 +31,11 @@ mod proto;
 mod generated;
 
 pub use codec::{DecodeError, EncodeError, Encoder, decode_message, peek_request_id};
+pub use data::*;
 pub use frame::{FrameBuffer, FrameEvent, MAX_FRAME_LEN, Split, split_frame};
 pub use ids::{
-    ConsumerId, HandlerId, ProducerId, RequestId, RouterId, RtpObserverId, TransportId,
-    WebRtcServerId,
+    ConsumerId, DataConsumerId, DataProducerId, HandlerId, ProducerId, RequestId, RouterId,
+    RtpObserverId, TransportId, WebRtcServerId,
 };
 pub use media::*;
 pub use proto::{

@@ -2,7 +2,11 @@
 //! events. The supervisor resolves everything (ORTC) before it reaches the worker: what travels
 //! here is final — payload types, SSRCs, header-extension ids are the ones to put on the wire.
 
-use crate::ids::{ConsumerId, ProducerId, RtpObserverId, TransportId, WebRtcServerId};
+use crate::data::{SctpOptions, SctpParameters, SctpState};
+use crate::ids::{
+    ConsumerId, DataConsumerId, DataProducerId, ProducerId, RtpObserverId, TransportId,
+    WebRtcServerId,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
@@ -134,6 +138,8 @@ pub struct WebRtcTransportOptions {
     /// Consent freshness timeout (RFC 7675) in seconds; 0 = the default 30 s.
     pub ice_consent_timeout: u8,
     pub initial_available_outgoing_bitrate: u32,
+    /// `enableSctp`: data channels over the DTLS association.
+    pub sctp: Option<SctpOptions>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -407,6 +413,11 @@ pub struct WebRtcTransportDump {
     pub dtls_state: DtlsState,
     pub producer_ids: Vec<ProducerId>,
     pub consumer_ids: Vec<ConsumerId>,
+    /// With `enableSctp`: the association's parameters and state.
+    pub sctp_parameters: Option<SctpParameters>,
+    pub sctp_state: Option<SctpState>,
+    pub data_producer_ids: Vec<DataProducerId>,
+    pub data_consumer_ids: Vec<DataConsumerId>,
 }
 
 /// Reply of `router.create_plain_transport`, `transport.connect` and `transport.dump` on a
@@ -639,4 +650,23 @@ pub enum MediaEvent {
     ConsumerBweResume,
     /// handler = producer id (dynacast): the spatial layers its consumers need now.
     ProducerLayersNeeded(Vec<u8>),
+    /// handler = transport id: its SCTP association's state changed.
+    TransportSctpStateChange(SctpState),
+    /// handler = data consumer id: its SCTP stream's backlog fell to its threshold (bytes now).
+    DataConsumerBufferedAmountLow(u32),
+    /// A message to it was dropped: the association's send buffer was full.
+    DataConsumerSctpSendBufferFull,
+    DataConsumerDataProducerPause,
+    DataConsumerDataProducerResume,
+    /// Its DataProducer closed: the data consumer is gone.
+    DataConsumerDataProducerClose,
+    /// Its transport closed under it (router/transport close), or the peer reset its stream.
+    DataConsumerTransportClose,
+    /// handler = data producer id: its transport closed, or the peer reset its stream.
+    DataProducerTransportClose,
+    /// handler = data consumer id (a `direct` one): a message for the supervisor.
+    DataConsumerMessage {
+        ppid: u32,
+        data: Vec<u8>,
+    },
 }

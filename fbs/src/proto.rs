@@ -1,6 +1,7 @@
 //! Typed channel messages. These are what the supervisor and the worker exchange; the FlatBuffers
 //! form exists only at the edge (see `codec`).
 
+use crate::data::*;
 use crate::ids::{HandlerId, ProducerId, RequestId, RouterId};
 use crate::media::*;
 
@@ -219,6 +220,36 @@ methods! {
     TransportEnableTraceEvent(Vec<TraceEventType>)
         = "transport.enable_trace_event", TRANSPORT_ENABLE_TRACE_EVENT
         => ();
+    RouterCreateDirectTransport(DirectTransportOptions)
+        = "router.create_direct_transport", ROUTER_CREATE_DIRECT_TRANSPORT
+        => ();
+    TransportProduceData(ProduceDataOptions)
+        = "transport.produce_data", TRANSPORT_PRODUCE_DATA => DataProducerDump;
+    TransportConsumeData(ConsumeDataOptions)
+        = "transport.consume_data", TRANSPORT_CONSUME_DATA => DataConsumerDump;
+    DataProducerClose = "data_producer.close", DATA_PRODUCER_CLOSE => ();
+    DataProducerDump = "data_producer.dump", DATA_PRODUCER_DUMP => DataProducerDump;
+    DataProducerGetStats = "data_producer.get_stats", DATA_PRODUCER_GET_STATS => DataStats;
+    DataProducerPause = "data_producer.pause", DATA_PRODUCER_PAUSE => ();
+    DataProducerResume = "data_producer.resume", DATA_PRODUCER_RESUME => ();
+    /// A message from the supervisor into a `direct` DataProducer, fanned out to its
+    /// DataConsumers as if an endpoint had sent it.
+    DataProducerSend(DataSend) = "data_producer.send", DATA_PRODUCER_SEND => ();
+    DataConsumerClose = "data_consumer.close", DATA_CONSUMER_CLOSE => ();
+    DataConsumerDump = "data_consumer.dump", DATA_CONSUMER_DUMP => DataConsumerDump;
+    DataConsumerGetStats = "data_consumer.get_stats", DATA_CONSUMER_GET_STATS => DataStats;
+    DataConsumerPause = "data_consumer.pause", DATA_CONSUMER_PAUSE => ();
+    DataConsumerResume = "data_consumer.resume", DATA_CONSUMER_RESUME => ();
+    DataConsumerGetBufferedAmount
+        = "data_consumer.get_buffered_amount", DATA_CONSUMER_GET_BUFFERED_AMOUNT => u32;
+    DataConsumerSetBufferedAmountLowThreshold(u32)
+        = "data_consumer.set_buffered_amount_low_threshold",
+        DATA_CONSUMER_SET_BUFFERED_AMOUNT_LOW_THRESHOLD => ();
+    /// A message from the supervisor to this DataConsumer's endpoint only (`sctp` consumers).
+    DataConsumerSend(DataSend) = "data_consumer.send", DATA_CONSUMER_SEND => ();
+    /// Replaces the subchannels; answers them as applied (sorted, deduplicated).
+    DataConsumerSetSubchannels(Vec<u16>)
+        = "data_consumer.set_subchannels", DATA_CONSUMER_SET_SUBCHANNELS => Vec<u16>;
 }
 
 /// What a request's handler id names: the part of its method's name before the dot.
@@ -231,6 +262,8 @@ pub enum Entity {
     Producer,
     Consumer,
     RtpObserver,
+    DataProducer,
+    DataConsumer,
 }
 
 impl Entity {
@@ -244,6 +277,8 @@ impl Entity {
             "producer" => Entity::Producer,
             "consumer" => Entity::Consumer,
             "rtp_observer" => Entity::RtpObserver,
+            "data_producer" => Entity::DataProducer,
+            "data_consumer" => Entity::DataConsumer,
             _ => return None,
         })
     }
@@ -439,6 +474,16 @@ responses! {
     ConsumerDump(ConsumerDump),
     /// `consumer.set_preferred_layers`: the preference as applied; `None` for a simple consumer.
     PreferredLayers(Option<ConsumerLayers>),
+    /// `transport.dump` of a DirectTransport.
+    DirectTransportDump(DirectTransportDump),
+    DataProducerDump(DataProducerDump),
+    DataConsumerDump(DataConsumerDump),
+    /// `data_producer.get_stats` / `data_consumer.get_stats`.
+    DataStats(DataStats),
+    /// `data_consumer.get_buffered_amount`: bytes.
+    BufferedAmount(u32),
+    /// `data_consumer.set_subchannels`: the subchannels as applied.
+    Subchannels(Vec<u16>),
 }
 
 /// The typed form of an accepted response; derived by `responses!` for each [`ResponseBody`]
@@ -465,6 +510,7 @@ pub struct UnexpectedResponse(pub &'static str);
 pub enum AnyTransportDump {
     WebRtc(Box<WebRtcTransportDump>),
     Plain(Box<PlainTransportDump>),
+    Direct(Box<DirectTransportDump>),
 }
 
 impl FromResponse for AnyTransportDump {
@@ -472,6 +518,7 @@ impl FromResponse for AnyTransportDump {
         match body {
             ResponseBody::WebRtcTransportDump(d) => Ok(AnyTransportDump::WebRtc(Box::new(d))),
             ResponseBody::PlainTransportDump(d) => Ok(AnyTransportDump::Plain(Box::new(d))),
+            ResponseBody::DirectTransportDump(d) => Ok(AnyTransportDump::Direct(Box::new(d))),
             other => Err(UnexpectedResponse(other.kind())),
         }
     }

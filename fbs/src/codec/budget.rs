@@ -128,3 +128,13 @@ impl Own for &str {
         own(self)
     }
 }
+
+/// A byte vector copied out of the payload, charged to the budget (empty once it is spent).
+pub(super) fn own_bytes(v: Vector<'_, u8>) -> Vec<u8> {
+    let b = v.bytes();
+    if charge(b.len()) {
+        b.to_vec()
+    } else {
+        Vec::new()
+    }
+}

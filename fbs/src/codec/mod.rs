@@ -10,6 +10,7 @@
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
 
 mod budget;
+mod data;
 mod enums;
 mod notification;
 mod peek;
@@ -19,7 +20,8 @@ mod rtp_parameters;
 mod stats;
 mod transport;
 
-use budget::{Bounded, BoundedStrs, Own, own};
+use budget::{Bounded, BoundedStrs, Own, own, own_bytes};
+use data::*;
 use enums::*;
 use notification::*;
 pub use peek::peek_request_id;

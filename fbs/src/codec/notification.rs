@@ -54,6 +54,9 @@ pub(super) fn build_media_event(
     Option<WIPOffset<UnionWIPOffset>>,
 ) {
     use fb_notif::{Body as B, Event as E};
+    if let Some(parts) = build_data_event(fbb, e) {
+        return parts;
+    }
     match e {
         MediaEvent::TransportIceStateChange(s) => {
             let b = fb_wrt::IceStateChangeNotification::create(
@@ -216,6 +219,19 @@ pub(super) fn build_media_event(
                 B::Producer_LayersNeededNotification,
                 union(b),
             )
+        }
+        // Built by `build_data_event` above.
+        MediaEvent::TransportSctpStateChange(_)
+        | MediaEvent::DataConsumerBufferedAmountLow(_)
+        | MediaEvent::DataConsumerSctpSendBufferFull
+        | MediaEvent::DataConsumerDataProducerPause
+        | MediaEvent::DataConsumerDataProducerResume
+        | MediaEvent::DataConsumerDataProducerClose
+        | MediaEvent::DataConsumerTransportClose
+        | MediaEvent::DataProducerTransportClose
+        | MediaEvent::DataConsumerMessage { .. } => {
+            debug_assert!(false, "a data event reached build_media_event");
+            (E::WORKER_CHANNEL_ERROR, B::NONE, None)
         }
     }
 }
@@ -388,6 +404,10 @@ pub(super) fn event_from(n: fb_notif::Notification<'_>) -> Dr<Event> {
                 b.spatial_layers().bounded().collect(),
             ))
         }
-        other => return Err(format!("unknown event {}", other.0)),
+        other => {
+            return data_event_from(n)
+                .map(|e| e.map(Event::Media))
+                .unwrap_or_else(|| Err(format!("unknown event {}", other.0)));
+        }
     })
 }

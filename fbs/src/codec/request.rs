@@ -26,6 +26,9 @@ pub(super) fn build_request(fbb: &mut Fbb, r: &Request) -> WIPOffset<UnionWIPOff
 /// travels with none.
 pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts {
     use fb_req::Body as B;
+    if let Some(parts) = build_data_request_body(fbb, body) {
+        return parts;
+    }
     match body {
         RequestBody::WorkerUpdateSettings(s) => {
             let log_level = s.log_level.map(|l| fbb.create_string(l.as_str()));
@@ -82,6 +85,7 @@ pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts 
                     (fb_wrt::Listen::ListenIndividual, union(l))
                 }
             };
+            let sctp = o.sctp.as_ref().map(|s| build_sctp_options(fbb, s));
             let b = fb_wrt::CreateRequest::create(
                 fbb,
                 &fb_wrt::CreateRequestArgs {
@@ -94,6 +98,7 @@ pub(super) fn build_request_body(fbb: &mut Fbb, body: &RequestBody) -> ReqParts 
                     prefer_tcp: o.prefer_tcp,
                     ice_consent_timeout: o.ice_consent_timeout,
                     initial_available_outgoing_bitrate: o.initial_available_outgoing_bitrate,
+                    sctp,
                 },
             );
             (B::WebRtcTransport_CreateRequest, union(b))
@@ -357,6 +362,7 @@ pub(super) fn request_body_from(r: fb_req::Request<'_>) -> Dr<RequestBody> {
                 prefer_tcp: b.prefer_tcp(),
                 ice_consent_timeout: b.ice_consent_timeout(),
                 initial_available_outgoing_bitrate: b.initial_available_outgoing_bitrate(),
+                sctp: b.sctp().map(sctp_options_from),
             })
         }
         M::ROUTER_CREATE_PLAIN_TRANSPORT => {
@@ -501,6 +507,9 @@ pub(super) fn request_body_from(r: fb_req::Request<'_>) -> Dr<RequestBody> {
             RequestBody::ConsumerSetPriority(b.priority())
         }
         other => {
+            if let Some(body) = data_request_body_from(r) {
+                return body;
+            }
             let method =
                 Method::from_fb(other).ok_or_else(|| format!("unknown method {}", other.0))?;
             RequestBody::bodyless(method).ok_or_else(|| missing(method))?

@@ -41,6 +41,9 @@ pub(super) fn build_response_body(
     body: &ResponseBody,
 ) -> (fb_resp::Body, Option<WIPOffset<UnionWIPOffset>>) {
     use fb_resp::Body as B;
+    if let Some(parts) = build_data_response_body(fbb, body) {
+        return parts;
+    }
     match body {
         ResponseBody::None => (B::NONE, None),
         ResponseBody::WorkerDump(d) => {
@@ -139,6 +142,7 @@ pub(super) fn build_response_body(
             let dtls_parameters = Some(build_dtls_parameters(fbb, &d.dtls_parameters));
             let producer_ids = Some(strings(fbb, d.producer_ids.iter().map(ProducerId::as_str)));
             let consumer_ids = Some(strings(fbb, d.consumer_ids.iter().map(ConsumerId::as_str)));
+            let sctp = build_webrtc_sctp_parts(fbb, d);
             let b = fb_wrt::DumpResponse::create(
                 fbb,
                 &fb_wrt::DumpResponseArgs {
@@ -151,6 +155,10 @@ pub(super) fn build_response_body(
                     dtls_state: dtls_state_to(d.dtls_state),
                     producer_ids,
                     consumer_ids,
+                    sctp_parameters: sctp.sctp_parameters,
+                    sctp_state: sctp.sctp_state,
+                    data_producer_ids: sctp.data_producer_ids,
+                    data_consumer_ids: sctp.data_consumer_ids,
                 },
             );
             (B::WebRtcTransport_DumpResponse, union(b))
@@ -294,6 +302,16 @@ pub(super) fn build_response_body(
             );
             (B::Consumer_SetPreferredLayersResponse, union(b))
         }
+        // Built by `build_data_response_body` above.
+        ResponseBody::DirectTransportDump(_)
+        | ResponseBody::DataProducerDump(_)
+        | ResponseBody::DataConsumerDump(_)
+        | ResponseBody::DataStats(_)
+        | ResponseBody::BufferedAmount(_)
+        | ResponseBody::Subchannels(_) => {
+            debug_assert!(false, "a data answer reached build_response_body");
+            (B::NONE, None)
+        }
     }
 }
 
@@ -418,6 +436,10 @@ pub(super) fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
                 dtls_state: dtls_state_from(d.dtls_state())?,
                 producer_ids: producer_ids_from(d.producer_ids()),
                 consumer_ids: consumer_ids_from(d.consumer_ids()),
+                sctp_parameters: d.sctp_parameters().map(sctp_parameters_from),
+                sctp_state: d.sctp_state().map(sctp_state_from).transpose()?,
+                data_producer_ids: data_producer_ids_from(d.data_producer_ids()),
+                data_consumer_ids: data_consumer_ids_from(d.data_consumer_ids()),
             })
         }
         B::PlainTransport_DumpResponse => {
@@ -526,6 +548,9 @@ pub(super) fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
                 .ok_or_else(|| missing("consumer preferred layers"))?;
             ResponseBody::PreferredLayers(d.preferred_layers().map(consumer_layers_from))
         }
-        other => return Err(format!("unknown response body {}", other.0)),
+        other => {
+            return data_response_body_from(r)
+                .unwrap_or_else(|| Err(format!("unknown response body {}", other.0)));
+        }
     })
 }

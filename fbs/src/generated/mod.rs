@@ -19,6 +19,41 @@ pub mod fbs {
     mod dump_response_generated;
     pub use self::dump_response_generated::*;
   } // consumer
+  pub mod data_consumer {
+    use super::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+    mod get_buffered_amount_response_generated;
+    pub use self::get_buffered_amount_response_generated::*;
+    mod set_buffered_amount_low_threshold_request_generated;
+    pub use self::set_buffered_amount_low_threshold_request_generated::*;
+    mod set_subchannels_request_generated;
+    pub use self::set_subchannels_request_generated::*;
+    mod set_subchannels_response_generated;
+    pub use self::set_subchannels_response_generated::*;
+    mod buffered_amount_low_notification_generated;
+    pub use self::buffered_amount_low_notification_generated::*;
+    mod message_notification_generated;
+    pub use self::message_notification_generated::*;
+  } // data_consumer
+  pub mod data_producer {
+    use super::*;
+    mod type_generated;
+    pub use self::type_generated::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+    mod get_stats_response_generated;
+    pub use self::get_stats_response_generated::*;
+    mod send_request_generated;
+    pub use self::send_request_generated::*;
+  } // data_producer
+  pub mod direct_transport {
+    use super::*;
+    mod create_request_generated;
+    pub use self::create_request_generated::*;
+    mod dump_response_generated;
+    pub use self::dump_response_generated::*;
+  } // direct_transport
   pub mod log {
     use super::*;
     mod level_generated;
@@ -136,6 +171,21 @@ pub mod fbs {
     mod get_stats_response_generated;
     pub use self::get_stats_response_generated::*;
   } // rtp_stream
+  pub mod sctp_parameters {
+    use super::*;
+    mod sctp_state_generated;
+    pub use self::sctp_state_generated::*;
+    mod num_sctp_streams_generated;
+    pub use self::num_sctp_streams_generated::*;
+    mod sctp_options_generated;
+    pub use self::sctp_options_generated::*;
+    mod sctp_parameters_generated;
+    pub use self::sctp_parameters_generated::*;
+    mod sctp_stream_parameters_generated;
+    pub use self::sctp_stream_parameters_generated::*;
+    mod sctp_state_change_notification_generated;
+    pub use self::sctp_state_change_notification_generated::*;
+  } // sctp_parameters
   pub mod srtp_parameters {
     use super::*;
     mod srtp_crypto_suite_generated;
@@ -181,6 +231,10 @@ pub mod fbs {
     pub use self::consume_response_generated::*;
     mod get_stats_response_generated;
     pub use self::get_stats_response_generated::*;
+    mod produce_data_request_generated;
+    pub use self::produce_data_request_generated::*;
+    mod consume_data_request_generated;
+    pub use self::consume_data_request_generated::*;
   } // transport
   pub mod web_rtc_server {
     use super::*;

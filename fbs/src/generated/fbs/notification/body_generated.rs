@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 13;
+pub const ENUM_MAX_BODY: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 14] = [
+pub const ENUM_VALUES_BODY: [Body; 17] = [
   Body::NONE,
   Body::Worker_RunningNotification,
   Body::Worker_ChannelErrorNotification,
@@ -23,6 +23,9 @@ pub const ENUM_VALUES_BODY: [Body; 14] = [
   Body::RtpObserver_VolumesNotification,
   Body::Transport_TraceNotification,
   Body::Producer_LayersNeededNotification,
+  Body::SctpParameters_SctpStateChangeNotification,
+  Body::DataConsumer_BufferedAmountLowNotification,
+  Body::DataConsumer_MessageNotification,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -44,9 +47,12 @@ impl Body {
   pub const RtpObserver_VolumesNotification: Self = Self(11);
   pub const Transport_TraceNotification: Self = Self(12);
   pub const Producer_LayersNeededNotification: Self = Self(13);
+  pub const SctpParameters_SctpStateChangeNotification: Self = Self(14);
+  pub const DataConsumer_BufferedAmountLowNotification: Self = Self(15);
+  pub const DataConsumer_MessageNotification: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_RunningNotification,
@@ -62,6 +68,9 @@ impl Body {
     Self::RtpObserver_VolumesNotification,
     Self::Transport_TraceNotification,
     Self::Producer_LayersNeededNotification,
+    Self::SctpParameters_SctpStateChangeNotification,
+    Self::DataConsumer_BufferedAmountLowNotification,
+    Self::DataConsumer_MessageNotification,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -80,6 +89,9 @@ impl Body {
       Self::RtpObserver_VolumesNotification => Some("RtpObserver_VolumesNotification"),
       Self::Transport_TraceNotification => Some("Transport_TraceNotification"),
       Self::Producer_LayersNeededNotification => Some("Producer_LayersNeededNotification"),
+      Self::SctpParameters_SctpStateChangeNotification => Some("SctpParameters_SctpStateChangeNotification"),
+      Self::DataConsumer_BufferedAmountLowNotification => Some("DataConsumer_BufferedAmountLowNotification"),
+      Self::DataConsumer_MessageNotification => Some("DataConsumer_MessageNotification"),
       _ => None,
     }
   }

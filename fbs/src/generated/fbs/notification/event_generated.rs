@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_EVENT: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_EVENT: u8 = 20;
+pub const ENUM_MAX_EVENT: u8 = 29;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_EVENT: [Event; 21] = [
+pub const ENUM_VALUES_EVENT: [Event; 30] = [
   Event::WORKER_RUNNING,
   Event::WORKER_CHANNEL_ERROR,
   Event::TRANSPORT_ICE_STATE_CHANGE,
@@ -30,6 +30,15 @@ pub const ENUM_VALUES_EVENT: [Event; 21] = [
   Event::CONSUMER_BWE_PAUSE,
   Event::CONSUMER_BWE_RESUME,
   Event::PRODUCER_LAYERS_NEEDED,
+  Event::TRANSPORT_SCTP_STATE_CHANGE,
+  Event::DATACONSUMER_BUFFERED_AMOUNT_LOW,
+  Event::DATACONSUMER_SCTP_SENDBUFFER_FULL,
+  Event::DATACONSUMER_DATAPRODUCER_PAUSE,
+  Event::DATACONSUMER_DATAPRODUCER_RESUME,
+  Event::DATACONSUMER_DATAPRODUCER_CLOSE,
+  Event::DATACONSUMER_TRANSPORT_CLOSE,
+  Event::DATAPRODUCER_TRANSPORT_CLOSE,
+  Event::DATACONSUMER_MESSAGE,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -58,9 +67,18 @@ impl Event {
   pub const CONSUMER_BWE_PAUSE: Self = Self(18);
   pub const CONSUMER_BWE_RESUME: Self = Self(19);
   pub const PRODUCER_LAYERS_NEEDED: Self = Self(20);
+  pub const TRANSPORT_SCTP_STATE_CHANGE: Self = Self(21);
+  pub const DATACONSUMER_BUFFERED_AMOUNT_LOW: Self = Self(22);
+  pub const DATACONSUMER_SCTP_SENDBUFFER_FULL: Self = Self(23);
+  pub const DATACONSUMER_DATAPRODUCER_PAUSE: Self = Self(24);
+  pub const DATACONSUMER_DATAPRODUCER_RESUME: Self = Self(25);
+  pub const DATACONSUMER_DATAPRODUCER_CLOSE: Self = Self(26);
+  pub const DATACONSUMER_TRANSPORT_CLOSE: Self = Self(27);
+  pub const DATAPRODUCER_TRANSPORT_CLOSE: Self = Self(28);
+  pub const DATACONSUMER_MESSAGE: Self = Self(29);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 20;
+  pub const ENUM_MAX: u8 = 29;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_RUNNING,
     Self::WORKER_CHANNEL_ERROR,
@@ -83,6 +101,15 @@ impl Event {
     Self::CONSUMER_BWE_PAUSE,
     Self::CONSUMER_BWE_RESUME,
     Self::PRODUCER_LAYERS_NEEDED,
+    Self::TRANSPORT_SCTP_STATE_CHANGE,
+    Self::DATACONSUMER_BUFFERED_AMOUNT_LOW,
+    Self::DATACONSUMER_SCTP_SENDBUFFER_FULL,
+    Self::DATACONSUMER_DATAPRODUCER_PAUSE,
+    Self::DATACONSUMER_DATAPRODUCER_RESUME,
+    Self::DATACONSUMER_DATAPRODUCER_CLOSE,
+    Self::DATACONSUMER_TRANSPORT_CLOSE,
+    Self::DATAPRODUCER_TRANSPORT_CLOSE,
+    Self::DATACONSUMER_MESSAGE,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -108,6 +135,15 @@ impl Event {
       Self::CONSUMER_BWE_PAUSE => Some("CONSUMER_BWE_PAUSE"),
       Self::CONSUMER_BWE_RESUME => Some("CONSUMER_BWE_RESUME"),
       Self::PRODUCER_LAYERS_NEEDED => Some("PRODUCER_LAYERS_NEEDED"),
+      Self::TRANSPORT_SCTP_STATE_CHANGE => Some("TRANSPORT_SCTP_STATE_CHANGE"),
+      Self::DATACONSUMER_BUFFERED_AMOUNT_LOW => Some("DATACONSUMER_BUFFERED_AMOUNT_LOW"),
+      Self::DATACONSUMER_SCTP_SENDBUFFER_FULL => Some("DATACONSUMER_SCTP_SENDBUFFER_FULL"),
+      Self::DATACONSUMER_DATAPRODUCER_PAUSE => Some("DATACONSUMER_DATAPRODUCER_PAUSE"),
+      Self::DATACONSUMER_DATAPRODUCER_RESUME => Some("DATACONSUMER_DATAPRODUCER_RESUME"),
+      Self::DATACONSUMER_DATAPRODUCER_CLOSE => Some("DATACONSUMER_DATAPRODUCER_CLOSE"),
+      Self::DATACONSUMER_TRANSPORT_CLOSE => Some("DATACONSUMER_TRANSPORT_CLOSE"),
+      Self::DATAPRODUCER_TRANSPORT_CLOSE => Some("DATAPRODUCER_TRANSPORT_CLOSE"),
+      Self::DATACONSUMER_MESSAGE => Some("DATACONSUMER_MESSAGE"),
       _ => None,
     }
   }

@@ -264,6 +264,51 @@ impl<'a> Notification<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_sctp_parameters_sctp_state_change_notification(&self) -> Option<super::sctp_parameters::SctpStateChangeNotification<'a>> {
+    if self.body_type() == Body::SctpParameters_SctpStateChangeNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::sctp_parameters::SctpStateChangeNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_buffered_amount_low_notification(&self) -> Option<super::data_consumer::BufferedAmountLowNotification<'a>> {
+    if self.body_type() == Body::DataConsumer_BufferedAmountLowNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::BufferedAmountLowNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_message_notification(&self) -> Option<super::data_consumer::MessageNotification<'a>> {
+    if self.body_type() == Body::DataConsumer_MessageNotification {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::MessageNotification::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Notification<'_> {
@@ -289,6 +334,9 @@ impl ::flatbuffers::Verifiable for Notification<'_> {
           Body::RtpObserver_VolumesNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::rtp_observer::VolumesNotification>>("Body::RtpObserver_VolumesNotification", pos),
           Body::Transport_TraceNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::TraceNotification>>("Body::Transport_TraceNotification", pos),
           Body::Producer_LayersNeededNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::producer::LayersNeededNotification>>("Body::Producer_LayersNeededNotification", pos),
+          Body::SctpParameters_SctpStateChangeNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::SctpStateChangeNotification>>("Body::SctpParameters_SctpStateChangeNotification", pos),
+          Body::DataConsumer_BufferedAmountLowNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::BufferedAmountLowNotification>>("Body::DataConsumer_BufferedAmountLowNotification", pos),
+          Body::DataConsumer_MessageNotification => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::MessageNotification>>("Body::DataConsumer_MessageNotification", pos),
           _ => Ok(()),
         }
      })?
@@ -444,6 +492,27 @@ impl ::core::fmt::Debug for Notification<'_> {
         },
         Body::Producer_LayersNeededNotification => {
           if let Some(x) = self.body_as_producer_layers_needed_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::SctpParameters_SctpStateChangeNotification => {
+          if let Some(x) = self.body_as_sctp_parameters_sctp_state_change_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_BufferedAmountLowNotification => {
+          if let Some(x) = self.body_as_data_consumer_buffered_amount_low_notification() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_MessageNotification => {
+          if let Some(x) = self.body_as_data_consumer_message_notification() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 18;
+pub const ENUM_MAX_BODY: u8 = 24;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 19] = [
+pub const ENUM_VALUES_BODY: [Body; 25] = [
   Body::NONE,
   Body::Worker_UpdateSettingsRequest,
   Body::Worker_CreateRouterRequest,
@@ -28,6 +28,12 @@ pub const ENUM_VALUES_BODY: [Body; 19] = [
   Body::Transport_SetMaxOutgoingBitrateRequest,
   Body::Transport_SetMinOutgoingBitrateRequest,
   Body::Transport_EnableTraceEventRequest,
+  Body::DirectTransport_CreateRequest,
+  Body::Transport_ProduceDataRequest,
+  Body::Transport_ConsumeDataRequest,
+  Body::DataProducer_SendRequest,
+  Body::DataConsumer_SetBufferedAmountLowThresholdRequest,
+  Body::DataConsumer_SetSubchannelsRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -54,9 +60,15 @@ impl Body {
   pub const Transport_SetMaxOutgoingBitrateRequest: Self = Self(16);
   pub const Transport_SetMinOutgoingBitrateRequest: Self = Self(17);
   pub const Transport_EnableTraceEventRequest: Self = Self(18);
+  pub const DirectTransport_CreateRequest: Self = Self(19);
+  pub const Transport_ProduceDataRequest: Self = Self(20);
+  pub const Transport_ConsumeDataRequest: Self = Self(21);
+  pub const DataProducer_SendRequest: Self = Self(22);
+  pub const DataConsumer_SetBufferedAmountLowThresholdRequest: Self = Self(23);
+  pub const DataConsumer_SetSubchannelsRequest: Self = Self(24);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 18;
+  pub const ENUM_MAX: u8 = 24;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_UpdateSettingsRequest,
@@ -77,6 +89,12 @@ impl Body {
     Self::Transport_SetMaxOutgoingBitrateRequest,
     Self::Transport_SetMinOutgoingBitrateRequest,
     Self::Transport_EnableTraceEventRequest,
+    Self::DirectTransport_CreateRequest,
+    Self::Transport_ProduceDataRequest,
+    Self::Transport_ConsumeDataRequest,
+    Self::DataProducer_SendRequest,
+    Self::DataConsumer_SetBufferedAmountLowThresholdRequest,
+    Self::DataConsumer_SetSubchannelsRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -100,6 +118,12 @@ impl Body {
       Self::Transport_SetMaxOutgoingBitrateRequest => Some("Transport_SetMaxOutgoingBitrateRequest"),
       Self::Transport_SetMinOutgoingBitrateRequest => Some("Transport_SetMinOutgoingBitrateRequest"),
       Self::Transport_EnableTraceEventRequest => Some("Transport_EnableTraceEventRequest"),
+      Self::DirectTransport_CreateRequest => Some("DirectTransport_CreateRequest"),
+      Self::Transport_ProduceDataRequest => Some("Transport_ProduceDataRequest"),
+      Self::Transport_ConsumeDataRequest => Some("Transport_ConsumeDataRequest"),
+      Self::DataProducer_SendRequest => Some("DataProducer_SendRequest"),
+      Self::DataConsumer_SetBufferedAmountLowThresholdRequest => Some("DataConsumer_SetBufferedAmountLowThresholdRequest"),
+      Self::DataConsumer_SetSubchannelsRequest => Some("DataConsumer_SetSubchannelsRequest"),
       _ => None,
     }
   }

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_METHOD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_METHOD: u8 = 43;
+pub const ENUM_MAX_METHOD: u8 = 61;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_METHOD: [Method; 44] = [
+pub const ENUM_VALUES_METHOD: [Method; 62] = [
   Method::WORKER_CLOSE,
   Method::WORKER_DUMP,
   Method::WORKER_GET_RESOURCE_USAGE,
@@ -53,6 +53,24 @@ pub const ENUM_VALUES_METHOD: [Method; 44] = [
   Method::TRANSPORT_SET_MAX_OUTGOING_BITRATE,
   Method::TRANSPORT_SET_MIN_OUTGOING_BITRATE,
   Method::TRANSPORT_ENABLE_TRACE_EVENT,
+  Method::ROUTER_CREATE_DIRECT_TRANSPORT,
+  Method::TRANSPORT_PRODUCE_DATA,
+  Method::TRANSPORT_CONSUME_DATA,
+  Method::DATA_PRODUCER_CLOSE,
+  Method::DATA_PRODUCER_DUMP,
+  Method::DATA_PRODUCER_GET_STATS,
+  Method::DATA_PRODUCER_PAUSE,
+  Method::DATA_PRODUCER_RESUME,
+  Method::DATA_PRODUCER_SEND,
+  Method::DATA_CONSUMER_CLOSE,
+  Method::DATA_CONSUMER_DUMP,
+  Method::DATA_CONSUMER_GET_STATS,
+  Method::DATA_CONSUMER_PAUSE,
+  Method::DATA_CONSUMER_RESUME,
+  Method::DATA_CONSUMER_GET_BUFFERED_AMOUNT,
+  Method::DATA_CONSUMER_SET_BUFFERED_AMOUNT_LOW_THRESHOLD,
+  Method::DATA_CONSUMER_SEND,
+  Method::DATA_CONSUMER_SET_SUBCHANNELS,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -104,9 +122,27 @@ impl Method {
   pub const TRANSPORT_SET_MAX_OUTGOING_BITRATE: Self = Self(41);
   pub const TRANSPORT_SET_MIN_OUTGOING_BITRATE: Self = Self(42);
   pub const TRANSPORT_ENABLE_TRACE_EVENT: Self = Self(43);
+  pub const ROUTER_CREATE_DIRECT_TRANSPORT: Self = Self(44);
+  pub const TRANSPORT_PRODUCE_DATA: Self = Self(45);
+  pub const TRANSPORT_CONSUME_DATA: Self = Self(46);
+  pub const DATA_PRODUCER_CLOSE: Self = Self(47);
+  pub const DATA_PRODUCER_DUMP: Self = Self(48);
+  pub const DATA_PRODUCER_GET_STATS: Self = Self(49);
+  pub const DATA_PRODUCER_PAUSE: Self = Self(50);
+  pub const DATA_PRODUCER_RESUME: Self = Self(51);
+  pub const DATA_PRODUCER_SEND: Self = Self(52);
+  pub const DATA_CONSUMER_CLOSE: Self = Self(53);
+  pub const DATA_CONSUMER_DUMP: Self = Self(54);
+  pub const DATA_CONSUMER_GET_STATS: Self = Self(55);
+  pub const DATA_CONSUMER_PAUSE: Self = Self(56);
+  pub const DATA_CONSUMER_RESUME: Self = Self(57);
+  pub const DATA_CONSUMER_GET_BUFFERED_AMOUNT: Self = Self(58);
+  pub const DATA_CONSUMER_SET_BUFFERED_AMOUNT_LOW_THRESHOLD: Self = Self(59);
+  pub const DATA_CONSUMER_SEND: Self = Self(60);
+  pub const DATA_CONSUMER_SET_SUBCHANNELS: Self = Self(61);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 43;
+  pub const ENUM_MAX: u8 = 61;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::WORKER_CLOSE,
     Self::WORKER_DUMP,
@@ -152,6 +188,24 @@ impl Method {
     Self::TRANSPORT_SET_MAX_OUTGOING_BITRATE,
     Self::TRANSPORT_SET_MIN_OUTGOING_BITRATE,
     Self::TRANSPORT_ENABLE_TRACE_EVENT,
+    Self::ROUTER_CREATE_DIRECT_TRANSPORT,
+    Self::TRANSPORT_PRODUCE_DATA,
+    Self::TRANSPORT_CONSUME_DATA,
+    Self::DATA_PRODUCER_CLOSE,
+    Self::DATA_PRODUCER_DUMP,
+    Self::DATA_PRODUCER_GET_STATS,
+    Self::DATA_PRODUCER_PAUSE,
+    Self::DATA_PRODUCER_RESUME,
+    Self::DATA_PRODUCER_SEND,
+    Self::DATA_CONSUMER_CLOSE,
+    Self::DATA_CONSUMER_DUMP,
+    Self::DATA_CONSUMER_GET_STATS,
+    Self::DATA_CONSUMER_PAUSE,
+    Self::DATA_CONSUMER_RESUME,
+    Self::DATA_CONSUMER_GET_BUFFERED_AMOUNT,
+    Self::DATA_CONSUMER_SET_BUFFERED_AMOUNT_LOW_THRESHOLD,
+    Self::DATA_CONSUMER_SEND,
+    Self::DATA_CONSUMER_SET_SUBCHANNELS,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -200,6 +254,24 @@ impl Method {
       Self::TRANSPORT_SET_MAX_OUTGOING_BITRATE => Some("TRANSPORT_SET_MAX_OUTGOING_BITRATE"),
       Self::TRANSPORT_SET_MIN_OUTGOING_BITRATE => Some("TRANSPORT_SET_MIN_OUTGOING_BITRATE"),
       Self::TRANSPORT_ENABLE_TRACE_EVENT => Some("TRANSPORT_ENABLE_TRACE_EVENT"),
+      Self::ROUTER_CREATE_DIRECT_TRANSPORT => Some("ROUTER_CREATE_DIRECT_TRANSPORT"),
+      Self::TRANSPORT_PRODUCE_DATA => Some("TRANSPORT_PRODUCE_DATA"),
+      Self::TRANSPORT_CONSUME_DATA => Some("TRANSPORT_CONSUME_DATA"),
+      Self::DATA_PRODUCER_CLOSE => Some("DATA_PRODUCER_CLOSE"),
+      Self::DATA_PRODUCER_DUMP => Some("DATA_PRODUCER_DUMP"),
+      Self::DATA_PRODUCER_GET_STATS => Some("DATA_PRODUCER_GET_STATS"),
+      Self::DATA_PRODUCER_PAUSE => Some("DATA_PRODUCER_PAUSE"),
+      Self::DATA_PRODUCER_RESUME => Some("DATA_PRODUCER_RESUME"),
+      Self::DATA_PRODUCER_SEND => Some("DATA_PRODUCER_SEND"),
+      Self::DATA_CONSUMER_CLOSE => Some("DATA_CONSUMER_CLOSE"),
+      Self::DATA_CONSUMER_DUMP => Some("DATA_CONSUMER_DUMP"),
+      Self::DATA_CONSUMER_GET_STATS => Some("DATA_CONSUMER_GET_STATS"),
+      Self::DATA_CONSUMER_PAUSE => Some("DATA_CONSUMER_PAUSE"),
+      Self::DATA_CONSUMER_RESUME => Some("DATA_CONSUMER_RESUME"),
+      Self::DATA_CONSUMER_GET_BUFFERED_AMOUNT => Some("DATA_CONSUMER_GET_BUFFERED_AMOUNT"),
+      Self::DATA_CONSUMER_SET_BUFFERED_AMOUNT_LOW_THRESHOLD => Some("DATA_CONSUMER_SET_BUFFERED_AMOUNT_LOW_THRESHOLD"),
+      Self::DATA_CONSUMER_SEND => Some("DATA_CONSUMER_SEND"),
+      Self::DATA_CONSUMER_SET_SUBCHANNELS => Some("DATA_CONSUMER_SET_SUBCHANNELS"),
       _ => None,
     }
   }

@@ -348,6 +348,96 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_direct_transport_create_request(&self) -> Option<super::direct_transport::CreateRequest<'a>> {
+    if self.body_type() == Body::DirectTransport_CreateRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::direct_transport::CreateRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_produce_data_request(&self) -> Option<super::transport::ProduceDataRequest<'a>> {
+    if self.body_type() == Body::Transport_ProduceDataRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::ProduceDataRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_transport_consume_data_request(&self) -> Option<super::transport::ConsumeDataRequest<'a>> {
+    if self.body_type() == Body::Transport_ConsumeDataRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::transport::ConsumeDataRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_producer_send_request(&self) -> Option<super::data_producer::SendRequest<'a>> {
+    if self.body_type() == Body::DataProducer_SendRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_producer::SendRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_set_buffered_amount_low_threshold_request(&self) -> Option<super::data_consumer::SetBufferedAmountLowThresholdRequest<'a>> {
+    if self.body_type() == Body::DataConsumer_SetBufferedAmountLowThresholdRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::SetBufferedAmountLowThresholdRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_set_subchannels_request(&self) -> Option<super::data_consumer::SetSubchannelsRequest<'a>> {
+    if self.body_type() == Body::DataConsumer_SetSubchannelsRequest {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::SetSubchannelsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -379,6 +469,12 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           Body::Transport_SetMaxOutgoingBitrateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::SetMaxOutgoingBitrateRequest>>("Body::Transport_SetMaxOutgoingBitrateRequest", pos),
           Body::Transport_SetMinOutgoingBitrateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::SetMinOutgoingBitrateRequest>>("Body::Transport_SetMinOutgoingBitrateRequest", pos),
           Body::Transport_EnableTraceEventRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::EnableTraceEventRequest>>("Body::Transport_EnableTraceEventRequest", pos),
+          Body::DirectTransport_CreateRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::direct_transport::CreateRequest>>("Body::DirectTransport_CreateRequest", pos),
+          Body::Transport_ProduceDataRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ProduceDataRequest>>("Body::Transport_ProduceDataRequest", pos),
+          Body::Transport_ConsumeDataRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::transport::ConsumeDataRequest>>("Body::Transport_ConsumeDataRequest", pos),
+          Body::DataProducer_SendRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_producer::SendRequest>>("Body::DataProducer_SendRequest", pos),
+          Body::DataConsumer_SetBufferedAmountLowThresholdRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::SetBufferedAmountLowThresholdRequest>>("Body::DataConsumer_SetBufferedAmountLowThresholdRequest", pos),
+          Body::DataConsumer_SetSubchannelsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::SetSubchannelsRequest>>("Body::DataConsumer_SetSubchannelsRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -576,6 +672,48 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         Body::Transport_EnableTraceEventRequest => {
           if let Some(x) = self.body_as_transport_enable_trace_event_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DirectTransport_CreateRequest => {
+          if let Some(x) = self.body_as_direct_transport_create_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_ProduceDataRequest => {
+          if let Some(x) = self.body_as_transport_produce_data_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Transport_ConsumeDataRequest => {
+          if let Some(x) = self.body_as_transport_consume_data_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataProducer_SendRequest => {
+          if let Some(x) = self.body_as_data_producer_send_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_SetBufferedAmountLowThresholdRequest => {
+          if let Some(x) = self.body_as_data_consumer_set_buffered_amount_low_threshold_request() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_SetSubchannelsRequest => {
+          if let Some(x) = self.body_as_data_consumer_set_subchannels_request() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -5,10 +5,10 @@ use super::*;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 14;
+pub const ENUM_MAX_BODY: u8 = 20;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 15] = [
+pub const ENUM_VALUES_BODY: [Body; 21] = [
   Body::NONE,
   Body::Worker_DumpResponse,
   Body::Worker_ResourceUsageResponse,
@@ -24,6 +24,12 @@ pub const ENUM_VALUES_BODY: [Body; 15] = [
   Body::Consumer_DumpResponse,
   Body::Worker_MediaCountersResponse,
   Body::Consumer_SetPreferredLayersResponse,
+  Body::DirectTransport_DumpResponse,
+  Body::DataProducer_DumpResponse,
+  Body::DataConsumer_DumpResponse,
+  Body::DataProducer_GetStatsResponse,
+  Body::DataConsumer_GetBufferedAmountResponse,
+  Body::DataConsumer_SetSubchannelsResponse,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -46,9 +52,15 @@ impl Body {
   pub const Consumer_DumpResponse: Self = Self(12);
   pub const Worker_MediaCountersResponse: Self = Self(13);
   pub const Consumer_SetPreferredLayersResponse: Self = Self(14);
+  pub const DirectTransport_DumpResponse: Self = Self(15);
+  pub const DataProducer_DumpResponse: Self = Self(16);
+  pub const DataConsumer_DumpResponse: Self = Self(17);
+  pub const DataProducer_GetStatsResponse: Self = Self(18);
+  pub const DataConsumer_GetBufferedAmountResponse: Self = Self(19);
+  pub const DataConsumer_SetSubchannelsResponse: Self = Self(20);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 14;
+  pub const ENUM_MAX: u8 = 20;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Worker_DumpResponse,
@@ -65,6 +77,12 @@ impl Body {
     Self::Consumer_DumpResponse,
     Self::Worker_MediaCountersResponse,
     Self::Consumer_SetPreferredLayersResponse,
+    Self::DirectTransport_DumpResponse,
+    Self::DataProducer_DumpResponse,
+    Self::DataConsumer_DumpResponse,
+    Self::DataProducer_GetStatsResponse,
+    Self::DataConsumer_GetBufferedAmountResponse,
+    Self::DataConsumer_SetSubchannelsResponse,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -84,6 +102,12 @@ impl Body {
       Self::Consumer_DumpResponse => Some("Consumer_DumpResponse"),
       Self::Worker_MediaCountersResponse => Some("Worker_MediaCountersResponse"),
       Self::Consumer_SetPreferredLayersResponse => Some("Consumer_SetPreferredLayersResponse"),
+      Self::DirectTransport_DumpResponse => Some("DirectTransport_DumpResponse"),
+      Self::DataProducer_DumpResponse => Some("DataProducer_DumpResponse"),
+      Self::DataConsumer_DumpResponse => Some("DataConsumer_DumpResponse"),
+      Self::DataProducer_GetStatsResponse => Some("DataProducer_GetStatsResponse"),
+      Self::DataConsumer_GetBufferedAmountResponse => Some("DataConsumer_GetBufferedAmountResponse"),
+      Self::DataConsumer_SetSubchannelsResponse => Some("DataConsumer_SetSubchannelsResponse"),
       _ => None,
     }
   }

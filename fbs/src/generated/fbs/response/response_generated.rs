@@ -297,6 +297,96 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_direct_transport_dump_response(&self) -> Option<super::direct_transport::DumpResponse<'a>> {
+    if self.body_type() == Body::DirectTransport_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::direct_transport::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_producer_dump_response(&self) -> Option<super::data_producer::DumpResponse<'a>> {
+    if self.body_type() == Body::DataProducer_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_producer::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_dump_response(&self) -> Option<super::data_consumer::DumpResponse<'a>> {
+    if self.body_type() == Body::DataConsumer_DumpResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::DumpResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_producer_get_stats_response(&self) -> Option<super::data_producer::GetStatsResponse<'a>> {
+    if self.body_type() == Body::DataProducer_GetStatsResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_producer::GetStatsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_get_buffered_amount_response(&self) -> Option<super::data_consumer::GetBufferedAmountResponse<'a>> {
+    if self.body_type() == Body::DataConsumer_GetBufferedAmountResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::GetBufferedAmountResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_data_consumer_set_subchannels_response(&self) -> Option<super::data_consumer::SetSubchannelsResponse<'a>> {
+    if self.body_type() == Body::DataConsumer_SetSubchannelsResponse {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { super::data_consumer::SetSubchannelsResponse::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -325,6 +415,12 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           Body::Consumer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::DumpResponse>>("Body::Consumer_DumpResponse", pos),
           Body::Worker_MediaCountersResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::worker::MediaCountersResponse>>("Body::Worker_MediaCountersResponse", pos),
           Body::Consumer_SetPreferredLayersResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::consumer::SetPreferredLayersResponse>>("Body::Consumer_SetPreferredLayersResponse", pos),
+          Body::DirectTransport_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::direct_transport::DumpResponse>>("Body::DirectTransport_DumpResponse", pos),
+          Body::DataProducer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_producer::DumpResponse>>("Body::DataProducer_DumpResponse", pos),
+          Body::DataConsumer_DumpResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::DumpResponse>>("Body::DataConsumer_DumpResponse", pos),
+          Body::DataProducer_GetStatsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_producer::GetStatsResponse>>("Body::DataProducer_GetStatsResponse", pos),
+          Body::DataConsumer_GetBufferedAmountResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::GetBufferedAmountResponse>>("Body::DataConsumer_GetBufferedAmountResponse", pos),
+          Body::DataConsumer_SetSubchannelsResponse => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<super::data_consumer::SetSubchannelsResponse>>("Body::DataConsumer_SetSubchannelsResponse", pos),
           _ => Ok(()),
         }
      })?
@@ -500,6 +596,48 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         Body::Consumer_SetPreferredLayersResponse => {
           if let Some(x) = self.body_as_consumer_set_preferred_layers_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DirectTransport_DumpResponse => {
+          if let Some(x) = self.body_as_direct_transport_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataProducer_DumpResponse => {
+          if let Some(x) = self.body_as_data_producer_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_DumpResponse => {
+          if let Some(x) = self.body_as_data_consumer_dump_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataProducer_GetStatsResponse => {
+          if let Some(x) = self.body_as_data_producer_get_stats_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_GetBufferedAmountResponse => {
+          if let Some(x) = self.body_as_data_consumer_get_buffered_amount_response() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::DataConsumer_SetSubchannelsResponse => {
+          if let Some(x) = self.body_as_data_consumer_set_subchannels_response() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -27,6 +27,7 @@ impl<'a> CreateRequest<'a> {
   pub const VT_PREFER_TCP: ::flatbuffers::VOffsetT = 16;
   pub const VT_ICE_CONSENT_TIMEOUT: ::flatbuffers::VOffsetT = 18;
   pub const VT_INITIAL_AVAILABLE_OUTGOING_BITRATE: ::flatbuffers::VOffsetT = 20;
+  pub const VT_SCTP: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -38,6 +39,7 @@ impl<'a> CreateRequest<'a> {
     args: &'args CreateRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<CreateRequest<'bldr>> {
     let mut builder = CreateRequestBuilder::new(_fbb);
+    if let Some(x) = args.sctp { builder.add_sctp(x); }
     builder.add_initial_available_outgoing_bitrate(args.initial_available_outgoing_bitrate);
     if let Some(x) = args.listen { builder.add_listen(x); }
     if let Some(x) = args.transport_id { builder.add_transport_id(x); }
@@ -115,6 +117,13 @@ impl<'a> CreateRequest<'a> {
     unsafe { self._tab.get::<u32>(CreateRequest::VT_INITIAL_AVAILABLE_OUTGOING_BITRATE, Some(0)).unwrap()}
   }
   #[inline]
+  pub fn sctp(&self) -> Option<super::sctp_parameters::SctpOptions<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::SctpOptions>>(CreateRequest::VT_SCTP, None)}
+  }
+  #[inline]
   #[allow(non_snake_case)]
   pub fn listen_as_listen_server(&self) -> Option<ListenServer<'a>> {
     if self.listen_type() == Listen::ListenServer {
@@ -166,6 +175,7 @@ impl ::flatbuffers::Verifiable for CreateRequest<'_> {
      .visit_field::<bool>("prefer_tcp", Self::VT_PREFER_TCP, false)?
      .visit_field::<u8>("ice_consent_timeout", Self::VT_ICE_CONSENT_TIMEOUT, false)?
      .visit_field::<u32>("initial_available_outgoing_bitrate", Self::VT_INITIAL_AVAILABLE_OUTGOING_BITRATE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::SctpOptions>>("sctp", Self::VT_SCTP, false)?
      .finish();
     Ok(())
   }
@@ -180,6 +190,7 @@ pub struct CreateRequestArgs<'a> {
     pub prefer_tcp: bool,
     pub ice_consent_timeout: u8,
     pub initial_available_outgoing_bitrate: u32,
+    pub sctp: Option<::flatbuffers::WIPOffset<super::sctp_parameters::SctpOptions<'a>>>,
 }
 impl<'a> Default for CreateRequestArgs<'a> {
   #[inline]
@@ -194,6 +205,7 @@ impl<'a> Default for CreateRequestArgs<'a> {
       prefer_tcp: false,
       ice_consent_timeout: 0,
       initial_available_outgoing_bitrate: 0,
+      sctp: None,
     }
   }
 }
@@ -238,6 +250,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreateRequestBuilder<'a, 'b, 
   #[inline]
   pub fn add_initial_available_outgoing_bitrate(&mut self, initial_available_outgoing_bitrate: u32) {
     self.fbb_.push_slot::<u32>(CreateRequest::VT_INITIAL_AVAILABLE_OUTGOING_BITRATE, initial_available_outgoing_bitrate, 0);
+  }
+  #[inline]
+  pub fn add_sctp(&mut self, sctp: ::flatbuffers::WIPOffset<super::sctp_parameters::SctpOptions<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<super::sctp_parameters::SctpOptions>>(CreateRequest::VT_SCTP, sctp);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreateRequestBuilder<'a, 'b, A> {
@@ -286,6 +302,7 @@ impl ::core::fmt::Debug for CreateRequest<'_> {
       ds.field("prefer_tcp", &self.prefer_tcp());
       ds.field("ice_consent_timeout", &self.ice_consent_timeout());
       ds.field("initial_available_outgoing_bitrate", &self.initial_available_outgoing_bitrate());
+      ds.field("sctp", &self.sctp());
       ds.finish()
   }
 }

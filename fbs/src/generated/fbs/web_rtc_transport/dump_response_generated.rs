@@ -27,6 +27,10 @@ impl<'a> DumpResponse<'a> {
   pub const VT_DTLS_STATE: ::flatbuffers::VOffsetT = 16;
   pub const VT_PRODUCER_IDS: ::flatbuffers::VOffsetT = 18;
   pub const VT_CONSUMER_IDS: ::flatbuffers::VOffsetT = 20;
+  pub const VT_SCTP_PARAMETERS: ::flatbuffers::VOffsetT = 22;
+  pub const VT_SCTP_STATE: ::flatbuffers::VOffsetT = 24;
+  pub const VT_DATA_PRODUCER_IDS: ::flatbuffers::VOffsetT = 26;
+  pub const VT_DATA_CONSUMER_IDS: ::flatbuffers::VOffsetT = 28;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -38,6 +42,9 @@ impl<'a> DumpResponse<'a> {
     args: &'args DumpResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<DumpResponse<'bldr>> {
     let mut builder = DumpResponseBuilder::new(_fbb);
+    if let Some(x) = args.data_consumer_ids { builder.add_data_consumer_ids(x); }
+    if let Some(x) = args.data_producer_ids { builder.add_data_producer_ids(x); }
+    if let Some(x) = args.sctp_parameters { builder.add_sctp_parameters(x); }
     if let Some(x) = args.consumer_ids { builder.add_consumer_ids(x); }
     if let Some(x) = args.producer_ids { builder.add_producer_ids(x); }
     if let Some(x) = args.dtls_parameters { builder.add_dtls_parameters(x); }
@@ -45,6 +52,7 @@ impl<'a> DumpResponse<'a> {
     if let Some(x) = args.ice_candidates { builder.add_ice_candidates(x); }
     if let Some(x) = args.ice_parameters { builder.add_ice_parameters(x); }
     if let Some(x) = args.id { builder.add_id(x); }
+    if let Some(x) = args.sctp_state { builder.add_sctp_state(x); }
     builder.add_dtls_state(args.dtls_state);
     builder.add_ice_state(args.ice_state);
     builder.finish()
@@ -114,6 +122,34 @@ impl<'a> DumpResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(DumpResponse::VT_CONSUMER_IDS, None).unwrap()}
   }
+  #[inline]
+  pub fn sctp_parameters(&self) -> Option<super::sctp_parameters::SctpParameters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::SctpParameters>>(DumpResponse::VT_SCTP_PARAMETERS, None)}
+  }
+  #[inline]
+  pub fn sctp_state(&self) -> Option<super::sctp_parameters::SctpState> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<super::sctp_parameters::SctpState>(DumpResponse::VT_SCTP_STATE, None)}
+  }
+  #[inline]
+  pub fn data_producer_ids(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(DumpResponse::VT_DATA_PRODUCER_IDS, None)}
+  }
+  #[inline]
+  pub fn data_consumer_ids(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(DumpResponse::VT_DATA_CONSUMER_IDS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for DumpResponse<'_> {
@@ -131,6 +167,10 @@ impl ::flatbuffers::Verifiable for DumpResponse<'_> {
      .visit_field::<super::transport::DtlsState>("dtls_state", Self::VT_DTLS_STATE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("producer_ids", Self::VT_PRODUCER_IDS, true)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("consumer_ids", Self::VT_CONSUMER_IDS, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::SctpParameters>>("sctp_parameters", Self::VT_SCTP_PARAMETERS, false)?
+     .visit_field::<super::sctp_parameters::SctpState>("sctp_state", Self::VT_SCTP_STATE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("data_producer_ids", Self::VT_DATA_PRODUCER_IDS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("data_consumer_ids", Self::VT_DATA_CONSUMER_IDS, false)?
      .finish();
     Ok(())
   }
@@ -145,6 +185,10 @@ pub struct DumpResponseArgs<'a> {
     pub dtls_state: super::transport::DtlsState,
     pub producer_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
     pub consumer_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub sctp_parameters: Option<::flatbuffers::WIPOffset<super::sctp_parameters::SctpParameters<'a>>>,
+    pub sctp_state: Option<super::sctp_parameters::SctpState>,
+    pub data_producer_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub data_consumer_ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
 }
 impl<'a> Default for DumpResponseArgs<'a> {
   #[inline]
@@ -159,6 +203,10 @@ impl<'a> Default for DumpResponseArgs<'a> {
       dtls_state: super::transport::DtlsState::NEW,
       producer_ids: None, // required field
       consumer_ids: None, // required field
+      sctp_parameters: None,
+      sctp_state: None,
+      data_producer_ids: None,
+      data_consumer_ids: None,
     }
   }
 }
@@ -205,6 +253,22 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DumpResponseBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DumpResponse::VT_CONSUMER_IDS, consumer_ids);
   }
   #[inline]
+  pub fn add_sctp_parameters(&mut self, sctp_parameters: ::flatbuffers::WIPOffset<super::sctp_parameters::SctpParameters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<super::sctp_parameters::SctpParameters>>(DumpResponse::VT_SCTP_PARAMETERS, sctp_parameters);
+  }
+  #[inline]
+  pub fn add_sctp_state(&mut self, sctp_state: super::sctp_parameters::SctpState) {
+    self.fbb_.push_slot_always::<super::sctp_parameters::SctpState>(DumpResponse::VT_SCTP_STATE, sctp_state);
+  }
+  #[inline]
+  pub fn add_data_producer_ids(&mut self, data_producer_ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DumpResponse::VT_DATA_PRODUCER_IDS, data_producer_ids);
+  }
+  #[inline]
+  pub fn add_data_consumer_ids(&mut self, data_consumer_ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DumpResponse::VT_DATA_CONSUMER_IDS, data_consumer_ids);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DumpResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     DumpResponseBuilder {
@@ -237,6 +301,10 @@ impl ::core::fmt::Debug for DumpResponse<'_> {
       ds.field("dtls_state", &self.dtls_state());
       ds.field("producer_ids", &self.producer_ids());
       ds.field("consumer_ids", &self.consumer_ids());
+      ds.field("sctp_parameters", &self.sctp_parameters());
+      ds.field("sctp_state", &self.sctp_state());
+      ds.field("data_producer_ids", &self.data_producer_ids());
+      ds.field("data_consumer_ids", &self.data_consumer_ids());
       ds.finish()
   }
 }
