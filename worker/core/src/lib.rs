@@ -30,6 +30,7 @@
 mod bwe;
 mod consumer;
 mod control;
+mod data;
 mod demux;
 mod media;
 mod observers;

@@ -16,6 +16,7 @@ use ferrosfu_fbs::{
 use slotmap::{SlotMap, new_key_type};
 
 use crate::consumer::Consumer;
+use crate::data::DataTables;
 use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtp_observer::RtpObserver;
@@ -52,6 +53,8 @@ pub(crate) struct Tables {
     pub producers: SlotMap<ProducerKey, Producer>,
     pub consumers: SlotMap<ConsumerKey, Consumer>,
     pub observers: SlotMap<ObserverKey, RtpObserver>,
+    /// DataProducers and DataConsumers.
+    pub data: DataTables,
     transport_ids: HashMap<TransportId, TransportKey>,
     observer_ids: HashMap<RtpObserverId, ObserverKey>,
     producer_ids: HashMap<ProducerId, ProducerKey>,

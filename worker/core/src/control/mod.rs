@@ -5,6 +5,7 @@
 //! typed ([`ResponseBody`]) and every failure is a typed [`RequestFailure`], never a panic.
 
 mod consumer;
+mod data;
 mod producer;
 mod router;
 mod rtp_observer;
@@ -75,6 +76,14 @@ impl WorkerCore {
             Entity::RtpObserver => {
                 let k = self.tables.observer_key(&h)?;
                 self.observer_request(k, body, now)
+            }
+            Entity::DataProducer => {
+                let k = self.tables.data.producer_key(&h)?;
+                self.data_producer_request(k, body, now)
+            }
+            Entity::DataConsumer => {
+                let k = self.tables.data.consumer_key(&h)?;
+                self.data_consumer_request(k, body, now)
             }
         }
     }

@@ -63,6 +63,9 @@ impl WorkerCore {
             RequestBody::RouterCreateWebRtcTransport(o) => {
                 self.create_webrtc_transport(router, o, sockets, now)
             }
+            RequestBody::RouterCreateDirectTransport(o) => {
+                self.create_direct_transport(router, o, now)
+            }
             RequestBody::RouterCreatePlainTransport(o) => {
                 self.create_plain_transport(router, o, sockets, now)
             }

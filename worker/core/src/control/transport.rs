@@ -20,7 +20,8 @@ use crate::proto::dtls::Dtls;
 use crate::proto::ice::{IceCredentials, IceLite, Protocol};
 use crate::tables::TransportKey;
 use crate::transport::BWE_MIN_BPS;
-use crate::transport::{BoundSocket, Kind, Plain, Transport, WebRtc};
+use crate::data::sctp::SctpSlot;
+use crate::transport::{BoundSocket, Kind, Plain, Transport, TransportIds, WebRtc};
 use crate::worker_core::Output;
 
 impl WorkerCore {
@@ -73,6 +74,7 @@ impl WorkerCore {
             srtp: None,
             server: server.clone(),
             candidates: candidates(&usable, o.prefer_udp, o.prefer_tcp),
+            sctp: o.sctp.map(check_sctp_options).transpose()?.map(SctpSlot::new),
         };
         let rtcp_ssrc = self.rng.random();
         let mut t = Transport::new(
@@ -144,33 +146,36 @@ impl WorkerCore {
         self.added_to_router(&router, k, now)
     }
 
-    fn transport_dump(&self, k: TransportKey) -> Result<ResponseBody, RequestFailure> {
+    fn transport_dump(&mut self, k: TransportKey) -> Result<ResponseBody, RequestFailure> {
         let t = &self.tables.transports[k];
-        let pids = t
-            .producers
-            .iter()
-            .filter_map(|&p| self.tables.producers.get(p).map(|p| p.id.clone()))
-            .collect();
-        let cids = t
-            .consumers
-            .iter()
-            .filter_map(|&c| self.tables.consumers.get(c).map(|c| c.id.clone()))
-            .collect();
-        match &t.kind {
-            Kind::WebRtc(_) => {
-                let fps = self
-                    .identity
-                    .as_ref()
-                    .map(|i| i.fingerprints.clone())
-                    .unwrap_or_default();
-                Ok(ResponseBody::WebRtcTransportDump(
-                    t.webrtc_dump(pids, cids, &fps).expect("kind checked"),
-                ))
-            }
-            Kind::Plain(_) => Ok(ResponseBody::PlainTransportDump(
-                t.plain_dump(pids, cids).expect("kind checked"),
-            )),
-        }
+        let ids = TransportIds {
+            producers: t
+                .producers
+                .iter()
+                .filter_map(|&p| self.tables.producers.get(p).map(|p| p.id.clone()))
+                .collect(),
+            consumers: t
+                .consumers
+                .iter()
+                .filter_map(|&c| self.tables.consumers.get(c).map(|c| c.id.clone()))
+                .collect(),
+            data_producers: self.data_producer_ids(k),
+            data_consumers: self.data_consumer_ids(k),
+        };
+        let fps = self
+            .identity
+            .as_ref()
+            .map(|i| i.fingerprints.clone())
+            .unwrap_or_default();
+        let t = &mut self.tables.transports[k];
+        let dump = match &t.kind {
+            Kind::WebRtc(_) => t
+                .webrtc_dump(ids, &fps)
+                .map(ResponseBody::WebRtcTransportDump),
+            Kind::Plain(_) => t.plain_dump(ids).map(ResponseBody::PlainTransportDump),
+            Kind::Direct(_) => self.direct_dump(k).map(ResponseBody::DirectTransportDump),
+        };
+        dump.ok_or_else(|| invalid("transport kind changed"))
     }
 
     /// The transport `k` was added: its router lists it, the tick runs, the reply is its dump.
@@ -243,6 +248,8 @@ impl WorkerCore {
             }
             RequestBody::TransportProduce(o) => self.produce(k, o),
             RequestBody::TransportConsume(o) => self.consume(k, o, now),
+            RequestBody::TransportProduceData(o) => self.produce_data(k, o),
+            RequestBody::TransportConsumeData(o) => self.consume_data(k, o, now),
             other => Err(super::misrouted(&other)),
         }
     }
@@ -305,6 +312,10 @@ impl WorkerCore {
     /// `notify_children`: tell the supervisor about producers/consumers closed with it (used
     /// when the transport closes for a reason the supervisor did not ask for).
     pub(crate) fn close_transport(&mut self, k: TransportKey, now: Instant, notify_children: bool) {
+        if !self.tables.transports.contains_key(k) {
+            return;
+        }
+        self.close_transport_data(k, now, notify_children);
         let Some(t) = self.tables.transports.get(k) else {
             return;
         };
@@ -414,4 +425,23 @@ impl WorkerCore {
         let ratio = |(sum, n): (f64, u64)| (n > 0).then(|| sum / n as f64);
         (ratio(recv), ratio(sent))
     }
+}
+
+/// `enableSctp`'s settings, within what the association supports.
+fn check_sctp_options(o: ferrosfu_fbs::SctpOptions) -> Result<ferrosfu_fbs::SctpOptions, RequestFailure> {
+    let n = o.num_streams;
+    if n.os == 0 || n.mis == 0 {
+        return Err(invalid("numSctpStreams: OS and MIS must be at least 1"));
+    }
+    let max = super::data::MAX_MESSAGE_SIZE_LIMIT;
+    if o.max_message_size == 0 || o.max_message_size > max {
+        return Err(invalid(format!("maxSctpMessageSize must be 1..={max}")));
+    }
+    if o.send_buffer_size < o.max_message_size || o.send_buffer_size > 4 * max {
+        return Err(invalid(format!(
+            "sctpSendBufferSize must be maxSctpMessageSize..={}",
+            4 * max
+        )));
+    }
+    Ok(o)
 }

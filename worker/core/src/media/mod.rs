@@ -52,6 +52,7 @@ impl WorkerCore {
         match &t.kind {
             Kind::WebRtc(_) => self.webrtc_datagram(k, tuple, kind, data, arrival, now),
             Kind::Plain(_) => self.plain_datagram(k, tuple, kind, data, arrival, now),
+            Kind::Direct(_) => {}
         }
     }
 

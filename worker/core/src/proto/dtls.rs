@@ -200,7 +200,15 @@ pub(crate) struct Dtls {
     deadline: Option<Instant>,
     /// Datagrams the endpoint produced while reading, not polled yet.
     outgoing: VecDeque<Vec<u8>>,
+    /// Application data (SCTP packets) read and not polled yet; at most [`MAX_APP_IN`].
+    app_in: VecDeque<BytesMut>,
+    /// Application data dropped: the queue was full, or it came before the handshake ended.
+    pub(crate) app_dropped: u64,
 }
+
+/// Application-data records held between a read and the owner's poll (one datagram carries
+/// a few records at most; the owner drains after every read).
+const MAX_APP_IN: usize = 64;
 
 impl std::fmt::Debug for Dtls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -222,6 +230,8 @@ impl Dtls {
             events: Vec::new(),
             deadline: None,
             outgoing: VecDeque::new(),
+            app_in: VecDeque::new(),
+            app_dropped: 0,
         }
     }
 
@@ -369,6 +379,14 @@ impl Dtls {
                     match e {
                         EndpointEvent::HandshakeComplete => self.on_complete(),
                         EndpointEvent::PeerClosed => self.set_state(DtlsState::Closed, None),
+                        EndpointEvent::ApplicationData(d) => {
+                            if self.state == DtlsState::Connected && self.app_in.len() < MAX_APP_IN
+                            {
+                                self.app_in.push_back(d);
+                            } else {
+                                self.app_dropped += 1;
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -427,6 +445,23 @@ impl Dtls {
             .as_mut()?
             .poll_transmit()
             .map(|t| t.message.to_vec())
+    }
+
+    /// Application data (an SCTP packet) the remote sent, once connected.
+    pub(crate) fn poll_application_data(&mut self) -> Option<BytesMut> {
+        self.app_in.pop_front()
+    }
+
+    /// Sends application data (an SCTP packet) to the remote; its records come out of
+    /// [`Self::poll_transmit`]. False when not connected or the endpoint refused it.
+    pub(crate) fn write_application_data(&mut self, data: &[u8], now: Instant) -> bool {
+        if self.state != DtlsState::Connected {
+            return false;
+        }
+        let Some(ep) = self.endpoint.as_mut() else {
+            return false;
+        };
+        ep.write(now, REMOTE, data).is_ok()
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<DtlsOutput> {

@@ -16,6 +16,7 @@ use ferrosfu_fbs::{
 };
 
 use crate::bwe::feedback::FeedbackAdapter;
+use crate::data::{DataConsumerKey, DataProducerKey};
 use crate::bwe::history::SendHistory;
 use crate::bwe::pacer::Pacer;
 use crate::bwe::{Control, SendSideBwe};
@@ -77,6 +78,13 @@ pub(crate) fn fbs_ice_state(s: IceState) -> ferrosfu_fbs::IceState {
 pub(crate) enum Kind {
     WebRtc(Box<WebRtc>),
     Plain(Box<Plain>),
+    Direct(Direct),
+}
+
+/// A DirectTransport: no network, only `direct` DataProducers and DataConsumers.
+#[derive(Debug)]
+pub(crate) struct Direct {
+    pub max_message_size: u32,
 }
 
 /// Counters for `transport.get_stats`.
@@ -114,6 +122,8 @@ pub(crate) struct Transport {
     pub own_sockets: Vec<BoundSocket>,
     pub producers: Vec<ProducerKey>,
     pub consumers: Vec<ConsumerKey>,
+    pub data_producers: Vec<DataProducerKey>,
+    pub data_consumers: Vec<DataConsumerKey>,
     /// Inbound SSRC → (producer, encoding index, is RTX).
     pub ssrc_producers: HashMap<u32, (ProducerKey, usize, bool)>,
     pub mid_producers: HashMap<String, ProducerKey>,
@@ -201,6 +211,8 @@ impl Transport {
             own_sockets,
             producers: Vec::new(),
             consumers: Vec::new(),
+            data_producers: Vec::new(),
+            data_consumers: Vec::new(),
             ssrc_producers: HashMap::new(),
             mid_producers: HashMap::new(),
             ssrc_consumers: HashMap::new(),
@@ -309,6 +321,7 @@ impl Transport {
                 None => return Err(Drop::NotConnected),
             },
             Kind::Plain(p) => p.srtp.as_mut(),
+            Kind::Direct(_) => return Err(Drop::NotConnected),
         };
         match srtp {
             None => Ok(data.to_vec()),
@@ -343,6 +356,7 @@ impl Transport {
                     })
                 }
             }
+            Kind::Direct(_) => None,
         }
     }
 
@@ -356,6 +370,7 @@ impl Transport {
                 None => return false,
             },
             Kind::Plain(p) => p.srtp.as_mut(),
+            Kind::Direct(_) => return false,
         };
         match srtp {
             None => out.extend_from_slice(plain),
@@ -384,22 +399,25 @@ impl Transport {
                     ice_lite: true,
                 })
             }
-            Kind::Plain(_) => None,
+            Kind::Plain(_) | Kind::Direct(_) => None,
         }
     }
 
     pub(crate) fn webrtc_dump(
-        &self,
-        producer_ids: Vec<ProducerId>,
-        consumer_ids: Vec<ConsumerId>,
+        &mut self,
+        ids: TransportIds,
         fingerprints: &[ferrosfu_fbs::DtlsFingerprint],
     ) -> Option<WebRtcTransportDump> {
-        let Kind::WebRtc(w) = &self.kind else {
+        let ice_parameters = self.ice_parameters()?;
+        let Kind::WebRtc(w) = &mut self.kind else {
             return None;
         };
+        let sctp_parameters = w.sctp.as_mut().map(|s| s.parameters());
+        let sctp_state = w.sctp.as_ref().map(|s| s.state());
+        let w = &**w;
         Some(WebRtcTransportDump {
             id: self.id.clone(),
-            ice_parameters: self.ice_parameters()?,
+            ice_parameters,
             ice_candidates: w.candidates.clone(),
             ice_state: fbs_ice_state(w.ice.state()),
             ice_selected_tuple: w.ice.selected_tuple().as_ref().map(fbs_tuple),
@@ -408,16 +426,16 @@ impl Transport {
                 fingerprints: fingerprints.to_vec(),
             },
             dtls_state: w.dtls.state(),
-            producer_ids,
-            consumer_ids,
+            producer_ids: ids.producers,
+            consumer_ids: ids.consumers,
+            sctp_parameters,
+            sctp_state,
+            data_producer_ids: ids.data_producers,
+            data_consumer_ids: ids.data_consumers,
         })
     }
 
-    pub(crate) fn plain_dump(
-        &self,
-        producer_ids: Vec<ProducerId>,
-        consumer_ids: Vec<ConsumerId>,
-    ) -> Option<PlainTransportDump> {
+    pub(crate) fn plain_dump(&self, ids: TransportIds) -> Option<PlainTransportDump> {
         let Kind::Plain(p) = &self.kind else {
             return None;
         };
@@ -435,8 +453,8 @@ impl Transport {
             tuple: tuple(&p.socket, p.remote),
             rtcp_tuple: p.rtcp_socket.as_ref().map(|s| tuple(s, p.rtcp_remote)),
             srtp_parameters: p.local_srtp.as_ref().map(|(s, _)| s.clone()),
-            producer_ids,
-            consumer_ids,
+            producer_ids: ids.producers,
+            consumer_ids: ids.consumers,
         })
     }
 
@@ -470,6 +488,7 @@ impl Transport {
                 }),
                 p.srtp.as_ref().map(|s| s.stats()),
             ),
+            Kind::Direct(_) => (None, None, None, None),
         };
         let c = &mut self.counters;
         TransportStats {
@@ -510,4 +529,13 @@ impl Transport {
             probation_send_bitrate: self.counters.probe_rate.bitrate(now),
         }
     }
+}
+
+/// The ids of what a transport holds, for its dump.
+#[derive(Debug, Default)]
+pub(crate) struct TransportIds {
+    pub producers: Vec<ProducerId>,
+    pub consumers: Vec<ConsumerId>,
+    pub data_producers: Vec<ferrosfu_fbs::DataProducerId>,
+    pub data_consumers: Vec<ferrosfu_fbs::DataConsumerId>,
 }

@@ -9,6 +9,7 @@ use ferrosfu_fbs::{DtlsState, HandlerId, IceCandidate, MediaEvent, WebRtcServerI
 
 use super::{Kind, fbs_ice_state, fbs_tuple};
 use crate::WorkerCore;
+use crate::data::sctp::SctpSlot;
 use crate::proto::dtls::{Dtls, DtlsOutput};
 use crate::proto::ice::{IceEvent, IceLite, StunOutcome, Tuple};
 use crate::proto::packet::PacketKind;
@@ -22,6 +23,8 @@ pub(crate) struct WebRtc {
     pub srtp: Option<SrtpSession>,
     pub server: Option<WebRtcServerId>,
     pub candidates: Vec<IceCandidate>,
+    /// With `enableSctp`: data channels.
+    pub sctp: Option<SctpSlot>,
 }
 
 impl WorkerCore {
@@ -61,6 +64,7 @@ impl WorkerCore {
                     t.counters.dropped += 1;
                 }
                 self.pump_dtls(k, now);
+                self.sctp_input(k, now);
             }
             PacketKind::Rtp | PacketKind::Rtcp => {
                 if !w.ice.is_valid(&tuple) {
@@ -172,6 +176,7 @@ impl WorkerCore {
                             for ck in consumers {
                                 self.consumer_key_frame(ck, now);
                             }
+                            self.sctp_dtls_connected(k, c.is_client, now);
                         }
                         Err(e) => {
                             self.stats.dtls_failures += 1;
@@ -208,5 +213,6 @@ impl WorkerCore {
             w.dtls.handle_timeout(now);
             self.pump_dtls(k, now);
         }
+        self.sctp_timers(k, now);
     }
 }
