@@ -688,6 +688,24 @@ mod tests {
         assert_eq!(Method::TransportConnect.entity(), Entity::Transport);
         assert_eq!(Method::WorkerCreateRouter.entity(), Entity::Worker);
         assert_eq!(Method::WebRtcServerDump.entity(), Entity::WebRtcServer);
+        assert_eq!(Method::DataProducerSend.entity(), Entity::DataProducer);
+        assert_eq!(Method::DataConsumerSend.entity(), Entity::DataConsumer);
+        use Entity as E;
+        let all = [
+            E::Worker,
+            E::WebRtcServer,
+            E::Router,
+            E::Transport,
+            E::Producer,
+            E::Consumer,
+            E::RtpObserver,
+            E::DataProducer,
+            E::DataConsumer,
+        ];
+        for e in all {
+            // Every entity is addressed by some method.
+            assert!(Method::ALL.iter().any(|m| m.entity() == e), "{e:?}");
+        }
     }
 
     /// The typed response of `R` to `body`.
@@ -751,6 +769,10 @@ mod tests {
             answer::<RequestBody>(ResponseBody::None),
             Ok(ResponseBody::None),
             "untyped: the caller matches"
+        );
+        assert_eq!(
+            answer::<requests::DataConsumerGetBufferedAmount>(ResponseBody::BufferedAmount(7)),
+            Ok(7)
         );
         let e = answer::<requests::TransportDump>(ResponseBody::None).unwrap_err();
         assert_eq!(e.to_string(), "unexpected response body None");

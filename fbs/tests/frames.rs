@@ -38,9 +38,15 @@ fn response_variant(b: &ResponseBody) -> usize {
         ResponseBody::ConsumerDump(_) => 12,
         ResponseBody::MediaCounters(_) => 13,
         ResponseBody::PreferredLayers(_) => 14,
+        ResponseBody::DirectTransportDump(_) => 15,
+        ResponseBody::DataProducerDump(_) => 16,
+        ResponseBody::DataConsumerDump(_) => 17,
+        ResponseBody::DataStats(_) => 18,
+        ResponseBody::BufferedAmount(_) => 19,
+        ResponseBody::Subchannels(_) => 20,
     }
 }
-const RESPONSE_VARIANTS: usize = 15;
+const RESPONSE_VARIANTS: usize = 21;
 
 /// As `response_variant`, for media events.
 fn media_event_variant(e: &MediaEvent) -> usize {
@@ -64,9 +70,18 @@ fn media_event_variant(e: &MediaEvent) -> usize {
         MediaEvent::ConsumerBwePause => 16,
         MediaEvent::ConsumerBweResume => 17,
         MediaEvent::ProducerLayersNeeded(_) => 18,
+        MediaEvent::TransportSctpStateChange(_) => 19,
+        MediaEvent::DataConsumerBufferedAmountLow(_) => 20,
+        MediaEvent::DataConsumerSctpSendBufferFull => 21,
+        MediaEvent::DataConsumerDataProducerPause => 22,
+        MediaEvent::DataConsumerDataProducerResume => 23,
+        MediaEvent::DataConsumerDataProducerClose => 24,
+        MediaEvent::DataConsumerTransportClose => 25,
+        MediaEvent::DataProducerTransportClose => 26,
+        MediaEvent::DataConsumerMessage { .. } => 27,
     }
 }
-const MEDIA_EVENT_VARIANTS: usize = 19;
+const MEDIA_EVENT_VARIANTS: usize = 28;
 
 fn sample<S: Strategy>(s: S, n: usize) -> Vec<S::Value> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
@@ -339,6 +354,7 @@ fn missing_webrtc_listen_mode_is_an_error_with_the_request_id() {
             prefer_tcp: false,
             ice_consent_timeout: 0,
             initial_available_outgoing_bitrate: 0,
+            sctp: None,
         }),
     });
     for to in [0, 99] {
@@ -365,4 +381,323 @@ fn unknown_enum_value_in_an_event_is_an_error() {
         .into_iter()
         .any(|r| matches!(r, Err(e) if e.reason.contains("unknown DTLS state 250")));
     assert!(found, "an unknown DTLS state must be refused");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data channels (issue 14)
+
+#[test]
+fn data_strategies_cover_options_and_edges() {
+    use std::collections::HashSet;
+    let requests = sample(request_body(), 2000);
+    let mut seen: HashSet<&str> = HashSet::new();
+    for r in &requests {
+        match r {
+            RequestBody::TransportProduceData(o) => {
+                seen.insert(match o.sctp_stream_parameters {
+                    None => "produce: no stream",
+                    Some(_) => "produce: stream",
+                });
+                seen.insert(match o.data_type {
+                    DataType::Sctp => "produce: sctp",
+                    DataType::Direct => "produce: direct",
+                });
+            }
+            RequestBody::TransportConsumeData(o) => {
+                seen.insert(match &o.subchannels {
+                    None => "consume: no subchannels",
+                    Some(v) if v.is_empty() => "consume: empty subchannels",
+                    Some(_) => "consume: subchannels",
+                });
+                if let Some(p) = o.sctp_stream_parameters {
+                    if p.max_packet_life_time == Some(u16::MAX) || p.max_retransmits.is_some() {
+                        seen.insert("stream: partial reliability");
+                    }
+                }
+            }
+            RequestBody::DataProducerSend(s) | RequestBody::DataConsumerSend(s) => {
+                seen.insert(match s.data.len() {
+                    0 => "send: empty",
+                    1..=1023 => "send: small",
+                    _ => "send: KiB",
+                });
+                seen.insert(match s.required_subchannel {
+                    None => "send: no required subchannel",
+                    Some(u16::MAX) => "send: required subchannel max",
+                    Some(_) => "send: required subchannel",
+                });
+                if s.subchannels.as_ref().is_some_and(|v| v.len() > 100) {
+                    seen.insert("send: many subchannels");
+                }
+                if s.ppid == u32::MAX {
+                    seen.insert("send: ppid max");
+                }
+            }
+            RequestBody::RouterCreateWebRtcTransport(o) => {
+                seen.insert(match o.sctp {
+                    None => "webrtc: no sctp",
+                    Some(_) => "webrtc: sctp",
+                });
+            }
+            _ => {}
+        }
+    }
+    for r in sample(response_body(), 2000) {
+        match r {
+            ResponseBody::WebRtcTransportDump(d) => {
+                seen.insert(match (d.sctp_parameters, d.sctp_state) {
+                    (None, None) => "dump: no sctp",
+                    (Some(_), Some(_)) => "dump: sctp",
+                    _ => "dump: half sctp",
+                });
+                if !d.data_producer_ids.is_empty() && !d.data_consumer_ids.is_empty() {
+                    seen.insert("dump: data ids");
+                }
+            }
+            ResponseBody::DataStats(s) if s.bytes == u64::MAX => {
+                seen.insert("stats: max");
+            }
+            ResponseBody::DirectTransportDump(d) if d.data_producer_ids.is_empty() => {
+                seen.insert("direct dump: no data producers");
+            }
+            _ => {}
+        }
+    }
+    let expected = [
+        "produce: no stream",
+        "produce: stream",
+        "produce: sctp",
+        "produce: direct",
+        "consume: no subchannels",
+        "consume: empty subchannels",
+        "consume: subchannels",
+        "stream: partial reliability",
+        "send: empty",
+        "send: small",
+        "send: KiB",
+        "send: no required subchannel",
+        "send: required subchannel max",
+        "send: required subchannel",
+        "send: many subchannels",
+        "send: ppid max",
+        "webrtc: no sctp",
+        "webrtc: sctp",
+        "dump: no sctp",
+        "dump: sctp",
+        "dump: half sctp",
+        "dump: data ids",
+        "stats: max",
+        "direct dump: no data producers",
+    ];
+    let missing: Vec<_> = expected.iter().filter(|e| !seen.contains(*e)).collect();
+    assert!(missing.is_empty(), "never generated: {missing:?}");
+}
+
+#[test]
+fn a_data_send_of_256_kib_round_trips() {
+    let data: Vec<u8> = (0..262_144u32).map(|i| (i % 251) as u8).collect();
+    for (i, body) in [
+        RequestBody::DataProducerSend(DataSend {
+            ppid: ppid::BINARY,
+            data: data.clone(),
+            subchannels: None,
+            required_subchannel: None,
+        }),
+        RequestBody::DataConsumerSend(DataSend {
+            ppid: ppid::BINARY,
+            data: data.clone(),
+            subchannels: Some(vec![0, 7, u16::MAX]),
+            required_subchannel: Some(u16::MAX),
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let msg = Message::Request(Request {
+            id: RequestId(u32::MAX - i as u32),
+            handler_id: HandlerId::new("dp1"),
+            body,
+        });
+        let decoded = round_trip(&msg);
+        let Message::Request(Request {
+            body: RequestBody::DataProducerSend(s) | RequestBody::DataConsumerSend(s),
+            ..
+        }) = &decoded
+        else {
+            panic!("a data send: {decoded:?}");
+        };
+        assert_eq!(s.data.len(), 262_144);
+        assert_eq!(decoded, msg);
+    }
+}
+
+#[test]
+fn a_data_consumer_message_with_utf8_text_round_trips() {
+    let text = "héllo wörld ✓ — 数据通道 🚀";
+    let msg = Message::Notification(Notification {
+        handler_id: HandlerId::from(&DataConsumerId::new("dc1")),
+        event: Event::Media(MediaEvent::DataConsumerMessage {
+            ppid: ppid::STRING,
+            data: text.as_bytes().to_vec(),
+        }),
+    });
+    let decoded = round_trip(&msg);
+    assert_eq!(decoded, msg);
+    let Message::Notification(Notification {
+        event: Event::Media(MediaEvent::DataConsumerMessage { ppid: 51, data }),
+        ..
+    }) = decoded
+    else {
+        panic!("a data consumer message with ppid 51");
+    };
+    assert_eq!(String::from_utf8(data).unwrap(), text);
+}
+
+#[test]
+fn missing_data_request_bodies_are_errors_with_the_request_id() {
+    let stream = Some(SctpStreamParameters::reliable(3));
+    // Each bodied data method with its body's union tag (fbs/schemas/request.fbs, Body).
+    let cases = [
+        (
+            RequestBody::TransportProduceData(ProduceDataOptions {
+                data_producer_id: DataProducerId::new("dp1"),
+                data_type: DataType::Sctp,
+                sctp_stream_parameters: stream,
+                label: "chat".into(),
+                protocol: String::new(),
+                paused: false,
+            }),
+            20,
+        ),
+        (
+            RequestBody::RouterCreateDirectTransport(DirectTransportOptions {
+                transport_id: TransportId::new("t1"),
+                max_message_size: 1000,
+            }),
+            19,
+        ),
+        (
+            RequestBody::TransportConsumeData(ConsumeDataOptions {
+                data_consumer_id: DataConsumerId::new("dc1"),
+                data_producer_id: DataProducerId::new("dp1"),
+                data_type: DataType::Sctp,
+                sctp_stream_parameters: stream,
+                label: "chat".into(),
+                protocol: String::new(),
+                paused: false,
+                subchannels: None,
+            }),
+            21,
+        ),
+        (RequestBody::DataProducerSend(data_send_of(b"hi")), 22),
+        (RequestBody::DataConsumerSend(data_send_of(b"hi")), 22),
+        (
+            RequestBody::DataConsumerSetBufferedAmountLowThreshold(1000),
+            23,
+        ),
+        (RequestBody::DataConsumerSetSubchannels(vec![1, 2]), 24),
+    ];
+    for (body, tag) in cases {
+        let method = body.method();
+        let msg = Message::Request(Request {
+            id: RequestId(0xD47A),
+            handler_id: HandlerId::new("h1"),
+            body,
+        });
+        assert_eq!(round_trip(&msg), msg);
+        let want = format!("{method} body missing");
+        // NONE, and a body type this build does not know.
+        for to in [0, 200] {
+            let found = with_byte_replaced(&msg, tag, to).into_iter().any(|r| {
+                matches!(r, Err(e) if e.request_id == Some(RequestId(0xD47A)) && e.reason == want)
+            });
+            assert!(
+                found,
+                "{method}: body type {to} must be refused with the id"
+            );
+        }
+    }
+}
+
+fn data_send_of(data: &[u8]) -> DataSend {
+    DataSend {
+        ppid: ppid::BINARY,
+        data: data.to_vec(),
+        subchannels: None,
+        required_subchannel: None,
+    }
+}
+
+#[test]
+fn unknown_data_enum_values_are_errors() {
+    // An unknown data type in a request: refused with the id.
+    let msg = Message::Request(Request {
+        id: RequestId(606),
+        handler_id: HandlerId::new("t1"),
+        body: RequestBody::TransportProduceData(ProduceDataOptions {
+            data_producer_id: DataProducerId::new("dp1"),
+            data_type: DataType::Direct, // = 1 on the wire
+            sctp_stream_parameters: None,
+            label: String::new(),
+            protocol: String::new(),
+            paused: false,
+        }),
+    });
+    let found = with_byte_replaced(&msg, 1, 66).into_iter().any(|r| {
+        matches!(r, Err(e) if e.request_id == Some(RequestId(606))
+            && e.reason.contains("unknown data producer type 66"))
+    });
+    assert!(found, "an unknown data type must be refused with the id");
+
+    // An unknown SCTP state in an event.
+    let msg = Message::Notification(Notification {
+        handler_id: HandlerId::new("t1"),
+        event: Event::Media(MediaEvent::TransportSctpStateChange(SctpState::Closed)), // = 4
+    });
+    let found = with_byte_replaced(&msg, 4, 240)
+        .into_iter()
+        .any(|r| matches!(r, Err(e) if e.reason.contains("unknown sctp state 240")));
+    assert!(found, "an unknown SCTP state must be refused");
+}
+
+#[test]
+fn a_direct_transport_dump_answers_transport_dump() {
+    let dump = DirectTransportDump {
+        id: TransportId::new("t1"),
+        max_message_size: 262_144,
+        data_producer_ids: vec![DataProducerId::new("dp1")],
+        data_consumer_ids: vec![],
+    };
+    let msg = Message::Response(Response {
+        id: RequestId(3),
+        result: Ok(ResponseBody::DirectTransportDump(dump.clone())),
+    });
+    let Message::Response(Response {
+        result: Ok(body), ..
+    }) = round_trip(&msg)
+    else {
+        panic!("an accepted response");
+    };
+    assert_eq!(
+        <requests::TransportDump as TypedRequest>::Response::from_response(body),
+        Ok(AnyTransportDump::Direct(Box::new(dump)))
+    );
+}
+
+#[test]
+fn request_id_is_peeked_from_a_data_send_whose_bytes_fail_verification() {
+    let msg = Message::Request(Request {
+        id: RequestId(88),
+        handler_id: HandlerId::new("dp1"),
+        body: RequestBody::DataProducerSend(data_send_of(b"payload!")),
+    });
+    let frame = Encoder::new().frame(&msg).unwrap();
+    let payload = &frame[4..];
+    // Claim the data vector runs past the end of the payload: verification fails, the id stays.
+    let at = payload.windows(8).position(|w| w == b"payload!").unwrap();
+    let mut broken = payload.to_vec();
+    broken[at - 4..at].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = decode_message(&broken).unwrap_err();
+    assert_eq!(e.request_id, Some(RequestId(88)));
+    assert!(e.reason.starts_with("invalid flatbuffer"), "{}", e.reason);
 }

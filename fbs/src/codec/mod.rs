@@ -241,6 +241,8 @@ type Dr<T> = Result<T, String>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{DataSend, ppid};
+    use crate::ids::DataConsumerId;
 
     /// A `worker.dump` response whose `router_ids` are `entries` offsets to one string of
     /// `string_len` bytes: a frame of about `4 × entries + string_len` bytes that, decoded
@@ -361,6 +363,104 @@ mod tests {
         let e = decode_message(fbb.finished_data()).expect_err("refused");
         assert_eq!(e.reason, budget::EXCEEDED);
         assert_eq!(e.request_id, Some(RequestId(42)));
+    }
+
+    /// A DirectTransport dump (issue 14) whose `data_producer_ids` and `data_consumer_ids` are
+    /// `entries` offsets each to one shared string of `string_len` bytes.
+    fn amplifying_direct_transport_dump(entries: usize, string_len: usize) -> Vec<u8> {
+        use crate::generated::fbs::direct_transport as fb_dt;
+        let mut fbb = FlatBufferBuilder::new();
+        let shared = fbb.create_string(&"d".repeat(string_len));
+        let ids = fbb.create_vector(&vec![shared; entries]);
+        let id = fbb.create_string("t1");
+        let dump = fb_dt::DumpResponse::create(
+            &mut fbb,
+            &fb_dt::DumpResponseArgs {
+                id: Some(id),
+                max_message_size: 262_144,
+                data_producer_ids: Some(ids),
+                data_consumer_ids: Some(ids),
+            },
+        );
+        let response = fb_resp::Response::create(
+            &mut fbb,
+            &fb_resp::ResponseArgs {
+                id: 8,
+                accepted: true,
+                error: fb_resp::ErrorKind::NONE,
+                reason: None,
+                body_type: fb_resp::Body::DirectTransport_DumpResponse,
+                body: union(dump),
+            },
+        );
+        let root = fb_msg::Message::create(
+            &mut fbb,
+            &fb_msg::MessageArgs {
+                data_type: fb_msg::Body::Response,
+                data: union(response),
+            },
+        );
+        fb_msg::finish_message_buffer(&mut fbb, root);
+        fbb.finished_data().to_vec()
+    }
+
+    #[test]
+    fn shared_data_channel_ids_cannot_amplify_a_frame() {
+        // Small and honest-looking: decodes.
+        let payload = amplifying_direct_transport_dump(4, 16);
+        let Ok(Message::Response(r)) = decode_message(&payload) else {
+            panic!("a small dump decodes");
+        };
+        let Ok(ResponseBody::DirectTransportDump(d)) = r.result else {
+            panic!("a direct transport dump");
+        };
+        assert_eq!(d.data_producer_ids.len(), 4);
+        assert_eq!(
+            d.data_consumer_ids,
+            vec![DataConsumerId::new("d".repeat(16)); 4]
+        );
+
+        // 150 entries × 1 KiB, in both fields: a 1.7 KB frame that passes the verifier's limit
+        // but decodes into 300 KB, more than twice its budget: the budget refuses it.
+        let payload = amplifying_direct_transport_dump(150, 1024);
+        assert!(2 * 150 * 1024 > 2 * budget::for_payload(payload.len()));
+        let e = decode_message(&payload).expect_err("amplifying frame refused");
+        assert_eq!(e.reason, budget::EXCEEDED);
+        assert_eq!(e.request_id, None);
+
+        // 10 000 entries: the verifier's apparent-size limit refuses it first.
+        let payload = amplifying_direct_transport_dump(10_000, 1024);
+        let e = decode_message(&payload).expect_err("amplifying frame refused");
+        assert_eq!(e.reason, "invalid flatbuffer: Apparent size too large.\n");
+    }
+
+    #[test]
+    fn honest_data_channel_frames_near_the_limit_decode() {
+        // Byte vectors are charged one budget byte per payload byte, u16 vectors 32 bytes per
+        // 2-byte element (exactly their share): the largest honest frames still decode.
+        let data: Vec<u8> = (0..MAX_FRAME_LEN - 1024).map(|i| (i % 251) as u8).collect();
+        let send = Message::Request(Request {
+            id: RequestId(5),
+            handler_id: HandlerId::new("dp1"),
+            body: RequestBody::DataProducerSend(DataSend {
+                ppid: ppid::BINARY,
+                data,
+                subchannels: None,
+                required_subchannel: None,
+            }),
+        });
+        let frame = Encoder::new().frame(&send).expect("encodes");
+        assert_eq!(decode_message(&frame[4..]), Ok(send));
+
+        let subchannels: Vec<u16> = (0..(MAX_FRAME_LEN - 1024) / 2)
+            .map(|i| (i % 65_536) as u16)
+            .collect();
+        let set = Message::Response(Response {
+            id: RequestId(6),
+            result: Ok(ResponseBody::Subchannels(subchannels)),
+        });
+        let frame = Encoder::new().frame(&set).expect("encodes");
+        assert_eq!(decode_message(&frame[4..]), Ok(set));
     }
 
     #[test]

@@ -34,6 +34,17 @@ pub(crate) fn request_body() -> impl Strategy<Value = RequestBody> {
         RequestBody::RtpObserverClose,
         RequestBody::RtpObserverPause,
         RequestBody::RtpObserverResume,
+        RequestBody::DataProducerClose,
+        RequestBody::DataProducerDump,
+        RequestBody::DataProducerGetStats,
+        RequestBody::DataProducerPause,
+        RequestBody::DataProducerResume,
+        RequestBody::DataConsumerClose,
+        RequestBody::DataConsumerDump,
+        RequestBody::DataConsumerGetStats,
+        RequestBody::DataConsumerPause,
+        RequestBody::DataConsumerResume,
+        RequestBody::DataConsumerGetBufferedAmount,
     ]);
     prop_oneof![
         4 => bodyless.boxed(),
@@ -113,6 +124,23 @@ pub(crate) fn request_body() -> impl Strategy<Value = RequestBody> {
             .boxed(),
         1 => produce_options().prop_map(RequestBody::TransportProduce).boxed(),
         1 => consume_options().prop_map(RequestBody::TransportConsume).boxed(),
+        1 => direct_transport_options()
+            .prop_map(RequestBody::RouterCreateDirectTransport)
+            .boxed(),
+        1 => produce_data_options()
+            .prop_map(RequestBody::TransportProduceData)
+            .boxed(),
+        1 => consume_data_options()
+            .prop_map(RequestBody::TransportConsumeData)
+            .boxed(),
+        1 => data_send().prop_map(RequestBody::DataProducerSend).boxed(),
+        1 => data_send().prop_map(RequestBody::DataConsumerSend).boxed(),
+        1 => u32_edge(0)
+            .prop_map(RequestBody::DataConsumerSetBufferedAmountLowThreshold)
+            .boxed(),
+        1 => subchannels()
+            .prop_map(RequestBody::DataConsumerSetSubchannels)
+            .boxed(),
     ]
 }
 
@@ -195,8 +223,8 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
             opt(tuple()),
             dtls_parameters(),
             dtls_state(),
-            ids(),
-            ids(),
+            (ids(), ids()),
+            (opt(sctp_parameters()), opt(sctp_state()), ids(), ids()),
         )
             .prop_map(
                 |(
@@ -207,8 +235,8 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
                     ice_selected_tuple,
                     dtls_parameters,
                     dtls_state,
-                    producer_ids,
-                    consumer_ids,
+                    (producer_ids, consumer_ids),
+                    (sctp_parameters, sctp_state, data_producer_ids, data_consumer_ids),
                 )| {
                     ResponseBody::WebRtcTransportDump(WebRtcTransportDump {
                         id: TransportId::new(id),
@@ -220,6 +248,10 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
                         dtls_state,
                         producer_ids,
                         consumer_ids,
+                        sctp_parameters,
+                        sctp_state,
+                        data_producer_ids,
+                        data_consumer_ids,
                     })
                 },
             )
@@ -327,6 +359,18 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
         opt(consumer_layers())
             .prop_map(ResponseBody::PreferredLayers)
             .boxed(),
+        direct_transport_dump()
+            .prop_map(ResponseBody::DirectTransportDump)
+            .boxed(),
+        data_producer_dump()
+            .prop_map(ResponseBody::DataProducerDump)
+            .boxed(),
+        data_consumer_dump()
+            .prop_map(ResponseBody::DataConsumerDump)
+            .boxed(),
+        data_stats().prop_map(ResponseBody::DataStats).boxed(),
+        u32_edge(0).prop_map(ResponseBody::BufferedAmount).boxed(),
+        subchannels().prop_map(ResponseBody::Subchannels).boxed(),
     ]
 }
 
@@ -392,6 +436,21 @@ pub(crate) fn media_event() -> impl Strategy<Value = MediaEvent> {
         Just(MediaEvent::ConsumerBweResume).boxed(),
         vec(any::<u8>(), 3)
             .prop_map(MediaEvent::ProducerLayersNeeded)
+            .boxed(),
+        sctp_state()
+            .prop_map(MediaEvent::TransportSctpStateChange)
+            .boxed(),
+        u32_edge(0)
+            .prop_map(MediaEvent::DataConsumerBufferedAmountLow)
+            .boxed(),
+        Just(MediaEvent::DataConsumerSctpSendBufferFull).boxed(),
+        Just(MediaEvent::DataConsumerDataProducerPause).boxed(),
+        Just(MediaEvent::DataConsumerDataProducerResume).boxed(),
+        Just(MediaEvent::DataConsumerDataProducerClose).boxed(),
+        Just(MediaEvent::DataConsumerTransportClose).boxed(),
+        Just(MediaEvent::DataProducerTransportClose).boxed(),
+        (ppid(), data_bytes())
+            .prop_map(|(ppid, data)| MediaEvent::DataConsumerMessage { ppid, data })
             .boxed(),
     ]
 }

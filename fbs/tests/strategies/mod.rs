@@ -1,10 +1,13 @@
 //! proptest strategies for every typed channel message (used by `frames.rs`): the parameter
-//! types here, the request/response/event bodies in [`messages`].
+//! types here and, for data channels, in [`data`]; the request/response/event bodies in
+//! [`messages`].
 
 use ferrosfu_fbs::*;
 use proptest::prelude::*;
 
+mod data;
 mod messages;
+pub(crate) use data::*;
 pub(crate) use messages::*;
 
 pub(crate) fn level() -> impl Strategy<Value = LogLevel> {
@@ -368,9 +371,10 @@ pub(crate) fn webrtc_transport_options() -> impl Strategy<Value = WebRtcTranspor
         proptest::array::uniform4(any::<bool>()),
         any::<u8>(),
         any::<u32>(),
+        opt(sctp_options()),
     )
-        .prop_map(
-            |(id, listen, b, ice_consent_timeout, bitrate)| WebRtcTransportOptions {
+        .prop_map(|(id, listen, b, ice_consent_timeout, bitrate, sctp)| {
+            WebRtcTransportOptions {
                 transport_id: TransportId::new(id),
                 listen,
                 enable_udp: b[0],
@@ -379,8 +383,9 @@ pub(crate) fn webrtc_transport_options() -> impl Strategy<Value = WebRtcTranspor
                 prefer_tcp: b[3],
                 ice_consent_timeout,
                 initial_available_outgoing_bitrate: bitrate,
-            },
-        )
+                sctp,
+            }
+        })
 }
 
 pub(crate) fn plain_transport_options() -> impl Strategy<Value = PlainTransportOptions> {
