@@ -63,6 +63,7 @@ pub fn webrtc_options(id: &str, protocols: &[TransportProtocol]) -> WebRtcTransp
         prefer_tcp: false,
         ice_consent_timeout: 0,
         initial_available_outgoing_bitrate: 1_000_000,
+        sctp: None,
     }
 }
 

@@ -126,14 +126,14 @@ impl Transport {
     pub fn webrtc(&self) -> Option<WebRtcTransportDump> {
         match self.kind() {
             TransportKind::WebRtc(d) => Some(*d),
-            TransportKind::Plain(_) => None,
+            TransportKind::Plain(_) | TransportKind::Direct(_) => None,
         }
     }
 
     pub fn plain(&self) -> Option<PlainTransportDump> {
         match self.kind() {
             TransportKind::Plain(d) => Some(*d),
-            TransportKind::WebRtc(_) => None,
+            TransportKind::WebRtc(_) | TransportKind::Direct(_) => None,
         }
     }
 
@@ -181,10 +181,12 @@ impl Transport {
         match dump {
             TransportKind::Plain(d) => Ok(*d),
             // The worker refuses Plain parameters for a WebRtcTransport.
-            TransportKind::WebRtc(_) => Err(RequestError::UnexpectedBody {
-                method: Method::TransportConnect,
-                body: "WebRtcTransportDump",
-            }),
+            TransportKind::WebRtc(_) | TransportKind::Direct(_) => {
+                Err(RequestError::UnexpectedBody {
+                    method: Method::TransportConnect,
+                    body: "WebRtcTransportDump",
+                })
+            }
         }
     }
 

@@ -35,6 +35,7 @@ pub(super) fn webrtc_options(
         prefer_tcp: force_tcp,
         ice_consent_timeout: 30,
         initial_available_outgoing_bitrate: 1_000_000,
+        sctp: None,
     }
 }
 

@@ -96,6 +96,7 @@ pub fn webrtc_options(id: &str, listen: WebRtcTransportListen) -> WebRtcTranspor
         prefer_tcp: false,
         ice_consent_timeout: 0,
         initial_available_outgoing_bitrate: 1_000_000,
+        sctp: None,
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferrosfu_fbs::{
-    ConsumeDataOptions, DataSend, DataType, DirectTransportDump, DirectTransportOptions,
-    HandlerId, MediaEvent, ProduceDataOptions, RequestBody, RequestFailure, ResponseBody,
-    RouterId, SctpStreamParameters,
+    ConsumeDataOptions, DataSend, DataType, DirectTransportDump, DirectTransportOptions, HandlerId,
+    MediaEvent, ProduceDataOptions, RequestBody, RequestFailure, ResponseBody, RouterId,
+    SctpStreamParameters,
 };
 
 use super::invalid;
@@ -44,9 +44,7 @@ fn check_stream(p: &SctpStreamParameters) -> Result<(), RequestFailure> {
 fn subchannel_set(v: Vec<u16>) -> Result<BTreeSet<u16>, RequestFailure> {
     let s: BTreeSet<u16> = v.into_iter().collect();
     if s.len() > MAX_SUBCHANNELS {
-        return Err(invalid(format!(
-            "at most {MAX_SUBCHANNELS} subchannels"
-        )));
+        return Err(invalid(format!("at most {MAX_SUBCHANNELS} subchannels")));
     }
     Ok(s)
 }
@@ -197,7 +195,9 @@ impl WorkerCore {
     ) -> Result<Option<SctpStreamParameters>, RequestFailure> {
         match (data_type, &self.tables.transports[k].kind) {
             (DataType::Direct, Kind::Direct(_)) => Ok(None),
-            (DataType::Direct, _) => Err(invalid("a direct data producer/consumer needs a DirectTransport")),
+            (DataType::Direct, _) => Err(invalid(
+                "a direct data producer/consumer needs a DirectTransport",
+            )),
             (DataType::Sctp, Kind::WebRtc(w)) => {
                 let Some(slot) = w.sctp.as_ref() else {
                     return Err(invalid("SCTP is not enabled on this transport"));
@@ -232,12 +232,14 @@ impl WorkerCore {
                 self.close_data_producer(pk, now);
                 Ok(ResponseBody::None)
             }
-            RequestBody::DataProducerDump => {
-                Ok(ResponseBody::DataProducerDump(self.tables.data.producers[pk].dump()))
-            }
+            RequestBody::DataProducerDump => Ok(ResponseBody::DataProducerDump(
+                self.tables.data.producers[pk].dump(),
+            )),
             RequestBody::DataProducerGetStats => {
                 let ts = self.timestamp(now);
-                Ok(ResponseBody::DataStats(self.tables.data.producers[pk].stats(ts)))
+                Ok(ResponseBody::DataStats(
+                    self.tables.data.producers[pk].stats(ts),
+                ))
             }
             RequestBody::DataProducerPause | RequestBody::DataProducerResume => {
                 let pause = matches!(body, RequestBody::DataProducerPause);

@@ -15,12 +15,12 @@ use super::server::candidates;
 use super::{invalid, suite_profile};
 use crate::WorkerCore;
 use crate::bwe::pacer::PACING_FACTOR;
+use crate::data::sctp::SctpSlot;
 use crate::demux::Owner;
 use crate::proto::dtls::Dtls;
 use crate::proto::ice::{IceCredentials, IceLite, Protocol};
 use crate::tables::TransportKey;
 use crate::transport::BWE_MIN_BPS;
-use crate::data::sctp::SctpSlot;
 use crate::transport::{BoundSocket, Kind, Plain, Transport, TransportIds, WebRtc};
 use crate::worker_core::Output;
 
@@ -74,7 +74,11 @@ impl WorkerCore {
             srtp: None,
             server: server.clone(),
             candidates: candidates(&usable, o.prefer_udp, o.prefer_tcp),
-            sctp: o.sctp.map(check_sctp_options).transpose()?.map(SctpSlot::new),
+            sctp: o
+                .sctp
+                .map(check_sctp_options)
+                .transpose()?
+                .map(SctpSlot::new),
         };
         let rtcp_ssrc = self.rng.random();
         let mut t = Transport::new(
@@ -428,7 +432,9 @@ impl WorkerCore {
 }
 
 /// `enableSctp`'s settings, within what the association supports.
-fn check_sctp_options(o: ferrosfu_fbs::SctpOptions) -> Result<ferrosfu_fbs::SctpOptions, RequestFailure> {
+fn check_sctp_options(
+    o: ferrosfu_fbs::SctpOptions,
+) -> Result<ferrosfu_fbs::SctpOptions, RequestFailure> {
     let n = o.num_streams;
     if n.os == 0 || n.mis == 0 {
         return Err(invalid("numSctpStreams: OS and MIS must be at least 1"));

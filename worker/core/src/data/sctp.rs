@@ -319,7 +319,9 @@ impl WorkerCore {
     pub(crate) fn sctp_buffered_amount(&mut self, k: TransportKey, id: u16) -> u32 {
         self.sctp_slot(k)
             .and_then(|s| s.assoc.as_mut())
-            .map_or(0, |a| u32::try_from(a.buffered_amount(id)).unwrap_or(u32::MAX))
+            .map_or(0, |a| {
+                u32::try_from(a.buffered_amount(id)).unwrap_or(u32::MAX)
+            })
     }
 
     pub(crate) fn sctp_set_low_threshold(&mut self, k: TransportKey, id: u16, n: u32) {

@@ -16,10 +16,10 @@ use ferrosfu_fbs::{
 };
 
 use crate::bwe::feedback::FeedbackAdapter;
-use crate::data::{DataConsumerKey, DataProducerKey};
 use crate::bwe::history::SendHistory;
 use crate::bwe::pacer::Pacer;
 use crate::bwe::{Control, SendSideBwe};
+use crate::data::{DataConsumerKey, DataProducerKey};
 use crate::media::Paced;
 use crate::proto::ice::{IceState, Protocol, Tuple};
 use crate::proto::srtp::SrtpDrop;
