@@ -30,9 +30,14 @@ fn layers(codec: &str) {
         codec,
         "--artifacts",
         &artifacts.display().to_string(),
+        // Whether each switch happens, not how fast: a CI run on two busy cores decoded the
+        // 1280 px layer 5.2 s after the request (the server switched at 1.9 s). The time
+        // target (5 s) is `scripts/bench layers`'s figure, not an assert here.
+        "--switch-limit-ms",
+        "14000",
     ]
     .map(String::from);
-    let run = browser::run_script("layers.mjs", &args, Duration::from_secs(240));
+    let run = browser::run_script("layers.mjs", &args, Duration::from_secs(300));
     let r = &run.result;
     let tail = run.stderr_tail(40);
     assert!(
