@@ -76,6 +76,10 @@ pub enum Input<'a> {
     /// The time returned by [`WorkerCore::poll_timeout`] has come.
     Timeout,
 }
+
+/// What the core hands its shell. Not on the per-packet path (replies and notifications are per
+/// request and per event), so a reply is kept inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Output {
     Reply(Response),
