@@ -10,11 +10,13 @@
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
-// needed, active}: what the server asked for and which encodings are on) }.
+// needed, active}: what the server asked for and which encodings are on), chat (chat.js:
+// send(text), messages(), sendBytes(name, Uint8Array) → {fileId, sha256, size}, files()) }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
 import * as tiles from './tiles.js';
+import { Chat } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -40,6 +42,12 @@ const hooks = {
   waitVideoWidth: (peerId, lo, hi, ms) => tiles.waitVideoWidth(peerId, lo, hi, ms),
   downlink: null,
   dynacast: { enabled: params.get('dynacast') !== '0', needed: null, active: null },
+  chat: {
+    send: (text) => chat.send(text),
+    messages: () => chat?.messages || [],
+    sendBytes: (name, bytes) => chat.sendFile(new File([bytes], name)),
+    files: () => chat?.files || [],
+  },
 };
 window.ferrosfu = hooks;
 const MAX_EVENTS = 5000;
@@ -52,6 +60,7 @@ const producers = {}; // kind -> Producer
 const consumers = new Map(); // consumerId -> { consumer, peerId, type }
 let localStream = null;
 let wantJoin = false;
+let chat = null;
 
 function setState(s, text) {
   hooks.state = s;
@@ -179,7 +188,7 @@ async function setupCall(displayName) {
     forceTcp: params.get('forceTcp') === '1',
     producing: true,
     consuming: false,
-    sctpCapabilities: undefined,
+    sctpCapabilities: device.sctpCapabilities,
   });
   sendTransport = device.createSendTransport({
     id: s.id,
@@ -201,7 +210,7 @@ async function setupCall(displayName) {
     forceTcp: params.get('forceTcp') === '1',
     producing: false,
     consuming: true,
-    sctpCapabilities: undefined,
+    sctpCapabilities: device.sctpCapabilities,
   });
   recvTransport = device.createRecvTransport({
     id: r.id,
@@ -215,14 +224,24 @@ async function setupCall(displayName) {
       .then(ok).catch(fail);
   });
 
+  chat = new Chat({
+    protoo,
+    ui: { list: $('chat-list'), input: $('chat-input'), form: $('chat-form'), fileInput: $('chat-file'), progress: $('chat-progress') },
+    names: (peerId) => hooks.peers[peerId]?.displayName || peerId,
+    onError: showError,
+    hooks,
+  });
   const { peers } = await protoo.request('join', {
     displayName,
     device: { flag: 'ferrosfu-demo', name: navigator.userAgentData?.brands?.[0]?.brand || 'browser', version: '1' },
     rtpCapabilities: device.rtpCapabilities,
-    sctpCapabilities: undefined,
+    sctpCapabilities: device.sctpCapabilities,
   });
   setState('joined', `in the room as ${displayName}`);
   for (const p of peers) addPeer(p);
+  if (s.sctpParameters) {
+    chat.start(sendTransport).catch((e) => showError(`chat: ${e.message || e}`));
+  }
 
   // Publish camera and microphone.
   try {
@@ -257,6 +276,14 @@ function addPeer(p) {
 
 async function onServerRequest(request, accept, reject) {
   logEvent(request.method, request.data);
+  if (request.method === 'newDataConsumer') {
+    if (!recvTransport || !chat) {
+      reject(409, 'no receive transport');
+      return;
+    }
+    chat.consume(recvTransport, request.data).then(() => accept()).catch((e) => reject(500, String(e)));
+    return;
+  }
   if (request.method !== 'newConsumer') {
     reject(404, `unknown request ${request.method}`);
     return;
@@ -308,7 +335,20 @@ function onNotification({ method, data }) {
     case 'newPeer':
       addPeer(data);
       break;
+    case 'dataConsumerClosed':
+      chat?.closed(data.dataConsumerId);
+      break;
+    case 'chatHistory':
+      chat?.history(data.messages || []);
+      break;
+    case 'chatMessageRejected':
+      showError(`chat: ${data.reason}`);
+      break;
+    case 'fileShared':
+      chat?.announce(data);
+      break;
     case 'peerClosed':
+      chat?.peerLeft(data.peerId);
       delete hooks.peers[data.peerId];
       for (const [cid, c] of consumers) {
         if (c.peerId === data.peerId) {
