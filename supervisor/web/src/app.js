@@ -11,7 +11,8 @@
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
 // needed, active}: what the server asked for and which encodings are on), chat (chat.js:
-// send(text), messages(), sendBytes(name, Uint8Array) → {fileId, sha256, size}, files()) }.
+// ready(), send(text), sendRaw(text), messages(), dataConsumers(), sendBytes(name, Uint8Array)
+// → {fileId, sha256, size}, files()) }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
@@ -43,6 +44,11 @@ const hooks = {
   downlink: null,
   dynacast: { enabled: params.get('dynacast') !== '0', needed: null, active: null },
   chat: {
+    ready: () => Boolean(chat?.chatProducer?.readyState === 'open' && chat?.fileProducer?.readyState === 'open'),
+    dataConsumers: () => (chat ? Array.from(chat.consumers.values(), ({ dataConsumer, peerId, label }) => ({
+      id: dataConsumer.id, peerId, label, readyState: dataConsumer.readyState })) : []),
+    // Bypasses the app's own 4 KiB check (tests of the server's refusal).
+    sendRaw: (text) => chat.chatProducer.send(text),
     send: (text) => chat.send(text),
     messages: () => chat?.messages || [],
     sendBytes: (name, bytes) => chat.sendFile(new File([bytes], name)),
