@@ -104,6 +104,8 @@ pub struct CoreStats {
     /// DTLS handshakes that failed (a certificate that does not match the signaled
     /// fingerprint among them).
     pub dtls_failures: u64,
+    /// What the SCTP associations of closed transports counted.
+    pub data_closed: ferrosfu_fbs::DataCounters,
 }
 
 /// The worker's state: the entity tables, the demultiplexer and the outputs waiting.
