@@ -112,6 +112,8 @@ pub enum Write {
     /// A chat message, sent by the peer whose participants row is `participant_id` (which
     /// names the meeting): `display_name` is the sender's name when it sent it, `text` 1 to
     /// 4096 bytes (a CHECK in both schemas; longer or empty text is rejected and counted).
+    /// Like every write it waits out a database outage; it is dropped only when the queue is
+    /// full (counted in [`StoreStats::dropped`] and warned).
     ChatMessageSent {
         id: String,
         participant_id: String,
