@@ -9,8 +9,8 @@ use ferrosfu_fbs::{MediaEvent, ProducerId, RequestBody};
 use serde_json::{Value, json};
 
 use super::api::{
-    BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Join, NewConsumer, Notification,
-    PeerLink, Produce, WebRtcTransportRequest,
+    BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Join, NewConsumer,
+    NewDataConsumer, Notification, PeerLink, Produce, WebRtcTransportRequest,
 };
 use super::room::Context;
 use super::{MediaSettings, Room, RoomError};
@@ -40,6 +40,13 @@ impl PeerLink for Ear {
         _: Duration,
     ) -> BoxFuture<'_, Result<(), RoomError>> {
         self.offers.lock().unwrap().push(offer.clone());
+        Box::pin(async { Ok(()) })
+    }
+    fn new_data_consumer(
+        &self,
+        _: &NewDataConsumer,
+        _: Duration,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
         Box::pin(async { Ok(()) })
     }
     fn close(&self, code: u16, _: &str) {
@@ -85,6 +92,7 @@ async fn room(worker: &ScriptedWorker) -> Arc<Room> {
             media: MediaSettings {
                 listen_ip: [127, 0, 0, 1].into(),
                 announced: None,
+                data_channels: crate::config::Config::default().data_channels,
             },
             store,
             rooms: Weak::new(),
