@@ -82,10 +82,12 @@ struct CreateWebRtcTransportRequest {
     sctp_capabilities: Option<SctpCapabilities>,
 }
 
-/// mediasoup-client's `device.sctpCapabilities`: `{numStreams: {OS, MIS}}`.
+/// mediasoup-client's `device.sctpCapabilities`: `{numStreams: {OS, MIS}}` (mediasoup's
+/// 1024/1024 when `numStreams` is absent).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct SctpCapabilities {
+    #[serde(default)]
     num_streams: NumStreams,
 }
 
@@ -95,6 +97,15 @@ struct NumStreams {
     os: u16,
     #[serde(rename = "MIS")]
     mis: u16,
+}
+
+impl Default for NumStreams {
+    fn default() -> Self {
+        Self {
+            os: 1024,
+            mis: 1024,
+        }
+    }
 }
 
 impl SctpCapabilities {
@@ -453,6 +464,7 @@ mod tests {
         let r: CreateWebRtcTransportRequest =
             parse(json!({"producing": null, "consuming": true, "sctpCapabilities": {}})).unwrap();
         assert_eq!((r.producing, r.consuming), (None, Some(true)));
+        assert_eq!(r.sctp_capabilities.unwrap().streams().os, 1024);
         fails::<CreateWebRtcTransportRequest>(json!({"producing": "yes"}));
     }
 
