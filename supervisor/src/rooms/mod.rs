@@ -225,6 +225,8 @@ impl Rooms {
 }
 
 #[cfg(test)]
+mod data_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

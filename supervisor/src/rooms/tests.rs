@@ -24,6 +24,7 @@ use crate::store::Store;
 pub(super) struct Ear {
     heard: Mutex<Vec<Value>>,
     offers: Mutex<Vec<NewConsumer>>,
+    pub(super) data_offers: Mutex<Vec<NewDataConsumer>>,
     closed: Mutex<Option<u16>>,
 }
 
@@ -44,9 +45,10 @@ impl PeerLink for Ear {
     }
     fn new_data_consumer(
         &self,
-        _: &NewDataConsumer,
+        offer: &NewDataConsumer,
         _: Duration,
     ) -> BoxFuture<'_, Result<(), RoomError>> {
+        self.data_offers.lock().unwrap().push(offer.clone());
         Box::pin(async { Ok(()) })
     }
     fn close(&self, code: u16, _: &str) {
@@ -61,7 +63,7 @@ impl Ear {
     }
 
     /// Waits (up to 2 s) for a notification named `method`; what came before it is dropped.
-    async fn wait_for(&self, method: &str) -> Value {
+    pub(super) async fn wait_for(&self, method: &str) -> Value {
         for _ in 0..200 {
             let found = {
                 let mut heard = self.heard.lock().unwrap();
@@ -79,7 +81,7 @@ impl Ear {
     }
 }
 
-async fn room(worker: &ScriptedWorker) -> Arc<Room> {
+pub(super) async fn room(worker: &ScriptedWorker) -> Arc<Room> {
     let router = worker.worker.create_router().await.unwrap();
     let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs()).unwrap();
     let store = Store::open("sqlite::memory:").await.unwrap();
@@ -101,7 +103,7 @@ async fn room(worker: &ScriptedWorker) -> Arc<Room> {
     .await
 }
 
-async fn connect(room: &Arc<Room>, id: &str, role: Role) -> Arc<Ear> {
+pub(super) async fn connect(room: &Arc<Room>, id: &str, role: Role) -> Arc<Ear> {
     let ear = Arc::new(Ear::default());
     room.attach(id, 1, ear.clone(), role).await.unwrap();
     ear
