@@ -456,3 +456,32 @@ async fn a_direct_data_consumer_receives_a_peers_messages() {
     assert_eq!(reason, ferrosfu::CloseReason::ProducerClosed);
     let _ = peer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_channels_off_means_no_sctp() {
+    let sup =
+        SupervisorProcess::start_on_loopback("43890-43899", &["--dev", "--data-channels", "false"]);
+    let mut p = ProtooClient::connect(sup.http, "dc-off", "p", None)
+        .await
+        .unwrap();
+    let caps = p.client_caps().await.unwrap();
+    p.join("p", &caps).await.unwrap();
+    let t = p
+        .ok(
+            "createWebRtcTransport",
+            json!({"producing": true, "consuming": false, "sctpCapabilities": sctp_capabilities()}),
+        )
+        .await
+        .unwrap();
+    assert!(t["sctpParameters"].is_null(), "{t}");
+    let e = p
+        .request(
+            "produceData",
+            json!({"transportId": t["id"], "label": "chat",
+                "sctpStreamParameters": {"streamId": 0}}),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code, 409, "{e}");
+}
