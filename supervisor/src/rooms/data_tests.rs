@@ -199,3 +199,32 @@ async fn produce_data_refusals() {
     let e = room.data_consumer_stats("p", "nope").await.unwrap_err();
     assert_eq!(e.status(), 404);
 }
+
+#[tokio::test]
+async fn a_refused_data_consumer_is_closed() {
+    let worker = ScriptedWorker::start();
+    let room = room(&worker).await;
+    joined(&room, "alice").await;
+    let bob = joined(&room, "bob").await;
+    bob.refuse_data
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let send = transport(&room, "alice", false, true).await;
+    transport(&room, "bob", true, true).await;
+    room.produce_data("alice", chat(&send, 0, "chat"))
+        .await
+        .unwrap();
+    let offer = data_offers(&bob, 1).await.remove(0);
+    let closed = |reqs: Vec<ferrosfu_fbs::Request>| {
+        reqs.iter().any(|r| {
+            matches!(r.body, RequestBody::DataConsumerClose)
+                && r.handler_id.as_str() == offer.consumer.id
+        })
+    };
+    for _ in 0..200 {
+        if closed(worker.requests()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the refused data consumer was not closed");
+}

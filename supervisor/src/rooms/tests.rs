@@ -25,6 +25,8 @@ pub(super) struct Ear {
     heard: Mutex<Vec<Value>>,
     offers: Mutex<Vec<NewConsumer>>,
     pub(super) data_offers: Mutex<Vec<NewDataConsumer>>,
+    /// Answer `newDataConsumer` with an error (as a client that fails to open the channel).
+    pub(super) refuse_data: std::sync::atomic::AtomicBool,
     closed: Mutex<Option<u16>>,
 }
 
@@ -49,7 +51,17 @@ impl PeerLink for Ear {
         _: Duration,
     ) -> BoxFuture<'_, Result<(), RoomError>> {
         self.data_offers.lock().unwrap().push(offer.clone());
-        Box::pin(async { Ok(()) })
+        let refuse = self.refuse_data.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if refuse {
+                Err(RoomError::Peer {
+                    code: 500,
+                    reason: "no".into(),
+                })
+            } else {
+                Ok(())
+            }
+        })
     }
     fn close(&self, code: u16, _: &str) {
         *self.closed.lock().unwrap() = Some(code);
