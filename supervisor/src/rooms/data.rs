@@ -173,6 +173,11 @@ impl Room {
     /// A data consumer of `producer` (of `owner`) on `peer_id`'s consuming transport with
     /// SCTP, offered with `newDataConsumer` (mediasoup-demo's `_createDataConsumer`); closed
     /// again when the peer refuses it. Nothing when the peer has no such transport.
+    ///
+    /// Created running, as the demo does: the client opens its channel before it answers, so
+    /// only messages sent while the offer is on its way can reach a stream not open yet.
+    /// Pausing until the answer (as media consumers are) would lose more: everything until
+    /// the resume reaches the worker.
     pub(super) async fn create_data_consumer(
         self: &Arc<Self>,
         peer_id: &str,
