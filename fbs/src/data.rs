@@ -230,3 +230,22 @@ pub struct DirectTransportDump {
     pub data_producer_ids: Vec<DataProducerId>,
     pub data_consumer_ids: Vec<DataConsumerId>,
 }
+
+/// What the worker's SCTP associations counted, live and closed ones together
+/// (`worker.get_media_counters`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataCounters {
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    /// Packets an association could not decode or place.
+    pub malformed: u64,
+    /// Messages on a stream with no data producer, or at or above MIS.
+    pub unknown_stream: u64,
+    /// DCEP messages (PPID 50): channels are negotiated.
+    pub dcep: u64,
+    pub unknown_ppid: u64,
+    /// Over the maximum message size (received, or refused for sending).
+    pub oversize: u64,
+    /// Messages not sent: the send buffer was full.
+    pub send_buffer_full: u64,
+}

@@ -577,6 +577,7 @@ pub struct MediaCounters {
     /// DTLS handshakes that failed (a certificate that does not match the signaled
     /// fingerprint among them).
     pub dtls_failures: u64,
+    pub data: DataCounters,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

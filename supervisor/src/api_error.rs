@@ -1,4 +1,4 @@
-//! The error reply of the REST APIs (broadcasters, recordings): a status and JSON
+//! The error reply of the REST APIs (broadcasters, recordings, chat): a status and JSON
 //! `{"error": reason}`.
 
 use axum::Json;
@@ -32,5 +32,12 @@ impl IntoResponse for ApiError {
 impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         ApiError(e.status(), e.to_string())
+    }
+}
+
+/// The database failed or is unreachable: 503, the request may be retried.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
     }
 }

@@ -154,6 +154,17 @@ impl Auth {
         }
     }
 
+    /// An operator REST request: its `Origin` (see [`check_origin`](Self::check_origin)) and
+    /// its bearer token (see [`authorize_admin`](Self::authorize_admin)).
+    pub fn authorize_admin_request(
+        &self,
+        headers: &HeaderMap,
+        room: Option<&str>,
+    ) -> Result<(), AuthError> {
+        self.check_origin(headers)?;
+        self.authorize_admin(Self::bearer(headers), room)
+    }
+
     /// The bearer token of a REST request.
     pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         headers

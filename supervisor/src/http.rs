@@ -1,5 +1,6 @@
 //! The HTTP listener: operations (`/healthz`, `/api/workers`, `/metrics`), the index page, the
-//! protoo WebSocket on `/`, the broadcaster REST API (`/rooms/…`) and the demo app (`/app/`).
+//! protoo WebSocket on `/`, the broadcaster REST API (`/rooms/…`), the chat history
+//! (`/api/rooms/:roomId/chat`) and the demo app (`/app/`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,10 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/app/", get(app_file))
         .route("/app/{*path}", get(app_file))
         .with_state(state.clone())
+        .merge(crate::chat::routes(crate::chat::ApiState {
+            store: state.store,
+            auth: state.signaling.auth.clone(),
+        }))
         .merge(signaling::routes(state.signaling))
 }
 

@@ -8,6 +8,7 @@
 mod api_error;
 pub mod auth;
 pub mod channel;
+pub mod chat;
 pub mod config;
 pub mod container;
 mod http;

@@ -189,8 +189,29 @@ fn register_media(reg: &mut Registry, media: &[(u32, MediaCounters)]) {
     let dropped = Family::<ReasonLabel, Counter>::default();
     let resyncs = Family::<CoreLabel, Counter>::default();
     let dtls = Family::<CoreLabel, Counter>::default();
+    let data = Family::<DirectionLabel, Counter>::default();
+    let data_dropped = Family::<ReasonLabel, Counter>::default();
     for (core, m) in media {
         let core = core.to_string();
+        let d = &m.data;
+        for (direction, n) in [("received", d.messages_received), ("sent", d.messages_sent)] {
+            let core = core.clone();
+            data.get_or_create(&DirectionLabel { core, direction })
+                .inc_by(n);
+        }
+        for (reason, n) in [
+            ("malformed", d.malformed),
+            ("unknown_stream", d.unknown_stream),
+            ("dcep", d.dcep),
+            ("unknown_ppid", d.unknown_ppid),
+            ("oversize", d.oversize),
+            ("send_buffer_full", d.send_buffer_full),
+        ] {
+            let core = core.clone();
+            data_dropped
+                .get_or_create(&ReasonLabel { core, reason })
+                .inc_by(n);
+        }
         for (reason, n) in [
             ("bad_sequence", m.rtp_bad_sequence),
             ("unknown_socket", m.unknown_socket),
@@ -219,6 +240,21 @@ fn register_media(reg: &mut Registry, media: &[(u32, MediaCounters)]) {
         "Producer streams the worker of this core resynchronised to a restarted sender's new \
          sequence space since it started",
         resyncs,
+    );
+    reg.register(
+        "ferrosfu_data_messages",
+        "Data channel (SCTP) messages the worker of this core received from endpoints and sent \
+         to them since it started",
+        data,
+    );
+    reg.register(
+        "ferrosfu_data_drops",
+        "Data channel (SCTP) packets or messages the worker of this core dropped since it \
+         started, by reason: malformed (undecodable or unplaceable packets), unknown_stream (no \
+         data producer on it, or at or above MIS), dcep (in-band channel opening: channels are \
+         negotiated), unknown_ppid, oversize (over maxSctpMessageSize), send_buffer_full (a \
+         consumer's association had no room)",
+        data_dropped,
     );
     reg.register(
         "ferrosfu_dtls_failures",
@@ -337,6 +373,11 @@ mod tests {
                     rtp_bad_sequence: 7,
                     rtp_resyncs: 4,
                     dtls_failures: 5,
+                    data: ferrosfu_fbs::DataCounters {
+                        messages_received: 11,
+                        send_buffer_full: 2,
+                        ..Default::default()
+                    },
                 },
             )],
             ..Default::default()
@@ -348,6 +389,8 @@ mod tests {
             "ferrosfu_rtp_packets_dropped_total{core=\"3\",reason=\"unknown_tuple\"} 2",
             "ferrosfu_rtp_stream_resyncs_total{core=\"3\"} 4",
             "ferrosfu_dtls_failures_total{core=\"3\"} 5",
+            "ferrosfu_data_messages_total{core=\"3\",direction=\"received\"} 11",
+            "ferrosfu_data_drops_total{core=\"3\",reason=\"send_buffer_full\"} 2",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
+use ferrosfu::chat::MAX_CHAT_BYTES;
 use ferrosfu::store::{RecordingRow, RecordingStatus, Store, StoreError, UserRef, Write};
 use ferrosfu_tests::pg::PgServer;
 use serde_json::json;
@@ -49,7 +50,8 @@ async fn migrations_and_every_write_and_read() {
     let types: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text, data_type::text \
          FROM information_schema.columns WHERE table_schema = 'public' \
-         AND table_name IN ('users', 'meetings', 'participants', 'media_tracks', 'recordings')",
+         AND table_name IN ('users', 'meetings', 'participants', 'media_tracks', 'recordings', \
+         'chat_messages')",
     )
     .fetch_all(&pool)
     .await
@@ -69,6 +71,7 @@ async fn migrations_and_every_write_and_read() {
         ("participants", "left_at"),
         ("media_tracks", "created_at"),
         ("recordings", "created_at"),
+        ("chat_messages", "sent_at"),
     ] {
         assert_eq!(type_of(table, column), "timestamp with time zone");
     }
@@ -105,6 +108,14 @@ async fn outage_writes_wait_and_are_applied_in_order_after_restart() {
             "out",
             user(&format!("out-u{i}"), "U"),
             1 + i,
+        ));
+        // Chat said during the outage is kept too.
+        writes.push(checks::chat(
+            &format!("out-c{i:02}"),
+            &format!("out-p{i:02}"),
+            "U",
+            &format!("said {i}"),
+            50 + i,
         ));
         if i % 2 == 0 {
             writes.push(Write::ParticipantLeft {
@@ -199,7 +210,29 @@ async fn outage_writes_wait_and_are_applied_in_order_after_restart() {
     assert_eq!(r.metadata, json!({ "last": "done" }));
     let m = store.meeting("out").await.expect("read").expect("meeting");
     assert_eq!((m.status.as_str(), m.ended_at), ("ended", Some(t(300))));
+    let said: Vec<_> = store
+        .chat_history("out", 100)
+        .await
+        .expect("read chat")
+        .into_iter()
+        .map(|c| (c.peer_id, c.text))
+        .collect();
+    let expected: Vec<_> = (0..20)
+        .map(|i| (format!("out-u{i}"), format!("said {i}")))
+        .collect();
+    assert_eq!(said, expected);
     store.close(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_history_survives_a_server_restart() {
+    let mut pg = PgServer::start().expect("start postgres");
+    let url = pg.url();
+    checks::chat_survives_reopen(&url, || {
+        pg.stop().expect("stop postgres");
+        pg.restart().expect("restart postgres");
+    })
+    .await;
 }
 
 #[tokio::test]

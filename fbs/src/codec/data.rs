@@ -643,3 +643,35 @@ pub(super) fn data_event_from(n: fb_notif::Notification<'_>) -> Option<Dr<MediaE
         _ => return None,
     })
 }
+
+pub(super) fn build_data_counters(
+    fbb: &mut Fbb,
+    c: &DataCounters,
+) -> WIPOffset<fb_sctp::DataCounters<'static>> {
+    fb_sctp::DataCounters::create(
+        fbb,
+        &fb_sctp::DataCountersArgs {
+            messages_received: c.messages_received,
+            messages_sent: c.messages_sent,
+            malformed: c.malformed,
+            unknown_stream: c.unknown_stream,
+            dcep: c.dcep,
+            unknown_ppid: c.unknown_ppid,
+            oversize: c.oversize,
+            send_buffer_full: c.send_buffer_full,
+        },
+    )
+}
+
+pub(super) fn data_counters_from(c: fb_sctp::DataCounters<'_>) -> DataCounters {
+    DataCounters {
+        messages_received: c.messages_received(),
+        messages_sent: c.messages_sent(),
+        malformed: c.malformed(),
+        unknown_stream: c.unknown_stream(),
+        dcep: c.dcep(),
+        unknown_ppid: c.unknown_ppid(),
+        oversize: c.oversize(),
+        send_buffer_full: c.send_buffer_full(),
+    }
+}

@@ -96,6 +96,7 @@ pub(super) fn build_response_body(
             (B::Worker_ResourceUsageResponse, union(b))
         }
         ResponseBody::MediaCounters(c) => {
+            let data = Some(build_data_counters(fbb, &c.data));
             let b = fb_worker::MediaCountersResponse::create(
                 fbb,
                 &fb_worker::MediaCountersResponseArgs {
@@ -104,6 +105,7 @@ pub(super) fn build_response_body(
                     rtp_bad_sequence: c.rtp_bad_sequence,
                     rtp_resyncs: c.rtp_resyncs,
                     dtls_failures: c.dtls_failures,
+                    data,
                 },
             );
             (B::Worker_MediaCountersResponse, union(b))
@@ -393,6 +395,7 @@ pub(super) fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
                 rtp_bad_sequence: c.rtp_bad_sequence(),
                 rtp_resyncs: c.rtp_resyncs(),
                 dtls_failures: c.dtls_failures(),
+                data: c.data().map(data_counters_from).unwrap_or_default(),
             })
         }
         B::Router_DumpResponse => {

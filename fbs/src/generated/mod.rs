@@ -185,6 +185,8 @@ pub mod fbs {
     pub use self::sctp_stream_parameters_generated::*;
     mod sctp_state_change_notification_generated;
     pub use self::sctp_state_change_notification_generated::*;
+    mod data_counters_generated;
+    pub use self::data_counters_generated::*;
   } // sctp_parameters
   pub mod srtp_parameters {
     use super::*;

@@ -187,14 +187,27 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
                 })
             })
             .boxed(),
-        proptest::array::uniform5(any::<u64>())
-            .prop_map(|a| {
+        (
+            proptest::array::uniform5(any::<u64>()),
+            proptest::array::uniform8(any::<u64>()),
+        )
+            .prop_map(|(a, d)| {
                 ResponseBody::MediaCounters(MediaCounters {
                     unknown_socket: a[0],
                     unknown_tuple: a[1],
                     rtp_bad_sequence: a[2],
                     rtp_resyncs: a[3],
                     dtls_failures: a[4],
+                    data: DataCounters {
+                        messages_received: d[0],
+                        messages_sent: d[1],
+                        malformed: d[2],
+                        unknown_stream: d[3],
+                        dcep: d[4],
+                        unknown_ppid: d[5],
+                        oversize: d[6],
+                        send_buffer_full: d[7],
+                    },
                 })
             })
             .boxed(),

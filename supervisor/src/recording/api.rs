@@ -49,8 +49,7 @@ impl From<RecError> for ApiError {
 }
 
 fn check(s: &ApiState, headers: &HeaderMap, room: Option<&str>) -> Result<(), ApiError> {
-    s.auth.check_origin(headers)?;
-    Ok(s.auth.authorize_admin(Auth::bearer(headers), room)?)
+    Ok(s.auth.authorize_admin_request(headers, room)?)
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -1,7 +1,7 @@
 //! Behaviour checks every backend must pass, shared by the SQLite unit tests (`mod checks` in
 //! `store`) and the PostgreSQL tests (`tests/tests/store_pg.rs` includes this file with
 //! `#[path]`). It names the store's types through `super::`, so the including module must have
-//! `Store`, `Write`, `UserRef` and `RecordingStatus` in scope.
+//! `Store`, `Write`, `UserRef`, `RecordingStatus` and `MAX_CHAT_BYTES` in scope.
 //!
 //! Each check uses its own meeting codes and ids, so checks can share one database when run
 //! one after another (`MeetingsInterrupted` ends every active meeting: do not run the checks
@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
-use super::{RecordingStatus, Store, UserRef, Write};
+use super::{MAX_CHAT_BYTES, RecordingStatus, Store, UserRef, Write};
 
 /// Long enough for any healthy database; the checks never wait this long when they pass.
 const FLUSH: Duration = Duration::from_secs(30);
@@ -420,11 +420,195 @@ pub(crate) async fn json_round_trip(store: &Store) {
     assert_eq!((r.size_bytes, r.duration_seconds), (None, None));
 }
 
+pub(crate) fn chat(id: &str, participant: &str, name: &str, text: &str, at: i64) -> Write {
+    Write::ChatMessageSent {
+        id: id.to_owned(),
+        participant_id: participant.to_owned(),
+        display_name: name.to_owned(),
+        text: text.to_owned(),
+        at: t(at),
+    }
+}
+
+/// The meeting `code` with participants `{code}-pa` (user `{code}-alice`) and `{code}-pb`
+/// (user `{code}-bob`).
+fn chat_meeting(store: &Store, code: &str) {
+    store.write(meeting_started(&format!("{code}-m"), code, None, 0));
+    let alice = user(&format!("{code}-alice"), "Alice");
+    store.write(joined(&format!("{code}-pa"), code, alice, 1));
+    let bob = user(&format!("{code}-bob"), "Bob");
+    store.write(joined(&format!("{code}-pb"), code, bob, 2));
+}
+
+/// `(id, peer id, display name, text)` of each message, in the order read.
+async fn chat_of(store: &Store, code: &str, limit: usize) -> Vec<(String, String, String, String)> {
+    store
+        .chat_history(code, limit)
+        .await
+        .expect("read chat")
+        .into_iter()
+        .map(|m| (m.id, m.peer_id, m.display_name, m.text))
+        .collect()
+}
+
+/// More messages than a joining peer gets, written out of time order: the history is the
+/// last `limit` by `sent_at` (then id), oldest first, of that meeting only.
+pub(crate) async fn chat_history_last_in_order(store: &Store) {
+    let before = store.stats();
+    chat_meeting(store, "chat");
+    chat_meeting(store, "chat-other");
+    const N: usize = 150;
+    // 7 is coprime with 150: every message once, in scrambled order. The last two share an
+    // instant.
+    for i in (0..N).map(|k| k * 7 % N) {
+        let (part, name) = if i % 2 == 0 {
+            ("chat-pa", "Alice")
+        } else {
+            ("chat-pb", "Bob")
+        };
+        let at = 10 + i.min(N - 2) as i64;
+        store.write(chat(
+            &format!("chat-{i:03}"),
+            part,
+            name,
+            &format!("msg {i}"),
+            at,
+        ));
+    }
+    store.write(chat("chat-other-1", "chat-other-pa", "A", "elsewhere", 5));
+    flushed(store).await;
+    let stats = store.stats();
+    assert_eq!(
+        stats.applied,
+        before.applied + 6 + N as u64 + 1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.rejected, before.rejected, "{stats:?}");
+
+    let expected = |from: usize| -> Vec<(String, String, String, String)> {
+        (from..N)
+            .map(|i| {
+                let (peer, name) = if i % 2 == 0 {
+                    ("chat-alice", "Alice")
+                } else {
+                    ("chat-bob", "Bob")
+                };
+                (
+                    format!("chat-{i:03}"),
+                    peer.into(),
+                    name.into(),
+                    format!("msg {i}"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(chat_of(store, "chat", 100).await, expected(N - 100));
+    assert_eq!(chat_of(store, "chat", 1000).await, expected(0));
+    assert_eq!(chat_of(store, "chat", 1).await, expected(N - 1));
+    assert!(chat_of(store, "chat", 0).await.is_empty());
+    assert!(chat_of(store, "no-such-code", 100).await.is_empty());
+    let other = store.chat_history("chat-other", 100).await.expect("read");
+    assert_eq!(other.len(), 1);
+    let m = &other[0];
+    assert_eq!(
+        (m.id.as_str(), m.text.as_str()),
+        ("chat-other-1", "elsewhere")
+    );
+    assert_eq!(
+        (m.meeting_id.as_str(), m.participant_id.as_str()),
+        ("chat-other-m", "chat-other-pa")
+    );
+    assert_eq!(
+        (m.peer_id.as_str(), m.display_name.as_str()),
+        ("chat-other-alice", "A")
+    );
+    assert_eq!(m.sent_at, t(5));
+    let times: Vec<_> = store
+        .chat_history("chat", 3)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|m| m.sent_at)
+        .collect();
+    assert_eq!(times, [t(157), t(158), t(158)]);
+}
+
+/// Text is kept byte for byte up to `MAX_CHAT_BYTES`; longer or empty text and messages of an
+/// unknown participant are rejected (counted) without stalling the queue; a retried write
+/// (same id) is not duplicated.
+pub(crate) async fn chat_text_bounds(store: &Store) {
+    chat_meeting(store, "chatb");
+    flushed(store).await;
+    let before = store.stats();
+    let max = "é".repeat(MAX_CHAT_BYTES / 2);
+    let unicode = "Zoë ☃ 日本 \u{1F600} \"quoted\" back\\slash\nline\ttab \u{0001}";
+    store.write(chat("chatb-1", "chatb-pa", "Alice", &max, 10));
+    store.write(chat(
+        "chatb-2",
+        "chatb-pa",
+        "Alice",
+        &"x".repeat(MAX_CHAT_BYTES + 1),
+        11,
+    ));
+    store.write(chat("chatb-3", "chatb-pa", "Alice", "", 12));
+    store.write(chat("chatb-4", "chatb-nobody", "Nobody", "hi", 13));
+    store.write(chat("chatb-5", "chatb-pb", "Bob ☃", unicode, 14));
+    store.write(chat("chatb-5", "chatb-pb", "Bob ☃", unicode, 14));
+    flushed(store).await;
+    let stats = store.stats();
+    assert_eq!(stats.rejected, before.rejected + 3, "{stats:?}");
+    assert_eq!(stats.applied, before.applied + 3, "{stats:?}");
+    let got = chat_of(store, "chatb", 100).await;
+    assert_eq!(
+        got,
+        [
+            ("chatb-1".into(), "chatb-alice".into(), "Alice".into(), max),
+            (
+                "chatb-5".into(),
+                "chatb-bob".into(),
+                "Bob ☃".into(),
+                unicode.into()
+            ),
+        ]
+    );
+}
+
+/// Chat written before the store closes is read back after it opens again (`between` runs in
+/// between: a database server restart).
+pub(crate) async fn chat_survives_reopen(url: &str, between: impl FnOnce()) {
+    let store = Store::open(url).await.expect("open");
+    chat_meeting(&store, "chatr");
+    for i in 0..120 {
+        store.write(chat(
+            &format!("chatr-{i:03}"),
+            "chatr-pa",
+            "Alice",
+            &format!("r{i}"),
+            10 + i,
+        ));
+    }
+    flushed(&store).await;
+    let written = store.chat_history("chatr", 100).await.expect("read");
+    assert_eq!(written.len(), 100);
+    store.close(FLUSH).await;
+    between();
+    let store = Store::open(url).await.expect("reopen");
+    assert_eq!(
+        store.chat_history("chatr", 100).await.expect("read"),
+        written
+    );
+    assert_eq!(written[0].id, "chatr-020");
+    assert_eq!(written[99].sent_at, t(129));
+    store.close(FLUSH).await;
+}
+
 /// Every check above, one after another, on one store.
 pub(crate) async fn all(store: &Store) {
     every_write_and_read(store).await;
     meeting_reopen(store).await;
     rejected_write_does_not_stall(store).await;
     json_round_trip(store).await;
+    chat_history_last_in_order(store).await;
+    chat_text_bounds(store).await;
     meetings_interrupted(store).await;
 }

@@ -194,6 +194,13 @@ pub(super) mod sql {
          metadata = $5 \
          WHERE id = $1";
 
+    /// The meeting is the participant's: an unknown participant gives NULL, a NOT NULL
+    /// violation (rejected, like a participant of an unknown meeting).
+    pub(in crate::store) const INSERT_CHAT_MESSAGE: &str = "INSERT INTO chat_messages \
+         (id, meeting_id, participant_id, display_name, sent_at, text) \
+         VALUES ($1, (SELECT meeting_id FROM participants WHERE id = $2), $2, $3, $4, $5) \
+         ON CONFLICT (id) DO NOTHING";
+
     pub(in crate::store) const MEETING: &str = "SELECT id, meeting_code, creator_id, started_at, \
          ended_at, settings, status FROM meetings WHERE meeting_code = $1";
 
@@ -205,6 +212,18 @@ pub(super) mod sql {
     pub(in crate::store) const MEDIA_TRACKS: &str = "SELECT id, participant_id, kind, codec, \
          parameters, created_at FROM media_tracks \
          WHERE participant_id = $1 ORDER BY created_at, id";
+
+    /// The last `$2` messages of the meeting with code `$1` (the newest by the index on
+    /// `(meeting_id, sent_at)`), oldest first; messages of one instant in id order.
+    pub(in crate::store) const CHAT_HISTORY: &str = "SELECT id, meeting_id, participant_id, \
+         peer_id, display_name, sent_at, text FROM (\
+         SELECT c.id, c.meeting_id, c.participant_id, p.user_id AS peer_id, c.display_name, \
+         c.sent_at, c.text \
+         FROM chat_messages c \
+         JOIN meetings m ON m.id = c.meeting_id \
+         JOIN participants p ON p.id = c.participant_id \
+         WHERE m.meeting_code = $1 ORDER BY c.sent_at DESC, c.id DESC LIMIT $2\
+         ) AS recent ORDER BY sent_at, id";
 
     /// The columns of a [`RecordingRow`](crate::store::RecordingRow), joined with its meeting.
     macro_rules! select_recordings {

@@ -19,6 +19,9 @@ mod writer;
 mod checks;
 #[cfg(test)]
 mod tests;
+/// `checks.rs` names it through `super::` (as `tests/tests/store_pg.rs` does).
+#[cfg(test)]
+use crate::chat::MAX_CHAT_BYTES;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +31,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 pub use types::{
-    MediaTrackRow, MeetingRow, ParticipantRow, RecordingRow, RecordingStatus, StoreStats, UserRef,
-    Write,
+    ChatRow, MediaTrackRow, MeetingRow, ParticipantRow, RecordingRow, RecordingStatus, StoreStats,
+    UserRef, Write,
 };
 
 use db::{Pool, on_pool, sql};
@@ -226,6 +229,37 @@ impl Store {
             .collect())
     }
 
+    /// The last `limit` chat messages of the meeting with this code, oldest first (empty for
+    /// an unknown code: ask [`meeting`](Self::meeting) to tell the two apart).
+    pub async fn chat_history(
+        &self,
+        meeting_code: &str,
+        limit: usize,
+    ) -> Result<Vec<ChatRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<ChatTuple> = on_pool!(&self.inner.pool, p => {
+            sqlx::query_as(sql::CHAT_HISTORY)
+                .bind(meeting_code)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, meeting_id, participant_id, peer_id, display_name, sent_at, text)| ChatRow {
+                    id,
+                    meeting_id,
+                    participant_id,
+                    peer_id,
+                    display_name,
+                    sent_at,
+                    text,
+                },
+            )
+            .collect())
+    }
+
     /// Flushes (at most `timeout`) and closes the pool. Writes still queued then are not
     /// applied (logged); later writes are dropped.
     pub async fn close(&self, timeout: Duration) {
@@ -257,6 +291,16 @@ type ParticipantTuple = (
 );
 
 type MediaTrackTuple = (String, String, String, String, Json<Value>, DateTime<Utc>);
+
+type ChatTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+    String,
+);
 
 type RecordingTuple = (
     String,

@@ -120,6 +120,10 @@ async fn sqlite_connections_use_wal_foreign_keys_and_busy_timeout() {
             "recordings",
             "id, meeting_id, storage_path, size_bytes, duration_seconds, status, created_at, metadata",
         ),
+        (
+            "chat_messages",
+            "id, meeting_id, participant_id, display_name, sent_at, text",
+        ),
     ] {
         let names: Vec<(String,)> =
             sqlx::query_as("SELECT name FROM pragma_table_info($1) ORDER BY cid")
@@ -171,6 +175,28 @@ async fn json_round_trip() {
     let store = open(&dir).await;
     checks::json_round_trip(&store).await;
     store.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn chat_history_is_the_last_messages_in_order() {
+    let dir = TempDir::new();
+    let store = open(&dir).await;
+    checks::chat_history_last_in_order(&store).await;
+    store.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn chat_text_is_bounded_and_kept_byte_for_byte() {
+    let dir = TempDir::new();
+    let store = open(&dir).await;
+    checks::chat_text_bounds(&store).await;
+    store.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn chat_history_survives_a_restart() {
+    let dir = TempDir::new();
+    checks::chat_survives_reopen(&dir.url(), || ()).await;
 }
 
 #[tokio::test]

@@ -109,6 +109,18 @@ pub enum Write {
         duration_seconds: Option<f64>,
         metadata: Value,
     },
+    /// A chat message, sent by the peer whose participants row is `participant_id` (which
+    /// names the meeting): `display_name` is the sender's name when it sent it, `text` 1 to
+    /// 4096 bytes (a CHECK in both schemas; longer or empty text is rejected and counted).
+    /// Like every write it waits out a database outage; it is dropped only when the queue is
+    /// full (counted in [`StoreStats::dropped`] and warned).
+    ChatMessageSent {
+        id: String,
+        participant_id: String,
+        display_name: String,
+        text: String,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -155,6 +167,19 @@ pub struct RecordingRow {
     pub status: RecordingStatus,
     pub created_at: DateTime<Utc>,
     pub metadata: Value,
+}
+
+/// A chat message with its sender's peer id (the participant's user).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChatRow {
+    pub id: String,
+    pub meeting_id: String,
+    pub participant_id: String,
+    /// Joined from participants (`user_id`: the peerId, or the token's peer claim).
+    pub peer_id: String,
+    pub display_name: String,
+    pub sent_at: DateTime<Utc>,
+    pub text: String,
 }
 
 /// Counters of the write queue, for /metrics.

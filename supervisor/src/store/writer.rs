@@ -327,6 +327,16 @@ async fn apply(pool: &Pool, w: &Write) -> Result<(), sqlx::Error> {
                     .execute(&mut *tx)
                     .await?;
             }
+            Write::ChatMessageSent { id, participant_id, display_name, text, at } => {
+                sqlx::query(sql::INSERT_CHAT_MESSAGE)
+                    .bind(id)
+                    .bind(participant_id)
+                    .bind(display_name)
+                    .bind(at)
+                    .bind(text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await
     })
@@ -412,6 +422,17 @@ impl std::fmt::Display for Described<'_> {
             Write::RecordingUpdated { id, status, .. } => {
                 write!(f, "RecordingUpdated({id} → {})", status.as_str())
             }
+            // Never the text: logs are not the place for what people said.
+            Write::ChatMessageSent {
+                id,
+                participant_id,
+                text,
+                ..
+            } => write!(
+                f,
+                "ChatMessageSent({id} by {participant_id}, {} bytes)",
+                text.len()
+            ),
         }
     }
 }

@@ -10,11 +10,14 @@
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
-// needed, active}: what the server asked for and which encodings are on) }.
+// needed, active}: what the server asked for and which encodings are on), chat (chat.js:
+// ready(), send(text), sendRaw(text), messages(), dataConsumers(), sendBytes(name, Uint8Array)
+// → {fileId, sha256, size}, files()) }.
 
 import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
 import * as tiles from './tiles.js';
+import { Chat } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -40,6 +43,17 @@ const hooks = {
   waitVideoWidth: (peerId, lo, hi, ms) => tiles.waitVideoWidth(peerId, lo, hi, ms),
   downlink: null,
   dynacast: { enabled: params.get('dynacast') !== '0', needed: null, active: null },
+  chat: {
+    ready: () => Boolean(chat?.chatProducer?.readyState === 'open' && chat?.fileProducer?.readyState === 'open'),
+    dataConsumers: () => (chat ? Array.from(chat.consumers.values(), ({ dataConsumer, peerId, label }) => ({
+      id: dataConsumer.id, peerId, label, readyState: dataConsumer.readyState })) : []),
+    // Bypasses the app's own 4 KiB check (tests of the server's refusal).
+    sendRaw: (text) => chat.chatProducer.send(text),
+    send: (text) => chat.send(text),
+    messages: () => chat?.messages || [],
+    sendBytes: (name, bytes) => chat.sendFile(new File([bytes], name)),
+    files: () => chat?.files || [],
+  },
 };
 window.ferrosfu = hooks;
 const MAX_EVENTS = 5000;
@@ -52,6 +66,7 @@ const producers = {}; // kind -> Producer
 const consumers = new Map(); // consumerId -> { consumer, peerId, type }
 let localStream = null;
 let wantJoin = false;
+let chat = null;
 
 function setState(s, text) {
   hooks.state = s;
@@ -179,7 +194,7 @@ async function setupCall(displayName) {
     forceTcp: params.get('forceTcp') === '1',
     producing: true,
     consuming: false,
-    sctpCapabilities: undefined,
+    sctpCapabilities: device.sctpCapabilities,
   });
   sendTransport = device.createSendTransport({
     id: s.id,
@@ -201,7 +216,7 @@ async function setupCall(displayName) {
     forceTcp: params.get('forceTcp') === '1',
     producing: false,
     consuming: true,
-    sctpCapabilities: undefined,
+    sctpCapabilities: device.sctpCapabilities,
   });
   recvTransport = device.createRecvTransport({
     id: r.id,
@@ -215,14 +230,24 @@ async function setupCall(displayName) {
       .then(ok).catch(fail);
   });
 
+  chat = new Chat({
+    protoo,
+    ui: { list: $('chat-list'), input: $('chat-input'), form: $('chat-form'), fileInput: $('chat-file'), progress: $('chat-progress') },
+    names: (peerId) => hooks.peers[peerId]?.displayName || peerId,
+    onError: showError,
+    hooks,
+  });
   const { peers } = await protoo.request('join', {
     displayName,
     device: { flag: 'ferrosfu-demo', name: navigator.userAgentData?.brands?.[0]?.brand || 'browser', version: '1' },
     rtpCapabilities: device.rtpCapabilities,
-    sctpCapabilities: undefined,
+    sctpCapabilities: device.sctpCapabilities,
   });
   setState('joined', `in the room as ${displayName}`);
   for (const p of peers) addPeer(p);
+  if (s.sctpParameters) {
+    chat.start(sendTransport).catch((e) => showError(`chat: ${e.message || e}`));
+  }
 
   // Publish camera and microphone.
   try {
@@ -257,6 +282,14 @@ function addPeer(p) {
 
 async function onServerRequest(request, accept, reject) {
   logEvent(request.method, request.data);
+  if (request.method === 'newDataConsumer') {
+    if (!recvTransport || !chat) {
+      reject(409, 'no receive transport');
+      return;
+    }
+    chat.consume(recvTransport, request.data).then(() => accept()).catch((e) => reject(500, String(e)));
+    return;
+  }
   if (request.method !== 'newConsumer') {
     reject(404, `unknown request ${request.method}`);
     return;
@@ -308,7 +341,20 @@ function onNotification({ method, data }) {
     case 'newPeer':
       addPeer(data);
       break;
+    case 'dataConsumerClosed':
+      chat?.closed(data.dataConsumerId);
+      break;
+    case 'chatHistory':
+      chat?.history(data.messages || []);
+      break;
+    case 'chatMessageRejected':
+      showError(`chat: ${data.reason}`);
+      break;
+    case 'fileShared':
+      chat?.announce(data);
+      break;
     case 'peerClosed':
+      chat?.peerLeft(data.peerId);
       delete hooks.peers[data.peerId];
       for (const [cid, c] of consumers) {
         if (c.peerId === data.peerId) {

@@ -76,6 +76,10 @@ pub enum Input<'a> {
     /// The time returned by [`WorkerCore::poll_timeout`] has come.
     Timeout,
 }
+
+/// What the core hands its shell. Not on the per-packet path (replies and notifications are per
+/// request and per event), so a reply is kept inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Output {
     Reply(Response),
@@ -100,6 +104,8 @@ pub struct CoreStats {
     /// DTLS handshakes that failed (a certificate that does not match the signaled
     /// fingerprint among them).
     pub dtls_failures: u64,
+    /// What the SCTP associations of closed transports counted.
+    pub data_closed: ferrosfu_fbs::DataCounters,
 }
 
 /// The worker's state: the entity tables, the demultiplexer and the outputs waiting.

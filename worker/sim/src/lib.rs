@@ -31,6 +31,7 @@
 
 pub mod bwe;
 pub mod client;
+pub mod data;
 pub mod drive;
 pub mod dtls;
 mod link;
@@ -40,6 +41,7 @@ pub mod simulcast;
 pub mod stun;
 pub mod svc;
 
+pub use data::SctpPeer;
 pub use dtls::DtlsSetup;
 pub use link::{Link, LinkState, LinkStats, QueueLimit};
 pub use net::{Peer, Sim};

@@ -102,6 +102,8 @@ pub struct Link {
     /// Drop RTP packets number `start + 1 ..= start + len` (RTP packets counted on this link,
     /// from 1).
     pub burst: Option<(u64, u64)>,
+    /// Probability that a DTLS application-data datagram (SCTP: data channels) is lost.
+    pub data_loss: f64,
     /// Bottleneck rate in bit/s: datagrams are serialised one after the other at this rate.
     /// `None`: no bottleneck (no queue, no serialisation time).
     pub rate_bps: Option<u64>,
@@ -153,6 +155,39 @@ impl Link {
         }
         let departure = self.enqueue(now, len)?;
         if rtp && self.lost(rng) {
+            self.stats.random_losses += 1;
+            return None;
+        }
+        Some(departure + self.latency)
+    }
+
+    /// [`Self::admit`] or [`Self::admit_other`] by what `data` is (DTLS application data:
+    /// first byte 23).
+    pub fn admit_any(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        rtp: bool,
+        rng: &mut impl Rng,
+    ) -> Option<Instant> {
+        if rtp {
+            self.admit(now, data.len(), true, rng)
+        } else {
+            self.admit_other(now, data.len(), data.first() == Some(&23), rng)
+        }
+    }
+
+    /// [`Self::admit`] for a datagram that is not RTP; `app_data` (a DTLS application-data
+    /// record) is lost with [`Link::data_loss`].
+    pub fn admit_other(
+        &mut self,
+        now: Instant,
+        len: usize,
+        app_data: bool,
+        rng: &mut impl Rng,
+    ) -> Option<Instant> {
+        let departure = self.enqueue(now, len)?;
+        if app_data && self.data_loss > 0.0 && rng.random_bool(self.data_loss) {
             self.stats.random_losses += 1;
             return None;
         }

@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::client::{ClientConfig, ClientTransport, Consent, Event as ClientEvent, IceRole};
+use crate::data::SctpPeer;
 use crate::drive::{self, PEER_PRIORITY, Requests};
 use crate::dtls::DtlsSetup;
 use crate::link::Link;
@@ -70,6 +71,8 @@ pub struct Peer {
     pub twcc: TwccFeedback,
     /// Transport-wide feedback packets sent.
     pub twcc_feedbacks_sent: u64,
+    /// The peer's SCTP association (data channels), when its transport has SCTP.
+    pub sctp: Option<SctpPeer>,
 }
 
 /// One worker core and its client peers on a simulated network, in simulated time.
@@ -87,6 +90,8 @@ pub struct Sim {
     pub notifications: Vec<Notification>,
     next_peer_tick: Instant,
     pub router: RouterId,
+    /// SCTP (data channels) on the transports of peers added from now on.
+    pub sctp_options: Option<SctpOptions>,
 }
 
 fn is_rtp(data: &[u8]) -> bool {
@@ -110,6 +115,7 @@ impl Sim {
             notifications: Vec::new(),
             next_peer_tick: now,
             router: RouterId::new("router-1"),
+            sctp_options: None,
         };
         let r = sim.router.clone();
         sim.request("", RequestBody::WorkerCreateRouter { router_id: r })
@@ -160,7 +166,7 @@ impl Sim {
         let rtp = is_rtp(&data);
         if let Some(at) = self.peers[i]
             .down
-            .admit(self.now, data.len(), rtp, &mut self.rng)
+            .admit_any(self.now, &data, rtp, &mut self.rng)
         {
             self.schedule(at, Some(i), i, tuple, data);
         }
@@ -196,7 +202,7 @@ impl Sim {
             protocol: Protocol::Udp,
         };
         let rtp = is_rtp(&data);
-        if let Some(at) = p.up.admit(self.now, data.len(), rtp, &mut self.rng) {
+        if let Some(at) = p.up.admit_any(self.now, &data, rtp, &mut self.rng) {
             self.schedule(at, None, i, tuple, data);
         }
     }
@@ -235,6 +241,7 @@ impl Sim {
                 self.router.clone().as_str(),
                 RequestBody::RouterCreateWebRtcTransport(WebRtcTransportOptions {
                     enable_tcp: false,
+                    sctp: self.sctp_options,
                     ..drive::webrtc_options(
                         &tid,
                         WebRtcTransportListen::Individual(vec![drive::listen(
@@ -294,6 +301,7 @@ impl Sim {
             twcc_ext: None,
             twcc: TwccFeedback::default(),
             twcc_feedbacks_sent: 0,
+            sctp: self.sctp_options.map(|o| SctpPeer::new(&o)),
         });
         let connected = self.request(
             &tid,
@@ -375,6 +383,7 @@ impl Sim {
         if c.poll_timeout().is_some_and(|t| t <= now) {
             let _ = c.handle_timeout(now);
         }
+        self.peer_sctp(i);
         self.flush_client(i);
         // NACKs for what we receive.
         let mut nacks = Vec::new();
@@ -422,7 +431,7 @@ impl Sim {
         }
     }
 
-    fn flush_client(&mut self, i: usize) {
+    pub(crate) fn flush_client(&mut self, i: usize) {
         while let Some(d) = self.peers[i].client.poll_transmit() {
             self.peer_send(i, d);
         }
@@ -454,6 +463,7 @@ impl Sim {
     fn peer_receive(&mut self, i: usize, data: Vec<u8>) {
         let now = self.now;
         let event = self.peers[i].client.handle_datagram(now, &data);
+        self.peer_sctp(i);
         self.flush_client(i);
         match event {
             Some(ClientEvent::Rtp) => {

@@ -36,6 +36,7 @@ impl WorkerCore {
                     rtp_bad_sequence: s.rtp_bad_sequence,
                     rtp_resyncs: s.rtp_resyncs,
                     dtls_failures: s.dtls_failures,
+                    data: self.data_counters(),
                 }))
             }
             B::WorkerGetResourceUsage | B::WorkerUpdateSettings(_) => {

@@ -327,6 +327,7 @@ impl WorkerCore {
     /// Closes the data producers and consumers of transport `k` (closing), notifying each
     /// when `notify` (a close the supervisor did not ask for).
     pub(crate) fn close_transport_data(&mut self, k: TransportKey, now: Instant, notify: bool) {
+        self.sctp_closing(k);
         let Some(t) = self.tables.transports.get(k) else {
             return;
         };

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferrosfu_fbs::{HandlerId, MediaEvent, SctpOptions, SctpParameters};
+use ferrosfu_fbs::{DataCounters, HandlerId, MediaEvent, SctpOptions, SctpParameters};
 
 use super::{DataConsumerKey, DataProducerKey};
 use crate::WorkerCore;
-use crate::sctp::{SctpAssociation, SctpConfig, SctpEvent, SctpState, SendError, StreamParams};
+use crate::sctp::{
+    SctpAssociation, SctpConfig, SctpCounters, SctpEvent, SctpState, SendError, StreamParams,
+};
 use crate::tables::TransportKey;
 use crate::transport::Kind;
 
@@ -85,6 +87,19 @@ impl SctpSlot {
     }
 }
 
+/// `into` plus what association counters `c` say.
+pub(crate) fn add_counters(into: &mut DataCounters, c: &SctpCounters) {
+    into.messages_received += c.messages_in;
+    into.messages_sent += c.messages_out;
+    // Packets that could not be placed: undecodable, a crate fault, no room in the queue.
+    into.malformed += c.malformed + c.crate_panics + c.events_dropped;
+    into.unknown_stream += c.unknown_stream;
+    into.dcep += c.dcep_ignored;
+    into.unknown_ppid += c.unknown_ppid;
+    into.oversize += c.oversize;
+    into.send_buffer_full += c.send_buffer_full;
+}
+
 pub(crate) fn fbs_state(s: SctpState) -> ferrosfu_fbs::SctpState {
     match s {
         SctpState::New => ferrosfu_fbs::SctpState::New,
@@ -96,6 +111,30 @@ pub(crate) fn fbs_state(s: SctpState) -> ferrosfu_fbs::SctpState {
 }
 
 impl WorkerCore {
+    /// Every association's counters, live and closed.
+    pub(crate) fn data_counters(&self) -> DataCounters {
+        let mut d = self.stats.data_closed;
+        for t in self.tables.transports.values() {
+            if let Kind::WebRtc(w) = &t.kind
+                && let Some(a) = w.sctp.as_ref().and_then(|s| s.assoc.as_ref())
+            {
+                add_counters(&mut d, &a.counters());
+            }
+        }
+        d
+    }
+
+    /// Transport `k` closes: its association's counters go to the worker's.
+    pub(crate) fn sctp_closing(&mut self, k: TransportKey) {
+        if let Some(c) = self
+            .sctp_slot(k)
+            .and_then(|s| s.assoc.as_ref())
+            .map(|a| a.counters())
+        {
+            add_counters(&mut self.stats.data_closed, &c);
+        }
+    }
+
     fn sctp_slot(&mut self, k: TransportKey) -> Option<&mut SctpSlot> {
         match &mut self.tables.transports.get_mut(k)?.kind {
             Kind::WebRtc(w) => w.sctp.as_mut(),

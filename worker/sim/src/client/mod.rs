@@ -184,9 +184,14 @@ pub struct ClientTransport {
     dtls_started: bool,
     srtp: Option<SrtpSession>,
     transmits: VecDeque<Vec<u8>>,
+    /// DTLS application data (SCTP packets) received, not polled yet.
+    app_in: VecDeque<BytesMut>,
     stats: ClientStats,
     failed: bool,
 }
+
+/// Application-data records held for the owner at most.
+const MAX_APP_IN: usize = 1024;
 
 impl std::fmt::Debug for ClientTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,6 +230,7 @@ impl ClientTransport {
             dtls_started: false,
             srtp: None,
             transmits: VecDeque::new(),
+            app_in: VecDeque::new(),
             stats: ClientStats::default(),
             failed: false,
         }
@@ -256,6 +262,7 @@ impl ClientTransport {
             dtls_started: true,
             srtp: Some(srtp),
             transmits: VecDeque::new(),
+            app_in: VecDeque::new(),
             stats: ClientStats::default(),
             failed: false,
         }
@@ -424,6 +431,13 @@ impl ClientTransport {
                             self.fail();
                             out = Some(Event::Failed(why));
                         }
+                        EndpointEvent::ApplicationData(d) => {
+                            if self.app_in.len() < MAX_APP_IN {
+                                self.app_in.push_back(d);
+                            } else {
+                                self.stats.other_dropped += 1;
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -434,6 +448,30 @@ impl ClientTransport {
                 None
             }
         }
+    }
+
+    /// Whether this side is the DTLS client (it sent the ClientHello).
+    pub fn is_dtls_client(&self) -> bool {
+        self.dtls_connect.is_some()
+    }
+
+    /// DTLS application data (an SCTP packet) the remote sent.
+    pub fn poll_application_data(&mut self) -> Option<BytesMut> {
+        self.app_in.pop_front()
+    }
+
+    /// Sends application data (an SCTP packet) over DTLS; false before the handshake ended.
+    pub fn write_application_data(&mut self, now: Instant, data: &[u8]) -> bool {
+        if self.srtp.is_none() {
+            return false;
+        }
+        let remote = self.remote;
+        let Some(ep) = self.dtls.as_mut() else {
+            return false;
+        };
+        let ok = ep.write(now, remote, data).is_ok();
+        self.drain_dtls();
+        ok
     }
 
     fn drain_dtls(&mut self) {

@@ -23,6 +23,7 @@ impl<'a> MediaCountersResponse<'a> {
   pub const VT_RTP_BAD_SEQUENCE: ::flatbuffers::VOffsetT = 8;
   pub const VT_RTP_RESYNCS: ::flatbuffers::VOffsetT = 10;
   pub const VT_DTLS_FAILURES: ::flatbuffers::VOffsetT = 12;
+  pub const VT_DATA: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -31,7 +32,7 @@ impl<'a> MediaCountersResponse<'a> {
   #[allow(unused_mut)]
   pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
     _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args MediaCountersResponseArgs
+    args: &'args MediaCountersResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<MediaCountersResponse<'bldr>> {
     let mut builder = MediaCountersResponseBuilder::new(_fbb);
     builder.add_dtls_failures(args.dtls_failures);
@@ -39,6 +40,7 @@ impl<'a> MediaCountersResponse<'a> {
     builder.add_rtp_bad_sequence(args.rtp_bad_sequence);
     builder.add_unknown_tuple(args.unknown_tuple);
     builder.add_unknown_socket(args.unknown_socket);
+    if let Some(x) = args.data { builder.add_data(x); }
     builder.finish()
   }
 
@@ -78,6 +80,13 @@ impl<'a> MediaCountersResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(MediaCountersResponse::VT_DTLS_FAILURES, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn data(&self) -> Option<super::sctp_parameters::DataCounters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::DataCounters>>(MediaCountersResponse::VT_DATA, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for MediaCountersResponse<'_> {
@@ -91,18 +100,20 @@ impl ::flatbuffers::Verifiable for MediaCountersResponse<'_> {
      .visit_field::<u64>("rtp_bad_sequence", Self::VT_RTP_BAD_SEQUENCE, false)?
      .visit_field::<u64>("rtp_resyncs", Self::VT_RTP_RESYNCS, false)?
      .visit_field::<u64>("dtls_failures", Self::VT_DTLS_FAILURES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::DataCounters>>("data", Self::VT_DATA, false)?
      .finish();
     Ok(())
   }
 }
-pub struct MediaCountersResponseArgs {
+pub struct MediaCountersResponseArgs<'a> {
     pub unknown_socket: u64,
     pub unknown_tuple: u64,
     pub rtp_bad_sequence: u64,
     pub rtp_resyncs: u64,
     pub dtls_failures: u64,
+    pub data: Option<::flatbuffers::WIPOffset<super::sctp_parameters::DataCounters<'a>>>,
 }
-impl<'a> Default for MediaCountersResponseArgs {
+impl<'a> Default for MediaCountersResponseArgs<'a> {
   #[inline]
   fn default() -> Self {
     MediaCountersResponseArgs {
@@ -111,6 +122,7 @@ impl<'a> Default for MediaCountersResponseArgs {
       rtp_bad_sequence: 0,
       rtp_resyncs: 0,
       dtls_failures: 0,
+      data: None,
     }
   }
 }
@@ -141,6 +153,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MediaCountersResponseBuilder<
     self.fbb_.push_slot::<u64>(MediaCountersResponse::VT_DTLS_FAILURES, dtls_failures, 0);
   }
   #[inline]
+  pub fn add_data(&mut self, data: ::flatbuffers::WIPOffset<super::sctp_parameters::DataCounters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<super::sctp_parameters::DataCounters>>(MediaCountersResponse::VT_DATA, data);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MediaCountersResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     MediaCountersResponseBuilder {
@@ -163,6 +179,7 @@ impl ::core::fmt::Debug for MediaCountersResponse<'_> {
       ds.field("rtp_bad_sequence", &self.rtp_bad_sequence());
       ds.field("rtp_resyncs", &self.rtp_resyncs());
       ds.field("dtls_failures", &self.dtls_failures());
+      ds.field("data", &self.data());
       ds.finish()
   }
 }
