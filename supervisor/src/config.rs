@@ -10,6 +10,11 @@ use clap::Parser;
 use ferrosfu_fbs::LogLevel;
 use serde::Deserialize;
 
+mod data_channels;
+
+pub use data_channels::DataChannels;
+use data_channels::FileDataChannels;
+
 use crate::container::{Container, ContainerPrefs};
 use crate::pool::RestartPolicy;
 
@@ -106,6 +111,14 @@ pub struct Cli {
     /// Development mode: allow unauthenticated access (a warning is logged at startup).
     #[arg(long, env = "FERROSFU_DEV")]
     pub dev: bool,
+
+    /// Data channels (SCTP over DTLS) on WebRTC transports: true (default) or false.
+    #[arg(long, env = "FERROSFU_DATA_CHANNELS", value_name = "BOOL")]
+    pub data_channels: Option<bool>,
+
+    /// Largest data channel message, bytes (1024-16777216; default 262144).
+    #[arg(long, env = "FERROSFU_DATA_MAX_MESSAGE_SIZE", value_name = "BYTES")]
+    pub data_max_message_size: Option<u32>,
 
     /// Path of the ferrosfu-worker binary (default: next to this binary, else on PATH).
     #[arg(long, env = "FERROSFU_WORKER_BIN", value_name = "PATH")]
@@ -246,6 +259,7 @@ struct FileConfig {
     store: FileStore,
     recording: FileRecording,
     auth: FileAuth,
+    data_channels: FileDataChannels,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -351,6 +365,7 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Empty: any origin.
     pub allowed_origins: Vec<String>,
+    pub data_channels: DataChannels,
 }
 
 impl Default for Config {
@@ -376,6 +391,7 @@ impl Config {
     }
 
     fn merge(cli: Cli, f: FileConfig) -> Result<Config, String> {
+        let data_channels = DataChannels::merge(&cli, &f.data_channels)?;
         let worker_log_level = match f.workers.log_level {
             Some(l) => l.parse::<LogLevel>()?,
             None => LogLevel::Warn,
@@ -420,6 +436,7 @@ impl Config {
             cli.allowed_origins
         };
         Ok(Config {
+            data_channels,
             tls,
             web_dir: cli.web_dir.or(f.http.web_dir),
             jwt_secret,
@@ -541,6 +558,7 @@ impl Config {
                 "listen_ip": self.rtc_listen_ip.to_string(),
             },
             "store": { "database_url": self.database_url },
+            "data_channels": self.data_channels.to_json(),
             "recording": {
                 "dir": self.recordings_dir.display().to_string(),
                 "cores": match &self.recording_cores {

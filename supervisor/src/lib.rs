@@ -167,6 +167,7 @@ impl Supervisor {
             rooms::MediaSettings {
                 listen_ip: config.rtc_listen_ip,
                 announced,
+                data_channels: config.data_channels,
             },
             store.clone(),
         );

@@ -1,6 +1,7 @@
 //! Typed async handles for the media plane, as mediasoup's Rust/Node layer offers them:
-//! [`Transport`] (WebRtcTransport / PlainTransport), [`Producer`], [`Consumer`], [`WebRtcServer`],
-//! [`RtpObserver`] (ActiveSpeakerObserver / AudioLevelObserver).
+//! [`Transport`] (WebRtcTransport / PlainTransport / DirectTransport), [`Producer`],
+//! [`Consumer`], [`DataProducer`], [`DataConsumer`], [`WebRtcServer`], [`RtpObserver`]
+//! (ActiveSpeakerObserver / AudioLevelObserver).
 //!
 //! Every handle is cheap to clone. Each watches its parent and its own worker notifications, so
 //! closing cascades (router → transports and RTP observers; transport → producers/consumers;
@@ -37,8 +38,11 @@ macro_rules! life_accessors {
 }
 
 mod consumer;
+mod data_consumer;
+mod data_producer;
 mod producer;
 mod rtp_observer;
+mod sctp_ids;
 mod server;
 mod transport;
 
@@ -48,6 +52,8 @@ use ferrosfu_fbs::{Event, HandlerId, MediaEvent, Method, RequestBody, TypedReque
 use tokio::sync::{broadcast, watch};
 
 pub use consumer::Consumer;
+pub use data_consumer::{DataConsumeOptions, DataConsumer};
+pub use data_producer::DataProducer;
 pub use producer::Producer;
 pub use rtp_observer::{RtpObserver, RtpObserverKind};
 pub use server::WebRtcServer;
@@ -64,7 +70,7 @@ pub enum CloseReason {
     /// Its router (for transports and RTP observers) or transport (for producers/consumers)
     /// closed.
     ParentClosed,
-    /// The consumer's producer closed.
+    /// The consumer's producer (or the data consumer's data producer) closed.
     ProducerClosed,
     /// The worker it lived on died.
     WorkerDied(WorkerExit),

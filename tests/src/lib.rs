@@ -3,6 +3,7 @@
 //! tests against a worker process.
 
 pub mod browser;
+pub mod data_client;
 pub mod media;
 pub mod media_source;
 pub mod pg;

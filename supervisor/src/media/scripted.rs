@@ -4,9 +4,11 @@
 use std::sync::{Arc, Mutex};
 
 use ferrosfu_fbs::{
-    ConsumerScore, Encoder, Event, FrameBuffer, FrameEvent, HandlerId, MediaEvent, Message,
-    Notification, PlainTransportDump, Request, RequestBody, Response, ResponseBody,
-    TransportProtocol, TransportTuple, decode_message,
+    ConsumerScore, DataConsumerDump, DataProducerDump, DtlsParameters, DtlsRole, DtlsState,
+    Encoder, Event, FrameBuffer, FrameEvent, HandlerId, IceParameters, IceState, MediaEvent,
+    Message, Notification, PlainTransportDump, Request, RequestBody, Response, ResponseBody,
+    SctpParameters, SctpState, TransportProtocol, TransportTuple, WebRtcTransportDump,
+    WebRtcTransportOptions, decode_message,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -120,12 +122,69 @@ fn answer(body: &RequestBody) -> ResponseBody {
                 consumer_ids: vec![],
             })
         }
+        RequestBody::RouterCreateWebRtcTransport(o) => {
+            ResponseBody::WebRtcTransportDump(webrtc_dump(o))
+        }
+        RequestBody::TransportProduceData(o) => ResponseBody::DataProducerDump(DataProducerDump {
+            id: o.data_producer_id.clone(),
+            data_type: o.data_type,
+            sctp_stream_parameters: o.sctp_stream_parameters,
+            label: o.label.clone(),
+            protocol: o.protocol.clone(),
+            paused: o.paused,
+        }),
+        RequestBody::TransportConsumeData(o) => ResponseBody::DataConsumerDump(DataConsumerDump {
+            id: o.data_consumer_id.clone(),
+            data_producer_id: o.data_producer_id.clone(),
+            data_type: o.data_type,
+            sctp_stream_parameters: o.sctp_stream_parameters,
+            label: o.label.clone(),
+            protocol: o.protocol.clone(),
+            buffered_amount_low_threshold: 0,
+            paused: o.paused,
+            data_producer_paused: false,
+            subchannels: o.subchannels.clone().unwrap_or_default(),
+        }),
         RequestBody::TransportConsume(_) => ResponseBody::Consumed {
             paused: false,
             producer_paused: false,
             score: ConsumerScore::default(),
         },
         _ => ResponseBody::None,
+    }
+}
+
+/// A new WebRtcTransport as a worker answers it (no candidates; SCTP when asked).
+fn webrtc_dump(o: &WebRtcTransportOptions) -> WebRtcTransportDump {
+    WebRtcTransportDump {
+        id: o.transport_id.clone(),
+        ice_parameters: IceParameters {
+            username_fragment: "ufrag".into(),
+            password: "pwd".into(),
+            ice_lite: true,
+        },
+        ice_candidates: vec![],
+        ice_state: IceState::New,
+        ice_selected_tuple: None,
+        dtls_parameters: DtlsParameters {
+            role: DtlsRole::Auto,
+            fingerprints: vec![],
+        },
+        dtls_state: DtlsState::New,
+        producer_ids: vec![],
+        consumer_ids: vec![],
+        sctp_parameters: o.sctp.map(|s| SctpParameters {
+            port: 5000,
+            os: s.num_streams.os,
+            mis: s.num_streams.mis,
+            max_message_size: s.max_message_size,
+            send_buffer_size: s.send_buffer_size,
+            sctp_buffered_amount: 0,
+            is_data_channel: true,
+        }),
+        sctp_state: o.sctp.map(|_| SctpState::New),
+        data_producer_ids: vec![],
+        data_consumer_ids: vec![],
     }
 }
 

@@ -1,14 +1,17 @@
-//! WebRtcTransports and PlainTransports: created on a router, connected, restarted (ICE),
-//! closed with it. Producing and consuming on a transport are in `producer.rs` / `consumer.rs`.
+//! WebRtcTransports, PlainTransports and DirectTransports: created on a router, connected,
+//! restarted (ICE), closed with it. Producing and consuming on a transport are in
+//! `producer.rs` / `consumer.rs`, data in `data_producer.rs` / `data_consumer.rs`.
 
 use std::sync::{Arc, Mutex};
 
 use ferrosfu_fbs::{
-    AnyTransportDump, ConnectParams, DtlsParameters, IceParameters, MediaEvent, Method,
-    PlainTransportDump, PlainTransportOptions, SrtpParameters, TraceEventType, TransportId,
-    TransportStats, WebRtcTransportDump, WebRtcTransportOptions, requests,
+    AnyTransportDump, ConnectParams, DirectTransportDump, DirectTransportOptions, DtlsParameters,
+    IceParameters, MediaEvent, Method, PlainTransportDump, PlainTransportOptions, SrtpParameters,
+    TraceEventType, TransportId, TransportStats, WebRtcTransportDump, WebRtcTransportOptions,
+    requests,
 };
 
+use super::sctp_ids::SctpStreamIds;
 use super::{CloseReason, Life, router_gone};
 use crate::channel::{Notifications, RequestError};
 use crate::worker::Router;
@@ -16,7 +19,7 @@ use crate::worker::Router;
 /// What kind of transport, with what its creation (or the latest connect/dump) returned.
 pub type TransportKind = AnyTransportDump;
 
-/// A WebRtcTransport or PlainTransport. Cheap to clone.
+/// A WebRtcTransport, PlainTransport or DirectTransport. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Transport {
     inner: Arc<TransportInner>,
@@ -28,6 +31,8 @@ struct TransportInner {
     router: Router,
     life: Arc<Life>,
     kind: Mutex<TransportKind>,
+    /// SCTP stream ids in use (a WebRtcTransport with SCTP; None otherwise).
+    sctp_ids: Option<Mutex<SctpStreamIds>>,
 }
 
 fn transport_closing(e: &MediaEvent) -> Option<CloseReason> {
@@ -88,6 +93,42 @@ impl Transport {
         ))
     }
 
+    /// `router.create_direct_transport`: no network, for `direct` data producers and
+    /// consumers (messages to and from the supervisor).
+    pub async fn create_direct(
+        router: &Router,
+        max_message_size: u32,
+    ) -> Result<Self, RequestError> {
+        let id = TransportId::new(crate::worker::new_id());
+        let registered = Life::new(
+            (&id).into(),
+            router.worker().clone(),
+            requests::RouterCreateDirectTransport::METHOD,
+        )?;
+        router
+            .worker()
+            .request(
+                router.id().into(),
+                requests::RouterCreateDirectTransport(DirectTransportOptions {
+                    transport_id: id.clone(),
+                    max_message_size,
+                }),
+            )
+            .await?;
+        let dump = DirectTransportDump {
+            id: id.clone(),
+            max_message_size,
+            data_producer_ids: Vec::new(),
+            data_consumer_ids: Vec::new(),
+        };
+        Ok(Self::new(
+            router,
+            id,
+            registered,
+            TransportKind::Direct(Box::new(dump)),
+        ))
+    }
+
     fn new(
         router: &Router,
         id: TransportId,
@@ -95,12 +136,19 @@ impl Transport {
         kind: TransportKind,
     ) -> Self {
         life.watch(notes, router_gone(router.clone()), transport_closing);
+        let sctp_ids = match &kind {
+            TransportKind::WebRtc(d) => d
+                .sctp_parameters
+                .map(|p| Mutex::new(SctpStreamIds::new(p.os))),
+            TransportKind::Plain(_) | TransportKind::Direct(_) => None,
+        };
         Self {
             inner: Arc::new(TransportInner {
                 id,
                 router: router.clone(),
                 life,
                 kind: Mutex::new(kind),
+                sctp_ids,
             }),
         }
     }
@@ -259,8 +307,41 @@ impl Transport {
             .await
     }
 
+    /// The next free SCTP stream id for a data consumer (None: no SCTP, or all taken).
+    pub(super) fn allocate_sctp_stream_id(&self) -> Option<u16> {
+        let ids = self.inner.sctp_ids.as_ref()?;
+        ids.lock().expect("never held across a panic").allocate()
+    }
+
+    pub(super) fn reserve_sctp_stream_id(&self, id: u16) {
+        if let Some(ids) = &self.inner.sctp_ids {
+            ids.lock().expect("never held across a panic").reserve(id);
+        }
+    }
+
+    pub(super) fn release_sctp_stream_id(&self, id: u16) {
+        if let Some(ids) = &self.inner.sctp_ids {
+            ids.lock().expect("never held across a panic").release(id);
+        }
+    }
+
+    /// Whether this is a WebRtcTransport created with SCTP (data channels).
+    pub fn has_sctp(&self) -> bool {
+        self.inner.sctp_ids.is_some()
+    }
+
     /// The transport's close state and worker requests, for its producers and consumers.
     pub(super) fn life(&self) -> &Arc<Life> {
         &self.inner.life
+    }
+}
+
+impl Router {
+    /// A DirectTransport on this router (mediasoup's `router.createDirectTransport`).
+    pub async fn create_direct_transport(
+        &self,
+        max_message_size: u32,
+    ) -> Result<Transport, RequestError> {
+        Transport::create_direct(self, max_message_size).await
     }
 }

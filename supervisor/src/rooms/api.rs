@@ -51,13 +51,129 @@ pub(crate) struct WebRtcTransportRequest {
     pub force_tcp: bool,
     pub producing: bool,
     pub consuming: bool,
+    /// The client's `sctpCapabilities.numStreams`: SCTP (data channels) on the transport,
+    /// clamped to the configured `num_streams`. None: no SCTP.
+    pub sctp: Option<ferrosfu_fbs::NumSctpStreams>,
+}
+
+/// Largest `label` / `protocol` of a data producer (bytes).
+pub(crate) const MAX_DATA_LABEL: usize = 1024;
+/// Largest `appData` of a data producer (bytes of JSON).
+pub(crate) const MAX_DATA_APP_DATA: usize = 16 * 1024;
+
+/// A stream of the SCTP association, as mediasoup's `sctpStreamParameters` JSON: `{streamId,
+/// ordered, maxPacketLifeTime?, maxRetransmits?}` (at most one of the last two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "SctpStreamJson")]
+pub(crate) struct SctpStreamParams {
+    pub stream_id: u16,
+    pub ordered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_packet_life_time: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retransmits: Option<u16>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SctpStreamJson {
+    stream_id: u16,
+    ordered: Option<bool>,
+    max_packet_life_time: Option<u16>,
+    max_retransmits: Option<u16>,
+}
+
+impl TryFrom<SctpStreamJson> for SctpStreamParams {
+    type Error = &'static str;
+    fn try_from(j: SctpStreamJson) -> Result<Self, Self::Error> {
+        if j.max_packet_life_time.is_some() && j.max_retransmits.is_some() {
+            return Err("sctpStreamParameters: maxPacketLifeTime and maxRetransmits are exclusive");
+        }
+        // mediasoup: ordered unless partially reliable.
+        let partial = j.max_packet_life_time.is_some() || j.max_retransmits.is_some();
+        Ok(Self {
+            stream_id: j.stream_id,
+            ordered: j.ordered.unwrap_or(!partial),
+            max_packet_life_time: j.max_packet_life_time,
+            max_retransmits: j.max_retransmits,
+        })
+    }
+}
+
+impl From<SctpStreamParams> for ferrosfu_fbs::SctpStreamParameters {
+    fn from(p: SctpStreamParams) -> Self {
+        Self {
+            stream_id: p.stream_id,
+            ordered: p.ordered,
+            max_packet_life_time: p.max_packet_life_time,
+            max_retransmits: p.max_retransmits,
+        }
+    }
+}
+
+impl From<ferrosfu_fbs::SctpStreamParameters> for SctpStreamParams {
+    fn from(p: ferrosfu_fbs::SctpStreamParameters) -> Self {
+        Self {
+            stream_id: p.stream_id,
+            ordered: p.ordered,
+            max_packet_life_time: p.max_packet_life_time,
+            max_retransmits: p.max_retransmits,
+        }
+    }
+}
+
+/// `produceData` (and the REST broadcaster's `…/produce/data`).
+#[derive(Clone, Debug)]
+pub(crate) struct ProduceData {
+    pub transport_id: String,
+    pub sctp_stream_parameters: SctpStreamParams,
+    pub label: String,
+    pub protocol: String,
+    pub app_data: Value,
+}
+
+/// A data producer's new id and its stream (`produceData` answers `{id}`, REST
+/// `{id, streamId}`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DataProduced {
+    pub id: String,
+    pub stream_id: u16,
+}
+
+/// A data consumer as its client needs it (REST `consume/data` answer).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DataConsumerInfo {
+    pub id: String,
+    pub data_producer_id: String,
+    pub sctp_stream_parameters: SctpStreamParams,
+    pub label: String,
+    pub protocol: String,
+}
+
+/// The `newDataConsumer` request a room sends a peer (mediasoup-demo's shape).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NewDataConsumer {
+    /// The data producer's peer (None: the room's own, e.g. a bot).
+    pub peer_id: Option<String>,
+    #[serde(flatten)]
+    pub consumer: DataConsumerInfo,
+    pub app_data: Value,
 }
 
 /// A broadcaster's transport request.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum BroadcasterTransportRequest {
-    WebRtc,
-    Plain { comedia: bool, rtcp_mux: bool },
+    /// `sctp`: the client's `sctpCapabilities.numStreams` (data channels), else none.
+    WebRtc {
+        sctp: Option<ferrosfu_fbs::NumSctpStreams>,
+    },
+    Plain {
+        comedia: bool,
+        rtcp_mux: bool,
+    },
 }
 
 /// A broadcaster's new transport.
@@ -212,6 +328,10 @@ pub(crate) enum Notification {
     ConsumerClosed {
         consumer_id: String,
     },
+    /// Its data producer closed (or its peer left), or its transport closed.
+    DataConsumerClosed {
+        data_consumer_id: String,
+    },
     ConsumerScore {
         consumer_id: String,
         score: ConsumerScore,
@@ -285,6 +405,10 @@ pub(crate) enum Stats {
         kind: MediaKind,
         streams: Vec<RtpStreamStats>,
     },
+    /// mediasoup's `data-producer` stats (messages/bytes received).
+    DataProducer(ferrosfu_fbs::DataStats),
+    /// mediasoup's `data-consumer` stats (messages/bytes sent, buffered amount).
+    DataConsumer(ferrosfu_fbs::DataStats),
     /// A consumer's stream, then its producer's encodings (what it selects from), as
     /// mediasoup's `consumer.getStats()`.
     Consumer {
@@ -310,6 +434,12 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// none).
 pub(crate) trait PeerLink: std::fmt::Debug + Send + Sync {
     fn notify(&self, n: &Notification);
+    /// Offers a data consumer (`newDataConsumer`); Ok when the peer accepted it in time.
+    fn new_data_consumer(
+        &self,
+        offer: &NewDataConsumer,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), RoomError>>;
     /// Offers a consumer; Ok when the peer accepted it within `timeout`.
     fn new_consumer(
         &self,
@@ -408,6 +538,50 @@ mod tests {
             n(ActiveSpeaker::Nobody),
             json!({"method": "activeSpeaker", "data": {"peerId": null}})
         );
+    }
+
+    #[test]
+    fn a_data_consumer_offer_keeps_the_demo_shape() {
+        let offer = NewDataConsumer {
+            peer_id: Some("alice".into()),
+            consumer: DataConsumerInfo {
+                id: "dc".into(),
+                data_producer_id: "dp".into(),
+                sctp_stream_parameters: ferrosfu_fbs::SctpStreamParameters::reliable(3).into(),
+                label: "chat".into(),
+                protocol: "".into(),
+            },
+            app_data: json!({"info": "x"}),
+        };
+        assert_eq!(
+            serde_json::to_value(&offer).unwrap(),
+            json!({"peerId": "alice", "id": "dc", "dataProducerId": "dp",
+                "sctpStreamParameters": {"streamId": 3, "ordered": true},
+                "label": "chat", "protocol": "", "appData": {"info": "x"}})
+        );
+        let n = Notification::DataConsumerClosed {
+            data_consumer_id: "dc".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"method": "dataConsumerClosed", "data": {"dataConsumerId": "dc"}})
+        );
+    }
+
+    #[test]
+    fn sctp_stream_parameters_default_to_ordered_unless_partially_reliable() {
+        let p: SctpStreamParams = serde_json::from_value(json!({"streamId": 2})).unwrap();
+        assert!(p.ordered);
+        let p: SctpStreamParams =
+            serde_json::from_value(json!({"streamId": 2, "maxRetransmits": 0})).unwrap();
+        assert!(!p.ordered);
+        assert!(
+            serde_json::from_value::<SctpStreamParams>(
+                json!({"streamId": 2, "maxRetransmits": 0, "maxPacketLifeTime": 10})
+            )
+            .is_err()
+        );
+        assert!(serde_json::from_value::<SctpStreamParams>(json!({"streamId": 70000})).is_err());
     }
 
     #[test]

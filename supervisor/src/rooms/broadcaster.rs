@@ -59,8 +59,8 @@ impl Room {
     ) -> Result<BroadcasterTransport, RoomError> {
         self.state.lock().await.broadcaster(id)?;
         let (t, out) = match req {
-            BroadcasterTransportRequest::WebRtc => {
-                let t = self.new_webrtc_transport(false).await?;
+            BroadcasterTransportRequest::WebRtc { sctp } => {
+                let t = self.new_webrtc_transport(false, sctp).await?;
                 let dump = webrtc_dump(&t)?;
                 (t, BroadcasterTransport::WebRtc(dump))
             }

@@ -18,8 +18,8 @@ use crate::worker::new_id;
 const NEW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Room {
-    /// A peer joined: it is offered every producer of the other joined peers. Run once the
-    /// `join` answer is out.
+    /// A peer joined: it is offered every producer and data producer of the other joined
+    /// peers. Run once the `join` answer is out.
     pub(crate) async fn consume_all(self: &Arc<Self>, peer_id: &str) {
         let producers = {
             let st = self.state.lock().await;
@@ -32,6 +32,7 @@ impl Room {
         for (owner, p) in producers {
             self.create_consumer(peer_id, &owner, &p).await;
         }
+        self.consume_all_data(peer_id).await;
     }
 
     /// Creates a paused consumer of `producer` (of `owner`) for `peer_id`, offers it with

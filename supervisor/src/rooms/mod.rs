@@ -16,6 +16,7 @@
 mod api;
 mod broadcaster;
 mod consume;
+mod data;
 mod error;
 mod produce;
 mod room;
@@ -35,8 +36,8 @@ use tokio::sync::Mutex;
 
 pub(crate) use api::{
     BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Connect, ConsumerAction, Join,
-    NewConsumer, Notification, PeerLink, Produce, ProducerAction, RecordSource, Stats,
-    WebRtcTransportRequest,
+    NewConsumer, NewDataConsumer, Notification, PeerLink, Produce, ProduceData, ProducerAction,
+    RecordSource, SctpStreamParams, Stats, WebRtcTransportRequest,
 };
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
@@ -52,6 +53,8 @@ pub(crate) struct MediaSettings {
     pub listen_ip: IpAddr,
     /// The address put in ICE candidates and plain transport tuples.
     pub announced: Option<String>,
+    /// SCTP data channels on WebRTC transports.
+    pub data_channels: crate::config::DataChannels,
 }
 
 impl MediaSettings {
@@ -222,6 +225,8 @@ impl Rooms {
 }
 
 #[cfg(test)]
+mod data_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]
@@ -245,6 +250,7 @@ mod placement_tests {
         let m = MediaSettings {
             listen_ip: IpAddr::from([0, 0, 0, 0]),
             announced: Some("203.0.113.10".into()),
+            data_channels: crate::config::Config::default().data_channels,
         };
         assert_eq!(m.public_ip(), "203.0.113.10");
         let l = m.listen(TransportProtocol::Udp);
@@ -252,6 +258,7 @@ mod placement_tests {
         let m = MediaSettings {
             listen_ip: IpAddr::from([127, 0, 0, 1]),
             announced: None,
+            data_channels: crate::config::Config::default().data_channels,
         };
         assert_eq!(m.public_ip(), "127.0.0.1");
     }

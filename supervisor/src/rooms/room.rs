@@ -37,6 +37,8 @@ pub(crate) struct Room {
     /// Who speaks (see `speaker.rs`).
     pub(super) observers: Observers,
     pub(super) state: Mutex<RoomState>,
+    /// The room's DirectTransport and who hears of new data producers (see `data.rs`).
+    pub(super) data: super::data::RoomData,
     closed: AtomicBool,
 }
 
@@ -57,6 +59,7 @@ impl Room {
             cx,
             observers,
             state: Mutex::new(RoomState::default()),
+            data: super::data::RoomData::default(),
             closed: AtomicBool::new(false),
         });
         room.watch_speakers();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::RoomError;
 use super::api::{Notification, PeerInfo, PeerLink, RecordSource};
 use crate::auth::Role;
-use crate::media::{Consumer, Producer, Transport};
+use crate::media::{Consumer, DataConsumer, DataProducer, Producer, Transport};
 use crate::ortc::{MediaKind, RtpCapabilities, RtpParameters};
 
 #[derive(Debug, Default)]
@@ -35,6 +35,8 @@ pub(super) struct Peer {
     pub transports: HashMap<String, PeerTransport>,
     pub producers: HashMap<String, ProducerEntry>,
     pub consumers: HashMap<String, Consumer>,
+    pub data_producers: HashMap<String, DataProducerEntry>,
+    pub data_consumers: HashMap<String, DataConsumer>,
     /// The participants row of this join (set when the peer joins).
     pub participant: Option<Participant>,
 }
@@ -63,6 +65,12 @@ pub(super) struct ProducerEntry {
     pub app_data: Value,
 }
 
+#[derive(Clone, Debug)]
+pub(super) struct DataProducerEntry {
+    pub p: DataProducer,
+    pub app_data: Value,
+}
+
 impl Peer {
     /// A peer that arrived and has not joined yet.
     pub(super) fn new(id: &str, session: u64, link: Option<Arc<dyn PeerLink>>, role: Role) -> Self {
@@ -78,6 +86,8 @@ impl Peer {
             transports: HashMap::new(),
             producers: HashMap::new(),
             consumers: HashMap::new(),
+            data_producers: HashMap::new(),
+            data_consumers: HashMap::new(),
             participant: None,
         }
     }

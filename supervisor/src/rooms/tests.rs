@@ -9,8 +9,8 @@ use ferrosfu_fbs::{MediaEvent, ProducerId, RequestBody};
 use serde_json::{Value, json};
 
 use super::api::{
-    BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Join, NewConsumer, Notification,
-    PeerLink, Produce, WebRtcTransportRequest,
+    BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Join, NewConsumer,
+    NewDataConsumer, Notification, PeerLink, Produce, WebRtcTransportRequest,
 };
 use super::room::Context;
 use super::{MediaSettings, Room, RoomError};
@@ -24,6 +24,9 @@ use crate::store::Store;
 pub(super) struct Ear {
     heard: Mutex<Vec<Value>>,
     offers: Mutex<Vec<NewConsumer>>,
+    pub(super) data_offers: Mutex<Vec<NewDataConsumer>>,
+    /// Answer `newDataConsumer` with an error (as a client that fails to open the channel).
+    pub(super) refuse_data: std::sync::atomic::AtomicBool,
     closed: Mutex<Option<u16>>,
 }
 
@@ -42,6 +45,24 @@ impl PeerLink for Ear {
         self.offers.lock().unwrap().push(offer.clone());
         Box::pin(async { Ok(()) })
     }
+    fn new_data_consumer(
+        &self,
+        offer: &NewDataConsumer,
+        _: Duration,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        self.data_offers.lock().unwrap().push(offer.clone());
+        let refuse = self.refuse_data.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if refuse {
+                Err(RoomError::Peer {
+                    code: 500,
+                    reason: "no".into(),
+                })
+            } else {
+                Ok(())
+            }
+        })
+    }
     fn close(&self, code: u16, _: &str) {
         *self.closed.lock().unwrap() = Some(code);
     }
@@ -54,7 +75,7 @@ impl Ear {
     }
 
     /// Waits (up to 2 s) for a notification named `method`; what came before it is dropped.
-    async fn wait_for(&self, method: &str) -> Value {
+    pub(super) async fn wait_for(&self, method: &str) -> Value {
         for _ in 0..200 {
             let found = {
                 let mut heard = self.heard.lock().unwrap();
@@ -72,7 +93,7 @@ impl Ear {
     }
 }
 
-async fn room(worker: &ScriptedWorker) -> Arc<Room> {
+pub(super) async fn room(worker: &ScriptedWorker) -> Arc<Room> {
     let router = worker.worker.create_router().await.unwrap();
     let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs()).unwrap();
     let store = Store::open("sqlite::memory:").await.unwrap();
@@ -85,6 +106,7 @@ async fn room(worker: &ScriptedWorker) -> Arc<Room> {
             media: MediaSettings {
                 listen_ip: [127, 0, 0, 1].into(),
                 announced: None,
+                data_channels: crate::config::Config::default().data_channels,
             },
             store,
             rooms: Weak::new(),
@@ -93,7 +115,7 @@ async fn room(worker: &ScriptedWorker) -> Arc<Room> {
     .await
 }
 
-async fn connect(room: &Arc<Room>, id: &str, role: Role) -> Arc<Ear> {
+pub(super) async fn connect(room: &Arc<Room>, id: &str, role: Role) -> Arc<Ear> {
     let ear = Arc::new(Ear::default());
     room.attach(id, 1, ear.clone(), role).await.unwrap();
     ear

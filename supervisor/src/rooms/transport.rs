@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrosfu_fbs::{
-    IceParameters, IceState, MediaEvent, PlainTransportDump, PlainTransportOptions, TraceEventType,
-    TransportId, TransportProtocol, WebRtcTransportDump, WebRtcTransportListen,
-    WebRtcTransportOptions,
+    IceParameters, IceState, MediaEvent, NumSctpStreams, PlainTransportDump, PlainTransportOptions,
+    SctpOptions, TraceEventType, TransportId, TransportProtocol, WebRtcTransportDump,
+    WebRtcTransportListen, WebRtcTransportOptions,
 };
 
 use super::api::{Connect, Notification, WebRtcTransportRequest};
@@ -44,6 +44,7 @@ impl Room {
     pub(super) async fn new_webrtc_transport(
         &self,
         force_tcp: bool,
+        sctp: Option<NumSctpStreams>,
     ) -> Result<Transport, RoomError> {
         let listen = match &self.server {
             Some(s) => WebRtcTransportListen::Server(s.id().clone()),
@@ -55,7 +56,9 @@ impl Room {
                 self.cx.media.listen(TransportProtocol::Tcp),
             ]),
         };
-        Ok(Transport::create_webrtc(&self.router, webrtc_options(listen, force_tcp)).await?)
+        let mut options = webrtc_options(listen, force_tcp);
+        options.sctp = sctp.and_then(|n| sctp_options(&self.cx.media.data_channels, n));
+        Ok(Transport::create_webrtc(&self.router, options).await?)
     }
 
     /// A new plain RTP transport (UDP) on this room's router and the address to send to.
@@ -92,7 +95,7 @@ impl Room {
         if req.producing && role == Role::Subscribe {
             return Err(RoomError::forbidden("this token may not publish"));
         }
-        let t = self.new_webrtc_transport(req.force_tcp).await?;
+        let t = self.new_webrtc_transport(req.force_tcp, req.sctp).await?;
         let dump = webrtc_dump(&t)?;
         self.add_transport(peer_id, t, req.consuming).await?;
         Ok(dump)
@@ -231,8 +234,41 @@ impl Room {
     }
 }
 
+/// SCTP for a transport whose client asked `requested` streams: each count clamped to 1 and the
+/// configured `num_streams`, with the configured sizes. None when data channels are off.
+pub(super) fn sctp_options(
+    cfg: &crate::config::DataChannels,
+    requested: NumSctpStreams,
+) -> Option<SctpOptions> {
+    let clamp = |n: u16| n.clamp(1, cfg.num_streams);
+    cfg.enabled.then(|| SctpOptions {
+        num_streams: NumSctpStreams {
+            os: clamp(requested.os),
+            mis: clamp(requested.mis),
+        },
+        max_message_size: cfg.max_message_size,
+        send_buffer_size: cfg.send_buffer_size,
+    })
+}
+
 /// What the worker answered when `t` (a WebRtcTransport) was created.
 pub(super) fn webrtc_dump(t: &Transport) -> Result<WebRtcTransportDump, RoomError> {
     t.webrtc()
         .ok_or_else(|| RoomError::Failed("no WebRTC transport dump".into()))
+}
+
+#[cfg(test)]
+mod sctp_tests {
+    use super::*;
+
+    #[test]
+    fn client_stream_counts_are_clamped_to_the_config() {
+        let mut cfg = crate::config::Config::default().data_channels;
+        cfg.num_streams = 256;
+        let o = sctp_options(&cfg, NumSctpStreams { os: 1024, mis: 0 }).unwrap();
+        assert_eq!((o.num_streams.os, o.num_streams.mis), (256, 1));
+        assert_eq!(o.max_message_size, cfg.max_message_size);
+        cfg.enabled = false;
+        assert!(sctp_options(&cfg, NumSctpStreams::default()).is_none());
+    }
 }

@@ -129,7 +129,15 @@ pub(crate) fn webrtc_transport(d: &WebRtcTransportDump) -> Value {
         "iceParameters": ice_parameters(&d.ice_parameters),
         "iceCandidates": ice_candidates(&d.ice_candidates),
         "dtlsParameters": dtls_parameters(&d.dtls_parameters),
-        "sctpParameters": Value::Null,
+        "sctpParameters": match &d.sctp_parameters {
+            Some(p) => json!({
+                "port": p.port,
+                "OS": p.os,
+                "MIS": p.mis,
+                "maxMessageSize": p.max_message_size,
+            }),
+            None => Value::Null,
+        },
     })
 }
 
@@ -138,6 +146,23 @@ pub(crate) fn webrtc_transport(d: &WebRtcTransportDump) -> Value {
 pub(crate) fn stats(s: &Stats) -> Value {
     match s {
         Stats::Transport(t) => transport_stats(t),
+        Stats::DataProducer(d) => json!([{
+            "type": "data-producer",
+            "timestamp": d.timestamp,
+            "label": d.label,
+            "protocol": d.protocol,
+            "messagesReceived": d.messages,
+            "bytesReceived": d.bytes,
+        }]),
+        Stats::DataConsumer(d) => json!([{
+            "type": "data-consumer",
+            "timestamp": d.timestamp,
+            "label": d.label,
+            "protocol": d.protocol,
+            "messagesSent": d.messages,
+            "bytesSent": d.bytes,
+            "bufferedAmount": d.buffered_amount,
+        }]),
         Stats::Streams {
             inbound,
             kind,

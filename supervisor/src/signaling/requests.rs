@@ -13,7 +13,8 @@ use super::ProtooError;
 use super::json::{self as js, Dtls};
 use crate::ortc::{MediaKind, RtpCapabilities, RtpParameters};
 use crate::rooms::{
-    Connect, ConsumerAction, Join, Produce, ProducerAction, Room, WebRtcTransportRequest,
+    Connect, ConsumerAction, Join, Produce, ProduceData, ProducerAction, Room, SctpStreamParams,
+    WebRtcTransportRequest,
 };
 
 /// A non-empty string (ids, names).
@@ -78,6 +79,85 @@ struct CreateWebRtcTransportRequest {
     force_tcp: Option<bool>,
     producing: Option<bool>,
     consuming: Option<bool>,
+    sctp_capabilities: Option<SctpCapabilities>,
+}
+
+/// mediasoup-client's `device.sctpCapabilities`: `{numStreams: {OS, MIS}}` (mediasoup's
+/// 1024/1024 when `numStreams` is absent).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SctpCapabilities {
+    #[serde(default)]
+    num_streams: NumStreams,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct NumStreams {
+    #[serde(rename = "OS")]
+    os: u16,
+    #[serde(rename = "MIS")]
+    mis: u16,
+}
+
+impl Default for NumStreams {
+    fn default() -> Self {
+        Self {
+            os: 1024,
+            mis: 1024,
+        }
+    }
+}
+
+impl SctpCapabilities {
+    pub(super) fn streams(self) -> ferrosfu_fbs::NumSctpStreams {
+        ferrosfu_fbs::NumSctpStreams {
+            os: self.num_streams.os,
+            mis: self.num_streams.mis,
+        }
+    }
+}
+
+/// What a data producer is made of: protoo's `produceData` (with `transportId`) and the REST
+/// broadcaster's `…/transports/:transportId/produce/data` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ProduceDataBody {
+    sctp_stream_parameters: SctpStreamParams,
+    label: Option<String>,
+    protocol: Option<String>,
+    app_data: Option<Value>,
+}
+
+impl ProduceDataBody {
+    pub(super) fn on(self, transport_id: String) -> ProduceData {
+        ProduceData {
+            transport_id,
+            sctp_stream_parameters: self.sctp_stream_parameters,
+            label: self.label.unwrap_or_default(),
+            protocol: self.protocol.unwrap_or_default(),
+            app_data: self.app_data.unwrap_or_else(|| json!({})),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProduceDataRequest {
+    transport_id: NonEmpty,
+    #[serde(flatten)]
+    body: ProduceDataBody,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataProducerRequest {
+    data_producer_id: NonEmpty,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataConsumerRequest {
+    data_consumer_id: NonEmpty,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +332,7 @@ async fn request(
                 force_tcp: r.force_tcp.unwrap_or(false),
                 producing: r.producing.unwrap_or(false),
                 consuming: r.consuming.unwrap_or(false),
+                sctp: r.sctp_capabilities.map(SctpCapabilities::streams),
             };
             let dump = room.create_webrtc_transport(peer_id, req).await?;
             Ok(js::webrtc_transport(&dump))
@@ -271,6 +352,29 @@ async fn request(
         "produce" => {
             let r: ProduceRequest = data(d)?;
             to_json(&room.produce(peer_id, r.body.on(r.transport_id.0)).await?)
+        }
+        "produceData" => {
+            let r: ProduceDataRequest = data(d)?;
+            let produced = room
+                .produce_data(peer_id, r.body.on(r.transport_id.0))
+                .await?;
+            Ok(json!({ "id": produced.id }))
+        }
+        "getDataProducerStats" => {
+            let r: DataProducerRequest = data(d)?;
+            Ok(js::stats(
+                &room
+                    .data_producer_stats(peer_id, &r.data_producer_id.0)
+                    .await?,
+            ))
+        }
+        "getDataConsumerStats" => {
+            let r: DataConsumerRequest = data(d)?;
+            Ok(js::stats(
+                &room
+                    .data_consumer_stats(peer_id, &r.data_consumer_id.0)
+                    .await?,
+            ))
         }
         "closeProducer" | "pauseProducer" | "resumeProducer" => {
             let r: ProducerRequest = data(d)?;
@@ -360,6 +464,7 @@ mod tests {
         let r: CreateWebRtcTransportRequest =
             parse(json!({"producing": null, "consuming": true, "sctpCapabilities": {}})).unwrap();
         assert_eq!((r.producing, r.consuming), (None, Some(true)));
+        assert_eq!(r.sctp_capabilities.unwrap().streams().os, 1024);
         fails::<CreateWebRtcTransportRequest>(json!({"producing": "yes"}));
     }
 
@@ -385,6 +490,31 @@ mod tests {
         .unwrap();
         assert_eq!(r.display_name.as_deref(), Some("A"));
         assert!(r.rtp_capabilities.is_some());
+    }
+
+    #[test]
+    fn sctp_capabilities_and_produce_data_are_parsed() {
+        let r: CreateWebRtcTransportRequest = parse(
+            json!({"producing": true, "sctpCapabilities": {"numStreams": {"OS": 1024, "MIS": 512}}}),
+        )
+        .unwrap();
+        let n = r.sctp_capabilities.unwrap().streams();
+        assert_eq!((n.os, n.mis), (1024, 512));
+        fails::<CreateWebRtcTransportRequest>(json!({"sctpCapabilities": {"numStreams": {}}}));
+        let r: ProduceDataRequest = parse(json!({"transportId": "t",
+            "sctpStreamParameters": {"streamId": 0, "ordered": true},
+            "label": "chat", "protocol": "", "appData": {"info": "x"}}))
+        .unwrap();
+        let p = r.body.on(r.transport_id.0);
+        assert_eq!(
+            (p.label.as_str(), p.sctp_stream_parameters.stream_id),
+            ("chat", 0)
+        );
+        fails::<ProduceDataRequest>(json!({"transportId": "t", "label": "chat"}));
+        fails::<ProduceDataRequest>(
+            json!({"transportId": "t", "sctpStreamParameters": {"streamId": -1}}),
+        );
+        fails::<DataConsumerRequest>(json!({"dataConsumerId": ""}));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::Signaling;
 use super::json as js;
-use super::requests::{self, ConnectBody, ProduceBody};
+use super::requests::{self, ConnectBody, ProduceBody, ProduceDataBody, SctpCapabilities};
 use crate::api_error::ApiError;
 use crate::auth::{Auth, Role};
 use crate::ortc::RtpCapabilities;
@@ -43,6 +43,14 @@ pub(super) fn routes(s: Signaling) -> axum::Router {
         .route(
             "/rooms/{room_id}/broadcasters/{bid}/transports/{tid}/consume",
             post(consume),
+        )
+        .route(
+            "/rooms/{room_id}/broadcasters/{bid}/transports/{tid}/produce/data",
+            post(produce_data),
+        )
+        .route(
+            "/rooms/{room_id}/broadcasters/{bid}/transports/{tid}/consume/data",
+            post(consume_data),
         )
         .with_state(s)
 }
@@ -169,6 +177,7 @@ struct NewTransport {
     kind: Option<TransportType>,
     comedia: Option<bool>,
     rtcp_mux: Option<bool>,
+    sctp_capabilities: Option<SctpCapabilities>,
 }
 
 async fn create_transport(
@@ -180,7 +189,9 @@ async fn create_transport(
     check(&s, &headers, &room_id, Some(&bid))?;
     let b: NewTransport = body(&raw)?;
     let req = match b.kind {
-        Some(TransportType::Webrtc) => BroadcasterTransportRequest::WebRtc,
+        Some(TransportType::Webrtc) => BroadcasterTransportRequest::WebRtc {
+            sctp: b.sctp_capabilities.map(SctpCapabilities::streams),
+        },
         Some(TransportType::Plain) => BroadcasterTransportRequest::Plain {
             comedia: b.comedia.unwrap_or(false),
             rtcp_mux: b.rtcp_mux.unwrap_or(true),
@@ -276,4 +287,62 @@ async fn consume(
         .broadcaster_consume(&bid, &tid, &pid)
         .await?;
     Ok(Json(out).into_response())
+}
+
+async fn produce_data(
+    State(s): State<Signaling>,
+    Path((room_id, bid, tid)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    raw: String,
+) -> ApiResult {
+    if check(&s, &headers, &room_id, Some(&bid))? != Role::Publish {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "this token may not publish".into(),
+        ));
+    }
+    let b: ProduceDataBody = body(&raw)?;
+    let out = s
+        .rooms
+        .existing(&room_id)
+        .await?
+        .broadcaster_produce_data(&bid, b.on(tid))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsumeDataBody {
+    data_producer_id: Option<String>,
+}
+
+/// `{dataProducerId}` → `{id, streamId, sctpStreamParameters, label, protocol}`.
+async fn consume_data(
+    State(s): State<Signaling>,
+    Path((room_id, bid, tid)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    raw: String,
+) -> ApiResult {
+    check(&s, &headers, &room_id, Some(&bid))?;
+    let b: ConsumeDataBody = body(&raw)?;
+    let pid = b
+        .data_producer_id
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing body.dataProducerId"))?;
+    let info = s
+        .rooms
+        .existing(&room_id)
+        .await?
+        .broadcaster_consume_data(&bid, &tid, &pid)
+        .await?;
+    Ok(Json(json!({
+        "id": info.id,
+        "dataProducerId": info.data_producer_id,
+        "streamId": info.sctp_stream_parameters.stream_id,
+        "sctpStreamParameters": info.sctp_stream_parameters,
+        "label": info.label,
+        "protocol": info.protocol,
+    }))
+    .into_response())
 }
