@@ -15,7 +15,6 @@ use std::time::Duration;
 use ferrosfu_tests::browser;
 
 #[test]
-#[ignore = "issue 14 in progress: the server side of chat (relay, store, chatHistory, shareFile) lands next"]
 fn browsers_chat_get_the_history_and_share_a_5_mb_file() {
     let (run, artifacts) =
         browser::run_against_ferrosfu("chat.mjs", "chat", &[], Duration::from_secs(300));

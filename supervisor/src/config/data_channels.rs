@@ -12,6 +12,7 @@ pub(super) struct FileDataChannels {
     send_buffer_size: Option<u32>,
     num_streams: Option<u16>,
     max_data_producers_per_peer: Option<u32>,
+    max_file_size: Option<u64>,
 }
 
 /// `[data_channels]`: SCTP data channels on WebRTC transports (mediasoup's `enableSctp`).
@@ -27,6 +28,8 @@ pub struct DataChannels {
     pub num_streams: u16,
     /// Data producers one peer may have open (1-1024).
     pub max_data_producers_per_peer: u32,
+    /// Largest file a peer may offer with `shareFile` (bytes, 1 KiB-4 GiB).
+    pub max_file_size: u64,
 }
 
 impl DataChannels {
@@ -40,6 +43,7 @@ impl DataChannels {
             send_buffer_size: f.send_buffer_size.unwrap_or(262_144),
             num_streams: f.num_streams.unwrap_or(1024),
             max_data_producers_per_peer: f.max_data_producers_per_peer.unwrap_or(32),
+            max_file_size: f.max_file_size.unwrap_or(64 << 20),
         };
         if !(1024..=16 << 20).contains(&d.max_message_size) {
             return Err("data_channels.max_message_size must be 1024-16777216".into());
@@ -52,6 +56,9 @@ impl DataChannels {
         }
         if d.num_streams == 0 {
             return Err("data_channels.num_streams must be 1-65535".into());
+        }
+        if !(1024..=4 << 30).contains(&d.max_file_size) {
+            return Err("data_channels.max_file_size must be 1024-4294967296".into());
         }
         if !(1..=1024).contains(&d.max_data_producers_per_peer) {
             return Err("data_channels.max_data_producers_per_peer must be 1-1024".into());
@@ -66,6 +73,7 @@ impl DataChannels {
             "send_buffer_size": self.send_buffer_size,
             "num_streams": self.num_streams,
             "max_data_producers_per_peer": self.max_data_producers_per_peer,
+            "max_file_size": self.max_file_size,
         })
     }
 }

@@ -355,6 +355,12 @@ pub(crate) enum Notification {
         producer_id: String,
         spatial_layers: Vec<u8>,
     },
+    /// After join: the room's last chat messages, oldest first.
+    ChatHistory(crate::chat::ChatHistory),
+    /// To its sender: a chat message the room refused ({code, reason}).
+    ChatMessageRejected(crate::chat::ChatRefusal),
+    /// To the others: a peer is about to send a file on its `file` data channel.
+    FileShared(super::chat::FileShared),
 }
 
 /// `activeSpeaker`: whom the room hears, or nobody.

@@ -29,6 +29,7 @@ impl Room {
             }
             st.producers_for(peer_id)
         };
+        self.send_chat_history(peer_id).await;
         for (owner, p) in producers {
             self.create_consumer(peer_id, &owner, &p).await;
         }

@@ -22,6 +22,7 @@ use super::api::{
 };
 use super::state::DataProducerEntry;
 use super::{Room, RoomError};
+use crate::chat::CHAT_LABEL;
 use crate::media::{CloseReason, DataConsumeOptions, DataConsumer, DataProducer, Transport};
 use crate::worker::new_id;
 
@@ -106,7 +107,19 @@ impl Room {
                 paused: false,
             })
             .await?;
+        let relay = if producer.label() == CHAT_LABEL {
+            match self.start_chat_relay(peer_id, &producer).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let _ = producer.close().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let entry = DataProducerEntry {
+            relay,
             p: producer.clone(),
             app_data: if req.app_data.is_null() {
                 serde_json::json!({})
@@ -216,8 +229,10 @@ impl Room {
             let Some(t) = t else { return Ok(()) };
             (t.t.clone(), link)
         };
+        // A chat producer's messages come through the room's relay.
+        let consumed = producer.relay.as_ref().unwrap_or(&producer.p);
         let Some((consumer, info)) = self
-            .new_data_consumer(peer_id, &transport, &producer.p)
+            .new_data_consumer(peer_id, &transport, consumed)
             .await?
         else {
             return Ok(());

@@ -15,6 +15,7 @@
 
 mod api;
 mod broadcaster;
+mod chat;
 mod consume;
 mod data;
 mod error;
@@ -39,6 +40,7 @@ pub(crate) use api::{
     NewConsumer, NewDataConsumer, Notification, PeerLink, Produce, ProduceData, ProducerAction,
     RecordSource, SctpStreamParams, Stats, WebRtcTransportRequest,
 };
+pub(crate) use chat::ShareFile;
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
 

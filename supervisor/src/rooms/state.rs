@@ -69,6 +69,8 @@ pub(super) struct ProducerEntry {
 pub(super) struct DataProducerEntry {
     pub p: DataProducer,
     pub app_data: Value,
+    /// For a `chat` producer: the room's relay the others consume instead (see `chat.rs`).
+    pub relay: Option<DataProducer>,
 }
 
 impl Peer {

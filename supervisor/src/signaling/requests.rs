@@ -360,6 +360,11 @@ async fn request(
                 .await?;
             Ok(json!({ "id": produced.id }))
         }
+        "shareFile" => {
+            let f: crate::rooms::ShareFile = data(d)?;
+            let (file_id, receivers) = room.share_file(peer_id, f).await?;
+            Ok(json!({ "fileId": file_id, "receivers": receivers }))
+        }
         "getDataProducerStats" => {
             let r: DataProducerRequest = data(d)?;
             Ok(js::stats(
