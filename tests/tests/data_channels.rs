@@ -123,15 +123,15 @@ impl Peer {
         }
     }
 
-    /// A `chat` data producer on stream `stream_id` of the send transport: the channel opens
+    /// A data producer labelled `notes` (any label but `chat`, which the room checks and relays) on stream `stream_id` of the send transport: the channel opens
     /// first (as mediasoup-client does), then `produceData`.
     async fn produce_chat(&mut self, stream_id: u16) -> (Channel, String) {
-        let ch = self.send.open("chat", stream_id).await.unwrap();
+        let ch = self.send.open("notes", stream_id).await.unwrap();
         let r = self
             .protoo
             .ok(
                 "produceData",
-                json!({"transportId": self.send_id, "label": "chat", "protocol": "",
+                json!({"transportId": self.send_id, "label": "notes", "protocol": "",
                     "sctpStreamParameters": {"streamId": stream_id, "ordered": true},
                     "appData": {"info": "my-chat-DataProducer"}}),
             )
@@ -170,7 +170,7 @@ async fn two_peers_chat_over_data_channels_through_protoo() {
     let (mut bob_in, offer) = bob.accept_data_consumer().await;
     assert_eq!(offer["peerId"], "alice");
     assert_eq!(offer["dataProducerId"], alice_dp.as_str());
-    assert_eq!(offer["label"], "chat");
+    assert_eq!(offer["label"], "notes");
     assert_eq!(offer["protocol"], "");
     assert_eq!(offer["appData"], json!({"info": "my-chat-DataProducer"}));
     assert_eq!(offer["sctpStreamParameters"]["ordered"], true);
@@ -198,7 +198,7 @@ async fn two_peers_chat_over_data_channels_through_protoo() {
         .unwrap();
     let s = &s[0];
     assert_eq!(s["type"], "data-producer", "{s}");
-    assert_eq!(s["label"], "chat");
+    assert_eq!(s["label"], "notes");
     assert_eq!(s["messagesReceived"], from_alice.len() as u64, "{s}");
     assert_eq!(s["bytesReceived"], total_bytes(&from_alice), "{s}");
     assert!(s["timestamp"].as_u64().unwrap() > 0);
@@ -250,7 +250,7 @@ async fn produce_data_is_refused_with_typed_errors() {
             "sctpStreamParameters": {"streamId": 0, "ordered": true}})
     };
     let e = p
-        .request("produceData", req(&t["id"], "chat".into()))
+        .request("produceData", req(&t["id"], "notes".into()))
         .await
         .unwrap()
         .unwrap_err();
@@ -272,7 +272,7 @@ async fn produce_data_is_refused_with_typed_errors() {
     let e = p
         .request(
             "produceData",
-            json!({"transportId": t["id"], "label": "chat"}),
+            json!({"transportId": t["id"], "label": "notes"}),
         )
         .await
         .unwrap()
@@ -337,11 +337,11 @@ async fn a_rest_broadcaster_produces_data_that_a_protoo_peer_receives() {
     bot.connect(&t).await.unwrap();
     bot.wait_ready(READY).await.unwrap();
 
-    let bot_ch = bot.open("chat", 3).await.unwrap();
+    let bot_ch = bot.open("notes", 3).await.unwrap();
     let produced = post_json(
         &http,
         &format!("{base}/bot/transports/{tid}/produce/data"),
-        json!({"label": "chat", "protocol": "bot", "appData": {},
+        json!({"label": "notes", "protocol": "bot", "appData": {},
             "sctpStreamParameters": {"streamId": 3, "ordered": true}}),
     )
     .await;
@@ -366,9 +366,9 @@ async fn a_rest_broadcaster_produces_data_that_a_protoo_peer_receives() {
     .await;
     let stream = c["streamId"].as_u64().unwrap() as u16;
     assert_eq!(c["sctpStreamParameters"]["streamId"], stream, "{c}");
-    assert_eq!(c["label"], "chat");
+    assert_eq!(c["label"], "notes");
     assert_ne!(stream, 3, "the broadcaster's own producer uses stream 3");
-    let mut bot_in = bot.open("chat", stream).await.unwrap();
+    let mut bot_in = bot.open("notes", stream).await.unwrap();
     let msgs = messages(4);
     send_all(&viewer_ch, &msgs).await;
     receive_all(&mut bot_in, &msgs).await;
@@ -412,13 +412,13 @@ async fn a_direct_data_consumer_receives_a_peers_messages() {
     });
     peer.connect(&answer).await.unwrap();
     peer.wait_ready(READY).await.unwrap();
-    let ch = peer.open("chat", 1).await.unwrap();
+    let ch = peer.open("notes", 1).await.unwrap();
     let producer = t
         .produce_data(ProduceDataOptions {
             data_producer_id: DataProducerId::new("chat-producer"),
             data_type: DataType::Sctp,
             sctp_stream_parameters: Some(SctpStreamParameters::reliable(1)),
-            label: "chat".into(),
+            label: "notes".into(),
             protocol: String::new(),
             paused: false,
         })
@@ -431,7 +431,7 @@ async fn a_direct_data_consumer_receives_a_peers_messages() {
         .await
         .unwrap();
     assert_eq!(consumer.data_type(), DataType::Direct);
-    assert_eq!(consumer.label(), "chat");
+    assert_eq!(consumer.label(), "notes");
     let mut events = consumer.events();
     ch.send(true, "hi, room".as_bytes()).await.unwrap();
     ch.send(false, &[1, 2, 3]).await.unwrap();
@@ -477,7 +477,7 @@ async fn data_channels_off_means_no_sctp() {
     let e = p
         .request(
             "produceData",
-            json!({"transportId": t["id"], "label": "chat",
+            json!({"transportId": t["id"], "label": "notes",
                 "sctpStreamParameters": {"streamId": 0}}),
         )
         .await

@@ -231,12 +231,14 @@ impl Room {
         };
         // A chat producer's messages come through the room's relay.
         let consumed = producer.relay.as_ref().unwrap_or(&producer.p);
-        let Some((consumer, info)) = self
+        let Some((consumer, mut info)) = self
             .new_data_consumer(peer_id, &transport, consumed)
             .await?
         else {
             return Ok(());
         };
+        // The offer names the sender's data producer, relayed or not.
+        info.data_producer_id = producer.p.id().as_str().to_owned();
         let offer = NewDataConsumer {
             peer_id: Some(owner.to_owned()),
             consumer: info,
