@@ -16,15 +16,12 @@ use ferrosfu_fbs::{
 use ferrosfu_tests::data_client::{Channel, DataPeer, Message};
 use ferrosfu_tests::media::{spawn_worker, webrtc_options};
 use ferrosfu_tests::protoo::{ProtooClient, dtls_json};
+use ferrosfu_tests::room_peer::{RoomPeer as Peer, sctp_capabilities};
 use ferrosfu_tests::{SupervisorProcess, post_json};
 use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_secs(15);
 const MESSAGE: Duration = Duration::from_secs(10);
-
-fn sctp_capabilities() -> Value {
-    json!({"numStreams": {"OS": 1024, "MIS": 1024}})
-}
 
 /// The messages every test sends: text, then binary of 1 B, 16 KiB and 200 KiB.
 fn messages(tag: u8) -> Vec<Message> {
@@ -62,110 +59,13 @@ fn total_bytes(msgs: &[Message]) -> u64 {
     msgs.iter().map(|m| m.data.len() as u64).sum()
 }
 
-/// A protoo peer with a send and a receive transport (both with SCTP), connected, as
-/// mediasoup-demo's client sets them up before `join`.
-struct Peer {
-    protoo: ProtooClient,
-    send_id: String,
-    send: DataPeer,
-    recv: DataPeer,
-}
-
-impl Peer {
-    async fn transport(protoo: &mut ProtooClient, producing: bool) -> (String, DataPeer) {
-        let t = protoo
-            .ok(
-                "createWebRtcTransport",
-                json!({"forceTcp": false, "producing": producing, "consuming": !producing,
-                    "sctpCapabilities": sctp_capabilities()}),
-            )
-            .await
-            .unwrap();
-        let sctp = &t["sctpParameters"];
-        assert_eq!(sctp["port"], 5000, "{t}");
-        assert_eq!(
-            (sctp["OS"].as_u64(), sctp["MIS"].as_u64()),
-            (Some(1024), Some(1024))
-        );
-        assert_eq!(sctp["maxMessageSize"], 262_144);
-        let id = t["id"].as_str().unwrap().to_owned();
-        let dp = DataPeer::new().await.unwrap();
-        protoo
-            .ok(
-                "connectWebRtcTransport",
-                json!({"transportId": id, "dtlsParameters": dtls_json(&dp.local_dtls_parameters().unwrap())}),
-            )
-            .await
-            .unwrap();
-        dp.connect(&t).await.unwrap();
-        dp.wait_ready(READY).await.unwrap();
-        (id, dp)
-    }
-
-    async fn join(addr: std::net::SocketAddr, room: &str, name: &str) -> Peer {
-        let mut protoo = ProtooClient::connect(addr, room, name, None).await.unwrap();
-        let (send_id, send) = Self::transport(&mut protoo, true).await;
-        let (_, recv) = Self::transport(&mut protoo, false).await;
-        let caps = protoo.client_caps().await.unwrap();
-        protoo
-            .ok(
-                "join",
-                json!({"displayName": name, "device": {"name": "rust"}, "rtpCapabilities": caps,
-                    "sctpCapabilities": sctp_capabilities()}),
-            )
-            .await
-            .unwrap();
-        Peer {
-            protoo,
-            send_id,
-            send,
-            recv,
-        }
-    }
-
-    /// A data producer labelled `notes` (any label but `chat`, which the room checks and relays) on stream `stream_id` of the send transport: the channel opens
-    /// first (as mediasoup-client does), then `produceData`.
-    async fn produce_chat(&mut self, stream_id: u16) -> (Channel, String) {
-        let ch = self.send.open("notes", stream_id).await.unwrap();
-        let r = self
-            .protoo
-            .ok(
-                "produceData",
-                json!({"transportId": self.send_id, "label": "notes", "protocol": "",
-                    "sctpStreamParameters": {"streamId": stream_id, "ordered": true},
-                    "appData": {"info": "my-chat-DataProducer"}}),
-            )
-            .await
-            .unwrap();
-        (ch, r["id"].as_str().unwrap().to_owned())
-    }
-
-    /// Waits for `newDataConsumer`, opens its channel on the receive transport, accepts it.
-    async fn accept_data_consumer(&mut self) -> (Channel, Value) {
-        let req = self.protoo.wait_for("newDataConsumer").await.unwrap();
-        assert_eq!(req["request"], true, "{req}");
-        let d = req["data"].clone();
-        let stream = d["sctpStreamParameters"]["streamId"].as_u64().unwrap() as u16;
-        let ch = self
-            .recv
-            .open(d["label"].as_str().unwrap(), stream)
-            .await
-            .unwrap();
-        self.protoo
-            .send(json!({"response": true, "id": req["id"], "ok": true, "data": {}}))
-            .await
-            .unwrap();
-        (ch, d)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_chat_over_data_channels_through_protoo() {
     let sup = SupervisorProcess::start_on_loopback("43800-43849", &["--dev"]);
 
     // Alice joins and produces; Bob joins later and is offered her data producer at join.
     let mut alice = Peer::join(sup.http, "dc", "alice").await;
-    let (alice_ch, alice_dp) = alice.produce_chat(0).await;
+    let (alice_ch, alice_dp) = alice.produce("notes", 0).await;
     let mut bob = Peer::join(sup.http, "dc", "bob").await;
     let (mut bob_in, offer) = bob.accept_data_consumer().await;
     assert_eq!(offer["peerId"], "alice");
@@ -181,7 +81,7 @@ async fn two_peers_chat_over_data_channels_through_protoo() {
     receive_all(&mut bob_in, &from_alice).await;
 
     // Bob produces too (a peer already joined is offered it at once).
-    let (bob_ch, bob_dp) = bob.produce_chat(0).await;
+    let (bob_ch, bob_dp) = bob.produce("notes", 0).await;
     let (mut alice_in, offer) = alice.accept_data_consumer().await;
     assert_eq!(offer["peerId"], "bob");
     assert_eq!(offer["dataProducerId"], bob_dp.as_str());
@@ -357,7 +257,7 @@ async fn a_rest_broadcaster_produces_data_that_a_protoo_peer_receives() {
     receive_all(&mut viewer_in, &msgs).await;
 
     // The broadcaster consumes the viewer's data too (REST consume/data).
-    let (viewer_ch, viewer_dp) = viewer.produce_chat(0).await;
+    let (viewer_ch, viewer_dp) = viewer.produce("notes", 0).await;
     let c = post_json(
         &http,
         &format!("{base}/bot/transports/{tid}/consume/data"),

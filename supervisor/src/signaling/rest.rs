@@ -241,18 +241,29 @@ async fn connect_transport(
     Ok(Json(json!({})).into_response())
 }
 
+/// The token may publish in `room_id` as broadcaster `bid`.
+fn check_publish(
+    s: &Signaling,
+    headers: &HeaderMap,
+    room_id: &str,
+    bid: &str,
+) -> Result<(), ApiError> {
+    if check(s, headers, room_id, Some(bid))? != Role::Publish {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "this token may not publish".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn produce(
     State(s): State<Signaling>,
     Path((room_id, bid, tid)): Path<(String, String, String)>,
     headers: HeaderMap,
     raw: String,
 ) -> ApiResult {
-    if check(&s, &headers, &room_id, Some(&bid))? != Role::Publish {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "this token may not publish".into(),
-        ));
-    }
+    check_publish(&s, &headers, &room_id, &bid)?;
     let b: ProduceBody = body(&raw)?;
     let out = s
         .rooms
@@ -295,12 +306,7 @@ async fn produce_data(
     headers: HeaderMap,
     raw: String,
 ) -> ApiResult {
-    if check(&s, &headers, &room_id, Some(&bid))? != Role::Publish {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "this token may not publish".into(),
-        ));
-    }
+    check_publish(&s, &headers, &room_id, &bid)?;
     let b: ProduceDataBody = body(&raw)?;
     let out = s
         .rooms
