@@ -396,6 +396,7 @@ impl Worker {
                 id,
                 worker: self.clone(),
                 closed: watch::channel(false).0,
+                pipes: Default::default(),
             }),
         })
     }
@@ -470,14 +471,16 @@ pub enum RouterClosed {
 /// A router on a worker. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Router {
-    inner: Arc<RouterInner>,
+    pub(crate) inner: Arc<RouterInner>,
 }
 
 #[derive(Debug)]
-struct RouterInner {
+pub(crate) struct RouterInner {
     id: RouterId,
     worker: Worker,
     closed: watch::Sender<bool>,
+    /// Its PipeTransports and what was piped into it (`crate::media::pipe`).
+    pub(crate) pipes: Arc<tokio::sync::Mutex<crate::media::RouterPipes>>,
 }
 
 impl Router {
