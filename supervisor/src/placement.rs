@@ -15,10 +15,15 @@
 //!   room grows onto it (a room never needs more than one router per worker);
 //! - [`Placement::Full`]: no worker can.
 //!
+//! Both are tried first with the host staying under [`Limits::grow_at`] of its limits, then up to
+//! the limits: a room grows onto a quiet worker before its own are full, so they keep headroom
+//! for the fan-out of its later joins (each new publisher adds a consumer per peer there).
+//!
 //! What a join costs is the caller's model, given as a function of the candidate host: the
-//! consumers it adds on *every* worker (its own consumers on the host, the other peers' consumers
-//! of its producers on their workers, pipe consumers toward a new router...). A join is placed
-//! only where every worker it touches stays under its limit.
+//! [`Work`] it adds on *every* worker (its own consumers on the host, the other peers' consumers
+//! of its producers on their workers, pipe consumers toward a new router, the streams received by
+//! its producers and pipe producers...). A join is placed only where every worker it touches
+//! stays under its limit.
 
 /// Share of one core a consumer costs, for work placed but not yet measured.
 ///
@@ -38,6 +43,9 @@ pub struct Limits {
     pub max_consumers: Option<usize>,
     /// CPU share one placed-but-unmeasured consumer is counted at ([`CONSUMER_CPU`]).
     pub consumer_cpu: f64,
+    /// Share of the limits (0..=1] past which a room prefers growing onto another worker to
+    /// loading its own further ([`GROW_AT`]).
+    pub grow_at: f64,
 }
 
 impl Default for Limits {
@@ -46,6 +54,7 @@ impl Default for Limits {
             max_load: 0.8,
             max_consumers: Some(DEFAULT_MAX_CONSUMERS),
             consumer_cpu: CONSUMER_CPU,
+            grow_at: GROW_AT,
         }
     }
 }
@@ -88,18 +97,18 @@ impl WorkerLoad {
         }
     }
 
-    /// Its CPU share counting pending work and `added` consumers more.
-    pub fn projected_cpu(&self, limits: &Limits, added: usize) -> f64 {
-        self.cpu + (self.pending + added) as f64 * limits.consumer_cpu
+    /// Its CPU share counting pending work and `added` work more.
+    pub fn projected_cpu(&self, limits: &Limits, added: Work) -> f64 {
+        self.cpu + (self.pending + added.cpu_units()) as f64 * limits.consumer_cpu
     }
 
     /// Its consumers counting pending ones and `added` more.
-    pub fn projected_consumers(&self, added: usize) -> usize {
-        self.consumers + self.pending + added
+    pub fn projected_consumers(&self, added: Work) -> usize {
+        self.consumers + self.pending + added.consumers
     }
 
-    /// Whether it stays under its limits with `added` consumers more.
-    pub fn fits(&self, limits: &Limits, added: usize) -> bool {
+    /// Whether it stays under its limits with `added` work more.
+    pub fn fits(&self, limits: &Limits, added: Work) -> bool {
         self.alive
             && self.projected_cpu(limits, added) <= limits.max_load
             && limits
@@ -107,9 +116,9 @@ impl WorkerLoad {
                 .is_none_or(|m| self.projected_consumers(added) <= m)
     }
 
-    /// How much of its limit it uses with `added` consumers more (1.0 = at the limit): the
-    /// larger of the CPU and consumer fractions.
-    pub fn usage(&self, limits: &Limits, added: usize) -> f64 {
+    /// How much of its limit it uses with `added` work more (1.0 = at the limit): the larger of
+    /// the CPU and consumer fractions.
+    pub fn usage(&self, limits: &Limits, added: Work) -> f64 {
         let cpu = self.projected_cpu(limits, added) / limits.max_load;
         let consumers = limits
             .max_consumers
@@ -118,11 +127,53 @@ impl WorkerLoad {
     }
 }
 
+/// Default [`Limits::grow_at`]: a room whose workers are past 30 % of their limits grows onto a
+/// worker that is not (while one is). Without it a room fills its worker to the limit and is
+/// then stuck: every later publisher adds a consumer per peer on that full worker, and even a
+/// viewer on a new router needs pipe consumers there. The capacity simulation
+/// (`supervisor/tests/capacity.rs`) chose it: with 100 rooms (about 70 % of the node) 0 joins are
+/// refused at 0.3, 5 at 0.4, 10 at 0.5 and 45 at 1.0 (never growing early, first refusal with the
+/// node at 24 % of its limits), for 5-6 % of consumers being pipe consumers.
+pub const GROW_AT: f64 = 0.3;
+
 /// Loads in the same step of this fraction of the limit count as equal, and the worker with fewer
 /// rooms goes first: idle workers measure 0.1-0.5 % CPU at random, and a burst of new rooms
 /// (whose first peers consume nothing yet) must spread, not all land on the worker that happened
 /// to measure lowest.
 const SAME_LOAD: f64 = 0.05;
+
+/// What a join adds on one worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Consumers (pipe consumers included): count against both limits.
+    pub consumers: usize,
+    /// Streams received (producers, pipe producers): CPU only, each at the cost of a consumer
+    /// (one SRTP/RTP receive against one rewrite and send).
+    pub ingest: usize,
+}
+
+impl Work {
+    pub fn consumers(n: usize) -> Self {
+        Self {
+            consumers: n,
+            ingest: 0,
+        }
+    }
+
+    fn cpu_units(&self) -> usize {
+        self.consumers + self.ingest
+    }
+}
+
+impl std::ops::Add for Work {
+    type Output = Work;
+    fn add(self, o: Work) -> Work {
+        Work {
+            consumers: self.consumers + o.consumers,
+            ingest: self.ingest + o.ingest,
+        }
+    }
+}
 
 /// Where a join goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,19 +186,19 @@ pub enum Placement {
     Full,
 }
 
-/// Consumers a join adds, per worker (core), when hosted on a given candidate.
-pub type Added = Vec<(u32, usize)>;
+/// The work a join adds, per worker (core), when hosted on a given candidate.
+pub type Added = Vec<(u32, Work)>;
 
 /// Places one join. `room`: the cores that already host a router of the room (empty for a new
-/// room). `cost(host)`: the consumers the join adds on each worker when its peer is hosted on
-/// `host` (the host included; a core listed twice adds up).
+/// room). `cost(host)`: the work the join adds on each worker when its peer is hosted on `host`
+/// (the host included; a core listed twice adds up).
 pub fn place(
     workers: &[WorkerLoad],
     limits: &Limits,
     room: &[u32],
     cost: impl Fn(u32) -> Added,
 ) -> Placement {
-    let best = |existing: bool| {
+    let best = |existing: bool, host_at: f64| {
         workers
             .iter()
             .filter(|w| w.alive && room.contains(&w.core) == existing)
@@ -156,7 +207,8 @@ pub fn place(
                 let all_fit = added
                     .iter()
                     .all(|&(core, _)| fits_with(workers, limits, &added, core));
-                all_fit.then(|| (w, w.usage(limits, sum_for(&added, w.core))))
+                let usage = w.usage(limits, sum_for(&added, w.core));
+                (all_fit && usage <= host_at).then_some((w, usage))
             })
             .min_by(|(a, ua), (b, ub)| {
                 let bucket = |u: f64| (u / SAME_LOAD).floor();
@@ -168,13 +220,17 @@ pub fn place(
             })
             .map(|(w, _)| w.core)
     };
-    if let Some(core) = best(true) {
-        Placement::Existing(core)
-    } else if let Some(core) = best(false) {
-        Placement::New(core)
-    } else {
-        Placement::Full
+    // First where the host stays under grow_at (the room's busy workers keep headroom for the
+    // fan-out of its later joins), then anywhere under the limits.
+    for host_at in [limits.grow_at, 1.0] {
+        if let Some(core) = best(true, host_at) {
+            return Placement::Existing(core);
+        }
+        if let Some(core) = best(false, host_at) {
+            return Placement::New(core);
+        }
     }
+    Placement::Full
 }
 
 /// Shortcut for a join that adds `consumers` on its host only (a new room, or an estimate).
@@ -184,23 +240,25 @@ pub fn place_simple(
     room: &[u32],
     consumers: usize,
 ) -> Placement {
-    place(workers, limits, room, |host| vec![(host, consumers)])
+    place(workers, limits, room, |host| {
+        vec![(host, Work::consumers(consumers))]
+    })
 }
 
 /// Whether every running worker is above its limit (or none runs): the node admits no new room.
 pub fn is_full(workers: &[WorkerLoad], limits: &Limits) -> bool {
-    !workers.iter().any(|w| w.fits(limits, 0))
+    !workers.iter().any(|w| w.fits(limits, Work::default()))
 }
 
-fn sum_for(added: &[(u32, usize)], core: u32) -> usize {
+/// The work `added` puts on `core`.
+pub fn sum_for(added: &[(u32, Work)], core: u32) -> Work {
     added
         .iter()
         .filter(|(c, _)| *c == core)
-        .map(|(_, n)| n)
-        .sum()
+        .fold(Work::default(), |a, (_, w)| a + *w)
 }
 
-fn fits_with(workers: &[WorkerLoad], limits: &Limits, added: &[(u32, usize)], core: u32) -> bool {
+fn fits_with(workers: &[WorkerLoad], limits: &Limits, added: &[(u32, Work)], core: u32) -> bool {
     workers
         .iter()
         .find(|w| w.core == core)
@@ -216,6 +274,7 @@ mod tests {
             max_load: 0.8,
             max_consumers: Some(100),
             consumer_cpu: 0.001,
+            grow_at: 1.0,
         }
     }
 
@@ -286,6 +345,24 @@ mod tests {
     }
 
     #[test]
+    fn a_room_grows_early_onto_a_quiet_worker() {
+        let l = Limits {
+            grow_at: 0.5,
+            ..limits()
+        };
+        // Worker 0 would pass half its limits (0.36 + 0.05 > 0.4): worker 2 is under it.
+        let ws = [w(0, 0.36, 10), w(1, 0.6, 0), w(2, 0.1, 0)];
+        assert_eq!(place_simple(&ws, &l, &[0], 50), Placement::New(2));
+        // Under half its limits, the room stays.
+        assert_eq!(place_simple(&ws, &l, &[0], 1), Placement::Existing(0));
+        // Every other worker past half its limits too: the room stays while under the limits.
+        let ws = [w(0, 0.36, 10), w(1, 0.6, 0), w(2, 0.5, 0)];
+        assert_eq!(place_simple(&ws, &l, &[0], 50), Placement::Existing(0));
+        // A new room goes to the least-loaded worker wherever it is.
+        assert_eq!(place_simple(&ws, &l, &[], 0), Placement::New(0));
+    }
+
+    #[test]
     fn every_worker_above_its_limit_is_full() {
         let ws = [w(0, 0.81, 0), w(1, 0.0, 101)];
         assert!(is_full(&ws, &limits()));
@@ -315,8 +392,16 @@ mod tests {
         };
         let mut b = w(0, 0.5, 0);
         b.pending = 300;
-        assert!(!b.fits(&unlimited, 1));
-        assert!((b.projected_cpu(&unlimited, 0) - 0.8).abs() < 1e-9);
+        assert!(!b.fits(&unlimited, Work::consumers(1)));
+        assert!((b.projected_cpu(&unlimited, Work::default()) - 0.8).abs() < 1e-9);
+        // Streams received cost CPU but are not consumers.
+        let c = w(0, 0.0, 95);
+        let ingest = Work {
+            consumers: 0,
+            ingest: 50,
+        };
+        assert!(c.fits(&limits(), ingest));
+        assert!((c.projected_cpu(&limits(), ingest) - 0.05).abs() < 1e-9);
     }
 
     #[test]
@@ -324,7 +409,7 @@ mod tests {
         // The room spans 0 and 1; the new peer's producers are consumed by the peers on 1, whose
         // worker is nearly at its consumer limit: nowhere can host the join.
         let ws = [w(0, 0.0, 0), w(1, 0.0, 95), w(2, 0.0, 0)];
-        let cost = |host: u32| vec![(host, 10), (1, 20)];
+        let cost = |host: u32| vec![(host, Work::consumers(10)), (1, Work::consumers(20))];
         assert_eq!(place(&ws, &limits(), &[0, 1], cost), Placement::Full);
         // With room on worker 1 the join goes to the least-loaded worker of the room.
         let ws = [w(0, 0.0, 0), w(1, 0.0, 50), w(2, 0.0, 0)];
@@ -335,8 +420,8 @@ mod tests {
     fn usage_is_the_larger_fraction() {
         let l = limits();
         let a = w(0, 0.4, 10);
-        assert!((a.usage(&l, 0) - 0.5).abs() < 1e-9);
+        assert!((a.usage(&l, Work::default()) - 0.5).abs() < 1e-9);
         let b = w(0, 0.0, 90);
-        assert!((b.usage(&l, 0) - 0.9).abs() < 1e-9);
+        assert!((b.usage(&l, Work::default()) - 0.9).abs() < 1e-9);
     }
 }
