@@ -21,6 +21,7 @@ mod data;
 mod error;
 mod produce;
 mod room;
+mod routers;
 mod speaker;
 mod state;
 mod transport;
@@ -43,6 +44,7 @@ pub(crate) use api::{
 pub(crate) use chat::ShareFile;
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
+pub(crate) use routers::RoomRouter;
 
 use crate::ortc::{self, RtpCapabilities};
 use crate::pool::WorkerPool;
@@ -208,6 +210,16 @@ impl Rooms {
             }
         });
         Ok(room)
+    }
+
+    /// The router of `room` that hosts `peer_id` (its first transport is being made).
+    pub(super) async fn place_peer(
+        &self,
+        room: &Arc<Room>,
+        peer_id: &str,
+    ) -> Result<RoomRouter, RoomError> {
+        let _ = peer_id;
+        Ok(room.home())
     }
 
     async fn remove(&self, room: &Arc<Room>) {

@@ -39,6 +39,8 @@ pub(super) struct Peer {
     pub data_consumers: HashMap<String, DataConsumer>,
     /// The participants row of this join (set when the peer joins).
     pub participant: Option<Participant>,
+    /// The room's router that hosts its transports (chosen at its first transport).
+    pub router: Option<super::RoomRouter>,
 }
 
 #[derive(Debug)]
@@ -91,6 +93,7 @@ impl Peer {
             data_producers: HashMap::new(),
             data_consumers: HashMap::new(),
             participant: None,
+            router: None,
         }
     }
 
