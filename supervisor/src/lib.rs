@@ -5,6 +5,7 @@
 //! accepting work, closes the workers (killing stragglers) and stops the listener. The phases are
 //! observable through [`Supervisor::lifecycle`].
 
+pub mod affinity;
 mod api_error;
 pub mod auth;
 pub mod channel;
@@ -13,10 +14,12 @@ pub mod config;
 pub mod container;
 mod http;
 pub mod lifecycle;
+pub mod load;
 pub mod logging;
 pub mod media;
 mod metrics;
 pub mod ortc;
+pub mod placement;
 pub mod pool;
 pub mod recording;
 mod rooms;
@@ -169,6 +172,7 @@ impl Supervisor {
                 announced,
                 data_channels: config.data_channels,
             },
+            config.room_limits,
             store.clone(),
         );
         let auth = Arc::new(auth::Auth::new(
@@ -205,6 +209,7 @@ impl Supervisor {
             web_dir: Arc::new(web_dir),
             store: store.clone(),
             recordings: recordings.clone(),
+            limits: config.room_limits,
         })
         .merge(recording::routes(recording::ApiState {
             recordings: recordings.clone(),
