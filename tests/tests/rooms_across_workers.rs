@@ -37,7 +37,12 @@ async fn receiver(i: usize, done: mpsc::UnboundedSender<(usize, u32)>) -> u16 {
             if n < 12 || (192..=223).contains(&buf[1]) {
                 continue; // RTCP
             }
-            let Some(frame) = std::str::from_utf8(&buf[12..n])
+            // After the CSRCs and the header extension (MID, send time).
+            let mut start = 12 + 4 * usize::from(buf[0] & 0x0f);
+            if buf[0] & 0x10 != 0 && n >= start + 4 {
+                start += 4 + 4 * usize::from(u16::from_be_bytes([buf[start + 2], buf[start + 3]]));
+            }
+            let Some(frame) = std::str::from_utf8(&buf[start.min(n)..n])
                 .ok()
                 .and_then(|p| p.strip_prefix("frame "))
                 .and_then(|f| f.parse().ok())
@@ -58,12 +63,12 @@ async fn a_fan_out_past_one_workers_limit_spans_two_workers_losslessly() {
         "--worker-cores",
         "0,1",
         "--rtc-ports",
-        "43800-43899",
+        "48000-48099",
         "--rtc-listen-ip",
         "127.0.0.1",
         "--webrtc-server-port",
         "0",
-        "--rooms-worker-max-consumers",
+        "--worker-max-consumers",
         LIMIT,
         "--dev",
     ]);

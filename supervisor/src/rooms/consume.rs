@@ -182,6 +182,7 @@ impl Room {
             peer.consumers
                 .insert(consumer.id().as_str().to_owned(), consumer.clone());
         }
+        self.consumer_placed(peer_id).await;
         self.watch_consumer(peer_id.to_owned(), consumer.clone());
         let info = ConsumerInfo {
             id: consumer.id().as_str().to_owned(),

@@ -41,6 +41,8 @@ pub(crate) struct Room {
     pub(super) data: super::data::RoomData,
     /// Every router of the room, `router` first (see `routers.rs`).
     pub(super) routers: std::sync::Mutex<Vec<super::RoomRouter>>,
+    /// Held while a peer of the room is placed (`Rooms::place_peer`).
+    pub(super) placing: Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -61,6 +63,7 @@ impl Room {
         let room = Arc::new(Self {
             id: id.to_owned(),
             routers: std::sync::Mutex::new(vec![home]),
+            placing: Mutex::new(()),
             router,
             server,
             cx,

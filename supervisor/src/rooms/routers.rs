@@ -30,6 +30,10 @@ impl RoomRouter {
     }
 }
 
+/// How long a placement's consumers count as pending: until the consumers exist and the
+/// worker's count includes them (they are made within a second or two of the transports).
+const RESERVATION_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Producers on other routers reach a peer's router through loopback pipes.
 fn pipe_settings() -> PipeSettings {
     PipeSettings::default()
@@ -92,6 +96,40 @@ impl Room {
                     .await;
             }
         });
+    }
+
+    /// The consumers a peer joining now will have: one per producer of the other peers.
+    pub(super) async fn join_cost(&self, peer_id: &str) -> usize {
+        let st = self.state.lock().await;
+        st.peers
+            .values()
+            .filter(|p| p.id != peer_id)
+            .map(|p| p.producers.len())
+            .sum()
+    }
+
+    /// Keeps a placement's pending consumers counted until each exists (see
+    /// [`Room::consumer_placed`]) or [`RESERVATION_HOLD`] has passed.
+    pub(super) async fn hold_reservation(&self, peer_id: &str, r: crate::load::Reservation) {
+        let held = Arc::new(std::sync::Mutex::new(Some(r)));
+        if let Ok(p) = self.state.lock().await.peer_mut(peer_id) {
+            p.reservation = Some(held.clone());
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(RESERVATION_HOLD).await;
+            held.lock().expect("never held across a panic").take();
+        });
+    }
+
+    /// A consumer of `peer_id` was made: one less pending on its worker.
+    pub(super) async fn consumer_placed(&self, peer_id: &str) {
+        let st = self.state.lock().await;
+        if let Some(held) = st.peers.get(peer_id).and_then(|p| p.reservation.as_ref()) {
+            let mut r = held.lock().expect("never held across a panic");
+            if r.as_mut().is_some_and(|r| !r.release_one()) {
+                r.take();
+            }
+        }
     }
 
     /// Closes the routers other than the home router (the room closed).

@@ -41,6 +41,8 @@ pub(super) struct Peer {
     pub participant: Option<Participant>,
     /// The room's router that hosts its transports (chosen at its first transport).
     pub router: Option<super::RoomRouter>,
+    /// The consumers its placement counted as pending on that router's worker, until made.
+    pub reservation: Option<Arc<std::sync::Mutex<Option<crate::load::Reservation>>>>,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,7 @@ impl Peer {
             data_consumers: HashMap::new(),
             participant: None,
             router: None,
+            reservation: None,
         }
     }
 
