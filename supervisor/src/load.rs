@@ -151,6 +151,22 @@ pub struct Reservation {
     consumers: usize,
 }
 
+impl Reservation {
+    /// One of the reserved consumers exists now (the worker's own count has it): no longer
+    /// pending. False when none is left.
+    pub fn release_one(&mut self) -> bool {
+        if self.consumers == 0 {
+            return false;
+        }
+        self.consumers -= 1;
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = p.get_mut(&self.core) {
+            *n = n.saturating_sub(1);
+        }
+        true
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());

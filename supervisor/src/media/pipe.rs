@@ -23,7 +23,7 @@ use ferrosfu_fbs::{
     ConsumeOptions, ConsumerId, ConsumerType, ListenInfo, MediaEvent, PlainTransportOptions,
     ProduceOptions, ProducerId, RouterId, SrtpCryptoSuite, TransportId, TransportProtocol,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::{Consumer, Producer, Transport};
 use crate::channel::RequestError;
@@ -83,6 +83,10 @@ pub struct RouterPipes {
     pairs: HashMap<RouterId, (Transport, Transport)>,
     /// Producers piped into this router, by id.
     piped_in: HashMap<ProducerId, PipedProducer>,
+    /// Its DirectTransport for data relays (created on the first data pipe).
+    pub(super) direct: Option<Transport>,
+    /// Data producers relayed into this router, by id.
+    pub(super) data_in: HashMap<ferrosfu_fbs::DataProducerId, super::pipe_data::PipedData>,
 }
 
 impl RouterPipes {
@@ -147,6 +151,21 @@ async fn pipe_transport(router: &Router, s: &PipeSettings) -> Result<Transport, 
     .await
 }
 
+/// Both routers' pipe tables, `(a's, b's)`, locked in the order of the routers' ids (pipes
+/// between the same two routers in opposite directions cannot deadlock).
+pub(super) async fn lock_both<'a>(
+    a: &'a Router,
+    b: &'a Router,
+) -> (MutexGuard<'a, RouterPipes>, MutexGuard<'a, RouterPipes>) {
+    if a.id().as_str() < b.id().as_str() {
+        let ga = a.pipes().lock().await;
+        (ga, b.pipes().lock().await)
+    } else {
+        let gb = b.pipes().lock().await;
+        (a.pipes().lock().await, gb)
+    }
+}
+
 /// Connects `t` to `other`'s local address (and SRTP key).
 async fn connect_to(t: &Transport, other: &Transport) -> Result<(), RequestError> {
     let d = other.plain().expect("pipe transports are plain transports");
@@ -180,19 +199,7 @@ impl Router {
         if self.worker().pid() == target.worker().pid() {
             return Err(PipeError::SameWorker);
         }
-        // Both routers' pipe tables, always locked in the order of their ids.
-        let (first, second) = if self.id().as_str() < target.id().as_str() {
-            (self, target)
-        } else {
-            (target, self)
-        };
-        let mut a = first.pipes().lock().await;
-        let mut b = second.pipes().lock().await;
-        let (src, dst) = if std::ptr::eq(first, self) {
-            (&mut *a, &mut *b)
-        } else {
-            (&mut *b, &mut *a)
-        };
+        let (mut src, mut dst) = lock_both(self, target).await;
         if let Some(p) = dst.piped_in.get(producer.id())
             && !p.producer.is_closed()
         {

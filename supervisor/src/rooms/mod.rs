@@ -22,6 +22,7 @@ mod data;
 mod error;
 mod produce;
 mod room;
+mod routers;
 mod speaker;
 mod state;
 mod transport;
@@ -43,6 +44,7 @@ pub(crate) use api::{
 pub(crate) use chat::ShareFile;
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
+pub(crate) use routers::RoomRouter;
 
 use crate::ortc::{self, RtpCapabilities};
 use crate::placement::{self, Limits, Placement};
@@ -208,6 +210,98 @@ impl Rooms {
             }
         });
         Ok(room)
+    }
+
+    /// The router of `room` that hosts `peer_id` (its first transport is being made), by
+    /// placement over the workers' loads: one of the room's routers whose worker stays under
+    /// its limit with the consumers the peer will have (one per producer of the others now),
+    /// else a new router of the room on the least-loaded worker that does. When no worker can
+    /// take it, the room's least-loaded router does (an open meeting is not refused a peer:
+    /// new rooms are). A worker with no consumer at all takes any one peer (a peer too big for
+    /// an empty worker fits nowhere better).
+    pub(super) async fn place_peer(
+        &self,
+        room: &Arc<Room>,
+        peer_id: &str,
+    ) -> Result<RoomRouter, RoomError> {
+        // One placement at a time per room: two peers cannot both add a router on one worker.
+        let _placing = room.placing.lock().await;
+        let consumers = room.join_cost(peer_id).await;
+        let snapshot = self.pool.snapshot();
+        let routers = room.routers();
+        let core_of = |r: &RoomRouter| {
+            snapshot
+                .iter()
+                .find(|i| {
+                    i.worker
+                        .as_ref()
+                        .is_some_and(|w| w.pid() == r.router.worker().pid())
+                })
+                .map(|i| i.core)
+        };
+        let room_cores: Vec<u32> = routers.iter().filter_map(core_of).collect();
+        let mut loads = self.pool.load_tracker().loads(&snapshot);
+        let hosted = self.rooms.lock().await;
+        for l in &mut loads {
+            l.routers = hosted
+                .values()
+                .flat_map(|r| r.routers())
+                .filter(|r| Some(r.router.worker().pid()) == l.pid)
+                .count();
+        }
+        drop(hosted);
+        let limits = self.limits;
+        let placed = placement::place(&loads, &limits, &room_cores, |host| {
+            // An idle worker takes any one peer.
+            let idle = loads
+                .iter()
+                .any(|w| w.core == host && w.consumers + w.pending == 0);
+            vec![(host, if idle { 0 } else { consumers })]
+        });
+        let core = match placed {
+            Placement::Existing(core) => {
+                if let Some(r) = routers.iter().find(|r| core_of(r) == Some(core)) {
+                    room.hold_reservation(
+                        peer_id,
+                        self.pool.load_tracker().reserve(core, consumers),
+                    )
+                    .await;
+                    return Ok(r.clone());
+                }
+                core
+            }
+            Placement::New(core) => core,
+            // Every worker is above its limit: an open meeting is not broken up for it (new
+            // rooms are refused, see `get_or_create`): its least-used router takes the peer.
+            Placement::Full => {
+                let least = routers
+                    .iter()
+                    .filter_map(|r| {
+                        let core = core_of(r)?;
+                        let w = loads.iter().find(|w| w.core == core && w.alive)?;
+                        Some((w.usage(&limits, consumers), r))
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, r)| r.clone())
+                    .ok_or(RoomError::NodeFull)?;
+                tracing::warn!(room = %room.id, peer = peer_id, "every worker is above its limit: the peer joins its room's least-loaded router");
+                return Ok(least);
+            }
+        };
+        let (worker, server) = snapshot
+            .into_iter()
+            .find(|i| i.core == core)
+            .and_then(|i| Some((i.worker?, i.webrtc_server)))
+            .ok_or(RoomError::NoWorker)?;
+        let rr = RoomRouter {
+            router: worker.create_router().await?,
+            server,
+        };
+        room.add_router(rr.clone());
+        room.hold_reservation(peer_id, self.pool.load_tracker().reserve(core, consumers))
+            .await;
+        tracing::info!(room = %room.id, peer = peer_id, worker = worker.pid(), "peer placed on a new router of the room");
+        Ok(rr)
     }
 
     async fn remove(&self, room: &Arc<Room>) {
