@@ -25,6 +25,8 @@
 //! its producers and pipe producers...). A join is placed only where every worker it touches
 //! stays under its limit.
 
+use std::collections::BTreeMap;
+
 /// Share of one core a consumer costs, for work placed but not yet measured.
 ///
 /// Derived from the load generator (results/loadgen-20261203T165726Z-a2f75d4: WebRTC fan-out
@@ -233,6 +235,78 @@ pub fn place(
     Placement::Full
 }
 
+/// A room as placement sees it: its peers and producers on each worker that hosts one of its
+/// routers. With [`RoomShape::join_cost`] it states what a join costs, for [`place`], in the
+/// model "every peer consumes every producer of the room, and every producer is piped to every
+/// other router of its room" (mediasoup-demo's rooms; the capacity simulation's model).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomShape {
+    /// Peers on each worker (core); the keys are the workers with a router of the room.
+    pub peers_on: BTreeMap<u32, usize>,
+    /// Producers on each worker.
+    pub producers_on: BTreeMap<u32, usize>,
+}
+
+impl RoomShape {
+    /// The workers with a router of the room.
+    pub fn routers(&self) -> Vec<u32> {
+        self.peers_on.keys().copied().collect()
+    }
+
+    pub fn producers(&self) -> usize {
+        self.producers_on.values().sum()
+    }
+
+    /// What a peer that publishes `producers` producers and consumes every producer of the room
+    /// adds on each worker when hosted on `host`, and the pipe consumers it creates:
+    /// - on the host: a consumer per producer of the room, and its producers' received streams;
+    /// - on a new router (the host has none of the room yet): every producer of the room piped
+    ///   in (a pipe consumer on the producer's worker, a received stream on the host);
+    /// - its producers consumed by every other peer, on that peer's worker, and piped to every
+    ///   other router (a pipe consumer on the host, a received stream there).
+    pub fn join_cost(&self, host: u32, producers: usize) -> (Added, usize) {
+        let received = |n| Work {
+            consumers: 0,
+            ingest: n,
+        };
+        let existing = self.producers();
+        let mut added = vec![(host, Work::consumers(existing))];
+        let mut pipes = 0;
+        if !self.peers_on.is_empty() && !self.peers_on.contains_key(&host) {
+            for (&core, &n) in &self.producers_on {
+                added.push((core, Work::consumers(n)));
+            }
+            added.push((host, received(existing)));
+            pipes += existing;
+        }
+        if producers > 0 {
+            added.push((host, received(producers)));
+            for (&core, &k) in &self.peers_on {
+                added.push((core, Work::consumers(producers * k)));
+            }
+            for &core in self.peers_on.keys().filter(|&&c| c != host) {
+                added.push((host, Work::consumers(producers)));
+                added.push((core, received(producers)));
+                pipes += producers;
+            }
+        }
+        (added, pipes)
+    }
+
+    /// Records a peer that joined on `host` with `producers` producers.
+    pub fn add_peer(&mut self, host: u32, producers: usize) {
+        *self.peers_on.entry(host).or_default() += 1;
+        if producers > 0 {
+            *self.producers_on.entry(host).or_default() += producers;
+        }
+    }
+
+    /// Pipe consumers of the room: each producer once per other router.
+    pub fn pipe_consumers(&self) -> usize {
+        self.producers() * self.peers_on.len().saturating_sub(1)
+    }
+}
+
 /// Shortcut for a join that adds `consumers` on its host only (a new room, or an estimate).
 pub fn place_simple(
     workers: &[WorkerLoad],
@@ -414,6 +488,49 @@ mod tests {
         // With room on worker 1 the join goes to the least-loaded worker of the room.
         let ws = [w(0, 0.0, 0), w(1, 0.0, 50), w(2, 0.0, 0)];
         assert_eq!(place(&ws, &limits(), &[0, 1], cost), Placement::Existing(0));
+    }
+
+    #[test]
+    fn a_join_costs_consumers_pipes_and_received_streams_where_they_run() {
+        // Two publishers (audio + video) on worker 0, one on worker 1.
+        let mut room = RoomShape::default();
+        room.add_peer(0, 2);
+        room.add_peer(0, 2);
+        room.add_peer(1, 2);
+        assert_eq!((room.routers(), room.producers()), (vec![0, 1], 6));
+        assert_eq!(room.pipe_consumers(), 6);
+        // A publisher on worker 0: 6 consumers of its own, 2 × 2 of its producers on 0 and 2 on
+        // 1, its 2 producers piped to 1 (2 pipe consumers on 0, 2 streams received on 1).
+        let (added, pipes) = room.join_cost(0, 2);
+        assert_eq!(
+            sum_for(&added, 0),
+            Work {
+                consumers: 6 + 4 + 2,
+                ingest: 2
+            }
+        );
+        assert_eq!(
+            sum_for(&added, 1),
+            Work {
+                consumers: 2,
+                ingest: 2
+            }
+        );
+        assert_eq!(pipes, 2);
+        // A viewer on a new worker 2: every producer piped in (4 pipe consumers on 0, 2 on 1).
+        let (added, pipes) = room.join_cost(2, 0);
+        assert_eq!(
+            sum_for(&added, 2),
+            Work {
+                consumers: 6,
+                ingest: 6
+            }
+        );
+        assert_eq!(sum_for(&added, 0), Work::consumers(4));
+        assert_eq!(sum_for(&added, 1), Work::consumers(2));
+        assert_eq!(pipes, 6);
+        room.add_peer(2, 0);
+        assert_eq!(room.pipe_consumers(), 12);
     }
 
     #[test]

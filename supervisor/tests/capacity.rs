@@ -9,6 +9,7 @@
 //! - A room has one router per worker that hosts its peers (never two on one worker); every
 //!   producer is piped to every other router of its room: one pipe consumer on the producer's
 //!   worker and one pipe producer (a received stream) on the other, per producer per extra router.
+//!   What a join adds on each worker is `placement::RoomShape::join_cost`, the code the rooms use.
 //! - CPU of a worker = (consumers + pipe consumers + received streams) × `CONSUMER_CPU`, the cost
 //!   of a consumer forwarding 75 packets/s (audio 50/s, video ~100/s) at the measured 167,106
 //!   forwarded packets/s per core (results/loadgen-20261203T165726Z-a2f75d4, WebRTC 1 × 500,
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use ferrosfu::placement::{
-    self, Added, CONSUMER_CPU, Limits, Placement, Work, WorkerLoad, sum_for,
+    self, CONSUMER_CPU, Limits, Placement, RoomShape, Work, WorkerLoad, sum_for,
 };
 
 const CORES: std::ops::RangeInclusive<u32> = 6..=21;
@@ -55,62 +56,14 @@ enum Kind {
     Webinar,
 }
 
-/// A room's state, aggregated per worker.
+/// A room: its shape (placement's view) and how its joins went.
 #[derive(Debug)]
 struct Room {
     kind: Kind,
     size: usize,
-    /// Peers on each worker of the room (the keys are its routers).
-    peers_on: BTreeMap<u32, usize>,
-    /// Producers on each worker.
-    producers_on: BTreeMap<u32, usize>,
+    shape: RoomShape,
     admitted: usize,
     refused: usize,
-}
-
-impl Room {
-    fn producers(&self) -> usize {
-        self.producers_on.values().sum()
-    }
-
-    /// What a peer joining on `host` adds on each worker, and the pipe consumers it creates.
-    fn join_cost(&self, host: u32, publishes: bool) -> (Added, usize) {
-        let mut added = Vec::new();
-        let mut pipes = 0;
-        let existing = self.producers();
-        // Its own consumers of every producer of the room.
-        added.push((host, Work::consumers(existing)));
-        let grows = !self.peers_on.is_empty() && !self.peers_on.contains_key(&host);
-        if grows {
-            // Every producer of the room is piped to the new router.
-            for (&core, &n) in &self.producers_on {
-                added.push((core, Work::consumers(n)));
-            }
-            added.push((host, ingest(existing)));
-            pipes += existing;
-        }
-        if publishes {
-            added.push((host, ingest(2)));
-            // Every other peer consumes its two producers, on its own worker.
-            for (&core, &k) in &self.peers_on {
-                added.push((core, Work::consumers(2 * k)));
-            }
-            // Piped to every other router of the room.
-            for &core in self.peers_on.keys().filter(|&&c| c != host) {
-                added.push((host, Work::consumers(2)));
-                added.push((core, ingest(2)));
-                pipes += 2;
-            }
-        }
-        (added, pipes)
-    }
-}
-
-fn ingest(n: usize) -> Work {
-    Work {
-        consumers: 0,
-        ingest: n,
-    }
 }
 
 /// One worker as the model sees it.
@@ -148,8 +101,7 @@ fn rooms(rng: &mut Rng, rooms: usize) -> Vec<Room> {
             Room {
                 kind,
                 size,
-                peers_on: BTreeMap::new(),
-                producers_on: BTreeMap::new(),
+                shape: RoomShape::default(),
                 admitted: 0,
                 refused: 0,
             }
@@ -217,14 +169,16 @@ fn simulate(room_count: usize, limits: &Limits) -> Outcome {
     let mut arrived = vec![0usize; out.rooms.len()];
     for &(_, i) in &joins {
         let room = &out.rooms[i];
-        let publishes = match room.kind {
-            Kind::Meeting => true,
-            Kind::Webinar => arrived[i] < room.size - 800,
+        // Audio + video, or nothing (a webinar's viewers).
+        let producers = match room.kind {
+            Kind::Meeting => 2,
+            Kind::Webinar if arrived[i] < room.size - 800 => 2,
+            Kind::Webinar => 0,
         };
         arrived[i] += 1;
-        let routers: Vec<u32> = room.peers_on.keys().copied().collect();
+        let routers = room.shape.routers();
         let place = placement::place(&loads(&out.workers), limits, &routers, |h| {
-            room.join_cost(h, publishes).0
+            room.shape.join_cost(h, producers).0
         });
         let host = match place {
             Placement::Existing(h) | Placement::New(h) => h,
@@ -246,7 +200,7 @@ fn simulate(room_count: usize, limits: &Limits) -> Outcome {
             !routers.contains(&host),
             "Existing means a worker of the room"
         );
-        let (added, pipes) = room.join_cost(host, publishes);
+        let (added, pipes) = room.shape.join_cost(host, producers);
         for core in CORES {
             let w = sum_for(&added, core);
             let m = out.workers.get_mut(&core).unwrap();
@@ -259,17 +213,14 @@ fn simulate(room_count: usize, limits: &Limits) -> Outcome {
             out.workers.get_mut(&host).unwrap().routers += 1;
         }
         let room = &mut out.rooms[i];
-        *room.peers_on.entry(host).or_default() += 1;
-        if publishes {
-            *room.producers_on.entry(host).or_default() += 2;
-        }
+        room.shape.add_peer(host, producers);
         room.admitted += 1;
         out.admitted += 1;
     }
     // Pipe consumers per worker: for each room, its producers on a worker times its other routers.
     for r in &out.rooms {
-        let extra = r.peers_on.len().saturating_sub(1);
-        for (&core, &n) in &r.producers_on {
+        let extra = r.shape.peers_on.len().saturating_sub(1);
+        for (&core, &n) in &r.shape.producers_on {
             out.workers.get_mut(&core).unwrap().pipe_consumers += n * extra;
         }
     }
@@ -303,8 +254,17 @@ fn table(o: &Outcome, limits: &Limits) -> String {
     let n = o.workers.len() as f64;
     let cpus: Vec<f64> = o.workers.values().map(Model::cpu).collect();
     let cons: Vec<usize> = o.workers.values().map(|m| m.consumers).collect();
-    let spanning = o.rooms.iter().filter(|r| r.peers_on.len() > 1).count();
-    let max_span = o.rooms.iter().map(|r| r.peers_on.len()).max().unwrap_or(0);
+    let spanning = o
+        .rooms
+        .iter()
+        .filter(|r| r.shape.peers_on.len() > 1)
+        .count();
+    let max_span = o
+        .rooms
+        .iter()
+        .map(|r| r.shape.peers_on.len())
+        .max()
+        .unwrap_or(0);
     let full_rooms = o.rooms.iter().filter(|r| r.refused == 0).count();
     let _ = writeln!(
         t,
@@ -430,7 +390,10 @@ fn placement_keeps_every_worker_of_a_32_core_node_under_its_limits() {
     println!("{report}");
     // The webinars' publishers join first and are admitted; big rooms span workers.
     for r in o.rooms.iter().filter(|r| r.kind == Kind::Webinar) {
-        assert!(r.producers() >= 2, "a webinar's publisher was admitted");
+        assert!(
+            r.shape.producers() >= 2,
+            "a webinar's publisher was admitted"
+        );
     }
-    assert!(o.rooms.iter().any(|r| r.peers_on.len() > 1));
+    assert!(o.rooms.iter().any(|r| r.shape.peers_on.len() > 1));
 }
