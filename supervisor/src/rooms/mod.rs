@@ -47,7 +47,7 @@ pub(crate) use room::Room;
 pub(crate) use routers::RoomRouter;
 
 use crate::ortc::{self, RtpCapabilities};
-use crate::placement::{self, Limits, Placement};
+use crate::placement::{self, Limits, Placement, Work};
 use crate::pool::WorkerPool;
 use crate::store::{Store, UserRef, Write};
 use crate::worker::{RouterClosed, new_id};
@@ -256,7 +256,7 @@ impl Rooms {
             let idle = loads
                 .iter()
                 .any(|w| w.core == host && w.consumers + w.pending == 0);
-            vec![(host, if idle { 0 } else { consumers })]
+            vec![(host, Work::consumers(if idle { 0 } else { consumers }))]
         });
         let core = match placed {
             Placement::Existing(core) => {
@@ -279,7 +279,7 @@ impl Rooms {
                     .filter_map(|r| {
                         let core = core_of(r)?;
                         let w = loads.iter().find(|w| w.core == core && w.alive)?;
-                        Some((w.usage(&limits, consumers), r))
+                        Some((w.usage(&limits, Work::consumers(consumers)), r))
                     })
                     .min_by(|a, b| a.0.total_cmp(&b.0))
                     .map(|(_, r)| r.clone())
