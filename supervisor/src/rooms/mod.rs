@@ -218,7 +218,7 @@ impl Rooms {
     /// else a new router of the room on the least-loaded worker that does. When no worker can
     /// take it, the room's least-loaded router does (an open meeting is not refused a peer:
     /// new rooms are). A worker with no consumer at all takes any one peer (a peer too big for
-    /// an empty worker fits nowhere better).
+    /// an empty worker fits nowhere better, so an idle worker the room may grow onto takes it).
     pub(super) async fn place_peer(
         &self,
         room: &Arc<Room>,
@@ -252,10 +252,11 @@ impl Rooms {
         drop(hosted);
         let limits = self.limits;
         let placed = placement::place(&loads, &limits, &room_cores, |host| {
-            // An idle worker takes any one peer.
-            let idle = loads
-                .iter()
-                .any(|w| w.core == host && w.consumers + w.pending == 0);
+            // An idle worker the room may grow onto takes any one peer.
+            let idle = !room_cores.contains(&host)
+                && loads
+                    .iter()
+                    .any(|w| w.core == host && w.consumers + w.pending == 0);
             vec![(host, Work::consumers(if idle { 0 } else { consumers }))]
         });
         let core = match placed {

@@ -93,6 +93,13 @@ fn simulcast_through_a_pipe_keeps_every_layer_for_the_far_sides_consumers() {
     }
     // The pipe's one transport carries it all (no per-consumer traffic across).
     assert!(p.carried[0] > 400 && p.carried[1] > 0, "{:?}", p.carried);
+    // A piped producer keeps every encoding: its source worker never tells fewer (dynacast).
+    run(&mut p, &mut publisher, Duration::from_secs(4));
+    let fewer = p.a.notifications.iter().any(|n| {
+        n.handler_id.as_str() == "cam"
+            && matches!(&n.event, Event::Media(MediaEvent::ProducerLayersNeeded(l)) if l.len() < LAYERS)
+    });
+    assert!(!fewer, "the source told the publisher to stop an encoding");
 }
 
 #[test]
