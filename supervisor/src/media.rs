@@ -56,7 +56,10 @@ use tokio::sync::{broadcast, watch};
 pub use consumer::Consumer;
 pub use data_consumer::{DataConsumeOptions, DataConsumer};
 pub use data_producer::DataProducer;
-pub use pipe::{PipeError, PipeSettings, PipedProducer, RouterPipes};
+pub use pipe::{
+    PipeError, PipeSettings, PipedProducer, RouterPipes, connect_pipe, create_pipe_transport,
+    pipe_consume, pipe_produce,
+};
 pub use pipe_data::PipedData;
 pub use producer::Producer;
 pub use rtp_observer::{RtpObserver, RtpObserverKind};

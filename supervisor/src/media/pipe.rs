@@ -151,6 +151,84 @@ async fn pipe_transport(router: &Router, s: &PipeSettings) -> Result<Transport, 
     .await
 }
 
+/// The source half of a pipe: a consumer of type `pipe` of `producer` (consumable parameters
+/// `consumable`) on the PipeTransport `t`, and the pipe's parameters (what the far half
+/// produces with). For a pipe to another node, whose far half is [`pipe_produce`] there.
+pub async fn pipe_consume(
+    t: &Transport,
+    producer: &Producer,
+    consumable: &RtpParameters,
+    caps: &RtpCapabilities,
+    enable_rtx: bool,
+) -> Result<(Consumer, RtpParameters), PipeError> {
+    let params = pipe_parameters(consumable, caps, enable_rtx)?;
+    let consumer = t
+        .consume(ConsumeOptions {
+            consumer_id: ConsumerId::new(new_id()),
+            producer_id: producer.id().clone(),
+            kind: producer.kind(),
+            rtp_parameters: (&params).into(),
+            consumable_rtp_encodings: consumable.encodings.iter().map(Into::into).collect(),
+            paused: false,
+            ignore_dtx: false,
+            consumer_type: ConsumerType::Pipe,
+            preferred_layers: None,
+        })
+        .await?;
+    Ok((consumer, params))
+}
+
+/// The far half of a pipe: the producer `id` (of `kind`) on the PipeTransport `t`, with the
+/// pipe's parameters `params` ([`pipe_consume`]'s), and the consumable parameters its router's
+/// consumers are made from.
+pub async fn pipe_produce(
+    t: &Transport,
+    id: &ProducerId,
+    kind: ferrosfu_fbs::MediaKind,
+    params: &RtpParameters,
+    caps: &RtpCapabilities,
+    paused: bool,
+) -> Result<(Producer, RtpParameters), PipeError> {
+    let mut produced = params.clone();
+    let mapping =
+        ortc::get_producer_rtp_parameters_mapping(&mut produced, caps, &mut ortc::random_ssrc)?;
+    let ortc_kind = match kind {
+        ferrosfu_fbs::MediaKind::Audio => ortc::MediaKind::Audio,
+        ferrosfu_fbs::MediaKind::Video => ortc::MediaKind::Video,
+    };
+    let consumable = ortc::get_consumable_rtp_parameters(ortc_kind, &produced, caps, &mapping)?;
+    let far = t
+        .produce(ProduceOptions {
+            producer_id: id.clone(),
+            kind,
+            rtp_parameters: (&produced).into(),
+            rtp_mapping: (&mapping).into(),
+            key_frame_request_delay: 0,
+            paused,
+        })
+        .await?;
+    Ok((far, consumable))
+}
+
+/// A PipeTransport on `router` (not connected yet: [`connect_pipe`]).
+pub async fn create_pipe_transport(
+    router: &Router,
+    settings: &PipeSettings,
+) -> Result<Transport, RequestError> {
+    pipe_transport(router, settings).await
+}
+
+/// Connects PipeTransport `t` to the other side's address and SRTP key.
+pub async fn connect_pipe(
+    t: &Transport,
+    ip: String,
+    port: u16,
+    srtp: Option<ferrosfu_fbs::SrtpParameters>,
+) -> Result<(), RequestError> {
+    t.connect_plain(Some(ip), Some(port), None, srtp).await?;
+    Ok(())
+}
+
 /// Both routers' pipe tables, `(a's, b's)`, locked in the order of the routers' ids (pipes
 /// between the same two routers in opposite directions cannot deadlock).
 pub(super) async fn lock_both<'a>(
@@ -169,14 +247,13 @@ pub(super) async fn lock_both<'a>(
 /// Connects `t` to `other`'s local address (and SRTP key).
 async fn connect_to(t: &Transport, other: &Transport) -> Result<(), RequestError> {
     let d = other.plain().expect("pipe transports are plain transports");
-    t.connect_plain(
-        Some(d.tuple.local_address.clone()),
-        Some(d.tuple.local_port),
-        None,
+    connect_pipe(
+        t,
+        d.tuple.local_address.clone(),
+        d.tuple.local_port,
         d.srtp_parameters.clone(),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 impl Router {
@@ -215,48 +292,18 @@ impl Router {
                 (l, r)
             }
         };
-        let params = pipe_parameters(consumable, caps, settings.enable_rtx)?;
-        let kind = producer.kind();
-        let consumer = local
-            .consume(ConsumeOptions {
-                consumer_id: ConsumerId::new(new_id()),
-                producer_id: producer.id().clone(),
-                kind,
-                rtp_parameters: (&params).into(),
-                consumable_rtp_encodings: consumable.encodings.iter().map(Into::into).collect(),
-                paused: false,
-                ignore_dtx: false,
-                consumer_type: ConsumerType::Pipe,
-                preferred_layers: None,
-            })
-            .await?;
-        let mut produced = params.clone();
-        let made = async {
-            let mapping = ortc::get_producer_rtp_parameters_mapping(
-                &mut produced,
-                caps,
-                &mut ortc::random_ssrc,
-            )?;
-            let ortc_kind = match kind {
-                ferrosfu_fbs::MediaKind::Audio => ortc::MediaKind::Audio,
-                ferrosfu_fbs::MediaKind::Video => ortc::MediaKind::Video,
-            };
-            let far_consumable =
-                ortc::get_consumable_rtp_parameters(ortc_kind, &produced, caps, &mapping)?;
-            let far = remote
-                .produce(ProduceOptions {
-                    producer_id: producer.id().clone(),
-                    kind,
-                    rtp_parameters: (&produced).into(),
-                    rtp_mapping: (&mapping).into(),
-                    key_frame_request_delay: 0,
-                    paused: consumer.producer_paused(),
-                })
-                .await?;
-            Ok::<_, PipeError>((far, far_consumable))
-        }
-        .await;
-        let (far, far_consumable) = match made {
+        let (consumer, params) =
+            pipe_consume(&local, producer, consumable, caps, settings.enable_rtx).await?;
+        let (far, far_consumable) = match pipe_produce(
+            &remote,
+            producer.id(),
+            producer.kind(),
+            &params,
+            caps,
+            consumer.producer_paused(),
+        )
+        .await
+        {
             Ok(v) => v,
             Err(e) => {
                 let _ = consumer.close().await;
