@@ -28,6 +28,12 @@ impl Room {
         if let Some(c) = &caps {
             ortc::validate_rtp_capabilities(c)?;
         }
+        self.announce_local_join(&super::api::PeerInfo {
+            id: id.to_owned(),
+            display_name: display_name.to_owned(),
+            device: device.clone(),
+        })
+        .await;
         let mut st = self.state.lock().await;
         if self.is_closed() {
             return Err(RoomError::RoomClosed);

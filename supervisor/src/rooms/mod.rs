@@ -17,6 +17,7 @@
 mod api;
 mod broadcaster;
 mod chat;
+mod cluster;
 mod consume;
 mod data;
 mod error;
@@ -91,6 +92,10 @@ pub(crate) struct Rooms {
     store: Store,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
+    /// The cluster, when `[cluster]` is on (see `cluster.rs`).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Pipe transports toward each other node.
+    node_pipes: cluster::NodePipes,
 }
 
 impl Rooms {
@@ -110,6 +115,8 @@ impl Rooms {
             store,
             rooms: Mutex::default(),
             next_session: AtomicU64::new(1),
+            cluster: std::sync::OnceLock::new(),
+            node_pipes: cluster::NodePipes::default(),
         })
     }
 

@@ -95,6 +95,14 @@ impl Room {
             st.consumers_for(peer_id)
         };
         self.watch_producer(peer_id.to_owned(), producer.clone());
+        self.publish(crate::cluster::RoomEvent::ProducerAdded {
+            peer_id: peer_id.to_owned(),
+            producer_id: id.clone(),
+            kind: kind.as_str().to_owned(),
+            rtp_parameters: serde_json::to_value(&entry.consumable).unwrap_or_default(),
+            app_data: entry.app_data.clone(),
+            paused,
+        });
         if kind == MediaKind::Audio {
             // The speaker observers are on the home router: audio hosted elsewhere is piped.
             match self.producer_on(&entry, &self.router).await {
@@ -131,8 +139,20 @@ impl Room {
                     peer.producers.remove(id);
                 }
             }
-            ProducerAction::Pause => p.pause().await?,
-            ProducerAction::Resume => p.resume().await?,
+            ProducerAction::Pause => {
+                p.pause().await?;
+                self.publish(crate::cluster::RoomEvent::ProducerPaused {
+                    peer_id: peer_id.to_owned(),
+                    producer_id: id.to_owned(),
+                });
+            }
+            ProducerAction::Resume => {
+                p.resume().await?;
+                self.publish(crate::cluster::RoomEvent::ProducerResumed {
+                    peer_id: peer_id.to_owned(),
+                    producer_id: id.to_owned(),
+                });
+            }
         }
         Ok(())
     }
@@ -180,10 +200,14 @@ impl Room {
                 }
             }
             // Gone (closed by the peer, its transport or the worker): forget it.
-            if let Some(r) = room.upgrade()
-                && let Some(peer) = r.state.lock().await.peers.get_mut(&peer_id)
-            {
-                peer.producers.remove(p.id().as_str());
+            if let Some(r) = room.upgrade() {
+                if let Some(peer) = r.state.lock().await.peers.get_mut(&peer_id) {
+                    peer.producers.remove(p.id().as_str());
+                }
+                r.publish(crate::cluster::RoomEvent::ProducerClosed {
+                    peer_id: peer_id.clone(),
+                    producer_id: p.id().as_str().to_owned(),
+                });
             }
         });
     }

@@ -43,6 +43,8 @@ pub(crate) struct Room {
     pub(super) routers: std::sync::Mutex<Vec<super::RoomRouter>>,
     /// Held while a peer of the room is placed (`Rooms::place_peer`).
     pub(super) placing: Mutex<()>,
+    /// The other nodes' peers were loaded (at the first local join; see `cluster.rs`).
+    pub(super) remote_synced: AtomicBool,
     closed: AtomicBool,
 }
 
@@ -64,6 +66,7 @@ impl Room {
             id: id.to_owned(),
             routers: std::sync::Mutex::new(vec![home]),
             placing: Mutex::new(()),
+            remote_synced: AtomicBool::new(false),
             router,
             server,
             cx,
@@ -145,11 +148,19 @@ impl Room {
             ortc::validate_rtp_capabilities(c)?;
         }
         let display_name = join.display_name.unwrap_or_else(|| peer_id.to_owned());
+        let device = join.device.unwrap_or_else(|| json!({}));
+        // The other nodes hear of it, and the first local peer loads theirs (before its answer).
+        self.announce_local_join(&super::api::PeerInfo {
+            id: peer_id.to_owned(),
+            display_name: display_name.clone(),
+            device: device.clone(),
+        })
+        .await;
         let mut st = self.state.lock().await;
         let peers = st.join(
             peer_id,
             display_name,
-            join.device.unwrap_or_else(|| json!({})),
+            device,
             caps,
         )?;
         let peer = st.peer_mut(peer_id)?;
@@ -163,7 +174,12 @@ impl Room {
         peer_id: &str,
         name: String,
     ) -> Result<(), RoomError> {
-        self.state.lock().await.rename(peer_id, name)
+        self.state.lock().await.rename(peer_id, name.clone())?;
+        self.publish(crate::cluster::RoomEvent::DisplayNameChanged {
+            peer_id: peer_id.to_owned(),
+            display_name: name,
+        });
+        Ok(())
     }
 
     /// The stats of a transport of `peer_id`.
@@ -248,6 +264,11 @@ impl Room {
         if let Some(part) = &p.participant {
             self.participant_left(part, &p.device);
         }
+        if p.joined && p.remote.is_none() {
+            self.publish(crate::cluster::RoomEvent::PeerLeft {
+                peer_id: p.id.clone(),
+            });
+        }
         tracing::info!(room = %self.id, peer = %p.id, "peer left");
         tokio::spawn(async move {
             for (_, t) in p.transports {
@@ -269,7 +290,8 @@ impl Room {
     }
 
     pub(super) fn close_if_empty(self: &Arc<Self>, st: &RoomState) {
-        if !st.peers.is_empty() || !self.mark_closed() {
+        // Peers of other nodes do not keep the room open here.
+        if st.peers.values().any(|p| p.remote.is_none()) || !self.mark_closed() {
             return;
         }
         tracing::info!(room = %self.id, "room closed (last peer left)");

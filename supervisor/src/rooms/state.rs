@@ -41,6 +41,8 @@ pub(super) struct Peer {
     pub participant: Option<Participant>,
     /// The room's router that hosts its transports (chosen at its first transport).
     pub router: Option<super::RoomRouter>,
+    /// A peer of another node of the cluster (see `cluster.rs`): which node.
+    pub remote: Option<crate::cluster::NodeId>,
     /// The consumers its placement counted as pending on that router's worker, until made.
     pub reservation: Option<Arc<std::sync::Mutex<Option<crate::load::Reservation>>>>,
 }
@@ -97,6 +99,7 @@ impl Peer {
             participant: None,
             router: None,
             reservation: None,
+            remote: None,
         }
     }
 
@@ -254,7 +257,7 @@ impl RoomState {
     /// The broadcaster `id` (a peer without a connection).
     pub(super) fn broadcaster(&self, id: &str) -> Result<&Peer, RoomError> {
         match self.peers.get(id) {
-            Some(p) if p.link.is_none() => Ok(p),
+            Some(p) if p.link.is_none() && p.remote.is_none() => Ok(p),
             _ => Err(RoomError::not_found(format!(
                 "broadcaster with id \"{id}\" does not exist"
             ))),
