@@ -39,6 +39,8 @@ const switchMs = Number(arg('switch-ms', '30000'));
 // consumers are).
 const workerCores = arg('worker-cores', '0');
 const maxConsumers = arg('worker-max-consumers', null);
+// Two nodes clustered through this Redis: Alice on node A (core 0), Bob on node B (core 1).
+const redisUrl = arg('cluster-redis-url', null);
 if (!supervisorBin) {
   console.error('usage: e2e.mjs --supervisor PATH [--artifacts DIR] [--chromium PATH] [--worker-cores LIST] [--worker-max-consumers N]');
   process.exit(2);
@@ -249,7 +251,20 @@ async function nineTiles(page) {
 
 async function main() {
   const supervisorArgs = maxConsumers ? ['--worker-max-consumers', maxConsumers] : [];
-  const addr = await start({ supervisorBin, artifacts, logs, children, workerCores, supervisorArgs });
+  const cluster = (id) => ['--cluster-redis-url', redisUrl, '--cluster-node-id', id, '--cluster-heartbeat-ms', '300'];
+  const addr = redisUrl
+    ? await start({
+      supervisorBin, artifacts, logs, children, workerCores: '0', rtcPorts: '42000-42499', db: 'ferrosfu-a.db',
+      supervisorArgs: [...supervisorArgs, ...cluster('node-a')],
+    })
+    : await start({ supervisorBin, artifacts, logs, children, workerCores, supervisorArgs });
+  const addrB = redisUrl
+    ? await start({
+      supervisorBin, artifacts, logs, children, workerCores: '1', rtcPorts: '42500-42999', db: 'ferrosfu-b.db',
+      supervisorArgs: [...supervisorArgs, ...cluster('node-b')],
+    })
+    : addr;
+  const addrOf = { alice: addr, bob: addrB };
   browser = await chromium.launch({
     executablePath: chromiumBin,
     headless: true, // playwright gives every launch a fresh temporary profile
@@ -272,7 +287,7 @@ async function main() {
     page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
     page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
     // 15 fps: two 1280×720 simulcast encoders (3 encodings each) and two decoders share 2 cores.
-    await page.goto(`http://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15`);
+    await page.goto(`http://${addrOf[name]}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15`);
     pages[name] = page;
     // Alice publishes camera and microphone before Bob arrives, so Bob (a late joiner) gets
     // both consumers at join, in the server's order, while Alice gets Bob's as he produces.
@@ -289,6 +304,7 @@ async function main() {
   // Where the consumers are: one entry a worker.
   const workers = await (await fetch(`http://${addr}/api/workers`)).json();
   figures.workers = workers.map((w) => ({ core: w.core, consumers: w.load && w.load.consumers }));
+  if (redisUrl) figures.cluster = await (await fetch(`http://${addrB}/api/cluster`)).json();
   // The publishers' bandwidth estimate grows past the browser's start only with the server's
   // transport-wide congestion feedback. Chrome grows it step by step from the feedback, at a
   // pace that depends on how busy the machine is: both pages are polled together every 250 ms

@@ -18,12 +18,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 // Resolves with its protoo URL once it listens (30 s at most).
 export function startServer({
   target, ip = '127.0.0.1', supervisorBin, workerBin, artifacts, db = 'ferrosfu.db', referenceArgs = [],
-  workerCores = '0', supervisorArgs = [], logs, children,
+  workerCores = '0', rtcPorts = '42000-42999', supervisorArgs = [], logs, children,
 }) {
   const [cmd, args, env, ready] = target === 'ferrosfu'
     ? [supervisorBin, [
       '--dev', '--http-listen', `${ip}:0`, '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
-      '--worker-cores', workerCores, '--rtc-ports', '42000-42999', '--rtc-listen-ip', ip,
+      '--worker-cores', workerCores, '--rtc-ports', rtcPorts, '--rtc-listen-ip', ip,
       '--database-url', `sqlite://${artifacts}/${db}`, '--recordings-dir', `${artifacts}/recordings`,
       ...supervisorArgs,
     ], process.env, (l) => {

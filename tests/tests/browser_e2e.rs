@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use ferrosfu_tests::browser;
+use ferrosfu_tests::redis::RedisServer;
 
 #[test]
 fn two_browsers_see_and_hear_each_other_then_one_leaves() {
@@ -70,4 +71,38 @@ fn two_browsers_see_and_hear_each_other_then_one_leaves() {
         1
     );
     eprintln!("browser e2e: {result}");
+}
+
+/// The same two pages on two nodes of a cluster (a real `redis-server`): Alice on node A, Bob on
+/// node B, one room. Each decodes the other's video and hears the other's audio, Bob's layer
+/// switches work on the producer piped from A, and Bob's leaving reaches Alice as `peerClosed`.
+#[test]
+fn two_browsers_on_two_clustered_nodes_see_and_hear_each_other() {
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let (run, artifacts) = browser::run_against_ferrosfu(
+        "e2e.mjs",
+        "cluster",
+        &["--cluster-redis-url", &url],
+        Duration::from_secs(300),
+    );
+    let result = &run.result;
+    assert!(
+        run.status.success() && result["ok"] == true,
+        "{result}\n--- log tail ---\n{}",
+        run.stderr
+    );
+    for page in ["alice", "bob"] {
+        assert!(result[page]["framesDecoded"].as_u64().unwrap() > 0);
+        assert!(result[page]["audioBytes"].as_u64().unwrap() > 0);
+        assert!(artifacts.join(format!("{page}.png")).is_file());
+    }
+    assert_eq!(result["simulcast"]["low"]["ok"], true, "{result}");
+    let nodes = result["cluster"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{result}");
+    assert_eq!(
+        result["alice"]["tilesAfterLeave"].as_array().unwrap().len(),
+        1
+    );
+    eprintln!("browser e2e on two nodes: {result}");
 }

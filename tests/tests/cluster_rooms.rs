@@ -1,0 +1,279 @@
+//! One room across two ferrosfu nodes clustered through a real `redis-server`: peers connected
+//! to different nodes see and hear each other (webrtc-rs peers through protoo), the broadcaster
+//! REST API on node A feeds a plain-RTP viewer on node B, a SIGKILLed node's peers are
+//! `peerClosed` on the other node within 5 s while its own media keeps flowing, and after a
+//! Redis restart the surviving node re-registers and a node that joins later sees its peers.
+//!
+//! Deadlines only bound the waits (every wait ends on the event it waits for).
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrosfu_fbs::MediaKind;
+use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet};
+use ferrosfu_tests::protoo::{self, ProtooClient};
+use ferrosfu_tests::redis::RedisServer;
+use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, TestMedia};
+use ferrosfu_tests::{SupervisorProcess, get_json, join_plain_receiver, plain_opus_publisher};
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+const ROOM: &str = "cluster-room";
+
+fn node(redis: &RedisServer, id: &str, core: &str, rtc_ports: &str) -> SupervisorProcess {
+    SupervisorProcess::start(&[
+        "--dev",
+        "--worker-cores",
+        core,
+        "--rtc-ports",
+        rtc_ports,
+        "--rtc-listen-ip",
+        "127.0.0.1",
+        "--webrtc-server-port",
+        "0",
+        "--cluster-redis-url",
+        &redis.url(),
+        "--cluster-node-id",
+        id,
+        "--cluster-heartbeat-ms",
+        "300",
+    ])
+}
+
+/// Waits until `sup` lists `n` nodes in `/api/cluster`.
+async fn wait_nodes(http: &reqwest::Client, sup: &SupervisorProcess, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = get_json(http, &sup.url("/api/cluster")).await;
+        if v["nodes"].as_array().is_some_and(|l| l.len() == n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} nodes wanted: {v}", n);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A POST that may fail until the cluster has caught up: retried until it answers 2xx.
+async fn post_until_ok(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = http.post(url).json(&body).send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{url}: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Counts `frame <n>` payloads arriving at a socket.
+async fn plain_receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<u32>) {
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = s.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = s.recv(&mut buf).await {
+            if n < 12 || (192..=223).contains(&buf[1]) {
+                continue;
+            }
+            let mut start = 12 + 4 * usize::from(buf[0] & 0x0f);
+            if buf[0] & 0x10 != 0 && n >= start + 4 {
+                start += 4 + 4 * usize::from(u16::from_be_bytes([buf[start + 2], buf[start + 3]]));
+            }
+            let frame = std::str::from_utf8(&buf[start.min(n)..n])
+                .ok()
+                .and_then(|p| p.strip_prefix("frame "))
+                .and_then(|f| f.parse().ok());
+            if let Some(f) = frame
+                && tx.send(f).is_err()
+            {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// A webrtc-rs peer on `sup` that publishes Opus + VP8 (test media running) in the room.
+async fn publisher_peer(
+    sup: &SupervisorProcess,
+    name: &str,
+) -> (ProtooClient, Arc<Publisher>, TestMedia) {
+    let mut c = ProtooClient::connect(sup.http, ROOM, name, None)
+        .await
+        .unwrap();
+    let caps = c.client_caps().await.unwrap();
+    let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
+    let send = protoo::connect_publisher(&mut c, &publisher).await.unwrap();
+    c.join(name, &caps).await.unwrap();
+    protoo::produce_all(
+        &mut c,
+        send["id"].as_str().unwrap(),
+        publisher.producer_parameters().unwrap(),
+    )
+    .await
+    .unwrap();
+    let publisher = Arc::new(publisher);
+    let media = TestMedia::start(&publisher, 1200).await.unwrap();
+    (c, publisher, media)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spans_two_nodes_and_survives_one_dying() {
+    let mut redis = RedisServer::start().unwrap();
+    let http = reqwest::Client::new();
+    let mut a = node(&redis, "node-a", "0", "48200-48299");
+    let b = node(&redis, "node-b", "1", "48300-48399");
+    wait_nodes(&http, &a, 2).await;
+    wait_nodes(&http, &b, 2).await;
+
+    // REST on A feeds a plain-RTP viewer on B.
+    let base_a = a.url(&format!("/rooms/{ROOM}/broadcasters"));
+    let base_b = b.url(&format!("/rooms/{ROOM}/broadcasters"));
+    let caps = get_json(&http, &b.url(&format!("/rooms/{ROOM}"))).await;
+    let (ingest, producer) = plain_opus_publisher(&http, &base_a, "gst", PLAIN_OPUS_PT, 777).await;
+    let (port, mut rx) = plain_receiver().await;
+    let tid = join_plain_receiver(
+        &http,
+        &base_b,
+        json!({"id": "viewer", "displayName": "viewer", "device": {"name": "test"}, "rtpCapabilities": caps}),
+        port,
+    )
+    .await;
+    // The producer is piped to B once B heard of it (its first local peer loaded the room).
+    post_until_ok(
+        &http,
+        &format!("{base_b}/viewer/transports/{tid}/consume?producerId={producer}"),
+        json!({}),
+    )
+    .await;
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for seq in 0..100u32 {
+        tick.tick().await;
+        let pkt = rtp_packet(
+            PLAIN_OPUS_PT,
+            seq as u16,
+            seq * 960,
+            777,
+            format!("frame {seq}").as_bytes(),
+        );
+        sender.send_to(&pkt, ingest).await.unwrap();
+    }
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 100 {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(f)) => {
+                got.insert(f);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(got.len(), 100, "the viewer on B got every packet sent to A");
+
+    // webrtc-rs peers: Alice on A, Carol on B publish; Bob on B receives both.
+    let (mut alice, _alice_pub, _alice_media) = publisher_peer(&a, "alice").await;
+    let (_carol, _carol_pub, _carol_media) = publisher_peer(&b, "carol").await;
+    let mut bob = ProtooClient::connect(b.http, ROOM, "bob", None)
+        .await
+        .unwrap();
+    let bob_caps = bob.client_caps().await.unwrap();
+    let recv = bob.create_transport(false).await.unwrap();
+    let joined = bob.join("bob", &bob_caps).await.unwrap();
+    let peers: BTreeSet<String> = joined["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    for p in ["alice", "carol", "gst", "viewer"] {
+        assert!(peers.contains(p), "bob's join lists {p}: {peers:?}");
+    }
+    // Alice (on A) hears of Bob (on B).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = alice.wait_for("newPeer").await.unwrap();
+        if n["data"]["id"] == "bob" {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    // Alice's and Carol's audio + video and gst's audio: five consumers.
+    let (subscriber, offers) = protoo::subscribe(&mut bob, &recv, 5).await.unwrap();
+    let owners: BTreeSet<String> = offers
+        .iter()
+        .map(|o| o["peerId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        owners,
+        ["alice", "carol", "gst"].map(String::from).into(),
+        "{offers:?}"
+    );
+    subscriber
+        .wait_packets(MediaKind::Video, 60, Duration::from_secs(15))
+        .await
+        .unwrap();
+    subscriber
+        .wait_packets(MediaKind::Audio, 60, Duration::from_secs(15))
+        .await
+        .unwrap();
+
+    // A dies: Bob hears peerClosed for its peers within 5 s; Carol's media still flows.
+    let killed = Instant::now();
+    a.child.kill().unwrap();
+    let mut closed = BTreeSet::new();
+    while !(closed.contains("alice") && closed.contains("gst")) {
+        let n = bob.wait_for("peerClosed").await.unwrap();
+        closed.insert(n["data"]["peerId"].as_str().unwrap().to_owned());
+    }
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(5), "peerClosed after {took:?}");
+    let before = subscriber.received(MediaKind::Video).len();
+    subscriber
+        .wait_packets(MediaKind::Video, before + 30, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Redis restarts: B re-registers; a node started afterwards sees B's peers in the room.
+    redis.restart().unwrap();
+    let c = node(&redis, "node-c", "0", "48400-48499");
+    wait_nodes(&http, &c, 2).await;
+    let mut dave = ProtooClient::connect(c.http, ROOM, "dave", None)
+        .await
+        .unwrap();
+    let dave_caps = dave.client_caps().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let joined = loop {
+        let joined = dave.join("dave", &dave_caps).await.unwrap();
+        let ids: BTreeSet<String> = joined["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect();
+        if ids.contains("bob") && ids.contains("carol") {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "dave on C sees {ids:?}");
+        dave.close().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        dave = ProtooClient::connect(c.http, ROOM, "dave", None)
+            .await
+            .unwrap();
+    };
+    assert!(!joined.contains("alice"), "alice died with A: {joined:?}");
+    loop {
+        let n = bob.wait_for("newPeer").await.unwrap();
+        if n["data"]["id"] == "dave" {
+            break;
+        }
+    }
+}
