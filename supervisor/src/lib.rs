@@ -9,6 +9,7 @@ mod api_error;
 pub mod auth;
 pub mod channel;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod container;
 mod http;
@@ -51,6 +52,8 @@ pub enum StartError {
     Tls(String),
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 impl StartError {
@@ -59,6 +62,7 @@ impl StartError {
         match self {
             StartError::Config(_) | StartError::Tls(_) => 2,
             StartError::Worker { source, .. } if source.is_bad_settings() => 2,
+            StartError::Cluster(e) if e.is_config() => 2,
             _ => 1,
         }
     }
@@ -76,6 +80,7 @@ pub struct Supervisor {
     rooms: Arc<rooms::Rooms>,
     recordings: Arc<recording::Recordings>,
     store: store::Store,
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl Supervisor {
@@ -146,6 +151,16 @@ impl Supervisor {
             .announced_ip
             .map(|ip| ip.to_string())
             .or_else(|| default_announced_ip(config.rtc_listen_ip));
+        // Redis before the workers: a wrong password or an unreachable Redis stops the start.
+        let cluster_conn = match cluster::settings_from_config(
+            &config,
+            http_addr,
+            announced.as_deref(),
+            tls.is_some(),
+        ) {
+            Some(settings) => Some(cluster::Cluster::connect(settings).await?),
+            None => None,
+        };
         // One WebRtcServer per worker (port base + index), unless the base port is 0.
         let webrtc_servers = (config.webrtc_server_port != 0).then(|| WebRtcServerSpec {
             listen_ip: config.rtc_listen_ip,
@@ -194,8 +209,24 @@ impl Supervisor {
             let r = recordings.clone();
             tokio::spawn(async move { r.recover().await });
         }
+        let cluster = match cluster_conn {
+            Some(c) => {
+                let pool = pool.clone();
+                let load = move || cluster::NodeLoad {
+                    workers: pool
+                        .snapshot()
+                        .iter()
+                        .filter(|w| w.worker.is_some())
+                        .count() as u64,
+                    ..cluster::NodeLoad::default()
+                };
+                Some(c.start(Box::new(load)).await)
+            }
+            None => None,
+        };
         let web_dir = config.resolve_web_dir();
         let app = http::router(http::AppState {
+            cluster: cluster.clone(),
             pool: pool.clone(),
             lifecycle: lifecycle.clone(),
             signaling: signaling::Signaling {
@@ -249,6 +280,7 @@ impl Supervisor {
             rooms,
             recordings,
             store,
+            cluster,
         })
     }
 
@@ -258,6 +290,11 @@ impl Supervisor {
 
     pub fn pool(&self) -> &WorkerPool {
         &self.pool
+    }
+
+    /// This node's cluster membership (None: `[cluster] redis_url` unset).
+    pub fn cluster(&self) -> Option<Arc<cluster::Cluster>> {
+        self.cluster.clone()
     }
 
     /// The lifecycle; keep the `Arc` to observe phases after `shutdown` consumed the supervisor.
@@ -275,6 +312,10 @@ impl Supervisor {
     pub async fn shutdown(self) {
         self.lifecycle.advance(Phase::Draining);
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        // Leave the cluster first: the other nodes drop this node's peers at once.
+        if let Some(c) = &self.cluster {
+            c.shutdown().await;
+        }
         self.recordings.stop_all().await;
         self.rooms.close_all().await;
         self.pool.close().await;
