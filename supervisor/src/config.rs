@@ -12,13 +12,16 @@ use serde::Deserialize;
 
 mod cluster;
 mod data_channels;
+mod scaling;
 
 use cluster::FileCluster;
 pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
 use data_channels::FileDataChannels;
+use scaling::{FileRooms, FileSupervisor};
 
 use crate::container::{Container, ContainerPrefs};
+use crate::placement::Limits;
 use crate::pool::RestartPolicy;
 
 /// ferrosfu: a WebRTC SFU. Supervises one pinned media worker per core, serves signaling, REST
@@ -42,6 +45,20 @@ pub struct Cli {
     /// use), a list "0,1", a range "6-21", or a mix "0,4-7".
     #[arg(long, env = "FERROSFU_WORKER_CORES", value_name = "LIST")]
     pub worker_cores: Option<CoreList>,
+
+    /// Cores the supervisor's own threads (async runtime and blocking pool) are pinned to, as
+    /// --worker-cores; unset: not pinned. Keep them apart from the workers' cores.
+    #[arg(long, env = "FERROSFU_SUPERVISOR_CORES", value_name = "LIST")]
+    pub supervisor_cores: Option<CoreList>,
+
+    /// Highest CPU share of one core (0-1] a worker may reach over 5 s before rooms grow onto
+    /// another worker; when every worker is above it, the node refuses new rooms (default 0.8).
+    #[arg(long, env = "FERROSFU_WORKER_MAX_LOAD", value_name = "SHARE")]
+    pub worker_max_load: Option<f64>,
+
+    /// Most consumers on one worker (0: no limit but the CPU one; default 2000).
+    #[arg(long, env = "FERROSFU_WORKER_MAX_CONSUMERS", value_name = "N")]
+    pub worker_max_consumers: Option<usize>,
 
     /// Supervisor log filter: a level (trace|debug|info|warn|error) or tracing directives such as
     /// "info,channel=debug". Worker log lines arrive under target "worker".
@@ -241,15 +258,22 @@ impl CoreList {
     }
 }
 
-/// Cores in this process's affinity mask.
+/// Cores in this process's affinity mask, as it was when first asked: the supervisor asks before
+/// it pins its own threads ([`crate::affinity`]), so workers and recorders may still be placed on
+/// cores outside the supervisor's.
 fn core_ids() -> Vec<u32> {
-    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count())
-            .filter(|&i| set.is_set(i).unwrap_or(false))
-            .map(|i| i as u32)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    static CORES: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    CORES
+        .get_or_init(
+            || match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+                Ok(set) => (0..nix::sched::CpuSet::count())
+                    .filter(|&i| set.is_set(i).unwrap_or(false))
+                    .map(|i| i as u32)
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+        )
+        .clone()
 }
 
 /// An inclusive port range.
@@ -296,6 +320,8 @@ struct FileConfig {
     auth: FileAuth,
     data_channels: FileDataChannels,
     cluster: FileCluster,
+    rooms: FileRooms,
+    supervisor: FileSupervisor,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +429,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub data_channels: DataChannels,
     pub cluster: ClusterConfig,
+    /// `[rooms]` worker load limits for placement and admission.
+    pub room_limits: Limits,
+    /// `[supervisor] cores`: None pins nothing.
+    pub supervisor_cores: Option<CoreList>,
 }
 
 impl Default for Config {
@@ -430,6 +460,8 @@ impl Config {
     fn merge(cli: Cli, f: FileConfig) -> Result<Config, String> {
         let data_channels = DataChannels::merge(&cli, &f.data_channels)?;
         let cluster = ClusterConfig::merge(&cli, &f.cluster)?;
+        let room_limits = scaling::limits(&cli, &f.rooms)?;
+        let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
         let worker_log_level = match f.workers.log_level {
             Some(l) => l.parse::<LogLevel>()?,
             None => LogLevel::Warn,
@@ -476,6 +508,8 @@ impl Config {
         Ok(Config {
             data_channels,
             cluster,
+            room_limits,
+            supervisor_cores,
             tls,
             web_dir: cli.web_dir.or(f.http.web_dir),
             jwt_secret,
@@ -597,6 +631,14 @@ impl Config {
                 "listen_ip": self.rtc_listen_ip.to_string(),
             },
             "store": { "database_url": self.database_url },
+            "rooms": scaling::limits_json(&self.room_limits),
+            "supervisor": {
+                "cores": match &self.supervisor_cores {
+                    None => serde_json::Value::Null,
+                    Some(CoreList::Auto) => serde_json::json!("auto"),
+                    Some(CoreList::List(c)) => serde_json::json!(c),
+                },
+            },
             "data_channels": self.data_channels.to_json(),
             "cluster": self.cluster.to_json(),
             "recording": {

@@ -1,4 +1,4 @@
-//! The HTTP listener: operations (`/healthz`, `/api/workers`, `/metrics`), the index page, the
+//! The HTTP listener: operations (`/healthz`, `/readyz`, `/api/workers`, `/metrics`), the index page, the
 //! protoo WebSocket on `/`, the broadcaster REST API (`/rooms/…`), the chat history
 //! (`/api/rooms/:roomId/chat`) and the demo app (`/app/`).
 
@@ -19,6 +19,7 @@ use crate::worker::Worker;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::placement::{self, Limits};
 use crate::pool::{WorkerInfo, WorkerPool};
 use crate::signaling::{self, Signaling};
 
@@ -31,12 +32,15 @@ pub(crate) struct AppState {
     pub(crate) store: crate::store::Store,
     pub(crate) recordings: Arc<crate::recording::Recordings>,
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// `[rooms]` limits: admission and readiness.
+    pub(crate) limits: Limits,
 }
 
 pub(crate) fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/workers", get(workers))
         .route("/api/cluster", get(cluster))
         .route("/metrics", get(metrics))
@@ -108,22 +112,76 @@ async fn app_file(State(s): State<AppState>, path: Option<Path<String>>) -> Resp
     }
 }
 
-/// 200 while running with every worker up; 503 otherwise (starting, draining, a worker down).
+/// What `/healthz` and `/readyz` report.
+struct Health {
+    phase: Phase,
+    up: usize,
+    total: usize,
+    /// Every running worker is above its load limit (or none runs).
+    full: bool,
+}
+
+impl Health {
+    fn of(s: &AppState) -> Self {
+        let snap = s.pool.snapshot();
+        let loads = s.pool.load_tracker().loads(&snap);
+        Self {
+            phase: s.lifecycle.phase(),
+            up: snap.iter().filter(|w| w.worker.is_some()).count(),
+            total: snap.len(),
+            full: placement::is_full(&loads, &s.limits),
+        }
+    }
+
+    /// Alive: running with every worker up.
+    fn healthy(&self) -> bool {
+        self.phase == Phase::Running && self.up == self.total
+    }
+
+    /// Admits new rooms: running, and some worker under its limit.
+    fn ready(&self) -> bool {
+        self.phase == Phase::Running && self.up > 0 && !self.full
+    }
+
+    fn body(&self, status: &str) -> Value {
+        json!({
+            "status": status,
+            "phase": self.phase.as_str(),
+            "workers": { "up": self.up, "total": self.total },
+            "ready": self.ready(),
+            "full": self.full,
+        })
+    }
+}
+
+/// Liveness: 200 while running with every worker up; 503 otherwise (starting, draining, a worker
+/// down). A full node is alive (200) with `"ready": false, "full": true`.
 async fn healthz(State(s): State<AppState>) -> Response {
-    let phase = s.lifecycle.phase();
-    let snap = s.pool.snapshot();
-    let up = snap.iter().filter(|w| w.worker.is_some()).count();
-    let healthy = phase == Phase::Running && up == snap.len();
-    let status = if healthy {
-        StatusCode::OK
+    let h = Health::of(&s);
+    let (status, word) = if h.healthy() {
+        (StatusCode::OK, "ok")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
-    let body = json!({
-        "status": if healthy { "ok" } else { "unavailable" },
-        "phase": phase.as_str(),
-        "workers": { "up": up, "total": snap.len() },
-    });
+    (status, Json(h.body(word))).into_response()
+}
+
+/// Readiness for new rooms: 200 while running with a worker under its load limit; 503
+/// `{"status":"full"}` when every worker is above it, `{"status":"unavailable"}` while starting,
+/// draining or without a running worker. A load balancer sends new rooms elsewhere on 503.
+async fn readyz(State(s): State<AppState>) -> Response {
+    let h = Health::of(&s);
+    let (status, word) = if h.ready() {
+        (StatusCode::OK, "ready")
+    } else if h.full && h.phase == Phase::Running && h.up > 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "full")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    let mut body = h.body(word);
+    if word == "full" {
+        body["reason"] = json!(crate::rooms::RoomError::NodeFull.to_string());
+    }
     (status, Json(body)).into_response()
 }
 
@@ -172,16 +230,24 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 async fn workers(State(s): State<AppState>) -> Json<Vec<Value>> {
     let snap = s.pool.snapshot();
     let usage = usage_of(&snap).await;
+    let loads = s.pool.load_tracker().loads(&snap);
     let list = snap
         .iter()
         .zip(usage)
-        .map(|(info, u)| {
+        .zip(loads)
+        .map(|((info, u), load)| {
             json!({
                 "pid": info.worker.as_ref().map(|w| w.pid()),
                 "core": info.core,
                 "started_at": info.started_at.map(rfc3339),
                 "restarts": info.restarts,
                 "up": info.worker.is_some(),
+                // CPU share of one core over the last 5 s (0-1) and open consumers.
+                "load": {
+                    "cpu": load.cpu,
+                    "consumers": load.consumers,
+                    "pending": load.pending,
+                },
                 // Where its WebRtcServer listens (null without one).
                 "webrtc_server": info.webrtc_server.as_ref().map(|s| {
                     s.listen_infos()
@@ -227,6 +293,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         .collect();
     let extras = crate::metrics::Extras {
         media,
+        loads: s.pool.load_tracker().loads(&snap),
         store: s.store.stats(),
         recordings_active: s.recordings.active_count(),
         recordings_finished: s.recordings.finished_counts(),

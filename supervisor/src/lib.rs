@@ -5,6 +5,7 @@
 //! accepting work, closes the workers (killing stragglers) and stops the listener. The phases are
 //! observable through [`Supervisor::lifecycle`].
 
+pub mod affinity;
 mod api_error;
 pub mod auth;
 pub mod channel;
@@ -14,10 +15,12 @@ pub mod config;
 pub mod container;
 mod http;
 pub mod lifecycle;
+pub mod load;
 pub mod logging;
 pub mod media;
 mod metrics;
 pub mod ortc;
+pub mod placement;
 pub mod pool;
 pub mod recording;
 mod rooms;
@@ -184,6 +187,7 @@ impl Supervisor {
                 announced,
                 data_channels: config.data_channels,
             },
+            config.room_limits,
             store.clone(),
         );
         let auth = Arc::new(auth::Auth::new(
@@ -212,13 +216,17 @@ impl Supervisor {
         let cluster = match cluster_conn {
             Some(c) => {
                 let pool = pool.clone();
-                let load = move || cluster::NodeLoad {
-                    workers: pool
-                        .snapshot()
-                        .iter()
-                        .filter(|w| w.worker.is_some())
-                        .count() as u64,
-                    ..cluster::NodeLoad::default()
+                // Rooms and peers are counted by the cluster from what this node published.
+                let load = move || {
+                    let loads = pool.loads();
+                    let alive: Vec<_> = loads.iter().filter(|l| l.alive).collect();
+                    let n = alive.len().max(1) as f64;
+                    cluster::NodeLoad {
+                        workers: alive.len() as u64,
+                        cpu: alive.iter().map(|l| l.cpu).sum::<f64>() / n * 100.0,
+                        consumers: alive.iter().map(|l| l.consumers as u64).sum(),
+                        ..cluster::NodeLoad::default()
+                    }
                 };
                 Some(c.start(Box::new(load)).await)
             }
@@ -236,6 +244,7 @@ impl Supervisor {
             web_dir: Arc::new(web_dir),
             store: store.clone(),
             recordings: recordings.clone(),
+            limits: config.room_limits,
         })
         .merge(recording::routes(recording::ApiState {
             recordings: recordings.clone(),

@@ -25,10 +25,25 @@ fn main() -> ExitCode {
         eprintln!("ferrosfu: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Pin before the runtime exists, so every thread it starts inherits the mask.
+    let pinned = match config.supervisor_cores.as_ref().map(|c| c.resolve()) {
+        None => None,
+        Some(Ok(cores)) => match ferrosfu::affinity::pin_current_thread(&cores) {
+            Ok(()) => {
+                tracing::info!(?cores, "supervisor threads pinned");
+                Some(cores)
+            }
+            Err(e) => {
+                eprintln!("ferrosfu: supervisor.cores: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Err(e)) => {
+            eprintln!("ferrosfu: supervisor.cores: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match ferrosfu::affinity::runtime_builder(pinned).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferrosfu: cannot start runtime: {e}");

@@ -1,7 +1,7 @@
 //! Typed async handles for the media plane, as mediasoup's Rust/Node layer offers them:
 //! [`Transport`] (WebRtcTransport / PlainTransport / DirectTransport), [`Producer`],
 //! [`Consumer`], [`DataProducer`], [`DataConsumer`], [`WebRtcServer`], [`RtpObserver`]
-//! (ActiveSpeakerObserver / AudioLevelObserver).
+//! (ActiveSpeakerObserver / AudioLevelObserver), and `Router::pipe_to_router` ([`PipeSettings`]).
 //!
 //! Every handle is cheap to clone. Each watches its parent and its own worker notifications, so
 //! closing cascades (router → transports and RTP observers; transport → producers/consumers;
@@ -40,6 +40,8 @@ macro_rules! life_accessors {
 mod consumer;
 mod data_consumer;
 mod data_producer;
+mod pipe;
+mod pipe_data;
 mod producer;
 mod rtp_observer;
 mod sctp_ids;
@@ -54,6 +56,11 @@ use tokio::sync::{broadcast, watch};
 pub use consumer::Consumer;
 pub use data_consumer::{DataConsumeOptions, DataConsumer};
 pub use data_producer::DataProducer;
+pub use pipe::{
+    PipeError, PipeSettings, PipedProducer, RouterPipes, connect_pipe, create_pipe_transport,
+    pipe_consume, pipe_produce,
+};
+pub use pipe_data::PipedData;
 pub use producer::Producer;
 pub use rtp_observer::{RtpObserver, RtpObserverKind};
 pub use server::WebRtcServer;

@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::lifecycle::Phase;
+use crate::placement::WorkerLoad;
 use crate::pool::WorkerInfo;
 use crate::store::StoreStats;
 
@@ -18,6 +19,8 @@ use crate::store::StoreStats;
 pub(crate) struct Extras {
     /// What each running worker's media engine counted, by core.
     pub media: Vec<(u32, MediaCounters)>,
+    /// Each core's load (placement's view).
+    pub loads: Vec<WorkerLoad>,
     pub store: StoreStats,
     pub recordings_active: usize,
     /// Recordings finished since start: (done, failed).
@@ -305,11 +308,37 @@ fn register_sockets(reg: &mut Registry, usage: &[(u32, ResourceUsage)]) {
     );
 }
 
+fn register_loads(reg: &mut Registry, loads: &[WorkerLoad]) {
+    let cpu = Family::<CoreLabel, Gauge<f64, AtomicU64>>::default();
+    let consumers = Family::<CoreLabel, Gauge>::default();
+    for l in loads.iter().filter(|l| l.alive) {
+        let c = CoreLabel {
+            core: l.core.to_string(),
+        };
+        cpu.get_or_create(&c).set(l.cpu);
+        consumers
+            .get_or_create(&c)
+            .set(i64::try_from(l.consumers).unwrap_or(i64::MAX));
+    }
+    reg.register(
+        "ferrosfu_worker_cpu_load",
+        "Share of one core the worker used over the last 5 s (user + system; placement compares \
+         it with rooms.worker_max_load)",
+        cpu,
+    );
+    reg.register(
+        "ferrosfu_worker_consumers",
+        "Consumers open on the worker (pipe consumers included)",
+        consumers,
+    );
+}
+
 fn register_extras(reg: &mut Registry, e: &Extras) {
     register_media(reg, &e.media);
     if let Some(c) = &e.cluster {
         crate::cluster::register_metrics(reg, c.stats());
     }
+    register_loads(reg, &e.loads);
     reg.register(
         "ferrosfu_store_queued_writes",
         "Database writes waiting in the store's queue",
@@ -399,6 +428,35 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn worker_loads_are_gauges_by_core() {
+        let mut dead = WorkerLoad::idle(5);
+        dead.alive = false;
+        let extras = Extras {
+            loads: vec![
+                WorkerLoad {
+                    cpu: 0.25,
+                    consumers: 12,
+                    ..WorkerLoad::idle(4)
+                },
+                dead,
+            ],
+            ..Default::default()
+        };
+        let text = render(Phase::Running, &[], &[], &extras);
+        for line in [
+            "# TYPE ferrosfu_worker_cpu_load gauge",
+            "ferrosfu_worker_cpu_load{core=\"4\"} 0.25",
+            "ferrosfu_worker_consumers{core=\"4\"} 12",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(
+            !text.contains("core=\"5\""),
+            "a core without a worker has no load"
+        );
     }
 
     #[test]

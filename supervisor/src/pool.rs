@@ -12,7 +12,9 @@ use tokio::task::JoinSet;
 
 use ferrosfu_fbs::{ListenInfo, TransportProtocol, WebRtcServerId, WebRtcServerOptions};
 
+use crate::load::{self, LoadTracker};
 use crate::media::WebRtcServer;
+use crate::placement::WorkerLoad;
 use crate::worker::{SpawnError, Worker, WorkerExit, WorkerSettings, new_id};
 
 /// One WebRtcServer per worker: the worker at index `i` of the pool (cores in ascending order)
@@ -180,6 +182,7 @@ struct PoolInner {
     supervisors: Mutex<Option<JoinSet<()>>>,
     policy: RestartPolicy,
     server: Option<WebRtcServerSpec>,
+    load: LoadTracker,
 }
 
 impl WorkerPool {
@@ -243,8 +246,10 @@ impl WorkerPool {
             supervisors: Mutex::new(None),
             policy,
             server,
+            load: LoadTracker::default(),
         });
         let mut set = JoinSet::new();
+        set.spawn(track_load(inner.clone()));
         for slot in &inner.slots {
             let mut s = base.clone();
             s.core = Some(slot.core);
@@ -285,6 +290,16 @@ impl WorkerPool {
             .collect()
     }
 
+    /// Each core's load (CPU over the last 5 s, consumers, pending reservations), in core order.
+    pub fn loads(&self) -> Vec<WorkerLoad> {
+        self.inner.load.loads(&self.snapshot())
+    }
+
+    /// The load figures behind [`WorkerPool::loads`] (reservations, poll rounds).
+    pub fn load_tracker(&self) -> &LoadTracker {
+        &self.inner.load
+    }
+
     pub fn size(&self) -> usize {
         self.inner.slots.len()
     }
@@ -310,6 +325,40 @@ impl WorkerPool {
             }
         }
         while closing.join_next().await.is_some() {}
+    }
+}
+
+/// Asks every running worker for its resource usage once per [`load::POLL_PERIOD`], in
+/// parallel, and records the answers, until the pool stops. A worker that does not answer
+/// within the period is skipped that round.
+async fn track_load(pool: Arc<PoolInner>) {
+    let mut stopping = pool.stopping.subscribe();
+    let mut tick = tokio::time::interval(load::POLL_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let mut asks = JoinSet::new();
+        for slot in &pool.slots {
+            let Some(w) = slot.lock().worker.clone().filter(Worker::is_alive) else {
+                continue;
+            };
+            let core = slot.core;
+            asks.spawn(async move {
+                let u = tokio::time::timeout(load::POLL_PERIOD, w.get_resource_usage()).await;
+                let u = u.ok()?.ok()?;
+                Some((core, w.pid(), u.ru_utime + u.ru_stime))
+            });
+        }
+        let mut samples = Vec::with_capacity(pool.slots.len());
+        while let Some(r) = asks.join_next().await {
+            if let Ok(Some(s)) = r {
+                samples.push(s);
+            }
+        }
+        pool.load.record(Instant::now(), &samples);
     }
 }
 

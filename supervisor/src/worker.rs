@@ -4,7 +4,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ferrosfu_fbs::{
@@ -114,6 +114,8 @@ struct WorkerInner {
     exit: watch::Receiver<Option<WorkerExit>>,
     /// Set before the supervisor closes or kills the worker, so its exit is not a death.
     expected_exit: Arc<AtomicBool>,
+    /// Consumers open on the worker (see [`Worker::count_consumer`]).
+    consumers: Arc<AtomicUsize>,
 }
 
 /// A fd number >= 10, so that dup2 onto 3 and 4 in the child never clobbers the other one.
@@ -245,6 +247,7 @@ impl Worker {
                 request_timeout: settings.request_timeout,
                 exit: exit_rx,
                 expected_exit,
+                consumers: Arc::default(),
             }),
         };
 
@@ -315,6 +318,19 @@ impl Worker {
 
     pub fn is_alive(&self) -> bool {
         self.exit().is_none()
+    }
+
+    /// Consumers open on this worker, as the typed media API created and closed them (placement
+    /// and `/metrics` read it; nothing asks the worker).
+    pub fn consumers(&self) -> usize {
+        self.inner.consumers.load(Ordering::Relaxed)
+    }
+
+    /// Counts one consumer on this worker until the returned guard is dropped (the media API
+    /// drops it when the consumer closes).
+    pub fn count_consumer(&self) -> ConsumerCount {
+        self.inner.consumers.fetch_add(1, Ordering::Relaxed);
+        ConsumerCount(self.inner.consumers.clone())
     }
 
     /// Resolves when the process has exited (reaped).
@@ -396,6 +412,7 @@ impl Worker {
                 id,
                 worker: self.clone(),
                 closed: watch::channel(false).0,
+                pipes: Default::default(),
             }),
         })
     }
@@ -436,6 +453,7 @@ impl Worker {
             request_timeout: Duration::from_secs(5),
             exit,
             expected_exit: Arc::new(AtomicBool::new(false)),
+            consumers: Arc::default(),
         };
         (
             Worker {
@@ -458,6 +476,16 @@ impl Worker {
     }
 }
 
+/// One consumer counted on its worker; dropping it uncounts it.
+#[derive(Debug)]
+pub struct ConsumerCount(Arc<AtomicUsize>);
+
+impl Drop for ConsumerCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Why a router stopped existing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouterClosed {
@@ -470,14 +498,16 @@ pub enum RouterClosed {
 /// A router on a worker. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Router {
-    inner: Arc<RouterInner>,
+    pub(crate) inner: Arc<RouterInner>,
 }
 
 #[derive(Debug)]
-struct RouterInner {
+pub(crate) struct RouterInner {
     id: RouterId,
     worker: Worker,
     closed: watch::Sender<bool>,
+    /// Its PipeTransports and what was piped into it (`crate::media::pipe`).
+    pub(crate) pipes: Arc<tokio::sync::Mutex<crate::media::RouterPipes>>,
 }
 
 impl Router {

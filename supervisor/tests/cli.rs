@@ -51,6 +51,9 @@ fn help_documents_the_flags() {
         "--web-dir",
         "--allowed-origin",
         "--rtc-listen-ip",
+        "--supervisor-cores",
+        "--worker-max-load",
+        "--worker-max-consumers",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }

@@ -33,8 +33,14 @@ const artifacts = arg('artifacts', 'tests/artifacts/browser');
 const chromiumBin = arg('chromium', '/usr/bin/chromium');
 const timeoutMs = Number(arg('timeout-ms', '45000'));
 const switchMs = Number(arg('switch-ms', '30000'));
+// Workers of the supervisor and its per-worker consumer limit: with `--worker-cores 0,1
+// --worker-max-consumers 1` Alice's room fills its worker and Bob is placed on the other one,
+// so every stream crosses a pipe between the workers (the result's `workers` says where the
+// consumers are).
+const workerCores = arg('worker-cores', '0');
+const maxConsumers = arg('worker-max-consumers', null);
 if (!supervisorBin) {
-  console.error('usage: e2e.mjs --supervisor PATH [--artifacts DIR] [--chromium PATH]');
+  console.error('usage: e2e.mjs --supervisor PATH [--artifacts DIR] [--chromium PATH] [--worker-cores LIST] [--worker-max-consumers N]');
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
@@ -242,7 +248,8 @@ async function nineTiles(page) {
 }
 
 async function main() {
-  const addr = await start({ supervisorBin, artifacts, logs, children });
+  const supervisorArgs = maxConsumers ? ['--worker-max-consumers', maxConsumers] : [];
+  const addr = await start({ supervisorBin, artifacts, logs, children, workerCores, supervisorArgs });
   browser = await chromium.launch({
     executablePath: chromiumBin,
     headless: true, // playwright gives every launch a fresh temporary profile
@@ -279,6 +286,9 @@ async function main() {
   for (const [name, page] of Object.entries(pages)) {
     figures[name] = await waitFor(`media into ${name}`, () => mediaFlows(page));
   }
+  // Where the consumers are: one entry a worker.
+  const workers = await (await fetch(`http://${addr}/api/workers`)).json();
+  figures.workers = workers.map((w) => ({ core: w.core, consumers: w.load && w.load.consumers }));
   // The publishers' bandwidth estimate grows past the browser's start only with the server's
   // transport-wide congestion feedback. Chrome grows it step by step from the feedback, at a
   // pace that depends on how busy the machine is: both pages are polled together every 250 ms

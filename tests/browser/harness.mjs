@@ -12,19 +12,20 @@ import * as esbuild from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-// Starts the server under test on `ip` (ferrosfu: the supervisor at `supervisorBin`, its database
-// and recordings under `artifacts`; mediasoup: reference-server.mjs with the worker at
+// Starts the server under test on `ip` (ferrosfu: the supervisor at `supervisorBin` with workers
+// on `workerCores` and `supervisorArgs` more, its database and recordings under `artifacts`; mediasoup: reference-server.mjs with the worker at
 // `workerBin`, plus `referenceArgs`). Its output lines go to `logs`, the process to `children`.
 // Resolves with its protoo URL once it listens (30 s at most).
 export function startServer({
   target, ip = '127.0.0.1', supervisorBin, workerBin, artifacts, db = 'ferrosfu.db', referenceArgs = [],
-  logs, children,
+  workerCores = '0', supervisorArgs = [], logs, children,
 }) {
   const [cmd, args, env, ready] = target === 'ferrosfu'
     ? [supervisorBin, [
       '--dev', '--http-listen', `${ip}:0`, '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
-      '--worker-cores', '0', '--rtc-ports', '42000-42999', '--rtc-listen-ip', ip,
+      '--worker-cores', workerCores, '--rtc-ports', '42000-42999', '--rtc-listen-ip', ip,
       '--database-url', `sqlite://${artifacts}/${db}`, '--recordings-dir', `${artifacts}/recordings`,
+      ...supervisorArgs,
     ], process.env, (l) => {
       try {
         const v = JSON.parse(l);

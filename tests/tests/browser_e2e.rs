@@ -9,6 +9,11 @@
 //! failed); 9 tiles fit the window; then one page leaves and the other gets `peerClosed`.
 //! Screenshots go to tests/artifacts/browser/.
 //!
+//! The room spans two workers: the supervisor runs workers on cores 0 and 1 with
+//! `--worker-max-consumers 1`, so Alice's worker is full when Bob arrives and Bob is placed on a
+//! router of the room on the other worker; every stream (and the layer switches) crosses the
+//! pipe between them. Both workers must host consumers.
+//!
 //! Runs in a loopback-only network namespace (`unshare -n`): Chromium gathers 127.0.0.1
 //! candidates only there. Needs root (or user namespaces), Chromium, Node and the built app:
 //! `scripts/setup-browser` installs them. `cargo test -- --skip browser_` leaves it out.
@@ -23,8 +28,12 @@ use ferrosfu_tests::browser;
 fn two_browsers_see_and_hear_each_other_then_one_leaves() {
     // Every wait in e2e.mjs has its own deadline (the layer switches 30 s each); this one only
     // catches a hang.
-    let (run, artifacts) =
-        browser::run_against_ferrosfu("e2e.mjs", "", &[], Duration::from_secs(300));
+    let (run, artifacts) = browser::run_against_ferrosfu(
+        "e2e.mjs",
+        "",
+        &["--worker-cores", "0,1", "--worker-max-consumers", "1"],
+        Duration::from_secs(300),
+    );
     let result = &run.result;
     assert!(
         run.status.success() && result["ok"] == true,
@@ -46,6 +55,11 @@ fn two_browsers_see_and_hear_each_other_then_one_leaves() {
         assert!(artifacts.join(format!("{page}.png")).is_file());
     }
     assert_eq!(result["alice"]["tiles"].as_array().unwrap().len(), 2);
+    let workers = result["workers"].as_array().unwrap();
+    assert!(
+        workers.len() == 2 && workers.iter().all(|w| w["consumers"].as_u64() > Some(0)),
+        "the room spans both workers: {workers:?}"
+    );
     assert_eq!(result["simulcast"]["consumerType"], "simulcast", "{result}");
     assert_eq!(result["simulcast"]["low"]["ok"], true, "{result}");
     for shot in ["bob-low.png", "alice-9-tiles.png"] {

@@ -19,8 +19,10 @@ pub struct NodeLoad {
     pub peers: u64,
     pub rooms: u64,
     pub workers: u64,
-    /// CPU use of the workers, percent of one core each, averaged (0-100).
+    /// CPU use of the workers over the last 5 s, percent of one core each, averaged (0-100).
     pub cpu: f64,
+    /// Consumers open on the workers (pipe consumers included).
+    pub consumers: u64,
 }
 
 /// The UDP range a node's pipe transports listen on.

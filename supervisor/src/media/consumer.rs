@@ -38,12 +38,16 @@ impl Transport {
         }));
         let parent = self.clone();
         let st = state.clone();
+        // Counted on its worker while it is open: the watcher below owns the count and ends
+        // when the consumer closes (for whatever reason), dropping it.
+        let counted = self.life().worker.count_consumer();
         life.watch(
             notes,
             async move { parent_reason(parent.closed().await) },
             // Paused/score are kept current here, from the lossless queue, not from a
             // subscription to the fan-out that could lag.
             move |e| {
+                let _ = &counted;
                 let mut s = st.lock().expect("never held across a panic");
                 match e {
                     MediaEvent::ConsumerProducerPause => s.producer_paused = true,

@@ -44,7 +44,7 @@ impl Transport {
                     .allocate_sctp_stream_id()
                     .ok_or_else(|| refuse("no free SCTP stream (or SCTP not enabled)"))?;
                 let mut p = producer
-                    .sctp_stream_parameters()
+                    .consumer_stream_parameters()
                     .unwrap_or_else(|| SctpStreamParameters::reliable(id));
                 p.stream_id = id;
                 (DataType::Sctp, Some(p))

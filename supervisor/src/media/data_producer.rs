@@ -51,6 +51,7 @@ impl Transport {
                 life,
                 paused: watch::channel(dump.paused).0,
                 dump,
+                relayed_stream: std::sync::OnceLock::new(),
             }),
         };
         if let Some(s) = stream {
@@ -77,6 +78,9 @@ struct DataProducerInner {
     paused: watch::Sender<bool>,
     /// What the worker answered at creation.
     dump: DataProducerDump,
+    /// A `direct` data producer that relays another router's `sctp` one (`pipe_data_to_router`):
+    /// that one's stream parameters, which its SCTP consumers get (ordered, partial reliability).
+    relayed_stream: std::sync::OnceLock<SctpStreamParameters>,
 }
 
 impl DataProducer {
@@ -91,6 +95,21 @@ impl DataProducer {
     /// The stream an `sctp` data producer receives on (None for `direct`).
     pub fn sctp_stream_parameters(&self) -> Option<SctpStreamParameters> {
         self.inner.dump.sctp_stream_parameters
+    }
+
+    /// The stream parameters its `sctp` data consumers start from: its own, or for a relay of
+    /// another router's data producer, that one's.
+    pub fn consumer_stream_parameters(&self) -> Option<SctpStreamParameters> {
+        self.inner
+            .relayed_stream
+            .get()
+            .copied()
+            .or(self.inner.dump.sctp_stream_parameters)
+    }
+
+    /// Marks it as the relay of a data producer whose stream parameters are `p`.
+    pub(crate) fn set_relayed_stream(&self, p: SctpStreamParameters) {
+        let _ = self.inner.relayed_stream.set(p);
     }
 
     pub fn label(&self) -> &str {

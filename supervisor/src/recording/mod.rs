@@ -41,7 +41,7 @@ pub use probe::{Probe, StreamInfo, probe};
 use crate::config::PortRange;
 use crate::media::{Consumer, Transport};
 use crate::ortc::{self, ConsumerRtpOptions};
-use crate::rooms::{RecordSource, Room, Rooms};
+use crate::rooms::{RecordSource, Rooms};
 use crate::store::{RecordingStatus, Store, Write};
 use crate::worker::new_id;
 use recorder::Recorder;
@@ -360,7 +360,7 @@ impl Recordings {
         tracing::info!(target: "recording", recording = %id, room = room_id, tracks = plans.len(), ?container, "recording starting");
 
         let this = self.clone();
-        match self.launch(&room, &plans, container, &path).await {
+        match self.launch(&plans, container, &path).await {
             Ok((setup, recorder)) => {
                 this.update(&active, |v| {
                     v.status = RecordingStatus::Recording;
@@ -390,7 +390,6 @@ impl Recordings {
     /// Transports, consumers and the recorder; on error everything made so far is released.
     async fn launch(
         &self,
-        room: &Room,
         plans: &[(RecordSource, ortc::RtpParameters, Codec)],
         container: Container,
         path: &Path,
@@ -401,9 +400,7 @@ impl Recordings {
             consumers: Vec::new(),
             ports,
         };
-        let r = self
-            .launch_into(&mut setup, room, plans, container, path)
-            .await;
+        let r = self.launch_into(&mut setup, plans, container, path).await;
         match r {
             Ok(rec) => Ok((setup, rec)),
             Err(e) => {
@@ -416,7 +413,6 @@ impl Recordings {
     async fn launch_into(
         &self,
         setup: &mut Setup,
-        room: &Room,
         plans: &[(RecordSource, ortc::RtpParameters, Codec)],
         container: Container,
         path: &Path,
@@ -430,8 +426,9 @@ impl Recordings {
                 announced_address: None,
                 port: 0,
             };
+            // On the producer's own router (a room may span workers).
             let t = Transport::create_plain(
-                room.router(),
+                source.producer.transport().router(),
                 PlainTransportOptions {
                     transport_id: TransportId::new(new_id()),
                     listen_info: loopback.clone(),

@@ -58,14 +58,15 @@ impl Room {
         req: BroadcasterTransportRequest,
     ) -> Result<BroadcasterTransport, RoomError> {
         self.state.lock().await.broadcaster(id)?;
+        let rr = self.peer_router(id).await?;
         let (t, out) = match req {
             BroadcasterTransportRequest::WebRtc { sctp } => {
-                let t = self.new_webrtc_transport(false, sctp).await?;
+                let t = self.new_webrtc_transport(false, sctp, &rr).await?;
                 let dump = webrtc_dump(&t)?;
                 (t, BroadcasterTransport::WebRtc(dump))
             }
             BroadcasterTransportRequest::Plain { comedia, rtcp_mux } => {
-                let (t, dump, ip) = self.new_plain_transport(comedia, rtcp_mux).await?;
+                let (t, dump, ip) = self.new_plain_transport(comedia, rtcp_mux, &rr).await?;
                 (t, BroadcasterTransport::Plain { dump, ip })
             }
         };

@@ -94,14 +94,21 @@ impl Room {
                 paused: false,
             })
             .await?;
-        let tap = match direct
-            .consume_data(producer, DataConsumeOptions::default())
-            .await
+        // The relay runs on the home router: a sender hosted elsewhere is relayed there first.
+        let tap = match async {
+            let here = self.data_producer_on(producer, &self.router).await?;
+            Ok::<_, RoomError>(
+                direct
+                    .consume_data(&here, DataConsumeOptions::default())
+                    .await?,
+            )
+        }
+        .await
         {
             Ok(c) => c,
             Err(e) => {
                 let _ = relay.close().await;
-                return Err(e.into());
+                return Err(e);
             }
         };
         let mut events = tap.events();

@@ -148,27 +148,24 @@ impl Room {
         caps: &RtpCapabilities,
         paused: bool,
     ) -> Result<Option<(Consumer, ConsumerInfo)>, RoomError> {
+        // A producer hosted on another router of the room comes piped to this one.
+        let (_, consumable) = self.producer_on(producer, transport.router()).await?;
         let mut ssrc = ortc::random_ssrc;
         let mut params = ortc::get_consumer_rtp_parameters(
-            &producer.consumable,
+            &consumable,
             caps,
             ConsumerRtpOptions::for_kind(producer.kind),
             &mut ssrc,
         )?;
         params.mid = Some(mid.to_string());
-        let consumer_type = ortc::consumer_type(&producer.consumable);
+        let consumer_type = ortc::consumer_type(&consumable);
         let consumer = transport
             .consume(ConsumeOptions {
                 consumer_id: ConsumerId::new(new_id()),
                 producer_id: producer.p.id().clone(),
                 kind: producer.kind.into(),
                 rtp_parameters: (&params).into(),
-                consumable_rtp_encodings: producer
-                    .consumable
-                    .encodings
-                    .iter()
-                    .map(Into::into)
-                    .collect(),
+                consumable_rtp_encodings: consumable.encodings.iter().map(Into::into).collect(),
                 paused,
                 ignore_dtx: false,
                 consumer_type,
@@ -185,6 +182,7 @@ impl Room {
             peer.consumers
                 .insert(consumer.id().as_str().to_owned(), consumer.clone());
         }
+        self.consumer_placed(peer_id).await;
         self.watch_consumer(peer_id.to_owned(), consumer.clone());
         let info = ConsumerInfo {
             id: consumer.id().as_str().to_owned(),

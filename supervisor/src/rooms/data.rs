@@ -265,8 +265,10 @@ impl Room {
         transport: &Transport,
         producer: &DataProducer,
     ) -> Result<Option<(DataConsumer, DataConsumerInfo)>, RoomError> {
+        // A data producer hosted on another router of the room comes relayed to this one.
+        let here = self.data_producer_on(producer, transport.router()).await?;
         let consumer = transport
-            .consume_data(producer, DataConsumeOptions::default())
+            .consume_data(&here, DataConsumeOptions::default())
             .await?;
         {
             let mut st = self.state.lock().await;

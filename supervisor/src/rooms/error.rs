@@ -25,6 +25,10 @@ pub(crate) enum RoomError {
     /// No worker runs to host a new room (503).
     #[error("no worker is running")]
     NoWorker,
+    /// Every worker is above its load limit (`[rooms] worker_max_load` / `worker_max_consumers`):
+    /// the node takes no new room (503); a load balancer should send it elsewhere.
+    #[error("node full: every worker is above its load limit")]
+    NodeFull,
     /// The operation failed (500): the worker failed it or went away.
     #[error("{0}")]
     Failed(String),
@@ -54,7 +58,7 @@ impl RoomError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::RoomClosed | Self::NoWorker => 503,
+            Self::RoomClosed | Self::NoWorker | Self::NodeFull => 503,
             Self::Failed(_) => 500,
             Self::Peer { code, .. } => *code,
         }
@@ -99,6 +103,7 @@ mod tests {
             (RoomError::conflict("x"), 409),
             (RoomError::RoomClosed, 503),
             (RoomError::NoWorker, 503),
+            (RoomError::NodeFull, 503),
             (RoomError::Failed("x".into()), 500),
             (
                 RoomError::Peer {

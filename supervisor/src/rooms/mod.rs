@@ -1,8 +1,9 @@
 //! Rooms and peers, as mediasoup-demo's `server/lib/Room.js` runs them, behind a typed API
 //! ([`api`]) that signaling (protoo), the broadcaster REST API and recording call.
 //!
-//! A room is created by its first peer, gets one router on the least-loaded worker (and that
-//! worker's WebRtcServer, when the pool runs them) and closes when its last peer (connected
+//! A room is created by its first peer, gets one router on the least-loaded worker by
+//! [`crate::placement`] (and that worker's WebRtcServer, when the pool runs them; refused with
+//! [`RoomError::NodeFull`] when every worker is above its limit) and closes when its last peer (connected
 //! peer or REST broadcaster) leaves. Each room's state sits behind one async mutex: requests of
 //! all its peers are applied one at a time, as a single-threaded Node room would, while
 //! different rooms run in parallel. Nothing awaits a client while holding the lock: consumer
@@ -21,12 +22,12 @@ mod data;
 mod error;
 mod produce;
 mod room;
+mod routers;
 mod speaker;
 mod state;
 mod transport;
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,8 +44,10 @@ pub(crate) use api::{
 pub(crate) use chat::ShareFile;
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
+pub(crate) use routers::RoomRouter;
 
 use crate::ortc::{self, RtpCapabilities};
+use crate::placement::{self, Limits, Placement, Work};
 use crate::pool::WorkerPool;
 use crate::store::{Store, UserRef, Write};
 use crate::worker::{RouterClosed, new_id};
@@ -78,25 +81,12 @@ impl MediaSettings {
     }
 }
 
-/// The candidate hosting the fewest of `hosted` (one entry per room); the first on ties.
-fn least_loaded<K: Eq + Hash + Copy>(
-    candidates: impl IntoIterator<Item = K>,
-    hosted: impl IntoIterator<Item = K>,
-) -> Option<K> {
-    let mut load: HashMap<K, usize> = HashMap::new();
-    for k in hosted {
-        *load.entry(k).or_default() += 1;
-    }
-    candidates
-        .into_iter()
-        .min_by_key(|k| load.get(k).copied().unwrap_or(0))
-}
-
 /// Every room of this supervisor.
 #[derive(Debug)]
 pub(crate) struct Rooms {
     pool: WorkerPool,
     media: MediaSettings,
+    limits: Limits,
     caps: RtpCapabilities,
     store: Store,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
@@ -104,12 +94,18 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    pub(crate) fn new(pool: WorkerPool, media: MediaSettings, store: Store) -> Arc<Self> {
+    pub(crate) fn new(
+        pool: WorkerPool,
+        media: MediaSettings,
+        limits: Limits,
+        store: Store,
+    ) -> Arc<Self> {
         let caps = ortc::router_rtp_capabilities(&ortc::default_media_codecs())
             .expect("the default media codecs are valid");
         Arc::new(Self {
             pool,
             media,
+            limits,
             caps,
             store,
             rooms: Mutex::default(),
@@ -144,7 +140,8 @@ impl Rooms {
             .ok_or_else(|| RoomError::not_found(format!("room \"{id}\" does not exist")))
     }
 
-    /// The open room `id`, created (router on the least-loaded worker) when there is none;
+    /// The open room `id`, created when there is none (router on the worker placement picks;
+    /// [`RoomError::NodeFull`] when every worker is above its limit);
     /// `creator` is the peer or broadcaster that asks (the meeting's creator when it opens).
     pub(crate) async fn get_or_create(
         self: &Arc<Self>,
@@ -155,22 +152,27 @@ impl Rooms {
         if let Some(r) = map.get(id).filter(|r| !r.is_closed()) {
             return Ok(r.clone());
         }
-        let running: Vec<_> = self
-            .pool
-            .snapshot()
+        let snapshot = self.pool.snapshot();
+        let mut loads = self.pool.load_tracker().loads(&snapshot);
+        if !loads.iter().any(|l| l.alive) {
+            return Err(RoomError::NoWorker);
+        }
+        for l in &mut loads {
+            l.routers = map
+                .values()
+                .filter(|r| Some(r.router().worker().pid()) == l.pid)
+                .count();
+        }
+        // Its first peer consumes nothing yet; later joins are placed as they come.
+        let core = match placement::place_simple(&loads, &self.limits, &[], 0) {
+            Placement::New(core) | Placement::Existing(core) => core,
+            Placement::Full => return Err(RoomError::NodeFull),
+        };
+        let (worker, server) = snapshot
             .into_iter()
-            .filter_map(|i| Some((i.worker?, i.webrtc_server)))
-            .filter(|(w, _)| w.is_alive())
-            .collect();
-        let pid = least_loaded(
-            running.iter().map(|(w, _)| w.pid()),
-            map.values().map(|r| r.router().worker().pid()),
-        )
-        .ok_or(RoomError::NoWorker)?;
-        let (worker, server) = running
-            .into_iter()
-            .find(|(w, _)| w.pid() == pid)
-            .expect("the pid was chosen among these workers");
+            .find(|i| i.core == core)
+            .and_then(|i| Some((i.worker?, i.webrtc_server)))
+            .ok_or(RoomError::NoWorker)?;
         let router = worker.create_router().await?;
         let room = Room::open(
             id,
@@ -210,6 +212,99 @@ impl Rooms {
         Ok(room)
     }
 
+    /// The router of `room` that hosts `peer_id` (its first transport is being made), by
+    /// placement over the workers' loads: one of the room's routers whose worker stays under
+    /// its limit with the consumers the peer will have (one per producer of the others now),
+    /// else a new router of the room on the least-loaded worker that does. When no worker can
+    /// take it, the room's least-loaded router does (an open meeting is not refused a peer:
+    /// new rooms are). A worker with no consumer at all takes any one peer (a peer too big for
+    /// an empty worker fits nowhere better, so an idle worker the room may grow onto takes it).
+    pub(super) async fn place_peer(
+        &self,
+        room: &Arc<Room>,
+        peer_id: &str,
+    ) -> Result<RoomRouter, RoomError> {
+        // One placement at a time per room: two peers cannot both add a router on one worker.
+        let _placing = room.placing.lock().await;
+        let consumers = room.join_cost(peer_id).await;
+        let snapshot = self.pool.snapshot();
+        let routers = room.routers();
+        let core_of = |r: &RoomRouter| {
+            snapshot
+                .iter()
+                .find(|i| {
+                    i.worker
+                        .as_ref()
+                        .is_some_and(|w| w.pid() == r.router.worker().pid())
+                })
+                .map(|i| i.core)
+        };
+        let room_cores: Vec<u32> = routers.iter().filter_map(core_of).collect();
+        let mut loads = self.pool.load_tracker().loads(&snapshot);
+        let hosted = self.rooms.lock().await;
+        for l in &mut loads {
+            l.routers = hosted
+                .values()
+                .flat_map(|r| r.routers())
+                .filter(|r| Some(r.router.worker().pid()) == l.pid)
+                .count();
+        }
+        drop(hosted);
+        let limits = self.limits;
+        let placed = placement::place(&loads, &limits, &room_cores, |host| {
+            // An idle worker the room may grow onto takes any one peer.
+            let idle = !room_cores.contains(&host)
+                && loads
+                    .iter()
+                    .any(|w| w.core == host && w.consumers + w.pending == 0);
+            vec![(host, Work::consumers(if idle { 0 } else { consumers }))]
+        });
+        let core = match placed {
+            Placement::Existing(core) => {
+                if let Some(r) = routers.iter().find(|r| core_of(r) == Some(core)) {
+                    room.hold_reservation(
+                        peer_id,
+                        self.pool.load_tracker().reserve(core, consumers),
+                    )
+                    .await;
+                    return Ok(r.clone());
+                }
+                core
+            }
+            Placement::New(core) => core,
+            // Every worker is above its limit: an open meeting is not broken up for it (new
+            // rooms are refused, see `get_or_create`): its least-used router takes the peer.
+            Placement::Full => {
+                let least = routers
+                    .iter()
+                    .filter_map(|r| {
+                        let core = core_of(r)?;
+                        let w = loads.iter().find(|w| w.core == core && w.alive)?;
+                        Some((w.usage(&limits, Work::consumers(consumers)), r))
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, r)| r.clone())
+                    .ok_or(RoomError::NodeFull)?;
+                tracing::warn!(room = %room.id, peer = peer_id, "every worker is above its limit: the peer joins its room's least-loaded router");
+                return Ok(least);
+            }
+        };
+        let (worker, server) = snapshot
+            .into_iter()
+            .find(|i| i.core == core)
+            .and_then(|i| Some((i.worker?, i.webrtc_server)))
+            .ok_or(RoomError::NoWorker)?;
+        let rr = RoomRouter {
+            router: worker.create_router().await?,
+            server,
+        };
+        room.add_router(rr.clone());
+        room.hold_reservation(peer_id, self.pool.load_tracker().reserve(core, consumers))
+            .await;
+        tracing::info!(room = %room.id, peer = peer_id, worker = worker.pid(), "peer placed on a new router of the room");
+        Ok(rr)
+    }
+
     async fn remove(&self, room: &Arc<Room>) {
         let mut map = self.rooms.lock().await;
         if map.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room)) {
@@ -234,18 +329,6 @@ mod tests;
 #[cfg(test)]
 mod placement_tests {
     use super::*;
-
-    #[test]
-    fn a_new_room_goes_to_the_least_loaded_worker() {
-        // Workers 10, 20, 30; rooms on 10, 10, 30.
-        assert_eq!(least_loaded([10, 20, 30], [10, 10, 30]), Some(20));
-        // Ties go to the first candidate.
-        assert_eq!(least_loaded([10, 20], []), Some(10));
-        assert_eq!(least_loaded([10, 20], [10, 20, 20]), Some(10));
-        // Rooms of a worker that is gone do not count against the others.
-        assert_eq!(least_loaded([20, 30], [10, 10, 20]), Some(30));
-        assert_eq!(least_loaded(Vec::<u32>::new(), [1]), None);
-    }
 
     #[test]
     fn transports_announce_the_public_address() {

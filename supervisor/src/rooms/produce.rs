@@ -96,7 +96,13 @@ impl Room {
         };
         self.watch_producer(peer_id.to_owned(), producer.clone());
         if kind == MediaKind::Audio {
-            self.observers.add(&self.id, producer.id()).await;
+            // The speaker observers are on the home router: audio hosted elsewhere is piped.
+            match self.producer_on(&entry, &self.router).await {
+                Ok(_) => self.observers.add(&self.id, producer.id()).await,
+                Err(e) => {
+                    tracing::warn!(room = %self.id, producer = %id, "not observed for activeSpeaker: {e}");
+                }
+            }
         }
         tracing::info!(room = %self.id, peer = peer_id, producer = %id, kind = kind.as_str(), "producer created");
         // Consumers for everyone else, in the background (the answer goes out first).

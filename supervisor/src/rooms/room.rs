@@ -39,6 +39,10 @@ pub(crate) struct Room {
     pub(super) state: Mutex<RoomState>,
     /// The room's DirectTransport and who hears of new data producers (see `data.rs`).
     pub(super) data: super::data::RoomData,
+    /// Every router of the room, `router` first (see `routers.rs`).
+    pub(super) routers: std::sync::Mutex<Vec<super::RoomRouter>>,
+    /// Held while a peer of the room is placed (`Rooms::place_peer`).
+    pub(super) placing: Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -52,8 +56,14 @@ impl Room {
         cx: Context,
     ) -> Arc<Self> {
         let observers = Observers::create(&router, id).await;
+        let home = super::RoomRouter {
+            router: router.clone(),
+            server: server.clone(),
+        };
         let room = Arc::new(Self {
             id: id.to_owned(),
+            routers: std::sync::Mutex::new(vec![home]),
+            placing: Mutex::new(()),
             router,
             server,
             cx,
@@ -268,6 +278,7 @@ impl Room {
             if let Some(rooms) = room.cx.rooms.upgrade() {
                 rooms.remove(&room).await;
             }
+            room.close_other_routers().await;
             let _ = room.router.close().await;
         });
     }
@@ -288,6 +299,7 @@ impl Room {
         if let Some(rooms) = self.cx.rooms.upgrade() {
             rooms.remove(self).await;
         }
+        self.close_other_routers().await;
         let _ = self.router.close().await;
     }
 

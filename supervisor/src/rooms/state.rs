@@ -39,6 +39,10 @@ pub(super) struct Peer {
     pub data_consumers: HashMap<String, DataConsumer>,
     /// The participants row of this join (set when the peer joins).
     pub participant: Option<Participant>,
+    /// The room's router that hosts its transports (chosen at its first transport).
+    pub router: Option<super::RoomRouter>,
+    /// The consumers its placement counted as pending on that router's worker, until made.
+    pub reservation: Option<Arc<std::sync::Mutex<Option<crate::load::Reservation>>>>,
 }
 
 #[derive(Debug)]
@@ -91,6 +95,8 @@ impl Peer {
             data_producers: HashMap::new(),
             data_consumers: HashMap::new(),
             participant: None,
+            router: None,
+            reservation: None,
         }
     }
 

@@ -148,7 +148,10 @@ async fn a_broadcasters_producer_is_offered_to_joined_peers() {
         .unwrap();
     assert!(joined.peers.is_empty());
     // Bob's receive transport (plain here: the scripted worker answers those).
-    let (t, _, _) = room.new_plain_transport(false, true).await.unwrap();
+    let (t, _, _) = room
+        .new_plain_transport(false, true, &room.home())
+        .await
+        .unwrap();
     room.add_transport("bob", t, true).await.unwrap();
 
     let joined = room
@@ -302,7 +305,10 @@ async fn the_dominant_speaker_is_announced_to_every_peer() {
     let bob = connect(&room, "bob", Role::Publish).await;
     room.join("alice", Join::default()).await.unwrap();
     room.join("bob", Join::default()).await.unwrap();
-    let (t, _, _) = room.new_plain_transport(false, true).await.unwrap();
+    let (t, _, _) = room
+        .new_plain_transport(false, true, &room.home())
+        .await
+        .unwrap();
     let transport_id = t.id().as_str().to_owned();
     room.add_transport("alice", t, false).await.unwrap();
     let produced = room

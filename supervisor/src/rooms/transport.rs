@@ -13,7 +13,7 @@ use ferrosfu_fbs::{
 
 use super::api::{Connect, Notification, WebRtcTransportRequest};
 use super::state::PeerTransport;
-use super::{Room, RoomError};
+use super::{Room, RoomError, RoomRouter};
 use crate::auth::Role;
 use crate::media::Transport;
 use crate::worker::new_id;
@@ -40,13 +40,14 @@ pub(super) fn webrtc_options(
 }
 
 impl Room {
-    /// A new WebRtcTransport on this room's router.
+    /// A new WebRtcTransport on router `rr` of this room.
     pub(super) async fn new_webrtc_transport(
         &self,
         force_tcp: bool,
         sctp: Option<NumSctpStreams>,
+        rr: &RoomRouter,
     ) -> Result<Transport, RoomError> {
-        let listen = match &self.server {
+        let listen = match &rr.server {
             Some(s) => WebRtcTransportListen::Server(s.id().clone()),
             None if force_tcp => WebRtcTransportListen::Individual(vec![
                 self.cx.media.listen(TransportProtocol::Tcp),
@@ -58,17 +59,18 @@ impl Room {
         };
         let mut options = webrtc_options(listen, force_tcp);
         options.sctp = sctp.and_then(|n| sctp_options(&self.cx.media.data_channels, n));
-        Ok(Transport::create_webrtc(&self.router, options).await?)
+        Ok(Transport::create_webrtc(&rr.router, options).await?)
     }
 
-    /// A new plain RTP transport (UDP) on this room's router and the address to send to.
+    /// A new plain RTP transport (UDP) on router `rr` of this room and the address to send to.
     pub(super) async fn new_plain_transport(
         &self,
         comedia: bool,
         rtcp_mux: bool,
+        rr: &RoomRouter,
     ) -> Result<(Transport, PlainTransportDump, String), RoomError> {
         let t = Transport::create_plain(
-            &self.router,
+            &rr.router,
             PlainTransportOptions {
                 transport_id: TransportId::new(new_id()),
                 listen_info: self.cx.media.listen(TransportProtocol::Udp),
@@ -95,7 +97,10 @@ impl Room {
         if req.producing && role == Role::Subscribe {
             return Err(RoomError::forbidden("this token may not publish"));
         }
-        let t = self.new_webrtc_transport(req.force_tcp, req.sctp).await?;
+        let rr = self.peer_router(peer_id).await?;
+        let t = self
+            .new_webrtc_transport(req.force_tcp, req.sctp, &rr)
+            .await?;
         let dump = webrtc_dump(&t)?;
         self.add_transport(peer_id, t, req.consuming).await?;
         Ok(dump)

@@ -100,6 +100,38 @@ pub(crate) async fn ws_or_none(s: &Signaling, req: Request) -> Option<Response> 
     )
 }
 
+/// How long a refused peer has to send its first request before its socket closes.
+const REFUSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A peer whose room cannot open here (the node is full, no worker runs): its first request
+/// (mediasoup-demo's `getRouterRtpCapabilities`) is answered with the error — protoo
+/// `errorCode` 503 and the reason, which the app shows — and the socket closes: code 1013 (try
+/// again later) for a 503, else 1011. A client that sends nothing within [`REFUSE_WAIT`] is
+/// closed the same way.
+async fn refuse<S>(conn: &PeerConn, stream: &mut S, e: &crate::rooms::RoomError)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let first_request = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            let Message::Text(t) = msg else { continue };
+            if let Ok(Incoming {
+                request: true,
+                id: Some(id),
+                ..
+            }) = serde_json::from_str(t.as_str())
+            {
+                return Some(id);
+            }
+        }
+        None
+    };
+    if let Ok(Some(id)) = tokio::time::timeout(REFUSE_WAIT, first_request).await {
+        conn.respond(id, Err(ProtooError::from(e.clone())));
+    }
+    conn.close(if e.status() == 503 { 1013 } else { 1011 }, &e.to_string());
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
 }
@@ -136,8 +168,8 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
         let room = match s.rooms.get_or_create(&room_id, &peer_id).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(room = %room_id, "cannot open the room: {e}");
-                conn.close(1011, &e.to_string());
+                tracing::warn!(room = %room_id, peer = %peer_id, "cannot open the room: {e}");
+                refuse(&conn, &mut stream, &e).await;
                 let _ = writer.await;
                 return;
             }

@@ -17,7 +17,7 @@ use crate::streams::layered::{Layered, Layers};
 use crate::streams::layers::MAX_SPATIAL_LAYERS;
 use crate::streams::send::SendStream;
 use crate::streams::svc_layers::SvcLayers;
-use crate::tables::{ProducerKey, TransportKey};
+use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
 #[derive(Debug)]
 pub(crate) struct Consumer {
@@ -50,6 +50,15 @@ pub(crate) struct Consumer {
     pub bwe_paused: bool,
     /// The layers the allocator granted last (`None`: not allocated yet, or a simple consumer).
     pub granted: Option<(u8, u8)>,
+    /// The producer encoding a consumer without layer selection forwards: 0 for a simple
+    /// consumer, its own for each stream of a pipe consumer.
+    pub encoding: u8,
+    /// A pipe consumer's streams of the producer's other encodings (on the first stream, the
+    /// one its id names), each a consumer entry of its own with `sibling` set.
+    pub siblings: Vec<ConsumerKey>,
+    /// One of a pipe consumer's streams after the first: addressed through the first, never
+    /// notifies on its own.
+    pub sibling: bool,
 }
 
 impl Consumer {
@@ -65,8 +74,12 @@ impl Consumer {
         }
     }
 
+    /// Consumer `opts` of `producer`; `encoding`: which of `opts`' encodings this entry sends
+    /// (0, or each stream of a pipe consumer in turn).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         opts: ConsumeOptions,
+        encoding: usize,
         producer_key: ProducerKey,
         producer: &Producer,
         transport: TransportKey,
@@ -77,7 +90,7 @@ impl Consumer {
         let p = &opts.rtp_parameters;
         let enc = p
             .encodings
-            .first()
+            .get(encoding)
             .ok_or_else(|| RequestFailure::invalid_argument("rtp_parameters has no encodings"))?;
         let ssrc = enc
             .ssrc
@@ -200,6 +213,9 @@ impl Consumer {
             },
             bwe_paused: false,
             granted: None,
+            encoding: encoding as u8,
+            siblings: Vec::new(),
+            sibling: encoding > 0,
         })
     }
 
@@ -226,7 +242,7 @@ impl Consumer {
     pub(crate) fn key_encoding(&self) -> Option<usize> {
         match &self.layers {
             Some(l) => l.key_encoding().map(usize::from),
-            None => Some(0),
+            None => Some(usize::from(self.encoding)),
         }
     }
 
@@ -288,7 +304,7 @@ fn layers_of(
     let (spatial, temporal) = parse_scalability_mode(mode);
     let codec = Codec::from_mime(mime);
     let mut layers = match (opts.consumer_type, producer.kind) {
-        (ConsumerType::Simple, _) | (_, MediaKind::Audio) => return Ok(None),
+        (ConsumerType::Simple | ConsumerType::Pipe, _) | (_, MediaKind::Audio) => return Ok(None),
         (ConsumerType::Simulcast, _) => {
             let spatial = producer.encodings.len().min(MAX_SPATIAL_LAYERS) as u8;
             Layers::Simulcast(Layered::new(spatial, temporal, codec == Codec::Vp8))

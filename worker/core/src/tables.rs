@@ -199,7 +199,10 @@ impl Tables {
 
     pub(crate) fn remove_consumer(&mut self, k: ConsumerKey) -> Option<Consumer> {
         let c = self.consumers.remove(k)?;
-        self.consumer_ids.remove(&c.id);
+        // A pipe consumer's other streams share its id without owning it.
+        if self.consumer_ids.get(&c.id) == Some(&k) {
+            self.consumer_ids.remove(&c.id);
+        }
         Some(c)
     }
 }

@@ -13,6 +13,8 @@
 //! - [`bwe`]: bandwidth-estimation scenarios: a simulcast publisher at realistic bit rates and
 //!   subscribers behind bottlenecks answering with transport-wide feedback; what each received
 //!   per time window (encoding, bit rate, loss before and after repair).
+//! - [`pipe`]: two simulations (two workers) in one time, their PipeTransports joined by a
+//!   pair of links: a producer piped from one router to the other.
 //! - [`svc`]: a VP9 L3T3 / L3T3_KEY publisher and what its SVC subscribers received.
 //! - [`drive`]: what any driver of a `WorkerCore` needs: the core's configuration and DTLS
 //!   identity, listen/socket descriptions, a request that checks its single reply, every
@@ -36,6 +38,7 @@ pub mod drive;
 pub mod dtls;
 mod link;
 mod net;
+pub mod pipe;
 pub mod scenario;
 pub mod simulcast;
 pub mod stun;

@@ -92,6 +92,9 @@ pub struct Sim {
     pub router: RouterId,
     /// SCTP (data channels) on the transports of peers added from now on.
     pub sctp_options: Option<SctpOptions>,
+    /// Datagrams the core sent to an address that is none of the peers' (a pipe's far end):
+    /// kept here when `Some`, dropped when `None` (the default).
+    pub outside: Option<Vec<(Tuple, Vec<u8>)>>,
 }
 
 fn is_rtp(data: &[u8]) -> bool {
@@ -102,6 +105,11 @@ impl Sim {
     pub fn new(seed: u64) -> Self {
         #[allow(clippy::disallowed_methods)] // the simulation starts at a real instant
         let now = Instant::now();
+        Self::new_at(seed, now)
+    }
+
+    /// A simulation whose time starts at `now` (two simulations in one time: [`crate::pipe`]).
+    pub fn new_at(seed: u64, now: Instant) -> Self {
         let mut sim = Self {
             now,
             start: now,
@@ -116,6 +124,7 @@ impl Sim {
             next_peer_tick: now,
             router: RouterId::new("router-1"),
             sctp_options: None,
+            outside: None,
         };
         let r = sim.router.clone();
         sim.request("", RequestBody::WorkerCreateRouter { router_id: r })
@@ -161,6 +170,9 @@ impl Sim {
 
     fn downlink(&mut self, tuple: Tuple, data: Vec<u8>) {
         let Some(i) = self.peers.iter().position(|p| p.addr == tuple.remote) else {
+            if let Some(out) = self.outside.as_mut() {
+                out.push((tuple, data));
+            }
             return;
         };
         let rtp = is_rtp(&data);
@@ -360,6 +372,19 @@ impl Sim {
                 self.peer_tick(i);
             }
         }
+    }
+
+    /// A datagram from outside (a pipe's far end) arrives at the core now.
+    pub fn deliver(&mut self, tuple: Tuple, data: &[u8]) {
+        self.core.handle_input(
+            Input::Datagram {
+                tuple,
+                data,
+                arrival: self.now,
+            },
+            self.now,
+        );
+        self.drain();
     }
 
     pub fn drain(&mut self) {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ferrosfu_fbs::{ConsumeOptions, RequestBody, RequestFailure, ResponseBody};
+use ferrosfu_fbs::{ConsumeOptions, ConsumerType, RequestBody, RequestFailure, ResponseBody};
 use rand::Rng;
 
 use super::{invalid, misrouted};
@@ -37,9 +37,35 @@ impl WorkerCore {
                 }
             }
         }
-        let initial_seq: u16 = self.rng.random();
-        let ts_offset: u32 = self.rng.random();
-        let c = Consumer::new(o, pk, producer, tk, initial_seq, ts_offset, now)?;
+        let pipe = o.consumer_type == ConsumerType::Pipe;
+        // A pipe consumer: one stream per producer encoding (as many as both sides have), the
+        // producer's timestamps unchanged (its sender reports then hold on the far side as they
+        // are); the others: the first encoding's stream, in a timeline of their own.
+        let streams = if pipe {
+            o.rtp_parameters
+                .encodings
+                .len()
+                .min(producer.encodings.len())
+                .clamp(1, 32)
+        } else {
+            1
+        };
+        let mut entries = Vec::with_capacity(streams);
+        for i in 0..streams {
+            let initial_seq: u16 = self.rng.random();
+            let ts_offset: u32 = if pipe { 0 } else { self.rng.random() };
+            entries.push(Consumer::new(
+                o.clone(),
+                i,
+                pk,
+                producer,
+                tk,
+                initial_seq,
+                ts_offset,
+                now,
+            )?);
+        }
+        let c = &entries[0];
         let reply = ResponseBody::Consumed {
             paused: c.paused,
             producer_paused: c.producer_paused,
@@ -50,19 +76,34 @@ impl WorkerCore {
         // which encodings are active; the others ask now.
         let simulcast = matches!(c.layers.as_deref(), Some(Layers::Simulcast(_)));
         let retransmits = c.stream.buffer.is_some();
-        let (ssrc, rtx_ssrc) = (c.stream.ssrc, c.stream.rtx_ssrc);
-        let ck = self.tables.insert_consumer(c);
-        let t = &mut self.tables.transports[tk];
-        t.ssrc_consumers.insert(ssrc, ck);
-        if let Some(r) = rtx_ssrc {
-            t.ssrc_consumers.insert(r, ck);
+        let mut keys = Vec::with_capacity(streams);
+        for c in entries {
+            let (ssrc, rtx_ssrc) = (c.stream.ssrc, c.stream.rtx_ssrc);
+            let sibling = c.sibling;
+            let ck = if sibling {
+                self.tables.consumers.insert(c)
+            } else {
+                self.tables.insert_consumer(c)
+            };
+            let t = &mut self.tables.transports[tk];
+            t.ssrc_consumers.insert(ssrc, ck);
+            if let Some(r) = rtx_ssrc {
+                t.ssrc_consumers.insert(r, ck);
+            }
+            t.consumers.push(ck);
+            self.tables.producers[pk].consumers.push(ck);
+            keys.push(ck);
         }
-        t.consumers.push(ck);
+        let ck = keys[0];
+        self.tables.consumers[ck].siblings = keys[1..].to_vec();
         let p = &mut self.tables.producers[pk];
-        p.consumers.push(ck);
         if retransmits {
-            // Simple consumers forward the first encoding, simulcast ones any.
-            let n = if layered { p.encodings.len() } else { 1 };
+            // Simple consumers forward the first encoding, simulcast and pipe ones any.
+            let n = if layered || pipe {
+                p.encodings.len()
+            } else {
+                1
+            };
             for e in p.encodings.iter_mut().take(n) {
                 e.store.get_or_insert_with(PacketStore::new);
             }
@@ -73,10 +114,21 @@ impl WorkerCore {
         if simulcast {
             self.init_layers(ck, now);
         } else {
-            self.consumer_key_frame(ck, now);
+            for &k in &keys {
+                self.consumer_key_frame(k, now);
+            }
         }
         self.bwe_consumer_added(tk, ck, now);
         Ok(reply)
+    }
+
+    /// Consumer `ck` and, for a pipe consumer, the streams of its other encodings.
+    fn with_siblings(&self, ck: ConsumerKey) -> Vec<ConsumerKey> {
+        let mut all = vec![ck];
+        if let Some(c) = self.tables.consumers.get(ck) {
+            all.extend_from_slice(&c.siblings);
+        }
+        all
     }
 
     pub(super) fn consumer_request(
@@ -92,21 +144,34 @@ impl WorkerCore {
                 Ok(ResponseBody::None)
             }
             RequestBody::ConsumerDump => Ok(ResponseBody::ConsumerDump(c.dump())),
-            RequestBody::ConsumerGetStats => Ok(ResponseBody::RtpStreamStats(c.stats(now))),
+            RequestBody::ConsumerGetStats => {
+                let mut stats = Vec::new();
+                for ck in self.with_siblings(k) {
+                    stats.extend(self.tables.consumers[ck].stats(now));
+                }
+                Ok(ResponseBody::RtpStreamStats(stats))
+            }
             RequestBody::ConsumerPause => {
-                c.paused = true;
+                for ck in self.with_siblings(k) {
+                    self.tables.consumers[ck].paused = true;
+                }
                 Ok(ResponseBody::None)
             }
             RequestBody::ConsumerResume => {
                 if c.paused {
-                    c.paused = false;
-                    c.resync();
-                    self.consumer_key_frame(k, now);
+                    for ck in self.with_siblings(k) {
+                        let c = &mut self.tables.consumers[ck];
+                        c.paused = false;
+                        c.resync();
+                        self.consumer_key_frame(ck, now);
+                    }
                 }
                 Ok(ResponseBody::None)
             }
             RequestBody::ConsumerRequestKeyFrame => {
-                self.consumer_key_frame(k, now);
+                for ck in self.with_siblings(k) {
+                    self.consumer_key_frame(ck, now);
+                }
                 Ok(ResponseBody::None)
             }
             RequestBody::ConsumerSetPreferredLayers(layers) => Ok(ResponseBody::PreferredLayers(
@@ -123,10 +188,14 @@ impl WorkerCore {
         }
     }
 
+    /// Closes consumer `ck` (and a pipe consumer's other streams with it).
     pub(crate) fn close_consumer(&mut self, ck: ConsumerKey) {
         let Some(c) = self.tables.remove_consumer(ck) else {
             return;
         };
+        for &s in &c.siblings {
+            self.close_consumer(s);
+        }
         if let Some(p) = self.tables.producers.get_mut(c.producer) {
             p.consumers.retain(|&x| x != ck);
             if c.layers.is_some() {

@@ -103,6 +103,9 @@ impl WorkerCore {
                     keys |= 1 << enc;
                 }
             }
+            if c.sibling {
+                continue;
+            }
             let h = HandlerId::from(&c.id);
             self.notify(
                 h,
@@ -127,9 +130,11 @@ impl WorkerCore {
         self.producer_left_observers(pk, &p.observers, now);
         for ck in p.consumers {
             if let Some(c) = self.tables.consumers.get(ck) {
-                let h = HandlerId::from(&c.id);
+                let h = (!c.sibling).then(|| HandlerId::from(&c.id));
                 self.close_consumer(ck);
-                self.notify(h, MediaEvent::ConsumerProducerClose);
+                if let Some(h) = h {
+                    self.notify(h, MediaEvent::ConsumerProducerClose);
+                }
             }
         }
         if let Some(t) = self.tables.transports.get_mut(p.transport) {

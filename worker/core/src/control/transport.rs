@@ -161,7 +161,9 @@ impl WorkerCore {
             consumers: t
                 .consumers
                 .iter()
-                .filter_map(|&c| self.tables.consumers.get(c).map(|c| c.id.clone()))
+                .filter_map(|&c| self.tables.consumers.get(c))
+                .filter(|c| !c.sibling)
+                .map(|c| c.id.clone())
                 .collect(),
             data_producers: self.data_producer_ids(k),
             data_consumers: self.data_consumer_ids(k),
@@ -327,9 +329,10 @@ impl WorkerCore {
         let producers = t.producers.clone();
         for ck in consumers {
             if let Some(c) = self.tables.consumers.get(ck) {
-                let h = HandlerId::from(&c.id);
+                // A pipe consumer's other streams close with its first, untold.
+                let h = (notify_children && !c.sibling).then(|| HandlerId::from(&c.id));
                 self.close_consumer(ck);
-                if notify_children {
+                if let Some(h) = h {
                     self.notify(h, MediaEvent::ConsumerTransportClose);
                 }
             }

@@ -612,7 +612,7 @@ impl WorkerCore {
     /// it ever flowed and never be granted). More layers are told at once; fewer only once
     /// they have stayed fewer for [`DYNACAST_DOWN_AFTER`] (a publisher starts with every
     /// encoding on, and a layer flapping with the estimate must not stop and restart its
-    /// encoder). `None`: nothing to tell.
+    /// encoder). A pipe consumer needs every encoding. `None`: nothing to tell.
     pub(crate) fn layers_needed(&mut self, pk: ProducerKey, now: Instant) -> Option<Vec<u8>> {
         let p = self.tables.producers.get(pk)?;
         if p.encodings.len() < 2 {
@@ -633,7 +633,10 @@ impl WorkerCore {
                 continue;
             }
             let s = match (&c.layers, c.granted) {
-                (None, _) => 0,
+                // A simple consumer needs the first encoding, each stream of a pipe consumer
+                // its own (a piped producer keeps every encoding: the far routers' needs are
+                // not told back).
+                (None, _) => c.encoding,
                 (Some(l), Some((s, _))) => {
                     let preferred = l.preferred().spatial_layer.min(highest);
                     (s + 1..=preferred)

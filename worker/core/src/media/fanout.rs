@@ -15,7 +15,6 @@ use crate::proto::rtp::{self, Codec, Rewrite, RtpHeader};
 use crate::proto::vp8::Vp8Descriptor;
 use crate::proto::vp9::Vp9Descriptor;
 use crate::streams::layered::LayerVerdict;
-use crate::streams::layers::MAX_SPATIAL_LAYERS;
 use crate::streams::retransmit::SentFrom;
 use crate::tables::ProducerKey;
 use crate::units::{Pt, Ssrc};
@@ -104,8 +103,8 @@ impl WorkerCore {
         }
         // Fan-out: each consumer rewrites into its own buffer, then its transport protects and
         // sends. The inbound packet is never modified.
-        let mut need_key = false;
-        let mut layer_keys = 0u8;
+        // Encodings whose keyframe a consumer waits for (a pipe consumer has at most 32).
+        let mut layer_keys = 0u32;
         // Transports that queued packets in their pacer (no allocation unless one did).
         let mut paced = Vec::new();
         for &ck in &p.consumers {
@@ -128,7 +127,7 @@ impl WorkerCore {
                             c.stream.drop_seq(ext_seq);
                         }
                         if want_key {
-                            layer_keys |= 1 << enc_i;
+                            layer_keys |= 1u32.checked_shl(enc_i as u32).unwrap_or(0);
                         }
                         continue;
                     }
@@ -165,11 +164,12 @@ impl WorkerCore {
                         event: Event::Media(MediaEvent::ConsumerLayersChange(change)),
                     }));
                 }
-            } else if enc_i != 0 {
-                // Simple consumers forward the first encoding only.
+            } else if enc_i != usize::from(c.encoding) {
+                // Simple consumers forward the first encoding only, each stream of a pipe
+                // consumer its own.
                 continue;
             } else if c.stream.needs_sync() && c.kind == MediaKind::Video && !keyframe {
-                need_key = true;
+                layer_keys |= 1u32.checked_shl(enc_i as u32).unwrap_or(0);
                 continue;
             }
             let Some(out_seq) = c.stream.map_seq(ext_seq) else {
@@ -239,13 +239,10 @@ impl WorkerCore {
         for tk in paced {
             self.pacing(tk, now);
         }
-        if need_key {
-            self.request_key_frame(pk, 0, now);
-        }
-        for s in 0..MAX_SPATIAL_LAYERS {
-            if layer_keys & (1 << s) != 0 {
-                self.request_key_frame(pk, s, now);
-            }
+        while layer_keys != 0 {
+            let s = layer_keys.trailing_zeros();
+            layer_keys &= layer_keys - 1;
+            self.request_key_frame(pk, s as usize, now);
         }
     }
 }

@@ -114,7 +114,7 @@ impl WorkerCore {
             // The encoding the consumer sends: the first (simple), the current one (simulcast).
             let enc = match &c.layers {
                 Some(l) => l.current_encoding().map(usize::from),
-                None => Some(0),
+                None => Some(usize::from(c.encoding)),
             };
             let prtp = self.tables.producers.get(c.producer).and_then(|p| {
                 let s = p.encodings.get(enc?)?.stream.as_ref()?;
@@ -182,12 +182,15 @@ impl WorkerCore {
 
     fn consumer_score(&mut self, ck: ConsumerKey) {
         let c = &self.tables.consumers[ck];
+        if c.sibling {
+            return;
+        }
         // The encoding it sends (simulcast: the current one; none yet: the first).
         let enc = c
             .layers
             .as_ref()
             .and_then(|l| l.current_encoding())
-            .map_or(0, usize::from);
+            .map_or(usize::from(c.encoding), usize::from);
         let producer_score = self
             .tables
             .producers
