@@ -113,6 +113,49 @@ async fn two_supervisors_see_each_other_in_api_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_keeps_serving_while_redis_is_down_and_re_registers_when_it_is_back() {
+    let mut redis = RedisServer::start().expect("redis-server");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(4))
+        .build()
+        .expect("client");
+    let a = node(&redis, "node-a", "0", "47200-47249");
+    wait_listed(&http, &a, &["node-a"]).await;
+
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Every answer comes within the client's timeout: nothing waits on Redis for long.
+        let metrics = a.metrics(&http).await.expect("metrics while redis is down");
+        if metrics.contains("ferrosfu_cluster_redis_up 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "redis_up never went to 0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = http.get(a.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    let v = get_json(&http, &a.url("/api/cluster")).await;
+    assert_eq!(v["redisUp"], false, "{v}");
+
+    // Redis comes back empty: the node registers again by itself.
+    redis.restart().expect("restart redis");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = get_json(&http, &a.url("/api/cluster")).await;
+        let registered = redis
+            .command(&["EXISTS", "ferrosfu:node:node-a"])
+            .is_ok_and(|r| r == ":1");
+        if v["redisUp"] == true && registered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not re-registered: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_listed(&http, &a, &["node-a"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clustering_is_off_without_a_redis_url() {
     let http = reqwest::Client::new();
     let sup = SupervisorProcess::start(&["--worker-cores", "0", "--webrtc-server-port", "0"]);

@@ -116,6 +116,8 @@ pub enum PublishError {
     PeerExists(String, String),
     #[error("producer {0} is not known in room {1}")]
     UnknownProducer(String, String),
+    #[error("event too large ({0} bytes)")]
+    TooLarge(usize),
 }
 
 /// What publishing an event changes in the room directory.

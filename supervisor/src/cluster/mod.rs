@@ -15,6 +15,20 @@
 //! - **writer**: applies room-directory writes and publishes room events in the order
 //!   [`Cluster::publish`] queued them, so callers never wait on Redis.
 //!
+//! # Using it from the rooms
+//! - On a local join: [`Cluster::publish`] `PeerJoined` (the first local peer subscribes the
+//!   node to the room), then [`Cluster::room_peers`] for the remote peers and producers the
+//!   join response lists; on leave `PeerLeft`; likewise `ProducerAdded` (with the consumable
+//!   RTP parameters), `ProducerClosed`, pause/resume, display name, active speaker.
+//! - [`Cluster::subscribe`]: [`ClusterEvent::Room`] carries the other nodes' events for rooms
+//!   hosted here (tell the local peers: `newPeer`, `peerClosed`, new consumers);
+//!   [`ClusterEvent::NodeGone`] means every peer of that node is gone (keep the remote peers
+//!   you listed by node: the directory entries are already removed);
+//!   [`ClusterEvent::Resynced`] means events may have been lost: re-list the rooms.
+//! - Pipes between nodes: [`Cluster::handle`] a method on the producer's node and
+//!   [`Cluster::request`] it from the consumer's node with the local pipe transport's
+//!   ip/port/SRTP parameters; the answer carries the far side's.
+//!
 //! Redis going away never stalls the node: publishing is a non-blocking queue (dropped while
 //! Redis is down, the directory is rewritten when it is back), reads answer an error within a
 //! bounded time, and the local rooms go on.
@@ -193,6 +207,15 @@ pub(crate) struct Inner {
     stop: CancellationToken,
 }
 
+/// A [`RoomMessage`] serialized without cloning the event.
+#[derive(Serialize)]
+struct RoomMessageRef<'a> {
+    room: &'a str,
+    node: &'a NodeId,
+    #[serde(flatten)]
+    event: &'a RoomEvent,
+}
+
 /// One queued publication: the directory write and the message, applied together.
 #[derive(Debug)]
 struct Outgoing {
@@ -299,7 +322,19 @@ impl Cluster {
     /// a room subscribes the node to the room's events; the last one leaving unsubscribes.
     pub fn publish(&self, room: &str, event: RoomEvent) -> Result<(), PublishError> {
         let inner = self.inner();
-        let write = lock(&inner.local).apply(room, &event)?;
+        let message = serde_json::to_string(&RoomMessageRef {
+            room,
+            node: &inner.settings.node_id,
+            event: &event,
+        })
+        .expect("room messages are plain JSON");
+        if message.len() > pubsub::MAX_MESSAGE {
+            return Err(PublishError::TooLarge(message.len()));
+        }
+        // Under the lock until queued: the subscription changes and the directory writes of
+        // two publishers reach Redis in the order the mirror saw them.
+        let mut local = lock(&inner.local);
+        let write = local.apply(room, &event)?;
         match &write {
             DirWrite::Upsert { first: true, .. } => {
                 let _ = inner
@@ -313,26 +348,17 @@ impl Cluster {
             }
             _ => {}
         }
-        let message = RoomMessage {
-            room: room.to_owned(),
-            node: inner.settings.node_id.clone(),
-            event,
-        };
-        let message = serde_json::to_string(&message).expect("room messages are plain JSON");
         let out = Outgoing {
             room: room.to_owned(),
             write,
             message,
         };
-        if !inner.stats.redis_up() {
-            inner.dirty.store(true, Ordering::Relaxed);
-            inner.stats.count_dropped();
-            return Ok(());
-        }
-        if inner.outbox.try_send(out).is_err() {
+        if !inner.stats.redis_up() || inner.outbox.try_send(out).is_err() {
+            // The directory is rewritten from the mirror once Redis answers again.
             inner.dirty.store(true, Ordering::Relaxed);
             inner.stats.count_dropped();
         }
+        drop(local);
         Ok(())
     }
 
@@ -353,9 +379,9 @@ impl Cluster {
 
     /// Reads the node directory now (falls back to the last read when Redis does not answer).
     pub async fn nodes_now(&self) -> Vec<NodeStatus> {
-        match directory::read_nodes(self.inner()).await {
-            Ok(nodes) => nodes.into_values().collect(),
-            Err(_) => self.nodes(),
+        match tokio::time::timeout(OP_TIMEOUT, directory::read_nodes(self.inner())).await {
+            Ok(Ok(nodes)) => nodes.into_values().collect(),
+            Ok(Err(_)) | Err(_) => self.nodes(),
         }
     }
 
@@ -519,4 +545,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_borrowed_message_is_the_message() {
+        let event = RoomEvent::DisplayNameChanged {
+            peer_id: "p".into(),
+            display_name: "P".into(),
+        };
+        let node = NodeId::new("n");
+        let borrowed = serde_json::to_string(&RoomMessageRef {
+            room: "r",
+            node: &node,
+            event: &event,
+        })
+        .expect("serializes");
+        let parsed: RoomMessage = serde_json::from_str(&borrowed).expect("parses");
+        assert_eq!(
+            parsed,
+            RoomMessage {
+                room: "r".into(),
+                node,
+                event
+            }
+        );
+    }
 }
