@@ -10,9 +10,12 @@ use clap::Parser;
 use ferrosfu_fbs::LogLevel;
 use serde::Deserialize;
 
+mod cluster;
 mod data_channels;
 mod scaling;
 
+use cluster::FileCluster;
+pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
 use data_channels::FileDataChannels;
 use scaling::{FileRooms, FileSupervisor};
@@ -140,6 +143,38 @@ pub struct Cli {
     /// Path of the ferrosfu-worker binary (default: next to this binary, else on PATH).
     #[arg(long, env = "FERROSFU_WORKER_BIN", value_name = "PATH")]
     pub worker_bin: Option<PathBuf>,
+
+    /// Redis of the cluster this node joins: redis://[:PASSWORD@]HOST[:PORT][/DB]. Unset: a
+    /// single node, no Redis.
+    #[arg(
+        long,
+        env = "FERROSFU_CLUSTER_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub cluster_redis_url: Option<String>,
+
+    /// This node's id in the cluster (default: hostname:http-port).
+    #[arg(long, env = "FERROSFU_CLUSTER_NODE_ID", value_name = "ID")]
+    pub cluster_node_id: Option<String>,
+
+    /// Cluster heartbeat period in milliseconds (100-10000, default 1000); a node that misses
+    /// three is dropped from the cluster.
+    #[arg(long, env = "FERROSFU_CLUSTER_HEARTBEAT_MS", value_name = "MS")]
+    pub cluster_heartbeat_ms: Option<u64>,
+
+    /// Host name or IP other nodes and clients reach this node at (default: the announced IP).
+    #[arg(long, env = "FERROSFU_CLUSTER_PUBLIC_ADDRESS", value_name = "HOST")]
+    pub cluster_public_address: Option<String>,
+
+    /// Signaling URL announced to the cluster (default: ws[s]://PUBLIC_ADDRESS:HTTP_PORT/).
+    #[arg(long, env = "FERROSFU_CLUSTER_SIGNALING_URL", value_name = "URL")]
+    pub cluster_signaling_url: Option<String>,
+
+    /// IP other nodes send pipe (node-to-node) media to, on the --rtc-ports range (default: the
+    /// announced IP).
+    #[arg(long, env = "FERROSFU_CLUSTER_PIPE_IP", value_name = "IP")]
+    pub cluster_pipe_ip: Option<IpAddr>,
 
     /// Print the effective configuration (defaults, file, environment and flags merged) as JSON
     /// and exit without starting anything.
@@ -284,6 +319,7 @@ struct FileConfig {
     recording: FileRecording,
     auth: FileAuth,
     data_channels: FileDataChannels,
+    cluster: FileCluster,
     rooms: FileRooms,
     supervisor: FileSupervisor,
 }
@@ -392,6 +428,7 @@ pub struct Config {
     /// Empty: any origin.
     pub allowed_origins: Vec<String>,
     pub data_channels: DataChannels,
+    pub cluster: ClusterConfig,
     /// `[rooms]` worker load limits for placement and admission.
     pub room_limits: Limits,
     /// `[supervisor] cores`: None pins nothing.
@@ -422,6 +459,7 @@ impl Config {
 
     fn merge(cli: Cli, f: FileConfig) -> Result<Config, String> {
         let data_channels = DataChannels::merge(&cli, &f.data_channels)?;
+        let cluster = ClusterConfig::merge(&cli, &f.cluster)?;
         let room_limits = scaling::limits(&cli, &f.rooms)?;
         let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
         let worker_log_level = match f.workers.log_level {
@@ -469,6 +507,7 @@ impl Config {
         };
         Ok(Config {
             data_channels,
+            cluster,
             room_limits,
             supervisor_cores,
             tls,
@@ -601,6 +640,7 @@ impl Config {
                 },
             },
             "data_channels": self.data_channels.to_json(),
+            "cluster": self.cluster.to_json(),
             "recording": {
                 "dir": self.recordings_dir.display().to_string(),
                 "cores": match &self.recording_cores {

@@ -31,6 +31,7 @@ pub(crate) struct AppState {
     pub(crate) web_dir: Arc<PathBuf>,
     pub(crate) store: crate::store::Store,
     pub(crate) recordings: Arc<crate::recording::Recordings>,
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// `[rooms]` limits: admission and readiness.
     pub(crate) limits: Limits,
 }
@@ -41,6 +42,7 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/workers", get(workers))
+        .route("/api/cluster", get(cluster))
         .route("/metrics", get(metrics))
         .route("/app", get(|| async { Redirect::permanent("/app/") }))
         .route("/app/", get(app_file))
@@ -295,7 +297,23 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         store: s.store.stats(),
         recordings_active: s.recordings.active_count(),
         recordings_finished: s.recordings.finished_counts(),
+        cluster: s.cluster.clone(),
     };
     let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
+}
+
+/// `GET /api/cluster`: the live nodes with their load and heartbeat age (`{"enabled": false}`
+/// when clustering is off).
+async fn cluster(State(s): State<AppState>) -> Json<Value> {
+    let Some(c) = &s.cluster else {
+        return Json(json!({ "enabled": false }));
+    };
+    let nodes = c.nodes_now().await;
+    Json(json!({
+        "enabled": true,
+        "nodeId": c.node_id(),
+        "redisUp": c.stats().redis_up(),
+        "nodes": nodes,
+    }))
 }

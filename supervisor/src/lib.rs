@@ -10,6 +10,7 @@ mod api_error;
 pub mod auth;
 pub mod channel;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod container;
 mod http;
@@ -54,6 +55,8 @@ pub enum StartError {
     Tls(String),
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 impl StartError {
@@ -62,6 +65,7 @@ impl StartError {
         match self {
             StartError::Config(_) | StartError::Tls(_) => 2,
             StartError::Worker { source, .. } if source.is_bad_settings() => 2,
+            StartError::Cluster(e) if e.is_config() => 2,
             _ => 1,
         }
     }
@@ -79,6 +83,7 @@ pub struct Supervisor {
     rooms: Arc<rooms::Rooms>,
     recordings: Arc<recording::Recordings>,
     store: store::Store,
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl Supervisor {
@@ -149,6 +154,16 @@ impl Supervisor {
             .announced_ip
             .map(|ip| ip.to_string())
             .or_else(|| default_announced_ip(config.rtc_listen_ip));
+        // Redis before the workers: a wrong password or an unreachable Redis stops the start.
+        let cluster_conn = match cluster::settings_from_config(
+            &config,
+            http_addr,
+            announced.as_deref(),
+            tls.is_some(),
+        ) {
+            Some(settings) => Some(cluster::Cluster::connect(settings).await?),
+            None => None,
+        };
         // One WebRtcServer per worker (port base + index), unless the base port is 0.
         let webrtc_servers = (config.webrtc_server_port != 0).then(|| WebRtcServerSpec {
             listen_ip: config.rtc_listen_ip,
@@ -198,8 +213,28 @@ impl Supervisor {
             let r = recordings.clone();
             tokio::spawn(async move { r.recover().await });
         }
+        let cluster = match cluster_conn {
+            Some(c) => {
+                let pool = pool.clone();
+                // Rooms and peers are counted by the cluster from what this node published.
+                let load = move || {
+                    let loads = pool.loads();
+                    let alive: Vec<_> = loads.iter().filter(|l| l.alive).collect();
+                    let n = alive.len().max(1) as f64;
+                    cluster::NodeLoad {
+                        workers: alive.len() as u64,
+                        cpu: alive.iter().map(|l| l.cpu).sum::<f64>() / n * 100.0,
+                        consumers: alive.iter().map(|l| l.consumers as u64).sum(),
+                        ..cluster::NodeLoad::default()
+                    }
+                };
+                Some(c.start(Box::new(load)).await)
+            }
+            None => None,
+        };
         let web_dir = config.resolve_web_dir();
         let app = http::router(http::AppState {
+            cluster: cluster.clone(),
             pool: pool.clone(),
             lifecycle: lifecycle.clone(),
             signaling: signaling::Signaling {
@@ -254,6 +289,7 @@ impl Supervisor {
             rooms,
             recordings,
             store,
+            cluster,
         })
     }
 
@@ -263,6 +299,11 @@ impl Supervisor {
 
     pub fn pool(&self) -> &WorkerPool {
         &self.pool
+    }
+
+    /// This node's cluster membership (None: `[cluster] redis_url` unset).
+    pub fn cluster(&self) -> Option<Arc<cluster::Cluster>> {
+        self.cluster.clone()
     }
 
     /// The lifecycle; keep the `Arc` to observe phases after `shutdown` consumed the supervisor.
@@ -280,6 +321,10 @@ impl Supervisor {
     pub async fn shutdown(self) {
         self.lifecycle.advance(Phase::Draining);
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        // Leave the cluster first: the other nodes drop this node's peers at once.
+        if let Some(c) = &self.cluster {
+            c.shutdown().await;
+        }
         self.recordings.stop_all().await;
         self.rooms.close_all().await;
         self.pool.close().await;

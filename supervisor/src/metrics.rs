@@ -25,6 +25,8 @@ pub(crate) struct Extras {
     pub recordings_active: usize,
     /// Recordings finished since start: (done, failed).
     pub recordings_finished: (u64, u64),
+    /// Present when clustering is on.
+    pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -333,6 +335,9 @@ fn register_loads(reg: &mut Registry, loads: &[WorkerLoad]) {
 
 fn register_extras(reg: &mut Registry, e: &Extras) {
     register_media(reg, &e.media);
+    if let Some(c) = &e.cluster {
+        crate::cluster::register_metrics(reg, c.stats());
+    }
     register_loads(reg, &e.loads);
     reg.register(
         "ferrosfu_store_queued_writes",

@@ -8,6 +8,7 @@ pub mod media;
 pub mod media_source;
 pub mod pg;
 pub mod protoo;
+pub mod redis;
 pub mod room_peer;
 pub mod rtc_client;
 
