@@ -298,6 +298,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         recordings_active: s.recordings.active_count(),
         recordings_finished: s.recordings.finished_counts(),
         cluster: s.cluster.clone(),
+        rooms: s.signaling.rooms.stats().await,
     };
     let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)

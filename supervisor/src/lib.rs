@@ -228,7 +228,10 @@ impl Supervisor {
                         ..cluster::NodeLoad::default()
                     }
                 };
-                Some(c.start(Box::new(load)).await)
+                let c = c.start(Box::new(load)).await;
+                // Rooms span the nodes (see rooms/cluster.rs).
+                rooms.attach_cluster(c.clone());
+                Some(c)
             }
             None => None,
         };

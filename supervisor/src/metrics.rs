@@ -27,6 +27,64 @@ pub(crate) struct Extras {
     pub recordings_finished: (u64, u64),
     /// Present when clustering is on.
     pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+    /// Rooms, peers and pipes.
+    pub rooms: crate::rooms::RoomsStats,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LocationLabel {
+    location: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabel {
+    scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipeDirectionLabel {
+    direction: &'static str,
+}
+
+fn register_rooms(reg: &mut Registry, r: &crate::rooms::RoomsStats) {
+    reg.register("ferrosfu_rooms", "Open rooms on this node", gauge(r.rooms));
+    let peers = Family::<LocationLabel, Gauge>::default();
+    for (location, n) in [("local", r.local_peers), ("remote", r.remote_peers)] {
+        peers
+            .get_or_create(&LocationLabel { location })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    reg.register(
+        "ferrosfu_peers",
+        "Peers in this node's rooms: connected here (local) or to another node of the cluster (remote)",
+        peers,
+    );
+    reg.register(
+        "ferrosfu_rooms_spanning_workers",
+        "Rooms with routers on more than one worker of this node",
+        gauge(r.spanning),
+    );
+    let pipes = Family::<ScopeLabel, Gauge>::default();
+    for (scope, n) in [("worker", r.worker_pipes), ("node", r.node_pipes)] {
+        pipes
+            .get_or_create(&ScopeLabel { scope })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    reg.register(
+        "ferrosfu_pipe_transports",
+        "Open PipeTransports: between this node's workers (worker) or toward other nodes (node)",
+        pipes,
+    );
+    let rate = Family::<PipeDirectionLabel, Gauge>::default();
+    for (direction, n) in [("send", r.pipe_send_bps), ("recv", r.pipe_recv_bps)] {
+        rate.get_or_create(&PipeDirectionLabel { direction })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    reg.register(
+        "ferrosfu_pipe_bitrate_bps",
+        "What the pipe transports send and receive, bit/s over the last second",
+        rate,
+    );
 }
 
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -335,6 +393,7 @@ fn register_loads(reg: &mut Registry, loads: &[WorkerLoad]) {
 
 fn register_extras(reg: &mut Registry, e: &Extras) {
     register_media(reg, &e.media);
+    register_rooms(reg, &e.rooms);
     if let Some(c) = &e.cluster {
         crate::cluster::register_metrics(reg, c.stats());
     }

@@ -194,7 +194,7 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect();
-    for p in ["alice", "carol", "gst", "viewer"] {
+    for p in ["alice", "carol", "pub", "viewer"] {
         assert!(peers.contains(p), "bob's join lists {p}: {peers:?}");
     }
     // Alice (on A) hears of Bob (on B).
@@ -206,7 +206,7 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
         }
         assert!(Instant::now() < deadline);
     }
-    // Alice's and Carol's audio + video and gst's audio: five consumers.
+    // Alice's and Carol's audio + video and pub's audio: five consumers.
     let (subscriber, offers) = protoo::subscribe(&mut bob, &recv, 5).await.unwrap();
     let owners: BTreeSet<String> = offers
         .iter()
@@ -214,7 +214,7 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
         .collect();
     assert_eq!(
         owners,
-        ["alice", "carol", "gst"].map(String::from).into(),
+        ["alice", "carol", "pub"].map(String::from).into(),
         "{offers:?}"
     );
     subscriber
@@ -226,11 +226,25 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
         .await
         .unwrap();
 
+    // B's /metrics: its peers and the other node's, and the pipes from A.
+    let metrics = b.metrics(&http).await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
+    };
+    assert_eq!(value("ferrosfu_peers{location=\"remote\"} "), 2.0);
+    assert_eq!(value("ferrosfu_peers{location=\"local\"} "), 3.0);
+    assert!(value("ferrosfu_pipe_transports{scope=\"node\"} ") >= 3.0);
+
     // A dies: Bob hears peerClosed for its peers within 5 s; Carol's media still flows.
     let killed = Instant::now();
     a.child.kill().unwrap();
     let mut closed = BTreeSet::new();
-    while !(closed.contains("alice") && closed.contains("gst")) {
+    while !(closed.contains("alice") && closed.contains("pub")) {
         let n = bob.wait_for("peerClosed").await.unwrap();
         closed.insert(n["data"]["peerId"].as_str().unwrap().to_owned());
     }

@@ -132,6 +132,19 @@ async fn a_fan_out_past_one_workers_limit_spans_two_workers_losslessly() {
         );
         sender.send_to(&pkt, ingest).await.unwrap();
     }
+    // /metrics: the room spans two workers through one pipe pair that carries the stream.
+    let metrics = sup.metrics(&http).await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
+    };
+    assert_eq!(value("ferrosfu_rooms_spanning_workers "), 1.0);
+    assert_eq!(value("ferrosfu_pipe_transports{scope=\"worker\"} "), 2.0);
+    assert!(value("ferrosfu_pipe_bitrate_bps{direction=\"send\"} ") > 0.0);
     // Every receiver gets every packet.
     let mut got = vec![BTreeSet::new(); N];
     let deadline = Instant::now() + Duration::from_secs(10);

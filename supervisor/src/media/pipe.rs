@@ -94,6 +94,15 @@ impl RouterPipes {
     pub fn pairs(&self) -> usize {
         self.pairs.len()
     }
+
+    /// This router's side of each of its open PipeTransport pairs.
+    pub fn transports(&self) -> Vec<Transport> {
+        self.pairs
+            .values()
+            .map(|(local, _)| local.clone())
+            .filter(|t| !t.is_closed())
+            .collect()
+    }
 }
 
 /// A pipe's own parameters for a producer of `consumable` parameters.

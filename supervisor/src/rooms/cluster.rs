@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use ferrosfu_fbs::{ProducerId, SrtpCryptoSuite, SrtpParameters};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -62,14 +61,15 @@ impl NodePipes {
     }
 
     /// Open pipe transports to other nodes (for metrics).
-    pub(super) fn count(&self) -> usize {
+    pub(super) fn open(&self) -> Vec<Transport> {
         self.by_node
             .lock()
             .expect("never held across a panic")
             .values()
             .flatten()
             .filter(|t| !t.is_closed())
-            .count()
+            .cloned()
+            .collect()
     }
 }
 
@@ -96,10 +96,8 @@ fn srtp_from(v: &Value) -> Result<Option<SrtpParameters>, String> {
     if v["cryptoSuite"] != "AEAD_AES_256_GCM" {
         return Err("pipes use AEAD_AES_256_GCM".into());
     }
+    // Checked by the worker when the transport connects.
     let key = v["keyBase64"].as_str().ok_or("keyBase64 missing")?;
-    base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .map_err(|e| format!("keyBase64: {e}"))?;
     Ok(Some(SrtpParameters {
         crypto_suite: SrtpCryptoSuite::AeadAes256Gcm,
         key_base64: key.to_owned(),
@@ -201,8 +199,13 @@ impl Rooms {
         let p = &req.params;
         let bad = |m: &str| RemoteError::new("bad_request", m);
         let room_id = p["room"].as_str().ok_or_else(|| bad("room missing"))?;
-        let producer_id = p["producerId"].as_str().ok_or_else(|| bad("producerId missing"))?;
-        let ip = p["ip"].as_str().ok_or_else(|| bad("ip missing"))?.to_owned();
+        let producer_id = p["producerId"]
+            .as_str()
+            .ok_or_else(|| bad("producerId missing"))?;
+        let ip = p["ip"]
+            .as_str()
+            .ok_or_else(|| bad("ip missing"))?
+            .to_owned();
         let port = p["port"]
             .as_u64()
             .and_then(|v| u16::try_from(v).ok())
@@ -215,10 +218,9 @@ impl Rooms {
             .get(room_id)
             .await
             .ok_or_else(|| RemoteError::new("not_found", format!("no room {room_id} here")))?;
-        let entry = room
-            .local_producer(producer_id)
-            .await
-            .ok_or_else(|| RemoteError::new("not_found", format!("no producer {producer_id} here")))?;
+        let entry = room.local_producer(producer_id).await.ok_or_else(|| {
+            RemoteError::new("not_found", format!("no producer {producer_id} here"))
+        })?;
         let failed = |e: String| RemoteError::new("failed", e);
         let router = entry.p.transport().router().clone();
         let t = create_pipe_transport(&router, &pipe_settings(cluster))
@@ -380,8 +382,7 @@ impl Room {
                 let known = {
                     let st = self.state.lock().await;
                     st.peers.get(&peer_id).is_some_and(|p| {
-                        p.remote.as_ref() == Some(&node)
-                            && !p.producers.contains_key(&producer_id)
+                        p.remote.as_ref() == Some(&node) && !p.producers.contains_key(&producer_id)
                     })
                 };
                 let (Some(kind), true) = (kind_of(&kind), known) else {
@@ -419,7 +420,10 @@ impl Room {
             RoomEvent::ProducerResumed {
                 peer_id,
                 producer_id,
-            } => self.remote_pause(&node, &peer_id, &producer_id, false).await,
+            } => {
+                self.remote_pause(&node, &peer_id, &producer_id, false)
+                    .await
+            }
             RoomEvent::DisplayNameChanged {
                 peer_id,
                 display_name,
@@ -582,8 +586,7 @@ impl Room {
                 let _ = t.close().await;
                 return Ok(());
             };
-            peer.producers
-                .insert(producer_id.to_owned(), entry.clone());
+            peer.producers.insert(producer_id.to_owned(), entry.clone());
             st.consumers_for(peer_id)
         };
         // The pipe transport goes with the producer it carries.

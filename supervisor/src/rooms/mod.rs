@@ -26,6 +26,7 @@ mod room;
 mod routers;
 mod speaker;
 mod state;
+mod stats;
 mod transport;
 
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ pub(crate) use chat::ShareFile;
 pub(crate) use error::RoomError;
 pub(crate) use room::Room;
 pub(crate) use routers::RoomRouter;
+pub(crate) use stats::RoomsStats;
 
 use crate::ortc::{self, RtpCapabilities};
 use crate::placement::{self, Limits, Placement, Work};

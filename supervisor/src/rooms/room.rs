@@ -142,7 +142,11 @@ impl Room {
 
     /// A connected peer joins: answers the peers already joined, who hear `newPeer`. The
     /// caller then runs [`Room::consume_all`] once its answer is out.
-    pub(crate) async fn join(&self, peer_id: &str, join: Join) -> Result<Joined, RoomError> {
+    pub(crate) async fn join(
+        self: &Arc<Self>,
+        peer_id: &str,
+        join: Join,
+    ) -> Result<Joined, RoomError> {
         let caps = join.rtp_capabilities.filter(|c| !c.codecs.is_empty());
         if let Some(c) = &caps {
             ortc::validate_rtp_capabilities(c)?;
@@ -157,12 +161,7 @@ impl Room {
         })
         .await;
         let mut st = self.state.lock().await;
-        let peers = st.join(
-            peer_id,
-            display_name,
-            device,
-            caps,
-        )?;
+        let peers = st.join(peer_id, display_name, device, caps)?;
         let peer = st.peer_mut(peer_id)?;
         peer.participant = Some(self.participant_joined(peer_id, &peer.display_name));
         tracing::info!(room = %self.id, peer = peer_id, "peer joined");
