@@ -18,7 +18,9 @@
 //   unshare -n sh -c 'ip link set lo up; exec node tests/browser/e2e.mjs --supervisor PATH --artifacts DIR'
 // Prints one JSON line with the result; exit 0 on success, 1 on failure.
 
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { pageWait, startSupervisor as start } from './harness.mjs';
@@ -39,8 +41,10 @@ const switchMs = Number(arg('switch-ms', '30000'));
 // consumers are).
 const workerCores = arg('worker-cores', '0');
 const maxConsumers = arg('worker-max-consumers', null);
-// Two nodes clustered through this Redis: Alice on node A (core 0), Bob on node B (core 1).
-const redisUrl = arg('cluster-redis-url', null);
+// `--cluster`: two nodes clustered through a redis-server started here (inside the test's
+// network namespace, on 127.0.0.1:46379, no persistence): Alice on node A (core 0), Bob on node
+// B (core 1).
+const clustered = process.argv.includes('--cluster');
 if (!supervisorBin) {
   console.error('usage: e2e.mjs --supervisor PATH [--artifacts DIR] [--chromium PATH] [--worker-cores LIST] [--worker-max-consumers N]');
   process.exit(2);
@@ -249,8 +253,29 @@ async function nineTiles(page) {
   return r;
 }
 
+// A redis-server for the cluster run; resolves with its URL once it accepts connections.
+function startRedis() {
+  const port = 46379;
+  const dir = mkdtempSync(join(tmpdir(), 'ferrosfu-e2e-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('redis-server did not start within 10 s')), 10000);
+    child.on('exit', (code) => fail(new Error(`redis-server exited (${code})`)));
+    child.stdout.on('data', (d) => {
+      logs.push(`[redis] ${String(d).trim()}`);
+      if (String(d).includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        ok(`redis://127.0.0.1:${port}/0`);
+      }
+    });
+  });
+}
+
 async function main() {
   const supervisorArgs = maxConsumers ? ['--worker-max-consumers', maxConsumers] : [];
+  const redisUrl = clustered ? await startRedis() : null;
   const cluster = (id) => ['--cluster-redis-url', redisUrl, '--cluster-node-id', id, '--cluster-heartbeat-ms', '300'];
   const addr = redisUrl
     ? await start({
@@ -261,7 +286,7 @@ async function main() {
   const addrB = redisUrl
     ? await start({
       supervisorBin, artifacts, logs, children, workerCores: '1', rtcPorts: '42500-42999', db: 'ferrosfu-b.db',
-      supervisorArgs: [...supervisorArgs, ...cluster('node-b')],
+      supervisorArgs: [...supervisorArgs, ...cluster('node-b'), '--webrtc-server-port', '44454'],
     })
     : addr;
   const addrOf = { alice: addr, bob: addrB };

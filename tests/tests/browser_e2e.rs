@@ -23,7 +23,6 @@
 use std::time::Duration;
 
 use ferrosfu_tests::browser;
-use ferrosfu_tests::redis::RedisServer;
 
 #[test]
 fn two_browsers_see_and_hear_each_other_then_one_leaves() {
@@ -73,17 +72,15 @@ fn two_browsers_see_and_hear_each_other_then_one_leaves() {
     eprintln!("browser e2e: {result}");
 }
 
-/// The same two pages on two nodes of a cluster (a real `redis-server`): Alice on node A, Bob on
-/// node B, one room. Each decodes the other's video and hears the other's audio, Bob's layer
+/// The same two pages on two nodes of a cluster (a real `redis-server`, started by e2e.mjs inside
+/// the test's network namespace): Alice on node A, Bob on node B, one room. Each decodes the other's video and hears the other's audio, Bob's layer
 /// switches work on the producer piped from A, and Bob's leaving reaches Alice as `peerClosed`.
 #[test]
 fn two_browsers_on_two_clustered_nodes_see_and_hear_each_other() {
-    let redis = RedisServer::start().unwrap();
-    let url = redis.url();
     let (run, artifacts) = browser::run_against_ferrosfu(
         "e2e.mjs",
         "cluster",
-        &["--cluster-redis-url", &url],
+        &["--cluster"],
         Duration::from_secs(300),
     );
     let result = &run.result;
