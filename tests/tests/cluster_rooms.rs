@@ -1,6 +1,7 @@
 //! One room across two ferrosfu nodes clustered through a real `redis-server`: peers connected
 //! to different nodes see and hear each other (webrtc-rs peers through protoo), the broadcaster
-//! REST API on node A feeds a plain-RTP viewer on node B, a SIGKILLed node's peers are
+//! REST API on node A feeds a plain-RTP viewer on node B, node B records a peer of node A, a
+//! SIGKILLed node's peers are
 //! `peerClosed` on the other node within 5 s while its own media keeps flowing, and after a
 //! Redis restart the surviving node re-registers and a node that joins later sees its peers.
 //!
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use ferrosfu_fbs::MediaKind;
 use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet};
+use ferrosfu_tests::media_source::GstSource;
 use ferrosfu_tests::protoo::{self, ProtooClient};
 use ferrosfu_tests::redis::RedisServer;
 use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, TestMedia};
@@ -101,11 +103,19 @@ async fn plain_receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<u32>) {
     (port, rx)
 }
 
-/// A webrtc-rs peer on `sup` that publishes Opus + VP8 (test media running) in the room.
+/// What a publisher peer sends: test payloads, or real Opus + VP8 from gst-launch.
+enum Media {
+    Test(#[allow(dead_code)] TestMedia),
+    Real(#[allow(dead_code)] GstSource),
+}
+
+/// A webrtc-rs peer on `sup` that publishes Opus + VP8 in the room (real media when `real`:
+/// what a recording can decode).
 async fn publisher_peer(
     sup: &SupervisorProcess,
     name: &str,
-) -> (ProtooClient, Arc<Publisher>, TestMedia) {
+    real: bool,
+) -> (ProtooClient, Arc<Publisher>, Media) {
     let mut c = ProtooClient::connect(sup.http, ROOM, name, None)
         .await
         .unwrap();
@@ -121,7 +131,15 @@ async fn publisher_peer(
     .await
     .unwrap();
     let publisher = Arc::new(publisher);
-    let media = TestMedia::start(&publisher, 1200).await.unwrap();
+    let media = if real {
+        publisher
+            .wait_connected(Duration::from_secs(10))
+            .await
+            .unwrap();
+        Media::Real(GstSource::start(vec![publisher.clone()]).await.unwrap())
+    } else {
+        Media::Test(TestMedia::start(&publisher, 1200).await.unwrap())
+    };
     (c, publisher, media)
 }
 
@@ -180,8 +198,8 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
     assert_eq!(got.len(), 100, "the viewer on B got every packet sent to A");
 
     // webrtc-rs peers: Alice on A, Carol on B publish; Bob on B receives both.
-    let (mut alice, _alice_pub, _alice_media) = publisher_peer(&a, "alice").await;
-    let (_carol, _carol_pub, _carol_media) = publisher_peer(&b, "carol").await;
+    let (mut alice, _alice_pub, _alice_media) = publisher_peer(&a, "alice", true).await;
+    let (_carol, _carol_pub, _carol_media) = publisher_peer(&b, "carol", false).await;
     let mut bob = ProtooClient::connect(b.http, ROOM, "bob", None)
         .await
         .unwrap();
@@ -225,6 +243,43 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
         .wait_packets(MediaKind::Audio, 60, Duration::from_secs(15))
         .await
         .unwrap();
+
+    // A recording of Alice (connected to A) started through B: B records the producers piped
+    // from A.
+    let rec = post_until_ok(
+        &http,
+        &b.url(&format!("/api/rooms/{ROOM}/recordings")),
+        json!({"peerId": "alice"}),
+    )
+    .await;
+    let rec_id = rec["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = get_json(&http, &b.url(&format!("/api/recordings/{rec_id}"))).await;
+        if v["status"] == "recording" {
+            break;
+        }
+        assert_ne!(v["status"], "failed", "{v}");
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What a recording is for: some seconds of media.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let done = post_until_ok(
+        &http,
+        &b.url(&format!("/api/recordings/{rec_id}/stop")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert!(done["duration"].as_f64().unwrap() > 2.0, "{done}");
+    let kinds: BTreeSet<&str> = done["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["audio", "video"]), "{done}");
 
     // B's /metrics: its peers and the other node's, and the pipes from A.
     let metrics = b.metrics(&http).await.unwrap();
