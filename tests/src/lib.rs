@@ -294,6 +294,16 @@ impl SupervisorProcess {
             .await
     }
 
+    /// The value of the series `series` (the metric name with its labels, as exposed, e.g.
+    /// `ferrosfu_peers{location="remote"}`) in a `/metrics` text; panics when it is missing.
+    pub fn metric_value(metrics: &str, series: &str) -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in {metrics}"))
+    }
+
     /// `GET /api/workers`: one entry a worker; panics (the test fails) unless it answers a list.
     pub async fn workers(&self, http: &reqwest::Client) -> Vec<serde_json::Value> {
         match get_json(http, &self.url("/api/workers")).await {

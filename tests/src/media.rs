@@ -181,6 +181,20 @@ pub fn consume_opus(id: &str, producer: &str, ssrc: u32, cname: &str) -> Consume
     }
 }
 
+/// The payload of RTP packet `pkt`: after the CSRCs and the header extension (a room's
+/// consumers write their MID and send time into every packet); empty when it is too short.
+pub fn rtp_payload(pkt: &[u8]) -> &[u8] {
+    let n = pkt.len();
+    if n < 12 {
+        return &[];
+    }
+    let mut start = 12 + 4 * usize::from(pkt[0] & 0x0f);
+    if pkt[0] & 0x10 != 0 && n >= start + 4 {
+        start += 4 + 4 * usize::from(u16::from_be_bytes([pkt[start + 2], pkt[start + 3]]));
+    }
+    &pkt[start.min(n)..]
+}
+
 /// A bare RTP packet (version 2, no padding, extension, CSRCs or marker) carrying `payload`.
 pub fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     let mut v = vec![0x80, pt];

@@ -27,6 +27,36 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// A `ferrosfu` node of a cluster on `redis` (heartbeat 300 ms): id `id`, workers on `core`,
+/// RTC (and pipe) ports `rtc_ports` on 127.0.0.1, no WebRtcServer; `extra` arguments follow.
+pub fn cluster_node(
+    redis: &RedisServer,
+    id: &str,
+    core: &str,
+    rtc_ports: &str,
+    extra: &[&str],
+) -> crate::SupervisorProcess {
+    let url = redis.url();
+    let mut args = vec![
+        "--worker-cores",
+        core,
+        "--rtc-ports",
+        rtc_ports,
+        "--rtc-listen-ip",
+        "127.0.0.1",
+        "--webrtc-server-port",
+        "0",
+        "--cluster-redis-url",
+        &url,
+        "--cluster-node-id",
+        id,
+        "--cluster-heartbeat-ms",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    crate::SupervisorProcess::start(&args)
+}
+
 impl RedisServer {
     /// Starts on a free 127.0.0.1 port; returns once it answers PING.
     pub fn start() -> anyhow::Result<RedisServer> {

@@ -7,26 +7,11 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrosfu_tests::redis::{PASSWORD, RedisServer};
+use ferrosfu_tests::redis::{PASSWORD, RedisServer, cluster_node};
 use ferrosfu_tests::{SupervisorProcess, bin, get_json};
 
 fn node(redis: &RedisServer, id: &str, core: &str, rtc_ports: &str) -> SupervisorProcess {
-    SupervisorProcess::start(&[
-        "--worker-cores",
-        core,
-        "--rtc-ports",
-        rtc_ports,
-        "--rtc-listen-ip",
-        "127.0.0.1",
-        "--webrtc-server-port",
-        "0",
-        "--cluster-redis-url",
-        &redis.url(),
-        "--cluster-node-id",
-        id,
-        "--cluster-heartbeat-ms",
-        "300",
-    ])
+    cluster_node(redis, id, core, rtc_ports, &[])
 }
 
 /// Node ids listed by `GET /api/cluster`.

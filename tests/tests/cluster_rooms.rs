@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrosfu_fbs::MediaKind;
-use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet};
+use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet, rtp_payload};
 use ferrosfu_tests::media_source::GstSource;
 use ferrosfu_tests::protoo::{self, ProtooClient};
-use ferrosfu_tests::redis::RedisServer;
+use ferrosfu_tests::redis::{RedisServer, cluster_node};
 use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, TestMedia};
 use ferrosfu_tests::{SupervisorProcess, get_json, join_plain_receiver, plain_opus_publisher};
 use serde_json::{Value, json};
@@ -27,23 +27,7 @@ use tokio::time::Instant;
 const ROOM: &str = "cluster-room";
 
 fn node(redis: &RedisServer, id: &str, core: &str, rtc_ports: &str) -> SupervisorProcess {
-    SupervisorProcess::start(&[
-        "--dev",
-        "--worker-cores",
-        core,
-        "--rtc-ports",
-        rtc_ports,
-        "--rtc-listen-ip",
-        "127.0.0.1",
-        "--webrtc-server-port",
-        "0",
-        "--cluster-redis-url",
-        &redis.url(),
-        "--cluster-node-id",
-        id,
-        "--cluster-heartbeat-ms",
-        "300",
-    ])
+    cluster_node(redis, id, core, rtc_ports, &["--dev"])
 }
 
 /// Waits until `sup` lists `n` nodes in `/api/cluster`.
@@ -85,11 +69,7 @@ async fn plain_receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<u32>) {
             if n < 12 || (192..=223).contains(&buf[1]) {
                 continue;
             }
-            let mut start = 12 + 4 * usize::from(buf[0] & 0x0f);
-            if buf[0] & 0x10 != 0 && n >= start + 4 {
-                start += 4 + 4 * usize::from(u16::from_be_bytes([buf[start + 2], buf[start + 3]]));
-            }
-            let frame = std::str::from_utf8(&buf[start.min(n)..n])
+            let frame = std::str::from_utf8(rtp_payload(&buf[..n]))
                 .ok()
                 .and_then(|p| p.strip_prefix("frame "))
                 .and_then(|f| f.parse().ok());
@@ -283,14 +263,7 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
 
     // B's /metrics: its peers and the other node's, and the pipes from A.
     let metrics = b.metrics(&http).await.unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
-    };
+    let value = |series: &str| SupervisorProcess::metric_value(&metrics, series.trim_end());
     assert_eq!(value("ferrosfu_peers{location=\"remote\"} "), 2.0);
     assert_eq!(value("ferrosfu_peers{location=\"local\"} "), 3.0);
     assert!(value("ferrosfu_pipe_transports{scope=\"node\"} ") >= 3.0);

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet};
+use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet, rtp_payload};
 use ferrosfu_tests::{
     SupervisorProcess, consume_plain, get_json, join_plain_receiver, plain_opus_publisher,
 };
@@ -37,12 +37,7 @@ async fn receiver(i: usize, done: mpsc::UnboundedSender<(usize, u32)>) -> u16 {
             if n < 12 || (192..=223).contains(&buf[1]) {
                 continue; // RTCP
             }
-            // After the CSRCs and the header extension (MID, send time).
-            let mut start = 12 + 4 * usize::from(buf[0] & 0x0f);
-            if buf[0] & 0x10 != 0 && n >= start + 4 {
-                start += 4 + 4 * usize::from(u16::from_be_bytes([buf[start + 2], buf[start + 3]]));
-            }
-            let Some(frame) = std::str::from_utf8(&buf[start.min(n)..n])
+            let Some(frame) = std::str::from_utf8(rtp_payload(&buf[..n]))
                 .ok()
                 .and_then(|p| p.strip_prefix("frame "))
                 .and_then(|f| f.parse().ok())
@@ -134,14 +129,7 @@ async fn a_fan_out_past_one_workers_limit_spans_two_workers_losslessly() {
     }
     // /metrics: the room spans two workers through one pipe pair that carries the stream.
     let metrics = sup.metrics(&http).await.unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
-    };
+    let value = |series: &str| SupervisorProcess::metric_value(&metrics, series.trim_end());
     assert_eq!(value("ferrosfu_rooms_spanning_workers "), 1.0);
     assert_eq!(value("ferrosfu_pipe_transports{scope=\"worker\"} "), 2.0);
     assert!(value("ferrosfu_pipe_bitrate_bps{direction=\"send\"} ") > 0.0);

@@ -216,18 +216,12 @@ impl Path {
                 if n < 12 || (192..=223).contains(&buf[1]) {
                     continue;
                 }
-                // The payload starts after the CSRCs and the header extension (a room's
-                // consumers write their MID and send time into every packet).
-                let mut start = 12 + 4 * usize::from(buf[0] & 0x0f);
-                if buf[0] & 0x10 != 0 && n >= start + 4 {
-                    start +=
-                        4 + 4 * usize::from(u16::from_be_bytes([buf[start + 2], buf[start + 3]]));
-                }
+
                 let got = Received {
                     seq: u16::from_be_bytes([buf[2], buf[3]]),
                     pt: buf[1] & 0x7f,
                     ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
-                    payload: buf[start.min(n)..n].to_vec(),
+                    payload: media::rtp_payload(&buf[..n]).to_vec(),
                 };
                 if tx.send(got).is_err() {
                     return;
