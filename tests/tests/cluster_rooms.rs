@@ -18,6 +18,7 @@ use ferrosfu_tests::media::{PLAIN_OPUS_PT, rtp_packet, rtp_payload};
 use ferrosfu_tests::media_source::GstSource;
 use ferrosfu_tests::protoo::{self, ProtooClient};
 use ferrosfu_tests::redis::{RedisServer, cluster_node};
+use ferrosfu_tests::room_peer::RoomPeer;
 use ferrosfu_tests::rtc_client::{ClientOptions, Publisher, TestMedia};
 use ferrosfu_tests::{SupervisorProcess, get_json, join_plain_receiver, plain_opus_publisher};
 use serde_json::{Value, json};
@@ -318,4 +319,52 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
             break;
         }
     }
+}
+
+/// Data channels cross nodes: a `notes` channel of a peer on A reaches a peer on B and back, and
+/// chat is checked and relayed by the sender's node before it crosses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_channels_and_chat_cross_nodes() {
+    const MESSAGE: Duration = Duration::from_secs(10);
+    let redis = RedisServer::start().unwrap();
+    let http = reqwest::Client::new();
+    let a = node(&redis, "data-a", "0", "48500-48549");
+    let b = node(&redis, "data-b", "1", "48550-48599");
+    wait_nodes(&http, &a, 2).await;
+    wait_nodes(&http, &b, 2).await;
+    let room = "cluster-data";
+    let mut alice = RoomPeer::join(a.http, room, "alice").await;
+    let mut bob = RoomPeer::join(b.http, room, "bob").await;
+
+    // Alice's notes reach Bob, named as hers.
+    let (notes, notes_id) = alice.produce("notes", 0).await;
+    let (mut bob_notes, offer) = bob.accept_data_consumer().await;
+    assert_eq!(offer["peerId"], "alice", "{offer}");
+    assert_eq!(offer["dataProducerId"], notes_id.as_str(), "{offer}");
+    assert_eq!(offer["label"], "notes", "{offer}");
+    for i in 0..20 {
+        notes
+            .send(true, format!("note {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    for i in 0..20 {
+        let got = bob_notes.recv(MESSAGE).await.unwrap();
+        assert_eq!(&got.data[..], format!("note {i}").as_bytes(), "in order");
+    }
+
+    // Bob's chat reaches Alice; a refused message is refused on Bob's node and never crosses.
+    let (chat, _) = bob.produce("chat", 1).await;
+    let (mut alice_chat, offer) = alice.accept_data_consumer().await;
+    assert_eq!(offer["peerId"], "bob", "{offer}");
+    assert_eq!(offer["label"], "chat", "{offer}");
+    chat.send(true, b"hello from B").await.unwrap();
+    let got = alice_chat.recv(MESSAGE).await.unwrap();
+    assert_eq!(&got.data[..], b"hello from B");
+    chat.send(true, "x".repeat(5000).as_bytes()).await.unwrap();
+    let r = bob.protoo.wait_for("chatMessageRejected").await.unwrap();
+    assert_eq!(r["data"]["code"], "too_long", "{r}");
+    chat.send(true, b"after").await.unwrap();
+    let got = alice_chat.recv(MESSAGE).await.unwrap();
+    assert_eq!(&got.data[..], b"after", "the refused message did not cross");
 }

@@ -45,6 +45,17 @@ pub enum RoomEvent {
         peer_id: String,
         producer_id: String,
     },
+    /// A data producer other peers may consume (for `chat`, the room's checked relay of it is
+    /// what travels; the offer still names this id).
+    DataProducerAdded {
+        peer_id: String,
+        #[serde(flatten)]
+        data_producer: DataProducerEntry,
+    },
+    DataProducerClosed {
+        peer_id: String,
+        data_producer_id: String,
+    },
     ProducerPaused {
         peer_id: String,
         producer_id: String,
@@ -86,6 +97,20 @@ pub struct ProducerEntry {
     pub paused: bool,
 }
 
+/// A data producer as the room directory lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProducerEntry {
+    pub data_producer_id: String,
+    pub label: String,
+    pub protocol: String,
+    #[serde(default)]
+    pub app_data: Value,
+    /// The SCTP stream parameters its consumers get (ordered, partial reliability), as JSON.
+    #[serde(default)]
+    pub stream: Value,
+}
+
 /// A peer as the room directory lists it, with its producers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,6 +121,8 @@ pub struct PeerEntry {
     pub device: Value,
     #[serde(default)]
     pub producers: Vec<ProducerEntry>,
+    #[serde(default)]
+    pub data_producers: Vec<DataProducerEntry>,
 }
 
 /// A peer of another node, from the room directory.
@@ -165,6 +192,7 @@ impl LocalRooms {
                     display_name: display_name.clone(),
                     device: device.clone(),
                     producers: Vec::new(),
+                    data_producers: Vec::new(),
                 };
                 let json = to_json(&entry);
                 peers.insert(peer_id.clone(), entry);
@@ -247,6 +275,23 @@ impl LocalRooms {
                 display_name,
             } => self.update_peer(room, peer_id, |p| {
                 p.display_name = display_name.clone();
+                Ok(())
+            }),
+            RoomEvent::DataProducerAdded {
+                peer_id,
+                data_producer,
+            } => self.update_peer(room, peer_id, |p| {
+                p.data_producers
+                    .retain(|x| x.data_producer_id != data_producer.data_producer_id);
+                p.data_producers.push(data_producer.clone());
+                Ok(())
+            }),
+            RoomEvent::DataProducerClosed {
+                peer_id,
+                data_producer_id,
+            } => self.update_peer(room, peer_id, |p| {
+                p.data_producers
+                    .retain(|x| x.data_producer_id != *data_producer_id);
                 Ok(())
             }),
             RoomEvent::ActiveSpeaker { .. } => Ok(DirWrite::None),

@@ -53,7 +53,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use directory::{NodeInfo, NodeLoad, NodeStatus, PipePorts};
-pub use events::{PeerEntry, ProducerEntry, PublishError, RemotePeer, RoomEvent, RoomMessage};
+pub use events::{
+    DataProducerEntry, PeerEntry, ProducerEntry, PublishError, RemotePeer, RoomEvent, RoomMessage,
+};
 pub use metrics::ClusterStats;
 pub(crate) use metrics::register as register_metrics;
 pub use rpc::{RemoteError, RpcError, RpcRequest};

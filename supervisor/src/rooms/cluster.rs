@@ -137,6 +137,7 @@ impl Rooms {
                 rooms.pipe_request(req).await
             }
         });
+        self.handle_data_requests(&cluster);
         let mut events = cluster.subscribe();
         let rooms = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -331,6 +332,16 @@ impl Room {
                 },
             )
             .await;
+            for d in peer.data_producers {
+                self.remote_event(
+                    node.clone(),
+                    RoomEvent::DataProducerAdded {
+                        peer_id: peer.peer_id.clone(),
+                        data_producer: d,
+                    },
+                )
+                .await;
+            }
             for p in peer.producers {
                 self.remote_event(
                     node.clone(),
@@ -432,6 +443,17 @@ impl Room {
                     let _ = self.state.lock().await.rename(&peer_id, display_name);
                 }
             }
+            RoomEvent::DataProducerAdded {
+                peer_id,
+                data_producer,
+            } => self.remote_data_added(node, peer_id, data_producer).await,
+            RoomEvent::DataProducerClosed {
+                peer_id,
+                data_producer_id,
+            } => {
+                self.remote_data_closed(&node, &peer_id, &data_producer_id)
+                    .await;
+            }
             RoomEvent::ActiveSpeaker { .. } => {}
         }
     }
@@ -472,6 +494,9 @@ impl Room {
         if let Some(p) = removed {
             for (_, e) in p.producers {
                 let _ = e.p.transport().close().await;
+            }
+            for (_, d) in p.data_producers {
+                let _ = d.p.close().await;
             }
         }
     }

@@ -138,6 +138,7 @@ impl Room {
             st.consumers_for(peer_id)
         };
         self.watch_data_producer(peer_id.to_owned(), producer.clone());
+        self.publish_data_producer(peer_id, &entry);
         let _ = self.data.new_producers.send(RoomDataProducer {
             peer_id: peer_id.to_owned(),
             producer: producer.clone(),
@@ -436,10 +437,14 @@ impl Room {
         let room = Arc::downgrade(self);
         tokio::spawn(async move {
             p.closed().await;
-            if let Some(r) = room.upgrade()
-                && let Some(peer) = r.state.lock().await.peers.get_mut(&peer_id)
-            {
-                peer.data_producers.remove(p.id().as_str());
+            if let Some(r) = room.upgrade() {
+                if let Some(peer) = r.state.lock().await.peers.get_mut(&peer_id) {
+                    peer.data_producers.remove(p.id().as_str());
+                }
+                r.publish(crate::cluster::RoomEvent::DataProducerClosed {
+                    peer_id: peer_id.clone(),
+                    data_producer_id: p.id().as_str().to_owned(),
+                });
             }
         });
     }

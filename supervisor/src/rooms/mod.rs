@@ -18,6 +18,7 @@ mod api;
 mod broadcaster;
 mod chat;
 mod cluster;
+mod cluster_data;
 mod consume;
 mod data;
 mod error;
