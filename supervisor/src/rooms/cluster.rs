@@ -392,9 +392,8 @@ impl Room {
             } => {
                 let known = {
                     let st = self.state.lock().await;
-                    st.peers.get(&peer_id).is_some_and(|p| {
-                        p.remote.as_ref() == Some(&node) && !p.producers.contains_key(&producer_id)
-                    })
+                    st.remote_peer(&peer_id, &node)
+                        .is_some_and(|p| !p.producers.contains_key(&producer_id))
                 };
                 let (Some(kind), true) = (kind_of(&kind), known) else {
                     return;
@@ -415,9 +414,7 @@ impl Room {
             } => {
                 let entry = {
                     let mut st = self.state.lock().await;
-                    st.peers
-                        .get_mut(&peer_id)
-                        .filter(|p| p.remote.as_ref() == Some(&node))
+                    st.remote_peer_mut(&peer_id, &node)
                         .and_then(|p| p.producers.remove(&producer_id))
                 };
                 if let Some(e) = entry {
@@ -462,9 +459,7 @@ impl Room {
     async fn remote_pause(&self, node: &NodeId, peer_id: &str, producer_id: &str, pause: bool) {
         let entry = {
             let st = self.state.lock().await;
-            st.peers
-                .get(peer_id)
-                .filter(|p| p.remote.as_ref() == Some(node))
+            st.remote_peer(peer_id, node)
                 .and_then(|p| p.producers.get(producer_id).cloned())
         };
         if let Some(e) = entry {
@@ -480,12 +475,7 @@ impl Room {
     }
 
     async fn is_remote_of(&self, peer_id: &str, node: &NodeId) -> bool {
-        self.state
-            .lock()
-            .await
-            .peers
-            .get(peer_id)
-            .is_some_and(|p| p.remote.as_ref() == Some(node))
+        self.state.lock().await.remote_peer(peer_id, node).is_some()
     }
 
     /// Removes a remote peer (others hear `peerClosed`) and closes the pipes of its producers.
@@ -602,11 +592,7 @@ impl Room {
         };
         let others = {
             let mut st = self.state.lock().await;
-            let Some(peer) = st
-                .peers
-                .get_mut(peer_id)
-                .filter(|p| p.remote.as_ref() == Some(node))
-            else {
+            let Some(peer) = st.remote_peer_mut(peer_id, node) else {
                 drop(st);
                 let _ = t.close().await;
                 return Ok(());

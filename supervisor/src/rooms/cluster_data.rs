@@ -226,10 +226,8 @@ impl Room {
     ) {
         let known = {
             let st = self.state.lock().await;
-            st.peers.get(&peer_id).is_some_and(|p| {
-                p.remote.as_ref() == Some(&node)
-                    && !p.data_producers.contains_key(&d.data_producer_id)
-            })
+            st.remote_peer(&peer_id, &node)
+                .is_some_and(|p| !p.data_producers.contains_key(&d.data_producer_id))
         };
         if !known {
             return;
@@ -275,11 +273,7 @@ impl Room {
         };
         let others = {
             let mut st = self.state.lock().await;
-            let Some(peer) = st
-                .peers
-                .get_mut(peer_id)
-                .filter(|p| p.remote.as_ref() == Some(node))
-            else {
+            let Some(peer) = st.remote_peer_mut(peer_id, node) else {
                 drop(st);
                 let _ = relay.close().await;
                 return Ok(());
@@ -313,9 +307,7 @@ impl Room {
     pub(super) async fn remote_data_closed(&self, node: &NodeId, peer_id: &str, id: &str) {
         let entry = {
             let mut st = self.state.lock().await;
-            st.peers
-                .get_mut(peer_id)
-                .filter(|p| p.remote.as_ref() == Some(node))
+            st.remote_peer_mut(peer_id, node)
                 .and_then(|p| p.data_producers.remove(id))
         };
         if let Some(e) = entry {

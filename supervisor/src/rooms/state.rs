@@ -172,6 +172,27 @@ impl RoomState {
         Some(p)
     }
 
+    /// `peer_id` when it is a peer of `node` (another node of the cluster).
+    pub(super) fn remote_peer(
+        &self,
+        peer_id: &str,
+        node: &crate::cluster::NodeId,
+    ) -> Option<&Peer> {
+        self.peers
+            .get(peer_id)
+            .filter(|p| p.remote.as_ref() == Some(node))
+    }
+
+    pub(super) fn remote_peer_mut(
+        &mut self,
+        peer_id: &str,
+        node: &crate::cluster::NodeId,
+    ) -> Option<&mut Peer> {
+        self.peers
+            .get_mut(peer_id)
+            .filter(|p| p.remote.as_ref() == Some(node))
+    }
+
     pub(super) fn peer(&self, peer_id: &str) -> Result<&Peer, RoomError> {
         self.peers.get(peer_id).ok_or_else(RoomError::peer_gone)
     }
