@@ -127,15 +127,8 @@ impl Rooms {
         if self.cluster.set(cluster.clone()).is_err() {
             return;
         }
-        let rooms = Arc::downgrade(self);
-        cluster.handle(PIPE_METHOD, move |req: RpcRequest| {
-            let rooms = rooms.clone();
-            async move {
-                let rooms = rooms
-                    .upgrade()
-                    .ok_or_else(|| RemoteError::new("failed", "shutting down"))?;
-                rooms.pipe_request(req).await
-            }
+        self.answer(&cluster, PIPE_METHOD, |rooms, req| async move {
+            rooms.pipe_request(req).await
         });
         self.handle_data_requests(&cluster);
         let mut events = cluster.subscribe();
@@ -152,6 +145,23 @@ impl Rooms {
                 };
                 let Some(rooms) = rooms.upgrade() else { break };
                 rooms.cluster_event(e).await;
+            }
+        });
+    }
+
+    /// Answers `method` from other nodes with `f` on these rooms (refused once they are gone).
+    pub(super) fn answer<F, Fut>(self: &Arc<Self>, cluster: &Cluster, method: &str, f: F)
+    where
+        F: Fn(Arc<Rooms>, RpcRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RemoteError>> + Send + 'static,
+    {
+        let rooms = Arc::downgrade(self);
+        let f = Arc::new(f);
+        cluster.handle(method, move |req: RpcRequest| {
+            let (rooms, f) = (rooms.upgrade(), f.clone());
+            async move {
+                let rooms = rooms.ok_or_else(|| RemoteError::new("failed", "shutting down"))?;
+                f(rooms, req).await
             }
         });
     }

@@ -54,25 +54,11 @@ fn stream_from(v: &Value) -> Option<SctpStreamParameters> {
 impl Rooms {
     /// The requests of data relays between nodes.
     pub(super) fn handle_data_requests(self: &Arc<Self>, cluster: &Arc<Cluster>) {
-        let rooms = Arc::downgrade(self);
-        cluster.handle(PIPE_DATA_METHOD, move |req: RpcRequest| {
-            let rooms = rooms.clone();
-            async move {
-                let rooms = rooms
-                    .upgrade()
-                    .ok_or_else(|| RemoteError::new("failed", "shutting down"))?;
-                rooms.pipe_data_request(req).await
-            }
+        self.answer(cluster, PIPE_DATA_METHOD, |rooms, req| async move {
+            rooms.pipe_data_request(req).await
         });
-        let rooms = Arc::downgrade(self);
-        cluster.handle(DATA_METHOD, move |req: RpcRequest| {
-            let rooms = rooms.clone();
-            async move {
-                let rooms = rooms
-                    .upgrade()
-                    .ok_or_else(|| RemoteError::new("failed", "shutting down"))?;
-                rooms.data_message(req).await
-            }
+        self.answer(cluster, DATA_METHOD, |rooms, req| async move {
+            rooms.data_message(req).await
         });
     }
 
