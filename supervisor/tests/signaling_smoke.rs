@@ -164,7 +164,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -
 
 #[tokio::test]
 async fn protoo_errors_keep_the_socket_and_peers_see_each_other() {
-    let server = start("44200-44299");
+    let server = start("24200-24299");
     let mut a = Peer::connect(server.addr, "smoke", "alice").await;
     let caps = a.request("getRouterRtpCapabilities", json!({})).await;
     assert_eq!(caps["ok"], true);
@@ -271,7 +271,7 @@ async fn protoo_errors_keep_the_socket_and_peers_see_each_other() {
     .await;
     assert_eq!(st, 200, "{body}");
     assert!(
-        body["port"].as_u64().unwrap() >= 44200 && body["rtcpPort"].is_u64(),
+        body["port"].as_u64().unwrap() >= 24200 && body["rtcpPort"].is_u64(),
         "{body}"
     );
     let (st, _) = http(
@@ -315,7 +315,7 @@ async fn protoo_errors_keep_the_socket_and_peers_see_each_other() {
 
 #[tokio::test]
 async fn worker_death_disconnects_its_peers_and_the_room_reopens() {
-    let server = start("44300-44399");
+    let server = start("24300-24399");
     let mut a = Peer::connect(server.addr, "doomed", "alice").await;
     a.request("join", json!({"displayName": "Alice"})).await;
     let (_, workers) = http(server.addr, "GET", "/api/workers", None).await;

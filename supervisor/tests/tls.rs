@@ -58,7 +58,7 @@ fn start() -> (Server, CertificateDer<'static>) {
             "--log-format",
             "json",
         ])
-        .args(["--worker-cores", "0", "--rtc-ports", "44100-44199"])
+        .args(["--worker-cores", "0", "--rtc-ports", "24100-24199"])
         .arg("--tls-cert")
         .arg(dir.join("cert.pem"))
         .arg("--tls-key")

@@ -279,14 +279,14 @@ async function main() {
   const cluster = (id) => ['--cluster-redis-url', redisUrl, '--cluster-node-id', id, '--cluster-heartbeat-ms', '300'];
   const addr = redisUrl
     ? await start({
-      supervisorBin, artifacts, logs, children, workerCores: '0', rtcPorts: '42000-42499', db: 'ferrosfu-a.db',
+      supervisorBin, artifacts, logs, children, workerCores: '0', rtcPorts: '22000-22499', db: 'ferrosfu-a.db',
       supervisorArgs: [...supervisorArgs, ...cluster('node-a')],
     })
     : await start({ supervisorBin, artifacts, logs, children, workerCores, supervisorArgs });
   const addrB = redisUrl
     ? await start({
-      supervisorBin, artifacts, logs, children, workerCores: '1', rtcPorts: '42500-42999', db: 'ferrosfu-b.db',
-      supervisorArgs: [...supervisorArgs, ...cluster('node-b'), '--webrtc-server-port', '44454'],
+      supervisorBin, artifacts, logs, children, workerCores: '1', rtcPorts: '22500-22999', db: 'ferrosfu-b.db',
+      supervisorArgs: [...supervisorArgs, ...cluster('node-b'), '--webrtc-server-port', '24454'],
     })
     : addr;
   const addrOf = { alice: addr, bob: addrB };

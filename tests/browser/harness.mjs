@@ -18,7 +18,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 // Resolves with its protoo URL once it listens (30 s at most).
 export function startServer({
   target, ip = '127.0.0.1', supervisorBin, workerBin, artifacts, db = 'ferrosfu.db', referenceArgs = [],
-  workerCores = '0', rtcPorts = '42000-42999', supervisorArgs = [], logs, children,
+  workerCores = '0', rtcPorts = '22000-22999', supervisorArgs = [], logs, children,
 }) {
   const [cmd, args, env, ready] = target === 'ferrosfu'
     ? [supervisorBin, [

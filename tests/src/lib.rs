@@ -189,7 +189,8 @@ impl SupervisorProcess {
 
     /// [`SupervisorProcess::start`] with one worker, on core 0, whose transports listen on
     /// 127.0.0.1 with ports from `rtc_ports` (`first-last`, a range of the test's own so that
-    /// tests running at once do not collide): its WebRtcServer on the first port of the range
+    /// tests running at once do not collide, and below 32768, Linux's ephemeral range, so that
+    /// no client socket of another test holds one of them): its WebRtcServer on the first port of the range
     /// (unless `extra_args` give `--webrtc-server-port`), plain transports on the others;
     /// `extra_args` follow.
     pub fn start_on_loopback(rtc_ports: &str, extra_args: &[&str]) -> SupervisorProcess {
@@ -255,11 +256,17 @@ impl SupervisorProcess {
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
         let http = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .expect("supervisor logged 'http listening'");
+            let line = match lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => panic!(
+                    "supervisor logged no 'http listening' ({e}); its output:\n{}",
+                    seen.join("\n")
+                ),
+            };
+            seen.push(line.clone());
             let v: serde_json::Value = match serde_json::from_str(&line) {
                 Ok(v) => v,
                 Err(_) => continue,

@@ -26,7 +26,7 @@ async fn status_and_json(r: reqwest::RequestBuilder) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_refuses_new_rooms_and_reports_it() {
     let sup = SupervisorProcess::start_on_loopback(
-        "47620-47669",
+        "27620-27669",
         &["--dev", "--worker-max-consumers", "1"],
     );
     let http = reqwest::Client::new();
@@ -156,7 +156,7 @@ fn threads_allowed(pid: u32) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_runs_on_its_own_cores_and_reports_worker_load() {
     let sup =
-        SupervisorProcess::start_on_loopback("47670-47699", &["--dev", "--supervisor-cores", "1"]);
+        SupervisorProcess::start_on_loopback("27670-27699", &["--dev", "--supervisor-cores", "1"]);
     let http = reqwest::Client::new();
     // The HTTP answer proves the runtime's threads exist; each of them, and the main thread,
     // runs on core 1 only.

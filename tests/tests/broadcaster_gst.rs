@@ -31,7 +31,7 @@ async fn gstreamer_broadcaster_reaches_a_webrtc_peer() {
             .is_ok_and(|o| o.status.success()),
         "gst-launch-1.0 is missing: run scripts/setup"
     );
-    let sup = SupervisorProcess::start_on_loopback("43300-43399", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23300-23399", &["--dev"]);
     let room = "gst-room";
 
     // The WebRTC viewer joins first and is asked to consume what the broadcaster produces.

@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SECRET: &str = "a-chat-test-secret-of-32-bytes!!";
-const RTC_PORTS: &str = "46300-46349";
+const RTC_PORTS: &str = "26300-26349";
 
 /// A directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);

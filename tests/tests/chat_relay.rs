@@ -15,7 +15,7 @@ const MESSAGE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_is_checked_stored_relayed_and_replayed_to_a_late_joiner() {
-    let sup = SupervisorProcess::start_on_loopback("48100-48149", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("28100-28149", &["--dev"]);
     let room = "chat-relay";
     let mut alice = RoomPeer::join(sup.http, room, "alice").await;
     let (alice_ch, alice_dp) = alice.produce("chat", 0).await;

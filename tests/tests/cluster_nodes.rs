@@ -46,8 +46,8 @@ async fn wait_listed(http: &reqwest::Client, sup: &SupervisorProcess, want: &[&s
 async fn two_supervisors_see_each_other_in_api_cluster() {
     let redis = RedisServer::start().expect("redis-server");
     let http = reqwest::Client::new();
-    let a = node(&redis, "node-a", "0", "47100-47149");
-    let mut b = node(&redis, "node-b", "1", "47150-47199");
+    let a = node(&redis, "node-a", "0", "27100-27149");
+    let mut b = node(&redis, "node-b", "1", "27150-27199");
     wait_listed(&http, &a, &["node-a", "node-b"]).await;
     wait_listed(&http, &b, &["node-a", "node-b"]).await;
     let v = get_json(&http, &a.url("/api/cluster")).await;
@@ -59,7 +59,7 @@ async fn two_supervisors_see_each_other_in_api_cluster() {
         format!("ws://127.0.0.1:{}/", b.http.port())
     );
     assert_eq!(nb["pipeIp"], "127.0.0.1");
-    assert_eq!(nb["pipePorts"]["min"], 47150);
+    assert_eq!(nb["pipePorts"]["min"], 27150);
     assert_eq!(nb["load"]["workers"], 1);
     assert!(
         nb["heartbeatAgeMs"].as_u64().is_some_and(|age| age <= 900),
@@ -104,7 +104,7 @@ async fn a_supervisor_keeps_serving_while_redis_is_down_and_re_registers_when_it
         .timeout(Duration::from_secs(4))
         .build()
         .expect("client");
-    let a = node(&redis, "node-a", "0", "47200-47249");
+    let a = node(&redis, "node-a", "0", "27200-27249");
     wait_listed(&http, &a, &["node-a"]).await;
 
     redis.kill();

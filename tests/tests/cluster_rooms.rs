@@ -128,8 +128,8 @@ async fn publisher_peer(
 async fn a_room_spans_two_nodes_and_survives_one_dying() {
     let mut redis = RedisServer::start().unwrap();
     let http = reqwest::Client::new();
-    let mut a = node(&redis, "node-a", "0", "48200-48299");
-    let b = node(&redis, "node-b", "1", "48300-48399");
+    let mut a = node(&redis, "node-a", "0", "28200-28299");
+    let b = node(&redis, "node-b", "1", "28300-28399");
     wait_nodes(&http, &a, 2).await;
     wait_nodes(&http, &b, 2).await;
 
@@ -287,7 +287,7 @@ async fn a_room_spans_two_nodes_and_survives_one_dying() {
 
     // Redis restarts: B re-registers; a node started afterwards sees B's peers in the room.
     redis.restart().unwrap();
-    let c = node(&redis, "node-c", "0", "48400-48499");
+    let c = node(&redis, "node-c", "0", "28400-28499");
     wait_nodes(&http, &c, 2).await;
     let mut dave = ProtooClient::connect(c.http, ROOM, "dave", None)
         .await
@@ -328,8 +328,8 @@ async fn data_channels_and_chat_cross_nodes() {
     const MESSAGE: Duration = Duration::from_secs(10);
     let redis = RedisServer::start().unwrap();
     let http = reqwest::Client::new();
-    let a = node(&redis, "data-a", "0", "48500-48549");
-    let b = node(&redis, "data-b", "1", "48550-48599");
+    let a = node(&redis, "data-a", "0", "28500-28549");
+    let b = node(&redis, "data-b", "1", "28550-28599");
     wait_nodes(&http, &a, 2).await;
     wait_nodes(&http, &b, 2).await;
     let room = "cluster-data";

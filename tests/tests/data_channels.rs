@@ -61,7 +61,7 @@ fn total_bytes(msgs: &[Message]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_chat_over_data_channels_through_protoo() {
-    let sup = SupervisorProcess::start_on_loopback("43800-43849", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23800-23849", &["--dev"]);
 
     // Alice joins and produces; Bob joins later and is offered her data producer at join.
     let mut alice = Peer::join(sup.http, "dc", "alice").await;
@@ -136,7 +136,7 @@ async fn two_peers_chat_over_data_channels_through_protoo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_data_is_refused_with_typed_errors() {
-    let sup = SupervisorProcess::start_on_loopback("43850-43869", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23850-23869", &["--dev"]);
     let mut p = ProtooClient::connect(sup.http, "dc-bad", "p", None)
         .await
         .unwrap();
@@ -208,7 +208,7 @@ async fn produce_data_is_refused_with_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_broadcaster_produces_data_that_a_protoo_peer_receives() {
-    let sup = SupervisorProcess::start_on_loopback("43870-43889", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23870-23889", &["--dev"]);
     let http = reqwest::Client::new();
     let mut viewer = Peer::join(sup.http, "dc-rest", "viewer").await;
 
@@ -360,7 +360,7 @@ async fn a_direct_data_consumer_receives_a_peers_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_channels_off_means_no_sctp() {
     let sup =
-        SupervisorProcess::start_on_loopback("43890-43899", &["--dev", "--data-channels", "false"]);
+        SupervisorProcess::start_on_loopback("23890-23899", &["--dev", "--data-channels", "false"]);
     let mut p = ProtooClient::connect(sup.http, "dc-off", "p", None)
         .await
         .unwrap();

@@ -720,10 +720,10 @@ async fn room_closes_peer_with_wrong_certificate(role: SfuRole, ports: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_closes_peer_with_wrong_certificate_when_ferrosfu_is_dtls_server() {
-    room_closes_peer_with_wrong_certificate(SfuRole::Server, "45000-45049").await;
+    room_closes_peer_with_wrong_certificate(SfuRole::Server, "25000-25049").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_closes_peer_with_wrong_certificate_when_ferrosfu_is_dtls_client() {
-    room_closes_peer_with_wrong_certificate(SfuRole::Client, "45050-45099").await;
+    room_closes_peer_with_wrong_certificate(SfuRole::Client, "25050-25099").await;
 }

@@ -17,7 +17,7 @@ fn config() -> Config {
         worker_bin: Some(ferrosfu_tests::bin("ferrosfu-worker")),
         dev: true,
         // A WebRtcServer port of this test's own.
-        webrtc_server_port: 46220,
+        webrtc_server_port: 26220,
         // Out of the source tree (the defaults are relative to the working directory).
         database_url: format!(
             "sqlite://{}/ferrosfu-lifecycle-{}/ferrosfu.db",

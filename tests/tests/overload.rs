@@ -27,7 +27,7 @@ fn sample(metrics: &str, prefix: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_counters_and_drops_reach_metrics() {
-    let sup = SupervisorProcess::start_on_loopback("43700-43749", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23700-23749", &["--dev"]);
     let http = reqwest::Client::new();
     let base = sup.url("/rooms/overload/broadcasters");
     let caps = get_json(&http, &sup.url("/rooms/overload")).await;

@@ -525,7 +525,7 @@ async fn assert_media_keeps_flowing(subscriber: &Subscriber, more: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gst_source_reaches_a_subscriber() {
-    let sup = SupervisorProcess::start_on_loopback("43600-43649", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23600-23649", &["--dev"]);
     let room = "gst-source";
     let alice = join_publisher(&sup, room, "alice", "Alice").await;
     let source = GstSource::start(vec![Arc::clone(&alice.publisher)])
@@ -791,21 +791,21 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_peer_sqlite() {
     let dir = TempDir::new("sqlite");
-    record_peer(&dir.sqlite_url(), &dir, "43650-43699", "44650-44699").await;
+    record_peer(&dir.sqlite_url(), &dir, "23650-23699", "24650-24699").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_peer_postgres() {
     let dir = TempDir::new("postgres");
     let pg = tokio::task::block_in_place(ferrosfu_tests::pg::PgServer::start).unwrap();
-    record_peer(&pg.url(), &dir, "43700-43749", "44700-44749").await;
+    record_peer(&pg.url(), &dir, "23700-23749", "24700-24749").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finalizes_recordings() {
     let dir = TempDir::new("sigterm");
     let db_url = dir.sqlite_url();
-    let mut sup = dir.start_supervisor("43750-43799", "44750-44799", &[]);
+    let mut sup = dir.start_supervisor("23750-23799", "24750-24799", &[]);
     let api = Api::new(&sup);
     let room = "sigterm-room";
     let (alice, source, rec) = alice_recorded(&sup, &api, room, Pattern::Ball).await;
@@ -834,7 +834,7 @@ async fn sigterm_finalizes_recordings() {
 async fn killed_recorder_fails_the_recording_not_the_room() {
     let dir = TempDir::new("killed");
     let db_url = dir.sqlite_url();
-    let mut sup = dir.start_supervisor("43800-43849", "44800-44849", &[]);
+    let mut sup = dir.start_supervisor("23800-23849", "24800-24849", &[]);
     let api = Api::new(&sup);
     let db = Db::connect(&db_url).await;
     let room = "killed-room";
@@ -914,7 +914,7 @@ async fn four_concurrent_recordings() {
     use futures_util::future::join_all;
 
     let dir = TempDir::new("four");
-    let mut sup = dir.start_supervisor("43850-43899", "44850-44899", &[]);
+    let mut sup = dir.start_supervisor("23850-23899", "24850-24899", &[]);
     let api = Api::new(&sup);
     // Two rooms, two publishers each, all fed by one encoder.
     let who = [
@@ -986,7 +986,7 @@ async fn four_concurrent_recordings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_producer_finalizes_its_recording() {
     let dir = TempDir::new("producer-close");
-    let sup = dir.start_supervisor("43900-43949", "44900-44949", &[]);
+    let sup = dir.start_supervisor("23900-23949", "24900-24949", &[]);
     let api = Api::new(&sup);
     let room = "producer-close-room";
     let mut alice = join_publisher(&sup, room, "alice", "Alice").await;
@@ -1027,7 +1027,7 @@ async fn a_closed_producer_finalizes_its_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_keeps_audio_and_video_in_sync() {
     let dir = TempDir::new("sync");
-    let mut sup = dir.start_supervisor("43950-43999", "44950-44999", &[]);
+    let mut sup = dir.start_supervisor("23950-23999", "24950-24999", &[]);
     let api = Api::new(&sup);
     let room = "sync-room";
     let (alice, source, rec) = alice_recorded(&sup, &api, room, Pattern::SyncMarks).await;
@@ -1068,8 +1068,8 @@ async fn recording_limits() {
     let dir = TempDir::new("limits");
     let cfg = dir.config("limits.toml", "[recording]\nmax_duration_s = 2\n");
     let mut sup = dir.start_supervisor(
-        "43550-43599",
-        "44550-44599",
+        "23550-23599",
+        "24550-24599",
         &["--config", cfg.to_str().unwrap()],
     );
     let api = Api::new(&sup);
@@ -1092,8 +1092,8 @@ async fn recording_limits() {
         "[recording]\nmin_free_disk_mb = 1000000000\n",
     );
     let mut sup = dir.start_supervisor(
-        "43550-43599",
-        "44550-44599",
+        "23550-23599",
+        "24550-24599",
         &["--config", cfg.to_str().unwrap()],
     );
     let api = Api::new(&sup);
@@ -1148,9 +1148,9 @@ async fn low_disk_finalizes_running_recordings() {
             "--worker-cores",
             "0",
             "--rtc-ports",
-            "43500-43549",
+            "23500-23549",
             "--webrtc-server-port",
-            "43500",
+            "23500",
             "--rtc-listen-ip",
             "127.0.0.1",
             "--database-url",
@@ -1160,7 +1160,7 @@ async fn low_disk_finalizes_running_recordings() {
             "--recording-cores",
             RECORDING_CORES,
             "--recording-ports",
-            "44500-44549",
+            "24500-24549",
             "--config",
             cfg.to_str().unwrap(),
         ],

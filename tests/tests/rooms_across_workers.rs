@@ -58,7 +58,7 @@ async fn a_fan_out_past_one_workers_limit_spans_two_workers_losslessly() {
         "--worker-cores",
         "0,1",
         "--rtc-ports",
-        "48000-48099",
+        "28000-28099",
         "--rtc-listen-ip",
         "127.0.0.1",
         "--webrtc-server-port",

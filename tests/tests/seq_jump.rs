@@ -186,7 +186,7 @@ impl Path {
     /// use its REST API (mediasoup-demo's broadcaster API): a comedia plain transport with an
     /// Opus producer, and another broadcaster consuming it on a plain transport.
     async fn through_supervisor(first_seq: u16, first_ts: u32) -> Path {
-        let sup = SupervisorProcess::start_on_loopback("43500-43599", &["--dev"]);
+        let sup = SupervisorProcess::start_on_loopback("23500-23599", &["--dev"]);
         let http = reqwest::Client::new();
         let base = sup.url("/rooms/seq-jump/broadcasters");
         let caps = get_json(&http, &sup.url("/rooms/seq-jump")).await;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_media_and_every_method_answers() {
-    let sup = SupervisorProcess::start_on_loopback("43000-43199", &["--dev"]);
+    let sup = SupervisorProcess::start_on_loopback("23000-23199", &["--dev"]);
     let room = "signaling-media";
 
     // Alice publishes.
@@ -375,7 +375,7 @@ async fn jwt_is_required_and_scoped() {
     let cfg = dir.join("ferrosfu.toml");
     std::fs::write(&cfg, format!("[auth]\njwt_secret = \"{SECRET}\"\n")).unwrap();
     let sup =
-        SupervisorProcess::start_on_loopback("43200-43299", &["--config", cfg.to_str().unwrap()]);
+        SupervisorProcess::start_on_loopback("23200-23299", &["--config", cfg.to_str().unwrap()]);
     let room = "secure";
 
     let refused = |r: anyhow::Result<ProtooClient>| match r {

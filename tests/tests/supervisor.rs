@@ -17,7 +17,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
         "0,1",
         "--dev",
         "--webrtc-server-port",
-        "46200",
+        "26200",
     ]);
     let http = reqwest::Client::new();
 
@@ -117,7 +117,7 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_die_with_a_killed_supervisor() {
     let mut sup =
-        SupervisorProcess::start(&["--worker-cores", "0", "--webrtc-server-port", "46210"]);
+        SupervisorProcess::start(&["--worker-cores", "0", "--webrtc-server-port", "26210"]);
     let http = reqwest::Client::new();
     let list = sup.workers(&http).await;
     let pid = list[0]["pid"].as_u64().unwrap() as u32;

@@ -28,8 +28,8 @@ fn candidate_ports(t: &Value) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_share_the_worker_server_port_and_media_flows() {
     let sup = SupervisorProcess::start_on_loopback(
-        "46000-46099",
-        &["--dev", "--webrtc-server-port", "46010"],
+        "26000-26099",
+        &["--dev", "--webrtc-server-port", "26010"],
     );
     let room = "one-port";
 
@@ -42,7 +42,7 @@ async fn two_peers_share_the_worker_server_port_and_media_flows() {
     let send = protoo::connect_publisher(&mut alice, &publisher)
         .await
         .unwrap();
-    assert!(candidate_ports(&send).iter().all(|p| *p == 46010), "{send}");
+    assert!(candidate_ports(&send).iter().all(|p| *p == 26010), "{send}");
     alice.join("Alice", &caps).await.unwrap();
 
     // Bob receives through another transport on the same port.
@@ -80,7 +80,7 @@ async fn two_peers_share_the_worker_server_port_and_media_flows() {
             .ok("getTransportStats", json!({"transportId": t["id"]}))
             .await
             .unwrap();
-        assert_eq!(s[0]["iceSelectedTuple"]["localPort"], 46010, "{s}");
+        assert_eq!(s[0]["iceSelectedTuple"]["localPort"], 26010, "{s}");
     }
     media.stop().await.unwrap();
     alice.close().await;
@@ -109,16 +109,16 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
         "--rtc-listen-ip",
         "127.0.0.1",
         "--rtc-ports",
-        "46100-46119",
+        "26100-26119",
         "--webrtc-server-port",
-        "46100",
+        "26100",
     ]);
     // Two rooms go to the two workers: one on each server port.
     let (a, pa) = ports_in(&sup, "room-a").await;
     let (b, pb) = ports_in(&sup, "room-b").await;
     let mut both = [pa.clone(), pb].concat();
     both.sort_unstable();
-    assert_eq!(both, [46100, 46101]);
+    assert_eq!(both, [26100, 26101]);
     // forceTcp: only the server's TCP candidate.
     let mut a = a;
     let t = a
@@ -140,7 +140,7 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
     let http = reqwest::Client::new();
     let workers = sup.workers(&http).await;
     // /api/workers shows where each server listens.
-    for (core, port) in [(0, 46100), (1, 46101)] {
+    for (core, port) in [(0, 26100), (1, 26101)] {
         let w = worker_on(&workers, core);
         assert_eq!(
             w["webrtc_server"],
@@ -161,7 +161,7 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
             w["core"] == 0
                 && w["up"] == true
                 && w["restarts"] == 1
-                && w["webrtc_server"][0]["port"] == 46100
+                && w["webrtc_server"][0]["port"] == 26100
         });
         if restarted {
             break;
@@ -174,7 +174,7 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
     let (b, pb) = ports_in(&sup, "room-d").await;
     let mut both = [pa, pb].concat();
     both.sort_unstable();
-    assert_eq!(both, [46100, 46101]);
+    assert_eq!(both, [26100, 26101]);
     a.close().await;
     b.close().await;
 }
@@ -182,7 +182,7 @@ async fn each_worker_has_its_port_and_a_restarted_worker_gets_it_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_zero_gives_each_transport_its_own_ports() {
     let sup = SupervisorProcess::start_on_loopback(
-        "46120-46199",
+        "26120-26199",
         &["--dev", "--webrtc-server-port", "0"],
     );
     let mut c = ProtooClient::connect(sup.http, "own-ports", "p", None)
@@ -191,7 +191,7 @@ async fn port_zero_gives_each_transport_its_own_ports() {
     let t1 = candidate_ports(&c.create_transport(true).await.unwrap());
     let t2 = candidate_ports(&c.create_transport(false).await.unwrap());
     for p in t1.iter().chain(&t2) {
-        assert!((46120..=46199).contains(p), "{t1:?} {t2:?}");
+        assert!((26120..=26199).contains(p), "{t1:?} {t2:?}");
     }
     assert!(t1.iter().all(|p| !t2.contains(p)), "{t1:?} {t2:?}");
     c.close().await;
@@ -199,7 +199,7 @@ async fn port_zero_gives_each_transport_its_own_ports() {
 
 #[test]
 fn a_taken_server_port_fails_the_start() {
-    let taken = std::net::UdpSocket::bind("127.0.0.1:46230").unwrap();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:26230").unwrap();
     let dir = std::env::temp_dir().join(format!("ferrosfu-webrtc-server-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = std::process::Command::new(ferrosfu_tests::bin("ferrosfu"))
@@ -213,7 +213,7 @@ fn a_taken_server_port_fails_the_start() {
             "--rtc-listen-ip",
             "127.0.0.1",
             "--webrtc-server-port",
-            "46230",
+            "26230",
         ])
         .output()
         .unwrap();
@@ -222,7 +222,7 @@ fn a_taken_server_port_fails_the_start() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(
-        log.contains("WebRtcServer") && log.contains("46230"),
+        log.contains("WebRtcServer") && log.contains("26230"),
         "{log}"
     );
 }

@@ -20,7 +20,7 @@ fn fanout_to_20_subscribers_forwards_everything() {
         "--rtc-listen-ip",
         "127.0.0.1",
         "--rtc-ports",
-        "45000-45999",
+        "25000-25999",
         // Own ports per transport: the generator tells its peers apart by the server's address.
         "--webrtc-server-port",
         "0",
