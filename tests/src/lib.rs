@@ -7,6 +7,7 @@ pub mod data_client;
 pub mod media;
 pub mod media_source;
 pub mod pg;
+pub mod plain_load;
 pub mod protoo;
 pub mod redis;
 pub mod room_peer;
