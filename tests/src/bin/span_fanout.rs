@@ -338,10 +338,10 @@ fn clock_ticks() -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = parse_args();
-    let max_load = a.max_load.unwrap_or(0.8 * a.quota);
+    let max_load = a.max_load.unwrap_or((0.8 * a.quota * 1000.0).round() / 1000.0);
     println!(
         "# span_fanout: N={} per_peer={} rate={} pkt/s size={} B quota={} core per worker \
-         worker_max_load={max_load} join_gap={:?} warmup={:?} window={:?}",
+         worker_max_load={max_load:.3} join_gap={:?} warmup={:?} window={:?}",
         a.n, a.per_peer, a.rate, a.size, a.quota, a.join_gap, a.warmup, a.window
     );
     for run in 1..=a.runs {
