@@ -338,7 +338,9 @@ fn clock_ticks() -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = parse_args();
-    let max_load = a.max_load.unwrap_or((0.8 * a.quota * 1000.0).round() / 1000.0);
+    let max_load = a
+        .max_load
+        .unwrap_or((0.8 * a.quota * 1000.0).round() / 1000.0);
     println!(
         "# span_fanout: N={} per_peer={} rate={} pkt/s size={} B quota={} core per worker \
          worker_max_load={max_load:.3} join_gap={:?} warmup={:?} window={:?}",
