@@ -404,7 +404,11 @@ async fn after_a_redis_restart_nodes_re_register_and_events_flow_again() {
     let mut a_rx = a.subscribe();
     a.publish("r", joined("alice")).expect("publish");
     b.publish("r", joined("bob")).expect("publish");
-    assert_eq!(a.room_peers("r").await.expect("read").len(), 1);
+    // Publishing is queued, not awaited: wait until b's write reaches the directory.
+    wait_until(Duration::from_secs(5), "a lists bob", || async {
+        a.room_peers("r").await.is_ok_and(|p| p.len() == 1)
+    })
+    .await;
 
     redis.kill();
     wait_until(
