@@ -13,12 +13,15 @@ use serde::Deserialize;
 mod cluster;
 mod data_channels;
 mod scaling;
+mod turn;
 
 use cluster::FileCluster;
 pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
 use data_channels::FileDataChannels;
 use scaling::{FileRooms, FileSupervisor};
+use turn::FileTurn;
+pub use turn::{TurnCli, TurnConfig};
 
 use crate::container::{Container, ContainerPrefs};
 use crate::placement::Limits;
@@ -176,6 +179,9 @@ pub struct Cli {
     #[arg(long, env = "FERROSFU_CLUSTER_PIPE_IP", value_name = "IP")]
     pub cluster_pipe_ip: Option<IpAddr>,
 
+    #[command(flatten)]
+    pub turn: TurnCli,
+
     /// Print the effective configuration (defaults, file, environment and flags merged) as JSON
     /// and exit without starting anything.
     #[arg(long)]
@@ -322,6 +328,7 @@ struct FileConfig {
     cluster: FileCluster,
     rooms: FileRooms,
     supervisor: FileSupervisor,
+    turn: FileTurn,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -433,6 +440,8 @@ pub struct Config {
     pub room_limits: Limits,
     /// `[supervisor] cores`: None pins nothing.
     pub supervisor_cores: Option<CoreList>,
+    /// `[turn]`: the built-in TURN server.
+    pub turn: TurnConfig,
 }
 
 impl Default for Config {
@@ -505,7 +514,9 @@ impl Config {
         } else {
             cli.allowed_origins
         };
+        let turn = TurnConfig::merge(&cli.turn, &f.turn, tls.is_some())?;
         Ok(Config {
+            turn,
             data_channels,
             cluster,
             room_limits,
@@ -641,6 +652,7 @@ impl Config {
             },
             "data_channels": self.data_channels.to_json(),
             "cluster": self.cluster.to_json(),
+            "turn": self.turn.to_json(),
             "recording": {
                 "dir": self.recordings_dir.display().to_string(),
                 "cores": match &self.recording_cores {

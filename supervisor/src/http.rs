@@ -299,6 +299,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         recordings_finished: s.recordings.finished_counts(),
         cluster: s.cluster.clone(),
         rooms: s.signaling.rooms.stats().await,
+        turn: s.signaling.turn.clone(),
     };
     let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)

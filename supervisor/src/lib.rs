@@ -27,6 +27,7 @@ mod rooms;
 pub mod signaling;
 pub mod store;
 mod tls;
+pub mod turn;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("cluster: {0}")]
     Cluster(#[from] cluster::ClusterError),
+    #[error("turn: {0}")]
+    Turn(String),
 }
 
 impl StartError {
@@ -84,6 +87,7 @@ pub struct Supervisor {
     recordings: Arc<recording::Recordings>,
     store: store::Store,
     cluster: Option<Arc<cluster::Cluster>>,
+    turn: Option<Arc<turn::Turn>>,
 }
 
 impl Supervisor {
@@ -180,6 +184,17 @@ impl Supervisor {
             webrtc_server_port = config.webrtc_server_port,
             "rtc transports"
         );
+        let turn = if config.turn.enabled() {
+            let settings =
+                turn::settings_from_config(&config, announced.as_deref(), cores.len(), tls.clone());
+            Some(
+                turn::Turn::start(settings)
+                    .await
+                    .map_err(StartError::Turn)?,
+            )
+        } else {
+            None
+        };
         let rooms = rooms::Rooms::new(
             pool.clone(),
             rooms::MediaSettings {
@@ -243,6 +258,7 @@ impl Supervisor {
             signaling: signaling::Signaling {
                 rooms: rooms.clone(),
                 auth: auth.clone(),
+                turn: turn.clone(),
             },
             web_dir: Arc::new(web_dir),
             store: store.clone(),
@@ -293,6 +309,7 @@ impl Supervisor {
             recordings,
             store,
             cluster,
+            turn,
         })
     }
 
@@ -307,6 +324,11 @@ impl Supervisor {
     /// This node's cluster membership (None: `[cluster] redis_url` unset).
     pub fn cluster(&self) -> Option<Arc<cluster::Cluster>> {
         self.cluster.clone()
+    }
+
+    /// The built-in TURN server (None: `[turn] listen` unset).
+    pub fn turn(&self) -> Option<Arc<turn::Turn>> {
+        self.turn.clone()
     }
 
     /// The lifecycle; keep the `Arc` to observe phases after `shutdown` consumed the supervisor.
@@ -330,6 +352,9 @@ impl Supervisor {
         }
         self.recordings.stop_all().await;
         self.rooms.close_all().await;
+        if let Some(t) = &self.turn {
+            t.stop();
+        }
         self.pool.close().await;
         self.store.close(std::time::Duration::from_secs(10)).await;
         self.http_stop.send_replace(true);
@@ -343,7 +368,7 @@ impl Supervisor {
 /// What to announce when listening on an unspecified address and no announced IP is set: the
 /// first IPv4 address of an interface that is up and not loopback, else 127.0.0.1 (a
 /// loopback-only host or network namespace).
-fn default_announced_ip(listen: std::net::IpAddr) -> Option<String> {
+pub(crate) fn default_announced_ip(listen: std::net::IpAddr) -> Option<String> {
     if !listen.is_unspecified() {
         return None;
     }

@@ -29,6 +29,8 @@ pub(crate) struct Extras {
     pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
     /// Rooms, peers and pipes.
     pub rooms: crate::rooms::RoomsStats,
+    /// Present when the TURN server runs.
+    pub turn: Option<std::sync::Arc<crate::turn::Turn>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -396,6 +398,9 @@ fn register_extras(reg: &mut Registry, e: &Extras) {
     register_rooms(reg, &e.rooms);
     if let Some(c) = &e.cluster {
         crate::cluster::register_metrics(reg, c.stats());
+    }
+    if let Some(t) = &e.turn {
+        crate::turn::register_metrics(reg, t.stats());
     }
     register_loads(reg, &e.loads);
     reg.register(

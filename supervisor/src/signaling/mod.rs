@@ -39,6 +39,8 @@ const MAX_FRAME: usize = 256 * 1024;
 pub(crate) struct Signaling {
     pub rooms: Arc<Rooms>,
     pub auth: Arc<Auth>,
+    /// The built-in TURN server: its URLs and fresh credentials go to every peer.
+    pub turn: Option<Arc<crate::turn::Turn>>,
 }
 
 pub(crate) fn routes(s: Signaling) -> axum::Router {
@@ -191,9 +193,11 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
         let room = room.clone();
         let conn = conn.clone();
         let peer_id = peer_id.clone();
+        let turn = s.turn.clone();
         tokio::spawn(async move {
             while let Some((id, method, data)) = req_rx.recv().await {
-                let (result, then) = requests::handle(&room, &peer_id, &method, data).await;
+                let (result, then) =
+                    requests::handle(&room, &peer_id, &method, data, turn.as_deref()).await;
                 if let Err(e) = &result {
                     tracing::debug!(peer = %peer_id, %method, "request failed: {e}");
                 }

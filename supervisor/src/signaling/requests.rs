@@ -289,7 +289,24 @@ pub(super) async fn handle(
     peer_id: &str,
     method: &str,
     d: Value,
+    turn: Option<&crate::turn::Turn>,
 ) -> (Result<Value, ProtooError>, Then) {
+    let ice_servers = || match turn {
+        Some(t) => json!(t.ice_servers(peer_id)),
+        None => json!([]),
+    };
+    match method {
+        "getIceServers" => return (Ok(json!({ "iceServers": ice_servers() })), Then::Nothing),
+        "createWebRtcTransport" => {
+            // mediasoup-client's createSend/RecvTransport takes `iceServers` beside the rest.
+            let mut r = request(room, peer_id, method, d).await;
+            if let Ok(Value::Object(m)) = &mut r {
+                m.insert("iceServers".into(), ice_servers());
+            }
+            return (r, Then::Nothing);
+        }
+        _ => {}
+    }
     if method == "join" {
         let r = join(room, peer_id, d).await;
         let then = if r.is_ok() {

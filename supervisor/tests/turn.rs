@@ -1,0 +1,382 @@
+//! The built-in TURN server against coturn's own test clients (Debian `coturn`):
+//! `turnutils_uclient` allocates, creates permissions, binds channels, refreshes and relays
+//! through ferrosfu's TURN over UDP, TCP and TLS to a `turnutils_peer` echo peer standing in for
+//! this node's media port; the same client aimed at an address that is not this node's media is
+//! refused (no open relay); wrong, expired and over-quota credentials are refused.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrosfu::config::{PortRange, TurnConfig};
+use ferrosfu::turn::{AllowedPeers, Turn, TurnSettings, credentials};
+
+const SECRET: &str = "turn-test-secret";
+const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// A free UDP port on 127.0.0.1 (released at once; the echo peer takes it).
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `turnutils_peer`, echoing on 127.0.0.1:`port`.
+struct Peer {
+    _child: tokio::process::Child,
+}
+
+impl Peer {
+    async fn start(port: u16) -> Peer {
+        let child = tokio::process::Command::new("turnutils_peer")
+            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("turnutils_peer (Debian package coturn; scripts/setup installs it)");
+        // Ready when its port is taken.
+        for _ in 0..200 {
+            if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                return Peer { _child: child };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("turnutils_peer never bound 127.0.0.1:{port}");
+    }
+}
+
+fn tls_config() -> Arc<tokio_rustls::rustls::ServerConfig> {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    Arc::new(cfg)
+}
+
+async fn turn(media_port: u16, relay_ports: (u16, u16), per_user: usize, node: usize) -> Arc<Turn> {
+    let config = TurnConfig {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        tls_listen: Some("127.0.0.1:0".parse().unwrap()),
+        secret: Some(SECRET.into()),
+        realm: "ferrosfu.test".into(),
+        credential_ttl: Duration::from_secs(3600),
+        public_host: None,
+        relay_ip: None,
+        relay_ports: PortRange {
+            min: relay_ports.0,
+            max: relay_ports.1,
+        },
+        max_allocations: node,
+        max_allocations_per_user: per_user,
+    };
+    Turn::start(TurnSettings {
+        config,
+        tls: Some(tls_config()),
+        allowed: AllowedPeers {
+            ips: vec![LOCALHOST],
+            // turnutils_uclient binds a channel to the peer's port + 1 too (its RTCP).
+            ports: vec![media_port..=media_port + 1],
+        },
+        relay_ip: LOCALHOST,
+        public_host: "127.0.0.1".into(),
+    })
+    .await
+    .unwrap()
+}
+
+struct Run {
+    ok: bool,
+    sent: u64,
+    received: u64,
+    output: String,
+}
+
+/// Runs `turnutils_uclient` with `args` against `server`, bounded in time.
+async fn uclient(server: SocketAddr, args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new("turnutils_uclient");
+    cmd.args(args)
+        .args(["-p", &server.port().to_string(), "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("turnutils_uclient finished within 60 s")
+        .expect("turnutils_uclient runs");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figure = |name: &str| -> u64 {
+        output
+            .lines()
+            .filter_map(|l| l.split_once(name))
+            .filter_map(|(_, rest)| {
+                rest.split_whitespace()
+                    .next()?
+                    .trim_matches(',')
+                    .parse()
+                    .ok()
+            })
+            .next_back()
+            .unwrap_or(0)
+    };
+    Run {
+        ok: out.status.success(),
+        sent: figure("tot_send_msgs="),
+        received: figure("tot_recv_msgs="),
+        output,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coturn_clients_relay_through_udp_tcp_and_tls() {
+    let media = free_udp_port();
+    let _peer = Peer::start(media).await;
+    let t = turn(media, (29300, 29399), 10, 100).await;
+    let media_s = media.to_string();
+    let base = [
+        "-W",
+        SECRET,
+        "-u",
+        "alice",
+        "-e",
+        "127.0.0.1",
+        "-r",
+        &media_s,
+        "-n",
+        "30",
+        "-c",
+    ];
+    for (name, extra, port) in [
+        ("udp", vec![], t.udp_addr()),
+        ("tcp", vec!["-t"], t.tcp_addr()),
+        ("tls", vec!["-t", "-S"], t.tls_addr().unwrap()),
+    ] {
+        let before = t
+            .stats()
+            .relayed_out_packets
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let live_before = t
+            .stats()
+            .allocations
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let r = uclient(port, &args).await;
+        eprintln!("{name}: sent {} received {}", r.sent, r.received);
+        assert!(r.ok, "{name}: uclient failed:\n{}", r.output);
+        assert!(r.sent >= 30, "{name}: sent {}:\n{}", r.sent, r.output);
+        assert_eq!(r.received, r.sent, "{name}: echoes lost:\n{}", r.output);
+        let relayed = t
+            .stats()
+            .relayed_out_packets
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            relayed >= before + 30,
+            "{name}: relayed {}",
+            relayed - before
+        );
+        if name != "udp" {
+            // A TCP/TLS client's allocations end with its control connection.
+            let t0 = std::time::Instant::now();
+            while t
+                .stats()
+                .allocations
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > live_before
+            {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(5),
+                    "{name}: allocation kept"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // Channels (the default) and Send indications (-s) both go through.
+    let args: Vec<&str> = base.iter().copied().chain(["-s"]).collect();
+    let r = uclient(t.udp_addr(), &args).await;
+    assert!(
+        r.ok && r.received == r.sent && r.sent >= 30,
+        "send indications:\n{}",
+        r.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_open_relay_and_bad_credentials_are_refused() {
+    let media = free_udp_port();
+    let elsewhere = loop {
+        let p = free_udp_port();
+        if p > media + 1 || p < media {
+            break p;
+        }
+    };
+    let _peer = Peer::start(media).await;
+    let _other = Peer::start(elsewhere).await;
+    let t = turn(media, (29400, 29499), 10, 100).await;
+    let refused = |reason: &str| {
+        t.stats()
+            .refusals()
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    };
+    // Another port of this host, and another address: not this node's media.
+    for (ip, port) in [("127.0.0.1", elsewhere), ("127.0.0.2", media)] {
+        let port = port.to_string();
+        let r = uclient(
+            t.udp_addr(),
+            &[
+                "-W", SECRET, "-u", "mallory", "-e", ip, "-r", &port, "-n", "5",
+            ],
+        )
+        .await;
+        assert_eq!(r.received, 0, "{ip}:{port} relayed:\n{}", r.output);
+    }
+    assert!(refused("forbidden_peer") >= 2, "{:?}", t.stats().refusals());
+
+    // A wrong secret: 401 from the engine, nothing allocated.
+    let media_s = media.to_string();
+    let before = t
+        .stats()
+        .allocations_total
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let r = uclient(
+        t.udp_addr(),
+        &[
+            "-W",
+            "not-the-secret",
+            "-u",
+            "eve",
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &media_s,
+            "-n",
+            "5",
+        ],
+    )
+    .await;
+    assert!(
+        !r.ok && r.received == 0,
+        "wrong secret accepted:\n{}",
+        r.output
+    );
+    // An expired credential (its own HMAC is right): refused as expired.
+    let (user, pass) = credentials::issue(SECRET.as_bytes(), 0, "old", 1_000);
+    let r = uclient(
+        t.udp_addr(),
+        &[
+            "-u",
+            &user,
+            "-w",
+            &pass,
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &media_s,
+            "-n",
+            "5",
+        ],
+    )
+    .await;
+    assert!(
+        !r.ok && r.received == 0,
+        "expired credential accepted:\n{}",
+        r.output
+    );
+    assert!(refused("expired") >= 1, "{:?}", t.stats().refusals());
+    assert_eq!(
+        t.stats()
+            .allocations_total
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocation_floods_stop_at_the_user_and_node_quotas() {
+    let media = free_udp_port();
+    let _peer = Peer::start(media).await;
+    let media_s = media.to_string();
+    // Per user: 2 allocations; 4 clients of one user (-m 4, no RTCP) get 2.
+    let t = turn(media, (29500, 29549), 2, 100).await;
+    let r = uclient(
+        t.udp_addr(),
+        &[
+            "-W",
+            SECRET,
+            "-u",
+            "flood",
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &media_s,
+            "-n",
+            "5",
+            "-m",
+            "4",
+            "-c",
+        ],
+    )
+    .await;
+    let refused = t.stats().refusals();
+    assert!(
+        refused.iter().any(|(r, n)| *r == "user_quota" && *n >= 1),
+        "{refused:?}\n{}",
+        r.output
+    );
+    assert!(
+        t.stats()
+            .allocations_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            <= 2
+    );
+    // Per node: 3 allocations; two users of 2 each get 3 in all.
+    let t = turn(media, (29550, 29599), 10, 3).await;
+    // Both at once: allocations live while their client runs.
+    let args = |user: &'static str| {
+        vec![
+            "-W",
+            SECRET,
+            "-u",
+            user,
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &media_s,
+            "-n",
+            "50",
+            "-m",
+            "2",
+            "-c",
+        ]
+    };
+    let (a, b) = (args("a"), args("b"));
+    tokio::join!(uclient(t.udp_addr(), &a), uclient(t.udp_addr(), &b));
+    let refused = t.stats().refusals();
+    assert!(
+        refused.iter().any(|(r, _)| *r == "node_quota"),
+        "{refused:?}"
+    );
+    assert!(
+        t.stats()
+            .allocations_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            <= 3
+    );
+}
