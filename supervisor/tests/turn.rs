@@ -380,3 +380,247 @@ async fn allocation_floods_stop_at_the_user_and_node_quotas() {
             <= 3
     );
 }
+
+/// A hand-rolled TURN client speaking to the UDP listener, for exact codes.
+mod wire {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use ferrosfu::turn::credentials;
+    use turn_server_proto::types::attribute::{
+        ChannelNumber, Lifetime, RequestedTransport, XorPeerAddress, XorRelayedAddress,
+    };
+    use turn_server_proto::types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, REFRESH};
+    use turn_server_proto::types::stun::attribute::{ErrorCode, Nonce, Realm, Username};
+    use turn_server_proto::types::stun::message::{
+        IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageClass, MessageWrite,
+        MessageWriteExt, MessageWriteVec, Method, TransactionId,
+    };
+
+    pub(super) struct Client {
+        pub(super) sock: tokio::net::UdpSocket,
+        pub(super) server: SocketAddr,
+        pub(super) user: String,
+        pub(super) pass: String,
+        pub(super) realm: String,
+        pub(super) nonce: String,
+    }
+
+    /// What came back: the class, the error code if any, the raw bytes.
+    pub(super) struct Reply {
+        pub(super) class: MessageClass,
+        pub(super) code: Option<u16>,
+        pub(super) reason: String,
+        pub(super) bytes: Vec<u8>,
+    }
+
+    pub(super) enum Attr {
+        Transport(u8),
+        Peer(SocketAddr),
+        Channel(u16),
+        Lifetime(u32),
+    }
+
+    impl Client {
+        pub(super) async fn new(
+            server: SocketAddr,
+            user: &str,
+            secret: &str,
+            expiry_from_now: i64,
+        ) -> Self {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let user = format!("{}:{user}", now + expiry_from_now);
+            let pass = credentials::password(secret.as_bytes(), &user);
+            Client {
+                sock: tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+                server,
+                user,
+                pass,
+                realm: String::new(),
+                nonce: String::new(),
+            }
+        }
+
+        pub(super) async fn send_raw(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+            self.sock.send_to(bytes, self.server).await.unwrap();
+            let mut buf = vec![0u8; 2048];
+            match tokio::time::timeout(Duration::from_millis(500), self.sock.recv(&mut buf)).await {
+                Ok(Ok(n)) => Some(buf[..n].to_vec()),
+                _ => None,
+            }
+        }
+
+        /// Sends `method` with `attrs`, authenticated once a nonce is known; learns the realm
+        /// and nonce from a 401.
+        pub(super) async fn request(&mut self, method: Method, attrs: &[Attr]) -> Reply {
+            let tid = TransactionId::generate();
+            let mut m = Message::builder(
+                turn_server_proto::types::stun::message::MessageType::from_class_method(
+                    MessageClass::Request,
+                    method,
+                ),
+                tid,
+                MessageWriteVec::new(),
+            );
+            for a in attrs {
+                match a {
+                    Attr::Transport(p) => m.add_attribute(&RequestedTransport::new(*p)),
+                    Attr::Peer(addr) => m.add_attribute(&XorPeerAddress::new(*addr, tid)),
+                    Attr::Channel(c) => m.add_attribute(&ChannelNumber::new(*c)),
+                    Attr::Lifetime(s) => m.add_attribute(&Lifetime::new(*s)),
+                }
+                .unwrap();
+            }
+            if !self.nonce.is_empty() {
+                m.add_attribute(&Username::new(&self.user).unwrap())
+                    .unwrap();
+                m.add_attribute(&Realm::new(&self.realm).unwrap()).unwrap();
+                m.add_attribute(&Nonce::new(&self.nonce).unwrap()).unwrap();
+                m.add_message_integrity(&self.key().into(), IntegrityAlgorithm::Sha1)
+                    .unwrap();
+            }
+            let bytes = self.send_raw(&m.finish()).await.expect("an answer");
+            let msg = Message::from_bytes(&bytes).expect("STUN");
+            assert_eq!(msg.transaction_id(), tid);
+            let (code, reason) = match msg.attribute::<ErrorCode>() {
+                Ok(e) => (Some(e.code()), e.reason().to_owned()),
+                Err(_) => (None, String::new()),
+            };
+            if code == Some(401) {
+                if let (Ok(r), Ok(n)) = (msg.attribute::<Realm>(), msg.attribute::<Nonce>()) {
+                    self.realm = r.realm().to_owned();
+                    self.nonce = n.nonce().to_owned();
+                }
+            }
+            Reply {
+                class: msg.class(),
+                code,
+                reason,
+                bytes,
+            }
+        }
+
+        pub(super) fn key(&self) -> LongTermKeyCredentials {
+            LongTermKeyCredentials::new(self.user.clone(), self.pass.clone(), self.realm.clone())
+        }
+
+        /// The answer carries a MESSAGE-INTEGRITY made with our credential.
+        pub(super) fn signed(&self, r: &Reply) -> bool {
+            Message::from_bytes(&r.bytes)
+                .unwrap()
+                .validate_integrity(&self.key().into())
+                .is_ok()
+        }
+
+        pub(super) fn relayed(r: &Reply) -> SocketAddr {
+            let msg = Message::from_bytes(&r.bytes).unwrap();
+            msg.attribute::<XorRelayedAddress>()
+                .unwrap()
+                .addr(msg.transaction_id())
+        }
+    }
+
+    pub(super) use turn_server_proto::types::attribute::RequestedTransport as Rt;
+    pub(super) const METHODS: (Method, Method, Method, Method) =
+        (ALLOCATE, CREATE_PERMISSION, CHANNEL_BIND, REFRESH);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocol_answers_with_the_rfc_codes() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use turn_server_proto::types::stun::message::MessageClass::{Error, Success};
+    use wire::{Attr, Client, METHODS, Rt};
+    let (allocate, permission, channel, refresh) = METHODS;
+    let media = free_udp_port();
+    let t = turn(media, (29600, 29649), 1, 100).await;
+    let server = t.udp_addr();
+
+    let mut c = Client::new(server, "bob", SECRET, 3600).await;
+    // Garbage and truncated STUN get no answer (counted), and the server goes on.
+    assert!(c.send_raw(b"\x00\x01\x00\x08garbage").await.is_none());
+    assert!(c.send_raw(&[0xff; 64]).await.is_none());
+    let r = c.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    assert_eq!(
+        (r.class, r.code),
+        (Error, Some(401)),
+        "unauthenticated first Allocate"
+    );
+    // A TCP relay is not offered (442), signed with the user's key.
+    let r = c.request(allocate, &[Attr::Transport(Rt::TCP)]).await;
+    assert_eq!((r.class, r.code), (Error, Some(442)), "{}", r.reason);
+    assert!(c.signed(&r));
+    let r = c.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    assert_eq!(r.class, Success, "{:?} {}", r.code, r.reason);
+    let relayed = Client::relayed(&r);
+    assert_eq!(relayed.ip(), LOCALHOST);
+    assert!((29600..=29649).contains(&relayed.port()));
+    assert_eq!(t.stats().allocations.load(Relaxed), 1);
+
+    // Permissions and channels toward anything but this node's media: 403, signed.
+    let not_media: SocketAddr = "127.0.0.2:9".parse().unwrap();
+    let r = c.request(permission, &[Attr::Peer(not_media)]).await;
+    assert_eq!((r.class, r.code), (Error, Some(403)), "{}", r.reason);
+    assert!(c.signed(&r));
+    let other_port = SocketAddr::new(LOCALHOST, media.wrapping_add(7));
+    let r = c
+        .request(channel, &[Attr::Channel(0x4000), Attr::Peer(other_port)])
+        .await;
+    assert_eq!((r.class, r.code), (Error, Some(403)));
+    let media_addr = SocketAddr::new(LOCALHOST, media);
+    let r = c.request(permission, &[Attr::Peer(media_addr)]).await;
+    assert_eq!(r.class, Success, "{:?} {}", r.code, r.reason);
+    let r = c
+        .request(channel, &[Attr::Channel(0x4000), Attr::Peer(media_addr)])
+        .await;
+    assert_eq!(r.class, Success, "{:?} {}", r.code, r.reason);
+
+    // Quota of one allocation per user: a second client of the same user gets 486.
+    let mut c2 = Client::new(server, "bob", SECRET, 3600).await;
+    c2.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    let r = c2.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    assert_eq!((r.class, r.code), (Error, Some(486)), "{}", r.reason);
+
+    // Refresh keeps the allocation, lifetime 0 deletes it (the relay port is released).
+    let r = c.request(refresh, &[Attr::Lifetime(600)]).await;
+    assert_eq!(r.class, Success, "{:?} {}", r.code, r.reason);
+    let r = c.request(refresh, &[Attr::Lifetime(0)]).await;
+    assert_eq!(r.class, Success, "{:?} {}", r.code, r.reason);
+    let t0 = std::time::Instant::now();
+    while t.stats().allocations.load(Relaxed) != 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "refresh 0 kept the allocation"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ... which frees the user's quota.
+    let r = c2.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    assert_eq!(r.class, Success, "{:?} {}", r.code, r.reason);
+
+    // Wrong credential: 401 from the engine; expired: 401 "credential expired".
+    let mut bad = Client::new(server, "eve", "wrong-secret", 3600).await;
+    bad.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    let r = bad.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    assert_eq!((r.class, r.code), (Error, Some(401)));
+    let mut old = Client::new(server, "old", SECRET, -10).await;
+    old.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    let r = old.request(allocate, &[Attr::Transport(Rt::UDP)]).await;
+    assert_eq!((r.class, r.code), (Error, Some(401)));
+    assert!(r.reason.contains("expired"), "{}", r.reason);
+    let refusals = t.stats().refusals();
+    for reason in [
+        "malformed",
+        "forbidden_peer",
+        "user_quota",
+        "expired",
+        "unsupported_transport",
+    ] {
+        assert!(
+            refusals.iter().any(|(r, _)| *r == reason),
+            "{reason}: {refusals:?}"
+        );
+    }
+}
