@@ -6,7 +6,8 @@
 // URL parameters: roomId, displayName, autojoin=1 (join at load), token (JWT for the server),
 // forceTcp=1, simulcast=0 (one encoding), codec=vp8|vp9|h264 (vp9: one SVC encoding, svc=MODE,
 // default L3T3_KEY), fps=N (camera frame rate; default: the camera's), dynacast=0 (keep every
-// simulcast encoding on even when the server says no one needs it).
+// simulcast encoding on even when the server says no one needs it), iceTransportPolicy=relay
+// (only TURN-relayed candidates; the TURN servers are those the server hands out).
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
@@ -185,6 +186,16 @@ async function join(roomId, displayName) {
   protoo.on('notification', onNotification);
 }
 
+// The TURN servers the server handed out with the transport, and `iceTransportPolicy=relay` from
+// the page URL (only relayed candidates: what a client behind a firewall that passes nothing but
+// TLS would get).
+function iceOptions(transport) {
+  const options = {};
+  if (Array.isArray(transport.iceServers) && transport.iceServers.length) options.iceServers = transport.iceServers;
+  if (params.get('iceTransportPolicy') === 'relay') options.iceTransportPolicy = 'relay';
+  return options;
+}
+
 async function setupCall(displayName) {
   const routerRtpCapabilities = await protoo.request('getRouterRtpCapabilities');
   device = new Device();
@@ -202,6 +213,7 @@ async function setupCall(displayName) {
     iceCandidates: s.iceCandidates,
     dtlsParameters: s.dtlsParameters,
     sctpParameters: s.sctpParameters || undefined,
+    ...iceOptions(s),
   });
   sendTransport.on('connect', ({ dtlsParameters }, ok, fail) => {
     protoo.request('connectWebRtcTransport', { transportId: sendTransport.id, dtlsParameters })
@@ -224,6 +236,7 @@ async function setupCall(displayName) {
     iceCandidates: r.iceCandidates,
     dtlsParameters: r.dtlsParameters,
     sctpParameters: r.sctpParameters || undefined,
+    ...iceOptions(r),
   });
   recvTransport.on('connect', ({ dtlsParameters }, ok, fail) => {
     protoo.request('connectWebRtcTransport', { transportId: recvTransport.id, dtlsParameters })
