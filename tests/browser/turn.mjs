@@ -1,0 +1,351 @@
+// Browser interop test of the built-in TURN server: a Chromium page behind a firewall that
+// passes nothing but TCP to the signaling port and to TCP 443 reaches ferrosfu only through
+// TURN over TLS (turns:), with the demo app at `?iceTransportPolicy=relay`.
+//
+//   unshare -n sh -c 'ip link set lo up && exec node tests/browser/turn.mjs \
+//     --supervisor target/debug/ferrosfu --artifacts tests/artifacts/browser/turn'
+//
+// Needs root (ip netns, veth, nft, port 443). Run it in a namespace of its own (unshare -n, as
+// above and as tests/src/browser.rs does): it then only adds a namespace `fsturn-<pid>` and a
+// veth pair, and no packet leaves the machine.
+//
+//   this namespace (host side)                         netns fsturn-<pid>
+//   ferrosfu: HTTPS/WSS on 10.214.0.1:PORT,            Alice's Chromium (10.214.0.2), with
+//   media 10.214.0.1:22000-22999, TURN 10.214.0.1:3478  nftables: out to 10.214.0.1 TCP PORT and
+//   (UDP+TCP) and :443 (TLS); Bob's Chromium           TCP 443 only; in: replies only
+//   fsth<pid> 10.214.0.1/30  ─── veth ───────────────  fstn<pid> 10.214.0.2/30
+//
+// The certificate (HTTPS and turns:) is made here by openssl: a throwaway CA and a leaf for
+// IP 10.214.0.1 (--turn-public-host), both under --artifacts. Alice's Chromium trusts the CA
+// through an NSS database in a HOME of its own ($HOME/.pki/nssdb, certutil), since Chromium
+// verifies the turns: server's certificate like any TLS server's.
+//
+// Alice (netns, relay-only) publishes camera and microphone; Bob (host side, default policy)
+// joins the same room. Pass: each decodes the other's video (framesDecoded grows) and hears
+// the other (audio bytesReceived grows); both of Alice's transports' selected candidate pairs
+// have a local candidate of type `relay` with relayProtocol `tls` (RTCPeerConnection getStats;
+// the page's peer connections are recorded by an init script); the peer connections were made
+// with iceTransportPolicy `relay` and a turns: URL; Alice's firewall dropped packets (her
+// TURN/UDP and TCP 3478 attempts: it was in the way); ferrosfu's /metrics counts relayed
+// packets (ferrosfu_turn_relayed_packets_total > 0).
+//
+// Options: --supervisor PATH, --artifacts DIR, --chromium PATH, --timeout-ms N (45000: each wait).
+// Prints one JSON line; exit 0 when every check holds, 1 otherwise (`failures` says which), 2 on
+// bad usage.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { pageWait, startServer } from './harness.mjs';
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+const supervisorBin = arg('supervisor');
+const artifacts = resolve(arg('artifacts', 'tests/artifacts/browser/turn'));
+const chromiumBin = arg('chromium', '/usr/bin/chromium');
+const timeoutMs = Number(arg('timeout-ms', '45000'));
+if (!supervisorBin) {
+  console.error('usage: turn.mjs --supervisor PATH [--artifacts DIR] [--chromium PATH] [--timeout-ms N]');
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+
+const HOST_IP = '10.214.0.1';
+const NS_IP = '10.214.0.2';
+const TURN_PORT = 3478;
+const TURNS_PORT = 443;
+const ns = `fsturn-${process.pid}`;
+const hostIf = `fsth${process.pid}`;
+const nsIf = `fstn${process.pid}`;
+const logs = [];
+const children = [];
+const browsers = [];
+const temps = [];
+const log = (l) => logs.push(`[turn] ${l}`);
+
+function run(cmd, ...a) {
+  log(`${cmd} ${a.join(' ')}`);
+  return execFileSync(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The namespace, the veth pair and Alice's firewall; removed on every exit path.
+
+let netnsMade = false;
+function setupNetns() {
+  run('ip', 'netns', 'add', ns);
+  netnsMade = true;
+  run('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns);
+  run('ip', 'addr', 'add', `${HOST_IP}/30`, 'dev', hostIf);
+  run('ip', 'link', 'set', hostIf, 'up');
+  run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+  run('ip', '-n', ns, 'addr', 'add', `${NS_IP}/30`, 'dev', nsIf);
+  run('ip', '-n', ns, 'link', 'set', nsIf, 'up');
+}
+function cleanupNetns() {
+  if (!netnsMade) return;
+  netnsMade = false;
+  spawnSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' });
+  spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+}
+// Inside Alice's namespace only: out, TCP to the signaling port and to 443 of the node (and
+// loopback); in, the replies; everything else (every UDP, TCP 3478, the media ports) dropped.
+function firewall(signalingPort) {
+  const rules = `table inet fsturn {
+  chain out {
+    type filter hook output priority 0; policy drop;
+    oif "lo" accept
+    ip daddr ${HOST_IP} tcp dport { ${signalingPort}, ${TURNS_PORT} } accept
+    counter comment "dropped out"
+  }
+  chain in {
+    type filter hook input priority 0; policy drop;
+    iif "lo" accept
+    ct state established,related accept
+    counter comment "dropped in"
+  }
+}
+`;
+  const file = join(artifacts, 'alice.nft');
+  writeFileSync(file, rules);
+  run('ip', 'netns', 'exec', ns, 'nft', '-f', file);
+  return run('ip', 'netns', 'exec', ns, 'nft', 'list', 'ruleset');
+}
+// Packets the firewall dropped going out (Alice's attempts at anything but TLS/signaling).
+function droppedOut() {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 'fsturn', 'out'], { encoding: 'utf8' });
+  const m = /counter packets (\d+)/.exec(r.stdout || '');
+  return m ? Number(m[1]) : null;
+}
+
+function shutdown() {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+  cleanupNetns();
+}
+process.on('exit', cleanupNetns);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    shutdown();
+    process.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The certificate: a throwaway CA and a leaf for HOST_IP; an NSS database trusting the CA.
+
+function makeCerts() {
+  const d = join(artifacts, 'tls');
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(d, { recursive: true });
+  const p = (f) => join(d, f);
+  run('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=ferrosfu turn test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  run('openssl', 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', p('node.key'), '-out', p('node.csr'), '-subj', `/CN=${HOST_IP}`);
+  writeFileSync(p('node.ext'), `subjectAltName=IP:${HOST_IP}\nbasicConstraints=critical,CA:FALSE\n`
+    + 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
+  run('openssl', 'x509', '-req', '-in', p('node.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'),
+    '-CAcreateserial', '-days', '2', '-extfile', p('node.ext'), '-out', p('node.pem'));
+  return { cert: p('node.pem'), key: p('node.key'), ca: p('ca.pem') };
+}
+// A HOME whose $HOME/.pki/nssdb trusts `ca` for TLS servers (what Chromium on Linux reads).
+function nssHome(ca) {
+  const home = mkdtempSync(join(tmpdir(), 'ferrosfu-turn-home-'));
+  temps.push(home);
+  const db = join(home, '.pki', 'nssdb');
+  mkdirSync(db, { recursive: true });
+  run('certutil', '-N', '-d', `sql:${db}`, '--empty-password');
+  run('certutil', '-A', '-d', `sql:${db}`, '-n', 'ferrosfu turn test CA', '-t', 'C,,', '-i', ca);
+  return home;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// Records every RTCPeerConnection the page makes (mediasoup-client's), with its configuration.
+function recordPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.turnTest = { pcs: [] };
+  window.RTCPeerConnection = class extends Native {
+    constructor(config, ...rest) {
+      super(config, ...rest);
+      window.turnTest.pcs.push({ pc: this, config: config || {} });
+    }
+  };
+}
+
+// Each peer connection's configuration and selected candidate pair (local and remote candidate).
+async function selectedPairs() {
+  const out = [];
+  for (const { pc, config } of window.turnTest.pcs) {
+    if (pc.connectionState === 'closed') continue;
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    });
+    const cand = (id) => {
+      const c = id && stats.get(id);
+      return c ? { candidateType: c.candidateType, relayProtocol: c.relayProtocol, protocol: c.protocol,
+        address: c.address, port: c.port, url: c.url } : null;
+    };
+    out.push({
+      connectionState: pc.connectionState,
+      iceTransportPolicy: config.iceTransportPolicy || 'all',
+      iceServers: (config.iceServers || []).flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls])),
+      local: pair ? cand(pair.localCandidateId) : null,
+      remote: pair ? cand(pair.remoteCandidateId) : null,
+      pairState: pair ? pair.state : null,
+    });
+  }
+  return out;
+}
+
+// `inAlice`: Chromium runs inside the namespace, through a wrapper playwright takes for the
+// browser (ip netns exec keeps the pipe file descriptors playwright drives it by), with a HOME
+// whose NSS database trusts the test CA.
+async function launch(inAlice, home) {
+  let executablePath = chromiumBin;
+  if (inAlice) {
+    executablePath = join(artifacts, 'chromium-in-netns.sh');
+    writeFileSync(executablePath, `#!/bin/sh\nexec ip netns exec '${ns}' '${chromiumBin}' "$@"\n`);
+    chmodSync(executablePath, 0o755);
+  }
+  const b = await chromium.launch({
+    executablePath,
+    headless: true,
+    env: { ...process.env, ...(home ? { HOME: home } : {}) },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required', '--ignore-certificate-errors',
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+  });
+  browsers.push(b);
+  return b;
+}
+
+async function openApp(browser, url, name) {
+  const context = await browser.newContext({ viewport: { width: 960, height: 600 }, ignoreHTTPSErrors: true });
+  await context.grantPermissions(['camera', 'microphone']);
+  await context.addInitScript(recordPeerConnections);
+  const page = await context.newPage();
+  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+
+async function main(result) {
+  const failures = result.failures;
+  const check = (ok, what) => { if (!ok) failures.push(what); return ok; };
+  setupNetns();
+  const tls = makeCerts();
+  const home = nssHome(tls.ca);
+  const ws = await startServer({
+    target: 'ferrosfu', ip: HOST_IP, supervisorBin, artifacts, logs, children,
+    supervisorArgs: ['--tls-cert', tls.cert, '--tls-key', tls.key,
+      '--turn-listen', `${HOST_IP}:${TURN_PORT}`, '--turn-tls-listen', `${HOST_IP}:${TURNS_PORT}`,
+      '--turn-public-host', HOST_IP],
+  });
+  const addr = ws.replace(/^ws:\/\//, '').replace(/\/$/, '');
+  const signalingPort = Number(addr.split(':').pop());
+  result.signaling = addr;
+  result.firewall = firewall(signalingPort);
+
+  const [bAlice, bBob] = await Promise.all([launch(true, home), launch(false, null)]);
+  const room = `turn-${Math.random().toString(16).slice(2, 10)}`;
+  const app = (name, extra) => `https://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15${extra}`;
+  const joined = () => (window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2) || window.ferrosfu.state === 'failed';
+  // Alice publishes first (relay-only), then Bob joins.
+  const alice = await openApp(bAlice, app('alice', '&iceTransportPolicy=relay'), 'alice');
+  if (!check(await pageWait(alice, joined, null, timeoutMs) && await alice.evaluate(() => window.ferrosfu.state === 'joined'),
+    `alice did not join and publish within ${timeoutMs} ms`)) return;
+  const bob = await openApp(bBob, app('bob', ''), 'bob');
+  if (!check(await pageWait(bob, joined, null, timeoutMs) && await bob.evaluate(() => window.ferrosfu.state === 'joined'),
+    `bob did not join and publish within ${timeoutMs} ms`)) return;
+  const pages = { alice, bob };
+
+  // Media into each page: a first sample with video decoded and audio received, then one where
+  // both have grown (each sampled every 200 ms in the page, up to the deadline).
+  for (const [name, page] of Object.entries(pages)) {
+    const r = await page.evaluate(async (ms) => {
+      const sample = async () => {
+        const list = await window.ferrosfu.stats();
+        const sum = (kind, key) => list.filter((s) => s.kind === kind).reduce((n, s) => n + (s[key] || 0), 0);
+        return { frames: sum('video', 'framesDecoded'), audio: sum('audio', 'bytesReceived') };
+      };
+      const until = async (ok, deadline) => {
+        for (;;) {
+          const s = await sample();
+          if (ok(s)) return s;
+          if (performance.now() > deadline) return null;
+          await new Promise((res) => { setTimeout(res, 200); });
+        }
+      };
+      const deadline = performance.now() + ms;
+      const first = await until((s) => s.frames > 0 && s.audio > 0, deadline);
+      const grown = first && await until((s) => s.frames > first.frames && s.audio > first.audio, deadline);
+      return { first, grown };
+    }, timeoutMs);
+    result[name] = r;
+    if (!check(r.first && r.grown, `${name}: no video decoded and audio received growing within ${timeoutMs} ms (${JSON.stringify(r)})`)) {
+      result[name].diag = await page.evaluate(() => window.ferrosfu.diag()).catch((e) => String(e));
+    }
+  }
+
+  // Alice's peer connections: relay-only, given a turns: URL, connected through a TLS relay.
+  result.alice = { ...result.alice, pairs: await alice.evaluate(selectedPairs) };
+  result.bob = { ...result.bob, pairs: await bob.evaluate(selectedPairs) };
+  const pairs = result.alice.pairs;
+  check(pairs.length >= 2, `alice has ${pairs.length} peer connections (want the send and the receive transport)`);
+  for (const [i, p] of pairs.entries()) {
+    check(p.iceTransportPolicy === 'relay', `alice's peer connection ${i}: iceTransportPolicy ${p.iceTransportPolicy}`);
+    check(p.iceServers.includes(`turns:${HOST_IP}:${TURNS_PORT}?transport=tcp`),
+      `alice's peer connection ${i}: no turns:${HOST_IP}:${TURNS_PORT} in ${JSON.stringify(p.iceServers)}`);
+    check(p.local && p.local.candidateType === 'relay' && p.local.relayProtocol === 'tls',
+      `alice's peer connection ${i}: selected local candidate ${JSON.stringify(p.local)} (want relay over tls)`);
+  }
+  // The firewall was in the way: Alice's attempts at TURN over UDP/TCP 3478 were dropped.
+  result.droppedByFirewall = droppedOut();
+  check(result.droppedByFirewall > 0, `alice's firewall dropped ${result.droppedByFirewall} packets (want > 0: her TURN/UDP and TCP 3478 attempts)`);
+
+  // The server counted relayed packets.
+  const metrics = await bob.evaluate(async () => (await fetch('/metrics')).text());
+  const turnLines = metrics.split('\n').filter((l) => l.startsWith('ferrosfu_turn_'));
+  result.turnMetrics = turnLines;
+  const relayed = turnLines.filter((l) => /^ferrosfu_turn_relayed_packets_total(\{[^}]*\})? /.test(l))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  result.relayedPackets = relayed;
+  check(relayed > 0, `ferrosfu_turn_relayed_packets_total is ${relayed} (want > 0)`);
+  for (const [name, page] of Object.entries(pages)) await page.screenshot({ path: join(artifacts, `${name}.png`) });
+}
+
+const result = { ok: false, failures: [] };
+let code = 1;
+try {
+  await main(result);
+  result.ok = result.failures.length === 0;
+  code = result.ok ? 0 : 1;
+} catch (e) {
+  result.failures.push(String(e && e.stack || e));
+}
+writeFileSync(join(artifacts, 'turn.log'), `${logs.join('\n')}\n`);
+console.log(JSON.stringify(result));
+if (!result.ok) console.error(logs.filter((l) => !l.includes('"level":"DEBUG"')).slice(-80).join('\n'));
+for (const b of browsers) await b.close().catch(() => {});
+for (const c of children) {
+  try { c.kill('SIGKILL'); } catch { /* gone */ }
+}
+cleanupNetns();
+for (const t of temps) rmSync(t, { recursive: true, force: true });
+process.exit(code);
