@@ -17,8 +17,11 @@
 //
 // The certificate (HTTPS and turns:) is made here by openssl: a throwaway CA and a leaf for
 // IP 10.214.0.1 (--turn-public-host), both under --artifacts. Alice's Chromium trusts the CA
-// through an NSS database in a HOME of its own ($HOME/.pki/nssdb, certutil), since Chromium
-// verifies the turns: server's certificate like any TLS server's.
+// through an NSS database in a HOME of its own ($HOME/.pki/nssdb, certutil): Chromium verifies
+// the turns: server's certificate like any TLS server's (measured: with neither that database
+// nor --ignore-certificate-errors no relay comes up), and the test runs without that flag, so the
+// chain and the IP SAN ferrosfu presents on 443 are checked for real. The pages' own HTTPS is
+// let through by playwright (ignoreHTTPSErrors), which does not reach the TURN sockets.
 //
 // Alice (netns, relay-only) publishes camera and microphone; Bob (host side, default policy)
 // joins the same room. Pass: each decodes the other's video (framesDecoded grows) and hears
@@ -81,10 +84,28 @@ function setupNetns() {
   netnsMade = true;
   run('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns);
   run('ip', 'addr', 'add', `${HOST_IP}/30`, 'dev', hostIf);
+  disableIpv6();
   run('ip', 'link', 'set', hostIf, 'up');
   run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
   run('ip', '-n', ns, 'addr', 'add', `${NS_IP}/30`, 'dev', nsIf);
   run('ip', '-n', ns, 'link', 'set', nsIf, 'up');
+}
+// No IPv6 on the veth ends (no link-local address appearing once its duplicate detection ends),
+// and both ends up and running before a browser starts: a change of addresses or links after
+// that makes Chromium abort its navigations with net::ERR_NETWORK_CHANGED.
+function disableIpv6() {
+  run('sysctl', '-qw', `net.ipv6.conf.${hostIf}.disable_ipv6=1`);
+  run('ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${nsIf}.disable_ipv6=1`);
+}
+async function linksUp(ms) {
+  const deadline = Date.now() + ms;
+  const state = (pre, dev) => JSON.parse(execFileSync('ip', [...pre, '-j', 'link', 'show', 'dev', dev]).toString())[0].operstate;
+  for (;;) {
+    const s = [state([], hostIf), state(['-n', ns], nsIf)];
+    if (s.every((x) => x === 'UP')) return s;
+    if (Date.now() > deadline) throw new Error(`veth ends not up within ${ms} ms: ${s}`);
+    await new Promise((res) => { setTimeout(res, 50); });
+  }
 }
 function cleanupNetns() {
   if (!netnsMade) return;
@@ -208,7 +229,7 @@ async function selectedPairs() {
 }
 
 // `inAlice`: Chromium runs inside the namespace, through a wrapper playwright takes for the
-// browser (ip netns exec keeps the pipe file descriptors playwright drives it by), with a HOME
+// browser (ip netns exec keeps the pipe file descriptors playwright drives it by); `home`: a HOME
 // whose NSS database trusts the test CA.
 async function launch(inAlice, home) {
   let executablePath = chromiumBin;
@@ -225,7 +246,7 @@ async function launch(inAlice, home) {
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--ignore-certificate-errors',
+      '--autoplay-policy=no-user-gesture-required',
       '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
       '--disable-backgrounding-occluded-windows',
     ],
@@ -262,6 +283,7 @@ async function main(result) {
   result.signaling = addr;
   result.firewall = firewall(signalingPort);
 
+  result.links = await linksUp(10000);
   const [bAlice, bBob] = await Promise.all([launch(true, home), launch(false, null)]);
   const room = `turn-${Math.random().toString(16).slice(2, 10)}`;
   const app = (name, extra) => `https://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15${extra}`;
