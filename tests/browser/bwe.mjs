@@ -63,7 +63,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import * as harness from './harness.mjs';
-import { pageWait, servePage, startServer, wav } from './harness.mjs';
+import { cleanupOnExit, pageWait, servePage, startServer, wav } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -155,19 +155,7 @@ const shape = () => {
   tc('qdisc', 'add', 'dev', hostIf, 'parent', '1:10', 'handle', '10:', 'bfifo', 'limit', String(queueBytes));
 };
 const lift = () => tc('qdisc', 'del', 'dev', hostIf, 'root');
-function shutdown() {
-  for (const c of children) {
-    try { c.kill('SIGKILL'); } catch { /* gone */ }
-  }
-  cleanupNetns();
-}
-process.on('exit', cleanupNetns);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    shutdown();
-    process.exit(130);
-  });
-}
+cleanupOnExit(children, cleanupNetns);
 
 // `inNs`: Chromium runs inside the namespace, through a wrapper playwright takes for the
 // browser (ip netns exec keeps the pipe file descriptors playwright drives it by).

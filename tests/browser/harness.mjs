@@ -120,3 +120,19 @@ export async function pageWait(page, fn, arg, ms) {
     return null;
   }
 }
+
+// A script that made network namespaces (or other system state) undoes it on every way out:
+// `cleanup` runs at exit; on SIGINT/SIGTERM/SIGHUP the `children` ({ kill }) are killed first
+// and the script exits 130.
+export function cleanupOnExit(children, cleanup) {
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      for (const c of children) {
+        try { c.kill('SIGKILL'); } catch { /* gone */ }
+      }
+      cleanup();
+      process.exit(130);
+    });
+  }
+}

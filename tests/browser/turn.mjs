@@ -41,7 +41,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { pageWait, startServer } from './harness.mjs';
+import { cleanupOnExit, pageWait, startServer } from './harness.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -143,19 +143,7 @@ function droppedOut() {
   return m ? Number(m[1]) : null;
 }
 
-function shutdown() {
-  for (const c of children) {
-    try { c.kill('SIGKILL'); } catch { /* gone */ }
-  }
-  cleanupNetns();
-}
-process.on('exit', cleanupNetns);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    shutdown();
-    process.exit(130);
-  });
-}
+cleanupOnExit(children, cleanupNetns);
 
 // ---------------------------------------------------------------------------------------------
 // The certificate: a throwaway CA and a leaf for HOST_IP; an NSS database trusting the CA.
