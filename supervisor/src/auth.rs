@@ -132,6 +132,27 @@ impl Auth {
         Ok(c.role)
     }
 
+    /// Checks a token for `room` whatever its peer, and returns the role and the token's peer
+    /// (None without a token in dev mode). For clients that take their id from the token
+    /// (WHIP, WHEP).
+    pub fn authorize_room(
+        &self,
+        token: Option<&str>,
+        room: &str,
+    ) -> Result<(Role, Option<String>), AuthError> {
+        let role = self.authorize(token, room, None)?;
+        let peer = match (token.filter(|t| !t.is_empty()), &self.key) {
+            (Some(token), Some(key)) => {
+                let c = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+                    .map_err(|e| AuthError::Invalid(e.to_string()))?
+                    .claims;
+                Some(c.peer).filter(|p| !p.is_empty())
+            }
+            _ => None,
+        };
+        Ok((role, peer))
+    }
+
     /// Checks an operator token (role `admin`) for `room`, or for every room when `room` is
     /// None; a token for room `"*"` covers every room. Without a token: allowed in dev mode.
     pub fn authorize_admin(

@@ -52,6 +52,7 @@ pub(crate) fn router(state: AppState) -> axum::Router {
             store: state.store,
             auth: state.signaling.auth.clone(),
         }))
+        .merge(crate::whip::routes(state.signaling.clone()))
         .merge(signaling::routes(state.signaling))
 }
 

@@ -28,6 +28,7 @@ pub mod signaling;
 pub mod store;
 mod tls;
 pub mod turn;
+pub mod whip;
 pub mod worker;
 
 use std::net::SocketAddr;

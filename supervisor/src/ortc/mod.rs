@@ -181,6 +181,17 @@ fn match_codecs(a: CodecRef<'_>, b: CodecRef<'_>, strict: bool) -> bool {
     }
 }
 
+/// The codec of `caps` an offered codec matches (strictly, as consuming does: H264 profile and
+/// packetization mode, VP9 profile), RTX never. For SDP offers (WHIP/WHEP).
+pub fn matching_codec<'a>(
+    caps: &'a RtpCapabilities,
+    codec: &RtpCodecParameters,
+) -> Option<&'a RtpCodecCapability> {
+    caps.codecs
+        .iter()
+        .find(|cap| !cap.is_rtx() && match_codecs((*cap).into(), codec.into(), true))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Router capabilities
 

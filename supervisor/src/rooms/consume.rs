@@ -11,7 +11,19 @@ use super::api::{ConsumerAction, ConsumerInfo, NewConsumer, Notification};
 use super::state::ProducerEntry;
 use super::{Room, RoomError};
 use crate::media::{CloseReason, Consumer, Transport};
-use crate::ortc::{self, ConsumerRtpOptions, RtpCapabilities};
+use crate::ortc::{self, ConsumerRtpOptions, MediaKind, RtpCapabilities, RtpParameters};
+
+/// Rewrites a consumer's parameters before the worker gets them (a WHEP player's payload types
+/// and extension ids).
+pub(crate) type ParamsHook<'a> = &'a (dyn Fn(MediaKind, &mut RtpParameters) + Send + Sync);
+
+/// How a consumer is made: its mid on the transport, paused or not, and a rewrite of its
+/// parameters.
+struct How<'a> {
+    mid: String,
+    paused: bool,
+    translate: Option<ParamsHook<'a>>,
+}
 use crate::worker::new_id;
 
 /// How long a client has to accept `newConsumer`.
@@ -75,7 +87,17 @@ impl Room {
             (t, mid, caps, link)
         };
         let Some((consumer, info)) = self
-            .new_consumer(peer_id, &transport, mid, producer, &caps, true)
+            .new_consumer(
+                peer_id,
+                &transport,
+                producer,
+                &caps,
+                How {
+                    mid: mid.to_string(),
+                    paused: true,
+                    translate: None,
+                },
+            )
             .await?
         else {
             return Ok(());
@@ -106,12 +128,15 @@ impl Room {
     }
 
     /// A consumer of `producer` for a broadcaster, on its transport `transport_id` (created
-    /// running; the broadcaster needs the broadcaster's RTP capabilities).
+    /// running; the broadcaster needs the broadcaster's RTP capabilities), with the transport's
+    /// next mid or `mid` (a WHEP answer keeps the offer's mids).
     pub(crate) async fn broadcaster_consume(
         self: &Arc<Self>,
         id: &str,
         transport_id: &str,
         producer_id: &str,
+        mid: Option<&str>,
+        translate: Option<ParamsHook<'_>>,
     ) -> Result<ConsumerInfo, RoomError> {
         let (producer, caps, transport, mid) = {
             let mut st = self.state.lock().await;
@@ -124,13 +149,24 @@ impl Room {
             if !ortc::can_consume(&producer.consumable, &caps) {
                 return Err(RoomError::bad_request("cannot consume this producer"));
             }
-            let (t, mid) = st
+            let (t, next) = st
                 .take_mid(id, Some(transport_id))
                 .ok_or_else(|| RoomError::not_found("transport gone"))?;
+            let mid = mid.map_or_else(|| next.to_string(), str::to_owned);
             (producer, caps, t, mid)
         };
         let (_, info) = self
-            .new_consumer(id, &transport, mid, &producer, &caps, false)
+            .new_consumer(
+                id,
+                &transport,
+                &producer,
+                &caps,
+                How {
+                    mid,
+                    paused: false,
+                    translate,
+                },
+            )
             .await?
             .ok_or_else(|| RoomError::conflict("broadcaster is gone"))?;
         Ok(info)
@@ -143,10 +179,9 @@ impl Room {
         self: &Arc<Self>,
         peer_id: &str,
         transport: &Transport,
-        mid: u32,
         producer: &ProducerEntry,
         caps: &RtpCapabilities,
-        paused: bool,
+        how: How<'_>,
     ) -> Result<Option<(Consumer, ConsumerInfo)>, RoomError> {
         // A producer hosted on another router of the room comes piped to this one.
         let (_, consumable) = self.producer_on(producer, transport.router()).await?;
@@ -157,7 +192,15 @@ impl Room {
             ConsumerRtpOptions::for_kind(producer.kind),
             &mut ssrc,
         )?;
-        params.mid = Some(mid.to_string());
+        let How {
+            mid,
+            paused,
+            translate,
+        } = how;
+        params.mid = Some(mid);
+        if let Some(t) = translate {
+            t(producer.kind, &mut params);
+        }
         let consumer_type = ortc::consumer_type(&consumable);
         let consumer = transport
             .consume(ConsumeOptions {

@@ -11,8 +11,8 @@
 //!
 //! Files: [`state`] holds the peers and the rules that need no worker; [`room`] a room's life
 //! (peers arriving, joining, leaving; closing); [`transport`], [`produce`] and [`consume`] the
-//! media of connected peers; [`broadcaster`] the REST broadcasters; [`speaker`] the room's
-//! speaker observers and `activeSpeaker`.
+//! media of connected peers; [`broadcaster`] the REST broadcasters (and [`whip`] what WHIP/WHEP
+//! sessions add); [`speaker`] the room's speaker observers and `activeSpeaker`.
 
 mod api;
 mod broadcaster;
@@ -29,6 +29,7 @@ mod speaker;
 mod state;
 mod stats;
 mod transport;
+mod whip;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

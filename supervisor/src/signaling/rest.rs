@@ -295,7 +295,7 @@ async fn consume(
         .rooms
         .existing(&room_id)
         .await?
-        .broadcaster_consume(&bid, &tid, &pid)
+        .broadcaster_consume(&bid, &tid, &pid, None, None)
         .await?;
     Ok(Json(out).into_response())
 }
