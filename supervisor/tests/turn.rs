@@ -624,3 +624,59 @@ async fn the_protocol_answers_with_the_rfc_codes() {
         );
     }
 }
+
+/// Browsers use a TURN server as a STUN server too: Chromium sends attribute-less Binding
+/// requests to the TURN port (over UDP, and over TCP/TLS on a stream of its own). Each gets a
+/// Binding success carrying the sender's address, on the transport it came by, and nothing is
+/// counted as malformed (turn-server-proto 0.7.3 answered them to its own listen address: the
+/// answer came back to the UDP listener as a "malformed" client message, 6-8 per browser run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_requests_on_the_turn_port_are_answered_to_their_sender() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use turn_server_proto::types::stun::attribute::XorMappedAddress;
+    use turn_server_proto::types::stun::message::{BINDING, Message, MessageClass};
+
+    let media = free_udp_port();
+    let t = turn(media, (29650, 29659), 10, 100).await;
+    // Chromium's request as browser_turn captured it: 20 bytes, no attributes.
+    let request: [u8; 20] = [
+        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 0x35, 0x57, 0x6b, 0x33, 0x32, 0x4f, 0x45,
+        0x51, 0x62, 0x5a, 0x48, 0x70,
+    ];
+    let check = |bytes: &[u8], me: SocketAddr| {
+        let msg = Message::from_bytes(bytes).unwrap();
+        assert_eq!(
+            (msg.class(), msg.method()),
+            (MessageClass::Success, BINDING)
+        );
+        let mapped = msg.attribute::<XorMappedAddress>().unwrap();
+        assert_eq!(mapped.addr(msg.transaction_id()), me);
+    };
+
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..3 {
+        udp.send_to(&request, t.udp_addr()).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(2), udp.recv(&mut buf))
+            .await
+            .expect("a Binding answer over UDP")
+            .unwrap();
+        check(&buf[..n], udp.local_addr().unwrap());
+    }
+
+    let mut tcp = tokio::net::TcpStream::connect(t.tcp_addr()).await.unwrap();
+    tcp.write_all(&request).await.unwrap();
+    let mut head = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(2), tcp.read_exact(&mut head))
+        .await
+        .expect("a Binding answer over TCP")
+        .unwrap();
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let mut answer = head.to_vec();
+    answer.resize(20 + len, 0);
+    tcp.read_exact(&mut answer[20..]).await.unwrap();
+    check(&answer, tcp.local_addr().unwrap());
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(t.stats().refusals(), vec![], "nothing refused");
+}

@@ -30,7 +30,7 @@
 // the page's peer connections are recorded by an init script); the peer connections were made
 // with iceTransportPolicy `relay` and a turns: URL; Alice's firewall dropped packets (her
 // TURN/UDP and TCP 3478 attempts: it was in the way); ferrosfu's /metrics counts relayed
-// packets (ferrosfu_turn_relayed_packets_total > 0).
+// packets (ferrosfu_turn_relayed_packets_total > 0) and refused nothing as malformed.
 //
 // Options: --supervisor PATH, --artifacts DIR, --chromium PATH, --timeout-ms N (45000: each wait).
 // Prints one JSON line; exit 0 when every check holds, 1 otherwise (`failures` says which), 2 on
@@ -337,6 +337,11 @@ async function main(result) {
     .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
   result.relayedPackets = relayed;
   check(relayed > 0, `ferrosfu_turn_relayed_packets_total is ${relayed} (want > 0)`);
+  // Nothing the browsers sent was refused as malformed (their Binding requests to the TURN
+  // port are answered, not bounced back to the listener).
+  result.malformed = turnLines.filter((l) => l.startsWith('ferrosfu_turn_refused_total{reason="malformed"} '))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  check(result.malformed === 0, `ferrosfu_turn_refused_total{reason="malformed"} is ${result.malformed} (want 0)`);
   for (const [name, page] of Object.entries(pages)) await page.screenshot({ path: join(artifacts, `${name}.png`) });
 }
 

@@ -5,7 +5,8 @@
 //! 443, and opens the demo app with `?iceTransportPolicy=relay`; Bob's Chromium (no firewall,
 //! default policy) joins the same room. Each must decode the other's video and receive the
 //! other's audio, both of Alice's peer connections must have selected a local `relay` candidate
-//! whose relayProtocol is `tls`, and ferrosfu's /metrics must count relayed packets.
+//! whose relayProtocol is `tls`, and ferrosfu's /metrics must count relayed packets and no
+//! message refused as malformed.
 //!
 //! Needs root (ip netns, veth, nft, port 443), nft, openssl and certutil: without them the test
 //! fails, it is not skipped. `scripts/setup-browser` installs them; `cargo test -- --skip
@@ -70,6 +71,18 @@ fn a_relay_only_browser_behind_a_tls_only_firewall_sees_and_hears_through_turns(
     }
     assert!(r["relayedPackets"].as_u64().unwrap() > 0, "{r}");
     assert!(r["droppedByFirewall"].as_u64().unwrap() > 0, "{r}");
+    // Every message the browsers sent was TURN or STUN the server understood.
+    let malformed = r["turnMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            l.as_str()?
+                .strip_prefix("ferrosfu_turn_refused_total{reason=\"malformed\"} ")
+        })
+        .map(|v| v.parse::<f64>().unwrap())
+        .sum::<f64>();
+    assert_eq!(malformed, 0.0, "TURN messages refused as malformed: {r}");
     eprintln!(
         "alice's pairs: {}\nturn metrics: {}",
         r["alice"]["pairs"], r["turnMetrics"]

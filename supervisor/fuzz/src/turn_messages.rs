@@ -102,6 +102,12 @@ fn feed(
             assert!(reply.has_class(MessageClass::Error));
             assert_eq!(reply.transaction_id(), request.transaction_id());
         }
+        Verdict::Answer(bytes) => {
+            let reply = Message::from_bytes(&bytes).expect("the gate's answer is STUN");
+            let request = Message::from_bytes(data).expect("only requests get answers");
+            assert!(reply.is_response());
+            assert_eq!(reply.transaction_id(), request.transaction_id());
+        }
         Verdict::Pass { new_user } => {
             if let Some((u, p)) = new_user {
                 engine.add_user(u, p);

@@ -12,10 +12,11 @@ use std::ops::RangeInclusive;
 use turn_server_proto::types::attribute::{RequestedTransport, XorPeerAddress};
 use turn_server_proto::types::message::{ALLOCATE, CHANNEL_BIND, CONNECT, CREATE_PERMISSION, SEND};
 use turn_server_proto::types::stun::attribute::{
-    Attribute, AttributeFromRaw, AttributeStaticType, ErrorCode, Nonce, Realm, Username,
+    Attribute, AttributeFromRaw, AttributeStaticType, ErrorCode, Fingerprint, Nonce, Realm,
+    Username, XorMappedAddress,
 };
 use turn_server_proto::types::stun::message::{
-    IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageClass, MessageWrite,
+    BINDING, IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageClass, MessageWrite,
     MessageWriteExt, MessageWriteVec,
 };
 
@@ -71,6 +72,8 @@ pub enum Verdict {
     Pass { new_user: Option<(String, String)> },
     /// Answer with these bytes (an error response) instead.
     Reply(Vec<u8>, Refused),
+    /// Answer with these bytes, served here: a STUN Binding (see [`binding_response`]).
+    Answer(Vec<u8>),
     /// Drop without an answer (indications, garbage).
     Drop(Refused),
 }
@@ -129,6 +132,9 @@ impl Gate {
                     return Verdict::Drop(Refused::ForbiddenPeer);
                 }
                 Verdict::Pass { new_user: None }
+            }
+            MessageClass::Request if msg.method() == BINDING => {
+                Verdict::Answer(binding_response(&msg, from))
             }
             MessageClass::Request => self.request(&msg, listen, from, now_unix),
             _ => Verdict::Drop(Refused::Malformed),
@@ -267,6 +273,28 @@ impl Gate {
     }
 }
 
+/// The answer to a STUN Binding request from `from`: its address as XOR-MAPPED-ADDRESS (or 420
+/// for attributes it must understand and does not), as RFC 8489 has a STUN server answer.
+/// Browsers use every TURN server as a STUN server too (Chromium sends attribute-less Binding
+/// requests to the TURN port). Served here because turn-server-proto 0.7.3 addresses its Binding
+/// answer to the server's own listen address (`self.stun.send(response, transmit.to, ..)`): on
+/// UDP it came back to the listener as a Binding success "from" itself (counted as malformed)
+/// and the client never got one; on TCP it was dropped.
+pub fn binding_response(msg: &Message<'_>, from: SocketAddr) -> Vec<u8> {
+    if let Some(error) = Message::check_attribute_types(
+        msg,
+        &[Fingerprint::TYPE],
+        &[],
+        MessageWriteVec::with_capacity(64),
+    ) {
+        return error.finish();
+    }
+    let mut out = Message::builder_success(msg, MessageWriteVec::with_capacity(64));
+    let _ = out.add_attribute(&XorMappedAddress::new(from, msg.transaction_id()));
+    let _ = out.add_fingerprint();
+    out.finish()
+}
+
 fn signed_error(
     msg: &Message<'_>,
     code: u16,
@@ -284,9 +312,103 @@ fn signed_error(
     out.finish()
 }
 
+/// What a refused message looks like, for a debug log: its length, first bytes and, when it
+/// parses as STUN, its class and method.
+pub fn describe(data: &[u8]) -> String {
+    let head: String = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    match Message::from_bytes(data) {
+        Ok(msg) => format!(
+            "{} B [{head}] stun {:?} method {:#05x}",
+            data.len(),
+            msg.class(),
+            msg.method().value()
+        ),
+        Err(e) => format!("{} B [{head}] not stun: {e:?}", data.len()),
+    }
+}
+
 fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .expect("system randomness");
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn gate() -> Gate {
+        let allowed = AllowedPeers {
+            ips: vec![IpAddr::from([10, 214, 0, 1])],
+            ports: vec![22000..=22999],
+        };
+        Gate::new(b"secret", "ferrosfu", allowed, 10)
+    }
+
+    /// The Binding request Chromium sends to a TURN server's port (it uses every TURN server as
+    /// a STUN server too), as captured in browser_turn: 20 bytes, no attributes.
+    const CHROMIUM_BINDING: [u8; 20] = [
+        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 0x35, 0x57, 0x6b, 0x33, 0x32, 0x4f, 0x45,
+        0x51, 0x62, 0x5a, 0x48, 0x70,
+    ];
+
+    #[test]
+    fn a_binding_request_is_answered_with_the_senders_address() {
+        let listen: SocketAddr = "10.214.0.1:3478".parse().unwrap();
+        let from: SocketAddr = "10.214.0.1:60389".parse().unwrap();
+        let Verdict::Answer(bytes) = gate().inspect(&CHROMIUM_BINDING, listen, from, 0) else {
+            panic!("a Binding request is answered by the gate");
+        };
+        let msg = Message::from_bytes(&bytes).unwrap();
+        assert_eq!(msg.class(), MessageClass::Success);
+        assert_eq!(msg.method(), BINDING);
+        assert_eq!(
+            msg.transaction_id(),
+            Message::from_bytes(&CHROMIUM_BINDING)
+                .unwrap()
+                .transaction_id()
+        );
+        let mapped = msg.attribute::<XorMappedAddress>().unwrap();
+        assert_eq!(mapped.addr(msg.transaction_id()), from);
+    }
+
+    #[test]
+    fn a_binding_request_with_an_unknown_required_attribute_gets_420() {
+        // CHROMIUM_BINDING plus attribute 0x0023 (comprehension-required, unknown), 4 bytes.
+        let mut req = CHROMIUM_BINDING.to_vec();
+        req[3] = 8;
+        req.extend_from_slice(&[0x00, 0x23, 0x00, 0x04, 1, 2, 3, 4]);
+        let from: SocketAddr = "10.214.0.2:5000".parse().unwrap();
+        let Verdict::Answer(bytes) = gate().inspect(&req, from, from, 0) else {
+            panic!("answered");
+        };
+        let msg = Message::from_bytes(&bytes).unwrap();
+        assert_eq!(msg.class(), MessageClass::Error);
+        assert_eq!(msg.attribute::<ErrorCode>().unwrap().code(), 420);
+    }
+
+    #[test]
+    fn responses_and_garbage_from_clients_are_malformed() {
+        let a: SocketAddr = "10.214.0.2:5000".parse().unwrap();
+        // A Binding success (what the engine used to send the listener itself).
+        let mut success = CHROMIUM_BINDING.to_vec();
+        success[1] = 0x01;
+        success[0] = 0x01;
+        for bad in [
+            &success[..],
+            &[0xff; 40][..],
+            &[0x00, 0x01, 0x00][..],
+            b"\x00\x01\x00\x08garbage",
+        ] {
+            assert_eq!(
+                gate().inspect(bad, a, a, 0),
+                Verdict::Drop(Refused::Malformed),
+                "{}",
+                describe(bad)
+            );
+        }
+    }
 }

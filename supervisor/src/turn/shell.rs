@@ -239,11 +239,16 @@ impl Shell {
     ) {
         self.stats.client_packets.fetch_add(1, Relaxed);
         match self.gate.inspect(data, local, from, unix_now()) {
-            Verdict::Drop(why) => self.stats.refuse(why.label()),
+            Verdict::Drop(why) => {
+                tracing::debug!(target: "turn", ?transport, %from, reason = why.label(),
+                    msg = %super::gate::describe(data), "turn: dropped");
+                self.stats.refuse(why.label());
+            }
             Verdict::Reply(bytes, why) => {
                 self.stats.refuse(why.label());
                 self.send(Transmit::new(bytes, transport, local, from));
             }
+            Verdict::Answer(bytes) => self.send(Transmit::new(bytes, transport, local, from)),
             Verdict::Pass { new_user } => {
                 let now = self.now();
                 let engine = &mut self.engines[engine].2;
@@ -283,6 +288,11 @@ impl Shell {
     fn send(&mut self, t: Transmit<Vec<u8>>) {
         match t.transport {
             TransportType::Udp if t.from == self.udp_addr => {
+                if t.to == self.udp_addr {
+                    // Never to itself: it would come back as a client message.
+                    self.stats.dropped("self_addressed");
+                    return;
+                }
                 if self.udp.try_send_to(&t.data, t.to).is_err() {
                     self.stats.dropped("send");
                 }
@@ -586,6 +596,8 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Ok(None) => break,
                         Err(NotTurn) => {
+                            tracing::debug!(target: "turn", %local, %from,
+                                head = %framer.head(), "turn: stream is not TURN, closed");
                             stats.refuse("malformed");
                             break 'conn;
                         }
@@ -620,6 +632,15 @@ pub struct Framer {
 impl Framer {
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
+    }
+
+    /// The first bytes waiting (hex), for a log.
+    pub fn head(&self) -> String {
+        self.buf
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The next whole frame, None until one is complete, Err when the stream is not TURN.
