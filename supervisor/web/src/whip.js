@@ -7,7 +7,8 @@
 // Test hooks: window.ferrosfuWhip = { state ('idle', 'connecting', 'connected', 'failed',
 // 'stopped'), error, resource (the session URL), stats() (inbound or outbound RTP per kind:
 // bytes, packets, framesDecoded/framesEncoded), restart() (ICE restart through PATCH), stop()
-// (DELETE), connectionState() }.
+// (DELETE), connectionState(), diag(), iceInfo() (local ufrag, selected pair changes),
+// remoteUfrag() (the server's current ICE ufrag) }.
 
 import { WHIPClient } from 'whip-whep/whip.js';
 import { WHEPClient } from 'whip-whep/whep.js';
@@ -26,6 +27,9 @@ const hooks = {
   restart: () => client.restart(),
   stop: async () => { await client.stop(); setState('stopped'); },
   connectionState: () => pc.connectionState,
+  diag: () => diagnostics(),
+  iceInfo: () => iceInfo(),
+  remoteUfrag: () => ((pc.remoteDescription && pc.remoteDescription.sdp.match(/a=ice-ufrag:(.*)\r\n/)) || [])[1] || null,
 };
 window.ferrosfuWhip = hooks;
 
@@ -42,6 +46,11 @@ function fail(e) {
 }
 
 const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+// whip-whep 1.2.0's ICE restart joins the answer's candidate lines with Array.join()'s comma,
+// which breaks the SDP when the server has more than one candidate (ferrosfu has UDP and TCP):
+// undo that before the browser parses it.
+const setRemote = pc.setRemoteDescription.bind(pc);
+pc.setRemoteDescription = (d) => setRemote(d && d.sdp ? { type: d.type, sdp: d.sdp.replace(/\r\n,a=candidate:/g, '\r\na=candidate:') } : d);
 const client = mode === 'whip' ? new WHIPClient() : new WHEPClient();
 pc.addEventListener('connectionstatechange', () => {
   if (pc.connectionState === 'connected') setState('connected');
@@ -63,6 +72,47 @@ async function rtpStats() {
     }
   });
   return out;
+}
+
+// The ICE transport: local ufrag, how often the selected pair changed (an ICE restart that the
+// server answered selects a new pair), and that pair's STUN responses.
+async function iceInfo() {
+  const stats = await pc.getStats();
+  let out = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport') {
+      const pair = s.selectedCandidatePairId && stats.get(s.selectedCandidatePairId);
+      out = {
+        localUfrag: s.iceLocalUsernameFragment || null,
+        pairChanges: s.selectedCandidatePairChanges || 0,
+        responsesReceived: pair ? pair.responsesReceived : 0,
+        bytesSent: pair ? pair.bytesSent : 0,
+        bytesReceived: pair ? pair.bytesReceived : 0,
+        local: pair && stats.get(pair.localCandidateId) ? `${stats.get(pair.localCandidateId).protocol}:${stats.get(pair.localCandidateId).port}` : null,
+        remote: pair && stats.get(pair.remoteCandidateId) ? `${stats.get(pair.remoteCandidateId).protocol}:${stats.get(pair.remoteCandidateId).port}` : null,
+        state: s.iceState || null,
+      };
+    }
+  });
+  return out;
+}
+
+// What went wrong: ICE/DTLS states, candidate pairs, both descriptions.
+async function diagnostics() {
+  const pairs = [];
+  let transport = null;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === 'candidate-pair') pairs.push({ state: s.state, nominated: s.nominated, requestsSent: s.requestsSent, responsesReceived: s.responsesReceived });
+    if (s.type === 'transport') transport = { dtlsState: s.dtlsState, iceState: s.iceState, dtlsRole: s.dtlsRole };
+  });
+  return {
+    iceConnectionState: pc.iceConnectionState,
+    connectionState: pc.connectionState,
+    transport,
+    pairs,
+    local: pc.localDescription && pc.localDescription.sdp,
+    remote: pc.remoteDescription && pc.remoteDescription.sdp,
+  };
 }
 
 async function start() {

@@ -106,6 +106,10 @@ struct ValidTuple {
 /// The ICE-lite state of one WebRtcTransport.
 pub struct IceLite {
     local: IceCredentials,
+    /// The credentials before an ICE restart, still accepted (as mediasoup does) until the
+    /// first check with the new ones: the remote's consent checks on its current pair keep
+    /// succeeding while it brings up the new generation.
+    previous: Option<IceCredentials>,
     crypto: Arc<dyn RTCCryptoProvider>,
     state: IceState,
     tuples: Vec<ValidTuple>,
@@ -130,6 +134,7 @@ impl IceLite {
     pub fn new(local: IceCredentials, crypto: Arc<dyn RTCCryptoProvider>) -> Self {
         Self {
             local,
+            previous: None,
             crypto,
             state: IceState::New,
             tuples: Vec::new(),
@@ -161,10 +166,14 @@ impl IceLite {
         self.stats
     }
 
-    /// ICE restart: new local credentials. Checks with the old ones are refused from now on;
-    /// the current tuple keeps working until its consent expires or a new one is nominated.
+    /// ICE restart: new local credentials. Checks with the old ones are still answered until
+    /// the first check with the new ones arrives, refused after that; the current tuple keeps
+    /// working until its consent expires or a new one is nominated.
     pub fn restart(&mut self, local: IceCredentials) {
-        self.local = local;
+        let old = std::mem::replace(&mut self.local, local);
+        if self.state != IceState::New {
+            self.previous = Some(old);
+        }
     }
 
     /// Whether media from this tuple is acceptable (it passed a check and has consent).
@@ -225,17 +234,24 @@ impl IceLite {
             self.stats.bad_requests += 1;
             return self.error(&msg, CODE_BAD_REQUEST);
         }
-        let username_ok = TextAttribute::get_from_as(&msg, ATTR_USERNAME)
+        let local_part = TextAttribute::get_from_as(&msg, ATTR_USERNAME)
             .ok()
-            .and_then(|u| u.text.split_once(':').map(|(l, _)| l == self.local.ufrag))
-            .unwrap_or(false);
+            .and_then(|u| u.text.split_once(':').map(|(l, _)| l.to_owned()));
+        let creds = match (&local_part, &self.previous) {
+            (Some(l), _) if *l == self.local.ufrag => Some(self.local.clone()),
+            (Some(l), Some(p)) if *l == p.ufrag => Some(p.clone()),
+            _ => None,
+        };
         let crypto = self.crypto.clone();
-        if !username_ok
-            || MessageIntegrity::check(&mut msg, self.local.pwd.as_bytes(), crypto.crypto())
-                .is_err()
-        {
+        let Some(creds) = creds.filter(|c| {
+            MessageIntegrity::check(&mut msg, c.pwd.as_bytes(), crypto.crypto()).is_ok()
+        }) else {
             self.stats.unauthorized += 1;
             return self.error(&msg, CODE_UNAUTHORIZED);
+        };
+        if creds.ufrag == self.local.ufrag {
+            // The remote uses the new generation: the old credentials are done.
+            self.previous = None;
         }
         if msg.contains(ATTR_ICE_CONTROLLED) {
             // An ICE-lite agent is always controlled; a peer that claims so too is confused.
@@ -622,7 +638,8 @@ mod tests {
         let (req, tid) = request(&Check::default());
         assert_eq!(
             error_code(&parse_reply(ice.handle_stun(&req, tuple(1), now), tid)),
-            401
+            401,
+            "a restart before any check leaves nothing to keep"
         );
         let fresh = Check {
             username: Some("newufrag:browser"),
@@ -633,6 +650,47 @@ mod tests {
         assert_eq!(
             parse_reply(ice.handle_stun(&req, tuple(1), now), tid).typ,
             BINDING_SUCCESS
+        );
+    }
+
+    #[test]
+    fn after_a_restart_the_old_credentials_work_until_the_new_ones_are_used() {
+        let mut ice = IceLite::new(local(), crypto());
+        let now = crate::test_epoch();
+        let (req, _) = request(&Check {
+            use_candidate: true,
+            ..Check::default()
+        });
+        ice.handle_stun(&req, tuple(1), now);
+        assert_eq!(ice.selected_tuple(), Some(tuple(1)));
+        ice.restart(IceCredentials {
+            ufrag: "newufrag".into(),
+            pwd: "new-password-0123456789".into(),
+        });
+        // The browser's consent checks on its current pair, still with the old credentials.
+        let (req, tid) = request(&Check::default());
+        assert_eq!(
+            parse_reply(ice.handle_stun(&req, tuple(1), now), tid).typ,
+            BINDING_SUCCESS
+        );
+        // The new generation nominates a new tuple.
+        let fresh = Check {
+            username: Some("newufrag:browser"),
+            pwd: "new-password-0123456789",
+            use_candidate: true,
+            ..Check::default()
+        };
+        let (req, tid) = request(&fresh);
+        assert_eq!(
+            parse_reply(ice.handle_stun(&req, tuple(2), now), tid).typ,
+            BINDING_SUCCESS
+        );
+        assert_eq!(ice.selected_tuple(), Some(tuple(2)));
+        // From now on the old credentials are refused.
+        let (req, tid) = request(&Check::default());
+        assert_eq!(
+            error_code(&parse_reply(ice.handle_stun(&req, tuple(1), now), tid)),
+            401
         );
     }
 }
