@@ -25,6 +25,11 @@ fn turn_messages_regression_corpus_passes() {
 }
 
 #[test]
+fn sdp_offer_regression_corpus_passes() {
+    replay::replay(&fuzz_dir(), "sdp_offer", fuzz::sdp_offer::run);
+}
+
+#[test]
 fn every_fuzz_target_has_a_regression_corpus_replayed_here() {
     let targets: Vec<&str> = fuzz::TARGETS.iter().map(|(t, _)| *t).collect();
     replay::assert_every_target_replayed(&fuzz_dir(), &targets);

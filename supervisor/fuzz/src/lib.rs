@@ -3,10 +3,14 @@
 //! `cargo test`) includes this file with `#[path]` and replays every file of
 //! `regression/<target>/` through the same function.
 
+pub mod sdp_offer;
 pub mod turn_messages;
 
 /// A target: the name of its fuzz binary and regression directory, and its body.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 1] = [("turn_messages", turn_messages::run)];
+pub const TARGETS: [Target; 2] = [
+    ("turn_messages", turn_messages::run),
+    ("sdp_offer", sdp_offer::run),
+];

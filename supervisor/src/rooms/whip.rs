@@ -26,9 +26,12 @@ impl Room {
         let st = self.state.lock().await;
         let has_media = |id: &str| st.peers.get(id).is_some_and(|p| !p.producers.is_empty());
         let id = match peer {
+            Some(p) if st.peers.contains_key(p) => p.to_owned(),
             Some(p) => {
-                st.peer(p)?;
-                p.to_owned()
+                return Err(RoomError::not_found(format!(
+                    "peer \"{p}\" is not in room \"{}\"",
+                    self.id
+                )));
             }
             None => match &st.speaker {
                 Some(ActiveSpeaker::Peer { peer_id, .. })
