@@ -360,6 +360,22 @@ function analyse(samples, polls, bweEvents, tFree, tLimit, tLift, tEnd, pubSampl
   };
 }
 
+// ferrosfu's `bwe` debug lines (probe clusters and results, estimate changes with the delay
+// detector's verdict, layer decisions with their reasons), `t`: s since the limit (`limitEpoch`,
+// epoch ms), by the supervisor's timestamp of the line.
+function serverBweEvents(lines, limitEpoch) {
+  const out = [];
+  for (const l of lines) {
+    if (!l.startsWith('[ferrosfu] {') || !l.includes('"bwe"') || !l.includes('"DEBUG"')) continue;
+    let v;
+    try { v = JSON.parse(l.slice('[ferrosfu] '.length)); } catch { continue; }
+    const ms = Date.parse(v.timestamp);
+    if (!v.message || Number.isNaN(ms)) continue;
+    out.push({ t: +((ms - limitEpoch) / 1000).toFixed(3), m: v.message });
+  }
+  return out;
+}
+
 function plot(file, timeline, title) {
   const dat = `${file}.dat`;
   const n = (v) => (v == null ? 'NaN' : v);
@@ -406,8 +422,16 @@ async function main(result) {
   const loud = wav(join(artifacts, 'loud.wav'), (s) => (0.35 + 0.3 * Math.sin(2 * Math.PI * 3 * s))
     * (Math.sin(2 * Math.PI * 220 * s) + 0.6 * Math.sin(2 * Math.PI * 660 * s)));
   const silent = wav(join(artifacts, 'silent.wav'), () => 0);
+  // ferrosfu's send-side controller logs its probe clusters, estimate changes and layer
+  // decisions (worker target `bwe` at debug): they go into the timeline file (`serverBwe`).
+  let serverArgs = {};
+  if (target === 'ferrosfu') {
+    const config = join(artifacts, 'bwe-worker-log.toml');
+    writeFileSync(config, '[workers]\nlog_level = "debug"\nlog_targets = ["bwe"]\n');
+    serverArgs = { supervisorArgs: ['--config', config], logLevel: 'info,worker=debug' };
+  }
   const ws = await startServer({
-    target, ip: HOST_IP, supervisorBin, workerBin, artifacts, logs, children,
+    target, ip: HOST_IP, supervisorBin, workerBin, artifacts, logs, children, ...serverArgs,
   });
   const { server: pageServer, base } = await servePage('bwe', HOST_IP);
   children.push({ kill: () => pageServer.close() });
@@ -487,6 +511,7 @@ async function main(result) {
     .map((e) => ({ t: +((e.t - tLimit) / 1000).toFixed(2), method: e.method, data: e.data }));
   result.downlinkBwe = bweEvents.slice(0, 5).map((e) => ({ t: +((e.t - tLimit) / 1000).toFixed(2), data: e.data }));
   result.pollErrors = polls.filter((p) => p.error).slice(0, 3);
+  result.serverBwe = serverBweEvents(logs, bOrigin + tLimit);
   result.plotted = plot(join(artifacts, `bwe-${target}`), a.timeline,
     `${target}: ${rateKbit} kbit/s ${shaper === 'htb' ? `htb (no burst, ${queueBytes} B drop-tail)` : `tbf (burst ${tcBurst}, peak ${peakKbit || '-'} kbit/s, latency ${tcLatency})`} on the subscriber's link, ${limitMs / 1000} s`);
 
@@ -513,7 +538,7 @@ try {
 }
 writeFileSync(join(artifacts, `bwe-${target}.json`), `${JSON.stringify(result, null, 1)}\n`);
 writeFileSync(join(artifacts, `bwe-${target}.log`), `${logs.join('\n')}\n`);
-const { timeline, publisher, ...summary } = result;
+const { timeline, publisher, serverBwe, ...summary } = result;
 console.log(JSON.stringify(summary));
 if (!result.ok) console.error(logs.filter((l) => !l.includes('"level":"DEBUG"')).slice(-60).join('\n'));
 for (const b of browsers) await b.close().catch(() => {});

@@ -15,14 +15,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 // Starts the server under test on `ip` (ferrosfu: the supervisor at `supervisorBin` with workers
 // on `workerCores` and `supervisorArgs` more, its database and recordings under `artifacts`; mediasoup: reference-server.mjs with the worker at
 // `workerBin`, plus `referenceArgs`). Its output lines go to `logs`, the process to `children`.
+// `logLevel`: ferrosfu's --log-level (default $FERROSFU_LOG_LEVEL, else info).
 // Resolves with its protoo URL once it listens (30 s at most).
 export function startServer({
   target, ip = '127.0.0.1', supervisorBin, workerBin, artifacts, db = 'ferrosfu.db', referenceArgs = [],
   workerCores = '0', rtcPorts = '22000-22999', supervisorArgs = [], logs, children,
+  logLevel = process.env.FERROSFU_LOG_LEVEL || 'info',
 }) {
   const [cmd, args, env, ready] = target === 'ferrosfu'
     ? [supervisorBin, [
-      '--dev', '--http-listen', `${ip}:0`, '--log-format', 'json', '--log-level', process.env.FERROSFU_LOG_LEVEL || 'info',
+      '--dev', '--http-listen', `${ip}:0`, '--log-format', 'json', '--log-level', logLevel,
       '--worker-cores', workerCores, '--rtc-ports', rtcPorts, '--rtc-listen-ip', ip,
       '--database-url', `sqlite://${artifacts}/${db}`, '--recordings-dir', `${artifacts}/recordings`,
       ...supervisorArgs,

@@ -67,6 +67,10 @@ pub(crate) struct Control {
     pub last_timeout_backoff: Option<Instant>,
     /// When a probe result last raised the estimate.
     pub probe_raised_at: Option<Instant>,
+    /// The delay detector's verdict and the estimate after the last feedback (for the `bwe`
+    /// debug log of their changes).
+    pub last_usage: BandwidthUsage,
+    pub last_update_bps: u64,
 }
 
 impl Control {

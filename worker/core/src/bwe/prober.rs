@@ -193,6 +193,14 @@ impl Prober {
     fn start(&mut self, rate_bps: u64, verify: bool, now: Instant) {
         self.next_id = self.next_id.wrapping_add(1);
         self.clusters_sent += 1;
+        tracing::debug!(
+            target: "bwe",
+            cluster = self.next_id,
+            rate = rate_bps,
+            verify,
+            estimate = self.from_bps,
+            "probe start"
+        );
         self.active = Some(Cluster {
             id: self.next_id,
             rate_bps,
@@ -253,6 +261,15 @@ impl Prober {
         now: Instant,
     ) -> Option<u64> {
         let a = self.awaiting.filter(|a| a.id == id)?;
+        tracing::debug!(
+            target: "bwe",
+            cluster = id,
+            rate = a.rate_bps,
+            measured = bps,
+            applied,
+            verify = a.verify,
+            "probe result"
+        );
         if a.verify {
             self.awaiting = None;
             if bps as f64 * VERIFY_MARGIN >= a.rate_bps as f64 {

@@ -129,6 +129,22 @@ impl WorkerCore {
             t.pacer
                 .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
         }
+        let ctl = &mut t.bwe_ctl;
+        if update.usage != ctl.last_usage || (e as f64) < ctl.last_update_bps as f64 * 0.95 {
+            tracing::debug!(
+                target: "bwe",
+                from = ctl.last_update_bps,
+                estimate = e,
+                usage = ?update.usage,
+                acked = update.acked_bps,
+                delay = update.delay_based_bps,
+                loss_based = update.loss_based_bps,
+                loss = t.bwe.fraction_loss(),
+                "estimate"
+            );
+        }
+        ctl.last_usage = update.usage;
+        ctl.last_update_bps = e;
         if (e as f64) < t.bwe_ctl.last_estimate as f64 * DROP_RATIO {
             t.bwe_ctl.hysteresis.congested();
             t.bwe_ctl.next_trace = None;
@@ -337,6 +353,27 @@ impl WorkerCore {
         t.bwe_ctl
             .hysteresis
             .apply(&mut applied, &wanted, &keep, gate, now);
+        if applied != before {
+            tracing::debug!(
+                target: "bwe",
+                estimate,
+                sent,
+                acked = t.bwe.acked_bitrate(),
+                loss = t.bwe.fraction_loss(),
+                short,
+                under_long,
+                settled,
+                bottleneck,
+                received,
+                grace,
+                verifying_now,
+                ?before,
+                ?applied,
+                ?wanted,
+                ?keep,
+                "layers"
+            );
+        }
         if applied.iter().zip(&before).any(|(a, b)| a > b) {
             t.bwe_ctl.upgraded_at = Some(now);
             t.bwe.expect_fast_rate_change();
