@@ -95,6 +95,40 @@ fn behind_600k_it_settles_on_the_middle_layer_within_5s_and_stays_without_loss()
 }
 
 #[test]
+fn probes_on_a_link_at_capacity_neither_drop_the_middle_layer_nor_cut_the_estimate() {
+    // Behind 560 kbit/s the middle layer all but fills the link and the top one is wanted: the
+    // prober probes every few seconds, and each cluster briefly builds a queue that sets off
+    // overuse. Backing off from the acknowledged rate that lags behind that queue took the
+    // estimate to 234k and the subscriber to the low layer for 5.5 s (seed 2); the probing's
+    // own queue says nothing of the path.
+    let mut sim = Sim::new(2);
+    let mut s = BweScenario::new(&mut sim, 1, &link(Some(560_000)), 2);
+    let mut lowest = u32::MAX;
+    for i in 0..240 {
+        run(&mut s, &mut sim, STEP);
+        if i >= 40 {
+            lowest = lowest.min(s.available_outgoing_bitrate(&mut sim, 0));
+        }
+    }
+    let peer = s.subscribers[0];
+    let tid = sim.peers[peer].transport_id.clone();
+    let probed = match sim.request(&tid, RequestBody::TransportGetStats) {
+        Ok(ResponseBody::TransportStats(st)) => st.probation_bytes_sent,
+        other => panic!("transport.getStats: {other:?}"),
+    };
+    assert!(probed > 0, "it probed");
+    let ws = timeline(&sim, peer, ssrc_of(&sim, peer));
+    let at = settled_on(&ws, 1, 0.0, 60.0).expect("stays on the middle layer");
+    assert!(at <= secs(5.0), "on the middle layer from {at:?}");
+    assert!(
+        lowest >= 448_000,
+        "the estimate went down to {lowest} from 10 s on (link 560k)"
+    );
+    let l = loss(&between(&ws, 5.0, 60.0));
+    assert!(l < 0.02, "loss {l:.3} from 5 s to 60 s");
+}
+
+#[test]
 fn a_drop_to_250k_takes_it_to_the_low_layer_within_1s_and_5m_to_the_top_within_10s() {
     let mut sim = Sim::new(11);
     let mut s = BweScenario::new(&mut sim, 1, &link(Some(600_000)), 11);

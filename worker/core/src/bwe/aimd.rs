@@ -103,6 +103,8 @@ pub(crate) struct AimdRateControl {
     rtt: Duration,
     /// Application-limited: an overuse backs off from the estimate, not the throughput.
     in_alr: bool,
+    /// Probing (its queue is the overuse's likely cause): a backoff goes no lower.
+    probe_floor: Option<f64>,
 }
 
 impl AimdRateControl {
@@ -116,6 +118,7 @@ impl AimdRateControl {
             time_last_change: None,
             rtt: DEFAULT_RTT,
             in_alr: false,
+            probe_floor: None,
         };
         this.current_bps = this.clamp(start_bps as f64);
         this.latest_throughput_bps = this.current_bps;
@@ -133,6 +136,13 @@ impl AimdRateControl {
     /// Whether the sender is application-limited ([`super::alr`]).
     pub(crate) fn set_in_alr(&mut self, in_alr: bool) {
         self.in_alr = in_alr;
+    }
+
+    /// While probing ([`crate::bwe::prober::Prober::floor`]): an overuse backs off to no
+    /// less than `floor`, and the throughput then says nothing of the link's capacity (it is
+    /// not learned: the capacity would otherwise pull later backoffs down to it).
+    pub(crate) fn set_probe_floor(&mut self, floor: Option<u64>) {
+        self.probe_floor = floor.map(|f| f as f64);
     }
 
     pub(crate) fn set_bounds(&mut self, min_bps: u64, max_bps: u64) {
@@ -216,20 +226,24 @@ impl AimdRateControl {
                     throughput
                 };
                 let mut decreased = throughput * BACKOFF_FACTOR;
-                if decreased > self.current_bps {
-                    if let Some(capacity) = self.link_capacity.estimate_bps() {
-                        decreased = BACKOFF_FACTOR * capacity;
+                if let Some(floor) = self.probe_floor {
+                    decreased = decreased.max(floor);
+                } else {
+                    if decreased > self.current_bps {
+                        if let Some(capacity) = self.link_capacity.estimate_bps() {
+                            decreased = BACKOFF_FACTOR * capacity;
+                        }
                     }
+                    if throughput < self.link_capacity.lower_bound_bps() {
+                        // Far below the capacity we knew: that knowledge is stale.
+                        self.link_capacity = LinkCapacity::new();
+                    }
+                    self.link_capacity.on_overuse_detected(throughput);
                 }
                 // Never increase while overusing.
                 if decreased < self.current_bps {
                     new_bps = Some(decreased);
                 }
-                if throughput < self.link_capacity.lower_bound_bps() {
-                    // Far below the capacity we knew: that knowledge is stale.
-                    self.link_capacity = LinkCapacity::new();
-                }
-                self.link_capacity.on_overuse_detected(throughput);
                 // Hold until the queues drained.
                 self.state = RateControlState::Hold;
                 self.time_last_change = Some(now);

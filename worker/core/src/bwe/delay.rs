@@ -60,6 +60,11 @@ impl DelayBasedBwe {
         self.rate.set_bounds(min_bps, max_bps);
     }
 
+    /// See [`AimdRateControl::set_probe_floor`].
+    pub(crate) fn set_probe_floor(&mut self, floor: Option<u64>) {
+        self.rate.set_probe_floor(floor);
+    }
+
     /// A probe result from outside the feedback path; ignored while overusing.
     pub(crate) fn on_probe_result(&mut self, bps: u64, now: Instant) -> bool {
         if self.usage() == BandwidthUsage::Overusing {

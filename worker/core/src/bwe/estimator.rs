@@ -49,6 +49,8 @@ pub struct SendSideBwe {
     lost_since_loss_update: u64,
     expected_since_loss_update: u64,
     next_loss_update: Option<Instant>,
+    /// The probe cluster being sent: what its first packets measured is not its result.
+    sending_cluster: Option<u32>,
 }
 
 impl SendSideBwe {
@@ -66,6 +68,7 @@ impl SendSideBwe {
             lost_since_loss_update: 0,
             expected_since_loss_update: 0,
             next_loss_update: None,
+            sending_cluster: None,
         }
     }
 
@@ -108,6 +111,16 @@ impl SendSideBwe {
     /// Whether the transport is application-limited ([`super::alr`]).
     pub fn set_in_alr(&mut self, in_alr: bool) {
         self.delay.set_in_alr(in_alr);
+    }
+
+    /// What the prober is doing, before each feedback: while probing (or its queue settles),
+    /// an overuse backs the delay-based estimate off to no less than `floor` and teaches it
+    /// nothing of the link's capacity; cluster `sending` is still being sent, so what its
+    /// packets reported so far measured is not taken (a long verification cluster's first
+    /// packets, meeting the queue it starts to build, read as saturated).
+    pub fn set_probing(&mut self, floor: Option<u64>, sending: Option<u32>) {
+        self.delay.set_probe_floor(floor);
+        self.sending_cluster = sending;
     }
 
     /// New bounds; the estimates are clamped into them.
@@ -188,7 +201,10 @@ impl SendSideBwe {
         for p in packets.iter().filter(|p| p.probe_cluster.is_some()) {
             self.probe.on_packet(p);
         }
-        let measured = self.probe.take_estimate();
+        let measured = self
+            .probe
+            .take_estimate()
+            .filter(|m| Some(m.cluster) != self.sending_cluster);
         // A cluster that got through whole says the path carries at least its rate: under the
         // estimate (a verification of an upgrade the estimate covers) it says nothing new.
         let estimate = self.estimate();

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use ferrosfu_fbs::{HandlerId, MediaEvent, MediaKind};
 
 use crate::WorkerCore;
-use crate::bwe::BweUpdate;
 use crate::bwe::allocator::{Candidate, Grant, KEEP_SHARE, UpGate, allocate};
 use crate::bwe::pacer::PACING_FACTOR;
 use crate::bwe::prober::{RETRY_AFTER, RETRY_PAUSED_AFTER, VERIFY_MARGIN};
+use crate::bwe::{BandwidthUsage, BweUpdate};
 use crate::tables::{ConsumerKey, ProducerKey, TransportKey};
 
 /// The allocator runs this often (and at once when the estimate drops).
@@ -124,7 +124,13 @@ impl WorkerCore {
         }
         let t = &mut self.tables.transports[tk];
         let mut e = e;
-        if let Some(floor) = probe_floor {
+        // While probing, and until its queue is gone, the estimate stays at least where it was
+        // before: what the probing's own queue set off says nothing of the path. Unless the
+        // path loses packets: then the loss-based estimate goes down whatever was probed.
+        let lossless = t.bwe.fraction_loss() < KEEP_MAX_LOSS;
+        let probing_floor = t.bwe_ctl.prober.floor(now).filter(|_| lossless);
+        let floor = probe_floor.max(probing_floor);
+        if let Some(floor) = floor.filter(|&f| f > e) {
             e = t.bwe.raise_to(floor, now);
             t.pacer
                 .set_rate(Some((e as f64 * PACING_FACTOR) as u64), now);
@@ -140,6 +146,7 @@ impl WorkerCore {
                 delay = update.delay_based_bps,
                 loss_based = update.loss_based_bps,
                 loss = t.bwe.fraction_loss(),
+                floor = ?ctl.prober.floor(now),
                 "estimate"
             );
         }
@@ -294,7 +301,9 @@ impl WorkerCore {
             .upgraded_at
             .is_some_and(|u| now < u + UPGRADE_GRACE);
         // Nor while a verification is under way: the overuse its own queue sets off passes,
-        // and its result sets the estimate to what the path carried.
+        // and its result sets the estimate to what the path carried. (A short probe's overuse
+        // cannot take the estimate under where it was: `Prober::floor`. Keeping the layers
+        // then too held 1280 px 0.6 s longer into a new 600 kbit/s limit: 40 % lost.)
         let verifying_now = t.bwe_ctl.prober.in_verification(now);
         if (grace || verifying_now) && t.bwe.fraction_loss() < KEEP_MAX_LOSS {
             keep.clone_from(&applied);
@@ -322,8 +331,11 @@ impl WorkerCore {
         let need = (used as f64 / MEDIA_SHARE) as u64;
         let upgrade = wanted.iter().zip(&applied).any(|(w, a)| w > a);
         let unverified = tight && upgrade && !t.bwe_ctl.prober.verified(need, now);
+        // No probing into a queue that grows: the estimate is on its way down, and a cluster
+        // started from it would hold it up (see `Prober::floor`).
+        let overused = t.bwe.usage() == BandwidthUsage::Overusing;
         let mut verifying = false;
-        if unverified {
+        if unverified && !overused {
             let max = t.bwe_max_bps();
             verifying = t.bwe_ctl.prober.verify(need, estimate, max, now).is_some();
             if verifying {
@@ -399,16 +411,17 @@ impl WorkerCore {
         let t = &mut self.tables.transports[tk];
         let max = t.bwe_max_bps();
         if verifying
-            || t.bwe_ctl
-                .prober
-                .maybe_probe(
-                    probe_target(desired, used).min(max),
-                    estimate,
-                    max,
-                    retry,
-                    now,
-                )
-                .is_some()
+            || !overused
+                && t.bwe_ctl
+                    .prober
+                    .maybe_probe(
+                        probe_target(desired, used).min(max),
+                        estimate,
+                        max,
+                        retry,
+                        now,
+                    )
+                    .is_some()
         {
             self.pacing(tk, now);
         }

@@ -105,6 +105,8 @@ impl WorkerCore {
         t.counters.feedback_acked = acked;
         t.counters.feedback_lost = results.len() as u64 - acked;
         if !results.is_empty() {
+            let prober = &t.bwe_ctl.prober;
+            t.bwe.set_probing(prober.floor(now), prober.sending());
             let update = t.bwe.on_feedback(results, now);
             t.bwe_fed = true;
             t.bwe_ctl.last_feedback = Some(now);

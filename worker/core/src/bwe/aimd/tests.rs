@@ -86,3 +86,28 @@ fn the_estimate_stays_within_the_bounds() {
     a.set_bounds(300_000, 400_000);
     assert_eq!(a.estimate_bps(), 300_000);
 }
+
+#[test]
+fn an_overuse_while_probing_backs_off_no_lower_than_the_floor_and_learns_no_capacity() {
+    let t0 = crate::test_epoch();
+    let mut a = AimdRateControl::new(626_000, 10_000, 10_000_000);
+    a.set_probe_floor(Some(487_000));
+    // The acknowledged rate lags behind the cluster's queue: 0.85 × 222k would be 189k.
+    assert_eq!(
+        a.update(BandwidthUsage::Overusing, Some(222_000), t0),
+        487_000
+    );
+    assert_eq!(
+        step(&mut a, t0, 200, 600, BandwidthUsage::Overusing, 222_000),
+        487_000
+    );
+    assert!(a.link_capacity.estimate_bps().is_none(), "nothing learned");
+    // Once it settled, overuse backs off from the throughput again.
+    a.set_probe_floor(None);
+    let t = t0 + Duration::from_secs(1);
+    assert_eq!(
+        a.update(BandwidthUsage::Overusing, Some(500_000), t),
+        425_000
+    );
+    assert!(a.link_capacity.estimate_bps().is_some());
+}

@@ -368,3 +368,27 @@ fn raise_to_only_raises() {
     assert_eq!(sim.bwe.raise_to(before + 100_000, now), before + 100_000);
     assert_eq!(sim.bwe.delay_based(), before + 100_000);
 }
+
+#[test]
+fn the_cluster_being_sent_gives_no_result_until_it_is_whole() {
+    let mut sim = Sim::new(300_000, Some(1_500_000.0), 0.0);
+    sim.run(Duration::from_secs(3));
+    let before = sim.bwe.estimate();
+    // A long cluster (a verification) through a narrower link: its first packets, reported
+    // while it is still sent, would read as saturated.
+    sim.bwe.set_probing(None, Some(1));
+    sim.probe(1, 60, 3_000_000.0);
+    sim.run(Duration::from_millis(150));
+    assert!(sim.probe_results.is_empty(), "{:?}", sim.probe_results);
+    assert!(sim.bwe.estimate() >= before, "{}", sim.bwe.estimate());
+    // Sent whole: the rest of its feedback measures the link.
+    sim.bwe.set_probing(None, None);
+    sim.run(Duration::from_millis(300));
+    assert!(
+        sim.probe_results
+            .last()
+            .is_some_and(|&p| p > 1_300_000 && p < 1_500_000),
+        "{:?}",
+        sim.probe_results
+    );
+}
