@@ -14,6 +14,8 @@ use super::trendline::BandwidthUsage;
 
 /// Loss fractions are computed over the feedback of at least this span.
 const LOSS_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
+/// A probe reading lowers the estimate to no less than this × the acknowledged rate.
+const PROBE_DROP_THROUGHPUT_FRACTION: f64 = 0.85;
 
 /// The estimator's state after a feedback.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -201,13 +203,25 @@ impl SendSideBwe {
         for p in packets.iter().filter(|p| p.probe_cluster.is_some()) {
             self.probe.on_packet(p);
         }
+        let estimate = self.estimate();
+        // A saturated reading says the path carries no more, but never less than the media
+        // demonstrably got through: as libwebrtc (`limit_probes_lower_than_throughput_
+        // estimate`), no lower than 0.85 × the acknowledged rate, or the estimate if that is
+        // lower. (A short cluster reads a link roughly: Chromium behind 600 kbit/s read 171
+        // and 327 kbit/s while 350 and 263 were acknowledged.)
+        let floor = self.acked.bitrate_bps().map_or(0, |a| {
+            ((a as f64 * PROBE_DROP_THROUGHPUT_FRACTION) as u64).min(estimate)
+        });
         let measured = self
             .probe
             .take_estimate()
-            .filter(|m| Some(m.cluster) != self.sending_cluster);
+            .filter(|m| Some(m.cluster) != self.sending_cluster)
+            .map(|m| ProbeMeasurement {
+                bps: m.bps.max(floor),
+                ..m
+            });
         // A cluster that got through whole says the path carries at least its rate: under the
         // estimate (a verification of an upgrade the estimate covers) it says nothing new.
-        let estimate = self.estimate();
         let probe_bps = measured
             .filter(|m| m.saturated || m.bps > estimate)
             .map(|m| m.bps);

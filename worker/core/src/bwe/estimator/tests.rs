@@ -392,3 +392,33 @@ fn the_cluster_being_sent_gives_no_result_until_it_is_whole() {
         sim.probe_results
     );
 }
+
+#[test]
+fn a_probe_reading_under_what_the_media_got_through_lowers_the_estimate_only_that_far() {
+    let mut sim = Sim::new(300_000, Some(1_500_000.0), 0.0);
+    sim.run(Duration::from_secs(5));
+    let before = sim.bwe.estimate();
+    // A reading far under the link (a receiver that stamped the cluster's arrivals late:
+    // 6 packets 40 ms apart read 228k): 0.85 × the acknowledged rate, or the estimate if lower.
+    let t = sim.now;
+    let cluster: Vec<PacketResult> = (0..6)
+        .map(|i| PacketResult {
+            seq: 1_000_000 + i,
+            sent_at: t + Duration::from_millis(2 * i),
+            size: PACKET_BYTES,
+            arrival: Some(t + Duration::from_millis(40 + 40 * i)),
+            probe_cluster: Some(7),
+        })
+        .collect();
+    let update = sim
+        .bwe
+        .on_feedback(&cluster, t + Duration::from_millis(300));
+    let m = update.probe_measured.unwrap();
+    let acked = sim.bwe.acked_bitrate().unwrap();
+    let limit = ((acked as f64 * 0.85) as u64).min(before);
+    assert!(m.saturated);
+    assert!(limit > 250_000, "{limit}");
+    assert_eq!(m.bps, limit);
+    assert_eq!(update.probe_bps, Some(limit));
+    assert_eq!(sim.bwe.estimate(), limit);
+}
