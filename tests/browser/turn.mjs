@@ -9,7 +9,7 @@
 // above and as tests/src/browser.rs does): it then only adds a namespace `fsturn-<pid>` and a
 // veth pair, and no packet leaves the machine.
 //
-//   this namespace (host side)                         netns fsturn-<pid>
+//   this namespace (host side)                         netns fst-<pid>
 //   ferrosfu: HTTPS/WSS on 10.214.0.1:PORT,            Alice's Chromium (10.214.0.2), with
 //   media 10.214.0.1:22000-22999, TURN 10.214.0.1:3478  nftables: out to 10.214.0.1 TCP PORT and
 //   (UDP+TCP) and :443 (TLS); Bob's Chromium           TCP 443 only; in: replies only
@@ -36,12 +36,12 @@
 // Prints one JSON line; exit 0 when every check holds, 1 otherwise (`failures` says which), 2 on
 // bad usage.
 
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { cleanupOnExit, pageWait, startServer } from './harness.mjs';
+import { Veth } from './netns.mjs';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -61,58 +61,17 @@ const HOST_IP = '10.214.0.1';
 const NS_IP = '10.214.0.2';
 const TURN_PORT = 3478;
 const TURNS_PORT = 443;
-const ns = `fsturn-${process.pid}`;
-const hostIf = `fsth${process.pid}`;
-const nsIf = `fstn${process.pid}`;
 const logs = [];
 const children = [];
 const browsers = [];
 const temps = [];
 const log = (l) => logs.push(`[turn] ${l}`);
-
-function run(cmd, ...a) {
-  log(`${cmd} ${a.join(' ')}`);
-  return execFileSync(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-}
+const veth = new Veth({ tag: 'fst', hostIp: HOST_IP, nsIp: NS_IP, log });
+const run = (cmd, ...a) => veth.run(cmd, ...a);
 
 // ---------------------------------------------------------------------------------------------
 // The namespace, the veth pair and Alice's firewall; removed on every exit path.
 
-let netnsMade = false;
-function setupNetns() {
-  run('ip', 'netns', 'add', ns);
-  netnsMade = true;
-  run('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns);
-  run('ip', 'addr', 'add', `${HOST_IP}/30`, 'dev', hostIf);
-  disableIpv6();
-  run('ip', 'link', 'set', hostIf, 'up');
-  run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-  run('ip', '-n', ns, 'addr', 'add', `${NS_IP}/30`, 'dev', nsIf);
-  run('ip', '-n', ns, 'link', 'set', nsIf, 'up');
-}
-// No IPv6 on the veth ends (no link-local address appearing once its duplicate detection ends),
-// and both ends up and running before a browser starts: a change of addresses or links after
-// that makes Chromium abort its navigations with net::ERR_NETWORK_CHANGED.
-function disableIpv6() {
-  run('sysctl', '-qw', `net.ipv6.conf.${hostIf}.disable_ipv6=1`);
-  run('ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${nsIf}.disable_ipv6=1`);
-}
-async function linksUp(ms) {
-  const deadline = Date.now() + ms;
-  const state = (pre, dev) => JSON.parse(execFileSync('ip', [...pre, '-j', 'link', 'show', 'dev', dev]).toString())[0].operstate;
-  for (;;) {
-    const s = [state([], hostIf), state(['-n', ns], nsIf)];
-    if (s.every((x) => x === 'UP')) return s;
-    if (Date.now() > deadline) throw new Error(`veth ends not up within ${ms} ms: ${s}`);
-    await new Promise((res) => { setTimeout(res, 50); });
-  }
-}
-function cleanupNetns() {
-  if (!netnsMade) return;
-  netnsMade = false;
-  spawnSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' });
-  spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-}
 // Inside Alice's namespace only: out, TCP to the signaling port and to 443 of the node (and
 // loopback); in, the replies; everything else (every UDP, TCP 3478, the media ports) dropped.
 function firewall(signalingPort) {
@@ -131,19 +90,12 @@ function firewall(signalingPort) {
   }
 }
 `;
-  const file = join(artifacts, 'alice.nft');
-  writeFileSync(file, rules);
-  run('ip', 'netns', 'exec', ns, 'nft', '-f', file);
-  return run('ip', 'netns', 'exec', ns, 'nft', 'list', 'ruleset');
+  return veth.nft(rules, join(artifacts, 'alice.nft'));
 }
 // Packets the firewall dropped going out (Alice's attempts at anything but TLS/signaling).
-function droppedOut() {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 'fsturn', 'out'], { encoding: 'utf8' });
-  const m = /counter packets (\d+)/.exec(r.stdout || '');
-  return m ? Number(m[1]) : null;
-}
+const droppedOut = () => veth.counter('fsturn', 'out');
 
-cleanupOnExit(children, cleanupNetns);
+cleanupOnExit(children, () => veth.cleanup());
 
 // ---------------------------------------------------------------------------------------------
 // The certificate: a throwaway CA and a leaf for HOST_IP; an NSS database trusting the CA.
@@ -221,11 +173,7 @@ async function selectedPairs() {
 // whose NSS database trusts the test CA.
 async function launch(inAlice, home) {
   let executablePath = chromiumBin;
-  if (inAlice) {
-    executablePath = join(artifacts, 'chromium-in-netns.sh');
-    writeFileSync(executablePath, `#!/bin/sh\nexec ip netns exec '${ns}' '${chromiumBin}' "$@"\n`);
-    chmodSync(executablePath, 0o755);
-  }
+  if (inAlice) executablePath = veth.chromiumWrapper(chromiumBin, artifacts);
   const b = await chromium.launch({
     executablePath,
     headless: true,
@@ -257,7 +205,7 @@ async function openApp(browser, url, name) {
 async function main(result) {
   const failures = result.failures;
   const check = (ok, what) => { if (!ok) failures.push(what); return ok; };
-  setupNetns();
+  veth.setup();
   const tls = makeCerts();
   const home = nssHome(tls.ca);
   const ws = await startServer({
@@ -271,7 +219,7 @@ async function main(result) {
   result.signaling = addr;
   result.firewall = firewall(signalingPort);
 
-  result.links = await linksUp(10000);
+  result.links = await veth.linksUp(10000);
   const [bAlice, bBob] = await Promise.all([launch(true, home), launch(false, null)]);
   const room = `turn-${Math.random().toString(16).slice(2, 10)}`;
   const app = (name, extra) => `https://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15${extra}`;
@@ -361,6 +309,6 @@ for (const b of browsers) await b.close().catch(() => {});
 for (const c of children) {
   try { c.kill('SIGKILL'); } catch { /* gone */ }
 }
-cleanupNetns();
+veth.cleanup();
 for (const t of temps) rmSync(t, { recursive: true, force: true });
 process.exit(code);

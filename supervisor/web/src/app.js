@@ -8,7 +8,7 @@
 // default L3T3_KEY), fps=N (camera frame rate; default: the camera's), dynacast=0 (keep every
 // simulcast encoding on even when the server says no one needs it), iceTransportPolicy=relay
 // (only TURN-relayed candidates; the TURN servers are those the server hands out).
-// Test hooks: window.ferrosfu = { state, peerId, peers, events, deviations, leave(), producing(),
+// Test hooks: window.ferrosfu = { state, peerId, peers, events, iceRestarts, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
 // needed, active}: what the server asked for and which encodings are on), chat (chat.js:
@@ -28,6 +28,7 @@ const hooks = {
   peerId: null,
   peers: {},
   events: [],
+  iceRestarts: [],
   deviations: [], // what the server sent unlike mediasoup (the app copes; a test reports them)
   leave: () => leave(),
   producing: () => Object.keys(producers).length,
@@ -196,6 +197,35 @@ function iceOptions(transport) {
   return options;
 }
 
+// ICE restart: when a transport's connection goes `disconnected` or `failed` (network change,
+// UDP blocked, NAT rebinding), fresh TURN credentials (`getIceServers`, when the server hands
+// out TURN) and new ICE parameters from the server (`restartIce`) go to mediasoup-client
+// (`updateIceServers`, `restartIce`); retried every 2 s while the transport stays down. Each
+// restart is recorded in hooks.iceRestarts ({transport: 'send'|'recv', t}).
+function watchIce(transport, name) {
+  let timer = null;
+  const down = () => ['disconnected', 'failed'].includes(transport.connectionState);
+  const restart = async () => {
+    timer = null;
+    if (!protoo || transport.closed || !down()) return;
+    try {
+      if (transport.appData.turn) {
+        const { iceServers } = await protoo.request('getIceServers');
+        await transport.updateIceServers({ iceServers });
+      }
+      const iceParameters = await protoo.request('restartIce', { transportId: transport.id });
+      await transport.restartIce({ iceParameters });
+      hooks.iceRestarts.push({ transport: name, t: performance.now() });
+    } catch (e) {
+      console.warn(`restartIce (${name}): ${e.message || e}`);
+    }
+    if (!transport.closed && down()) timer = setTimeout(restart, 2000);
+  };
+  transport.on('connectionstatechange', (state) => {
+    if (['disconnected', 'failed'].includes(state) && !timer) timer = setTimeout(restart, 0);
+  });
+}
+
 async function setupCall(displayName) {
   const routerRtpCapabilities = await protoo.request('getRouterRtpCapabilities');
   device = new Device();
@@ -214,7 +244,9 @@ async function setupCall(displayName) {
     dtlsParameters: s.dtlsParameters,
     sctpParameters: s.sctpParameters || undefined,
     ...iceOptions(s),
+    appData: { turn: Boolean(s.iceServers && s.iceServers.length) },
   });
+  watchIce(sendTransport, 'send');
   sendTransport.on('connect', ({ dtlsParameters }, ok, fail) => {
     protoo.request('connectWebRtcTransport', { transportId: sendTransport.id, dtlsParameters })
       .then(ok).catch(fail);
@@ -237,7 +269,9 @@ async function setupCall(displayName) {
     dtlsParameters: r.dtlsParameters,
     sctpParameters: r.sctpParameters || undefined,
     ...iceOptions(r),
+    appData: { turn: Boolean(r.iceServers && r.iceServers.length) },
   });
+  watchIce(recvTransport, 'recv');
   recvTransport.on('connect', ({ dtlsParameters }, ok, fail) => {
     protoo.request('connectWebRtcTransport', { transportId: recvTransport.id, dtlsParameters })
       .then(ok).catch(fail);
