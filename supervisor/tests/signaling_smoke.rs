@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,54 +15,12 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 mod common;
 
+use common::Server;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ferrosfu");
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(ports: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "--dev",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args(["--worker-cores", "0", "--rtc-ports", ports])
-        // The worker's WebRtcServer on the range's first port: each test its own.
-        .args(["--webrtc-server-port", ports.split('-').next().unwrap()])
-        .args(["--rtc-listen-ip", "127.0.0.1"])
-        .current_dir(common::workdir("smoke"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "http listening" {
-            break v["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    Server { child, addr }
+    Server::start(BIN, "smoke", ports, &["--dev"], &[])
 }
 
 type Ws =

@@ -5,10 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use ferrosfu::auth::{Claims, Role};
 use serde_json::Value;
@@ -16,51 +13,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 
+use common::Server;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ferrosfu");
 const SECRET: &str = "whip-test-secret-0123456789";
 const WHIP_OFFER: &str = include_str!("../src/whip/testdata/chrome-whip.sdp");
 const WHEP_OFFER: &str = include_str!("../src/whip/testdata/chrome-whep.sdp");
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(ports: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["--http-listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--worker-cores", "0", "--rtc-ports", ports])
-        .args(["--webrtc-server-port", ports.split('-').next().unwrap()])
-        .args(["--rtc-listen-ip", "127.0.0.1"])
-        .env("FERROSFU_JWT_SECRET", SECRET)
-        .current_dir(common::workdir("whip"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "http listening" {
-            break v["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    Server { child, addr }
+    Server::start(BIN, "whip", ports, &[], &[("FERROSFU_JWT_SECRET", SECRET)])
 }
 
 fn token(room: &str, peer: &str, role: Role) -> String {

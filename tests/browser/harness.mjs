@@ -138,3 +138,47 @@ export function cleanupOnExit(children, cleanup) {
     });
   }
 }
+
+// The value after `--name` on the command line, else `dflt`.
+export function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+
+// Headless Chromium flags every test uses (fake camera and microphone, no background
+// throttling, autoplay), plus `extra`.
+export function chromiumArgs(...extra) {
+  return [
+    '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    '--autoplay-policy=no-user-gesture-required', '--disable-background-timer-throttling',
+    '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
+    ...extra,
+  ];
+}
+
+// Runs a test script's `main(result)` ({ok, failures}: main pushes to failures), then writes
+// the logs to `<artifacts>/<name>.log`, prints the result as one JSON line (and the last log
+// lines on failure), closes `browsers`, kills `children`, runs `cleanup` and exits 0 when ok,
+// 1 otherwise.
+export async function runScript({ name, main, logs, artifacts, browsers, children, cleanup = () => {} }) {
+  const result = { ok: false, failures: [] };
+  let code = 1;
+  try {
+    await main(result);
+    result.ok = result.failures.length === 0;
+    code = result.ok ? 0 : 1;
+  } catch (e) {
+    result.failures.push(String(e && e.stack || e));
+  }
+  writeFileSync(join(artifacts, `${name}.log`), `${logs.join('\n')}\n`);
+  console.log(JSON.stringify(result));
+  if (!result.ok) console.error(logs.filter((l) => !l.includes('"level":"DEBUG"')).slice(-80).join('\n'));
+  for (const b of browsers) await b.close().catch(() => {});
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+  cleanup();
+  process.exit(code);
+}

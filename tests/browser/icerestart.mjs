@@ -23,16 +23,14 @@
 // Options: --supervisor PATH, --artifacts DIR, --chromium PATH, --timeout-ms N (30000),
 // --block-ms N (5000). Prints one JSON line; exit 0 when every check holds, 1 otherwise.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { cleanupOnExit, pageWait, startServer } from './harness.mjs';
+import {
+  arg, chromiumArgs, cleanupOnExit, pageWait, runScript, startServer,
+} from './harness.mjs';
 import { Veth } from './netns.mjs';
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
 const supervisorBin = arg('supervisor');
 const artifacts = resolve(arg('artifacts', 'tests/artifacts/browser/icerestart'));
 const chromiumBin = arg('chromium', '/usr/bin/chromium');
@@ -79,15 +77,8 @@ async function launch(inNetns, origin) {
   const b = await chromium.launch({
     executablePath: inNetns ? veth.chromiumWrapper(chromiumBin, artifacts) : chromiumBin,
     headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      // getUserMedia needs a secure context: the test serves plain HTTP on the veth address.
-      `--unsafely-treat-insecure-origin-as-secure=${origin}`,
-      '--autoplay-policy=no-user-gesture-required', '--disable-background-timer-throttling',
-      '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-    ],
+    // getUserMedia needs a secure context: the test serves plain HTTP on the veth address.
+    args: chromiumArgs('--disable-quic', `--unsafely-treat-insecure-origin-as-secure=${origin}`),
   });
   browsers.push(b);
   return b;
@@ -170,21 +161,4 @@ async function main(result) {
   for (const [name, page] of Object.entries(pages)) await page.screenshot({ path: join(artifacts, `${name}.png`) });
 }
 
-const result = { ok: false, failures: [] };
-let code = 1;
-try {
-  await main(result);
-  result.ok = result.failures.length === 0;
-  code = result.ok ? 0 : 1;
-} catch (e) {
-  result.failures.push(String(e && e.stack || e));
-}
-writeFileSync(join(artifacts, 'icerestart.log'), `${logs.join('\n')}\n`);
-console.log(JSON.stringify(result));
-if (!result.ok) console.error(logs.filter((l) => !l.includes('"level":"DEBUG"')).slice(-80).join('\n'));
-for (const b of browsers) await b.close().catch(() => {});
-for (const c of children) {
-  try { c.kill('SIGKILL'); } catch { /* gone */ }
-}
-veth.cleanup();
-process.exit(code);
+await runScript({ name: 'icerestart', main, logs, artifacts, browsers: browsers, children, cleanup: () => veth.cleanup() });

@@ -40,13 +40,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { cleanupOnExit, pageWait, startServer } from './harness.mjs';
+import {
+  arg, chromiumArgs, cleanupOnExit, pageWait, runScript, startServer,
+} from './harness.mjs';
 import { Veth } from './netns.mjs';
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
 const supervisorBin = arg('supervisor');
 const artifacts = resolve(arg('artifacts', 'tests/artifacts/browser/turn'));
 const chromiumBin = arg('chromium', '/usr/bin/chromium');
@@ -178,14 +176,7 @@ async function launch(inAlice, home) {
     executablePath,
     headless: true,
     env: { ...process.env, ...(home ? { HOME: home } : {}) },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-    ],
+    args: chromiumArgs('--disable-quic'),
   });
   browsers.push(b);
   return b;
@@ -293,22 +284,10 @@ async function main(result) {
   for (const [name, page] of Object.entries(pages)) await page.screenshot({ path: join(artifacts, `${name}.png`) });
 }
 
-const result = { ok: false, failures: [] };
-let code = 1;
-try {
-  await main(result);
-  result.ok = result.failures.length === 0;
-  code = result.ok ? 0 : 1;
-} catch (e) {
-  result.failures.push(String(e && e.stack || e));
-}
-writeFileSync(join(artifacts, 'turn.log'), `${logs.join('\n')}\n`);
-console.log(JSON.stringify(result));
-if (!result.ok) console.error(logs.filter((l) => !l.includes('"level":"DEBUG"')).slice(-80).join('\n'));
-for (const b of browsers) await b.close().catch(() => {});
-for (const c of children) {
-  try { c.kill('SIGKILL'); } catch { /* gone */ }
-}
-veth.cleanup();
-for (const t of temps) rmSync(t, { recursive: true, force: true });
-process.exit(code);
+await runScript({
+  name: 'turn', main, logs, artifacts, browsers, children,
+  cleanup: () => {
+    veth.cleanup();
+    for (const t of temps) rmSync(t, { recursive: true, force: true });
+  },
+});

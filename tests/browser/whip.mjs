@@ -22,15 +22,13 @@
 // Options: --supervisor PATH, --artifacts DIR, --chromium PATH, --timeout-ms N (30000).
 // Prints one JSON line; exit 0 when every check holds, 1 otherwise (`failures` says which).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { cleanupOnExit, pageWait, startServer } from './harness.mjs';
+import {
+  arg, chromiumArgs, cleanupOnExit, pageWait, runScript, startServer,
+} from './harness.mjs';
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
 const supervisorBin = arg('supervisor');
 const artifacts = resolve(arg('artifacts', 'tests/artifacts/browser/whip'));
 const chromiumBin = arg('chromium', '/usr/bin/chromium');
@@ -91,13 +89,7 @@ async function main(result) {
   browser = await chromium.launch({
     executablePath: chromiumBin,
     headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--allow-loopback-in-peer-connection',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--disable-background-timer-throttling',
-      '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-    ],
+    args: chromiumArgs('--allow-loopback-in-peer-connection'),
   });
   const room = `whip-${Math.random().toString(16).slice(2, 10)}`;
   const base = `http://${addr}/app`;
@@ -175,20 +167,4 @@ async function main(result) {
   for (const [name, page] of Object.entries({ pub, bob, ...players })) await page.screenshot({ path: join(artifacts, `${name}.png`) });
 }
 
-const result = { ok: false, failures: [] };
-let code = 1;
-try {
-  await main(result);
-  result.ok = result.failures.length === 0;
-  code = result.ok ? 0 : 1;
-} catch (e) {
-  result.failures.push(String(e && e.stack || e));
-}
-writeFileSync(join(artifacts, 'whip.log'), `${logs.join('\n')}\n`);
-console.log(JSON.stringify(result));
-if (!result.ok) console.error(logs.filter((l) => !l.includes('"level":"DEBUG"')).slice(-80).join('\n'));
-if (browser) await browser.close().catch(() => {});
-for (const c of children) {
-  try { c.kill('SIGKILL'); } catch { /* gone */ }
-}
-process.exit(code);
+await runScript({ name: 'whip', main, logs, artifacts, browsers: browser ? [browser] : [], children });

@@ -46,6 +46,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// Fails the test unless the script exited 0 with `"ok": true`, with its failures, its
+    /// result and the tail of its stderr as the report.
+    pub fn assert_ok(&self) {
+        let r = &self.result;
+        assert!(
+            self.status.success() && r["ok"] == true,
+            "{}\n{r}\n--- log tail (reversed) ---\n{}",
+            r["failures"],
+            self.stderr_tail(60)
+        );
+    }
+
     /// The last `n` lines of the script's stderr, newest first (for a failure report).
     pub fn stderr_tail(&self, n: usize) -> String {
         self.stderr

@@ -21,13 +21,8 @@ fn the_demo_app_restarts_ice_when_its_udp_is_cut_and_media_resumes() {
         &[],
         Duration::from_secs(240),
     );
+    run.assert_ok();
     let r = &run.result;
-    assert!(
-        run.status.success() && r["ok"] == true,
-        "{}\n{r}\n--- log tail (reversed) ---\n{}",
-        r["failures"],
-        run.stderr_tail(60)
-    );
     // What icerestart.mjs checked, checked again from its result.
     assert!(
         !r["alice"]["iceRestarts"].as_array().unwrap().is_empty(),

@@ -44,13 +44,8 @@ fn a_relay_only_browser_behind_a_tls_only_firewall_sees_and_hears_through_turns(
     // Every wait in turn.mjs has its own deadline; this one only catches a hang.
     let (run, artifacts) =
         browser::run_against_ferrosfu("turn.mjs", "turn", &[], Duration::from_secs(300));
+    run.assert_ok();
     let r = &run.result;
-    assert!(
-        run.status.success() && r["ok"] == true,
-        "{}\n{r}\n--- log tail (reversed) ---\n{}",
-        r["failures"],
-        run.stderr_tail(60)
-    );
     // What turn.mjs checked, checked again from its result (so a lax script cannot pass).
     for page in ["alice", "bob"] {
         let (first, grown) = (&r[page]["first"], &r[page]["grown"]);
