@@ -12,6 +12,7 @@ pub mod protoo;
 pub mod redis;
 pub mod room_peer;
 pub mod rtc_client;
+pub mod turn_client;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -215,6 +216,16 @@ impl SupervisorProcess {
     /// arguments (the supervisor and its arguments follow it), e.g. `unshare -m sh -c '…; exec
     /// "$@"' sh`: the child is then the supervisor itself.
     pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> SupervisorProcess {
+        Self::start_with(&bin("ferrosfu"), wrapper, extra_args)
+    }
+
+    /// [`SupervisorProcess::start_wrapped`] of the supervisor binary `supervisor` (e.g. a
+    /// release build, for a measurement).
+    pub fn start_with(
+        supervisor: &std::path::Path,
+        wrapper: &[&str],
+        extra_args: &[&str],
+    ) -> SupervisorProcess {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let workdir = std::env::temp_dir().join(format!(
             "ferrosfu-test-{}-{}",
@@ -222,14 +233,13 @@ impl SupervisorProcess {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&workdir).expect("create the supervisor's work dir");
-        let supervisor = bin("ferrosfu");
         let mut command = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(&supervisor);
+                c.args(rest).arg(supervisor);
                 c
             }
-            None => Command::new(&supervisor),
+            None => Command::new(supervisor),
         };
         let mut child = command
             .current_dir(&workdir)

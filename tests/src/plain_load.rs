@@ -180,8 +180,23 @@ pub fn generator(
 /// Delay histogram: 1 ms buckets, the last one for everything later.
 pub const DELAY_BUCKETS: usize = 10_000;
 
-/// Sweeps the receivers with `recvmmsg` until `stop`; counts RTP (not RTCP) per socket and
-/// histograms its delay since the generator sent it.
+/// The RTP packet (not RTCP) in a datagram: the datagram itself, or the payload of a TURN
+/// ChannelData frame (first two bits 01, RFC 7983) for a receiver behind a relay; None for
+/// RTCP, STUN (first byte 0-3) and anything shorter than an RTP header with a timestamp.
+pub fn rtp_of(d: &[u8]) -> Option<&[u8]> {
+    let p = match d.first()? {
+        0x40..=0x7f => {
+            let len = usize::from(u16::from_be_bytes([*d.get(2)?, *d.get(3)?]));
+            d.get(4..4 + len)?
+        }
+        0x80..=0xbf => d,
+        _ => return None,
+    };
+    (p.len() >= 20 && !(200..=206).contains(&p[1])).then_some(p)
+}
+
+/// Sweeps the receivers with `recvmmsg` until `stop`; counts RTP (not RTCP) per socket, bare or
+/// in TURN ChannelData, and histograms its delay since the generator sent it.
 pub fn receiver(
     socks: Vec<UdpSocket>,
     counts: Arc<Vec<AtomicU64>>,
@@ -222,13 +237,12 @@ pub fn receiver(
                 let now = epoch.elapsed().as_nanos() as u64;
                 let mut rtp = 0;
                 for k in 0..r {
-                    let len = hdrs[k].msg_len as usize;
-                    if len < 20 || (200..=206).contains(&bufs[k][1]) {
+                    let Some(p) = rtp_of(&bufs[k][..hdrs[k].msg_len as usize]) else {
                         continue;
-                    }
+                    };
                     rtp += 1;
                     let mut t = [0u8; 8];
-                    t.copy_from_slice(&bufs[k][len - 8..len]);
+                    t.copy_from_slice(&p[p.len() - 8..]);
                     let ms = now.saturating_sub(u64::from_be_bytes(t)) / 1_000_000;
                     delays[(ms as usize).min(DELAY_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
                 }
