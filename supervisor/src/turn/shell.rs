@@ -150,28 +150,33 @@ impl Shell {
         mut rx: mpsc::Receiver<Input>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut timer: Pin<Box<tokio::time::Sleep>> =
-            Box::pin(tokio::time::sleep(Duration::from_secs(1)));
+        let mut due = tokio::time::Instant::now();
+        let mut timer: Pin<Box<tokio::time::Sleep>> = Box::pin(tokio::time::sleep_until(due));
         loop {
+            let mut work = false;
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 input = rx.recv() => {
                     let Some(input) = input else { break };
-                    self.handle(input);
+                    work |= self.handle(input);
                     // Drain what else is queued before polling the engines.
                     for _ in 0..64 {
                         match rx.try_recv() {
-                            Ok(input) => self.handle(input),
+                            Ok(input) => work |= self.handle(input),
                             Err(_) => break,
                         }
                     }
                 }
                 () = &mut timer => {}
             }
-            let wait = self.drive();
-            timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + wait.min(Duration::from_secs(1)));
+            // Polling walks every client, allocation and permission of every engine: do it when
+            // an input may have given the engines something to do or one of their deadlines is
+            // due, not after every relayed packet.
+            if work || tokio::time::Instant::now() >= due {
+                let wait = self.drive();
+                due = tokio::time::Instant::now() + wait.min(Duration::from_secs(1));
+                timer.as_mut().reset(due);
+            }
         }
         for (_, relay) in self.relays.drain() {
             relay.reader.abort();
@@ -184,12 +189,18 @@ impl Shell {
             .position(|(t, a, _)| *t == transport && *a == local)
     }
 
-    fn handle(&mut self, input: Input) {
+    /// Acts on one input; true when the engines may have work for [`Shell::drive`] (anything
+    /// but relayed data: ChannelData from a UDP client, a datagram from a peer to a relay).
+    fn handle(&mut self, input: Input) -> bool {
         match input {
             Input::Datagram { local, from, data } if local == self.udp_addr => {
                 self.on_client(0, TransportType::Udp, local, from, &data);
+                return data.first().is_none_or(|b| b & 0xC0 != 0x40);
             }
-            Input::Datagram { local, from, data } => self.on_peer(local, from, &data),
+            Input::Datagram { local, from, data } => {
+                self.on_peer(local, from, &data);
+                return false;
+            }
             Input::TcpOpen {
                 local,
                 from,
@@ -227,6 +238,7 @@ impl Shell {
                 }
             }
         }
+        true
     }
 
     fn on_client(
