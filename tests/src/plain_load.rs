@@ -258,3 +258,69 @@ pub fn receiver(
         }
     }
 }
+
+/// Clock ticks per second (the unit of [`proc_ticks`]).
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// A measurement window of a 1 → `fanout` plain fan-out, from two readings of the generator's
+/// sent count, the receivers' total count and the delay histogram (1 ms buckets).
+#[derive(Debug)]
+pub struct Window {
+    pub secs: f64,
+    pub in_pps: f64,
+    pub fwd_pps: f64,
+    /// % of the `fanout` copies of every packet sent that did not arrive.
+    pub loss: f64,
+    /// Delays seen in the window, per 1 ms bucket.
+    pub hist: Vec<u64>,
+}
+
+impl Window {
+    pub fn new(
+        fanout: usize,
+        at: (Instant, Instant),
+        sent: (u64, u64),
+        received: (u64, u64),
+        hist: (&[u64], &[u64]),
+    ) -> Self {
+        let secs = at.1.duration_since(at.0).as_secs_f64();
+        let in_pps = (sent.1 - sent.0) as f64 / secs;
+        let fwd_pps = (received.1 - received.0) as f64 / secs;
+        let expected = in_pps * fanout as f64;
+        let loss = if expected > 0.0 {
+            100.0 * (1.0 - fwd_pps / expected)
+        } else {
+            0.0
+        };
+        let hist = hist.1.iter().zip(hist.0).map(|(x, y)| x - y).collect();
+        Window {
+            secs,
+            in_pps,
+            fwd_pps,
+            loss,
+            hist,
+        }
+    }
+
+    /// The delay (ms) under which a share `q` of the window's packets arrived.
+    pub fn percentile(&self, q: f64) -> usize {
+        let total: u64 = self.hist.iter().sum();
+        let want = ((total as f64 * q).ceil() as u64).max(1);
+        let mut acc = 0;
+        self.hist
+            .iter()
+            .position(|&c| {
+                acc += c;
+                acc >= want
+            })
+            .unwrap_or(0)
+    }
+
+    /// The largest delay (ms) seen in the window.
+    pub fn max(&self) -> usize {
+        self.hist.iter().rposition(|&c| c > 0).unwrap_or(0)
+    }
+}

@@ -35,13 +35,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrosfu_tests::plain_load::{
-    DELAY_BUCKETS, PT, SSRC, generator, proc_ticks, receiver, worker_pids,
+    DELAY_BUCKETS, PT, SSRC, Window, clock_ticks, generator, proc_ticks, receiver, worker_pids,
 };
 use ferrosfu_tests::{
     SupervisorProcess, consume_plain, create_plain_transport, get_json, plain_opus_publisher,
     post_json,
 };
-use nix::libc;
 use serde_json::json;
 
 struct Args {
@@ -283,27 +282,14 @@ async fn run_one(a: &Args, cores: &str, max_load: f64) -> Outcome {
     drop(sup);
     drop(caps);
 
-    let secs = s1.0.duration_since(s0.0).as_secs_f64();
-    let in_pps = (s1.1 - s0.1) as f64 / secs;
-    let fwd_pps = (s1.2 - s0.2) as f64 / secs;
-    let expected = in_pps * a.n as f64;
-    let loss = if expected > 0.0 {
-        100.0 * (1.0 - fwd_pps / expected)
-    } else {
-        0.0
-    };
-    let hist: Vec<u64> = s1.3.iter().zip(&s0.3).map(|(x, y)| x - y).collect();
-    let total: u64 = hist.iter().sum();
-    let pct = |q: f64| {
-        let want = ((total as f64 * q).ceil() as u64).max(1);
-        let mut acc = 0;
-        hist.iter()
-            .position(|&c| {
-                acc += c;
-                acc >= want
-            })
-            .unwrap_or(0)
-    };
+    let w = Window::new(
+        a.n,
+        (s0.0, s1.0),
+        (s0.1, s1.1),
+        (s0.2, s1.2),
+        (&s0.3, &s1.3),
+    );
+    let secs = w.secs;
     let list = workers.as_array().cloned().unwrap_or_default();
     let per_worker = pids
         .iter()
@@ -320,19 +306,14 @@ async fn run_one(a: &Args, cores: &str, max_load: f64) -> Outcome {
         })
         .collect();
     Outcome {
-        in_pps,
-        fwd_pps,
-        loss,
-        p50: pct(0.5),
-        p99: pct(0.99),
-        max: hist.iter().rposition(|&c| c > 0).unwrap_or(0),
+        in_pps: w.in_pps,
+        fwd_pps: w.fwd_pps,
+        loss: w.loss,
+        p50: w.percentile(0.5),
+        p99: w.percentile(0.99),
+        max: w.max(),
         workers: per_worker,
     }
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 #[tokio::main(flavor = "current_thread")]
