@@ -57,7 +57,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Session {
     kind: Kind,
     room: String,
@@ -430,23 +430,18 @@ async fn session_of(
     room_id: &str,
     resource: &str,
     headers: &HeaderMap,
-) -> Result<(String, String, Option<String>, String, String), ApiError> {
+) -> Result<Session, ApiError> {
     w.s.auth.check_origin(headers)?;
     if Auth::bearer(headers).is_some() {
         w.s.auth.authorize_room(Auth::bearer(headers), room_id)?;
     }
-    let sessions = w.sessions.lock().await;
-    let s = sessions
+    w.sessions
+        .lock()
+        .await
         .get(resource)
         .filter(|s| s.kind == kind && s.room == room_id)
-        .ok_or_else(|| ApiError::new(404, "no such session"))?;
-    Ok((
-        s.peer.clone(),
-        s.transport.clone(),
-        s.first_mid.clone(),
-        s.remote_ufrag.clone(),
-        s.etag.clone(),
-    ))
+        .cloned()
+        .ok_or_else(|| ApiError::new(404, "no such session"))
 }
 
 fn kind_of(path: &str) -> Kind {
@@ -465,7 +460,14 @@ async fn patch(
     body: String,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(uri.path());
-    let (peer, tid, mid, ufrag, etag) = session_of(&w, kind, &room_id, &resource, &headers).await?;
+    let Session {
+        peer,
+        transport: tid,
+        first_mid: mid,
+        remote_ufrag: ufrag,
+        etag,
+        ..
+    } = session_of(&w, kind, &room_id, &resource, &headers).await?;
     content_type_is(&headers, "application/trickle-ice-sdpfrag")?;
     let value = |key: &str| {
         body.lines()
@@ -532,7 +534,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(uri.path());
-    let (peer, ..) = session_of(&w, kind, &room_id, &resource, &headers).await?;
+    let Session { peer, .. } = session_of(&w, kind, &room_id, &resource, &headers).await?;
     w.sessions.lock().await.remove(&resource);
     if let Ok(room) = w.s.rooms.existing(&room_id).await {
         let _ = room.delete_broadcaster(&peer).await;

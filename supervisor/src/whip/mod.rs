@@ -22,27 +22,36 @@ pub fn offer_round_trip(
     router: &crate::ortc::RtpCapabilities,
 ) -> Result<String, sdp::SdpError> {
     let offer = sdp::parse_offer(text)?;
-    let mut media = Vec::with_capacity(offer.sections.len());
-    for (i, s) in offer.sections.iter().enumerate() {
-        media.push(match negotiate::producer_parameters(i, s, router) {
-            Ok((_, p)) => answer::Media::Recv(p),
-            Err(_) => answer::Media::Rejected,
-        });
-    }
-    if let Ok((_, tr)) = negotiate::receive_capabilities(&offer, router) {
-        for m in &mut media {
-            if let answer::Media::Recv(p) = m {
-                let mut q = p.clone();
-                tr.apply(crate::ortc::MediaKind::Video, &mut q);
-            }
-        }
-    }
+    let produced: Vec<_> = (offer.sections.iter().enumerate())
+        .map(|(i, s)| negotiate::producer_parameters(i, s, router).ok())
+        .collect();
     let local = answer::Local {
         ice_ufrag: "ufrag".into(),
         ice_pwd: "password".into(),
         candidates: Vec::new(),
         fingerprints: vec![("sha-256".into(), "00:11".into())],
     };
+    if let Ok((_, tr)) = negotiate::receive_capabilities(&offer, router) {
+        // A WHEP answer: the same parameters as consumers' would be, in the player's numbering.
+        let send: Vec<answer::Media> = (produced.iter())
+            .map(|x| match x {
+                Some((kind, p)) => {
+                    let mut params = p.clone();
+                    tr.apply(*kind, &mut params);
+                    answer::Media::Send {
+                        params,
+                        stream: "stream".into(),
+                        track: "track".into(),
+                    }
+                }
+                None => answer::Media::Rejected,
+            })
+            .collect();
+        let _ = answer::answer(&offer, &local, &send);
+    }
+    let media: Vec<answer::Media> = (produced.into_iter())
+        .map(|x| x.map_or(answer::Media::Rejected, |(_, p)| answer::Media::Recv(p)))
+        .collect();
     let text = answer::answer(&offer, &local, &media);
     // What ferrosfu writes, it can read back.
     sdp::parse_offer(&text)
