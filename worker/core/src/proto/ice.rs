@@ -234,22 +234,26 @@ impl IceLite {
             self.stats.bad_requests += 1;
             return self.error(&msg, CODE_BAD_REQUEST);
         }
-        let local_part = TextAttribute::get_from_as(&msg, ATTR_USERNAME)
+        // Which credentials the check uses: the current ones, or (after a restart) the previous.
+        let creds = TextAttribute::get_from_as(&msg, ATTR_USERNAME)
             .ok()
-            .and_then(|u| u.text.split_once(':').map(|(l, _)| l.to_owned()));
-        let creds = match (&local_part, &self.previous) {
-            (Some(l), _) if *l == self.local.ufrag => Some(self.local.clone()),
-            (Some(l), Some(p)) if *l == p.ufrag => Some(p.clone()),
-            _ => None,
-        };
-        let crypto = self.crypto.clone();
-        let Some(creds) = creds.filter(|c| {
-            MessageIntegrity::check(&mut msg, c.pwd.as_bytes(), crypto.crypto()).is_ok()
-        }) else {
+            .and_then(|u| {
+                let (l, _) = u.text.split_once(':')?;
+                if l == self.local.ufrag {
+                    Some(&self.local)
+                } else {
+                    self.previous.as_ref().filter(|p| p.ufrag == l)
+                }
+            });
+        let current = creds.is_some_and(|c| std::ptr::eq(c, &self.local));
+        let authentic = creds.is_some_and(|c| {
+            MessageIntegrity::check(&mut msg, c.pwd.as_bytes(), self.crypto.crypto()).is_ok()
+        });
+        if !authentic {
             self.stats.unauthorized += 1;
             return self.error(&msg, CODE_UNAUTHORIZED);
-        };
-        if creds.ufrag == self.local.ufrag {
+        }
+        if current {
             // The remote uses the new generation: the old credentials are done.
             self.previous = None;
         }
