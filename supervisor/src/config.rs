@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 mod cluster;
 mod data_channels;
+mod media;
 mod scaling;
 mod turn;
 
@@ -19,6 +20,8 @@ use cluster::FileCluster;
 pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
 use data_channels::FileDataChannels;
+use media::FileMedia;
+pub use media::{MediaAddr, MediaListen, host_addresses};
 use scaling::{FileRooms, FileSupervisor};
 use turn::FileTurn;
 pub use turn::{TurnCli, TurnConfig};
@@ -82,14 +85,27 @@ pub struct Cli {
     #[arg(long, env = "FERROSFU_WEBRTC_SERVER_PORT", value_name = "PORT")]
     pub webrtc_server_port: Option<u16>,
 
-    /// Public IP announced in ICE candidates (when the listen address is private or 0.0.0.0).
+    /// Public IP announced in ICE candidates of the IPv4 listen addresses (of the only listen
+    /// address, whatever its family) when they are private or 0.0.0.0.
     #[arg(long, env = "FERROSFU_ANNOUNCED_IP", value_name = "IP")]
     pub announced_ip: Option<IpAddr>,
 
-    /// IP the RTC transports listen on. 0.0.0.0 (the default) listens everywhere and announces
-    /// --announced-ip, else the first non-loopback IPv4 address of this host, else 127.0.0.1.
-    #[arg(long, env = "FERROSFU_RTC_LISTEN_IP", value_name = "IP")]
-    pub rtc_listen_ip: Option<IpAddr>,
+    /// Public IPv6 address announced in ICE candidates of the IPv6 listen addresses.
+    #[arg(long, env = "FERROSFU_ANNOUNCED_IPV6", value_name = "IPV6")]
+    pub announced_ipv6: Option<std::net::Ipv6Addr>,
+
+    /// IPs the RTC transports listen on, comma-separated, in preference order (e.g.
+    /// "0.0.0.0,::"). Default: 0.0.0.0, plus :: when the host has a global IPv6 address. An
+    /// unspecified address listens everywhere and announces --announced-ip/--announced-ipv6,
+    /// else the host's first address of its family that is not loopback or link-local, else
+    /// loopback.
+    #[arg(
+        long,
+        env = "FERROSFU_RTC_LISTEN_IP",
+        value_name = "IP[,IP…]",
+        value_delimiter = ','
+    )]
+    pub rtc_listen_ip: Vec<IpAddr>,
 
     /// PEM certificate chain for HTTPS/WSS on the HTTP listener (with --tls-key). Without both,
     /// the listener speaks plain HTTP/WS (for loopback and development).
@@ -368,15 +384,6 @@ struct FileWorkers {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct FileMedia {
-    rtc_ports: Option<PortRange>,
-    webrtc_server_port: Option<u16>,
-    announced_ip: Option<IpAddr>,
-    listen_ip: Option<IpAddr>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 struct FileStore {
     database_url: Option<String>,
 }
@@ -410,8 +417,8 @@ pub struct Config {
     pub rtc_ports: PortRange,
     /// First WebRtcServer port (worker i listens on it + i); 0: per-transport ports.
     pub webrtc_server_port: u16,
-    pub announced_ip: Option<IpAddr>,
-    pub rtc_listen_ip: IpAddr,
+    /// `[media] listen_ips` and the announced addresses.
+    pub media_listen: MediaListen,
     pub database_url: String,
     pub recordings_dir: PathBuf,
     /// None: "auto" (cores without a worker, else all).
@@ -468,6 +475,7 @@ impl Config {
 
     fn merge(cli: Cli, f: FileConfig) -> Result<Config, String> {
         let data_channels = DataChannels::merge(&cli, &f.data_channels)?;
+        let media_listen = MediaListen::merge(&cli, &f.media)?;
         let cluster = ClusterConfig::merge(&cli, &f.cluster)?;
         let room_limits = scaling::limits(&cli, &f.rooms)?;
         let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
@@ -517,6 +525,7 @@ impl Config {
         let turn = TurnConfig::merge(&cli.turn, &f.turn, tls.is_some())?;
         Ok(Config {
             turn,
+            media_listen,
             data_channels,
             cluster,
             room_limits,
@@ -525,10 +534,6 @@ impl Config {
             web_dir: cli.web_dir.or(f.http.web_dir),
             jwt_secret,
             allowed_origins,
-            rtc_listen_ip: cli
-                .rtc_listen_ip
-                .or(f.media.listen_ip)
-                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
             http_listen: cli
                 .http_listen
                 .or(f.http.listen)
@@ -565,7 +570,6 @@ impl Config {
                 .webrtc_server_port
                 .or(f.media.webrtc_server_port)
                 .unwrap_or(44444),
-            announced_ip: cli.announced_ip.or(f.media.announced_ip),
             database_url: cli
                 .database_url
                 .or(f.store.database_url)
@@ -635,12 +639,10 @@ impl Config {
                 "max_restarts_per_minute": self.restart.max_per_minute,
                 "close_grace_ms": self.restart.close_grace.as_millis() as u64,
             },
-            "media": {
-                "rtc_ports": format!("{}-{}", self.rtc_ports.min, self.rtc_ports.max),
-                "webrtc_server_port": self.webrtc_server_port,
-                "announced_ip": self.announced_ip.map(|ip| ip.to_string()),
-                "listen_ip": self.rtc_listen_ip.to_string(),
-            },
+            "media": self.media_listen.to_json(
+                format!("{}-{}", self.rtc_ports.min, self.rtc_ports.max),
+                self.webrtc_server_port,
+            ),
             "store": { "database_url": self.database_url },
             "rooms": scaling::limits_json(&self.room_limits),
             "supervisor": {

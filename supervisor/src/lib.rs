@@ -155,10 +155,14 @@ impl Supervisor {
                 at: chrono::Utc::now(),
             });
         }
-        let announced = config
-            .announced_ip
-            .map(|ip| ip.to_string())
-            .or_else(|| default_announced_ip(config.rtc_listen_ip));
+        let host = config::host_addresses();
+        let media_addrs = config.media_listen.resolve(&host);
+        // The node's announced address for the cluster and TURN: the first IPv4 one.
+        let announced = media_addrs
+            .iter()
+            .find(|a| a.ip.is_ipv4())
+            .or(media_addrs.first())
+            .and_then(|a| a.announced.clone());
         // Redis before the workers: a wrong password or an unreachable Redis stops the start.
         let cluster_conn = match cluster::settings_from_config(
             &config,
@@ -171,8 +175,7 @@ impl Supervisor {
         };
         // One WebRtcServer per worker (port base + index), unless the base port is 0.
         let webrtc_servers = (config.webrtc_server_port != 0).then(|| WebRtcServerSpec {
-            listen_ip: config.rtc_listen_ip,
-            announced: announced.clone(),
+            listen: media_addrs.clone(),
             base_port: config.webrtc_server_port,
         });
         tracing::info!(?cores, bin = %bin.display(), "starting workers");
@@ -180,14 +183,21 @@ impl Supervisor {
             .await
             .map_err(|(core, source)| StartError::Worker { core, source })?;
         tracing::info!(
-            listen_ip = %config.rtc_listen_ip,
-            announced = ?announced,
+            listen = ?media_addrs,
             webrtc_server_port = config.webrtc_server_port,
             "rtc transports"
         );
         let turn = if config.turn.enabled() {
-            let settings =
-                turn::settings_from_config(&config, announced.as_deref(), cores.len(), tls.clone());
+            let settings = turn::settings_from_config(
+                &config,
+                turn::MediaAddresses {
+                    listen: &media_addrs,
+                    host: &host,
+                    announced: announced.as_deref(),
+                },
+                cores.len(),
+                tls.clone(),
+            );
             Some(
                 turn::Turn::start(settings)
                     .await
@@ -199,8 +209,7 @@ impl Supervisor {
         let rooms = rooms::Rooms::new(
             pool.clone(),
             rooms::MediaSettings {
-                listen_ip: config.rtc_listen_ip,
-                announced,
+                listen: media_addrs,
                 data_channels: config.data_channels,
             },
             config.room_limits,
@@ -364,26 +373,6 @@ impl Supervisor {
         self.lifecycle.advance(Phase::Stopped);
         tracing::info!("stopped");
     }
-}
-
-/// What to announce when listening on an unspecified address and no announced IP is set: the
-/// first IPv4 address of an interface that is up and not loopback, else 127.0.0.1 (a
-/// loopback-only host or network namespace).
-pub(crate) fn default_announced_ip(listen: std::net::IpAddr) -> Option<String> {
-    if !listen.is_unspecified() {
-        return None;
-    }
-    let found = nix::ifaddrs::getifaddrs().ok().and_then(|addrs| {
-        addrs
-            .filter(|a| {
-                a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
-                    && !a
-                        .flags
-                        .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
-            })
-            .find_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip().to_string()))
-    });
-    Some(found.unwrap_or_else(|| "127.0.0.1".to_owned()))
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {

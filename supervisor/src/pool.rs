@@ -3,14 +3,13 @@
 //! is handed out, and a restarted worker gets it again.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use ferrosfu_fbs::{ListenInfo, TransportProtocol, WebRtcServerId, WebRtcServerOptions};
+use ferrosfu_fbs::{TransportProtocol, WebRtcServerId, WebRtcServerOptions};
 
 use crate::load::{self, LoadTracker};
 use crate::media::WebRtcServer;
@@ -18,11 +17,11 @@ use crate::placement::WorkerLoad;
 use crate::worker::{SpawnError, Worker, WorkerExit, WorkerSettings, new_id};
 
 /// One WebRtcServer per worker: the worker at index `i` of the pool (cores in ascending order)
-/// listens on UDP and TCP port `base_port + i` of `listen_ip`, announcing `announced`.
+/// listens on UDP and TCP port `base_port + i` of every address of `listen` (UDP of all of them
+/// first: UDP candidates get the higher ICE priority).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebRtcServerSpec {
-    pub listen_ip: IpAddr,
-    pub announced: Option<String>,
+    pub listen: Vec<crate::config::MediaAddr>,
     pub base_port: u16,
 }
 
@@ -41,18 +40,17 @@ impl WebRtcServerSpec {
                 self.base_port
             ))
         })?;
-        let listen = |protocol| ListenInfo {
-            protocol,
-            ip: self.listen_ip.to_string(),
-            announced_address: self.announced.clone(),
-            port,
-        };
+        let listen_infos = [TransportProtocol::Udp, TransportProtocol::Tcp]
+            .into_iter()
+            .flat_map(|protocol| {
+                self.listen
+                    .iter()
+                    .map(move |a| a.listen_info(protocol, port))
+            })
+            .collect();
         Ok(WebRtcServerOptions {
             web_rtc_server_id: WebRtcServerId::new(new_id()),
-            listen_infos: vec![
-                listen(TransportProtocol::Udp),
-                listen(TransportProtocol::Tcp),
-            ],
+            listen_infos,
         })
     }
 }
@@ -476,16 +474,34 @@ mod tests {
 
     #[test]
     fn each_worker_has_the_next_server_port() {
-        let spec = WebRtcServerSpec {
-            listen_ip: IpAddr::from([127, 0, 0, 1]),
+        let addr = |ip: std::net::IpAddr| crate::config::MediaAddr {
+            ip,
             announced: None,
+        };
+        let spec = WebRtcServerSpec {
+            listen: vec![
+                addr(std::net::IpAddr::from([127, 0, 0, 1])),
+                addr(std::net::Ipv6Addr::LOCALHOST.into()),
+            ],
             base_port: 44444,
         };
         assert_eq!(spec.port(0), Some(44444));
         assert_eq!(spec.port(3), Some(44447));
         let o = spec.options(1).unwrap();
-        assert_eq!(o.listen_infos.len(), 2);
-        assert!(o.listen_infos.iter().all(|l| l.port == 44445));
+        let infos: Vec<_> = o
+            .listen_infos
+            .iter()
+            .map(|l| (l.protocol, l.ip.as_str(), l.port))
+            .collect();
+        assert_eq!(
+            infos,
+            [
+                (TransportProtocol::Udp, "127.0.0.1", 44445),
+                (TransportProtocol::Udp, "::1", 44445),
+                (TransportProtocol::Tcp, "127.0.0.1", 44445),
+                (TransportProtocol::Tcp, "::1", 44445),
+            ]
+        );
         let top = WebRtcServerSpec {
             base_port: 65535,
             ..spec

@@ -388,8 +388,17 @@ pub async fn connect_subscriber(
     recv: &Value,
     remote: &[(MediaKind, RtpParameters)],
 ) -> Result<crate::rtc_client::Subscriber> {
-    let subscriber =
-        crate::rtc_client::Subscriber::new(crate::rtc_client::ClientOptions::default()).await?;
+    connect_subscriber_with(client, recv, remote, Default::default()).await
+}
+
+/// [`connect_subscriber`] with a subscriber made with `opts`.
+pub async fn connect_subscriber_with(
+    client: &mut ProtooClient,
+    recv: &Value,
+    remote: &[(MediaKind, RtpParameters)],
+    opts: crate::rtc_client::ClientOptions,
+) -> Result<crate::rtc_client::Subscriber> {
+    let subscriber = crate::rtc_client::Subscriber::new(opts).await?;
     let dtls = subscriber
         .connect_and_consume(
             &ice_parameters(&recv["iceParameters"])?,
@@ -415,6 +424,16 @@ pub async fn subscribe(
     recv: &Value,
     n: usize,
 ) -> Result<(crate::rtc_client::Subscriber, Vec<Value>)> {
+    subscribe_with(client, recv, n, Default::default()).await
+}
+
+/// [`subscribe`] with a subscriber made with `opts`.
+pub async fn subscribe_with(
+    client: &mut ProtooClient,
+    recv: &Value,
+    n: usize,
+    opts: crate::rtc_client::ClientOptions,
+) -> Result<(crate::rtc_client::Subscriber, Vec<Value>)> {
     let mut requests = Vec::with_capacity(n);
     let mut remote = Vec::with_capacity(n);
     for _ in 0..n {
@@ -422,7 +441,7 @@ pub async fn subscribe(
         remote.push(consumer_of(&data)?);
         requests.push(data);
     }
-    let subscriber = connect_subscriber(client, recv, &remote).await?;
+    let subscriber = connect_subscriber_with(client, recv, &remote, opts).await?;
     subscriber.wait_connected(Duration::from_secs(10)).await?;
     Ok((subscriber, requests))
 }

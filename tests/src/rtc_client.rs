@@ -115,6 +115,17 @@ pub struct ClientOptions {
     /// Reach the server only over its TCP candidates (through the RFC 4571 bridge described in
     /// the module docs; webrtc-rs itself has no ICE-TCP). UDP candidates are then not used.
     pub ice_tcp_only: bool,
+    /// Gather and use host candidates of this address family only (UDP4 or UDP6): the server's
+    /// candidates of the other family then never pair, so a dual-stack server is reached over
+    /// the chosen one. None: both.
+    pub only_family: Option<IpFamily>,
+}
+
+/// An IP address family, for [`ClientOptions::only_family`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpFamily {
+    V4,
+    V6,
 }
 
 impl Default for ClientOptions {
@@ -122,6 +133,7 @@ impl Default for ClientOptions {
         ClientOptions {
             srtp_profiles: SrtpCryptoSuite::ALL.to_vec(),
             ice_tcp_only: false,
+            only_family: None,
         }
     }
 }
@@ -334,10 +346,13 @@ fn setting_engine(opts: &ClientOptions, dtls: &DtlsOptions) -> Result<SettingEng
     s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     // Only UDP: webrtc-rs has no ICE-TCP (module docs). In TCP-only mode the bridge listens on
     // 127.0.0.1, so IPv4 is all that is needed.
-    s.set_network_types(if opts.ice_tcp_only {
-        vec![NetworkType::Udp4]
-    } else {
-        vec![NetworkType::Udp4, NetworkType::Udp6]
+    s.set_network_types(match (opts.ice_tcp_only, opts.only_family) {
+        (true, Some(IpFamily::V6)) => {
+            bail!("ClientOptions: ice_tcp_only bridges over IPv4; only_family V6 cannot be used")
+        }
+        (true, _) | (false, Some(IpFamily::V4)) => vec![NetworkType::Udp4],
+        (false, Some(IpFamily::V6)) => vec![NetworkType::Udp6],
+        (false, None) => vec![NetworkType::Udp4, NetworkType::Udp6],
     });
     s.set_srtp_protection_profiles(
         opts.srtp_profiles

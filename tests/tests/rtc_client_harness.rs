@@ -495,7 +495,7 @@ async fn publisher_sends_byte_exact_media_to_an_ice_lite_peer_with_every_srtp_pr
         let srv = LiteServer::new().await;
         let p = Publisher::new(ClientOptions {
             srtp_profiles: vec![suite],
-            ice_tcp_only: false,
+            ..ClientOptions::default()
         })
         .await
         .unwrap();
@@ -671,6 +671,7 @@ async fn ice_tcp_only_carries_dtls_and_srtp_end_to_end() {
     let p = Publisher::new(ClientOptions {
         srtp_profiles: vec![SrtpCryptoSuite::AeadAes128Gcm],
         ice_tcp_only: true,
+        ..ClientOptions::default()
     })
     .await
     .unwrap();

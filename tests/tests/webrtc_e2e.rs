@@ -216,7 +216,7 @@ async fn every_srtp_profile() {
     for suite in SrtpCryptoSuite::ALL {
         call(ClientOptions {
             srtp_profiles: vec![suite],
-            ice_tcp_only: false,
+            ..ClientOptions::default()
         })
         .await;
     }

@@ -32,7 +32,6 @@ mod transport;
 mod whip;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,29 +59,28 @@ use crate::worker::{RouterClosed, new_id};
 /// Where RTC transports listen and what they announce.
 #[derive(Clone, Debug)]
 pub(crate) struct MediaSettings {
-    pub listen_ip: IpAddr,
-    /// The address put in ICE candidates and plain transport tuples.
-    pub announced: Option<String>,
+    /// The listen addresses in preference order (at least one) with what each announces.
+    pub listen: Vec<crate::config::MediaAddr>,
     /// SCTP data channels on WebRTC transports.
     pub data_channels: crate::config::DataChannels,
 }
 
 impl MediaSettings {
-    /// A listen info on a port of the workers' range.
-    fn listen(&self, protocol: TransportProtocol) -> ListenInfo {
-        ListenInfo {
-            protocol,
-            ip: self.listen_ip.to_string(),
-            announced_address: self.announced.clone(),
-            port: 0,
-        }
+    /// A listen info per listen address, on a port of the workers' range.
+    fn listen(&self, protocol: TransportProtocol) -> Vec<ListenInfo> {
+        self.listen
+            .iter()
+            .map(|a| a.listen_info(protocol, 0))
+            .collect()
     }
 
-    /// The address clients are told to send to.
-    fn public_ip(&self) -> String {
-        self.announced
-            .clone()
-            .unwrap_or_else(|| self.listen_ip.to_string())
+    /// The address plain transports listen on: the first IPv4 listen address (recorders and
+    /// RTP tools mostly speak IPv4), else the first one.
+    fn plain(&self) -> Option<&crate::config::MediaAddr> {
+        self.listen
+            .iter()
+            .find(|a| a.ip.is_ipv4())
+            .or(self.listen.first())
     }
 }
 
@@ -343,19 +341,40 @@ mod placement_tests {
 
     #[test]
     fn transports_announce_the_public_address() {
+        use crate::config::MediaAddr;
         let m = MediaSettings {
-            listen_ip: IpAddr::from([0, 0, 0, 0]),
-            announced: Some("203.0.113.10".into()),
+            listen: vec![
+                MediaAddr {
+                    ip: std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 0]),
+                    announced: Some("2001:db8::10".into()),
+                },
+                MediaAddr {
+                    ip: std::net::IpAddr::from([0, 0, 0, 0]),
+                    announced: Some("203.0.113.10".into()),
+                },
+            ],
             data_channels: crate::config::Config::default().data_channels,
         };
-        assert_eq!(m.public_ip(), "203.0.113.10");
+        assert_eq!(m.plain().unwrap().public(), "203.0.113.10");
         let l = m.listen(TransportProtocol::Udp);
-        assert_eq!((l.ip.as_str(), l.port), ("0.0.0.0", 0));
+        let l: Vec<_> = l
+            .iter()
+            .map(|l| (l.ip.as_str(), l.port, l.announced_address.as_deref()))
+            .collect();
+        assert_eq!(
+            l,
+            [
+                ("::", 0, Some("2001:db8::10")),
+                ("0.0.0.0", 0, Some("203.0.113.10"))
+            ]
+        );
         let m = MediaSettings {
-            listen_ip: IpAddr::from([127, 0, 0, 1]),
-            announced: None,
+            listen: vec![MediaAddr {
+                ip: std::net::IpAddr::from([127, 0, 0, 1]),
+                announced: None,
+            }],
             data_channels: crate::config::Config::default().data_channels,
         };
-        assert_eq!(m.public_ip(), "127.0.0.1");
+        assert_eq!(m.plain().unwrap().public(), "127.0.0.1");
     }
 }

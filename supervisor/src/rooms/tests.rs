@@ -104,8 +104,10 @@ pub(super) async fn room(worker: &ScriptedWorker) -> Arc<Room> {
         Context {
             caps,
             media: MediaSettings {
-                listen_ip: [127, 0, 0, 1].into(),
-                announced: None,
+                listen: vec![crate::config::MediaAddr {
+                    ip: [127, 0, 0, 1].into(),
+                    announced: None,
+                }],
                 data_channels: crate::config::Config::default().data_channels,
             },
             store,

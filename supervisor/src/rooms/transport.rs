@@ -49,13 +49,17 @@ impl Room {
     ) -> Result<Transport, RoomError> {
         let listen = match &rr.server {
             Some(s) => WebRtcTransportListen::Server(s.id().clone()),
-            None if force_tcp => WebRtcTransportListen::Individual(vec![
-                self.cx.media.listen(TransportProtocol::Tcp),
-            ]),
-            None => WebRtcTransportListen::Individual(vec![
-                self.cx.media.listen(TransportProtocol::Udp),
-                self.cx.media.listen(TransportProtocol::Tcp),
-            ]),
+            None if force_tcp => {
+                WebRtcTransportListen::Individual(self.cx.media.listen(TransportProtocol::Tcp))
+            }
+            // UDP of every address before TCP of any: UDP candidates get the higher priority.
+            None => WebRtcTransportListen::Individual(
+                [
+                    self.cx.media.listen(TransportProtocol::Udp),
+                    self.cx.media.listen(TransportProtocol::Tcp),
+                ]
+                .concat(),
+            ),
         };
         let mut options = webrtc_options(listen, force_tcp);
         options.sctp = sctp.and_then(|n| sctp_options(&self.cx.media.data_channels, n));
@@ -69,11 +73,16 @@ impl Room {
         rtcp_mux: bool,
         rr: &RoomRouter,
     ) -> Result<(Transport, PlainTransportDump, String), RoomError> {
+        let addr = self
+            .cx
+            .media
+            .plain()
+            .ok_or_else(|| RoomError::Failed("no media listen address".into()))?;
         let t = Transport::create_plain(
             &rr.router,
             PlainTransportOptions {
                 transport_id: TransportId::new(new_id()),
-                listen_info: self.cx.media.listen(TransportProtocol::Udp),
+                listen_info: addr.listen_info(TransportProtocol::Udp, 0),
                 rtcp_listen_info: None,
                 rtcp_mux,
                 comedia,
@@ -84,7 +93,7 @@ impl Room {
         let dump = t
             .plain()
             .ok_or_else(|| RoomError::Failed("no plain transport dump".into()))?;
-        Ok((t, dump, self.cx.media.public_ip()))
+        Ok((t, dump, addr.public()))
     }
 
     /// `createWebRtcTransport` of a connected peer.

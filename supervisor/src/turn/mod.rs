@@ -261,47 +261,63 @@ impl Drop for Turn {
     }
 }
 
+/// The media addresses of this node, as the supervisor resolved them at start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MediaAddresses<'a> {
+    /// The listen addresses with what they announce.
+    pub listen: &'a [crate::config::MediaAddr],
+    /// The addresses of the host's interfaces that are up.
+    pub host: &'a [IpAddr],
+    /// The node's announced (IPv4) address, if any.
+    pub announced: Option<&'a str>,
+}
+
 /// The TURN settings for this node: relays may reach the media listen addresses (every local
-/// address when listening on 0.0.0.0/::, plus the announced IP) on the RTC port range and the
-/// workers' WebRtcServer ports.
+/// address of the family when listening on 0.0.0.0 or ::, plus the announced addresses) on the
+/// RTC port range and the workers' WebRtcServer ports.
 pub(crate) fn settings_from_config(
     config: &crate::Config,
-    announced: Option<&str>,
+    media: MediaAddresses<'_>,
     workers: usize,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> TurnSettings {
-    let listen = config.rtc_listen_ip;
-    let announced_ip: Option<IpAddr> = announced.and_then(|a| a.parse().ok());
+    let announced = media.announced;
     let mut ips: Vec<IpAddr> = Vec::new();
-    if listen.is_unspecified() {
-        if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-            for a in addrs {
-                let Some(addr) = a.address else { continue };
-                if let Some(v4) = addr.as_sockaddr_in() {
-                    ips.push(IpAddr::V4(v4.ip()));
-                } else if let Some(v6) = addr.as_sockaddr_in6() {
-                    ips.push(IpAddr::V6(v6.ip()));
-                }
-            }
+    for a in media.listen {
+        if a.ip.is_unspecified() {
+            ips.extend(media.host.iter().filter(|h| h.is_ipv4() == a.ip.is_ipv4()));
+        } else {
+            ips.push(a.ip);
         }
-    } else {
-        ips.push(listen);
+        ips.extend(
+            a.announced
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok()),
+        );
     }
-    ips.extend(announced_ip);
     let ips: Vec<IpAddr> = ips.into_iter().map(|ip| ip.to_canonical()).collect();
     let mut ports = vec![config.rtc_ports.min..=config.rtc_ports.max];
     if config.webrtc_server_port != 0 {
         let last = u32::from(config.webrtc_server_port) + workers.max(1) as u32 - 1;
         ports.push(config.webrtc_server_port..=u16::try_from(last).unwrap_or(u16::MAX));
     }
-    let relay_ip = config.turn.relay_ip.unwrap_or(if listen.is_unspecified() {
-        // A local address of the host (the auto-detected announced one), not the announced
-        // IP, which may be a NAT's.
-        crate::default_announced_ip(listen)
-            .and_then(|a| a.parse().ok())
+    // A local address of the host (not the announced IP, which may be a NAT's): the first IPv4
+    // listen address, or the host's first non-loopback IPv4 address when that one is 0.0.0.0.
+    let first = media
+        .listen
+        .iter()
+        .find(|a| a.ip.is_ipv4())
+        .or(media.listen.first())
+        .map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip);
+    let relay_ip = config.turn.relay_ip.unwrap_or(if first.is_unspecified() {
+        media
+            .host
+            .iter()
+            .copied()
+            .find(|h| h.is_ipv4() && !h.is_loopback())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     } else {
-        listen
+        first
     });
     let public_host = config
         .turn

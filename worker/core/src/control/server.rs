@@ -109,19 +109,31 @@ pub(super) fn candidates(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            // RFC 8445 §5.1.2.1 host priority; the preferred protocol gets the higher local
-            // preference, then listen order.
-            let proto_pref: u32 = match s.protocol {
-                Protocol::Udp if prefer_udp || !prefer_tcp => 1,
-                Protocol::Tcp if prefer_tcp => 1,
-                _ => 0,
+            // RFC 8445 §5.1.2.1 host priority: the preferred protocol gets the upper half of the
+            // local preference, then listen order decides (so an IPv4 and an IPv6 address, or
+            // several addresses, get distinct priorities).
+            let preferred = match s.protocol {
+                Protocol::Udp => prefer_udp || !prefer_tcp,
+                Protocol::Tcp => prefer_tcp,
             };
-            let local_pref = (proto_pref * 32768 + 65535 - i as u32 * 2).min(65535);
+            let top: u32 = if preferred { 65535 } else { 32767 };
+            let local_pref = top.saturating_sub(i as u32).max(1);
             let priority = (126u32 << 24) | (local_pref << 8) | 255;
+            // One foundation per protocol and base address (RFC 8445 §5.1.1.3); the first of
+            // each protocol keeps mediasoup's name.
+            let earlier = sockets[..i]
+                .iter()
+                .filter(|o| o.protocol == s.protocol)
+                .count();
+            let name = match s.protocol {
+                Protocol::Udp => "udpcandidate",
+                Protocol::Tcp => "tcpcandidate",
+            };
             IceCandidate {
-                foundation: match s.protocol {
-                    Protocol::Udp => "udpcandidate".into(),
-                    Protocol::Tcp => "tcpcandidate".into(),
+                foundation: if earlier == 0 {
+                    name.into()
+                } else {
+                    format!("{name}{earlier}")
                 },
                 priority,
                 address: s.announced_ip(),
@@ -132,4 +144,45 @@ pub(super) fn candidates(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket(protocol: Protocol, addr: &str) -> BoundSocket {
+        BoundSocket {
+            protocol,
+            local: addr.parse().unwrap(),
+            announced: None,
+        }
+    }
+
+    #[test]
+    fn dual_stack_candidates_have_distinct_priorities_and_foundations() {
+        let sockets = [
+            socket(Protocol::Udp, "127.0.0.1:40000"),
+            socket(Protocol::Udp, "[::1]:40000"),
+            socket(Protocol::Tcp, "127.0.0.1:40000"),
+            socket(Protocol::Tcp, "[::1]:40000"),
+        ];
+        let c = candidates(&sockets, true, false);
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.foundation.as_str(), c.address.as_str(), c.priority))
+            .collect();
+        let p = |local: u32| (126u32 << 24) | (local << 8) | 255;
+        assert_eq!(
+            got,
+            [
+                ("udpcandidate", "127.0.0.1", p(65535)),
+                ("udpcandidate1", "::1", p(65534)),
+                ("tcpcandidate", "127.0.0.1", p(32765)),
+                ("tcpcandidate1", "::1", p(32764)),
+            ]
+        );
+        // prefer TCP: the TCP candidates rank first.
+        let c = candidates(&sockets, false, true);
+        assert!(c[2].priority > c[0].priority && c[3].priority > c[1].priority);
+    }
 }
