@@ -51,14 +51,21 @@ async fn selected_ips(c: &mut ProtooClient, transport: &Value) -> (IpAddr, IpAdd
     )
 }
 
-/// Alice (IPv4 only) publishes, Bob (IPv6 only) receives, on a node started with `args`.
-async fn media_crosses_families(sup: &SupervisorProcess, room: &str) {
+/// Alice publishes from `families.0`, Bob receives on `families.1` (None: any family) in `room`
+/// of `sup`; `check_send` sees Alice's `createWebRtcTransport` answer. Waits for audio and video
+/// at Bob and gives the selected tuples (local, remote IP) of Alice's and Bob's transports.
+async fn alice_to_bob(
+    sup: &SupervisorProcess,
+    room: &str,
+    families: (Option<IpFamily>, Option<IpFamily>),
+    check_send: impl FnOnce(&Value),
+) -> [(IpAddr, IpAddr); 2] {
     let mut alice = ProtooClient::connect(sup.http, room, "alice", None)
         .await
         .unwrap();
     let caps = alice.client_caps().await.unwrap();
     let publisher = Publisher::new(ClientOptions {
-        only_family: Some(IpFamily::V4),
+        only_family: families.0,
         ..ClientOptions::default()
     })
     .await
@@ -66,18 +73,7 @@ async fn media_crosses_families(sup: &SupervisorProcess, room: &str) {
     let send = protoo::connect_publisher(&mut alice, &publisher)
         .await
         .unwrap();
-    // UDP and TCP on both addresses; 127.0.0.1 is listed first, so its candidates rank first.
-    let c = candidates(&send);
-    for proto in ["udp", "tcp"] {
-        let of: Vec<_> = c.iter().filter(|c| c.0 == proto).collect();
-        assert_eq!(of.len(), 2, "{send}");
-        assert_eq!(of[0].1, IpAddr::from([127, 0, 0, 1]), "{send}");
-        assert_eq!(of[1].1, std::net::Ipv6Addr::LOCALHOST, "{send}");
-        assert!(of[0].2 > of[1].2, "{send}");
-    }
-    let udp_min = c.iter().filter(|c| c.0 == "udp").map(|c| c.2).min();
-    let tcp_max = c.iter().filter(|c| c.0 == "tcp").map(|c| c.2).max();
-    assert!(udp_min > tcp_max, "UDP ranks above TCP: {send}");
+    check_send(&send);
     alice.join("Alice", &caps).await.unwrap();
 
     let mut bob = ProtooClient::connect(sup.http, room, "bob", None)
@@ -92,17 +88,13 @@ async fn media_crosses_families(sup: &SupervisorProcess, room: &str) {
     )
     .await
     .unwrap();
-    let (subscriber, _) = protoo::subscribe_with(
-        &mut bob,
-        &recv,
-        2,
-        ClientOptions {
-            only_family: Some(IpFamily::V6),
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let options = ClientOptions {
+        only_family: families.1,
+        ..ClientOptions::default()
+    };
+    let (subscriber, _) = protoo::subscribe_with(&mut bob, &recv, 2, options)
+        .await
+        .unwrap();
     let publisher = Arc::new(publisher);
     let media = TestMedia::start(&publisher, 1200).await.unwrap();
     for kind in [MediaKind::Audio, MediaKind::Video] {
@@ -111,19 +103,42 @@ async fn media_crosses_families(sup: &SupervisorProcess, room: &str) {
             .await
             .unwrap();
     }
-    // The server saw Alice over IPv4 and Bob over IPv6 (ICE, DTLS and SRTP on ::1; the
-    // client's source may be any of the host's IPv6 addresses).
-    let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
-    let v4 = IpAddr::from([127, 0, 0, 1]);
-    let (local, remote) = selected_ips(&mut alice, &send).await;
-    assert!(local == v4 && remote.is_ipv4(), "{local} {remote}");
-    let (local, remote) = selected_ips(&mut bob, &recv).await;
-    assert!(local == v6 && remote.is_ipv6(), "{local} {remote}");
+    let tuples = [
+        selected_ips(&mut alice, &send).await,
+        selected_ips(&mut bob, &recv).await,
+    ];
     media.stop().await.unwrap();
     alice.close().await;
     bob.close().await;
     let _ = publisher.close().await;
     let _ = subscriber.close().await;
+    tuples
+}
+
+/// Alice (IPv4 only) publishes, Bob (IPv6 only) receives, on a dual-stack node.
+async fn media_crosses_families(sup: &SupervisorProcess, room: &str) {
+    let families = (Some(IpFamily::V4), Some(IpFamily::V6));
+    let [(a_local, a_remote), (b_local, b_remote)] = alice_to_bob(sup, room, families, |send| {
+        // UDP and TCP on both addresses; 127.0.0.1 is listed first, so it ranks first.
+        let c = candidates(send);
+        for proto in ["udp", "tcp"] {
+            let of: Vec<_> = c.iter().filter(|c| c.0 == proto).collect();
+            assert_eq!(of.len(), 2, "{send}");
+            assert_eq!(of[0].1, IpAddr::from([127, 0, 0, 1]), "{send}");
+            assert_eq!(of[1].1, std::net::Ipv6Addr::LOCALHOST, "{send}");
+            assert!(of[0].2 > of[1].2, "{send}");
+        }
+        let udp_min = c.iter().filter(|c| c.0 == "udp").map(|c| c.2).min();
+        let tcp_max = c.iter().filter(|c| c.0 == "tcp").map(|c| c.2).max();
+        assert!(udp_min > tcp_max, "UDP ranks above TCP: {send}");
+    })
+    .await;
+    // The server saw Alice over IPv4 and Bob over IPv6 (ICE, DTLS and SRTP on ::1; the
+    // client's source may be any of the host's IPv6 addresses).
+    let v4 = IpAddr::from([127, 0, 0, 1]);
+    assert!(a_local == v4 && a_remote.is_ipv4(), "{a_local} {a_remote}");
+    let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+    assert!(b_local == v6 && b_remote.is_ipv6(), "{b_local} {b_remote}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,37 +200,11 @@ async fn an_ipv6_only_node_from_the_config_file_serves_media() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    let mut alice = ProtooClient::connect(sup.http, "v6", "alice", None)
-        .await
-        .unwrap();
-    let caps = alice.client_caps().await.unwrap();
-    let publisher = Publisher::new(ClientOptions::default()).await.unwrap();
-    let send = protoo::connect_publisher(&mut alice, &publisher)
-        .await
-        .unwrap();
     let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
-    assert!(candidates(&send).iter().all(|c| c.1 == v6), "{send}");
-    alice.join("Alice", &caps).await.unwrap();
-    let mut bob = ProtooClient::connect(sup.http, "v6", "bob", None)
-        .await
-        .unwrap();
-    let recv = bob.create_transport(false).await.unwrap();
-    bob.join("Bob", &caps).await.unwrap();
-    protoo::produce_all(
-        &mut alice,
-        send["id"].as_str().unwrap(),
-        publisher.producer_parameters().unwrap(),
-    )
-    .await
-    .unwrap();
-    let (subscriber, _) = protoo::subscribe(&mut bob, &recv, 2).await.unwrap();
-    let publisher = Arc::new(publisher);
-    let media = TestMedia::start(&publisher, 1200).await.unwrap();
-    subscriber
-        .wait_packets(MediaKind::Video, 20, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let (local, remote) = selected_ips(&mut bob, &recv).await;
+    let [_, (local, remote)] = alice_to_bob(&sup, "v6", (None, None), |send| {
+        assert!(candidates(send).iter().all(|c| c.1 == v6), "{send}");
+    })
+    .await;
     assert!(local == v6 && remote.is_ipv6(), "{local} {remote}");
     // The effective configuration shows the list.
     let out = std::process::Command::new(ferrosfu_tests::bin("ferrosfu"))
@@ -224,11 +213,6 @@ async fn an_ipv6_only_node_from_the_config_file_serves_media() {
         .unwrap();
     let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cfg["media"]["listen_ips"], json!(["::1"]), "{cfg}");
-    media.stop().await.unwrap();
-    alice.close().await;
-    bob.close().await;
-    let _ = publisher.close().await;
-    let _ = subscriber.close().await;
 }
 
 #[test]
