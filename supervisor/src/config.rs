@@ -12,18 +12,15 @@ use serde::Deserialize;
 
 mod cluster;
 mod data_channels;
+mod file;
 mod media;
 mod scaling;
 mod turn;
 
-use cluster::FileCluster;
 pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
-use data_channels::FileDataChannels;
-use media::FileMedia;
+use file::FileConfig;
 pub use media::{MediaAddr, MediaListen, host_addresses};
-use scaling::{FileRooms, FileSupervisor};
-use turn::FileTurn;
 pub use turn::{TurnCli, TurnConfig};
 
 use crate::container::{Container, ContainerPrefs};
@@ -198,6 +195,10 @@ pub struct Cli {
     #[command(flatten)]
     pub turn: TurnCli,
 
+    /// How long a drain (SIGTERM, `POST /api/drain`) waits for the open rooms to empty, seconds.
+    #[arg(long, env = "FERROSFU_DRAIN_TIMEOUT_S", value_name = "SECONDS")]
+    pub drain_timeout_s: Option<u64>,
+
     /// Print the effective configuration (defaults, file, environment and flags merged) as JSON
     /// and exit without starting anything.
     #[arg(long)]
@@ -328,80 +329,6 @@ impl<'de> Deserialize<'de> for PortRange {
     }
 }
 
-/// The TOML file, every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileConfig {
-    dev: Option<bool>,
-    http: FileHttp,
-    log: FileLog,
-    workers: FileWorkers,
-    media: FileMedia,
-    store: FileStore,
-    recording: FileRecording,
-    auth: FileAuth,
-    data_channels: FileDataChannels,
-    cluster: FileCluster,
-    rooms: FileRooms,
-    supervisor: FileSupervisor,
-    turn: FileTurn,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileAuth {
-    jwt_secret: Option<String>,
-    allowed_origins: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileHttp {
-    listen: Option<SocketAddr>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    web_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileLog {
-    level: Option<String>,
-    format: Option<LogFormat>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileWorkers {
-    cores: Option<CoreList>,
-    bin: Option<PathBuf>,
-    log_level: Option<String>,
-    log_targets: Option<Vec<String>>,
-    request_timeout_ms: Option<u64>,
-    max_restarts_per_minute: Option<u32>,
-    close_grace_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileStore {
-    database_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileRecording {
-    dir: Option<PathBuf>,
-    cores: Option<CoreList>,
-    ports: Option<PortRange>,
-    gst_launch: Option<PathBuf>,
-    audio_container: Option<Container>,
-    h264_container: Option<Container>,
-    stop_timeout_ms: Option<u64>,
-    max_duration_s: Option<u64>,
-    min_free_disk_mb: Option<u64>,
-}
-
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -447,6 +374,8 @@ pub struct Config {
     pub room_limits: Limits,
     /// `[supervisor] cores`: None pins nothing.
     pub supervisor_cores: Option<CoreList>,
+    /// `[supervisor] drain_timeout_s`.
+    pub drain_timeout: Duration,
     /// `[turn]`: the built-in TURN server.
     pub turn: TurnConfig,
 }
@@ -479,6 +408,7 @@ impl Config {
         let cluster = ClusterConfig::merge(&cli, &f.cluster)?;
         let room_limits = scaling::limits(&cli, &f.rooms)?;
         let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
+        let drain_timeout = scaling::drain_timeout(&cli, &f.supervisor)?;
         let worker_log_level = match f.workers.log_level {
             Some(l) => l.parse::<LogLevel>()?,
             None => LogLevel::Warn,
@@ -530,6 +460,7 @@ impl Config {
             cluster,
             room_limits,
             supervisor_cores,
+            drain_timeout,
             tls,
             web_dir: cli.web_dir.or(f.http.web_dir),
             jwt_secret,
@@ -651,6 +582,7 @@ impl Config {
                     Some(CoreList::Auto) => serde_json::json!("auto"),
                     Some(CoreList::List(c)) => serde_json::json!(c),
                 },
+                "drain_timeout_s": self.drain_timeout.as_secs(),
             },
             "data_channels": self.data_channels.to_json(),
             "cluster": self.cluster.to_json(),

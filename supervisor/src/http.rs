@@ -34,13 +34,17 @@ pub(crate) struct AppState {
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// `[rooms]` limits: admission and readiness.
     pub(crate) limits: Limits,
+    /// The graceful drain (`POST /api/drain`).
+    pub(crate) drain: Arc<crate::drain::Drain>,
 }
 
 pub(crate) fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/api/drain", axum::routing::post(drain))
         .route("/api/workers", get(workers))
         .route("/api/cluster", get(cluster))
         .route("/metrics", get(metrics))
@@ -167,13 +171,39 @@ async fn healthz(State(s): State<AppState>) -> Response {
     (status, Json(h.body(word))).into_response()
 }
 
-/// Readiness for new rooms: 200 while running with a worker under its load limit; 503
-/// `{"status":"full"}` when every worker is above it, `{"status":"unavailable"}` while starting,
-/// draining or without a running worker. A load balancer sends new rooms elsewhere on 503.
+/// Liveness: 200 while the process serves (starting, running, draining: a draining node is
+/// alive and must not be restarted), 503 once it stopped. Workers do not count: a dying
+/// worker is restarted by the supervisor, not by killing the whole node.
+async fn livez(State(s): State<AppState>) -> Response {
+    let phase = s.lifecycle.phase();
+    let status = if phase < Phase::Stopped {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = if status == StatusCode::OK {
+        "alive"
+    } else {
+        "stopped"
+    };
+    (
+        status,
+        Json(json!({ "status": word, "phase": phase.as_str() })),
+    )
+        .into_response()
+}
+
+/// Readiness for new rooms: 200 while running with a worker under its load limit (a worker
+/// being restarted does not make the node unready while another one runs); 503
+/// `{"status":"full"}` when every worker is above it, `{"status":"draining"}` once a drain
+/// started, `{"status":"unavailable"}` while starting or without a running worker. A load
+/// balancer sends new rooms elsewhere on 503.
 async fn readyz(State(s): State<AppState>) -> Response {
     let h = Health::of(&s);
     let (status, word) = if h.ready() {
         (StatusCode::OK, "ready")
+    } else if h.phase == Phase::Draining {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
     } else if h.full && h.phase == Phase::Running && h.up > 0 {
         (StatusCode::SERVICE_UNAVAILABLE, "full")
     } else {
@@ -183,7 +213,24 @@ async fn readyz(State(s): State<AppState>) -> Response {
     if word == "full" {
         body["reason"] = json!(crate::rooms::RoomError::NodeFull.to_string());
     }
+    if let Some(d) = s.drain.deadline() {
+        body["drainDeadline"] = json!(d.timestamp_millis());
+    }
     (status, Json(body)).into_response()
+}
+
+/// `POST /api/drain` (admin token): starts a graceful drain, as SIGTERM does; 202 with the
+/// deadline (Unix ms). The process exits 0 once its rooms are empty or the deadline passed.
+async fn drain(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(e) = s.signaling.auth.authorize_admin_request(&headers, None) {
+        return crate::api_error::ApiError::from(e).into_response();
+    }
+    let deadline = s.drain.start("POST /api/drain").await;
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "draining", "deadline": deadline.timestamp_millis() })),
+    )
+        .into_response()
 }
 
 /// One answer from every running worker, asked in parallel; a worker that does not answer

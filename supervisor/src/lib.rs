@@ -13,6 +13,7 @@ pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod container;
+mod drain;
 mod http;
 pub mod lifecycle;
 pub mod load;
@@ -89,6 +90,7 @@ pub struct Supervisor {
     store: store::Store,
     cluster: Option<Arc<cluster::Cluster>>,
     turn: Option<Arc<turn::Turn>>,
+    drain: Arc<drain::Drain>,
 }
 
 impl Supervisor {
@@ -261,7 +263,9 @@ impl Supervisor {
             None => None,
         };
         let web_dir = config.resolve_web_dir();
+        let drain = drain::Drain::new(config.drain_timeout, rooms.clone(), lifecycle.clone());
         let app = http::router(http::AppState {
+            drain: drain.clone(),
             cluster: cluster.clone(),
             pool: pool.clone(),
             lifecycle: lifecycle.clone(),
@@ -320,6 +324,7 @@ impl Supervisor {
             store,
             cluster,
             turn,
+            drain,
         })
     }
 
@@ -351,7 +356,24 @@ impl Supervisor {
         self.http_addr
     }
 
-    /// Drains and stops: no new work, recordings finalized, rooms closed, workers closed
+    /// Starts a graceful drain (`why`: what asked): new rooms refused, readiness 503, every
+    /// peer told `serverDraining`; a drain under way is kept. Answers its deadline.
+    pub async fn drain(&self, why: &str) -> chrono::DateTime<chrono::Utc> {
+        self.drain.start(why).await
+    }
+
+    /// Resolves once a drain started (`POST /api/drain`, or [`Supervisor::drain`]).
+    pub async fn drain_started(&self) {
+        self.drain.started().await
+    }
+
+    /// Resolves once the drain under way is over: every room closed by its peers, or
+    /// `[supervisor] drain_timeout_s` passed. Then call [`Supervisor::shutdown`].
+    pub async fn drained(&self) {
+        self.drain.finished().await
+    }
+
+    /// Stops: no new work, recordings finalized, rooms closed, workers closed
     /// (stragglers killed), the store's queued writes flushed, listener stopped.
     pub async fn shutdown(self) {
         self.lifecycle.advance(Phase::Draining);

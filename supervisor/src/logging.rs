@@ -1,4 +1,7 @@
-//! Supervisor logging: text or JSON lines on stdout, filtered by `--log-level` directives.
+//! Supervisor logging: text or JSON lines on stdout, filtered by `--log-level` directives. Text
+//! has ANSI colours only when stdout is a terminal (journald and files get plain text).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,7 +13,8 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
         .map_err(|e| format!("bad --log-level {filter:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal());
     let res = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

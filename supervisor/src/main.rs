@@ -69,11 +69,20 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let name = tokio::select! {
+    // The first signal (or `POST /api/drain`) drains: open meetings go on until they end or
+    // `drain_timeout_s` passes; a second signal stops at once.
+    let why = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+        () = sup.drain_started() => "POST /api/drain",
     };
-    tracing::info!("{name} received: draining");
+    tracing::info!("{why} received: draining (send it again to stop now)");
+    sup.drain(why).await;
+    tokio::select! {
+        () = sup.drained() => {}
+        _ = term.recv() => tracing::info!("SIGTERM received again: stopping now"),
+        _ = int.recv() => tracing::info!("SIGINT received again: stopping now"),
+    }
     sup.shutdown().await;
     ExitCode::SUCCESS
 }

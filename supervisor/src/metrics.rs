@@ -133,6 +133,14 @@ pub(crate) fn render(
     extras: &Extras,
 ) -> String {
     let mut reg = Registry::default();
+    reg.register(
+        "ferrosfu_build",
+        "The version and commit this supervisor was built from",
+        prometheus_client::metrics::info::Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", env!("FERROSFU_COMMIT")),
+        ]),
+    );
     register_extras(&mut reg, extras);
 
     let phase_g = Family::<PhaseLabel, Gauge>::default();

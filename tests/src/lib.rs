@@ -164,6 +164,26 @@ pub async fn consume_plain(
     .await
 }
 
+/// A bare `ferrosfu` command (not started) in `workdir`: dev mode, any HTTP port, one worker on
+/// core 0 whose WebRtcServer listens on 127.0.0.1:`webrtc_server_port`; for tests that read its
+/// output themselves. More arguments may follow.
+pub fn supervisor_command(workdir: &std::path::Path, webrtc_server_port: u16) -> Command {
+    let mut c = Command::new(bin("ferrosfu"));
+    c.current_dir(workdir)
+        .args([
+            "--dev",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--worker-cores",
+            "0",
+            "--rtc-listen-ip",
+            "127.0.0.1",
+            "--webrtc-server-port",
+        ])
+        .arg(webrtc_server_port.to_string());
+    c
+}
+
 /// A supervisor child process started with `--log-format json` and `--http-listen 127.0.0.1:0`,
 /// in a fresh working directory under the temp dir (so the default `data/` store and
 /// `recordings/` land there, not in the source tree; removed on drop).
@@ -241,8 +261,11 @@ impl SupervisorProcess {
             }
             None => Command::new(supervisor),
         };
+        // Tests that SIGTERM a supervisor want it stopped, not drained for half an hour: the
+        // drain tests (tests/tests/drain.rs) give `--drain-timeout-s`, which beats this.
         let mut child = command
             .current_dir(&workdir)
+            .env("FERROSFU_DRAIN_TIMEOUT_S", "0")
             .args([
                 "--http-listen",
                 "127.0.0.1:0",

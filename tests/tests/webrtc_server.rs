@@ -202,19 +202,7 @@ fn a_taken_server_port_fails_the_start() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:26230").unwrap();
     let dir = std::env::temp_dir().join(format!("ferrosfu-webrtc-server-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = std::process::Command::new(ferrosfu_tests::bin("ferrosfu"))
-        .current_dir(&dir)
-        .args([
-            "--dev",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--worker-cores",
-            "0",
-            "--rtc-listen-ip",
-            "127.0.0.1",
-            "--webrtc-server-port",
-            "26230",
-        ])
+    let out = ferrosfu_tests::supervisor_command(&dir, 26230)
         .output()
         .unwrap();
     drop(taken);

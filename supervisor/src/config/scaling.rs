@@ -1,5 +1,5 @@
 //! `[rooms]` (per-worker load limits for placement and admission) and `[supervisor]` (the cores
-//! the supervisor's own threads run on).
+//! the supervisor's own threads run on, how long a graceful drain waits).
 
 use serde::Deserialize;
 
@@ -18,6 +18,26 @@ pub(super) struct FileRooms {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct FileSupervisor {
     cores: Option<CoreList>,
+    drain_timeout_s: Option<u64>,
+}
+
+/// `drain_timeout_s` when neither the flag nor the file sets it: half an hour, time for most
+/// meetings to end (systemd's `TimeoutStopSec` in packaging/ferrosfu.service is a minute more).
+pub(super) const DEFAULT_DRAIN_TIMEOUT_S: u64 = 1800;
+
+/// `[supervisor] drain_timeout_s`, flag and environment first: how long a drain waits for the
+/// open rooms to empty (0: stop at once). At most a day.
+pub(super) fn drain_timeout(cli: &Cli, f: &FileSupervisor) -> Result<std::time::Duration, String> {
+    let s = cli
+        .drain_timeout_s
+        .or(f.drain_timeout_s)
+        .unwrap_or(DEFAULT_DRAIN_TIMEOUT_S);
+    if s > 86_400 {
+        return Err(format!(
+            "supervisor.drain_timeout_s {s}: at most 86400 (a day)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(s))
 }
 
 /// The limits of `[rooms]`, flags and environment first.

@@ -361,6 +361,11 @@ pub(crate) enum Notification {
     ChatMessageRejected(crate::chat::ChatRefusal),
     /// To the others: a peer is about to send a file on its `file` data channel.
     FileShared(super::chat::FileShared),
+    /// The node drains (SIGTERM, `POST /api/drain`): it takes no new room and closes what is
+    /// left at `deadline` (Unix ms); the app should move its users to another node before.
+    ServerDraining {
+        deadline: i64,
+    },
 }
 
 /// `activeSpeaker`: whom the room hears, or nobody.

@@ -29,6 +29,10 @@ pub(crate) enum RoomError {
     /// the node takes no new room (503); a load balancer should send it elsewhere.
     #[error("node full: every worker is above its load limit")]
     NodeFull,
+    /// The node drains (SIGTERM, `POST /api/drain`): open rooms go on, new ones are refused
+    /// (503); a load balancer should send it elsewhere.
+    #[error("node draining: it takes no new room")]
+    Draining,
     /// The operation failed (500): the worker failed it or went away.
     #[error("{0}")]
     Failed(String),
@@ -58,7 +62,7 @@ impl RoomError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::RoomClosed | Self::NoWorker | Self::NodeFull => 503,
+            Self::RoomClosed | Self::NoWorker | Self::NodeFull | Self::Draining => 503,
             Self::Failed(_) => 500,
             Self::Peer { code, .. } => *code,
         }
@@ -104,6 +108,7 @@ mod tests {
             (RoomError::RoomClosed, 503),
             (RoomError::NoWorker, 503),
             (RoomError::NodeFull, 503),
+            (RoomError::Draining, 503),
             (RoomError::Failed("x".into()), 500),
             (
                 RoomError::Peer {

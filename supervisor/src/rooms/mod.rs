@@ -98,6 +98,11 @@ pub(crate) struct Rooms {
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Pipe transports toward each other node.
     node_pipes: cluster::NodePipes,
+    /// Set once the node drains: the `serverDraining` notice (new rooms are refused; every
+    /// joined peer hears it, and so does each peer that joins later).
+    draining: std::sync::OnceLock<Notification>,
+    /// How many rooms are open (the drain waits for 0).
+    open: tokio::sync::watch::Sender<usize>,
 }
 
 impl Rooms {
@@ -119,6 +124,8 @@ impl Rooms {
             next_session: AtomicU64::new(1),
             cluster: std::sync::OnceLock::new(),
             node_pipes: cluster::NodePipes::default(),
+            draining: std::sync::OnceLock::new(),
+            open: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -161,6 +168,9 @@ impl Rooms {
         if let Some(r) = map.get(id).filter(|r| !r.is_closed()) {
             return Ok(r.clone());
         }
+        if self.draining.get().is_some() {
+            return Err(RoomError::Draining);
+        }
         let snapshot = self.pool.snapshot();
         let mut loads = self.pool.load_tracker().loads(&snapshot);
         if !loads.iter().any(|l| l.alive) {
@@ -196,6 +206,7 @@ impl Rooms {
         )
         .await;
         map.insert(id.to_owned(), room.clone());
+        self.open.send_replace(map.len());
         tracing::info!(room = id, router = %router.id().as_str(), worker = worker.pid(), "room opened");
         // The meeting whose code is the room id (reopened when it existed).
         self.store.write(Write::MeetingStarted {
@@ -318,7 +329,38 @@ impl Rooms {
         let mut map = self.rooms.lock().await;
         if map.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room)) {
             map.remove(&room.id);
+            self.open.send_replace(map.len());
         }
+    }
+
+    /// Starts draining (idempotent): from now on new rooms are refused with
+    /// [`RoomError::Draining`] while open rooms go on; every joined peer hears
+    /// `serverDraining {deadline}` (Unix ms after which the node closes what is left), and so
+    /// does each peer that joins an open room later.
+    pub(crate) async fn drain(&self, deadline: chrono::DateTime<chrono::Utc>) {
+        let notice = Notification::ServerDraining {
+            deadline: deadline.timestamp_millis(),
+        };
+        if self.draining.set(notice.clone()).is_err() {
+            return;
+        }
+        // `get_or_create` checks the flag under this lock: every room is either listed here or
+        // was refused.
+        let rooms: Vec<_> = self.rooms.lock().await.values().cloned().collect();
+        for r in rooms {
+            r.state.lock().await.notify_all_joined(&notice);
+        }
+    }
+
+    /// The `serverDraining` notice once the node drains.
+    pub(super) fn draining(&self) -> Option<&Notification> {
+        self.draining.get()
+    }
+
+    /// Resolves once no room is open on this node.
+    pub(crate) async fn wait_empty(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
     }
 
     /// Closes every room (supervisor shutdown).

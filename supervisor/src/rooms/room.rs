@@ -164,6 +164,10 @@ impl Room {
         let peers = st.join(peer_id, display_name, device, caps)?;
         let peer = st.peer_mut(peer_id)?;
         peer.participant = Some(self.participant_joined(peer_id, &peer.display_name));
+        // Joining a room of a draining node: told at once, as the others were.
+        if let Some(notice) = self.cx.rooms.upgrade().and_then(|r| r.draining().cloned()) {
+            peer.notify(&notice);
+        }
         tracing::info!(room = %self.id, peer = peer_id, "peer joined");
         Ok(Joined { peers })
     }
