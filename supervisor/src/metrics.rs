@@ -163,9 +163,9 @@ pub(crate) fn render(
     let up = Family::<CoreLabel, Gauge>::default();
     let restarts = Family::<CoreLabel, Counter>::default();
     let pid = Family::<CoreLabel, Gauge>::default();
-    let channel_errors = Family::<CoreLabel, Gauge>::default();
-    let timeouts = Family::<CoreLabel, Gauge>::default();
-    let unrouted = Family::<CoreLabel, Gauge>::default();
+    let channel_errors = Family::<CoreLabel, Counter>::default();
+    let timeouts = Family::<CoreLabel, Counter>::default();
+    let unrouted = Family::<CoreLabel, Counter>::default();
     for w in workers {
         let l = CoreLabel {
             core: w.core.to_string(),
@@ -175,9 +175,15 @@ pub(crate) fn render(
         if let Some(worker) = &w.worker {
             pid.get_or_create(&l).set(i64::from(worker.pid()));
             let stats = worker.channel().stats();
-            channel_errors.get_or_create(&l).set(load(&stats.errors));
-            timeouts.get_or_create(&l).set(load(&stats.timeouts));
-            unrouted.get_or_create(&l).set(load(&stats.unrouted));
+            channel_errors
+                .get_or_create(&l)
+                .inc_by(stats.errors.load(Ordering::Relaxed));
+            timeouts
+                .get_or_create(&l)
+                .inc_by(stats.timeouts.load(Ordering::Relaxed));
+            unrouted
+                .get_or_create(&l)
+                .inc_by(stats.unrouted.load(Ordering::Relaxed));
         }
     }
     reg.register(
@@ -211,7 +217,7 @@ pub(crate) fn render(
         unrouted,
     );
 
-    let cpu = Family::<CpuLabel, Gauge<f64, AtomicU64>>::default();
+    let cpu = Family::<CpuLabel, Counter<f64, AtomicU64>>::default();
     let rss = Family::<CoreLabel, Gauge>::default();
     for (core, u) in usage {
         let core = core.to_string();
@@ -219,12 +225,12 @@ pub(crate) fn render(
             core: core.clone(),
             mode: "user",
         })
-        .set(u.ru_utime as f64 / 1e6);
+        .inc_by(u.ru_utime as f64 / 1e6);
         cpu.get_or_create(&CpuLabel {
             core: core.clone(),
             mode: "system",
         })
-        .set(u.ru_stime as f64 / 1e6);
+        .inc_by(u.ru_stime as f64 / 1e6);
         rss.get_or_create(&CoreLabel { core })
             .set(i64::try_from(u.ru_maxrss.saturating_mul(1024)).unwrap_or(i64::MAX));
     }
@@ -458,10 +464,6 @@ fn register_extras(reg: &mut Registry, e: &Extras) {
         "Recordings finished since start, by final status",
         finished,
     );
-}
-
-fn load(a: &AtomicU64) -> i64 {
-    i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

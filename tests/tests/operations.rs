@@ -1,6 +1,7 @@
 //! What an operator meets first, on a real supervisor process: the landing page at `/` lists
 //! what the node really serves (every link answers), `/livez` and `/readyz`, the build in
-//! `/metrics`, and plain-text logs (no ANSI escapes) when stdout is not a terminal.
+//! `/metrics` (and cumulative values as counters), and plain-text logs (no ANSI escapes) when
+//! stdout is not a terminal.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -80,6 +81,20 @@ async fn the_landing_page_links_what_the_node_serves() {
     );
     assert!(info.contains("commit=\"") && info.ends_with(" 1"), "{info}");
     assert!(metrics.contains("# TYPE ferrosfu_build info"), "{metrics}");
+    // Cumulative values are counters (`_total`), not gauges.
+    for name in [
+        "ferrosfu_worker_cpu_seconds",
+        "ferrosfu_worker_channel_errors",
+        "ferrosfu_worker_request_timeouts",
+        "ferrosfu_worker_unrouted_notifications",
+        "ferrosfu_worker_restarts",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} counter"))
+                && metrics.contains(&format!("\n{name}_total{{core=\"0\"")),
+            "{name}: {metrics}"
+        );
+    }
 }
 
 /// Text logs through a pipe (as journald reads them) carry no ANSI escape.
