@@ -164,6 +164,14 @@ pub async fn consume_plain(
     .await
 }
 
+/// Sends `r`; its status and JSON body (`null` when the body is not JSON). Panics when the
+/// request cannot be sent.
+pub async fn status_and_json(r: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = r.send().await.expect("send the request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// A bare `ferrosfu` command (not started) in `workdir`: dev mode, any HTTP port, one worker on
 /// core 0 whose WebRtcServer listens on 127.0.0.1:`webrtc_server_port`; for tests that read its
 /// output themselves. More arguments may follow.

@@ -13,15 +13,9 @@ use std::time::{Duration, Instant};
 use ferrosfu_tests::protoo::ProtooClient;
 use ferrosfu_tests::{
     SupervisorProcess, consume_plain, cpus_allowed, create_plain_transport, get_json,
-    plain_opus_publisher, post_json, worker_on,
+    plain_opus_publisher, post_json, status_and_json, worker_on,
 };
 use serde_json::{Value, json};
-
-async fn status_and_json(r: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_refuses_new_rooms_and_reports_it() {

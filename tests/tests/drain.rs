@@ -9,16 +9,10 @@
 
 use std::time::Duration;
 
-use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::ProtooClient;
+use ferrosfu_tests::{SupervisorProcess, status_and_json};
 use nix::sys::signal::{Signal, kill};
 use serde_json::{Value, json};
-
-async fn status_and_json(r: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 /// The log lines of an exited supervisor, to the end of its output (or 10 s).
 fn rest_of_log(sup: &SupervisorProcess) -> Vec<String> {
