@@ -615,11 +615,9 @@ pub fn janus_lib_dir() -> anyhow::Result<PathBuf> {
         .context("Janus's plugins not found (apt-get install janus)")
 }
 
-/// Writes the Janus config of DESIGN-NOTES §3 into `dir`: HTTP API on 127.0.0.1:`http_port`
-/// (`/janus`), ICE/RTP on `rtp_ports`, candidates only from interface `iface` (the bench veth
-/// that carries 127.0.0.2), only the videoroom (+ an empty streaming config, whose stock file
-/// binds 5002/5004), `event_loops` = 0 for Janus's default (one loop thread per handle).
-/// Start Janus with `janus -F DIR -C DIR/janus.jcfg -o`; returns `DIR/janus.jcfg`.
+/// Writes the Janus config of DESIGN-NOTES §3 into `dir` for the installed Janus
+/// ([`janus_lib_dir`]); see [`render_janus_config`]. Start Janus with
+/// `janus -F DIR -C DIR/janus.jcfg -o`; returns `DIR/janus.jcfg`.
 pub fn janus_config(
     dir: &Path,
     http_port: u16,
@@ -627,13 +625,30 @@ pub fn janus_config(
     iface: &str,
     event_loops: u32,
 ) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
     let lib = janus_lib_dir()?;
+    render_janus_config(dir, &lib, http_port, rtp_ports, iface, event_loops)
+}
+
+/// Renders the config templates into `dir` with Janus's module directory `lib_dir` (not
+/// checked): HTTP API on 127.0.0.1:`http_port` (`/janus`), ICE/RTP on `rtp_ports`, candidates
+/// only from interface `iface` (the bench veth that carries 127.0.0.2), only the videoroom
+/// (+ an empty streaming config, whose stock file binds 5002/5004), `event_loops` = 0 for
+/// Janus's default (one loop thread per handle). Returns `DIR/janus.jcfg`.
+pub fn render_janus_config(
+    dir: &Path,
+    lib_dir: &Path,
+    http_port: u16,
+    rtp_ports: (u16, u16),
+    iface: &str,
+    event_loops: u32,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
     let dir_s = dir.to_str().context("config dir is not UTF-8")?;
+    let lib_s = lib_dir.to_str().context("lib dir is not UTF-8")?;
     for (name, template) in TEMPLATES {
         let text = template
             .replace("@CONFIG_DIR@", dir_s)
-            .replace("@LIB_DIR@", lib.to_str().context("lib dir is not UTF-8")?)
+            .replace("@LIB_DIR@", lib_s)
             .replace("@HTTP_PORT@", &http_port.to_string())
             .replace("@RTP_PORTS@", &format!("{}-{}", rtp_ports.0, rtp_ports.1))
             .replace("@ICE_IFACE@", iface)
@@ -649,12 +664,13 @@ mod tests {
 
     #[test]
     fn config_has_no_stock_ports_and_no_placeholders() {
-        let Ok(lib) = janus_lib_dir() else {
-            eprintln!("janus not installed: skipped");
-            return;
-        };
-        let dir = std::env::temp_dir().join(format!("lg-janus-cfg-{}", std::process::id()));
-        let main = janus_config(&dir, 18088, (20000, 29999), "lg0", 0).unwrap();
+        // Rendering needs no Janus (the lib dir is only written into the config): a fake one
+        // under the same temp dir stands in for the installed one.
+        let root = std::env::temp_dir().join(format!("lg-janus-cfg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let lib = root.join("lib").join("janus");
+        let dir = root.join("cfg");
+        let main = render_janus_config(&dir, &lib, 18088, (20000, 29999), "lg0", 0).unwrap();
         assert_eq!(main, dir.join("janus.jcfg"));
         let mut all = String::new();
         for (name, _) in TEMPLATES {
@@ -673,6 +689,6 @@ mod tests {
         assert!(all.contains("rtp_port_range = \"20000-29999\""));
         assert!(all.contains("ice_enforce_list = \"lg0\""));
         assert!(all.contains(&format!("plugins_folder = \"{}/plugins\"", lib.display())));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
