@@ -10,6 +10,7 @@ use clap::Parser;
 use ferrosfu_fbs::LogLevel;
 use serde::Deserialize;
 
+mod admin;
 mod cluster;
 mod data_channels;
 mod file;
@@ -43,6 +44,13 @@ pub struct Cli {
     /// port; the bound address is logged as "http listening".
     #[arg(long, env = "FERROSFU_HTTP_LISTEN", value_name = "ADDR:PORT")]
     pub http_listen: Option<SocketAddr>,
+
+    /// Address of the admin listener (/metrics, /api/workers, /api/rooms, /api/drain,
+    /// /api/log-level and the health endpoints, reads without a token): default 127.0.0.1:3001;
+    /// "off" for none. On the public listener the admin endpoints need an admin token. The bound
+    /// address is logged as "admin listening".
+    #[arg(long, env = "FERROSFU_ADMIN_LISTEN", value_name = "ADDR:PORT|off")]
+    pub admin_listen: Option<String>,
 
     /// Cores that run a media worker, one worker per core: "auto" (every core this process may
     /// use), a list "0,1", a range "6-21", or a mix "0,4-7".
@@ -333,6 +341,8 @@ impl<'de> Deserialize<'de> for PortRange {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub http_listen: SocketAddr,
+    /// `[http] admin_listen`; None: no admin listener.
+    pub admin_listen: Option<SocketAddr>,
     pub worker_cores: CoreList,
     pub worker_bin: Option<PathBuf>,
     pub worker_log_level: LogLevel,
@@ -453,7 +463,10 @@ impl Config {
             cli.allowed_origins
         };
         let turn = TurnConfig::merge(&cli.turn, &f.turn, tls.is_some())?;
+        let admin_listen =
+            admin::admin_listen(cli.admin_listen.as_deref(), f.http.admin_listen.as_deref())?;
         Ok(Config {
+            admin_listen,
             turn,
             media_listen,
             data_channels,
@@ -546,6 +559,7 @@ impl Config {
             "dev": self.dev,
             "http": {
                 "listen": self.http_listen.to_string(),
+                "admin_listen": self.admin_listen.map_or_else(|| "off".to_owned(), |a| a.to_string()),
                 "tls_cert": self.tls.as_ref().map(|t| t.0.display().to_string()),
                 "tls_key": self.tls.as_ref().map(|t| t.1.display().to_string()),
                 "web_dir": self.resolve_web_dir().display().to_string(),

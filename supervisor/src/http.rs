@@ -1,9 +1,9 @@
-//! The HTTP listener: operations (`/healthz`, `/readyz`, `/api/workers`, `/metrics`), the index page, the
+//! The HTTP listener: health (`/healthz`, `/livez`, `/readyz`), the operator API (see
+//! [`crate::admin`]: behind the admin token here), the index page, the
 //! protoo WebSocket on `/`, the broadcaster REST API (`/rooms/…`), the chat history
 //! (`/api/rooms/:roomId/chat`) and the demo app (`/app/`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use std::path::PathBuf;
@@ -12,15 +12,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use ferrosfu_fbs::{ResourceUsage, TransportProtocol};
 
-use crate::channel::RequestError;
-use crate::worker::Worker;
 use serde_json::{Value, json};
 
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::placement::{self, Limits};
-use crate::pool::{WorkerInfo, WorkerPool};
+use crate::pool::WorkerPool;
 use crate::signaling::{self, Signaling};
 
 #[derive(Clone, Debug)]
@@ -44,20 +41,30 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
-        .route("/api/drain", axum::routing::post(drain))
-        .route("/api/workers", get(workers))
-        .route("/api/cluster", get(cluster))
-        .route("/metrics", get(metrics))
         .route("/app", get(|| async { Redirect::permanent("/app/") }))
         .route("/app/", get(app_file))
         .route("/app/{*path}", get(app_file))
         .with_state(state.clone())
+        .merge(crate::admin::routes(
+            state.clone(),
+            crate::admin::Access::Token,
+        ))
         .merge(crate::chat::routes(crate::chat::ApiState {
             store: state.store,
             auth: state.signaling.auth.clone(),
         }))
         .merge(crate::whip::routes(state.signaling.clone()))
         .merge(signaling::routes(state.signaling))
+}
+
+/// The admin listener: the operator API without a token for reads, and the health endpoints.
+pub(crate) fn admin_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state(state.clone())
+        .merge(crate::admin::routes(state, crate::admin::Access::Trusted))
 }
 
 /// `GET /`: the protoo WebSocket (`?roomId=…&peerId=…`) when it is an upgrade, else the index.
@@ -217,153 +224,4 @@ async fn readyz(State(s): State<AppState>) -> Response {
         body["drainDeadline"] = json!(d.timestamp_millis());
     }
     (status, Json(body)).into_response()
-}
-
-/// `POST /api/drain` (admin token): starts a graceful drain, as SIGTERM does; 202 with the
-/// deadline (Unix ms). The process exits 0 once its rooms are empty or the deadline passed.
-async fn drain(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(e) = s.signaling.auth.authorize_admin_request(&headers, None) {
-        return crate::api_error::ApiError::from(e).into_response();
-    }
-    let deadline = s.drain.start("POST /api/drain").await;
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "status": "draining", "deadline": deadline.timestamp_millis() })),
-    )
-        .into_response()
-}
-
-/// One answer from every running worker, asked in parallel; a worker that does not answer
-/// within a second is reported without it.
-async fn ask_workers<T, F, Fut>(snap: &[WorkerInfo], ask: F) -> Vec<Option<T>>
-where
-    F: Fn(Worker) -> Fut,
-    Fut: Future<Output = Result<T, RequestError>> + Send + 'static,
-    T: Send + 'static,
-{
-    let asks = snap.iter().map(|info| {
-        let asked = info.worker.clone().map(&ask);
-        async move {
-            tokio::time::timeout(Duration::from_secs(1), asked?)
-                .await
-                .ok()?
-                .ok()
-        }
-    });
-    futures_join_all(asks).await
-}
-
-async fn usage_of(snap: &[WorkerInfo]) -> Vec<Option<ResourceUsage>> {
-    ask_workers(snap, |w| async move { w.get_resource_usage().await }).await
-}
-
-async fn futures_join_all<F: Future + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.expect("usage query does not panic"));
-    }
-    out
-}
-
-fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-async fn workers(State(s): State<AppState>) -> Json<Vec<Value>> {
-    let snap = s.pool.snapshot();
-    let usage = usage_of(&snap).await;
-    let loads = s.pool.load_tracker().loads(&snap);
-    let list = snap
-        .iter()
-        .zip(usage)
-        .zip(loads)
-        .map(|((info, u), load)| {
-            json!({
-                "pid": info.worker.as_ref().map(|w| w.pid()),
-                "core": info.core,
-                "started_at": info.started_at.map(rfc3339),
-                "restarts": info.restarts,
-                "up": info.worker.is_some(),
-                // CPU share of one core over the last 5 s (0-1) and open consumers.
-                "load": {
-                    "cpu": load.cpu,
-                    "consumers": load.consumers,
-                    "pending": load.pending,
-                },
-                // Where its WebRtcServer listens (null without one).
-                "webrtc_server": info.webrtc_server.as_ref().map(|s| {
-                    s.listen_infos()
-                        .iter()
-                        .map(|l| json!({
-                            "protocol": match l.protocol {
-                                TransportProtocol::Udp => "udp",
-                                TransportProtocol::Tcp => "tcp",
-                            },
-                            "ip": l.ip,
-                            "port": l.port,
-                        }))
-                        .collect::<Vec<_>>()
-                }),
-                "rusage": u.map(|u| json!({
-                    "ru_utime_us": u.ru_utime,
-                    "ru_stime_us": u.ru_stime,
-                    "ru_maxrss_kib": u.ru_maxrss,
-                    "ru_minflt": u.ru_minflt,
-                    "ru_majflt": u.ru_majflt,
-                    "ru_inblock": u.ru_inblock,
-                    "ru_oublock": u.ru_oublock,
-                    "ru_nvcsw": u.ru_nvcsw,
-                    "ru_nivcsw": u.ru_nivcsw,
-                })),
-            })
-        })
-        .collect();
-    Json(list)
-}
-
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let snap = s.pool.snapshot();
-    let usage: Vec<_> = snap
-        .iter()
-        .zip(usage_of(&snap).await)
-        .filter_map(|(i, u)| Some((i.core, u?)))
-        .collect();
-    let media: Vec<_> = snap
-        .iter()
-        .zip(ask_workers(&snap, |w| async move { w.get_media_counters().await }).await)
-        .filter_map(|(i, m)| Some((i.core, m?)))
-        .collect();
-    let extras = crate::metrics::Extras {
-        media,
-        loads: s.pool.load_tracker().loads(&snap),
-        store: s.store.stats(),
-        recordings_active: s.recordings.active_count(),
-        recordings_finished: s.recordings.finished_counts(),
-        cluster: s.cluster.clone(),
-        rooms: s.signaling.rooms.stats().await,
-        turn: s.signaling.turn.clone(),
-    };
-    let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
-}
-
-/// `GET /api/cluster`: the live nodes with their load and heartbeat age (`{"enabled": false}`
-/// when clustering is off).
-async fn cluster(State(s): State<AppState>) -> Json<Value> {
-    let Some(c) = &s.cluster else {
-        return Json(json!({ "enabled": false }));
-    };
-    let nodes = c.nodes_now().await;
-    Json(json!({
-        "enabled": true,
-        "nodeId": c.node_id(),
-        "redisUp": c.stats().redis_up(),
-        "nodes": nodes,
-    }))
 }

@@ -5,6 +5,7 @@
 //! accepting work, closes the workers (killing stragglers) and stops the listener. The phases are
 //! observable through [`Supervisor::lifecycle`].
 
+mod admin;
 pub mod affinity;
 mod api_error;
 pub mod auth;
@@ -40,6 +41,7 @@ pub use config::{Cli, Config};
 pub use lifecycle::{Lifecycle, Phase};
 pub use media::{CloseReason, Consumer, Producer, Transport, TransportKind, WebRtcServer};
 pub use pool::{PoolEvent, RestartPolicy, WebRtcServerSpec, WorkerInfo, WorkerPool};
+pub use tls::CertReloader;
 pub use worker::{Router, RouterClosed, SpawnError, Worker, WorkerExit, WorkerSettings};
 
 /// Why the supervisor could not start.
@@ -83,6 +85,8 @@ pub struct Supervisor {
     pool: WorkerPool,
     lifecycle: Arc<Lifecycle>,
     http_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    tls_reloader: Option<Arc<CertReloader>>,
     http_stop: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
     rooms: Arc<rooms::Rooms>,
@@ -127,9 +131,12 @@ impl Supervisor {
             request_timeout: config.request_timeout,
             ..WorkerSettings::new(bin.clone())
         };
-        let tls = match &config.tls {
-            Some((cert, key)) => Some(tls::server_config(cert, key).map_err(StartError::Tls)?),
-            None => None,
+        let (tls, tls_reloader) = match &config.tls {
+            Some((cert, key)) => {
+                let (cfg, reloader) = tls::server_config(cert, key).map_err(StartError::Tls)?;
+                (Some(cfg), Some(reloader))
+            }
+            None => (None, None),
         };
         if config.jwt_secret.is_none() && !config.dev {
             tracing::warn!(
@@ -147,6 +154,15 @@ impl Supervisor {
             addr: config.http_listen,
             source,
         })?;
+        let admin_listener = match config.admin_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         // The store before the workers: a database that cannot be reached or migrated stops the
         // start here (systemd restarts the unit); later outages are retried in the background.
         let store = store::Store::open(&config.database_url).await?;
@@ -264,7 +280,7 @@ impl Supervisor {
         };
         let web_dir = config.resolve_web_dir();
         let drain = drain::Drain::new(config.drain_timeout, rooms.clone(), lifecycle.clone());
-        let app = http::router(http::AppState {
+        let state = http::AppState {
             drain: drain.clone(),
             cluster: cluster.clone(),
             pool: pool.clone(),
@@ -278,13 +294,25 @@ impl Supervisor {
             store: store.clone(),
             recordings: recordings.clone(),
             limits: config.room_limits,
-        })
-        .merge(recording::routes(recording::ApiState {
+        };
+        let admin_app = http::admin_router(state.clone());
+        let app = http::router(state).merge(recording::routes(recording::ApiState {
             recordings: recordings.clone(),
             auth,
         }));
         let secure = tls.is_some();
         let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let admin_task = admin_listener.map(|l| {
+            let mut stop_rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(l, admin_app).with_graceful_shutdown(stop).await {
+                    tracing::error!("admin http server: {e}");
+                }
+            })
+        });
         let http_task = tokio::spawn(async move {
             let stop = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
@@ -303,10 +331,16 @@ impl Supervisor {
             if let Err(e) = r {
                 tracing::error!("http server: {e}");
             }
+            if let Some(t) = admin_task {
+                let _ = t.await;
+            }
         });
         // Running before the line that tells the world (and tests) where to connect: a client
         // that reads it finds /healthz answering "running".
         lifecycle.advance(Phase::Running);
+        if let Some(addr) = admin_addr {
+            tracing::info!(%addr, "admin listening");
+        }
         tracing::info!(addr = %http_addr, tls = secure, "http listening");
         notify_systemd(&[
             sd_notify::NotifyState::Ready,
@@ -317,6 +351,8 @@ impl Supervisor {
             pool,
             lifecycle,
             http_addr,
+            admin_addr,
+            tls_reloader,
             http_stop,
             http_task,
             rooms,
@@ -354,6 +390,16 @@ impl Supervisor {
     /// The bound HTTP address (useful with port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The node certificate's reloader (None: no TLS): `reload()` on SIGHUP.
+    pub fn tls_reloader(&self) -> Option<Arc<CertReloader>> {
+        self.tls_reloader.clone()
+    }
+
+    /// The bound admin listener address (None: `admin_listen = "off"`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Starts a graceful drain (`why`: what asked): new rooms refused, readiness 503, every

@@ -55,9 +55,10 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> ExitCode {
     // Install the handlers before starting workers so an early SIGTERM still drains.
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         eprintln!("ferrosfu: cannot install signal handlers");
         return ExitCode::from(1);
@@ -69,6 +70,22 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    // SIGHUP: read the TLS certificate and key again (renewed certificates); open connections
+    // keep theirs. Without TLS there is nothing to reload.
+    let reloader = sup.tls_reloader();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match &reloader {
+                Some(r) => match r.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::error!(
+                        "SIGHUP: TLS certificate not reloaded, the old one stays: {e}"
+                    ),
+                },
+                None => tracing::info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+            }
+        }
+    });
     // The first signal (or `POST /api/drain`) drains: open meetings go on until they end or
     // `drain_timeout_s` passes; a second signal stops at once.
     let why = tokio::select! {

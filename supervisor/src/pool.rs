@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use ferrosfu_fbs::{TransportProtocol, WebRtcServerId, WebRtcServerOptions};
+use ferrosfu_fbs::{
+    LogLevel, TransportProtocol, UpdateSettings, WebRtcServerId, WebRtcServerOptions,
+};
 
 use crate::load::{self, LoadTracker};
 use crate::media::WebRtcServer;
@@ -181,6 +183,18 @@ struct PoolInner {
     policy: RestartPolicy,
     server: Option<WebRtcServerSpec>,
     load: LoadTracker,
+    /// The workers' log level and targets now (`PUT /api/log-level`); restarted workers start
+    /// with them.
+    worker_log: Mutex<(LogLevel, Vec<String>)>,
+}
+
+impl PoolInner {
+    fn worker_log(&self) -> (LogLevel, Vec<String>) {
+        self.worker_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl WorkerPool {
@@ -245,6 +259,7 @@ impl WorkerPool {
             policy,
             server,
             load: LoadTracker::default(),
+            worker_log: Mutex::new((base.log_level, base.log_targets.clone())),
         });
         let mut set = JoinSet::new();
         set.spawn(track_load(inner.clone()));
@@ -291,6 +306,37 @@ impl WorkerPool {
     /// Each core's load (CPU over the last 5 s, consumers, pending reservations), in core order.
     pub fn loads(&self) -> Vec<WorkerLoad> {
         self.inner.load.loads(&self.snapshot())
+    }
+
+    /// The workers' log level and targets now.
+    pub fn worker_log(&self) -> (LogLevel, Vec<String>) {
+        self.inner.worker_log()
+    }
+
+    /// Changes every running worker's log level and targets (`worker.update_settings`) and
+    /// keeps them for workers started later. Answers how many workers took them; the first
+    /// error of a worker that refused (bad targets are refused by every worker alike).
+    pub async fn set_worker_log(
+        &self,
+        level: LogLevel,
+        targets: Vec<String>,
+    ) -> Result<usize, crate::RequestError> {
+        let workers = self.workers();
+        let mut done = 0;
+        for w in &workers {
+            w.update_settings(UpdateSettings {
+                log_level: Some(level),
+                log_targets: Some(targets.clone()),
+            })
+            .await?;
+            done += 1;
+        }
+        *self
+            .inner
+            .worker_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = (level, targets);
+        Ok(done)
     }
 
     /// The load figures behind [`WorkerPool::loads`] (reservations, poll rounds).
@@ -413,6 +459,14 @@ async fn supervise(pool: Arc<PoolInner>, slot: Arc<Slot>, settings: WorkerSettin
             if *stopping.borrow() {
                 return;
             }
+            let settings = {
+                let (level, targets) = pool.worker_log();
+                WorkerSettings {
+                    log_level: level,
+                    log_targets: targets,
+                    ..settings.clone()
+                }
+            };
             let spawned = spawn(&settings, pool.server.as_ref().map(|s| (s, slot.index))).await;
             let mut st = slot.lock();
             st.recent.push_back(Instant::now());

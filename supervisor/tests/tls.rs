@@ -25,7 +25,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_ferrosfu");
 struct Server {
     child: Child,
     addr: SocketAddr,
-    _dir: TempDir,
+    dir: TempDir,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Server {
@@ -43,13 +44,20 @@ impl Drop for TempDir {
     }
 }
 
-fn start() -> (Server, CertificateDer<'static>) {
-    let dir = std::env::temp_dir().join(format!("ferrosfu-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Writes a fresh self-signed certificate for localhost into `dir`; answers it.
+fn write_cert(dir: &std::path::Path) -> CertificateDer<'static> {
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    ck.cert.der().clone()
+}
+
+/// A supervisor with a certificate in its own dir (`tag`), RTC ports `ports`.
+fn start(tag: &str, ports: &str) -> (Server, CertificateDer<'static>) {
+    let dir = std::env::temp_dir().join(format!("ferrosfu-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = write_cert(&dir);
     let mut child = Command::new(BIN)
         .args([
             "--dev",
@@ -58,12 +66,13 @@ fn start() -> (Server, CertificateDer<'static>) {
             "--log-format",
             "json",
         ])
-        .args(["--worker-cores", "0", "--rtc-ports", "24100-24199"])
+        .args(["--worker-cores", "0", "--rtc-ports", ports])
+        .args(["--webrtc-server-port", ports.split('-').next().unwrap()])
         .arg("--tls-cert")
         .arg(dir.join("cert.pem"))
         .arg("--tls-key")
         .arg(dir.join("key.pem"))
-        .current_dir(common::workdir("tls"))
+        .current_dir(common::workdir(tag))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -76,8 +85,12 @@ fn start() -> (Server, CertificateDer<'static>) {
             let _ = tx.send(line);
         }
     });
+    let mut seen = Vec::new();
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("no 'http listening' ({e}):\n{}", seen.join("\n")));
+        seen.push(line.clone());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["message"] == "http listening" {
             assert_eq!(v["tls"], true, "{line}");
@@ -88,9 +101,10 @@ fn start() -> (Server, CertificateDer<'static>) {
         Server {
             child,
             addr,
-            _dir: TempDir(dir),
+            dir: TempDir(dir),
+            lines: rx,
         },
-        ck.cert.der().clone(),
+        cert,
     )
 }
 
@@ -108,7 +122,7 @@ fn connector(cert: CertificateDer<'static>) -> TlsConnector {
 
 #[tokio::test]
 async fn https_and_wss_when_a_certificate_is_configured() {
-    let (server, cert) = start();
+    let (server, cert) = start("tls", "24100-24149");
     let tls = connector(cert);
     let name = ServerName::try_from("localhost").unwrap();
 
@@ -158,4 +172,83 @@ async fn https_and_wss_when_a_certificate_is_configured() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
     assert!(!buf.starts_with(b"HTTP/1.1 200"));
+}
+
+/// The leaf certificate a fresh TLS connection to `addr` is shown (verified by `tls`).
+async fn connect(
+    tls: &TlsConnector,
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tls.connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+/// Waits for a log line of `server` whose message contains `needle`.
+fn wait_log(server: &Server, needle: &str) -> serde_json::Value {
+    loop {
+        let line = server
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("no log line with {needle:?}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"].as_str().is_some_and(|m| m.contains(needle)) {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_without_dropping_connections() {
+    let (server, old) = start("tlsreload", "24150-24199");
+    let old_tls = connector(old.clone());
+
+    // A WSS protoo session opened with the old certificate.
+    let s = connect(&old_tls, server.addr).await.unwrap();
+    let mut req = format!(
+        "wss://localhost:{}/?roomId=reload&peerId=p1",
+        server.addr.port()
+    )
+    .into_client_request()
+    .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("protoo"));
+    let (mut ws, _) = tokio_tungstenite::client_async(req, s).await.unwrap();
+
+    // A renewed certificate, then SIGHUP.
+    let new = write_cert(&server.dir.0);
+    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    wait_log(&server, "TLS certificate reloaded");
+
+    // New connections see the new certificate (a client trusting only the old one fails).
+    let new_tls = connector(new);
+    let mut s = connect(&new_tls, server.addr).await.unwrap();
+    s.write_all(b"GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // A fresh client config: the old one could resume its session without a certificate.
+    assert!(connect(&connector(old), server.addr).await.is_err());
+
+    // The session opened before the reload goes on.
+    ws.send(r#"{"request":true,"id":1,"method":"getRouterRtpCapabilities","data":{}}"#.into())
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+
+    // A broken key on the next SIGHUP is refused: the current certificate stays.
+    std::fs::write(server.dir.0.join("key.pem"), "not a key").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let v = wait_log(&server, "TLS certificate not reloaded");
+    assert_eq!(v["level"], "ERROR", "{v}");
+    assert!(connect(&new_tls, server.addr).await.is_ok());
 }

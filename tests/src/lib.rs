@@ -199,6 +199,8 @@ pub struct SupervisorProcess {
     pub child: Child,
     pub workdir: PathBuf,
     pub http: SocketAddr,
+    /// The admin listener (`/metrics`, `/api/workers`, … without a token); None when off.
+    pub admin: Option<SocketAddr>,
     /// Every stdout line, as it arrives (JSON log lines).
     pub lines: mpsc::Receiver<String>,
 }
@@ -208,6 +210,7 @@ impl std::fmt::Debug for SupervisorProcess {
         f.debug_struct("SupervisorProcess")
             .field("pid", &self.child.id())
             .field("http", &self.http)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -299,6 +302,7 @@ impl SupervisorProcess {
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
+        let mut admin = None;
         let http = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match lines.recv_timeout(left) {
@@ -313,6 +317,9 @@ impl SupervisorProcess {
                 Ok(v) => v,
                 Err(_) => continue,
             };
+            if v["message"] == "admin listening" {
+                admin = v["addr"].as_str().and_then(|a| a.parse().ok());
+            }
             if v["message"] == "http listening" {
                 break v["addr"]
                     .as_str()
@@ -325,6 +332,7 @@ impl SupervisorProcess {
             child,
             workdir,
             http,
+            admin,
             lines,
         }
     }
@@ -333,9 +341,14 @@ impl SupervisorProcess {
         format!("http://{}{path}", self.http)
     }
 
-    /// `GET /metrics`: the Prometheus text.
+    /// `path` on the admin listener, else (admin listener off) on the public one.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin.unwrap_or(self.http))
+    }
+
+    /// `GET /metrics` (admin listener): the Prometheus text.
     pub async fn metrics(&self, http: &reqwest::Client) -> reqwest::Result<String> {
-        http.get(self.url("/metrics"))
+        http.get(self.admin_url("/metrics"))
             .send()
             .await?
             .error_for_status()?
@@ -355,7 +368,7 @@ impl SupervisorProcess {
 
     /// `GET /api/workers`: one entry a worker; panics (the test fails) unless it answers a list.
     pub async fn workers(&self, http: &reqwest::Client) -> Vec<serde_json::Value> {
-        match get_json(http, &self.url("/api/workers")).await {
+        match get_json(http, &self.admin_url("/api/workers")).await {
             serde_json::Value::Array(list) => list,
             v => panic!("/api/workers is not a list: {v}"),
         }

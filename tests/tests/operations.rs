@@ -43,6 +43,8 @@ async fn the_landing_page_links_what_the_node_serves() {
         "/rooms/",
         "/api/recordings",
         "/api/drain",
+        "/api/log-level",
+        "admin_listen",
     ] {
         assert!(page.contains(path), "{path} not described");
     }

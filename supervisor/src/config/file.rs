@@ -44,6 +44,7 @@ pub(super) struct FileAuth {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct FileHttp {
     pub(super) listen: Option<SocketAddr>,
+    pub(super) admin_listen: Option<String>,
     pub(super) tls_cert: Option<PathBuf>,
     pub(super) tls_key: Option<PathBuf>,
     pub(super) web_dir: Option<PathBuf>,
