@@ -14,6 +14,7 @@ mod admin;
 mod cluster;
 mod data_channels;
 mod file;
+mod limits;
 mod media;
 mod scaling;
 mod turn;
@@ -388,6 +389,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `[turn]`: the built-in TURN server.
     pub turn: TurnConfig,
+    /// `[limits]`: quotas per room, node, peer, IP and token.
+    pub quotas: crate::limits::Quotas,
 }
 
 impl Default for Config {
@@ -466,6 +469,7 @@ impl Config {
         let admin_listen =
             admin::admin_listen(cli.admin_listen.as_deref(), f.http.admin_listen.as_deref())?;
         Ok(Config {
+            quotas: limits::quotas(&f.limits),
             admin_listen,
             turn,
             media_listen,
@@ -601,6 +605,7 @@ impl Config {
             "data_channels": self.data_channels.to_json(),
             "cluster": self.cluster.to_json(),
             "turn": self.turn.to_json(),
+            "limits": limits::to_json(&self.quotas),
             "recording": {
                 "dir": self.recordings_dir.display().to_string(),
                 "cores": match &self.recording_cores {

@@ -17,6 +17,7 @@ pub mod container;
 mod drain;
 mod http;
 pub mod lifecycle;
+pub mod limits;
 pub mod load;
 pub mod logging;
 pub mod media;
@@ -229,6 +230,7 @@ impl Supervisor {
             rooms::MediaSettings {
                 listen: media_addrs,
                 data_channels: config.data_channels,
+                quotas: config.quotas,
             },
             config.room_limits,
             store.clone(),
@@ -289,6 +291,8 @@ impl Supervisor {
                 rooms: rooms.clone(),
                 auth: auth.clone(),
                 turn: turn.clone(),
+                quotas: config.quotas,
+                ip_conns: Default::default(),
             },
             web_dir: Arc::new(web_dir),
             store: store.clone(),
@@ -296,10 +300,13 @@ impl Supervisor {
             limits: config.room_limits,
         };
         let admin_app = http::admin_router(state.clone());
-        let app = http::router(state).merge(recording::routes(recording::ApiState {
-            recordings: recordings.clone(),
-            auth,
-        }));
+        let app = limits::rest_layer(
+            http::router(state).merge(recording::routes(recording::ApiState {
+                recordings: recordings.clone(),
+                auth,
+            })),
+            config.quotas.rest_requests_per_second,
+        );
         let secure = tls.is_some();
         let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let admin_task = admin_listener.map(|l| {
@@ -318,14 +325,25 @@ impl Supervisor {
                 let _ = stop_rx.wait_for(|s| *s).await;
             };
             let r = match tls {
+                // The client's address reaches handlers (`ConnectInfo`): sockets per IP.
                 Some(cfg) => match tls::TlsListener::new(listener, cfg) {
-                    Ok(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+                    Ok(l) => {
+                        axum::serve(
+                            l,
+                            app.into_make_service_with_connect_info::<tls::ClientAddr>(),
+                        )
+                        .with_graceful_shutdown(stop)
+                        .await
+                    }
                     Err(e) => Err(e),
                 },
                 None => {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<tls::ClientAddr>(),
+                    )
+                    .with_graceful_shutdown(stop)
+                    .await
                 }
             };
             if let Err(e) = r {

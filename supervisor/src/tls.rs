@@ -162,3 +162,23 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+/// The client's address as handlers see it (`ConnectInfo<ClientAddr>`), on both listeners.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}

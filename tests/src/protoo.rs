@@ -220,6 +220,21 @@ impl ProtooClient {
         }
     }
 
+    /// Reads until the server closes the socket; returns its close code (None: closed without
+    /// a close frame).
+    pub async fn close_code(&mut self, timeout: Duration) -> Result<Option<u16>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => bail!("socket still open after {timeout:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return Ok(None),
+                Ok(Some(Ok(Message::Close(f)))) => return Ok(f.map(|f| u16::from(f.code))),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::cluster::FileCluster;
 use super::data_channels::FileDataChannels;
+use super::limits::FileLimits;
 use super::media::FileMedia;
 use super::scaling::{FileRooms, FileSupervisor};
 use super::turn::FileTurn;
@@ -31,6 +32,7 @@ pub(super) struct FileConfig {
     pub(super) rooms: FileRooms,
     pub(super) supervisor: FileSupervisor,
     pub(super) turn: FileTurn,
+    pub(super) limits: FileLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]

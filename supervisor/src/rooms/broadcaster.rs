@@ -42,7 +42,7 @@ impl Room {
         peer.display_name = display_name.to_owned();
         peer.device = device;
         peer.rtp_caps = caps;
-        let peers = st.add_joined(peer)?;
+        let peers = st.add_joined(peer, self.cx.media.quotas.peers_per_room)?;
         st.peer_mut(id)?.participant = Some(self.participant_joined(id, display_name));
         tracing::info!(room = %self.id, broadcaster = id, "broadcaster joined");
         Ok(Joined { peers })
@@ -63,7 +63,16 @@ impl Room {
         id: &str,
         req: BroadcasterTransportRequest,
     ) -> Result<BroadcasterTransport, RoomError> {
-        self.state.lock().await.broadcaster(id)?;
+        {
+            let st = self.state.lock().await;
+            st.broadcaster(id)?;
+            st.quota(
+                id,
+                self.cx.media.quotas.transports_per_peer,
+                "transports",
+                |p| p.transports.len(),
+            )?;
+        }
         let rr = self.peer_router(id).await?;
         let (t, out) = match req {
             BroadcasterTransportRequest::WebRtc { sctp } => {

@@ -385,7 +385,8 @@ impl Room {
                 p.display_name = display_name;
                 p.device = device;
                 p.remote = Some(node);
-                let _ = st.add_joined(p);
+                // Placed by its own node: no quota here (the room's count includes it).
+                let _ = st.add_joined(p, None);
             }
             RoomEvent::PeerLeft { peer_id } => {
                 if self.is_remote_of(&peer_id, &node).await {

@@ -29,10 +29,17 @@ pub(crate) enum RoomError {
     /// the node takes no new room (503); a load balancer should send it elsewhere.
     #[error("node full: every worker is above its load limit")]
     NodeFull,
+    /// The node holds `[limits] rooms_per_node` rooms: it takes no new one (503), as when full.
+    #[error("node full: at most {0} rooms")]
+    RoomLimit(usize),
     /// The node drains (SIGTERM, `POST /api/drain`): open rooms go on, new ones are refused
     /// (503); a load balancer should send it elsewhere.
     #[error("node draining: it takes no new room")]
     Draining,
+    /// A quota of `[limits]` is reached (429): too many peers in the room, transports,
+    /// producers or consumers of the peer, requests per second.
+    #[error("{0}")]
+    TooMany(String),
     /// The operation failed (500): the worker failed it or went away.
     #[error("{0}")]
     Failed(String),
@@ -62,10 +69,19 @@ impl RoomError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
-            Self::RoomClosed | Self::NoWorker | Self::NodeFull | Self::Draining => 503,
+            Self::RoomClosed
+            | Self::NoWorker
+            | Self::NodeFull
+            | Self::RoomLimit(_)
+            | Self::Draining => 503,
+            Self::TooMany(_) => 429,
             Self::Failed(_) => 500,
             Self::Peer { code, .. } => *code,
         }
+    }
+
+    pub(crate) fn too_many(reason: impl Into<String>) -> Self {
+        Self::TooMany(reason.into())
     }
 
     /// The peer that asked has gone (its request raced its disconnection).
@@ -109,6 +125,8 @@ mod tests {
             (RoomError::NoWorker, 503),
             (RoomError::NodeFull, 503),
             (RoomError::Draining, 503),
+            (RoomError::RoomLimit(3), 503),
+            (RoomError::TooMany("x".into()), 429),
             (RoomError::Failed("x".into()), 500),
             (
                 RoomError::Peer {

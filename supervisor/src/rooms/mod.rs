@@ -63,6 +63,8 @@ pub(crate) struct MediaSettings {
     pub listen: Vec<crate::config::MediaAddr>,
     /// SCTP data channels on WebRTC transports.
     pub data_channels: crate::config::DataChannels,
+    /// `[limits]`: peers per room, rooms per node, what one peer may own.
+    pub quotas: crate::limits::Quotas,
 }
 
 impl MediaSettings {
@@ -170,6 +172,11 @@ impl Rooms {
         }
         if self.draining.get().is_some() {
             return Err(RoomError::Draining);
+        }
+        if let Some(max) = self.media.quotas.rooms_per_node
+            && map.values().filter(|r| !r.is_closed()).count() >= max
+        {
+            return Err(RoomError::RoomLimit(max));
         }
         let snapshot = self.pool.snapshot();
         let mut loads = self.pool.load_tracker().loads(&snapshot);
@@ -396,6 +403,7 @@ mod placement_tests {
                 },
             ],
             data_channels: crate::config::Config::default().data_channels,
+            quotas: crate::limits::Quotas::default(),
         };
         assert_eq!(m.plain().unwrap().public(), "203.0.113.10");
         let l = m.listen(TransportProtocol::Udp);
@@ -416,6 +424,7 @@ mod placement_tests {
                 announced: None,
             }],
             data_channels: crate::config::Config::default().data_channels,
+            quotas: crate::limits::Quotas::default(),
         };
         assert_eq!(m.plain().unwrap().public(), "127.0.0.1");
     }

@@ -118,7 +118,8 @@ impl Room {
         if self.is_closed() {
             return Err(RoomError::RoomClosed);
         }
-        if let Some(old) = st.attach(Peer::new(peer_id, session, Some(link), role)) {
+        let max = self.cx.media.quotas.peers_per_room;
+        if let Some(old) = st.attach(Peer::new(peer_id, session, Some(link), role), max)? {
             tracing::info!(room = %self.id, peer = peer_id, "peer reconnected: replacing the old one");
             if let Some(l) = &old.link {
                 l.close(4000, "replaced by a new connection");

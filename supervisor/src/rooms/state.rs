@@ -151,11 +151,44 @@ impl RoomState {
     }
 
     /// A connected peer arrives (not joined). The same id already here is removed first (the
-    /// others see it leave) and returned so its socket and media can be closed.
-    pub(super) fn attach(&mut self, peer: Peer) -> Option<Peer> {
+    /// others see it leave) and returned so its socket and media can be closed. A new id is
+    /// refused when the room holds `max_peers` already.
+    pub(super) fn attach(
+        &mut self,
+        peer: Peer,
+        max_peers: Option<usize>,
+    ) -> Result<Option<Peer>, RoomError> {
+        self.check_room(&peer.id, max_peers)?;
         let old = self.remove(&peer.id);
         self.peers.insert(peer.id.clone(), peer);
-        old
+        Ok(old)
+    }
+
+    /// `peer_id` may own one more `what` (it owns `count(peer)`) under `max`; else 429.
+    pub(super) fn quota(
+        &self,
+        peer_id: &str,
+        max: Option<usize>,
+        what: &str,
+        count: impl Fn(&Peer) -> usize,
+    ) -> Result<(), RoomError> {
+        match max {
+            Some(max) if count(self.peer(peer_id)?) >= max => Err(RoomError::too_many(format!(
+                "too many {what}: at most {max} per peer"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Room for `peer_id` under `max_peers` (every peer counts, those of other nodes too; a
+    /// peer already here replaces itself).
+    fn check_room(&self, peer_id: &str, max_peers: Option<usize>) -> Result<(), RoomError> {
+        match max_peers {
+            Some(max) if self.peers.len() >= max && !self.peers.contains_key(peer_id) => Err(
+                RoomError::too_many(format!("room full: at most {max} peers")),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Removes a peer; the others hear `peerClosed` if it had joined.
@@ -221,7 +254,12 @@ impl RoomState {
     }
 
     /// A broadcaster joins (a joined peer without a connection); its id must be free.
-    pub(super) fn add_joined(&mut self, mut peer: Peer) -> Result<Vec<PeerInfo>, RoomError> {
+    pub(super) fn add_joined(
+        &mut self,
+        mut peer: Peer,
+        max_peers: Option<usize>,
+    ) -> Result<Vec<PeerInfo>, RoomError> {
+        self.check_room(&peer.id, max_peers)?;
         if self.peers.contains_key(&peer.id) {
             return Err(RoomError::conflict(format!(
                 "broadcaster with id \"{}\" already exists",
@@ -434,7 +472,8 @@ mod tests {
 
     fn connect(st: &mut RoomState, id: &str, role: Role) -> Arc<Ear> {
         let ear = Arc::new(Ear::default());
-        st.attach(Peer::new(id, 1, Some(ear.clone()), role));
+        st.attach(Peer::new(id, 1, Some(ear.clone()), role), None)
+            .unwrap();
         ear
     }
 
@@ -473,12 +512,11 @@ mod tests {
         join(&mut st, "b").unwrap();
         a.take();
         let old = st
-            .attach(Peer::new(
-                "b",
-                2,
-                Some(Arc::new(Ear::default())),
-                Role::Publish,
-            ))
+            .attach(
+                Peer::new("b", 2, Some(Arc::new(Ear::default())), Role::Publish),
+                Some(2),
+            )
+            .unwrap()
             .expect("the old b");
         assert_eq!(old.session, 1);
         assert_eq!(st.peers["b"].session, 2);
@@ -533,20 +571,53 @@ mod tests {
     }
 
     #[test]
+    fn a_full_room_refuses_new_peers_but_not_returning_ones() {
+        let mut st = RoomState::default();
+        connect(&mut st, "a", Role::Publish);
+        connect(&mut st, "b", Role::Publish);
+        let ear = || Some(Arc::new(Ear::default()) as Arc<dyn PeerLink>);
+        let e = st
+            .attach(Peer::new("c", 1, ear(), Role::Publish), Some(2))
+            .unwrap_err();
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.to_string(), "room full: at most 2 peers");
+        let e = st
+            .add_joined(Peer::new("bc", 0, None, Role::Publish), Some(2))
+            .unwrap_err();
+        assert_eq!(e.status(), 429);
+        // "b" reconnecting replaces itself: no new place taken.
+        assert!(
+            st.attach(Peer::new("b", 2, ear(), Role::Publish), Some(2))
+                .is_ok()
+        );
+        assert_eq!(st.peers.len(), 2);
+        // Per-peer quotas count what the peer owns.
+        assert!(
+            st.quota("a", Some(1), "transports", |p| p.transports.len())
+                .is_ok()
+        );
+        let e = st
+            .quota("a", Some(0), "transports", |p| p.transports.len())
+            .unwrap_err();
+        assert_eq!(e.to_string(), "too many transports: at most 0 per peer");
+        assert_eq!(e.status(), 429);
+    }
+
+    #[test]
     fn broadcasters_are_peers_without_a_connection() {
         let mut st = RoomState::default();
         let a = connect(&mut st, "a", Role::Publish);
         join(&mut st, "a").unwrap();
         a.take();
         let others = st
-            .add_joined(Peer::new("bc", 0, None, Role::Publish))
+            .add_joined(Peer::new("bc", 0, None, Role::Publish), None)
             .unwrap();
         assert_eq!(others.len(), 1);
         assert_eq!(a.take().len(), 1, "newPeer");
         assert!(st.broadcaster("bc").is_ok());
         assert_eq!(st.broadcaster("a").unwrap_err().status(), 404);
         let dup = st
-            .add_joined(Peer::new("bc", 0, None, Role::Publish))
+            .add_joined(Peer::new("bc", 0, None, Role::Publish), None)
             .unwrap_err();
         assert_eq!(dup.status(), 409);
         // Only connected peers are offered consumers of a new producer.

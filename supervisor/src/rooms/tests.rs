@@ -109,6 +109,7 @@ pub(super) async fn room(worker: &ScriptedWorker) -> Arc<Room> {
                     announced: None,
                 }],
                 data_channels: crate::config::Config::default().data_channels,
+                quotas: crate::limits::Quotas::default(),
             },
             store,
             rooms: Weak::new(),

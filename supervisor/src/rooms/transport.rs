@@ -102,7 +102,16 @@ impl Room {
         peer_id: &str,
         req: WebRtcTransportRequest,
     ) -> Result<WebRtcTransportDump, RoomError> {
-        let role = self.state.lock().await.peer(peer_id)?.role;
+        let role = {
+            let st = self.state.lock().await;
+            st.quota(
+                peer_id,
+                self.cx.media.quotas.transports_per_peer,
+                "transports",
+                |p| p.transports.len(),
+            )?;
+            st.peer(peer_id)?.role
+        };
         if req.producing && role == Role::Subscribe {
             return Err(RoomError::forbidden("this token may not publish"));
         }

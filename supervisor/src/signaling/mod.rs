@@ -27,6 +27,8 @@ use tokio::sync::mpsc;
 pub use protoo::ProtooError;
 
 use crate::auth::{Auth, Role};
+use crate::limits::{Bucket, CLOSE_TOO_MANY, IpConn, IpConns, Quotas};
+use crate::rooms::RoomError;
 use crate::rooms::{PeerLink, Rooms};
 use protoo::{Incoming, OUT_QUEUE, Outgoing, PeerConn};
 use requests::Then;
@@ -41,6 +43,10 @@ pub(crate) struct Signaling {
     pub auth: Arc<Auth>,
     /// The built-in TURN server: its URLs and fresh credentials go to every peer.
     pub turn: Option<Arc<crate::turn::Turn>>,
+    /// `[limits]`: requests per second per peer, sockets per IP.
+    pub quotas: Quotas,
+    /// Open signaling sockets per client IP.
+    pub ip_conns: Arc<IpConns>,
 }
 
 pub(crate) fn routes(s: Signaling) -> axum::Router {
@@ -93,11 +99,34 @@ pub(crate) async fn ws_or_none(s: &Signaling, req: Request) -> Option<Response> 
             return Some((e.status(), e.to_string()).into_response());
         }
     };
+    // Sockets per client IP (the TCP peer: behind a proxy, the proxy).
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
+        .map(|c| c.0.0.ip());
+    let ip_conn = match (ip, s.quotas.ws_connections_per_ip) {
+        (Some(ip), Some(max)) => match s.ip_conns.open(ip, max) {
+            Some(c) => Some(c),
+            None => {
+                tracing::info!(%ip, room = %room_id, peer = %peer_id, "signaling refused: {max} sockets from this address");
+                let e = RoomError::too_many(format!(
+                    "too many connections from this address: at most {max}"
+                ));
+                return Some(
+                    ws.protocols(["protoo"])
+                        .max_message_size(MAX_FRAME)
+                        .on_upgrade(move |socket| refused(socket, e))
+                        .into_response(),
+                );
+            }
+        },
+        _ => None,
+    };
     let s = s.clone();
     Some(
         ws.protocols(["protoo"])
             .max_message_size(MAX_FRAME)
-            .on_upgrade(move |socket| session(s, socket, room_id, peer_id, role))
+            .on_upgrade(move |socket| session(s, socket, room_id, peer_id, role, ip_conn))
             .into_response(),
     )
 }
@@ -105,12 +134,13 @@ pub(crate) async fn ws_or_none(s: &Signaling, req: Request) -> Option<Response> 
 /// How long a refused peer has to send its first request before its socket closes.
 const REFUSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A peer whose room cannot open here (the node is full, no worker runs): its first request
-/// (mediasoup-demo's `getRouterRtpCapabilities`) is answered with the error — protoo
-/// `errorCode` 503 and the reason, which the app shows — and the socket closes: code 1013 (try
-/// again later) for a 503, else 1011. A client that sends nothing within [`REFUSE_WAIT`] is
-/// closed the same way.
-async fn refuse<S>(conn: &PeerConn, stream: &mut S, e: &crate::rooms::RoomError)
+/// A peer refused before it is in a room (the node is full, no worker runs, the room is full,
+/// its address holds too many sockets): its first request (mediasoup-demo's
+/// `getRouterRtpCapabilities`) is answered with the error — protoo `errorCode` 503 or 429 and
+/// the reason, which the app shows — and the socket closes: code 1013 (try again later) for a
+/// 503, 4429 for a 429, else 1011. A client that sends nothing within [`REFUSE_WAIT`] is closed
+/// the same way.
+async fn refuse<S>(conn: &PeerConn, stream: &mut S, e: &RoomError)
 where
     S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
@@ -131,16 +161,34 @@ where
     if let Ok(Some(id)) = tokio::time::timeout(REFUSE_WAIT, first_request).await {
         conn.respond(id, Err(ProtooError::from(e.clone())));
     }
-    conn.close(if e.status() == 503 { 1013 } else { 1011 }, &e.to_string());
+    conn.close(close_code(e), &e.to_string());
 }
 
-fn valid_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+/// The WebSocket close code for a refusal: 1013 (try again later) for 503, 4429 for 429.
+fn close_code(e: &RoomError) -> u16 {
+    match e.status() {
+        503 => 1013,
+        429 => CLOSE_TOO_MANY,
+        _ => 1011,
+    }
 }
 
-/// One connected peer, until its socket closes.
-async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: String, role: Role) {
-    let (mut sink, mut stream) = socket.split();
+/// A socket refused before its session starts: [`refuse`] on it.
+async fn refused(socket: WebSocket, e: RoomError) {
+    let (conn, mut stream, writer) = open_conn(socket);
+    refuse(&conn, &mut stream, &e).await;
+    let _ = writer.await;
+}
+
+/// The socket split into its reader and a writer task fed by a [`PeerConn`].
+fn open_conn(
+    socket: WebSocket,
+) -> (
+    PeerConn,
+    futures_util::stream::SplitStream<WebSocket>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (mut sink, stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(OUT_QUEUE);
     let conn = PeerConn::new(out_tx);
     let writer = tokio::spawn(async move {
@@ -163,6 +211,27 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
         }
         let _ = sink.close().await;
     });
+    (conn, stream, writer)
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+}
+
+/// Requests refused in a row, at `requests_per_second` = R, after which a flooding peer is
+/// disconnected (close 4429): 4 R, i.e. seconds of sending at over twice its rate.
+const FLOOD_FACTOR: u32 = 4;
+
+/// One connected peer, until its socket closes (`_ip_conn`: its place in the per-IP count).
+async fn session(
+    s: Signaling,
+    socket: WebSocket,
+    room_id: String,
+    peer_id: String,
+    role: Role,
+    _ip_conn: Option<IpConn>,
+) {
+    let (conn, mut stream, writer) = open_conn(socket);
 
     let session = s.rooms.new_session();
     let link: Arc<dyn PeerLink> = Arc::new(conn.clone());
@@ -176,13 +245,16 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
                 return;
             }
         };
-        // A room that closed meanwhile: take a fresh one.
-        if room
-            .attach(&peer_id, session, link.clone(), role)
-            .await
-            .is_ok()
-        {
-            break room;
+        match room.attach(&peer_id, session, link.clone(), role).await {
+            Ok(()) => break room,
+            // A room that closed meanwhile: take a fresh one.
+            Err(RoomError::RoomClosed) => continue,
+            Err(e) => {
+                tracing::info!(room = %room_id, peer = %peer_id, "peer refused: {e}");
+                refuse(&conn, &mut stream, &e).await;
+                let _ = writer.await;
+                return;
+            }
         }
     };
     tracing::info!(room = %room_id, peer = %peer_id, "peer connected");
@@ -211,6 +283,10 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
         })
     };
 
+    let mut rate = s
+        .quotas
+        .requests_per_second
+        .map(|r| (r, Bucket::new(r, std::time::Instant::now()), 0u32));
     while let Some(msg) = stream.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
@@ -236,6 +312,28 @@ async fn session(s: Signaling, socket: WebSocket, room_id: String, peer_id: Stri
                 }
                 continue;
             };
+            if let Some((per_second, bucket, refused)) = &mut rate {
+                if let Err(wait) = bucket.take(std::time::Instant::now()) {
+                    *refused += 1;
+                    if *refused > FLOOD_FACTOR * *per_second {
+                        tracing::warn!(room = %room_id, peer = %peer_id, "request flood: disconnected");
+                        conn.close(CLOSE_TOO_MANY, "too many requests");
+                        break;
+                    }
+                    conn.respond(
+                        id,
+                        Err(ProtooError::new(
+                            429,
+                            format!(
+                                "too many requests: at most {per_second} per second; retry in {} ms",
+                                wait.as_millis().max(1)
+                            ),
+                        )),
+                    );
+                    continue;
+                }
+                *refused = 0;
+            }
             if req_tx.try_send((id, method, m.data)).is_err() {
                 conn.respond(
                     id,
