@@ -9,6 +9,12 @@
 //!
 //! Needs root (ip netns, veth, tc): without them the test fails, it is not skipped. The same
 //! timeline against the stock mediasoup 3.27.1 worker, side by side, is `scripts/bench bwe`.
+//!
+//! A benchmark more than a check: its criteria are timings of a real shaped link (a 60 s
+//! timeline, 65 s of the CI budget) that a loaded 2-core machine can miss, so `scripts/test`
+//! does not run it (it is counted as ignored); the worker's estimator and allocation are
+//! checked in simulated time by worker/core's scenario tests. Run it with
+//! `cargo test -p ferrosfu-tests --test browser_bwe -- --ignored`, or `scripts/bench bwe`.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -18,6 +24,7 @@ use std::time::Duration;
 use ferrosfu_tests::browser;
 
 #[test]
+#[ignore = "benchmark (a 60 s shaped-link timeline): scripts/bench bwe, or -- --ignored"]
 fn a_subscriber_behind_600_kbit_gets_the_middle_layer_without_freezing_and_recovers_when_lifted() {
     browser::require_setup();
     for tool in ["ip", "tc"] {
