@@ -421,7 +421,8 @@ async fn after_a_redis_restart_nodes_re_register_and_events_flow_again() {
     let t = Instant::now();
     a.publish("r", produced("alice", "cam"))
         .expect("publish while down");
-    assert!(t.elapsed() < Duration::from_millis(100));
+    // Blocking would mean waiting on Redis (seconds); 1 s leaves scheduling delays out of it.
+    assert!(t.elapsed() < Duration::from_secs(1));
     assert!(
         a.room_peers("r").await.is_err(),
         "reads fail, in bounded time"

@@ -638,6 +638,7 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     assert_eq!(api.file("no-such-recording").await.0, StatusCode::NOT_FOUND);
 
     // Start.
+    let asked = std::time::Instant::now();
     let rec = api.start(room, json!({"peerId": "alice"})).await;
     let id = str_of(&rec, "id").to_owned();
     assert_eq!(rec["roomId"], room, "{rec}");
@@ -661,6 +662,7 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     assert!(path.is_absolute(), "{rec}");
 
     let rec = api.wait_status(&id, "recording").await;
+    let recording_seen = std::time::Instant::now();
     let pid = rec["recorderPid"]
         .as_u64()
         .unwrap_or_else(|| panic!("recorderPid while recording: {rec}")) as u32;
@@ -670,8 +672,15 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     assert_eq!(s, StatusCode::CONFLICT, "the file while recording");
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    // Stop: answered once finalized.
+    // Stop: answered once finalized. What the file may last, measured on this clock (a busy
+    // machine stretches the waits, not the check): at least from "recording" seen to the stop
+    // asked, less a second for the first keyframe; at most from the start asked to the stop
+    // answered.
+    let stop_asked = std::time::Instant::now();
     let done = api.stop(&id).await;
+    let shortest = stop_asked.duration_since(recording_seen).as_secs_f64() - 1.0;
+    let longest = asked.elapsed().as_secs_f64() + 0.25;
+    let plausible = |d: f64| (shortest..=longest).contains(&d);
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["stopReason"], "stopped", "{done}");
     assert!(done["recorderPid"].is_null(), "{done}");
@@ -683,7 +692,10 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     let duration = done["duration"]
         .as_f64()
         .unwrap_or_else(|| panic!("duration: {done}"));
-    assert!((4.5..=5.5).contains(&duration), "API duration: {done}");
+    assert!(
+        plausible(duration),
+        "API duration {duration} not in {shortest:.2}..={longest:.2}: {done}"
+    );
     let kinds: BTreeSet<&str> = done["streams"]
         .as_array()
         .unwrap_or_else(|| panic!("streams: {done}"))
@@ -702,8 +714,8 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     );
     assert!(p.audio >= 1 && p.video >= 1, "{p:?}");
     assert!(
-        (4.5..=5.5).contains(&p.duration.as_secs_f64()),
-        "file duration {p:?}"
+        plausible(p.duration.as_secs_f64()),
+        "file duration {p:?} not in {shortest:.2}..={longest:.2}"
     );
 
     // Stopping again changes nothing.
@@ -724,7 +736,10 @@ async fn record_peer(database_url: &str, dir: &TempDir, rtc_ports: &str, recordi
     let (db_size, db_duration) = db.wait_recording(path.to_str().unwrap(), "done").await;
     assert_eq!(db_size, Some(size));
     let db_duration = db_duration.unwrap();
-    assert!((4.5..=5.5).contains(&db_duration), "{db_duration}");
+    assert!(
+        plausible(db_duration),
+        "{db_duration} not in {shortest:.2}..={longest:.2}"
+    );
 
     // The publisher leaves: the room closes; the call's rows are complete.
     drop(source);
@@ -1079,7 +1094,9 @@ async fn recording_limits() {
     let done = api.wait_status(&id, "done").await;
     assert_eq!(done["stopReason"], "max duration", "{done}");
     let duration = done["duration"].as_f64().unwrap();
-    assert!((1.5..=3.0).contains(&duration), "{done}");
+    // 2 s of the recorder's clock, less what the first keyframe took to come (up to a second
+    // on a loaded machine), plus finalizing.
+    assert!((1.0..=3.5).contains(&duration), "{done}");
     let p = probe(Path::new(str_of(&done, "path"))).await;
     assert!(p.audio == 1 && p.video == 1, "{p:?}");
     drop(source);

