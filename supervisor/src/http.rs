@@ -129,19 +129,29 @@ struct Health {
     phase: Phase,
     up: usize,
     total: usize,
-    /// Every running worker is above its load limit (or none runs).
+    /// Every running worker is above its load limit (or none runs), or the node holds
+    /// `[limits] rooms_per_node` rooms.
     full: bool,
+    /// Why it is full.
+    full_reason: String,
 }
 
 impl Health {
     fn of(s: &AppState) -> Self {
         let snap = s.pool.snapshot();
         let loads = s.pool.load_tracker().loads(&snap);
+        let room_limit = s.signaling.rooms.at_room_limit();
+        let full_reason = match room_limit {
+            Some(max) => crate::rooms::RoomError::RoomLimit(max),
+            None => crate::rooms::RoomError::NodeFull,
+        }
+        .to_string();
         Self {
             phase: s.lifecycle.phase(),
             up: snap.iter().filter(|w| w.worker.is_some()).count(),
             total: snap.len(),
-            full: placement::is_full(&loads, &s.limits),
+            full: placement::is_full(&loads, &s.limits) || room_limit.is_some(),
+            full_reason,
         }
     }
 
@@ -218,7 +228,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
     };
     let mut body = h.body(word);
     if word == "full" {
-        body["reason"] = json!(crate::rooms::RoomError::NodeFull.to_string());
+        body["reason"] = json!(h.full_reason);
     }
     if let Some(d) = s.drain.deadline() {
         body["drainDeadline"] = json!(d.timestamp_millis());

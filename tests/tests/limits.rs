@@ -162,8 +162,12 @@ async fn rooms_and_peers_have_quotas() {
     assert_eq!(s, 429, "{v}");
     assert_eq!(v["error"], "room full: at most 2 peers");
 
-    // Two rooms open: a third room is refused as by a full node.
+    // Two rooms open: a third room is refused as by a full node, and /readyz says so.
     assert_refused(&sup, "r3", "p9", 503, 1013).await;
+    let (s, v) = status_and_json(http.get(sup.url("/readyz"))).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["status"], "full", "{v}");
+    assert_eq!(v["reason"], "node full: at most 2 rooms", "{v}");
     let (s, v) = status_and_json(
         http.post(sup.url("/rooms/r4/broadcasters"))
             .json(&json!({"id": "b", "displayName": "b", "device": {"name": "t"}})),

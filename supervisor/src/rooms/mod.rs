@@ -22,6 +22,7 @@ mod cluster_data;
 mod consume;
 mod data;
 mod error;
+mod inspect;
 mod produce;
 mod room;
 mod routers;
@@ -365,6 +366,14 @@ impl Rooms {
     }
 
     /// Resolves once no room is open on this node.
+    /// Rooms open now, and whether they reach `[limits] rooms_per_node` (the node is then full).
+    pub(crate) fn at_room_limit(&self) -> Option<usize> {
+        self.media
+            .quotas
+            .rooms_per_node
+            .filter(|&max| *self.open.borrow() >= max)
+    }
+
     pub(crate) async fn wait_empty(&self) {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|n| *n == 0).await;
