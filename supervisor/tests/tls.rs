@@ -152,16 +152,7 @@ async fn https_and_wss_when_a_certificate_is_configured() {
         resp.headers().get("sec-websocket-protocol").unwrap(),
         "protoo"
     );
-    ws.send(r#"{"request":true,"id":1,"method":"getRouterRtpCapabilities","data":{}}"#.into())
-        .await
-        .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    let v = router_caps(&mut ws).await;
     assert!(v["data"]["codecs"].as_array().unwrap().len() >= 5, "{v}");
 
     // Plain HTTP on the TLS port gets no HTTP answer.
@@ -182,6 +173,24 @@ async fn connect(
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tls.connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
+}
+
+/// `getRouterRtpCapabilities` on a protoo socket: the successful answer.
+async fn router_caps<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(r#"{"request":true,"id":1,"method":"getRouterRtpCapabilities","data":{}}"#.into())
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    v
 }
 
 /// Waits for a log line of `server` whose message contains `needle`.
@@ -234,16 +243,7 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     assert!(connect(&connector(old), server.addr).await.is_err());
 
     // The session opened before the reload goes on.
-    ws.send(r#"{"request":true,"id":1,"method":"getRouterRtpCapabilities","data":{}}"#.into())
-        .await
-        .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    router_caps(&mut ws).await;
 
     // A broken key on the next SIGHUP is refused: the current certificate stays.
     std::fs::write(server.dir.0.join("key.pem"), "not a key").unwrap();

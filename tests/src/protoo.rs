@@ -129,26 +129,48 @@ impl ProtooClient {
         method: &str,
         data: Value,
     ) -> Result<std::result::Result<Value, ProtooError>> {
+        let id = self.send_request(method, data).await?;
+        self.response(id).await
+    }
+
+    /// Sends a request without waiting for its answer (see [`ProtooClient::response`]);
+    /// returns its id.
+    pub async fn send_request(&mut self, method: &str, data: Value) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
         self.send(json!({"request": true, "id": id, "method": method, "data": data}))
             .await?;
+        Ok(id)
+    }
+
+    /// The answer to request `id`: Ok(data) or Err(ProtooError); other frames meanwhile go to
+    /// the inbox.
+    pub async fn response(&mut self, id: u64) -> Result<std::result::Result<Value, ProtooError>> {
+        let answered = |v: &Value| v["response"] == true && v["id"] == id;
+        if let Some(i) = self.inbox.iter().position(answered) {
+            let v = self.inbox.remove(i).expect("index is valid");
+            return Ok(Self::result_of(&v));
+        }
         loop {
             let v = self
                 .next_frame(TIMEOUT)
                 .await
-                .ok_or_else(|| anyhow!("{method}: no response (socket closed or timeout)"))?;
-            if v["response"] == true && v["id"] == id {
-                return Ok(if v["ok"] == true {
-                    Ok(v["data"].clone())
-                } else {
-                    Err(ProtooError {
-                        code: v["errorCode"].as_u64().unwrap_or(0),
-                        reason: v["errorReason"].as_str().unwrap_or_default().to_owned(),
-                    })
-                });
+                .ok_or_else(|| anyhow!("request {id}: no response (socket closed or timeout)"))?;
+            if answered(&v) {
+                return Ok(Self::result_of(&v));
             }
             self.inbox.push_back(v);
+        }
+    }
+
+    fn result_of(v: &Value) -> std::result::Result<Value, ProtooError> {
+        if v["ok"] == true {
+            Ok(v["data"].clone())
+        } else {
+            Err(ProtooError {
+                code: v["errorCode"].as_u64().unwrap_or(0),
+                reason: v["errorReason"].as_str().unwrap_or_default().to_owned(),
+            })
         }
     }
 

@@ -190,14 +190,19 @@ async fn requests_per_second_per_peer_and_per_token() {
     let mut c = ProtooClient::connect(sup.http, "rate", "p1", Some(&tok))
         .await
         .unwrap();
-    // A burst of 10 (twice the rate) is answered; the requests beyond it get 429.
-    let mut limited = 0;
+    // A burst of 10 (twice the rate) is answered; the requests beyond it get 429. Sent at once
+    // (answers read after), so a slow machine's round trips do not refill the bucket.
+    let mut ids = Vec::new();
     for _ in 0..20 {
-        match c
-            .request("getRouterRtpCapabilities", json!({}))
-            .await
-            .unwrap()
-        {
+        ids.push(
+            c.send_request("getRouterRtpCapabilities", json!({}))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut limited = 0;
+    for id in ids {
+        match c.response(id).await.unwrap() {
             Ok(_) => {}
             Err(e) => {
                 assert_eq!(e.code, 429, "{e:?}");
@@ -228,10 +233,14 @@ async fn requests_per_second_per_peer_and_per_token() {
     let admin = token(SECRET, "*", "ops", "admin", 60);
     let other = token(SECRET, "rate", "ops2", "publish", 60);
     let url = sup.url("/rooms/rate");
+    // Sent at once, so a slow machine does not refill the bucket between them.
+    let answers =
+        futures_util::future::join_all((0..8).map(|_| http.get(&url).bearer_auth(&admin).send()))
+            .await;
     let mut statuses = Vec::new();
     let mut retry_after = None;
-    for _ in 0..8 {
-        let r = http.get(&url).bearer_auth(&admin).send().await.unwrap();
+    for r in answers {
+        let r = r.unwrap();
         if r.status() == 429 {
             retry_after = r.headers().get("retry-after").cloned();
         }

@@ -66,12 +66,7 @@ impl Room {
         {
             let st = self.state.lock().await;
             st.broadcaster(id)?;
-            st.quota(
-                id,
-                self.cx.media.quotas.transports_per_peer,
-                "transports",
-                |p| p.transports.len(),
-            )?;
+            st.may_add_transport(id, &self.cx.media.quotas)?;
         }
         let rr = self.peer_router(id).await?;
         let (t, out) = match req {

@@ -183,12 +183,10 @@ impl Room {
         caps: &RtpCapabilities,
         how: How<'_>,
     ) -> Result<Option<(Consumer, ConsumerInfo)>, RoomError> {
-        self.state.lock().await.quota(
-            peer_id,
-            self.cx.media.quotas.consumers_per_peer,
-            "consumers",
-            |p| p.consumers.len(),
-        )?;
+        self.state
+            .lock()
+            .await
+            .may_add_consumer(peer_id, &self.cx.media.quotas)?;
         // A producer hosted on another router of the room comes piped to this one.
         let (_, consumable) = self.producer_on(producer, transport.router()).await?;
         let mut ssrc = ortc::random_ssrc;

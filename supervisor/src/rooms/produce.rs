@@ -36,12 +36,7 @@ impl Room {
         let t = {
             let mut st = self.state.lock().await;
             st.may_produce(peer_id)?;
-            st.quota(
-                peer_id,
-                self.cx.media.quotas.producers_per_peer,
-                "producers",
-                |p| p.producers.len(),
-            )?;
+            st.may_add_producer(peer_id, &self.cx.media.quotas)?;
             let given = params.rtcp.cname.as_deref().unwrap_or_default();
             params.rtcp.cname = Some(st.producer_cname(peer_id, &transport_id, given)?);
             st.transport(peer_id, &transport_id)?

@@ -180,6 +180,39 @@ impl RoomState {
         }
     }
 
+    /// `peer_id` may open one more transport under `[limits] transports_per_peer`.
+    pub(super) fn may_add_transport(
+        &self,
+        peer_id: &str,
+        q: &crate::limits::Quotas,
+    ) -> Result<(), RoomError> {
+        self.quota(peer_id, q.transports_per_peer, "transports", |p| {
+            p.transports.len()
+        })
+    }
+
+    /// `peer_id` may add one more producer under `[limits] producers_per_peer`.
+    pub(super) fn may_add_producer(
+        &self,
+        peer_id: &str,
+        q: &crate::limits::Quotas,
+    ) -> Result<(), RoomError> {
+        self.quota(peer_id, q.producers_per_peer, "producers", |p| {
+            p.producers.len()
+        })
+    }
+
+    /// `peer_id` may get one more consumer under `[limits] consumers_per_peer`.
+    pub(super) fn may_add_consumer(
+        &self,
+        peer_id: &str,
+        q: &crate::limits::Quotas,
+    ) -> Result<(), RoomError> {
+        self.quota(peer_id, q.consumers_per_peer, "consumers", |p| {
+            p.consumers.len()
+        })
+    }
+
     /// Room for `peer_id` under `max_peers` (every peer counts, those of other nodes too; a
     /// peer already here replaces itself).
     fn check_room(&self, peer_id: &str, max_peers: Option<usize>) -> Result<(), RoomError> {

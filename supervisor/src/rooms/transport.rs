@@ -104,12 +104,7 @@ impl Room {
     ) -> Result<WebRtcTransportDump, RoomError> {
         let role = {
             let st = self.state.lock().await;
-            st.quota(
-                peer_id,
-                self.cx.media.quotas.transports_per_peer,
-                "transports",
-                |p| p.transports.len(),
-            )?;
+            st.may_add_transport(peer_id, &self.cx.media.quotas)?;
             st.peer(peer_id)?.role
         };
         if req.producing && role == Role::Subscribe {
