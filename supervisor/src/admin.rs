@@ -1,13 +1,13 @@
 //! The operator API: `/metrics`, `/api/workers`, `/api/cluster`, `/api/drain`,
-//! `/api/log-level` (and `/api/rooms`). Served on the admin listener (`[http] admin_listen`,
-//! default 127.0.0.1:3001), where reads need no token, and on the public listener behind the
-//! admin token. Requests that change something (drain, log level) need the admin token on
+//! `/api/log-level`, `/api/rooms` and `/api/rooms/:roomId`. Served on the admin listener
+//! (`[http] admin_listen`, default 127.0.0.1:3001), where reads need no token, and on the public
+//! listener behind the admin token. Requests that change something (drain, log level) need the admin token on
 //! both (`--dev` lets everyone in, as everywhere).
 
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +37,8 @@ pub(crate) fn routes(state: AppState, access: Access) -> axum::Router {
         .route("/api/workers", get(workers))
         .route("/api/cluster", get(cluster))
         .route("/api/log-level", get(log_level).put(set_log_level))
+        .route("/api/rooms", get(rooms))
+        .route("/api/rooms/{room_id}", get(room))
         .route("/metrics", get(metrics));
     let r = match access {
         Access::Trusted => r,
@@ -190,6 +192,24 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     };
     let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
+}
+
+/// `GET /api/rooms`: the open rooms with their peer counts, worker cores and creation time.
+async fn rooms(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({ "rooms": s.signaling.rooms.summaries().await }))
+}
+
+/// `GET /api/rooms/:roomId`: a room's peers, transports (bit rates, loss), producers (scores),
+/// consumers (layers, scores, RTT); 404 for a room not open here.
+async fn room(State(s): State<AppState>, Path(room_id): Path<String>) -> Response {
+    match s.signaling.rooms.inspect(&room_id).await {
+        Some(d) => Json(d).into_response(),
+        None => ApiError(
+            StatusCode::NOT_FOUND,
+            format!("room \"{room_id}\" does not exist"),
+        )
+        .into_response(),
+    }
 }
 
 /// `GET /api/cluster`: the live nodes with their load and heartbeat age (`{"enabled": false}`

@@ -37,7 +37,13 @@ async fn admin_endpoints_need_the_admin_listener_or_the_admin_token() {
     let admin_token = token(SECRET, "*", "ops", "admin", 60);
     let publisher = token(SECRET, "*", "p", "publish", 60);
 
-    for path in ["/metrics", "/api/workers", "/api/cluster", "/api/log-level"] {
+    for path in [
+        "/metrics",
+        "/api/workers",
+        "/api/cluster",
+        "/api/log-level",
+        "/api/rooms",
+    ] {
         // Public listener: no token 401, a non-admin token 403, the admin token 200.
         let r = http.get(sup.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "public {path} without a token");

@@ -16,7 +16,7 @@ fn node(redis: &RedisServer, id: &str, core: &str, rtc_ports: &str) -> Superviso
 
 /// Node ids listed by `GET /api/cluster`.
 async fn listed(http: &reqwest::Client, sup: &SupervisorProcess) -> Vec<String> {
-    let v = get_json(http, &sup.url("/api/cluster")).await;
+    let v = get_json(http, &sup.admin_url("/api/cluster")).await;
     assert_eq!(v["enabled"], true, "{v}");
     v["nodes"]
         .as_array()
@@ -50,7 +50,7 @@ async fn two_supervisors_see_each_other_in_api_cluster() {
     let mut b = node(&redis, "node-b", "1", "27150-27199");
     wait_listed(&http, &a, &["node-a", "node-b"]).await;
     wait_listed(&http, &b, &["node-a", "node-b"]).await;
-    let v = get_json(&http, &a.url("/api/cluster")).await;
+    let v = get_json(&http, &a.admin_url("/api/cluster")).await;
     assert_eq!(v["nodeId"], "node-a");
     assert_eq!(v["redisUp"], true);
     let nb = &v["nodes"][1];
@@ -120,14 +120,14 @@ async fn a_supervisor_keeps_serving_while_redis_is_down_and_re_registers_when_it
     }
     let health = http.get(a.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let v = get_json(&http, &a.url("/api/cluster")).await;
+    let v = get_json(&http, &a.admin_url("/api/cluster")).await;
     assert_eq!(v["redisUp"], false, "{v}");
 
     // Redis comes back empty: the node registers again by itself.
     redis.restart().expect("restart redis");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v = get_json(&http, &a.url("/api/cluster")).await;
+        let v = get_json(&http, &a.admin_url("/api/cluster")).await;
         let registered = redis
             .command(&["EXISTS", "ferrosfu:node:node-a"])
             .is_ok_and(|r| r == ":1");
@@ -144,7 +144,7 @@ async fn a_supervisor_keeps_serving_while_redis_is_down_and_re_registers_when_it
 async fn clustering_is_off_without_a_redis_url() {
     let http = reqwest::Client::new();
     let sup = SupervisorProcess::start(&["--worker-cores", "0", "--webrtc-server-port", "0"]);
-    let v = get_json(&http, &sup.url("/api/cluster")).await;
+    let v = get_json(&http, &sup.admin_url("/api/cluster")).await;
     assert_eq!(v, serde_json::json!({"enabled": false}));
 }
 

@@ -35,7 +35,7 @@ fn node(redis: &RedisServer, id: &str, core: &str, rtc_ports: &str) -> Superviso
 async fn wait_nodes(http: &reqwest::Client, sup: &SupervisorProcess, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let v = get_json(http, &sup.url("/api/cluster")).await;
+        let v = get_json(http, &sup.admin_url("/api/cluster")).await;
         if v["nodes"].as_array().is_some_and(|l| l.len() == n) {
             return;
         }

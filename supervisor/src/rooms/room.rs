@@ -46,6 +46,8 @@ pub(crate) struct Room {
     /// The other nodes' peers were loaded (at the first local join; see `cluster.rs`).
     pub(super) remote_synced: AtomicBool,
     closed: AtomicBool,
+    /// When it opened (`GET /api/rooms`).
+    pub(super) created: std::time::SystemTime,
 }
 
 impl Room {
@@ -74,6 +76,7 @@ impl Room {
             state: Mutex::new(RoomState::default()),
             data: super::data::RoomData::default(),
             closed: AtomicBool::new(false),
+            created: std::time::SystemTime::now(),
         });
         room.watch_speakers();
         room

@@ -275,7 +275,7 @@ async fn run_one(a: &Args, cores: &str, max_load: f64) -> Outcome {
     let s0 = snap();
     tokio::time::sleep(a.window).await;
     let s1 = snap();
-    let workers = get_json(&http, &sup.url("/api/workers")).await;
+    let workers = get_json(&http, &sup.admin_url("/api/workers")).await;
     stop.store(true, Ordering::Relaxed);
     g.join().unwrap();
     r.join().unwrap();
