@@ -178,6 +178,7 @@ pub async fn status_and_json(r: reqwest::RequestBuilder) -> (u16, serde_json::Va
 pub fn supervisor_command(workdir: &std::path::Path, webrtc_server_port: u16) -> Command {
     let mut c = Command::new(bin("ferrosfu"));
     c.current_dir(workdir)
+        .env("FERROSFU_ADMIN_LISTEN", "127.0.0.1:0")
         .args([
             "--dev",
             "--http-listen",
@@ -277,6 +278,9 @@ impl SupervisorProcess {
         let mut child = command
             .current_dir(&workdir)
             .env("FERROSFU_DRAIN_TIMEOUT_S", "0")
+            // Many supervisors at once (tests, A/B benches): each admin listener on a free port
+            // (cargo sets this too, .cargo/config.toml; benches run outside cargo).
+            .env("FERROSFU_ADMIN_LISTEN", "127.0.0.1:0")
             .args([
                 "--http-listen",
                 "127.0.0.1:0",
