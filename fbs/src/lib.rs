@@ -12,6 +12,7 @@
 //! checked in; CI runs `scripts/gen-fbs --check` to fail when it is stale.
 
 mod codec;
+mod counters;
 mod data;
 mod frame;
 mod ids;
@@ -31,6 +32,7 @@ mod proto;
 mod generated;
 
 pub use codec::{DecodeError, EncodeError, Encoder, decode_message, peek_request_id};
+pub use counters::{FeedbackCounters, Histogram, MediaCounters, RtpCounters};
 pub use data::*;
 pub use frame::{FrameBuffer, FrameEvent, MAX_FRAME_LEN, Split, split_frame};
 pub use ids::{
@@ -40,9 +42,9 @@ pub use ids::{
 pub use media::*;
 pub use proto::{
     AnyTransportDump, Consumed, Entity, ErrorKind, Event, FromResponse, LogLevel, LogRecord,
-    MediaCounters, Message, Method, Notification, Request, RequestBody, RequestFailure,
-    ResourceUsage, Response, ResponseBody, RouterDump, SocketCounters, TypedRequest,
-    UnexpectedResponse, UpdateSettings, WorkerDump, WorkerRunning, requests,
+    Message, Method, Notification, Request, RequestBody, RequestFailure, ResourceUsage, Response,
+    ResponseBody, RouterDump, SocketCounters, TypedRequest, UnexpectedResponse, UpdateSettings,
+    WorkerDump, WorkerRunning, requests,
 };
 
 /// Version of the channel protocol; the worker announces it in `worker.running` and the supervisor

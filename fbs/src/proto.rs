@@ -1,6 +1,7 @@
 //! Typed channel messages. These are what the supervisor and the worker exchange; the FlatBuffers
 //! form exists only at the edge (see `codec`).
 
+use crate::counters::MediaCounters;
 use crate::data::*;
 use crate::ids::{HandlerId, ProducerId, RequestId, RouterId};
 use crate::media::*;
@@ -193,7 +194,7 @@ methods! {
     ConsumerRequestKeyFrame = "consumer.request_key_frame", CONSUMER_REQUEST_KEY_FRAME
         => ();
     WorkerGetMediaCounters = "worker.get_media_counters", WORKER_GET_MEDIA_COUNTERS
-        => MediaCounters;
+        => Box<MediaCounters>;
     ConsumerSetPreferredLayers(ConsumerLayers)
         = "consumer.set_preferred_layers", CONSUMER_SET_PREFERRED_LAYERS
         => Option<ConsumerLayers>;
@@ -452,7 +453,8 @@ responses! {
     None,
     WorkerDump(WorkerDump),
     ResourceUsage(ResourceUsage),
-    MediaCounters(MediaCounters),
+    /// Boxed: five histograms make it the largest body by far.
+    MediaCounters(Box<MediaCounters>),
     RouterDump(RouterDump),
     WebRtcServerDump(WebRtcServerDump),
     /// `router.create_webrtc_transport`, `transport.dump` of a WebRtcTransport.
@@ -562,22 +564,6 @@ pub struct SocketCounters {
     pub tcp_malformed: u64,
     pub tcp_overflow: u64,
     pub tcp_frames_received: u64,
-}
-
-/// `worker.get_media_counters`: what the worker's media engine counted since it started.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MediaCounters {
-    /// Datagrams that reached no socket / no transport.
-    pub unknown_socket: u64,
-    pub unknown_tuple: u64,
-    /// RTP packets not forwarded for their sequence number (RFC 3550 A.1), all producers.
-    pub rtp_bad_sequence: u64,
-    /// Producer streams resynchronised to a restarted sender's new sequence space.
-    pub rtp_resyncs: u64,
-    /// DTLS handshakes that failed (a certificate that does not match the signaled
-    /// fingerprint among them).
-    pub dtls_failures: u64,
-    pub data: DataCounters,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -736,10 +722,10 @@ mod tests {
             ..MediaCounters::default()
         };
         assert_eq!(
-            answer::<requests::WorkerGetMediaCounters>(ResponseBody::MediaCounters(
+            answer::<requests::WorkerGetMediaCounters>(ResponseBody::MediaCounters(Box::new(
                 counters.clone()
-            )),
-            Ok(counters)
+            ))),
+            Ok(Box::new(counters))
         );
         assert_eq!(
             answer::<requests::ProducerPause>(ResponseBody::None),

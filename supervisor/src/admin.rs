@@ -189,6 +189,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         cluster: s.cluster.clone(),
         rooms: s.signaling.rooms.stats().await,
         turn: s.signaling.turn.clone(),
+        join_times: s.signaling.join_times.clone(),
     };
     let body = crate::metrics::render(s.lifecycle.phase(), &snap, &usage, &extras);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)

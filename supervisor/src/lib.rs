@@ -293,6 +293,7 @@ impl Supervisor {
                 turn: turn.clone(),
                 quotas: config.quotas,
                 ip_conns: Default::default(),
+                join_times: Default::default(),
             },
             web_dir: Arc::new(web_dir),
             store: store.clone(),

@@ -1,5 +1,7 @@
 //! `/metrics`: Prometheus exposition (OpenMetrics text) built at scrape time from the pool.
 
+mod media;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferrosfu_fbs::{MediaCounters, ResourceUsage};
@@ -13,6 +15,7 @@ use crate::lifecycle::Phase;
 use crate::placement::WorkerLoad;
 use crate::pool::WorkerInfo;
 use crate::store::StoreStats;
+use media::register_media;
 
 /// Supervisor-side figures beside the workers'.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +34,28 @@ pub(crate) struct Extras {
     pub rooms: crate::rooms::RoomsStats,
     /// Present when the TURN server runs.
     pub turn: Option<std::sync::Arc<crate::turn::Turn>>,
+    /// How long joins took.
+    pub join_times: JoinTimes,
+}
+
+/// How long peers took from their WebSocket connection to their `join` answered: a histogram
+/// the signaling feeds (cheap to clone: every clone is the same histogram).
+#[derive(Clone, Debug)]
+pub(crate) struct JoinTimes(prometheus_client::metrics::histogram::Histogram);
+
+impl Default for JoinTimes {
+    fn default() -> Self {
+        Self(prometheus_client::metrics::histogram::Histogram::new([
+            0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]))
+    }
+}
+
+impl JoinTimes {
+    /// A peer that connected at `connected` has its `join` answered now.
+    pub(crate) fn joined(&self, connected: std::time::Instant) {
+        self.0.observe(connected.elapsed().as_secs_f64());
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -264,85 +289,6 @@ fn counter(v: u64) -> Counter {
     c
 }
 
-fn register_media(reg: &mut Registry, media: &[(u32, MediaCounters)]) {
-    let dropped = Family::<ReasonLabel, Counter>::default();
-    let resyncs = Family::<CoreLabel, Counter>::default();
-    let dtls = Family::<CoreLabel, Counter>::default();
-    let data = Family::<DirectionLabel, Counter>::default();
-    let data_dropped = Family::<ReasonLabel, Counter>::default();
-    for (core, m) in media {
-        let core = core.to_string();
-        let d = &m.data;
-        for (direction, n) in [("received", d.messages_received), ("sent", d.messages_sent)] {
-            let core = core.clone();
-            data.get_or_create(&DirectionLabel { core, direction })
-                .inc_by(n);
-        }
-        for (reason, n) in [
-            ("malformed", d.malformed),
-            ("unknown_stream", d.unknown_stream),
-            ("dcep", d.dcep),
-            ("unknown_ppid", d.unknown_ppid),
-            ("oversize", d.oversize),
-            ("send_buffer_full", d.send_buffer_full),
-        ] {
-            let core = core.clone();
-            data_dropped
-                .get_or_create(&ReasonLabel { core, reason })
-                .inc_by(n);
-        }
-        for (reason, n) in [
-            ("bad_sequence", m.rtp_bad_sequence),
-            ("unknown_socket", m.unknown_socket),
-            ("unknown_tuple", m.unknown_tuple),
-        ] {
-            dropped
-                .get_or_create(&ReasonLabel {
-                    core: core.clone(),
-                    reason,
-                })
-                .inc_by(n);
-        }
-        let l = CoreLabel { core };
-        resyncs.get_or_create(&l).inc_by(m.rtp_resyncs);
-        dtls.get_or_create(&l).inc_by(m.dtls_failures);
-    }
-    reg.register(
-        "ferrosfu_rtp_packets_dropped",
-        "Received packets the worker of this core dropped since it started, by reason: \
-         bad_sequence (RTP not forwarded for its sequence number: a jump no next packet \
-         confirmed, an RTX of nothing sent), unknown_socket / unknown_tuple (reached no transport)",
-        dropped,
-    );
-    reg.register(
-        "ferrosfu_rtp_stream_resyncs",
-        "Producer streams the worker of this core resynchronised to a restarted sender's new \
-         sequence space since it started",
-        resyncs,
-    );
-    reg.register(
-        "ferrosfu_data_messages",
-        "Data channel (SCTP) messages the worker of this core received from endpoints and sent \
-         to them since it started",
-        data,
-    );
-    reg.register(
-        "ferrosfu_data_drops",
-        "Data channel (SCTP) packets or messages the worker of this core dropped since it \
-         started, by reason: malformed (undecodable or unplaceable packets), unknown_stream (no \
-         data producer on it, or at or above MIS), dcep (in-band channel opening: channels are \
-         negotiated), unknown_ppid, oversize (over maxSctpMessageSize), send_buffer_full (a \
-         consumer's association had no room)",
-        data_dropped,
-    );
-    reg.register(
-        "ferrosfu_dtls_failures",
-        "DTLS handshakes that failed on the worker of this core since it started (a remote \
-         certificate that does not match the signaled fingerprint, no certificate, a timeout)",
-        dtls,
-    );
-}
-
 /// The worker shells' socket counters (`ResourceUsage::sockets`).
 fn register_sockets(reg: &mut Registry, usage: &[(u32, ResourceUsage)]) {
     let udp = Family::<DirectionLabel, Counter>::default();
@@ -410,6 +356,11 @@ fn register_loads(reg: &mut Registry, loads: &[WorkerLoad]) {
 fn register_extras(reg: &mut Registry, e: &Extras) {
     register_media(reg, &e.media);
     register_rooms(reg, &e.rooms);
+    reg.register(
+        "ferrosfu_join_duration_seconds",
+        "Time from a peer's signaling WebSocket connection to its join answered",
+        e.join_times.0.clone(),
+    );
     if let Some(c) = &e.cluster {
         crate::cluster::register_metrics(reg, c.stats());
     }
@@ -469,40 +420,6 @@ fn register_extras(reg: &mut Registry, e: &Extras) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn media_counters_are_counters_by_core_and_reason() {
-        let extras = Extras {
-            media: vec![(
-                3,
-                MediaCounters {
-                    unknown_socket: 1,
-                    unknown_tuple: 2,
-                    rtp_bad_sequence: 7,
-                    rtp_resyncs: 4,
-                    dtls_failures: 5,
-                    data: ferrosfu_fbs::DataCounters {
-                        messages_received: 11,
-                        send_buffer_full: 2,
-                        ..Default::default()
-                    },
-                },
-            )],
-            ..Default::default()
-        };
-        let text = render(Phase::Running, &[], &[], &extras);
-        for line in [
-            "# TYPE ferrosfu_rtp_packets_dropped counter",
-            "ferrosfu_rtp_packets_dropped_total{core=\"3\",reason=\"bad_sequence\"} 7",
-            "ferrosfu_rtp_packets_dropped_total{core=\"3\",reason=\"unknown_tuple\"} 2",
-            "ferrosfu_rtp_stream_resyncs_total{core=\"3\"} 4",
-            "ferrosfu_dtls_failures_total{core=\"3\"} 5",
-            "ferrosfu_data_messages_total{core=\"3\",direction=\"received\"} 11",
-            "ferrosfu_data_drops_total{core=\"3\",reason=\"send_buffer_full\"} 2",
-        ] {
-            assert!(text.contains(line), "{line} missing from:\n{text}");
-        }
-    }
 
     #[test]
     fn worker_loads_are_gauges_by_core() {

@@ -383,6 +383,7 @@ impl Worker {
     pub async fn get_media_counters(&self) -> Result<MediaCounters, RequestError> {
         self.request(HandlerId::worker(), requests::WorkerGetMediaCounters)
             .await
+            .map(|c| *c)
     }
 
     /// Changes the worker's log level and targets at run time.

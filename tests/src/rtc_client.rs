@@ -1375,13 +1375,16 @@ impl Subscriber {
         let received: Arc<Received> = Arc::default();
         let rx = Arc::clone(&received);
         peer.pc
-            .on_track(Box::new(move |track, _receiver, transceiver| {
+            .on_track(Box::new(move |track, receiver, transceiver| {
                 let rx = Arc::clone(&rx);
                 Box::pin(async move {
                     let Some(kind) = kind_of(track.kind()) else {
                         return;
                     };
                     let mid = transceiver.mid().map(|m| m.to_string());
+                    // Read the SFU's RTCP as a browser does, so the report interceptor sees its
+                    // sender reports and our receiver reports carry LSR/DLSR (its RTT).
+                    tokio::spawn(async move { while receiver.read_rtcp().await.is_ok() {} });
                     // The read loop must be its own task: on_track handlers are awaited inline.
                     tokio::spawn(async move {
                         while let Ok((pkt, _)) = track.read_rtp().await {

@@ -10,6 +10,7 @@
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
 
 mod budget;
+mod counters;
 mod data;
 mod enums;
 mod notification;
@@ -21,6 +22,7 @@ mod stats;
 mod transport;
 
 use budget::{Bounded, BoundedStrs, Own, own, own_bytes};
+use counters::*;
 use data::*;
 use enums::*;
 use notification::*;

@@ -95,21 +95,10 @@ pub(super) fn build_response_body(
             );
             (B::Worker_ResourceUsageResponse, union(b))
         }
-        ResponseBody::MediaCounters(c) => {
-            let data = Some(build_data_counters(fbb, &c.data));
-            let b = fb_worker::MediaCountersResponse::create(
-                fbb,
-                &fb_worker::MediaCountersResponseArgs {
-                    unknown_socket: c.unknown_socket,
-                    unknown_tuple: c.unknown_tuple,
-                    rtp_bad_sequence: c.rtp_bad_sequence,
-                    rtp_resyncs: c.rtp_resyncs,
-                    dtls_failures: c.dtls_failures,
-                    data,
-                },
-            );
-            (B::Worker_MediaCountersResponse, union(b))
-        }
+        ResponseBody::MediaCounters(c) => (
+            B::Worker_MediaCountersResponse,
+            union(build_media_counters(fbb, c)),
+        ),
         ResponseBody::RouterDump(d) => {
             let id = Some(fbb.create_string(d.id.as_str()));
             let transport_ids = Some(strings(fbb, d.transport_ids.iter().map(String::as_str)));
@@ -386,17 +375,10 @@ pub(super) fn response_body_from(r: fb_resp::Response<'_>) -> Dr<ResponseBody> {
             })
         }
         B::Worker_MediaCountersResponse => {
-            let c = r
-                .body_as_worker_media_counters_response()
-                .ok_or_else(|| missing("media counters"))?;
-            ResponseBody::MediaCounters(MediaCounters {
-                unknown_socket: c.unknown_socket(),
-                unknown_tuple: c.unknown_tuple(),
-                rtp_bad_sequence: c.rtp_bad_sequence(),
-                rtp_resyncs: c.rtp_resyncs(),
-                dtls_failures: c.dtls_failures(),
-                data: c.data().map(data_counters_from).unwrap_or_default(),
-            })
+            ResponseBody::MediaCounters(Box::new(media_counters_from(
+                r.body_as_worker_media_counters_response()
+                    .ok_or_else(|| missing("media counters"))?,
+            )))
         }
         B::Router_DumpResponse => {
             let d = r

@@ -288,6 +288,12 @@ pub mod fbs {
     pub use self::socket_counters_generated::*;
     mod media_counters_response_generated;
     pub use self::media_counters_response_generated::*;
+    mod rtp_counters_generated;
+    pub use self::rtp_counters_generated::*;
+    mod feedback_counters_generated;
+    pub use self::feedback_counters_generated::*;
+    mod histogram_generated;
+    pub use self::histogram_generated::*;
     mod update_settings_request_generated;
     pub use self::update_settings_request_generated::*;
     mod create_router_request_generated;

@@ -190,9 +190,49 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
         (
             proptest::array::uniform5(any::<u64>()),
             proptest::array::uniform8(any::<u64>()),
+            proptest::array::uniform16(any::<u64>()),
+            vec(any::<u64>(), 12),
+            any::<u32>(),
         )
-            .prop_map(|(a, d)| {
-                ResponseBody::MediaCounters(MediaCounters {
+            .prop_map(|(a, d, m, counts, sum)| {
+                let rtp = |o: usize| RtpCounters {
+                    packets_received: m[o],
+                    bytes_received: m[o + 1],
+                    packets_sent: m[o + 2],
+                    bytes_sent: m[o + 3],
+                    retransmissions_sent: m[o + 4],
+                };
+                let hist = Histogram {
+                    bounds: (0..counts.len().saturating_sub(1))
+                        .map(|i| i as f64 * 0.25)
+                        .collect(),
+                    counts,
+                    sum: f64::from(sum) / 8.0,
+                };
+                ResponseBody::MediaCounters(Box::new(MediaCounters {
+                    audio: rtp(0),
+                    video: rtp(5),
+                    feedback: FeedbackCounters {
+                        nacks_received: m[10],
+                        nacks_sent: m[11],
+                        plis_received: m[12],
+                        plis_sent: m[13],
+                        firs_received: m[14],
+                        firs_sent: m[15],
+                    },
+                    srtp_auth_failures: a[0] / 2,
+                    srtp_replays: a[1] / 3,
+                    ice_consent_lost: a[2] / 5,
+                    ice_unauthorized: a[3] / 7,
+                    ice_bad_requests: a[4] / 11,
+                    transports: sum % 1000,
+                    producers: sum % 997,
+                    consumers: sum % 991,
+                    loss_received: hist.clone(),
+                    loss_sent: Histogram::default(),
+                    jitter_received: hist.clone(),
+                    jitter_sent: hist.clone(),
+                    rtt: hist,
                     unknown_socket: a[0],
                     unknown_tuple: a[1],
                     rtp_bad_sequence: a[2],
@@ -208,7 +248,7 @@ pub(crate) fn response_body() -> impl Strategy<Value = ResponseBody> {
                         oversize: d[6],
                         send_buffer_full: d[7],
                     },
-                })
+                }))
             })
             .boxed(),
         (text(), vec(text(), 3))

@@ -47,6 +47,8 @@ pub(crate) struct Signaling {
     pub quotas: Quotas,
     /// Open signaling sockets per client IP.
     pub ip_conns: Arc<IpConns>,
+    /// How long joins take (`/metrics`).
+    pub join_times: crate::metrics::JoinTimes,
 }
 
 pub(crate) fn routes(s: Signaling) -> axum::Router {
@@ -231,6 +233,7 @@ async fn session(
     role: Role,
     _ip_conn: Option<IpConn>,
 ) {
+    let connected = std::time::Instant::now();
     let (conn, mut stream, writer) = open_conn(socket);
 
     let session = s.rooms.new_session();
@@ -266,6 +269,7 @@ async fn session(
         let conn = conn.clone();
         let peer_id = peer_id.clone();
         let turn = s.turn.clone();
+        let join_times = s.join_times.clone();
         tokio::spawn(async move {
             while let Some((id, method, data)) = req_rx.recv().await {
                 let (result, then) =
@@ -275,6 +279,7 @@ async fn session(
                 }
                 conn.respond(id, result);
                 if then == Then::ConsumeAll {
+                    join_times.joined(connected);
                     let room = room.clone();
                     let peer_id = peer_id.clone();
                     tokio::spawn(async move { room.consume_all(&peer_id).await });

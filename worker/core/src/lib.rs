@@ -39,6 +39,7 @@ mod proto;
 mod router;
 mod rtp_observer;
 mod sctp;
+mod stats;
 mod streams;
 mod tables;
 mod transmit;
@@ -87,5 +88,6 @@ pub(crate) fn test_epoch() -> std::time::Instant {
 }
 
 pub use control::{SocketRequest, sockets_needed};
+pub use stats::{Buckets, CoreStats, JITTER_BOUNDS, LOSS_BOUNDS, RTT_BOUNDS, ReportHistograms};
 pub use transmit::{MAX_TRANSMIT_BYTES, Transmit};
-pub use worker_core::{CoreConfig, CoreStats, Input, Output, TICK, WorkerCore};
+pub use worker_core::{CoreConfig, Input, Output, TICK, WorkerCore};

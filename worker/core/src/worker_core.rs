@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use crate::demux::Demux;
 use crate::proto::dtls::DtlsIdentity;
 use crate::proto::ice::Tuple;
+use crate::stats::CoreStats;
 use crate::streams::recv::NtpClock;
 use crate::tables::{Tables, TransportKey};
 use crate::transmit::{Transmit, TransmitQueue};
@@ -88,24 +89,6 @@ pub enum Output {
     ReleaseSockets(Vec<BoundSocket>),
     /// `worker.close` was handled: everything is closed and the reply was queued before this.
     Closed,
-}
-
-/// Worker-wide counters: packets that reached no transport, and sequence validation of what
-/// producers receive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CoreStats {
-    pub unknown_socket: u64,
-    pub unknown_tuple: u64,
-    /// RTP packets not forwarded for their sequence number (RFC 3550 A.1: jumps, RTX of
-    /// packets never sent), over every producer stream this worker had.
-    pub rtp_bad_sequence: u64,
-    /// Producer streams that restarted in a new sequence space (confirmed by two packets).
-    pub rtp_resyncs: u64,
-    /// DTLS handshakes that failed (a certificate that does not match the signaled
-    /// fingerprint among them).
-    pub dtls_failures: u64,
-    /// What the SCTP associations of closed transports counted.
-    pub data_closed: ferrosfu_fbs::DataCounters,
 }
 
 /// The worker's state: the entity tables, the demultiplexer and the outputs waiting.

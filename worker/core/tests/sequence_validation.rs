@@ -22,7 +22,7 @@ fn media_counters(sim: &mut Sim) -> MediaCounters {
         .request("", RequestBody::WorkerGetMediaCounters)
         .unwrap()
     {
-        ResponseBody::MediaCounters(c) => c,
+        ResponseBody::MediaCounters(c) => *c,
         other => panic!("{other:?}"),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ferrosfu_fbs::{MediaCounters, RequestBody, RequestFailure, ResponseBody, WorkerDump};
+use ferrosfu_fbs::{RequestBody, RequestFailure, ResponseBody, WorkerDump};
 
 use super::misrouted;
 use crate::WorkerCore;
@@ -29,15 +29,7 @@ impl WorkerCore {
             }
             B::WorkerCreateWebRtcServer(o) => self.create_server(o, sockets),
             B::WorkerGetMediaCounters => {
-                let s = &self.stats;
-                Ok(ResponseBody::MediaCounters(MediaCounters {
-                    unknown_socket: s.unknown_socket,
-                    unknown_tuple: s.unknown_tuple,
-                    rtp_bad_sequence: s.rtp_bad_sequence,
-                    rtp_resyncs: s.rtp_resyncs,
-                    dtls_failures: s.dtls_failures,
-                    data: self.data_counters(),
-                }))
+                Ok(ResponseBody::MediaCounters(Box::new(self.media_counters())))
             }
             B::WorkerGetResourceUsage | B::WorkerUpdateSettings(_) => {
                 Err(RequestFailure::failed(format!(

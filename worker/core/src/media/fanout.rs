@@ -219,7 +219,7 @@ impl WorkerCore {
             }
             let len = buf.len();
             if !direct {
-                if t.pace(buf, class, (c.twcc_ext, c.abs_send_time_ext), ck) {
+                if t.pace(buf, (class, c.kind), (c.twcc_ext, c.abs_send_time_ext), ck) {
                     c.stream.on_sent(out_seq, out_ts, len, now);
                     if paced.last() != Some(&c.transport) {
                         paced.push(c.transport);
@@ -233,6 +233,7 @@ impl WorkerCore {
                 .push_with(tuple, |out| t.protect_into(buf, false, out))
             {
                 t.on_rtp_sent(sent, twcc, false, None, now);
+                self.stats.rtp(c.kind).sent(len, false);
                 c.stream.on_sent(out_seq, out_ts, len, now);
             }
         }

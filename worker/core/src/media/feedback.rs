@@ -48,11 +48,13 @@ impl WorkerCore {
                     self.report_blocks(k, &reports, now, &clock);
                 }
                 Rtcp::Nack { media_ssrc, seqs } => {
+                    self.stats.feedback.nacks_received += 1;
                     if let Some(&ck) = t.ssrc_consumers.get(&media_ssrc) {
                         self.retransmit(ck, &seqs, now);
                     }
                 }
                 Rtcp::Pli { media_ssrc } => {
+                    self.stats.feedback.plis_received += 1;
                     if let Some(&ck) = t.ssrc_consumers.get(&media_ssrc)
                         && let Some(c) = self.tables.consumers.get_mut(ck)
                     {
@@ -61,6 +63,7 @@ impl WorkerCore {
                     }
                 }
                 Rtcp::Fir { media_ssrcs } => {
+                    self.stats.feedback.firs_received += 1;
                     for s in media_ssrcs {
                         if let Some(&ck) = self.tables.transports[k].ssrc_consumers.get(&s)
                             && let Some(c) = self.tables.consumers.get_mut(ck)
@@ -128,7 +131,14 @@ impl WorkerCore {
             let Some(c) = self.tables.consumers.get_mut(ck) else {
                 continue;
             };
-            c.stream.on_report_block(b, now, clock);
+            let measured = c.stream.on_report_block(b, now, clock);
+            let r = &mut self.stats.reports;
+            r.loss_sent.observe(f64::from(b.fraction_lost) / 256.0);
+            r.jitter_sent
+                .observe(f64::from(b.jitter) / f64::from(c.stream.clock_rate.max(1)));
+            if let Some(rtt) = measured {
+                r.rtt.observe(rtt.as_secs_f64());
+            }
             if let Some(rtt) = c.stream.rtt {
                 self.tables.transports[k].bwe.set_rtt(rtt);
             }
@@ -202,6 +212,15 @@ impl WorkerCore {
         {
             t.counters.rtcp_sent += 1;
             t.counters.bytes_sent += len as u64;
+            let f = &mut self.stats.feedback;
+            for item in items {
+                match item {
+                    Rtcp::Nack { .. } => f.nacks_sent += 1,
+                    Rtcp::Pli { .. } => f.plis_sent += 1,
+                    Rtcp::Fir { .. } => f.firs_sent += 1,
+                    _ => {}
+                }
+            }
         }
     }
 }

@@ -64,6 +64,7 @@ impl WorkerCore {
         let Some(p) = self.tables.producers.get_mut(pk) else {
             return;
         };
+        self.stats.rtp(p.kind).received(pkt.len());
         // RTX: unwrap into the original packet (RFC 4588).
         let mut rtx_buf = Vec::new();
         let (pkt, hdr) = if is_rtx {

@@ -25,8 +25,9 @@ use crate::demux::Miss;
 use crate::proto::ice::Tuple;
 use crate::proto::packet::classify;
 use crate::proto::rtcp;
+use crate::proto::srtp::SrtpDrop;
 use crate::tables::TransportKey;
-use crate::transport::Kind;
+use crate::transport::{Drop as Unprotect, Kind};
 
 impl WorkerCore {
     /// One datagram (or RFC 4571 frame) received on `tuple` at `arrival` (≤ `now`): find its
@@ -71,6 +72,11 @@ impl WorkerCore {
             Ok(p) => p,
             Err(e) => {
                 t.counters.dropped += 1;
+                match e {
+                    Unprotect::Srtp(SrtpDrop::AuthFailed) => self.stats.srtp_auth_failures += 1,
+                    Unprotect::Srtp(SrtpDrop::Replayed) => self.stats.srtp_replays += 1,
+                    Unprotect::Srtp(SrtpDrop::Malformed) | Unprotect::NotConnected => {}
+                }
                 tracing::trace!(target: "srtp", reason = ?e, "inbound packet dropped");
                 return;
             }

@@ -12,6 +12,7 @@ use ferrosfu_fbs::MediaKind;
 use crate::WorkerCore;
 use crate::bwe::pacer::Class;
 use crate::proto::rtp::{self, Rewrite, RtpHeader};
+use crate::stats::CoreStats;
 use crate::tables::{ConsumerKey, TransportKey};
 use crate::transmit::TransmitQueue;
 use crate::transport::Transport;
@@ -26,6 +27,8 @@ pub(crate) struct Paced {
     /// Offset of the 3-byte abs-send-time to write.
     pub abs_at: Option<usize>,
     pub class: Class,
+    /// The media kind of the consumer it is from.
+    pub kind: MediaKind,
     /// The probe cluster it belongs to.
     pub probe: Option<u32>,
     /// The consumer it is from.
@@ -50,13 +53,13 @@ fn ext_offset(pkt: &[u8], hdr: &RtpHeader, id: u8) -> Option<usize> {
 }
 
 impl Transport {
-    /// Queues rewritten packet `plain` in the pacer (its transport-wide sequence number and
-    /// abs-send-time, extensions `twcc_ext` / `abs_ext`, written when it leaves). False when the
-    /// pacer refused it (a full queue).
+    /// Queues rewritten packet `plain` of a consumer of `kind` in the pacer (its transport-wide
+    /// sequence number and abs-send-time, extensions `twcc_ext` / `abs_ext`, written when it
+    /// leaves). False when the pacer refused it (a full queue).
     pub(crate) fn pace(
         &mut self,
         plain: &[u8],
-        class: Class,
+        (class, kind): (Class, MediaKind),
         (twcc_ext, abs_ext): (u8, u8),
         consumer: ConsumerKey,
     ) -> bool {
@@ -71,6 +74,7 @@ impl Transport {
             abs_at: ext_offset(plain, &hdr, abs_ext),
             packet,
             class,
+            kind,
             probe: None,
             consumer: Some(consumer),
         };
@@ -116,10 +120,11 @@ impl Transport {
     }
 
     /// Sends what its pacer lets go at `now` into `transmits` (`ntp`: our clock, for
-    /// abs-send-time). Returns whether packets still wait.
+    /// abs-send-time), counted in `stats`. Returns whether packets still wait.
     pub(crate) fn release_paced(
         &mut self,
         transmits: &mut TransmitQueue,
+        stats: &mut CoreStats,
         ntp: u64,
         now: Instant,
     ) -> bool {
@@ -144,7 +149,9 @@ impl Transport {
             if let Some(sent) =
                 transmits.push_with(tuple, |out| self.protect_into(&packet, false, out))
             {
-                self.on_rtp_sent(sent, twcc, p.class == Class::Retransmission, p.probe, now);
+                let rtx = p.class == Class::Retransmission;
+                self.on_rtp_sent(sent, twcc, rtx, p.probe, now);
+                stats.rtp(p.kind).sent(packet.len(), rtx);
             }
             self.recycle(packet);
         }
@@ -207,7 +214,7 @@ impl WorkerCore {
                 continue;
             };
             if t.pace_wake.is_some_and(|w| w <= now) {
-                t.release_paced(&mut self.transmits, ntp, now);
+                t.release_paced(&mut self.transmits, &mut self.stats, ntp, now);
                 if t.bwe_ctl.prober.padding_due().is_some_and(|d| d <= now) {
                     self.send_padding(tk, ntp, now);
                 }
@@ -288,6 +295,7 @@ impl WorkerCore {
             {
                 let probe = t.bwe_ctl.prober.on_sent(sent, true, now);
                 t.on_rtp_sent(sent, twcc, false, probe, now);
+                self.stats.video.sent(buf.len(), false);
             } else {
                 t.bwe_ctl.prober.abort();
                 break;

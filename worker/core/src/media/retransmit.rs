@@ -109,7 +109,7 @@ impl WorkerCore {
             if !direct {
                 if t.pace(
                     buf,
-                    Class::Retransmission,
+                    (Class::Retransmission, c.kind),
                     (c.twcc_ext, c.abs_send_time_ext),
                     ck,
                 ) {
@@ -124,6 +124,7 @@ impl WorkerCore {
             {
                 c.stream.rtx_packets += 1;
                 t.on_rtp_sent(sent, twcc, true, None, now);
+                self.stats.rtp(c.kind).sent(buf.len(), true);
             }
         }
         if queued {

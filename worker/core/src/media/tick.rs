@@ -147,6 +147,13 @@ impl WorkerCore {
                     if let Some(s) = e.stream.as_mut()
                         && let Some(b) = s.report_block(now, clock)
                     {
+                        // What the interval said, when the stream sent anything in it.
+                        if s.interval_expected > 0 {
+                            let r = &mut self.stats.reports;
+                            r.loss_received.observe(f64::from(b.fraction_lost) / 256.0);
+                            r.jitter_received
+                                .observe(f64::from(b.jitter) / f64::from(s.clock_rate.max(1)));
+                        }
                         ssrcs.push(s.ssrc);
                         blocks.push(b);
                     }

@@ -144,6 +144,8 @@ pub struct RecvStream {
     pub rate: RateMeter,
     pub score: u8,
     pub fraction_lost: u8,
+    /// Packets expected in the interval of the last report block (0: the stream was idle).
+    pub interval_expected: u64,
     pub nack_count: u64,
     pub nack_packet_count: u64,
     pub pli_count: u64,
@@ -206,6 +208,7 @@ impl RecvStream {
             rate: RateMeter::default(),
             score: 10,
             fraction_lost: 0,
+            interval_expected: 0,
             nack_count: 0,
             nack_packet_count: 0,
             pli_count: 0,
@@ -482,6 +485,7 @@ impl RecvStream {
         let received_interval = received.saturating_sub(self.received_prior);
         self.expected_prior = expected;
         self.received_prior = received;
+        self.interval_expected = expected_interval;
         let lost_interval = expected_interval.saturating_sub(received_interval);
         self.fraction_lost = (lost_interval << 8)
             .checked_div(expected_interval)

@@ -228,8 +228,14 @@ impl SendStream {
         })
     }
 
-    /// Processes the RR block about this stream: RTT (from LSR/DLSR), loss, score.
-    pub fn on_report_block(&mut self, b: &ReportBlock, now: Instant, ntp: &NtpClock) {
+    /// Processes the RR block about this stream: RTT (from LSR/DLSR), loss, score. Returns the
+    /// RTT the block measured, if it did.
+    pub fn on_report_block(
+        &mut self,
+        b: &ReportBlock,
+        now: Instant,
+        ntp: &NtpClock,
+    ) -> Option<Duration> {
         self.fraction_lost = b.fraction_lost;
         self.packets_lost = b.total_lost;
         self.jitter = b.jitter;
@@ -241,8 +247,10 @@ impl SendStream {
             let rtt = now_mid.wrapping_sub(b.lsr).wrapping_sub(b.dlsr);
             if rtt < 0x8000_0000 {
                 self.rtt = Some(Duration::from_secs_f64(rtt as f64 / 65536.0));
+                return self.rtt;
             }
         }
+        None
     }
 }
 

@@ -11,7 +11,7 @@ use super::{Kind, fbs_ice_state, fbs_tuple};
 use crate::WorkerCore;
 use crate::data::sctp::SctpSlot;
 use crate::proto::dtls::{Dtls, DtlsOutput};
-use crate::proto::ice::{IceEvent, IceLite, StunOutcome, Tuple};
+use crate::proto::ice::{IceEvent, IceLite, IceState, StunOutcome, Tuple};
 use crate::proto::packet::PacketKind;
 use crate::proto::srtp::SrtpSession;
 use crate::tables::TransportKey;
@@ -43,7 +43,12 @@ impl WorkerCore {
         };
         match kind {
             PacketKind::Stun => {
-                match w.ice.handle_stun(data, tuple, now) {
+                let before = w.ice.stats();
+                let outcome = w.ice.handle_stun(data, tuple, now);
+                let after = w.ice.stats();
+                self.stats.ice_unauthorized += after.unauthorized - before.unauthorized;
+                self.stats.ice_bad_requests += after.bad_requests - before.bad_requests;
+                match outcome {
                     StunOutcome::Reply(reply) => {
                         t.counters.bytes_sent += reply.len() as u64;
                         self.transmits.push(tuple, &reply);
@@ -94,6 +99,9 @@ impl WorkerCore {
             match e {
                 IceEvent::StateChanged(s) => {
                     tracing::debug!(target: "ice", transport = %h, state = ?s, "ice state");
+                    if s == IceState::Disconnected {
+                        self.stats.ice_consent_lost += 1;
+                    }
                     self.notify(
                         h.clone(),
                         MediaEvent::TransportIceStateChange(fbs_ice_state(s)),

@@ -24,6 +24,22 @@ impl<'a> MediaCountersResponse<'a> {
   pub const VT_RTP_RESYNCS: ::flatbuffers::VOffsetT = 10;
   pub const VT_DTLS_FAILURES: ::flatbuffers::VOffsetT = 12;
   pub const VT_DATA: ::flatbuffers::VOffsetT = 14;
+  pub const VT_AUDIO: ::flatbuffers::VOffsetT = 16;
+  pub const VT_VIDEO: ::flatbuffers::VOffsetT = 18;
+  pub const VT_FEEDBACK: ::flatbuffers::VOffsetT = 20;
+  pub const VT_SRTP_AUTH_FAILURES: ::flatbuffers::VOffsetT = 22;
+  pub const VT_SRTP_REPLAYS: ::flatbuffers::VOffsetT = 24;
+  pub const VT_ICE_CONSENT_LOST: ::flatbuffers::VOffsetT = 26;
+  pub const VT_ICE_UNAUTHORIZED: ::flatbuffers::VOffsetT = 28;
+  pub const VT_ICE_BAD_REQUESTS: ::flatbuffers::VOffsetT = 30;
+  pub const VT_TRANSPORTS: ::flatbuffers::VOffsetT = 32;
+  pub const VT_PRODUCERS: ::flatbuffers::VOffsetT = 34;
+  pub const VT_CONSUMERS: ::flatbuffers::VOffsetT = 36;
+  pub const VT_LOSS_RECEIVED: ::flatbuffers::VOffsetT = 38;
+  pub const VT_LOSS_SENT: ::flatbuffers::VOffsetT = 40;
+  pub const VT_JITTER_RECEIVED: ::flatbuffers::VOffsetT = 42;
+  pub const VT_JITTER_SENT: ::flatbuffers::VOffsetT = 44;
+  pub const VT_RTT: ::flatbuffers::VOffsetT = 46;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -35,11 +51,27 @@ impl<'a> MediaCountersResponse<'a> {
     args: &'args MediaCountersResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<MediaCountersResponse<'bldr>> {
     let mut builder = MediaCountersResponseBuilder::new(_fbb);
+    builder.add_ice_bad_requests(args.ice_bad_requests);
+    builder.add_ice_unauthorized(args.ice_unauthorized);
+    builder.add_ice_consent_lost(args.ice_consent_lost);
+    builder.add_srtp_replays(args.srtp_replays);
+    builder.add_srtp_auth_failures(args.srtp_auth_failures);
     builder.add_dtls_failures(args.dtls_failures);
     builder.add_rtp_resyncs(args.rtp_resyncs);
     builder.add_rtp_bad_sequence(args.rtp_bad_sequence);
     builder.add_unknown_tuple(args.unknown_tuple);
     builder.add_unknown_socket(args.unknown_socket);
+    if let Some(x) = args.rtt { builder.add_rtt(x); }
+    if let Some(x) = args.jitter_sent { builder.add_jitter_sent(x); }
+    if let Some(x) = args.jitter_received { builder.add_jitter_received(x); }
+    if let Some(x) = args.loss_sent { builder.add_loss_sent(x); }
+    if let Some(x) = args.loss_received { builder.add_loss_received(x); }
+    builder.add_consumers(args.consumers);
+    builder.add_producers(args.producers);
+    builder.add_transports(args.transports);
+    if let Some(x) = args.feedback { builder.add_feedback(x); }
+    if let Some(x) = args.video { builder.add_video(x); }
+    if let Some(x) = args.audio { builder.add_audio(x); }
     if let Some(x) = args.data { builder.add_data(x); }
     builder.finish()
   }
@@ -87,6 +119,118 @@ impl<'a> MediaCountersResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::DataCounters>>(MediaCountersResponse::VT_DATA, None)}
   }
+  #[inline]
+  pub fn audio(&self) -> Option<RtpCounters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<RtpCounters>>(MediaCountersResponse::VT_AUDIO, None)}
+  }
+  #[inline]
+  pub fn video(&self) -> Option<RtpCounters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<RtpCounters>>(MediaCountersResponse::VT_VIDEO, None)}
+  }
+  #[inline]
+  pub fn feedback(&self) -> Option<FeedbackCounters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<FeedbackCounters>>(MediaCountersResponse::VT_FEEDBACK, None)}
+  }
+  #[inline]
+  pub fn srtp_auth_failures(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(MediaCountersResponse::VT_SRTP_AUTH_FAILURES, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn srtp_replays(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(MediaCountersResponse::VT_SRTP_REPLAYS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn ice_consent_lost(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(MediaCountersResponse::VT_ICE_CONSENT_LOST, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn ice_unauthorized(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(MediaCountersResponse::VT_ICE_UNAUTHORIZED, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn ice_bad_requests(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(MediaCountersResponse::VT_ICE_BAD_REQUESTS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn transports(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(MediaCountersResponse::VT_TRANSPORTS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn producers(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(MediaCountersResponse::VT_PRODUCERS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn consumers(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(MediaCountersResponse::VT_CONSUMERS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn loss_received(&self) -> Option<Histogram<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Histogram>>(MediaCountersResponse::VT_LOSS_RECEIVED, None)}
+  }
+  #[inline]
+  pub fn loss_sent(&self) -> Option<Histogram<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Histogram>>(MediaCountersResponse::VT_LOSS_SENT, None)}
+  }
+  #[inline]
+  pub fn jitter_received(&self) -> Option<Histogram<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Histogram>>(MediaCountersResponse::VT_JITTER_RECEIVED, None)}
+  }
+  #[inline]
+  pub fn jitter_sent(&self) -> Option<Histogram<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Histogram>>(MediaCountersResponse::VT_JITTER_SENT, None)}
+  }
+  #[inline]
+  pub fn rtt(&self) -> Option<Histogram<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Histogram>>(MediaCountersResponse::VT_RTT, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for MediaCountersResponse<'_> {
@@ -101,6 +245,22 @@ impl ::flatbuffers::Verifiable for MediaCountersResponse<'_> {
      .visit_field::<u64>("rtp_resyncs", Self::VT_RTP_RESYNCS, false)?
      .visit_field::<u64>("dtls_failures", Self::VT_DTLS_FAILURES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<super::sctp_parameters::DataCounters>>("data", Self::VT_DATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<RtpCounters>>("audio", Self::VT_AUDIO, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<RtpCounters>>("video", Self::VT_VIDEO, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<FeedbackCounters>>("feedback", Self::VT_FEEDBACK, false)?
+     .visit_field::<u64>("srtp_auth_failures", Self::VT_SRTP_AUTH_FAILURES, false)?
+     .visit_field::<u64>("srtp_replays", Self::VT_SRTP_REPLAYS, false)?
+     .visit_field::<u64>("ice_consent_lost", Self::VT_ICE_CONSENT_LOST, false)?
+     .visit_field::<u64>("ice_unauthorized", Self::VT_ICE_UNAUTHORIZED, false)?
+     .visit_field::<u64>("ice_bad_requests", Self::VT_ICE_BAD_REQUESTS, false)?
+     .visit_field::<u32>("transports", Self::VT_TRANSPORTS, false)?
+     .visit_field::<u32>("producers", Self::VT_PRODUCERS, false)?
+     .visit_field::<u32>("consumers", Self::VT_CONSUMERS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Histogram>>("loss_received", Self::VT_LOSS_RECEIVED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Histogram>>("loss_sent", Self::VT_LOSS_SENT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Histogram>>("jitter_received", Self::VT_JITTER_RECEIVED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Histogram>>("jitter_sent", Self::VT_JITTER_SENT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Histogram>>("rtt", Self::VT_RTT, false)?
      .finish();
     Ok(())
   }
@@ -112,6 +272,22 @@ pub struct MediaCountersResponseArgs<'a> {
     pub rtp_resyncs: u64,
     pub dtls_failures: u64,
     pub data: Option<::flatbuffers::WIPOffset<super::sctp_parameters::DataCounters<'a>>>,
+    pub audio: Option<::flatbuffers::WIPOffset<RtpCounters<'a>>>,
+    pub video: Option<::flatbuffers::WIPOffset<RtpCounters<'a>>>,
+    pub feedback: Option<::flatbuffers::WIPOffset<FeedbackCounters<'a>>>,
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
+    pub ice_consent_lost: u64,
+    pub ice_unauthorized: u64,
+    pub ice_bad_requests: u64,
+    pub transports: u32,
+    pub producers: u32,
+    pub consumers: u32,
+    pub loss_received: Option<::flatbuffers::WIPOffset<Histogram<'a>>>,
+    pub loss_sent: Option<::flatbuffers::WIPOffset<Histogram<'a>>>,
+    pub jitter_received: Option<::flatbuffers::WIPOffset<Histogram<'a>>>,
+    pub jitter_sent: Option<::flatbuffers::WIPOffset<Histogram<'a>>>,
+    pub rtt: Option<::flatbuffers::WIPOffset<Histogram<'a>>>,
 }
 impl<'a> Default for MediaCountersResponseArgs<'a> {
   #[inline]
@@ -123,6 +299,22 @@ impl<'a> Default for MediaCountersResponseArgs<'a> {
       rtp_resyncs: 0,
       dtls_failures: 0,
       data: None,
+      audio: None,
+      video: None,
+      feedback: None,
+      srtp_auth_failures: 0,
+      srtp_replays: 0,
+      ice_consent_lost: 0,
+      ice_unauthorized: 0,
+      ice_bad_requests: 0,
+      transports: 0,
+      producers: 0,
+      consumers: 0,
+      loss_received: None,
+      loss_sent: None,
+      jitter_received: None,
+      jitter_sent: None,
+      rtt: None,
     }
   }
 }
@@ -157,6 +349,70 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MediaCountersResponseBuilder<
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<super::sctp_parameters::DataCounters>>(MediaCountersResponse::VT_DATA, data);
   }
   #[inline]
+  pub fn add_audio(&mut self, audio: ::flatbuffers::WIPOffset<RtpCounters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<RtpCounters>>(MediaCountersResponse::VT_AUDIO, audio);
+  }
+  #[inline]
+  pub fn add_video(&mut self, video: ::flatbuffers::WIPOffset<RtpCounters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<RtpCounters>>(MediaCountersResponse::VT_VIDEO, video);
+  }
+  #[inline]
+  pub fn add_feedback(&mut self, feedback: ::flatbuffers::WIPOffset<FeedbackCounters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<FeedbackCounters>>(MediaCountersResponse::VT_FEEDBACK, feedback);
+  }
+  #[inline]
+  pub fn add_srtp_auth_failures(&mut self, srtp_auth_failures: u64) {
+    self.fbb_.push_slot::<u64>(MediaCountersResponse::VT_SRTP_AUTH_FAILURES, srtp_auth_failures, 0);
+  }
+  #[inline]
+  pub fn add_srtp_replays(&mut self, srtp_replays: u64) {
+    self.fbb_.push_slot::<u64>(MediaCountersResponse::VT_SRTP_REPLAYS, srtp_replays, 0);
+  }
+  #[inline]
+  pub fn add_ice_consent_lost(&mut self, ice_consent_lost: u64) {
+    self.fbb_.push_slot::<u64>(MediaCountersResponse::VT_ICE_CONSENT_LOST, ice_consent_lost, 0);
+  }
+  #[inline]
+  pub fn add_ice_unauthorized(&mut self, ice_unauthorized: u64) {
+    self.fbb_.push_slot::<u64>(MediaCountersResponse::VT_ICE_UNAUTHORIZED, ice_unauthorized, 0);
+  }
+  #[inline]
+  pub fn add_ice_bad_requests(&mut self, ice_bad_requests: u64) {
+    self.fbb_.push_slot::<u64>(MediaCountersResponse::VT_ICE_BAD_REQUESTS, ice_bad_requests, 0);
+  }
+  #[inline]
+  pub fn add_transports(&mut self, transports: u32) {
+    self.fbb_.push_slot::<u32>(MediaCountersResponse::VT_TRANSPORTS, transports, 0);
+  }
+  #[inline]
+  pub fn add_producers(&mut self, producers: u32) {
+    self.fbb_.push_slot::<u32>(MediaCountersResponse::VT_PRODUCERS, producers, 0);
+  }
+  #[inline]
+  pub fn add_consumers(&mut self, consumers: u32) {
+    self.fbb_.push_slot::<u32>(MediaCountersResponse::VT_CONSUMERS, consumers, 0);
+  }
+  #[inline]
+  pub fn add_loss_received(&mut self, loss_received: ::flatbuffers::WIPOffset<Histogram<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Histogram>>(MediaCountersResponse::VT_LOSS_RECEIVED, loss_received);
+  }
+  #[inline]
+  pub fn add_loss_sent(&mut self, loss_sent: ::flatbuffers::WIPOffset<Histogram<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Histogram>>(MediaCountersResponse::VT_LOSS_SENT, loss_sent);
+  }
+  #[inline]
+  pub fn add_jitter_received(&mut self, jitter_received: ::flatbuffers::WIPOffset<Histogram<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Histogram>>(MediaCountersResponse::VT_JITTER_RECEIVED, jitter_received);
+  }
+  #[inline]
+  pub fn add_jitter_sent(&mut self, jitter_sent: ::flatbuffers::WIPOffset<Histogram<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Histogram>>(MediaCountersResponse::VT_JITTER_SENT, jitter_sent);
+  }
+  #[inline]
+  pub fn add_rtt(&mut self, rtt: ::flatbuffers::WIPOffset<Histogram<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Histogram>>(MediaCountersResponse::VT_RTT, rtt);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MediaCountersResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     MediaCountersResponseBuilder {
@@ -180,6 +436,22 @@ impl ::core::fmt::Debug for MediaCountersResponse<'_> {
       ds.field("rtp_resyncs", &self.rtp_resyncs());
       ds.field("dtls_failures", &self.dtls_failures());
       ds.field("data", &self.data());
+      ds.field("audio", &self.audio());
+      ds.field("video", &self.video());
+      ds.field("feedback", &self.feedback());
+      ds.field("srtp_auth_failures", &self.srtp_auth_failures());
+      ds.field("srtp_replays", &self.srtp_replays());
+      ds.field("ice_consent_lost", &self.ice_consent_lost());
+      ds.field("ice_unauthorized", &self.ice_unauthorized());
+      ds.field("ice_bad_requests", &self.ice_bad_requests());
+      ds.field("transports", &self.transports());
+      ds.field("producers", &self.producers());
+      ds.field("consumers", &self.consumers());
+      ds.field("loss_received", &self.loss_received());
+      ds.field("loss_sent", &self.loss_sent());
+      ds.field("jitter_received", &self.jitter_received());
+      ds.field("jitter_sent", &self.jitter_sent());
+      ds.field("rtt", &self.rtt());
       ds.finish()
   }
 }
