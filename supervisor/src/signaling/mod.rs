@@ -220,6 +220,9 @@ fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
 }
 
+/// How long a flooding peer's socket is read after its close before it is dropped.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Requests refused in a row, at `requests_per_second` = R, after which a flooding peer is
 /// disconnected (close 4429): 4 R, i.e. seconds of sending at over twice its rate.
 const FLOOD_FACTOR: u32 = 4;
@@ -323,6 +326,17 @@ async fn session(
                     if *refused > FLOOD_FACTOR * *per_second {
                         tracing::warn!(room = %room_id, peer = %peer_id, "request flood: disconnected");
                         conn.close(CLOSE_TOO_MANY, "too many requests");
+                        // Read on (and drop) until the client answers the close: closing the
+                        // TCP connection with its frames unread would reset it, and the client
+                        // would never see the close code.
+                        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                            while let Some(Ok(m)) = stream.next().await {
+                                if matches!(m, Message::Close(_)) {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
                         break;
                     }
                     conn.respond(
