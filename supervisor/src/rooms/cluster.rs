@@ -170,7 +170,8 @@ impl Rooms {
         self.cluster.get()
     }
 
-    async fn open_rooms(&self) -> Vec<Arc<Room>> {
+    /// The rooms open now (a snapshot: the map's lock is not held after).
+    pub(super) async fn open_rooms(&self) -> Vec<Arc<Room>> {
         self.rooms
             .lock()
             .await

@@ -190,14 +190,7 @@ impl PeerCopy {
 impl Rooms {
     /// `GET /api/rooms`: every open room, by id.
     pub(crate) async fn summaries(&self) -> Vec<RoomSummary> {
-        let mut rooms: Vec<_> = self
-            .rooms
-            .lock()
-            .await
-            .values()
-            .filter(|r| !r.is_closed())
-            .cloned()
-            .collect();
+        let mut rooms = self.open_rooms().await;
         rooms.sort_by(|a, b| a.id.cmp(&b.id));
         let cores = self.cores();
         let mut out = Vec::with_capacity(rooms.len());

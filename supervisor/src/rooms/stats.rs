@@ -28,14 +28,7 @@ pub(crate) struct RoomsStats {
 
 impl Rooms {
     pub(crate) async fn stats(&self) -> RoomsStats {
-        let rooms: Vec<_> = self
-            .rooms
-            .lock()
-            .await
-            .values()
-            .filter(|r| !r.is_closed())
-            .cloned()
-            .collect();
+        let rooms = self.open_rooms().await;
         let mut s = RoomsStats {
             rooms: rooms.len() as u64,
             ..RoomsStats::default()
