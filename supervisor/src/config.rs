@@ -16,6 +16,7 @@ mod data_channels;
 mod file;
 mod limits;
 mod media;
+mod p2p;
 mod scaling;
 mod turn;
 
@@ -23,6 +24,7 @@ pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
 use file::FileConfig;
 pub use media::{MediaAddr, MediaListen, host_addresses};
+pub use p2p::{P2pCli, P2pMode, P2pSettings};
 pub use turn::{TurnCli, TurnConfig};
 
 use crate::container::{Container, ContainerPrefs};
@@ -203,6 +205,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub turn: TurnCli,
+
+    #[command(flatten)]
+    pub p2p: P2pCli,
 
     /// How long a drain (SIGTERM, `POST /api/drain`) waits for the open rooms to empty, seconds.
     #[arg(long, env = "FERROSFU_DRAIN_TIMEOUT_S", value_name = "SECONDS")]
@@ -389,6 +394,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `[turn]`: the built-in TURN server.
     pub turn: TurnConfig,
+    /// `[rooms] p2p*`: two-party calls peer to peer.
+    pub p2p: P2pSettings,
     /// `[limits]`: quotas per room, node, peer, IP and token.
     pub quotas: crate::limits::Quotas,
 }
@@ -420,6 +427,7 @@ impl Config {
         let media_listen = MediaListen::merge(&cli, &f.media)?;
         let cluster = ClusterConfig::merge(&cli, &f.cluster)?;
         let room_limits = scaling::limits(&cli, &f.rooms)?;
+        let p2p = p2p::merge(&cli.p2p, f.rooms.p2p())?;
         let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
         let drain_timeout = scaling::drain_timeout(&cli, &f.supervisor)?;
         let worker_log_level = match f.workers.log_level {
@@ -476,6 +484,7 @@ impl Config {
             data_channels,
             cluster,
             room_limits,
+            p2p,
             supervisor_cores,
             drain_timeout,
             tls,
@@ -559,6 +568,12 @@ impl Config {
     /// for test binaries in target/*/deps), else `ferrosfu-worker` on PATH.
     /// The effective configuration as JSON (`--print-config`).
     pub fn to_json(&self) -> serde_json::Value {
+        let mut rooms = scaling::limits_json(&self.room_limits);
+        if let (Some(r), serde_json::Value::Object(p)) =
+            (rooms.as_object_mut(), p2p::to_json(&self.p2p))
+        {
+            r.extend(p);
+        }
         serde_json::json!({
             "dev": self.dev,
             "http": {
@@ -593,7 +608,7 @@ impl Config {
                 self.webrtc_server_port,
             ),
             "store": { "database_url": self.database_url },
-            "rooms": scaling::limits_json(&self.room_limits),
+            "rooms": rooms,
             "supervisor": {
                 "cores": match &self.supervisor_cores {
                     None => serde_json::Value::Null,

@@ -231,10 +231,14 @@ impl Supervisor {
                 listen: media_addrs,
                 data_channels: config.data_channels,
                 quotas: config.quotas,
+                p2p: config.p2p,
             },
             config.room_limits,
             store.clone(),
         );
+        if let Some(t) = &turn {
+            rooms.set_turn(t.clone());
+        }
         let auth = Arc::new(auth::Auth::new(
             config.jwt_secret.as_deref(),
             config.dev,

@@ -46,7 +46,7 @@ async function joinRoom(context, addr, room, name) {
   page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
   // 5 fps: three camera encoders share two cores with the data.
-  await page.goto(`http://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=5&simulcast=0`);
+  await page.goto(`http://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=5&simulcast=0&p2p=0`);
   await must(page, `${name} joined with open data channels`,
     () => window.ferrosfu.state === 'joined' && window.ferrosfu.chat.ready(), null, 30000);
   return page;

@@ -163,7 +163,7 @@ async function runMode(addr, mode) {
   const context = await browser.newContext({ viewport: { width: 960, height: 600 } });
   await context.grantPermissions(['camera', 'microphone']);
   const room = `dynacast-${mode}-${Math.random().toString(16).slice(2, 10)}`;
-  const query = `roomId=${room}&autojoin=1&fps=15${mode === 'off' ? '&dynacast=0' : ''}`;
+  const query = `roomId=${room}&autojoin=1&fps=15&p2p=0${mode === 'off' ? '&dynacast=0' : ''}`;
   const pages = {};
   for (const name of ['alice', 'bob']) {
     const page = await context.newPage();

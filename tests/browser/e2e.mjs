@@ -312,7 +312,7 @@ async function main() {
     page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
     page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
     // 15 fps: two 1280×720 simulcast encoders (3 encodings each) and two decoders share 2 cores.
-    await page.goto(`http://${addrOf[name]}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15`);
+    await page.goto(`http://${addrOf[name]}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15&p2p=0`);
     pages[name] = page;
     // Alice publishes camera and microphone before Bob arrives, so Bob (a late joiner) gets
     // both consumers at join, in the server's order, while Alice gets Bob's as he produces.

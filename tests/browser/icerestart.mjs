@@ -122,7 +122,7 @@ async function main(result) {
   result.links = await veth.linksUp(10000);
   const [bAlice, bBob] = await Promise.all([launch(true, origin), launch(false, origin)]);
   const room = `ice-${Math.random().toString(16).slice(2, 10)}`;
-  const app = (name) => `${origin}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15`;
+  const app = (name) => `${origin}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15&p2p=0`;
   const joined = () => (window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2) || window.ferrosfu.state === 'failed';
   const alice = await openApp(bAlice, app('alice'), 'alice');
   if (!check(await pageWait(alice, joined, null, timeoutMs) && await alice.evaluate(() => window.ferrosfu.state === 'joined'),

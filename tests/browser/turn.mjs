@@ -213,7 +213,7 @@ async function main(result) {
   result.links = await veth.linksUp(10000);
   const [bAlice, bBob] = await Promise.all([launch(true, home), launch(false, null)]);
   const room = `turn-${Math.random().toString(16).slice(2, 10)}`;
-  const app = (name, extra) => `https://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15${extra}`;
+  const app = (name, extra) => `https://${addr}/app/?roomId=${room}&displayName=${name}&autojoin=1&fps=15&p2p=0${extra}`;
   const joined = () => (window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2) || window.ferrosfu.state === 'failed';
   // Alice publishes first (relay-only), then Bob joins.
   const alice = await openApp(bAlice, app('alice', '&iceTransportPolicy=relay'), 'alice');

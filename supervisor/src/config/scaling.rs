@@ -12,6 +12,20 @@ pub(super) struct FileRooms {
     worker_max_load: Option<f64>,
     /// 0: no consumer limit.
     worker_max_consumers: Option<usize>,
+    p2p: Option<super::P2pMode>,
+    p2p_return_after_s: Option<u64>,
+    p2p_connect_timeout_s: Option<u64>,
+}
+
+impl FileRooms {
+    /// Its P2P keys.
+    pub(super) fn p2p(&self) -> super::p2p::FileP2p {
+        super::p2p::FileP2p {
+            p2p: self.p2p,
+            return_after_s: self.p2p_return_after_s,
+            connect_timeout_s: self.p2p_connect_timeout_s,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

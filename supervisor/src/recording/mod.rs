@@ -268,6 +268,18 @@ impl Recordings {
             .get(room_id)
             .await
             .ok_or_else(|| RecError::new(404, format!("room \"{room_id}\" not found")))?;
+        if room.is_e2ee() {
+            return Err(RecError::new(
+                409,
+                format!(
+                    "room \"{room_id}\" is end-to-end encrypted: the server has only ciphertext \
+                     and cannot record it"
+                ),
+            ));
+        }
+        // A two-party call peer to peer comes back to the SFU first, and stays there while
+        // the recording runs.
+        let sfu = room.hold_sfu().await;
         let sources = room
             .recording_sources(sel.peer_id.as_deref(), &sel.producer_ids)
             .await?;
@@ -369,6 +381,7 @@ impl Recordings {
                 let view = active.view.borrow().clone();
                 tokio::spawn(async move {
                     this.run(active, setup, recorder, stop_rx).await;
+                    drop(sfu);
                 });
                 Ok(view)
             }

@@ -366,6 +366,19 @@ pub(crate) enum Notification {
     ServerDraining {
         deadline: i64,
     },
+    /// Two-party call (see `p2p.rs`): connect directly to `peer_id`; `polite: false` makes the
+    /// offer; `iceServers` for the RTCPeerConnection (TURN credentials when the node has TURN).
+    P2pStart {
+        peer_id: String,
+        polite: bool,
+        ice_servers: Vec<crate::turn::IceServer>,
+    },
+    /// Back to the SFU: resume your producers, close the direct connection to `peer_id` once
+    /// its media comes through the SFU. `reason`: peers, recording, peerLeft, timeout, off.
+    P2pStop {
+        peer_id: String,
+        reason: &'static str,
+    },
 }
 
 /// `activeSpeaker`: whom the room hears, or nobody.
@@ -457,6 +470,14 @@ pub(crate) trait PeerLink: std::fmt::Debug + Send + Sync {
         offer: &NewConsumer,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<(), RoomError>>;
+    /// A request to the peer (`p2pSignal`); its answer's data when it accepted within
+    /// `timeout`.
+    fn request(
+        &self,
+        method: &'static str,
+        data: Value,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Value, RoomError>>;
     /// Closes the connection with a WebSocket close code.
     fn close(&self, code: u16, reason: &str);
 }

@@ -110,7 +110,18 @@ impl Room {
         };
         match link.new_consumer(&offer, NEW_CONSUMER_TIMEOUT).await {
             Ok(()) => {
-                consumer.resume().await?;
+                // Between the two of a direct call the consumer stays paused (resumed when
+                // they return to the SFU; see `p2p.rs`). A call that went direct meanwhile
+                // paused the consumers it found, maybe before this resume: checked again, and
+                // paused under the lock that orders the room's switches.
+                let blocked = self.state.lock().await.p2p.blocks(peer_id, owner);
+                if !blocked {
+                    consumer.resume().await?;
+                    let st = self.state.lock().await;
+                    if st.p2p.blocks(peer_id, owner) {
+                        consumer.pause().await?;
+                    }
+                }
                 link.notify(&Notification::ConsumerScore {
                     consumer_id: offer.consumer.id,
                     score: consumer.score().into(),

@@ -41,6 +41,9 @@ pub(crate) enum RoomError {
     #[error("{0}")]
     TooMany(String),
     /// The operation failed (500): the worker failed it or went away.
+    /// A client-controlled size over its bound (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     Failed(String),
     /// The peer answered a server request with an error (its own code).
@@ -75,6 +78,7 @@ impl RoomError {
             | Self::RoomLimit(_)
             | Self::Draining => 503,
             Self::TooMany(_) => 429,
+            Self::TooLarge(_) => 413,
             Self::Failed(_) => 500,
             Self::Peer { code, .. } => *code,
         }
@@ -85,6 +89,10 @@ impl RoomError {
     }
 
     /// The peer that asked has gone (its request raced its disconnection).
+    pub(crate) fn too_large(reason: impl Into<String>) -> Self {
+        Self::TooLarge(reason.into())
+    }
+
     pub(crate) fn peer_gone() -> Self {
         Self::conflict("peer is gone")
     }
@@ -127,6 +135,7 @@ mod tests {
             (RoomError::Draining, 503),
             (RoomError::RoomLimit(3), 503),
             (RoomError::TooMany("x".into()), 429),
+            (RoomError::too_large("x"), 413),
             (RoomError::Failed("x".into()), 500),
             (
                 RoomError::Peer {

@@ -50,7 +50,32 @@ pub(crate) struct RoomDetail {
     core: Option<u32>,
     cores: Vec<u32>,
     created_at: String,
+    /// End-to-end encrypted: the node forwards ciphertext and refuses to record it.
+    e2ee: bool,
+    p2p: P2pDetail,
+    /// RTP packets the node received from the room's producers and sent to its consumers,
+    /// summed over the room (0 forwarded while a two-party call is peer to peer).
+    rtp: RtpTotals,
     peers: Vec<PeerDetail>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct P2pDetail {
+    /// auto or off.
+    mode: crate::config::P2pMode,
+    /// sfu, connecting or p2p.
+    phase: &'static str,
+    /// The two of a direct call (the offerer first).
+    pair: Option<[String; 2]>,
+    history: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RtpTotals {
+    packets_received: u64,
+    packets_forwarded: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +126,8 @@ struct ProducerDetail {
     paused: bool,
     /// One per stream (simulcast: per encoding); null when the worker did not answer.
     streams: Option<Vec<StreamScore>>,
+    /// RTP packets received, all streams (0 when the worker did not answer).
+    packets_received: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,6 +156,8 @@ struct ConsumerDetail {
     /// Simulcast and SVC consumers: the layers forwarded now and the ones the peer prefers.
     layers: Option<Layers>,
     rtt_ms: Option<u32>,
+    /// RTP packets sent to the peer (0 when the worker did not answer).
+    packets_sent: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,19 +238,35 @@ impl Rooms {
     pub(crate) async fn inspect(&self, id: &str) -> Option<RoomDetail> {
         let room = self.get(id).await?;
         let now = SystemTime::now();
-        let peers: Vec<PeerCopy> = {
+        let (peers, p2p) = {
             let st = room.state.lock().await;
             let mut v: Vec<_> = st.peers.values().map(|p| PeerCopy::of(p, now)).collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
-            v
+            let p2p = P2pDetail {
+                mode: st.p2p.mode.unwrap_or(self.media.p2p.mode),
+                phase: st.p2p.phase.name(),
+                pair: st.p2p.phase.pair().map(|p| [p.a.clone(), p.b.clone()]),
+                history: st.p2p.history.clone(),
+            };
+            (v, p2p)
         };
         let (core, cores) = cores_of(&room, &self.cores());
+        let peers = join_all(peers.into_iter().map(peer_detail)).await;
+        let rtp = peers.iter().fold(RtpTotals::default(), |t, p| RtpTotals {
+            packets_received: t.packets_received
+                + p.producers.iter().map(|x| x.packets_received).sum::<u64>(),
+            packets_forwarded: t.packets_forwarded
+                + p.consumers.iter().map(|x| x.packets_sent).sum::<u64>(),
+        });
         Some(RoomDetail {
             id: room.id.clone(),
             core,
             cores,
             created_at: rfc3339(room.created),
-            peers: join_all(peers.into_iter().map(peer_detail)).await,
+            e2ee: room.is_e2ee(),
+            p2p,
+            rtp,
+            peers,
         })
     }
 
@@ -324,6 +369,7 @@ async fn producer_detail(p: &Producer) -> ProducerDetail {
         id: p.id().as_str().to_owned(),
         kind: p.kind().into(),
         paused: p.paused(),
+        packets_received: streams.iter().flatten().map(|s| s.packet_count).sum(),
         streams: streams.map(|s| {
             s.into_iter()
                 .map(|s| StreamScore {
@@ -360,5 +406,6 @@ async fn consumer_detail(c: &Consumer) -> ConsumerDetail {
             .as_ref()
             .and_then(|s| s.first())
             .map(|s| s.round_trip_time),
+        packets_sent: stats.iter().flatten().map(|s| s.packet_count).sum(),
     }
 }

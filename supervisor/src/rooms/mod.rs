@@ -23,6 +23,7 @@ mod consume;
 mod data;
 mod error;
 mod inspect;
+mod p2p;
 mod produce;
 mod room;
 mod routers;
@@ -47,6 +48,7 @@ pub(crate) use api::{
 };
 pub(crate) use chat::ShareFile;
 pub(crate) use error::RoomError;
+pub(crate) use p2p::{P2pMode, P2pSettings};
 pub(crate) use room::Room;
 pub(crate) use routers::RoomRouter;
 pub(crate) use stats::RoomsStats;
@@ -66,6 +68,8 @@ pub(crate) struct MediaSettings {
     pub data_channels: crate::config::DataChannels,
     /// `[limits]`: peers per room, rooms per node, what one peer may own.
     pub quotas: crate::limits::Quotas,
+    /// `[rooms] p2p*`: two-party calls peer to peer.
+    pub p2p: P2pSettings,
 }
 
 impl MediaSettings {
@@ -106,6 +110,8 @@ pub(crate) struct Rooms {
     draining: std::sync::OnceLock<Notification>,
     /// How many rooms are open (the drain waits for 0).
     open: tokio::sync::watch::Sender<usize>,
+    /// The built-in TURN server: its credentials go with `p2pStart`.
+    turn: std::sync::OnceLock<Arc<crate::turn::Turn>>,
 }
 
 impl Rooms {
@@ -129,7 +135,17 @@ impl Rooms {
             node_pipes: cluster::NodePipes::default(),
             draining: std::sync::OnceLock::new(),
             open: tokio::sync::watch::Sender::new(0),
+            turn: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The built-in TURN server, whose credentials peers get for their direct connections.
+    pub(crate) fn set_turn(&self, turn: Arc<crate::turn::Turn>) {
+        let _ = self.turn.set(turn);
+    }
+
+    pub(super) fn turn(&self) -> Option<Arc<crate::turn::Turn>> {
+        self.turn.get().cloned()
     }
 
     /// The router RTP capabilities every room has (they depend only on the media codecs).
@@ -413,6 +429,7 @@ mod placement_tests {
             ],
             data_channels: crate::config::Config::default().data_channels,
             quotas: crate::limits::Quotas::default(),
+            p2p: P2pSettings::default(),
         };
         assert_eq!(m.plain().unwrap().public(), "203.0.113.10");
         let l = m.listen(TransportProtocol::Udp);
@@ -434,6 +451,7 @@ mod placement_tests {
             }],
             data_channels: crate::config::Config::default().data_channels,
             quotas: crate::limits::Quotas::default(),
+            p2p: P2pSettings::default(),
         };
         assert_eq!(m.plain().unwrap().public(), "127.0.0.1");
     }

@@ -46,6 +46,10 @@ pub(crate) struct Room {
     /// The other nodes' peers were loaded (at the first local join; see `cluster.rs`).
     pub(super) remote_synced: AtomicBool,
     closed: AtomicBool,
+    /// End-to-end encrypted (a peer said so): the server refuses to record it.
+    e2ee: AtomicBool,
+    /// Wakes the room's P2P task (`p2p.rs`); the state's `p2p.changed`.
+    pub(super) p2p_wake: Arc<tokio::sync::Notify>,
     /// When it opened (`GET /api/rooms`).
     pub(super) created: std::time::SystemTime,
 }
@@ -64,7 +68,10 @@ impl Room {
             router: router.clone(),
             server: server.clone(),
         };
+        let state = RoomState::default();
+        let p2p_wake = state.p2p.changed.clone();
         let room = Arc::new(Self {
+            p2p_wake,
             id: id.to_owned(),
             routers: std::sync::Mutex::new(vec![home]),
             placing: Mutex::new(()),
@@ -73,17 +80,33 @@ impl Room {
             server,
             cx,
             observers,
-            state: Mutex::new(RoomState::default()),
+            state: Mutex::new(state),
             data: super::data::RoomData::default(),
             closed: AtomicBool::new(false),
+            e2ee: AtomicBool::new(false),
             created: std::time::SystemTime::now(),
         });
         room.watch_speakers();
+        room.run_p2p();
         room
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the room is end-to-end encrypted: its media is ciphertext to the server.
+    pub(crate) fn is_e2ee(&self) -> bool {
+        self.e2ee.load(Ordering::Acquire)
+    }
+
+    /// Marks the room end-to-end encrypted (for as long as it is open); recorded in the
+    /// meeting's settings the first time.
+    pub(crate) async fn set_e2ee(&self) {
+        if !self.e2ee.swap(true, Ordering::AcqRel) {
+            tracing::info!(room = %self.id, "room is end-to-end encrypted");
+            self.write_settings(&*self.state.lock().await);
+        }
     }
 
     pub(crate) fn router(&self) -> &Router {
@@ -157,6 +180,9 @@ impl Room {
         }
         let display_name = join.display_name.unwrap_or_else(|| peer_id.to_owned());
         let device = join.device.unwrap_or_else(|| json!({}));
+        if device["e2ee"] == true {
+            self.set_e2ee().await;
+        }
         // The other nodes hear of it, and the first local peer loads theirs (before its answer).
         self.announce_local_join(&super::api::PeerInfo {
             id: peer_id.to_owned(),
@@ -249,6 +275,9 @@ impl Room {
             id,
             joined: tokio::time::Instant::now(),
             producers: 0,
+            p2p_since: None,
+            p2p_time: std::time::Duration::ZERO,
+            modes: Vec::new(),
         }
     }
 
@@ -261,6 +290,8 @@ impl Room {
                 "durationSeconds": part.joined.elapsed().as_secs_f64(),
                 "producers": part.producers,
                 "device": device,
+                "p2pSeconds": part.p2p_seconds(tokio::time::Instant::now()),
+                "modes": part.modes,
             }),
         });
     }
@@ -289,6 +320,8 @@ impl Room {
         if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
+        // Its P2P task ends.
+        self.p2p_wake.notify_one();
         self.cx.store.write(Write::MeetingEnded {
             code: self.id.clone(),
             at: chrono::Utc::now(),

@@ -18,6 +18,8 @@ pub(super) struct RoomState {
     pub peers: HashMap<String, Peer>,
     /// The last `activeSpeaker` told: a peer that joins later hears it too.
     pub speaker: Option<super::api::ActiveSpeaker>,
+    /// Two-party calls peer to peer (see `p2p.rs`).
+    pub p2p: super::p2p::P2p,
 }
 
 #[derive(Debug)]
@@ -52,6 +54,42 @@ pub(super) struct Participant {
     pub id: String,
     pub joined: tokio::time::Instant,
     pub producers: u32,
+    /// Since when its call is direct (peer to peer), and how long it was before.
+    pub p2p_since: Option<tokio::time::Instant>,
+    pub p2p_time: std::time::Duration,
+    /// Its mode changes: `{mode, at}` (participants.stats).
+    pub modes: Vec<Value>,
+}
+
+impl Participant {
+    /// Its call went direct at `now`.
+    pub(super) fn p2p_start(&mut self, now: tokio::time::Instant) {
+        self.p2p_since.get_or_insert(now);
+        self.mode("p2p");
+    }
+
+    /// Its call went back to the SFU at `now`.
+    pub(super) fn p2p_end(&mut self, now: tokio::time::Instant) {
+        if let Some(t) = self.p2p_since.take() {
+            self.p2p_time += now.saturating_duration_since(t);
+            self.mode("sfu");
+        }
+    }
+
+    /// Seconds it spent peer to peer until `now`.
+    pub(super) fn p2p_seconds(&self, now: tokio::time::Instant) -> f64 {
+        let open = self.p2p_since.map_or(std::time::Duration::ZERO, |t| {
+            now.saturating_duration_since(t)
+        });
+        (self.p2p_time + open).as_secs_f64()
+    }
+
+    fn mode(&mut self, mode: &str) {
+        if self.modes.len() < 100 {
+            self.modes
+                .push(json!({ "mode": mode, "at": chrono::Utc::now().to_rfc3339() }));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -227,6 +265,7 @@ impl RoomState {
     /// Removes a peer; the others hear `peerClosed` if it had joined.
     pub(super) fn remove(&mut self, peer_id: &str) -> Option<Peer> {
         let p = self.peers.remove(peer_id)?;
+        self.p2p.touch();
         if p.joined {
             self.notify_joined(
                 peer_id,
@@ -283,6 +322,7 @@ impl RoomState {
         peer.display_name = display_name;
         peer.device = device;
         peer.rtp_caps = caps;
+        self.p2p.touch();
         Ok(self.announce(peer_id))
     }
 
@@ -302,6 +342,7 @@ impl RoomState {
         peer.joined = true;
         let id = peer.id.clone();
         self.peers.insert(id.clone(), peer);
+        self.p2p.touch();
         Ok(self.announce(&id))
     }
 

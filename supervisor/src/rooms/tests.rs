@@ -63,6 +63,18 @@ impl PeerLink for Ear {
             }
         })
     }
+    fn request(
+        &self,
+        method: &'static str,
+        data: Value,
+        _: Duration,
+    ) -> BoxFuture<'_, Result<Value, RoomError>> {
+        self.heard
+            .lock()
+            .unwrap()
+            .push(json!({ "request": method, "data": data }));
+        Box::pin(async { Ok(json!({})) })
+    }
     fn close(&self, code: u16, _: &str) {
         *self.closed.lock().unwrap() = Some(code);
     }
@@ -110,6 +122,7 @@ pub(super) async fn room(worker: &ScriptedWorker) -> Arc<Room> {
                 }],
                 data_channels: crate::config::Config::default().data_channels,
                 quotas: crate::limits::Quotas::default(),
+                p2p: super::P2pSettings::default(),
             },
             store,
             rooms: Weak::new(),

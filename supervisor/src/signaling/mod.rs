@@ -1,5 +1,7 @@
 //! Signaling for mediasoup-client applications: protoo over WebSocket
-//! (`ws(s)://HOST:PORT/?roomId=…&peerId=…[&token=…]`, subprotocol `protoo`) and the
+//! (`ws(s)://HOST:PORT/?roomId=…&peerId=…[&token=…][&p2p=auto|off][&e2ee=1]`, subprotocol
+//! `protoo`; `p2p` sets the room's mode when it has none yet, `e2ee=1` marks it end-to-end
+//! encrypted) and the
 //! mediasoup-demo broadcaster REST API (`/rooms/:roomId/…`), on the HTTP listener. Both only
 //! translate: JSON is parsed into typed requests (`requests.rs`), the room (`crate::rooms`)
 //! does the work, and its typed answers and notifications go back as the demo's JSON.
@@ -87,6 +89,10 @@ pub(crate) async fn ws_or_none(s: &Signaling, req: Request) -> Option<Response> 
                 .into_response(),
         );
     };
+    let flags = match RoomFlags::from_query(&query) {
+        Ok(f) => f,
+        Err(e) => return Some((StatusCode::BAD_REQUEST, e).into_response()),
+    };
     if let Err(e) = s.auth.check_origin(&headers) {
         return Some((e.status(), e.to_string()).into_response());
     }
@@ -128,7 +134,7 @@ pub(crate) async fn ws_or_none(s: &Signaling, req: Request) -> Option<Response> 
     Some(
         ws.protocols(["protoo"])
             .max_message_size(MAX_FRAME)
-            .on_upgrade(move |socket| session(s, socket, room_id, peer_id, role, ip_conn))
+            .on_upgrade(move |socket| session(s, socket, (room_id, peer_id, flags), role, ip_conn))
             .into_response(),
     )
 }
@@ -216,6 +222,27 @@ fn open_conn(
     (conn, stream, writer)
 }
 
+/// What the join URL says of the room.
+#[derive(Clone, Copy, Debug, Default)]
+struct RoomFlags {
+    /// `p2p=auto|off`: the room's mode, when it has none yet.
+    p2p: Option<crate::rooms::P2pMode>,
+    /// `e2ee=1`: the room is end-to-end encrypted.
+    e2ee: bool,
+}
+
+impl RoomFlags {
+    fn from_query(q: &HashMap<String, String>) -> Result<Self, String> {
+        let p2p = q.get("p2p").map(|m| m.parse()).transpose()?;
+        let e2ee = match q.get("e2ee").map(String::as_str) {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => return Err(format!("e2ee={other:?}: use 1 or 0")),
+        };
+        Ok(Self { p2p, e2ee })
+    }
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
 }
@@ -231,8 +258,7 @@ const FLOOD_FACTOR: u32 = 4;
 async fn session(
     s: Signaling,
     socket: WebSocket,
-    room_id: String,
-    peer_id: String,
+    (room_id, peer_id, flags): (String, String, RoomFlags),
     role: Role,
     _ip_conn: Option<IpConn>,
 ) {
@@ -263,6 +289,12 @@ async fn session(
             }
         }
     };
+    if let Some(mode) = flags.p2p {
+        room.set_p2p_mode(mode).await;
+    }
+    if flags.e2ee {
+        room.set_e2ee().await;
+    }
     tracing::info!(room = %room_id, peer = %peer_id, "peer connected");
 
     // Requests are handled in order by one task.

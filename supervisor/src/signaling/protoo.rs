@@ -249,6 +249,22 @@ impl PeerLink for PeerConn {
         })
     }
 
+    fn request(
+        &self,
+        method: &'static str,
+        data: Value,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Value, RoomError>> {
+        Box::pin(async move {
+            PeerConn::request(self, method, data, timeout)
+                .await
+                .map_err(|e| RoomError::Peer {
+                    code: e.code,
+                    reason: e.reason,
+                })
+        })
+    }
+
     fn close(&self, code: u16, reason: &str) {
         PeerConn::close(self, code, reason);
     }

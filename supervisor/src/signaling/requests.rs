@@ -321,6 +321,18 @@ pub(super) async fn handle(
 
 async fn join(room: &Arc<Room>, peer_id: &str, d: Value) -> Result<Value, ProtooError> {
     let r: JoinRequest = data(d)?;
+    // What the room acts on: a two-party call peer to peer, end-to-end encryption.
+    for flag in ["p2p", "e2ee"] {
+        if r.device
+            .as_ref()
+            .and_then(|d| d.get(flag))
+            .is_some_and(|v| !v.is_boolean())
+        {
+            return Err(ProtooError::bad_request(format!(
+                "device.{flag} must be a boolean"
+            )));
+        }
+    }
     let joined = room
         .join(
             peer_id,
@@ -442,6 +454,28 @@ async fn request(
                 ConsumerAction::SetPriority(r.priority.0),
             )
             .await?;
+            done()
+        }
+        "p2pSignal" => {
+            // {peerId, description | candidate}: relayed to the partner of a direct call.
+            let Value::Object(mut m) = d else {
+                return Err(ProtooError::bad_request(
+                    "p2pSignal: data must be an object",
+                ));
+            };
+            let to = match m.remove("peerId") {
+                Some(Value::String(to)) if !to.is_empty() => to,
+                _ => {
+                    return Err(ProtooError::bad_request(
+                        "p2pSignal: peerId must be a string",
+                    ));
+                }
+            };
+            room.p2p_signal(peer_id, &to, m).await?;
+            done()
+        }
+        "p2pConnected" => {
+            room.p2p_connected(peer_id).await?;
             done()
         }
         "changeDisplayName" => {

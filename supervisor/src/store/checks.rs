@@ -278,6 +278,17 @@ pub(crate) async fn meeting_reopen(store: &Store) {
     assert_eq!(m.ended_at, None);
     assert_eq!(m.status, "active");
     assert_eq!(m.creator_id.as_deref(), Some("re-u"));
+
+    // New settings (a P2P mode change) replace the stored object.
+    let settings =
+        json!({ "p2p": "auto", "modeHistory": [{ "mode": "p2p", "reason": "twoPeers" }] });
+    store.write(Write::MeetingSettings {
+        code: "re".into(),
+        settings: settings.clone(),
+    });
+    flushed(store).await;
+    let m = store.meeting("re").await.expect("read").expect("meeting");
+    assert_eq!(m.settings, settings);
 }
 
 /// After a crash every active meeting ends and every present participant leaves, at `at`;

@@ -158,6 +158,9 @@ pub(super) mod sql {
          VALUES ($1, $2, $3, $4, NULL, $5, 'active') \
          ON CONFLICT (meeting_code) DO UPDATE SET status = 'active', ended_at = NULL";
 
+    pub(in crate::store) const MEETING_SETTINGS: &str =
+        "UPDATE meetings SET settings = $2 WHERE meeting_code = $1";
+
     pub(in crate::store) const END_MEETING: &str =
         "UPDATE meetings SET status = 'ended', ended_at = $2 WHERE meeting_code = $1";
 

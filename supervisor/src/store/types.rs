@@ -67,6 +67,9 @@ pub enum Write {
     },
     /// The room closed: status `ended`, `ended_at = at`.
     MeetingEnded { code: String, at: DateTime<Utc> },
+    /// The open meeting with this code has new settings (they replace the stored object):
+    /// its P2P and E2EE modes and mode history.
+    MeetingSettings { code: String, settings: Value },
     /// Startup after a crash: every `active` meeting is ended and every participant without
     /// `left_at` has left, at `at`.
     MeetingsInterrupted { at: DateTime<Utc> },

@@ -266,6 +266,13 @@ async fn apply(pool: &Pool, w: &Write) -> Result<(), sqlx::Error> {
             Write::MeetingEnded { code, at } => {
                 sqlx::query(sql::END_MEETING).bind(code).bind(at).execute(&mut *tx).await?;
             }
+            Write::MeetingSettings { code, settings } => {
+                sqlx::query(sql::MEETING_SETTINGS)
+                    .bind(code)
+                    .bind(Json(settings))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             Write::MeetingsInterrupted { at } => {
                 sqlx::query(sql::INTERRUPT_PARTICIPANTS).bind(at).execute(&mut *tx).await?;
                 sqlx::query(sql::INTERRUPT_MEETINGS).bind(at).execute(&mut *tx).await?;
@@ -408,6 +415,7 @@ impl std::fmt::Display for Described<'_> {
         match self.0 {
             Write::MeetingStarted { code, .. } => write!(f, "MeetingStarted({code})"),
             Write::MeetingEnded { code, .. } => write!(f, "MeetingEnded({code})"),
+            Write::MeetingSettings { code, .. } => write!(f, "MeetingSettings({code})"),
             Write::MeetingsInterrupted { .. } => write!(f, "MeetingsInterrupted"),
             Write::ParticipantJoined {
                 id, meeting_code, ..

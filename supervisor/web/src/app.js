@@ -7,9 +7,12 @@
 // forceTcp=1, simulcast=0 (one encoding), codec=vp8|vp9|h264 (vp9: one SVC encoding, svc=MODE,
 // default L3T3_KEY), fps=N (camera frame rate; default: the camera's), dynacast=0 (keep every
 // simulcast encoding on even when the server says no one needs it), iceTransportPolicy=relay
-// (only TURN-relayed candidates; the TURN servers are those the server hands out).
+// (only TURN-relayed candidates; the TURN servers are those the server hands out), p2p=0 (do
+// not offer to take two-party calls peer to peer: p2p.js; the server decides when).
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, iceRestarts, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
+// p2p ({state(), log(), selectedPair(), inbound()}: the direct call), gaps (gaps.js: start(peerIds),
+// report(), stop()),
 // waitVideoWidth(peerId, lo, hi, ms), downlink (the last downlinkBwe), dynacast ({enabled,
 // needed, active}: what the server asked for and which encodings are on), chat (chat.js:
 // ready(), send(text), sendRaw(text), messages(), dataConsumers(), sendBytes(name, Uint8Array)
@@ -19,6 +22,8 @@ import { Device } from 'mediasoup-client';
 import protooClient from 'protoo-client';
 import * as tiles from './tiles.js';
 import { Chat } from './chat.js';
+import { FrameGaps } from './gaps.js';
+import { P2p } from './p2p.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -69,6 +74,88 @@ const consumers = new Map(); // consumerId -> { consumer, peerId, type }
 let localStream = null;
 let wantJoin = false;
 let chat = null;
+const userPaused = { audio: false, video: false }; // the Mute / Stop camera buttons
+let direct = false; // a direct call carries our media: the SFU producers pause
+
+// ---------------------------------------------------------------------------------------------
+// Two-party calls peer to peer (p2p.js): the direct call's tracks take the peer's tile; the SFU's
+// come back when it ends.
+
+const wantsP2p = params.get('p2p') !== '0';
+
+// The SFU consumer of `peerId`'s `kind`, if any.
+function sfuConsumer(peerId, kind) {
+  return Array.from(consumers.values()).find((c) => c.peerId === peerId && c.consumer.kind === kind && !c.consumer.closed);
+}
+
+async function framesOf(receiver) {
+  let n = 0;
+  (await receiver.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded || 0;
+  });
+  return n;
+}
+
+const p2p = new P2p({
+  request: (method, data) => protoo.request(method, data),
+  localStream: () => localStream,
+  muted: (kind) => userPaused[kind],
+  show: (peerId, track) => {
+    if (track.kind === 'video') tiles.setVideoTrack(peerId, new MediaStream([track]));
+    else tiles.addAudioTrack(peerId, track);
+    tiles.setBadge(peerId, 'direct');
+  },
+  unshow: (peerId, track) => {
+    if (track.kind === 'audio') {
+      tiles.removeTrack(peerId, track);
+      return;
+    }
+    const c = sfuConsumer(peerId, 'video');
+    tiles.setVideoTrack(peerId, new MediaStream(c ? [c.consumer.track] : []));
+    tiles.setBadge(peerId, '');
+  },
+  onDirect: () => { direct = true; applyProducers(); },
+  onSfu: () => { direct = false; applyProducers(); },
+  // New frames of the SFU's video of the peer (polled; none to wait for without one).
+  sfuDecoding: async (peerId) => {
+    let first = null;
+    for (;;) {
+      const c = sfuConsumer(peerId, 'video');
+      if (c) {
+        const n = await framesOf(c.consumer.rtpReceiver).catch(() => null);
+        if (first === null) first = n;
+        else if (n > first) return;
+      }
+      await new Promise((r) => { setTimeout(r, 50); });
+    }
+  },
+});
+hooks.p2p = {
+  state: () => p2p.state,
+  log: () => p2p.log,
+  peerId: () => p2p.s?.peerId || null,
+  selectedPair: () => p2p.selectedPair(),
+  inbound: () => p2p.inbound(),
+};
+// The video a tile shows: the direct call's, else the SFU consumer's.
+hooks.gaps = new FrameGaps((peerId) => {
+  const t = p2p.showing(peerId) && p2p.s.pc.getReceivers().find((r) => r.track.kind === 'video');
+  if (t) return { key: `p2p:${t.track.id}`, framesDecoded: () => framesOf(t) };
+  const c = sfuConsumer(peerId, 'video');
+  return c ? { key: `sfu:${c.consumer.id}`, framesDecoded: () => framesOf(c.consumer.rtpReceiver) } : null;
+});
+
+// Our SFU producers run unless the user paused them or a direct call carries the media.
+function applyProducers() {
+  for (const [kind, p] of Object.entries(producers)) {
+    const pause = userPaused[kind] || direct;
+    if (pause === p.paused) continue;
+    if (pause) p.pause();
+    else p.resume();
+    protoo?.request(pause ? 'pauseProducer' : 'resumeProducer', { producerId: p.id }).catch(() => {});
+  }
+  updateButtons();
+}
 
 function setState(s, text) {
   hooks.state = s;
@@ -141,8 +228,10 @@ function tile(peerId, name, isMe) {
 function attachTrack(peerId, track) {
   const peer = hooks.peers[peerId];
   tile(peerId, peer ? peer.displayName : peerId, false);
-  if (track.kind === 'video') tiles.setVideoTrack(peerId, new MediaStream([track]));
-  else tiles.addAudioTrack(peerId, track);
+  if (track.kind === 'video') {
+    // A direct call shows its own video until it ends (p2p.js gives the tile back).
+    if (!p2p.showing(peerId)) tiles.setVideoTrack(peerId, new MediaStream([track]));
+  } else tiles.addAudioTrack(peerId, track);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,9 +373,19 @@ async function setupCall(displayName) {
     onError: showError,
     hooks,
   });
+  // Camera and microphone first: a direct call may start as we join.
+  try {
+    localStream = localStream || await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: cameraConstraints(),
+    });
+  } catch (e) {
+    showError(`no camera/microphone: ${e.message || e} (you can still watch)`);
+  }
   const { peers } = await protoo.request('join', {
     displayName,
-    device: { flag: 'ferrosfu-demo', name: navigator.userAgentData?.brands?.[0]?.brand || 'browser', version: '1' },
+    device: { flag: 'ferrosfu-demo', name: navigator.userAgentData?.brands?.[0]?.brand || 'browser', version: '1',
+      p2p: wantsP2p },
     rtpCapabilities: device.rtpCapabilities,
     sctpCapabilities: device.sctpCapabilities,
   });
@@ -296,30 +395,25 @@ async function setupCall(displayName) {
     chat.start(sendTransport).catch((e) => showError(`chat: ${e.message || e}`));
   }
 
-  // Publish camera and microphone.
-  try {
-    localStream = localStream || await navigator.mediaDevices.getUserMedia({
-      audio: true,
-      video: cameraConstraints(),
-    });
-  } catch (e) {
-    showError(`no camera/microphone: ${e.message || e} (you can still watch)`);
-    return;
-  }
+  // Publish camera and microphone (paused at once while a direct call carries them).
+  if (!localStream) return;
+  p2p.localChanged();
   const me = tile('me', displayName, true);
   me.querySelector('video').srcObject = localStream;
   for (const track of localStream.getTracks()) {
     if (!device.canProduce(track.kind)) continue;
     if (track.kind === 'audio') {
-      producers.audio = await sendTransport.produce({ track, appData: { source: 'mic' }, stopTracks: false });
+      producers.audio = await sendTransport.produce({ track, appData: { source: 'mic' }, stopTracks: false,
+        disableTrackOnPause: false });
       continue;
     }
     const { label, ...options } = videoSendOptions();
-    producers.video = await sendTransport.produce({ track, ...options, appData: { source: 'webcam' }, stopTracks: false });
+    producers.video = await sendTransport.produce({ track, ...options, appData: { source: 'webcam' }, stopTracks: false,
+      disableTrackOnPause: false });
     const { width, height } = track.getSettings();
     tiles.setInfo('me', label, `sending ${width}×${height} as ${label}`);
   }
-  updateButtons();
+  applyProducers();
 }
 
 function addPeer(p) {
@@ -329,6 +423,10 @@ function addPeer(p) {
 
 async function onServerRequest(request, accept, reject) {
   logEvent(request.method, request.data);
+  if (request.method === 'p2pSignal') {
+    p2p.signal(request.data).then(() => accept()).catch((e) => reject(409, String(e.message || e)));
+    return;
+  }
   if (request.method === 'newDataConsumer') {
     if (!recvTransport || !chat) {
       reject(409, 'no receive transport');
@@ -387,6 +485,12 @@ function onNotification({ method, data }) {
   switch (method) {
     case 'newPeer':
       addPeer(data);
+      break;
+    case 'p2pStart':
+      p2p.start(data);
+      break;
+    case 'p2pStop':
+      p2p.stop(data);
       break;
     case 'dataConsumerClosed':
       chat?.closed(data.dataConsumerId);
@@ -523,32 +627,28 @@ async function applyLayersNeeded(needed) {
 function updateButtons() {
   const mic = producers.audio;
   const cam = producers.video;
-  $('mic').textContent = mic && mic.paused ? 'Unmute mic' : 'Mute mic';
-  $('mic').classList.toggle('off', Boolean(mic && mic.paused));
+  $('mic').textContent = userPaused.audio ? 'Unmute mic' : 'Mute mic';
+  $('mic').classList.toggle('off', userPaused.audio);
   $('mic').disabled = !mic;
-  $('cam').textContent = cam && cam.paused ? 'Start camera' : 'Stop camera';
-  $('cam').classList.toggle('off', Boolean(cam && cam.paused));
+  $('cam').textContent = userPaused.video ? 'Start camera' : 'Stop camera';
+  $('cam').classList.toggle('off', userPaused.video);
   $('cam').disabled = !cam;
 }
 
 async function toggle(kind) {
-  const p = producers[kind];
-  if (!p) return;
-  if (p.paused) {
-    p.resume();
-    await protoo.request('resumeProducer', { producerId: p.id });
-  } else {
-    p.pause();
-    await protoo.request('pauseProducer', { producerId: p.id });
-  }
+  if (!producers[kind]) return;
+  userPaused[kind] = !userPaused[kind];
+  applyProducers();
+  p2p.localChanged();
   if (kind === 'video') {
     const me = document.getElementById('tile-me');
-    if (me) me.querySelector('video').style.visibility = p.paused ? 'hidden' : 'visible';
+    if (me) me.querySelector('video').style.visibility = userPaused.video ? 'hidden' : 'visible';
   }
-  updateButtons();
 }
 
 function teardownMedia(stopLocal) {
+  p2p.close();
+  direct = false;
   for (const { consumer } of consumers.values()) consumer.close();
   consumers.clear();
   for (const k of Object.keys(producers)) {
