@@ -11,6 +11,9 @@
 //    the other's video across the switch is reported (target ≤ 1 s; asserted ≤ --gap-limit-ms).
 // 3. Carol leaves: after the hysteresis Alice and Bob are direct again, the server says `p2p`,
 //    and the forwarded packets stop growing.
+// 4. A recording of Alice starts: the call goes back to the SFU (`p2pStop` reason `recording`,
+//    both pages decode through the SFU) and stays there while it runs; once it stops, the two
+//    are direct again after the hysteresis.
 //
 // Runs inside a loopback-only network namespace (tests/tests/browser_p2p.rs):
 //   unshare -n sh -c 'ip link set lo up; exec node tests/browser/p2p.mjs --supervisor PATH --artifacts DIR'
@@ -200,6 +203,30 @@ async function main(result) {
   if (fw2.phase !== 'p2p' || fw2.after !== fw2.before) {
     throw new Error(`back to two, the SFU still forwards: ${JSON.stringify(fw2)}`);
   }
+
+  // 4. A recording holds the room on the SFU.
+  const post = async (path, body) => {
+    const r = await fetch(`http://${addr}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body) });
+    const v = await r.json().catch(() => null);
+    if (!r.ok) throw new Error(`POST ${path}: ${r.status} ${JSON.stringify(v)}`);
+    return v;
+  };
+  const rec = await post(`/api/rooms/${roomId}/recordings`, { peerId: ids.alice });
+  for (const name of ['alice', 'bob']) {
+    await must(pages[name], `${name} back on the SFU for the recording`, () => window.ferrosfu.p2p.state() === 'idle', null, 15000);
+  }
+  await allDecode(pages, decodeLimitMs);
+  await sleep(returnAfterS * 1000 + 1000); // longer than the hysteresis: still on the SFU
+  const held = await room(roomId);
+  const stops = await pages.alice.evaluate(() => window.ferrosfu.p2p.log().filter((e) => e.what === 'stop'));
+  result.recording = { id: rec.id, status: rec.status, phase: held.p2p.phase, stop: stops.pop() };
+  if (held.p2p.phase !== 'sfu' || result.recording.stop?.reason !== 'recording') {
+    throw new Error(`a recording did not hold the room on the SFU: ${JSON.stringify(result.recording)}`);
+  }
+  await post(`/api/recordings/${rec.id}/stop`, {});
+  await directBoth(pages, returnAfterS * 1000 + 30000);
+  result.recording.backToP2p = true;
 }
 
 await runScript({ name: 'p2p', main, logs, artifacts, browsers, children });
