@@ -158,6 +158,49 @@ async fn an_end_to_end_encrypted_room_refuses_recordings_and_p2p_off_rooms_stay_
     let (_, room) = status_and_json(http.get(sup.admin_url("/api/rooms/e2ee-room"))).await;
     assert_eq!(room["e2ee"], true);
 
+    // The key relay: a public key goes to the others (and to later joiners), a wrapped frame
+    // key to the one peer it names; bad keys get typed errors.
+    let mut a = _a;
+    let mut b = joined(&sup, "e2ee-room", "b", json!({"e2ee": true})).await;
+    let point = format!("B{}=", "A".repeat(86)); // base64 of 0x04 and 64 zero bytes
+    a.ok("e2eeKey", json!({"publicKey": point})).await.unwrap();
+    let heard = b.wait_for("e2eeKey").await.unwrap();
+    assert_eq!(heard["data"], json!({"peerId": "a", "publicKey": point}));
+    let c = joined(&sup, "e2ee-room", "c", json!({"e2ee": true})).await;
+    let mut c = c;
+    assert_eq!(c.wait_for("e2eeKey").await.unwrap()["data"]["peerId"], "a");
+    let key = json!({"peerId": "b", "keyId": 3, "wrapped": "A".repeat(64), "iv": "A".repeat(16)});
+    a.ok("e2eeSenderKey", key).await.unwrap();
+    let relayed = b.wait_for("e2eeSenderKey").await.unwrap();
+    assert_eq!(relayed["data"]["peerId"], "a");
+    assert_eq!(relayed["data"]["keyId"], 3);
+    for (method, data, want) in [
+        ("e2eeKey", json!({"publicKey": "AAAA"}), 400),
+        ("e2eeKey", json!({"publicKey": "A".repeat(5000)}), 413),
+        ("e2eeKey", json!({}), 400),
+        (
+            "e2eeSenderKey",
+            json!({"peerId": "nobody", "keyId": 0, "wrapped": "A".repeat(64), "iv": "A".repeat(16)}),
+            404,
+        ),
+        (
+            "e2eeSenderKey",
+            json!({"peerId": "b", "keyId": 256, "wrapped": "A".repeat(64), "iv": "A".repeat(16)}),
+            400,
+        ),
+        (
+            "e2eeSenderKey",
+            json!({"peerId": "b", "keyId": 0, "wrapped": "A".repeat(64), "iv": "AAAA"}),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            code(a.request(method, data.clone()).await.unwrap()),
+            want,
+            "{method} {data:.100}"
+        );
+    }
+
     // `p2p=off` in the first peer's URL: two capable peers stay on the SFU.
     let url_room = "p2p-off-room";
     let mut a = ProtooClient::connect(sup.http, &format!("{url_room}&p2p=off"), "a", None)

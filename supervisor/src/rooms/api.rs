@@ -379,6 +379,13 @@ pub(crate) enum Notification {
         peer_id: String,
         reason: &'static str,
     },
+    /// End-to-end encryption (see `e2ee.rs`): a peer's ECDH P-256 public key (base64).
+    E2eeKey {
+        peer_id: String,
+        public_key: String,
+    },
+    /// A frame key of `peerId` for the receiver, wrapped under their shared key.
+    E2eeSenderKey(super::e2ee::SenderKey),
 }
 
 /// `activeSpeaker`: whom the room hears, or nobody.

@@ -42,6 +42,7 @@ impl Room {
             st.producers_for(peer_id)
         };
         self.send_chat_history(peer_id).await;
+        self.send_e2ee_keys(peer_id).await;
         for (owner, p) in producers {
             self.create_consumer(peer_id, &owner, &p).await;
         }

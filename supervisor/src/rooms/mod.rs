@@ -21,6 +21,7 @@ mod cluster;
 mod cluster_data;
 mod consume;
 mod data;
+mod e2ee;
 mod error;
 mod inspect;
 mod p2p;
@@ -47,6 +48,7 @@ pub(crate) use api::{
     RecordSource, SctpStreamParams, Stats, WebRtcTransportRequest,
 };
 pub(crate) use chat::ShareFile;
+pub(crate) use e2ee::SenderKey;
 pub(crate) use error::RoomError;
 pub(crate) use p2p::{P2pMode, P2pSettings};
 pub(crate) use room::Room;

@@ -47,6 +47,8 @@ pub(super) struct Peer {
     pub remote: Option<crate::cluster::NodeId>,
     /// The consumers its placement counted as pending on that router's worker, until made.
     pub reservation: Option<Arc<std::sync::Mutex<Option<crate::load::Reservation>>>>,
+    /// Its end-to-end encryption public key (base64), once published.
+    pub e2ee_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -138,6 +140,7 @@ impl Peer {
             router: None,
             reservation: None,
             remote: None,
+            e2ee_key: None,
         }
     }
 

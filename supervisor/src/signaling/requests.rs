@@ -232,6 +232,12 @@ struct PriorityRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct E2eeKeyRequest {
+    public_key: String,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DisplayNameRequest {
     display_name: NonEmpty,
@@ -472,6 +478,16 @@ async fn request(
                 }
             };
             room.p2p_signal(peer_id, &to, m).await?;
+            done()
+        }
+        "e2eeKey" => {
+            let r: E2eeKeyRequest = data(d)?;
+            room.e2ee_key(peer_id, r.public_key).await?;
+            done()
+        }
+        "e2eeSenderKey" => {
+            let key: crate::rooms::SenderKey = data(d)?;
+            room.e2ee_sender_key(peer_id, key).await?;
             done()
         }
         "p2pConnected" => {

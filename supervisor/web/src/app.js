@@ -8,7 +8,8 @@
 // default L3T3_KEY), fps=N (camera frame rate; default: the camera's), dynacast=0 (keep every
 // simulcast encoding on even when the server says no one needs it), iceTransportPolicy=relay
 // (only TURN-relayed candidates; the TURN servers are those the server hands out), p2p=0 (do
-// not offer to take two-party calls peer to peer: p2p.js; the server decides when).
+// not offer to take two-party calls peer to peer: p2p.js; the server decides when), e2ee=1 (end-to-
+// end encrypted media: e2ee.js; the room is flagged, the server cannot record it).
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, iceRestarts, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // p2p ({state(), log(), selectedPair(), inbound()}: the direct call), gaps (gaps.js: start(peerIds),
@@ -23,7 +24,9 @@ import protooClient from 'protoo-client';
 import * as tiles from './tiles.js';
 import { Chat } from './chat.js';
 import { FrameGaps } from './gaps.js';
+import { E2ee } from './e2ee.js';
 import { P2p } from './p2p.js';
+import { diagnostics, framesOf, inboundStats, outboundStats, thumb } from './stats.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -37,18 +40,21 @@ const hooks = {
   deviations: [], // what the server sent unlike mediasoup (the app copes; a test reports them)
   leave: () => leave(),
   producing: () => Object.keys(producers).length,
-  stats: () => inboundStats(),
-  sendStats: () => outboundStats(),
+  stats: () => inboundStats(consumers),
+  sendStats: () => outboundStats(sendTransport, producers),
   // What the server measures of our camera (getProducerStats); any other request.
   producerStats: () => (producers.video && protoo
     ? protoo.request('getProducerStats', { producerId: producers.video.id }) : Promise.resolve(null)),
   request: (method, data) => protoo.request(method, data),
-  diag: () => diagnostics(),
+  diag: () => diagnostics({ consumers, sendTransport, recvTransport, events: hooks.events }),
+  // A 16×9 grayscale thumbnail of a tile's video ('me': our camera).
+  thumb: (peerId) => thumb(tiles.findTile(peerId)?.querySelector('video')),
   tiles: () => tiles.describeTiles(),
   consumers: () => Array.from(consumers.values(), ({ consumer, peerId, type }) => ({
     id: consumer.id, peerId, kind: consumer.kind, type, paused: consumer.paused })),
   waitVideoWidth: (peerId, lo, hi, ms) => tiles.waitVideoWidth(peerId, lo, hi, ms),
   downlink: null,
+  e2ee: { enabled: params.get('e2ee') === '1', report: () => Promise.resolve(null) },
   dynacast: { enabled: params.get('dynacast') !== '0', needed: null, active: null },
   chat: {
     ready: () => Boolean(chat?.chatProducer?.readyState === 'open' && chat?.fileProducer?.readyState === 'open'),
@@ -76,6 +82,8 @@ let wantJoin = false;
 let chat = null;
 const userPaused = { audio: false, video: false }; // the Mute / Stop camera buttons
 let direct = false; // a direct call carries our media: the SFU producers pause
+const e2eeOn = params.get('e2ee') === '1';
+let e2ee = null; // E2ee while joined with e2ee=1
 
 // ---------------------------------------------------------------------------------------------
 // Two-party calls peer to peer (p2p.js): the direct call's tracks take the peer's tile; the SFU's
@@ -86,14 +94,6 @@ const wantsP2p = params.get('p2p') !== '0';
 // The SFU consumer of `peerId`'s `kind`, if any.
 function sfuConsumer(peerId, kind) {
   return Array.from(consumers.values()).find((c) => c.peerId === peerId && c.consumer.kind === kind && !c.consumer.closed);
-}
-
-async function framesOf(receiver) {
-  let n = 0;
-  (await receiver.getStats()).forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded || 0;
-  });
-  return n;
 }
 
 const p2p = new P2p({
@@ -245,6 +245,7 @@ async function join(roomId, displayName) {
   hooks.peerId = peerId;
   let url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/?roomId=${encodeURIComponent(roomId)}&peerId=${peerId}`;
   if (params.get('token')) url += `&token=${encodeURIComponent(params.get('token'))}`;
+  if (e2eeOn) url += '&e2ee=1';
   const transport = new protooClient.WebSocketTransport(url, {
     retry: { retries: 10, factor: 2, minTimeout: 500, maxTimeout: 4000 },
   });
@@ -319,6 +320,12 @@ async function setupCall(displayName) {
   const routerRtpCapabilities = await protoo.request('getRouterRtpCapabilities');
   device = new Device();
   await device.load({ routerRtpCapabilities });
+  if (e2eeOn) {
+    e2ee = new E2ee({ request: (m, d) => protoo.request(m, d), roomId: $('room').value.trim(), workerUrl: 'e2ee-worker.js' });
+    hooks.e2ee.report = () => e2ee.report();
+    await e2ee.init();
+  }
+  const additionalSettings = e2ee ? e2ee.pcSettings : undefined;
 
   const s = await protoo.request('createWebRtcTransport', {
     forceTcp: params.get('forceTcp') === '1',
@@ -333,6 +340,7 @@ async function setupCall(displayName) {
     dtlsParameters: s.dtlsParameters,
     sctpParameters: s.sctpParameters || undefined,
     ...iceOptions(s),
+    additionalSettings,
     appData: { turn: Boolean(s.iceServers && s.iceServers.length) },
   });
   watchIce(sendTransport, 'send');
@@ -358,6 +366,7 @@ async function setupCall(displayName) {
     dtlsParameters: r.dtlsParameters,
     sctpParameters: r.sctpParameters || undefined,
     ...iceOptions(r),
+    additionalSettings,
     appData: { turn: Boolean(r.iceServers && r.iceServers.length) },
   });
   watchIce(recvTransport, 'recv');
@@ -385,10 +394,11 @@ async function setupCall(displayName) {
   const { peers } = await protoo.request('join', {
     displayName,
     device: { flag: 'ferrosfu-demo', name: navigator.userAgentData?.brands?.[0]?.brand || 'browser', version: '1',
-      p2p: wantsP2p },
+      p2p: wantsP2p, e2ee: e2eeOn },
     rtpCapabilities: device.rtpCapabilities,
     sctpCapabilities: device.sctpCapabilities,
   });
+  if (e2ee) await e2ee.publish();
   setState('joined', `in the room as ${displayName}`);
   for (const p of peers) addPeer(p);
   if (s.sctpParameters) {
@@ -404,16 +414,21 @@ async function setupCall(displayName) {
     if (!device.canProduce(track.kind)) continue;
     if (track.kind === 'audio') {
       producers.audio = await sendTransport.produce({ track, appData: { source: 'mic' }, stopTracks: false,
-        disableTrackOnPause: false });
+        disableTrackOnPause: false, onRtpSender: encryptor('audio') });
       continue;
     }
     const { label, ...options } = videoSendOptions();
     producers.video = await sendTransport.produce({ track, ...options, appData: { source: 'webcam' }, stopTracks: false,
-      disableTrackOnPause: false });
+      disableTrackOnPause: false, onRtpSender: encryptor('video') });
     const { width, height } = track.getSettings();
     tiles.setInfo('me', label, `sending ${width}×${height} as ${label}`);
   }
   applyProducers();
+}
+
+// End-to-end encryption: the transforms go on each sender and receiver before its first frame.
+function encryptor(kind) {
+  return e2ee ? (sender) => e2ee.attach(sender, { op: 'encrypt', kind }) : undefined;
 }
 
 function addPeer(p) {
@@ -452,6 +467,7 @@ async function onServerRequest(request, accept, reject) {
     // One stream id per peer, as mediasoup-demo: its audio and video are played in sync.
     const consumer = await recvTransport.consume({
       id, producerId, kind, rtpParameters, appData, streamId: `${peerId}-mic-webcam`,
+      onRtpReceiver: e2ee ? (receiver) => e2ee.attach(receiver, { op: 'decrypt', kind, peerId }) : undefined,
     });
     consumers.set(consumer.id, { consumer, peerId, type });
     consumer.on('transportclose', () => consumers.delete(consumer.id));
@@ -492,6 +508,12 @@ function onNotification({ method, data }) {
     case 'p2pStop':
       p2p.stop(data);
       break;
+    case 'e2eeKey':
+      e2ee?.onKey(data).catch((e) => console.warn('e2ee: key', e));
+      break;
+    case 'e2eeSenderKey':
+      e2ee?.onSenderKey(data).catch((e) => console.warn('e2ee: sender key', e));
+      break;
     case 'dataConsumerClosed':
       chat?.closed(data.dataConsumerId);
       break;
@@ -506,6 +528,7 @@ function onNotification({ method, data }) {
       break;
     case 'peerClosed':
       chat?.peerLeft(data.peerId);
+      e2ee?.peerLeft(data.peerId).catch((e) => console.warn('e2ee: rotation', e));
       delete hooks.peers[data.peerId];
       for (const [cid, c] of consumers) {
         if (c.peerId === data.peerId) {
@@ -648,6 +671,8 @@ async function toggle(kind) {
 
 function teardownMedia(stopLocal) {
   p2p.close();
+  e2ee?.worker?.terminate();
+  e2ee = null;
   direct = false;
   for (const { consumer } of consumers.values()) consumer.close();
   consumers.clear();
@@ -678,82 +703,6 @@ function leave() {
   tiles.clearTiles();
   $('call').hidden = true;
   $('join-form').hidden = false;
-}
-
-async function inboundStats() {
-  const out = [];
-  for (const { consumer, peerId } of consumers.values()) {
-    const report = await consumer.getStats();
-    report.forEach((s) => {
-      if (s.type === 'inbound-rtp') {
-        out.push({
-          peerId,
-          kind: s.kind || consumer.kind,
-          bytesReceived: s.bytesReceived || 0,
-          packetsReceived: s.packetsReceived || 0,
-          framesDecoded: s.framesDecoded || 0,
-          frameWidth: s.frameWidth || 0,
-          frameHeight: s.frameHeight || 0,
-        });
-      }
-    });
-  }
-  return out;
-}
-
-// What the send transport reports: the browser's bandwidth estimate (availableOutgoingBitrate,
-// grown by the server's transport-wide feedback), the bytes on the wire (transportBytesSent: the
-// selected candidate pair, headers, audio, RTCP and padding included), the bytes each kind sent
-// (payload, retransmissions and RTX padding included), and per video
-// encoding (rid) what the encoder makes of it; `producedEncodings`: the camera producer's
-// rtpParameters encodings (rid or scalabilityMode), as the server was told.
-async function outboundStats() {
-  const out = { availableOutgoingBitrate: 0, transportBytesSent: 0, videoBytesSent: 0, audioBytesSent: 0, video: [],
-    producedEncodings: [] };
-  if (!sendTransport) return out;
-  if (producers.video) {
-    out.producedEncodings = producers.video.rtpParameters.encodings.map((e) => e.rid || e.scalabilityMode || String(e.ssrc));
-    out.codec = producers.video.rtpParameters.codecs[0]?.mimeType;
-  }
-  (await sendTransport.getStats()).forEach((s) => {
-    if (s.type === 'candidate-pair' && s.nominated) {
-      out.availableOutgoingBitrate = s.availableOutgoingBitrate || out.availableOutgoingBitrate;
-      out.transportBytesSent = s.bytesSent || 0;
-    } else if (s.type === 'outbound-rtp') {
-      out[s.kind === 'video' ? 'videoBytesSent' : 'audioBytesSent'] += s.bytesSent || 0;
-      if (s.kind === 'video') {
-        out.video.push({ rid: s.rid, width: s.frameWidth || 0, height: s.frameHeight || 0, fps: s.framesPerSecond || 0,
-          framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0,
-          retransmittedBytesSent: s.retransmittedBytesSent || 0, active: s.active,
-          targetBitrate: s.targetBitrate, scalabilityMode: s.scalabilityMode,
-          qualityLimitationReason: s.qualityLimitationReason });
-      }
-    }
-  });
-  out.video.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
-  return out;
-}
-
-// What a test prints when media does not flow: transport states, consumers, raw inbound stats.
-async function diagnostics() {
-  const list = [];
-  for (const { consumer, peerId } of consumers.values()) {
-    const inbound = [];
-    (await consumer.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' || s.type === 'candidate-pair' || s.type === 'transport') {
-        inbound.push({ type: s.type, state: s.state || s.dtlsState, bytesReceived: s.bytesReceived,
-          packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded, keyFramesDecoded: s.keyFramesDecoded,
-          pliCount: s.pliCount, firCount: s.firCount });
-      }
-    });
-    list.push({ peerId, kind: consumer.kind, paused: consumer.paused, track: consumer.track.readyState, inbound });
-  }
-  return {
-    sendTransport: sendTransport?.connectionState,
-    recvTransport: recvTransport?.connectionState,
-    events: hooks.events.map((e) => e.method),
-    consumers: list,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
