@@ -33,7 +33,11 @@ fn code(r: Result<Value, ferrosfu_tests::protoo::ProtooError>) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_go_to_the_partner_only_and_a_silent_pair_falls_back() {
-    let sup = SupervisorProcess::start_on_loopback("27000-27019", &["--dev"]);
+    let dir = std::env::temp_dir().join(format!("ferrosfu-p2p-sig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("p2p.db").display());
+    let sup =
+        SupervisorProcess::start_on_loopback("27000-27019", &["--dev", "--database-url", &db]);
     let mut a = joined(&sup, "p2p-sig", "a", json!({"p2p": true})).await;
     let mut b = joined(&sup, "p2p-sig", "b", json!({"p2p": true})).await;
     let start_a = a.wait_for("p2pStart").await.unwrap();
@@ -141,6 +145,47 @@ async fn signals_go_to_the_partner_only_and_a_silent_pair_falls_back() {
                 .is_err()
         );
     }
+
+    // The store: the meeting's settings keep the mode history; a participant that leaves has
+    // its P2P time and modes in its stats.
+    a.close().await;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&db)
+        .await
+        .unwrap();
+    let mut row = (String::new(), String::new());
+    for _ in 0..100 {
+        let settings: Option<(String,)> = sqlx::query_as(
+            "SELECT CAST(settings AS TEXT) FROM meetings WHERE meeting_code = 'p2p-sig'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        let stats: Option<(String,)> = sqlx::query_as(
+            "SELECT CAST(stats AS TEXT) FROM participants \
+             WHERE user_id = 'a' AND left_at IS NOT NULL",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let (Some(s), Some(p)) = (settings, stats) {
+            row = (s.0, p.0);
+            if row.0.contains("modeHistory") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let settings: Value = serde_json::from_str(&row.0).unwrap();
+    assert_eq!(settings["p2p"], "auto", "{settings}");
+    assert_eq!(
+        settings["modeHistory"][0]["reason"], "timeout",
+        "{settings}"
+    );
+    let stats: Value = serde_json::from_str(&row.1).unwrap();
+    assert_eq!(stats["p2pSeconds"], 0.0, "{stats}");
+    assert!(stats["modes"].is_array(), "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
