@@ -10,6 +10,8 @@
 // 3. Carol joins without E2EE: the SFU forwards her Alice's frames (bytes arrive) but she gets no
 //    valid picture: no decoded frame, or a thumbnail far from Alice's own preview.
 // 4. Carol leaves: Alice and Bob rotate their frame keys (keyId 1) and still decode each other.
+// 5. Dave joins with E2EE through encodedInsertableStreams on the main thread (`e2eeLegacy=1`,
+//    the fallback of browsers without RTCRtpScriptTransform): he and Alice decode each other.
 //
 // Runs inside a loopback-only network namespace (tests/tests/browser_e2ee.rs):
 //   unshare -n sh -c 'ip link set lo up; exec node tests/browser/e2ee.mjs --supervisor PATH --artifacts DIR'
@@ -54,11 +56,11 @@ async function must(page, what, fn, argv, ms) {
   return v;
 }
 
-async function open(context, addr, roomId, name, e2ee) {
+async function open(context, addr, roomId, name, e2ee, extra = '') {
   const page = await context.newPage();
   page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
-  await page.goto(`http://${addr}/app/?roomId=${roomId}&displayName=${name}&autojoin=1&fps=15&p2p=0${e2ee ? '&e2ee=1' : ''}`);
+  await page.goto(`http://${addr}/app/?roomId=${roomId}&displayName=${name}&autojoin=1&fps=15&p2p=0${e2ee ? '&e2ee=1' : ''}${extra}`);
   await must(page, `${name} joined and publishing`,
     () => window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2, null, 30000);
   return page;
@@ -155,6 +157,20 @@ async function main(result) {
     if (!(after.frames > 0 && after.audioEnergy > 0)) throw new Error(`${name} stopped decoding after the rotation: ${JSON.stringify(after)}`);
     result[name].afterRotation = after;
   }
+
+  // 5. The main-thread fallback interoperates.
+  const dave = await open(context, addr, roomId, 'dave', true, '&e2eeLegacy=1');
+  ids.dave = await dave.evaluate(() => window.ferrosfu.peerId);
+  for (const [name, page, other] of [['dave', dave, ids.alice], ['alice', alice, ids.dave]]) {
+    await must(page, `${name} decrypting ${other}`, async (id) => {
+      const r = await window.ferrosfu.e2ee.report();
+      return r && r.byPeer[id] && r.byPeer[id].video > 10 && r.byPeer[id].audio > 10 && r;
+    }, other, 30000);
+    const rx = await receiving(page, other);
+    if (!(rx.frames > 0 && rx.audioEnergy > 0)) throw new Error(`${name} does not decode ${other}: ${JSON.stringify(rx)}`);
+  }
+  result.dave = { e2ee: await dave.evaluate(() => window.ferrosfu.e2ee.report()), pictureDiff: await pictureDiff(alice, dave, ids.alice) };
+  if (result.dave.e2ee.api !== 'encodedInsertableStreams') throw new Error(`dave used ${result.dave.e2ee.api}`);
 }
 
 await runScript({ name: 'e2ee', main, logs, artifacts, browsers, children });

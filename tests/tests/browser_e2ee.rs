@@ -4,7 +4,8 @@
 //! namespace. Two E2EE pages decode each other's video and hear audio; the server flags the
 //! room and refuses to record it; simulcast layers still switch on encrypted video; a third
 //! page without E2EE gets the forwarded ciphertext but no valid picture; after it leaves the two
-//! rotate their keys and go on.
+//! rotate their keys and go on; a fourth page encrypting on the main thread
+//! (encodedInsertableStreams, the fallback) decodes them and they it.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -25,5 +26,7 @@ fn e2ee_pages_see_each_other_and_a_page_without_the_keys_does_not() {
     );
     assert_eq!(r["recording"]["status"], 409);
     assert_eq!(r["layers"]["type"], "simulcast");
+    assert_eq!(r["alice"]["e2ee"]["api"], "RTCRtpScriptTransform");
+    assert_eq!(r["dave"]["e2ee"]["api"], "encodedInsertableStreams");
     assert!(artifacts.join("carol-no-e2ee.png").is_file());
 }

@@ -9,7 +9,8 @@
 // simulcast encoding on even when the server says no one needs it), iceTransportPolicy=relay
 // (only TURN-relayed candidates; the TURN servers are those the server hands out), p2p=0 (do
 // not offer to take two-party calls peer to peer: p2p.js; the server decides when), e2ee=1 (end-to-
-// end encrypted media: e2ee.js; the room is flagged, the server cannot record it).
+// end encrypted media: e2ee.js; the room is flagged, the server cannot record it; e2eeLegacy=1
+// encrypts through encodedInsertableStreams instead of RTCRtpScriptTransform).
 // Test hooks: window.ferrosfu = { state, peerId, peers, events, iceRestarts, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // p2p ({state(), log(), selectedPair(), inbound()}: the direct call), gaps (gaps.js: start(peerIds),
@@ -321,7 +322,8 @@ async function setupCall(displayName) {
   device = new Device();
   await device.load({ routerRtpCapabilities });
   if (e2eeOn) {
-    e2ee = new E2ee({ request: (m, d) => protoo.request(m, d), roomId: $('room').value.trim(), workerUrl: 'e2ee-worker.js' });
+    e2ee = new E2ee({ request: (m, d) => protoo.request(m, d), roomId: $('room').value.trim(), workerUrl: 'e2ee-worker.js',
+      legacy: params.get('e2eeLegacy') === '1' });
     hooks.e2ee.report = () => e2ee.report();
     await e2ee.init();
   }

@@ -20,11 +20,12 @@ const utf8 = (s) => new TextEncoder().encode(s);
 const ROTATE_DELAY_MS = 1000;
 
 export class E2ee {
-  // request(method, data): a protoo request; roomId: the HKDF salt; workerUrl: e2ee-worker.js.
-  constructor({ request, roomId, workerUrl }) {
+  // request(method, data): a protoo request; roomId: the HKDF salt; workerUrl: e2ee-worker.js;
+  // legacy: use encodedInsertableStreams even where RTCRtpScriptTransform exists.
+  constructor({ request, roomId, workerUrl, legacy = false }) {
     this.request = request;
     this.roomId = roomId;
-    this.scriptTransform = typeof RTCRtpScriptTransform === 'function';
+    this.scriptTransform = !legacy && typeof RTCRtpScriptTransform === 'function';
     this.worker = this.scriptTransform ? new Worker(workerUrl) : null;
     this.local = null; // FrameCrypto on the main thread (fallback), set by init()
     this.wrapping = new Map(); // peerId -> Promise<CryptoKey>
@@ -128,14 +129,15 @@ export class E2ee {
     readable.pipeThrough(this.local.stream(options)).pipeTo(writable).catch(() => {});
   }
 
-  // What the transforms counted: {encrypted, decrypted, failed, noKey, dropped, byPeer, sendKeyId}.
+  // What the transforms counted: {encrypted, decrypted, failed, noKey, dropped, byPeer, sendKeyId,
+  // keyId, api}.
   report() {
-    if (!this.worker) return Promise.resolve({ ...this.local.report(), keyId: this.keyId });
+    if (!this.worker) return Promise.resolve({ ...this.local.report(), keyId: this.keyId, api: 'encodedInsertableStreams' });
     return new Promise((resolve) => {
       const on = ({ data }) => {
         if (data.type !== 'report') return;
         this.worker.removeEventListener('message', on);
-        resolve({ ...data.report, keyId: this.keyId });
+        resolve({ ...data.report, keyId: this.keyId, api: 'RTCRtpScriptTransform' });
       };
       this.worker.addEventListener('message', on);
       this.worker.postMessage({ type: 'report' });
