@@ -131,6 +131,27 @@ async function allDecode(pages, ms) {
   }
 }
 
+// Records in the page, for every other peer, when its SFU video first decodes a new frame
+// (Date.now(); window.firstDecode[peerId]): the stats are read every 50 ms from now on.
+function watchDecode(page) {
+  return page.evaluate(() => {
+    window.firstDecode = {};
+    const base = {};
+    const tick = async () => {
+      const s = await window.ferrosfu.stats().catch(() => []);
+      const now = Date.now();
+      const frames = {};
+      for (const x of s.filter((v) => v.kind === 'video')) frames[x.peerId] = (frames[x.peerId] || 0) + x.framesDecoded;
+      for (const [id, n] of Object.entries(frames)) {
+        if (base[id] === undefined) base[id] = n;
+        else if (n > base[id] && !window.firstDecode[id]) window.firstDecode[id] = now;
+      }
+      if (!window.stopDecodeWatch) setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
 async function main(result) {
   const roomId = `p2p-${Math.random().toString(16).slice(2, 10)}`;
   const addr = await startSupervisor({
@@ -161,16 +182,26 @@ async function main(result) {
   for (const [n, p] of Object.entries(pages)) ids[n] = await p.evaluate(() => window.ferrosfu.peerId);
   await pages.alice.evaluate((id) => window.ferrosfu.gaps.start([id]), ids.bob);
   await pages.bob.evaluate((id) => window.ferrosfu.gaps.start([id]), ids.alice);
+  for (const name of ['alice', 'bob']) await watchDecode(pages[name]);
   const t0 = Date.now();
   pages.carol = await open(context, addr, roomId, 'carol');
+  await watchDecode(pages.carol);
   const joinedMs = Date.now() - t0;
   await allDecode(pages, decodeLimitMs);
-  const decodedMs = Date.now() - t0;
+  // When each page first decoded each other one through the SFU, from Carol's join answer.
+  const joinedAt = await pages.carol.evaluate(() => window.ferrosfu.joinedAt);
+  const firsts = {};
+  for (const [name, page] of Object.entries(pages)) {
+    firsts[name] = await page.evaluate(() => { window.stopDecodeWatch = true; return window.firstDecode; });
+  }
+  const decodedMs = Math.max(...Object.values(firsts).flatMap((f) => Object.values(f))) - joinedAt;
   for (const name of ['alice', 'bob']) {
     await must(pages[name], `${name} closing its direct call`, () => window.ferrosfu.p2p.state() === 'idle', null, 15000);
   }
   await sleep(1000); // the gap monitor sees a second of SFU video after the switch
-  result.switchToSfu = { carolJoinedMs: joinedMs, allDecodingMs: decodedMs, gaps: {} };
+  result.switchToSfu = { carolOpenedMs: joinedMs, allDecodingAfterJoinMs: decodedMs,
+    firstDecodeAfterJoinMs: Object.fromEntries(Object.entries(firsts).map(([n, f]) => [n,
+      Object.fromEntries(Object.entries(f).map(([id, t]) => [id, t - joinedAt]))])), gaps: {} };
   for (const name of ['alice', 'bob']) {
     const other = name === 'alice' ? ids.bob : ids.alice;
     const g = await pages[name].evaluate((id) => { const r = window.ferrosfu.gaps.report(); window.ferrosfu.gaps.stop(); return r[id]; }, other);

@@ -11,7 +11,7 @@
 // not offer to take two-party calls peer to peer: p2p.js; the server decides when), e2ee=1 (end-to-
 // end encrypted media: e2ee.js; the room is flagged, the server cannot record it; e2eeLegacy=1
 // encrypts through encodedInsertableStreams instead of RTCRtpScriptTransform).
-// Test hooks: window.ferrosfu = { state, peerId, peers, events, iceRestarts, deviations, leave(), producing(),
+// Test hooks: window.ferrosfu = { state, joinedAt (Date.now() of the join answer), peerId, peers, events, iceRestarts, deviations, leave(), producing(),
 // stats(), sendStats(), producerStats(), request(method, data), diag(), tiles(), consumers(),
 // p2p ({state(), log(), selectedPair(), inbound()}: the direct call), gaps (gaps.js: start(peerIds),
 // report(), stop()),
@@ -401,6 +401,7 @@ async function setupCall(displayName) {
     sctpCapabilities: device.sctpCapabilities,
   });
   if (e2ee) await e2ee.publish();
+  hooks.joinedAt = Date.now();
   setState('joined', `in the room as ${displayName}`);
   for (const p of peers) addPeer(p);
   if (s.sctpParameters) {
