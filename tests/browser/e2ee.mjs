@@ -20,7 +20,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { arg, chromiumArgs, runScript, startSupervisor } from './harness.mjs';
+import { arg, chromiumArgs, openApp, pagePoll, runScript, startSupervisor } from './harness.mjs';
 
 const supervisorBin = arg('supervisor');
 const artifacts = arg('artifacts', 'tests/artifacts/browser/e2ee');
@@ -39,32 +39,14 @@ const ADMIN = '127.0.0.1:39402';
 
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 
-// Evaluates fn(argv) in the page (it may be async) every 200 ms until it is truthy: its value;
-// fails with the page's E2EE report and diagnostics after `ms`.
-async function must(page, what, fn, argv, ms) {
-  const deadline = Date.now() + ms;
-  let v = null;
-  while (!v && Date.now() < deadline) {
-    v = await page.evaluate(fn, argv).catch(() => null);
-    if (!v) await sleep(200);
-  }
-  if (!v) {
-    const diag = await page.evaluate(async () => ({ e2ee: await window.ferrosfu.e2ee.report(),
-      diag: await window.ferrosfu.diag() })).catch(() => null);
-    throw new Error(`timed out (${ms} ms) waiting for ${what}: ${JSON.stringify(diag)}`);
-  }
-  return v;
-}
+// The page's E2EE report and diagnostics, for a failure.
+const diag = async () => ({ e2ee: await window.ferrosfu.e2ee.report(), diag: await window.ferrosfu.diag() });
+const must = (page, what, fn, argv, ms) => pagePoll(page, what, fn, argv, ms, diag);
 
-async function open(context, addr, roomId, name, e2ee, extra = '') {
-  const page = await context.newPage();
-  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
-  await page.goto(`http://${addr}/app/?roomId=${roomId}&displayName=${name}&autojoin=1&fps=15&p2p=0${e2ee ? '&e2ee=1' : ''}${extra}`);
-  await must(page, `${name} joined and publishing`,
-    () => window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2, null, 30000);
-  return page;
-}
+const open = (context, addr, roomId, name, e2ee, extra = '') => openApp({
+  context, addr, roomId, name, logs, diag, query: `&fps=15&p2p=0${e2ee ? '&e2ee=1' : ''}${extra}`,
+  ready: () => window.ferrosfu.state === 'joined' && window.ferrosfu.producing() === 2,
+});
 
 // What `page` receives of `peerId` over `ms`: video frames decoded, video bytes, audio energy.
 async function receiving(page, peerId, ms = 1500) {

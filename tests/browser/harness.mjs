@@ -113,6 +113,33 @@ export async function openPeer(browser, base, params, logs) {
   return { page, peerId, name };
 }
 
+// Opens the demo app (/app/ of the supervisor at `addr`) in a new page of `context` as `name`
+// in `roomId` with autojoin and the URL parameters `query` (a string, "&k=v…"); its console goes
+// to `logs`. Waits (30 s) until `ready` (evaluated in the page) holds; returns the page.
+export async function openApp({ context, addr, roomId, name, query = '', logs, ready, diag }) {
+  const page = await context.newPage();
+  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
+  await page.goto(`http://${addr}/app/?roomId=${roomId}&displayName=${name}&autojoin=1${query}`);
+  await pagePoll(page, `${name} joined`, ready, null, 30000, diag);
+  return page;
+}
+
+// Evaluates fn(arg) in the page (it may be async) every 200 ms until it is truthy: its value.
+// At the deadline, fails naming `what`, with `diag()` (evaluated in the page) when given.
+export async function pagePoll(page, what, fn, arg, ms, diag) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await page.evaluate(fn, arg).catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) {
+      const d = diag ? await page.evaluate(diag).catch(() => null) : null;
+      throw new Error(`timed out (${ms} ms) waiting for ${what}: ${JSON.stringify(d)}`);
+    }
+    await new Promise((r) => { setTimeout(r, 200); });
+  }
+}
+
 // Waits for fn(arg) (evaluated in the page) to be truthy: its value, or null at the deadline.
 export async function pageWait(page, fn, arg, ms) {
   try {

@@ -22,7 +22,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { arg, chromiumArgs, pageWait, runScript, startSupervisor } from './harness.mjs';
+import { arg, chromiumArgs, openApp, pagePoll, runScript, startSupervisor } from './harness.mjs';
 
 const supervisorBin = arg('supervisor');
 const artifacts = arg('artifacts', 'tests/artifacts/browser/p2p');
@@ -45,15 +45,8 @@ const RTC_PORTS = [22000, 22999];
 
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 
-async function must(page, what, fn, argv, ms) {
-  const v = await pageWait(page, fn, argv, ms);
-  if (!v) {
-    const diag = await page.evaluate(() => ({ p2p: window.ferrosfu.p2p.state(), log: window.ferrosfu.p2p.log(),
-      state: window.ferrosfu.state })).catch(() => null);
-    throw new Error(`timed out (${ms} ms) waiting for ${what}: ${JSON.stringify(diag)}`);
-  }
-  return v;
-}
+const diag = () => ({ p2p: window.ferrosfu.p2p.state(), log: window.ferrosfu.p2p.log(), state: window.ferrosfu.state });
+const must = (page, what, fn, argv, ms) => pagePoll(page, what, fn, argv, ms, diag);
 
 async function room(id) {
   const r = await fetch(`http://${ADMIN}/api/rooms/${id}`);
@@ -61,15 +54,9 @@ async function room(id) {
   return r.json();
 }
 
-async function open(context, addr, roomId, name) {
-  const page = await context.newPage();
-  page.on('console', (m) => logs.push(`[${name} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[${name} pageerror] ${e.message}`));
-  // 15 fps, one encoding: three pages encode and decode on two cores.
-  await page.goto(`http://${addr}/app/?roomId=${roomId}&displayName=${name}&autojoin=1&fps=15&simulcast=0`);
-  await must(page, `${name} joined`, () => window.ferrosfu.state === 'joined' && window.ferrosfu.peerId, null, 30000);
-  return page;
-}
+// 15 fps, one encoding: three pages encode and decode on two cores.
+const open = (context, addr, roomId, name) => openApp({ context, addr, roomId, name, query: '&fps=15&simulcast=0', logs, diag,
+  ready: () => window.ferrosfu.state === 'joined' && window.ferrosfu.peerId });
 
 // Both pages direct, each decoding the other's video and receiving audio over the direct call.
 async function directBoth(pages, ms) {
