@@ -1,6 +1,6 @@
 //! Quick checks of the protoo endpoint and the broadcaster REST API against the real binary:
 //! framing, error replies that keep the socket open, peer lifecycle notifications. The full
-//! method coverage with real WebRTC media lives in tests/tests/it/signaling.rs.
+//! method coverage with real WebRTC media lives in tests/tests/signaling.rs.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 

@@ -274,7 +274,7 @@ impl SupervisorProcess {
             None => Command::new(supervisor),
         };
         // Tests that SIGTERM a supervisor want it stopped, not drained for half an hour: the
-        // drain tests (tests/tests/it/drain.rs) give `--drain-timeout-s`, which beats this.
+        // drain tests (tests/tests/drain.rs) give `--drain-timeout-s`, which beats this.
         let mut child = command
             .current_dir(&workdir)
             .env("FERROSFU_DRAIN_TIMEOUT_S", "0")

@@ -1,5 +1,5 @@
 //! Behaviour checks every backend must pass, shared by the SQLite unit tests (`mod checks` in
-//! `store`) and the PostgreSQL tests (`tests/tests/it/store_pg.rs` includes this file with
+//! `store`) and the PostgreSQL tests (`tests/tests/store_pg.rs` includes this file with
 //! `#[path]`). It names the store's types through `super::`, so the including module must have
 //! `Store`, `Write`, `UserRef`, `RecordingStatus` and `MAX_CHAT_BYTES` in scope.
 //!

@@ -19,7 +19,7 @@ mod writer;
 mod checks;
 #[cfg(test)]
 mod tests;
-/// `checks.rs` names it through `super::` (as `tests/tests/it/store_pg.rs` does).
+/// `checks.rs` names it through `super::` (as `tests/tests/store_pg.rs` does).
 #[cfg(test)]
 use crate::chat::MAX_CHAT_BYTES;
 

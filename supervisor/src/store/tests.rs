@@ -1,5 +1,5 @@
 //! The store against SQLite: the shared behaviour checks (`checks.rs`, also run against
-//! PostgreSQL by `tests/tests/it/store_pg.rs`) plus what is SQLite- or queue-specific.
+//! PostgreSQL by `tests/tests/store_pg.rs`) plus what is SQLite- or queue-specific.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -13,7 +13,7 @@ use sqlx::postgres::PgPool;
 
 /// The behaviour checks shared with the SQLite unit tests; they name the store's types through
 /// `super::` (the imports above).
-#[path = "../../../supervisor/src/store/checks.rs"]
+#[path = "../../supervisor/src/store/checks.rs"]
 mod checks;
 
 use checks::{flushed, joined, meeting_started, t, user};
