@@ -470,15 +470,24 @@ pub(crate) trait PeerLink: std::fmt::Debug + Send + Sync {
         &self,
         offer: &NewDataConsumer,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), RoomError>>;
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        offer_request(
+            self,
+            "newDataConsumer",
+            serde_json::to_value(offer),
+            timeout,
+        )
+    }
     /// Offers a consumer; Ok when the peer accepted it within `timeout`.
     fn new_consumer(
         &self,
         offer: &NewConsumer,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), RoomError>>;
-    /// A request to the peer (`p2pSignal`); its answer's data when it accepted within
-    /// `timeout`.
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        offer_request(self, "newConsumer", serde_json::to_value(offer), timeout)
+    }
+    /// A request to the peer (`newConsumer`, `p2pSignal`…); its answer's data when it
+    /// accepted within `timeout`.
     fn request(
         &self,
         method: &'static str,
@@ -487,6 +496,19 @@ pub(crate) trait PeerLink: std::fmt::Debug + Send + Sync {
     ) -> BoxFuture<'_, Result<Value, RoomError>>;
     /// Closes the connection with a WebSocket close code.
     fn close(&self, code: u16, reason: &str);
+}
+
+/// An offer (its JSON, or why it has none) as the request `method` to `link`; Ok once accepted.
+fn offer_request<'a, L: PeerLink + ?Sized>(
+    link: &'a L,
+    method: &'static str,
+    data: serde_json::Result<Value>,
+    timeout: Duration,
+) -> BoxFuture<'a, Result<(), RoomError>> {
+    Box::pin(async move {
+        let data = data.map_err(|e| RoomError::Failed(e.to_string()))?;
+        link.request(method, data, timeout).await.map(drop)
+    })
 }
 
 #[cfg(test)]

@@ -44,8 +44,8 @@ use tokio::sync::Mutex;
 
 pub(crate) use api::{
     BoxFuture, BroadcasterTransport, BroadcasterTransportRequest, Connect, ConsumerAction, Join,
-    NewConsumer, NewDataConsumer, Notification, PeerLink, Produce, ProduceData, ProducerAction,
-    RecordSource, SctpStreamParams, Stats, WebRtcTransportRequest,
+    Notification, PeerLink, Produce, ProduceData, ProducerAction, RecordSource, SctpStreamParams,
+    Stats, WebRtcTransportRequest,
 };
 pub(crate) use chat::ShareFile;
 pub(crate) use e2ee::SenderKey;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::rooms::{BoxFuture, NewConsumer, NewDataConsumer, Notification, PeerLink, RoomError};
+use crate::rooms::{BoxFuture, Notification, PeerLink, RoomError};
 
 /// Frames waiting for the socket, per peer.
 pub(crate) const OUT_QUEUE: usize = 1024;
@@ -211,42 +211,6 @@ impl PeerConn {
 impl PeerLink for PeerConn {
     fn notify(&self, n: &Notification) {
         PeerConn::notify(self, n);
-    }
-
-    fn new_consumer(
-        &self,
-        offer: &NewConsumer,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), RoomError>> {
-        let data = serde_json::to_value(offer);
-        Box::pin(async move {
-            let data = data.map_err(|e| RoomError::Failed(e.to_string()))?;
-            self.request("newConsumer", data, timeout)
-                .await
-                .map(drop)
-                .map_err(|e| RoomError::Peer {
-                    code: e.code,
-                    reason: e.reason,
-                })
-        })
-    }
-
-    fn new_data_consumer(
-        &self,
-        offer: &NewDataConsumer,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), RoomError>> {
-        let data = serde_json::to_value(offer);
-        Box::pin(async move {
-            let data = data.map_err(|e| RoomError::Failed(e.to_string()))?;
-            self.request("newDataConsumer", data, timeout)
-                .await
-                .map(drop)
-                .map_err(|e| RoomError::Peer {
-                    code: e.code,
-                    reason: e.reason,
-                })
-        })
     }
 
     fn request(
