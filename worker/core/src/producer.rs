@@ -262,7 +262,7 @@ impl Producer {
                 pli_count: s.pli_count,
                 fir_count: s.fir_count,
                 retransmitted_packet_count: s.retransmitted,
-                round_trip_time: s.rtt.map_or(0, |r| r.as_millis() as u32),
+                round_trip_time: crate::stats::rtt_ms(s.rtt),
                 bad_sequence_dropped: s.bad_sequence(),
                 resync_count: s.resyncs(),
             })

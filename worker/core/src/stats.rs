@@ -17,6 +17,17 @@ pub const JITTER_BOUNDS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0
 /// Upper bounds of the round-trip time histogram, seconds.
 pub const RTT_BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
+/// A stream's round-trip time as the stats report it: whole milliseconds, 0 when not yet
+/// measured. A measured time is rounded up, so a sub-millisecond loopback RTT reads 1, not
+/// "unmeasured".
+pub(crate) fn rtt_ms(rtt: Option<std::time::Duration>) -> u32 {
+    rtt.map_or(0, |r| {
+        u32::try_from(r.as_micros().div_ceil(1000))
+            .unwrap_or(u32::MAX)
+            .max(1)
+    })
+}
+
 /// Observations in the fixed buckets `bounds` (Prometheus' `le`: a value goes to the first
 /// bucket whose bound it does not exceed), and above the last bound.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -173,6 +184,17 @@ mod tests {
         assert_eq!(out.counts, [1, 2, 2, 1]);
         assert_eq!(h.count(), 6);
         assert!((out.sum - 8.2500001).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_measured_rtt_is_never_reported_as_unmeasured() {
+        use std::time::Duration;
+        assert_eq!(rtt_ms(None), 0);
+        assert_eq!(rtt_ms(Some(Duration::ZERO)), 1);
+        assert_eq!(rtt_ms(Some(Duration::from_micros(150))), 1);
+        assert_eq!(rtt_ms(Some(Duration::from_micros(1000))), 1);
+        assert_eq!(rtt_ms(Some(Duration::from_micros(1001))), 2);
+        assert_eq!(rtt_ms(Some(Duration::from_millis(42))), 42);
     }
 
     #[test]
