@@ -18,6 +18,7 @@ mod limits;
 mod media;
 mod p2p;
 mod scaling;
+mod storage;
 mod turn;
 
 pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
@@ -25,6 +26,7 @@ pub use data_channels::DataChannels;
 use file::FileConfig;
 pub use media::{MediaAddr, MediaListen, host_addresses};
 pub use p2p::{P2pCli, P2pMode, P2pSettings};
+pub use storage::{Credentials, StorageCli, StorageSettings};
 pub use turn::{TurnCli, TurnConfig};
 
 use crate::container::{Container, ContainerPrefs};
@@ -209,6 +211,9 @@ pub struct Cli {
     #[command(flatten)]
     pub p2p: P2pCli,
 
+    #[command(flatten)]
+    pub storage: StorageCli,
+
     /// How long a drain (SIGTERM, `POST /api/drain`) waits for the open rooms to empty, seconds.
     #[arg(long, env = "FERROSFU_DRAIN_TIMEOUT_S", value_name = "SECONDS")]
     pub drain_timeout_s: Option<u64>,
@@ -376,6 +381,8 @@ pub struct Config {
     /// Free space (bytes) the recordings directory must keep: below it no recording starts and
     /// running ones are finalized.
     pub recording_min_free_disk: u64,
+    /// `[recording.storage]`: finished recordings go to this bucket (None: they stay local).
+    pub recording_storage: Option<StorageSettings>,
     pub dev: bool,
     /// (certificate chain, key) PEM files: HTTPS/WSS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -428,6 +435,7 @@ impl Config {
         let cluster = ClusterConfig::merge(&cli, &f.cluster)?;
         let room_limits = scaling::limits(&cli, &f.rooms)?;
         let p2p = p2p::merge(&cli.p2p, f.rooms.p2p())?;
+        let recording_storage = storage::merge(&cli.storage, f.recording.storage.clone())?;
         let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
         let drain_timeout = scaling::drain_timeout(&cli, &f.supervisor)?;
         let worker_log_level = match f.workers.log_level {
@@ -560,6 +568,7 @@ impl Config {
                 .filter(|&s| s > 0)
                 .map(Duration::from_secs),
             recording_min_free_disk: f.recording.min_free_disk_mb.unwrap_or(256) << 20,
+            recording_storage,
             dev: cli.dev || f.dev.unwrap_or(false),
         })
     }
@@ -635,6 +644,7 @@ impl Config {
                 "stop_timeout_ms": self.recording_stop_timeout.as_millis() as u64,
                 "max_duration_s": self.recording_max_duration.map_or(0, |d| d.as_secs()),
                 "min_free_disk_mb": self.recording_min_free_disk >> 20,
+                "storage": storage::to_json(self.recording_storage.as_ref()),
             },
         })
     }

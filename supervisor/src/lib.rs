@@ -254,10 +254,12 @@ impl Supervisor {
                 stop_timeout: config.recording_stop_timeout,
                 max_duration: config.recording_max_duration,
                 min_free_disk: config.recording_min_free_disk,
+                storage: config.recording_storage.clone(),
             },
             store.clone(),
             rooms.clone(),
-        );
+        )
+        .map_err(StartError::Config)?;
         {
             let r = recordings.clone();
             tokio::spawn(async move { r.recover().await });

@@ -144,6 +144,7 @@ async fn outage_writes_wait_and_are_applied_in_order_after_restart() {
             size_bytes: size,
             duration_seconds: size.map(|s| s as f64 / 100.0),
             metadata: json!({ "last": status.as_str() }),
+            storage_url: None,
         });
     }
     writes.push(Write::MeetingEnded {

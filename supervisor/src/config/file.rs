@@ -89,4 +89,5 @@ pub(super) struct FileRecording {
     pub(super) stop_timeout_ms: Option<u64>,
     pub(super) max_duration_s: Option<u64>,
     pub(super) min_free_disk_mb: Option<u64>,
+    pub(super) storage: Option<super::storage::FileStorage>,
 }

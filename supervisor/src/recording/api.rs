@@ -4,7 +4,9 @@
 //! - `GET /api/recordings[?room=ROOM]` → recordings, newest first
 //! - `GET /api/recordings/:id` → recording
 //! - `POST /api/recordings/:id/stop` → the recording once finalized
-//! - `GET /api/recordings/:id/file` → the file (single byte ranges supported)
+//! - `GET /api/recordings/:id/file` → the file (single byte ranges supported); once uploaded
+//!   to object storage, 307 to a presigned URL of the object (the local file is served only
+//!   while the upload waits, or when the link cannot be made and the file was kept)
 //!
 //! Tokens: `Authorization: Bearer` with role `admin` for the room (or room `"*"`); `--dev`
 //! lets requests without a token in.
@@ -181,7 +183,27 @@ async fn file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let v = visible(&s, &headers, &id).await?;
-    if v.status != RecordingStatus::Done {
+    if let Some(url) = &v.storage_url {
+        match s.recordings.download_link(url).await {
+            Ok(link) => {
+                return Ok((
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [
+                        (header::LOCATION, link),
+                        (header::CACHE_CONTROL, "no-store".into()),
+                    ],
+                )
+                    .into_response());
+            }
+            Err(e) if !std::path::Path::new(&v.path).is_file() => {
+                return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e));
+            }
+            Err(e) => {
+                tracing::warn!(target: "recording", recording = %id, "serving the local copy: {e}");
+            }
+        }
+    }
+    if !matches!(v.status, RecordingStatus::Done | RecordingStatus::Uploading) {
         return Err(ApiError(
             StatusCode::CONFLICT,
             format!("recording \"{id}\" is {}, not done", v.status.as_str()),

@@ -8,7 +8,8 @@
 //! waits for the child, closes the transports and probes the file ([`probe`]) for its duration
 //! and streams.
 //!
-//! Life of a recording: `starting` → `recording` → `finalizing` → `done` | `failed`. It
+//! Life of a recording: `starting` → `recording` → `finalizing` → [`uploading` →] `done` |
+//! `failed` (`uploading` with `[recording.storage]`, see `upload.rs`). It
 //! finalizes when asked (REST), when one of its producers (or consumers) closes, or when the
 //! supervisor drains; a recorder that dies fails the recording and leaves the room alone.
 //! Every state goes to the store (queued writes); recordings in progress are answered from
@@ -18,6 +19,8 @@ mod api;
 mod pipeline;
 mod probe;
 mod recorder;
+mod storage;
+mod upload;
 mod view;
 
 use std::collections::{BTreeSet, HashMap};
@@ -71,6 +74,8 @@ pub struct RecordingSettings {
     /// Below this much free space in `dir` no recording starts and running ones are finalized
     /// (a full disk would leave every file unfinalized, and the SQLite store with it).
     pub min_free_disk: u64,
+    /// Where finished recordings are uploaded (None: they stay in `dir`).
+    pub storage: Option<crate::config::StorageSettings>,
 }
 
 /// How often running recordings look at the free disk space.
@@ -106,6 +111,8 @@ pub(crate) struct Recordings {
     active: Mutex<HashMap<String, Arc<Active>>>,
     ports_in_use: Mutex<BTreeSet<u16>>,
     draining: AtomicBool,
+    storage: Option<Arc<storage::Storage>>,
+    upload_slots: tokio::sync::Semaphore,
     done: AtomicU64,
     failed: AtomicU64,
 }
@@ -118,9 +125,19 @@ struct Setup {
 }
 
 impl Recordings {
-    pub(crate) fn new(settings: RecordingSettings, store: Store, rooms: Arc<Rooms>) -> Arc<Self> {
-        Arc::new(Self {
+    pub(crate) fn new(
+        settings: RecordingSettings,
+        store: Store,
+        rooms: Arc<Rooms>,
+    ) -> Result<Arc<Self>, String> {
+        let storage = match settings.storage.clone() {
+            Some(s) => Some(Arc::new(storage::Storage::new(s)?)),
+            None => None,
+        };
+        Ok(Arc::new(Self {
             settings,
+            storage,
+            upload_slots: tokio::sync::Semaphore::new(upload::UPLOADS_AT_ONCE),
             store,
             rooms,
             active: Mutex::default(),
@@ -128,16 +145,16 @@ impl Recordings {
             draining: AtomicBool::new(false),
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-        })
+        }))
     }
 
-    /// Recordings in memory that are not finished yet.
+    /// Recordings in memory whose recorder runs (uploads not counted).
     pub(crate) fn active_count(&self) -> usize {
         self.active
             .lock()
             .expect("never held across a panic")
             .values()
-            .filter(|a| !a.view.borrow().status.is_final())
+            .filter(|a| !a.view.borrow().status.is_settled())
             .count()
     }
 
@@ -195,7 +212,8 @@ impl Recordings {
         Ok(out)
     }
 
-    /// Stops a recording and waits until it is finalized (idempotent for finished ones).
+    /// Stops a recording and waits until it is finalized (idempotent for finished ones); an
+    /// upload that follows is not waited for.
     pub(crate) async fn stop(&self, id: &str) -> Result<Option<View>, RecError> {
         self.stop_for(id, "stopped").await
     }
@@ -206,7 +224,7 @@ impl Recordings {
         };
         let _ = a.stop.try_send(reason);
         let mut rx = a.view.subscribe();
-        let v = match rx.wait_for(|v| v.status.is_final()).await {
+        let v = match rx.wait_for(|v| v.status.is_settled()).await {
             Ok(v) => v.clone(),
             // The task ended (it always leaves a final view first).
             Err(_) => a.view.borrow().clone(),
@@ -226,7 +244,7 @@ impl Recordings {
                 .lock()
                 .expect("never held across a panic")
                 .iter()
-                .filter(|(_, a)| !a.view.borrow().status.is_final())
+                .filter(|(_, a)| !a.view.borrow().status.is_settled())
                 .map(|(id, _)| id.clone())
                 .collect();
             if ids.is_empty() {
@@ -337,6 +355,8 @@ impl Recordings {
             container: Some(container),
             mime_type: Some(container.mime(audio_only).to_owned()),
             stop_reason: None,
+            storage_url: None,
+            upload: None,
             tracks: plans
                 .iter()
                 .map(|(s, p, _)| {
@@ -693,8 +713,7 @@ impl Recordings {
                 match outcome {
                     Ok((size, p)) => {
                         tracing::info!(target: "recording", recording = %id, size, duration = p.duration_seconds, "recording done");
-                        self.finish(&a, |v| {
-                            v.status = RecordingStatus::Done;
+                        self.file_ready(&a, |v| {
                             v.size = Some(size);
                             v.duration = Some(p.duration_seconds);
                             v.streams = p.streams;
@@ -724,6 +743,7 @@ impl Recordings {
                 RecordingStatus::Starting,
                 RecordingStatus::Recording,
                 RecordingStatus::Finalizing,
+                RecordingStatus::Uploading,
             ])
             .await
         {
@@ -740,6 +760,11 @@ impl Recordings {
                 continue;
             }
             let mut v = View::from_row(row);
+            if v.status == RecordingStatus::Uploading {
+                tracing::info!(target: "recording", recording = %v.id, "resuming the upload");
+                self.resume(v);
+                continue;
+            }
             match finalized(Path::new(&v.path)).await {
                 Ok((size, p)) => {
                     v.status = RecordingStatus::Done;
@@ -755,6 +780,10 @@ impl Recordings {
                 }
             }
             tracing::info!(target: "recording", recording = %v.id, status = v.status.as_str(), "unfinished recording settled");
+            if v.status == RecordingStatus::Done && self.storage.is_some() {
+                self.resume(v);
+                continue;
+            }
             self.store.write(v.stored());
         }
     }

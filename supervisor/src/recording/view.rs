@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::upload::UploadState;
 use super::{Container, StreamInfo};
 use crate::rooms::RoomError;
 use crate::store::{RecordingRow, RecordingStatus, Write};
@@ -29,6 +30,10 @@ pub(crate) struct View {
     /// Why it was finalized: "stopped" (the API), "source closed", "max duration", "low disk",
     /// "shutdown" (supervisor SIGTERM).
     pub stop_reason: Option<String>,
+    /// `s3://bucket/key` once uploaded (a column of its own).
+    pub storage_url: Option<String>,
+    /// The upload to object storage, when there is one.
+    pub upload: Option<UploadState>,
 }
 
 impl View {
@@ -50,6 +55,8 @@ impl View {
             "tracks": self.tracks,
             "streams": self.streams,
             "stopReason": self.stop_reason,
+            "storageUrl": self.storage_url,
+            "upload": self.upload,
         })
     }
 
@@ -64,6 +71,7 @@ impl View {
             "tracks": self.tracks,
             "streams": self.streams,
             "stopReason": self.stop_reason,
+            "upload": self.upload,
         })
     }
 
@@ -75,6 +83,7 @@ impl View {
             size_bytes: self.size,
             duration_seconds: self.duration,
             metadata: self.metadata(),
+            storage_url: self.storage_url.clone(),
         }
     }
 
@@ -95,6 +104,8 @@ impl View {
             tracks: parse(m, "tracks").unwrap_or_default(),
             streams: parse(m, "streams").unwrap_or_default(),
             stop_reason: s("stopReason"),
+            upload: parse(m, "upload"),
+            storage_url: r.storage_url,
             id: r.id,
             status: r.status,
             path: r.storage_path,

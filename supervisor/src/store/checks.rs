@@ -120,21 +120,32 @@ pub(crate) async fn every_write_and_read(store: &Store) {
             size_bytes: None,
             duration_seconds: None,
             metadata: json!({ "tracks": 2 }),
+            storage_url: None,
+        },
+        Write::RecordingUpdated {
+            id: "all-r1".into(),
+            status: RecordingStatus::Uploading,
+            size_bytes: Some(123_456),
+            duration_seconds: Some(12.5),
+            metadata: json!({ "tracks": 2, "container": "webm" }),
+            storage_url: None,
         },
         Write::RecordingUpdated {
             id: "all-r1".into(),
             status: RecordingStatus::Done,
-            size_bytes: Some(123_456),
-            duration_seconds: Some(12.5),
+            size_bytes: None,
+            duration_seconds: None,
             metadata: json!({ "tracks": 2, "container": "webm" }),
+            storage_url: Some("s3://rec/all-r1.webm".into()),
         },
-        // Sizes given once stay when a later update leaves them out.
+        // Sizes and the storage URL given once stay when a later update leaves them out.
         Write::RecordingUpdated {
             id: "all-r1".into(),
             status: RecordingStatus::Done,
             size_bytes: None,
             duration_seconds: None,
             metadata: json!({ "tracks": 2, "container": "webm", "checked": true }),
+            storage_url: None,
         },
         Write::RecordingCreated {
             id: "all-r2".into(),
@@ -223,6 +234,7 @@ pub(crate) async fn every_write_and_read(store: &Store) {
     assert_eq!(r1.size_bytes, Some(123_456));
     assert_eq!(r1.duration_seconds, Some(12.5));
     assert_eq!(r1.created_at, t(5));
+    assert_eq!(r1.storage_url.as_deref(), Some("s3://rec/all-r1.webm"));
     assert_eq!(
         r1.metadata,
         json!({ "tracks": 2, "container": "webm", "checked": true })

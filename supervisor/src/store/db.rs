@@ -24,7 +24,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: u32 = 4;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(super) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A pool of either backend.
@@ -194,7 +194,8 @@ pub(super) mod sql {
     pub(in crate::store) const UPDATE_RECORDING: &str = "UPDATE recordings SET status = $2, \
          size_bytes = COALESCE($3, size_bytes), \
          duration_seconds = COALESCE($4, duration_seconds), \
-         metadata = $5 \
+         metadata = $5, \
+         storage_url = COALESCE($6, storage_url) \
          WHERE id = $1";
 
     /// The meeting is the participant's: an unknown participant gives NULL, a NOT NULL
@@ -232,7 +233,7 @@ pub(super) mod sql {
     macro_rules! select_recordings {
         () => {
             "SELECT r.id, r.meeting_id, m.meeting_code, r.storage_path, r.size_bytes, \
-             r.duration_seconds, r.status, r.created_at, r.metadata \
+             r.duration_seconds, r.status, r.created_at, r.metadata, r.storage_url \
              FROM recordings r JOIN meetings m ON m.id = r.meeting_id"
         };
     }
@@ -249,7 +250,7 @@ pub(super) mod sql {
     /// nothing.
     pub(in crate::store) const RECORDINGS_WITH_STATUS: &str = concat!(
         select_recordings!(),
-        " WHERE r.status IN ($1, $2, $3, $4, $5) ORDER BY r.created_at, r.id"
+        " WHERE r.status IN ($1, $2, $3, $4, $5, $6) ORDER BY r.created_at, r.id"
     );
 }
 

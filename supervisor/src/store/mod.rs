@@ -146,7 +146,7 @@ impl Store {
         &self,
         statuses: &[RecordingStatus],
     ) -> Result<Vec<RecordingRow>, StoreError> {
-        let [s1, s2, s3, s4, s5] = status_slots(statuses);
+        let [s1, s2, s3, s4, s5, s6] = status_slots(statuses);
         let rows: Vec<RecordingTuple> = on_pool!(&self.inner.pool, p => {
             sqlx::query_as(sql::RECORDINGS_WITH_STATUS)
                 .bind(s1)
@@ -154,6 +154,7 @@ impl Store {
                 .bind(s3)
                 .bind(s4)
                 .bind(s5)
+                .bind(s6)
                 .fetch_all(p)
                 .await
         })?;
@@ -312,6 +313,7 @@ type RecordingTuple = (
     String,
     DateTime<Utc>,
     Json<Value>,
+    Option<String>,
 );
 
 fn recording_row(
@@ -325,6 +327,7 @@ fn recording_row(
         status,
         created_at,
         Json(metadata),
+        storage_url,
     ): RecordingTuple,
 ) -> RecordingRow {
     let status = RecordingStatus::parse(&status).unwrap_or_else(|| {
@@ -341,13 +344,14 @@ fn recording_row(
         status,
         created_at,
         metadata,
+        storage_url,
     }
 }
 
-/// The statuses as stored, one slot per distinct status (there are five), the rest `None`
+/// The statuses as stored, one slot per distinct status (there are six), the rest `None`
 /// (NULL matches nothing in `IN (…)`).
-fn status_slots(statuses: &[RecordingStatus]) -> [Option<&'static str>; 5] {
-    let mut slots = [None; 5];
+fn status_slots(statuses: &[RecordingStatus]) -> [Option<&'static str>; 6] {
+    let mut slots = [None; 6];
     let mut n = 0;
     for s in statuses {
         let s = Some(s.as_str());

@@ -78,6 +78,57 @@ async fn creates_file_and_directory_and_migrations_are_idempotent() {
     store.close(Duration::from_secs(5)).await;
 }
 
+/// Migration 0003 rebuilds the recordings table (SQLite cannot change its status CHECK): rows
+/// of a database made by 0001-0002 survive it, and `uploading` is then allowed.
+#[tokio::test]
+async fn recordings_survive_the_storage_migration() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.db_path().parent().unwrap()).unwrap();
+    let mut conn = SqliteConnection::connect(&format!("{}?mode=rwc", dir.url()))
+        .await
+        .expect("connect");
+    super::db::SQLITE_MIGRATIONS
+        .run_to(2, &mut conn)
+        .await
+        .expect("0001-0002");
+    for q in [
+        "INSERT INTO meetings (id, meeting_code, creator_id, settings, status, started_at) \
+         VALUES ('old-m', 'old', NULL, '{}', 'ended', '2026-01-01T00:00:00Z')",
+        "INSERT INTO recordings (id, meeting_id, storage_path, size_bytes, duration_seconds, \
+         status, created_at, metadata) VALUES ('old-r', 'old-m', '/rec/old-r.ogg', 42, 1.5, \
+         'done', '2026-01-01T00:00:01Z', '{\"container\":\"ogg\"}')",
+    ] {
+        sqlx::query(q).execute(&mut conn).await.expect(q);
+    }
+    conn.close().await.expect("close");
+
+    let store = open(&dir).await;
+    let r = store.recording("old-r").await.expect("read").expect("kept");
+    assert_eq!(
+        (
+            r.storage_path.as_str(),
+            r.size_bytes,
+            r.duration_seconds,
+            r.status
+        ),
+        ("/rec/old-r.ogg", Some(42), Some(1.5), RecordingStatus::Done)
+    );
+    assert_eq!(r.metadata, json!({ "container": "ogg" }));
+    assert_eq!(r.storage_url, None);
+    store.write(Write::RecordingUpdated {
+        id: "old-r".into(),
+        status: RecordingStatus::Uploading,
+        size_bytes: None,
+        duration_seconds: None,
+        metadata: json!({}),
+        storage_url: None,
+    });
+    flushed(&store).await;
+    let r = store.recording("old-r").await.expect("read").expect("kept");
+    assert_eq!(r.status, RecordingStatus::Uploading);
+    store.close(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn sqlite_connections_use_wal_foreign_keys_and_busy_timeout() {
     let dir = TempDir::new();
@@ -118,7 +169,7 @@ async fn sqlite_connections_use_wal_foreign_keys_and_busy_timeout() {
         ),
         (
             "recordings",
-            "id, meeting_id, storage_path, size_bytes, duration_seconds, status, created_at, metadata",
+            "id, meeting_id, storage_path, size_bytes, duration_seconds, status, created_at, metadata, storage_url",
         ),
         (
             "chat_messages",
@@ -324,15 +375,18 @@ async fn bad_urls_are_refused_with_the_password_redacted() {
 #[test]
 fn status_filter_slots() {
     use RecordingStatus::*;
-    assert_eq!(status_slots(&[]), [None; 5]);
+    assert_eq!(status_slots(&[]), [None; 6]);
     assert_eq!(
-        status_slots(&[Done, Failed, Done, Starting, Recording, Finalizing, Failed]),
+        status_slots(&[
+            Done, Failed, Done, Starting, Recording, Finalizing, Failed, Uploading
+        ]),
         [
             Some("done"),
             Some("failed"),
             Some("starting"),
             Some("recording"),
-            Some("finalizing")
+            Some("finalizing"),
+            Some("uploading")
         ]
     );
 }

@@ -12,6 +12,8 @@ pub enum RecordingStatus {
     Starting,
     Recording,
     Finalizing,
+    /// Finalized; the file waits for (or is in) its upload to object storage.
+    Uploading,
     Done,
     Failed,
 }
@@ -22,6 +24,7 @@ impl RecordingStatus {
             RecordingStatus::Starting => "starting",
             RecordingStatus::Recording => "recording",
             RecordingStatus::Finalizing => "finalizing",
+            RecordingStatus::Uploading => "uploading",
             RecordingStatus::Done => "done",
             RecordingStatus::Failed => "failed",
         }
@@ -32,6 +35,7 @@ impl RecordingStatus {
             "starting" => RecordingStatus::Starting,
             "recording" => RecordingStatus::Recording,
             "finalizing" => RecordingStatus::Finalizing,
+            "uploading" => RecordingStatus::Uploading,
             "done" => RecordingStatus::Done,
             "failed" => RecordingStatus::Failed,
             _ => return None,
@@ -41,6 +45,12 @@ impl RecordingStatus {
     /// Done or failed: nothing will change it any more.
     pub fn is_final(self) -> bool {
         matches!(self, RecordingStatus::Done | RecordingStatus::Failed)
+    }
+
+    /// The recorder is gone and the file finalized (or the recording failed): uploading, done
+    /// or failed.
+    pub fn is_settled(self) -> bool {
+        self.is_final() || self == RecordingStatus::Uploading
     }
 }
 
@@ -104,13 +114,14 @@ pub enum Write {
         at: DateTime<Utc>,
     },
     /// New status; `size_bytes`/`duration_seconds` replace the stored values when `Some`;
-    /// `metadata` replaces the stored object.
+    /// `metadata` replaces the stored object; `storage_url` is set when `Some`.
     RecordingUpdated {
         id: String,
         status: RecordingStatus,
         size_bytes: Option<i64>,
         duration_seconds: Option<f64>,
         metadata: Value,
+        storage_url: Option<String>,
     },
     /// A chat message, sent by the peer whose participants row is `participant_id` (which
     /// names the meeting): `display_name` is the sender's name when it sent it, `text` 1 to
@@ -170,6 +181,8 @@ pub struct RecordingRow {
     pub status: RecordingStatus,
     pub created_at: DateTime<Utc>,
     pub metadata: Value,
+    /// `s3://bucket/key` once uploaded to object storage.
+    pub storage_url: Option<String>,
 }
 
 /// A chat message with its sender's peer id (the participant's user).

@@ -324,13 +324,14 @@ async fn apply(pool: &Pool, w: &Write) -> Result<(), sqlx::Error> {
                     .execute(&mut *tx)
                     .await?;
             }
-            Write::RecordingUpdated { id, status, size_bytes, duration_seconds, metadata } => {
+            Write::RecordingUpdated { id, status, size_bytes, duration_seconds, metadata, storage_url } => {
                 sqlx::query(sql::UPDATE_RECORDING)
                     .bind(id)
                     .bind(status.as_str())
                     .bind(size_bytes)
                     .bind(duration_seconds)
                     .bind(Json(metadata))
+                    .bind(storage_url)
                     .execute(&mut *tx)
                     .await?;
             }
