@@ -6,12 +6,14 @@ pub mod browser;
 pub mod data_client;
 pub mod media;
 pub mod media_source;
+pub mod opus_sender;
 pub mod pg;
 pub mod plain_load;
 pub mod protoo;
 pub mod redis;
 pub mod room_peer;
 pub mod rtc_client;
+pub mod s3;
 pub mod turn_client;
 
 use std::io::{BufRead, BufReader};

@@ -60,7 +60,7 @@ pub fn cluster_node(
 impl RedisServer {
     /// Starts on a free 127.0.0.1 port; returns once it answers PING.
     pub fn start() -> anyhow::Result<RedisServer> {
-        let dir = make_temp_dir()?;
+        let dir = make_temp_dir("redis")?;
         let mut server = RedisServer {
             dir,
             port: 0,
@@ -231,19 +231,20 @@ fn read_reply(r: &mut impl BufRead) -> anyhow::Result<String> {
 }
 
 /// A port free on 127.0.0.1 right now.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
-fn make_temp_dir() -> anyhow::Result<PathBuf> {
+/// A fresh directory `ferrosfu-WHAT-…` under the system temp dir.
+pub(crate) fn make_temp_dir(what: &str) -> anyhow::Result<PathBuf> {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!(
-        "ferrosfu-redis-{}-{}-{nanos}",
+        "ferrosfu-{what}-{}-{}-{nanos}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));

@@ -40,6 +40,7 @@ pub use crate::container::{Container, ContainerPrefs};
 pub(crate) use api::{ApiState, routes};
 pub use pipeline::Codec;
 pub use probe::{Probe, StreamInfo, probe};
+pub use storage::{Storage, UploadError};
 
 use crate::config::PortRange;
 use crate::media::{Consumer, Transport};
@@ -111,7 +112,7 @@ pub(crate) struct Recordings {
     active: Mutex<HashMap<String, Arc<Active>>>,
     ports_in_use: Mutex<BTreeSet<u16>>,
     draining: AtomicBool,
-    storage: Option<Arc<storage::Storage>>,
+    storage: Option<Arc<Storage>>,
     upload_slots: tokio::sync::Semaphore,
     done: AtomicU64,
     failed: AtomicU64,
@@ -131,7 +132,7 @@ impl Recordings {
         rooms: Arc<Rooms>,
     ) -> Result<Arc<Self>, String> {
         let storage = match settings.storage.clone() {
-            Some(s) => Some(Arc::new(storage::Storage::new(s)?)),
+            Some(s) => Some(Arc::new(Storage::new(s)?)),
             None => None,
         };
         Ok(Arc::new(Self {

@@ -24,7 +24,7 @@ use crate::config::StorageSettings;
 
 /// Why an upload attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum UploadError {
+pub enum UploadError {
     /// Worth another attempt later (the server is unreachable, busy, or answered 5xx).
     Retry(String),
     /// Another attempt would fail the same way (credentials refused, local file gone).
@@ -32,7 +32,7 @@ pub(crate) enum UploadError {
 }
 
 impl UploadError {
-    pub(crate) fn message(&self) -> &str {
+    pub fn message(&self) -> &str {
         match self {
             UploadError::Retry(m) | UploadError::Permanent(m) => m,
         }
@@ -51,13 +51,13 @@ fn classify(what: &str, e: object_store::Error) -> UploadError {
 
 /// The bucket recordings go to.
 #[derive(Debug)]
-pub(crate) struct Storage {
+pub struct Storage {
     s3: AmazonS3,
     settings: StorageSettings,
 }
 
 impl Storage {
-    pub(crate) fn new(settings: StorageSettings) -> Result<Self, String> {
+    pub fn new(settings: StorageSettings) -> Result<Self, String> {
         let c = &settings.credentials;
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&settings.bucket)
@@ -106,12 +106,12 @@ impl Storage {
         Ok(Self { s3, settings })
     }
 
-    pub(crate) fn settings(&self) -> &StorageSettings {
+    pub fn settings(&self) -> &StorageSettings {
         &self.settings
     }
 
     /// Uploads `file` as `key` (replacing an object of that key: attempts are idempotent).
-    pub(crate) async fn upload(&self, file: &Path, key: &str) -> Result<(), UploadError> {
+    pub async fn upload(&self, file: &Path, key: &str) -> Result<(), UploadError> {
         let key = Key::parse(key).map_err(|e| UploadError::Permanent(format!("key {key}: {e}")))?;
         let local = |e: std::io::Error| UploadError::Permanent(format!("{}: {e}", file.display()));
         let mut f = tokio::fs::File::open(file).await.map_err(local)?;
@@ -188,7 +188,7 @@ impl Storage {
     }
 
     /// A link that downloads the object for `presign_expiry`.
-    pub(crate) async fn presigned_get(&self, key: &str) -> Result<String, String> {
+    pub async fn presigned_get(&self, key: &str) -> Result<String, String> {
         let key = Key::parse(key).map_err(|e| format!("key {key}: {e}"))?;
         self.s3
             .signed_url(Method::GET, &key, self.settings.presign_expiry)
