@@ -625,6 +625,59 @@ pub(crate) async fn chat_survives_reopen(url: &str, between: impl FnOnce()) {
     store.close(FLUSH).await;
 }
 
+/// Captions: final ones stored per participant and read back in time order with the speaker's
+/// peer id; empty or over-long text and an unknown participant are rejected, later writes go on.
+pub(crate) async fn transcripts(store: &Store) {
+    chat_meeting(store, "tr");
+    let caption = |id: &str, part: &str, text: &str, from: i64| Write::TranscriptFinal {
+        id: id.to_owned(),
+        participant_id: part.to_owned(),
+        producer_id: format!("{part}-mic"),
+        text: text.to_owned(),
+        started_at: t(from),
+        ended_at: t(from + 2),
+    };
+    let before = store.stats();
+    store.write(caption("tr-2", "tr-pb", "and hello to you", 20));
+    store.write(caption("tr-1", "tr-pa", "hello world ☃", 10));
+    store.write(caption("tr-bad", "tr-pa", "", 11));
+    store.write(caption("tr-long", "tr-pa", &"x".repeat(4097), 12));
+    store.write(caption("tr-nobody", "no-such-participant", "hi", 13));
+    store.write(caption("tr-3", "tr-pa", "bye", 30));
+    flushed(store).await;
+    assert_eq!(store.stats().rejected - before.rejected, 3);
+    let rows = store.transcript("tr", 100).await.expect("read");
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                r.peer_id.as_str(),
+                r.display_name.as_str(),
+                r.text.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tr-1", "tr-alice", "Alice (room)", "hello world ☃"),
+            ("tr-2", "tr-bob", "Bob (room)", "and hello to you"),
+            ("tr-3", "tr-alice", "Alice (room)", "bye"),
+        ]
+    );
+    assert_eq!((rows[0].started_at, rows[0].ended_at), (t(10), t(12)));
+    assert_eq!(rows[0].producer_id, "tr-pa-mic");
+    assert_eq!(store.transcript("tr", 1).await.expect("read").len(), 1);
+    assert!(
+        store
+            .transcript("no-such-code", 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
 /// Every check above, one after another, on one store.
 pub(crate) async fn all(store: &Store) {
     every_write_and_read(store).await;
@@ -633,5 +686,6 @@ pub(crate) async fn all(store: &Store) {
     json_round_trip(store).await;
     chat_history_last_in_order(store).await;
     chat_text_bounds(store).await;
+    transcripts(store).await;
     meetings_interrupted(store).await;
 }

@@ -205,6 +205,21 @@ pub(super) mod sql {
          VALUES ($1, (SELECT meeting_id FROM participants WHERE id = $2), $2, $3, $4, $5) \
          ON CONFLICT (id) DO NOTHING";
 
+    /// The meeting is the participant's (an unknown participant gives a NOT NULL violation).
+    pub(in crate::store) const INSERT_TRANSCRIPT: &str = "INSERT INTO transcriptions \
+         (id, meeting_id, participant_id, producer_id, text, started_at, ended_at) \
+         VALUES ($1, (SELECT meeting_id FROM participants WHERE id = $2), $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO NOTHING";
+
+    /// The captions of the meeting with code `$1` (its latest run when the code was reused:
+    /// one meeting row per code), oldest first, at most `$2`.
+    pub(in crate::store) const TRANSCRIPT: &str = "SELECT t.id, t.participant_id, \
+         p.user_id, p.display_name, t.producer_id, t.text, t.started_at, t.ended_at \
+         FROM transcriptions t \
+         JOIN meetings m ON m.id = t.meeting_id \
+         JOIN participants p ON p.id = t.participant_id \
+         WHERE m.meeting_code = $1 ORDER BY t.started_at, t.id LIMIT $2";
+
     pub(in crate::store) const MEETING: &str = "SELECT id, meeting_code, creator_id, started_at, \
          ended_at, settings, status FROM meetings WHERE meeting_code = $1";
 

@@ -32,7 +32,7 @@ use sqlx::types::Json;
 
 pub use types::{
     ChatRow, MediaTrackRow, MeetingRow, ParticipantRow, RecordingRow, RecordingStatus, StoreStats,
-    UserRef, Write,
+    TranscriptRow, UserRef, Write,
 };
 
 use db::{Pool, on_pool, sql};
@@ -256,6 +256,58 @@ impl Store {
                     display_name,
                     sent_at,
                     text,
+                },
+            )
+            .collect())
+    }
+
+    /// The stored captions of the meeting with this code, oldest first, at most `limit`.
+    pub async fn transcript(
+        &self,
+        meeting_code: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        type Tuple = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Tuple> = on_pool!(&self.inner.pool, p => {
+            sqlx::query_as(sql::TRANSCRIPT)
+                .bind(meeting_code)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    participant_id,
+                    peer_id,
+                    display_name,
+                    producer_id,
+                    text,
+                    started_at,
+                    ended_at,
+                )| {
+                    TranscriptRow {
+                        id,
+                        participant_id,
+                        peer_id,
+                        display_name,
+                        producer_id,
+                        text,
+                        started_at,
+                        ended_at,
+                    }
                 },
             )
             .collect())

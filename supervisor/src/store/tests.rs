@@ -245,6 +245,14 @@ async fn chat_text_is_bounded_and_kept_byte_for_byte() {
 }
 
 #[tokio::test]
+async fn captions_are_stored_and_read_in_order() {
+    let dir = TempDir::new();
+    let store = open(&dir).await;
+    checks::transcripts(&store).await;
+    store.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn chat_history_survives_a_restart() {
     let dir = TempDir::new();
     checks::chat_survives_reopen(&dir.url(), || ()).await;

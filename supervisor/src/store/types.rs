@@ -135,6 +135,17 @@ pub enum Write {
         text: String,
         at: DateTime<Utc>,
     },
+    /// A final caption: what the participant whose row is `participant_id` said on its audio
+    /// producer `producer_id` between `started_at` and `ended_at` (text 1 to 4096 bytes, a
+    /// CHECK like chat's).
+    TranscriptFinal {
+        id: String,
+        participant_id: String,
+        producer_id: String,
+        text: String,
+        started_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -196,6 +207,21 @@ pub struct ChatRow {
     pub display_name: String,
     pub sent_at: DateTime<Utc>,
     pub text: String,
+}
+
+/// A stored caption with its speaker's peer id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptRow {
+    pub id: String,
+    pub participant_id: String,
+    /// Joined from participants (`user_id`: the peerId, or the token's peer claim).
+    pub peer_id: String,
+    pub display_name: String,
+    pub producer_id: String,
+    pub text: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
 }
 
 /// Counters of the write queue, for /metrics.

@@ -335,6 +335,17 @@ async fn apply(pool: &Pool, w: &Write) -> Result<(), sqlx::Error> {
                     .execute(&mut *tx)
                     .await?;
             }
+            Write::TranscriptFinal { id, participant_id, producer_id, text, started_at, ended_at } => {
+                sqlx::query(sql::INSERT_TRANSCRIPT)
+                    .bind(id)
+                    .bind(participant_id)
+                    .bind(producer_id)
+                    .bind(text)
+                    .bind(started_at)
+                    .bind(ended_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             Write::ChatMessageSent { id, participant_id, display_name, text, at } => {
                 sqlx::query(sql::INSERT_CHAT_MESSAGE)
                     .bind(id)
@@ -432,6 +443,16 @@ impl std::fmt::Display for Described<'_> {
                 write!(f, "RecordingUpdated({id} → {})", status.as_str())
             }
             // Never the text: logs are not the place for what people said.
+            Write::TranscriptFinal {
+                id,
+                participant_id,
+                text,
+                ..
+            } => write!(
+                f,
+                "TranscriptFinal({id} of {participant_id}, {} bytes)",
+                text.len()
+            ),
             Write::ChatMessageSent {
                 id,
                 participant_id,
