@@ -11,6 +11,7 @@ use ferrosfu_fbs::LogLevel;
 use serde::Deserialize;
 
 mod admin;
+mod captions;
 mod cluster;
 mod data_channels;
 mod file;
@@ -21,6 +22,7 @@ mod scaling;
 mod storage;
 mod turn;
 
+pub use captions::{CaptionEngine, CaptionsSettings};
 pub use cluster::{ClusterConfig, TTL_HEARTBEATS, redact_url};
 pub use data_channels::DataChannels;
 use file::FileConfig;
@@ -383,6 +385,8 @@ pub struct Config {
     pub recording_min_free_disk: u64,
     /// `[recording.storage]`: finished recordings go to this bucket (None: they stay local).
     pub recording_storage: Option<StorageSettings>,
+    /// `[captions]`: live captions' engine and limits.
+    pub captions: CaptionsSettings,
     pub dev: bool,
     /// (certificate chain, key) PEM files: HTTPS/WSS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -436,6 +440,7 @@ impl Config {
         let room_limits = scaling::limits(&cli, &f.rooms)?;
         let p2p = p2p::merge(&cli.p2p, f.rooms.p2p())?;
         let recording_storage = storage::merge(&cli.storage, f.recording.storage.clone())?;
+        let captions = captions::merge(f.captions.clone())?;
         let supervisor_cores = scaling::supervisor_cores(&cli, &f.supervisor);
         let drain_timeout = scaling::drain_timeout(&cli, &f.supervisor)?;
         let worker_log_level = match f.workers.log_level {
@@ -569,6 +574,7 @@ impl Config {
                 .map(Duration::from_secs),
             recording_min_free_disk: f.recording.min_free_disk_mb.unwrap_or(256) << 20,
             recording_storage,
+            captions,
             dev: cli.dev || f.dev.unwrap_or(false),
         })
     }
@@ -646,6 +652,7 @@ impl Config {
                 "min_free_disk_mb": self.recording_min_free_disk >> 20,
                 "storage": storage::to_json(self.recording_storage.as_ref()),
             },
+            "captions": captions::to_json(&self.captions),
         })
     }
 

@@ -9,6 +9,7 @@ mod admin;
 pub mod affinity;
 mod api_error;
 pub mod auth;
+pub(crate) mod captions;
 pub mod channel;
 pub mod chat;
 pub mod cluster;
@@ -308,10 +309,20 @@ impl Supervisor {
         };
         let admin_app = http::admin_router(state.clone());
         let app = limits::rest_layer(
-            http::router(state).merge(recording::routes(recording::ApiState {
-                recordings: recordings.clone(),
-                auth,
-            })),
+            http::router(state)
+                .merge(recording::routes(recording::ApiState {
+                    recordings: recordings.clone(),
+                    auth: auth.clone(),
+                }))
+                .merge(captions::routes(captions::ApiState {
+                    captions: captions::Captions::new(
+                        config.captions.clone(),
+                        &recordings,
+                        rooms.clone(),
+                    ),
+                    auth,
+                    store: store.clone(),
+                })),
             config.quotas.rest_requests_per_second,
         );
         let secure = tls.is_some();

@@ -33,6 +33,7 @@ pub(super) struct FileConfig {
     pub(super) supervisor: FileSupervisor,
     pub(super) turn: FileTurn,
     pub(super) limits: FileLimits,
+    pub(super) captions: Option<super::captions::FileCaptions>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,13 +17,14 @@
 
 mod api;
 mod pipeline;
+pub(crate) mod ports;
 mod probe;
-mod recorder;
+pub(crate) mod recorder;
 mod storage;
 mod upload;
 mod view;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -110,7 +111,8 @@ pub(crate) struct Recordings {
     store: Store,
     rooms: Arc<Rooms>,
     active: Mutex<HashMap<String, Arc<Active>>>,
-    ports_in_use: Mutex<BTreeSet<u16>>,
+    /// Shared with the transcribers (`crate::captions`).
+    ports: Arc<ports::PortPool>,
     draining: AtomicBool,
     storage: Option<Arc<Storage>>,
     upload_slots: tokio::sync::Semaphore,
@@ -136,17 +138,26 @@ impl Recordings {
             None => None,
         };
         Ok(Arc::new(Self {
+            ports: Arc::new(ports::PortPool::new(settings.ports)),
             settings,
             storage,
             upload_slots: tokio::sync::Semaphore::new(upload::UPLOADS_AT_ONCE),
             store,
             rooms,
             active: Mutex::default(),
-            ports_in_use: Mutex::default(),
             draining: AtomicBool::new(false),
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         }))
+    }
+
+    /// What transcribers share with recorders: the ports, the cores, the launcher.
+    pub(crate) fn children(&self) -> (Arc<ports::PortPool>, Vec<u32>, PathBuf) {
+        (
+            self.ports.clone(),
+            self.settings.cores.clone(),
+            self.settings.gst_launch.clone(),
+        )
     }
 
     /// Recordings in memory whose recorder runs (uploads not counted).
@@ -428,7 +439,7 @@ impl Recordings {
         container: Container,
         path: &Path,
     ) -> Result<(Setup, Recorder), String> {
-        let ports = self.take_ports(plans.len() * 2)?;
+        let ports = self.ports.take(plans.len() * 2)?;
         let mut setup = Setup {
             transports: Vec::new(),
             consumers: Vec::new(),
@@ -550,38 +561,12 @@ impl Recordings {
         Ok(rec)
     }
 
-    /// Picks `n` free loopback ports from the recording range.
-    fn take_ports(&self, n: usize) -> Result<Vec<u16>, String> {
-        let mut used = self.ports_in_use.lock().expect("never held across a panic");
-        let range = self.settings.ports;
-        let mut out = Vec::with_capacity(n);
-        for p in range.min..=range.max {
-            if out.len() == n {
-                break;
-            }
-            if !used.contains(&p) && recorder::udp_port_free(p) {
-                out.push(p);
-            }
-        }
-        if out.len() < n {
-            return Err(format!(
-                "no free recording ports in {}-{} (recording.ports)",
-                range.min, range.max
-            ));
-        }
-        used.extend(out.iter().copied());
-        Ok(out)
-    }
-
     /// Closes the transports (their consumers go with them) and frees the ports.
     async fn release(&self, setup: Setup) {
         for t in &setup.transports {
             let _ = t.close().await;
         }
-        let mut used = self.ports_in_use.lock().expect("never held across a panic");
-        for p in &setup.ports {
-            used.remove(p);
-        }
+        self.ports.give_back(&setup.ports);
     }
 
     /// Changes the view and writes the new state.

@@ -386,6 +386,8 @@ pub(crate) enum Notification {
     },
     /// A frame key of `peerId` for the receiver, wrapped under their shared key.
     E2eeSenderKey(super::e2ee::SenderKey),
+    /// Live captions (see `captions.rs`).
+    Transcript(super::captions::Transcript),
 }
 
 /// `activeSpeaker`: whom the room hears, or nobody.

@@ -16,6 +16,7 @@
 
 mod api;
 mod broadcaster;
+mod captions;
 mod chat;
 mod cluster;
 mod cluster_data;
@@ -47,6 +48,7 @@ pub(crate) use api::{
     Notification, PeerLink, Produce, ProduceData, ProducerAction, RecordSource, SctpStreamParams,
     Stats, WebRtcTransportRequest,
 };
+pub(crate) use captions::Transcript;
 pub(crate) use chat::ShareFile;
 pub(crate) use e2ee::SenderKey;
 pub(crate) use error::RoomError;
