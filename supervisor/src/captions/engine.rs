@@ -105,7 +105,16 @@ fn parse_message(line: &str) -> Option<Hypothesis> {
         }
         out
     } else {
-        rest.split([',', ';']).next()?.trim().to_owned()
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                ',' | ';' => break,
+                '\\' => out.extend(chars.next()),
+                c => out.push(c),
+            }
+        }
+        out.trim().to_owned()
     };
     let is_final = line.contains("final=(boolean)true") || line.contains("final=(boolean)1");
     Some(Hypothesis {
@@ -130,6 +139,14 @@ mod tests {
         assert!(h.is_final);
         let h = parse_line(&gst(), r#"Got message #12 from element "pocketsphinx0" (element): pocketsphinx, hypothesis=(string)hello, final=(boolean)false;"#).unwrap();
         assert_eq!((h.text.as_str(), h.is_final), ("hello", false));
+        // As gst-launch-1.0 1.22 prints them: spaces escaped inside quotes, the hypothesis last.
+        let h = parse_line(&gst(), r#"Got message #40 from element "pocketsphinx0" (element): pocketsphinx, timestamp=(guint64)18446744073709551615, final=(boolean)true, confidence=(glong)4294911094, hypothesis=(string)"i\ was\ like\ to\ have\ a\ cup\ of\ coffee";"#).unwrap();
+        assert_eq!(
+            (h.text.as_str(), h.is_final),
+            ("i was like to have a cup of coffee", true)
+        );
+        let h = parse_line(&gst(), r#"Got message #7 from element "pocketsphinx0" (element): pocketsphinx, timestamp=(guint64)2241974838, final=(boolean)false, confidence=(glong)0, hypothesis=(string)don\'t;"#).unwrap();
+        assert_eq!((h.text.as_str(), h.is_final), ("don't", false));
         for other in [
             "Setting pipeline to PLAYING ...",
             r#"Got message #3 from element "udpsrc0" (state-changed): GstMessageStateChanged"#,

@@ -27,6 +27,7 @@ import { Chat } from './chat.js';
 import { FrameGaps } from './gaps.js';
 import { E2ee } from './e2ee.js';
 import { P2p } from './p2p.js';
+import * as captions from './captions.js';
 import { diagnostics, framesOf, inboundStats, outboundStats, thumb } from './stats.js';
 
 const $ = (id) => document.getElementById(id);
@@ -55,6 +56,8 @@ const hooks = {
     id: consumer.id, peerId, kind: consumer.kind, type, paused: consumer.paused })),
   waitVideoWidth: (peerId, lo, hi, ms) => tiles.waitVideoWidth(peerId, lo, hi, ms),
   downlink: null,
+  // Live captions: the final ones received so far ({peerId, name, text, startMs, endMs}).
+  transcript: () => captions.transcript(),
   e2ee: { enabled: params.get('e2ee') === '1', report: () => Promise.resolve(null) },
   dynacast: { enabled: params.get('dynacast') !== '0', needed: null, active: null },
   chat: {
@@ -412,6 +415,8 @@ async function setupCall(displayName) {
   if (!localStream) return;
   p2p.localChanged();
   const me = tile('me', displayName, true);
+  captions.init((peerId) => (peerId === hooks.peerId ? `${displayName} (you)`
+    : hooks.peers[peerId]?.displayName || peerId));
   me.querySelector('video').srcObject = localStream;
   for (const track of localStream.getTracks()) {
     if (!device.canProduce(track.kind)) continue;
@@ -602,6 +607,9 @@ function onNotification({ method, data }) {
       tiles.setScore('me', Math.max(...scores), `received by the server [${scores.join(' ')}]`);
       break;
     }
+    case 'transcript':
+      captions.onTranscript(data, hooks.peerId);
+      break;
     case 'activeSpeaker':
       // {peerId, producerId, volume}; peerId null when nobody speaks.
       tiles.setSpeaker(data.peerId === hooks.peerId ? 'me' : data.peerId || null);
