@@ -129,9 +129,9 @@ async fn a_large_file_goes_up_in_parts_and_comes_back_the_same() {
     );
 }
 
-/// The supervisor's config: storage on `s3`'s bucket under `node-a/`, keys from a credentials
-/// file (never in the environment nor logs).
-fn storage_config(dir: &Path, s3: &S3Server) -> PathBuf {
+/// The supervisor's config: storage at `url` on `endpoint` (path style) and `extra` keys, keys
+/// from a credentials file (never in the environment nor logs).
+fn storage_config(dir: &Path, url: &str, endpoint: &str, extra: &str) -> PathBuf {
     let creds = dir.join("credentials");
     std::fs::write(
         &creds,
@@ -144,8 +144,7 @@ fn storage_config(dir: &Path, s3: &S3Server) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[recording.storage]\nurl = \"s3://{BUCKET}/node-a\"\nendpoint = \"{}\"\npath_style = true\nkeep_local = false\ncredentials_file = \"{}\"\n",
-            s3.endpoint(),
+            "[recording.storage]\nurl = \"{url}\"\nendpoint = \"{endpoint}\"\npath_style = true\n{extra}credentials_file = \"{}\"\n",
             creds.display()
         ),
     )
@@ -153,11 +152,18 @@ fn storage_config(dir: &Path, s3: &S3Server) -> PathBuf {
     cfg
 }
 
-fn start_supervisor(dir: &Path, cfg: &Path) -> SupervisorProcess {
+/// A supervisor on `dir`'s store and recordings with config `cfg`, media on `rtc_ports`,
+/// recorders on `recording_ports`.
+fn start_supervisor(
+    dir: &Path,
+    cfg: &Path,
+    rtc_ports: &str,
+    recording_ports: &str,
+) -> SupervisorProcess {
     let db = format!("sqlite://{}", dir.join("ferrosfu.db").display());
     let recordings = dir.join("recordings");
     SupervisorProcess::start_on_loopback(
-        "29000-29049",
+        rtc_ports,
         &[
             "--dev",
             "--config",
@@ -167,9 +173,22 @@ fn start_supervisor(dir: &Path, cfg: &Path) -> SupervisorProcess {
             "--recordings-dir",
             recordings.to_str().unwrap(),
             "--recording-ports",
-            "29050-29099",
+            recording_ports,
         ],
     )
+}
+
+/// `GET /api/recordings/:id/file` must redirect (307): the object's bytes from that link.
+async fn download(http: &reqwest::Client, sup: &SupervisorProcess, id: &str) -> bytes::Bytes {
+    let r = http
+        .get(sup.url(&format!("/api/recordings/{id}/file")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let link = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(link.contains("X-Amz-Signature="), "{link}");
+    reqwest::get(&link).await.unwrap().bytes().await.unwrap()
 }
 
 /// The recording, as the REST API shows it.
@@ -181,8 +200,13 @@ async fn recording(http: &reqwest::Client, sup: &SupervisorProcess, id: &str) ->
 async fn recordings_go_to_the_bucket_through_an_outage_and_a_restart() {
     let mut s3 = tokio::task::block_in_place(|| S3Server::start(BUCKET)).unwrap();
     let dir = TempDir::new("rec");
-    let cfg = storage_config(&dir.0, &s3);
-    let mut sup = start_supervisor(&dir.0, &cfg);
+    let cfg = storage_config(
+        &dir.0,
+        &format!("s3://{BUCKET}/node-a"),
+        &s3.endpoint(),
+        "keep_local = false\n",
+    );
+    let mut sup = start_supervisor(&dir.0, &cfg, "29000-29049", "29050-29099");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -234,18 +258,7 @@ async fn recordings_go_to_the_bucket_through_an_outage_and_a_restart() {
     assert_eq!(keys, [key.as_str()]);
 
     // The file endpoint redirects to a presigned URL of the object.
-    let r = http
-        .get(sup.url(&format!("/api/recordings/{id}/file")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 307);
-    let link = r.headers()["location"].to_str().unwrap().to_owned();
-    assert!(
-        link.starts_with(&s3.endpoint()) && link.contains("X-Amz-Signature="),
-        "{link}"
-    );
-    let body = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
+    let body = download(&http, &sup, &id).await;
     assert_eq!(body.len() as u64, done["size"].as_u64().unwrap());
     assert_eq!(sha256(&body[..4]), sha256(b"OggS"), "an Ogg file");
 
@@ -295,7 +308,7 @@ async fn recordings_go_to_the_bucket_through_an_outage_and_a_restart() {
     let _ = nix::sys::signal::kill(sup.pid(), nix::sys::signal::Signal::SIGKILL);
     tokio::task::block_in_place(|| sup.wait_exit(Duration::from_secs(10)));
     drop(sup);
-    let sup = start_supervisor(&dir.0, &cfg);
+    let sup = start_supervisor(&dir.0, &cfg, "29000-29049", "29050-29099");
     // ...and completes once the server is back.
     tokio::task::block_in_place(|| s3.restart(BUCKET)).unwrap();
     let back = std::time::Instant::now();
@@ -320,14 +333,7 @@ async fn recordings_go_to_the_bucket_through_an_outage_and_a_restart() {
         format!("s3://{BUCKET}/{key2}"),
         "{done}"
     );
-    let r = http
-        .get(sup.url(&format!("/api/recordings/{id2}/file")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 307);
-    let link = r.headers()["location"].to_str().unwrap().to_owned();
-    let body = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
+    let body = download(&http, &sup, &id2).await;
     assert_eq!(
         sha256(&body),
         sha256(&local),
@@ -350,37 +356,13 @@ async fn an_upload_that_keeps_failing_gives_up_and_keeps_the_local_file() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let creds = dir.0.join("credentials");
-    std::fs::write(
-        &creds,
-        format!("[default]\naws_access_key_id = {ACCESS_KEY_ID}\naws_secret_access_key = {SECRET_ACCESS_KEY}\n"),
-    )
-    .unwrap();
-    let cfg = dir.0.join("ferrosfu.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[recording.storage]\nurl = \"s3://{BUCKET}\"\nendpoint = \"http://127.0.0.1:{port}\"\npath_style = true\ngive_up_after_s = 2\ncredentials_file = \"{}\"\n",
-            creds.display()
-        ),
-    )
-    .unwrap();
-    let db = format!("sqlite://{}", dir.0.join("ferrosfu.db").display());
-    let recordings = dir.0.join("recordings");
-    let sup = SupervisorProcess::start_on_loopback(
-        "29100-29149",
-        &[
-            "--dev",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--database-url",
-            &db,
-            "--recordings-dir",
-            recordings.to_str().unwrap(),
-            "--recording-ports",
-            "29150-29199",
-        ],
+    let cfg = storage_config(
+        &dir.0,
+        &format!("s3://{BUCKET}"),
+        &format!("http://127.0.0.1:{port}"),
+        "give_up_after_s = 2\n",
     );
+    let sup = start_supervisor(&dir.0, &cfg, "29100-29149", "29150-29199");
     let http = reqwest::Client::new();
     let base = sup.url("/rooms/giveup/broadcasters");
     let (ingest, producer) = plain_opus_publisher(&http, &base, "gst", OPUS_PT, 4343).await;

@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ferrosfu_fbs::TransportProtocol;
-use ferrosfu_fbs::{ConsumeOptions, ConsumerId, ListenInfo, PlainTransportOptions, TransportId};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -22,7 +20,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use super::Shared;
 use super::engine::{self, Hypothesis};
 use crate::media::{Consumer, Transport};
-use crate::ortc::{self, ConsumerRtpOptions};
+use crate::recording::loopback;
 use crate::recording::recorder::udp_ports_bound;
 use crate::rooms::{RecordSource, Room, Transcript};
 use crate::store::Write;
@@ -131,75 +129,21 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// A loopback PlainTransport on the producer's router, sending to `port`, and a paused consumer
-/// of the producer on it; with the payload type the child must expect.
+/// The producer consumed onto a loopback PlainTransport sending to `port` (RTCP muxed), with
+/// the payload type the child must expect.
 async fn consume(
     room: &Room,
     source: &RecordSource,
     port: u16,
 ) -> Result<(Transport, Consumer, u8), String> {
-    let mut caps = room.rtp_capabilities().clone();
-    caps.header_extensions.clear();
-    let mut ssrc = ortc::random_ssrc;
-    let params = ortc::get_consumer_rtp_parameters(
-        &source.consumable,
-        &caps,
-        ConsumerRtpOptions {
-            pipe: false,
-            enable_rtx: false,
-        },
-        &mut ssrc,
-    )
-    .map_err(|e| e.to_string())?;
+    let params = loopback::consumer_params(room.rtp_capabilities(), &source.consumable)?;
     let codec = params.codecs.first().ok_or("no codec")?;
     if !codec.mime_type.eq_ignore_ascii_case("audio/opus") {
         return Err(format!("{} is not Opus", codec.mime_type));
     }
     let pt = codec.payload_type;
-    let t = Transport::create_plain(
-        source.producer.transport().router(),
-        PlainTransportOptions {
-            transport_id: TransportId::new(new_id()),
-            listen_info: ListenInfo {
-                protocol: TransportProtocol::Udp,
-                ip: "127.0.0.1".into(),
-                announced_address: None,
-                port: 0,
-            },
-            rtcp_listen_info: None,
-            rtcp_mux: true,
-            comedia: false,
-            srtp_crypto_suite: None,
-        },
-    )
-    .await
-    .map_err(|e| format!("plain transport: {e}"))?;
-    let consumed = async {
-        t.connect_plain(Some("127.0.0.1".into()), Some(port), None, None)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        t.consume(ConsumeOptions {
-            consumer_id: ConsumerId::new(new_id()),
-            producer_id: source.producer.id().clone(),
-            kind: source.kind.into(),
-            rtp_parameters: (&params).into(),
-            consumable_rtp_encodings: source.consumable.encodings.iter().map(Into::into).collect(),
-            paused: true,
-            ignore_dtx: false,
-            consumer_type: ortc::consumer_type(&source.consumable),
-            preferred_layers: None,
-        })
-        .await
-        .map_err(|e| format!("consume: {e}"))
-    }
-    .await;
-    match consumed {
-        Ok(c) => Ok((t, c, pt)),
-        Err(e) => {
-            let _ = t.close().await;
-            Err(e)
-        }
-    }
+    let (t, c) = loopback::consume(source, &params, port, None).await?;
+    Ok((t, c, pt))
 }
 
 /// The child processes of one transcriber, in one process group: `gst-launch-1.0`, and the

@@ -16,6 +16,7 @@
 //! memory, finished ones from the store.
 
 mod api;
+pub(crate) mod loopback;
 mod pipeline;
 pub(crate) mod ports;
 mod probe;
@@ -31,9 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use ferrosfu_fbs::{
-    ConsumeOptions, ConsumerId, ListenInfo, PlainTransportOptions, TransportId, TransportProtocol,
-};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
@@ -45,7 +43,7 @@ pub use storage::{Storage, UploadError};
 
 use crate::config::PortRange;
 use crate::media::{Consumer, Transport};
-use crate::ortc::{self, ConsumerRtpOptions};
+use crate::ortc;
 use crate::rooms::{RecordSource, Rooms};
 use crate::store::{RecordingStatus, Store, Write};
 use crate::worker::new_id;
@@ -313,22 +311,10 @@ impl Recordings {
         let sources = room
             .recording_sources(sel.peer_id.as_deref(), &sel.producer_ids)
             .await?;
-        // The recorder takes what the router has, without RTX or header extensions.
-        let mut caps = room.rtp_capabilities().clone();
-        caps.header_extensions.clear();
         let mut plans = Vec::new();
         for s in &sources {
-            let mut ssrc = ortc::random_ssrc;
-            let params = ortc::get_consumer_rtp_parameters(
-                &s.consumable,
-                &caps,
-                ConsumerRtpOptions {
-                    pipe: false,
-                    enable_rtx: false,
-                },
-                &mut ssrc,
-            )
-            .map_err(|e| RecError::new(400, e.to_string()))?;
+            let params = loopback::consumer_params(room.rtp_capabilities(), &s.consumable)
+                .map_err(|e| RecError::new(400, e))?;
             let codec = params.codecs.first().ok_or_else(|| {
                 RecError::new(
                     400,
@@ -465,55 +451,8 @@ impl Recordings {
         let mut tracks = Vec::new();
         for (i, (source, params, codec)) in plans.iter().enumerate() {
             let (rtp_port, rtcp_port) = (setup.ports[2 * i], setup.ports[2 * i + 1]);
-            let loopback = ListenInfo {
-                protocol: TransportProtocol::Udp,
-                ip: "127.0.0.1".into(),
-                announced_address: None,
-                port: 0,
-            };
-            // On the producer's own router (a room may span workers).
-            let t = Transport::create_plain(
-                source.producer.transport().router(),
-                PlainTransportOptions {
-                    transport_id: TransportId::new(new_id()),
-                    listen_info: loopback.clone(),
-                    rtcp_listen_info: None,
-                    rtcp_mux: false,
-                    comedia: false,
-                    srtp_crypto_suite: None,
-                },
-            )
-            .await
-            .map_err(|e| format!("plain transport: {e}"))?;
-            setup.transports.push(t.clone());
-            t.connect_plain(
-                Some("127.0.0.1".into()),
-                Some(rtp_port),
-                Some(rtcp_port),
-                None,
-            )
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-            let c = t
-                .consume(ConsumeOptions {
-                    consumer_id: ConsumerId::new(new_id()),
-                    producer_id: source.producer.id().clone(),
-                    kind: source.kind.into(),
-                    rtp_parameters: params.into(),
-                    consumable_rtp_encodings: source
-                        .consumable
-                        .encodings
-                        .iter()
-                        .map(Into::into)
-                        .collect(),
-                    paused: true,
-                    ignore_dtx: false,
-                    // Simulcast: the best encoding (the default preference).
-                    consumer_type: ortc::consumer_type(&source.consumable),
-                    preferred_layers: None,
-                })
-                .await
-                .map_err(|e| format!("consume: {e}"))?;
+            let (t, c) = loopback::consume(source, params, rtp_port, Some(rtcp_port)).await?;
+            setup.transports.push(t);
             setup.consumers.push(c);
             let codec_params = params.codecs.first().ok_or("no codec")?;
             tracks.push(pipeline::TrackSpec {
