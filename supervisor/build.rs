@@ -20,7 +20,11 @@ fn git_commit() -> Option<String> {
     println!("cargo:rerun-if-changed={git_dir}/HEAD");
     if let Some(branch) = run(&["symbolic-ref", "-q", "HEAD"]) {
         println!("cargo:rerun-if-changed={git_dir}/{branch}");
-        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
+        // Only when it exists: cargo treats a missing watched file as always changed.
+        let packed = format!("{git_dir}/packed-refs");
+        if std::path::Path::new(&packed).exists() {
+            println!("cargo:rerun-if-changed={packed}");
+        }
     }
     run(&["rev-parse", "--short=12", "HEAD"])
 }

@@ -276,7 +276,7 @@ function startRedis() {
 async function main() {
   const supervisorArgs = maxConsumers ? ['--worker-max-consumers', maxConsumers] : [];
   const redisUrl = clustered ? await startRedis() : null;
-  const cluster = (id) => ['--cluster-redis-url', redisUrl, '--cluster-node-id', id, '--cluster-heartbeat-ms', '300'];
+  const cluster = (id) => ['--cluster-redis-url', redisUrl, '--cluster-node-id', id, '--cluster-heartbeat-ms', '1000'];
   const addr = redisUrl
     ? await start({
       supervisorBin, artifacts, logs, children, workerCores: '0', rtcPorts: '22000-22499', db: 'ferrosfu-a.db',

@@ -262,3 +262,84 @@ async fn spoken_words_become_captions_for_the_room_and_rows_in_the_store() {
     let (status, _) = status_and_json(http.post(sup.url("/api/rooms/nope/transcription"))).await;
     assert_eq!(status, 404);
 }
+
+/// The engine is configuration: `[captions] command` gets the decoded audio (16 kHz mono S16LE)
+/// on stdin and its JSON lines become captions. The stand-in engine tests/engines/energy_stt.py
+/// reports stretches of sound (it recognizes no words), so its captions say when and how long
+/// the speech was: the plumbing and the timestamps are checked, not recognition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_engine_gets_the_audio_and_its_json_lines_become_captions() {
+    let dir = TempDir::new("command");
+    let wav = dir.0.join("speech.wav");
+    let speech_s = speech_wav(&wav);
+    let engine = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("engines/energy_stt.py");
+    let cfg = dir.0.join("ferrosfu.toml");
+    std::fs::write(
+        &cfg,
+        format!("[captions]\ncommand = \"python3 {}\"\n", engine.display()),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.0.join("ferrosfu.db").display());
+    let sup = SupervisorProcess::start_on_loopback(
+        "29300-29349",
+        &[
+            "--dev",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--database-url",
+            &db,
+            "--recording-ports",
+            "29350-29399",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let mut listener = joined(&sup, "cmd", "listener").await;
+    let base = sup.url("/rooms/cmd/broadcasters");
+    let (ingest, _) = plain_opus_publisher(&http, &base, "espeak", OPUS_PT, 6161).await;
+    let (status, tap) = status_and_json(http.post(sup.url("/api/rooms/cmd/transcription"))).await;
+    assert_eq!(status, 201, "{tap}");
+    assert_eq!(tap["engine"], "command");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = get_json(&http, &sup.url("/api/rooms/cmd/transcription")).await;
+        if s["transcribers"][0]["pid"].as_u64().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transcriber: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _speaker = OpusSender::start(
+        &format!("filesrc location={} ! wavparse", wav.display()),
+        6161,
+        ingest,
+    )
+    .unwrap();
+    let mut partials = 0;
+    let d = loop {
+        let n = listener.wait_for("transcript").await.unwrap();
+        if n["data"]["final"] == true {
+            break n["data"].clone();
+        }
+        partials += 1;
+    };
+    let text = d["text"].as_str().unwrap();
+    let lasted: f64 = text
+        .strip_prefix("sound 1 lasted ")
+        .and_then(|t| t.strip_suffix(" seconds"))
+        .unwrap_or_else(|| panic!("{d}"))
+        .parse()
+        .unwrap();
+    let span_ms = d["endMs"].as_u64().unwrap() - d["startMs"].as_u64().unwrap();
+    eprintln!(
+        "command engine: {partials} partials, final {text:?} for {speech_s:.1} s of speech, \
+         span {span_ms} ms"
+    );
+    // The engine's sound is the speech without espeak-ng's quiet edges: a little shorter.
+    let plausible = |s: f64| s >= speech_s * 0.6 && s <= speech_s + 0.2;
+    assert!(plausible(lasted), "{text} for {speech_s:.1} s");
+    assert!(
+        plausible(span_ms as f64 / 1000.0),
+        "{span_ms} ms for {speech_s:.1} s"
+    );
+    assert!(partials >= 1);
+}

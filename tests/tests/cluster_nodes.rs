@@ -1,7 +1,8 @@
 //! Real `ferrosfu` supervisors clustered through a real `redis-server`: two nodes list each
 //! other in `/api/cluster` and `/metrics`, a node that shuts down leaves the list, a node with a
-//! wrong Redis password (or none) or an unreachable Redis fails its start clearly, and a node
-//! without `redis_url` says clustering is off.
+//! wrong Redis password (or none) or an unreachable Redis fails its start clearly, a node
+//! without `redis_url` says clustering is off, and a node that stalls past its TTL gets its peers
+//! back at the others when it runs again.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -216,4 +217,49 @@ async fn a_wrong_redis_password_fails_the_start_clearly() {
     let (code, out) = failed_start(&format!("redis://:x@127.0.0.1:{free}/0"));
     assert_eq!(code, Some(1), "unreachable: {out}");
     assert!(out.contains("redis"), "{out}");
+}
+
+/// A node that stalls past its registration's TTL (SIGSTOP) is gone for the others, which drop
+/// its peers (`peerClosed`); once it runs again it re-registers with its room entries and the
+/// others bring its peers back (`newPeer`), instead of losing them for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_that_comes_back_gets_its_peers_back_in_shared_rooms() {
+    use ferrosfu_tests::protoo::ProtooClient;
+    use nix::sys::signal::{Signal, kill};
+
+    let redis = RedisServer::start().expect("redis-server");
+    let http = reqwest::Client::new();
+    let a = cluster_node(&redis, "node-a", "0", "27250-27274", &["--dev"]);
+    let b = cluster_node(&redis, "node-b", "1", "27275-27299", &["--dev"]);
+    wait_listed(&http, &a, &["node-a", "node-b"]).await;
+    let mut alice = ProtooClient::connect(a.http, "stall", "alice", None)
+        .await
+        .expect("alice connects");
+    let caps = alice.client_caps().await.expect("caps");
+    alice.join("alice", &caps).await.expect("alice joins");
+    let mut bob = ProtooClient::connect(b.http, "stall", "bob", None)
+        .await
+        .expect("bob connects");
+    let caps = bob.client_caps().await.expect("caps");
+    bob.join("bob", &caps).await.expect("bob joins");
+    let n = alice
+        .wait_for("newPeer")
+        .await
+        .expect("bob arrives at alice");
+    assert_eq!(n["data"]["id"], "bob", "{n}");
+
+    // Node B stops for 2 s: with 300 ms heartbeats its registration lapses after ~0.9 s.
+    kill(b.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    let gone = alice
+        .wait_for("peerClosed")
+        .await
+        .expect("bob gone at alice");
+    assert_eq!(gone["data"]["peerId"], "bob", "{gone}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    kill(b.pid(), Signal::SIGCONT).expect("SIGCONT");
+    let back = alice.wait_for("newPeer").await.expect("bob back at alice");
+    assert_eq!(back["data"]["id"], "bob", "{back}");
+    bob.ok("getRouterRtpCapabilities", serde_json::json!({}))
+        .await
+        .expect("bob's node serves again");
 }

@@ -281,7 +281,12 @@ async fn follow(
         return End::Exited("no stdout".into());
     };
     let mut lines = FramedRead::new(out, LinesCodec::new_with_max_length(MAX_LINE));
-    let mut utterance = Utterance::default();
+    // An engine's own times count from its first audio: about when the consumer was resumed
+    // (a producer sends all the time; DTX silence too), in the tap's time.
+    let mut utterance = Utterance {
+        audio_origin_ms: tap_started.0.elapsed().as_millis() as u64,
+        ..Utterance::default()
+    };
     loop {
         tokio::select! {
             _ = async { stop.wait_for(|s| *s).await.is_ok() } => return End::Stopped,
@@ -307,14 +312,21 @@ async fn follow(
     }
 }
 
-/// The utterance being heard: when it started and the last partial sent.
+/// The utterance being heard: when it started and the last partial sent; where the engine's
+/// audio time 0 is in the tap's time.
 #[derive(Default)]
 struct Utterance {
     start_ms: Option<u64>,
     last: String,
+    audio_origin_ms: u64,
 }
 
 impl Utterance {
+    fn reset(&mut self) {
+        self.start_ms = None;
+        self.last.clear();
+    }
+
     async fn hear(
         &mut self,
         room: &Room,
@@ -333,12 +345,15 @@ impl Utterance {
         }
         if text.is_empty() || (!h.is_final && text == self.last) {
             if h.is_final {
-                *self = Utterance::default();
+                self.reset();
             }
             return;
         }
         let (start_ms, end_ms) = match h.span {
-            Some((s, e)) => ((s * 1000.0) as u64, (e * 1000.0) as u64),
+            Some((s, e)) => (
+                self.audio_origin_ms + (s * 1000.0) as u64,
+                self.audio_origin_ms + (e * 1000.0) as u64,
+            ),
             None => (*self.start_ms.get_or_insert(now_ms), now_ms),
         };
         let producer_id = source.producer.id().as_str().to_owned();
@@ -366,7 +381,7 @@ impl Utterance {
         };
         room.caption(t, stored).await;
         if h.is_final {
-            *self = Utterance::default();
+            self.reset();
         } else {
             self.last = text;
         }

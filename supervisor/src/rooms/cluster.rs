@@ -197,12 +197,14 @@ impl Rooms {
                     let _ = t.close().await;
                 }
             }
-            ClusterEvent::Resynced => {
+            // A node that (re)appears may be one whose registration expired while it stalled:
+            // its peers were dropped here then, and its room entries are back (written with the
+            // registration, atomically). Re-reading the directory brings them back.
+            ClusterEvent::Resynced | ClusterEvent::NodeJoined { .. } => {
                 for room in self.open_rooms().await {
                     room.sync_remote().await;
                 }
             }
-            ClusterEvent::NodeJoined { .. } => {}
         }
     }
 
