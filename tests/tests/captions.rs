@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferrosfu_tests::opus_sender::{OPUS_PT, OpusSender};
 use ferrosfu_tests::protoo::ProtooClient;
-use ferrosfu_tests::{SupervisorProcess, get_json, plain_opus_publisher, status_and_json};
+use ferrosfu_tests::{SupervisorProcess, TempDir, get_json, plain_opus_publisher, status_and_json};
 use serde_json::json;
 
 /// What the speaker says.
@@ -21,25 +21,6 @@ const SPOKEN: &str = "hello world this is a test of the captions";
 /// Silence before and after the speech in the published audio, seconds.
 const LEAD: f64 = 1.0;
 const TAIL: f64 = 4.0;
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p =
-            std::env::temp_dir().join(format!("ferrosfu-captions-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `SPOKEN` as a WAV file with [`LEAD`] and [`TAIL`] seconds of silence around it; returns the
 /// speech's length in seconds.
@@ -127,7 +108,7 @@ async fn joined(sup: &SupervisorProcess, room: &str, peer: &str) -> ProtooClient
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoken_words_become_captions_for_the_room_and_rows_in_the_store() {
-    let dir = TempDir::new("e2e");
+    let dir = TempDir::new("captions-e2e");
     let wav = dir.0.join("speech.wav");
     let speech_s = speech_wav(&wav);
     let db = format!("sqlite://{}", dir.0.join("ferrosfu.db").display());
@@ -269,7 +250,7 @@ async fn spoken_words_become_captions_for_the_room_and_rows_in_the_store() {
 /// the speech was: the plumbing and the timestamps are checked, not recognition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_engine_gets_the_audio_and_its_json_lines_become_captions() {
-    let dir = TempDir::new("command");
+    let dir = TempDir::new("captions-command");
     let wav = dir.0.join("speech.wav");
     let speech_s = speech_wav(&wav);
     let engine = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("engines/energy_stt.py");

@@ -5,37 +5,18 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use ferrosfu::store::{Store, UserRef, Write};
-use ferrosfu_tests::SupervisorProcess;
 use ferrosfu_tests::protoo::{self, ProtooClient};
+use ferrosfu_tests::{SupervisorProcess, TempDir};
 use nix::sys::signal::{Signal, kill};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SECRET: &str = "a-chat-test-secret-of-32-bytes!!";
 const RTC_PORTS: &str = "26300-26349";
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!("ferrosfu-chat-api-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Meeting `town-hall` with Alice and Bob and 130 messages, alternating.
 async fn write_chat(url: &str) {
@@ -116,7 +97,7 @@ fn ids(answer: (StatusCode, Value)) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_read_stored_chat_across_a_restart() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("chat-api");
     let url = format!("sqlite://{}", dir.0.join("ferrosfu.db").display());
     write_chat(&url).await;
     let admin = protoo::token(SECRET, "town-hall", "operator", "admin", 60);

@@ -17,7 +17,7 @@ use ferrosfu::config::{Credentials, StorageSettings};
 use ferrosfu::recording::Storage;
 use ferrosfu_tests::opus_sender::{OPUS_PT, OpusSender};
 use ferrosfu_tests::s3::{ACCESS_KEY_ID, S3Server, SECRET_ACCESS_KEY};
-use ferrosfu_tests::{SupervisorProcess, get_json, plain_opus_publisher, post_json};
+use ferrosfu_tests::{SupervisorProcess, TempDir, get_json, plain_opus_publisher, post_json};
 use serde_json::{Value, json};
 
 const BUCKET: &str = "recordings";
@@ -49,28 +49,10 @@ async fn wait_for<T>(
     }
 }
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("ferrosfu-s3-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_goes_up_in_parts_and_comes_back_the_same() {
     let s3 = tokio::task::block_in_place(|| S3Server::start(BUCKET)).unwrap();
-    let dir = TempDir::new("parts");
+    let dir = TempDir::new("s3-parts");
     // 12 MB of pseudo-random bytes (xorshift): 3 parts of 5 MiB, 5 MiB, ~1.5 MiB.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let data: Vec<u8> = (0..12_000_000)
@@ -199,7 +181,7 @@ async fn recording(http: &reqwest::Client, sup: &SupervisorProcess, id: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_go_to_the_bucket_through_an_outage_and_a_restart() {
     let mut s3 = tokio::task::block_in_place(|| S3Server::start(BUCKET)).unwrap();
-    let dir = TempDir::new("rec");
+    let dir = TempDir::new("s3-rec");
     let cfg = storage_config(
         &dir.0,
         &format!("s3://{BUCKET}/node-a"),
@@ -351,7 +333,7 @@ async fn recordings_go_to_the_bucket_through_an_outage_and_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_that_keeps_failing_gives_up_and_keeps_the_local_file() {
-    let dir = TempDir::new("giveup");
+    let dir = TempDir::new("s3-giveup");
     // Nobody listens on the endpoint; attempts fail for 2 s, then the upload gives up.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
