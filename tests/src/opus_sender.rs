@@ -36,11 +36,6 @@ impl OpusSender {
             .context("spawn gst-launch-1.0 (gstreamer1.0-tools)")?;
         Ok(OpusSender { child })
     }
-
-    /// Still sending (a file source ends by itself).
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
 }
 
 impl Drop for OpusSender {

@@ -199,6 +199,15 @@ impl ProtooClient {
         .await
     }
 
+    /// Connects `peer` to `room` on the supervisor at `addr` (dev mode: no token) and joins it
+    /// with the server's capabilities.
+    pub async fn joined(addr: SocketAddr, room: &str, peer: &str) -> Result<ProtooClient> {
+        let mut c = ProtooClient::connect(addr, room, peer, None).await?;
+        let caps = c.client_caps().await?;
+        c.join(peer, &caps).await?;
+        Ok(c)
+    }
+
     /// `createWebRtcTransport` over UDP, for producing (`producing`) or for consuming; returns
     /// the answer (id, ICE and DTLS parameters, candidates).
     pub async fn create_transport(&mut self, producing: bool) -> Result<Value> {

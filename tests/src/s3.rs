@@ -48,10 +48,6 @@ impl S3Server {
         Ok(s)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// `http://127.0.0.1:PORT`
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -98,12 +98,7 @@ fn word_accuracy(spoken: &str, heard: &str) -> f64 {
 }
 
 async fn joined(sup: &SupervisorProcess, room: &str, peer: &str) -> ProtooClient {
-    let mut c = ProtooClient::connect(sup.http, room, peer, None)
-        .await
-        .unwrap();
-    let caps = c.client_caps().await.unwrap();
-    c.join(peer, &caps).await.unwrap();
-    c
+    ProtooClient::joined(sup.http, room, peer).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,14 +27,8 @@ fn rest_of_log(sup: &SupervisorProcess) -> Vec<String> {
     log
 }
 
-/// `peer` connects to `room` and joins it.
 async fn joined(sup: &SupervisorProcess, room: &str, peer: &str) -> ProtooClient {
-    let mut c = ProtooClient::connect(sup.http, room, peer, None)
-        .await
-        .unwrap();
-    let caps = c.client_caps().await.unwrap();
-    c.join(peer, &caps).await.unwrap();
-    c
+    ProtooClient::joined(sup.http, room, peer).await.unwrap()
 }
 
 /// The `deadline` field of `v` (Unix ms), checked against `timeout_s` from now.
